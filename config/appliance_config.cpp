@@ -1,0 +1,197 @@
+#include "config/appliance_config.hpp"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+namespace segwire::config {
+namespace {
+
+using rapidjson::Value;
+
+// Walks one JSON object, remembering its path, and refuses keys nobody asked for
+// (a typo like "worker" must not be silently ignored).
+class Obj {
+public:
+    Obj(const Value &v, std::string path) : v_(v), path_(std::move(path)) {
+        if (!v_.IsObject()) throw ConfigError(path_.empty() ? "(root)" : path_, "must be an object");
+    }
+    std::string at(const char *key) const { return path_.empty() ? key : path_ + "." + key; }
+    const Value *get(const char *key) {
+        seen_.insert(key);
+        auto it = v_.FindMember(key);
+        return it == v_.MemberEnd() ? nullptr : &it->value;
+    }
+    bool has(const char *key) const { return v_.HasMember(key); }
+
+    void str(const char *key, std::string &out, bool required = false) {
+        const Value *x = get(key);
+        if (!x) {
+            if (required) throw ConfigError(at(key), "missing");
+            return;
+        }
+        if (!x->IsString()) throw ConfigError(at(key), "must be a string");
+        out = x->GetString();
+    }
+    void boolean(const char *key, bool &out) {
+        const Value *x = get(key);
+        if (!x) return;
+        if (!x->IsBool()) throw ConfigError(at(key), "must be true or false");
+        out = x->GetBool();
+    }
+    template <typename T>
+    void uint(const char *key, T &out, uint64_t lo, uint64_t hi) {
+        const Value *x = get(key);
+        if (!x) return;
+        if (!x->IsUint64())
+            throw ConfigError(at(key), "must be a non-negative integer");
+        uint64_t n = x->GetUint64();
+        if (n < lo || n > hi)
+            throw ConfigError(at(key), "must be between " + std::to_string(lo) + " and " +
+                                           std::to_string(hi) + " (got " + std::to_string(n) + ")");
+        out = static_cast<T>(n);
+    }
+    void finish() const {
+        for (auto it = v_.MemberBegin(); it != v_.MemberEnd(); ++it) {
+            std::string k = it->name.GetString();
+            if (!seen_.count(k)) throw ConfigError(at(k.c_str()), "unknown field");
+        }
+    }
+
+private:
+    const Value &v_;
+    std::string path_;
+    std::set<std::string> seen_;
+};
+
+void parse_port(Obj &parent, const char *key, PortConfig &port) {
+    const Value *v = parent.get(key);
+    if (!v) throw ConfigError(parent.at(key), "missing (every appliance has an inside and an outside port)");
+    Obj o(*v, parent.at(key));
+    o.str("device", port.device, true);
+    if (port.device.empty())
+        throw ConfigError(o.at("device"),
+                          "empty (expected a vdev like \"net_af_packet0,iface=veth0\" or a PCI address)");
+    if (port.device.find(' ') != std::string::npos)
+        throw ConfigError(o.at("device"), "must not contain spaces");
+    o.uint("rx_desc", port.rx_desc, 64, 16384);
+    o.uint("tx_desc", port.tx_desc, 64, 16384);
+    o.finish();
+}
+
+}  // namespace
+
+bool PortConfig::is_pci() const {
+    // dddd:bb:dd.f or bb:dd.f
+    auto colon = device.find(':');
+    return colon != std::string::npos && device.find('.') != std::string::npos &&
+           device.rfind("net_", 0) != 0;
+}
+
+std::string PortConfig::name() const { return device.substr(0, device.find(',')); }
+
+ApplianceConfig parse_appliance_config(const std::string &json_text) {
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag>(json_text.c_str());
+    if (doc.HasParseError()) {
+        throw ConfigError("(json)", std::string("parse error at offset ") +
+                                        std::to_string(doc.GetErrorOffset()) + ": " +
+                                        rapidjson::GetParseError_En(doc.GetParseError()));
+    }
+    ApplianceConfig c;
+    Obj root(doc, "");
+
+    if (const Value *v = root.get("eal")) {
+        Obj o(*v, "eal");
+        o.boolean("test_mode", c.eal.test_mode);
+        o.str("file_prefix", c.eal.file_prefix);
+        if (c.eal.file_prefix.empty() ||
+            c.eal.file_prefix.find_first_of("/ \t") != std::string::npos)
+            throw ConfigError("eal.file_prefix", "must be a non-empty name without '/' or spaces");
+        o.uint("memory_mb", c.eal.memory_mb, 64, 1u << 20);
+        o.str("lcores", c.eal.lcores);
+        if (const Value *a = o.get("extra_args")) {
+            if (!a->IsArray()) throw ConfigError("eal.extra_args", "must be an array of strings");
+            for (rapidjson::SizeType i = 0; i < a->Size(); ++i) {
+                if (!(*a)[i].IsString())
+                    throw ConfigError("eal.extra_args[" + std::to_string(i) + "]", "must be a string");
+                c.eal.extra_args.emplace_back((*a)[i].GetString());
+            }
+        }
+        o.finish();
+    }
+
+    {
+        const Value *v = root.get("ports");
+        if (!v) throw ConfigError("ports", "missing (needs \"inside\" and \"outside\")");
+        Obj o(*v, "ports");
+        parse_port(o, "inside", c.inside);
+        parse_port(o, "outside", c.outside);
+        o.finish();
+        if (c.inside.name() == c.outside.name())
+            throw ConfigError("ports.outside.device", "names the same device as ports.inside.device");
+    }
+
+    root.uint("workers", c.workers, 1, 64);
+    root.uint("burst", c.burst, 1, 64);
+    root.uint("mbufs", c.mbufs, 1023, 1u << 24);
+
+    if (const Value *v = root.get("idle")) {
+        Obj o(*v, "idle");
+        o.boolean("backoff", c.idle.backoff);
+        o.uint("spin_polls", c.idle.spin_polls, 0, 1u << 30);
+        o.uint("max_sleep_us", c.idle.max_sleep_us, 1, 100000);
+        o.finish();
+    }
+
+    if (const Value *v = root.get("flows")) {
+        Obj o(*v, "flows");
+        o.uint("max_per_worker", c.flows.max_per_worker, 64, 1u << 26);
+        if (const Value *t = o.get("timeouts_s")) {
+            Obj ot(*t, "flows.timeouts_s");
+            auto &to = c.flows.timeouts;
+            ot.uint("tcp_handshake", to.tcp_handshake_s, 1, 86400);
+            ot.uint("tcp_established", to.tcp_established_s, 1, 7 * 86400);
+            ot.uint("tcp_closing", to.tcp_closing_s, 1, 86400);
+            ot.uint("udp", to.udp_s, 1, 86400);
+            ot.uint("other", to.other_s, 1, 86400);
+            ot.finish();
+        }
+        o.finish();
+    }
+
+    if (const Value *v = root.get("log")) {
+        Obj o(*v, "log");
+        o.str("level", c.log.level);
+        static const std::set<std::string> levels = {"trace", "debug", "info",    "warn",
+                                                     "error", "critical", "off"};
+        if (!levels.count(c.log.level))
+            throw ConfigError("log.level", "unknown level \"" + c.log.level +
+                                               "\" (trace|debug|info|warn|error|critical|off)");
+        o.str("file", c.log.file);
+        o.finish();
+    }
+
+    if (const Value *v = root.get("paths")) {
+        Obj o(*v, "paths");
+        o.str("state_dir", c.state_dir);
+        if (c.state_dir.empty()) throw ConfigError("paths.state_dir", "must not be empty");
+        o.finish();
+    }
+
+    root.finish();
+    return c;
+}
+
+ApplianceConfig load_appliance_config(const std::string &path) {
+    std::ifstream in(path);
+    if (!in) throw ConfigError("(file)", "cannot read config file " + path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse_appliance_config(ss.str());
+}
+
+}  // namespace segwire::config

@@ -1,0 +1,83 @@
+// The appliance (daemon) configuration: one JSON file, validated field by field.
+// Every error names the JSON path of the field and what is wrong with it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace segwire::config {
+
+// Thrown by the loader only (never on the packet path). `field` is a JSON path like
+// "ports.inside.device"; what() is "<field>: <problem>".
+class ConfigError : public std::runtime_error {
+public:
+    ConfigError(std::string field, const std::string &problem)
+        : std::runtime_error(field + ": " + problem), field_(std::move(field)) {}
+    const std::string &field() const { return field_; }
+
+private:
+    std::string field_;
+};
+
+struct PortConfig {
+    // A DPDK device: a vdev spec ("net_af_packet0,iface=veth0") or a PCI address ("0000:03:00.0").
+    std::string device;
+    uint16_t rx_desc = 1024;
+    uint16_t tx_desc = 1024;
+    bool is_pci() const;
+    std::string name() const;  // the ethdev name: the vdev name or the PCI address
+};
+
+struct EalConfig {
+    bool test_mode = false;        // --no-huge --no-shconf, memory from the heap
+    std::string file_prefix = "segwire";
+    uint32_t memory_mb = 512;      // only with test_mode (-m)
+    std::string lcores;            // EAL --lcores value; empty = derived from workers
+    std::vector<std::string> extra_args;
+};
+
+struct IdleConfig {
+    bool backoff = true;           // sleep when idle instead of spinning
+    uint32_t spin_polls = 256;     // empty polls before the first sleep
+    uint32_t max_sleep_us = 200;   // back-off ceiling
+};
+
+struct FlowTimeouts {
+    uint32_t tcp_handshake_s = 20;
+    uint32_t tcp_established_s = 3600;
+    uint32_t tcp_closing_s = 20;
+    uint32_t udp_s = 60;
+    uint32_t other_s = 30;
+};
+
+struct FlowConfig {
+    uint32_t max_per_worker = 65536;
+    FlowTimeouts timeouts;
+};
+
+struct LogConfig {
+    std::string level = "info";    // trace|debug|info|warn|error|critical|off
+    std::string file;              // empty = stderr only
+};
+
+struct ApplianceConfig {
+    EalConfig eal;
+    PortConfig inside;
+    PortConfig outside;
+    uint32_t workers = 1;
+    uint32_t burst = 32;
+    uint32_t mbufs = 16383;
+    IdleConfig idle;
+    FlowConfig flows;
+    LogConfig log;
+    std::string state_dir = "/var/lib/segwire";
+};
+
+// Parse and validate. Throws ConfigError naming the field.
+ApplianceConfig parse_appliance_config(const std::string &json_text);
+ApplianceConfig load_appliance_config(const std::string &path);
+
+}  // namespace segwire::config
