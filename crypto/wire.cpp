@@ -209,6 +209,7 @@ OptionEdit strip_tcp_option(std::span<const uint8_t> existing,
         i += l;
     }
     if (!found) e.status = WireStatus::NotPresent;
+    while (n > 0 && out[n - 1] == kTcpOptNop) --n;  // our padding goes with our option
     e.length = static_cast<uint8_t>(pad4(out.data(), n));
     return e;
 }
