@@ -147,12 +147,14 @@ HmacBatch::HmacBatch(HmacBackend requested) : impl_(std::make_unique<Impl>()) {
         return;
     }
     backend_ = HmacBackend::IpsecMb;
-    if (!self_test(*this)) {
+    if (!self_test(*this)) {  // runs with min_burst_ == 1, i.e. through the library
         note_ = "intel-ipsec-mb failed the RFC 4231 self-test; using openssl";
         free_mb_mgr(impl_->mgr);
         impl_->mgr = nullptr;
         backend_ = HmacBackend::OpenSsl;
+        return;
     }
+    min_burst_ = (impl_->mgr->features & IMB_FEATURE_SHANI) ? 16 : 4;
 }
 
 HmacBatch::~HmacBatch() = default;
@@ -208,7 +210,11 @@ bool HmacBatch::compute(std::span<const HmacJob> jobs) noexcept {
     bool ok = true;
     for (size_t off = 0; off < jobs.size(); off += kMaxBurst) {
         size_t n = std::min(kMaxBurst, jobs.size() - off);
-        ok &= compute_chunk_ipsecmb(jobs.subspan(off, n));
+        if (n < min_burst_) {
+            for (const HmacJob &j : jobs.subspan(off, n)) compute_one_portable(j);
+        } else {
+            ok &= compute_chunk_ipsecmb(jobs.subspan(off, n));
+        }
     }
     return ok;
 }
