@@ -188,10 +188,9 @@ class Bed:
     CLIENT4, SERVER4 = "10.77.0.1", "10.77.0.2"
     CLIENT6, SERVER6 = "fd77::1", "fd77::2"
 
-    def __init__(self, vlan=None):
+    def __init__(self):
         sweep_stale()
         self.tag = unique_tag()
-        self.vlan = vlan
         self.namespaces = []
         self.enforcers = []
 
@@ -231,15 +230,8 @@ class Bed:
                                      (self.server, self.if_srv, self.SERVER4, self.SERVER6)):
             host.run("sysctl -qw net.ipv6.conf.all.accept_dad=0")
             host.run(f"sysctl -qw net.ipv6.conf.{ifname}.accept_dad=0")
-            dev = ifname
-            if self.vlan:
-                host.run(f"ip link set {ifname} up")
-                dev = f"{ifname[:10]}.{self.vlan}"
-                host.run(f"ip link add link {ifname} name {dev} type vlan id {self.vlan}")
-                host.run(f"sysctl -qw net.ipv6.conf.{dev}.accept_dad=0")
-            host.run(f"ip addr add {a4}/24 dev {dev}")
-            host.run(f"ip -6 addr add {a6}/64 dev {dev} nodad")
-            host.run(f"ip link set {dev} up")
+            host.run(f"ip addr add {a4}/24 dev {ifname}")
+            host.run(f"ip -6 addr add {a6}/64 dev {ifname} nodad")
         for host, ifname in ((self.client, self.if_cli), (self.enf, self.if_in),
                              (self.enf, self.if_out), (self.server, self.if_srv)):
             # af_packet sees frames as the kernel hands them: no segmentation or checksum
@@ -271,3 +263,30 @@ class Bed:
             sh(f"ip netns pids {n.name} | xargs -r kill -9", check=False)
             sh(f"ip netns del {n.name}", check=False)
         self.namespaces = []
+
+
+PROBE = Path(__file__).resolve().parent / "netprobe.py"
+
+
+def probe(ns, args, timeout=120):
+    """Runs a netprobe client in `ns` and returns its JSON report."""
+    r = ns.run(f"python3 {PROBE} {args}", timeout=timeout)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def probe_server(ns, args):
+    """Starts a netprobe server in `ns` and returns once it is listening."""
+    p = ns.popen(f"python3 -u {PROBE} {args}")
+    line = p.stdout.readline()
+    if not line or not json.loads(line).get("listening"):
+        raise RuntimeError(f"probe server failed: {line} {p.stderr.read() if p.poll() is not None else ''}")
+    return p
+
+
+def server_report(p, timeout=120):
+    """Waits for a one-shot netprobe server (sink) and returns its final JSON report."""
+    stdout, stderr = p.communicate(timeout=timeout)
+    lines = [l for l in stdout.strip().splitlines() if l]
+    if p.returncode != 0 or not lines:
+        raise RuntimeError(f"probe server exited {p.returncode}: {stderr}")
+    return json.loads(lines[-1])
