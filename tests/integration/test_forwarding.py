@@ -186,3 +186,9 @@ def test_invalid_json_is_refused(tmp_path):
     p.write_text('{"ports": ')
     r = subprocess.run([str(SEGWIRE), "--config", str(p)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "parse error" in r.stderr
+
+
+def test_example_config_is_valid():
+    example = Path(__file__).resolve().parents[2] / "config" / "examples" / "segwire-af_packet.json"
+    r = subprocess.run([str(SEGWIRE), "--config", str(example), "--check"], capture_output=True, text=True)
+    assert r.returncode == 0 and "is valid" in r.stdout, r.stderr
