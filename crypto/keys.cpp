@@ -90,7 +90,8 @@ Result<std::vector<uint8_t>> hkdf_sha256(std::span<const uint8_t> ikm,
 }
 
 Result<std::array<uint8_t, 32>> derive_session_key(std::span<const uint8_t, 32> shared,
-                                                   const Digest &hc, const Digest &hs) {
+                                                   const X25519Public &hc,
+                                                   const X25519Public &hs) {
     uint8_t info[sizeof(kSessionInfo) - 1 + 64];
     std::memcpy(info, kSessionInfo, sizeof(kSessionInfo) - 1);
     std::memcpy(info + sizeof(kSessionInfo) - 1, hc.data(), 32);
@@ -182,8 +183,7 @@ void IdentitySigner::forget(const std::string &pu_id) {
 
 Result<std::array<uint8_t, 32>> IdentitySigner::session_key(const X25519Public &local_pub,
                                                             const X25519Public &peer_pub,
-                                                            const Digest &hc,
-                                                            const Digest &hs) const {
+                                                            Role role) const {
     std::array<uint8_t, 32> priv;
     {
         std::lock_guard lk(mu_);
@@ -197,7 +197,8 @@ Result<std::array<uint8_t, 32>> IdentitySigner::session_key(const X25519Public &
     auto shared = x25519(priv, peer_pub);
     OPENSSL_cleanse(priv.data(), priv.size());
     if (!shared) return shared.error();
-    auto k = derive_session_key(*shared, hc, hs);
+    auto k = role == Role::Client ? derive_session_key(*shared, local_pub, peer_pub)
+                                  : derive_session_key(*shared, peer_pub, local_pub);
     OPENSSL_cleanse(shared->data(), shared->size());
     return k;
 }

@@ -2,7 +2,7 @@
 // bundle), claims verification (one ECDSA verify per new blob) and the two caches that make the
 // steady state free of public-key operations:
 //   ClaimsCache      SHA-256(blob) -> VerifiedClaims   (a SYN with a known blob: one hash + lookup)
-//   SessionKeyCache  (client hash, server hash) -> expanded HMAC key   (no X25519 per connection)
+//   SessionKeyCache  (client eph key, server eph key) -> expanded HMAC key (no X25519 per connection)
 #pragma once
 
 #include <array>
@@ -108,13 +108,16 @@ using ClaimsCache = FixedCache<32, VerifiedClaims>;
 struct SessionKeyEntry {
     HmacKey key;
 };
-using SessionKey = std::array<uint8_t, 64>;  // SHA-256(client blob) || SHA-256(server blob)
+// Keyed like the HKDF info: client's then server's ephemeral public key. X25519 public keys are
+// uniformly distributed enough for the set index (and the set index is seeded anyway).
+using SessionKey = std::array<uint8_t, 64>;
 using SessionKeyCache = FixedCache<64, SessionKeyEntry, 4>;
 
-inline SessionKey session_cache_key(const Digest &client_hash, const Digest &server_hash) noexcept {
+inline SessionKey session_cache_key(const X25519Public &client_eph,
+                                    const X25519Public &server_eph) noexcept {
     SessionKey k;
-    std::memcpy(k.data(), client_hash.data(), 32);
-    std::memcpy(k.data() + 32, server_hash.data(), 32);
+    std::memcpy(k.data(), client_eph.data(), 32);
+    std::memcpy(k.data() + 32, server_eph.data(), 32);
     return k;
 }
 

@@ -63,7 +63,7 @@ std::vector<std::pair<std::string, std::string>> derive(const std::vector<uint8_
     Digest hc = sha256(cblob), hs = sha256(sblob);
     put("client_claims_hash", hex(hc));
     put("server_claims_hash", hex(hs));
-    auto k = derive_session_key(*shared, hc, hs);
+    auto k = derive_session_key(*shared, ckp->pub, skp->pub);
     put("session_key", hex(*k));
 
     auto nc = unhex(kClientNonce), ns = unhex(kServerNonce);
