@@ -69,9 +69,12 @@ HmacKey HmacKey::from_key(std::span<const uint8_t> key) noexcept {
 
 const char *to_string(HmacBackend b) noexcept {
     switch (b) {
-        case HmacBackend::Auto: return "auto";
-        case HmacBackend::IpsecMb: return "intel-ipsec-mb";
-        case HmacBackend::OpenSsl: return "openssl";
+        case HmacBackend::Auto:
+            return "auto";
+        case HmacBackend::IpsecMb:
+            return "intel-ipsec-mb";
+        case HmacBackend::OpenSsl:
+            return "openssl";
     }
     return "?";
 }

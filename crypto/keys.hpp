@@ -69,7 +69,7 @@ struct SignerOptions {
 // Owned by the control thread; the slow path calls session_key(). Locks a mutex: never call it
 // from a worker's hot loop (workers receive immutable SignedClaims via shared_ptr).
 class IdentitySigner {
-public:
+  public:
     IdentitySigner(PKeyPtr longterm_key, Digest cert_ref, std::string enforcer_id,
                    SignerOptions opt = {});
 
@@ -94,7 +94,7 @@ public:
     X25519Public current_public() const;
     uint64_t signatures() const;  // how many ECDSA signs so far (tests assert caching)
 
-private:
+  private:
     Result<std::shared_ptr<const SignedClaims>> sign_locked(const std::string &pu_id,
                                                             std::vector<std::string> tags,
                                                             uint32_t now);

@@ -159,8 +159,12 @@ void hmac_bench(benchmark::State &st, HmacBackend backend) {
     st.SetItemsProcessed(st.iterations() * (burst == 1 ? 32 : burst));
 }
 
-void BM_HmacIpsecMb(benchmark::State &st) { hmac_bench(st, HmacBackend::IpsecMb); }
-void BM_HmacOpenSsl(benchmark::State &st) { hmac_bench(st, HmacBackend::OpenSsl); }
+void BM_HmacIpsecMb(benchmark::State &st) {
+    hmac_bench(st, HmacBackend::IpsecMb);
+}
+void BM_HmacOpenSsl(benchmark::State &st) {
+    hmac_bench(st, HmacBackend::OpenSsl);
+}
 // What the dataplane gets by default: library for bursts >= min_burst, portable below.
 void BM_HmacAuto(benchmark::State &st) {
     const size_t len = static_cast<size_t>(st.range(0)), burst = static_cast<size_t>(st.range(1));

@@ -51,8 +51,9 @@ TEST(Keys, HkdfRfc5869Case1) {
     auto info = unhex("f0f1f2f3f4f5f6f7f8f9");
     auto okm = hkdf_sha256(ikm, salt, info, 42);
     ASSERT_TRUE(okm.ok());
-    EXPECT_EQ(hex(*okm),
-              "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+    EXPECT_EQ(
+        hex(*okm),
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
 }
 
 TEST(Keys, SessionKeyIsSymmetricAndBoundToBothEphemeralKeysInOrder) {
@@ -70,7 +71,7 @@ TEST(Keys, SessionKeyIsSymmetricAndBoundToBothEphemeralKeysInOrder) {
 }
 
 class SignerTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         ca_ = test::make_ca();
         e_ = test::make_enforcer(ca_, "enforcer-a");
