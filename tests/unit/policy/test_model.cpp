@@ -97,8 +97,10 @@ TEST_P(ValidationErrorTest, NamesObjectFieldProblem) {
     }
 }
 
-#define POL(body) "{\"networkrulesetpolicies\": [{\"name\": \"p\", \"subject\": [[\"a=b\"]], " body "}]}"
-#define RULE(body) POL("\"incomingRules\": [{\"object\": [[\"x=y\"]], \"protocolPorts\": [\"any\"], " body "}]")
+#define POL(body) \
+    "{\"networkrulesetpolicies\": [{\"name\": \"p\", \"subject\": [[\"a=b\"]], " body "}]}"
+#define RULE(body) \
+    POL("\"incomingRules\": [{\"object\": [[\"x=y\"]], \"protocolPorts\": [\"any\"], " body "}]")
 #define NET(body) "{\"externalnetworks\": [{\"name\": \"n\", " body "}]}"
 #define PROF(body) "{\"enforcerprofiles\": [{\"name\": \"pr\", " body "}]}"
 
@@ -133,24 +135,28 @@ INSTANTIATE_TEST_SUITE_P(
                   "networkrulesetpolicy \"p\"", "associatedTags[0]", "not a key=value tag"},
         ErrorCase{"rule_action", RULE("\"action\": \"Deny\""), "networkrulesetpolicy \"p\"",
                   "incomingRules[0].action", "\"Allow\" or \"Reject\""},
-        ErrorCase{"rule_no_object",
-                  POL("\"outgoingRules\": [{\"protocolPorts\": [\"any\"]}]"),
+        ErrorCase{"rule_no_object", POL("\"outgoingRules\": [{\"protocolPorts\": [\"any\"]}]"),
                   "networkrulesetpolicy \"p\"", "outgoingRules[0].object", "missing or empty"},
-        ErrorCase{"rule_bad_object", POL("\"outgoingRules\": [{}, {\"object\": [[\"k!=\"]], \"protocolPorts\": [\"any\"]}]"),
-                  "networkrulesetpolicy \"p\"", "outgoingRules[0].object", "missing or empty"},
+        ErrorCase{
+            "rule_bad_object",
+            POL("\"outgoingRules\": [{}, {\"object\": [[\"k!=\"]], \"protocolPorts\": [\"any\"]}]"),
+            "networkrulesetpolicy \"p\"", "outgoingRules[0].object", "missing or empty"},
         ErrorCase{"rule_no_ports", POL("\"incomingRules\": [{\"object\": [[\"x=y\"]]}]"),
                   "networkrulesetpolicy \"p\"", "incomingRules[0].protocolPorts",
                   "missing or empty"},
         ErrorCase{"rule_bad_range",
-                  POL("\"incomingRules\": [{\"object\": [[\"x=y\"]], \"protocolPorts\": [\"tcp/90:80\"]}]"),
+                  POL("\"incomingRules\": [{\"object\": [[\"x=y\"]], \"protocolPorts\": "
+                      "[\"tcp/90:80\"]}]"),
                   "networkrulesetpolicy \"p\"", "incomingRules[0].protocolPorts[0]",
                   "left < right"},
         ErrorCase{"rule_ports_on_gre",
-                  POL("\"incomingRules\": [{\"object\": [[\"x=y\"]], \"protocolPorts\": [\"udp/53\", \"gre/1\"]}]"),
+                  POL("\"incomingRules\": [{\"object\": [[\"x=y\"]], \"protocolPorts\": "
+                      "[\"udp/53\", \"gre/1\"]}]"),
                   "networkrulesetpolicy \"p\"", "incomingRules[0].protocolPorts[1]",
                   "only allowed for tcp and udp"},
         ErrorCase{"rule_any_not_alone",
-                  POL("\"incomingRules\": [{\"object\": [[\"x=y\"]], \"protocolPorts\": [\"any\", \"tcp/1\"]}]"),
+                  POL("\"incomingRules\": [{\"object\": [[\"x=y\"]], \"protocolPorts\": [\"any\", "
+                      "\"tcp/1\"]}]"),
                   "networkrulesetpolicy \"p\"", "incomingRules[0].protocolPorts[0]",
                   "only element"},
         ErrorCase{"rule_name_long", RULE("\"name\": \"seventeen-chars-x\""),
@@ -170,9 +176,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "externalnetwork \"n\"", "entries[1]", "not inside any included CIDR"},
         ErrorCase{"net_exclusion_alone", NET("\"entries\": [\"!10.0.0.0/16\"]"),
                   "externalnetwork \"n\"", "entries[0]", "not inside any included CIDR"},
-        ErrorCase{"net_exclusion_v6_in_v4",
-                  NET("\"entries\": [\"0.0.0.0/0\", \"!fd00::/8\"]"), "externalnetwork \"n\"",
-                  "entries[1]", "not inside any included CIDR"},
+        ErrorCase{"net_exclusion_v6_in_v4", NET("\"entries\": [\"0.0.0.0/0\", \"!fd00::/8\"]"),
+                  "externalnetwork \"n\"", "entries[1]", "not inside any included CIDR"},
         ErrorCase{"net_bad_service_ports",
                   NET("\"entries\": [\"1.2.3.4\"], \"servicePorts\": [\"tcp/99999\"]"),
                   "externalnetwork \"n\"", "servicePorts[0]", "1..65535"},
@@ -181,16 +186,18 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"net_dup", R"({"externalnetworks": [{"name": "n", "entries": ["1.0.0.0/8"]},
                                                       {"name": "n", "entries": ["2.0.0.0/8"]}]})",
                   "externalnetwork \"n\"", "name", "duplicate"},
-        ErrorCase{"pu_no_id", R"({"processingunits": [{"name": "web"}]})",
-                  "processingunit \"web\"", "ID", "missing"},
+        ErrorCase{"pu_no_id", R"({"processingunits": [{"name": "web"}]})", "processingunit \"web\"",
+                  "ID", "missing"},
         ErrorCase{"pu_dup_id", R"({"processingunits": [{"ID": "1"}, {"ID": "1"}]})",
                   "processingunit ID \"1\"", "ID", "duplicate ID"},
-        ErrorCase{"pu_bad_address", R"({"processingunits": [{"ID": "1", "addresses": ["10.0.0.0/33"]}]})",
+        ErrorCase{"pu_bad_address",
+                  R"({"processingunits": [{"ID": "1", "addresses": ["10.0.0.0/33"]}]})",
                   "processingunit ID \"1\"", "addresses[0]", "prefix length"},
         ErrorCase{"pu_shared_address",
                   R"({"processingunits": [{"ID": "1", "name": "a", "addresses": ["10.0.0.0/24"]},
                                           {"ID": "2", "name": "b", "addresses": ["10.0.0.0/24"]}]})",
-                  "processingunit \"b\"", "addresses[0]", "already covered by processingunit \"a\""},
+                  "processingunit \"b\"", "addresses[0]",
+                  "already covered by processingunit \"a\""},
         ErrorCase{"pu_bad_tag", R"({"processingunits": [{"ID": "1", "normalizedTags": ["=x"]}]})",
                   "processingunit ID \"1\"", "normalizedTags[0]", "empty key"},
         ErrorCase{"profile_target", PROF("\"targetNetworks\": [\"10.0.0.0/8\", \"x\"]"),
@@ -210,13 +217,14 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"mapping_no_object",
                   R"({"enforcerprofilemappingpolicies": [{"name": "m", "subject": [["a=b"]]}]})",
                   "enforcerprofilemappingpolicy \"m\"", "object", "missing or empty"},
-        ErrorCase{"mapping_bad_subject",
-                  R"({"enforcerprofilemappingpolicies": [{"name": "m", "subject": [[]], "object": [["a=b"]]}]})",
-                  "enforcerprofilemappingpolicy \"m\"", "subject[0]", "empty clause"}),
+        ErrorCase{
+            "mapping_bad_subject",
+            R"({"enforcerprofilemappingpolicies": [{"name": "m", "subject": [[]], "object": [["a=b"]]}]})",
+            "enforcerprofilemappingpolicy \"m\"", "subject[0]", "empty clause"}),
     [](const ::testing::TestParamInfo<ErrorCase> &i) { return std::string(i.param.name); });
 
 class TempDir {
-public:
+  public:
     TempDir() {
         path_ = std::filesystem::temp_directory_path() /
                 ("segwire-policy-test-" + std::to_string(getpid()) + "-" + std::to_string(n_++));
@@ -228,7 +236,7 @@ public:
     }
     std::string path() const { return path_.string(); }
 
-private:
+  private:
     static inline int n_ = 0;
     std::filesystem::path path_;
 };
@@ -331,7 +339,8 @@ TEST(Profile, TwoMappingsSameProfileIsOne) {
 }
 
 TEST(Profile, ZeroMatchesNamesTheEnforcer) {
-    PolicySet s = profiles_set(R"([{"name": "m", "subject": [["role=gw"]], "object": [["kind=gw"]]}])");
+    PolicySet s =
+        profiles_set(R"([{"name": "m", "subject": [["role=gw"]], "object": [["kind=gw"]]}])");
     try {
         resolve_profile(s, {"role=db"});
         FAIL() << "resolved";
