@@ -167,12 +167,15 @@ PolicyStore::PolicyStore(Db &db) : db_(db) {
         doc += "]";
     }
     doc += "}";
+    PolicySet set;
     try {
-        current_ = std::make_shared<const PolicySet>(policy::parse_policy_set(doc));
+        set = policy::parse_policy_set(doc);
     } catch (const policy::PolicyError &e) {
         throw ConsoleError(500, std::string("stored policy objects do not validate: ") + e.what());
     }
     version_ = std::stoull(db_.meta("policy_version", "1"));
+    set.version = std::to_string(version_);
+    current_ = std::make_shared<const PolicySet>(std::move(set));
 }
 
 PolicyStore::Snapshot PolicyStore::snapshot() const {
