@@ -48,7 +48,7 @@ const char *to_string(HmacBackend b) noexcept;
 // One per thread (owns an IMB_MGR and a job array; not thread-safe). compute() never allocates,
 // throws, locks or logs.
 class HmacBatch {
-public:
+  public:
     static constexpr size_t kMaxBurst = 128;  // IMB_MAX_BURST_SIZE; larger inputs are chunked
 
     explicit HmacBatch(HmacBackend requested = HmacBackend::Auto);
@@ -73,7 +73,7 @@ public:
     // One job on the portable path; used for odd jobs and by tests as the reference.
     static void compute_one_portable(const HmacJob &job) noexcept;
 
-private:
+  private:
     bool compute_chunk_ipsecmb(std::span<const HmacJob> jobs) noexcept;
 
     struct Impl;

@@ -79,11 +79,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0) return 0;
     std::span<const uint8_t> in(data + 1, size - 1);
     switch (data[0] % 5) {
-        case 0: fuzz_claims(in); break;
-        case 1: fuzz_token(in); break;
-        case 2: fuzz_tcp_options(in); break;
-        case 3: fuzz_udp(in, false); break;
-        case 4: fuzz_udp(in, true); break;
+        case 0:
+            fuzz_claims(in);
+            break;
+        case 1:
+            fuzz_token(in);
+            break;
+        case 2:
+            fuzz_tcp_options(in);
+            break;
+        case 3:
+            fuzz_udp(in, false);
+            break;
+        case 4:
+            fuzz_udp(in, true);
+            break;
     }
     return 0;
 }

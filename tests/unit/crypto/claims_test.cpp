@@ -13,7 +13,7 @@ using test::now32;
 using test::sample_claims;
 
 class ClaimsTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         ca_ = make_ca();
         a_ = make_enforcer(ca_, "enforcer-a");
@@ -179,7 +179,8 @@ TEST_F(ClaimsTest, EveryStructuralRejection) {
     EXPECT_EQ(mutate([&](auto &b) { b[nt + 1] = 8; }), ClaimsReason::BadTagSyntax);
     EXPECT_EQ(mutate([&](auto &b) { b[nt + 2] = '='; }), ClaimsReason::BadTagSyntax);  // "=pp=web"
     EXPECT_EQ(mutate([&](auto &b) { b[nt + 2] = '\n'; }), ClaimsReason::BadTagSyntax);
-    EXPECT_EQ(mutate([&](auto &b) { b[nt + 5] = 'x'; }), ClaimsReason::BadTagSyntax);  // "app" + 'x'
+    EXPECT_EQ(mutate([&](auto &b) { b[nt + 5] = 'x'; }),
+              ClaimsReason::BadTagSyntax);  // "app" + 'x'
     const char *detail = nullptr;
     ClaimsView v;
     EXPECT_EQ(decode_claims(std::span(good).first(good.size() - 1), v, &detail),

@@ -193,7 +193,7 @@ TEST(Hmac, SmallBurstsTakeThePortablePathWithSameResults) {
     a.set_min_burst(1);
     ASSERT_TRUE(a.compute(std::span(j1).first(3)));  // through the library
     a.set_min_burst(16);
-    ASSERT_TRUE(a.compute(std::span(j2).first(3)));  // portable
+    ASSERT_TRUE(a.compute(std::span(j2).first(3)));    // portable
     ASSERT_TRUE(a.compute(std::span(j2).subspan(3)));  // 37: library
     ASSERT_TRUE(a.compute(std::span(j1).subspan(3)));
     for (size_t i = 0; i < 40; ++i) EXPECT_EQ(out1[i], out2[i]) << i;

@@ -51,28 +51,27 @@ TEST(Keys, HkdfRfc5869Case1) {
     auto info = unhex("f0f1f2f3f4f5f6f7f8f9");
     auto okm = hkdf_sha256(ikm, salt, info, 42);
     ASSERT_TRUE(okm.ok());
-    EXPECT_EQ(hex(*okm),
-              "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+    EXPECT_EQ(
+        hex(*okm),
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
 }
 
-TEST(Keys, SessionKeyIsSymmetricAndBoundToBothClaimsHashes) {
+TEST(Keys, SessionKeyIsSymmetricAndBoundToBothEphemeralKeysInOrder) {
     auto c = X25519KeyPair::generate(), s = X25519KeyPair::generate();
-    Digest hc{}, hs{};
-    hc[0] = 1;
-    hs[0] = 2;
+    const X25519Public &hc = c->pub, &hs = s->pub;
     auto kc = derive_session_key(*x25519(c->priv, s->pub), hc, hs);
     auto ks = derive_session_key(*x25519(s->priv, c->pub), hc, hs);
     ASSERT_TRUE(kc.ok() && ks.ok());
     EXPECT_EQ(*kc, *ks);
     auto swapped = derive_session_key(*x25519(c->priv, s->pub), hs, hc);
     EXPECT_NE(*swapped, *kc);
-    Digest hc2 = hc;
+    X25519Public hc2 = hc;
     hc2[31] ^= 1;
     EXPECT_NE(*derive_session_key(*x25519(c->priv, s->pub), hc2, hs), *kc);
 }
 
 class SignerTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         ca_ = test::make_ca();
         e_ = test::make_enforcer(ca_, "enforcer-a");
@@ -118,15 +117,17 @@ TEST_F(SignerTest, SessionKeyFromBothSidesAgreesAcrossOneRotation) {
     auto peer = X25519KeyPair::generate();
     auto mine = signer_->claims_for("pu1", {"a=1"}, t0);
     X25519Public local = (*mine)->claims.ephemeral_pub;
-    Digest hc{}, hs = (*mine)->hash;
-    auto k1 = signer_->session_key(local, peer->pub, hc, hs);
+    // We are the server; the peer (client) derives with its private key and our public key.
+    auto k1 = signer_->session_key(local, peer->pub, Role::Server);
     ASSERT_TRUE(k1.ok());
-    auto expect = derive_session_key(*x25519(peer->priv, local), hc, hs);
+    auto expect = derive_session_key(*x25519(peer->priv, local), peer->pub, local);
     EXPECT_EQ(*k1, *expect);
+    auto as_client = signer_->session_key(local, peer->pub, Role::Client);
+    EXPECT_NE(*as_client, *k1) << "the role is part of the key";
     ASSERT_TRUE(signer_->tick(t0 + 300).ok());
-    EXPECT_TRUE(signer_->session_key(local, peer->pub, hc, hs).ok()) << "previous key kept";
+    EXPECT_TRUE(signer_->session_key(local, peer->pub, Role::Server).ok()) << "previous key kept";
     ASSERT_TRUE(signer_->tick(t0 + 600).ok());
-    auto gone = signer_->session_key(local, peer->pub, hc, hs);
+    auto gone = signer_->session_key(local, peer->pub, Role::Server);
     ASSERT_FALSE(gone.ok());
     EXPECT_EQ(gone.error().code, Errc::NotFound);
 }

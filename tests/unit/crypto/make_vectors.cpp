@@ -38,10 +38,10 @@ int main(int argc, char **argv) {
     mk("enforcer-client", ce);
     mk("enforcer-server", se);
 
-    auto ckp = X25519KeyPair::from_private(
-        std::span<const uint8_t, 32>(unhex(kClientEphPriv).data(), 32));
-    auto skp = X25519KeyPair::from_private(
-        std::span<const uint8_t, 32>(unhex(kServerEphPriv).data(), 32));
+    auto ckp =
+        X25519KeyPair::from_private(std::span<const uint8_t, 32>(unhex(kClientEphPriv).data(), 32));
+    auto skp =
+        X25519KeyPair::from_private(std::span<const uint8_t, 32>(unhex(kServerEphPriv).data(), 32));
     Claims cc, sc;
     cc.pu_id = "pu-client-0001";
     cc.enforcer_id = ce.id;

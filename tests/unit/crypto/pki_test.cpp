@@ -9,7 +9,9 @@ namespace {
 using test::make_ca;
 using test::make_enforcer;
 
-int64_t now() { return static_cast<int64_t>(std::time(nullptr)); }
+int64_t now() {
+    return static_cast<int64_t>(std::time(nullptr));
+}
 
 TEST(Pki, IssuedEnforcerCertVerifiesAgainstItsCa) {
     CertAuthority ca = make_ca();
@@ -45,7 +47,9 @@ TEST(Pki, PemRoundTripsAndBundleLoading) {
     EXPECT_TRUE(ts.verify_enforcer_cert(e.cert.get(), now()).ok());
 
     EXPECT_FALSE(cert_from_pem("not a pem").ok());
-    EXPECT_FALSE(private_key_from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").ok());
+    EXPECT_FALSE(
+        private_key_from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+            .ok());
     EXPECT_EQ(ts.add_ca_pem("garbage").error().code, Errc::BadPem);
 }
 

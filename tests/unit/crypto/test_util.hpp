@@ -47,7 +47,9 @@ std::string hex(const C &bytes) {
     return s;
 }
 
-inline uint32_t now32() { return static_cast<uint32_t>(std::time(nullptr)); }
+inline uint32_t now32() {
+    return static_cast<uint32_t>(std::time(nullptr));
+}
 
 struct Enforcer {
     std::string id;

@@ -63,7 +63,7 @@ std::vector<std::pair<std::string, std::string>> derive(const std::vector<uint8_
     Digest hc = sha256(cblob), hs = sha256(sblob);
     put("client_claims_hash", hex(hc));
     put("server_claims_hash", hex(hs));
-    auto k = derive_session_key(*shared, hc, hs);
+    auto k = derive_session_key(*shared, ckp->pub, skp->pub);
     put("session_key", hex(*k));
 
     auto nc = unhex(kClientNonce), ns = unhex(kServerNonce);
@@ -131,7 +131,7 @@ std::vector<std::pair<std::string, std::string>> derive(const std::vector<uint8_
 }
 
 class Vectors : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         auto claims = read_kv(dir_ + "/claims_v1.txt");
         cblob_ = unhex(claims["client_claims"]);
@@ -196,6 +196,22 @@ TEST_F(Vectors, VectorPacketsParseBack) {
         UdpMessageView m;
         EXPECT_EQ(parse_udp_message(body, m), WireStatus::Ok) << k;
     }
+}
+
+// docs/protocol.md §10 prints the vectors; the document must not drift from the files.
+TEST_F(Vectors, ProtocolDocumentQuotesTheseVectors) {
+    std::string doc = slurp(std::string(SEGWIRE_DOCS_DIR) + "/protocol.md");
+    ASSERT_FALSE(doc.empty());
+    std::string flat;
+    for (char c : doc)
+        if (c != '\n') flat += c;
+    auto kv = read_kv(dir_ + "/handshake_v1.txt");
+    auto claims = read_kv(dir_ + "/claims_v1.txt");
+    kv.insert(claims.begin(), claims.end());
+    for (auto &[k, v] : kv)
+        EXPECT_NE(flat.find(k + " (" + std::to_string(v.size() / 2) + " bytes)" + v),
+                  std::string::npos)
+            << k << " missing or different in docs/protocol.md";
 }
 
 }  // namespace

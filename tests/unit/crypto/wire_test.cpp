@@ -53,7 +53,8 @@ TEST(TcpOption, FindsOursAmongLinuxOptionsAndSkipsTfoAndOtherExperiments) {
     ASSERT_EQ(e.status, WireStatus::Ok);
     EXPECT_EQ(e.length, 28);
     EXPECT_FALSE(e.compacted);
-    EXPECT_EQ(hex(std::span(out, e.length)), "020405b40402080a112233440000000001030307fd05535711010101");
+    EXPECT_EQ(hex(std::span(out, e.length)),
+              "020405b40402080a112233440000000001030307fd05535711010101");
     ASSERT_EQ(find_tcp_option(std::span(out, e.length), v), WireStatus::Ok);
     EXPECT_EQ(v.type, MsgType::Syn);
     EXPECT_EQ(v.version, 1);
@@ -98,7 +99,8 @@ TEST(TcpOption, ShortSpaceCompactsThenDropsTfoThenRefuses) {
     EXPECT_EQ(e.status, WireStatus::NoSpace);
     // SYN with a maximal TFO cookie (16 bytes): 20 + 18 = 38, +2 NOPs; marker needs compaction
     // and then removal of the cookie.
-    auto tfo16 = unhex("020405b4 0402080a 11223344 00000000 01030307 2212 00112233445566778899aabbccddeeff 0101");
+    auto tfo16 = unhex(
+        "020405b4 0402080a 11223344 00000000 01030307 2212 00112233445566778899aabbccddeeff 0101");
     e = add_tcp_option(tfo16, marker, out, false);
     EXPECT_EQ(e.status, WireStatus::NoSpace);
     e = add_tcp_option(tfo16, marker, out, true);
@@ -107,7 +109,8 @@ TEST(TcpOption, ShortSpaceCompactsThenDropsTfoThenRefuses) {
     EXPECT_TRUE(e.dropped_tfo);
     EXPECT_EQ(hex(std::span(out, e.length)), "020405b40402080a1122334400000000030307fd05535711");
     // Compaction alone (removing NOPs) when it suffices keeps TFO.
-    auto tight = unhex("01010101 020405b4 0402080a 11223344 00000000 01030307 220a0102030405060708 0101");
+    auto tight =
+        unhex("01010101 020405b4 0402080a 11223344 00000000 01030307 220a0102030405060708 0101");
     e = add_tcp_option(tight, marker, out, true);
     ASSERT_EQ(e.status, WireStatus::Ok);
     EXPECT_TRUE(e.compacted);
@@ -121,13 +124,13 @@ TEST(TcpOption, ShortSpaceCompactsThenDropsTfoThenRefuses) {
 
 TEST(TcpOption, MalformedOptionListsAreRejected) {
     TcpOptionView v;
-    EXPECT_EQ(find_tcp_option(unhex("02"), v), WireStatus::BadOption);         // no length byte
-    EXPECT_EQ(find_tcp_option(unhex("0201"), v), WireStatus::BadOption);       // len < 2
-    EXPECT_EQ(find_tcp_option(unhex("020805b4"), v), WireStatus::BadOption);   // len past end
+    EXPECT_EQ(find_tcp_option(unhex("02"), v), WireStatus::BadOption);        // no length byte
+    EXPECT_EQ(find_tcp_option(unhex("0201"), v), WireStatus::BadOption);      // len < 2
+    EXPECT_EQ(find_tcp_option(unhex("020805b4"), v), WireStatus::BadOption);  // len past end
     EXPECT_EQ(find_tcp_option(unhex("fd0553"), v), WireStatus::BadOption);
-    EXPECT_EQ(find_tcp_option(unhex("fd045357"), v), WireStatus::BadLength);   // ours, too short
+    EXPECT_EQ(find_tcp_option(unhex("fd045357"), v), WireStatus::BadLength);      // ours, too short
     EXPECT_EQ(find_tcp_option(unhex("fd06535711aa"), v), WireStatus::BadLength);  // marker len 6
-    EXPECT_EQ(find_tcp_option(unhex("fd05535713"), v), WireStatus::BadLength);  // ACK w/o MAC
+    EXPECT_EQ(find_tcp_option(unhex("fd05535713"), v), WireStatus::BadLength);    // ACK w/o MAC
     EXPECT_EQ(find_tcp_option(unhex("fd05535721"), v), WireStatus::BadVersion);
     EXPECT_EQ(find_tcp_option(unhex("fd05535714"), v), WireStatus::BadType);
     EXPECT_EQ(find_tcp_option(unhex("fd05535710"), v), WireStatus::BadType);
@@ -225,7 +228,10 @@ TEST(Token, EveryMalformedTokenIsRejected) {
     EXPECT_EQ(parse_token(std::span(good).first(21), t), WireStatus::NotPresent);
     EXPECT_EQ(mutate([](auto &b) { store_be16(&b[b.size() - 2], 0xffff); }), WireStatus::Truncated);
     EXPECT_EQ(mutate([](auto &b) { store_be16(&b[b.size() - 2], 10); }), WireStatus::BadLength);
-    EXPECT_EQ(mutate([](auto &b) { b.insert(b.begin(), 0); store_be16(&b[b.size() - 2], 2000); }),
+    EXPECT_EQ(mutate([](auto &b) {
+                  b.insert(b.begin(), 0);
+                  store_be16(&b[b.size() - 2], 2000);
+              }),
               WireStatus::Truncated);
     EXPECT_EQ(mutate([](auto &b) { b[0] = 2; }), WireStatus::BadVersion);
     EXPECT_EQ(mutate([](auto &b) { b[1] = 3; }), WireStatus::BadType);
@@ -250,7 +256,8 @@ struct MacFixture : ::testing::Test {
     FlowBinding flow = FlowBinding::ipv4(6, c4, 40000, s4, 443);
     std::array<uint8_t, 16> nc = nonce(0x00), ns = nonce(0x10);
     Digest hc = sha256(unhex("01")), hs = sha256(unhex("02"));
-    HmacKey key = HmacKey::from_key(unhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"));
+    HmacKey key = HmacKey::from_key(
+        unhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"));
     HmacBatch batch;
 
     std::pair<std::array<uint8_t, 16>, std::array<uint8_t, 16>> macs(const FlowBinding &f,
@@ -268,13 +275,20 @@ TEST_F(MacFixture, MacInputLayout) {
     std::array<uint8_t, kMacInputLen> in;
     build_mac_input(MacDirection::ServerToClient, flow, inputs(), in);
     EXPECT_EQ(hex(std::span(in).first(48)),
-              "7365677769726531" "01" "01" "06" "04"
-              "00000000000000000000ffff0a000001" "00000000000000000000ffff0a000102"
-              "9c40" "01bb");
+              "7365677769726531"
+              "01"
+              "01"
+              "06"
+              "04"
+              "00000000000000000000ffff0a000001"
+              "00000000000000000000ffff0a000102"
+              "9c40"
+              "01bb");
     EXPECT_EQ(hex(std::span(in).subspan(48, 32)), hex(nc) + hex(ns));
     EXPECT_EQ(hex(std::span(in).subspan(80, 32)), hex(hc));
     EXPECT_EQ(hex(std::span(in).subspan(112, 32)), hex(hs));
-    auto ref = hmac_sha256(unhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"), in);
+    auto ref =
+        hmac_sha256(unhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"), in);
     auto [sa, ak] = macs(flow, inputs());
     EXPECT_EQ(hex(sa), hex(std::span(ref).first(16)));
     EXPECT_NE(sa, ak) << "direction separates the two proofs";
