@@ -277,7 +277,8 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
 
 void Console::policy_bundle(const httplib::Request &req, httplib::Response &res) {
     EnforcerRecord r = enforcers_.require(req.matches[1]);
-    int64_t wait = int_param(req, "wait", 0, kMaxWait, 0);
+    // Longer waits are clamped rather than refused: the client's own timeout is what matters.
+    int64_t wait = std::min(int_param(req, "wait", 0, INT32_MAX, 0), kMaxWait);
     auto snap = store_.snapshot();
     std::string inm = req.get_header_value("If-None-Match");
     auto etag = [](uint64_t v) { return "\"" + std::to_string(v) + "\""; };

@@ -1,5 +1,6 @@
 """Policy CRUD with validation, directory seed + SIGHUP, enforcer registration, profile
 resolution, and the per-enforcer bundle with ETag long-poll."""
+import http.client
 import json
 import signal
 import subprocess
@@ -237,3 +238,29 @@ def test_sighup_reload_applies_file_changes_and_refuses_invalid_files(console, t
     dns_now = next(n for n in bundle["externalnetworks"] if n["name"] == "dns")
     assert dns_now["entries"] == ["192.0.2.54"]  # the API edit was kept
     assert int(bundle["version"]) > int(etag.strip('"'))
+
+
+def test_sigterm_during_long_poll_exits_cleanly(tmp_path, policy_dir):
+    c = Console(tmp_path, policy_dir=policy_dir).start()
+    token = c.token()
+    assert register(c, token, "enf-lp", APPLIANCE)[0] == 201
+    _, headers, _ = _bundle(c, token)
+    sent = threading.Event()
+    result = {}
+
+    def poll():
+        conn = http.client.HTTPSConnection("127.0.0.1", c.port, context=c.context(), timeout=90)
+        conn.request("GET", "/enforcers/enf-lp/policy?wait=600",
+                     headers={"Authorization": f"Bearer {token}",
+                              "If-None-Match": headers["ETag"]})
+        sent.set()  # the request is on the wire (TLS handshake done)
+        result["status"] = conn.getresponse().status
+
+    th = threading.Thread(target=poll)
+    th.start()
+    assert sent.wait(timeout=30)
+    t0 = time.monotonic()
+    assert c.stop() == 0  # wait=600 is clamped to 60; shutdown wakes it long before that
+    assert time.monotonic() - t0 < 30
+    th.join(timeout=30)
+    assert result["status"] == 304  # the waiter got an answer, not a reset connection
