@@ -491,8 +491,11 @@ int run_server(const ServerOptions &opt) {
                                                                       : opt.listen_host;
     std::string url = "https://" + host + ":" + std::to_string(port);
     {
+        // What `appcred create` needs to issue credentials this server accepts.
         std::lock_guard lock(console->db().mutex());
         console->db().set_meta("api_url", url);
+        console->db().set_meta("ca_cert", opt.ca_cert);
+        console->db().set_meta("ca_key", opt.ca_key);
     }
 
     std::thread signals([&] {

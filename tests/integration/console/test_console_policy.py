@@ -111,12 +111,14 @@ def test_registration_returns_certificate_that_verifies_against_the_ca(console, 
                                       token=token)
     assert status == 422 and body["field"] == "associatedTags[0]"
 
+    status, _, body = console.request("GET", "/enforcers/enf-a", token=token)
+    assert body["unreachable"] is True and "lastSeen" not in body  # never heard from
     status, _, _ = console.request("POST", "/enforcers/enf-a/heartbeat",
                                    {"status": "Running", "stats": {"flows": 12}}, token=token)
     assert status == 204
     status, _, body = console.request("GET", "/enforcers/enf-a", token=token)
     assert status == 200 and body["status"] == "Running" and body["stats"] == {"flows": 12}
-    assert body["lastSeen"].endswith("Z")
+    assert body["lastSeen"].endswith("Z") and body["unreachable"] is False
     status, _, body = console.request("POST", "/enforcers/nobody/heartbeat", {"status": "x"},
                                       token=token)
     assert status == 404
@@ -264,3 +266,24 @@ def test_sigterm_during_long_poll_exits_cleanly(tmp_path, policy_dir):
     assert time.monotonic() - t0 < 30
     th.join(timeout=30)
     assert result["status"] == 304  # the waiter got an answer, not a reset connection
+
+
+def test_given_ca_signs_server_appcred_and_enforcer_certificates(tmp_path, policy_dir):
+    ca_key, ca_pem = tmp_path / "own-ca.key", tmp_path / "own-ca.pem"
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(ca_key), "-out", str(ca_pem), "-subj", "/CN=own CA",
+         "-days", "30"])
+    c = Console(tmp_path, policy_dir=policy_dir, ca_file=ca_pem,
+                extra_args=["--ca-cert", str(ca_pem), "--ca-key", str(ca_key)]).start()
+    try:
+        assert not (c.data / "ca.pem").exists()  # no second CA
+        cred = c.appcred("own")  # reads the server's CA choice from the database
+        assert cred["files"]["certificateAuthority"].read_text() == ca_pem.read_text()
+        token = c.token()  # TLS verified against own-ca.pem, appcred signed by it
+        status, _, body = register(c, token, "enf-own", APPLIANCE)
+        assert status == 201
+        (tmp_path / "enf.pem").write_text(body["certificate"])
+        out = run(["openssl", "verify", "-CAfile", str(ca_pem), str(tmp_path / "enf.pem")])
+        assert out.stdout.strip().endswith(": OK")
+    finally:
+        c.stop()
