@@ -475,6 +475,7 @@ int run_server(const ServerOptions &opt) {
     }
     // Long-polls hold a worker each for up to a minute: size the pool for many enforcers.
     svr.new_task_queue = [] { return new httplib::ThreadPool(64); };
+    svr.set_payload_max_length(64u << 20);  // a full report batch is a few MB; bound memory
     console->install(svr);
 
     int port = opt.listen_port;
