@@ -49,6 +49,8 @@ class Console:
 
     # -- process ---------------------------------------------------------------------------
     def start(self, timeout=20):
+        # A missing binary fails these tests only, not the rest of tests/integration.
+        assert CONSOLE.exists(), f"{CONSOLE} not built (ninja -C build, or set SEGWIRE_BUILD)"
         cmd = [str(CONSOLE), "serve", "--data", str(self.data), "--listen", "127.0.0.1:0"]
         if self.policy_dir:
             cmd += ["--policy", str(self.policy_dir)]
