@@ -159,6 +159,31 @@ def _bundle(console, token, etag=None, wait=None, timeout=90):
     return console.request("GET", path, token=token, headers=headers, timeout=timeout)
 
 
+def _start_long_poll(console, token, etag, wait):
+    """Sends the long-poll on its own thread; `sent` is set once the request is on the wire, so
+    that the change the test makes next lands while the server is waiting."""
+    sent = threading.Event()
+    result = {}
+
+    def poll():
+        conn = http.client.HTTPSConnection("127.0.0.1", console.port,
+                                           context=console.context(), timeout=wait + 30)
+        result["start"] = time.monotonic()
+        conn.request("GET", f"/enforcers/enf-lp/policy?wait={wait}",
+                     headers={"Authorization": f"Bearer {token}", "If-None-Match": etag})
+        sent.set()
+        resp = conn.getresponse()
+        text = resp.read()
+        result["end"] = time.monotonic()
+        result.update(status=resp.status, headers=dict(resp.getheaders()),
+                      body=json.loads(text) if text else None)
+        conn.close()
+
+    th = threading.Thread(target=poll)
+    th.start()
+    return th, result, sent
+
+
 def test_bundle_etag_and_long_poll_wakes_on_change(console, token):
     assert register(console, token, "enf-lp", APPLIANCE)[0] == 201
     status, headers, bundle = _bundle(console, token)
@@ -179,21 +204,14 @@ def test_bundle_etag_and_long_poll_wakes_on_change(console, token):
 
     # A long-poll in flight wakes when a policy changes.
     wait = 30
-    result = {}
-
-    def poll():
-        result["start"] = time.monotonic()
-        result["resp"] = _bundle(console, token, etag, wait=wait)
-        result["end"] = time.monotonic()
-
-    th = threading.Thread(target=poll)
-    th.start()
+    th, result, sent = _start_long_poll(console, token, etag, wait)
+    assert sent.wait(timeout=30)
     status, _, _ = console.request("POST", "/externalnetworks",
                                    {"name": "new-net", "entries": ["203.0.113.0/28"],
                                     "associatedTags": ["net=new"]}, token=token)
     assert status == 201
     th.join(timeout=wait + 30)
-    status, headers, bundle = result["resp"]
+    status, headers, bundle = result["status"], result["headers"], result["body"]
     assert status == 200
     assert int(bundle["version"]) > int(etag.strip('"'))
     assert headers["ETag"] == f'"{bundle["version"]}"'
@@ -228,14 +246,13 @@ def test_sighup_reload_applies_file_changes_and_refuses_invalid_files(console, t
     (policy_dir / "60-more.json").write_text(json.dumps({"processingunits": [
         {"ID": "pu-batch", "name": "batch", "associatedTags": ["app=shop", "tier=batch"],
          "addresses": ["10.6.0.0/24"]}]}))
-    result = {}
-    th = threading.Thread(target=lambda: result.update(r=_bundle(console, token, before,
-                                                                 wait=30)))
-    th.start()
+    th, result, sent = _start_long_poll(console, token, before, 30)
+    assert sent.wait(timeout=30)
     console.signal(signal.SIGHUP)
     th.join(timeout=60)
-    status, _, bundle = result["r"]
+    status, bundle = result["status"], result["body"]
     assert status == 200
+    assert result["end"] - result["start"] < 15  # woken by the reload, not the timeout
     assert "pu-batch" in [p["ID"] for p in bundle["processingunits"]]
     dns_now = next(n for n in bundle["externalnetworks"] if n["name"] == "dns")
     assert dns_now["entries"] == ["192.0.2.54"]  # the API edit was kept
