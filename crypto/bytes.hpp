@@ -32,7 +32,7 @@ inline void store_be32(uint8_t *p, uint32_t v) noexcept {
 // Reads never run past the end: a failed read latches `ok() == false` and returns zeros, so a
 // decoder can read a whole header and check once.
 class ByteReader {
-public:
+  public:
     explicit ByteReader(std::span<const uint8_t> buf) noexcept : buf_(buf) {}
 
     bool ok() const noexcept { return ok_; }
@@ -62,7 +62,7 @@ public:
         return s;
     }
 
-private:
+  private:
     bool need(size_t n) noexcept {
         if (!ok_ || n > remaining()) {
             ok_ = false;
@@ -76,7 +76,7 @@ private:
 };
 
 class ByteWriter {
-public:
+  public:
     explicit ByteWriter(std::span<uint8_t> buf) noexcept : buf_(buf) {}
 
     bool ok() const noexcept { return ok_; }
@@ -111,7 +111,7 @@ public:
         return p;
     }
 
-private:
+  private:
     bool need(size_t n) noexcept {
         if (!ok_ || n > buf_.size() - pos_) {
             ok_ = false;

@@ -21,7 +21,7 @@ uint64_t cache_seed() noexcept;  // random, from the CSPRNG
 
 template <size_t KeyLen, class Value, size_t Ways = 8>
 class FixedCache {
-public:
+  public:
     static_assert(KeyLen >= 8);
     using Key = std::array<uint8_t, KeyLen>;
 
@@ -75,8 +75,10 @@ public:
             }
         }
         Slot &victim = free_slot ? *free_slot : *oldest;
-        if (!victim.used) ++used_;
-        else if (!free_slot) ++stats_.evictions;
+        if (!victim.used)
+            ++used_;
+        else if (!free_slot)
+            ++stats_.evictions;
         return fill(victim, key, expires);
     }
 
@@ -96,7 +98,7 @@ public:
         used_ = 0;
     }
 
-private:
+  private:
     struct Slot {
         Key key{};
         uint32_t expires = 0;

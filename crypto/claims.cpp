@@ -11,25 +11,44 @@ namespace segwire::crypto {
 
 const char *to_string(ClaimsReason r) noexcept {
     switch (r) {
-        case ClaimsReason::Ok: return "ok";
-        case ClaimsReason::Truncated: return "truncated";
-        case ClaimsReason::TooLarge: return "too large";
-        case ClaimsReason::BadVersion: return "unsupported claims version";
-        case ClaimsReason::BadSigAlg: return "unsupported signature algorithm";
-        case ClaimsReason::LengthMismatch: return "length mismatch";
-        case ClaimsReason::BadIdLength: return "bad ID length";
-        case ClaimsReason::BadIdChars: return "bad ID characters";
-        case ClaimsReason::TooManyTags: return "too many tags";
-        case ClaimsReason::BadTagLength: return "bad tag length";
-        case ClaimsReason::BadTagSyntax: return "bad tag syntax";
-        case ClaimsReason::BadTimes: return "bad validity times";
-        case ClaimsReason::NotYetValid: return "not yet valid";
-        case ClaimsReason::Expired: return "expired";
-        case ClaimsReason::UnknownCertificate: return "unknown certificate";
-        case ClaimsReason::CertificateExpired: return "certificate expired";
-        case ClaimsReason::EnforcerMismatch: return "enforcer ID does not match certificate";
-        case ClaimsReason::BadSignature: return "bad signature";
-        case ClaimsReason::Internal: return "internal error";
+        case ClaimsReason::Ok:
+            return "ok";
+        case ClaimsReason::Truncated:
+            return "truncated";
+        case ClaimsReason::TooLarge:
+            return "too large";
+        case ClaimsReason::BadVersion:
+            return "unsupported claims version";
+        case ClaimsReason::BadSigAlg:
+            return "unsupported signature algorithm";
+        case ClaimsReason::LengthMismatch:
+            return "length mismatch";
+        case ClaimsReason::BadIdLength:
+            return "bad ID length";
+        case ClaimsReason::BadIdChars:
+            return "bad ID characters";
+        case ClaimsReason::TooManyTags:
+            return "too many tags";
+        case ClaimsReason::BadTagLength:
+            return "bad tag length";
+        case ClaimsReason::BadTagSyntax:
+            return "bad tag syntax";
+        case ClaimsReason::BadTimes:
+            return "bad validity times";
+        case ClaimsReason::NotYetValid:
+            return "not yet valid";
+        case ClaimsReason::Expired:
+            return "expired";
+        case ClaimsReason::UnknownCertificate:
+            return "unknown certificate";
+        case ClaimsReason::CertificateExpired:
+            return "certificate expired";
+        case ClaimsReason::EnforcerMismatch:
+            return "enforcer ID does not match certificate";
+        case ClaimsReason::BadSignature:
+            return "bad signature";
+        case ClaimsReason::Internal:
+            return "internal error";
     }
     return "?";
 }
@@ -150,7 +169,8 @@ Result<size_t> encoded_claims_size(const Claims &c) {
     size_t n = kClaimsFixedLen + 1 + c.pu_id.size() + 1 + c.enforcer_id.size() + 1;
     for (const auto &t : c.tags) {
         if (t.empty() || t.size() > kMaxTagLen) return bad("tag '" + t + "' not 1..128 bytes");
-        if (!tag_syntax_ok(as_bytes(t.data(), t.size()))) return bad("tag '" + t + "' not key=value");
+        if (!tag_syntax_ok(as_bytes(t.data(), t.size())))
+            return bad("tag '" + t + "' not key=value");
         n += 1 + t.size();
     }
     if (c.expires_at <= c.issued_at || c.expires_at - c.issued_at > kMaxClaimsLifetime)

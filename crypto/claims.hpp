@@ -23,12 +23,12 @@ namespace segwire::crypto {
 inline constexpr uint8_t kClaimsVersion = 1;
 inline constexpr uint8_t kSigAlgEcdsaP256Sha256 = 1;  // raw r||s, 64 bytes
 inline constexpr size_t kClaimsSigLen = 64;
-inline constexpr size_t kClaimsFixedLen = 76;     // header through cert ref
-inline constexpr size_t kClaimsMaxLen = 512;      // hard bound on the whole blob
+inline constexpr size_t kClaimsFixedLen = 76;  // header through cert ref
+inline constexpr size_t kClaimsMaxLen = 512;   // hard bound on the whole blob
 inline constexpr size_t kClaimsMinLen = kClaimsFixedLen + 1 + 1 + 1 + 1 + 1 + kClaimsSigLen;
-inline constexpr size_t kMaxIdLen = 64;           // PU ID and enforcer ID
+inline constexpr size_t kMaxIdLen = 64;  // PU ID and enforcer ID
 inline constexpr size_t kMaxTags = 32;
-inline constexpr size_t kMaxTagLen = 128;         // one "key=value"
+inline constexpr size_t kMaxTagLen = 128;  // one "key=value"
 inline constexpr uint32_t kMaxClaimsLifetime = 24 * 3600;
 
 using X25519Public = std::array<uint8_t, 32>;
@@ -37,25 +37,25 @@ using X25519Public = std::array<uint8_t, 32>;
 enum class ClaimsReason : uint8_t {
     Ok = 0,
     // structure (decode_claims)
-    Truncated,           // shorter than the fixed header or than a declared field
-    TooLarge,            // above kClaimsMaxLen
+    Truncated,  // shorter than the fixed header or than a declared field
+    TooLarge,   // above kClaimsMaxLen
     BadVersion,
     BadSigAlg,
-    LengthMismatch,      // declared total length != buffer length, or trailing bytes
-    BadIdLength,         // PU or enforcer ID empty or > kMaxIdLen
-    BadIdChars,          // ID holds bytes outside printable ASCII (0x21..0x7e)
+    LengthMismatch,  // declared total length != buffer length, or trailing bytes
+    BadIdLength,     // PU or enforcer ID empty or > kMaxIdLen
+    BadIdChars,      // ID holds bytes outside printable ASCII (0x21..0x7e)
     TooManyTags,
-    BadTagLength,        // tag empty or > kMaxTagLen
-    BadTagSyntax,        // not "key=value" with a non-empty key, or control characters
-    BadTimes,            // expires_at <= issued_at or lifetime > kMaxClaimsLifetime
+    BadTagLength,  // tag empty or > kMaxTagLen
+    BadTagSyntax,  // not "key=value" with a non-empty key, or control characters
+    BadTimes,      // expires_at <= issued_at or lifetime > kMaxClaimsLifetime
     // verification (ClaimsVerifier)
-    NotYetValid,         // issued_at in the future beyond the allowed clock skew
+    NotYetValid,  // issued_at in the future beyond the allowed clock skew
     Expired,
     UnknownCertificate,  // cert ref not in the peer certificate store
     CertificateExpired,  // the signing certificate's notAfter has passed
     EnforcerMismatch,    // enforcer ID differs from the certificate's subject CN
     BadSignature,
-    Internal,            // OpenSSL failure while verifying (not the peer's fault)
+    Internal,  // OpenSSL failure while verifying (not the peer's fault)
 };
 const char *to_string(ClaimsReason r) noexcept;
 
@@ -74,7 +74,7 @@ struct Claims {
 
 // Non-owning, allocation-free view of a decoded blob; valid while the blob bytes live.
 struct ClaimsView {
-    std::span<const uint8_t> blob;    // the whole blob
+    std::span<const uint8_t> blob;         // the whole blob
     std::span<const uint8_t> signed_part;  // blob minus signature
     std::span<const uint8_t> signature;    // 64 bytes r||s
     uint32_t issued_at = 0;

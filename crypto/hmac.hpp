@@ -48,7 +48,7 @@ const char *to_string(HmacBackend b) noexcept;
 // One per thread (owns an IMB_MGR and a job array; not thread-safe). compute() never allocates,
 // throws, locks or logs.
 class HmacBatch {
-public:
+  public:
     static constexpr size_t kMaxBurst = 128;  // IMB_MAX_BURST_SIZE; larger inputs are chunked
 
     explicit HmacBatch(HmacBackend requested = HmacBackend::Auto);
@@ -64,15 +64,22 @@ public:
     // or the library reports an error; then no output of that chunk is to be trusted.
     bool compute(std::span<const HmacJob> jobs) noexcept;
 
+    // Chunks with fewer jobs than this go to the portable path even when the multi-buffer back-end
+    // is active: a burst pays for all SIMD lanes, and with SHA-NI one-at-a-time hashing is faster
+    // below ~16 jobs (docs/protocol.md §10). Default: 16 with SHA-NI, 4 without. 1 = always burst.
+    void set_min_burst(size_t n) noexcept { min_burst_ = n ? n : 1; }
+    size_t min_burst() const noexcept { return min_burst_; }
+
     // One job on the portable path; used for odd jobs and by tests as the reference.
     static void compute_one_portable(const HmacJob &job) noexcept;
 
-private:
+  private:
     bool compute_chunk_ipsecmb(std::span<const HmacJob> jobs) noexcept;
 
     struct Impl;
     std::unique_ptr<Impl> impl_;
     HmacBackend backend_ = HmacBackend::OpenSsl;
+    size_t min_burst_ = 1;
     std::string note_;
 };
 

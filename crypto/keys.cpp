@@ -21,7 +21,9 @@ PKeyPtr x25519_private(std::span<const uint8_t, 32> priv) {
 
 }  // namespace
 
-X25519KeyPair::~X25519KeyPair() { OPENSSL_cleanse(priv.data(), priv.size()); }
+X25519KeyPair::~X25519KeyPair() {
+    OPENSSL_cleanse(priv.data(), priv.size());
+}
 
 Result<X25519KeyPair> X25519KeyPair::generate() {
     PKeyPtr k(EVP_PKEY_Q_keygen(nullptr, nullptr, "X25519"));
@@ -55,7 +57,8 @@ Result<std::array<uint8_t, 32>> x25519(std::span<const uint8_t, 32> priv,
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(mine.get(), nullptr);
     std::array<uint8_t, 32> out{};
     size_t n = out.size();
-    bool ok = ctx && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, peer.get()) == 1 &&
+    bool ok = ctx && EVP_PKEY_derive_init(ctx) == 1 &&
+              EVP_PKEY_derive_set_peer(ctx, peer.get()) == 1 &&
               EVP_PKEY_derive(ctx, out.data(), &n) == 1 && n == 32;
     EVP_PKEY_CTX_free(ctx);
     if (!ok) return openssl_error("X25519 derive");  // OpenSSL also refuses all-zero output
@@ -90,7 +93,7 @@ Result<std::vector<uint8_t>> hkdf_sha256(std::span<const uint8_t> ikm,
 }
 
 Result<std::array<uint8_t, 32>> derive_session_key(std::span<const uint8_t, 32> shared,
-                                                   const Digest &hc, const Digest &hs) {
+                                                   const X25519Public &hc, const X25519Public &hs) {
     uint8_t info[sizeof(kSessionInfo) - 1 + 64];
     std::memcpy(info, kSessionInfo, sizeof(kSessionInfo) - 1);
     std::memcpy(info + sizeof(kSessionInfo) - 1, hc.data(), 32);
@@ -182,14 +185,15 @@ void IdentitySigner::forget(const std::string &pu_id) {
 
 Result<std::array<uint8_t, 32>> IdentitySigner::session_key(const X25519Public &local_pub,
                                                             const X25519Public &peer_pub,
-                                                            const Digest &hc,
-                                                            const Digest &hs) const {
+                                                            Role role) const {
     std::array<uint8_t, 32> priv;
     {
         std::lock_guard lk(mu_);
         const X25519KeyPair *kp = nullptr;
-        if (current_ && current_->pub == local_pub) kp = current_.get();
-        else if (previous_ && previous_->pub == local_pub) kp = previous_.get();
+        if (current_ && current_->pub == local_pub)
+            kp = current_.get();
+        else if (previous_ && previous_->pub == local_pub)
+            kp = previous_.get();
         if (!kp)
             return Error{Errc::NotFound, "local ephemeral key was rotated out; restart handshake"};
         priv = kp->priv;
@@ -197,7 +201,8 @@ Result<std::array<uint8_t, 32>> IdentitySigner::session_key(const X25519Public &
     auto shared = x25519(priv, peer_pub);
     OPENSSL_cleanse(priv.data(), priv.size());
     if (!shared) return shared.error();
-    auto k = derive_session_key(*shared, hc, hs);
+    auto k = role == Role::Client ? derive_session_key(*shared, local_pub, peer_pub)
+                                  : derive_session_key(*shared, peer_pub, local_pub);
     OPENSSL_cleanse(shared->data(), shared->size());
     return k;
 }

@@ -39,13 +39,18 @@ Result<std::vector<uint8_t>> hkdf_sha256(std::span<const uint8_t> ikm,
                                          std::span<const uint8_t> salt,
                                          std::span<const uint8_t> info, size_t out_len);
 
-// The protocol's session key between two enforcers for one (client claims, server claims) pair:
+// The protocol's session key between two enforcers, per direction of connection set-up:
 //   K = HKDF-SHA256(IKM = X25519(e_c, E_s), salt = "segwire/v1 session",
-//                   info = "segwire/v1 hmac" || SHA256(client blob) || SHA256(server blob), L = 32)
-// Per-connection freshness comes from both nonces inside every MAC input, not from the key.
+//                   info = "segwire/v1 hmac" || E_c || E_s, L = 32)
+// E_c / E_s are the ephemeral public keys from the client's / server's signed claims. One key per
+// enforcer pair and rotation period (not per PU pair: a gateway fronting 1000 PUs talking to 1000
+// PUs still does one X25519 per peer enforcer). Both claims hashes and both nonces enter every MAC
+// input instead, which gives per-connection freshness without a per-connection key schedule.
 Result<std::array<uint8_t, 32>> derive_session_key(std::span<const uint8_t, 32> shared_secret,
-                                                   const Digest &client_claims_hash,
-                                                   const Digest &server_claims_hash);
+                                                   const X25519Public &client_eph_pub,
+                                                   const X25519Public &server_eph_pub);
+
+enum class Role : uint8_t { Client, Server };  // client = the side whose PU sent the SYN
 
 // A local PU's current signed claims, ready to copy into a SYN / SYN-ACK.
 struct SignedClaims {
@@ -64,7 +69,7 @@ struct SignerOptions {
 // Owned by the control thread; the slow path calls session_key(). Locks a mutex: never call it
 // from a worker's hot loop (workers receive immutable SignedClaims via shared_ptr).
 class IdentitySigner {
-public:
+  public:
     IdentitySigner(PKeyPtr longterm_key, Digest cert_ref, std::string enforcer_id,
                    SignerOptions opt = {});
 
@@ -80,17 +85,16 @@ public:
     void forget(const std::string &pu_id);
 
     // Session key for a handshake in which this enforcer used ephemeral key `local_pub` (from its
-    // own claims) and the peer `peer_pub`. Fails if `local_pub` was rotated out (older than two
-    // periods): the handshake is then restarted.
+    // own claims) in role `local_role` and the peer `peer_pub`. Fails if `local_pub` was rotated
+    // out (older than two periods): the handshake is then restarted.
     Result<std::array<uint8_t, 32>> session_key(const X25519Public &local_pub,
                                                 const X25519Public &peer_pub,
-                                                const Digest &client_claims_hash,
-                                                const Digest &server_claims_hash) const;
+                                                Role local_role) const;
 
     X25519Public current_public() const;
     uint64_t signatures() const;  // how many ECDSA signs so far (tests assert caching)
 
-private:
+  private:
     Result<std::shared_ptr<const SignedClaims>> sign_locked(const std::string &pu_id,
                                                             std::vector<std::string> tags,
                                                             uint32_t now);

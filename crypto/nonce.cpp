@@ -14,7 +14,9 @@ NonceSource::NonceSource(size_t buffer_bytes)
       cap_(std::max<size_t>(buffer_bytes, 64)),
       pos_(cap_) {}
 
-NonceSource::~NonceSource() { OPENSSL_cleanse(buf_.get(), cap_); }
+NonceSource::~NonceSource() {
+    OPENSSL_cleanse(buf_.get(), cap_);
+}
 
 bool NonceSource::refill() noexcept {
     if (RAND_bytes(buf_.get(), static_cast<int>(cap_)) != 1) {

@@ -15,7 +15,7 @@ inline constexpr size_t kNonceLen = 16;
 // One per thread (not thread-safe). OpenSSL 3 keeps per-thread DRBG instances, so refills from
 // several workers do not contend.
 class NonceSource {
-public:
+  public:
     explicit NonceSource(size_t buffer_bytes = 4096);
     ~NonceSource();
     NonceSource(const NonceSource &) = delete;
@@ -29,7 +29,7 @@ public:
 
     uint64_t refills() const noexcept { return refills_; }
 
-private:
+  private:
     bool refill() noexcept;
 
     std::unique_ptr<uint8_t[]> buf_;

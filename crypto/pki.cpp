@@ -29,7 +29,9 @@ std::string bio_string(BIO *b) {
     return std::string(data, static_cast<size_t>(n));
 }
 
-int64_t now_unix() { return static_cast<int64_t>(std::time(nullptr)); }
+int64_t now_unix() {
+    return static_cast<int64_t>(std::time(nullptr));
+}
 
 // Adds an X.509v3 extension given in OpenSSL config syntax ("critical,CA:FALSE").
 bool add_ext(X509 *cert, X509 *issuer, int nid, const char *value) {
@@ -101,13 +103,20 @@ std::string openssl_error_string() {
 
 const char *to_string(Errc e) noexcept {
     switch (e) {
-        case Errc::Ok: return "ok";
-        case Errc::InvalidArgument: return "invalid argument";
-        case Errc::OpenSsl: return "openssl";
-        case Errc::BadPem: return "bad PEM/DER";
-        case Errc::CertVerify: return "certificate verification";
-        case Errc::NotFound: return "not found";
-        case Errc::Unsupported: return "unsupported";
+        case Errc::Ok:
+            return "ok";
+        case Errc::InvalidArgument:
+            return "invalid argument";
+        case Errc::OpenSsl:
+            return "openssl";
+        case Errc::BadPem:
+            return "bad PEM/DER";
+        case Errc::CertVerify:
+            return "certificate verification";
+        case Errc::NotFound:
+            return "not found";
+        case Errc::Unsupported:
+            return "unsupported";
     }
     return "?";
 }
@@ -249,13 +258,12 @@ Result<X509ReqPtr> csr_from_pem(std::string_view pem) {
     return r;
 }
 
-Result<X509Ptr> sign_enforcer_csr(const CertAuthority &ca, X509_REQ *csr,
-                                  const IssueOptions &opt) {
+Result<X509Ptr> sign_enforcer_csr(const CertAuthority &ca, X509_REQ *csr, const IssueOptions &opt) {
     PKeyPtr pub(X509_REQ_get_pubkey(csr));
     if (!pub) return Error{Errc::InvalidArgument, "CSR has no public key"};
     if (X509_REQ_verify(csr, pub.get()) != 1)
-        return Error{Errc::InvalidArgument, "CSR signature does not verify: " +
-                                                openssl_error_string()};
+        return Error{Errc::InvalidArgument,
+                     "CSR signature does not verify: " + openssl_error_string()};
     if (!is_p256(pub.get())) return Error{Errc::Unsupported, "CSR key is not P-256"};
     X509_NAME *subj = X509_REQ_get_subject_name(csr);
     int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
@@ -268,8 +276,8 @@ Result<X509Ptr> sign_enforcer_csr(const CertAuthority &ca, X509_REQ *csr,
               X509_set_subject_name(cert.get(), name) == 1;
     X509_NAME_free(name);
     int64_t nb = opt.not_before_unix >= 0 ? opt.not_before_unix : now_unix() - 300;
-    const char *ku = opt.omit_digital_signature ? "critical,keyAgreement"
-                                                : "critical,digitalSignature";
+    const char *ku =
+        opt.omit_digital_signature ? "critical,keyAgreement" : "critical,digitalSignature";
     ok = ok && X509_set_version(cert.get(), 2) && set_serial(cert.get(), opt.serial) &&
          set_validity(cert.get(), nb, opt.validity) &&
          X509_set_issuer_name(cert.get(), X509_get_subject_name(ca.cert.get())) &&
@@ -288,7 +296,9 @@ Result<X509Ptr> sign_enforcer_csr(const CertAuthority &ca, X509_REQ *csr,
 // --- TrustStore ----------------------------------------------------------------------------------
 
 TrustStore::TrustStore() : store_(X509_STORE_new()) {}
-TrustStore::~TrustStore() { X509_STORE_free(store_); }
+TrustStore::~TrustStore() {
+    X509_STORE_free(store_);
+}
 TrustStore::TrustStore(TrustStore &&o) noexcept : store_(o.store_), count_(o.count_) {
     o.store_ = nullptr;
     o.count_ = 0;

@@ -96,7 +96,7 @@ struct EnforcerCertInfo {
 // The Console CA bundle an enforcer trusts (profile `trustedCAs`). Immutable after loading;
 // verification is const and may run on several threads (X509_STORE is read-only here).
 class TrustStore {
-public:
+  public:
     TrustStore();
     ~TrustStore();
     TrustStore(TrustStore &&) noexcept;
@@ -111,7 +111,7 @@ public:
     Result<EnforcerCertInfo> verify_enforcer_cert(X509 *leaf, int64_t now_unix,
                                                   std::span<X509 *const> intermediates = {}) const;
 
-private:
+  private:
     X509_STORE *store_;
     size_t count_ = 0;
 };

@@ -31,7 +31,7 @@ struct Error {
 // Minimal expected<T, Error> (C++20 has no std::expected).
 template <class T>
 class [[nodiscard]] Result {
-public:
+  public:
     Result(T value) : v_(std::move(value)) {}
     Result(Error e) : v_(std::move(e)) {}
 
@@ -46,20 +46,20 @@ public:
     const T *operator->() const { return &value(); }
     const Error &error() const { return std::get<1>(v_); }
 
-private:
+  private:
     std::variant<T, Error> v_;
 };
 
 // Result<void>.
 class [[nodiscard]] Status {
-public:
+  public:
     Status() = default;
     Status(Error e) : err_(std::move(e)) {}
     bool ok() const noexcept { return err_.code == Errc::Ok; }
     explicit operator bool() const noexcept { return ok(); }
     const Error &error() const { return err_; }
 
-private:
+  private:
     Error err_;
 };
 

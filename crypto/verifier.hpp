@@ -2,7 +2,8 @@
 // bundle), claims verification (one ECDSA verify per new blob) and the two caches that make the
 // steady state free of public-key operations:
 //   ClaimsCache      SHA-256(blob) -> VerifiedClaims   (a SYN with a known blob: one hash + lookup)
-//   SessionKeyCache  (client hash, server hash) -> expanded HMAC key   (no X25519 per connection)
+//   SessionKeyCache  (client eph key, server eph key) -> expanded HMAC key (no X25519 per
+//   connection)
 #pragma once
 
 #include <array>
@@ -26,7 +27,7 @@ namespace segwire::crypto {
 // only admitted after chain/expiry/usage verification. Thread-safe (control thread adds, slow path
 // looks up); not used on the hot path.
 class PeerCertStore {
-public:
+  public:
     explicit PeerCertStore(TrustStore trust);
 
     // Verifies and adds; returns the certificate reference. Re-adding is a no-op.
@@ -43,7 +44,7 @@ public:
     // A copy (cheap: shared key) so the caller holds no lock while verifying.
     bool find(const Digest &ref, Entry &out) const;
 
-private:
+  private:
     TrustStore trust_;
     mutable std::shared_mutex mu_;
     std::map<Digest, Entry> by_ref_;
@@ -51,7 +52,7 @@ private:
 
 // A verified claims blob, self-contained and fixed-size so it can live in a FixedCache.
 class VerifiedClaims {
-public:
+  public:
     std::span<const uint8_t> blob() const noexcept { return {blob_.data(), len_}; }
     const Digest &hash() const noexcept { return hash_; }
     std::string_view pu_id() const noexcept { return str(pu_id_); }
@@ -66,7 +67,7 @@ public:
     // side for its own blobs.
     void assign(const ClaimsView &v, const Digest &hash, uint32_t expires_at) noexcept;
 
-private:
+  private:
     struct Ref {
         uint16_t off = 0, len = 0;
     };
@@ -89,16 +90,15 @@ struct VerifyOptions {
 };
 
 class ClaimsVerifier {
-public:
-    ClaimsVerifier(const PeerCertStore &certs, VerifyOptions opt = {})
-        : certs_(certs), opt_(opt) {}
+  public:
+    ClaimsVerifier(const PeerCertStore &certs, VerifyOptions opt = {}) : certs_(certs), opt_(opt) {}
 
     // Full verification of an unknown blob: structure, times, certificate, enforcer ID, signature.
     // Slow path: one ECDSA verify (~100 us). `detail` (optional) gets a message naming the field.
     ClaimsReason verify(std::span<const uint8_t> blob, uint32_t now, VerifiedClaims &out,
                         std::string *detail = nullptr) const;
 
-private:
+  private:
     const PeerCertStore &certs_;
     VerifyOptions opt_;
 };
@@ -108,13 +108,16 @@ using ClaimsCache = FixedCache<32, VerifiedClaims>;
 struct SessionKeyEntry {
     HmacKey key;
 };
-using SessionKey = std::array<uint8_t, 64>;  // SHA-256(client blob) || SHA-256(server blob)
+// Keyed like the HKDF info: client's then server's ephemeral public key. X25519 public keys are
+// uniformly distributed enough for the set index (and the set index is seeded anyway).
+using SessionKey = std::array<uint8_t, 64>;
 using SessionKeyCache = FixedCache<64, SessionKeyEntry, 4>;
 
-inline SessionKey session_cache_key(const Digest &client_hash, const Digest &server_hash) noexcept {
+inline SessionKey session_cache_key(const X25519Public &client_eph,
+                                    const X25519Public &server_eph) noexcept {
     SessionKey k;
-    std::memcpy(k.data(), client_hash.data(), 32);
-    std::memcpy(k.data() + 32, server_hash.data(), 32);
+    std::memcpy(k.data(), client_eph.data(), 32);
+    std::memcpy(k.data() + 32, server_eph.data(), 32);
     return k;
 }
 

@@ -6,18 +6,30 @@ namespace segwire::crypto::wire {
 
 const char *to_string(WireStatus s) noexcept {
     switch (s) {
-        case WireStatus::Ok: return "ok";
-        case WireStatus::NotPresent: return "not present";
-        case WireStatus::Truncated: return "truncated";
-        case WireStatus::BadLength: return "bad length";
-        case WireStatus::BadVersion: return "unsupported version";
-        case WireStatus::BadType: return "bad message type";
-        case WireStatus::Duplicate: return "duplicate option";
-        case WireStatus::NoSpace: return "no space";
-        case WireStatus::BadOption: return "malformed option list";
-        case WireStatus::BadChecksum: return "option checksum mismatch";
-        case WireStatus::UnsafeOption: return "unknown unsafe UDP option";
-        case WireStatus::BadClaimsLength: return "bad claims length";
+        case WireStatus::Ok:
+            return "ok";
+        case WireStatus::NotPresent:
+            return "not present";
+        case WireStatus::Truncated:
+            return "truncated";
+        case WireStatus::BadLength:
+            return "bad length";
+        case WireStatus::BadVersion:
+            return "unsupported version";
+        case WireStatus::BadType:
+            return "bad message type";
+        case WireStatus::Duplicate:
+            return "duplicate option";
+        case WireStatus::NoSpace:
+            return "no space";
+        case WireStatus::BadOption:
+            return "malformed option list";
+        case WireStatus::BadChecksum:
+            return "option checksum mismatch";
+        case WireStatus::UnsafeOption:
+            return "unknown unsafe UDP option";
+        case WireStatus::BadClaimsLength:
+            return "bad claims length";
     }
     return "?";
 }
@@ -28,7 +40,9 @@ constexpr uint8_t kTcpOptEol = 0, kTcpOptNop = 1, kTcpOptTfo = 34, kTcpOptExp2 =
 constexpr uint16_t kTfoExId = 0xF989;
 constexpr char kMacLabel[8] = {'s', 'e', 'g', 'w', 'i', 'r', 'e', '1'};
 
-uint8_t vt(MsgType t) noexcept { return static_cast<uint8_t>((kVersion << 4) | uint8_t(t)); }
+uint8_t vt(MsgType t) noexcept {
+    return static_cast<uint8_t>((kVersion << 4) | uint8_t(t));
+}
 
 bool is_tcp_type(MsgType t) noexcept {
     return t == MsgType::Syn || t == MsgType::SynAck || t == MsgType::Ack;
@@ -209,6 +223,7 @@ OptionEdit strip_tcp_option(std::span<const uint8_t> existing,
         i += l;
     }
     if (!found) e.status = WireStatus::NotPresent;
+    while (n > 0 && out[n - 1] == kTcpOptNop) --n;  // our padding goes with our option
     e.length = static_cast<uint8_t>(pad4(out.data(), n));
     return e;
 }
@@ -263,7 +278,8 @@ WireStatus parse_token(std::span<const uint8_t> payload, TokenView &out) noexcep
     if (token_len(out.type, claims_len) != len) return WireStatus::BadLength;
     out.claims = r.bytes(claims_len);
     if (out.type == MsgType::SynAck) out.mac = r.bytes(kMacLen).data();
-    if (!r.ok()) return WireStatus::Truncated;  // unreachable given the length check; kept as a guard
+    if (!r.ok())
+        return WireStatus::Truncated;  // unreachable given the length check; kept as a guard
     out.token_len = len;
     out.data_len = payload.size() - len;
     return WireStatus::Ok;
@@ -271,8 +287,8 @@ WireStatus parse_token(std::span<const uint8_t> payload, TokenView &out) noexcep
 
 // --- MAC inputs ----------------------------------------------------------------------------------
 
-FlowBinding FlowBinding::ipv4(uint8_t proto, const uint8_t c[4], uint16_t cport,
-                              const uint8_t s[4], uint16_t sport) noexcept {
+FlowBinding FlowBinding::ipv4(uint8_t proto, const uint8_t c[4], uint16_t cport, const uint8_t s[4],
+                              uint16_t sport) noexcept {
     FlowBinding f;
     f.protocol = proto;
     f.family = 4;
@@ -315,8 +331,8 @@ void build_mac_input(MacDirection dir, const FlowBinding &f, const HandshakeInpu
     std::memcpy(p + 112, in.server_claims_hash->data(), 32);
 }
 
-void HandshakeMacs::prepare(const HmacKey &key, const FlowBinding &flow,
-                            const HandshakeInputs &in, HmacJob jobs[2]) noexcept {
+void HandshakeMacs::prepare(const HmacKey &key, const FlowBinding &flow, const HandshakeInputs &in,
+                            HmacJob jobs[2]) noexcept {
     build_mac_input(MacDirection::ServerToClient, flow, in, synack_input);
     build_mac_input(MacDirection::ClientToServer, flow, in, ack_input);
     jobs[0] = HmacJob{&key, synack_input.data(), kMacInputLen, synack_mac.data(), kMacLen};

@@ -19,12 +19,13 @@ inline constexpr uint8_t kTcpOptExperimental = 253;  // RFC 6994 (never 34: that
 inline constexpr uint16_t kExId = 0x5357;            // "SW"
 inline constexpr size_t kMacLen = 16;                // truncated HMAC-SHA256, 128 bits
 inline constexpr size_t kTcpOptionSpace = 40;
-inline constexpr size_t kMarkerOptLen = 5;   // FD 05 53 57 VT
-inline constexpr size_t kAckOptLen = 21;     // FD 15 53 57 VT MAC[16]
+inline constexpr size_t kMarkerOptLen = 5;     // FD 05 53 57 VT
+inline constexpr size_t kAckOptLen = 21;       // FD 15 53 57 VT MAC[16]
 inline constexpr size_t kTokenHeaderLen = 20;  // version, type, nonce[16], claims length
 inline constexpr size_t kTokenTrailerLen = 2;  // token length, last two bytes of the payload
 inline constexpr size_t kMaxClaimsOnWire = 512;
-inline constexpr size_t kMaxTokenLen = kTokenHeaderLen + kMaxClaimsOnWire + kMacLen + kTokenTrailerLen;
+inline constexpr size_t kMaxTokenLen =
+    kTokenHeaderLen + kMaxClaimsOnWire + kMacLen + kTokenTrailerLen;
 inline constexpr uint8_t kUdpOptEol = 0, kUdpOptNop = 1, kUdpOptExp = 127;
 inline constexpr size_t kMacInputLen = 144;
 
@@ -102,9 +103,9 @@ struct TokenView {
     MsgType type = MsgType::Syn;
     const uint8_t *nonce = nullptr;  // 16 bytes
     std::span<const uint8_t> claims;
-    const uint8_t *mac = nullptr;    // SynAck only
-    size_t token_len = 0;            // trim this many bytes from the payload tail
-    size_t data_len = 0;             // the host's own payload before the token (e.g. TFO data)
+    const uint8_t *mac = nullptr;  // SynAck only
+    size_t token_len = 0;          // trim this many bytes from the payload tail
+    size_t data_len = 0;           // the host's own payload before the token (e.g. TFO data)
 };
 
 // Finds the token at the end of a TCP payload (or a UDP SYN/SYN-ACK body) and validates it.
