@@ -82,7 +82,7 @@ void SlowPath::handle(dp::SlowJob &j, uint32_t now) {
             return;
         }
         case dp::SlowJob::kSessionKey: {
-            auto k = signer_.session_key(j.local_pub, j.peer_pub, j.client_hash, j.server_hash);
+            auto k = signer_.session_key(j.local_pub, j.peer_pub, j.local_role);
             j.key_ok = k.ok();
             if (k.ok()) {
                 j.key = crypto::HmacKey::from_key(*k);

@@ -53,7 +53,7 @@ struct SlowJob {
     uint32_t blob_len = 0;
     uint8_t blob[crypto::kClaimsMaxLen];       // kVerify, kRetag (kRetag: already verified)
     crypto::X25519Public local_pub, peer_pub;  // kSessionKey
-    crypto::Digest client_hash, server_hash;   // kSessionKey
+    crypto::Role local_role = crypto::Role::Client;  // kSessionKey
     // answer
     PeerIdentity *peer = nullptr;  // kVerify, kRetag: a new object, owned by the worker from now
     bool key_ok = false;           // kSessionKey

@@ -395,11 +395,14 @@ const PeerIdentity *Worker::lookup_peer(Pkt &k, std::span<const uint8_t> blob, u
     return nullptr;
 }
 
+// The session key between this enforcer and the peer's, one per pair of ephemeral keys (so per
+// peer enforcer and rotation period, not per connection).
 const crypto::HmacKey *Worker::session_key(Pkt &k, const crypto::X25519Public &local_pub,
                                            const crypto::X25519Public &peer_pub,
-                                           const crypto::Digest &client_hash,
-                                           const crypto::Digest &server_hash) {
-    crypto::SessionKey ck = crypto::session_cache_key(client_hash, server_hash);
+                                           crypto::Role role) {
+    const bool client = role == crypto::Role::Client;
+    crypto::SessionKey ck = crypto::session_cache_key(client ? local_pub : peer_pub,
+                                                      client ? peer_pub : local_pub);
     if (crypto::SessionKeyEntry *e = keys_->find(ck, now_unix_)) {
         ids_.key_cache_hits.add();
         return &e->key;
@@ -413,8 +416,7 @@ const crypto::HmacKey *Worker::session_key(Pkt &k, const crypto::X25519Public &l
     j->kind = SlowJob::kSessionKey;
     j->local_pub = local_pub;
     j->peer_pub = peer_pub;
-    j->client_hash = client_hash;
-    j->server_hash = server_hash;
+    j->local_role = role;
     park(k, j);
     return nullptr;
 }
@@ -429,7 +431,9 @@ void Worker::poll_slowpath() {
         auto *j = static_cast<SlowJob *>(done[i]);
         if (j->kind == SlowJob::kSessionKey) {
             if (j->key_ok) {
-                crypto::SessionKey ck = crypto::session_cache_key(j->client_hash, j->server_hash);
+                const bool client = j->local_role == crypto::Role::Client;
+                crypto::SessionKey ck = crypto::session_cache_key(client ? j->local_pub : j->peer_pub,
+                                                                  client ? j->peer_pub : j->local_pub);
                 keys_->insert(ck, now_unix_ + 3600, now_unix_).key = j->key;
             }
         } else if (j->peer) {
@@ -636,8 +640,8 @@ void Worker::client_syn_state(Pkt &k) {
         reject_tcp(k, true);
         return;
     }
-    const crypto::HmacKey *hk = session_key(k, x.local_pub, peer->claims.ephemeral_pub(),
-                                            x.client_hash, peer->claims.hash());
+    const crypto::HmacKey *hk =
+        session_key(k, x.local_pub, peer->claims.ephemeral_pub(), crypto::Role::Client);
     if (!hk) return;
     f.peer_key = key;
     std::memcpy(x.server_nonce, tok.nonce, 16);
@@ -761,7 +765,7 @@ void Worker::server_syn_state(Pkt &k) {
     x.server_hash = c->hash;
     x.local_pub = c->claims.ephemeral_pub;
     const crypto::HmacKey *hk =
-        session_key(k, x.local_pub, (*pp)->claims.ephemeral_pub(), x.client_hash, x.server_hash);
+        session_key(k, x.local_pub, (*pp)->claims.ephemeral_pub(), crypto::Role::Server);
     if (!hk) return;
     if (!nonces_->next(std::span<uint8_t, 16>(x.server_nonce, 16))) {
         drop(k, DropReason::SlowpathBusy);

@@ -182,9 +182,7 @@ private:
     SlowJob *take_job();
     const PeerIdentity *lookup_peer(Pkt &k, std::span<const uint8_t> blob, uint64_t &key);
     const crypto::HmacKey *session_key(Pkt &k, const crypto::X25519Public &local_pub,
-                                       const crypto::X25519Public &peer_pub,
-                                       const crypto::Digest &client_hash,
-                                       const crypto::Digest &server_hash);
+                                       const crypto::X25519Public &peer_pub, crypto::Role role);
     bool add_identity(Pkt &k, crypto::wire::MsgType type, const uint8_t nonce[16],
                       std::span<const uint8_t> claims, const uint8_t *mac);
     bool strip_identity(Pkt &k, size_t token_len);
