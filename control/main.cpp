@@ -29,8 +29,13 @@ using namespace segwire;
 namespace {
 
 std::atomic<bool> *g_stop = nullptr;
+std::atomic<bool> g_reload{false};
 
-void on_signal(int) {
+void on_signal(int sig) {
+    if (sig == SIGHUP) {
+        g_reload.store(true);
+        return;
+    }
     if (g_stop) g_stop->store(true);
 }
 
@@ -161,6 +166,7 @@ int run(const config::ApplianceConfig &cfg) {
         sa.sa_handler = on_signal;
         sigaction(SIGINT, &sa, nullptr);
         sigaction(SIGTERM, &sa, nullptr);
+        sigaction(SIGHUP, &sa, nullptr);  // re-read identity.policy_file
 
         unsigned lcore;
         RTE_LCORE_FOREACH_WORKER(lcore) {
@@ -172,7 +178,17 @@ int run(const config::ApplianceConfig &cfg) {
         // The control thread. Later issues add policy sync and log export here; it never polls.
         while (!app->stop.load()) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
-            if (app->enforcement) app->enforcement->tick();
+            if (!app->enforcement) continue;
+            if (g_reload.exchange(false) && !cfg.identity.policy_file.empty()) {
+                // A bad file is refused whole; the policy in force stays (fail-static).
+                try {
+                    app->enforcement->apply_file(cfg.identity.policy_file);
+                } catch (const std::exception &e) {
+                    spdlog::error("policy reload refused, keeping version {}: {}",
+                                  app->enforcement->bundle_version(), e.what());
+                }
+            }
+            app->enforcement->tick();
         }
         spdlog::info("shutting down");
         rte_eal_mp_wait_lcore();

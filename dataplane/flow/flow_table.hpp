@@ -77,7 +77,7 @@ struct alignas(64) Flow {
     uint32_t hs;            // handshake context index, or kNil
     uint64_t peer_key;      // peer-cache key of the peer's claims (0 = peer without identity)
     uint64_t decided_version;  // policy snapshot version of the last decision
-    uint32_t next_seq[2];   // next sequence number each side will send (for RSTs)
+    uint32_t ack_seen[2];   // latest ACK number each side sent: what it expects next (for RSTs)
     HoldList hold;          // packets held while authorization is pending
     uint8_t mac[2][6];      // Ethernet address of each side's host, for RSTs we originate
 };

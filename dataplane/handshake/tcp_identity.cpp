@@ -25,7 +25,7 @@ namespace {
 
 constexpr uint8_t kParked = 1;    // Flow::parked: waiting for the slow path
 constexpr uint8_t kInBatch = 2;   // Flow::parked: an HMAC batch op of this burst is pending
-constexpr uint32_t kRefusalCacheS = 10;  // a refused blob is remembered this long
+constexpr uint32_t kPlainPeerS = 60;     // a server without enforcer is remembered this long
 
 bool is_syn(const PacketView &v) { return (v.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn; }
 bool is_synack(const PacketView &v) {
@@ -88,13 +88,26 @@ void Worker::free_hs(Flow &f) {
     f.hs = kNil;
 }
 
+// Remembers what each host has acknowledged: an RST we forge for host X must carry exactly the
+// sequence number X expects next (RFC 5961: anything else only earns a challenge ACK), and that is
+// the ACK number X itself last sent. Token bytes never enter it: hosts never acknowledge them.
 void Worker::track_seq(Flow &f, const Pkt &k) {
-    if (k.v.proto != kProtoTcp) return;
-    uint32_t len = k.v.payload_len + ((k.v.tcp_flags & kTcpSyn) ? 1 : 0) +
-                   ((k.v.tcp_flags & kTcpFin) ? 1 : 0);
-    uint32_t next = k.v.seq + len;
-    // Keep the highest sequence number seen (modulo 2^32), so retransmissions do not move it back.
-    if (f.next_seq[k.side] == 0 || int32_t(next - f.next_seq[k.side]) > 0) f.next_seq[k.side] = next;
+    if (k.v.proto != kProtoTcp || !(k.v.tcp_flags & kTcpAck)) return;
+    uint32_t &a = f.ack_seen[k.side];
+    if (a == 0 || int32_t(k.v.ack - a) > 0) a = k.v.ack;
+}
+
+void Worker::restart_flow(Flow &f) {
+    while (rte_mbuf *m = holds_.pop(f.hold)) {
+        stats_.drops[static_cast<size_t>(DropReason::FlowRejected)].add();
+        rte_pktmbuf_free(m);
+    }
+    free_hs(f);
+    f.auth = Auth::kNew;
+    f.role = kRoleNone;
+    f.peer_key = 0;
+    f.decided_version = 0;
+    f.ack_seen[0] = f.ack_seen[1] = 0;
 }
 
 void Worker::release_held(Flow &f) {
@@ -195,11 +208,10 @@ void Worker::on_flow_removed(int32_t pos, Flow &f) {
 void Worker::send_reset(const Pkt &k, uint8_t to_side) {
     const Flow &f = flows_.at(k.pos);
     const bool to_source = to_side == k.side;
-    const uint8_t from = to_side ^ 1;
-    uint32_t seq = f.next_seq[from];
-    uint32_t ack = f.next_seq[to_side];
-    // Answering a bare SYN: RFC 9293 wants seq 0 and an ACK of the SYN.
-    if (to_source && is_syn(k.v)) seq = 0, ack = k.v.seq + 1 + k.v.payload_len;
+    uint32_t seq = f.ack_seen[to_side];
+    uint32_t ack = f.ack_seen[to_side ^ 1];
+    // Answering a bare SYN: seq 0 and an ACK of the SYN alone (never of data or token bytes).
+    if (to_source && is_syn(k.v)) seq = 0, ack = k.v.seq + 1;
     const uint8_t out = to_source ? k.arrival : k.arrival ^ 1;
     rte_mbuf *r = build_tcp_reset(idr_->pool, k.m, k.v, to_source, seq, ack, true,
                                   idr_->tx_csum[out]);
@@ -254,8 +266,11 @@ void Worker::decide_without_identity(Pkt &k, uint32_t pu, Direction dir) {
     const FlowKey &key = flows_.key_at(k.pos);
     const IpAddr &peer = f.local_side == kSideA ? key.b : key.a;
     f.peer_key = 0;
+    // Rules name the responder's port, whichever packet (SYN, SYN-ACK, first datagram) decides.
+    uint16_t port = policy_port(k.v);
+    if (k.v.proto == kProtoTcp || k.v.proto == kProtoUdp) port = f.init_side == kSideA ? key.pb : key.pa;
     policy::Decision d = decisions_->decide(*st_->policy, pu, dir, addr_of(peer, key.family),
-                                            k.v.proto, policy_port(k.v));
+                                            k.v.proto, port);
     apply_acl_verdict(k, d, dir);
 }
 
@@ -548,6 +563,12 @@ void Worker::classify(Pkt &k) {
 // Client role, first SYN: add the local PU's claims and a fresh nonce.
 void Worker::start_client(Pkt &k, uint32_t pu) {
     Flow &f = flows_.at(k.pos);
+    std::array<uint8_t, 16> pk;
+    std::memcpy(pk.data(), k.v.dst.b, 16);
+    if (plain_peers_->find(pk, now_unix_)) {
+        decide_without_identity(k, pu, Direction::kOutgoing);
+        return;
+    }
     const crypto::SignedClaims *c = st_->claims_of(pu);
     if (!c) {
         // No claims for this PU yet (signing failed or pending): decide without identity.
@@ -596,8 +617,7 @@ void Worker::client_syn_state(Pkt &k) {
             return;
         }
         if (k.v.tcp_flags & kTcpRst) {
-            free_hs(f);
-            f.auth = Auth::kPass;
+            restart_flow(f);
             forward(k);
             return;
         }
@@ -605,8 +625,7 @@ void Worker::client_syn_state(Pkt &k) {
         return;
     }
     if (k.v.tcp_flags & kTcpRst) {  // the server refused (or a peer enforcer rejected us)
-        free_hs(f);
-        f.auth = Auth::kPass;
+        restart_flow(f);
         forward(k);
         return;
     }
@@ -617,7 +636,10 @@ void Worker::client_syn_state(Pkt &k) {
     crypto::wire::TcpOptionView ov;
     WireStatus ws = crypto::wire::find_tcp_option(tcp_options(k.m, k.v), ov);
     if (ws == WireStatus::NotPresent) {
-        // The server has no enforcer: decide with the ACL for its address.
+        // The server has no enforcer: decide with the ACL for its address, and remember it.
+        std::array<uint8_t, 16> pk;
+        std::memcpy(pk.data(), k.v.src.b, 16);
+        plain_peers_->insert(pk, now_unix_ + kPlainPeerS, now_unix_) = 1;
         free_hs(f);
         decide_without_identity(k, x.local_pu, Direction::kOutgoing);
         return;
@@ -744,8 +766,7 @@ void Worker::server_syn_state(Pkt &k) {
     }
     // From inside: the server's SYN-ACK gets our PU's identity and the MAC over both sides.
     if (k.v.tcp_flags & kTcpRst) {
-        free_hs(f);
-        f.auth = Auth::kPass;
+        restart_flow(f);
         forward(k);
         return;
     }
@@ -844,8 +865,7 @@ void Worker::server_synack_state(Pkt &k) {
     if (ws == WireStatus::NotPresent) {
         // Data that overtook the proof, or a client side without our proof yet: hold it.
         if (k.v.tcp_flags & kTcpRst) {
-            free_hs(f);
-            f.auth = Auth::kPass;
+            restart_flow(f);
             forward(k);
             return;
         }
@@ -992,7 +1012,7 @@ void Worker::reevaluate(uint32_t budget) {
         // Revoked: cut the connection both ways.
         f.auth = Auth::kRejected;
         ids_.flows_cut.add();
-        if (key.proto == kProtoTcp && f.next_seq[0] && f.next_seq[1]) {
+        if (key.proto == kProtoTcp && f.ack_seen[0] && f.ack_seen[1]) {
             // Build the RSTs from a template of the flow's own addresses.
             rte_mbuf *tmpl = rte_pktmbuf_alloc(idr_->pool);
             if (tmpl) {
@@ -1016,7 +1036,7 @@ void Worker::reevaluate(uint32_t budget) {
                 tmpl->port = s_.port_id[a_port];
                 for (uint8_t to = 0; to < 2; ++to) {
                     rte_mbuf *r = build_tcp_reset(idr_->pool, tmpl, tv, to == kSideA,
-                                                  f.next_seq[to ^ 1], f.next_seq[to], true,
+                                                  f.ack_seen[to], f.ack_seen[to ^ 1], true,
                                                   idr_->tx_csum[to == kSideA ? a_port : a_port ^ 1]);
                     if (!r) continue;
                     ids_.resets_sent.add();

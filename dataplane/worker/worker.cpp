@@ -36,6 +36,7 @@ bool Worker::init(const WorkerSetup &s, std::string &err) {
     decisions_ = std::make_unique<policy::DecisionCache>(idr_->decision_cache);
     peers_ = std::make_unique<crypto::FixedCache<8, PeerIdentity *>>(idr_->peer_cache);
     keys_ = std::make_unique<crypto::SessionKeyCache>(idr_->key_cache);
+    plain_peers_ = std::make_unique<crypto::FixedCache<16, uint8_t>>(idr_->peer_cache);
     jobs_.resize(idr_->slow_jobs);
     free_jobs_.reserve(idr_->slow_jobs);
     for (auto &j : jobs_) free_jobs_.push_back(&j);
@@ -170,8 +171,15 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
             }
         }
         Flow &f = flows_.at(p);
+        const TcpState before = f.state;
         uint8_t tclass = v.proto == kProtoTcp ? tcp_track(f, side, v.tcp_flags)
                                               : timeout_class_for(v.proto, f.state);
+        if (idr_ && f.state == TcpState::SynSent && (before == TcpState::Closing ||
+                                                     before == TcpState::Closed)) {
+            // A SYN reusing a finished connection's ports is a new connection: authorize it anew
+            // (a replayed SYN must never inherit the old flow's verdict).
+            restart_flow(f);
+        }
         flows_.touch(p, now, tclass);
         if (fresh) {
             ++f.pkts[side];

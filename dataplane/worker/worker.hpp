@@ -189,6 +189,7 @@ private:
     bool add_ack_proof(Pkt &k, const uint8_t *mac);
     void track_seq(Flow &f, const Pkt &k);
     void release_held(Flow &f);
+    void restart_flow(Flow &f);
     void poll_slowpath();
     void on_flow_removed(int32_t pos, Flow &f);
     void reevaluate(uint32_t budget);
@@ -237,6 +238,9 @@ private:
     std::unique_ptr<policy::DecisionCache> decisions_;
     std::unique_ptr<crypto::FixedCache<8, PeerIdentity *>> peers_;
     std::unique_ptr<crypto::SessionKeyCache> keys_;
+    // Servers whose SYN-ACK came back without identity: later SYNs to them carry none (and a TFO
+    // SYN's data never reaches a host that would take the token for data).
+    std::unique_ptr<crypto::FixedCache<16, uint8_t>> plain_peers_;
     uint32_t jhash_seed_[2] = {};
     std::vector<SlowJob> jobs_;
     std::vector<SlowJob *> free_jobs_;

@@ -112,7 +112,7 @@ class Segwire:
         self.config_path = self.workdir / "segwire.json"
         self.log_path = self.workdir / "segwire.log"
         cfg = {
-            "eal": {"test_mode": True, "file_prefix": tag, "memory_mb": 256},
+            "eal": {"test_mode": True, "file_prefix": tag, "memory_mb": 640},
             "ports": {
                 "inside": {"device": f"net_af_packet_{tag}_in,iface={inside_if}"},
                 "outside": {"device": f"net_af_packet_{tag}_out,iface={outside_if}"},
@@ -426,3 +426,9 @@ def lab_policy(client_out=(), server_in=(), version="v1", observe=(), profile_ex
             {"ID": "net-far", "name": "far", "associatedTags": ["net=far"], "entries": ["10.88.0.0/24"]},
         ],
     }
+
+
+def wait_listening(ns, port, timeout=10):
+    """Waits until something in `ns` listens on TCP `port`."""
+    wait_for(lambda: ns.run(f"ss -Hltn '( sport = :{port} )'", check=False).stdout.strip(),
+             timeout=timeout, what=f"a listener on port {port} in {ns.name}")
