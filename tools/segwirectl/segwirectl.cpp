@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <chrono>
+#include <ctime>
 #include <fstream>
 #include <sys/stat.h>
 
@@ -34,7 +35,8 @@ void usage(FILE *out) {
                  "  flowlog          flow reports (action, policy, rule, drop reason) since start\n"
                  "  raw CMD          any telemetry command, printed as JSON (e.g. raw /help,/segwire/flows)\n"
                  "  pki ca --out DIR [--name N]               a CA for an offline deployment\n"
-                 "  pki enforcer --ca DIR --id ID --out DIR   an enforcer key + certificate\n"
+                 "  pki enforcer --ca DIR --id ID --out DIR [--validity SECONDS]\n"
+                 "                   an enforcer key + certificate signed by that CA\n"
                  "--prefix is the daemon's eal.file_prefix (default: segwire).\n");
 }
 
@@ -214,12 +216,14 @@ T must(segwire::crypto::Result<T> r, const std::string &what) {
 int pki(int argc, char **argv) {
     namespace c = segwire::crypto;
     std::string sub = argc > 0 ? argv[0] : "", out, ca_dir, id, name = "segwire offline CA";
+    long validity_s = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i];
         if (k == "--out") out = argv[i + 1];
         else if (k == "--ca") ca_dir = argv[i + 1];
         else if (k == "--id") id = argv[i + 1];
         else if (k == "--name") name = argv[i + 1];
+        else if (k == "--validity") validity_s = std::stol(argv[i + 1]);
         else throw std::runtime_error("pki: unknown option " + k);
     }
     if (out.empty()) throw std::runtime_error("pki: --out DIR is required");
@@ -237,7 +241,12 @@ int pki(int argc, char **argv) {
                             must(c::cert_from_pem(read_text(ca_dir + "/ca.crt")), "CA certificate")};
         auto key = must(c::generate_p256_key(), "enforcer key");
         auto csr = must(c::create_csr(key.get(), id), "CSR");
-        auto cert = must(c::sign_enforcer_csr(ca, csr.get()), "sign");
+        c::IssueOptions opt;
+        if (validity_s > 0) {  // short-lived certificates (tests of expiry)
+            opt.validity = std::chrono::seconds(validity_s);
+            opt.not_before_unix = static_cast<int64_t>(std::time(nullptr));
+        }
+        auto cert = must(c::sign_enforcer_csr(ca, csr.get(), opt), "sign");
         write_file(out + "/" + id + ".key", must(c::private_key_to_pem(key.get()), "key"), 0600);
         write_file(out + "/" + id + ".crt", must(c::cert_to_pem(cert.get()), "certificate"), 0644);
         std::printf("%s/%s.crt, %s/%s.key\n", out.c_str(), id.c_str(), out.c_str(), id.c_str());
