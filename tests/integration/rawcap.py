@@ -16,6 +16,7 @@ def main():
     p.add_argument("--iface", required=True)
     p.add_argument("--port", type=int)
     p.add_argument("--send", help="hex frame to send")
+    p.add_argument("--send-file", help="file with one hex frame per line, sent back to back")
     p.add_argument("--count", type=int, default=3)
     p.add_argument("--timeout", type=float, default=20)
     a = p.parse_args()
@@ -23,6 +24,11 @@ def main():
     s.bind((a.iface, 0))
     if a.send:
         s.send(bytes.fromhex(a.send))
+        return
+    if a.send_file:
+        for line in open(a.send_file):
+            if line.strip():
+                s.send(bytes.fromhex(line.strip()))
         return
     s.settimeout(0.2)
     print(json.dumps({"listening": True}), flush=True)
