@@ -1,0 +1,26 @@
+// What the daemon owns while it runs. Built and torn down by control/main.cpp on the main lcore;
+// telemetry callbacks (DPDK's telemetry thread) only read counters and ask workers for dumps.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "config/appliance_config.hpp"
+#include "control/eal_setup.hpp"
+#include "dataplane/worker/worker.hpp"
+
+namespace segwire::control {
+
+struct App {
+    config::ApplianceConfig cfg;
+    PortInfo ports[2];
+    std::vector<std::unique_ptr<dp::Worker>> workers;
+    std::atomic<bool> stop{false};
+    uint64_t start_tsc = 0;
+};
+
+// Registers the /segwire/... rte_telemetry commands. `app` must outlive the EAL.
+void register_telemetry(App &app);
+
+}  // namespace segwire::control

@@ -1,0 +1,129 @@
+#include "control/eal_setup.hpp"
+
+#include <sched.h>
+
+#include <stdexcept>
+
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+
+namespace segwire::control {
+namespace {
+
+std::vector<int> usable_cpus() {
+    std::vector<int> cpus;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        for (int i = 0; i < CPU_SETSIZE; ++i)
+            if (CPU_ISSET(i, &set)) cpus.push_back(i);
+    if (cpus.empty()) cpus.push_back(0);
+    return cpus;
+}
+
+// net_af_packet needs as many queue pairs as we have workers; add qpairs= unless given.
+std::string vdev_spec(const config::PortConfig &p, uint32_t workers) {
+    std::string spec = p.device;
+    if (spec.rfind("net_af_packet", 0) == 0 && spec.find("qpairs=") == std::string::npos)
+        spec += ",qpairs=" + std::to_string(workers);
+    return spec;
+}
+
+// A symmetric Toeplitz key (the 16-bit pattern repeated) makes hash(a,b) == hash(b,a).
+uint8_t kSymmetricRssKey[52] = {
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d,
+    0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d,
+    0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+};
+
+[[noreturn]] void fail(const char *role, const std::string &name, const std::string &what, int rc) {
+    throw std::runtime_error(std::string("port ") + role + " (" + name + "): " + what + ": " +
+                             rte_strerror(rc < 0 ? -rc : rc));
+}
+
+}  // namespace
+
+std::vector<std::string> build_eal_args(const config::ApplianceConfig &c) {
+    std::vector<std::string> a = {"segwire", "--file-prefix", c.eal.file_prefix};
+    if (c.eal.test_mode) {
+        // No hugepages; --in-memory is refused together with --no-huge by DPDK 22.11.
+        a.insert(a.end(), {"--no-huge", "--no-shconf", "-m", std::to_string(c.eal.memory_mb)});
+    }
+    std::string lcores = c.eal.lcores;
+    if (lcores.empty()) {
+        // Main lcore (control thread) on the first CPU, workers spread over the rest.
+        auto cpus = usable_cpus();
+        lcores = "0@" + std::to_string(cpus[0]);
+        for (uint32_t w = 1; w <= c.workers; ++w)
+            lcores += "," + std::to_string(w) + "@" + std::to_string(cpus[w % cpus.size()]);
+    }
+    a.insert(a.end(), {"--lcores", lcores});
+    bool any_pci = false;
+    for (const config::PortConfig *p : {&c.inside, &c.outside}) {
+        if (p->is_pci()) {
+            any_pci = true;
+            a.insert(a.end(), {"-a", p->device});
+        } else {
+            a.insert(a.end(), {"--vdev", vdev_spec(*p, c.workers)});
+        }
+    }
+    if (!any_pci) a.emplace_back("--no-pci");
+    a.insert(a.end(), c.eal.extra_args.begin(), c.eal.extra_args.end());
+    return a;
+}
+
+PortInfo setup_port(const config::PortConfig &pc, const char *role, uint16_t queues,
+                    rte_mempool *pool) {
+    PortInfo info;
+    info.name = pc.name();
+    int rc = rte_eth_dev_get_port_by_name(info.name.c_str(), &info.port_id);
+    if (rc != 0) fail(role, info.name, "no such DPDK device", rc);
+
+    rte_eth_dev_info dev{};
+    rc = rte_eth_dev_info_get(info.port_id, &dev);
+    if (rc != 0) fail(role, info.name, "rte_eth_dev_info_get", rc);
+    info.driver = dev.driver_name ? dev.driver_name : "?";
+    if (dev.max_rx_queues < queues || dev.max_tx_queues < queues)
+        throw std::runtime_error(std::string("port ") + role + " (" + info.name + "): has " +
+                                 std::to_string(dev.max_rx_queues) + " rx queues, " +
+                                 std::to_string(queues) + " workers need one each");
+
+    rte_eth_conf conf{};
+    const uint64_t want_rss = RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
+    if (queues > 1 && (dev.flow_type_rss_offloads & want_rss) &&
+        (dev.hash_key_size == 40 || dev.hash_key_size == 52)) {
+        conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf.rss_key = kSymmetricRssKey;
+        conf.rx_adv_conf.rss_conf.rss_key_len = dev.hash_key_size;
+        conf.rx_adv_conf.rss_conf.rss_hf = dev.flow_type_rss_offloads & want_rss;
+        info.symmetric_rss = true;
+    }
+    rc = rte_eth_dev_configure(info.port_id, queues, queues, &conf);
+    if (rc != 0) fail(role, info.name, "rte_eth_dev_configure", rc);
+
+    uint16_t rxd = pc.rx_desc, txd = pc.tx_desc;
+    rc = rte_eth_dev_adjust_nb_rx_tx_desc(info.port_id, &rxd, &txd);
+    if (rc != 0) fail(role, info.name, "rte_eth_dev_adjust_nb_rx_tx_desc", rc);
+    int socket = rte_eth_dev_socket_id(info.port_id);
+    if (socket < 0) socket = 0;
+    for (uint16_t q = 0; q < queues; ++q) {
+        rc = rte_eth_rx_queue_setup(info.port_id, q, rxd, socket, nullptr, pool);
+        if (rc != 0) fail(role, info.name, "rx queue " + std::to_string(q) + " setup", rc);
+        rc = rte_eth_tx_queue_setup(info.port_id, q, txd, socket, nullptr);
+        if (rc != 0) fail(role, info.name, "tx queue " + std::to_string(q) + " setup", rc);
+    }
+    rc = rte_eth_dev_start(info.port_id);
+    if (rc != 0) fail(role, info.name, "rte_eth_dev_start", rc);
+    // Bump-in-the-wire forwards frames addressed to other hosts.
+    rte_eth_promiscuous_enable(info.port_id);
+    rte_eth_dev_get_mtu(info.port_id, &info.mtu);
+    return info;
+}
+
+void stop_port(uint16_t port_id) {
+    rte_eth_dev_stop(port_id);
+    rte_eth_dev_close(port_id);
+}
+
+}  // namespace segwire::control

@@ -1,0 +1,32 @@
+// EAL and port bring-up on the main lcore (control time: may block, allocate, log).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/appliance_config.hpp"
+
+struct rte_mempool;
+
+namespace segwire::control {
+
+// The EAL argument vector for a config: test mode (no hugepages), file prefix, lcore map, vdevs.
+std::vector<std::string> build_eal_args(const config::ApplianceConfig &c);
+
+struct PortInfo {
+    uint16_t port_id = 0;
+    std::string name;
+    std::string driver;
+    bool symmetric_rss = false;  // hardware spreads both directions of a flow to one queue
+    uint16_t mtu = 1500;
+};
+
+// Configures and starts one port with `queues` rx/tx queue pairs. Throws std::runtime_error
+// naming the port and the DPDK call that failed.
+PortInfo setup_port(const config::PortConfig &pc, const char *role, uint16_t queues,
+                    rte_mempool *pool);
+
+void stop_port(uint16_t port_id);
+
+}  // namespace segwire::control

@@ -1,0 +1,212 @@
+// segwire: the enforcer daemon. The main lcore is the control thread; workers run on the others.
+#include <getopt.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "config/appliance_config.hpp"
+#include "control/app.hpp"
+#include "control/eal_setup.hpp"
+
+using namespace segwire;
+
+namespace {
+
+std::atomic<bool> *g_stop = nullptr;
+
+void on_signal(int) {
+    if (g_stop) g_stop->store(true);
+}
+
+void usage(FILE *out) {
+    std::fprintf(out,
+                 "usage: segwire --config FILE [--check]\n"
+                 "  --config FILE  appliance configuration (JSON)\n"
+                 "  --check        validate the configuration and exit\n");
+}
+
+void setup_logging(const config::LogConfig &lc) {
+    std::vector<spdlog::sink_ptr> sinks;
+    sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+    if (!lc.file.empty())
+        sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(lc.file));
+    auto logger = std::make_shared<spdlog::logger>("segwire", sinks.begin(), sinks.end());
+    logger->set_level(spdlog::level::from_str(lc.level));
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    logger->flush_on(spdlog::level::info);
+    spdlog::set_default_logger(logger);
+}
+
+int worker_main(void *arg) {
+    auto *app = static_cast<control::App *>(arg);
+    unsigned lcore = rte_lcore_id();
+    // Worker i runs on the i-th worker lcore.
+    unsigned idx = 0;
+    for (unsigned l = rte_get_next_lcore(-1, 1, 0); l < RTE_MAX_LCORE && l != lcore;
+         l = rte_get_next_lcore(l, 1, 0))
+        ++idx;
+    return app->workers[idx]->run(app->stop);
+}
+
+int run(const config::ApplianceConfig &cfg) {
+    auto app = std::make_unique<control::App>();
+    app->cfg = cfg;
+
+    std::vector<std::string> args = control::build_eal_args(cfg);
+    std::string joined;
+    for (auto &a : args) joined += a + " ";
+    spdlog::info("EAL: {}", joined);
+    std::vector<char *> argv;
+    for (auto &a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (rte_eal_init(static_cast<int>(args.size()), argv.data()) < 0) {
+        spdlog::critical("EAL initialisation failed: {}", rte_strerror(rte_errno));
+        return 1;
+    }
+    app->start_tsc = rte_rdtsc();
+    int rc = 0;
+    try {
+        if (rte_lcore_count() < cfg.workers + 1)
+            throw std::runtime_error("eal.lcores: " + std::to_string(rte_lcore_count()) +
+                                     " lcores, need " + std::to_string(cfg.workers + 1) +
+                                     " (main + one per worker)");
+        rte_mempool *pool = rte_pktmbuf_pool_create("sw_mbufs", cfg.mbufs, 256, 0,
+                                                    RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
+        if (!pool)
+            throw std::runtime_error(std::string("mbufs: cannot create pool of ") +
+                                     std::to_string(cfg.mbufs) + ": " + rte_strerror(rte_errno));
+        const uint16_t q = static_cast<uint16_t>(cfg.workers);
+        app->ports[dp::kInside] = control::setup_port(cfg.inside, "inside", q, pool);
+        app->ports[dp::kOutside] = control::setup_port(cfg.outside, "outside", q, pool);
+        const bool hw_symmetric =
+            app->ports[0].symmetric_rss && app->ports[1].symmetric_rss;
+        for (int i = 0; i < 2; ++i)
+            spdlog::info("port {}: {} ({}), {} queue(s), mtu {}, steering {}",
+                         i == 0 ? "inside" : "outside", app->ports[i].name, app->ports[i].driver,
+                         q, app->ports[i].mtu, hw_symmetric ? "symmetric RSS" : "software");
+
+        const auto &to = cfg.flows.timeouts;
+        for (uint32_t w = 0; w < cfg.workers; ++w) {
+            dp::WorkerSetup s;
+            s.id = w;
+            s.nworkers = cfg.workers;
+            s.port_id[dp::kInside] = app->ports[0].port_id;
+            s.port_id[dp::kOutside] = app->ports[1].port_id;
+            s.software_steering = !hw_symmetric;
+            s.burst = cfg.burst;
+            s.idle = cfg.idle;
+            s.flow_capacity = cfg.flows.max_per_worker;
+            s.timeouts_s[dp::kTcpHandshake] = to.tcp_handshake_s;
+            s.timeouts_s[dp::kTcpEstablished] = to.tcp_established_s;
+            s.timeouts_s[dp::kTcpClosing] = to.tcp_closing_s;
+            s.timeouts_s[dp::kUdp] = to.udp_s;
+            s.timeouts_s[dp::kOther] = to.other_s;
+            s.socket = static_cast<int>(rte_socket_id());
+            auto worker = std::make_unique<dp::Worker>();
+            std::string err;
+            if (!worker->init(s, err)) throw std::runtime_error("worker " + std::to_string(w) + ": " + err);
+            app->workers.push_back(std::move(worker));
+        }
+        // Steering rings: one single-producer/single-consumer ring per ordered worker pair,
+        // so no two lcores ever contend on one ring.
+        if (cfg.workers > 1) {
+            for (uint32_t dst = 0; dst < cfg.workers; ++dst)
+                for (uint32_t src = 0; src < cfg.workers; ++src) {
+                    if (src == dst) continue;
+                    std::string name = "sw_steer_" + std::to_string(src) + "_" + std::to_string(dst);
+                    rte_ring *r = rte_ring_create(name.c_str(), 1024, rte_socket_id(),
+                                                  RING_F_SP_ENQ | RING_F_SC_DEQ);
+                    if (!r) throw std::runtime_error("cannot create ring " + name);
+                    app->workers[dst]->set_steer_ring(src, r);
+                    app->workers[src]->set_peer_ring(dst, r);
+                }
+        }
+        control::register_telemetry(*app);
+
+        g_stop = &app->stop;
+        struct sigaction sa {};
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, nullptr);
+        sigaction(SIGTERM, &sa, nullptr);
+
+        unsigned lcore;
+        RTE_LCORE_FOREACH_WORKER(lcore) {
+            if (rte_eal_remote_launch(worker_main, app.get(), lcore) != 0)
+                throw std::runtime_error("cannot launch worker on lcore " + std::to_string(lcore));
+        }
+        spdlog::info("segwire running: {} worker(s), telemetry at /var/run/dpdk/{}/dpdk_telemetry.v2",
+                     cfg.workers, cfg.eal.file_prefix);
+        // The control thread. Later issues add policy sync and log export here; it never polls.
+        while (!app->stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        spdlog::info("shutting down");
+        rte_eal_mp_wait_lcore();
+        uint64_t rx = 0, tx = 0;
+        for (auto &w : app->workers)
+            for (int i = 0; i < 2; ++i) rx += w->stats().rx_pkts[i].get(), tx += w->stats().tx_pkts[i].get();
+        spdlog::info("forwarded {} of {} packets received", tx, rx);
+        control::stop_port(app->ports[0].port_id);
+        control::stop_port(app->ports[1].port_id);
+    } catch (const std::exception &e) {
+        spdlog::critical("{}", e.what());
+        app->stop.store(true);
+        rte_eal_mp_wait_lcore();
+        rc = 1;
+    }
+    g_stop = nullptr;
+    app->workers.clear();
+    rte_eal_cleanup();
+    return rc;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    std::string config_path;
+    bool check = false;
+    static option opts[] = {{"config", required_argument, nullptr, 'c'},
+                            {"check", no_argument, nullptr, 'k'},
+                            {"help", no_argument, nullptr, 'h'},
+                            {nullptr, 0, nullptr, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "c:h", opts, nullptr)) != -1) {
+        switch (o) {
+            case 'c': config_path = optarg; break;
+            case 'k': check = true; break;
+            case 'h': usage(stdout); return 0;
+            default: usage(stderr); return 2;
+        }
+    }
+    if (config_path.empty()) {
+        usage(stderr);
+        return 2;
+    }
+    config::ApplianceConfig cfg;
+    try {
+        cfg = config::load_appliance_config(config_path);
+    } catch (const config::ConfigError &e) {
+        std::fprintf(stderr, "segwire: invalid config %s: %s\n", config_path.c_str(), e.what());
+        return 2;
+    }
+    if (check) {
+        std::printf("segwire: %s is valid\n", config_path.c_str());
+        return 0;
+    }
+    setup_logging(cfg.log);
+    return run(cfg);
+}

@@ -1,0 +1,225 @@
+// /segwire/... telemetry commands, served by DPDK's telemetry thread on the runtime socket
+// (/var/run/dpdk/<file-prefix>/dpdk_telemetry.v2), readable by dpdk-telemetry.py and segwirectl.
+#include <arpa/inet.h>
+
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <rte_cycles.h>
+#include <rte_malloc.h>
+#include <rte_telemetry.h>
+
+#include "control/app.hpp"
+
+namespace segwire::control {
+namespace {
+
+App *g_app = nullptr;
+std::mutex g_dump_mutex;                  // one flow dump at a time (telemetry clients may be many)
+std::vector<dp::FlowRecord> g_flows;      // the last dump, paged out by /segwire/flows,<page>
+constexpr uint32_t kFlowsPerPage = 32;    // keeps one reply well under the 16 KiB telemetry limit
+constexpr uint32_t kDumpRowsPerWorker = 65536;
+
+// Telemetry names allow only [A-Za-z0-9_/].
+std::string tel_name(const char *s) {
+    std::string n(s);
+    for (char &c : n)
+        if (c == '-' || c == '.') c = '_';
+    return n;
+}
+
+struct Totals {
+    uint64_t v[64] = {};
+};
+
+void add_worker_stats(rte_tel_data *d, const dp::WorkerStats &s) {
+    rte_tel_data_add_dict_u64(d, "rx_inside_pkts", s.rx_pkts[dp::kInside].get());
+    rte_tel_data_add_dict_u64(d, "rx_outside_pkts", s.rx_pkts[dp::kOutside].get());
+    rte_tel_data_add_dict_u64(d, "rx_inside_bytes", s.rx_bytes[dp::kInside].get());
+    rte_tel_data_add_dict_u64(d, "rx_outside_bytes", s.rx_bytes[dp::kOutside].get());
+    rte_tel_data_add_dict_u64(d, "tx_inside_pkts", s.tx_pkts[dp::kInside].get());
+    rte_tel_data_add_dict_u64(d, "tx_outside_pkts", s.tx_pkts[dp::kOutside].get());
+    rte_tel_data_add_dict_u64(d, "tx_inside_bytes", s.tx_bytes[dp::kInside].get());
+    rte_tel_data_add_dict_u64(d, "tx_outside_bytes", s.tx_bytes[dp::kOutside].get());
+    rte_tel_data_add_dict_u64(d, "non_ip", s.non_ip.get());
+    rte_tel_data_add_dict_u64(d, "fragments", s.fragments.get());
+    rte_tel_data_add_dict_u64(d, "steered_out", s.steered_out.get());
+    rte_tel_data_add_dict_u64(d, "steered_in", s.steered_in.get());
+    rte_tel_data_add_dict_u64(d, "flows_active", s.flows_active.get());
+    rte_tel_data_add_dict_u64(d, "flows_created", s.flows_created.get());
+    rte_tel_data_add_dict_u64(d, "flows_expired", s.flows_expired.get());
+    rte_tel_data_add_dict_u64(d, "flows_refused", s.flows_refused.get());
+    rte_tel_data_add_dict_u64(d, "idle_sleeps", s.idle_sleeps.get());
+    uint64_t dropped = 0;
+    for (size_t r = 1; r < dp::kDropReasonCount; ++r) dropped += s.drops[r].get();
+    rte_tel_data_add_dict_u64(d, "dropped", dropped);
+}
+
+// Sums per-worker counters into a scratch WorkerStats-shaped set of values.
+int cmd_stats(const char *, const char *, rte_tel_data *d) {
+    rte_tel_data_start_dict(d);
+    dp::WorkerStats sum;
+    for (auto &w : g_app->workers) {
+        const dp::WorkerStats &s = w->stats();
+        for (int i = 0; i < 2; ++i) {
+            sum.rx_pkts[i].add(s.rx_pkts[i].get());
+            sum.rx_bytes[i].add(s.rx_bytes[i].get());
+            sum.tx_pkts[i].add(s.tx_pkts[i].get());
+            sum.tx_bytes[i].add(s.tx_bytes[i].get());
+        }
+        for (size_t r = 0; r < dp::kDropReasonCount; ++r) sum.drops[r].add(s.drops[r].get());
+        sum.non_ip.add(s.non_ip.get());
+        sum.fragments.add(s.fragments.get());
+        sum.steered_out.add(s.steered_out.get());
+        sum.steered_in.add(s.steered_in.get());
+        sum.flows_active.add(s.flows_active.get());
+        sum.flows_created.add(s.flows_created.get());
+        sum.flows_expired.add(s.flows_expired.get());
+        sum.flows_refused.add(s.flows_refused.get());
+        sum.idle_sleeps.add(s.idle_sleeps.get());
+    }
+    rte_tel_data_add_dict_u64(d, "workers", g_app->workers.size());
+    rte_tel_data_add_dict_u64(d, "uptime_s", (rte_rdtsc() - g_app->start_tsc) / rte_get_tsc_hz());
+    add_worker_stats(d, sum);
+    rte_tel_data *drops = rte_tel_data_alloc();
+    rte_tel_data_start_dict(drops);
+    for (size_t r = 1; r < dp::kDropReasonCount; ++r)
+        rte_tel_data_add_dict_u64(
+            drops, tel_name(dp::drop_reason_name(static_cast<dp::DropReason>(r))).c_str(),
+            sum.drops[r].get());
+    rte_tel_data_add_dict_container(d, "drops", drops, 0);
+    return 0;
+}
+
+int cmd_workers(const char *, const char *, rte_tel_data *d) {
+    rte_tel_data_start_dict(d);
+    for (auto &w : g_app->workers) {
+        rte_tel_data *c = rte_tel_data_alloc();
+        rte_tel_data_start_dict(c);
+        add_worker_stats(c, w->stats());
+        rte_tel_data_add_dict_container(d, ("worker" + std::to_string(w->id())).c_str(), c, 0);
+    }
+    return 0;
+}
+
+int cmd_ports(const char *, const char *, rte_tel_data *d) {
+    rte_tel_data_start_dict(d);
+    const char *roles[2] = {"inside", "outside"};
+    for (int i = 0; i < 2; ++i) {
+        const PortInfo &p = g_app->ports[i];
+        rte_tel_data *c = rte_tel_data_alloc();
+        rte_tel_data_start_dict(c);
+        rte_tel_data_add_dict_u64(c, "port_id", p.port_id);
+        rte_tel_data_add_dict_string(c, "name", p.name.c_str());
+        rte_tel_data_add_dict_string(c, "driver", p.driver.c_str());
+        rte_tel_data_add_dict_u64(c, "mtu", p.mtu);
+        rte_tel_data_add_dict_string(c, "steering", p.symmetric_rss ? "symmetric-rss" : "software");
+        rte_tel_data_add_dict_container(d, roles[i], c, 0);
+    }
+    return 0;
+}
+
+std::string addr_str(const dp::IpAddr &a, uint8_t family) {
+    char buf[INET6_ADDRSTRLEN] = "?";
+    inet_ntop(family == 6 ? AF_INET6 : AF_INET, a.b, buf, sizeof(buf));
+    return buf;
+}
+
+const char *proto_name(uint8_t p) {
+    switch (p) {
+        case dp::kProtoTcp: return "tcp";
+        case dp::kProtoUdp: return "udp";
+        case dp::kProtoIcmp: return "icmp";
+        case dp::kProtoIcmp6: return "icmp6";
+        default: return "ip";
+    }
+}
+
+// Asks every worker for a copy of its flows and waits (bounded) for the answers.
+bool refresh_dump() {
+    for (auto &w : g_app->workers) {
+        dp::FlowDump &fd = w->dump();
+        if (!fd.rows) {
+            fd.capacity = std::min(kDumpRowsPerWorker, w->flows().capacity());
+            fd.rows = static_cast<dp::FlowRecord *>(
+                rte_zmalloc("flow_dump", sizeof(dp::FlowRecord) * fd.capacity, 64));
+            if (!fd.rows) return false;
+        }
+        fd.requested.fetch_add(1, std::memory_order_release);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    for (auto &w : g_app->workers) {
+        dp::FlowDump &fd = w->dump();
+        while (fd.completed.load(std::memory_order_acquire) !=
+               fd.requested.load(std::memory_order_relaxed)) {
+            if (std::chrono::steady_clock::now() > deadline) return false;
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+    }
+    g_flows.clear();
+    for (auto &w : g_app->workers) {
+        dp::FlowDump &fd = w->dump();
+        g_flows.insert(g_flows.end(), fd.rows, fd.rows + fd.count);
+    }
+    return true;
+}
+
+// /segwire/flows[,page]: page 0 (the default) takes a fresh dump; later pages read the same one.
+int cmd_flows(const char *, const char *params, rte_tel_data *d) {
+    std::lock_guard<std::mutex> lock(g_dump_mutex);
+    uint32_t page = 0;
+    if (params && *params) page = static_cast<uint32_t>(std::strtoul(params, nullptr, 10));
+    if (page == 0 && !refresh_dump()) return -EAGAIN;
+    rte_tel_data_start_dict(d);
+    const uint32_t total = static_cast<uint32_t>(g_flows.size());
+    const uint32_t pages = (total + kFlowsPerPage - 1) / kFlowsPerPage;
+    rte_tel_data_add_dict_u64(d, "total", total);
+    rte_tel_data_add_dict_u64(d, "page", page);
+    rte_tel_data_add_dict_u64(d, "pages", pages);
+    for (uint32_t i = page * kFlowsPerPage; i < total && i < (page + 1) * kFlowsPerPage; ++i) {
+        const dp::FlowRecord &r = g_flows[i];
+        // Report the initiator as the source.
+        const bool a_init = r.init_side == dp::kSideA;
+        const dp::IpAddr &src = a_init ? r.key.a : r.key.b;
+        const dp::IpAddr &dst = a_init ? r.key.b : r.key.a;
+        rte_tel_data *c = rte_tel_data_alloc();
+        rte_tel_data_start_dict(c);
+        rte_tel_data_add_dict_string(c, "proto", proto_name(r.key.proto));
+        rte_tel_data_add_dict_string(c, "src", addr_str(src, r.key.family).c_str());
+        rte_tel_data_add_dict_u64(c, "sport", a_init ? r.key.pa : r.key.pb);
+        rte_tel_data_add_dict_string(c, "dst", addr_str(dst, r.key.family).c_str());
+        rte_tel_data_add_dict_u64(c, "dport", a_init ? r.key.pb : r.key.pa);
+        rte_tel_data_add_dict_u64(c, "vlan", r.key.vlan);
+        rte_tel_data_add_dict_string(c, "state",
+                                     r.key.proto == dp::kProtoTcp ? dp::tcp_state_name(r.state)
+                                                                  : "ACTIVE");
+        rte_tel_data_add_dict_string(c, "timeout_class", dp::timeout_class_name(r.tclass));
+        rte_tel_data_add_dict_u64(c, "worker", r.worker);
+        rte_tel_data_add_dict_u64(c, "pkts_out", r.pkts[a_init ? 0 : 1]);
+        rte_tel_data_add_dict_u64(c, "pkts_back", r.pkts[a_init ? 1 : 0]);
+        rte_tel_data_add_dict_u64(c, "bytes_out", r.bytes[a_init ? 0 : 1]);
+        rte_tel_data_add_dict_u64(c, "bytes_back", r.bytes[a_init ? 1 : 0]);
+        rte_tel_data_add_dict_u64(c, "age_s", r.age_s);
+        rte_tel_data_add_dict_u64(c, "idle_s", r.idle_s);
+        rte_tel_data_add_dict_container(d, ("f" + std::to_string(i)).c_str(), c, 0);
+    }
+    return 0;
+}
+
+}  // namespace
+
+void register_telemetry(App &app) {
+    g_app = &app;
+    rte_telemetry_register_cmd("/segwire/stats", cmd_stats,
+                               "Totals over all workers: packets, bytes, flows, drops by reason.");
+    rte_telemetry_register_cmd("/segwire/workers", cmd_workers, "Per-worker counters.");
+    rte_telemetry_register_cmd("/segwire/ports", cmd_ports, "The inside and outside ports.");
+    rte_telemetry_register_cmd("/segwire/flows", cmd_flows,
+                               "Flow listing. Parameter: page (0 takes a fresh snapshot).");
+}
+
+}  // namespace segwire::control

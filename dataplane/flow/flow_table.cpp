@@ -1,0 +1,212 @@
+#include "dataplane/flow/flow_table.hpp"
+
+#include <rte_errno.h>
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
+#include <rte_malloc.h>
+
+namespace segwire::dp {
+
+const char *tcp_state_name(TcpState s) {
+    switch (s) {
+        case TcpState::None: return "NONE";
+        case TcpState::SynSent: return "SYN_SENT";
+        case TcpState::SynReceived: return "SYN_RECEIVED";
+        case TcpState::Established: return "ESTABLISHED";
+        case TcpState::FinWait: return "FIN_WAIT";
+        case TcpState::Closing: return "CLOSING";
+        case TcpState::Closed: return "CLOSED";
+    }
+    return "?";
+}
+
+const char *timeout_class_name(uint8_t c) {
+    static const char *const n[] = {"tcp-handshake", "tcp-established", "tcp-closing", "udp",
+                                    "other"};
+    return c < kTimeoutClassCount ? n[c] : "?";
+}
+
+FlowTable::~FlowTable() {
+    if (hash_) rte_hash_free(hash_);
+    rte_free(flows_);
+    rte_free(keys_);
+}
+
+bool FlowTable::init(const std::string &name, uint32_t capacity, int socket,
+                     const uint32_t timeouts_s[], uint64_t tsc_hz, std::string &err) {
+    rte_hash_parameters p{};
+    p.name = name.c_str();
+    p.entries = capacity;
+    p.key_len = sizeof(FlowKey);
+    p.hash_func = rte_hash_crc;
+    p.hash_func_init_val = 0x5e9f1a3b;
+    p.socket_id = socket;
+    // Extendable buckets: every one of `capacity` keys fits whatever the hash collisions,
+    // so "table full" means exactly `capacity` flows.
+    p.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
+    hash_ = rte_hash_create(&p);
+    if (!hash_) {
+        err = "rte_hash_create(" + name + ", " + std::to_string(capacity) +
+              "): " + rte_strerror(rte_errno);
+        return false;
+    }
+    flows_ = static_cast<Flow *>(
+        rte_zmalloc_socket("flows", sizeof(Flow) * capacity, alignof(Flow), socket));
+    keys_ = static_cast<FlowKey *>(
+        rte_zmalloc_socket("flow_keys", sizeof(FlowKey) * capacity, 64, socket));
+    if (!flows_ || !keys_) {
+        err = "cannot allocate " + std::to_string(capacity) + " flows";
+        return false;
+    }
+    for (uint32_t i = 0; i < capacity; ++i) flows_[i].tclass = kTimeoutClassCount;
+    capacity_ = capacity;
+    for (int c = 0; c < kTimeoutClassCount; ++c) {
+        timeout_tsc_[c] = uint64_t(timeouts_s[c]) * tsc_hz;
+        head_[c] = tail_[c] = kNil;
+    }
+    return true;
+}
+
+uint32_t FlowTable::hash(const FlowKey &k) const { return rte_hash_hash(hash_, &k); }
+
+void FlowTable::lookup_bulk(const FlowKey *const *keys, const uint32_t *sigs, uint32_t n,
+                            int32_t *positions) const {
+    rte_hash_lookup_with_hash_bulk(hash_, reinterpret_cast<const void **>(const_cast<const FlowKey **>(keys)),
+                                   const_cast<uint32_t *>(sigs), n, positions);
+}
+
+int32_t FlowTable::lookup(const FlowKey &k, uint32_t sig) const {
+    return rte_hash_lookup_with_hash(hash_, &k, sig);
+}
+
+int32_t FlowTable::insert(const FlowKey &k, uint32_t sig, uint64_t now, uint8_t tclass) {
+    int32_t pos = rte_hash_add_key_with_hash(hash_, &k, sig);
+    if (pos < 0) {
+        ++stats_.refused;
+        return -1;
+    }
+    Flow &f = flows_[pos];
+    f = Flow{};
+    f.created_tsc = now;
+    f.last_tsc = now;
+    keys_[pos] = k;
+    link_tail(static_cast<uint32_t>(pos), tclass, now);
+    ++size_;
+    ++stats_.created;
+    return pos;
+}
+
+void FlowTable::link_tail(uint32_t pos, uint8_t c, uint64_t now) {
+    Flow &f = flows_[pos];
+    f.tclass = c;
+    f.list_tsc = now;
+    f.next = kNil;
+    f.prev = tail_[c];
+    if (tail_[c] != kNil)
+        flows_[tail_[c]].next = pos;
+    else
+        head_[c] = pos;
+    tail_[c] = pos;
+}
+
+void FlowTable::unlink(uint32_t pos) {
+    Flow &f = flows_[pos];
+    uint8_t c = f.tclass;
+    if (f.prev != kNil)
+        flows_[f.prev].next = f.next;
+    else
+        head_[c] = f.next;
+    if (f.next != kNil)
+        flows_[f.next].prev = f.prev;
+    else
+        tail_[c] = f.prev;
+}
+
+void FlowTable::touch(int32_t pos, uint64_t now, uint8_t tclass) {
+    Flow &f = flows_[pos];
+    f.last_tsc = now;
+    if (f.tclass != tclass) {
+        unlink(static_cast<uint32_t>(pos));
+        link_tail(static_cast<uint32_t>(pos), tclass, now);
+    }
+}
+
+void FlowTable::remove(int32_t pos) {
+    unlink(static_cast<uint32_t>(pos));
+    rte_hash_del_key(hash_, &keys_[pos]);
+    flows_[pos].tclass = kTimeoutClassCount;
+    --size_;
+}
+
+uint32_t FlowTable::expire(uint64_t now, uint32_t budget) {
+    uint32_t removed = 0;
+    for (uint8_t c = 0; c < kTimeoutClassCount && budget; ++c) {
+        const uint64_t to = timeout_tsc_[c];
+        while (budget && head_[c] != kNil) {
+            uint32_t pos = head_[c];
+            Flow &f = flows_[pos];
+            // Everything behind a flow queued less than one timeout ago is younger still.
+            if (now - f.list_tsc < to) break;
+            --budget;
+            if (now - f.last_tsc >= to) {
+                remove(static_cast<int32_t>(pos));
+                ++stats_.expired;
+                ++removed;
+            } else {
+                unlink(pos);
+                link_tail(pos, c, now);  // keeps the list ordered: expiry lands within 2x the timeout
+            }
+        }
+    }
+    return removed;
+}
+
+uint8_t timeout_class_for(uint8_t proto, TcpState s) {
+    if (proto == kProtoTcp) {
+        switch (s) {
+            case TcpState::None:
+            case TcpState::SynSent:
+            case TcpState::SynReceived:
+                return kTcpHandshake;
+            case TcpState::Established:
+            case TcpState::FinWait:
+                return kTcpEstablished;
+            case TcpState::Closing:
+            case TcpState::Closed:
+                return kTcpClosing;
+        }
+    }
+    return proto == kProtoUdp ? kUdp : kOther;
+}
+
+uint8_t tcp_track(Flow &f, uint8_t side, uint8_t fl) {
+    const bool syn = fl & kTcpSyn, ack = fl & kTcpAck;
+    if (fl & kTcpRst) {
+        f.state = TcpState::Closed;
+    } else if (syn && !ack) {
+        // A new SYN after the connection ended is port reuse: start over.
+        if (f.state == TcpState::None || f.state == TcpState::Closing ||
+            f.state == TcpState::Closed) {
+            f.state = TcpState::SynSent;
+            f.init_side = side;
+            f.fin_seen = 0;
+        }
+    } else if (syn && ack) {
+        if (f.state == TcpState::SynSent && side != f.init_side) f.state = TcpState::SynReceived;
+    } else {
+        if (f.state == TcpState::SynReceived && side == f.init_side && ack)
+            f.state = TcpState::Established;
+        else if (f.state == TcpState::None) {
+            // Picked up mid-stream (e.g. the appliance restarted under a live connection).
+            f.state = TcpState::Established;
+            f.init_side = side;
+        }
+        if (fl & kTcpFin) {
+            f.fin_seen |= uint8_t(1u << side);
+            f.state = f.fin_seen == 3 ? TcpState::Closing : TcpState::FinWait;
+        }
+    }
+    return timeout_class_for(kProtoTcp, f.state);
+}
+
+}  // namespace segwire::dp

@@ -1,0 +1,118 @@
+// Per-worker flow table: rte_hash keyed by the canonical FlowKey; the hash's key position is the
+// index of the Flow in a preallocated array, so there is no second allocator. Bounded: at the
+// limit insert() refuses and existing flows are untouched.
+//
+// Ageing follows FD.io VPP's ACL plugin: one FIFO list per timeout class. A packet only stamps
+// `last_tsc` (and moves the flow when its class changes); expire() looks at list heads, expiring
+// flows idle past their class timeout and re-queueing refreshed ones, and stops at the first flow
+// queued less than one timeout ago - so no per-packet timer work and O(1) amortised scanning.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "dataplane/flow/flow_key.hpp"
+
+struct rte_hash;
+
+namespace segwire::dp {
+
+enum class TcpState : uint8_t {
+    None = 0,     // not TCP, or picked up mid-stream before any packet classified it
+    SynSent,
+    SynReceived,
+    Established,
+    FinWait,      // one side sent FIN
+    Closing,      // both sides sent FIN
+    Closed,       // RST seen
+};
+const char *tcp_state_name(TcpState s);
+
+enum TimeoutClass : uint8_t {
+    kTcpHandshake = 0,
+    kTcpEstablished,
+    kTcpClosing,
+    kUdp,
+    kOther,
+    kTimeoutClassCount
+};
+const char *timeout_class_name(uint8_t c);
+
+inline constexpr uint32_t kNil = UINT32_MAX;
+
+struct alignas(64) Flow {
+    uint64_t last_tsc;      // last packet
+    uint64_t list_tsc;      // when it was (re)queued on its timeout list
+    uint64_t created_tsc;
+    uint32_t prev, next;    // timeout-class list links
+    TcpState state;
+    uint8_t tclass;
+    uint8_t init_side;      // side that sent the first SYN (or first packet)
+    uint8_t fin_seen;       // bit per side
+    uint16_t worker;
+    uint16_t in_port;       // ethdev port the initiator's packets arrive on
+    uint64_t pkts[2];       // per source side
+    uint64_t bytes[2];
+};
+
+struct FlowTableStats {
+    uint64_t created = 0;
+    uint64_t refused = 0;   // table full
+    uint64_t expired = 0;
+};
+
+class FlowTable {
+public:
+    FlowTable() = default;
+    ~FlowTable();
+    FlowTable(const FlowTable &) = delete;
+    FlowTable &operator=(const FlowTable &) = delete;
+
+    // Control-time: allocates. Timeouts in seconds are converted with tsc_hz.
+    bool init(const std::string &name, uint32_t capacity, int socket, const uint32_t timeouts_s[],
+              uint64_t tsc_hz, std::string &err);
+
+    uint32_t capacity() const { return capacity_; }
+    uint32_t size() const { return size_; }
+    uint32_t hash(const FlowKey &k) const;
+
+    // Hot path. Positions < 0 are misses.
+    void lookup_bulk(const FlowKey *const *keys, const uint32_t *sigs, uint32_t n,
+                     int32_t *positions) const;
+    int32_t lookup(const FlowKey &k, uint32_t sig) const;
+    // Returns the new flow's position, or -1 when the table is full (counted).
+    int32_t insert(const FlowKey &k, uint32_t sig, uint64_t now, uint8_t tclass);
+    Flow &at(int32_t pos) { return flows_[pos]; }
+    const Flow &at(int32_t pos) const { return flows_[pos]; }
+    const FlowKey &key_at(int32_t pos) const { return keys_[pos]; }
+    bool in_use(uint32_t pos) const { return flows_[pos].tclass != kTimeoutClassCount; }
+
+    // Stamp a packet; moves the flow to another timeout list when its class changed.
+    void touch(int32_t pos, uint64_t now, uint8_t tclass);
+    void remove(int32_t pos);
+
+    // Expire at most `budget` flows idle past their timeout. Returns how many were removed.
+    uint32_t expire(uint64_t now, uint32_t budget);
+
+    const FlowTableStats &stats() const { return stats_; }
+
+private:
+    void link_tail(uint32_t pos, uint8_t tclass, uint64_t now);
+    void unlink(uint32_t pos);
+
+    rte_hash *hash_ = nullptr;
+    Flow *flows_ = nullptr;
+    FlowKey *keys_ = nullptr;   // copy per position, for removal and listing
+    uint32_t capacity_ = 0;
+    uint32_t size_ = 0;
+    uint64_t timeout_tsc_[kTimeoutClassCount] = {};
+    uint32_t head_[kTimeoutClassCount];
+    uint32_t tail_[kTimeoutClassCount];
+    FlowTableStats stats_;
+};
+
+// TCP state tracking for one packet from `side`. Returns the timeout class for the new state.
+uint8_t tcp_track(Flow &f, uint8_t side, uint8_t tcp_flags);
+uint8_t timeout_class_for(uint8_t proto, TcpState s);
+
+}  // namespace segwire::dp

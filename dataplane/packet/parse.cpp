@@ -1,0 +1,291 @@
+#include "dataplane/packet/parse.hpp"
+
+namespace segwire::dp {
+namespace {
+
+constexpr uint16_t kEthIpv4 = 0x0800;
+constexpr uint16_t kEthIpv6 = 0x86dd;
+constexpr uint16_t kEthArp = 0x0806;
+constexpr uint16_t kEthVlan = 0x8100;
+constexpr uint16_t kEthQinq = 0x88a8;
+constexpr uint16_t kEthQinqOld = 0x9100;
+constexpr uint32_t kMaxExtHeaders = 8;
+
+inline uint16_t rd16(const uint8_t *p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t rd32(const uint8_t *p) {
+    return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
+}
+
+// Walks TCP options with EOL/NOP/length checks; lengths that disagree with the kind's
+// definition are rejected because later stages rewrite options in place.
+DropReason walk_tcp_options(const uint8_t *base, uint32_t off, uint32_t end, TcpOptions &o) {
+    while (off < end) {
+        uint8_t kind = base[off];
+        if (kind == 0) break;  // EOL: the rest is padding
+        if (kind == 1) {
+            ++off;
+            continue;
+        }
+        if (off + 2 > end) return DropReason::TcpBadOption;
+        uint8_t len = base[off + 1];
+        if (len < 2 || off + len > end) return DropReason::TcpBadOption;
+        switch (kind) {
+            case 2:  // MSS
+                if (len != 4) return DropReason::TcpBadOption;
+                o.mss = rd16(base + off + 2);
+                break;
+            case 3:  // window scale
+                if (len != 3) return DropReason::TcpBadOption;
+                o.wscale = base[off + 2];
+                break;
+            case 4:  // SACK permitted
+                if (len != 2) return DropReason::TcpBadOption;
+                o.sack_ok = true;
+                break;
+            case 5:  // SACK blocks
+                if (len < 10 || (len - 2) % 8 != 0) return DropReason::TcpBadOption;
+                break;
+            case 8:  // timestamps
+                if (len != 10) return DropReason::TcpBadOption;
+                o.timestamps = true;
+                break;
+            case 34:  // TCP Fast Open (RFC 7413): cookie request (2) or cookie 4..16 bytes
+                if (len != 2 && (len < 6 || len > 18)) return DropReason::TcpBadOption;
+                o.tfo = true;
+                break;
+            case 253:
+            case 254:  // RFC 6994 experimental: kind, len, ExID(16) [, data]
+                if (len < 4) return DropReason::TcpBadOption;
+                if (kind == 254 && rd16(base + off + 2) == 0xF989) {
+                    o.tfo = true;  // Linux's pre-RFC Fast Open form
+                } else if (o.exp_off == 0) {
+                    o.exp_off = static_cast<uint16_t>(off);
+                    o.exp_len = len;
+                }
+                break;
+            default:
+                break;
+        }
+        off += len;
+    }
+    return DropReason::None;
+}
+
+DropReason parse_l4(const uint8_t *d, PacketView &v) {
+    const uint32_t l4 = v.l4_off;
+    const uint32_t end = v.ip_end;
+    // A first fragment's L4 header must be complete (tiny-fragment attacks hide ports otherwise).
+    switch (v.proto) {
+        case kProtoTcp: {
+            if (l4 + 20 > end) return DropReason::TcpTruncated;
+            const uint8_t *t = d + l4;
+            v.sport = rd16(t);
+            v.dport = rd16(t + 2);
+            v.seq = rd32(t + 4);
+            v.ack = rd32(t + 8);
+            uint32_t hl = (t[12] >> 4) * 4u;
+            if (hl < 20) return DropReason::TcpBadDataOffset;
+            if (l4 + hl > end) return DropReason::TcpBadDataOffset;
+            v.tcp_hdr_len = static_cast<uint16_t>(hl);
+            v.tcp_flags = t[13] & 0x3f;
+            const uint8_t f = v.tcp_flags;
+            if ((f & kTcpSyn) && (f & (kTcpFin | kTcpRst))) return DropReason::TcpBadFlags;
+            if (f == 0) return DropReason::TcpBadFlags;
+            DropReason r = walk_tcp_options(d, l4 + 20, l4 + hl, v.opt);
+            if (r != DropReason::None) return r;
+            v.payload_off = static_cast<uint16_t>(l4 + hl);
+            v.payload_len = end - (l4 + hl);
+            return DropReason::None;
+        }
+        case kProtoUdp: {
+            if (l4 + 8 > end) return DropReason::UdpTruncated;
+            const uint8_t *u = d + l4;
+            v.sport = rd16(u);
+            v.dport = rd16(u + 2);
+            v.udp_len = rd16(u + 4);
+            if (v.udp_len < 8) return DropReason::UdpBadLength;
+            // The UDP length may be shorter than the IP payload: RFC 9868 surplus area (options).
+            // In a fragmented datagram only the first piece is here, so the length can't be checked.
+            if (!v.fragment && l4 + v.udp_len > end) return DropReason::UdpBadLength;
+            v.payload_off = static_cast<uint16_t>(l4 + 8);
+            uint32_t udp_end = v.fragment ? end : l4 + v.udp_len;
+            v.payload_len = udp_end - (l4 + 8);
+            return DropReason::None;
+        }
+        case kProtoIcmp:
+        case kProtoIcmp6: {
+            if (l4 + 4 > end) return DropReason::IcmpTruncated;
+            v.icmp_type = d[l4];
+            v.icmp_code = d[l4 + 1];
+            bool echo = v.proto == kProtoIcmp ? (v.icmp_type == 8 || v.icmp_type == 0)
+                                              : (v.icmp_type == 128 || v.icmp_type == 129);
+            if (echo) {
+                if (l4 + 8 > end) return DropReason::IcmpTruncated;
+                v.sport = v.dport = rd16(d + l4 + 4);
+            }
+            v.payload_off = static_cast<uint16_t>(l4 + 4);
+            v.payload_len = end - (l4 + 4);
+            return DropReason::None;
+        }
+        default:
+            v.l4_off = 0;  // opaque upper layer (ESP, GRE, SCTP, ...): forwarded by address only
+            return DropReason::None;
+    }
+}
+
+DropReason parse_ipv4(const uint8_t *d, uint32_t len, PacketView &v) {
+    const uint32_t l3 = v.l3_off;
+    if (l3 + 20 > len) return DropReason::Ipv4Truncated;
+    const uint8_t *ip = d + l3;
+    if ((ip[0] >> 4) != 4) return DropReason::Ipv4BadVersion;
+    uint32_t ihl = (ip[0] & 0x0f) * 4u;
+    if (ihl < 20 || l3 + ihl > len) return DropReason::Ipv4BadIhl;
+    uint32_t total = rd16(ip + 2);
+    if (total < ihl || l3 + total > len) return DropReason::Ipv4BadTotalLength;
+    // Options: EOL ends the list, NOP is one byte, everything else is kind,len>=2,data.
+    for (uint32_t o = 20; o < ihl;) {
+        uint8_t kind = ip[o];
+        if (kind == 0) break;
+        if (kind == 1) {
+            ++o;
+            continue;
+        }
+        if (o + 2 > ihl) return DropReason::Ipv4BadOptions;
+        uint8_t olen = ip[o + 1];
+        if (olen < 2 || o + olen > ihl) return DropReason::Ipv4BadOptions;
+        o += olen;
+    }
+    uint16_t frag = rd16(ip + 6);
+    uint32_t frag_off = (frag & 0x1fff) * 8u;
+    bool more = frag & 0x2000;
+    if (frag & 0x8000) return DropReason::Ipv4BadFragment;  // reserved bit (RFC 791)
+    if (frag_off + (total - ihl) > 65535) return DropReason::Ipv4BadFragment;
+    v.family = 4;
+    v.l3 = L3::Ipv4;
+    v.ip_end = l3 + total;
+    v.ttl = ip[8];
+    v.proto = ip[9];
+    std::memcpy(v.src.b, ip + 12, 4);
+    std::memcpy(v.dst.b, ip + 16, 4);
+    v.fragment = more || frag_off != 0;
+    v.first_fragment = v.fragment && frag_off == 0;
+    if (frag_off != 0) return DropReason::None;  // no L4 header in later fragments
+    v.l4_off = static_cast<uint16_t>(l3 + ihl);
+    return parse_l4(d, v);
+}
+
+DropReason parse_ipv6(const uint8_t *d, uint32_t len, PacketView &v) {
+    const uint32_t l3 = v.l3_off;
+    if (l3 + 40 > len) return DropReason::Ipv6Truncated;
+    const uint8_t *ip = d + l3;
+    if ((ip[0] >> 4) != 6) return DropReason::Ipv6BadVersion;
+    uint32_t plen = rd16(ip + 4);
+    // Jumbograms (payload length 0 + hop-by-hop option) are not supported on any port we drive.
+    if (plen == 0 && ip[6] != 59) return DropReason::Ipv6BadPayloadLength;
+    if (l3 + 40 + plen > len) return DropReason::Ipv6BadPayloadLength;
+    v.family = 6;
+    v.l3 = L3::Ipv6;
+    v.ip_end = l3 + 40 + plen;
+    v.ttl = ip[7];
+    std::memcpy(v.src.b, ip + 8, 16);
+    std::memcpy(v.dst.b, ip + 24, 16);
+
+    uint8_t nh = ip[6];
+    uint32_t off = l3 + 40;
+    for (uint32_t n = 0;; ++n) {
+        switch (nh) {
+            case 0:    // hop-by-hop
+            case 43:   // routing
+            case 60:   // destination options
+            case 135:  // mobility
+            case 139:  // HIP
+            case 140: {  // shim6
+                if (n >= kMaxExtHeaders) return DropReason::Ipv6TooManyExtHeaders;
+                if (nh == 0 && n != 0) return DropReason::Ipv6BadExtHeader;  // HBH must be first
+                if (off + 8 > v.ip_end) return DropReason::Ipv6BadExtHeader;
+                uint32_t hl = (d[off + 1] + 1u) * 8u;
+                if (off + hl > v.ip_end) return DropReason::Ipv6BadExtHeader;
+                nh = d[off];
+                off += hl;
+                continue;
+            }
+            case 51: {  // AH: length in 4-byte units minus 2
+                if (n >= kMaxExtHeaders) return DropReason::Ipv6TooManyExtHeaders;
+                if (off + 8 > v.ip_end) return DropReason::Ipv6BadExtHeader;
+                uint32_t hl = (d[off + 1] + 2u) * 4u;
+                if (off + hl > v.ip_end) return DropReason::Ipv6BadExtHeader;
+                nh = d[off];
+                off += hl;
+                continue;
+            }
+            case 44: {  // fragment
+                if (n >= kMaxExtHeaders) return DropReason::Ipv6TooManyExtHeaders;
+                if (off + 8 > v.ip_end) return DropReason::Ipv6BadExtHeader;
+                uint16_t fo = rd16(d + off + 2);
+                uint32_t frag_off = (fo >> 3) * 8u;
+                bool more = fo & 1;
+                v.fragment = true;
+                v.first_fragment = frag_off == 0;
+                if (!more && frag_off == 0) v.fragment = v.first_fragment = false;  // atomic
+                nh = d[off];
+                off += 8;
+                if (frag_off != 0) {
+                    v.proto = nh;
+                    return DropReason::None;
+                }
+                continue;
+            }
+            default:
+                break;
+        }
+        break;
+    }
+    v.proto = nh;
+    if (nh == 59) return DropReason::None;  // no next header
+    v.l4_off = static_cast<uint16_t>(off);
+    return parse_l4(d, v);
+}
+
+}  // namespace
+
+const char *drop_reason_name(DropReason r) {
+    static const char *const names[] = {
+#define X(name, text) text,
+        SEGWIRE_DROP_REASONS(X)
+#undef X
+    };
+    auto i = static_cast<size_t>(r);
+    return i < kDropReasonCount ? names[i] : "unknown";
+}
+
+DropReason parse_packet(const uint8_t *d, uint32_t len, PacketView &v) {
+    v = PacketView{};
+    v.frame_len = len;
+    if (len < 14) return DropReason::L2Truncated;
+    uint32_t off = 12;
+    uint16_t et = rd16(d + off);
+    while (et == kEthVlan || et == kEthQinq || et == kEthQinqOld) {
+        if (v.vlan_count == kMaxVlans) return DropReason::VlanTooDeep;
+        if (off + 6 > len) return DropReason::VlanTruncated;
+        v.vlan_tci[v.vlan_count++] = rd16(d + off + 2);
+        off += 4;
+        et = rd16(d + off);
+    }
+    v.ethertype = et;
+    v.l3_off = static_cast<uint16_t>(off + 2);
+    switch (et) {
+        case kEthIpv4:
+            return parse_ipv4(d, len, v);
+        case kEthIpv6:
+            return parse_ipv6(d, len, v);
+        case kEthArp:
+            if (v.l3_off + 28u > len) return DropReason::ArpTruncated;
+            v.l3 = L3::Arp;
+            return DropReason::None;
+        default:
+            v.l3 = L3::Other;  // LLDP, STP, ...: forwarded untouched in bump-in-the-wire mode
+            return DropReason::None;
+    }
+}
+
+}  // namespace segwire::dp

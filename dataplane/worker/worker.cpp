@@ -1,0 +1,254 @@
+#include "dataplane/worker/worker.hpp"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+#include <rte_ring.h>
+
+namespace segwire::dp {
+namespace {
+constexpr uint32_t kHousekeepingPolls = 64;
+constexpr uint32_t kExpireBudget = 256;
+}  // namespace
+
+bool Worker::init(const WorkerSetup &s, std::string &err) {
+    s_ = s;
+    if (s_.burst > kMaxBurst) s_.burst = kMaxBurst;
+    tsc_hz_ = rte_get_tsc_hz();
+    return flows_.init("sw_flows_" + std::to_string(s.id), s.flow_capacity, s.socket,
+                       s.timeouts_s, tsc_hz_, err);
+}
+
+uint8_t Worker::side_of(const rte_mbuf *m) const {
+    return m->port == s_.port_id[kInside] ? kInside : kOutside;
+}
+
+void Worker::enqueue_tx(rte_mbuf *m, uint8_t out_side) {
+    uint16_t &n = tx_n_[out_side];
+    if (n == kStage) {
+        stats_.drops[static_cast<size_t>(DropReason::TxFull)].add();
+        rte_pktmbuf_free(m);
+        return;
+    }
+    tx_[out_side][n++] = m;
+}
+
+uint16_t Worker::take_tx(uint8_t side, rte_mbuf **out) {
+    uint16_t n = tx_n_[side];
+    for (uint16_t i = 0; i < n; ++i) out[i] = tx_[side][i];
+    tx_n_[side] = 0;
+    return n;
+}
+
+// Parses a burst, hands packets owned by other workers to them, and runs the flow stage on the
+// rest. `arrival` is the port side for rx bursts; packets from steering rings carry it in m->port.
+void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now) {
+    PacketView views[kMaxBurst];
+    FlowKey keys[kMaxBurst];
+    const FlowKey *key_ptrs[kMaxBurst];
+    uint32_t sigs[kMaxBurst];
+    uint8_t src_side[kMaxBurst];
+    rte_mbuf *owned[kMaxBurst];
+    uint16_t k = 0;
+    const bool steer = s_.software_steering && s_.nworkers > 1;
+
+    for (uint16_t i = 0; i < n; ++i) {
+        if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+        rte_mbuf *m = pkts[i];
+        const uint8_t arrival = side_of(m);
+        PacketView &v = views[k];
+        // Multi-segment frames are parsed from the first segment only; anything cut short there
+        // is a truncation drop rather than a read past the segment.
+        DropReason r = parse_packet(rte_pktmbuf_mtod(m, const uint8_t *), m->data_len, v);
+        if (r != DropReason::None) {
+            stats_.drops[static_cast<size_t>(r)].add();
+            rte_pktmbuf_free(m);
+            continue;
+        }
+        if (!v.is_ip()) {
+            stats_.non_ip.add();
+            enqueue_tx(m, arrival ^ 1);
+            continue;
+        }
+        if (v.fragment && !v.first_fragment) {
+            // No ports here; forwarded by address (see docs/dataplane.md on fragments).
+            stats_.fragments.add();
+            enqueue_tx(m, arrival ^ 1);
+            continue;
+        }
+        src_side[k] = make_flow_key(v, keys[k]);
+        sigs[k] = flows_.hash(keys[k]);
+        if (steer) {
+            uint32_t owner = sigs[k] % s_.nworkers;
+            if (owner != s_.id) {
+                uint16_t &sn = steer_n_[owner];
+                steer_[owner][sn++] = m;
+                if (sn == kMaxBurst) flush_steer();
+                continue;
+            }
+        }
+        key_ptrs[k] = &keys[k];
+        owned[k++] = m;
+    }
+    if (k == 0) return;
+
+    int32_t pos[kMaxBurst];
+    flows_.lookup_bulk(key_ptrs, sigs, k, pos);
+    for (uint16_t i = 0; i < k; ++i) {
+        rte_mbuf *m = owned[i];
+        const PacketView &v = views[i];
+        const uint8_t arrival = side_of(m);
+        const uint8_t side = src_side[i];
+        int32_t p = pos[i];
+        if (p < 0) {
+            // A burst can hold several packets of a new flow: look again before inserting.
+            p = flows_.lookup(keys[i], sigs[i]);
+            if (p < 0) {
+                p = flows_.insert(keys[i], sigs[i], now, timeout_class_for(v.proto, TcpState::None));
+                if (p < 0) {
+                    stats_.drops[static_cast<size_t>(DropReason::FlowTableFull)].add();
+                    rte_pktmbuf_free(m);
+                    continue;
+                }
+                Flow &nf = flows_.at(p);
+                nf.init_side = side;
+                nf.in_port = arrival;
+                nf.worker = static_cast<uint16_t>(s_.id);
+            }
+        }
+        Flow &f = flows_.at(p);
+        uint8_t tclass = v.proto == kProtoTcp ? tcp_track(f, side, v.tcp_flags)
+                                              : timeout_class_for(v.proto, f.state);
+        flows_.touch(p, now, tclass);
+        ++f.pkts[side];
+        f.bytes[side] += m->pkt_len;
+        enqueue_tx(m, arrival ^ 1);
+    }
+}
+
+void Worker::flush_steer() {
+    for (uint32_t w = 0; w < s_.nworkers; ++w) {
+        uint16_t n = steer_n_[w];
+        if (!n) continue;
+        unsigned sent = rte_ring_sp_enqueue_burst(outbound_[w], reinterpret_cast<void **>(steer_[w]),
+                                                  n, nullptr);
+        stats_.steered_out.add(sent);
+        if (sent < n) {
+            stats_.drops[static_cast<size_t>(DropReason::SteerRingFull)].add(n - sent);
+            rte_pktmbuf_free_bulk(&steer_[w][sent], n - sent);
+        }
+        steer_n_[w] = 0;
+    }
+}
+
+void Worker::flush_tx() {
+    for (uint8_t side = 0; side < 2; ++side) {
+        uint16_t n = tx_n_[side];
+        if (!n) continue;
+        uint64_t bytes = 0;
+        for (uint16_t i = 0; i < n; ++i) bytes += tx_[side][i]->pkt_len;
+        uint16_t sent = 0;
+        // A few retries absorb a momentarily full descriptor ring; then the rest is dropped
+        // rather than stalling every other flow on this worker.
+        for (int tries = 0; tries < 4 && sent < n; ++tries)
+            sent += rte_eth_tx_burst(s_.port_id[side], static_cast<uint16_t>(s_.id),
+                                     &tx_[side][sent], n - sent);
+        if (sent < n) {
+            for (uint16_t i = sent; i < n; ++i) bytes -= tx_[side][i]->pkt_len;
+            stats_.drops[static_cast<size_t>(DropReason::TxFull)].add(n - sent);
+            rte_pktmbuf_free_bulk(&tx_[side][sent], n - sent);
+        }
+        stats_.tx_pkts[side].add(sent);
+        stats_.tx_bytes[side].add(bytes);
+        tx_n_[side] = 0;
+    }
+}
+
+void Worker::answer_dump(uint64_t now) {
+    uint64_t req = dump_.requested.load(std::memory_order_acquire);
+    if (req == dump_.completed.load(std::memory_order_relaxed)) return;
+    uint32_t n = 0;
+    for (uint32_t pos = 0; pos < flows_.capacity() && n < dump_.capacity; ++pos) {
+        if (!flows_.in_use(pos)) continue;
+        const Flow &f = flows_.at(static_cast<int32_t>(pos));
+        FlowRecord &r = dump_.rows[n++];
+        r.key = flows_.key_at(static_cast<int32_t>(pos));
+        r.state = f.state;
+        r.tclass = f.tclass;
+        r.init_side = f.init_side;
+        r.worker = f.worker;
+        r.pkts[0] = f.pkts[0], r.pkts[1] = f.pkts[1];
+        r.bytes[0] = f.bytes[0], r.bytes[1] = f.bytes[1];
+        r.age_s = static_cast<uint32_t>((now - f.created_tsc) / tsc_hz_);
+        r.idle_s = static_cast<uint32_t>((now - f.last_tsc) / tsc_hz_);
+    }
+    dump_.count = n;
+    dump_.completed.store(req, std::memory_order_release);
+}
+
+void Worker::housekeeping(uint64_t now) {
+    flows_.expire(now, kExpireBudget);
+    const FlowTableStats &fs = flows_.stats();
+    stats_.flows_active.set(flows_.size());
+    stats_.flows_created.set(fs.created);
+    stats_.flows_expired.set(fs.expired);
+    stats_.flows_refused.set(fs.refused);
+    answer_dump(now);
+}
+
+int Worker::run(const std::atomic<bool> &stop) {
+    rte_mbuf *pkts[kMaxBurst];
+    const uint16_t queue = static_cast<uint16_t>(s_.id);
+    uint32_t idle_polls = 0;
+    uint32_t sleep_us = 1;
+    uint64_t polls = 0;
+    while (!stop.load(std::memory_order_relaxed)) {
+        const uint64_t now = rte_rdtsc();
+        uint32_t got = 0;
+        for (uint8_t side = 0; side < 2; ++side) {
+            uint16_t n = rte_eth_rx_burst(s_.port_id[side], queue, pkts,
+                                          static_cast<uint16_t>(s_.burst));
+            if (!n) continue;
+            got += n;
+            uint64_t bytes = 0;
+            for (uint16_t i = 0; i < n; ++i) {
+                bytes += pkts[i]->pkt_len;
+                pkts[i]->port = s_.port_id[side];  // not every PMD sets it
+            }
+            stats_.rx_pkts[side].add(n);
+            stats_.rx_bytes[side].add(bytes);
+            handle_burst(pkts, n, now);
+        }
+        if (s_.nworkers > 1) {
+            for (uint32_t w = 0; w < s_.nworkers; ++w) {
+                if (!inbound_[w]) continue;
+                unsigned n = rte_ring_sc_dequeue_burst(inbound_[w], reinterpret_cast<void **>(pkts),
+                                                       s_.burst, nullptr);
+                if (!n) continue;
+                got += n;
+                stats_.steered_in.add(n);
+                handle_burst(pkts, static_cast<uint16_t>(n), now);
+            }
+            flush_steer();
+        }
+        flush_tx();
+
+        if ((++polls % kHousekeepingPolls) == 0) housekeeping(now);
+        if (got) {
+            idle_polls = 0;
+            sleep_us = 1;
+        } else if (s_.idle.backoff && ++idle_polls > s_.idle.spin_polls) {
+            // Idle: give the core back (several instances and test hosts share two cores).
+            housekeeping(now);
+            stats_.idle_sleeps.add();
+            rte_delay_us_sleep(sleep_us);
+            if (sleep_us < s_.idle.max_sleep_us) sleep_us = std::min(sleep_us * 2, s_.idle.max_sleep_us);
+        }
+    }
+    stats_.polls.set(polls);
+    return 0;
+}
+
+}  // namespace segwire::dp

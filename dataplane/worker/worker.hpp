@@ -1,0 +1,112 @@
+// A worker lcore: run to completion, one burst at a time.
+//   rx burst (both ports, queue = worker id) -> parse -> steer to the flow's owner worker
+//   -> bulk flow lookup -> per-flow state -> forward to the other port -> tx burst
+// Both directions of a flow are handled by its owner (symmetric hash of the canonical key), so
+// flow tables are per worker and never shared. Housekeeping (ageing, dumps) runs every
+// kHousekeepingPolls loops, not per packet.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "config/appliance_config.hpp"
+#include "dataplane/flow/flow_table.hpp"
+#include "dataplane/worker/stats.hpp"
+
+struct rte_mbuf;
+struct rte_ring;
+
+namespace segwire::dp {
+
+inline constexpr uint32_t kMaxWorkers = 64;
+inline constexpr uint32_t kMaxBurst = 64;
+
+// One row of a flow listing (telemetry / segwirectl flows).
+struct FlowRecord {
+    FlowKey key;
+    TcpState state;
+    uint8_t tclass;
+    uint8_t init_side;
+    uint16_t worker;
+    uint64_t pkts[2];
+    uint64_t bytes[2];
+    uint32_t age_s;
+    uint32_t idle_s;
+};
+
+// The control thread asks a worker for a copy of its flows; the worker answers between bursts.
+// No lock: `requested` and `completed` are sequence numbers, the buffer belongs to the worker
+// while requested != completed.
+struct FlowDump {
+    std::atomic<uint64_t> requested{0};
+    std::atomic<uint64_t> completed{0};
+    FlowRecord *rows = nullptr;
+    uint32_t capacity = 0;
+    uint32_t count = 0;
+};
+
+struct WorkerSetup {
+    uint32_t id = 0;
+    uint32_t nworkers = 1;
+    uint16_t port_id[2] = {0, 0};       // ethdev ids of inside, outside
+    bool software_steering = true;     // false when both ports hash symmetrically in hardware
+    uint32_t burst = 32;
+    config::IdleConfig idle;
+    uint32_t flow_capacity = 65536;
+    uint32_t timeouts_s[kTimeoutClassCount] = {};
+    int socket = 0;
+};
+
+class Worker {
+public:
+    Worker() = default;
+    Worker(const Worker &) = delete;
+    Worker &operator=(const Worker &) = delete;
+
+    // Control-time (allocates).
+    bool init(const WorkerSetup &s, std::string &err);
+    // steer_rings[src] is the ring worker `src` enqueues into for this worker.
+    void set_steer_ring(uint32_t from, rte_ring *r) { inbound_[from] = r; }
+    void set_peer_ring(uint32_t to, rte_ring *r) { outbound_[to] = r; }
+
+    // Lcore entry: loops until stop is set.
+    int run(const std::atomic<bool> &stop);
+
+    // Entry points also used by the benchmark and tests without ports: process mbufs that
+    // arrived on `side` and collect what must leave on each port in tx_[].
+    void handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now);
+    uint16_t take_tx(uint8_t side, rte_mbuf **out);
+
+    const WorkerStats &stats() const { return stats_; }
+    WorkerStats &stats() { return stats_; }
+    const FlowTable &flows() const { return flows_; }
+    FlowDump &dump() { return dump_; }
+    uint32_t id() const { return s_.id; }
+
+private:
+    void process_owned(rte_mbuf **pkts, uint16_t n, uint64_t now);
+    void enqueue_tx(rte_mbuf *m, uint8_t out_side);
+    void flush_tx();
+    void flush_steer();
+    void housekeeping(uint64_t now);
+    void answer_dump(uint64_t now);
+    uint8_t side_of(const rte_mbuf *m) const;
+
+    WorkerSetup s_;
+    FlowTable flows_;
+    WorkerStats stats_;
+    FlowDump dump_;
+    uint64_t tsc_hz_ = 0;
+    rte_ring *inbound_[kMaxWorkers] = {};
+    rte_ring *outbound_[kMaxWorkers] = {};
+
+    // Per-loop staging; sized for the largest burst from two ports plus steered packets.
+    static constexpr uint32_t kStage = 4 * kMaxBurst;
+    rte_mbuf *tx_[2][kStage];
+    uint16_t tx_n_[2] = {0, 0};
+    rte_mbuf *steer_[kMaxWorkers][kMaxBurst];
+    uint16_t steer_n_[kMaxWorkers] = {};
+};
+
+}  // namespace segwire::dp

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Small real TCP/UDP clients and servers for the namespace tests (stdlib only).
+
+Each sub-command prints one JSON line with what it saw, so tests assert on facts rather than
+on timing. Every loop is bounded in count and time.
+"""
+import argparse
+import hashlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+
+def family(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def out(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+def data_stream(nbytes, seed):
+    """Deterministic pseudo-random bytes (sha256 counter mode): both ends can reproduce them."""
+    block = b""
+    counter = 0
+    sent = 0
+    while sent < nbytes:
+        block = hashlib.sha256(f"{seed}:{counter}".encode()).digest() * 2048  # 64 KiB
+        counter += 1
+        chunk = block[: min(len(block), nbytes - sent)]
+        sent += len(chunk)
+        yield chunk
+
+
+def cmd_sink(a):
+    """Accept one TCP connection, read to EOF, report length and sha256."""
+    s = socket.socket(family(a.bind), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((a.bind, a.port))
+    s.listen(8)
+    out(listening=True)
+    s.settimeout(a.timeout)
+    c, peer = s.accept()
+    c.settimeout(a.timeout)
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        b = c.recv(1 << 16)
+        if not b:
+            break
+        h.update(b)
+        n += len(b)
+    c.close()
+    out(bytes=n, sha256=h.hexdigest(), peer=peer[0])
+
+
+def cmd_send(a):
+    """Connect, send N deterministic bytes, close; report sha256 of what was sent."""
+    c = socket.create_connection((a.host, a.port), timeout=a.timeout)
+    h = hashlib.sha256()
+    n = 0
+    t0 = time.monotonic()
+    for chunk in data_stream(a.bytes, a.seed):
+        c.sendall(chunk)
+        h.update(chunk)
+        n += len(chunk)
+    c.shutdown(socket.SHUT_WR)
+    c.recv(1)  # wait for the peer's close so the transfer is really complete
+    c.close()
+    out(bytes=n, sha256=h.hexdigest(), seconds=time.monotonic() - t0)
+
+
+def cmd_echo_server(a):
+    """TCP and UDP echo on one port until killed (or --timeout seconds)."""
+    fam = family(a.bind)
+    ts = socket.socket(fam, socket.SOCK_STREAM)
+    ts.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ts.bind((a.bind, a.port))
+    ts.listen(1024)
+    us = socket.socket(fam, socket.SOCK_DGRAM)
+    us.bind((a.bind, a.port))
+
+    def udp_loop():
+        while True:
+            try:
+                d, peer = us.recvfrom(65535)
+                us.sendto(d, peer)
+            except OSError:
+                return
+
+    def serve(c):
+        try:
+            c.settimeout(30)
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    threading.Thread(target=udp_loop, daemon=True).start()
+    out(listening=True)
+    ts.settimeout(a.timeout)
+    while True:
+        try:
+            c, _ = ts.accept()
+        except socket.timeout:
+            return
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
+def one_connection(host, port, timeout, i):
+    msg = f"hello {i}\n".encode()
+    with socket.create_connection((host, port), timeout=timeout) as c:
+        c.sendall(msg)
+        got = b""
+        while len(got) < len(msg):
+            b = c.recv(64)
+            if not b:
+                break
+            got += b
+    return got == msg
+
+
+def cmd_connections(a):
+    """Open N short TCP connections (K in parallel), each an echo round trip; count successes."""
+    ok = fail = 0
+    errors = {}
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=a.parallel) as ex:
+        futs = [ex.submit(one_connection, a.host, a.port, a.timeout, i) for i in range(a.count)]
+        for f in futs:
+            try:
+                if f.result():
+                    ok += 1
+                else:
+                    fail += 1
+            except Exception as e:  # counted, the test decides
+                fail += 1
+                errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+    secs = time.monotonic() - t0
+    out(ok=ok, failed=fail, errors=errors, seconds=secs, rate=ok / secs if secs else 0)
+
+
+def cmd_hold(a):
+    """Open one TCP connection and echo a message every --interval until --count round trips."""
+    with socket.create_connection((a.host, a.port), timeout=a.timeout) as c:
+        out(connected=True)
+        ok = 0
+        for i in range(a.count):
+            msg = f"ping {i}\n".encode()
+            c.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                b = c.recv(64)
+                if not b:
+                    break
+                got += b
+            ok += got == msg
+            sys.stdin.readline() if a.stepped else time.sleep(a.interval)
+        out(ok=ok)
+
+
+def cmd_udp(a):
+    """Send N UDP datagrams to an echo server one at a time; count the echoes."""
+    s = socket.socket(family(a.host), socket.SOCK_DGRAM)
+    s.settimeout(a.timeout)
+    ok = 0
+    for i in range(a.count):
+        msg = f"udp {i} ".encode() + os.urandom(a.size)
+        for _ in range(3):  # a lost datagram is retried: we test forwarding, not the wire
+            s.sendto(msg, (a.host, a.port))
+            try:
+                d, _ = s.recvfrom(65535)
+                if d == msg:
+                    ok += 1
+                    break
+            except socket.timeout:
+                continue
+    out(ok=ok, sent=a.count)
+
+
+def cmd_udp_spray(a):
+    """Send one datagram from each of N source ports (creates N flows); no replies needed."""
+    sent = 0
+    for i in range(a.count):
+        s = socket.socket(family(a.host), socket.SOCK_DGRAM)
+        s.sendto(b"x", (a.host, a.port))
+        s.close()
+        sent += 1
+    out(sent=sent)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    q = sub.add_parser("sink"); q.add_argument("--bind", default="0.0.0.0"); q.add_argument("--port", type=int, required=True)
+    q.add_argument("--timeout", type=float, default=120)
+    q = sub.add_parser("send"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
+    q.add_argument("--bytes", type=int, required=True); q.add_argument("--seed", default="segwire"); q.add_argument("--timeout", type=float, default=60)
+    q = sub.add_parser("echo-server"); q.add_argument("--bind", default="0.0.0.0"); q.add_argument("--port", type=int, required=True)
+    q.add_argument("--timeout", type=float, default=600)
+    q = sub.add_parser("connections"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
+    q.add_argument("--count", type=int, default=1000); q.add_argument("--parallel", type=int, default=16); q.add_argument("--timeout", type=float, default=10)
+    q = sub.add_parser("hold"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
+    q.add_argument("--count", type=int, default=5); q.add_argument("--interval", type=float, default=0.2); q.add_argument("--timeout", type=float, default=10)
+    q.add_argument("--stepped", action="store_true", help="wait for a line on stdin between round trips")
+    q = sub.add_parser("udp"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
+    q.add_argument("--count", type=int, default=100); q.add_argument("--size", type=int, default=64); q.add_argument("--timeout", type=float, default=1)
+    q = sub.add_parser("udp-spray"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
+    q.add_argument("--count", type=int, default=100)
+    a = p.parse_args()
+    globals()["cmd_" + a.cmd.replace("-", "_")](a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""The namespace test bed: real Linux hosts in network namespaces, veth wires, segwire on
+af_packet ports in between.
+
+Every name carries the pytest process id and a counter, so parallel runs never collide, and
+everything is removed on exit, also when a test fails. A bed left behind by a killed run (its
+pid is gone) is swept by the next one.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("SEGWIRE_BUILD", ROOT / "build"))
+SEGWIRE = BUILD / "control" / "segwire"
+SEGWIRECTL = BUILD / "tools" / "segwirectl" / "segwirectl"
+
+_counter = 0
+
+
+def sh(cmd, check=True, timeout=60, **kw):
+    """Runs a shell command, returns CompletedProcess; raises with its output when it fails."""
+    p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"command failed ({p.returncode}): {cmd}\nstdout: {p.stdout}\nstderr: {p.stderr}")
+    return p
+
+
+def wait_for(cond, timeout=20.0, interval=0.05, what="condition"):
+    """Polls `cond` until it returns a truthy value; the value is returned. Raises on timeout."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            v = cond()
+            if v:
+                return v
+        except Exception as e:  # the condition may not be checkable yet
+            last_exc = e
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+def sweep_stale():
+    """Removes namespaces and DPDK runtime dirs of earlier runs whose process is gone."""
+    out = sh("ip netns list", check=False).stdout
+    for line in out.splitlines():
+        m = re.match(r"(swt(\d+)x\w+)", line.strip())
+        if m and not Path(f"/proc/{m.group(2)}").exists():
+            sh(f"ip netns del {m.group(1)}", check=False)
+    for d in Path("/var/run/dpdk").glob("swt*x*") if Path("/var/run/dpdk").exists() else []:
+        m = re.match(r"swt(\d+)x", d.name)
+        if m and not Path(f"/proc/{m.group(1)}").exists():
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def unique_tag():
+    global _counter
+    _counter += 1
+    return f"swt{os.getpid()}x{_counter}"
+
+
+class Netns:
+    def __init__(self, name):
+        self.name = name
+        self.procs = []
+
+    def run(self, cmd, check=True, timeout=60):
+        return sh(f"ip netns exec {self.name} {cmd}", check=check, timeout=timeout)
+
+    def popen(self, cmd, **kw):
+        p = subprocess.Popen(f"exec ip netns exec {self.name} {cmd}", shell=True,
+                             stdout=kw.pop("stdout", subprocess.PIPE),
+                             stderr=kw.pop("stderr", subprocess.PIPE), text=True, **kw)
+        self.procs.append(p)
+        return p
+
+
+class Telemetry:
+    """A client for DPDK's telemetry socket (the same protocol dpdk-telemetry.py speaks)."""
+
+    def __init__(self, prefix):
+        self.path = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
+
+    def query(self, cmd):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            s.settimeout(5)
+            s.connect(self.path)
+            s.recv(16384)  # greeting
+            s.send(cmd.encode())
+            reply = json.loads(s.recv(1 << 20).decode())
+        finally:
+            s.close()
+        key = cmd.split(",")[0]
+        return reply.get(key)
+
+
+class Segwire:
+    """One segwire process in a namespace, on af_packet ports bound to two interfaces."""
+
+    def __init__(self, ns, tag, inside_if, outside_if, workers=1, extra=None, workdir=None):
+        self.ns, self.prefix = ns, tag
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"{tag}-"))
+        self.config_path = self.workdir / "segwire.json"
+        self.log_path = self.workdir / "segwire.log"
+        cfg = {
+            "eal": {"test_mode": True, "file_prefix": tag, "memory_mb": 256},
+            "ports": {
+                "inside": {"device": f"net_af_packet_{tag}_in,iface={inside_if}"},
+                "outside": {"device": f"net_af_packet_{tag}_out,iface={outside_if}"},
+            },
+            "workers": workers,
+            "mbufs": 8191,
+            "idle": {"backoff": True, "spin_polls": 64, "max_sleep_us": 100},
+            "flows": {"max_per_worker": 16384},
+            "log": {"level": "info"},
+            "paths": {"state_dir": str(self.workdir)},
+        }
+        for k, v in (extra or {}).items():
+            if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+                cfg[k].update(v)
+            else:
+                cfg[k] = v
+        self.config = cfg
+        self.proc = None
+        self.telemetry = Telemetry(tag)
+
+    def start(self):
+        self.config_path.write_text(json.dumps(self.config, indent=2))
+        self.logf = open(self.log_path, "w")
+        self.proc = self.ns.popen(f"{SEGWIRE} --config {self.config_path}", stdout=self.logf, stderr=subprocess.STDOUT)
+        wait_for(lambda: self._ready(), timeout=30, what=f"segwire {self.prefix} to come up; log: {self.log_path}")
+        return self
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"segwire exited with {self.proc.returncode}:\n{self.log()}")
+        return self.telemetry.query("/segwire/ports") is not None
+
+    def log(self):
+        try:
+            return self.log_path.read_text()
+        except OSError:
+            return ""
+
+    def stats(self):
+        return self.telemetry.query("/segwire/stats")
+
+    def workers(self):
+        return self.telemetry.query("/segwire/workers")
+
+    def flows(self):
+        first = self.telemetry.query("/segwire/flows")
+        rows = [v for k, v in first.items() if k.startswith("f")]
+        for page in range(1, first["pages"]):
+            reply = self.telemetry.query(f"/segwire/flows,{page}")
+            rows += [v for k, v in reply.items() if k.startswith("f")]
+        return rows
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "logf", None):
+            self.logf.close()
+        shutil.rmtree(f"/var/run/dpdk/{self.prefix}", ignore_errors=True)
+        return self.proc.returncode if self.proc else None
+
+
+class Bed:
+    """client ns -- veth -- [enforcer ns: segwire inside|outside] -- veth -- server ns.
+
+    The client and the server share one subnet (segwire is a transparent bump in the wire):
+    10.77.0.1/24 + fd77::1/64 (client), 10.77.0.2/24 + fd77::2/64 (server).
+    """
+
+    CLIENT4, SERVER4 = "10.77.0.1", "10.77.0.2"
+    CLIENT6, SERVER6 = "fd77::1", "fd77::2"
+
+    def __init__(self):
+        sweep_stale()
+        self.tag = unique_tag()
+        self.namespaces = []
+        self.enforcers = []
+
+    def __enter__(self):
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def ns(self, role):
+        n = Netns(f"{self.tag}{role}")
+        sh(f"ip netns add {n.name}")
+        self.namespaces.append(n)
+        n.run("ip link set lo up")
+        return n
+
+    def _build(self):
+        t = self.tag[3:]  # interface names must stay within 15 characters
+        self.client, self.enf, self.server = self.ns("cli"), self.ns("enf"), self.ns("srv")
+        self.if_cli, self.if_in = f"c{t}", f"i{t}"
+        self.if_out, self.if_srv = f"o{t}", f"s{t}"
+        for a, b in ((self.if_cli, self.if_in), (self.if_out, self.if_srv)):
+            sh(f"ip link add {a} type veth peer name {b}")
+        sh(f"ip link set {self.if_cli} netns {self.client.name}")
+        sh(f"ip link set {self.if_in} netns {self.enf.name}")
+        sh(f"ip link set {self.if_out} netns {self.enf.name}")
+        sh(f"ip link set {self.if_srv} netns {self.server.name}")
+        # segwire's own interfaces carry no addresses and must not talk themselves.
+        for i in (self.if_in, self.if_out):
+            self.enf.run(f"sysctl -qw net.ipv6.conf.{i}.disable_ipv6=1")
+        for host, ifname, a4, a6 in ((self.client, self.if_cli, self.CLIENT4, self.CLIENT6),
+                                     (self.server, self.if_srv, self.SERVER4, self.SERVER6)):
+            host.run("sysctl -qw net.ipv6.conf.all.accept_dad=0")
+            host.run(f"sysctl -qw net.ipv6.conf.{ifname}.accept_dad=0")
+            host.run(f"ip addr add {a4}/24 dev {ifname}")
+            host.run(f"ip -6 addr add {a6}/64 dev {ifname} nodad")
+        for host, ifname in ((self.client, self.if_cli), (self.enf, self.if_in),
+                             (self.enf, self.if_out), (self.server, self.if_srv)):
+            # af_packet sees frames as the kernel hands them: no segmentation or checksum
+            # offload may leave unsegmented or checksum-less packets on these wires.
+            host.run(f"ethtool -K {ifname} rx off tx off tso off gso off gro off", check=False)
+            host.run(f"ip link set {ifname} up")
+        self.client_if, self.server_if = self.if_cli, self.if_srv
+
+    def start_segwire(self, workers=1, extra=None):
+        sw = Segwire(self.enf, self.tag, self.if_in, self.if_out, workers=workers, extra=extra)
+        self.enforcers.append(sw)
+        return sw.start()
+
+    def close(self):
+        for sw in self.enforcers:
+            try:
+                sw.stop()
+            except Exception:
+                pass
+        for n in self.namespaces:
+            for p in n.procs:
+                if p.poll() is None:
+                    p.kill()
+                    try:
+                        p.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        pass
+        for n in self.namespaces:
+            sh(f"ip netns pids {n.name} | xargs -r kill -9", check=False)
+            sh(f"ip netns del {n.name}", check=False)
+        self.namespaces = []
+
+
+PROBE = Path(__file__).resolve().parent / "netprobe.py"
+
+
+def probe(ns, args, timeout=120):
+    """Runs a netprobe client in `ns` and returns its JSON report."""
+    r = ns.run(f"python3 {PROBE} {args}", timeout=timeout)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def probe_server(ns, args):
+    """Starts a netprobe server in `ns` and returns once it is listening."""
+    p = ns.popen(f"python3 -u {PROBE} {args}")
+    line = p.stdout.readline()
+    if not line or not json.loads(line).get("listening"):
+        raise RuntimeError(f"probe server failed: {line} {p.stderr.read() if p.poll() is not None else ''}")
+    return p
+
+
+def server_report(p, timeout=120):
+    """Waits for a one-shot netprobe server (sink) and returns its final JSON report."""
+    stdout, stderr = p.communicate(timeout=timeout)
+    lines = [l for l in stdout.strip().splitlines() if l]
+    if p.returncode != 0 or not lines:
+        raise RuntimeError(f"probe server exited {p.returncode}: {stderr}")
+    return json.loads(lines[-1])

@@ -1,0 +1,216 @@
+// segwirectl: the operator CLI. Talks to a running segwire over DPDK's telemetry socket, the same
+// one dpdk-telemetry.py reads, so every figure it shows is also scriptable.
+#include <getopt.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <rapidjson/document.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+
+namespace {
+
+void usage(FILE *out) {
+    std::fprintf(out,
+                 "usage: segwirectl [--prefix NAME | --socket PATH] [--json] COMMAND\n"
+                 "commands:\n"
+                 "  stats            totals: packets, bytes, flows, drops by reason\n"
+                 "  workers          per-worker counters\n"
+                 "  ports            the inside and outside ports\n"
+                 "  flows            the flow table of every worker\n"
+                 "  raw CMD          any telemetry command, printed as JSON (e.g. raw /help,/segwire/flows)\n"
+                 "--prefix is the daemon's eal.file_prefix (default: segwire).\n");
+}
+
+class TelemetryClient {
+public:
+    explicit TelemetryClient(std::string path) : path_(std::move(path)) {}
+
+    // Returns the JSON reply; throws std::runtime_error with the socket path on failure.
+    std::string query(const std::string &cmd) {
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+        if (fd < 0) throw std::runtime_error("socket: " + std::string(strerror(errno)));
+        sockaddr_un sun{};
+        sun.sun_family = AF_UNIX;
+        std::snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path_.c_str());
+        if (connect(fd, reinterpret_cast<sockaddr *>(&sun), sizeof(sun)) != 0) {
+            std::string e = strerror(errno);
+            close(fd);
+            throw std::runtime_error("cannot connect to " + path_ + ": " + e +
+                                     " (is segwire running with this --prefix?)");
+        }
+        std::vector<char> buf(1 << 20);
+        ssize_t n = recv(fd, buf.data(), buf.size(), 0);  // greeting
+        if (n <= 0 || send(fd, cmd.data(), cmd.size(), 0) < 0) {
+            close(fd);
+            throw std::runtime_error("telemetry socket " + path_ + " closed");
+        }
+        n = recv(fd, buf.data(), buf.size() - 1, 0);
+        close(fd);
+        if (n <= 0) throw std::runtime_error("no reply to " + cmd);
+        return std::string(buf.data(), static_cast<size_t>(n));
+    }
+
+    rapidjson::Document get(const std::string &cmd) {
+        rapidjson::Document d;
+        std::string reply = query(cmd);
+        d.Parse(reply.c_str());
+        if (d.HasParseError() || !d.IsObject())
+            throw std::runtime_error("malformed reply to " + cmd + ": " + reply);
+        auto key = cmd.substr(0, cmd.find(','));
+        if (!d.HasMember(key.c_str()) || d[key.c_str()].IsNull())
+            throw std::runtime_error(cmd + " failed (unknown command or daemon busy)");
+        rapidjson::Document out;
+        out.CopyFrom(d[key.c_str()], out.GetAllocator());
+        return out;
+    }
+
+private:
+    std::string path_;
+};
+
+std::string human(uint64_t v) {
+    char b[32];
+    if (v >= 10'000'000'000ull)
+        std::snprintf(b, sizeof b, "%.1fG", v / 1e9);
+    else if (v >= 10'000'000)
+        std::snprintf(b, sizeof b, "%.1fM", v / 1e6);
+    else if (v >= 100'000)
+        std::snprintf(b, sizeof b, "%.1fk", v / 1e3);
+    else
+        std::snprintf(b, sizeof b, "%llu", static_cast<unsigned long long>(v));
+    return b;
+}
+
+uint64_t u(const rapidjson::Value &o, const char *k) {
+    auto it = o.FindMember(k);
+    return it != o.MemberEnd() && it->value.IsUint64() ? it->value.GetUint64() : 0;
+}
+std::string s(const rapidjson::Value &o, const char *k) {
+    auto it = o.FindMember(k);
+    return it != o.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
+}
+
+void print_json(const rapidjson::Value &v) {
+    rapidjson::StringBuffer sb;
+    rapidjson::PrettyWriter<rapidjson::StringBuffer> w(sb);
+    v.Accept(w);
+    std::printf("%s\n", sb.GetString());
+}
+
+void print_stats(const rapidjson::Value &st) {
+    std::printf("workers %llu, up %llus\n", (unsigned long long)u(st, "workers"),
+                (unsigned long long)u(st, "uptime_s"));
+    std::printf("%-10s %12s %12s %12s %12s\n", "port", "rx pkts", "rx bytes", "tx pkts", "tx bytes");
+    for (const char *p : {"inside", "outside"}) {
+        std::string b = p;
+        std::printf("%-10s %12s %12s %12s %12s\n", p, human(u(st, ("rx_" + b + "_pkts").c_str())).c_str(),
+                    human(u(st, ("rx_" + b + "_bytes").c_str())).c_str(),
+                    human(u(st, ("tx_" + b + "_pkts").c_str())).c_str(),
+                    human(u(st, ("tx_" + b + "_bytes").c_str())).c_str());
+    }
+    std::printf("flows: %llu active, %llu created, %llu expired, %llu refused (table full)\n",
+                (unsigned long long)u(st, "flows_active"), (unsigned long long)u(st, "flows_created"),
+                (unsigned long long)u(st, "flows_expired"), (unsigned long long)u(st, "flows_refused"));
+    std::printf("non-ip %llu, fragments %llu, steered %llu\n", (unsigned long long)u(st, "non_ip"),
+                (unsigned long long)u(st, "fragments"), (unsigned long long)u(st, "steered_out"));
+    std::printf("dropped %llu", (unsigned long long)u(st, "dropped"));
+    if (st.HasMember("drops") && st["drops"].IsObject()) {
+        bool first = true;
+        for (auto &m : st["drops"].GetObject()) {
+            if (!m.value.IsUint64() || m.value.GetUint64() == 0) continue;
+            std::printf("%s%s=%llu", first ? ": " : ", ", m.name.GetString(),
+                        (unsigned long long)m.value.GetUint64());
+            first = false;
+        }
+    }
+    std::printf("\n");
+}
+
+int print_flows(TelemetryClient &tc) {
+    rapidjson::Document first = tc.get("/segwire/flows");
+    uint64_t pages = u(first, "pages");
+    std::printf("%-5s %-28s %-28s %-13s %-6s %10s %10s %6s\n", "proto", "source", "destination",
+                "state", "worker", "pkts out", "pkts back", "idle");
+    auto print_page = [](const rapidjson::Value &page) {
+        for (auto &m : page.GetObject()) {
+            if (m.name.GetString()[0] != 'f' || !m.value.IsObject()) continue;
+            const auto &f = m.value;
+            std::string src = s(f, "src"), dst = s(f, "dst");
+            bool v6 = src.find(':') != std::string::npos;
+            std::string sa = (v6 ? "[" + src + "]" : src) + ":" + std::to_string(u(f, "sport"));
+            std::string da = (v6 ? "[" + dst + "]" : dst) + ":" + std::to_string(u(f, "dport"));
+            std::printf("%-5s %-28s %-28s %-13s %-6llu %10s %10s %5llus\n", s(f, "proto").c_str(),
+                        sa.c_str(), da.c_str(), s(f, "state").c_str(),
+                        (unsigned long long)u(f, "worker"), human(u(f, "pkts_out")).c_str(),
+                        human(u(f, "pkts_back")).c_str(), (unsigned long long)u(f, "idle_s"));
+        }
+    };
+    print_page(first);
+    for (uint64_t p = 1; p < pages; ++p) print_page(tc.get("/segwire/flows," + std::to_string(p)));
+    std::printf("%llu flow(s)\n", (unsigned long long)u(first, "total"));
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    std::string prefix = "segwire", sock;
+    bool json = false;
+    static option opts[] = {{"prefix", required_argument, nullptr, 'p'},
+                            {"socket", required_argument, nullptr, 's'},
+                            {"json", no_argument, nullptr, 'j'},
+                            {"help", no_argument, nullptr, 'h'},
+                            {nullptr, 0, nullptr, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "+p:s:jh", opts, nullptr)) != -1) {
+        switch (o) {
+            case 'p': prefix = optarg; break;
+            case 's': sock = optarg; break;
+            case 'j': json = true; break;
+            case 'h': usage(stdout); return 0;
+            default: usage(stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (sock.empty()) sock = "/var/run/dpdk/" + prefix + "/dpdk_telemetry.v2";
+    std::string cmd = argv[optind];
+    TelemetryClient tc(sock);
+    try {
+        if (cmd == "raw") {
+            if (optind + 1 >= argc) {
+                std::fprintf(stderr, "segwirectl: raw needs a telemetry command\n");
+                return 2;
+            }
+            std::printf("%s\n", tc.query(argv[optind + 1]).c_str());
+        } else if (cmd == "stats") {
+            auto d = tc.get("/segwire/stats");
+            json ? print_json(d) : print_stats(d);
+        } else if (cmd == "workers" || cmd == "ports") {
+            print_json(tc.get("/segwire/" + cmd));
+        } else if (cmd == "flows") {
+            if (json) {
+                print_json(tc.get("/segwire/flows"));
+            } else {
+                return print_flows(tc);
+            }
+        } else {
+            std::fprintf(stderr, "segwirectl: unknown command '%s'\n", cmd.c_str());
+            usage(stderr);
+            return 2;
+        }
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "segwirectl: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
