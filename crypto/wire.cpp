@@ -167,8 +167,8 @@ OptionEdit add_tcp_option(std::span<const uint8_t> existing, std::span<const uin
     while (n < existing.size() && existing[n] != kTcpOptEol)
         n += existing[n] == kTcpOptNop ? 1 : existing[n + 1];  // lengths validated by the walk
     if (((n + ours.size() + 3) & ~size_t{3}) <= kTcpOptionSpace) {
-        std::memcpy(out.data(), existing.data(), n);
-        std::memcpy(out.data() + n, ours.data(), ours.size());
+        if (n) std::memcpy(out.data(), existing.data(), n);  // memcpy(…, nullptr, 0) is UB
+        if (!ours.empty()) std::memcpy(out.data() + n, ours.data(), ours.size());
         e.length = static_cast<uint8_t>(pad4(out.data(), n + ours.size()));
         return e;
     }
@@ -185,7 +185,7 @@ OptionEdit add_tcp_option(std::span<const uint8_t> existing, std::span<const uin
         n += len;
         return true;
     });
-    std::memcpy(out.data() + n, ours.data(), ours.size());
+    if (!ours.empty()) std::memcpy(out.data() + n, ours.data(), ours.size());
     e.length = static_cast<uint8_t>(pad4(out.data(), n + ours.size()));
     e.compacted = true;
     e.dropped_tfo = drop_tfo;

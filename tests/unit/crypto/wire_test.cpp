@@ -67,6 +67,18 @@ TEST(TcpOption, FindsOursAmongLinuxOptionsAndSkipsTfoAndOtherExperiments) {
     EXPECT_EQ(hex(std::span(back, s.length)), hex(unhex(kLinuxSyn)));
 }
 
+TEST(TcpOption, AddToSegmentWithoutOptions) {
+    uint8_t marker[kMarkerOptLen], out[kTcpOptionSpace];
+    write_tcp_option(marker, MsgType::SynAck);
+    auto e = add_tcp_option({}, marker, out, false);
+    ASSERT_EQ(e.status, WireStatus::Ok);
+    EXPECT_EQ(hex(std::span(out, e.length)), "fd05535712010101");
+    // Options followed by EOL padding: ours goes before the EOL, the padding is dropped.
+    e = add_tcp_option(unhex("020405b4 00000000"), marker, out, false);
+    ASSERT_EQ(e.status, WireStatus::Ok);
+    EXPECT_EQ(hex(std::span(out, e.length)), "020405b4fd05535712010101");
+}
+
 TEST(TcpOption, AckProofFitsBesideTimestamps) {
     auto m = mac16(1);
     uint8_t opt[kAckOptLen];

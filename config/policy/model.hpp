@@ -1,0 +1,154 @@
+// The Console object model (gaia specs) as the enforcer sees it, and the policy bundle that carries
+// it. JSON field names are the Console's (see docs/policy.md); C++ members are their snake_case.
+//
+// A PolicySet is what one enforcer enforces: the namespace defaults plus every enforcerprofile,
+// mapping, processing unit, ruleset and external network that applies. It is parsed from one JSON
+// document (the bundle served by the Console) or assembled from a directory of *.json files (the
+// reference Console's source of truth). Parsing validates; every error names the object, the field
+// and the problem (PolicyError).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/policy/error.hpp"
+#include "config/policy/syntax.hpp"
+
+namespace segwire::policy {
+
+enum class RuleAction : uint8_t { kAllow, kReject };
+
+struct NetworkRule {
+    RuleAction action = RuleAction::kAllow;
+    TagExpression object;
+    std::vector<std::string> protocol_ports;  // protocolPorts
+    bool observation_enabled = false;         // observationEnabled
+    bool logs_disabled = false;               // logsDisabled
+    std::string name;                         // ≤ 16 characters; reported as ruleName
+
+    bool operator==(const NetworkRule &) const = default;
+};
+
+struct NetworkRuleSetPolicy {
+    std::string id;  // ID
+    std::string name;
+    std::string description;
+    TagExpression subject;
+    std::vector<NetworkRule> incoming_rules;  // incomingRules
+    std::vector<NetworkRule> outgoing_rules;  // outgoingRules
+    bool disabled = false;
+    bool fallback = false;
+    std::vector<std::string> associated_tags;  // associatedTags
+
+    bool operator==(const NetworkRuleSetPolicy &) const = default;
+};
+
+struct ExternalNetwork {
+    std::string id;
+    std::string name;
+    std::string description;
+    std::vector<std::string> entries;        // CIDRs, "!CIDR" exclusions, hostnames
+    std::vector<std::string> service_ports;  // servicePorts; empty = any
+    std::vector<std::string> associated_tags;
+
+    bool operator==(const ExternalNetwork &) const = default;
+};
+
+inline const std::vector<std::string> &default_target_networks() {
+    static const std::vector<std::string> nets = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                                                  "127.0.0.0/8"};
+    return nets;
+}
+
+struct EnforcerProfile {
+    std::string id;
+    std::string name;
+    std::string description;
+    // targetNetworks: managed TCP networks. Absent → default_target_networks(); present and empty →
+    // nothing is managed.
+    std::optional<std::vector<std::string>> target_networks;
+    std::vector<std::string> target_udp_networks;  // targetUDPNetworks (no default)
+    std::vector<std::string> excluded_networks;    // excludedNetworks
+    std::vector<std::string> excluded_interfaces;  // excludedInterfaces
+    TagExpression ignore_expression;               // ignoreExpression
+    std::vector<std::string> trusted_cas;          // trustedCAs (PEM)
+    std::string flow_report_interval = "30m";      // flowReportInterval
+    std::vector<std::string> associated_tags;
+
+    const std::vector<std::string> &effective_target_networks() const {
+        return target_networks ? *target_networks : default_target_networks();
+    }
+
+    bool operator==(const EnforcerProfile &) const = default;
+};
+
+struct EnforcerProfileMappingPolicy {
+    std::string id;
+    std::string name;
+    std::string description;
+    TagExpression subject;  // selects enforcers
+    TagExpression object;   // selects enforcerprofiles
+    bool fallback = false;
+    bool disabled = false;
+
+    bool operator==(const EnforcerProfileMappingPolicy &) const = default;
+};
+
+struct ProcessingUnit {
+    std::string id;  // ID (required)
+    std::string name;
+    std::string type;
+    std::vector<std::string> associated_tags;
+    std::vector<std::string> normalized_tags;
+    std::vector<std::string> addresses;  // IPs/CIDRs (v4/v6) this appliance PU covers
+
+    bool operator==(const ProcessingUnit &) const = default;
+};
+
+struct Namespace {
+    std::string name;
+    RuleAction default_incoming = RuleAction::kReject;  // defaultPUIncomingTrafficAction
+    RuleAction default_outgoing = RuleAction::kReject;  // defaultPUOutgoingTrafficAction
+
+    bool operator==(const Namespace &) const = default;
+};
+
+struct PolicySet {
+    std::string version;
+    Namespace ns;                                    // "namespace"
+    std::vector<EnforcerProfile> enforcer_profiles;  // enforcerprofiles
+    std::vector<EnforcerProfileMappingPolicy>
+        enforcer_profile_mappings;                       // enforcerprofilemappingpolicies
+    std::vector<ProcessingUnit> processing_units;        // processingunits
+    std::vector<NetworkRuleSetPolicy> network_policies;  // networkrulesetpolicies
+    std::vector<ExternalNetwork> external_networks;      // externalnetworks
+
+    bool operator==(const PolicySet &) const = default;
+};
+
+// The tags an object is matched on: its own tags plus derived ones ($identity, $name, $id), so that
+// an expression can say [["$identity=externalnetwork"]] or [["$name=db"]].
+std::vector<std::string> effective_tags(const ProcessingUnit &pu);
+std::vector<std::string> effective_tags(const ExternalNetwork &net);
+std::vector<std::string> effective_tags(const EnforcerProfile &profile);
+
+// How errors name an object: `<kind> "<name>"` (or the ID, or "#<index>").
+std::string object_label(const char *kind, const std::string &name, const std::string &id,
+                         size_t index);
+
+// Parse one bundle document and validate it. Throws PolicyError.
+PolicySet parse_policy_set(const std::string &json_text);
+
+// Load every *.json file of a directory (sorted by name; each holds any subset of the bundle's
+// keys; "version" and "namespace" may appear in at most one file), merge, validate. Throws
+// PolicyError whose source() names the file.
+PolicySet load_policy_dir(const std::string &dir);
+
+// Semantic checks of a set built in code or parsed: expressions, ports, CIDRs, names, duplicates.
+void validate(const PolicySet &set);
+
+// The bundle JSON (stable field order; parse_policy_set(serialize(s)) == s).
+std::string serialize_policy_set(const PolicySet &set, bool pretty = true);
+
+}  // namespace segwire::policy

@@ -1,0 +1,239 @@
+"""Policy CRUD with validation, directory seed + SIGHUP, enforcer registration, profile
+resolution, and the per-enforcer bundle with ETag long-poll."""
+import json
+import signal
+import subprocess
+import threading
+import time
+
+from console_harness import CONSOLE, Console, register, run, wait_until
+
+APPLIANCE = ["role=appliance", "site=dc1"]
+
+
+def test_crud_and_validation_errors_name_object_field_reason(console, token):
+    bad = {"name": "bad-ports", "subject": [["app=shop"]],
+           "incomingRules": [{"name": "r1", "action": "Allow", "object": [["app=x"]],
+                              "protocolPorts": ["tcp/90:80"]}]}
+    status, _, body = console.request("POST", "/networkrulesetpolicies", bad, token=token)
+    assert status == 422, body
+    assert body["object"] == 'networkrulesetpolicy "bad-ports"'
+    assert body["field"] == "incomingRules[0].protocolPorts[0]"
+    assert body["reason"] and body["reason"] in body["error"]
+
+    status, _, body = console.request("POST", "/externalnetworks",
+                                      {"name": "typo", "entries": ["10.0.0.0/8"],
+                                       "entrie": ["x"]}, token=token)
+    assert status == 422 and body["field"] == "entrie" and "unknown field" in body["reason"]
+
+    # Duplicate name: only the whole-set validation can see it.
+    status, _, body = console.request("POST", "/networkrulesetpolicies",
+                                      {"name": "frontend", "subject": [["a=b"]]}, token=token)
+    assert status == 422 and body["field"] == "name" and "duplicate" in body["reason"], body
+
+    status, _, body = console.request("POST", "/processingunits", raw_body="{not json",
+                                      token=token)
+    assert status == 400 and "not valid JSON" in body["error"]
+
+    # Create, read, replace, delete.
+    pu = {"ID": "pu-cache", "name": "cache", "associatedTags": ["app=shop", "tier=cache"],
+          "addresses": ["10.4.0.0/24"]}
+    status, _, created = console.request("POST", "/processingunits", pu, token=token)
+    assert status == 201 and created["ID"] == "pu-cache", created
+    status, _, body = console.request("POST", "/processingunits", pu, token=token)
+    assert status == 409 and body["field"] == "ID"
+    status, _, got = console.request("GET", "/processingunits/pu-cache", token=token)
+    assert status == 200 and got["associatedTags"] == pu["associatedTags"]
+    pu["addresses"] = ["10.3.0.10"]  # overlaps pu-db: refused, naming the owner
+    status, _, body = console.request("PUT", "/processingunits/pu-cache", pu, token=token)
+    assert status == 422 and body["field"] == "addresses[0]" and "db" in body["reason"], body
+    pu["addresses"] = ["10.5.0.0/24"]
+    status, _, body = console.request("PUT", "/processingunits/pu-cache", pu, token=token)
+    assert status == 200 and body["addresses"] == ["10.5.0.0/24"]
+    status, _, body = console.request("PUT", "/processingunits/pu-cache",
+                                      dict(pu, ID="other"), token=token)
+    assert status == 422 and body["field"] == "ID"
+    status, _, listed = console.request("GET", "/processingunits", token=token)
+    assert "pu-cache" in [p["ID"] for p in listed]
+    assert console.request("DELETE", "/processingunits/pu-cache", token=token)[0] == 204
+    status, _, body = console.request("GET", "/processingunits/pu-cache", token=token)
+    assert status == 404 and "not found" in body["error"]
+
+    # IDs are assigned when absent.
+    status, _, body = console.request("POST", "/externalnetworks",
+                                      {"name": "partners", "entries": ["198.51.100.0/24"],
+                                       "associatedTags": ["net=partners"]}, token=token)
+    assert status == 201 and len(body["ID"]) == 24
+
+    status, _, body = console.request("PUT", "/namespace",
+                                      {"name": "/acme/shop",
+                                       "defaultPUIncomingTrafficAction": "Allow",
+                                       "defaultPUOutgoingTrafficAction": "Maybe"}, token=token)
+    assert status == 422 and body["field"] == "namespace.defaultPUOutgoingTrafficAction", body
+
+    status, _, body = console.request("GET", "/nowhere", token=token)
+    assert status == 404 and "no such endpoint" in body["error"]
+
+
+def test_invalid_policy_dir_at_start_is_refused_naming_the_problem(tmp_path, policy_dir):
+    (policy_dir / "50-broken.json").write_text(json.dumps({"externalnetworks": [
+        {"name": "broken", "entries": ["10.0.0.0/33"]}]}))
+    proc = subprocess.run([str(CONSOLE), "serve", "--data", str(tmp_path / "d"), "--policy",
+                           str(policy_dir), "--listen", "127.0.0.1:0"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert "50-broken.json" in proc.stderr
+    assert 'externalnetwork "broken"' in proc.stderr and "entries[0]" in proc.stderr
+
+
+def test_registration_returns_certificate_that_verifies_against_the_ca(console, token, tmp_path):
+    status, _, body = register(console, token, "enf-a", APPLIANCE, name="gateway-a")
+    assert status == 201, body
+    assert body["ID"] == "enf-a" and body["name"] == "gateway-a"
+    (tmp_path / "enf.pem").write_text(body["certificate"])
+    (tmp_path / "ca-from-api.pem").write_text(body["certificateAuthority"])
+    out = run(["openssl", "verify", "-CAfile", str(console.ca_path), str(tmp_path / "enf.pem")])
+    assert out.stdout.strip().endswith(": OK")
+    assert body["certificateAuthority"] == console.ca_path.read_text()
+    subj = run(["openssl", "x509", "-in", str(tmp_path / "enf.pem"), "-noout", "-subject"]).stdout
+    assert "enf-a" in subj
+    # Re-registration (new key) keeps the ID and answers 200.
+    status, _, body = register(console, token, "enf-a", APPLIANCE + ["zone=a"])
+    assert status == 200 and body["ID"] == "enf-a"
+
+    status, _, body = console.request("POST", "/enforcers",
+                                      {"name": "x", "csr": "-----BEGIN CERTIFICATE REQUEST-----"},
+                                      token=token)
+    assert status == 422 and body["field"] == "csr"
+    status, _, body = console.request("POST", "/enforcers",
+                                      {"name": "x", "associatedTags": ["novalue"], "csr": "x"},
+                                      token=token)
+    assert status == 422 and body["field"] == "associatedTags[0]"
+
+    status, _, _ = console.request("POST", "/enforcers/enf-a/heartbeat",
+                                   {"status": "Running", "stats": {"flows": 12}}, token=token)
+    assert status == 204
+    status, _, body = console.request("GET", "/enforcers/enf-a", token=token)
+    assert status == 200 and body["status"] == "Running" and body["stats"] == {"flows": 12}
+    assert body["lastSeen"].endswith("Z")
+    status, _, body = console.request("POST", "/enforcers/nobody/heartbeat", {"status": "x"},
+                                      token=token)
+    assert status == 404
+
+
+def test_profile_resolution_and_409_with_candidates(console, token):
+    assert register(console, token, "enf-p", APPLIANCE)[0] == 201
+    status, _, prof = console.request("GET", "/enforcers/enf-p/enforcerprofiles", token=token)
+    assert status == 200 and prof["name"] == "shop-appliance", prof
+
+    # A second profile selected by another mapping for the same enforcer → ambiguous.
+    status, _, _ = console.request("POST", "/enforcerprofiles",
+                                   {"name": "lab-appliance", "associatedTags": ["profile=lab"]},
+                                   token=token)
+    assert status == 201
+    status, _, _ = console.request("POST", "/enforcerprofilemappingpolicies",
+                                   {"name": "dc1-lab", "subject": [["site=dc1"]],
+                                    "object": [["profile=lab"]]}, token=token)
+    assert status == 201
+    status, _, body = console.request("GET", "/enforcers/enf-p/enforcerprofiles", token=token)
+    assert status == 409, body
+    assert sorted(body["candidates"]) == ["lab-appliance", "shop-appliance"]
+    assert "lab-appliance" in body["error"] and "shop-appliance" in body["error"]
+    status, _, body = console.request("GET", "/enforcers/enf-p/policy", token=token)
+    assert status == 409 and len(body["candidates"]) == 2
+
+    # An enforcer no mapping selects → 409 with no candidates.
+    assert register(console, token, "enf-none", ["role=other"])[0] == 201
+    status, _, body = console.request("GET", "/enforcers/enf-none/enforcerprofiles", token=token)
+    assert status == 409 and body["candidates"] == [], body
+    status, _, body = console.request("GET", "/enforcers/ghost/enforcerprofiles", token=token)
+    assert status == 404
+
+
+def _bundle(console, token, etag=None, wait=None, timeout=90):
+    path = "/enforcers/enf-lp/policy" + (f"?wait={wait}" if wait is not None else "")
+    headers = {"If-None-Match": etag} if etag else {}
+    return console.request("GET", path, token=token, headers=headers, timeout=timeout)
+
+
+def test_bundle_etag_and_long_poll_wakes_on_change(console, token):
+    assert register(console, token, "enf-lp", APPLIANCE)[0] == 201
+    status, headers, bundle = _bundle(console, token)
+    assert status == 200, bundle
+    etag = headers["ETag"]
+    assert etag == f'"{bundle["version"]}"'
+    assert bundle["enforcerID"] == "enf-lp"
+    assert [p["name"] for p in bundle["enforcerprofiles"]] == ["shop-appliance"]
+    ca = console.ca_path.read_text()
+    assert bundle["trustedCAs"] == [ca] and ca in bundle["enforcerprofiles"][0]["trustedCAs"]
+    assert {p["ID"] for p in bundle["processingunits"]} == {"pu-frontend", "pu-backend", "pu-db"}
+
+    # Unchanged: 304 at once without wait, and 304 after the wait expires.
+    assert _bundle(console, token, etag)[0] == 304
+    t0 = time.monotonic()
+    status, headers, _ = _bundle(console, token, etag, wait=1)
+    assert status == 304 and headers["ETag"] == etag and time.monotonic() - t0 >= 0.9
+
+    # A long-poll in flight wakes when a policy changes.
+    wait = 30
+    result = {}
+
+    def poll():
+        result["start"] = time.monotonic()
+        result["resp"] = _bundle(console, token, etag, wait=wait)
+        result["end"] = time.monotonic()
+
+    th = threading.Thread(target=poll)
+    th.start()
+    status, _, _ = console.request("POST", "/externalnetworks",
+                                   {"name": "new-net", "entries": ["203.0.113.0/28"],
+                                    "associatedTags": ["net=new"]}, token=token)
+    assert status == 201
+    th.join(timeout=wait + 30)
+    status, headers, bundle = result["resp"]
+    assert status == 200
+    assert int(bundle["version"]) > int(etag.strip('"'))
+    assert headers["ETag"] == f'"{bundle["version"]}"'
+    assert "new-net" in [n["name"] for n in bundle["externalnetworks"]]
+    assert result["end"] - result["start"] < wait / 2  # woke on the change, not the timeout
+
+
+def test_sighup_reload_applies_file_changes_and_refuses_invalid_files(console, token,
+                                                                     policy_dir):
+    assert register(console, token, "enf-lp", APPLIANCE)[0] == 201
+    status, headers, bundle = _bundle(console, token)
+    etag = headers["ETag"]
+    # API edit of a seeded object survives reloads that do not touch it.
+    status, _, nets = console.request("GET", "/externalnetworks", token=token)
+    dns = next(n for n in nets if n["name"] == "dns")
+    dns["entries"] = ["192.0.2.54"]
+    assert console.request("PUT", f"/externalnetworks/{dns['ID']}", dns, token=token)[0] == 200
+
+    # An invalid file: refused, the last good set stays, the log names object/field/reason.
+    (policy_dir / "60-bad.json").write_text(json.dumps({"processingunits": [
+        {"ID": "pu-bad", "name": "bad", "addresses": ["10.9.9.9/8"]}]}))
+    _, headers, _ = _bundle(console, token)
+    before = headers["ETag"]
+    console.signal(signal.SIGHUP)
+    assert wait_until(lambda: "policy reload refused" in console.log_text())
+    log = console.log_text()
+    assert '60-bad.json' in log and 'processingunit "bad"' in log and "addresses[0]" in log
+    assert _bundle(console, token)[1]["ETag"] == before
+
+    # A valid edit: the long-poll wakes with the new object.
+    (policy_dir / "60-bad.json").unlink()
+    (policy_dir / "60-more.json").write_text(json.dumps({"processingunits": [
+        {"ID": "pu-batch", "name": "batch", "associatedTags": ["app=shop", "tier=batch"],
+         "addresses": ["10.6.0.0/24"]}]}))
+    result = {}
+    th = threading.Thread(target=lambda: result.update(r=_bundle(console, token, before,
+                                                                 wait=30)))
+    th.start()
+    console.signal(signal.SIGHUP)
+    th.join(timeout=60)
+    status, _, bundle = result["r"]
+    assert status == 200
+    assert "pu-batch" in [p["ID"] for p in bundle["processingunits"]]
+    dns_now = next(n for n in bundle["externalnetworks"] if n["name"] == "dns")
+    assert dns_now["entries"] == ["192.0.2.54"]  # the API edit was kept
+    assert int(bundle["version"]) > int(etag.strip('"'))

@@ -1,0 +1,86 @@
+"""Report batches: idempotent per (enforcer, batchID), filtered queries, the flows table."""
+import subprocess
+
+from console_harness import CONSOLE
+
+
+def flow(src, dst, port, action, value, **kw):
+    r = {"sourceID": src, "destinationID": dst, "destinationPort": port, "protocol": 6,
+         "action": action, "observedAction": "NotApplicable", "value": value,
+         "sourceType": "ProcessingUnit", "destinationType": "ProcessingUnit",
+         "timestamp": "2026-11-22T08:00:00Z"}
+    r.update(kw)
+    return r
+
+
+def test_report_batches_are_idempotent_and_queryable(console, token):
+    batch = {"batchID": "enf-1-000001", "enforcerID": "enf-1", "reports": [
+        flow("pu-frontend", "pu-backend", 8080, "Accept", 5, policyID="pol-1",
+             ruleName="to-backend"),
+        flow("pu-frontend", "pu-db", 5432, "Reject", 2, policyID="pol-2", ruleName="deny",
+             dropReason="policy"),
+        flow("pu-backend", "pu-db", 5432, "Accept", 1, ruleName="to-db"),
+    ]}
+    status, _, body = console.request("POST", "/flowreports", batch, token=token)
+    assert status == 201 and body == {"batchID": "enf-1-000001", "enforcerID": "enf-1",
+                                      "stored": 3, "duplicate": False}
+    # The enforcer retries the same batch (its first answer was lost): stored once.
+    for _ in range(2):
+        status, _, body = console.request("POST", "/flowreports", batch, token=token)
+        assert status == 200 and body["duplicate"] is True and body["stored"] == 0
+    # The same batchID from another enforcer is a different batch.
+    other = dict(batch, enforcerID="enf-2", reports=batch["reports"][:1])
+    assert console.request("POST", "/flowreports", other, token=token)[0] == 201
+
+    status, _, rows = console.request("GET", "/flowreports", token=token)
+    assert status == 200 and len(rows) == 4
+    assert {r["enforcerID"] for r in rows} == {"enf-1", "enf-2"}
+    status, _, rows = console.request("GET", "/flowreports?action=Reject", token=token)
+    assert [r["destinationID"] for r in rows] == ["pu-db"] and rows[0]["dropReason"] == "policy"
+    status, _, rows = console.request("GET", "/flowreports?destinationPort=5432&sourceID=pu-backend",
+                                      token=token)
+    assert len(rows) == 1 and rows[0]["ruleName"] == "to-db"
+    status, _, rows = console.request("GET", "/flowreports?since=2026-11-22T09:00:00Z",
+                                      token=token)
+    assert rows == []
+    status, _, body = console.request("GET", "/flowreports?destinationPort=http", token=token)
+    assert status == 400 and body["field"] == "destinationPort"
+
+    # A bad report refuses the whole batch and names it; nothing of it is stored.
+    bad = {"batchID": "enf-1-000002", "enforcerID": "enf-1",
+           "reports": [flow("a", "b", 1, "Accept", 1), flow("a", "b", 1, "Allow", 1)]}
+    status, _, body = console.request("POST", "/flowreports", bad, token=token)
+    assert status == 422 and body["field"] == "reports[1].action", body
+    assert len(console.request("GET", "/flowreports", token=token)[2]) == 4
+    status, _, body = console.request("POST", "/flowreports", {"reports": []}, token=token)
+    assert status == 422 and body["field"] == "batchID"
+
+    # The other report kinds go through the same path.
+    dns = {"batchID": "d1", "enforcerID": "enf-1", "reports": [
+        {"processingUnitID": "pu-backend", "sourceIP": "10.2.0.5", "resolvedName": "deb.debian.org",
+         "resolvedIPs": ["199.232.10.132"], "action": "Resolve", "value": 1}]}
+    assert console.request("POST", "/dnslookupreports", dns, token=token)[0] == 201
+    assert console.request("POST", "/dnslookupreports", dns, token=token)[0] == 200
+    status, _, rows = console.request("GET", "/dnslookupreports?sourceID=pu-backend",
+                                      token=token)
+    assert len(rows) == 1 and rows[0]["resolvedName"] == "deb.debian.org"
+    exc = {"batchID": "c1", "reports": [
+        {"processingUnitID": "pu-frontend", "protocol": 6, "sourceIP": "10.1.0.5",
+         "destinationIP": "10.2.0.5", "destinationPort": 8080, "state": "SynTransmitted",
+         "reason": "timeout", "value": 3}]}
+    status, _, body = console.request("POST", "/connectionexceptionreports", exc, token=token)
+    assert status == 201 and body["enforcerID"]  # from the token when the body names none
+    status, _, rows = console.request("GET", "/connectionexceptionreports", token=token)
+    assert rows[0]["state"] == "SynTransmitted"
+
+    # The flows table: sums per (source, destination, port, action, ...), names when known.
+    out = subprocess.run([str(CONSOLE), "flows", "--data", str(console.data)],
+                         capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    assert lines[0].split() == ["SOURCE", "DESTINATION", "PORT", "ACTION", "OBSERVED", "POLICY",
+                                "RULE", "REASON", "COUNT"]
+    accept = next(line for line in lines if "to-backend" in line).split()
+    assert accept[:4] == ["frontend", "backend", "tcp/8080", "Accept"]
+    assert accept[-1] == "10"  # 5 from enf-1 + 5 from enf-2
+    reject = next(line for line in lines if "Reject" in line).split()
+    assert reject[:4] == ["frontend", "db", "tcp/5432", "Reject"] and reject[-2:] == ["policy", "2"]

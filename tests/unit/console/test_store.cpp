@@ -1,0 +1,233 @@
+// PolicyStore (CRUD, directory seeding, versions, long-poll wake-up), report ingestion, profile
+// candidates and the rendered bundle, on real SQLite files in a temporary directory.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "config/policy/profile.hpp"
+#include "tools/console/db.hpp"
+#include "tools/console/enforcers.hpp"
+#include "tools/console/error.hpp"
+#include "tools/console/policy_store.hpp"
+#include "tools/console/reports.hpp"
+#include "tools/console/util.hpp"
+
+namespace fs = std::filesystem;
+
+namespace segwire::console {
+namespace {
+
+const std::string kExamples = std::string(SEGWIRE_SOURCE_ROOT) + "/config/examples/console";
+
+class StoreTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        dir_ = fs::temp_directory_path() / ("segwire-console-test-" + random_hex(6));
+        fs::create_directories(dir_ / "policy");
+        for (const auto &e : fs::directory_iterator(kExamples))
+            fs::copy_file(e.path(), dir_ / "policy" / e.path().filename());
+        db_ = std::make_unique<Db>((dir_ / "console.db").string());
+    }
+    void TearDown() override {
+        db_.reset();
+        fs::remove_all(dir_);
+    }
+    std::string policy_dir() const { return (dir_ / "policy").string(); }
+    void write_policy(const std::string &name, const std::string &json) {
+        std::ofstream(dir_ / "policy" / name) << json;
+    }
+
+    fs::path dir_;
+    std::unique_ptr<Db> db_;
+};
+
+ConsoleError expect_error(const std::function<void()> &f) {
+    try {
+        f();
+    } catch (const ConsoleError &e) {
+        return e;
+    }
+    ADD_FAILURE() << "no ConsoleError";
+    return ConsoleError(0, "");
+}
+
+TEST_F(StoreTest, SeedsFromDirectoryAndPersists) {
+    PolicyStore s(*db_);
+    uint64_t v0 = s.snapshot().version;
+    EXPECT_EQ(s.load_dir(policy_dir()), 13u);  // 3 PUs, 4 rulesets, 3 nets, 1+1 profile/map, ns
+    auto snap = s.snapshot();
+    EXPECT_EQ(snap.version, v0 + 1);
+    EXPECT_EQ(snap.set->processing_units.size(), 3u);
+    EXPECT_EQ(snap.set->ns.name, "/acme/shop");
+    // Unnamed IDs are stable: the same directory twice changes nothing.
+    EXPECT_EQ(s.load_dir(policy_dir()), 0u);
+    EXPECT_EQ(s.snapshot().version, v0 + 1);
+    // A second store on the same file sees the same set and version.
+    PolicyStore again(*db_);
+    EXPECT_EQ(again.snapshot().version, v0 + 1);
+    EXPECT_EQ(*again.snapshot().set, *s.snapshot().set);
+}
+
+TEST_F(StoreTest, CrudValidatesTheWholeSet) {
+    PolicyStore s(*db_);
+    s.load_dir(policy_dir());
+    auto e = expect_error([&] {
+        s.create(Collection::kNetworkPolicies,
+                 R"({"name":"frontend","subject":[["a=b"]]})");  // duplicate name
+    });
+    EXPECT_EQ(e.status(), 422);
+    EXPECT_EQ(e.field(), "name");
+    EXPECT_EQ(e.object(), "networkrulesetpolicy \"frontend\"");
+    e = expect_error([&] { s.create(Collection::kProcessingUnits, "[1]"); });
+    EXPECT_EQ(e.status(), 400);
+
+    uint64_t v = s.snapshot().version;
+    std::string created =
+        s.create(Collection::kExternalNetworks, R"({"name":"n1","entries":["198.51.100.0/24"]})");
+    rapidjson::Document d;
+    d.Parse(created.c_str());
+    std::string id = d["ID"].GetString();
+    EXPECT_EQ(s.snapshot().version, v + 1);
+    s.replace(Collection::kExternalNetworks, id, R"({"name":"n1","entries":["198.51.100.0/25"]})");
+    EXPECT_NE(s.get(Collection::kExternalNetworks, id).find("198.51.100.0/25"), std::string::npos);
+    s.remove(Collection::kExternalNetworks, id);
+    EXPECT_EQ(s.snapshot().version, v + 3);
+    EXPECT_EQ(expect_error([&] { s.get(Collection::kExternalNetworks, id); }).status(), 404);
+    e = expect_error(
+        [&] { s.put_namespace(R"({"name":"/x","defaultPUIncomingTrafficAction":"Drop"})"); });
+    EXPECT_EQ(e.field(), "namespace.defaultPUIncomingTrafficAction");
+    EXPECT_EQ(s.snapshot().version, v + 3);  // refused changes do not bump the version
+}
+
+TEST_F(StoreTest, ReloadKeepsApiEditsUnlessTheFileChanged) {
+    PolicyStore s(*db_);
+    s.load_dir(policy_dir());
+    auto find_net = [&](const std::string &name) {
+        for (const auto &n : s.snapshot().set->external_networks)
+            if (n.name == name) return n;
+        return policy::ExternalNetwork{};
+    };
+    std::string dns_id = find_net("dns").id;
+    s.replace(Collection::kExternalNetworks, dns_id,
+              R"({"name":"dns","entries":["192.0.2.1"],"associatedTags":["net=dns"]})");
+    s.load_dir(policy_dir());  // files unchanged → API edit stays
+    EXPECT_EQ(find_net("dns").entries, std::vector<std::string>{"192.0.2.1"});
+
+    // The file changes the object → the file wins.
+    write_policy("40-externalnetworks.json", R"({"externalnetworks":[
+        {"name":"dns","associatedTags":["net=dns"],"entries":["192.0.2.2"]},
+        {"name":"internet","associatedTags":["net=internet"],"entries":["0.0.0.0/0"]}]})");
+    s.load_dir(policy_dir());
+    EXPECT_EQ(find_net("dns").entries, std::vector<std::string>{"192.0.2.2"});
+    EXPECT_EQ(find_net("mirrors").name, "");  // removed from the files → removed
+
+    // An invalid directory is refused whole and names the file; the set stays.
+    uint64_t v = s.snapshot().version;
+    write_policy("90-bad.json", R"({"processingunits":[{"ID":"x","name":"x",
+        "addresses":["10.0.0.1/8"]}]})");
+    auto e = expect_error([&] { s.load_dir(policy_dir()); });
+    EXPECT_EQ(e.status(), 422);
+    EXPECT_NE(std::string(e.what()).find("90-bad.json"), std::string::npos) << e.what();
+    EXPECT_EQ(e.field(), "addresses[0]");
+    EXPECT_EQ(s.snapshot().version, v);
+}
+
+TEST_F(StoreTest, WaitForChangeWakesPromptlyAndTimesOut) {
+    PolicyStore s(*db_);
+    s.load_dir(policy_dir());
+    uint64_t v = s.snapshot().version;
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(s.wait_for_change(v, std::chrono::milliseconds(200)).version, v);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(190));
+
+    std::thread writer([&] {
+        s.create(Collection::kExternalNetworks, R"({"name":"w","entries":["192.0.2.0/24"]})");
+    });
+    t0 = std::chrono::steady_clock::now();
+    auto snap = s.wait_for_change(v, std::chrono::seconds(30));
+    auto waited = std::chrono::steady_clock::now() - t0;
+    writer.join();
+    EXPECT_EQ(snap.version, v + 1);
+    EXPECT_LT(waited, std::chrono::seconds(15));  // woken by the change, not the timeout
+}
+
+TEST_F(StoreTest, ReportBatchesAreStoredOnce) {
+    std::string batch = R"({"batchID":"b-1","enforcerID":"e1","reports":[
+        {"sourceID":"pu-a","destinationID":"pu-b","destinationPort":80,"protocol":6,
+         "action":"Accept","value":4,"ruleName":"web"},
+        {"sourceIP":"10.0.0.1","destinationIP":"10.0.0.2","destinationPort":22,"protocol":6,
+         "action":"Reject","value":1,"dropReason":"policy"}]})";
+    auto r1 = ingest_reports(*db_, ReportKind::kFlow, batch, "token-sub");
+    EXPECT_FALSE(r1.duplicate);
+    EXPECT_EQ(r1.stored, 2u);
+    auto r2 = ingest_reports(*db_, ReportKind::kFlow, batch, "token-sub");
+    EXPECT_TRUE(r2.duplicate);
+    EXPECT_EQ(
+        ingest_reports(*db_, ReportKind::kFlow, batch.replace(batch.find("b-1"), 3, "b-2"), "")
+            .stored,
+        2u);
+    auto e = expect_error([&] {
+        ingest_reports(*db_, ReportKind::kFlow,
+                       R"({"batchID":"b-3","reports":[{"action":"Accept"}]})", "e1");
+    });
+    EXPECT_EQ(e.field(), "reports[0].sourceID");
+
+    ReportFilter f;
+    rapidjson::Document all;
+    all.Parse(query_reports(*db_, ReportKind::kFlow, f).c_str());
+    EXPECT_EQ(all.Size(), 4u);
+    f.action = "Reject";
+    all.Parse(query_reports(*db_, ReportKind::kFlow, f).c_str());
+    EXPECT_EQ(all.Size(), 2u);
+
+    auto rows = aggregate_flows(*db_);
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0].source, "pu-a");
+    EXPECT_EQ(rows[0].port, "tcp/80");
+    EXPECT_EQ(rows[0].count, 8);  // 4 + 4 over two batches
+    EXPECT_EQ(rows[1].source, "10.0.0.1");
+    EXPECT_EQ(rows[1].reason, "policy");
+    std::string table = format_flow_table(rows);
+    EXPECT_EQ(table.substr(0, 6), "SOURCE");
+    EXPECT_NE(table.find("web"), std::string::npos);
+}
+
+TEST_F(StoreTest, ProfileCandidatesAgreeWithResolveAndBundleParses) {
+    PolicyStore s(*db_);
+    s.load_dir(policy_dir());
+    auto snap = s.snapshot();
+    EnforcerRecord r{"enf-1", "gw", {"role=appliance", "site=dc1"}, "", 0, 0, "", ""};
+    auto tags = enforcer_match_tags(r);
+    EXPECT_EQ(policy::resolve_profile(*snap.set, tags).profile->name, "shop-appliance");
+    EXPECT_EQ(profile_candidates(*snap.set, tags), std::vector<std::string>{"shop-appliance"});
+
+    const std::string ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    std::string bundle = render_bundle(*snap.set, snap.version, r, ca);
+    rapidjson::Document d;
+    d.Parse(bundle.c_str());
+    ASSERT_FALSE(d.HasParseError());
+    EXPECT_STREQ(d["enforcerID"].GetString(), "enf-1");
+    EXPECT_EQ(d["version"].GetString(), std::to_string(snap.version));
+    // The model's parser accepts the bundle once the top-level trust copy is taken out.
+    d.RemoveMember("trustedCAs");
+    policy::PolicySet parsed = policy::parse_policy_set(to_json(d));
+    ASSERT_EQ(parsed.enforcer_profiles.size(), 1u);
+    EXPECT_EQ(parsed.enforcer_profiles[0].trusted_cas.back(), ca);
+    EXPECT_EQ(parsed.processing_units, snap.set->processing_units);
+
+    s.create(Collection::kEnforcerProfiles, R"({"name":"other","associatedTags":["p=o"]})");
+    s.create(Collection::kMappings, R"({"name":"m2","subject":[["site=dc1"]],
+                                        "object":[["p=o"]]})");
+    snap = s.snapshot();
+    EXPECT_EQ(profile_candidates(*snap.set, tags),
+              (std::vector<std::string>{"shop-appliance", "other"}));
+    auto e = expect_error([&] { resolve_enforcer_profile(*snap.set, r); });
+    EXPECT_EQ(e.status(), 409);
+    EXPECT_TRUE(e.has_candidates());
+    EXPECT_EQ(e.candidates().size(), 2u);
+}
+
+}  // namespace
+}  // namespace segwire::console

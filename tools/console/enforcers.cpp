@@ -1,0 +1,232 @@
+#include "tools/console/enforcers.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "config/policy/profile.hpp"
+#include "tools/console/console_pki.hpp"
+#include "tools/console/db.hpp"
+#include "tools/console/error.hpp"
+#include "tools/console/util.hpp"
+
+namespace segwire::console {
+namespace {
+
+bool valid_id(const std::string &id) {
+    if (id.empty() || id.size() > 64) return false;
+    return std::all_of(id.begin(), id.end(), [](unsigned char c) {
+        return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+    });
+}
+
+EnforcerRecord read_row(Stmt &s) {
+    EnforcerRecord r;
+    r.id = s.text(0);
+    r.name = s.text(1);
+    rapidjson::Document tags;
+    tags.Parse(s.text(2).c_str());
+    if (tags.IsArray())
+        for (const auto &t : tags.GetArray())
+            if (t.IsString()) r.tags.emplace_back(t.GetString());
+    r.certificate = s.text(3);
+    r.registered = s.i64(4);
+    r.last_seen = s.is_null(5) ? 0 : s.i64(5);
+    r.status = s.text(6);
+    r.stats_json = s.text(7);
+    return r;
+}
+
+constexpr const char *kSelect =
+    "SELECT id, name, tags, certificate, registered, last_seen, status, stats FROM enforcers";
+
+}  // namespace
+
+std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view body) {
+    rapidjson::Document doc = parse_json_object(body);
+    EnforcerRecord r;
+    r.name = get_string(doc, "name", "name", true);
+    r.tags = get_strings(doc, "associatedTags", "associatedTags");
+    for (size_t i = 0; i < r.tags.size(); ++i) {
+        std::string k, v, problem;
+        if (!policy::parse_tag(r.tags[i], &k, &v, &problem)) {
+            std::string f = "associatedTags[" + std::to_string(i) + "]";
+            throw ConsoleError(422, f + ": " + problem, f);
+        }
+    }
+    std::string csr = get_string(doc, "csr", "csr", true);
+    r.certificate = pki_.sign_csr(csr, "csr", &r.id);
+    if (!valid_id(r.id))
+        throw ConsoleError(422,
+                           "csr: subject CN \"" + r.id +
+                               "\" is not a usable enforcer ID (1..64 of A-Z a-z 0-9 - _ .)",
+                           "csr");
+    r.registered = now_unix();
+
+    rapidjson::StringBuffer tb;
+    JsonWriter tw(tb);
+    tw.StartArray();
+    for (const auto &t : r.tags) tw.String(t.c_str());
+    tw.EndArray();
+
+    bool existed;
+    {
+        std::lock_guard lock(db_.mutex());
+        Tx tx(db_);
+        {
+            Stmt s(db_, "SELECT 1 FROM enforcers WHERE id = ?");
+            s.bind(1, r.id);
+            existed = s.step();
+        }
+        Stmt s(db_,
+               "INSERT INTO enforcers(id, name, tags, certificate, registered) "
+               "VALUES(?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+               "tags = excluded.tags, certificate = excluded.certificate, "
+               "registered = excluded.registered");
+        s.bind(1, r.id).bind(2, r.name).bind(3, std::string(tb.GetString(), tb.GetSize()));
+        s.bind(4, r.certificate).bind(5, r.registered);
+        s.step();
+        tx.commit();
+    }
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartObject();
+    write_string(w, "ID", r.id);
+    write_string(w, "name", r.name);
+    write_strings(w, "associatedTags", r.tags);
+    write_string(w, "certificate", r.certificate);
+    write_string(w, "certificateAuthority", pki_.ca_pem());
+    w.EndObject();
+    return {existed ? 200 : 201, std::string(buf.GetString(), buf.GetSize())};
+}
+
+std::optional<EnforcerRecord> EnforcerRegistry::find(const std::string &id) {
+    std::lock_guard lock(db_.mutex());
+    Stmt s(db_, (std::string(kSelect) + " WHERE id = ?").c_str());
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_row(s);
+}
+
+EnforcerRecord EnforcerRegistry::require(const std::string &id) {
+    auto r = find(id);
+    if (!r) throw ConsoleError(404, "enforcer \"" + id + "\" is not registered", "ID");
+    return *r;
+}
+
+std::string EnforcerRegistry::to_json(const EnforcerRecord &r) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartObject();
+    write_string(w, "ID", r.id);
+    write_string(w, "name", r.name);
+    write_strings(w, "associatedTags", r.tags);
+    write_string(w, "registered", rfc3339(r.registered));
+    if (r.last_seen) write_string(w, "lastSeen", rfc3339(r.last_seen));
+    if (!r.status.empty()) write_string(w, "status", r.status);
+    if (!r.stats_json.empty()) {
+        rapidjson::Document stats;
+        stats.Parse(r.stats_json.c_str());
+        if (!stats.HasParseError()) {
+            w.Key("stats");
+            stats.Accept(w);
+        }
+    }
+    write_string(w, "certificate", r.certificate);
+    w.EndObject();
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string EnforcerRegistry::list_json() {
+    std::vector<EnforcerRecord> all;
+    {
+        std::lock_guard lock(db_.mutex());
+        Stmt s(db_, (std::string(kSelect) + " ORDER BY registered, id").c_str());
+        while (s.step()) all.push_back(read_row(s));
+    }
+    std::string out = "[";
+    for (size_t i = 0; i < all.size(); ++i) out += (i ? "," : "") + to_json(all[i]);
+    return out + "]";
+}
+
+void EnforcerRegistry::heartbeat(const std::string &id, std::string_view body) {
+    rapidjson::Document doc = parse_json_object(body);
+    std::string status = get_string(doc, "status", "status", false);
+    std::string stats;
+    if (const rapidjson::Value *v = member(doc, "stats")) {
+        if (!v->IsObject()) throw ConsoleError(422, "stats: must be a JSON object", "stats");
+        stats = console::to_json(*v);
+    }
+    std::lock_guard lock(db_.mutex());
+    Stmt s(db_, "UPDATE enforcers SET last_seen = ?, status = ?, stats = ? WHERE id = ?");
+    s.bind(1, now_unix()).bind(2, status).bind(3, stats).bind(4, id);
+    s.step();
+    if (db_.changes() == 0)
+        throw ConsoleError(404, "enforcer \"" + id + "\" is not registered", "ID");
+}
+
+std::vector<std::string> enforcer_match_tags(const EnforcerRecord &r) {
+    std::vector<std::string> tags = r.tags;
+    tags.push_back("$identity=enforcer");
+    if (!r.name.empty()) tags.push_back("$name=" + r.name);
+    tags.push_back("$id=" + r.id);
+    return tags;
+}
+
+std::vector<std::string> profile_candidates(const policy::PolicySet &set,
+                                            const std::vector<std::string> &tags) {
+    std::vector<std::vector<std::string>> profile_tags;
+    for (const auto &p : set.enforcer_profiles) profile_tags.push_back(policy::effective_tags(p));
+    for (bool fallback : {false, true}) {
+        std::set<size_t> chosen;
+        for (const auto &m : set.enforcer_profile_mappings) {
+            if (m.disabled || m.fallback != fallback) continue;
+            policy::ParsedExpression subj, obj;
+            std::string where, problem;
+            if (!policy::parse_tag_expression(m.subject, &subj, &where, &problem) ||
+                !policy::parse_tag_expression(m.object, &obj, &where, &problem))
+                continue;  // cannot happen for a validated set
+            if (!policy::expression_matches(subj, tags)) continue;
+            for (size_t p = 0; p < set.enforcer_profiles.size(); ++p)
+                if (policy::expression_matches(obj, profile_tags[p])) chosen.insert(p);
+        }
+        if (chosen.empty()) continue;
+        std::vector<std::string> names;
+        for (size_t p : chosen) names.push_back(set.enforcer_profiles[p].name);
+        return names;
+    }
+    return {};
+}
+
+const policy::EnforcerProfile &resolve_enforcer_profile(const policy::PolicySet &set,
+                                                        const EnforcerRecord &r) {
+    std::vector<std::string> tags = enforcer_match_tags(r);
+    try {
+        return *policy::resolve_profile(set, tags).profile;
+    } catch (const policy::PolicyError &e) {
+        ConsoleError ce(409, e.what(), "enforcerprofilemappingpolicies");
+        ce.with_candidates(profile_candidates(set, tags));
+        throw ce;
+    }
+}
+
+std::string render_bundle(const policy::PolicySet &set, uint64_t version, const EnforcerRecord &r,
+                          const std::string &ca_pem) {
+    policy::EnforcerProfile profile = resolve_enforcer_profile(set, r);
+    if (std::find(profile.trusted_cas.begin(), profile.trusted_cas.end(), ca_pem) ==
+        profile.trusted_cas.end())
+        profile.trusted_cas.push_back(ca_pem);
+    policy::PolicySet b = set;
+    b.enforcer_profiles = {profile};
+    b.version = std::to_string(version);
+    rapidjson::Document doc;
+    doc.Parse(policy::serialize_policy_set(b, false).c_str());
+    auto &a = doc.GetAllocator();
+    doc.AddMember("enforcerID", rapidjson::Value(r.id.c_str(), a), a);
+    rapidjson::Value cas(rapidjson::kArrayType);
+    cas.PushBack(rapidjson::Value(ca_pem.c_str(), a), a);
+    doc.AddMember("trustedCAs", cas, a);
+    return console::to_json(doc);
+}
+
+}  // namespace segwire::console

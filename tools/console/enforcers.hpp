@@ -1,0 +1,70 @@
+// Enforcers: registration with a CSR, heartbeat, profile resolution and the per-enforcer policy
+// bundle.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config/policy/model.hpp"
+
+namespace segwire::console {
+
+class Db;
+class ConsolePki;
+
+struct EnforcerRecord {
+    std::string id, name;
+    std::vector<std::string> tags;  // associatedTags
+    std::string certificate;        // PEM
+    int64_t registered = 0, last_seen = 0;
+    std::string status;
+    std::string stats_json;  // the last heartbeat's stats object, "" if none
+};
+
+class EnforcerRegistry {
+  public:
+    EnforcerRegistry(Db &db, const ConsolePki &pki) : db_(db), pki_(pki) {}
+
+    // POST /enforcers {name, associatedTags, csr}. The enforcer ID is the CSR's subject CN (the
+    // enforcer chose it with crypto::create_csr, and its certificate and claims carry it).
+    // Returns (201 new | 200 re-registration, response JSON).
+    std::pair<int, std::string> register_enforcer(std::string_view body);
+
+    std::optional<EnforcerRecord> find(const std::string &id);
+    EnforcerRecord require(const std::string &id);  // 404 ConsoleError when unknown
+    std::string list_json();
+    std::string to_json(const EnforcerRecord &r);
+
+    // POST /enforcers/:id/heartbeat {status, stats}.
+    void heartbeat(const std::string &id, std::string_view body);
+
+  private:
+    Db &db_;
+    const ConsolePki &pki_;
+};
+
+// The tags profile mappings match an enforcer on: its associatedTags plus $identity=enforcer,
+// $name=<name> and $id=<ID>.
+std::vector<std::string> enforcer_match_tags(const EnforcerRecord &r);
+
+// The profiles the enforcer's mappings select (the fallback tier only when the normal tier selects
+// nothing), by name: exactly one for a resolvable enforcer. policy::resolve_profile is the
+// authority; this lists the candidates for the 409 body, which its error carries only as text.
+std::vector<std::string> profile_candidates(const policy::PolicySet &set,
+                                            const std::vector<std::string> &tags);
+
+// The resolved profile (JSON object) or ConsoleError 409 {error, candidates}.
+const policy::EnforcerProfile &resolve_enforcer_profile(const policy::PolicySet &set,
+                                                        const EnforcerRecord &r);
+
+// GET /enforcers/:id/policy: serialize_policy_set of the set with enforcerprofiles = [the resolved
+// profile, its trustedCAs extended with the Console CA], version = `version`, plus top-level
+// "enforcerID" and "trustedCAs".
+std::string render_bundle(const policy::PolicySet &set, uint64_t version, const EnforcerRecord &r,
+                          const std::string &ca_pem);
+
+}  // namespace segwire::console

@@ -1,0 +1,193 @@
+// segwire-console: the reference Microsegmentation Console (docs/console.md).
+//
+//   segwire-console serve --data DIR [--policy DIR] [--listen 127.0.0.1:8443] ...
+//   segwire-console appcred create --data DIR --name N --out FILE [--api URL]
+//   segwire-console flows --data DIR [--since TIME]
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "config/policy/syntax.hpp"
+#include "tools/console/console_pki.hpp"
+#include "tools/console/db.hpp"
+#include "tools/console/error.hpp"
+#include "tools/console/reports.hpp"
+#include "tools/console/server.hpp"
+#include "tools/console/util.hpp"
+
+using namespace segwire::console;
+
+namespace {
+
+constexpr const char *kUsage = R"(usage:
+  segwire-console serve --data DIR [--policy DIR] [--listen HOST:PORT]
+                        [--ca-cert FILE --ca-key FILE] [--token-validity DURATION]
+                        [--aws-endpoint URL] [--aws-region REGION]
+                        [--gcp-jwks FILE|URL] [--gcp-audience AUD]
+                        [--azure-jwks FILE|URL] [--azure-audience AUD]
+  segwire-console appcred create --data DIR --name NAME --out FILE [--api URL]
+  segwire-console flows --data DIR [--since RFC3339|UNIX]
+)";
+
+// --key value pairs; every option takes a value.
+bool parse_options(int argc, char **argv, int first, const std::vector<std::string> &known,
+                   std::map<std::string, std::string> *out) {
+    for (int i = first; i < argc; ++i) {
+        std::string k = argv[i];
+        if (std::find(known.begin(), known.end(), k) == known.end()) {
+            std::fprintf(stderr, "segwire-console: unknown option %s\n%s", k.c_str(), kUsage);
+            return false;
+        }
+        if (i + 1 >= argc) {
+            std::fprintf(stderr, "segwire-console: %s needs a value\n", k.c_str());
+            return false;
+        }
+        (*out)[k] = argv[++i];
+    }
+    return true;
+}
+
+bool need(const std::map<std::string, std::string> &o, const char *key) {
+    if (o.count(key)) return true;
+    std::fprintf(stderr, "segwire-console: %s is required\n%s", key, kUsage);
+    return false;
+}
+
+std::string opt_or(const std::map<std::string, std::string> &o, const char *key,
+                   const std::string &fallback) {
+    auto it = o.find(key);
+    return it == o.end() ? fallback : it->second;
+}
+
+bool ensure_dir(const std::string &dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec || !std::filesystem::is_directory(dir)) {
+        std::fprintf(stderr, "segwire-console: cannot create data directory %s\n", dir.c_str());
+        return false;
+    }
+    ::chmod(dir.c_str(), 0700);  // holds the CA key
+    return true;
+}
+
+int cmd_serve(int argc, char **argv) {
+    std::map<std::string, std::string> o;
+    if (!parse_options(argc, argv, 2,
+                       {"--data", "--policy", "--listen", "--ca-cert", "--ca-key",
+                        "--token-validity", "--aws-endpoint", "--aws-region", "--gcp-jwks",
+                        "--gcp-audience", "--azure-jwks", "--azure-audience"},
+                       &o) ||
+        !need(o, "--data") || !ensure_dir(o["--data"]))
+        return 2;
+    ServerOptions s;
+    s.data_dir = o["--data"];
+    s.policy_dir = opt_or(o, "--policy", "");
+    std::string listen = opt_or(o, "--listen", "127.0.0.1:8443");
+    size_t colon = listen.rfind(':');
+    char *end = nullptr;
+    long port = colon == std::string::npos ? -1 : std::strtol(listen.c_str() + colon + 1, &end, 10);
+    if (colon == std::string::npos || colon == 0 || *end || port < 0 || port > 65535) {
+        std::fprintf(stderr, "segwire-console: --listen: \"%s\" is not HOST:PORT\n",
+                     listen.c_str());
+        return 2;
+    }
+    s.listen_host = listen.substr(0, colon);
+    if (s.listen_host.size() > 2 && s.listen_host.front() == '[')
+        s.listen_host = s.listen_host.substr(1, s.listen_host.size() - 2);
+    s.listen_port = static_cast<int>(port);
+    s.ca_cert = opt_or(o, "--ca-cert", "");
+    s.ca_key = opt_or(o, "--ca-key", "");
+    if (o.count("--token-validity")) {
+        uint64_t secs = 0;
+        std::string problem;
+        if (!segwire::policy::parse_duration_seconds(o["--token-validity"], &secs, &problem)) {
+            std::fprintf(stderr, "segwire-console: --token-validity: %s\n", problem.c_str());
+            return 2;
+        }
+        s.token_validity = static_cast<int64_t>(secs);
+    }
+    s.aws_endpoint = opt_or(o, "--aws-endpoint", s.aws_endpoint);
+    s.aws_region = opt_or(o, "--aws-region", s.aws_region);
+    s.gcp_jwks = opt_or(o, "--gcp-jwks", "");
+    s.gcp_audience = opt_or(o, "--gcp-audience", s.gcp_audience);
+    s.azure_jwks = opt_or(o, "--azure-jwks", "");
+    s.azure_audience = opt_or(o, "--azure-audience", s.azure_audience);
+    return run_server(s);
+}
+
+int cmd_appcred(int argc, char **argv) {
+    if (argc < 3 || std::strcmp(argv[2], "create") != 0) {
+        std::fprintf(stderr, "%s", kUsage);
+        return 2;
+    }
+    std::map<std::string, std::string> o;
+    if (!parse_options(argc, argv, 3, {"--data", "--name", "--out", "--api"}, &o) ||
+        !need(o, "--data") || !need(o, "--name") || !need(o, "--out") || !ensure_dir(o["--data"]))
+        return 2;
+    Db db(o["--data"] + "/console.db");
+    ConsolePki pki = ConsolePki::load_or_create(o["--data"]);
+    std::string api = opt_or(o, "--api", "");
+    if (api.empty()) {
+        std::lock_guard lock(db.mutex());
+        api = db.meta("api_url", "https://127.0.0.1:8443");  // where the server last listened
+    }
+    std::string cred = create_app_credential(db, pki, o["--name"], api);
+    write_file(o["--out"], cred + "\n", 0600);
+    std::fprintf(stderr, "wrote app credential \"%s\" to %s\n", o["--name"].c_str(),
+                 o["--out"].c_str());
+    return 0;
+}
+
+int cmd_flows(int argc, char **argv) {
+    std::map<std::string, std::string> o;
+    if (!parse_options(argc, argv, 2, {"--data", "--since"}, &o) || !need(o, "--data")) return 2;
+    std::string path = o["--data"] + "/console.db";
+    if (!std::filesystem::exists(path)) {
+        std::fprintf(stderr, "segwire-console: no database at %s\n", path.c_str());
+        return 1;
+    }
+    int64_t since = -1;
+    if (o.count("--since") && !parse_time(o["--since"], &since)) {
+        std::fprintf(stderr, "segwire-console: --since: not RFC 3339 or unix seconds\n");
+        return 2;
+    }
+    Db db(path);
+    std::fputs(format_flow_table(aggregate_flows(db, since)).c_str(), stdout);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    // Logs go to stderr; stdout carries only the "listening on" line and command output.
+    spdlog::set_default_logger(spdlog::stderr_logger_mt("console"));
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    if (argc < 2) {
+        std::fprintf(stderr, "%s", kUsage);
+        return 2;
+    }
+    std::string cmd = argv[1];
+    try {
+        if (cmd == "serve") return cmd_serve(argc, argv);
+        if (cmd == "appcred") return cmd_appcred(argc, argv);
+        if (cmd == "flows") return cmd_flows(argc, argv);
+        if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+            std::fputs(kUsage, stdout);
+            return 0;
+        }
+    } catch (const ConsoleError &e) {
+        std::fprintf(stderr, "segwire-console: %s\n", e.what());
+        return 1;
+    }
+    std::fprintf(stderr, "segwire-console: unknown command %s\n%s", cmd.c_str(), kUsage);
+    return 2;
+}

@@ -1,0 +1,408 @@
+#include "tools/console/policy_store.hpp"
+
+#include <map>
+#include <type_traits>
+
+#include "tools/console/db.hpp"
+#include "tools/console/error.hpp"
+#include "tools/console/util.hpp"
+
+namespace segwire::console {
+namespace {
+
+using policy::PolicySet;
+
+constexpr Collection kAll[] = {Collection::kProcessingUnits, Collection::kNetworkPolicies,
+                               Collection::kExternalNetworks, Collection::kEnforcerProfiles,
+                               Collection::kMappings};
+constexpr const char *kNamespaceKind = "namespace";
+
+const char *kind_label(Collection c) {
+    switch (c) {
+        case Collection::kProcessingUnits:
+            return "processingunit";
+        case Collection::kNetworkPolicies:
+            return "networkrulesetpolicy";
+        case Collection::kExternalNetworks:
+            return "externalnetwork";
+        case Collection::kEnforcerProfiles:
+            return "enforcerprofile";
+        case Collection::kMappings:
+            return "enforcerprofilemappingpolicy";
+    }
+    return "?";
+}
+
+// Calls f with the vector of `s` that holds collection c.
+template <typename Set, typename F>
+decltype(auto) with_vec(Set &s, Collection c, F &&f) {
+    switch (c) {
+        case Collection::kProcessingUnits:
+            return f(s.processing_units);
+        case Collection::kNetworkPolicies:
+            return f(s.network_policies);
+        case Collection::kExternalNetworks:
+            return f(s.external_networks);
+        case Collection::kEnforcerProfiles:
+            return f(s.enforcer_profiles);
+        case Collection::kMappings:
+            break;
+    }
+    return f(s.enforcer_profile_mappings);
+}
+
+// The vector of `s` holding objects of type T (the other direction of with_vec).
+template <typename T>
+std::vector<T> &vec_of(PolicySet &s) {
+    if constexpr (std::is_same_v<T, policy::ProcessingUnit>)
+        return s.processing_units;
+    else if constexpr (std::is_same_v<T, policy::NetworkRuleSetPolicy>)
+        return s.network_policies;
+    else if constexpr (std::is_same_v<T, policy::ExternalNetwork>)
+        return s.external_networks;
+    else if constexpr (std::is_same_v<T, policy::EnforcerProfile>)
+        return s.enforcer_profiles;
+    else
+        return s.enforcer_profile_mappings;
+}
+
+template <typename V>
+using elem_t = typename std::decay_t<V>::value_type;
+
+// The model's own serialisation of one object (so stored JSON is always canonical).
+template <typename T>
+std::string one_json(Collection c, const T &obj) {
+    PolicySet tmp;
+    with_vec(tmp, c, [&](auto &v) {
+        if constexpr (std::is_same_v<typename std::decay_t<decltype(v)>::value_type, T>)
+            v.push_back(obj);
+    });
+    rapidjson::Document doc;
+    doc.Parse(policy::serialize_policy_set(tmp, false).c_str());
+    return to_json(doc[collection_name(c)][0]);
+}
+
+std::string namespace_json(const policy::Namespace &ns) {
+    PolicySet tmp;
+    tmp.ns = ns;
+    rapidjson::Document doc;
+    doc.Parse(policy::serialize_policy_set(tmp, false).c_str());
+    return to_json(doc["namespace"]);
+}
+
+// Parses one object (or the namespace) by wrapping it in a bundle document: the model's parser
+// is the only JSON reader of policy objects, so field names and errors cannot drift.
+PolicySet parse_wrapped(const std::string &key, std::string_view body, bool array) {
+    parse_json_object(body);  // 400 for malformed JSON before the model sees it
+    std::string text =
+        "{\"" + key + "\":" + (array ? "[" : "") + std::string(body) + (array ? "]" : "") + "}";
+    try {
+        return policy::parse_policy_set(text);
+    } catch (const policy::PolicyError &e) {
+        throw ConsoleError::from_policy(e);
+    }
+}
+
+std::string stable_id(Collection c, const std::string &name) {
+    return hex(sha256(std::string(collection_name(c)) + "/" + name)).substr(0, 24);
+}
+
+void validate_or_throw(const PolicySet &s) {
+    try {
+        policy::validate(s);
+    } catch (const policy::PolicyError &e) {
+        throw ConsoleError::from_policy(e);
+    }
+}
+
+using SeedMap = std::map<std::pair<std::string, std::string>, std::string>;
+
+}  // namespace
+
+bool collection_from_name(std::string_view name, Collection *out) {
+    for (Collection c : kAll)
+        if (name == collection_name(c)) {
+            *out = c;
+            return true;
+        }
+    return false;
+}
+
+const char *collection_name(Collection c) {
+    switch (c) {
+        case Collection::kProcessingUnits:
+            return "processingunits";
+        case Collection::kNetworkPolicies:
+            return "networkrulesetpolicies";
+        case Collection::kExternalNetworks:
+            return "externalnetworks";
+        case Collection::kEnforcerProfiles:
+            return "enforcerprofiles";
+        case Collection::kMappings:
+            return "enforcerprofilemappingpolicies";
+    }
+    return "?";
+}
+
+PolicyStore::PolicyStore(Db &db) : db_(db) {
+    std::lock_guard lock(db_.mutex());
+    // Rebuild one bundle document from the rows (in insertion order) and parse it with the model.
+    std::map<std::string, std::vector<std::string>> rows;
+    std::string ns;
+    {
+        Stmt s(db_, "SELECT kind, json FROM objects ORDER BY rowid");
+        while (s.step()) {
+            if (s.text(0) == kNamespaceKind)
+                ns = s.text(1);
+            else
+                rows[s.text(0)].push_back(s.text(1));
+        }
+    }
+    std::string doc = "{";
+    if (!ns.empty()) doc += "\"namespace\":" + ns;
+    for (const auto &[kind, objs] : rows) {
+        if (doc.size() > 1) doc += ",";
+        doc += "\"" + kind + "\":[";
+        for (size_t i = 0; i < objs.size(); ++i) doc += (i ? "," : "") + objs[i];
+        doc += "]";
+    }
+    doc += "}";
+    PolicySet set;
+    try {
+        set = policy::parse_policy_set(doc);
+    } catch (const policy::PolicyError &e) {
+        throw ConsoleError(500, std::string("stored policy objects do not validate: ") + e.what());
+    }
+    version_ = std::stoull(db_.meta("policy_version", "1"));
+    set.version = std::to_string(version_);
+    current_ = std::make_shared<const PolicySet>(std::move(set));
+}
+
+PolicyStore::Snapshot PolicyStore::snapshot() const {
+    std::lock_guard lock(mu_);
+    return {current_, version_};
+}
+
+PolicyStore::Snapshot PolicyStore::wait_for_change(uint64_t known,
+                                                   std::chrono::milliseconds timeout) const {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return version_ != known || shutdown_; });
+    return {current_, version_};
+}
+
+void PolicyStore::shutdown() {
+    std::lock_guard lock(mu_);
+    shutdown_ = true;
+    cv_.notify_all();
+}
+
+void PolicyStore::commit_locked(PolicySet cand, const void *seeds_ptr) {
+    const auto *seeds = static_cast<const SeedMap *>(seeds_ptr);
+    uint64_t next;
+    {
+        std::lock_guard lock(mu_);
+        next = version_ + 1;
+    }
+    {
+        std::lock_guard dblock(db_.mutex());
+        Tx tx(db_);
+        db_.exec("DELETE FROM objects");
+        Stmt ins(db_, "INSERT INTO objects(kind, id, json) VALUES(?, ?, ?)");
+        ins.bind(1, std::string(kNamespaceKind)).bind(2, std::string(kNamespaceKind));
+        ins.bind(3, namespace_json(cand.ns));
+        ins.step();
+        for (Collection c : kAll)
+            with_vec(cand, c, [&](auto &vec) {
+                for (const auto &o : vec) {
+                    ins.reset();
+                    ins.bind(1, std::string(collection_name(c))).bind(2, o.id);
+                    ins.bind(3, one_json(c, o));
+                    ins.step();
+                }
+            });
+        if (seeds) {
+            db_.exec("DELETE FROM seeds");
+            Stmt s(db_, "INSERT INTO seeds(kind, id, json) VALUES(?, ?, ?)");
+            for (const auto &[key, json] : *seeds) {
+                s.reset();
+                s.bind(1, key.first).bind(2, key.second).bind(3, json);
+                s.step();
+            }
+        }
+        db_.set_meta("policy_version", std::to_string(next));
+        tx.commit();
+    }
+    cand.version = std::to_string(next);
+    std::lock_guard lock(mu_);
+    current_ = std::make_shared<const PolicySet>(std::move(cand));
+    version_ = next;
+    cv_.notify_all();
+}
+
+size_t PolicyStore::load_dir(const std::string &dir) {
+    PolicySet d;
+    try {
+        d = policy::load_policy_dir(dir);
+    } catch (const policy::PolicyError &e) {
+        throw ConsoleError::from_policy(e);
+    }
+    for (Collection c : kAll)
+        with_vec(d, c, [&](auto &vec) {
+            for (auto &o : vec)
+                if (o.id.empty()) o.id = stable_id(c, o.name);
+        });
+
+    std::lock_guard wl(write_mu_);
+    PolicySet cand = *snapshot().set;
+    SeedMap old_seeds, new_seeds;
+    {
+        std::lock_guard dblock(db_.mutex());
+        Stmt s(db_, "SELECT kind, id, json FROM seeds");
+        while (s.step()) old_seeds[{s.text(0), s.text(1)}] = s.text(2);
+    }
+    size_t changed = 0;
+    for (Collection c : kAll) {
+        std::string kind = collection_name(c);
+        with_vec(d, c, [&](auto &dvec) {
+            auto &cvec = vec_of<elem_t<decltype(dvec)>>(cand);
+            for (const auto &o : dvec) {
+                std::string json = one_json(c, o);
+                new_seeds[{kind, o.id}] = json;
+                auto it = old_seeds.find({kind, o.id});
+                if (it != old_seeds.end() && it->second == json) continue;  // file unchanged
+                ++changed;
+                bool found = false;
+                for (auto &x : cvec)
+                    if (x.id == o.id) {
+                        x = o;
+                        found = true;
+                    }
+                if (!found) cvec.push_back(o);
+            }
+            // Objects the files no longer define: gone too, unless the API changed them.
+            for (const auto &[key, json] : old_seeds) {
+                if (key.first != kind || new_seeds.count(key)) continue;
+                for (size_t i = 0; i < cvec.size(); ++i)
+                    if (cvec[i].id == key.second && one_json(c, cvec[i]) == json) {
+                        cvec.erase(cvec.begin() + static_cast<std::ptrdiff_t>(i));
+                        ++changed;
+                        break;
+                    }
+            }
+        });
+    }
+    if (!(d.ns == policy::Namespace{})) {
+        std::string json = namespace_json(d.ns);
+        new_seeds[{kNamespaceKind, kNamespaceKind}] = json;
+        auto it = old_seeds.find({kNamespaceKind, kNamespaceKind});
+        if (it == old_seeds.end() || it->second != json) {
+            cand.ns = d.ns;
+            ++changed;
+        }
+    }
+    try {
+        policy::validate(cand);
+    } catch (const policy::PolicyError &e) {
+        throw ConsoleError::from_policy(
+            e, 422, " (after merging " + dir + " with the objects created through the API)");
+    }
+    if (changed || new_seeds != old_seeds) commit_locked(std::move(cand), &new_seeds);
+    return changed;
+}
+
+std::string PolicyStore::list(Collection c) const {
+    auto snap = snapshot();
+    rapidjson::Document doc;
+    doc.Parse(policy::serialize_policy_set(*snap.set, false).c_str());
+    return to_json(doc[collection_name(c)]);
+}
+
+std::string PolicyStore::get(Collection c, const std::string &id) const {
+    auto snap = snapshot();
+    std::string out;
+    with_vec(*snap.set, c, [&](const auto &vec) {
+        for (const auto &o : vec)
+            if (o.id == id) out = one_json(c, o);
+    });
+    if (out.empty())
+        throw ConsoleError(404, std::string(kind_label(c)) + " \"" + id + "\" not found", "ID");
+    return out;
+}
+
+std::string PolicyStore::create(Collection c, std::string_view body) {
+    PolicySet one = parse_wrapped(collection_name(c), body, true);
+    std::lock_guard wl(write_mu_);
+    PolicySet cand = *snapshot().set;
+    std::string out;
+    with_vec(one, c, [&](auto &ovec) {
+        auto o = ovec.at(0);
+        if (o.id.empty()) o.id = random_hex(12);
+        auto &cvec = vec_of<elem_t<decltype(ovec)>>(cand);
+        for (const auto &x : cvec)
+            if (x.id == o.id)
+                throw ConsoleError(
+                    409, std::string(kind_label(c)) + " \"" + o.id + "\" already exists", "ID");
+        cvec.push_back(o);
+        out = one_json(c, o);
+    });
+    validate_or_throw(cand);
+    commit_locked(std::move(cand), nullptr);
+    return out;
+}
+
+std::string PolicyStore::replace(Collection c, const std::string &id, std::string_view body) {
+    PolicySet one = parse_wrapped(collection_name(c), body, true);
+    std::lock_guard wl(write_mu_);
+    PolicySet cand = *snapshot().set;
+    std::string out;
+    with_vec(one, c, [&](auto &ovec) {
+        auto o = ovec.at(0);
+        if (!o.id.empty() && o.id != id)
+            throw ConsoleError(422, "ID: \"" + o.id + "\" does not match the URL's \"" + id + "\"",
+                               "ID");
+        o.id = id;
+        auto &cvec = vec_of<elem_t<decltype(ovec)>>(cand);
+        bool found = false;
+        for (auto &x : cvec)
+            if (x.id == id) {
+                x = o;
+                found = true;
+            }
+        if (!found)
+            throw ConsoleError(404, std::string(kind_label(c)) + " \"" + id + "\" not found", "ID");
+        out = one_json(c, o);
+    });
+    validate_or_throw(cand);
+    commit_locked(std::move(cand), nullptr);
+    return out;
+}
+
+void PolicyStore::remove(Collection c, const std::string &id) {
+    std::lock_guard wl(write_mu_);
+    PolicySet cand = *snapshot().set;
+    with_vec(cand, c, [&](auto &cvec) {
+        for (size_t i = 0; i < cvec.size(); ++i)
+            if (cvec[i].id == id) {
+                cvec.erase(cvec.begin() + static_cast<std::ptrdiff_t>(i));
+                return;
+            }
+        throw ConsoleError(404, std::string(kind_label(c)) + " \"" + id + "\" not found", "ID");
+    });
+    commit_locked(std::move(cand), nullptr);
+}
+
+std::string PolicyStore::get_namespace() const {
+    return namespace_json(snapshot().set->ns);
+}
+
+std::string PolicyStore::put_namespace(std::string_view body) {
+    PolicySet one = parse_wrapped("namespace", body, false);
+    std::lock_guard wl(write_mu_);
+    PolicySet cand = *snapshot().set;
+    cand.ns = one.ns;
+    validate_or_throw(cand);
+    commit_locked(std::move(cand), nullptr);
+    return namespace_json(one.ns);
+}
+
+}  // namespace segwire::console

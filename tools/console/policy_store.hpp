@@ -1,0 +1,80 @@
+// The Console's policy objects: the current validated PolicySet (config/policy's model), its
+// version, and SQLite persistence. Every change — CRUD call, --policy directory load, SIGHUP
+// reload — builds a candidate set, validates the whole set with policy::validate (so errors name
+// object, field and reason exactly as the enforcer would), persists it in one transaction, then
+// publishes it with a new version and wakes the long-polls.
+//
+// Directory semantics: the directory seeds objects. A reload applies what changed in the files
+// since the last load (a file edit wins over an API edit of the same object); objects the files
+// did not change keep their API edits; an object removed from the files is deleted unless the API
+// changed it since. Objects without an ID get a stable one derived from kind and name.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "config/policy/model.hpp"
+
+namespace segwire::console {
+
+class Db;
+
+enum class Collection : uint8_t {
+    kProcessingUnits,
+    kNetworkPolicies,
+    kExternalNetworks,
+    kEnforcerProfiles,
+    kMappings,
+};
+
+// "processingunits" → kProcessingUnits, … ; false for anything else.
+bool collection_from_name(std::string_view name, Collection *out);
+const char *collection_name(Collection c);
+
+class PolicyStore {
+  public:
+    explicit PolicyStore(Db &db);  // loads the persisted set (ConsoleError 500 if it is corrupt)
+
+    struct Snapshot {
+        std::shared_ptr<const policy::PolicySet> set;
+        uint64_t version = 0;
+    };
+    Snapshot snapshot() const;
+
+    // Blocks until the version differs from `known`, the timeout passes or shutdown() is called;
+    // returns the snapshot at that moment.
+    Snapshot wait_for_change(uint64_t known, std::chrono::milliseconds timeout) const;
+    void shutdown();
+
+    // Returns how many objects changed. Throws ConsoleError 422 (object/field/reason; the message
+    // names the file) and leaves the current set untouched.
+    size_t load_dir(const std::string &dir);
+
+    // CRUD; bodies and results are JSON text in the model's field names. Throws ConsoleError:
+    // 400 bad JSON, 404 unknown ID, 409 duplicate ID, 422 validation.
+    std::string list(Collection c) const;
+    std::string get(Collection c, const std::string &id) const;
+    std::string create(Collection c, std::string_view body);
+    std::string replace(Collection c, const std::string &id, std::string_view body);
+    void remove(Collection c, const std::string &id);
+    std::string get_namespace() const;
+    std::string put_namespace(std::string_view body);
+
+  private:
+    void commit_locked(policy::PolicySet cand, const void *seeds);
+
+    Db &db_;
+    std::mutex write_mu_;  // serialises changes: validate + persist + publish is one step
+    mutable std::mutex mu_;
+    mutable std::condition_variable cv_;
+    std::shared_ptr<const policy::PolicySet> current_;
+    uint64_t version_ = 0;
+    bool shutdown_ = false;
+};
+
+}  // namespace segwire::console

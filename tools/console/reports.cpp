@@ -1,0 +1,312 @@
+#include "tools/console/reports.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "tools/console/db.hpp"
+#include "tools/console/error.hpp"
+#include "tools/console/util.hpp"
+
+namespace segwire::console {
+namespace {
+
+constexpr size_t kMaxBatch = 10000;
+
+struct Extracted {
+    int64_t ts = 0;
+    std::string action, source_id, destination_id;
+    int64_t destination_port = -1;
+};
+
+using rapidjson::Value;
+
+std::string opt_string(const Value &r, const char *key, const std::string &prefix) {
+    return get_string(r, key, prefix + "." + key, false);
+}
+
+void require_one_of(const Value &r, const char *key, const std::string &prefix,
+                    std::initializer_list<const char *> allowed, bool required) {
+    std::string field = prefix + "." + key;
+    std::string v = get_string(r, key, field, required);
+    if (v.empty() && !required) return;
+    for (const char *a : allowed)
+        if (v == a) return;
+    std::string list;
+    for (const char *a : allowed) list += (list.empty() ? "" : "|") + std::string(a);
+    throw ConsoleError(422, field + ": \"" + v + "\" is not one of " + list, field);
+}
+
+int64_t opt_int(const Value &r, const char *key, const std::string &prefix, int64_t lo, int64_t hi,
+                int64_t fallback) {
+    const Value *v = member(r, key);
+    if (!v) return fallback;
+    std::string field = prefix + "." + key;
+    if (!v->IsInt64() || v->GetInt64() < lo || v->GetInt64() > hi)
+        throw ConsoleError(
+            422,
+            field + ": must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi),
+            field);
+    return v->GetInt64();
+}
+
+// Checks one report against the Console model and pulls out the indexed columns.
+Extracted check_report(ReportKind kind, const Value &r, const std::string &prefix, int64_t now) {
+    if (!r.IsObject()) throw ConsoleError(422, prefix + ": must be a JSON object", prefix);
+    Extracted x;
+    x.ts = now;
+    if (const Value *t = member(r, "timestamp")) {
+        bool ok = false;
+        if (t->IsString()) ok = parse_time(t->GetString(), &x.ts);
+        if (t->IsInt64()) {
+            x.ts = t->GetInt64();
+            ok = true;
+        }
+        if (!ok)
+            throw ConsoleError(422, prefix + ".timestamp: must be RFC 3339 or unix seconds",
+                               prefix + ".timestamp");
+    }
+    opt_int(r, "value", prefix, 0, INT64_MAX, 1);
+    switch (kind) {
+        case ReportKind::kFlow:
+            require_one_of(r, "action", prefix, {"Accept", "Reject"}, true);
+            require_one_of(r, "observedAction", prefix, {"Accept", "Reject", "NotApplicable"},
+                           false);
+            x.source_id = opt_string(r, "sourceID", prefix);
+            x.destination_id = opt_string(r, "destinationID", prefix);
+            if (x.source_id.empty() && opt_string(r, "sourceIP", prefix).empty())
+                throw ConsoleError(422, prefix + ".sourceID: sourceID or sourceIP is required",
+                                   prefix + ".sourceID");
+            if (x.destination_id.empty() && opt_string(r, "destinationIP", prefix).empty() &&
+                opt_string(r, "destinationFQDN", prefix).empty())
+                throw ConsoleError(422,
+                                   prefix +
+                                       ".destinationID: destinationID, destinationIP or "
+                                       "destinationFQDN is required",
+                                   prefix + ".destinationID");
+            x.destination_port = opt_int(r, "destinationPort", prefix, 0, 65535, -1);
+            opt_int(r, "protocol", prefix, 0, 255, -1);
+            break;
+        case ReportKind::kDnsLookup:
+            require_one_of(r, "action", prefix, {"Accept", "Fail", "Reject", "Resolve"}, true);
+            get_string(r, "resolvedName", prefix + ".resolvedName", true);
+            x.source_id = opt_string(r, "processingUnitID", prefix);
+            get_strings(r, "resolvedIPs", prefix + ".resolvedIPs");
+            get_strings(r, "resolvedCNAMEs", prefix + ".resolvedCNAMEs");
+            break;
+        case ReportKind::kConnectionException:
+            get_string(r, "state", prefix + ".state", true);
+            x.source_id = opt_string(r, "processingUnitID", prefix);
+            x.destination_port = opt_int(r, "destinationPort", prefix, 0, 65535, -1);
+            opt_int(r, "protocol", prefix, 0, 255, -1);
+            break;
+    }
+    x.action = opt_string(r, "action", prefix);
+    return x;
+}
+
+}  // namespace
+
+bool report_kind_from_name(std::string_view name, ReportKind *out) {
+    for (ReportKind k :
+         {ReportKind::kFlow, ReportKind::kDnsLookup, ReportKind::kConnectionException})
+        if (name == report_kind_name(k)) {
+            *out = k;
+            return true;
+        }
+    return false;
+}
+
+const char *report_kind_name(ReportKind k) {
+    switch (k) {
+        case ReportKind::kFlow:
+            return "flowreports";
+        case ReportKind::kDnsLookup:
+            return "dnslookupreports";
+        case ReportKind::kConnectionException:
+            return "connectionexceptionreports";
+    }
+    return "?";
+}
+
+IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
+                            const std::string &fallback_enforcer) {
+    rapidjson::Document doc = parse_json_object(body);
+    IngestResult res;
+    res.batch_id = get_string(doc, "batchID", "batchID", true);
+    if (res.batch_id.size() > 128)
+        throw ConsoleError(422, "batchID: longer than 128 characters", "batchID");
+    res.enforcer_id = get_string(doc, "enforcerID", "enforcerID", false, fallback_enforcer);
+    const Value *reports = member(doc, "reports");
+    if (!reports || !reports->IsArray())
+        throw ConsoleError(422, "reports: must be an array of report objects", "reports");
+    if (reports->Size() > kMaxBatch)
+        throw ConsoleError(422, "reports: more than " + std::to_string(kMaxBatch) + " in one batch",
+                           "reports");
+    int64_t now = now_unix();
+    std::vector<Extracted> cols;
+    for (rapidjson::SizeType i = 0; i < reports->Size(); ++i)
+        cols.push_back(
+            check_report(kind, (*reports)[i], "reports[" + std::to_string(i) + "]", now));
+
+    std::lock_guard lock(db.mutex());
+    Tx tx(db);
+    try {
+        Stmt b(db,
+               "INSERT INTO report_batches(kind, enforcer_id, batch_id, count, received) "
+               "VALUES(?, ?, ?, ?, ?)");
+        b.bind(1, std::string(report_kind_name(kind))).bind(2, res.enforcer_id);
+        b.bind(3, res.batch_id).bind(4, static_cast<int64_t>(cols.size())).bind(5, now);
+        b.step();
+    } catch (const ConstraintViolation &) {
+        res.duplicate = true;  // a retry of a batch we already hold: acknowledge, store nothing
+        return res;
+    }
+    Stmt ins(db,
+             "INSERT INTO reports(kind, enforcer_id, batch_id, ts, action, source_id, "
+             "destination_id, destination_port, json) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    for (rapidjson::SizeType i = 0; i < reports->Size(); ++i) {
+        Value &r = doc["reports"][i];
+        auto &a = doc.GetAllocator();
+        if (!member(r, "enforcerID") && !res.enforcer_id.empty()) {
+            r.RemoveMember("enforcerID");
+            r.AddMember("enforcerID", Value(res.enforcer_id.c_str(), a), a);
+        }
+        if (!member(r, "timestamp"))
+            r.AddMember("timestamp", Value(rfc3339(cols[i].ts).c_str(), a), a);
+        if (!member(r, "value")) r.AddMember("value", 1, a);
+        ins.reset();
+        ins.bind(1, std::string(report_kind_name(kind))).bind(2, res.enforcer_id);
+        ins.bind(3, res.batch_id).bind(4, cols[i].ts);
+        ins.bind(5, cols[i].action).bind(6, cols[i].source_id).bind(7, cols[i].destination_id);
+        if (cols[i].destination_port >= 0)
+            ins.bind(8, cols[i].destination_port);
+        else
+            ins.bind_null(8);
+        ins.bind(9, to_json(r));
+        ins.step();
+    }
+    tx.commit();
+    res.stored = cols.size();
+    return res;
+}
+
+std::string query_reports(Db &db, ReportKind kind, const ReportFilter &f) {
+    std::string sql = "SELECT json FROM reports WHERE kind = ?";
+    if (!f.action.empty()) sql += " AND action = ?";
+    if (!f.source_id.empty()) sql += " AND source_id = ?";
+    if (!f.destination_id.empty()) sql += " AND destination_id = ?";
+    if (!f.enforcer_id.empty()) sql += " AND enforcer_id = ?";
+    if (f.destination_port >= 0) sql += " AND destination_port = ?";
+    if (f.since >= 0) sql += " AND ts >= ?";
+    sql += " ORDER BY seq LIMIT ?";
+    std::lock_guard lock(db.mutex());
+    Stmt s(db, sql.c_str());
+    int i = 1;
+    s.bind(i++, std::string(report_kind_name(kind)));
+    if (!f.action.empty()) s.bind(i++, f.action);
+    if (!f.source_id.empty()) s.bind(i++, f.source_id);
+    if (!f.destination_id.empty()) s.bind(i++, f.destination_id);
+    if (!f.enforcer_id.empty()) s.bind(i++, f.enforcer_id);
+    if (f.destination_port >= 0) s.bind(i++, f.destination_port);
+    if (f.since >= 0) s.bind(i++, f.since);
+    s.bind(i++, f.limit);
+    std::string out = "[";
+    bool first = true;
+    while (s.step()) {
+        if (!first) out += ",";
+        out += s.text(0);
+        first = false;
+    }
+    return out + "]";
+}
+
+std::vector<FlowRow> aggregate_flows(Db &db, int64_t since) {
+    std::lock_guard lock(db.mutex());
+    std::map<std::string, std::string> names;  // object ID → name
+    {
+        Stmt s(db, "SELECT id, json_extract(json, '$.name') FROM objects");
+        while (s.step())
+            if (!s.text(1).empty()) names[s.text(0)] = s.text(1);
+    }
+    auto display = [&](const std::string &id, const std::string &fallback) {
+        if (id.empty()) return fallback;
+        auto it = names.find(id);
+        return it == names.end() ? id : it->second;
+    };
+    Stmt s(db, R"sql(
+        SELECT coalesce(json_extract(json, '$.sourceID'), ''),
+               coalesce(json_extract(json, '$.sourceIP'), ''),
+               coalesce(json_extract(json, '$.destinationID'), ''),
+               coalesce(json_extract(json, '$.destinationIP'), ''),
+               coalesce(json_extract(json, '$.destinationFQDN'), ''),
+               coalesce(json_extract(json, '$.protocol'), -1),
+               coalesce(json_extract(json, '$.destinationPort'), -1),
+               coalesce(json_extract(json, '$.action'), ''),
+               coalesce(json_extract(json, '$.observedAction'), ''),
+               coalesce(json_extract(json, '$.policyID'), ''),
+               coalesce(json_extract(json, '$.ruleName'), ''),
+               coalesce(json_extract(json, '$.dropReason'), ''),
+               sum(coalesce(json_extract(json, '$.value'), 1)) AS n
+        FROM reports WHERE kind = 'flowreports' AND ts >= ?
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
+        ORDER BY n DESC, 1, 3)sql");
+    s.bind(1, since);
+    std::map<std::vector<std::string>, int64_t> merged;  // after ID → name mapping
+    std::vector<std::vector<std::string>> order;
+    while (s.step()) {
+        int64_t proto = s.i64(5), port = s.i64(6);
+        std::string proto_s = proto == 6    ? "tcp"
+                              : proto == 17 ? "udp"
+                              : proto == 1  ? "icmp"
+                              : proto == 58 ? "icmp6"
+                              : proto < 0   ? ""
+                                            : std::to_string(proto);
+        std::string port_s =
+            port < 0 ? proto_s : (proto_s.empty() ? "" : proto_s + "/") + std::to_string(port);
+        std::string dst_fallback = !s.text(4).empty() ? s.text(4) : s.text(3);
+        std::vector<std::string> key = {display(s.text(0), s.text(1)),
+                                        display(s.text(2), dst_fallback),
+                                        port_s,
+                                        s.text(7),
+                                        s.text(8),
+                                        display(s.text(9), ""),
+                                        s.text(10),
+                                        s.text(11)};
+        if (!merged.count(key)) order.push_back(key);
+        merged[key] += s.i64(12);
+    }
+    std::vector<FlowRow> rows;
+    for (const auto &k : order)
+        rows.push_back({k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], merged[k]});
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const FlowRow &a, const FlowRow &b) { return a.count > b.count; });
+    return rows;
+}
+
+std::string format_flow_table(const std::vector<FlowRow> &rows) {
+    std::vector<std::vector<std::string>> cells = {{"SOURCE", "DESTINATION", "PORT", "ACTION",
+                                                    "OBSERVED", "POLICY", "RULE", "REASON",
+                                                    "COUNT"}};
+    for (const auto &r : rows)
+        cells.push_back({r.source, r.destination, r.port, r.action,
+                         r.observed.empty() ? "-" : r.observed, r.policy.empty() ? "-" : r.policy,
+                         r.rule.empty() ? "-" : r.rule, r.reason.empty() ? "-" : r.reason,
+                         std::to_string(r.count)});
+    std::vector<size_t> width(cells[0].size(), 0);
+    for (const auto &row : cells)
+        for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+    std::string out;
+    for (const auto &row : cells) {
+        std::string line;
+        for (size_t i = 0; i < row.size(); ++i) {
+            line += row[i];
+            if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+        }
+        out += line + "\n";
+    }
+    if (rows.empty()) out += "(no flow reports)\n";
+    return out;
+}
+
+}  // namespace segwire::console

@@ -1,0 +1,54 @@
+// Flow, DNS lookup and connection-exception reports: batched ingestion that is idempotent per
+// (kind, enforcer, batchID), filtered queries, and the aggregated flow table of `segwire-console
+// flows`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace segwire::console {
+
+class Db;
+
+enum class ReportKind : uint8_t { kFlow, kDnsLookup, kConnectionException };
+
+bool report_kind_from_name(std::string_view name, ReportKind *out);  // "flowreports", …
+const char *report_kind_name(ReportKind k);
+
+struct IngestResult {
+    std::string enforcer_id, batch_id;
+    size_t stored = 0;
+    bool duplicate = false;
+};
+
+// Body {batchID, enforcerID?, reports: [...]}. The enforcer is the body's enforcerID, else
+// `fallback_enforcer` (from the caller's token). Every report is checked first (422 naming
+// reports[i].field); then the batch row and its reports are written in one transaction, and a
+// batch already stored is acknowledged without storing anything (duplicate = true).
+IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
+                            const std::string &fallback_enforcer);
+
+struct ReportFilter {
+    std::string action, source_id, destination_id, enforcer_id;
+    int64_t destination_port = -1;
+    int64_t since = -1;  // unix seconds, reports with timestamp >= since
+    int64_t limit = 1000;
+};
+
+// JSON array of the stored reports (each with enforcerID), oldest first.
+std::string query_reports(Db &db, ReportKind kind, const ReportFilter &f);
+
+struct FlowRow {
+    std::string source, destination, port, action, observed, policy, rule, reason;
+    int64_t count = 0;
+};
+
+// Sums of `value` grouped by (source, destination, port, action, observed action, policy, rule,
+// reason); IDs of PUs, external networks and policies are shown by name when the Console knows
+// them.
+std::vector<FlowRow> aggregate_flows(Db &db, int64_t since = -1);
+std::string format_flow_table(const std::vector<FlowRow> &rows);
+
+}  // namespace segwire::console

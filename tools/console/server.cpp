@@ -1,0 +1,528 @@
+#include "tools/console/server.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include "config/policy/error.hpp"
+#include "config/policy/syntax.hpp"
+#include "tools/console/aws.hpp"
+#include "tools/console/console_pki.hpp"
+#include "tools/console/db.hpp"
+#include "tools/console/enforcers.hpp"
+#include "tools/console/error.hpp"
+#include "tools/console/jwt.hpp"
+#include "tools/console/policy_store.hpp"
+#include "tools/console/reports.hpp"
+#include "tools/console/util.hpp"
+
+namespace segwire::console {
+namespace {
+
+constexpr int64_t kMaxTokenValidity = 24 * 3600;
+constexpr int64_t kMaxWait = 60;
+
+void send_json(httplib::Response &res, int status, const std::string &body) {
+    res.status = status;
+    res.set_content(body, "application/json");
+}
+
+void send_error(httplib::Response &res, const ConsoleError &e) {
+    if (e.status() == 401) res.set_header("WWW-Authenticate", "Bearer");
+    send_json(res, e.status(), e.to_json());
+}
+
+std::string bearer_token(const httplib::Request &req) {
+    std::string h = req.get_header_value("Authorization");
+    if (h.empty())
+        throw ConsoleError(401, "missing Authorization: Bearer <token> (get one from POST /issue)",
+                           "Authorization");
+    if (h.size() < 8 || strncasecmp(h.c_str(), "Bearer ", 7) != 0)
+        throw ConsoleError(401, "Authorization header is not \"Bearer <token>\"", "Authorization");
+    return h.substr(7);
+}
+
+int64_t int_param(const httplib::Request &req, const char *name, int64_t lo, int64_t hi,
+                  int64_t fallback) {
+    if (!req.has_param(name)) return fallback;
+    std::string v = req.get_param_value(name);
+    char *end = nullptr;
+    long long n = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || *end || n < lo || n > hi)
+        throw ConsoleError(400,
+                           std::string(name) + ": \"" + v + "\" is not an integer in " +
+                               std::to_string(lo) + ".." + std::to_string(hi),
+                           name);
+    return n;
+}
+
+// If-None-Match: "7" (or W/"7", or a list): does it name `etag`?
+bool etag_matches(const std::string &header, const std::string &etag) {
+    size_t pos = 0;
+    while (pos < header.size()) {
+        size_t comma = header.find(',', pos);
+        std::string item = header.substr(pos, comma == std::string::npos ? comma : comma - pos);
+        pos = comma == std::string::npos ? header.size() : comma + 1;
+        item.erase(0, item.find_first_not_of(' '));
+        if (item.rfind("W/", 0) == 0) item.erase(0, 2);
+        if (item == "*" || item == etag) return true;
+    }
+    return false;
+}
+
+class Console {
+  public:
+    explicit Console(const ServerOptions &opt)
+        : opt_(opt),
+          db_(opt.data_dir + "/console.db"),
+          pki_(ConsolePki::load_or_create(opt.data_dir, opt.ca_cert, opt.ca_key)),
+          signer_(make_signer(opt.data_dir)),
+          store_(db_),
+          enforcers_(db_, pki_),
+          gcp_("GCPIdentityToken", opt.gcp_jwks, opt.gcp_audience),
+          azure_("AzureIdentityToken", opt.azure_jwks, opt.azure_audience) {}
+
+    PolicyStore &store() { return store_; }
+    Db &db() { return db_; }
+    ConsolePki &pki() { return pki_; }
+
+    void reload_policy() {
+        if (opt_.policy_dir.empty()) return;
+        size_t n = store_.load_dir(opt_.policy_dir);
+        spdlog::info("policy directory {}: {} object(s) changed, version {}", opt_.policy_dir, n,
+                     store_.snapshot().version);
+    }
+
+    void install(httplib::Server &svr);
+
+  private:
+    static TokenSigner make_signer(const std::string &dir) {
+        std::string kid;
+        auto key = load_or_create_token_key(dir, &kid);
+        return TokenSigner(std::move(key), kid);
+    }
+
+    rapidjson::Document authenticate(const httplib::Request &req) {
+        return signer_.verify(bearer_token(req), now_unix());
+    }
+
+    void issue(const httplib::Request &req, httplib::Response &res);
+    void policy_bundle(const httplib::Request &req, httplib::Response &res);
+
+    const ServerOptions &opt_;
+    Db db_;
+    ConsolePki pki_;
+    TokenSigner signer_;
+    PolicyStore store_;
+    EnforcerRegistry enforcers_;
+    JwksVerifier gcp_, azure_;
+};
+
+// Identity claims of one realm: a subject, @auth: tags and realm-specific data.
+struct Identity {
+    std::string sub;
+    std::vector<std::pair<std::string, std::string>> data;  // → "data" object and @auth: tags
+};
+
+std::string claim_string(const rapidjson::Value &obj, const char *path) {
+    const rapidjson::Value *v = &obj;
+    std::string p(path);
+    size_t pos = 0;
+    while (v && pos <= p.size()) {
+        size_t dot = p.find('.', pos);
+        std::string key = p.substr(pos, dot == std::string::npos ? dot : dot - pos);
+        v = member(*v, key.c_str());
+        if (dot == std::string::npos) break;
+        pos = dot + 1;
+    }
+    if (!v) return "";
+    if (v->IsString()) return v->GetString();
+    if (v->IsInt64()) return std::to_string(v->GetInt64());
+    return "";
+}
+
+void Console::issue(const httplib::Request &req, httplib::Response &res) {
+    rapidjson::Document body = parse_json_object(req.body);
+    std::string realm = get_string(body, "realm", "realm", true);
+    int64_t validity = opt_.token_validity;
+    std::string v = get_string(body, "validity", "validity", false);
+    if (!v.empty()) {
+        uint64_t secs = 0;
+        std::string problem;
+        if (!policy::parse_duration_seconds(v, &secs, &problem))
+            throw ConsoleError(422, "validity: " + problem, "validity");
+        if (secs > static_cast<uint64_t>(kMaxTokenValidity))
+            throw ConsoleError(422, "validity: longer than the maximum 24h", "validity");
+        validity = static_cast<int64_t>(secs);
+    }
+    static const rapidjson::Value kEmpty(rapidjson::kObjectType);
+    const rapidjson::Value *meta = member(body, "metadata");
+    if (meta && !meta->IsObject())
+        throw ConsoleError(422, "metadata: must be a JSON object", "metadata");
+    const rapidjson::Value &md = meta ? *meta : kEmpty;
+
+    Identity id;
+    std::string ns = store_.snapshot().set->ns.name;
+    if (realm == "Certificate") {
+        if (!req.ssl) throw ConsoleError(401, "realm Certificate needs TLS", "realm");
+        X509 *peer = SSL_get1_peer_certificate(req.ssl);
+        if (!peer)
+            throw ConsoleError(401,
+                               "realm Certificate needs a client certificate (an app credential) "
+                               "on the TLS connection",
+                               "realm");
+        crypto::X509Ptr cert(peer);
+        long vr = SSL_get_verify_result(req.ssl);
+        if (vr != X509_V_OK)
+            throw ConsoleError(
+                401, std::string("client certificate \"") + crypto::cert_subject_cn(cert.get()) +
+                         "\" is not trusted by this Console: " + X509_verify_cert_error_string(vr));
+        std::string fp = cert_fingerprint(cert.get());
+        std::string name, cred_ns;
+        {
+            std::lock_guard lock(db_.mutex());
+            Stmt s(db_, "SELECT id, name, namespace FROM appcreds WHERE cert_sha256 = ?");
+            s.bind(1, fp);
+            if (!s.step())
+                throw ConsoleError(401, "client certificate \"" +
+                                            crypto::cert_subject_cn(cert.get()) +
+                                            "\" is not an app credential of this Console");
+            id.sub = s.text(0);
+            name = s.text(1);
+            cred_ns = s.text(2);
+        }
+        id.data = {{"appcredID", id.sub}, {"name", name}, {"namespace", cred_ns}};
+    } else if (realm == "AWSSecurityToken") {
+        AwsCredentials c{get_string(md, "accessKeyID", "metadata.accessKeyID", true),
+                         get_string(md, "secretAccessKey", "metadata.secretAccessKey", true),
+                         get_string(md, "token", "metadata.token", false)};
+        AwsIdentity aws = aws_get_caller_identity(opt_.aws_endpoint, opt_.aws_region, c);
+        id.sub = aws.arn;
+        id.data = {{"account", aws.account}, {"arn", aws.arn}, {"userid", aws.user_id}};
+        // arn:aws:sts::<account>:assumed-role/<role>/<session>
+        size_t ar = aws.arn.find(":assumed-role/");
+        if (ar != std::string::npos) {
+            std::string rest = aws.arn.substr(ar + 14);
+            id.data.emplace_back("rolename", rest.substr(0, rest.find('/')));
+        }
+    } else if (realm == "GCPIdentityToken" || realm == "AzureIdentityToken") {
+        bool gcp = realm == "GCPIdentityToken";
+        std::string token = get_string(md, "token", "metadata.token", true);
+        rapidjson::Document claims = (gcp ? gcp_ : azure_).verify(token, now_unix());
+        id.sub = claim_string(claims, "sub");
+        if (id.sub.empty())
+            throw ConsoleError(401, realm + ": identity token has no sub", "metadata.token");
+        auto add = [&](const char *name, const char *path) {
+            std::string val = claim_string(claims, path);
+            if (!val.empty()) id.data.emplace_back(name, val);
+        };
+        add("subject", "sub");
+        add("issuer", "iss");
+        if (gcp) {
+            add("email", "email");
+            add("projectid", "google.compute_engine.project_id");
+            add("zone", "google.compute_engine.zone");
+            add("instancename", "google.compute_engine.instance_name");
+            add("instanceid", "google.compute_engine.instance_id");
+        } else {
+            add("tenantid", "tid");
+            add("objectid", "oid");
+            add("resourceid", "xms_mirid");
+        }
+    } else {
+        throw ConsoleError(422,
+                           "realm: \"" + realm +
+                               "\" is not one of Certificate|AWSSecurityToken|GCPIdentityToken|"
+                               "AzureIdentityToken",
+                           "realm");
+    }
+
+    int64_t now = now_unix();
+    rapidjson::Document claims(rapidjson::kObjectType);
+    auto &a = claims.GetAllocator();
+    auto str = [&](const std::string &s) { return rapidjson::Value(s.c_str(), a); };
+    claims.AddMember("iss", "segwire-console", a);
+    claims.AddMember("sub", str(id.sub), a);
+    claims.AddMember("realm", str(realm), a);
+    claims.AddMember("namespace", str(ns), a);
+    claims.AddMember("iat", now, a);
+    claims.AddMember("exp", now + validity, a);
+    rapidjson::Value data(rapidjson::kObjectType), identity(rapidjson::kArrayType);
+    std::string lower_realm = realm;
+    std::transform(lower_realm.begin(), lower_realm.end(), lower_realm.begin(), ::tolower);
+    identity.PushBack(str("@auth:realm=" + lower_realm), a);
+    for (const auto &[k, val] : id.data) {
+        data.AddMember(str(k), str(val), a);
+        identity.PushBack(str("@auth:" + k + "=" + val), a);
+    }
+    claims.AddMember("data", data, a);
+    claims.AddMember("identity", identity, a);
+
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartObject();
+    write_string(w, "token", signer_.sign(claims));
+    w.EndObject();
+    spdlog::info("issued {} token for {} (validity {}s)", realm, id.sub, validity);
+    send_json(res, 200, std::string(buf.GetString(), buf.GetSize()));
+}
+
+void Console::policy_bundle(const httplib::Request &req, httplib::Response &res) {
+    EnforcerRecord r = enforcers_.require(req.matches[1]);
+    int64_t wait = int_param(req, "wait", 0, kMaxWait, 0);
+    auto snap = store_.snapshot();
+    std::string inm = req.get_header_value("If-None-Match");
+    auto etag = [](uint64_t v) { return "\"" + std::to_string(v) + "\""; };
+    if (!inm.empty() && etag_matches(inm, etag(snap.version))) {
+        if (wait > 0) snap = store_.wait_for_change(snap.version, std::chrono::seconds(wait));
+        if (etag_matches(inm, etag(snap.version))) {
+            res.status = 304;
+            res.set_header("ETag", etag(snap.version));
+            return;
+        }
+    }
+    std::string body = render_bundle(*snap.set, snap.version, r, pki_.ca_pem());
+    res.set_header("ETag", etag(snap.version));
+    send_json(res, 200, body);
+}
+
+using Handler = std::function<void(const httplib::Request &, httplib::Response &)>;
+
+// Every handler's exceptions become JSON errors.
+Handler guarded(Handler h) {
+    return [h = std::move(h)](const httplib::Request &req, httplib::Response &res) {
+        try {
+            h(req, res);
+        } catch (const ConsoleError &e) {
+            send_error(res, e);
+        } catch (const policy::PolicyError &e) {
+            send_error(res, ConsoleError::from_policy(e));
+        } catch (const std::exception &e) {
+            spdlog::error("{} {}: {}", req.method, req.path, e.what());
+            send_error(res, ConsoleError(500, std::string("internal error: ") + e.what()));
+        }
+    };
+}
+
+void Console::install(httplib::Server &svr) {
+    svr.set_pre_routing_handler([this](const httplib::Request &req, httplib::Response &res) {
+        if (req.path == "/issue") return httplib::Server::HandlerResponse::Unhandled;
+        try {
+            authenticate(req);
+        } catch (const ConsoleError &e) {
+            send_error(res, e);
+            return httplib::Server::HandlerResponse::Handled;
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
+    });
+    svr.set_error_handler([](const httplib::Request &req, httplib::Response &res) {
+        if (!res.body.empty()) return;  // a handler already wrote a JSON error
+        std::string msg = res.status == 404 ? "no such endpoint: " + req.method + " " + req.path
+                                            : "HTTP " + std::to_string(res.status);
+        res.set_content(ConsoleError(res.status, msg).to_json(), "application/json");
+    });
+    svr.set_logger([](const httplib::Request &req, const httplib::Response &res) {
+        spdlog::info("{} {} → {}", req.method, req.path, res.status);
+    });
+
+    svr.Post("/issue", guarded([this](auto &req, auto &res) { issue(req, res); }));
+
+    svr.Get("/namespace",
+            guarded([this](auto &, auto &res) { send_json(res, 200, store_.get_namespace()); }));
+    svr.Put("/namespace", guarded([this](auto &req, auto &res) {
+                send_json(res, 200, store_.put_namespace(req.body));
+            }));
+
+    const std::string coll =
+        "/(processingunits|networkrulesetpolicies|externalnetworks|enforcerprofiles|"
+        "enforcerprofilemappingpolicies)";
+    auto which = [](const httplib::Request &req) {
+        Collection c{};
+        collection_from_name(req.matches[1].str(), &c);
+        return c;
+    };
+    svr.Get(coll, guarded([this, which](auto &req, auto &res) {
+                send_json(res, 200, store_.list(which(req)));
+            }));
+    svr.Post(coll, guarded([this, which](auto &req, auto &res) {
+                 send_json(res, 201, store_.create(which(req), req.body));
+             }));
+    svr.Get(coll + "/([^/]+)", guarded([this, which](auto &req, auto &res) {
+                send_json(res, 200, store_.get(which(req), req.matches[2]));
+            }));
+    svr.Put(coll + "/([^/]+)", guarded([this, which](auto &req, auto &res) {
+                send_json(res, 200, store_.replace(which(req), req.matches[2], req.body));
+            }));
+    svr.Delete(coll + "/([^/]+)", guarded([this, which](auto &req, auto &res) {
+                   store_.remove(which(req), req.matches[2]);
+                   res.status = 204;
+               }));
+
+    svr.Post("/enforcers", guarded([this](auto &req, auto &res) {
+                 auto [status, body] = enforcers_.register_enforcer(req.body);
+                 send_json(res, status, body);
+             }));
+    svr.Get("/enforcers",
+            guarded([this](auto &, auto &res) { send_json(res, 200, enforcers_.list_json()); }));
+    svr.Get("/enforcers/([^/]+)", guarded([this](auto &req, auto &res) {
+                send_json(res, 200, enforcers_.to_json(enforcers_.require(req.matches[1])));
+            }));
+    svr.Get("/enforcers/([^/]+)/enforcerprofiles", guarded([this](auto &req, auto &res) {
+                EnforcerRecord r = enforcers_.require(req.matches[1]);
+                auto snap = store_.snapshot();
+                const auto &p = resolve_enforcer_profile(*snap.set, r);
+                policy::PolicySet one;
+                one.enforcer_profiles = {p};
+                rapidjson::Document doc;
+                doc.Parse(policy::serialize_policy_set(one, false).c_str());
+                send_json(res, 200, to_json(doc["enforcerprofiles"][0]));
+            }));
+    svr.Get("/enforcers/([^/]+)/policy",
+            guarded([this](auto &req, auto &res) { policy_bundle(req, res); }));
+    svr.Post("/enforcers/([^/]+)/heartbeat", guarded([this](auto &req, auto &res) {
+                 enforcers_.heartbeat(req.matches[1], req.body);
+                 res.status = 204;
+             }));
+
+    const std::string reports = "/(flowreports|dnslookupreports|connectionexceptionreports)";
+    svr.Post(reports, guarded([this](auto &req, auto &res) {
+                 ReportKind k{};
+                 report_kind_from_name(req.matches[1].str(), &k);
+                 std::string sub = claim_string(authenticate(req), "sub");
+                 IngestResult r = ingest_reports(db_, k, req.body, sub);
+                 rapidjson::StringBuffer buf;
+                 JsonWriter w(buf);
+                 w.StartObject();
+                 write_string(w, "batchID", r.batch_id);
+                 write_string(w, "enforcerID", r.enforcer_id);
+                 w.Key("stored");
+                 w.Uint64(r.stored);
+                 w.Key("duplicate");
+                 w.Bool(r.duplicate);
+                 w.EndObject();
+                 send_json(res, r.duplicate ? 200 : 201,
+                           std::string(buf.GetString(), buf.GetSize()));
+             }));
+    svr.Get(reports, guarded([this](auto &req, auto &res) {
+                ReportKind k{};
+                report_kind_from_name(req.matches[1].str(), &k);
+                ReportFilter f;
+                f.action = req.get_param_value("action");
+                f.source_id = req.get_param_value("sourceID");
+                f.destination_id = req.get_param_value("destinationID");
+                f.enforcer_id = req.get_param_value("enforcerID");
+                f.destination_port = int_param(req, "destinationPort", 0, 65535, -1);
+                f.limit = int_param(req, "limit", 1, 100000, 1000);
+                if (req.has_param("since") && !parse_time(req.get_param_value("since"), &f.since))
+                    throw ConsoleError(400, "since: not RFC 3339 or unix seconds", "since");
+                send_json(res, 200, query_reports(db_, k, f));
+            }));
+}
+
+}  // namespace
+
+int run_server(const ServerOptions &opt) {
+    // Signals go to one thread (sigwait) so that handlers can take locks and log.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+    std::unique_ptr<Console> console;
+    try {
+        console = std::make_unique<Console>(opt);
+        if (!opt.policy_dir.empty()) console->reload_policy();
+        console->pki().write_server_cert(opt.data_dir, opt.listen_host);
+    } catch (const ConsoleError &e) {
+        std::fprintf(stderr, "segwire-console: %s\n", e.what());
+        if (!e.object().empty())
+            std::fprintf(stderr, "  object: %s\n  field: %s\n  reason: %s\n", e.object().c_str(),
+                         e.field().c_str(), e.reason().c_str());
+        return 1;
+    }
+
+    const std::string ca_pem = console->pki().ca_pem();
+    const std::string dir = opt.data_dir;
+    httplib::SSLServer svr([&](SSL_CTX &ctx) {
+        auto ca = crypto::cert_from_pem(ca_pem);
+        if (!ca) return false;
+        // Client certificates are requested but optional: only /issue (realm Certificate) needs
+        // one, and it checks SSL_get_verify_result itself so that an untrusted certificate gets a
+        // JSON 401 naming the problem instead of a bare handshake failure.
+        SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX *) { return 1; });
+        SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+        return SSL_CTX_use_certificate_chain_file(&ctx, (dir + "/server.pem").c_str()) == 1 &&
+               SSL_CTX_use_PrivateKey_file(&ctx, (dir + "/server.key").c_str(), SSL_FILETYPE_PEM) ==
+                   1 &&
+               X509_STORE_add_cert(SSL_CTX_get_cert_store(&ctx), ca->get()) == 1 &&
+               SSL_CTX_add_client_CA(&ctx, ca->get()) == 1;
+    });
+    if (!svr.is_valid()) {
+        std::fprintf(stderr, "segwire-console: TLS setup failed: %s\n",
+                     crypto::openssl_error_string().c_str());
+        return 1;
+    }
+    // Long-polls hold a worker each for up to a minute: size the pool for many enforcers.
+    svr.new_task_queue = [] { return new httplib::ThreadPool(64); };
+    console->install(svr);
+
+    int port = opt.listen_port;
+    if (port == 0)
+        port = svr.bind_to_any_port(opt.listen_host);
+    else if (!svr.bind_to_port(opt.listen_host, port))
+        port = -1;
+    if (port <= 0) {
+        std::fprintf(stderr, "segwire-console: cannot listen on %s:%d\n", opt.listen_host.c_str(),
+                     opt.listen_port);
+        return 1;
+    }
+    std::string host = opt.listen_host.find(':') != std::string::npos ? "[" + opt.listen_host + "]"
+                                                                      : opt.listen_host;
+    std::string url = "https://" + host + ":" + std::to_string(port);
+    {
+        std::lock_guard lock(console->db().mutex());
+        console->db().set_meta("api_url", url);
+    }
+
+    std::thread signals([&] {
+        for (;;) {
+            int sig = 0;
+            if (sigwait(&sigs, &sig) != 0) continue;
+            if (sig == SIGHUP) {
+                try {
+                    console->reload_policy();
+                } catch (const ConsoleError &e) {
+                    // The last good set stays; the error names object, field and reason.
+                    spdlog::error("policy reload refused, keeping version {}: {}",
+                                  console->store().snapshot().version, e.what());
+                }
+                continue;
+            }
+            spdlog::info("signal {}: shutting down", sig);
+            console->store().shutdown();  // wake long-polls so the pool can drain
+            svr.stop();
+            return;
+        }
+    });
+    std::printf("listening on %s\n", url.c_str());
+    std::fflush(stdout);
+    bool ok = svr.listen_after_bind();
+    if (svr.is_running() || !ok) {
+        // listen ended without a signal: make the signal thread exit.
+        pthread_kill(signals.native_handle(), SIGTERM);
+    }
+    signals.join();
+    return ok ? 0 : 1;
+}
+
+}  // namespace segwire::console

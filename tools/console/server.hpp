@@ -1,0 +1,27 @@
+// The HTTPS API of segwire-console (docs/console.md is the reference).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace segwire::console {
+
+struct ServerOptions {
+    std::string data_dir;
+    std::string policy_dir;  // "" = no directory seed
+    std::string listen_host = "127.0.0.1";
+    int listen_port = 8443;  // 0 = an ephemeral port
+    std::string ca_cert, ca_key;
+    int64_t token_validity = 3600;  // seconds, when POST /issue gives none
+    std::string aws_endpoint = "https://sts.amazonaws.com";
+    std::string aws_region = "us-east-1";
+    std::string gcp_jwks, gcp_audience = "segwire-console";
+    std::string azure_jwks, azure_audience = "segwire-console";
+};
+
+// Runs until SIGTERM/SIGINT; SIGHUP reloads --policy. Prints "listening on https://HOST:PORT" on
+// stdout once the socket is bound. Returns the process exit code.
+int run_server(const ServerOptions &opt);
+
+}  // namespace segwire::console
