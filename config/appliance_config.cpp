@@ -54,6 +54,16 @@ public:
                                            std::to_string(hi) + " (got " + std::to_string(n) + ")");
         out = static_cast<T>(n);
     }
+    void strings(const char *key, std::vector<std::string> &out) {
+        const Value *a = get(key);
+        if (!a) return;
+        if (!a->IsArray()) throw ConfigError(at(key), "must be an array of strings");
+        for (rapidjson::SizeType i = 0; i < a->Size(); ++i) {
+            if (!(*a)[i].IsString())
+                throw ConfigError(at(key) + "[" + std::to_string(i) + "]", "must be a string");
+            out.emplace_back((*a)[i].GetString());
+        }
+    }
     void finish() const {
         for (auto it = v_.MemberBegin(); it != v_.MemberEnd(); ++it) {
             std::string k = it->name.GetString();
@@ -179,6 +189,48 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         Obj o(*v, "paths");
         o.str("state_dir", c.state_dir);
         if (c.state_dir.empty()) throw ConfigError("paths.state_dir", "must not be empty");
+        o.finish();
+    }
+
+    if (const Value *v = root.get("identity")) {
+        Obj o(*v, "identity");
+        auto &id = c.identity;
+        o.str("enforcer_id", id.enforcer_id, true);
+        o.strings("tags", id.tags);
+        o.str("key", id.key, true);
+        o.str("certificate", id.certificate, true);
+        o.str("trusted_cas", id.trusted_cas, true);
+        o.strings("peer_certificates", id.peer_certificates);
+        o.str("policy_file", id.policy_file);
+        const std::pair<const char *, const std::string *> required[] = {
+            {"enforcer_id", &id.enforcer_id}, {"key", &id.key},
+            {"certificate", &id.certificate}, {"trusted_cas", &id.trusted_cas}};
+        for (const auto &[name, value] : required)
+            if (value->empty()) throw ConfigError(o.at(name), "must not be empty");
+        for (const std::string &t : id.tags)
+            if (t.find('=') == std::string::npos || t[0] == '=')
+                throw ConfigError("identity.tags", "\"" + t + "\" is not key=value");
+        o.finish();
+    }
+
+    if (const Value *v = root.get("handshake")) {
+        Obj o(*v, "handshake");
+        auto &h = c.handshake;
+        std::string reject = "rst";
+        o.str("reject", reject);
+        if (reject != "rst" && reject != "drop")
+            throw ConfigError("handshake.reject", "must be \"rst\" or \"drop\" (got \"" + reject + "\")");
+        h.reject_with_rst = reject == "rst";
+        o.uint("hold_per_flow", h.hold_per_flow, 1, 1024);
+        o.uint("hold_total", h.hold_total, 16, 1u << 22);
+        o.uint("max_handshakes", h.max_handshakes, 16, 1u << 24);
+        o.uint("peer_cache", h.peer_cache, 16, 1u << 22);
+        o.uint("key_cache", h.key_cache, 16, 1u << 22);
+        o.uint("slowpath_queue", h.slowpath_queue, 4, 65536);
+        o.str("hmac", h.hmac);
+        if (h.hmac != "auto" && h.hmac != "ipsec-mb" && h.hmac != "openssl")
+            throw ConfigError("handshake.hmac", "must be auto, ipsec-mb or openssl (got \"" + h.hmac + "\")");
+        o.uint("key_rotation_s", h.key_rotation_s, 10, 86400);
         o.finish();
     }
 

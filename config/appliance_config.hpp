@@ -63,6 +63,30 @@ struct LogConfig {
     std::string file;              // empty = stderr only
 };
 
+// The enforcer's identity. Without `key`, segwire only forwards and tracks flows.
+struct IdentityConfig {
+    std::string enforcer_id;            // must equal the certificate's subject CN
+    std::vector<std::string> tags;      // the enforcer's own tags (profile mapping)
+    std::string key;                    // PEM file: the enforcer's long-term P-256 key
+    std::string certificate;            // PEM file: its certificate, issued by the Console CA
+    std::string trusted_cas;            // PEM file: CA bundle peer certificates must chain to
+    std::vector<std::string> peer_certificates;  // PEM files of peer enforcers' certificates
+    std::string policy_file;            // a policy bundle (JSON) enforced without a Console
+    bool enabled() const { return !key.empty(); }
+};
+
+struct HandshakeConfig {
+    bool reject_with_rst = true;        // "reject": "rst" | "drop"
+    uint32_t hold_per_flow = 16;
+    uint32_t hold_total = 8192;
+    uint32_t max_handshakes = 16384;    // concurrent handshakes per worker
+    uint32_t peer_cache = 4096;
+    uint32_t key_cache = 4096;
+    uint32_t slowpath_queue = 256;      // slow-path requests in flight per worker
+    std::string hmac = "auto";          // auto | ipsec-mb | openssl
+    uint32_t key_rotation_s = 300;      // ephemeral X25519 key period
+};
+
 struct ApplianceConfig {
     EalConfig eal;
     PortConfig inside;
@@ -74,6 +98,8 @@ struct ApplianceConfig {
     FlowConfig flows;
     LogConfig log;
     std::string state_dir = "/var/lib/segwire";
+    IdentityConfig identity;
+    HandshakeConfig handshake;
 };
 
 // Parse and validate. Throws ConfigError naming the field.

@@ -8,6 +8,7 @@
 
 #include "config/appliance_config.hpp"
 #include "control/eal_setup.hpp"
+#include "control/enforcement.hpp"
 #include "dataplane/worker/worker.hpp"
 
 namespace segwire::control {
@@ -16,6 +17,7 @@ struct App {
     config::ApplianceConfig cfg;
     PortInfo ports[2];
     std::vector<std::unique_ptr<dp::Worker>> workers;
+    std::unique_ptr<Enforcement> enforcement;  // null without an identity (forwarding only)
     std::atomic<bool> stop{false};
     uint64_t start_tsc = 0;
 };

@@ -29,8 +29,13 @@ using namespace segwire;
 namespace {
 
 std::atomic<bool> *g_stop = nullptr;
+std::atomic<bool> g_reload{false};
 
-void on_signal(int) {
+void on_signal(int sig) {
+    if (sig == SIGHUP) {
+        g_reload.store(true);
+        return;
+    }
     if (g_stop) g_stop->store(true);
 }
 
@@ -101,6 +106,10 @@ int run(const config::ApplianceConfig &cfg) {
                          i == 0 ? "inside" : "outside", app->ports[i].name, app->ports[i].driver,
                          q, app->ports[i].mtu, hw_symmetric ? "symmetric RSS" : "software");
 
+        if (cfg.identity.enabled()) {
+            const uint16_t mtu[2] = {app->ports[0].mtu, app->ports[1].mtu};
+            app->enforcement = std::make_unique<control::Enforcement>(cfg, cfg.workers, pool, mtu);
+        }
         const auto &to = cfg.flows.timeouts;
         for (uint32_t w = 0; w < cfg.workers; ++w) {
             dp::WorkerSetup s;
@@ -118,6 +127,7 @@ int run(const config::ApplianceConfig &cfg) {
             s.timeouts_s[dp::kUdp] = to.udp_s;
             s.timeouts_s[dp::kOther] = to.other_s;
             s.socket = static_cast<int>(rte_socket_id());
+            s.identity = app->enforcement ? &app->enforcement->runtime() : nullptr;
             auto worker = std::make_unique<dp::Worker>();
             std::string err;
             if (!worker->init(s, err)) throw std::runtime_error("worker " + std::to_string(w) + ": " + err);
@@ -137,6 +147,18 @@ int run(const config::ApplianceConfig &cfg) {
                     app->workers[src]->set_peer_ring(dst, r);
                 }
         }
+        if (app->enforcement) {
+            spdlog::info("identity handshake on; HMAC back-end {}", app->workers[0]->hmac_backend());
+            app->enforcement->start();
+            if (!cfg.identity.policy_file.empty()) {
+                try {
+                    app->enforcement->apply_file(cfg.identity.policy_file);
+                } catch (const std::exception &e) {
+                    throw std::runtime_error("identity.policy_file " + cfg.identity.policy_file +
+                                             ": " + e.what());
+                }
+            }
+        }
         control::register_telemetry(*app);
 
         g_stop = &app->stop;
@@ -144,6 +166,7 @@ int run(const config::ApplianceConfig &cfg) {
         sa.sa_handler = on_signal;
         sigaction(SIGINT, &sa, nullptr);
         sigaction(SIGTERM, &sa, nullptr);
+        sigaction(SIGHUP, &sa, nullptr);  // re-read identity.policy_file
 
         unsigned lcore;
         RTE_LCORE_FOREACH_WORKER(lcore) {
@@ -153,13 +176,27 @@ int run(const config::ApplianceConfig &cfg) {
         spdlog::info("segwire running: {} worker(s), telemetry at /var/run/dpdk/{}/dpdk_telemetry.v2",
                      cfg.workers, cfg.eal.file_prefix);
         // The control thread. Later issues add policy sync and log export here; it never polls.
-        while (!app->stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        while (!app->stop.load()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            if (!app->enforcement) continue;
+            if (g_reload.exchange(false) && !cfg.identity.policy_file.empty()) {
+                // A bad file is refused whole; the policy in force stays (fail-static).
+                try {
+                    app->enforcement->apply_file(cfg.identity.policy_file);
+                } catch (const std::exception &e) {
+                    spdlog::error("policy reload refused, keeping version {}: {}",
+                                  app->enforcement->bundle_version(), e.what());
+                }
+            }
+            app->enforcement->tick();
+        }
         spdlog::info("shutting down");
         rte_eal_mp_wait_lcore();
         uint64_t rx = 0, tx = 0;
         for (auto &w : app->workers)
             for (int i = 0; i < 2; ++i) rx += w->stats().rx_pkts[i].get(), tx += w->stats().tx_pkts[i].get();
         spdlog::info("forwarded {} of {} packets received", tx, rx);
+        if (app->enforcement) app->enforcement->stop();
         control::stop_port(app->ports[0].port_id);
         control::stop_port(app->ports[1].port_id);
     } catch (const std::exception &e) {
@@ -170,6 +207,7 @@ int run(const config::ApplianceConfig &cfg) {
     }
     g_stop = nullptr;
     app->workers.clear();
+    app->enforcement.reset();
     rte_eal_cleanup();
     return rc;
 }

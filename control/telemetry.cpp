@@ -32,10 +32,6 @@ std::string tel_name(const char *s) {
     return n;
 }
 
-struct Totals {
-    uint64_t v[64] = {};
-};
-
 void add_worker_stats(rte_tel_data *d, const dp::WorkerStats &s) {
     rte_tel_data_add_dict_u64(d, "rx_inside_pkts", s.rx_pkts[dp::kInside].get());
     rte_tel_data_add_dict_u64(d, "rx_outside_pkts", s.rx_pkts[dp::kOutside].get());
@@ -198,6 +194,7 @@ int cmd_flows(const char *, const char *params, rte_tel_data *d) {
                                      r.key.proto == dp::kProtoTcp ? dp::tcp_state_name(r.state)
                                                                   : "ACTIVE");
         rte_tel_data_add_dict_string(c, "timeout_class", dp::timeout_class_name(r.tclass));
+        rte_tel_data_add_dict_string(c, "auth", dp::auth_name(r.auth));
         rte_tel_data_add_dict_u64(c, "worker", r.worker);
         rte_tel_data_add_dict_u64(c, "pkts_out", r.pkts[a_init ? 0 : 1]);
         rte_tel_data_add_dict_u64(c, "pkts_back", r.pkts[a_init ? 1 : 0]);
@@ -210,9 +207,70 @@ int cmd_flows(const char *, const char *params, rte_tel_data *d) {
     return 0;
 }
 
+int cmd_identity(const char *, const char *, rte_tel_data *d) {
+    rte_tel_data_start_dict(d);
+    Enforcement *e = g_app->enforcement.get();
+    rte_tel_data_add_dict_string(d, "enforcer_id", e ? e->enforcer_id().c_str() : "");
+    rte_tel_data_add_dict_u64(d, "policy_version", e ? e->policy_version() : 0);
+    rte_tel_data_add_dict_string(d, "bundle_version", e ? e->bundle_version().c_str() : "");
+    if (!e) return 0;
+    rte_tel_data_add_dict_string(d, "hmac_backend", g_app->workers[0]->hmac_backend());
+    rte_tel_data_add_dict_u64(d, "slowpath_verified", e->slowpath().verified());
+    rte_tel_data_add_dict_u64(d, "slowpath_refused", e->slowpath().refused());
+    rte_tel_data_add_dict_u64(d, "slowpath_keys", e->slowpath().keys());
+    dp::IdentityStats sum;
+#define SUM(f)                                                            \
+    for (auto &w : g_app->workers) sum.f.add(w->identity_stats().f.get()); \
+    rte_tel_data_add_dict_u64(d, #f, sum.f.get());
+    SUM(syn_signed) SUM(syn_verified) SUM(synack_signed) SUM(synack_verified)
+    SUM(ack_proofs_added) SUM(ack_proofs_verified) SUM(authorized) SUM(rejected)
+    SUM(acl_decisions) SUM(passthrough) SUM(parked) SUM(slow_jobs) SUM(peer_cache_hits)
+    SUM(peer_cache_misses) SUM(key_cache_hits) SUM(key_cache_misses) SUM(hmac_batches)
+    SUM(hmac_jobs) SUM(records) SUM(records_lost) SUM(flows_cut) SUM(resets_sent) SUM(exceptions)
+#undef SUM
+    return 0;
+}
+
+// /segwire/flowlog[,page]: flow reports aggregated since start, 16 per page.
+int cmd_flowlog(const char *, const char *params, rte_tel_data *d) {
+    rte_tel_data_start_dict(d);
+    Enforcement *e = g_app->enforcement.get();
+    std::vector<FlowReport> rows = e ? e->total_flow_reports() : std::vector<FlowReport>{};
+    constexpr uint32_t kPer = 16;
+    uint32_t page = params && *params ? static_cast<uint32_t>(std::strtoul(params, nullptr, 10)) : 0;
+    rte_tel_data_add_dict_u64(d, "total", rows.size());
+    rte_tel_data_add_dict_u64(d, "pages", (rows.size() + kPer - 1) / kPer);
+    for (uint32_t i = page * kPer; i < rows.size() && i < (page + 1) * kPer; ++i) {
+        const FlowReport &r = rows[i];
+        rte_tel_data *c = rte_tel_data_alloc();
+        rte_tel_data_start_dict(c);
+        rte_tel_data_add_dict_string(c, "action", r.action.c_str());
+        rte_tel_data_add_dict_string(c, "observedAction", r.observed_action.c_str());
+        rte_tel_data_add_dict_string(c, "sourceType", r.source_type.c_str());
+        rte_tel_data_add_dict_string(c, "sourceID", r.source_id.c_str());
+        rte_tel_data_add_dict_string(c, "sourceIP", r.source_ip.c_str());
+        rte_tel_data_add_dict_string(c, "destinationType", r.destination_type.c_str());
+        rte_tel_data_add_dict_string(c, "destinationID", r.destination_id.c_str());
+        rte_tel_data_add_dict_string(c, "destinationIP", r.destination_ip.c_str());
+        rte_tel_data_add_dict_u64(c, "destinationPort", r.destination_port);
+        rte_tel_data_add_dict_u64(c, "protocol", r.protocol);
+        rte_tel_data_add_dict_string(c, "policyID", r.policy_id.c_str());
+        rte_tel_data_add_dict_string(c, "observedPolicyID", r.observed_policy_id.c_str());
+        rte_tel_data_add_dict_string(c, "ruleName", r.rule_name.c_str());
+        rte_tel_data_add_dict_string(c, "dropReason", r.drop_reason.c_str());
+        rte_tel_data_add_dict_u64(c, "value", r.value);
+        rte_tel_data_add_dict_container(d, ("r" + std::to_string(i)).c_str(), c, 0);
+    }
+    return 0;
+}
+
 }  // namespace
 
 void register_telemetry(App &app) {
+    rte_telemetry_register_cmd("/segwire/identity", cmd_identity,
+                               "Identity handshake counters, policy version, HMAC back-end.");
+    rte_telemetry_register_cmd("/segwire/flowlog", cmd_flowlog,
+                               "Flow reports aggregated since start. Parameter: page.");
     g_app = &app;
     rte_telemetry_register_cmd("/segwire/stats", cmd_stats,
                                "Totals over all workers: packets, bytes, flows, drops by reason.");

@@ -20,6 +20,20 @@ const char *tcp_state_name(TcpState s) {
     return "?";
 }
 
+const char *auth_name(Auth a) {
+    switch (a) {
+        case Auth::kNew: return "NEW";
+        case Auth::kPass: return "PASS";
+        case Auth::kAllowed: return "ALLOWED";
+        case Auth::kRejected: return "REJECTED";
+        case Auth::kClientSyn: return "CLIENT_SYN";
+        case Auth::kClientAck: return "CLIENT_ACK";
+        case Auth::kServerSyn: return "SERVER_SYN";
+        case Auth::kServerSynAck: return "SERVER_SYNACK";
+    }
+    return "?";
+}
+
 const char *timeout_class_name(uint8_t c) {
     static const char *const n[] = {"tcp-handshake", "tcp-established", "tcp-closing", "udp",
                                     "other"};
@@ -87,6 +101,7 @@ int32_t FlowTable::insert(const FlowKey &k, uint32_t sig, uint64_t now, uint8_t 
     }
     Flow &f = flows_[pos];
     f = Flow{};
+    f.hs = kNil;
     f.created_tsc = now;
     f.last_tsc = now;
     keys_[pos] = k;
@@ -138,7 +153,7 @@ void FlowTable::remove(int32_t pos) {
     --size_;
 }
 
-uint32_t FlowTable::expire(uint64_t now, uint32_t budget) {
+uint32_t FlowTable::expire(uint64_t now, uint32_t budget, RemoveHook on_remove, void *ctx) {
     uint32_t removed = 0;
     for (uint8_t c = 0; c < kTimeoutClassCount && budget; ++c) {
         const uint64_t to = timeout_tsc_[c];
@@ -149,6 +164,7 @@ uint32_t FlowTable::expire(uint64_t now, uint32_t budget) {
             if (now - f.list_tsc < to) break;
             --budget;
             if (now - f.last_tsc >= to) {
+                if (on_remove) on_remove(ctx, static_cast<int32_t>(pos), f);
                 remove(static_cast<int32_t>(pos));
                 ++stats_.expired;
                 ++removed;

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "dataplane/flow/flow_key.hpp"
+#include "dataplane/flow/hold_queue.hpp"
 
 struct rte_hash;
 
@@ -40,6 +41,21 @@ const char *timeout_class_name(uint8_t c);
 
 inline constexpr uint32_t kNil = UINT32_MAX;
 
+// Authorization state of a flow (docs/handshake.md).
+enum class Auth : uint8_t {
+    kNew = 0,        // not classified yet
+    kPass,           // not ours to enforce (no local PU, ignored PU, excluded, no policy): untouched
+    kAllowed,        // authorized: forwarded
+    kRejected,       // refused: further packets dropped
+    kClientSyn,      // client role: SYN sent with our identity, waiting for the SYN-ACK
+    kClientAck,      // client role: SYN-ACK verified; our proof rides on client packets
+    kServerSyn,      // server role: SYN verified and forwarded, waiting for the server's SYN-ACK
+    kServerSynAck,   // server role: SYN-ACK sent with identity, waiting for the client's proof
+};
+const char *auth_name(Auth a);
+
+enum Role : uint8_t { kRoleNone = 0, kRoleClient = 1, kRoleServer = 2 };
+
 struct alignas(64) Flow {
     uint64_t last_tsc;      // last packet
     uint64_t list_tsc;      // when it was (re)queued on its timeout list
@@ -50,10 +66,22 @@ struct alignas(64) Flow {
     uint8_t init_side;      // side that sent the first SYN (or first packet)
     uint8_t fin_seen;       // bit per side
     uint16_t worker;
-    uint16_t in_port;       // ethdev port the initiator's packets arrive on
+    uint16_t in_port;       // port side the initiator's packets arrive on
     uint64_t pkts[2];       // per source side
     uint64_t bytes[2];
+    // --- identity and policy ---
+    Auth auth;
+    uint8_t role;           // Role
+    uint8_t parked;         // packets held until the slow path answers
+    uint8_t local_side;     // canonical side of the local PU
+    uint32_t hs;            // handshake context index, or kNil
+    uint64_t peer_key;      // peer-cache key of the peer's claims (0 = peer without identity)
+    uint64_t decided_version;  // policy snapshot version of the last decision
+    uint32_t ack_seen[2];   // latest ACK number each side sent: what it expects next (for RSTs)
+    HoldList hold;          // packets held while authorization is pending
+    uint8_t mac[2][6];      // Ethernet address of each side's host, for RSTs we originate
 };
+static_assert(sizeof(Flow) == 128, "two cache lines per flow");
 
 struct FlowTableStats {
     uint64_t created = 0;
@@ -92,7 +120,10 @@ public:
     void remove(int32_t pos);
 
     // Expire at most `budget` flows idle past their timeout. Returns how many were removed.
-    uint32_t expire(uint64_t now, uint32_t budget);
+    // `on_remove` (optional) sees each flow just before it goes.
+    using RemoveHook = void (*)(void *ctx, int32_t pos, Flow &f);
+    uint32_t expire(uint64_t now, uint32_t budget, RemoveHook on_remove = nullptr,
+                    void *ctx = nullptr);
 
     const FlowTableStats &stats() const { return stats_; }
 

@@ -35,7 +35,20 @@ namespace segwire::dp {
     /* drops decided after parsing (dataplane stages) */                     \
     X(FlowTableFull, "flow-table-full")                                      \
     X(SteerRingFull, "steer-ring-full")                                      \
-    X(TxFull, "tx-full")
+    X(TxFull, "tx-full")                                                     \
+    /* identity handshake and policy */                                      \
+    X(PolicyReject, "policy-reject")                                         \
+    X(FlowRejected, "flow-rejected")                                         \
+    X(ClaimsInvalid, "claims-invalid")                                       \
+    X(TokenMalformed, "token-malformed")                                     \
+    X(MacMismatch, "mac-mismatch")                                           \
+    X(HoldFull, "hold-full")                                                 \
+    X(SlowpathBusy, "slowpath-busy")                                         \
+    X(OptionSpace, "option-space")                                           \
+    X(MtuExceeded, "mtu-exceeded")                                           \
+    X(HandshakeExpired, "handshake-expired")                                 \
+    X(NoSessionKey, "no-session-key")                                        \
+    X(PolicyCut, "policy-cut")
 
 enum class DropReason : uint8_t {
 #define X(name, text) name,

@@ -123,14 +123,13 @@ class SnapshotCompiler {
     }
 
     // Every predicate becomes (ID, negate): "the peer has this ID" or "has it not".
-    uint32_t compile_expr(const ParsedExpression &e) {
-        PolicySnapshot::Range er{static_cast<uint32_t>(s_->clauses_.size()),
-                                 static_cast<uint32_t>(e.size())};
+    PolicySnapshot::Range compile_expr(const ParsedExpression &e) {
+        PolicySnapshot::Range er{static_cast<uint32_t>(s_->preds_.size()), 0};
         for (const auto &clause : e) {
-            s_->clauses_.push_back(
-                {static_cast<uint32_t>(s_->preds_.size()), static_cast<uint32_t>(clause.size())});
-            for (const TagPredicate &p : clause) {
+            for (size_t i = 0; i < clause.size(); ++i) {
+                const TagPredicate &p = clause[i];
                 PolicySnapshot::Pred pr{};
+                pr.clause_end = i + 1 == clause.size();
                 switch (p.op) {
                     case TagOp::kEqual:
                     case TagOp::kNotEqual:
@@ -151,8 +150,8 @@ class SnapshotCompiler {
                 s_->preds_.push_back(pr);
             }
         }
-        s_->exprs_.push_back(er);
-        return static_cast<uint32_t>(s_->exprs_.size() - 1);
+        er.cnt = static_cast<uint32_t>(s_->preds_.size()) - er.off;
+        return er;
     }
 
     // A "peer" view of an object's own tags, evaluated with the same code as real peers. Built
@@ -217,24 +216,27 @@ class SnapshotCompiler {
                     cr.logs_disabled = r.logs_disabled;
                     cr.policy = static_cast<uint32_t>(i);
                     cr.name = intern(r.name);
-                    cr.expr = compile_expr(parse_expr(r.object, label, (f + ".object").c_str()));
+                    cr.preds = compile_expr(parse_expr(r.object, label, (f + ".object").c_str()));
                     std::vector<PortRange> ranges;
                     size_t bad;
                     std::string problem;
                     if (!parse_protocol_ports(r.protocol_ports, &ranges, &bad, &problem))
                         throw PolicyError(label, f + ".protocolPorts[" + std::to_string(bad) + "]",
                                           problem);
-                    cr.ports_off = add_ports(ranges);
-                    cr.ports_cnt = static_cast<uint32_t>(ranges.size());
+                    if (ranges.size() <= PolicySnapshot::kInlinePorts) {
+                        cr.inline_ports = static_cast<uint8_t>(ranges.size());
+                        std::copy(ranges.begin(), ranges.end(), cr.ports);
+                    } else {
+                        cr.ports_range = {add_ports(ranges), static_cast<uint32_t>(ranges.size())};
+                    }
                     policy_rules_[dir].back().push_back(static_cast<uint32_t>(s_->rules_.size()));
                     s_->rules_.push_back(cr);
                 }
             }
         }
-        ignore_expr_ = profile_.ignore_expression.empty()
-                           ? kNone
-                           : compile_expr(parse_expr(profile_.ignore_expression, "enforcerprofile",
-                                                     "ignoreExpression"));
+        if (!profile_.ignore_expression.empty())
+            ignore_expr_ = compile_expr(
+                parse_expr(profile_.ignore_expression, "enforcerprofile", "ignoreExpression"));
         // Which external networks each rule's object selects. Index the networks by tag ID so a
         // clause only visits networks carrying its first positive predicate.
         std::vector<PeerTags> net_tags;
@@ -246,15 +248,16 @@ class SnapshotCompiler {
         std::vector<uint32_t> matched;
         for (PolicySnapshot::Rule &r : s_->rules_) {
             matched.clear();
-            const auto &e = s_->exprs_[r.expr];
-            for (uint32_t c = e.off; c < e.off + e.cnt; ++c) {
-                const auto &cl = s_->clauses_[c];
+            for (uint32_t c = r.preds.off, end = r.preds.off + r.preds.cnt; c < end;) {
+                uint32_t c_end = c;  // one past this clause
+                while (!s_->preds_[c_end].clause_end) ++c_end;
+                ++c_end;
                 const PolicySnapshot::Pred *anchor = nullptr;
-                for (uint32_t p = cl.off; p < cl.off + cl.cnt && !anchor; ++p)
+                for (uint32_t p = c; p < c_end && !anchor; ++p)
                     if (!s_->preds_[p].negate) anchor = &s_->preds_[p];
                 auto check = [&](uint32_t n) {
                     bool all = true;
-                    for (uint32_t p = cl.off; p < cl.off + cl.cnt && all; ++p)
+                    for (uint32_t p = c; p < c_end && all; ++p)
                         all = net_tags[n].has(s_->preds_[p].id) != s_->preds_[p].negate;
                     if (all) matched.push_back(n);
                 };
@@ -265,11 +268,12 @@ class SnapshotCompiler {
                 } else {
                     for (uint32_t n = 0; n < net_tags.size(); ++n) check(n);
                 }
+                c = c_end;
             }
             std::sort(matched.begin(), matched.end());
             matched.erase(std::unique(matched.begin(), matched.end()), matched.end());
-            r.nets_off = static_cast<uint32_t>(s_->rule_nets_.size());
-            r.nets_cnt = static_cast<uint32_t>(matched.size());
+            r.nets = {static_cast<uint32_t>(s_->rule_nets_.size()),
+                      static_cast<uint32_t>(matched.size())};
             s_->rule_nets_.insert(s_->rule_nets_.end(), matched.begin(), matched.end());
         }
     }
@@ -277,9 +281,9 @@ class SnapshotCompiler {
     uint32_t rule_list(const std::vector<uint32_t> &items) {
         auto [it, fresh] = list_ids_.emplace(items, static_cast<uint32_t>(s_->rule_lists_.size()));
         if (fresh) {
-            s_->rule_lists_.push_back({static_cast<uint32_t>(s_->rule_list_items_.size()),
+            s_->rule_lists_.push_back({static_cast<uint32_t>(s_->list_rules_.size()),
                                        static_cast<uint32_t>(items.size())});
-            s_->rule_list_items_.insert(s_->rule_list_items_.end(), items.begin(), items.end());
+            for (uint32_t r : items) s_->list_rules_.push_back(s_->rules_[r]);
         }
         return it->second;
     }
@@ -292,7 +296,7 @@ class SnapshotCompiler {
             PolicySnapshot::Pu cp{};
             cp.id = intern(pu.id);
             cp.name = intern(pu.name);
-            cp.ignored = ignore_expr_ != kNone && s_->expr_matches(ignore_expr_, tags);
+            cp.ignored = ignore_expr_.cnt != 0 && s_->expr_matches(ignore_expr_, tags);
             std::vector<size_t> selected[2];  // [fallback?]
             for (size_t p = 0; p < pols.size(); ++p)
                 if (!pols[p].disabled && s_->expr_matches(subjects_[p], tags))
@@ -438,9 +442,9 @@ class SnapshotCompiler {
     const EnforcerProfile &profile_;
     std::unique_ptr<PolicySnapshot> s_;
     std::unordered_map<std::string, uint32_t> string_ids_;
-    std::vector<uint32_t> subjects_;                      // expr per policy
+    std::vector<PolicySnapshot::Range> subjects_;         // expression per policy
     std::vector<std::vector<uint32_t>> policy_rules_[2];  // [dir][policy] → rules
-    uint32_t ignore_expr_ = kNone;
+    PolicySnapshot::Range ignore_expr_{};                 // cnt 0 = nothing is ignored
     std::vector<Contribution> contributions_;
     std::map<std::vector<uint32_t>, uint32_t> list_ids_;
     std::map<ClassKey, uint32_t> class_ids_;

@@ -22,7 +22,7 @@ inline uint64_t mix(uint64_t x) {
 DecisionCache::DecisionCache(uint32_t entries) {
     uint32_t n = std::bit_ceil(std::max<uint32_t>(entries, 64));
     entries_.assign(n, Entry{});
-    mask_ = n - 1;
+    set_mask_ = n / kWays - 1;
 }
 
 void DecisionCache::clear() noexcept {
@@ -35,15 +35,26 @@ Decision DecisionCache::lookup(uint64_t version, uint64_t p0, uint64_t p1, uint3
                                const Compute &compute) noexcept {
     uint64_t small = uint64_t(pu) << 32 | uint64_t(port) << 16 | uint64_t(proto) << 8 | kind;
     uint64_t h = mix(p0 ^ mix(p1 ^ mix(small)));
-    Entry &e = entries_[h & mask_];
-    if (e.version == version && e.peer[0] == p0 && e.peer[1] == p1 && e.pu == pu &&
-        e.port == port && e.proto == proto && e.kind == kind) {
-        ++hits_;
-        return e.decision;
+    Entry *set = &entries_[(h & set_mask_) * kWays];
+    Entry *free_slot = nullptr;
+    for (uint32_t w = 0; w < kWays; ++w) {
+        Entry &e = set[w];
+        if (e.version != version) {
+            if (!free_slot) free_slot = &e;  // empty or from an older snapshot
+            continue;
+        }
+        if (e.peer[0] == p0 && e.peer[1] == p1 && e.pu == pu && e.port == port &&
+            e.proto == proto && e.kind == kind) {
+            ++hits_;
+            return e.decision;
+        }
     }
     ++misses_;
     Decision d = compute();
     if (d.reason == Reason::kStalePeerTags) return d;  // the caller must rebuild the peer first
+    // No LRU bookkeeping on hits: a rotating victim is as good for this access pattern and keeps
+    // hits free of writes.
+    Entry &e = free_slot ? *free_slot : set[victim_++ % kWays];
     e.version = version;
     e.peer[0] = p0;
     e.peer[1] = p1;

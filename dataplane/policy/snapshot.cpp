@@ -150,14 +150,16 @@ PeerTags PolicySnapshot::make_peer_tags(std::span<const std::string> tags) const
     return p;
 }
 
-bool PolicySnapshot::expr_matches(uint32_t expr, const PeerTags &peer) const noexcept {
-    const Range &e = exprs_[expr];
-    for (uint32_t c = e.off; c < e.off + e.cnt; ++c) {
-        const Range &clause = clauses_[c];
-        bool all = true;
-        for (uint32_t p = clause.off; p < clause.off + clause.cnt && all; ++p)
-            all = peer.has(preds_[p].id) != preds_[p].negate;
-        if (all) return true;
+bool PolicySnapshot::expr_matches(Range expr, const PeerTags &peer) const noexcept {
+    bool clause_ok = true;
+    for (uint32_t i = expr.off; i < expr.off + expr.cnt; ++i) {
+        const Pred &p = preds_[i];
+        // Once a predicate fails, skip to the end of its clause without more lookups.
+        clause_ok = clause_ok && peer.has(p.id) != p.negate;
+        if (p.clause_end) {
+            if (clause_ok) return true;
+            clause_ok = true;
+        }
     }
     return false;
 }
@@ -177,46 +179,48 @@ Decision PolicySnapshot::evaluate(uint32_t pu, Direction dir, uint8_t proto, uin
         return d;
     }
     // First matching rule of each class, in bundle order.
-    uint32_t reject = kNone, accept = kNone, obs_reject = kNone, obs_accept = kNone;
+    const Rule *reject = nullptr, *accept = nullptr, *obs_reject = nullptr, *obs_accept = nullptr;
     const Range &list = rule_lists_[p.rules[static_cast<int>(dir)]];
-    for (uint32_t i = list.off; i < list.off + list.cnt; ++i) {
-        uint32_t ri = rule_list_items_[i];
-        const Rule &r = rules_[ri];
-        uint32_t &slot =
-            r.observed ? (r.reject ? obs_reject : obs_accept) : (r.reject ? reject : accept);
-        if (slot != kNone) continue;
-        if (!port_ranges_match({ports_.data() + r.ports_off, r.ports_cnt}, proto, port)) continue;
-        if (!match(r)) continue;
-        slot = ri;
-        if (reject != kNone && obs_reject != kNone) break;  // nothing can change the outcome
+    for (const Rule *r = list_rules_.data() + list.off, *end = r + list.cnt; r != end; ++r) {
+        const Rule *&slot =
+            r->observed ? (r->reject ? obs_reject : obs_accept) : (r->reject ? reject : accept);
+        if (slot) continue;
+        std::span<const PortRange> ports =
+            r->inline_ports ? std::span<const PortRange>(r->ports, r->inline_ports)
+                            : std::span<const PortRange>(ports_.data() + r->ports_range.off,
+                                                         r->ports_range.cnt);
+        if (!port_ranges_match(ports, proto, port)) continue;
+        if (!match(*r)) continue;
+        slot = r;
+        if (reject && obs_reject) break;  // nothing can change the outcome
     }
     // Trireme's order: observe-reject → reject → observe-accept → accept → default. An observed
     // rule only fills observed_*; the verdict comes from enforced rules.
-    if (obs_reject != kNone) {
+    if (obs_reject) {
         d.observed_action = Verdict::kReject;
-        d.observed_policy = rules_[obs_reject].policy;
-        d.observed_rule_name = rules_[obs_reject].name;
+        d.observed_policy = obs_reject->policy;
+        d.observed_rule_name = obs_reject->name;
     }
-    uint32_t decisive = kNone;
-    if (reject != kNone) {
+    const Rule *decisive = nullptr;
+    if (reject) {
         decisive = reject;
         d.action = Verdict::kReject;
     } else {
-        if (obs_reject == kNone && obs_accept != kNone) {
+        if (!obs_reject && obs_accept) {
             d.observed_action = Verdict::kAccept;
-            d.observed_policy = rules_[obs_accept].policy;
-            d.observed_rule_name = rules_[obs_accept].name;
+            d.observed_policy = obs_accept->policy;
+            d.observed_rule_name = obs_accept->name;
         }
-        if (accept != kNone) {
+        if (accept) {
             decisive = accept;
             d.action = Verdict::kAccept;
         }
     }
-    if (decisive != kNone) {
+    if (decisive) {
         d.reason = Reason::kRule;
-        d.policy = rules_[decisive].policy;
-        d.rule_name = rules_[decisive].name;
-        d.logs_disabled = rules_[decisive].logs_disabled;
+        d.policy = decisive->policy;
+        d.rule_name = decisive->name;
+        d.logs_disabled = decisive->logs_disabled;
     } else {
         d.reason = Reason::kDefault;
         d.action = default_action_[static_cast<int>(dir)];
@@ -232,14 +236,14 @@ Decision PolicySnapshot::decide(uint32_t pu, Direction dir, const PeerTags &peer
         return d;
     }
     return evaluate(pu, dir, proto, port,
-                    [&](const Rule &r) { return expr_matches(r.expr, peer); });
+                    [&](const Rule &r) { return expr_matches(r.preds, peer); });
 }
 
 Decision PolicySnapshot::decide(uint32_t pu, Direction dir, const IpAddr &peer, uint8_t proto,
                                 uint16_t port) const noexcept {
     std::span<const uint32_t> nets = networks_of(classify(peer).class_id);
     return evaluate(pu, dir, proto, port, [&](const Rule &r) {
-        const uint32_t *first = rule_nets_.data() + r.nets_off, *last = first + r.nets_cnt;
+        const uint32_t *first = rule_nets_.data() + r.nets.off, *last = first + r.nets.cnt;
         for (uint32_t n : nets) {
             if (!std::binary_search(first, last, n)) continue;
             const Range &sp = networks_[n].service_ports;

@@ -179,22 +179,29 @@ class PolicySnapshot {
     friend class SnapshotCompiler;
     PolicySnapshot() = default;
 
+    struct Range {
+        uint32_t off = 0, cnt = 0;
+    };
+    // Rule lists hold copies of their rules so that decide() scans one contiguous array; ports
+    // (usually one or two ranges) are inline for the same reason.
+    static constexpr uint32_t kInlinePorts = 2;
     struct Rule {
         bool reject;
         bool observed;
         bool logs_disabled;
+        uint8_t inline_ports;  // number of valid entries in ports[], or 0 = see ports_range
         uint32_t policy;
         uint32_t name;
-        uint32_t expr;
-        uint32_t ports_off, ports_cnt;
-        uint32_t nets_off, nets_cnt;  // external networks this rule's object selects (sorted)
+        Range preds;        // the object expression, flattened (see Pred)
+        Range ports_range;  // into ports_ when more than kInlinePorts
+        Range nets;         // external networks this rule's object selects (sorted)
+        PortRange ports[kInlinePorts];
     };
-    struct Range {
-        uint32_t off = 0, cnt = 0;
-    };
+    // An expression is a run of predicates; clause_end closes an AND-clause, clauses are ORed.
     struct Pred {
         uint32_t id;
         bool negate;
+        bool clause_end;
     };
     struct Pu {
         uint32_t id, name;
@@ -217,7 +224,7 @@ class PolicySnapshot {
     template <typename ObjectMatch>
     Decision evaluate(uint32_t pu, Direction dir, uint8_t proto, uint16_t port,
                       const ObjectMatch &match) const noexcept;
-    bool expr_matches(uint32_t expr, const PeerTags &peer) const noexcept;
+    bool expr_matches(Range expr, const PeerTags &peer) const noexcept;
     AddressInfo info_of(uint32_t class_id) const noexcept;
 
     uint64_t version_ = 0;
@@ -231,11 +238,9 @@ class PolicySnapshot {
     std::vector<Rule> rules_;
     std::vector<PortRange> ports_;
     std::vector<uint32_t> rule_nets_;
-    std::vector<Range> exprs_;    // clause ranges
-    std::vector<Range> clauses_;  // predicate ranges
     std::vector<Pred> preds_;
-    std::vector<Range> rule_lists_;
-    std::vector<uint32_t> rule_list_items_;
+    std::vector<Range> rule_lists_;  // into list_rules_
+    std::vector<Rule> list_rules_;
     std::vector<Pu> pus_;
     std::unordered_map<std::string, uint32_t> pu_by_id_;
     std::vector<Network> networks_;

@@ -1,5 +1,8 @@
 #include "dataplane/worker/worker.hpp"
 
+#include <cstring>
+#include <ctime>
+
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_malloc.h>
@@ -17,8 +20,54 @@ bool Worker::init(const WorkerSetup &s, std::string &err) {
     s_ = s;
     if (s_.burst > kMaxBurst) s_.burst = kMaxBurst;
     tsc_hz_ = rte_get_tsc_hz();
-    return flows_.init("sw_flows_" + std::to_string(s.id), s.flow_capacity, s.socket,
-                       s.timeouts_s, tsc_hz_, err);
+    if (!flows_.init("sw_flows_" + std::to_string(s.id), s.flow_capacity, s.socket, s.timeouts_s,
+                     tsc_hz_, err))
+        return false;
+    idr_ = s.identity;
+    if (!idr_) return true;
+    // Everything the identity stage needs is allocated here, never on the packet path.
+    holds_.init(idr_->hold_total, static_cast<uint16_t>(idr_->hold_per_flow));
+    hs_.resize(idr_->handshakes);
+    for (uint32_t i = 0; i < idr_->handshakes; ++i)
+        hs_[i].next_free = i + 1 < idr_->handshakes ? i + 1 : kNil;
+    hs_free_ = idr_->handshakes ? 0 : kNil;
+    hmac_ = std::make_unique<crypto::HmacBatch>(idr_->hmac);
+    nonces_ = std::make_unique<crypto::NonceSource>();
+    decisions_ = std::make_unique<policy::DecisionCache>(idr_->decision_cache);
+    peers_ = std::make_unique<crypto::FixedCache<8, PeerIdentity *>>(idr_->peer_cache);
+    keys_ = std::make_unique<crypto::SessionKeyCache>(idr_->key_cache);
+    plain_peers_ = std::make_unique<crypto::FixedCache<16, uint8_t>>(idr_->peer_cache);
+    jobs_.resize(idr_->slow_jobs);
+    free_jobs_.reserve(idr_->slow_jobs);
+    for (auto &j : jobs_) free_jobs_.push_back(&j);
+    parked_.reserve(idr_->hold_total);
+    parked_scratch_.reserve(idr_->hold_total);
+    uint8_t seed[8];
+    if (!nonces_->fill(seed)) {
+        err = "cannot seed the peer cache from the CSPRNG";
+        return false;
+    }
+    std::memcpy(jhash_seed_, seed, 8);
+    return true;
+}
+
+const char *Worker::hmac_backend() const {
+    return hmac_ ? crypto::to_string(hmac_->backend()) : "none";
+}
+
+void Worker::begin_loop(uint64_t now) {
+    now_tsc_ = now;
+    if (!idr_) return;
+    st_ = idr_->state ? idr_->state->current() : nullptr;
+    if (!st_ || !st_->policy) st_ = nullptr;
+    now_unix_ = static_cast<uint32_t>(std::time(nullptr));
+    poll_slowpath();
+}
+
+void Worker::end_loop() {
+    if (!idr_) return;
+    st_ = nullptr;
+    if (idr_->state) idr_->state->reader_quiescent(s_.id);
 }
 
 uint8_t Worker::side_of(const rte_mbuf *m) const {
@@ -44,7 +93,7 @@ uint16_t Worker::take_tx(uint8_t side, rte_mbuf **out) {
 
 // Parses a burst, hands packets owned by other workers to them, and runs the flow stage on the
 // rest. `arrival` is the port side for rx bursts; packets from steering rings carry it in m->port.
-void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now) {
+void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh) {
     PacketView views[kMaxBurst];
     FlowKey keys[kMaxBurst];
     const FlowKey *key_ptrs[kMaxBurst];
@@ -116,16 +165,34 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now) {
                 nf.init_side = side;
                 nf.in_port = arrival;
                 nf.worker = static_cast<uint16_t>(s_.id);
+                const uint8_t *eth = rte_pktmbuf_mtod(m, const uint8_t *);
+                std::memcpy(nf.mac[side], eth + 6, 6);
+                std::memcpy(nf.mac[side ^ 1], eth, 6);
             }
         }
         Flow &f = flows_.at(p);
+        const TcpState before = f.state;
         uint8_t tclass = v.proto == kProtoTcp ? tcp_track(f, side, v.tcp_flags)
                                               : timeout_class_for(v.proto, f.state);
+        if (idr_ && f.state == TcpState::SynSent && (before == TcpState::Closing ||
+                                                     before == TcpState::Closed)) {
+            // A SYN reusing a finished connection's ports is a new connection: authorize it anew
+            // (a replayed SYN must never inherit the old flow's verdict).
+            restart_flow(f);
+        }
         flows_.touch(p, now, tclass);
-        ++f.pkts[side];
-        f.bytes[side] += m->pkt_len;
-        enqueue_tx(m, arrival ^ 1);
+        if (fresh) {
+            ++f.pkts[side];
+            f.bytes[side] += m->pkt_len;
+        }
+        if (!st_) {
+            enqueue_tx(m, arrival ^ 1);
+            continue;
+        }
+        Pkt pk{m, v, p, arrival, side};
+        identity_step(pk);
     }
+    if (st_) finish_batch();
 }
 
 void Worker::flush_steer() {
@@ -176,6 +243,7 @@ void Worker::answer_dump(uint64_t now) {
         FlowRecord &r = dump_.rows[n++];
         r.key = flows_.key_at(static_cast<int32_t>(pos));
         r.state = f.state;
+        r.auth = f.auth;
         r.tclass = f.tclass;
         r.init_side = f.init_side;
         r.worker = f.worker;
@@ -189,7 +257,14 @@ void Worker::answer_dump(uint64_t now) {
 }
 
 void Worker::housekeeping(uint64_t now) {
-    flows_.expire(now, kExpireBudget);
+    if (idr_) {
+        flows_.expire(now, kExpireBudget, [](void *ctx, int32_t pos, Flow &f) {
+            static_cast<Worker *>(ctx)->on_flow_removed(pos, f);
+        }, this);
+        reevaluate(1024);
+    } else {
+        flows_.expire(now, kExpireBudget);
+    }
     const FlowTableStats &fs = flows_.stats();
     stats_.flows_active.set(flows_.size());
     stats_.flows_created.set(fs.created);
@@ -204,8 +279,10 @@ int Worker::run(const std::atomic<bool> &stop) {
     uint32_t idle_polls = 0;
     uint32_t sleep_us = 1;
     uint64_t polls = 0;
+    if (idr_ && idr_->state) idr_->state->register_reader(s_.id);
     while (!stop.load(std::memory_order_relaxed)) {
         const uint64_t now = rte_rdtsc();
+        begin_loop(now);
         uint32_t got = 0;
         for (uint8_t side = 0; side < 2; ++side) {
             uint16_t n = rte_eth_rx_burst(s_.port_id[side], queue, pkts,
@@ -233,21 +310,26 @@ int Worker::run(const std::atomic<bool> &stop) {
             }
             flush_steer();
         }
-        flush_tx();
-
         if ((++polls % kHousekeepingPolls) == 0) housekeeping(now);
+        flush_tx();
+        end_loop();
+
         if (got) {
             idle_polls = 0;
             sleep_us = 1;
         } else if (s_.idle.backoff && ++idle_polls > s_.idle.spin_polls) {
             // Idle: give the core back (several instances and test hosts share two cores).
+            begin_loop(now);
             housekeeping(now);
+            flush_tx();
+            end_loop();
             stats_.idle_sleeps.add();
             rte_delay_us_sleep(sleep_us);
             if (sleep_us < s_.idle.max_sleep_us) sleep_us = std::min(sleep_us * 2, s_.idle.max_sleep_us);
         }
     }
     stats_.polls.set(polls);
+    if (idr_ && idr_->state) idr_->state->unregister_reader(s_.id);
     return 0;
 }
 

@@ -8,13 +8,27 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "config/appliance_config.hpp"
+#include "crypto/hmac.hpp"
+#include "crypto/nonce.hpp"
+#include "crypto/verifier.hpp"
+#include "crypto/wire.hpp"
 #include "dataplane/flow/flow_table.hpp"
+#include "dataplane/flow/hold_queue.hpp"
+#include "dataplane/handshake/identity.hpp"
+#include "dataplane/handshake/records.hpp"
+#include "dataplane/packet/rewrite.hpp"
+#include "dataplane/policy/decision_cache.hpp"
+#include "dataplane/policy/publisher.hpp"
 #include "dataplane/worker/stats.hpp"
 
 struct rte_mbuf;
+struct rte_mempool;
 struct rte_ring;
 
 namespace segwire::dp {
@@ -26,6 +40,7 @@ inline constexpr uint32_t kMaxBurst = 64;
 struct FlowRecord {
     FlowKey key;
     TcpState state;
+    Auth auth;
     uint8_t tclass;
     uint8_t init_side;
     uint16_t worker;
@@ -46,6 +61,28 @@ struct FlowDump {
     uint32_t count = 0;
 };
 
+// Shared by all workers, owned by the control thread. Without `state` the workers only forward.
+struct IdentityRuntime {
+    policy::RcuPublisher<EnforcerState> *state = nullptr;
+    rte_mempool *pool = nullptr;        // for RSTs the worker originates
+    bool reject_with_rst = true;        // else a rejected SYN is dropped silently
+    uint16_t mtu[2] = {1500, 1500};     // inside, outside
+    TxChecksum tx_csum[2];
+    crypto::HmacBackend hmac = crypto::HmacBackend::Auto;
+    uint32_t hold_per_flow = 16;
+    uint32_t hold_total = 4096;
+    uint32_t handshakes = 16384;        // concurrent handshakes per worker
+    uint32_t peer_cache = 4096;
+    uint32_t key_cache = 4096;
+    uint32_t slow_jobs = 256;           // slow-path requests in flight per worker
+    uint32_t decision_cache = 4096;
+    // Rings per worker, created by the control thread (index = worker id).
+    rte_ring *slow_req[kMaxWorkers] = {};   // worker -> slow path (SlowJob*)
+    rte_ring *slow_rep[kMaxWorkers] = {};   // slow path -> worker (SlowJob*)
+    rte_ring *garbage[kMaxWorkers] = {};    // worker -> slow path (PeerIdentity* to free)
+    rte_ring *records[kMaxWorkers] = {};    // worker -> control (FlowRecordEvent by value)
+};
+
 struct WorkerSetup {
     uint32_t id = 0;
     uint32_t nworkers = 1;
@@ -56,6 +93,15 @@ struct WorkerSetup {
     uint32_t flow_capacity = 65536;
     uint32_t timeouts_s[kTimeoutClassCount] = {};
     int socket = 0;
+    IdentityRuntime *identity = nullptr;  // null: forwarding only (the foundation's mode)
+};
+
+// Identity counters (beyond drops by reason).
+struct alignas(64) IdentityStats {
+    Counter syn_signed, syn_verified, synack_signed, synack_verified, ack_proofs_added,
+        ack_proofs_verified, authorized, rejected, acl_decisions, passthrough, parked,
+        slow_jobs, peer_cache_hits, peer_cache_misses, key_cache_hits, key_cache_misses,
+        hmac_batches, hmac_jobs, records, records_lost, flows_cut, resets_sent, exceptions;
 };
 
 class Worker {
@@ -75,16 +121,86 @@ public:
 
     // Entry points also used by the benchmark and tests without ports: process mbufs that
     // arrived on `side` and collect what must leave on each port in tx_[].
-    void handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now);
+    void handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh = true);
+    // One loop's worth of identity work outside packet handling (the benchmark drives it too).
+    void begin_loop(uint64_t now);
+    void end_loop();
     uint16_t take_tx(uint8_t side, rte_mbuf **out);
 
     const WorkerStats &stats() const { return stats_; }
+    const IdentityStats &identity_stats() const { return ids_; }
+    const char *hmac_backend() const;
     WorkerStats &stats() { return stats_; }
     const FlowTable &flows() const { return flows_; }
     FlowDump &dump() { return dump_; }
     uint32_t id() const { return s_.id; }
 
 private:
+    // One packet on its way through the identity stage (docs/handshake.md).
+    struct Pkt {
+        rte_mbuf *m;
+        PacketView v;
+        int32_t pos;
+        uint8_t arrival;  // port side it came in on
+        uint8_t side;     // canonical side of its source
+    };
+    struct HandshakeCtx {
+        uint8_t client_nonce[16], server_nonce[16];
+        crypto::Digest client_hash, server_hash;
+        uint8_t synack_mac[crypto::wire::kMacLen], ack_mac[crypto::wire::kMacLen];
+        crypto::X25519Public local_pub;
+        uint32_t local_pu;
+        uint32_t next_free;
+    };
+    // A handshake packet whose HMACs run in this burst's batch.
+    struct BatchOp {
+        enum Op : uint8_t { kClientCheckSynAck, kServerSignSynAck } op;
+        Pkt k;
+        const PeerIdentity *peer;
+        policy::Decision decision;
+        crypto::wire::HandshakeMacs macs;
+    };
+
+    void forward(Pkt &k);
+    void drop(Pkt &k, DropReason r);
+    void identity_step(Pkt &k);
+    void classify(Pkt &k);
+    void client_syn_state(Pkt &k);
+    void client_ack_state(Pkt &k);
+    void server_syn_state(Pkt &k);
+    void server_synack_state(Pkt &k);
+    void start_client(Pkt &k, uint32_t pu);
+    void accept_server_syn(Pkt &k, const PeerIdentity &peer, const crypto::wire::TokenView &tok,
+                           const policy::Decision &d, uint32_t pu);
+    void finish_batch();
+    void finish_op(BatchOp &op);
+    void decide_without_identity(Pkt &k, uint32_t pu, policy::Direction dir);
+    void apply_acl_verdict(Pkt &k, const policy::Decision &d, policy::Direction dir);
+    void reject_tcp(Pkt &k, bool reset_peer_side);
+    void send_reset(const Pkt &k, uint8_t to_side);
+    bool park(Pkt &k, SlowJob *job);
+    SlowJob *take_job();
+    const PeerIdentity *lookup_peer(Pkt &k, std::span<const uint8_t> blob, uint64_t &key);
+    const crypto::HmacKey *session_key(Pkt &k, const crypto::X25519Public &local_pub,
+                                       const crypto::X25519Public &peer_pub, crypto::Role role);
+    bool add_identity(Pkt &k, crypto::wire::MsgType type, const uint8_t nonce[16],
+                      std::span<const uint8_t> claims, const uint8_t *mac);
+    bool strip_identity(Pkt &k, size_t token_len);
+    bool add_ack_proof(Pkt &k, const uint8_t *mac);
+    void track_seq(Flow &f, const Pkt &k);
+    void release_held(Flow &f);
+    void restart_flow(Flow &f);
+    void poll_slowpath();
+    void on_flow_removed(int32_t pos, Flow &f);
+    void reevaluate(uint32_t budget);
+    void record(const Pkt &k, const Flow &f, const policy::Decision &d, DropReason why,
+                const PeerIdentity *peer, uint8_t claims_reason = 0);
+    void record_exception(int32_t pos, const Flow &f);
+    uint32_t alloc_hs();
+    void free_hs(Flow &f);
+    policy::IpAddr addr_of(const IpAddr &a, uint8_t family) const;
+    crypto::wire::FlowBinding binding_of(const Flow &f, int32_t pos) const;
+
     void process_owned(rte_mbuf **pkts, uint16_t n, uint64_t now);
     void enqueue_tx(rte_mbuf *m, uint8_t out_side);
     void flush_tx();
@@ -107,6 +223,38 @@ private:
     uint16_t tx_n_[2] = {0, 0};
     rte_mbuf *steer_[kMaxWorkers][kMaxBurst];
     uint16_t steer_n_[kMaxWorkers] = {};
+
+    // Identity stage (only with s_.identity).
+    IdentityRuntime *idr_ = nullptr;
+    const EnforcerState *st_ = nullptr;  // read once per loop; valid until reader_quiescent
+    uint64_t now_tsc_ = 0;
+    uint32_t now_unix_ = 0;
+    IdentityStats ids_;
+    HoldQueue holds_;
+    std::vector<HandshakeCtx> hs_;
+    uint32_t hs_free_ = kNil;
+    std::unique_ptr<crypto::HmacBatch> hmac_;
+    std::unique_ptr<crypto::NonceSource> nonces_;
+    std::unique_ptr<policy::DecisionCache> decisions_;
+    std::unique_ptr<crypto::FixedCache<8, PeerIdentity *>> peers_;
+    std::unique_ptr<crypto::SessionKeyCache> keys_;
+    // Servers whose SYN-ACK came back without identity: later SYNs to them carry none (and a TFO
+    // SYN's data never reaches a host that would take the token for data).
+    std::unique_ptr<crypto::FixedCache<16, uint8_t>> plain_peers_;
+    uint32_t jhash_seed_[2] = {};
+    std::vector<SlowJob> jobs_;
+    std::vector<SlowJob *> free_jobs_;
+    std::vector<int32_t> parked_;        // flows waiting for the slow path
+    std::vector<int32_t> parked_scratch_;
+    BatchOp batch_[kMaxBurst];
+    uint16_t batch_n_ = 0;
+    Pkt deferred_[kStage];
+    uint16_t deferred_n_ = 0;
+    crypto::HmacJob hmac_jobs_[2 * kMaxBurst];
+    uint64_t reeval_version_ = 0;        // policy version the last completed sweep used
+    uint64_t reeval_target_ = 0;
+    uint32_t reeval_cursor_ = 0;
+    bool reeval_incomplete_ = false;
 };
 
 }  // namespace segwire::dp

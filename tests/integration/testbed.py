@@ -108,10 +108,11 @@ class Segwire:
     def __init__(self, ns, tag, inside_if, outside_if, workers=1, extra=None, workdir=None):
         self.ns, self.prefix = ns, tag
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"{tag}-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.workdir / "segwire.json"
         self.log_path = self.workdir / "segwire.log"
         cfg = {
-            "eal": {"test_mode": True, "file_prefix": tag, "memory_mb": 256},
+            "eal": {"test_mode": True, "file_prefix": tag, "memory_mb": 640},
             "ports": {
                 "inside": {"device": f"net_af_packet_{tag}_in,iface={inside_if}"},
                 "outside": {"device": f"net_af_packet_{tag}_out,iface={outside_if}"},
@@ -263,6 +264,8 @@ class Bed:
             sh(f"ip netns pids {n.name} | xargs -r kill -9", check=False)
             sh(f"ip netns del {n.name}", check=False)
         self.namespaces = []
+        if getattr(self, "workdir", None) and not os.environ.get("SEGWIRE_KEEP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 PROBE = Path(__file__).resolve().parent / "netprobe.py"
@@ -290,3 +293,142 @@ def server_report(p, timeout=120):
     if p.returncode != 0 or not lines:
         raise RuntimeError(f"probe server exited {p.returncode}: {stderr}")
     return json.loads(lines[-1])
+
+
+class Pki:
+    """An offline CA and enforcer certificates made with `segwirectl pki` (what the Console does)."""
+
+    def __init__(self, workdir):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        sh(f"{SEGWIRECTL} pki ca --out {self.dir}")
+        self.ca = self.dir / "ca.crt"
+
+    def enforcer(self, enforcer_id):
+        sh(f"{SEGWIRECTL} pki enforcer --ca {self.dir} --id {enforcer_id} --out {self.dir}")
+        return self.dir / f"{enforcer_id}.key", self.dir / f"{enforcer_id}.crt"
+
+
+class IdentityBed(Bed):
+    """client -- [A] -- wire segment (bridge; a host without enforcer sits on it) -- [B] -- server.
+
+    client 10.77.0.1 / fd77::1 behind A; server 10.77.0.2 / fd77::2 behind B; the external host
+    has 10.77.0.3 / fd77::3 (inside the managed networks) and 10.88.0.3 (outside them; the client
+    also has 10.88.0.1).
+    """
+
+    EXT4, EXT6, EXT_UNMANAGED, CLIENT_UNMANAGED = "10.77.0.3", "fd77::3", "10.88.0.3", "10.88.0.1"
+
+    def _build(self):
+        t = self.tag[3:]
+        self.client, self.enf_a, self.wire = self.ns("cli"), self.ns("ea"), self.ns("wire")
+        self.enf_b, self.server, self.ext = self.ns("eb"), self.ns("srv"), self.ns("ext")
+        links = [  # (ns1, if1, ns2, if2)
+            (self.client, f"c{t}", self.enf_a, f"ai{t}"),
+            (self.enf_a, f"ao{t}", self.wire, f"wa{t}"),
+            (self.wire, f"wb{t}", self.enf_b, f"bo{t}"),
+            (self.enf_b, f"bi{t}", self.server, f"s{t}"),
+            (self.ext, f"e{t}", self.wire, f"we{t}"),
+        ]
+        for n1, i1, n2, i2 in links:
+            sh(f"ip link add {i1} type veth peer name {i2}")
+            sh(f"ip link set {i1} netns {n1.name}")
+            sh(f"ip link set {i2} netns {n2.name}")
+            for n, i in ((n1, i1), (n2, i2)):
+                n.run(f"ethtool -K {i} rx off tx off tso off gso off gro off", check=False)
+        self.if_a_in, self.if_a_out = f"ai{t}", f"ao{t}"
+        self.if_b_in, self.if_b_out = f"bi{t}", f"bo{t}"
+        self.client_if, self.server_if, self.ext_if = f"c{t}", f"s{t}", f"e{t}"
+        br = f"br{t}"
+        self.wire.run(f"ip link add {br} type bridge")
+        for i in (f"wa{t}", f"wb{t}", f"we{t}"):
+            self.wire.run(f"ip link set {i} master {br}")
+            self.wire.run(f"ip link set {i} up")
+        self.wire.run(f"ip link set {br} up")
+        for n, ifs in ((self.enf_a, (self.if_a_in, self.if_a_out)), (self.enf_b, (self.if_b_in, self.if_b_out))):
+            for i in ifs:
+                n.run(f"sysctl -qw net.ipv6.conf.{i}.disable_ipv6=1")
+                n.run(f"ip link set {i} up")
+        for host, ifname, addrs in ((self.client, self.client_if, [(self.CLIENT4, 24), (self.CLIENT_UNMANAGED, 24), (self.CLIENT6, 64)]),
+                                    (self.server, self.server_if, [(self.SERVER4, 24), (self.SERVER6, 64)]),
+                                    (self.ext, self.ext_if, [(self.EXT4, 24), (self.EXT_UNMANAGED, 24), (self.EXT6, 64)])):
+            host.run("sysctl -qw net.ipv6.conf.all.accept_dad=0")
+            host.run(f"sysctl -qw net.ipv6.conf.{ifname}.accept_dad=0")
+            for a, plen in addrs:
+                host.run(f"ip addr add {a}/{plen} dev {ifname}" + (" nodad" if ":" in a else ""))
+            host.run(f"ip link set {ifname} up")
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.tag}-"))
+        self.pki = Pki(self.workdir / "pki")
+        self.keys = {e: self.pki.enforcer(e) for e in ("enf-a", "enf-b")}
+
+    def write_policy(self, policy, name="policy.json"):
+        p = self.workdir / name
+        p.write_text(json.dumps(policy, indent=1))
+        return p
+
+    def start_enforcer(self, which, policy_file, extra=None, workers=1):
+        ns = self.enf_a if which == "a" else self.enf_b
+        ins, outs = (self.if_a_in, self.if_a_out) if which == "a" else (self.if_b_in, self.if_b_out)
+        eid = f"enf-{which}"
+        other = "enf-b" if which == "a" else "enf-a"
+        key, cert = self.keys[eid]
+        ident = {
+            "enforcer_id": eid, "tags": ["site=lab"], "key": str(key), "certificate": str(cert),
+            "trusted_cas": str(self.pki.ca), "peer_certificates": [str(self.keys[other][1])],
+            "policy_file": str(policy_file),
+        }
+        cfg = {"identity": ident}
+        for k, v in (extra or {}).items():
+            if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+                cfg[k].update(v)
+            else:
+                cfg[k] = v
+        sw = Segwire(ns, f"{self.tag}{which}", ins, outs, workers=workers, extra=cfg,
+                     workdir=self.workdir / eid)
+        self.enforcers.append(sw)
+        return sw.start()
+
+
+def lab_policy(client_out=(), server_in=(), version="v1", observe=(), profile_extra=None,
+               ext_nets=None):
+    """A policy bundle for IdentityBed. Rules are (name, action, object, protocolPorts)."""
+    def rules(rs):
+        out = []
+        for r in rs:
+            name, action, obj, ports = r[:4]
+            d = {"name": name, "action": action, "object": obj, "protocolPorts": ports}
+            if len(r) > 4:
+                d.update(r[4])
+            out.append(d)
+        return out
+    profile = {"name": "lab", "associatedTags": ["profile=lab"],
+               "targetNetworks": ["10.77.0.0/24", "fd77::/64"]}
+    profile.update(profile_extra or {})
+    return {
+        "version": version,
+        "namespace": {"name": "/lab", "defaultPUIncomingTrafficAction": "Reject",
+                      "defaultPUOutgoingTrafficAction": "Reject"},
+        "enforcerprofiles": [profile],
+        "enforcerprofilemappingpolicies": [{"name": "lab", "subject": [["site=lab"]], "object": [["profile=lab"]]}],
+        "processingunits": [
+            {"ID": "pu-client", "name": "client", "associatedTags": ["app=client"],
+             "addresses": ["10.77.0.1/32", "10.88.0.1/32", "fd77::1/128"]},
+            {"ID": "pu-server", "name": "server", "associatedTags": ["app=server"],
+             "addresses": ["10.77.0.2/32", "fd77::2/128"]},
+        ],
+        "networkrulesetpolicies": [
+            {"ID": "pol-client", "name": "client-out", "subject": [["app=client"]], "outgoingRules": rules(client_out)},
+            {"ID": "pol-server", "name": "server-in", "subject": [["app=server"]], "incomingRules": rules(server_in)},
+        ],
+        "externalnetworks": ext_nets if ext_nets is not None else [
+            {"ID": "net-ext", "name": "ext-host", "associatedTags": ["net=ext"],
+             "entries": ["10.77.0.3/32", "fd77::3/128"]},
+            {"ID": "net-far", "name": "far", "associatedTags": ["net=far"], "entries": ["10.88.0.0/24"]},
+        ],
+    }
+
+
+def wait_listening(ns, port, timeout=10):
+    """Waits until something in `ns` listens on TCP `port`."""
+    wait_for(lambda: ns.run(f"ss -Hltn '( sport = :{port} )'", check=False).stdout.strip(),
+             timeout=timeout, what=f"a listener on port {port} in {ns.name}")

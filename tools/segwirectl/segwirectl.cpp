@@ -10,9 +10,16 @@
 #include <string>
 #include <vector>
 
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <sys/stat.h>
+
 #include <rapidjson/document.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
+
+#include "crypto/pki.hpp"
 
 namespace {
 
@@ -24,7 +31,12 @@ void usage(FILE *out) {
                  "  workers          per-worker counters\n"
                  "  ports            the inside and outside ports\n"
                  "  flows            the flow table of every worker\n"
+                 "  identity         identity handshake counters, policy version, HMAC back-end\n"
+                 "  flowlog          flow reports (action, policy, rule, drop reason) since start\n"
                  "  raw CMD          any telemetry command, printed as JSON (e.g. raw /help,/segwire/flows)\n"
+                 "  pki ca --out DIR [--name N]               a CA for an offline deployment\n"
+                 "  pki enforcer --ca DIR --id ID --out DIR [--validity SECONDS]\n"
+                 "                   an enforcer key + certificate signed by that CA\n"
                  "--prefix is the daemon's eal.file_prefix (default: segwire).\n");
 }
 
@@ -158,6 +170,91 @@ int print_flows(TelemetryClient &tc) {
     return 0;
 }
 
+int print_flowlog(TelemetryClient &tc) {
+    rapidjson::Document first = tc.get("/segwire/flowlog");
+    uint64_t pages = u(first, "pages");
+    std::printf("%-7s %-9s %-24s %-24s %6s %-24s %-16s %-22s %8s\n", "action", "observed", "source",
+                "destination", "port", "policy", "rule", "reason", "count");
+    auto print_page = [](const rapidjson::Value &page) {
+        for (auto &m : page.GetObject()) {
+            if (m.name.GetString()[0] != 'r' || !m.value.IsObject()) continue;
+            const auto &r = m.value;
+            std::string src = s(r, "sourceID").empty() ? s(r, "sourceIP") : s(r, "sourceID");
+            std::string dst = s(r, "destinationID").empty() ? s(r, "destinationIP") : s(r, "destinationID");
+            std::printf("%-7s %-9s %-24s %-24s %6llu %-24s %-16s %-22s %8llu\n", s(r, "action").c_str(),
+                        s(r, "observedAction").c_str(), src.c_str(), dst.c_str(),
+                        (unsigned long long)u(r, "destinationPort"), s(r, "policyID").c_str(),
+                        s(r, "ruleName").c_str(), s(r, "dropReason").c_str(),
+                        (unsigned long long)u(r, "value"));
+        }
+    };
+    print_page(first);
+    for (uint64_t p = 1; p < pages; ++p) print_page(tc.get("/segwire/flowlog," + std::to_string(p)));
+    return 0;
+}
+
+void write_file(const std::string &path, const std::string &text, mode_t mode) {
+    std::ofstream out(path, std::ios::trunc);
+    if (!out || !(out << text)) throw std::runtime_error("cannot write " + path);
+    out.close();
+    chmod(path.c_str(), mode);
+}
+
+std::string read_text(const std::string &path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error("cannot read " + path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+template <class T>
+T must(segwire::crypto::Result<T> r, const std::string &what) {
+    if (!r) throw std::runtime_error(what + ": " + r.error().what());
+    return std::move(r.value());
+}
+
+// Offline PKI: what the Console does for enrolled enforcers, for deployments and tests without one.
+int pki(int argc, char **argv) {
+    namespace c = segwire::crypto;
+    std::string sub = argc > 0 ? argv[0] : "", out, ca_dir, id, name = "segwire offline CA";
+    long validity_s = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        std::string k = argv[i];
+        if (k == "--out") out = argv[i + 1];
+        else if (k == "--ca") ca_dir = argv[i + 1];
+        else if (k == "--id") id = argv[i + 1];
+        else if (k == "--name") name = argv[i + 1];
+        else if (k == "--validity") validity_s = std::stol(argv[i + 1]);
+        else throw std::runtime_error("pki: unknown option " + k);
+    }
+    if (out.empty()) throw std::runtime_error("pki: --out DIR is required");
+    mkdir(out.c_str(), 0700);
+    if (sub == "ca") {
+        auto ca = must(c::create_ca(name, std::chrono::hours(24 * 365)), "create CA");
+        write_file(out + "/ca.key", must(c::private_key_to_pem(ca.key.get()), "CA key"), 0600);
+        write_file(out + "/ca.crt", must(c::cert_to_pem(ca.cert.get()), "CA certificate"), 0644);
+        std::printf("%s/ca.crt, %s/ca.key\n", out.c_str(), out.c_str());
+        return 0;
+    }
+    if (sub == "enforcer") {
+        if (ca_dir.empty() || id.empty()) throw std::runtime_error("pki enforcer: --ca DIR and --id ID are required");
+        c::CertAuthority ca{must(c::private_key_from_pem(read_text(ca_dir + "/ca.key")), "CA key"),
+                            must(c::cert_from_pem(read_text(ca_dir + "/ca.crt")), "CA certificate")};
+        auto key = must(c::generate_p256_key(), "enforcer key");
+        auto csr = must(c::create_csr(key.get(), id), "CSR");
+        c::IssueOptions opt;
+        if (validity_s > 0) {  // short-lived certificates (tests of expiry)
+            opt.validity = std::chrono::seconds(validity_s);
+            opt.not_before_unix = static_cast<int64_t>(std::time(nullptr));
+        }
+        auto cert = must(c::sign_enforcer_csr(ca, csr.get(), opt), "sign");
+        write_file(out + "/" + id + ".key", must(c::private_key_to_pem(key.get()), "key"), 0600);
+        write_file(out + "/" + id + ".crt", must(c::cert_to_pem(cert.get()), "certificate"), 0644);
+        std::printf("%s/%s.crt, %s/%s.key\n", out.c_str(), id.c_str(), out.c_str(), id.c_str());
+        return 0;
+    }
+    throw std::runtime_error("pki: expected 'ca' or 'enforcer'");
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -186,7 +283,16 @@ int main(int argc, char **argv) {
     std::string cmd = argv[optind];
     TelemetryClient tc(sock);
     try {
-        if (cmd == "raw") {
+        if (cmd == "pki") return pki(argc - optind - 1, argv + optind + 1);
+        if (cmd == "identity") {
+            print_json(tc.get("/segwire/identity"));
+        } else if (cmd == "flowlog") {
+            if (json) {
+                print_json(tc.get("/segwire/flowlog"));
+            } else {
+                return print_flowlog(tc);
+            }
+        } else if (cmd == "raw") {
             if (optind + 1 >= argc) {
                 std::fprintf(stderr, "segwirectl: raw needs a telemetry command\n");
                 return 2;

@@ -298,7 +298,7 @@ struct PrecedenceCase {
 
 class PrecedenceTest : public ::testing::TestWithParam<PrecedenceCase> {};
 
-TEST_P(PrecedenceTest, TrireneOrder) {
+TEST_P(PrecedenceTest, TriremeOrder) {
     const PrecedenceCase &c = GetParam();
     PolicySet s = one_pu(c.rules);
     s.ns.default_incoming = c.ns_default;

@@ -1,0 +1,327 @@
+#include "control/enforcement.hpp"
+
+#include <arpa/inet.h>
+
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+#include <spdlog/spdlog.h>
+
+#include "config/policy/error.hpp"
+#include "config/policy/profile.hpp"
+
+namespace segwire::control {
+namespace {
+
+constexpr uint32_t kRecordRing = 16384;   // records per worker between two control ticks
+constexpr size_t kTotalReports = 4096;
+constexpr size_t kRecentSnapshots = 4;
+
+std::string read_file(const std::string &path, const std::string &field) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error(field + ": cannot read " + path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string ip_text(const dp::IpAddr &a, uint8_t family) {
+    char buf[INET6_ADDRSTRLEN] = "";
+    inet_ntop(family == 6 ? AF_INET6 : AF_INET, a.b, buf, sizeof(buf));
+    return buf;
+}
+
+const char *verdict_text(uint8_t v) {
+    switch (static_cast<policy::Verdict>(v)) {
+        case policy::Verdict::kAccept: return "Accept";
+        case policy::Verdict::kReject: return "Reject";
+        default: return "NotApplicable";
+    }
+}
+
+rte_ring *make_ring(const std::string &name, unsigned size, unsigned flags, unsigned esize = 0) {
+    rte_ring *r = esize ? rte_ring_create_elem(name.c_str(), esize, size, SOCKET_ID_ANY, flags)
+                        : rte_ring_create(name.c_str(), size, SOCKET_ID_ANY, flags);
+    if (!r) throw std::runtime_error("cannot create ring " + name);
+    return r;
+}
+
+unsigned pow2_at_least(unsigned n) {
+    unsigned p = 1;
+    while (p < n) p <<= 1;
+    return p;
+}
+
+}  // namespace
+
+std::string FlowReport::key() const {
+    std::string k;
+    for (const std::string *s : {&action, &observed_action, &source_type, &source_id, &source_ip,
+                                 &destination_type, &destination_id, &destination_ip, &policy_id,
+                                 &observed_policy_id, &rule_name, &drop_reason}) {
+        k += *s;
+        k += '\x1f';
+    }
+    return k + std::to_string(destination_port) + "/" + std::to_string(protocol);
+}
+
+Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, rte_mempool *pool,
+                         const uint16_t mtu[2])
+    : cfg_(cfg), workers_(workers), publisher_(workers) {
+    const auto &id = cfg.identity;
+    auto key = crypto::private_key_from_pem(read_file(id.key, "identity.key"));
+    if (!key) throw std::runtime_error("identity.key: " + key.error().what());
+    key_ = std::move(*key);
+    auto cert = crypto::cert_from_pem(read_file(id.certificate, "identity.certificate"));
+    if (!cert) throw std::runtime_error("identity.certificate: " + cert.error().what());
+    cert_ = std::move(*cert);
+    crypto::TrustStore trust;
+    if (auto st = trust.add_ca_pem(read_file(id.trusted_cas, "identity.trusted_cas")); !st)
+        throw std::runtime_error("identity.trusted_cas: " + st.error().what());
+    const int64_t now = std::time(nullptr);
+    auto info = trust.verify_enforcer_cert(cert_.get(), now);
+    if (!info)
+        throw std::runtime_error("identity.certificate: not valid under identity.trusted_cas: " +
+                                 info.error().what());
+    if (info->enforcer_id != id.enforcer_id)
+        throw std::runtime_error("identity.enforcer_id: \"" + id.enforcer_id +
+                                 "\" differs from the certificate's subject CN \"" +
+                                 info->enforcer_id + "\"");
+    certs_ = std::make_unique<crypto::PeerCertStore>(std::move(trust));
+    if (auto r = certs_->add(cert_.get(), now); !r)
+        throw std::runtime_error("identity.certificate: " + r.error().what());
+    for (size_t i = 0; i < id.peer_certificates.size(); ++i) {
+        const std::string field = "identity.peer_certificates[" + std::to_string(i) + "]";
+        if (auto r = certs_->add_pem(read_file(id.peer_certificates[i], field), now); !r)
+            throw std::runtime_error(field + ": " + r.error().what());
+    }
+    crypto::SignerOptions so;
+    so.rotation_period = cfg.handshake.key_rotation_s;
+    so.claims_lifetime = 3 * cfg.handshake.key_rotation_s;
+    so.resign_margin = cfg.handshake.key_rotation_s / 5;
+    auto ref = crypto::cert_ref(cert_.get());
+    if (!ref) throw std::runtime_error("identity.certificate: " + ref.error().what());
+    auto pubkey = crypto::private_key_to_pem(key_.get());  // proves the key is usable
+    if (!pubkey) throw std::runtime_error("identity.key: " + pubkey.error().what());
+    signer_ = std::make_unique<crypto::IdentitySigner>(std::move(key_), *ref, id.enforcer_id, so);
+
+    const auto &h = cfg.handshake;
+    rt_.state = &publisher_;
+    rt_.pool = pool;
+    rt_.reject_with_rst = h.reject_with_rst;
+    rt_.mtu[0] = mtu[0];
+    rt_.mtu[1] = mtu[1];
+    rt_.hmac = h.hmac == "ipsec-mb" ? crypto::HmacBackend::IpsecMb
+               : h.hmac == "openssl" ? crypto::HmacBackend::OpenSsl
+                                     : crypto::HmacBackend::Auto;
+    rt_.hold_per_flow = h.hold_per_flow;
+    rt_.hold_total = h.hold_total;
+    rt_.handshakes = h.max_handshakes;
+    rt_.peer_cache = h.peer_cache;
+    rt_.key_cache = h.key_cache;
+    rt_.slow_jobs = h.slowpath_queue;
+    const unsigned jobs = pow2_at_least(h.slowpath_queue + 1);
+    for (uint32_t w = 0; w < workers; ++w) {
+        const std::string n = std::to_string(w);
+        rt_.slow_req[w] = make_ring("sw_slowreq_" + n, jobs, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        rt_.slow_rep[w] = make_ring("sw_slowrep_" + n, jobs, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        rt_.garbage[w] = make_ring("sw_garbage_" + n, pow2_at_least(h.peer_cache * 2),
+                                   RING_F_SP_ENQ | RING_F_SC_DEQ);
+        rt_.records[w] = make_ring("sw_records_" + n, kRecordRing, RING_F_SP_ENQ | RING_F_SC_DEQ,
+                                   sizeof(dp::FlowRecordEvent));
+    }
+    slow_ = std::make_unique<SlowPath>(*signer_, *certs_, rt_, workers);
+    spdlog::info("identity: enforcer {} (certificate valid until {}), {} peer certificate(s)",
+                 id.enforcer_id, info->not_after, certs_->size() - 1);
+}
+
+Enforcement::~Enforcement() { stop(); }
+
+void Enforcement::start() { slow_->start(); }
+
+void Enforcement::stop() {
+    if (slow_) slow_->stop();
+}
+
+uint64_t Enforcement::policy_version() const { return policy_ ? policy_->version() : 0; }
+std::string Enforcement::bundle_version() const { return policy_ ? policy_->bundle_version() : ""; }
+
+void Enforcement::apply_file(const std::string &path) {
+    apply(policy::parse_policy_set(read_file(path, "identity.policy_file")));
+}
+
+void Enforcement::apply(const policy::PolicySet &set) {
+    auto res = policy::resolve_profile(set, cfg_.identity.tags);
+    std::shared_ptr<const policy::PolicySnapshot> snap = policy::compile_snapshot(set, *res.profile);
+    set_ = set;
+    policy_ = std::move(snap);
+    recent_.push_back(policy_);
+    while (recent_.size() > kRecentSnapshots) recent_.pop_front();
+    slow_->set_policy(policy_);
+    publish_state();
+    const auto st = policy_->stats();
+    spdlog::info("policy {} applied: profile \"{}\", {} PUs, {} rules, {} external prefixes",
+                 policy_->bundle_version(), res.profile->name, policy_->pu_count(), st.rules,
+                 st.prefixes_v4 + st.prefixes_v6);
+}
+
+// Signs (or reuses) every local PU's claims and publishes policy + claims as one state.
+void Enforcement::publish_state() {
+    auto state = std::make_unique<dp::EnforcerState>();
+    state->policy = policy_;
+    state->version = ++state_version_;
+    const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
+    state->claims.resize(policy_->pu_count());
+    for (uint32_t i = 0; i < policy_->pu_count(); ++i) {
+        if (policy_->pu_ignored(i)) continue;
+        const std::string id(policy_->pu_id(i));
+        const policy::ProcessingUnit *pu = nullptr;
+        for (const auto &p : set_.processing_units)
+            if (p.id == id || (p.id.empty() && p.name == id)) pu = &p;
+        if (!pu) continue;
+        auto c = signer_->claims_for(id, policy::effective_tags(*pu), now);
+        if (!c) {
+            spdlog::error("cannot sign claims for PU {}: {}", id, c.error().what());
+            continue;
+        }
+        state->claims[i] = *c;
+    }
+    published_pub_ = signer_->current_public();
+    publisher_.publish(std::move(state));
+}
+
+void Enforcement::tick() {
+    const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
+    if (auto st = signer_->tick(now); !st) spdlog::error("key rotation: {}", st.error().what());
+    // A rotated key or claims near expiry: re-sign and republish (the policy is unchanged).
+    if (policy_ && signer_->current_public() != published_pub_) publish_state();
+    publisher_.reclaim();
+    drain_records();
+}
+
+const policy::PolicySnapshot *Enforcement::snapshot_for(uint64_t version) const {
+    for (const auto &s : recent_)
+        if (s->version() == version) return s.get();
+    return nullptr;
+}
+
+void Enforcement::add_record(const dp::FlowRecordEvent &e) {
+    const policy::PolicySnapshot *snap = snapshot_for(e.policy_version);
+    auto name = [&](uint32_t idx) {
+        return snap && idx != policy::kNone ? std::string(snap->str(idx)) : std::string();
+    };
+    auto policy_id = [&](uint32_t idx) {
+        return snap && idx != policy::kNone ? std::string(snap->policy_id(idx)) : std::string();
+    };
+    std::string local_id =
+        snap && e.local_pu != policy::kNone && e.local_pu < snap->pu_count()
+            ? std::string(snap->pu_id(e.local_pu))
+            : std::string();
+    std::string peer_type = e.peer_kind == dp::PeerKind::kClaims ? "ProcessingUnit" : "ExternalNetwork";
+    std::string peer_id = e.peer_id[0] ? std::string(e.peer_id, strnlen(e.peer_id, sizeof(e.peer_id)))
+                                       : std::string();
+    const dp::IpAddr &peer_ip = e.local_is_source ? e.dst : e.src;
+    if (e.peer_kind == dp::PeerKind::kExternal && snap) {
+        // Name the external network(s) the peer address belongs to.
+        policy::IpAddr a;
+        if (e.family == 6) {
+            a = policy::IpAddr::from_v6(peer_ip.b);
+        } else {
+            uint32_t v4;
+            std::memcpy(&v4, peer_ip.b, 4);
+            a = policy::IpAddr::from_v4(ntohl(v4));
+        }
+        auto info = snap->classify(a);
+        auto nets = snap->networks_of(info.class_id);
+        peer_id = nets.empty() ? "unknown" : std::string(snap->network_name(nets[0]));
+    }
+    if (e.kind == dp::RecordKind::kConnectionException) {
+        ExceptionReport x;
+        x.processing_unit_id = local_id;
+        x.source_ip = ip_text(e.src, e.family);
+        x.destination_ip = ip_text(e.dst, e.family);
+        x.destination_port = e.dport;
+        x.protocol = e.proto;
+        x.state = e.hs_state == dp::HsState::kSynTransmitted      ? "SynTransmitted"
+                  : e.hs_state == dp::HsState::kSynAckTransmitted ? "SynAckTransmitted"
+                  : e.hs_state == dp::HsState::kAckTransmitted    ? "AckTransmitted"
+                                                                  : "Unknown";
+        x.reason = dp::drop_reason_name(e.drop_reason);
+        x.value = 1;
+        x.timestamp = e.timestamp;
+        std::lock_guard<std::mutex> lock(reports_mu_);
+        exceptions_.push_back(std::move(x));
+        return;
+    }
+    FlowReport r;
+    const bool accepted = e.drop_reason == dp::DropReason::None;
+    r.action = accepted ? "Accept" : "Reject";
+    r.observed_action = verdict_text(e.observed_action);
+    const std::string local_type = "ProcessingUnit";
+    if (e.local_is_source) {
+        r.source_type = local_type, r.source_id = local_id;
+        r.destination_type = peer_type, r.destination_id = peer_id;
+    } else {
+        r.source_type = peer_type, r.source_id = peer_id;
+        r.destination_type = local_type, r.destination_id = local_id;
+    }
+    r.source_ip = ip_text(e.src, e.family);
+    r.destination_ip = ip_text(e.dst, e.family);
+    r.destination_port = e.dport;
+    r.protocol = e.proto;
+    r.policy_id = policy_id(e.policy);
+    r.observed_policy_id = policy_id(e.observed_policy);
+    r.rule_name = name(e.rule_name);
+    if (!accepted) {
+        r.drop_reason = dp::drop_reason_name(e.drop_reason);
+        if (e.drop_reason == dp::DropReason::ClaimsInvalid)
+            r.drop_reason += std::string("/") +
+                             crypto::to_string(static_cast<crypto::ClaimsReason>(e.claims_reason));
+    }
+    r.value = 1;
+    r.timestamp = e.timestamp;
+    std::lock_guard<std::mutex> lock(reports_mu_);
+    const std::string key = r.key();
+    if (auto [it, inserted] = interval_.try_emplace(key, r); !inserted) ++it->second.value;
+    if (auto it = totals_.find(key); it != totals_.end())
+        ++it->second.value;
+    else if (totals_.size() < kTotalReports)
+        totals_.emplace(key, std::move(r));
+}
+
+void Enforcement::drain_records() {
+    dp::FlowRecordEvent ev[64];
+    for (uint32_t w = 0; w < workers_; ++w) {
+        unsigned n;
+        while ((n = rte_ring_sc_dequeue_burst_elem(rt_.records[w], ev, sizeof(ev[0]), 64,
+                                                    nullptr)) > 0)
+            for (unsigned i = 0; i < n; ++i) add_record(ev[i]);
+    }
+}
+
+std::vector<FlowReport> Enforcement::take_flow_reports() {
+    std::lock_guard<std::mutex> lock(reports_mu_);
+    std::vector<FlowReport> out;
+    out.reserve(interval_.size());
+    for (auto &[k, r] : interval_) out.push_back(std::move(r));
+    interval_.clear();
+    return out;
+}
+
+std::vector<ExceptionReport> Enforcement::take_exception_reports() {
+    std::lock_guard<std::mutex> lock(reports_mu_);
+    return std::exchange(exceptions_, {});
+}
+
+std::vector<FlowReport> Enforcement::total_flow_reports() const {
+    std::lock_guard<std::mutex> lock(reports_mu_);
+    std::vector<FlowReport> out;
+    for (const auto &[k, r] : totals_) out.push_back(r);
+    return out;
+}
+
+}  // namespace segwire::control

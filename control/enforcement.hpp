@@ -1,0 +1,108 @@
+// The control thread's side of enforcement: the enforcer's keys and trust, the policy it enforces
+// (compiled and published to workers with the local PUs' signed claims), the slow-path thread,
+// and the flow records workers send back (names resolved, aggregated into flow reports).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config/appliance_config.hpp"
+#include "config/policy/model.hpp"
+#include "control/slowpath.hpp"
+#include "crypto/keys.hpp"
+#include "crypto/pki.hpp"
+#include "crypto/verifier.hpp"
+#include "dataplane/handshake/identity.hpp"
+#include "dataplane/handshake/records.hpp"
+#include "dataplane/policy/publisher.hpp"
+#include "dataplane/worker/worker.hpp"
+
+namespace segwire::control {
+
+// One aggregated flow report (ANCHORS §2 field names), counted per interval.
+struct FlowReport {
+    std::string action, observed_action;
+    std::string source_type, source_id, source_ip;
+    std::string destination_type, destination_id, destination_ip;
+    uint16_t destination_port = 0;
+    uint8_t protocol = 0;
+    std::string policy_id, observed_policy_id, rule_name, drop_reason;
+    uint64_t value = 0;
+    uint32_t timestamp = 0;  // first record of the interval
+    // The aggregation key: every field but value and timestamp (source port is never part of it).
+    std::string key() const;
+};
+
+// A connection-exception report: a handshake that never completed.
+struct ExceptionReport {
+    std::string processing_unit_id, source_ip, destination_ip, state, reason;
+    uint16_t destination_port = 0;
+    uint8_t protocol = 0;
+    uint64_t value = 0;
+    uint32_t timestamp = 0;
+};
+
+class Enforcement {
+public:
+    // Loads keys, certificates and trust (throws std::runtime_error naming the config field).
+    Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, rte_mempool *pool,
+                const uint16_t mtu[2]);
+    ~Enforcement();
+
+    dp::IdentityRuntime &runtime() { return rt_; }
+    const std::string &enforcer_id() const { return cfg_.identity.enforcer_id; }
+
+    // Resolves the profile, compiles, signs the PUs' claims and publishes. Throws PolicyError
+    // (naming the problem: e.g. the candidate profiles) and leaves the current policy in place.
+    void apply(const policy::PolicySet &set);
+    void apply_file(const std::string &path);
+    bool has_policy() const { return policy_ != nullptr; }
+    uint64_t policy_version() const;
+    std::string bundle_version() const;
+
+    void start();
+    void stop();
+    // Periodic work on the control thread: key rotation, reclaiming old states, draining records.
+    void tick();
+
+    // Aggregated reports since the last take (the export path and telemetry read them).
+    std::vector<FlowReport> take_flow_reports();
+    std::vector<ExceptionReport> take_exception_reports();
+    // Reports aggregated since start (for telemetry / segwirectl; bounded in keys).
+    std::vector<FlowReport> total_flow_reports() const;
+    const SlowPath &slowpath() const { return *slow_; }
+
+private:
+    void publish_state();
+    void drain_records();
+    void add_record(const dp::FlowRecordEvent &e);
+    const policy::PolicySnapshot *snapshot_for(uint64_t version) const;
+
+    config::ApplianceConfig cfg_;
+    uint32_t workers_;
+    crypto::PKeyPtr key_;
+    crypto::X509Ptr cert_;
+    std::unique_ptr<crypto::PeerCertStore> certs_;
+    std::unique_ptr<crypto::IdentitySigner> signer_;
+    policy::RcuPublisher<dp::EnforcerState> publisher_;
+    dp::IdentityRuntime rt_;
+    std::unique_ptr<SlowPath> slow_;
+
+    policy::PolicySet set_;
+    std::shared_ptr<const policy::PolicySnapshot> policy_;
+    std::deque<std::shared_ptr<const policy::PolicySnapshot>> recent_;  // for record names
+    crypto::X25519Public published_pub_{};
+    uint64_t state_version_ = 0;
+
+    mutable std::mutex reports_mu_;  // telemetry thread reads recent reports
+    std::map<std::string, FlowReport> interval_;
+    std::vector<ExceptionReport> exceptions_;
+    std::map<std::string, FlowReport> totals_;
+};
+
+}  // namespace segwire::control

@@ -1,0 +1,116 @@
+#include "control/slowpath.hpp"
+
+#include <chrono>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include <rte_ring.h>
+#include <spdlog/spdlog.h>
+
+namespace segwire::control {
+namespace {
+constexpr uint32_t kRefusalCacheS = 10;  // a refused blob is answered from cache this long
+}
+
+SlowPath::SlowPath(const crypto::IdentitySigner &signer, const crypto::PeerCertStore &certs,
+                   dp::IdentityRuntime &rt, uint32_t workers)
+    : signer_(signer), certs_(certs), rt_(rt), workers_(workers) {}
+
+SlowPath::~SlowPath() { stop(); }
+
+void SlowPath::set_policy(std::shared_ptr<const policy::PolicySnapshot> p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    policy_ = std::move(p);
+}
+
+void SlowPath::start() { thread_ = std::thread([this] { loop(); }); }
+
+void SlowPath::stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+    // Whatever workers handed back for freeing.
+    for (uint32_t w = 0; w < workers_; ++w) {
+        void *p;
+        while (rt_.garbage[w] && rte_ring_sc_dequeue(rt_.garbage[w], &p) == 0)
+            delete static_cast<dp::PeerIdentity *>(p);
+    }
+}
+
+void SlowPath::handle(dp::SlowJob &j, uint32_t now) {
+    std::shared_ptr<const policy::PolicySnapshot> pol;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        pol = policy_;
+    }
+    switch (j.kind) {
+        case dp::SlowJob::kVerify:
+        case dp::SlowJob::kRetag: {
+            auto p = std::make_unique<dp::PeerIdentity>();
+            std::span<const uint8_t> blob(j.blob, j.blob_len);
+            p->blob_len = j.blob_len;
+            std::memcpy(p->blob, j.blob, j.blob_len);
+            if (j.kind == dp::SlowJob::kVerify) {
+                std::string detail;
+                crypto::ClaimsVerifier verifier(certs_);
+                p->status = verifier.verify(blob, now, p->claims, &detail);
+                if (p->status == crypto::ClaimsReason::Ok) {
+                    p->expires_at = p->claims.expires_at();
+                    verified_.fetch_add(1);
+                } else {
+                    p->expires_at = now + kRefusalCacheS;
+                    refused_.fetch_add(1);
+                    spdlog::debug("claims refused: {} ({})", crypto::to_string(p->status), detail);
+                }
+            } else {
+                // Already verified by this worker: only the tags need the new snapshot's IDs.
+                crypto::ClaimsView v;
+                if (crypto::decode_claims(blob, v) != crypto::ClaimsReason::Ok) {
+                    j.peer = nullptr;
+                    return;
+                }
+                p->claims.assign(v, crypto::sha256(blob), j.expires_at);
+                p->expires_at = j.expires_at;
+            }
+            if (p->status == crypto::ClaimsReason::Ok && pol) {
+                std::vector<std::string> tags;
+                for (size_t i = 0; i < p->claims.tag_count(); ++i)
+                    tags.emplace_back(p->claims.tag(i));
+                p->tags = pol->make_peer_tags(tags);
+            }
+            j.peer = p.release();
+            return;
+        }
+        case dp::SlowJob::kSessionKey: {
+            auto k = signer_.session_key(j.local_pub, j.peer_pub, j.local_role);
+            j.key_ok = k.ok();
+            if (k.ok()) {
+                j.key = crypto::HmacKey::from_key(*k);
+                keys_.fetch_add(1);
+            } else {
+                spdlog::debug("session key: {}", k.error().what());
+            }
+            return;
+        }
+    }
+}
+
+void SlowPath::loop() {
+    void *items[32];
+    while (!stop_.load()) {
+        bool busy = false;
+        const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
+        for (uint32_t w = 0; w < workers_; ++w) {
+            unsigned n = rte_ring_sc_dequeue_burst(rt_.slow_req[w], items, 32, nullptr);
+            for (unsigned i = 0; i < n; ++i) handle(*static_cast<dp::SlowJob *>(items[i]), now);
+            // The reply ring is as large as the worker's job pool: it cannot be full.
+            if (n) rte_ring_sp_enqueue_bulk(rt_.slow_rep[w], items, n, nullptr);
+            unsigned g = rte_ring_sc_dequeue_burst(rt_.garbage[w], items, 32, nullptr);
+            for (unsigned i = 0; i < g; ++i) delete static_cast<dp::PeerIdentity *>(items[i]);
+            busy |= n || g;
+        }
+        if (!busy) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+}
+
+}  // namespace segwire::control

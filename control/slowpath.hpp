@@ -1,0 +1,48 @@
+// The slow path: one thread (not a worker lcore) that does what may take ~100 µs — verifying a new
+// claims blob (ECDSA), deriving a session key (X25519 + HKDF), re-tagging a peer for a new policy
+// snapshot — so that workers never wait. Workers send SlowJob pointers over their request ring and
+// get the same pointers back on their reply ring; both rings are bounded by the worker's job pool.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "crypto/keys.hpp"
+#include "crypto/verifier.hpp"
+#include "dataplane/worker/worker.hpp"
+
+namespace segwire::control {
+
+class SlowPath {
+public:
+    SlowPath(const crypto::IdentitySigner &signer, const crypto::PeerCertStore &certs,
+             dp::IdentityRuntime &rt, uint32_t workers);
+    ~SlowPath();
+
+    // The snapshot new PeerTags are built against (the control thread sets it on every publish).
+    void set_policy(std::shared_ptr<const policy::PolicySnapshot> p);
+    void start();
+    void stop();
+
+    uint64_t verified() const { return verified_.load(); }
+    uint64_t refused() const { return refused_.load(); }
+    uint64_t keys() const { return keys_.load(); }
+
+private:
+    void loop();
+    void handle(dp::SlowJob &j, uint32_t now);
+
+    const crypto::IdentitySigner &signer_;
+    const crypto::PeerCertStore &certs_;
+    dp::IdentityRuntime &rt_;
+    uint32_t workers_;
+    std::mutex mu_;
+    std::shared_ptr<const policy::PolicySnapshot> policy_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+    std::atomic<uint64_t> verified_{0}, refused_{0}, keys_{0};
+};
+
+}  // namespace segwire::control

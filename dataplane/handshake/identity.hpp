@@ -1,0 +1,63 @@
+// What the control thread publishes to workers (one immutable EnforcerState, swapped by RCU), and
+// the messages workers exchange with the slow-path thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crypto/claims.hpp"
+#include "crypto/hmac.hpp"
+#include "crypto/keys.hpp"
+#include "crypto/verifier.hpp"
+#include "dataplane/policy/snapshot.hpp"
+
+namespace segwire::dp {
+
+// Everything a worker needs to enforce: the compiled policy and each local PU's signed claims
+// (indexed like the snapshot's PUs; null for ignored PUs). Claims are re-signed on key rotation
+// without recompiling the policy, so the snapshot is shared between successive states.
+struct EnforcerState {
+    std::shared_ptr<const policy::PolicySnapshot> policy;
+    std::vector<std::shared_ptr<const crypto::SignedClaims>> claims;
+    uint64_t version = 0;  // increases with every publication
+
+    const crypto::SignedClaims *claims_of(uint32_t pu) const noexcept {
+        return pu < claims.size() ? claims[pu].get() : nullptr;
+    }
+};
+
+// A verified (or refused) peer claims blob, made by the slow path and owned by one worker's peer
+// cache until it is replaced; then it goes back to the slow path to be freed.
+struct PeerIdentity {
+    crypto::ClaimsReason status = crypto::ClaimsReason::Ok;
+    crypto::VerifiedClaims claims;      // valid when status is Ok
+    uint32_t blob_len = 0;
+    uint8_t blob[crypto::kClaimsMaxLen];  // the exact bytes, to confirm a cache hit
+    policy::PeerTags tags;               // for tags.snapshot_version()
+    uint32_t expires_at = 0;             // cache lifetime (short for refusals)
+};
+
+// A request to the slow path and, when it comes back, its answer. Each worker owns a fixed pool of
+// jobs: it fills one, passes the pointer over its request ring, and gets the same pointer back on
+// its reply ring. No allocation on the worker; a worker with no free job drops the packet.
+struct SlowJob {
+    enum Kind : uint8_t { kVerify, kRetag, kSessionKey };
+    Kind kind = kVerify;
+    uint16_t worker = 0;
+    // request
+    uint64_t cache_key = 0;                    // kVerify, kRetag: the worker's key for the blob
+    uint32_t expires_at = 0;                   // kRetag: keep the verified entry's lifetime
+    uint32_t blob_len = 0;
+    uint8_t blob[crypto::kClaimsMaxLen];       // kVerify, kRetag (kRetag: already verified)
+    crypto::X25519Public local_pub, peer_pub;  // kSessionKey
+    crypto::Role local_role = crypto::Role::Client;  // kSessionKey
+    // answer
+    PeerIdentity *peer = nullptr;  // kVerify, kRetag: a new object, owned by the worker from now
+    bool key_ok = false;           // kSessionKey
+    crypto::HmacKey key;           // kSessionKey
+};
+
+}  // namespace segwire::dp
