@@ -283,7 +283,12 @@ void Console::policy_bundle(const httplib::Request &req, httplib::Response &res)
     std::string inm = req.get_header_value("If-None-Match");
     auto etag = [](uint64_t v) { return "\"" + std::to_string(v) + "\""; };
     if (!inm.empty() && etag_matches(inm, etag(snap.version))) {
-        if (wait > 0) snap = store_.wait_for_change(snap.version, std::chrono::seconds(wait));
+        if (wait > 0) {
+            // One line per long-poll: says who waits on what (and lets tests see the wait begin).
+            spdlog::info("long-poll: enforcer {} waits up to {}s at version {}", r.id, wait,
+                         snap.version);
+            snap = store_.wait_for_change(snap.version, std::chrono::seconds(wait));
+        }
         if (etag_matches(inm, etag(snap.version))) {
             res.status = 304;
             res.set_header("ETag", etag(snap.version));

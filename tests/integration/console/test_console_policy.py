@@ -159,9 +159,18 @@ def _bundle(console, token, etag=None, wait=None, timeout=90):
     return console.request("GET", path, token=token, headers=headers, timeout=timeout)
 
 
+def _waiting(console, etag, count=1):
+    """True once the server has logged `count` long-polls of enf-lp waiting at version `etag`."""
+    version = etag.strip('"')
+    lines = [line for line in console.log_text().splitlines()
+             if "long-poll: enforcer enf-lp waits up to" in line
+             and line.endswith(f"at version {version}")]
+    return len(lines) >= count
+
+
 def _start_long_poll(console, token, etag, wait):
-    """Sends the long-poll on its own thread; `sent` is set once the request is on the wire, so
-    that the change the test makes next lands while the server is waiting."""
+    """Sends the long-poll on its own thread; `sent` is set once the request is on the wire. The
+    caller then waits for the server's "waits" log line before changing anything."""
     sent = threading.Event()
     result = {}
 
@@ -206,6 +215,7 @@ def test_bundle_etag_and_long_poll_wakes_on_change(console, token):
     wait = 30
     th, result, sent = _start_long_poll(console, token, etag, wait)
     assert sent.wait(timeout=30)
+    assert wait_until(lambda: _waiting(console, etag, count=2))  # the wait=1 poll was the first
     status, _, _ = console.request("POST", "/externalnetworks",
                                    {"name": "new-net", "entries": ["203.0.113.0/28"],
                                     "associatedTags": ["net=new"]}, token=token)
@@ -248,6 +258,7 @@ def test_sighup_reload_applies_file_changes_and_refuses_invalid_files(console, t
          "addresses": ["10.6.0.0/24"]}]}))
     th, result, sent = _start_long_poll(console, token, before, 30)
     assert sent.wait(timeout=30)
+    assert wait_until(lambda: _waiting(console, before))
     console.signal(signal.SIGHUP)
     th.join(timeout=60)
     status, bundle = result["status"], result["body"]
@@ -278,6 +289,7 @@ def test_sigterm_during_long_poll_exits_cleanly(tmp_path, policy_dir):
     th = threading.Thread(target=poll)
     th.start()
     assert sent.wait(timeout=30)
+    assert wait_until(lambda: _waiting(c, headers["ETag"]))
     t0 = time.monotonic()
     assert c.stop() == 0  # wait=600 is clamped to 60; shutdown wakes it long before that
     assert time.monotonic() - t0 < 30
