@@ -35,6 +35,7 @@ Result<X25519KeyPair> X25519KeyPair::generate() {
     n = 32;
     if (EVP_PKEY_get_raw_public_key(k.get(), kp.pub.data(), &n) != 1 || n != 32)
         return openssl_error("X25519 public key export");
+    kp.pkey = std::shared_ptr<EVP_PKEY>(k.release(), EVP_PKEY_free);
     return kp;
 }
 
@@ -46,15 +47,21 @@ Result<X25519KeyPair> X25519KeyPair::from_private(std::span<const uint8_t, 32> p
     size_t n = 32;
     if (EVP_PKEY_get_raw_public_key(k.get(), kp.pub.data(), &n) != 1 || n != 32)
         return openssl_error("X25519 public key export");
+    kp.pkey = std::shared_ptr<EVP_PKEY>(k.release(), EVP_PKEY_free);
     return kp;
 }
 
 Result<std::array<uint8_t, 32>> x25519(std::span<const uint8_t, 32> priv,
                                        std::span<const uint8_t, 32> peer_pub) {
     PKeyPtr mine = x25519_private(priv);
+    if (!mine) return openssl_error("X25519 private key import");
+    return x25519(mine.get(), peer_pub);
+}
+
+Result<std::array<uint8_t, 32>> x25519(EVP_PKEY *mine, std::span<const uint8_t, 32> peer_pub) {
     PKeyPtr peer(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, peer_pub.data(), 32));
     if (!mine || !peer) return openssl_error("X25519 key import");
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(mine.get(), nullptr);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(mine, nullptr);
     std::array<uint8_t, 32> out{};
     size_t n = out.size();
     bool ok = ctx && EVP_PKEY_derive_init(ctx) == 1 &&
@@ -186,7 +193,7 @@ void IdentitySigner::forget(const std::string &pu_id) {
 Result<std::array<uint8_t, 32>> IdentitySigner::session_key(const X25519Public &local_pub,
                                                             const X25519Public &peer_pub,
                                                             Role role) const {
-    std::array<uint8_t, 32> priv;
+    std::shared_ptr<EVP_PKEY> mine;  // derive outside the lock; the key object is read-only
     {
         std::lock_guard lk(mu_);
         const X25519KeyPair *kp = nullptr;
@@ -196,10 +203,9 @@ Result<std::array<uint8_t, 32>> IdentitySigner::session_key(const X25519Public &
             kp = previous_.get();
         if (!kp)
             return Error{Errc::NotFound, "local ephemeral key was rotated out; restart handshake"};
-        priv = kp->priv;
+        mine = kp->pkey;
     }
-    auto shared = x25519(priv, peer_pub);
-    OPENSSL_cleanse(priv.data(), priv.size());
+    auto shared = x25519(mine.get(), peer_pub);
     if (!shared) return shared.error();
     auto k = role == Role::Client ? derive_session_key(*shared, local_pub, peer_pub)
                                   : derive_session_key(*shared, peer_pub, local_pub);

@@ -23,6 +23,9 @@ namespace segwire::crypto {
 struct X25519KeyPair {
     std::array<uint8_t, 32> priv{};
     X25519Public pub{};
+    // The same key as an OpenSSL object: importing a raw X25519 private key recomputes its public
+    // key (a full scalar multiplication), so deriving from this halves the cost per new peer.
+    std::shared_ptr<EVP_PKEY> pkey;
 
     static Result<X25519KeyPair> generate();
     static Result<X25519KeyPair> from_private(std::span<const uint8_t, 32> priv);
@@ -33,6 +36,7 @@ struct X25519KeyPair {
 // contributory key exchange must refuse (RFC 7748 §6.1).
 Result<std::array<uint8_t, 32>> x25519(std::span<const uint8_t, 32> priv,
                                        std::span<const uint8_t, 32> peer_pub);
+Result<std::array<uint8_t, 32>> x25519(EVP_PKEY *priv, std::span<const uint8_t, 32> peer_pub);
 
 // RFC 5869 HKDF-SHA256 via OpenSSL's EVP_KDF.
 Result<std::vector<uint8_t>> hkdf_sha256(std::span<const uint8_t> ikm,

@@ -2,7 +2,12 @@
 
 #include <cstring>
 
+#include "crypto/claims.hpp"
+
 namespace segwire::crypto::wire {
+
+static_assert(kMaxClaimsOnWire == kClaimsMaxLen, "token and claims bounds must agree");
+static_assert(kMacInputLen == 8 + 4 + 16 + 16 + 2 + 2 + 16 + 16 + 32 + 32);
 
 const char *to_string(WireStatus s) noexcept {
     switch (s) {

@@ -34,6 +34,9 @@ TEST(Keys, X25519Rfc7748Vector) {
     ASSERT_TRUE(s1.ok() && s2.ok());
     EXPECT_EQ(hex(*s1), kShared);
     EXPECT_EQ(hex(*s2), kShared);
+    auto s3 = x25519(alice->pkey.get(), arr<32>(kBobPub));
+    ASSERT_TRUE(s3.ok());
+    EXPECT_EQ(hex(*s3), kShared);
 }
 
 TEST(Keys, X25519RefusesSmallOrderPeerKey) {

@@ -5,7 +5,11 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
+#include <iterator>
+#include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -392,6 +396,122 @@ TEST_F(FlowTableTest, ExpiredSlotsAreReused) {
     EXPECT_EQ(t.expire(ticks(kUdp), kCap), kCap);
     for (uint32_t i = 0; i < kCap; ++i) ASSERT_GE(add(100 + i, ticks(kUdp)), 0);
     EXPECT_EQ(t.size(), kCap);
+}
+
+// Random inserts, packets (with class changes), removals and expiry rounds against a plain model.
+// Checks after every step: same size, refused exactly when full, a flow is never expired before
+// its timeout, and none outlives twice its timeout (plus one step, the expiry granularity).
+TEST_F(FlowTableTest, RandomOperationsMatchAModel) {
+    constexpr uint32_t kCap = 128, kKeys = 300, kSteps = 20000, kMaxStep = 100;
+    ASSERT_NO_FATAL_FAILURE(make(kCap));
+    struct Entry {
+        uint64_t last;
+        uint8_t tclass;
+    };
+    std::map<uint32_t, Entry> model;
+    std::mt19937 rng(20261122);
+    uint64_t now = 1, refused = 0, removed_by_expiry = 0;
+    for (uint32_t step = 0; step < kSteps; ++step) {
+        now += rng() % kMaxStep;
+        const uint32_t key = rng() % kKeys;
+        const auto cls = static_cast<uint8_t>(rng() % kTimeoutClassCount);
+        const uint32_t op = rng() % 10;
+        auto it = model.find(key);
+        int32_t pos = find(key);
+        ASSERT_EQ(pos >= 0, it != model.end()) << "step " << step << " key " << key;
+        if (op < 6) {  // a packet: new flow or touch
+            if (pos < 0) {
+                pos = add(key, now, cls);
+                if (model.size() == kCap) {
+                    ASSERT_EQ(pos, -1) << "step " << step;
+                    ++refused;
+                } else {
+                    ASSERT_GE(pos, 0) << "step " << step;
+                    model[key] = {now, cls};
+                }
+            } else {
+                t.touch(pos, now, cls);
+                it->second = {now, cls};
+            }
+        } else if (op < 7 && pos >= 0) {
+            t.remove(pos);
+            model.erase(it);
+        }
+        t.expire(now, 1000);
+        for (auto m = model.begin(); m != model.end();) {
+            const uint64_t to = ticks(m->second.tclass), idle = now - m->second.last;
+            const bool gone = !present(m->first);
+            if (gone) {
+                ASSERT_GE(idle, to) << "expired early: step " << step << " key " << m->first;
+                ++removed_by_expiry;
+                m = model.erase(m);
+            } else {
+                ASSERT_LT(idle, 2 * to + kMaxStep) << "kept too long: step " << step;
+                ++m;
+            }
+        }
+        ASSERT_EQ(t.size(), model.size()) << "step " << step;
+    }
+    EXPECT_EQ(t.stats().refused, refused);
+    EXPECT_EQ(t.stats().expired, removed_by_expiry);
+    EXPECT_GT(refused, 0u) << "the run should reach the limit";
+    EXPECT_GT(removed_by_expiry, 100u);
+    std::printf("random run: %u steps, %lu refused, %lu expired, %u left\n", kSteps,
+                static_cast<unsigned long>(refused), static_cast<unsigned long>(removed_by_expiry),
+                t.size());
+}
+
+// The worker's flow stage in miniature: parse both directions of a connection, key them, find or
+// create the flow, track TCP and re-class it. One flow, ESTABLISHED, packets counted per side.
+TEST_F(FlowTableTest, ConnectionThroughParseKeyTrackAndTouch) {
+    ASSERT_NO_FATAL_FAILURE(make(64));
+    struct Pkt {
+        bool from_client;
+        uint8_t flags;
+    };
+    const Pkt conv[] = {{true, kTcpSyn},           {false, kTcpSyn | kTcpAck},
+                        {true, kTcpAck},           {true, kTcpAck | kTcpPsh},
+                        {false, kTcpAck},          {true, kTcpFin | kTcpAck},
+                        {false, kTcpFin | kTcpAck}};
+    const TcpState after[] = {TcpState::SynSent,     TcpState::SynReceived, TcpState::Established,
+                              TcpState::Established, TcpState::Established, TcpState::FinWait,
+                              TcpState::Closing};
+    uint64_t now = 0;
+    int32_t first = -1;
+    for (size_t i = 0; i < std::size(conv); ++i) {
+        const Pkt &p = conv[i];
+        Ip6Spec ip = p.from_client ? Ip6Spec{.src = kDst6, .dst = kSrc6}
+                                   : Ip6Spec{.src = kSrc6, .dst = kDst6};
+        TcpSpec tc{.sport = uint16_t(p.from_client ? 51000 : 443),
+                   .dport = uint16_t(p.from_client ? 443 : 51000),
+                   .flags = p.flags};
+        Side side;
+        FlowKey k = key_of(parsed(v6_tcp(tc, ip)), &side);
+        const uint32_t sig = t.hash(k);
+        int32_t pos = t.lookup(k, sig);
+        if (pos < 0) {
+            ASSERT_EQ(i, 0u) << "a later packet did not find the flow";
+            pos = t.insert(k, sig, now, timeout_class_for(kProtoTcp, TcpState::None));
+            ASSERT_GE(pos, 0);
+            t.at(pos).init_side = side;
+            first = pos;
+        }
+        ASSERT_EQ(pos, first);
+        Flow &f = t.at(pos);
+        t.touch(pos, now, tcp_track(f, side, p.flags));
+        ++f.pkts[side];
+        EXPECT_EQ(f.state, after[i]) << "packet " << i;
+        EXPECT_EQ(f.tclass, timeout_class_for(kProtoTcp, after[i])) << "packet " << i;
+        now += 10;
+    }
+    EXPECT_EQ(t.size(), 1u);
+    const Flow &f = t.at(first);
+    // kDst6 > kSrc6 is never the lower address: the client (kDst6) is side B.
+    EXPECT_EQ(f.init_side, kSideB);
+    EXPECT_EQ(f.pkts[kSideB], 4u);
+    EXPECT_EQ(f.pkts[kSideA], 3u);
+    // Closing: gone after the closing timeout, not the established one.
+    EXPECT_EQ(t.expire(now - 10 + ticks(kTcpClosing), 10), 1u);
 }
 
 // ---- TCP state machine ----------------------------------------------------------------------
