@@ -197,16 +197,18 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         auto &id = c.identity;
         o.str("enforcer_id", id.enforcer_id, true);
         o.strings("tags", id.tags);
-        o.str("key", id.key, true);
-        o.str("certificate", id.certificate, true);
-        o.str("trusted_cas", id.trusted_cas, true);
+        // With a Console, the key and certificates come from enrollment (state_dir).
+        const bool console = root.has("console");
+        o.str("key", id.key, !console);
+        o.str("certificate", id.certificate, !console);
+        o.str("trusted_cas", id.trusted_cas, !console);
         o.strings("peer_certificates", id.peer_certificates);
         o.str("policy_file", id.policy_file);
-        const std::pair<const char *, const std::string *> required[] = {
-            {"enforcer_id", &id.enforcer_id}, {"key", &id.key},
-            {"certificate", &id.certificate}, {"trusted_cas", &id.trusted_cas}};
-        for (const auto &[name, value] : required)
-            if (value->empty()) throw ConfigError(o.at(name), "must not be empty");
+        if (id.enforcer_id.empty()) throw ConfigError(o.at("enforcer_id"), "must not be empty");
+        if (id.enforcer_id.size() > 64 ||
+            id.enforcer_id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") !=
+                std::string::npos)
+            throw ConfigError(o.at("enforcer_id"), "1-64 of A-Z a-z 0-9 - _ . (it is the certificate CN)");
         for (const std::string &t : id.tags)
             if (t.find('=') == std::string::npos || t[0] == '=')
                 throw ConfigError("identity.tags", "\"" + t + "\" is not key=value");
@@ -232,6 +234,39 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
             throw ConfigError("handshake.hmac", "must be auto, ipsec-mb or openssl (got \"" + h.hmac + "\")");
         o.uint("key_rotation_s", h.key_rotation_s, 10, 86400);
         o.finish();
+    }
+
+    if (const Value *v = root.get("console")) {
+        Obj o(*v, "console");
+        auto &cc = c.console;
+        o.str("url", cc.url);
+        o.str("ca", cc.ca);
+        o.str("appcred", cc.appcred);
+        o.str("realm", cc.realm);
+        static const std::set<std::string> realms = {"Certificate", "AWSSecurityToken",
+                                                     "GCPIdentityToken", "AzureIdentityToken"};
+        if (!realms.count(cc.realm))
+            throw ConfigError("console.realm", "unknown realm \"" + cc.realm +
+                                                   "\" (Certificate|AWSSecurityToken|GCPIdentityToken|AzureIdentityToken)");
+        o.str("metadata_url", cc.metadata_url);
+        o.str("audience", cc.audience);
+        o.str("token_validity", cc.token_validity);
+        o.str("enforcer_name", cc.enforcer_name);
+        o.uint("poll_wait_s", cc.poll_wait_s, 0, 60);
+        o.uint("heartbeat_s", cc.heartbeat_s, 1, 3600);
+        o.uint("report_interval_s", cc.report_interval_s, 0, 86400);
+        o.uint("peer_refresh_s", cc.peer_refresh_s, 1, 3600);
+        o.uint("spool_max_bytes", cc.spool_max_bytes, 4096, uint64_t(1) << 40);
+        o.boolean("insecure_skip_verify", cc.insecure_skip_verify);
+        if (cc.realm == "Certificate" && cc.appcred.empty())
+            throw ConfigError("console.appcred", "required for realm Certificate");
+        if (cc.realm != "Certificate" && (cc.url.empty() || cc.ca.empty() || cc.metadata_url.empty()))
+            throw ConfigError(cc.url.empty() ? "console.url" : cc.ca.empty() ? "console.ca" : "console.metadata_url",
+                              "required for realm " + cc.realm);
+        if (!cc.url.empty() && cc.url.rfind("https://", 0) != 0)
+            throw ConfigError("console.url", "must be an https:// URL (got \"" + cc.url + "\")");
+        o.finish();
+        if (!root.has("identity")) throw ConfigError("identity", "required with a console (enforcer_id, tags)");
     }
 
     root.finish();

@@ -72,7 +72,7 @@ struct IdentityConfig {
     std::string trusted_cas;            // PEM file: CA bundle peer certificates must chain to
     std::vector<std::string> peer_certificates;  // PEM files of peer enforcers' certificates
     std::string policy_file;            // a policy bundle (JSON) enforced without a Console
-    bool enabled() const { return !key.empty(); }
+    bool enabled() const { return !key.empty() || !enforcer_id.empty(); }
 };
 
 struct HandshakeConfig {
@@ -85,6 +85,26 @@ struct HandshakeConfig {
     uint32_t slowpath_queue = 256;      // slow-path requests in flight per worker
     std::string hmac = "auto";          // auto | ipsec-mb | openssl
     uint32_t key_rotation_s = 300;      // ephemeral X25519 key period
+};
+
+// The Console this enforcer syncs with. Without `url`/`appcred`, policy comes from
+// identity.policy_file only.
+struct ConsoleConfig {
+    std::string url;                    // https://...; default: the app credential's APIURL
+    std::string ca;                     // PEM file of the Console CA; default: the app credential's
+    std::string appcred;                // app credential JSON (realm Certificate)
+    std::string realm = "Certificate";  // Certificate | AWSSecurityToken | GCPIdentityToken | AzureIdentityToken
+    std::string metadata_url;           // cloud instance metadata base URL (tests point it at a fake)
+    std::string audience = "segwire-console";  // GCP/Azure identity token audience
+    std::string token_validity = "1h";  // asked of POST /issue; renewed at half of it
+    std::string enforcer_name;          // default: identity.enforcer_id
+    uint32_t poll_wait_s = 30;          // long-poll wait
+    uint32_t heartbeat_s = 10;
+    uint32_t report_interval_s = 0;     // 0: the profile's flowReportInterval
+    uint32_t peer_refresh_s = 5;        // how often peer enforcer certificates are fetched
+    uint64_t spool_max_bytes = 16u << 20;
+    bool insecure_skip_verify = false;  // tests only: do not verify the Console's certificate
+    bool enabled() const { return !url.empty() || !appcred.empty() || realm != "Certificate"; }
 };
 
 struct ApplianceConfig {
@@ -100,6 +120,7 @@ struct ApplianceConfig {
     std::string state_dir = "/var/lib/segwire";
     IdentityConfig identity;
     HandshakeConfig handshake;
+    ConsoleConfig console;
 };
 
 // Parse and validate. Throws ConfigError naming the field.

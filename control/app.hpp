@@ -8,6 +8,7 @@
 
 #include "config/appliance_config.hpp"
 #include "control/eal_setup.hpp"
+#include "control/console_sync.hpp"
 #include "control/enforcement.hpp"
 #include "dataplane/worker/worker.hpp"
 
@@ -18,6 +19,7 @@ struct App {
     PortInfo ports[2];
     std::vector<std::unique_ptr<dp::Worker>> workers;
     std::unique_ptr<Enforcement> enforcement;  // null without an identity (forwarding only)
+    std::unique_ptr<ConsoleSync> sync;         // null without a Console
     std::atomic<bool> stop{false};
     uint64_t start_tsc = 0;
 };

@@ -7,6 +7,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 #include <spdlog/spdlog.h>
@@ -156,7 +159,41 @@ void Enforcement::apply_file(const std::string &path) {
 
 void Enforcement::apply(const policy::PolicySet &set) {
     auto res = policy::resolve_profile(set, cfg_.identity.tags);
-    std::shared_ptr<const policy::PolicySnapshot> snap = policy::compile_snapshot(set, *res.profile);
+    install(set, *res.profile);
+}
+
+std::string Enforcement::apply_bundle(const std::string &json_text) {
+    // The Console adds two keys the policy model does not have: who the bundle is for, and the
+    // CA bundle (also present in the profile's trustedCAs).
+    rapidjson::Document d;
+    d.Parse(json_text.c_str());
+    if (d.HasParseError() || !d.IsObject()) throw std::runtime_error("bundle: not a JSON object");
+    if (d.HasMember("enforcerID") && d["enforcerID"].IsString() &&
+        d["enforcerID"].GetString() != cfg_.identity.enforcer_id)
+        throw std::runtime_error(std::string("bundle: for enforcer ") + d["enforcerID"].GetString() +
+                                 ", not " + cfg_.identity.enforcer_id);
+    d.RemoveMember("enforcerID");
+    d.RemoveMember("trustedCAs");
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    d.Accept(w);
+    policy::PolicySet set = policy::parse_policy_set(sb.GetString());
+    if (set.enforcer_profiles.size() != 1)
+        throw std::runtime_error("bundle: expected exactly one (resolved) enforcerprofile, got " +
+                                 std::to_string(set.enforcer_profiles.size()));
+    const policy::EnforcerProfile profile = set.enforcer_profiles[0];
+    install(set, profile);
+    return set.version;
+}
+
+bool Enforcement::add_peer_certificate(const std::string &pem) {
+    auto r = certs_->add_pem(pem, std::time(nullptr));  // re-adding a known one is a no-op
+    if (!r) spdlog::warn("peer certificate refused: {}", r.error().what());
+    return r.ok();
+}
+
+void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerProfile &profile) {
+    std::shared_ptr<const policy::PolicySnapshot> snap = policy::compile_snapshot(set, profile);
     set_ = set;
     policy_ = std::move(snap);
     recent_.push_back(policy_);
@@ -165,7 +202,7 @@ void Enforcement::apply(const policy::PolicySet &set) {
     publish_state();
     const auto st = policy_->stats();
     spdlog::info("policy {} applied: profile \"{}\", {} PUs, {} rules, {} external prefixes",
-                 policy_->bundle_version(), res.profile->name, policy_->pu_count(), st.rules,
+                 policy_->bundle_version(), profile.name, policy_->pu_count(), st.rules,
                  st.prefixes_v4 + st.prefixes_v6);
 }
 

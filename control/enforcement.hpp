@@ -61,7 +61,15 @@ public:
     // (naming the problem: e.g. the candidate profiles) and leaves the current policy in place.
     void apply(const policy::PolicySet &set);
     void apply_file(const std::string &path);
+    // A bundle from the Console (its profile already resolved there). Returns its version.
+    // Throws (naming the problem) and keeps the policy in force when the bundle is malformed.
+    std::string apply_bundle(const std::string &json_text);
+    // Adds a peer enforcer's certificate (verified against the trust bundle). True when the
+    // certificate is (now) trusted.
+    bool add_peer_certificate(const std::string &pem);
     bool has_policy() const { return policy_ != nullptr; }
+    // The profile's flowReportInterval (seconds), 30 s before any policy.
+    uint64_t report_interval_s() const { return policy_ ? policy_->flow_report_interval_s() : 30; }
     uint64_t policy_version() const;
     std::string bundle_version() const;
 
@@ -79,6 +87,7 @@ public:
 
 private:
     void publish_state();
+    void install(const policy::PolicySet &set, const policy::EnforcerProfile &profile);
     void drain_records();
     void add_record(const dp::FlowRecordEvent &e);
     const policy::PolicySnapshot *snapshot_for(uint64_t version) const;

@@ -107,8 +107,14 @@ int run(const config::ApplianceConfig &cfg) {
                          q, app->ports[i].mtu, hw_symmetric ? "symmetric RSS" : "software");
 
         if (cfg.identity.enabled()) {
+            config::ApplianceConfig ecfg = cfg;
+            if (cfg.console.enabled()) {
+                // Enrollment fills in the key, certificate and CA (or the cached ones).
+                app->sync = std::make_unique<control::ConsoleSync>(cfg);
+                app->sync->enroll(ecfg.identity);
+            }
             const uint16_t mtu[2] = {app->ports[0].mtu, app->ports[1].mtu};
-            app->enforcement = std::make_unique<control::Enforcement>(cfg, cfg.workers, pool, mtu);
+            app->enforcement = std::make_unique<control::Enforcement>(ecfg, cfg.workers, pool, mtu);
         }
         const auto &to = cfg.flows.timeouts;
         for (uint32_t w = 0; w < cfg.workers; ++w) {
@@ -150,7 +156,20 @@ int run(const config::ApplianceConfig &cfg) {
         if (app->enforcement) {
             spdlog::info("identity handshake on; HMAC back-end {}", app->workers[0]->hmac_backend());
             app->enforcement->start();
-            if (!cfg.identity.policy_file.empty()) {
+            if (app->sync) {
+                // Fail-static: the last bundle this enforcer accepted is enforced at once, before
+                // the Console answers (or while it does not).
+                if (auto cached = app->sync->cached_bundle()) {
+                    try {
+                        std::string v = app->enforcement->apply_bundle(*cached);
+                        app->sync->bundle_applied(*cached, v);
+                        spdlog::info("enforcing cached policy {} until the Console answers", v);
+                    } catch (const std::exception &e) {
+                        spdlog::error("cached policy unusable: {}", e.what());
+                    }
+                }
+                app->sync->start(*app->enforcement);
+            } else if (!cfg.identity.policy_file.empty()) {
                 try {
                     app->enforcement->apply_file(cfg.identity.policy_file);
                 } catch (const std::exception &e) {
@@ -176,9 +195,29 @@ int run(const config::ApplianceConfig &cfg) {
         spdlog::info("segwire running: {} worker(s), telemetry at /var/run/dpdk/{}/dpdk_telemetry.v2",
                      cfg.workers, cfg.eal.file_prefix);
         // The control thread. Later issues add policy sync and log export here; it never polls.
+        auto next_report = std::chrono::steady_clock::now();
         while (!app->stop.load()) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
             if (!app->enforcement) continue;
+            if (app->sync) {
+                if (auto b = app->sync->take_bundle()) {
+                    try {
+                        std::string v = app->enforcement->apply_bundle(*b);
+                        app->sync->bundle_applied(*b, v);
+                    } catch (const std::exception &e) {
+                        app->sync->bundle_rejected("?", e.what());
+                    }
+                }
+            }
+            if (std::chrono::steady_clock::now() >= next_report) {
+                uint64_t profile_s = app->enforcement->report_interval_s();
+                uint32_t every = app->sync ? app->sync->report_interval_s(profile_s)
+                                           : static_cast<uint32_t>(std::max<uint64_t>(profile_s, 1));
+                next_report = std::chrono::steady_clock::now() + std::chrono::seconds(every);
+                auto flows = app->enforcement->take_flow_reports();
+                auto ex = app->enforcement->take_exception_reports();
+                if (app->sync) app->sync->submit_reports(std::move(flows), std::move(ex));
+            }
             if (g_reload.exchange(false) && !cfg.identity.policy_file.empty()) {
                 // A bad file is refused whole; the policy in force stays (fail-static).
                 try {
@@ -196,6 +235,13 @@ int run(const config::ApplianceConfig &cfg) {
         for (auto &w : app->workers)
             for (int i = 0; i < 2; ++i) rx += w->stats().rx_pkts[i].get(), tx += w->stats().tx_pkts[i].get();
         spdlog::info("forwarded {} of {} packets received", tx, rx);
+        if (app->sync) {
+            // Whatever was decided since the last interval goes to the spool, not to waste.
+            app->enforcement->tick();
+            app->sync->submit_reports(app->enforcement->take_flow_reports(),
+                                      app->enforcement->take_exception_reports());
+            app->sync->stop();
+        }
         if (app->enforcement) app->enforcement->stop();
         control::stop_port(app->ports[0].port_id);
         control::stop_port(app->ports[1].port_id);
@@ -206,8 +252,10 @@ int run(const config::ApplianceConfig &cfg) {
         rc = 1;
     }
     g_stop = nullptr;
+    if (app->sync) app->sync->stop();
     app->workers.clear();
     app->enforcement.reset();
+    app->sync.reset();
     rte_eal_cleanup();
     return rc;
 }

@@ -264,9 +264,33 @@ int cmd_flowlog(const char *, const char *params, rte_tel_data *d) {
     return 0;
 }
 
+int cmd_control(const char *, const char *, rte_tel_data *d) {
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_string(d, "mode", g_app->sync ? "console" : g_app->enforcement ? "policy-file" : "forwarding");
+    if (!g_app->sync) return 0;
+    SyncStatus s = g_app->sync->status();
+    rte_tel_data_add_dict_int(d, "connected", s.connected ? 1 : 0);
+    rte_tel_data_add_dict_string(d, "last_error", s.last_error.substr(0, 120).c_str());
+    rte_tel_data_add_dict_string(d, "bundle_version", s.bundle_version.c_str());
+    rte_tel_data_add_dict_u64(d, "bundles_applied", s.bundles_applied);
+    rte_tel_data_add_dict_u64(d, "bundles_rejected", s.bundles_rejected);
+    rte_tel_data_add_dict_u64(d, "tokens_issued", s.tokens_issued);
+    rte_tel_data_add_dict_u64(d, "token_expires_at", static_cast<uint64_t>(s.token_expires_at));
+    rte_tel_data_add_dict_u64(d, "batches_sent", s.batches_sent);
+    rte_tel_data_add_dict_u64(d, "reports_sent", s.reports_sent);
+    rte_tel_data_add_dict_u64(d, "reports_dropped", s.reports_dropped);
+    rte_tel_data_add_dict_u64(d, "spool_batches", s.spool_batches);
+    rte_tel_data_add_dict_u64(d, "spool_bytes", s.spool_bytes);
+    rte_tel_data_add_dict_u64(d, "heartbeats", s.heartbeats);
+    rte_tel_data_add_dict_u64(d, "peer_certificates", s.peer_certificates);
+    return 0;
+}
+
 }  // namespace
 
 void register_telemetry(App &app) {
+    rte_telemetry_register_cmd("/segwire/control", cmd_control,
+                               "Console sync: connection, bundle version, token, report spool.");
     rte_telemetry_register_cmd("/segwire/identity", cmd_identity,
                                "Identity handshake counters, policy version, HMAC back-end.");
     rte_telemetry_register_cmd("/segwire/flowlog", cmd_flowlog,

@@ -432,3 +432,99 @@ def wait_listening(ns, port, timeout=10):
     """Waits until something in `ns` listens on TCP `port`."""
     wait_for(lambda: ns.run(f"ss -Hltn '( sport = :{port} )'", check=False).stdout.strip(),
              timeout=timeout, what=f"a listener on port {port} in {ns.name}")
+
+
+CONSOLE = BUILD / "tools" / "console" / "segwire-console"
+
+
+class ConsoleBed(IdentityBed):
+    """IdentityBed plus a management network: a `mgmt` namespace (10.99.0.1) bridged to both
+    enforcer namespaces (10.99.0.2 = A, 10.99.0.3 = B), where the real segwire-console runs."""
+
+    MGMT = "10.99.0.1"
+
+    def _build(self):
+        super()._build()
+        t = self.tag[3:]
+        self.mgmt = self.ns("mgmt")
+        br = f"mb{t}"
+        self.mgmt.run(f"ip link add {br} type bridge")
+        self.mgmt.run(f"ip addr add {self.MGMT}/24 dev {br}")
+        self.mgmt.run(f"ip link set {br} up")
+        for n, suffix, addr in ((self.enf_a, "a", "10.99.0.2"), (self.enf_b, "b", "10.99.0.3")):
+            i1, i2 = f"m{t}{suffix}", f"n{t}{suffix}"
+            sh(f"ip link add {i1} type veth peer name {i2}")
+            sh(f"ip link set {i1} netns {n.name}")
+            sh(f"ip link set {i2} netns {self.mgmt.name}")
+            n.run(f"ip addr add {addr}/24 dev {i1}")
+            n.run(f"ip link set {i1} up")
+            self.mgmt.run(f"ip link set {i2} master {br}")
+            self.mgmt.run(f"ip link set {i2} up")
+        self.console_data = self.workdir / "console"
+        self.console_policy = self.workdir / "console-policy"
+        self.console_policy.mkdir()
+        self.console_proc = None
+
+    def set_console_policy(self, policy):
+        (self.console_policy / "policy.json").write_text(json.dumps(policy, indent=1))
+
+    def start_console(self, port=0):
+        self.console_log = open(self.workdir / "console.log", "a")
+        p = self.mgmt.popen(f"{CONSOLE} serve --data {self.console_data} --policy {self.console_policy} "
+                            f"--listen {self.MGMT}:{port} --token-validity 1h", stderr=self.console_log)
+        line = p.stdout.readline()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"console did not start: {(self.workdir / 'console.log').read_text()}")
+        self.console_url = line.split()[-1]
+        self.console_proc = p
+        return p
+
+    def stop_console(self):
+        p = self.console_proc
+        if p and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=20)
+        self.console_proc = None
+
+    def appcred(self, name):
+        out = self.workdir / f"{name}.appcred.json"
+        sh(f"{CONSOLE} appcred create --data {self.console_data} --name {name} --out {out} --api {self.console_url}")
+        return out
+
+    def start_enforcer_console(self, which, extra_console=None, extra=None, tags=("site=lab",)):
+        ns = self.enf_a if which == "a" else self.enf_b
+        ins, outs = (self.if_a_in, self.if_a_out) if which == "a" else (self.if_b_in, self.if_b_out)
+        eid = f"enf-{which}"
+        cons = {"appcred": str(self.appcred(eid)), "poll_wait_s": 5, "heartbeat_s": 1,
+                "report_interval_s": 1, "peer_refresh_s": 1}
+        cons.update(extra_console or {})
+        cfg = {"identity": {"enforcer_id": eid, "tags": list(tags)}, "console": cons}
+        for k, v in (extra or {}).items():
+            cfg[k] = v
+        workdir = self.workdir / eid
+        sw = Segwire(ns, f"{self.tag}{which}", ins, outs, extra=cfg, workdir=workdir)
+        sw.config["paths"]["state_dir"] = str(workdir / "state")
+        self.enforcers.append(sw)
+        return sw
+
+    def console_get(self, path):
+        """GET on the Console API as an operator would (app credential -> token -> curl)."""
+        if not getattr(self, "_token", None):
+            cred = json.loads(Path(self.appcred("tester")).read_text())
+            import base64
+            for field, name in (("certificate", "t.crt"), ("certificateKey", "t.key"), ("certificateAuthority", "t.ca")):
+                (self.workdir / name).write_bytes(base64.b64decode(cred[field]))
+            w = self.workdir
+            r = self.mgmt.run(f"curl -sS --cacert {w}/t.ca --cert {w}/t.crt --key {w}/t.key -X POST "
+                              f"{self.console_url}/issue -d '{{\"realm\":\"Certificate\",\"validity\":\"1h\"}}'")
+            self._token = json.loads(r.stdout)["token"]
+        r = self.mgmt.run(f"curl -sS --cacert {self.workdir}/t.ca -H 'Authorization: Bearer {self._token}' "
+                          f"'{self.console_url}{path}'")
+        return json.loads(r.stdout)
+
+    def close(self):
+        try:
+            self.stop_console()
+        except Exception:
+            pass
+        super().close()

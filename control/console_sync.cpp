@@ -1,0 +1,610 @@
+#include "control/console_sync.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <spdlog/spdlog.h>
+
+#include "crypto/pki.hpp"
+
+namespace segwire::control {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr size_t kBatchReports = 1000;
+
+int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
+
+std::string read_file(const std::string &path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error("cannot read " + path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Write-then-rename, so a crash never leaves half a file behind.
+void write_atomic(const std::string &path, const std::string &text, mode_t mode = 0600) {
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        if (!out || !(out << text)) throw std::runtime_error("cannot write " + tmp);
+    }
+    chmod(tmp.c_str(), mode);
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp);
+}
+
+std::string json_error(const HttpResponse &r) {
+    if (r.status == 0) return r.error;
+    rapidjson::Document d;
+    d.Parse(r.body.c_str());
+    std::string msg = "HTTP " + std::to_string(r.status);
+    if (!d.HasParseError() && d.IsObject() && d.HasMember("error") && d["error"].IsString())
+        msg += ": " + std::string(d["error"].GetString());
+    return msg;
+}
+
+std::string str(const rapidjson::Value &o, const char *k) {
+    auto it = o.FindMember(k);
+    return it != o.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
+}
+
+template <class Writer>
+void kv(Writer &w, const char *k, const std::string &v) {
+    if (v.empty()) return;
+    w.Key(k);
+    w.String(v.c_str());
+}
+
+// The expiry a Console JWT states (its payload's "exp"); 0 if unreadable.
+int64_t jwt_exp(const std::string &token) {
+    size_t a = token.find('.'), b = token.find('.', a + 1);
+    if (a == std::string::npos || b == std::string::npos) return 0;
+    std::string p = token.substr(a + 1, b - a - 1);
+    std::replace(p.begin(), p.end(), '-', '+');
+    std::replace(p.begin(), p.end(), '_', '/');
+    while (p.size() % 4) p += '=';
+    try {
+        rapidjson::Document d;
+        std::string json = base64_decode(p);
+        d.Parse(json.c_str());
+        if (!d.HasParseError() && d.IsObject() && d.HasMember("exp") && d["exp"].IsInt64())
+            return d["exp"].GetInt64();
+    } catch (const std::exception &) {
+    }
+    return 0;
+}
+
+}  // namespace
+
+ConsoleSync::ConsoleSync(const config::ApplianceConfig &cfg)
+    : cfg_(cfg), state_dir_(cfg.state_dir), enforcer_id_(cfg.identity.enforcer_id) {
+    fs::create_directories(state_dir_ + "/spool");
+    const auto &cc = cfg.console;
+    std::string url = cc.url, ca_pem;
+    if (!cc.appcred.empty()) {
+        rapidjson::Document d;
+        std::string text = read_file(cc.appcred);
+        d.Parse(text.c_str());
+        if (d.HasParseError() || !d.IsObject())
+            throw std::runtime_error("console.appcred: " + cc.appcred + " is not a JSON object");
+        for (const char *f : {"certificate", "certificateKey", "certificateAuthority"})
+            if (str(d, f).empty())
+                throw std::runtime_error("console.appcred: " + cc.appcred + ": missing \"" + f + "\"");
+        appcred_cert_ = base64_decode(str(d, "certificate"));
+        appcred_key_ = base64_decode(str(d, "certificateKey"));
+        ca_pem = base64_decode(str(d, "certificateAuthority"));
+        if (url.empty()) url = str(d, "APIURL");
+    }
+    if (!cc.ca.empty()) ca_pem = read_file(cc.ca);
+    if (url.empty()) throw std::runtime_error("console.url: not set and the app credential has no APIURL");
+    client_ = std::make_unique<ConsoleClient>(url, ca_pem, cc.insecure_skip_verify);
+    if (cc.insecure_skip_verify)
+        spdlog::warn("console: TLS verification OFF (console.insecure_skip_verify) — tests only");
+    load_spool();
+}
+
+ConsoleSync::~ConsoleSync() { stop(); }
+
+void ConsoleSync::set_error(const std::string &e) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (st_.connected || st_.last_error != e) spdlog::warn("console: {}", e);
+    st_.connected = false;
+    st_.last_error = e;
+}
+
+HttpResponse ConsoleSync::call(const std::string &method, const std::string &path,
+                               const std::string &body, long timeout_s,
+                               std::vector<std::string> headers) {
+    HttpResponse r = client_->call(method, path, body, timeout_s, std::move(headers));
+    if (r.status == 401) {
+        // Expired or refused token: issue a new one and try once more.
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            token_renew_at_ = 0;
+        }
+        if (ensure_token()) r = client_->call(method, path, body, timeout_s, {});
+    }
+    if (r.status == 0) set_error(client_->base_url() + ": " + r.error);
+    return r;
+}
+
+std::string ConsoleSync::fetch_cloud_token(std::string &metadata) {
+    const auto &cc = cfg_.console;
+    const std::string md = cc.metadata_url;
+    auto get = [&](const std::string &url, std::vector<std::string> h, const char *method = "GET") {
+        HttpRequest q;
+        q.method = method;
+        q.url = url;
+        q.headers = std::move(h);
+        q.timeout_s = 5;
+        HttpResponse r = http_call(q);
+        if (!r.ok()) throw std::runtime_error("metadata " + url + ": " + json_error(r));
+        return r.body;
+    };
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartObject();
+    if (cc.realm == "AWSSecurityToken") {  // IMDSv2: a session token first
+        std::string t = get(md + "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds: 21600"}, "PUT");
+        std::string role = get(md + "/latest/meta-data/iam/security-credentials/", {"X-aws-ec2-metadata-token: " + t});
+        role = role.substr(0, role.find('\n'));
+        std::string creds = get(md + "/latest/meta-data/iam/security-credentials/" + role,
+                                {"X-aws-ec2-metadata-token: " + t});
+        rapidjson::Document d;
+        d.Parse(creds.c_str());
+        if (d.HasParseError() || !d.IsObject()) throw std::runtime_error("metadata: AWS credentials are not JSON");
+        kv(w, "accessKeyID", str(d, "AccessKeyId"));
+        kv(w, "secretAccessKey", str(d, "SecretAccessKey"));
+        kv(w, "token", str(d, "Token"));
+    } else if (cc.realm == "GCPIdentityToken") {
+        std::string jwt = get(md + "/computeMetadata/v1/instance/service-accounts/default/identity?audience=" +
+                                  cc.audience + "&format=full",
+                              {"Metadata-Flavor: Google"});
+        kv(w, "token", jwt);
+    } else {  // AzureIdentityToken
+        std::string j = get(md + "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" + cc.audience,
+                            {"Metadata: true"});
+        rapidjson::Document d;
+        d.Parse(j.c_str());
+        if (d.HasParseError() || !d.IsObject()) throw std::runtime_error("metadata: Azure token answer is not JSON");
+        kv(w, "token", str(d, "access_token"));
+    }
+    w.EndObject();
+    metadata = sb.GetString();
+    return cc.realm;
+}
+
+// POST /issue. True when a token was obtained.
+bool ConsoleSync::authenticate() {
+    const auto &cc = cfg_.console;
+    std::string metadata = "{}";
+    if (cc.realm != "Certificate") {
+        try {
+            fetch_cloud_token(metadata);
+        } catch (const std::exception &e) {
+            set_error(e.what());
+            return false;
+        }
+    }
+    const std::string body = "{\"realm\":\"" + cc.realm + "\",\"validity\":\"" + cc.token_validity +
+                             "\",\"metadata\":" + metadata + "}";
+    ConsoleClient issuer = *client_;
+    issuer.set_token("");
+    if (cc.realm == "Certificate") issuer.set_client_certificate(appcred_cert_, appcred_key_);
+    HttpResponse r = issuer.call("POST", "/issue", body);
+    if (!r.ok()) {
+        set_error("POST /issue: " + json_error(r));
+        return false;
+    }
+    rapidjson::Document d;
+    d.Parse(r.body.c_str());
+    std::string token = d.HasParseError() || !d.IsObject() ? "" : str(d, "token");
+    if (token.empty()) {
+        set_error("POST /issue: no token in the answer");
+        return false;
+    }
+    const int64_t now = now_s(), exp = jwt_exp(token);
+    std::lock_guard<std::mutex> lock(mu_);
+    token_ = token;
+    client_->set_token(token);
+    st_.tokens_issued++;
+    st_.token_expires_at = exp;
+    // Renew at half the validity (the Console's clients do the same).
+    token_renew_at_ = exp > now ? now + (exp - now) / 2 : now + 60;
+    return true;
+}
+
+bool ConsoleSync::ensure_token() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!token_.empty() && now_s() < token_renew_at_) return true;
+    }
+    return authenticate();
+}
+
+void ConsoleSync::enroll(config::IdentityConfig &id) {
+    const std::string key_path = state_dir_ + "/enforcer.key", cert_path = state_dir_ + "/enforcer.crt",
+                      ca_path = state_dir_ + "/console-ca.pem";
+    auto use_cached = [&](const std::string &why) {
+        if (!fs::exists(key_path) || !fs::exists(cert_path) || !fs::exists(ca_path))
+            throw std::runtime_error("console: " + why + ", and no earlier enrollment in " + state_dir_);
+        spdlog::warn("console: {}; enforcing with the enrollment cached in {}", why, state_dir_);
+    };
+    id.key = key_path;
+    id.certificate = cert_path;
+    id.trusted_cas = ca_path;
+    if (!authenticate()) {
+        use_cached("cannot authenticate (" + status().last_error + ")");
+        return;
+    }
+    // A new key the first time; the same key on every later start (its CSR is renewed).
+    std::string key_pem;
+    if (fs::exists(key_path)) {
+        key_pem = read_file(key_path);
+    } else {
+        auto k = crypto::generate_p256_key();
+        if (!k) throw std::runtime_error("identity: " + k.error().what());
+        key_pem = *crypto::private_key_to_pem(k->get());
+        write_atomic(key_path, key_pem);
+    }
+    auto key = crypto::private_key_from_pem(key_pem);
+    if (!key) throw std::runtime_error(key_path + ": " + key.error().what());
+    auto csr = crypto::create_csr(key->get(), enforcer_id_);
+    if (!csr) throw std::runtime_error("CSR: " + csr.error().what());
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartObject();
+    kv(w, "name", cfg_.console.enforcer_name.empty() ? enforcer_id_ : cfg_.console.enforcer_name);
+    w.Key("associatedTags");
+    w.StartArray();
+    for (const auto &t : id.tags) w.String(t.c_str());
+    w.EndArray();
+    kv(w, "csr", *crypto::csr_to_pem(csr->get()));
+    w.EndObject();
+    HttpResponse r = call("POST", "/enforcers", sb.GetString());
+    if (r.status == 0) {
+        use_cached("registration failed (" + r.error + ")");
+        return;
+    }
+    if (!r.ok()) throw std::runtime_error("console: POST /enforcers: " + json_error(r));
+    rapidjson::Document d;
+    d.Parse(r.body.c_str());
+    if (d.HasParseError() || str(d, "certificate").empty() || str(d, "certificateAuthority").empty())
+        throw std::runtime_error("console: POST /enforcers: no certificate in the answer");
+    write_atomic(cert_path, str(d, "certificate"), 0644);
+    write_atomic(ca_path, str(d, "certificateAuthority"), 0644);
+    spdlog::info("console: enrolled as {} at {}", enforcer_id_, client_->base_url());
+
+    HttpResponse p = call("GET", "/enforcers/" + enforcer_id_ + "/enforcerprofiles");
+    if (p.status == 409) {
+        rapidjson::Document e;
+        e.Parse(p.body.c_str());
+        std::string names;
+        if (!e.HasParseError() && e.IsObject() && e.HasMember("candidates") && e["candidates"].IsArray())
+            for (auto &c : e["candidates"].GetArray())
+                if (c.IsString()) names += (names.empty() ? "" : ", ") + std::string(c.GetString());
+        throw std::runtime_error("console: no unique enforcer profile for " + enforcer_id_ +
+                                 " (candidates: [" + names + "]): " + json_error(p));
+    }
+    if (!p.ok() && p.status != 0) throw std::runtime_error("console: profile: " + json_error(p));
+    std::lock_guard<std::mutex> lock(mu_);
+    st_.connected = true;
+    st_.last_error.clear();
+}
+
+std::optional<std::string> ConsoleSync::cached_bundle() const {
+    const std::string path = state_dir_ + "/bundle.json";
+    if (!fs::exists(path)) return std::nullopt;
+    return read_file(path);
+}
+
+void ConsoleSync::start(Enforcement &e) {
+    enf_ = &e;
+    stop_ = false;
+    poll_thread_ = std::thread([this] {
+        while (!stop_) poll_policy();
+    });
+    thread_ = std::thread([this] { loop(); });
+}
+
+void ConsoleSync::stop() {
+    stop_ = true;
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    if (poll_thread_.joinable()) poll_thread_.join();
+}
+
+void ConsoleSync::poll_policy() {
+    if (!ensure_token()) {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_.load(); });
+        return;
+    }
+    std::string etag;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        etag = etag_;
+    }
+    const uint32_t wait = cfg_.console.poll_wait_s;
+    std::vector<std::string> h;
+    if (!etag.empty()) h.push_back("If-None-Match: \"" + etag + "\"");
+    HttpResponse r = call("GET", "/enforcers/" + enforcer_id_ + "/policy?wait=" + std::to_string(wait),
+                          "", wait + 15, h);
+    if (r.status == 304) {
+        std::lock_guard<std::mutex> lock(mu_);
+        st_.connected = true;
+        return;
+    }
+    if (r.status == 200) {
+        std::lock_guard<std::mutex> lock(mu_);
+        st_.connected = true;
+        st_.last_error.clear();
+        etag_ = r.etag;  // a bundle that will be refused must not be fetched again and again
+        pending_ = r.body;
+        return;
+    }
+    if (r.status != 0) set_error("policy: " + json_error(r));
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_.load(); });
+}
+
+std::optional<std::string> ConsoleSync::take_bundle() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(pending_, std::nullopt);
+}
+
+void ConsoleSync::bundle_applied(const std::string &text, const std::string &version) {
+    try {
+        write_atomic(state_dir_ + "/bundle.json", text);
+    } catch (const std::exception &e) {
+        spdlog::error("console: cannot cache the bundle: {}", e.what());
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (etag_.empty()) etag_ = version;
+    st_.bundle_version = version;
+    st_.bundles_applied++;
+}
+
+void ConsoleSync::bundle_rejected(const std::string &version, const std::string &why) {
+    spdlog::error("console: bundle {} rejected, keeping {}: {}", version, status().bundle_version, why);
+    std::lock_guard<std::mutex> lock(mu_);
+    st_.bundles_rejected++;
+}
+
+SyncStatus ConsoleSync::status() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return st_;
+}
+
+uint32_t ConsoleSync::report_interval_s(uint64_t profile_default_s) const {
+    if (cfg_.console.report_interval_s) return cfg_.console.report_interval_s;
+    return static_cast<uint32_t>(std::max<uint64_t>(profile_default_s, 1));
+}
+
+void ConsoleSync::refresh_peers() {
+    HttpResponse r = call("GET", "/enforcers");
+    if (!r.ok()) return;
+    rapidjson::Document d;
+    d.Parse(r.body.c_str());
+    if (d.HasParseError() || !d.IsArray()) return;
+    uint64_t n = 0;
+    for (auto &e : d.GetArray()) {
+        if (!e.IsObject() || str(e, "ID") == enforcer_id_) continue;
+        const std::string pem = str(e, "certificate");
+        if (!pem.empty() && enf_->add_peer_certificate(pem)) ++n;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    st_.peer_certificates = n;
+}
+
+void ConsoleSync::heartbeat() {
+    SyncStatus s = status();
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartObject();
+    kv(w, "status", "Running");
+    w.Key("stats");
+    w.StartObject();
+    kv(w, "policyVersion", s.bundle_version);
+    w.Key("spoolBatches");
+    w.Uint64(s.spool_batches);
+    w.Key("reportsSent");
+    w.Uint64(s.reports_sent);
+    w.Key("reportsDropped");
+    w.Uint64(s.reports_dropped);
+    w.EndObject();
+    w.EndObject();
+    if (call("POST", "/enforcers/" + enforcer_id_ + "/heartbeat", sb.GetString()).ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        st_.heartbeats++;
+        st_.connected = true;
+    }
+}
+
+void ConsoleSync::load_spool() {
+    std::vector<fs::path> files;
+    for (auto &e : fs::directory_iterator(state_dir_ + "/spool"))
+        if (e.path().extension() == ".json") files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (auto &p : files) {
+        Batch b;
+        b.path = p.string();
+        b.kind = p.stem().string().substr(p.stem().string().find('-') + 1);
+        b.bytes = fs::file_size(p);
+        spool_.push_back(b);
+        st_.spool_bytes += b.bytes;
+        batch_seq_ = std::max<uint64_t>(batch_seq_, std::stoull(p.stem().string()) + 1);
+    }
+    st_.spool_batches = spool_.size();
+    if (!spool_.empty()) spdlog::info("console: {} report batch(es) spooled by an earlier run", spool_.size());
+}
+
+// Every batch is written to the spool before it is sent: a Console outage or an enforcer restart
+// loses nothing within spool_max_bytes; beyond it new batches are dropped and counted.
+void ConsoleSync::spool(const std::string &kind, const std::string &body, size_t reports) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (st_.spool_bytes + body.size() > cfg_.console.spool_max_bytes) {
+        st_.reports_dropped += reports;
+        spdlog::error("console: report spool full ({} bytes): {} {} dropped", st_.spool_bytes, reports, kind);
+        return;
+    }
+    char name[64];
+    std::snprintf(name, sizeof name, "%012llu-%s.json", static_cast<unsigned long long>(batch_seq_++), kind.c_str());
+    Batch b{kind, state_dir_ + "/spool/" + name, body.size(), reports};
+    try {
+        write_atomic(b.path, body);
+    } catch (const std::exception &e) {
+        st_.reports_dropped += reports;
+        spdlog::error("console: cannot spool reports: {}", e.what());
+        return;
+    }
+    spool_.push_back(b);
+    st_.spool_batches = spool_.size();
+    st_.spool_bytes += b.bytes;
+    cv_.notify_all();
+}
+
+void ConsoleSync::submit_reports(std::vector<FlowReport> flows, std::vector<ExceptionReport> ex) {
+    static const std::string run = std::to_string(now_s());  // batch IDs never repeat across runs
+    auto emit = [&](const std::string &kind, size_t n, auto &&write_report) {
+        for (size_t off = 0; off < n; off += kBatchReports) {
+            rapidjson::StringBuffer sb;
+            rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+            w.StartObject();
+            uint64_t seq;
+            {
+                std::lock_guard<std::mutex> lock(mu_);
+                seq = batch_seq_;
+            }
+            kv(w, "batchID", enforcer_id_ + "-" + run + "-" + std::to_string(seq) + "-" + kind);
+            kv(w, "enforcerID", enforcer_id_);
+            w.Key("reports");
+            w.StartArray();
+            size_t end = std::min(n, off + kBatchReports);
+            for (size_t i = off; i < end; ++i) write_report(w, i);
+            w.EndArray();
+            w.EndObject();
+            spool(kind, sb.GetString(), end - off);
+        }
+    };
+    emit("flowreports", flows.size(), [&](auto &w, size_t i) {
+        const FlowReport &r = flows[i];
+        w.StartObject();
+        kv(w, "action", r.action);
+        kv(w, "observedAction", r.observed_action);
+        kv(w, "sourceType", r.source_type);
+        kv(w, "sourceID", r.source_id);
+        kv(w, "sourceIP", r.source_ip);
+        kv(w, "destinationType", r.destination_type);
+        kv(w, "destinationID", r.destination_id);
+        kv(w, "destinationIP", r.destination_ip);
+        w.Key("destinationPort");
+        w.Uint(r.destination_port);
+        w.Key("protocol");
+        w.Uint(r.protocol);
+        kv(w, "policyID", r.policy_id);
+        kv(w, "observedPolicyID", r.observed_policy_id);
+        kv(w, "ruleName", r.rule_name);
+        kv(w, "dropReason", r.drop_reason);
+        kv(w, "serviceType", "L3");
+        w.Key("value");
+        w.Uint64(r.value);
+        w.Key("timestamp");
+        w.Uint(r.timestamp);
+        w.EndObject();
+    });
+    emit("connectionexceptionreports", ex.size(), [&](auto &w, size_t i) {
+        const ExceptionReport &r = ex[i];
+        w.StartObject();
+        kv(w, "processingUnitID", r.processing_unit_id);
+        kv(w, "sourceIP", r.source_ip);
+        kv(w, "destinationIP", r.destination_ip);
+        w.Key("destinationPort");
+        w.Uint(r.destination_port);
+        w.Key("protocol");
+        w.Uint(r.protocol);
+        kv(w, "state", r.state);
+        kv(w, "reason", r.reason);
+        w.Key("value");
+        w.Uint64(r.value);
+        w.Key("timestamp");
+        w.Uint(r.timestamp);
+        w.EndObject();
+    });
+}
+
+void ConsoleSync::flush_spool() {
+    while (!stop_) {
+        Batch b;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (spool_.empty() || now_s() < next_send_) return;
+            b = spool_.front();
+        }
+        std::string body;
+        try {
+            body = read_file(b.path);
+        } catch (const std::exception &) {
+            std::lock_guard<std::mutex> lock(mu_);
+            spool_.pop_front();  // vanished (removed by hand): nothing to send
+            st_.spool_batches = spool_.size();
+            continue;
+        }
+        HttpResponse r = call("POST", "/" + b.kind, body, 30);
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!r.ok() && r.status != 422) {
+            // Exponential back-off with jitter: 1, 2, 4 ... 60 s.
+            backoff_s_ = std::min<uint32_t>(backoff_s_ ? backoff_s_ * 2 : 1, 60);
+            static thread_local std::mt19937 rng{std::random_device{}()};
+            next_send_ = now_s() + backoff_s_ / 2 + std::uniform_int_distribution<uint32_t>(0, backoff_s_)(rng);
+            return;
+        }
+        if (r.status == 422) {
+            // The Console refuses the batch's content: retrying cannot help.
+            spdlog::error("console: report batch {} refused: {}", b.path, json_error(r));
+            st_.reports_dropped += b.reports;
+        } else {
+            st_.batches_sent++;
+            st_.reports_sent += b.reports;
+        }
+        backoff_s_ = 0;
+        std::error_code ec;
+        fs::remove(b.path, ec);
+        spool_.pop_front();
+        st_.spool_batches = spool_.size();
+        st_.spool_bytes -= std::min<uint64_t>(st_.spool_bytes, b.bytes);
+    }
+}
+
+void ConsoleSync::loop() {
+    int64_t next_heartbeat = 0, next_peers = 0;
+    while (!stop_) {
+        const int64_t now = now_s();
+        if (ensure_token()) {
+            if (now >= next_peers) {
+                refresh_peers();
+                next_peers = now + cfg_.console.peer_refresh_s;
+            }
+            if (now >= next_heartbeat) {
+                heartbeat();
+                next_heartbeat = now + cfg_.console.heartbeat_s;
+            }
+            flush_spool();
+        }
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stop_.load(); });
+    }
+}
+
+}  // namespace segwire::control
