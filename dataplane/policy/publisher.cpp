@@ -20,7 +20,9 @@ RcuDomain::RcuDomain(uint32_t max_readers) : max_readers_(max_readers) {
     }
 }
 
-RcuDomain::~RcuDomain() { ::operator delete(qsbr_, std::align_val_t(RTE_CACHE_LINE_SIZE)); }
+RcuDomain::~RcuDomain() {
+    ::operator delete(qsbr_, std::align_val_t(RTE_CACHE_LINE_SIZE));
+}
 
 void RcuDomain::register_reader(unsigned thread_id) {
     if (thread_id >= max_readers_)
@@ -40,7 +42,9 @@ void RcuDomain::reader_quiescent(unsigned thread_id) noexcept {
     rte_rcu_qsbr_quiescent(qsbr_, thread_id);
 }
 
-uint64_t RcuDomain::start() noexcept { return rte_rcu_qsbr_start(qsbr_); }
+uint64_t RcuDomain::start() noexcept {
+    return rte_rcu_qsbr_start(qsbr_);
+}
 
 bool RcuDomain::done(uint64_t token) const noexcept {
     return rte_rcu_qsbr_check(qsbr_, token, false) == 1;

@@ -34,9 +34,9 @@ class RcuDomain {
     void register_reader(unsigned thread_id);
     void unregister_reader(unsigned thread_id);
     void reader_quiescent(unsigned thread_id) noexcept;
-    uint64_t start() noexcept;                      // a token for "after every reader's next QS"
-    bool done(uint64_t token) const noexcept;       // never blocks
-    void wait(uint64_t token) const;                // sleeps until done(token)
+    uint64_t start() noexcept;                 // a token for "after every reader's next QS"
+    bool done(uint64_t token) const noexcept;  // never blocks
+    void wait(uint64_t token) const;           // sleeps until done(token)
 
   private:
     rte_rcu_qsbr *qsbr_ = nullptr;

@@ -124,6 +124,9 @@ std::string EnforcerRegistry::to_json(const EnforcerRecord &r) {
     write_string(w, "registered", rfc3339(r.registered));
     if (r.last_seen) write_string(w, "lastSeen", rfc3339(r.last_seen));
     if (!r.status.empty()) write_string(w, "status", r.status);
+    // The Console model's rule: silent for five minutes (or never heard from) = unreachable.
+    w.Key("unreachable");
+    w.Bool(r.last_seen == 0 || now_unix() - r.last_seen > 300);
     if (!r.stats_json.empty()) {
         rapidjson::Document stats;
         stats.Parse(r.stats_json.c_str());

@@ -1,7 +1,7 @@
 // segwire-console: the reference Microsegmentation Console (docs/console.md).
 //
 //   segwire-console serve --data DIR [--policy DIR] [--listen 127.0.0.1:8443] ...
-//   segwire-console appcred create --data DIR --name N --out FILE [--api URL]
+//   segwire-console appcred create --data DIR --name N --out FILE [--api URL] [--ca-cert/--ca-key]
 //   segwire-console flows --data DIR [--since TIME]
 #include <sys/stat.h>
 
@@ -104,8 +104,9 @@ int cmd_serve(int argc, char **argv) {
     if (s.listen_host.size() > 2 && s.listen_host.front() == '[')
         s.listen_host = s.listen_host.substr(1, s.listen_host.size() - 2);
     s.listen_port = static_cast<int>(port);
-    s.ca_cert = opt_or(o, "--ca-cert", "");
-    s.ca_key = opt_or(o, "--ca-key", "");
+    // Absolute, because `appcred create` reads them back from the database later.
+    s.ca_cert = o.count("--ca-cert") ? std::filesystem::absolute(o["--ca-cert"]).string() : "";
+    s.ca_key = o.count("--ca-key") ? std::filesystem::absolute(o["--ca-key"]).string() : "";
     if (o.count("--token-validity")) {
         uint64_t secs = 0;
         std::string problem;
@@ -130,16 +131,23 @@ int cmd_appcred(int argc, char **argv) {
         return 2;
     }
     std::map<std::string, std::string> o;
-    if (!parse_options(argc, argv, 3, {"--data", "--name", "--out", "--api"}, &o) ||
+    if (!parse_options(argc, argv, 3,
+                       {"--data", "--name", "--out", "--api", "--ca-cert", "--ca-key"}, &o) ||
         !need(o, "--data") || !need(o, "--name") || !need(o, "--out") || !ensure_dir(o["--data"]))
         return 2;
     Db db(o["--data"] + "/console.db");
-    ConsolePki pki = ConsolePki::load_or_create(o["--data"]);
-    std::string api = opt_or(o, "--api", "");
-    if (api.empty()) {
+    // Defaults: where the server last listened, and the CA it was given (if any).
+    std::string api = opt_or(o, "--api", ""), ca_cert = opt_or(o, "--ca-cert", ""),
+                ca_key = opt_or(o, "--ca-key", "");
+    {
         std::lock_guard lock(db.mutex());
-        api = db.meta("api_url", "https://127.0.0.1:8443");  // where the server last listened
+        if (api.empty()) api = db.meta("api_url", "https://127.0.0.1:8443");
+        if (ca_cert.empty() && ca_key.empty()) {
+            ca_cert = db.meta("ca_cert");
+            ca_key = db.meta("ca_key");
+        }
     }
+    ConsolePki pki = ConsolePki::load_or_create(o["--data"], ca_cert, ca_key);
     std::string cred = create_app_credential(db, pki, o["--name"], api);
     write_file(o["--out"], cred + "\n", 0600);
     std::fprintf(stderr, "wrote app credential \"%s\" to %s\n", o["--name"].c_str(),

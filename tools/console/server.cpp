@@ -277,12 +277,18 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
 
 void Console::policy_bundle(const httplib::Request &req, httplib::Response &res) {
     EnforcerRecord r = enforcers_.require(req.matches[1]);
-    int64_t wait = int_param(req, "wait", 0, kMaxWait, 0);
+    // Longer waits are clamped rather than refused: the client's own timeout is what matters.
+    int64_t wait = std::min(int_param(req, "wait", 0, INT32_MAX, 0), kMaxWait);
     auto snap = store_.snapshot();
     std::string inm = req.get_header_value("If-None-Match");
     auto etag = [](uint64_t v) { return "\"" + std::to_string(v) + "\""; };
     if (!inm.empty() && etag_matches(inm, etag(snap.version))) {
-        if (wait > 0) snap = store_.wait_for_change(snap.version, std::chrono::seconds(wait));
+        if (wait > 0) {
+            // One line per long-poll: says who waits on what (and lets tests see the wait begin).
+            spdlog::info("long-poll: enforcer {} waits up to {}s at version {}", r.id, wait,
+                         snap.version);
+            snap = store_.wait_for_change(snap.version, std::chrono::seconds(wait));
+        }
         if (etag_matches(inm, etag(snap.version))) {
             res.status = 304;
             res.set_header("ETag", etag(snap.version));
@@ -474,6 +480,7 @@ int run_server(const ServerOptions &opt) {
     }
     // Long-polls hold a worker each for up to a minute: size the pool for many enforcers.
     svr.new_task_queue = [] { return new httplib::ThreadPool(64); };
+    svr.set_payload_max_length(64u << 20);  // a full report batch is a few MB; bound memory
     console->install(svr);
 
     int port = opt.listen_port;
@@ -490,8 +497,11 @@ int run_server(const ServerOptions &opt) {
                                                                       : opt.listen_host;
     std::string url = "https://" + host + ":" + std::to_string(port);
     {
+        // What `appcred create` needs to issue credentials this server accepts.
         std::lock_guard lock(console->db().mutex());
         console->db().set_meta("api_url", url);
+        console->db().set_meta("ca_cert", opt.ca_cert);
+        console->db().set_meta("ca_key", opt.ca_key);
     }
 
     std::thread signals([&] {

@@ -36,8 +36,9 @@ def jwt_payload(token):
 
 
 class Console:
-    def __init__(self, workdir, policy_dir=None, extra_args=()):
+    def __init__(self, workdir, policy_dir=None, extra_args=(), ca_file=None):
         self.workdir = Path(workdir)
+        self.ca_file = ca_file  # the CA clients trust, when the Console was given one
         self.data = self.workdir / "data"
         self.policy_dir = policy_dir
         self.extra_args = list(extra_args)
@@ -48,6 +49,8 @@ class Console:
 
     # -- process ---------------------------------------------------------------------------
     def start(self, timeout=20):
+        # A missing binary fails these tests only, not the rest of tests/integration.
+        assert CONSOLE.exists(), f"{CONSOLE} not built (ninja -C build, or set SEGWIRE_BUILD)"
         cmd = [str(CONSOLE), "serve", "--data", str(self.data), "--listen", "127.0.0.1:0"]
         if self.policy_dir:
             cmd += ["--policy", str(self.policy_dir)]
@@ -90,7 +93,7 @@ class Console:
 
     @property
     def ca_path(self):
-        return self.data / "ca.pem"
+        return Path(self.ca_file) if self.ca_file else self.data / "ca.pem"
 
     # -- HTTP ------------------------------------------------------------------------------
     def context(self, cert=None, key=None):

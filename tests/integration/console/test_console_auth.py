@@ -244,13 +244,40 @@ class Signer:
         return f"{head}.{body}.{b64url(sig)}"
 
 
-@pytest.mark.parametrize("realm,kind", [("GCPIdentityToken", "RSA"),
-                                        ("AzureIdentityToken", "EC")])
-def test_cloud_identity_token_realms_against_local_jwks(tmp_path, policy_dir, realm, kind):
+class JwksServer(http.server.BaseHTTPRequestHandler):
+    body = b""
+    hits = 0
+
+    def do_GET(self):
+        JwksServer.hits += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(JwksServer.body)))
+        self.end_headers()
+        self.wfile.write(JwksServer.body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("realm,kind,source", [("GCPIdentityToken", "RSA", "url"),
+                                               ("GCPIdentityToken", "EC", "file"),
+                                               ("AzureIdentityToken", "EC", "url"),
+                                               ("AzureIdentityToken", "RSA", "file")])
+def test_cloud_identity_token_realms_against_local_jwks(tmp_path, policy_dir, realm, kind,
+                                                       source):
     signer = Signer(tmp_path, kind, f"{kind.lower()}-key-1")
     stranger = Signer(tmp_path, kind, f"{kind.lower()}-key-1-stranger")
-    jwks = tmp_path / "jwks.json"
-    jwks.write_text(json.dumps({"keys": [signer.jwk]}))
+    keys = json.dumps({"keys": [signer.jwk]})
+    srv = None
+    if source == "url":  # served by a local fake of the provider's JWKS endpoint
+        JwksServer.body, JwksServer.hits = keys.encode(), 0
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), JwksServer)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        jwks = f"http://127.0.0.1:{srv.server_address[1]}/oauth2/v3/certs"
+    else:
+        jwks = tmp_path / "jwks.json"
+        jwks.write_text(keys)
     flag = "--gcp-jwks" if realm == "GCPIdentityToken" else "--azure-jwks"
     aud_flag = "--gcp-audience" if realm == "GCPIdentityToken" else "--azure-audience"
     c = Console(tmp_path, policy_dir=policy_dir,
@@ -287,8 +314,12 @@ def test_cloud_identity_token_realms_against_local_jwks(tmp_path, policy_dir, re
         stranger.kid = signer.kid
         status, _, body = issue(stranger.token(claims))
         assert status == 401 and "signature" in body["error"], body
+        if srv:
+            assert JwksServer.hits >= 1  # the keys really came over HTTP
     finally:
         c.stop()
+        if srv:
+            srv.shutdown()
 
 
 def test_cloud_realm_not_configured_is_refused(console):

@@ -1,5 +1,6 @@
 """Policy CRUD with validation, directory seed + SIGHUP, enforcer registration, profile
 resolution, and the per-enforcer bundle with ETag long-poll."""
+import http.client
 import json
 import signal
 import subprocess
@@ -110,12 +111,14 @@ def test_registration_returns_certificate_that_verifies_against_the_ca(console, 
                                       token=token)
     assert status == 422 and body["field"] == "associatedTags[0]"
 
+    status, _, body = console.request("GET", "/enforcers/enf-a", token=token)
+    assert body["unreachable"] is True and "lastSeen" not in body  # never heard from
     status, _, _ = console.request("POST", "/enforcers/enf-a/heartbeat",
                                    {"status": "Running", "stats": {"flows": 12}}, token=token)
     assert status == 204
     status, _, body = console.request("GET", "/enforcers/enf-a", token=token)
     assert status == 200 and body["status"] == "Running" and body["stats"] == {"flows": 12}
-    assert body["lastSeen"].endswith("Z")
+    assert body["lastSeen"].endswith("Z") and body["unreachable"] is False
     status, _, body = console.request("POST", "/enforcers/nobody/heartbeat", {"status": "x"},
                                       token=token)
     assert status == 404
@@ -156,6 +159,40 @@ def _bundle(console, token, etag=None, wait=None, timeout=90):
     return console.request("GET", path, token=token, headers=headers, timeout=timeout)
 
 
+def _waiting(console, etag, count=1):
+    """True once the server has logged `count` long-polls of enf-lp waiting at version `etag`."""
+    version = etag.strip('"')
+    lines = [line for line in console.log_text().splitlines()
+             if "long-poll: enforcer enf-lp waits up to" in line
+             and line.endswith(f"at version {version}")]
+    return len(lines) >= count
+
+
+def _start_long_poll(console, token, etag, wait):
+    """Sends the long-poll on its own thread; `sent` is set once the request is on the wire. The
+    caller then waits for the server's "waits" log line before changing anything."""
+    sent = threading.Event()
+    result = {}
+
+    def poll():
+        conn = http.client.HTTPSConnection("127.0.0.1", console.port,
+                                           context=console.context(), timeout=wait + 30)
+        result["start"] = time.monotonic()
+        conn.request("GET", f"/enforcers/enf-lp/policy?wait={wait}",
+                     headers={"Authorization": f"Bearer {token}", "If-None-Match": etag})
+        sent.set()
+        resp = conn.getresponse()
+        text = resp.read()
+        result["end"] = time.monotonic()
+        result.update(status=resp.status, headers=dict(resp.getheaders()),
+                      body=json.loads(text) if text else None)
+        conn.close()
+
+    th = threading.Thread(target=poll)
+    th.start()
+    return th, result, sent
+
+
 def test_bundle_etag_and_long_poll_wakes_on_change(console, token):
     assert register(console, token, "enf-lp", APPLIANCE)[0] == 201
     status, headers, bundle = _bundle(console, token)
@@ -176,21 +213,15 @@ def test_bundle_etag_and_long_poll_wakes_on_change(console, token):
 
     # A long-poll in flight wakes when a policy changes.
     wait = 30
-    result = {}
-
-    def poll():
-        result["start"] = time.monotonic()
-        result["resp"] = _bundle(console, token, etag, wait=wait)
-        result["end"] = time.monotonic()
-
-    th = threading.Thread(target=poll)
-    th.start()
+    th, result, sent = _start_long_poll(console, token, etag, wait)
+    assert sent.wait(timeout=30)
+    assert wait_until(lambda: _waiting(console, etag, count=2))  # the wait=1 poll was the first
     status, _, _ = console.request("POST", "/externalnetworks",
                                    {"name": "new-net", "entries": ["203.0.113.0/28"],
                                     "associatedTags": ["net=new"]}, token=token)
     assert status == 201
     th.join(timeout=wait + 30)
-    status, headers, bundle = result["resp"]
+    status, headers, bundle = result["status"], result["headers"], result["body"]
     assert status == 200
     assert int(bundle["version"]) > int(etag.strip('"'))
     assert headers["ETag"] == f'"{bundle["version"]}"'
@@ -225,15 +256,63 @@ def test_sighup_reload_applies_file_changes_and_refuses_invalid_files(console, t
     (policy_dir / "60-more.json").write_text(json.dumps({"processingunits": [
         {"ID": "pu-batch", "name": "batch", "associatedTags": ["app=shop", "tier=batch"],
          "addresses": ["10.6.0.0/24"]}]}))
-    result = {}
-    th = threading.Thread(target=lambda: result.update(r=_bundle(console, token, before,
-                                                                 wait=30)))
-    th.start()
+    th, result, sent = _start_long_poll(console, token, before, 30)
+    assert sent.wait(timeout=30)
+    assert wait_until(lambda: _waiting(console, before))
     console.signal(signal.SIGHUP)
     th.join(timeout=60)
-    status, _, bundle = result["r"]
+    status, bundle = result["status"], result["body"]
     assert status == 200
+    assert result["end"] - result["start"] < 15  # woken by the reload, not the timeout
     assert "pu-batch" in [p["ID"] for p in bundle["processingunits"]]
     dns_now = next(n for n in bundle["externalnetworks"] if n["name"] == "dns")
     assert dns_now["entries"] == ["192.0.2.54"]  # the API edit was kept
     assert int(bundle["version"]) > int(etag.strip('"'))
+
+
+def test_sigterm_during_long_poll_exits_cleanly(tmp_path, policy_dir):
+    c = Console(tmp_path, policy_dir=policy_dir).start()
+    token = c.token()
+    assert register(c, token, "enf-lp", APPLIANCE)[0] == 201
+    _, headers, _ = _bundle(c, token)
+    sent = threading.Event()
+    result = {}
+
+    def poll():
+        conn = http.client.HTTPSConnection("127.0.0.1", c.port, context=c.context(), timeout=90)
+        conn.request("GET", "/enforcers/enf-lp/policy?wait=600",
+                     headers={"Authorization": f"Bearer {token}",
+                              "If-None-Match": headers["ETag"]})
+        sent.set()  # the request is on the wire (TLS handshake done)
+        result["status"] = conn.getresponse().status
+
+    th = threading.Thread(target=poll)
+    th.start()
+    assert sent.wait(timeout=30)
+    assert wait_until(lambda: _waiting(c, headers["ETag"]))
+    t0 = time.monotonic()
+    assert c.stop() == 0  # wait=600 is clamped to 60; shutdown wakes it long before that
+    assert time.monotonic() - t0 < 30
+    th.join(timeout=30)
+    assert result["status"] == 304  # the waiter got an answer, not a reset connection
+
+
+def test_given_ca_signs_server_appcred_and_enforcer_certificates(tmp_path, policy_dir):
+    ca_key, ca_pem = tmp_path / "own-ca.key", tmp_path / "own-ca.pem"
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(ca_key), "-out", str(ca_pem), "-subj", "/CN=own CA",
+         "-days", "30"])
+    c = Console(tmp_path, policy_dir=policy_dir, ca_file=ca_pem,
+                extra_args=["--ca-cert", str(ca_pem), "--ca-key", str(ca_key)]).start()
+    try:
+        assert not (c.data / "ca.pem").exists()  # no second CA
+        cred = c.appcred("own")  # reads the server's CA choice from the database
+        assert cred["files"]["certificateAuthority"].read_text() == ca_pem.read_text()
+        token = c.token()  # TLS verified against own-ca.pem, appcred signed by it
+        status, _, body = register(c, token, "enf-own", APPLIANCE)
+        assert status == 201
+        (tmp_path / "enf.pem").write_text(body["certificate"])
+        out = run(["openssl", "verify", "-CAfile", str(ca_pem), str(tmp_path / "enf.pem")])
+        assert out.stdout.strip().endswith(": OK")
+    finally:
+        c.stop()

@@ -229,5 +229,26 @@ TEST_F(StoreTest, ProfileCandidatesAgreeWithResolveAndBundleParses) {
     EXPECT_EQ(e.candidates().size(), 2u);
 }
 
+TEST_F(StoreTest, FallbackMappingsCountOnlyWhenNothingElseMatches) {
+    PolicyStore s(*db_);
+    s.load_dir(policy_dir());
+    s.create(Collection::kEnforcerProfiles, R"({"name":"default","associatedTags":["p=d"]})");
+    s.create(Collection::kMappings, R"({"name":"fb","fallback":true,"subject":[["role=*"]],
+                                        "object":[["p=d"]]})");
+    EnforcerRecord dc1{"e1", "", {"role=appliance", "site=dc1"}, "", 0, 0, "", ""};
+    EnforcerRecord dc2{"e2", "", {"role=appliance", "site=dc2"}, "", 0, 0, "", ""};
+    auto snap = s.snapshot();
+    for (const auto &r : {dc1, dc2}) {
+        auto tags = enforcer_match_tags(r);
+        std::string resolved = policy::resolve_profile(*snap.set, tags).profile->name;
+        EXPECT_EQ(profile_candidates(*snap.set, tags), std::vector<std::string>{resolved});
+        EXPECT_EQ(resolve_enforcer_profile(*snap.set, r).name, resolved);
+    }
+    EXPECT_EQ(resolve_enforcer_profile(*snap.set, dc1).name, "shop-appliance");
+    EXPECT_EQ(resolve_enforcer_profile(*snap.set, dc2).name, "default");
+    // $id is one of the tags mappings can select on.
+    EXPECT_EQ(enforcer_match_tags(dc1).back(), "$id=e1");
+}
+
 }  // namespace
 }  // namespace segwire::console

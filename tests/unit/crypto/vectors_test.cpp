@@ -80,6 +80,16 @@ std::vector<std::pair<std::string, std::string>> derive(const std::vector<uint8_
     put("tcp_synack_mac", hex(m.synack_mac));
     put("tcp_ack_mac", hex(m.ack_mac));
 
+    // The same handshake over IPv6 [fd00::1]:40000 -> [fd00::2]:443.
+    const uint8_t c6[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    const uint8_t s6[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+    HandshakeMacs m6;
+    m6.prepare(key, FlowBinding::ipv6(6, c6, 40000, s6, 443), in, jobs);
+    EXPECT_TRUE(batch.compute(jobs));
+    put("tcp6_synack_mac_input", hex(m6.synack_input));
+    put("tcp6_synack_mac", hex(m6.synack_mac));
+    put("tcp6_ack_mac", hex(m6.ack_mac));
+
     uint8_t opt[kAckOptLen];
     write_tcp_option(opt, MsgType::Syn);
     put("tcp_syn_option", hex(std::span(opt, kMarkerOptLen)));
