@@ -373,6 +373,36 @@ TEST_F(FlowTableTest, ExpireRespectsBudgetOldestFirst) {
     EXPECT_EQ(t.stats().expired, 10u);
 }
 
+TEST_F(FlowTableTest, RemoveHookSeesEachExpiredFlowBeforeItGoes) {
+    ASSERT_NO_FATAL_FAILURE(make(64));
+    for (uint32_t i = 0; i < 4; ++i) ASSERT_GE(add(i, 0), 0);
+    const int32_t kept = find(3);
+    t.touch(kept, ticks(kUdp) - 1, kUdp);
+    int32_t p0 = find(0);
+    t.at(p0).pkts[1] = 42;
+    struct Seen {
+        FlowTable *t;
+        std::vector<int32_t> pos;
+        std::vector<bool> still_found;
+        uint64_t pkts = 0;
+    } seen{&t, {}, {}, 0};
+    auto hook = [](void *ctx, int32_t pos, Flow &f) {
+        auto *s = static_cast<Seen *>(ctx);
+        s->pos.push_back(pos);
+        const FlowKey &k = s->t->key_at(pos);
+        s->still_found.push_back(s->t->lookup(k, s->t->hash(k)) == pos);
+        s->pkts += f.pkts[1];
+    };
+    EXPECT_EQ(t.expire(ticks(kUdp), 100, hook, &seen), 3u);
+    ASSERT_EQ(seen.pos.size(), 3u);
+    EXPECT_EQ(seen.pos[0], p0) << "oldest first";
+    for (bool found : seen.still_found) EXPECT_TRUE(found) << "hook ran after removal";
+    EXPECT_EQ(seen.pkts, 42u);
+    EXPECT_TRUE(present(3)) << "refreshed flow is not handed to the hook";
+    EXPECT_EQ(t.at(kept).hs, kNil);
+    EXPECT_EQ(t.at(kept).auth, Auth::kNew);
+}
+
 TEST_F(FlowTableTest, RemoveFromTheMiddleKeepsListsIntact) {
     ASSERT_NO_FATAL_FAILURE(make(64));
     for (uint32_t i = 0; i < 5; ++i) ASSERT_GE(add(i, i), 0);
