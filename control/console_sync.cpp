@@ -399,13 +399,40 @@ void ConsoleSync::refresh_peers() {
     d.Parse(r.body.c_str());
     if (d.HasParseError() || !d.IsArray()) return;
     uint64_t n = 0;
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartArray();
     for (auto &e : d.GetArray()) {
         if (!e.IsObject() || str(e, "ID") == enforcer_id_) continue;
         const std::string pem = str(e, "certificate");
-        if (!pem.empty() && enf_->add_peer_certificate(pem)) ++n;
+        if (pem.empty() || !enf_->add_peer_certificate(pem)) continue;
+        ++n;
+        w.String(pem.c_str());
+    }
+    w.EndArray();
+    if (sb.GetString() != peers_cached_) {
+        peers_cached_ = sb.GetString();
+        try {
+            write_atomic(state_dir_ + "/peers.json", peers_cached_, 0644);
+        } catch (const std::exception &e) {
+            spdlog::error("console: cannot cache peer certificates: {}", e.what());
+        }
     }
     std::lock_guard<std::mutex> lock(mu_);
     st_.peer_certificates = n;
+}
+
+std::vector<std::string> ConsoleSync::cached_peer_certificates() const {
+    std::vector<std::string> out;
+    const std::string path = state_dir_ + "/peers.json";
+    if (!fs::exists(path)) return out;
+    rapidjson::Document d;
+    std::string text = read_file(path);
+    d.Parse(text.c_str());
+    if (d.HasParseError() || !d.IsArray()) return out;
+    for (auto &v : d.GetArray())
+        if (v.IsString()) out.emplace_back(v.GetString());
+    return out;
 }
 
 void ConsoleSync::heartbeat() {

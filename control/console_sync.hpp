@@ -50,6 +50,9 @@ public:
     void enroll(config::IdentityConfig &id);
     // The bundle cached by an earlier run (fail-static restart), if any.
     std::optional<std::string> cached_bundle() const;
+    // Peer enforcer certificates learned from the Console by an earlier run (fail-static too:
+    // without them a restarted enforcer could not verify any peer's claims).
+    std::vector<std::string> cached_peer_certificates() const;
 
     void start(Enforcement &e);
     void stop();
@@ -96,6 +99,7 @@ private:
         size_t bytes = 0, reports = 0;
     };
     std::deque<Batch> spool_;
+    std::string peers_cached_;             // what peers.json holds
     uint64_t batch_seq_ = 0;
     int64_t next_send_ = 0;
     uint32_t backoff_s_ = 0;

@@ -159,6 +159,8 @@ int run(const config::ApplianceConfig &cfg) {
             if (app->sync) {
                 // Fail-static: the last bundle this enforcer accepted is enforced at once, before
                 // the Console answers (or while it does not).
+                for (const std::string &pem : app->sync->cached_peer_certificates())
+                    app->enforcement->add_peer_certificate(pem);
                 if (auto cached = app->sync->cached_bundle()) {
                     try {
                         std::string v = app->enforcement->apply_bundle(*cached);

@@ -94,6 +94,8 @@ int32_t FlowTable::lookup(const FlowKey &k, uint32_t sig) const {
 }
 
 int32_t FlowTable::insert(const FlowKey &k, uint32_t sig, uint64_t now, uint8_t tclass) {
+    // rte_hash_add returns the existing position for a known key: never re-initialise a live flow.
+    if (int32_t known = rte_hash_lookup_with_hash(hash_, &k, sig); known >= 0) return known;
     int32_t pos = rte_hash_add_key_with_hash(hash_, &k, sig);
     if (pos < 0) {
         ++stats_.refused;

@@ -137,13 +137,17 @@ class Segwire:
         self.config_path.write_text(json.dumps(self.config, indent=2))
         self.logf = open(self.log_path, "w")
         self.proc = self.ns.popen(f"{SEGWIRE} --config {self.config_path}", stdout=self.logf, stderr=subprocess.STDOUT)
-        wait_for(lambda: self._ready(), timeout=30, what=f"segwire {self.prefix} to come up; log: {self.log_path}")
-        return self
-
-    def _ready(self):
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"segwire exited with {self.proc.returncode}:\n{self.log()}")
-        return self.telemetry.query("/segwire/ports") is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:  # refused to start: say why at once
+                raise RuntimeError(f"segwire exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if self.telemetry.query("/segwire/ports") is not None:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"segwire {self.prefix} did not come up; log: {self.log_path}")
 
     def log(self):
         try:
@@ -468,10 +472,10 @@ class ConsoleBed(IdentityBed):
     def set_console_policy(self, policy):
         (self.console_policy / "policy.json").write_text(json.dumps(policy, indent=1))
 
-    def start_console(self, port=0):
+    def start_console(self, port=0, extra_args=""):
         self.console_log = open(self.workdir / "console.log", "a")
         p = self.mgmt.popen(f"{CONSOLE} serve --data {self.console_data} --policy {self.console_policy} "
-                            f"--listen {self.MGMT}:{port} --token-validity 1h", stderr=self.console_log)
+                            f"--listen {self.MGMT}:{port} --token-validity 1h {extra_args}", stderr=self.console_log)
         line = p.stdout.readline()
         if not line.startswith("listening on "):
             raise RuntimeError(f"console did not start: {(self.workdir / 'console.log').read_text()}")
