@@ -15,9 +15,10 @@ using rapidjson::Value;
 // Walks one JSON object, remembering its path, and refuses keys nobody asked for
 // (a typo like "worker" must not be silently ignored).
 class Obj {
-public:
+  public:
     Obj(const Value &v, std::string path) : v_(v), path_(std::move(path)) {
-        if (!v_.IsObject()) throw ConfigError(path_.empty() ? "(root)" : path_, "must be an object");
+        if (!v_.IsObject())
+            throw ConfigError(path_.empty() ? "(root)" : path_, "must be an object");
     }
     std::string at(const char *key) const { return path_.empty() ? key : path_ + "." + key; }
     const Value *get(const char *key) {
@@ -46,8 +47,7 @@ public:
     void uint(const char *key, T &out, uint64_t lo, uint64_t hi) {
         const Value *x = get(key);
         if (!x) return;
-        if (!x->IsUint64())
-            throw ConfigError(at(key), "must be a non-negative integer");
+        if (!x->IsUint64()) throw ConfigError(at(key), "must be a non-negative integer");
         uint64_t n = x->GetUint64();
         if (n < lo || n > hi)
             throw ConfigError(at(key), "must be between " + std::to_string(lo) + " and " +
@@ -71,7 +71,7 @@ public:
         }
     }
 
-private:
+  private:
     const Value &v_;
     std::string path_;
     std::set<std::string> seen_;
@@ -79,12 +79,15 @@ private:
 
 void parse_port(Obj &parent, const char *key, PortConfig &port) {
     const Value *v = parent.get(key);
-    if (!v) throw ConfigError(parent.at(key), "missing (every appliance has an inside and an outside port)");
+    if (!v)
+        throw ConfigError(parent.at(key),
+                          "missing (every appliance has an inside and an outside port)");
     Obj o(*v, parent.at(key));
     o.str("device", port.device, true);
     if (port.device.empty())
-        throw ConfigError(o.at("device"),
-                          "empty (expected a vdev like \"net_af_packet0,iface=veth0\" or a PCI address)");
+        throw ConfigError(
+            o.at("device"),
+            "empty (expected a vdev like \"net_af_packet0,iface=veth0\" or a PCI address)");
     if (port.device.find(' ') != std::string::npos)
         throw ConfigError(o.at("device"), "must not contain spaces");
     o.uint("rx_desc", port.rx_desc, 64, 16384);
@@ -101,11 +104,14 @@ bool PortConfig::is_pci() const {
            device.rfind("net_", 0) != 0;
 }
 
-std::string PortConfig::name() const { return device.substr(0, device.find(',')); }
+std::string PortConfig::name() const {
+    return device.substr(0, device.find(','));
+}
 
 ApplianceConfig parse_appliance_config(const std::string &json_text) {
     rapidjson::Document doc;
-    doc.Parse<rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag>(json_text.c_str());
+    doc.Parse<rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag>(
+        json_text.c_str());
     if (doc.HasParseError()) {
         throw ConfigError("(json)", std::string("parse error at offset ") +
                                         std::to_string(doc.GetErrorOffset()) + ": " +
@@ -127,7 +133,8 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
             if (!a->IsArray()) throw ConfigError("eal.extra_args", "must be an array of strings");
             for (rapidjson::SizeType i = 0; i < a->Size(); ++i) {
                 if (!(*a)[i].IsString())
-                    throw ConfigError("eal.extra_args[" + std::to_string(i) + "]", "must be a string");
+                    throw ConfigError("eal.extra_args[" + std::to_string(i) + "]",
+                                      "must be a string");
                 c.eal.extra_args.emplace_back((*a)[i].GetString());
             }
         }
@@ -142,7 +149,8 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         parse_port(o, "outside", c.outside);
         o.finish();
         if (c.inside.name() == c.outside.name())
-            throw ConfigError("ports.outside.device", "names the same device as ports.inside.device");
+            throw ConfigError("ports.outside.device",
+                              "names the same device as ports.inside.device");
     }
 
     root.uint("workers", c.workers, 1, 64);
@@ -176,7 +184,7 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
     if (const Value *v = root.get("log")) {
         Obj o(*v, "log");
         o.str("level", c.log.level);
-        static const std::set<std::string> levels = {"trace", "debug", "info",    "warn",
+        static const std::set<std::string> levels = {"trace", "debug",    "info", "warn",
                                                      "error", "critical", "off"};
         if (!levels.count(c.log.level))
             throw ConfigError("log.level", "unknown level \"" + c.log.level +
@@ -206,9 +214,11 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.str("policy_file", id.policy_file);
         if (id.enforcer_id.empty()) throw ConfigError(o.at("enforcer_id"), "must not be empty");
         if (id.enforcer_id.size() > 64 ||
-            id.enforcer_id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") !=
+            id.enforcer_id.find_first_not_of(
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") !=
                 std::string::npos)
-            throw ConfigError(o.at("enforcer_id"), "1-64 of A-Z a-z 0-9 - _ . (it is the certificate CN)");
+            throw ConfigError(o.at("enforcer_id"),
+                              "1-64 of A-Z a-z 0-9 - _ . (it is the certificate CN)");
         for (const std::string &t : id.tags)
             if (t.find('=') == std::string::npos || t[0] == '=')
                 throw ConfigError("identity.tags", "\"" + t + "\" is not key=value");
@@ -221,7 +231,8 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         std::string reject = "rst";
         o.str("reject", reject);
         if (reject != "rst" && reject != "drop")
-            throw ConfigError("handshake.reject", "must be \"rst\" or \"drop\" (got \"" + reject + "\")");
+            throw ConfigError("handshake.reject",
+                              "must be \"rst\" or \"drop\" (got \"" + reject + "\")");
         h.reject_with_rst = reject == "rst";
         o.uint("hold_per_flow", h.hold_per_flow, 1, 1024);
         o.uint("hold_total", h.hold_total, 16, 1u << 22);
@@ -231,7 +242,8 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.uint("slowpath_queue", h.slowpath_queue, 4, 65536);
         o.str("hmac", h.hmac);
         if (h.hmac != "auto" && h.hmac != "ipsec-mb" && h.hmac != "openssl")
-            throw ConfigError("handshake.hmac", "must be auto, ipsec-mb or openssl (got \"" + h.hmac + "\")");
+            throw ConfigError("handshake.hmac",
+                              "must be auto, ipsec-mb or openssl (got \"" + h.hmac + "\")");
         o.uint("key_rotation_s", h.key_rotation_s, 10, 86400);
         o.finish();
     }
@@ -246,8 +258,10 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         static const std::set<std::string> realms = {"Certificate", "AWSSecurityToken",
                                                      "GCPIdentityToken", "AzureIdentityToken"};
         if (!realms.count(cc.realm))
-            throw ConfigError("console.realm", "unknown realm \"" + cc.realm +
-                                                   "\" (Certificate|AWSSecurityToken|GCPIdentityToken|AzureIdentityToken)");
+            throw ConfigError(
+                "console.realm",
+                "unknown realm \"" + cc.realm +
+                    "\" (Certificate|AWSSecurityToken|GCPIdentityToken|AzureIdentityToken)");
         o.str("metadata_url", cc.metadata_url);
         o.str("audience", cc.audience);
         o.str("token_validity", cc.token_validity);
@@ -260,13 +274,17 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.boolean("insecure_skip_verify", cc.insecure_skip_verify);
         if (cc.realm == "Certificate" && cc.appcred.empty())
             throw ConfigError("console.appcred", "required for realm Certificate");
-        if (cc.realm != "Certificate" && (cc.url.empty() || cc.ca.empty() || cc.metadata_url.empty()))
-            throw ConfigError(cc.url.empty() ? "console.url" : cc.ca.empty() ? "console.ca" : "console.metadata_url",
+        if (cc.realm != "Certificate" &&
+            (cc.url.empty() || cc.ca.empty() || cc.metadata_url.empty()))
+            throw ConfigError(cc.url.empty()  ? "console.url"
+                              : cc.ca.empty() ? "console.ca"
+                                              : "console.metadata_url",
                               "required for realm " + cc.realm);
         if (!cc.url.empty() && cc.url.rfind("https://", 0) != 0)
             throw ConfigError("console.url", "must be an https:// URL (got \"" + cc.url + "\")");
         o.finish();
-        if (!root.has("identity")) throw ConfigError("identity", "required with a console (enforcer_id, tags)");
+        if (!root.has("identity"))
+            throw ConfigError("identity", "required with a console (enforcer_id, tags)");
     }
 
     root.finish();

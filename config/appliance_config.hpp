@@ -13,12 +13,12 @@ namespace segwire::config {
 // Thrown by the loader only (never on the packet path). `field` is a JSON path like
 // "ports.inside.device"; what() is "<field>: <problem>".
 class ConfigError : public std::runtime_error {
-public:
+  public:
     ConfigError(std::string field, const std::string &problem)
         : std::runtime_error(field + ": " + problem), field_(std::move(field)) {}
     const std::string &field() const { return field_; }
 
-private:
+  private:
     std::string field_;
 };
 
@@ -32,17 +32,17 @@ struct PortConfig {
 };
 
 struct EalConfig {
-    bool test_mode = false;        // --no-huge --no-shconf, memory from the heap
+    bool test_mode = false;  // --no-huge --no-shconf, memory from the heap
     std::string file_prefix = "segwire";
-    uint32_t memory_mb = 512;      // only with test_mode (-m)
-    std::string lcores;            // EAL --lcores value; empty = derived from workers
+    uint32_t memory_mb = 512;  // only with test_mode (-m)
+    std::string lcores;        // EAL --lcores value; empty = derived from workers
     std::vector<std::string> extra_args;
 };
 
 struct IdleConfig {
-    bool backoff = true;           // sleep when idle instead of spinning
-    uint32_t spin_polls = 256;     // empty polls before the first sleep
-    uint32_t max_sleep_us = 200;   // back-off ceiling
+    bool backoff = true;          // sleep when idle instead of spinning
+    uint32_t spin_polls = 256;    // empty polls before the first sleep
+    uint32_t max_sleep_us = 200;  // back-off ceiling
 };
 
 struct FlowTimeouts {
@@ -59,49 +59,50 @@ struct FlowConfig {
 };
 
 struct LogConfig {
-    std::string level = "info";    // trace|debug|info|warn|error|critical|off
-    std::string file;              // empty = stderr only
+    std::string level = "info";  // trace|debug|info|warn|error|critical|off
+    std::string file;            // empty = stderr only
 };
 
 // The enforcer's identity. Without `key`, segwire only forwards and tracks flows.
 struct IdentityConfig {
-    std::string enforcer_id;            // must equal the certificate's subject CN
-    std::vector<std::string> tags;      // the enforcer's own tags (profile mapping)
-    std::string key;                    // PEM file: the enforcer's long-term P-256 key
-    std::string certificate;            // PEM file: its certificate, issued by the Console CA
-    std::string trusted_cas;            // PEM file: CA bundle peer certificates must chain to
+    std::string enforcer_id;        // must equal the certificate's subject CN
+    std::vector<std::string> tags;  // the enforcer's own tags (profile mapping)
+    std::string key;                // PEM file: the enforcer's long-term P-256 key
+    std::string certificate;        // PEM file: its certificate, issued by the Console CA
+    std::string trusted_cas;        // PEM file: CA bundle peer certificates must chain to
     std::vector<std::string> peer_certificates;  // PEM files of peer enforcers' certificates
-    std::string policy_file;            // a policy bundle (JSON) enforced without a Console
+    std::string policy_file;  // a policy bundle (JSON) enforced without a Console
     bool enabled() const { return !key.empty() || !enforcer_id.empty(); }
 };
 
 struct HandshakeConfig {
-    bool reject_with_rst = true;        // "reject": "rst" | "drop"
+    bool reject_with_rst = true;  // "reject": "rst" | "drop"
     uint32_t hold_per_flow = 16;
     uint32_t hold_total = 8192;
-    uint32_t max_handshakes = 16384;    // concurrent handshakes per worker
+    uint32_t max_handshakes = 16384;  // concurrent handshakes per worker
     uint32_t peer_cache = 4096;
     uint32_t key_cache = 4096;
-    uint32_t slowpath_queue = 256;      // slow-path requests in flight per worker
-    std::string hmac = "auto";          // auto | ipsec-mb | openssl
-    uint32_t key_rotation_s = 300;      // ephemeral X25519 key period
+    uint32_t slowpath_queue = 256;  // slow-path requests in flight per worker
+    std::string hmac = "auto";      // auto | ipsec-mb | openssl
+    uint32_t key_rotation_s = 300;  // ephemeral X25519 key period
 };
 
 // The Console this enforcer syncs with. Without `url`/`appcred`, policy comes from
 // identity.policy_file only.
 struct ConsoleConfig {
-    std::string url;                    // https://...; default: the app credential's APIURL
-    std::string ca;                     // PEM file of the Console CA; default: the app credential's
-    std::string appcred;                // app credential JSON (realm Certificate)
-    std::string realm = "Certificate";  // Certificate | AWSSecurityToken | GCPIdentityToken | AzureIdentityToken
-    std::string metadata_url;           // cloud instance metadata base URL (tests point it at a fake)
+    std::string url;      // https://...; default: the app credential's APIURL
+    std::string ca;       // PEM file of the Console CA; default: the app credential's
+    std::string appcred;  // app credential JSON (realm Certificate)
+    std::string realm =
+        "Certificate";  // Certificate | AWSSecurityToken | GCPIdentityToken | AzureIdentityToken
+    std::string metadata_url;  // cloud instance metadata base URL (tests point it at a fake)
     std::string audience = "segwire-console";  // GCP/Azure identity token audience
-    std::string token_validity = "1h";  // asked of POST /issue; renewed at half of it
-    std::string enforcer_name;          // default: identity.enforcer_id
-    uint32_t poll_wait_s = 30;          // long-poll wait
+    std::string token_validity = "1h";         // asked of POST /issue; renewed at half of it
+    std::string enforcer_name;                 // default: identity.enforcer_id
+    uint32_t poll_wait_s = 30;                 // long-poll wait
     uint32_t heartbeat_s = 10;
-    uint32_t report_interval_s = 0;     // 0: the profile's flowReportInterval
-    uint32_t peer_refresh_s = 5;        // how often peer enforcer certificates are fetched
+    uint32_t report_interval_s = 0;  // 0: the profile's flowReportInterval
+    uint32_t peer_refresh_s = 5;     // how often peer enforcer certificates are fetched
     uint64_t spool_max_bytes = 16u << 20;
     bool insecure_skip_verify = false;  // tests only: do not verify the Console's certificate
     bool enabled() const { return !url.empty() || !appcred.empty() || realm != "Certificate"; }

@@ -25,7 +25,8 @@ size_t on_header(char *p, size_t size, size_t n, void *ud) {
         std::string v = line.substr(5);
         size_t a = v.find('"'), b = v.rfind('"');
         *etag = a != std::string::npos && b > a ? v.substr(a + 1, b - a - 1) : v;
-        while (!etag->empty() && isspace(static_cast<unsigned char>(etag->back()))) etag->pop_back();
+        while (!etag->empty() && isspace(static_cast<unsigned char>(etag->back())))
+            etag->pop_back();
     }
     return size * n;
 }
@@ -90,7 +91,8 @@ HttpResponse http_call(const HttpRequest &req, const std::string &ca_pem,
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L);
     CURLcode rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
-        res.error = std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "");
+        res.error =
+            std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "");
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res.status);
     }

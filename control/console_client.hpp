@@ -8,10 +8,10 @@
 namespace segwire::control {
 
 struct HttpResponse {
-    long status = 0;     // 0: no HTTP answer (see error)
+    long status = 0;  // 0: no HTTP answer (see error)
     std::string body;
-    std::string etag;    // without quotes
-    std::string error;   // transport error (connection refused, TLS verification, timeout, ...)
+    std::string etag;   // without quotes
+    std::string error;  // transport error (connection refused, TLS verification, timeout, ...)
     bool ok() const { return status >= 200 && status < 300; }
 };
 
@@ -30,7 +30,7 @@ HttpResponse http_call(const HttpRequest &req, const std::string &ca_pem = "",
                        const std::string &client_key_pem = "", bool insecure = false);
 
 class ConsoleClient {
-public:
+  public:
     // Refuses a non-https URL (the Console is never spoken to in clear text).
     ConsoleClient(std::string base_url, std::string ca_pem, bool insecure);
 
@@ -45,7 +45,7 @@ public:
                       const std::string &body = "", long timeout_s = 10,
                       std::vector<std::string> headers = {}) const;
 
-private:
+  private:
     std::string base_, ca_pem_, cert_pem_, key_pem_, token_;
     bool insecure_;
 };

@@ -23,7 +23,9 @@ namespace {
 
 constexpr size_t kBatchReports = 1000;
 
-int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
+int64_t now_s() {
+    return static_cast<int64_t>(std::time(nullptr));
+}
 
 std::string read_file(const std::string &path) {
     std::ifstream in(path);
@@ -41,7 +43,8 @@ void write_atomic(const std::string &path, const std::string &text, mode_t mode 
         if (!out || !(out << text)) throw std::runtime_error("cannot write " + tmp);
     }
     chmod(tmp.c_str(), mode);
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp);
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+        throw std::runtime_error("cannot rename " + tmp);
 }
 
 std::string json_error(const HttpResponse &r) {
@@ -100,21 +103,25 @@ ConsoleSync::ConsoleSync(const config::ApplianceConfig &cfg)
             throw std::runtime_error("console.appcred: " + cc.appcred + " is not a JSON object");
         for (const char *f : {"certificate", "certificateKey", "certificateAuthority"})
             if (str(d, f).empty())
-                throw std::runtime_error("console.appcred: " + cc.appcred + ": missing \"" + f + "\"");
+                throw std::runtime_error("console.appcred: " + cc.appcred + ": missing \"" + f +
+                                         "\"");
         appcred_cert_ = base64_decode(str(d, "certificate"));
         appcred_key_ = base64_decode(str(d, "certificateKey"));
         ca_pem = base64_decode(str(d, "certificateAuthority"));
         if (url.empty()) url = str(d, "APIURL");
     }
     if (!cc.ca.empty()) ca_pem = read_file(cc.ca);
-    if (url.empty()) throw std::runtime_error("console.url: not set and the app credential has no APIURL");
+    if (url.empty())
+        throw std::runtime_error("console.url: not set and the app credential has no APIURL");
     client_ = std::make_unique<ConsoleClient>(url, ca_pem, cc.insecure_skip_verify);
     if (cc.insecure_skip_verify)
         spdlog::warn("console: TLS verification OFF (console.insecure_skip_verify) — tests only");
     load_spool();
 }
 
-ConsoleSync::~ConsoleSync() { stop(); }
+ConsoleSync::~ConsoleSync() {
+    stop();
+}
 
 void ConsoleSync::set_error(const std::string &e) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -156,28 +163,34 @@ std::string ConsoleSync::fetch_cloud_token(std::string &metadata) {
     rapidjson::Writer<rapidjson::StringBuffer> w(sb);
     w.StartObject();
     if (cc.realm == "AWSSecurityToken") {  // IMDSv2: a session token first
-        std::string t = get(md + "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds: 21600"}, "PUT");
-        std::string role = get(md + "/latest/meta-data/iam/security-credentials/", {"X-aws-ec2-metadata-token: " + t});
+        std::string t =
+            get(md + "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds: 21600"}, "PUT");
+        std::string role = get(md + "/latest/meta-data/iam/security-credentials/",
+                               {"X-aws-ec2-metadata-token: " + t});
         role = role.substr(0, role.find('\n'));
         std::string creds = get(md + "/latest/meta-data/iam/security-credentials/" + role,
                                 {"X-aws-ec2-metadata-token: " + t});
         rapidjson::Document d;
         d.Parse(creds.c_str());
-        if (d.HasParseError() || !d.IsObject()) throw std::runtime_error("metadata: AWS credentials are not JSON");
+        if (d.HasParseError() || !d.IsObject())
+            throw std::runtime_error("metadata: AWS credentials are not JSON");
         kv(w, "accessKeyID", str(d, "AccessKeyId"));
         kv(w, "secretAccessKey", str(d, "SecretAccessKey"));
         kv(w, "token", str(d, "Token"));
     } else if (cc.realm == "GCPIdentityToken") {
-        std::string jwt = get(md + "/computeMetadata/v1/instance/service-accounts/default/identity?audience=" +
-                                  cc.audience + "&format=full",
-                              {"Metadata-Flavor: Google"});
+        std::string jwt =
+            get(md + "/computeMetadata/v1/instance/service-accounts/default/identity?audience=" +
+                    cc.audience + "&format=full",
+                {"Metadata-Flavor: Google"});
         kv(w, "token", jwt);
     } else {  // AzureIdentityToken
-        std::string j = get(md + "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" + cc.audience,
-                            {"Metadata: true"});
+        std::string j = get(
+            md + "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" + cc.audience,
+            {"Metadata: true"});
         rapidjson::Document d;
         d.Parse(j.c_str());
-        if (d.HasParseError() || !d.IsObject()) throw std::runtime_error("metadata: Azure token answer is not JSON");
+        if (d.HasParseError() || !d.IsObject())
+            throw std::runtime_error("metadata: Azure token answer is not JSON");
         kv(w, "token", str(d, "access_token"));
     }
     w.EndObject();
@@ -234,11 +247,13 @@ bool ConsoleSync::ensure_token() {
 }
 
 void ConsoleSync::enroll(config::IdentityConfig &id) {
-    const std::string key_path = state_dir_ + "/enforcer.key", cert_path = state_dir_ + "/enforcer.crt",
+    const std::string key_path = state_dir_ + "/enforcer.key",
+                      cert_path = state_dir_ + "/enforcer.crt",
                       ca_path = state_dir_ + "/console-ca.pem";
     auto use_cached = [&](const std::string &why) {
         if (!fs::exists(key_path) || !fs::exists(cert_path) || !fs::exists(ca_path))
-            throw std::runtime_error("console: " + why + ", and no earlier enrollment in " + state_dir_);
+            throw std::runtime_error("console: " + why + ", and no earlier enrollment in " +
+                                     state_dir_);
         spdlog::warn("console: {}; enforcing with the enrollment cached in {}", why, state_dir_);
     };
     id.key = key_path;
@@ -280,7 +295,8 @@ void ConsoleSync::enroll(config::IdentityConfig &id) {
     if (!r.ok()) throw std::runtime_error("console: POST /enforcers: " + json_error(r));
     rapidjson::Document d;
     d.Parse(r.body.c_str());
-    if (d.HasParseError() || str(d, "certificate").empty() || str(d, "certificateAuthority").empty())
+    if (d.HasParseError() || str(d, "certificate").empty() ||
+        str(d, "certificateAuthority").empty())
         throw std::runtime_error("console: POST /enforcers: no certificate in the answer");
     write_atomic(cert_path, str(d, "certificate"), 0644);
     write_atomic(ca_path, str(d, "certificateAuthority"), 0644);
@@ -291,7 +307,8 @@ void ConsoleSync::enroll(config::IdentityConfig &id) {
         rapidjson::Document e;
         e.Parse(p.body.c_str());
         std::string names;
-        if (!e.HasParseError() && e.IsObject() && e.HasMember("candidates") && e["candidates"].IsArray())
+        if (!e.HasParseError() && e.IsObject() && e.HasMember("candidates") &&
+            e["candidates"].IsArray())
             for (auto &c : e["candidates"].GetArray())
                 if (c.IsString()) names += (names.empty() ? "" : ", ") + std::string(c.GetString());
         throw std::runtime_error("console: no unique enforcer profile for " + enforcer_id_ +
@@ -339,8 +356,9 @@ void ConsoleSync::poll_policy() {
     const uint32_t wait = cfg_.console.poll_wait_s;
     std::vector<std::string> h;
     if (!etag.empty()) h.push_back("If-None-Match: \"" + etag + "\"");
-    HttpResponse r = call("GET", "/enforcers/" + enforcer_id_ + "/policy?wait=" + std::to_string(wait),
-                          "", wait + 15, h);
+    HttpResponse r =
+        call("GET", "/enforcers/" + enforcer_id_ + "/policy?wait=" + std::to_string(wait), "",
+             wait + 15, h);
     if (r.status == 304) {
         std::lock_guard<std::mutex> lock(mu_);
         st_.connected = true;
@@ -377,7 +395,8 @@ void ConsoleSync::bundle_applied(const std::string &text, const std::string &ver
 }
 
 void ConsoleSync::bundle_rejected(const std::string &version, const std::string &why) {
-    spdlog::error("console: bundle {} rejected, keeping {}: {}", version, status().bundle_version, why);
+    spdlog::error("console: bundle {} rejected, keeping {}: {}", version, status().bundle_version,
+                  why);
     std::lock_guard<std::mutex> lock(mu_);
     st_.bundles_rejected++;
 }
@@ -474,7 +493,8 @@ void ConsoleSync::load_spool() {
         batch_seq_ = std::max<uint64_t>(batch_seq_, std::stoull(p.stem().string()) + 1);
     }
     st_.spool_batches = spool_.size();
-    if (!spool_.empty()) spdlog::info("console: {} report batch(es) spooled by an earlier run", spool_.size());
+    if (!spool_.empty())
+        spdlog::info("console: {} report batch(es) spooled by an earlier run", spool_.size());
 }
 
 // Every batch is written to the spool before it is sent: a Console outage or an enforcer restart
@@ -483,11 +503,13 @@ void ConsoleSync::spool(const std::string &kind, const std::string &body, size_t
     std::lock_guard<std::mutex> lock(mu_);
     if (st_.spool_bytes + body.size() > cfg_.console.spool_max_bytes) {
         st_.reports_dropped += reports;
-        spdlog::error("console: report spool full ({} bytes): {} {} dropped", st_.spool_bytes, reports, kind);
+        spdlog::error("console: report spool full ({} bytes): {} {} dropped", st_.spool_bytes,
+                      reports, kind);
         return;
     }
     char name[64];
-    std::snprintf(name, sizeof name, "%012llu-%s.json", static_cast<unsigned long long>(batch_seq_++), kind.c_str());
+    std::snprintf(name, sizeof name, "%012llu-%s.json",
+                  static_cast<unsigned long long>(batch_seq_++), kind.c_str());
     Batch b{kind, state_dir_ + "/spool/" + name, body.size(), reports};
     try {
         write_atomic(b.path, body);
@@ -594,7 +616,8 @@ void ConsoleSync::flush_spool() {
             // Exponential back-off with jitter: 1, 2, 4 ... 60 s.
             backoff_s_ = std::min<uint32_t>(backoff_s_ ? backoff_s_ * 2 : 1, 60);
             static thread_local std::mt19937 rng{std::random_device{}()};
-            next_send_ = now_s() + backoff_s_ / 2 + std::uniform_int_distribution<uint32_t>(0, backoff_s_)(rng);
+            next_send_ = now_s() + backoff_s_ / 2 +
+                         std::uniform_int_distribution<uint32_t>(0, backoff_s_)(rng);
             return;
         }
         if (r.status == 422) {

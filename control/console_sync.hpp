@@ -28,7 +28,7 @@ namespace segwire::control {
 struct SyncStatus {
     bool connected = false;
     std::string last_error;
-    std::string bundle_version;     // the version in force
+    std::string bundle_version;  // the version in force
     uint64_t bundles_applied = 0, bundles_rejected = 0;
     uint64_t tokens_issued = 0;
     int64_t token_expires_at = 0;
@@ -38,7 +38,7 @@ struct SyncStatus {
 };
 
 class ConsoleSync {
-public:
+  public:
     ConsoleSync(const config::ApplianceConfig &cfg);
     ~ConsoleSync();
 
@@ -65,7 +65,7 @@ public:
     SyncStatus status() const;
     uint32_t report_interval_s(uint64_t profile_default_s) const;
 
-private:
+  private:
     void loop();
     bool authenticate();
     bool ensure_token();
@@ -92,14 +92,14 @@ private:
     SyncStatus st_;
     std::string token_;
     int64_t token_renew_at_ = 0;
-    std::string etag_;                     // version we have (applied or rejected)
-    std::optional<std::string> pending_;   // bundle waiting for the control loop
+    std::string etag_;                    // version we have (applied or rejected)
+    std::optional<std::string> pending_;  // bundle waiting for the control loop
     struct Batch {
-        std::string kind, path;            // kind: flowreports | connectionexceptionreports
+        std::string kind, path;  // kind: flowreports | connectionexceptionreports
         size_t bytes = 0, reports = 0;
     };
     std::deque<Batch> spool_;
-    std::string peers_cached_;             // what peers.json holds
+    std::string peers_cached_;  // what peers.json holds
     uint64_t batch_seq_ = 0;
     int64_t next_send_ = 0;
     uint32_t backoff_s_ = 0;

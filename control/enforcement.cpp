@@ -20,7 +20,7 @@
 namespace segwire::control {
 namespace {
 
-constexpr uint32_t kRecordRing = 16384;   // records per worker between two control ticks
+constexpr uint32_t kRecordRing = 16384;  // records per worker between two control ticks
 constexpr size_t kTotalReports = 4096;
 constexpr size_t kRecentSnapshots = 4;
 
@@ -40,9 +40,12 @@ std::string ip_text(const dp::IpAddr &a, uint8_t family) {
 
 const char *verdict_text(uint8_t v) {
     switch (static_cast<policy::Verdict>(v)) {
-        case policy::Verdict::kAccept: return "Accept";
-        case policy::Verdict::kReject: return "Reject";
-        default: return "NotApplicable";
+        case policy::Verdict::kAccept:
+            return "Accept";
+        case policy::Verdict::kReject:
+            return "Reject";
+        default:
+            return "NotApplicable";
     }
 }
 
@@ -118,7 +121,7 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
     rt_.reject_with_rst = h.reject_with_rst;
     rt_.mtu[0] = mtu[0];
     rt_.mtu[1] = mtu[1];
-    rt_.hmac = h.hmac == "ipsec-mb" ? crypto::HmacBackend::IpsecMb
+    rt_.hmac = h.hmac == "ipsec-mb"  ? crypto::HmacBackend::IpsecMb
                : h.hmac == "openssl" ? crypto::HmacBackend::OpenSsl
                                      : crypto::HmacBackend::Auto;
     rt_.hold_per_flow = h.hold_per_flow;
@@ -142,16 +145,24 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
                  id.enforcer_id, info->not_after, certs_->size() - 1);
 }
 
-Enforcement::~Enforcement() { stop(); }
+Enforcement::~Enforcement() {
+    stop();
+}
 
-void Enforcement::start() { slow_->start(); }
+void Enforcement::start() {
+    slow_->start();
+}
 
 void Enforcement::stop() {
     if (slow_) slow_->stop();
 }
 
-uint64_t Enforcement::policy_version() const { return policy_ ? policy_->version() : 0; }
-std::string Enforcement::bundle_version() const { return policy_ ? policy_->bundle_version() : ""; }
+uint64_t Enforcement::policy_version() const {
+    return policy_ ? policy_->version() : 0;
+}
+std::string Enforcement::bundle_version() const {
+    return policy_ ? policy_->bundle_version() : "";
+}
 
 void Enforcement::apply_file(const std::string &path) {
     apply(policy::parse_policy_set(read_file(path, "identity.policy_file")));
@@ -170,8 +181,9 @@ std::string Enforcement::apply_bundle(const std::string &json_text) {
     if (d.HasParseError() || !d.IsObject()) throw std::runtime_error("bundle: not a JSON object");
     if (d.HasMember("enforcerID") && d["enforcerID"].IsString() &&
         d["enforcerID"].GetString() != cfg_.identity.enforcer_id)
-        throw std::runtime_error(std::string("bundle: for enforcer ") + d["enforcerID"].GetString() +
-                                 ", not " + cfg_.identity.enforcer_id);
+        throw std::runtime_error(std::string("bundle: for enforcer ") +
+                                 d["enforcerID"].GetString() + ", not " +
+                                 cfg_.identity.enforcer_id);
     d.RemoveMember("enforcerID");
     d.RemoveMember("trustedCAs");
     rapidjson::StringBuffer sb;
@@ -254,13 +266,14 @@ void Enforcement::add_record(const dp::FlowRecordEvent &e) {
     auto policy_id = [&](uint32_t idx) {
         return snap && idx != policy::kNone ? std::string(snap->policy_id(idx)) : std::string();
     };
-    std::string local_id =
-        snap && e.local_pu != policy::kNone && e.local_pu < snap->pu_count()
-            ? std::string(snap->pu_id(e.local_pu))
-            : std::string();
-    std::string peer_type = e.peer_kind == dp::PeerKind::kClaims ? "ProcessingUnit" : "ExternalNetwork";
-    std::string peer_id = e.peer_id[0] ? std::string(e.peer_id, strnlen(e.peer_id, sizeof(e.peer_id)))
-                                       : std::string();
+    std::string local_id = snap && e.local_pu != policy::kNone && e.local_pu < snap->pu_count()
+                               ? std::string(snap->pu_id(e.local_pu))
+                               : std::string();
+    std::string peer_type =
+        e.peer_kind == dp::PeerKind::kClaims ? "ProcessingUnit" : "ExternalNetwork";
+    std::string peer_id = e.peer_id[0]
+                              ? std::string(e.peer_id, strnlen(e.peer_id, sizeof(e.peer_id)))
+                              : std::string();
     const dp::IpAddr &peer_ip = e.local_is_source ? e.dst : e.src;
     if (e.peer_kind == dp::PeerKind::kExternal && snap) {
         // Name the external network(s) the peer address belongs to.
@@ -335,7 +348,7 @@ void Enforcement::drain_records() {
     for (uint32_t w = 0; w < workers_; ++w) {
         unsigned n;
         while ((n = rte_ring_sc_dequeue_burst_elem(rt_.records[w], ev, sizeof(ev[0]), 64,
-                                                    nullptr)) > 0)
+                                                   nullptr)) > 0)
             for (unsigned i = 0; i < n; ++i) add_record(ev[i]);
     }
 }

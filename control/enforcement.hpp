@@ -48,7 +48,7 @@ struct ExceptionReport {
 };
 
 class Enforcement {
-public:
+  public:
     // Loads keys, certificates and trust (throws std::runtime_error naming the config field).
     Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, rte_mempool *pool,
                 const uint16_t mtu[2]);
@@ -85,7 +85,7 @@ public:
     std::vector<FlowReport> total_flow_reports() const;
     const SlowPath &slowpath() const { return *slow_; }
 
-private:
+  private:
     void publish_state();
     void install(const policy::PolicySet &set, const policy::EnforcerProfile &profile);
     void drain_records();

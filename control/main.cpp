@@ -99,12 +99,11 @@ int run(const config::ApplianceConfig &cfg) {
         const uint16_t q = static_cast<uint16_t>(cfg.workers);
         app->ports[dp::kInside] = control::setup_port(cfg.inside, "inside", q, pool);
         app->ports[dp::kOutside] = control::setup_port(cfg.outside, "outside", q, pool);
-        const bool hw_symmetric =
-            app->ports[0].symmetric_rss && app->ports[1].symmetric_rss;
+        const bool hw_symmetric = app->ports[0].symmetric_rss && app->ports[1].symmetric_rss;
         for (int i = 0; i < 2; ++i)
             spdlog::info("port {}: {} ({}), {} queue(s), mtu {}, steering {}",
-                         i == 0 ? "inside" : "outside", app->ports[i].name, app->ports[i].driver,
-                         q, app->ports[i].mtu, hw_symmetric ? "symmetric RSS" : "software");
+                         i == 0 ? "inside" : "outside", app->ports[i].name, app->ports[i].driver, q,
+                         app->ports[i].mtu, hw_symmetric ? "symmetric RSS" : "software");
 
         if (cfg.identity.enabled()) {
             config::ApplianceConfig ecfg = cfg;
@@ -136,7 +135,8 @@ int run(const config::ApplianceConfig &cfg) {
             s.identity = app->enforcement ? &app->enforcement->runtime() : nullptr;
             auto worker = std::make_unique<dp::Worker>();
             std::string err;
-            if (!worker->init(s, err)) throw std::runtime_error("worker " + std::to_string(w) + ": " + err);
+            if (!worker->init(s, err))
+                throw std::runtime_error("worker " + std::to_string(w) + ": " + err);
             app->workers.push_back(std::move(worker));
         }
         // Steering rings: one single-producer/single-consumer ring per ordered worker pair,
@@ -145,7 +145,8 @@ int run(const config::ApplianceConfig &cfg) {
             for (uint32_t dst = 0; dst < cfg.workers; ++dst)
                 for (uint32_t src = 0; src < cfg.workers; ++src) {
                     if (src == dst) continue;
-                    std::string name = "sw_steer_" + std::to_string(src) + "_" + std::to_string(dst);
+                    std::string name =
+                        "sw_steer_" + std::to_string(src) + "_" + std::to_string(dst);
                     rte_ring *r = rte_ring_create(name.c_str(), 1024, rte_socket_id(),
                                                   RING_F_SP_ENQ | RING_F_SC_DEQ);
                     if (!r) throw std::runtime_error("cannot create ring " + name);
@@ -154,7 +155,8 @@ int run(const config::ApplianceConfig &cfg) {
                 }
         }
         if (app->enforcement) {
-            spdlog::info("identity handshake on; HMAC back-end {}", app->workers[0]->hmac_backend());
+            spdlog::info("identity handshake on; HMAC back-end {}",
+                         app->workers[0]->hmac_backend());
             app->enforcement->start();
             if (app->sync) {
                 // Fail-static: the last bundle this enforcer accepted is enforced at once, before
@@ -180,6 +182,9 @@ int run(const config::ApplianceConfig &cfg) {
                 }
             }
         }
+        if (app->enforcement && !app->enforcement->has_policy())
+            spdlog::warn(
+                "no policy yet: traffic is forwarded untouched until the first policy is applied");
         control::register_telemetry(*app);
 
         g_stop = &app->stop;
@@ -194,8 +199,9 @@ int run(const config::ApplianceConfig &cfg) {
             if (rte_eal_remote_launch(worker_main, app.get(), lcore) != 0)
                 throw std::runtime_error("cannot launch worker on lcore " + std::to_string(lcore));
         }
-        spdlog::info("segwire running: {} worker(s), telemetry at /var/run/dpdk/{}/dpdk_telemetry.v2",
-                     cfg.workers, cfg.eal.file_prefix);
+        spdlog::info(
+            "segwire running: {} worker(s), telemetry at /var/run/dpdk/{}/dpdk_telemetry.v2",
+            cfg.workers, cfg.eal.file_prefix);
         // The control thread. Later issues add policy sync and log export here; it never polls.
         auto next_report = std::chrono::steady_clock::now();
         while (!app->stop.load()) {
@@ -213,8 +219,9 @@ int run(const config::ApplianceConfig &cfg) {
             }
             if (std::chrono::steady_clock::now() >= next_report) {
                 uint64_t profile_s = app->enforcement->report_interval_s();
-                uint32_t every = app->sync ? app->sync->report_interval_s(profile_s)
-                                           : static_cast<uint32_t>(std::max<uint64_t>(profile_s, 1));
+                uint32_t every = app->sync
+                                     ? app->sync->report_interval_s(profile_s)
+                                     : static_cast<uint32_t>(std::max<uint64_t>(profile_s, 1));
                 next_report = std::chrono::steady_clock::now() + std::chrono::seconds(every);
                 auto flows = app->enforcement->take_flow_reports();
                 auto ex = app->enforcement->take_exception_reports();
@@ -235,7 +242,8 @@ int run(const config::ApplianceConfig &cfg) {
         rte_eal_mp_wait_lcore();
         uint64_t rx = 0, tx = 0;
         for (auto &w : app->workers)
-            for (int i = 0; i < 2; ++i) rx += w->stats().rx_pkts[i].get(), tx += w->stats().tx_pkts[i].get();
+            for (int i = 0; i < 2; ++i)
+                rx += w->stats().rx_pkts[i].get(), tx += w->stats().tx_pkts[i].get();
         spdlog::info("forwarded {} of {} packets received", tx, rx);
         if (app->sync) {
             // Whatever was decided since the last interval goes to the spool, not to waste.
@@ -274,10 +282,18 @@ int main(int argc, char **argv) {
     int o;
     while ((o = getopt_long(argc, argv, "c:h", opts, nullptr)) != -1) {
         switch (o) {
-            case 'c': config_path = optarg; break;
-            case 'k': check = true; break;
-            case 'h': usage(stdout); return 0;
-            default: usage(stderr); return 2;
+            case 'c':
+                config_path = optarg;
+                break;
+            case 'k':
+                check = true;
+                break;
+            case 'h':
+                usage(stdout);
+                return 0;
+            default:
+                usage(stderr);
+                return 2;
         }
     }
     if (config_path.empty()) {

@@ -17,14 +17,18 @@ SlowPath::SlowPath(const crypto::IdentitySigner &signer, const crypto::PeerCertS
                    dp::IdentityRuntime &rt, uint32_t workers)
     : signer_(signer), certs_(certs), rt_(rt), workers_(workers) {}
 
-SlowPath::~SlowPath() { stop(); }
+SlowPath::~SlowPath() {
+    stop();
+}
 
 void SlowPath::set_policy(std::shared_ptr<const policy::PolicySnapshot> p) {
     std::lock_guard<std::mutex> lock(mu_);
     policy_ = std::move(p);
 }
 
-void SlowPath::start() { thread_ = std::thread([this] { loop(); }); }
+void SlowPath::start() {
+    thread_ = std::thread([this] { loop(); });
+}
 
 void SlowPath::stop() {
     stop_.store(true);

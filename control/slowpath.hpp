@@ -16,7 +16,7 @@
 namespace segwire::control {
 
 class SlowPath {
-public:
+  public:
     SlowPath(const crypto::IdentitySigner &signer, const crypto::PeerCertStore &certs,
              dp::IdentityRuntime &rt, uint32_t workers);
     ~SlowPath();
@@ -30,7 +30,7 @@ public:
     uint64_t refused() const { return refused_.load(); }
     uint64_t keys() const { return keys_.load(); }
 
-private:
+  private:
     void loop();
     void handle(dp::SlowJob &j, uint32_t now);
 

@@ -19,9 +19,9 @@ namespace segwire::control {
 namespace {
 
 App *g_app = nullptr;
-std::mutex g_dump_mutex;                  // one flow dump at a time (telemetry clients may be many)
-std::vector<dp::FlowRecord> g_flows;      // the last dump, paged out by /segwire/flows,<page>
-constexpr uint32_t kFlowsPerPage = 32;    // keeps one reply well under the 16 KiB telemetry limit
+std::mutex g_dump_mutex;                // one flow dump at a time (telemetry clients may be many)
+std::vector<dp::FlowRecord> g_flows;    // the last dump, paged out by /segwire/flows,<page>
+constexpr uint32_t kFlowsPerPage = 32;  // keeps one reply well under the 16 KiB telemetry limit
 constexpr uint32_t kDumpRowsPerWorker = 65536;
 
 // Telemetry names allow only [A-Za-z0-9_/].
@@ -127,11 +127,16 @@ std::string addr_str(const dp::IpAddr &a, uint8_t family) {
 
 const char *proto_name(uint8_t p) {
     switch (p) {
-        case dp::kProtoTcp: return "tcp";
-        case dp::kProtoUdp: return "udp";
-        case dp::kProtoIcmp: return "icmp";
-        case dp::kProtoIcmp6: return "icmp6";
-        default: return "ip";
+        case dp::kProtoTcp:
+            return "tcp";
+        case dp::kProtoUdp:
+            return "udp";
+        case dp::kProtoIcmp:
+            return "icmp";
+        case dp::kProtoIcmp6:
+            return "icmp6";
+        default:
+            return "ip";
     }
 }
 
@@ -190,9 +195,8 @@ int cmd_flows(const char *, const char *params, rte_tel_data *d) {
         rte_tel_data_add_dict_string(c, "dst", addr_str(dst, r.key.family).c_str());
         rte_tel_data_add_dict_u64(c, "dport", a_init ? r.key.pb : r.key.pa);
         rte_tel_data_add_dict_u64(c, "vlan", r.key.vlan);
-        rte_tel_data_add_dict_string(c, "state",
-                                     r.key.proto == dp::kProtoTcp ? dp::tcp_state_name(r.state)
-                                                                  : "ACTIVE");
+        rte_tel_data_add_dict_string(
+            c, "state", r.key.proto == dp::kProtoTcp ? dp::tcp_state_name(r.state) : "ACTIVE");
         rte_tel_data_add_dict_string(c, "timeout_class", dp::timeout_class_name(r.tclass));
         rte_tel_data_add_dict_string(c, "auth", dp::auth_name(r.auth));
         rte_tel_data_add_dict_u64(c, "worker", r.worker);
@@ -219,16 +223,17 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_add_dict_u64(d, "slowpath_refused", e->slowpath().refused());
     rte_tel_data_add_dict_u64(d, "slowpath_keys", e->slowpath().keys());
     dp::IdentityStats sum;
-#define SUM(f)                                                            \
+#define SUM(f)                                                             \
     for (auto &w : g_app->workers) sum.f.add(w->identity_stats().f.get()); \
     rte_tel_data_add_dict_u64(d, #f, sum.f.get());
-    SUM(syn_signed) SUM(syn_verified) SUM(synack_signed) SUM(synack_verified)
-    SUM(ack_proofs_added) SUM(ack_proofs_verified) SUM(authorized) SUM(rejected)
-    SUM(acl_decisions) SUM(passthrough) SUM(parked) SUM(slow_jobs) SUM(peer_cache_hits)
-    SUM(peer_cache_misses) SUM(key_cache_hits) SUM(key_cache_misses) SUM(hmac_batches)
-    SUM(hmac_jobs) SUM(records) SUM(records_lost) SUM(flows_cut) SUM(resets_sent) SUM(exceptions)
+    SUM(syn_signed)
+    SUM(syn_verified) SUM(synack_signed) SUM(synack_verified) SUM(ack_proofs_added)
+        SUM(ack_proofs_verified) SUM(authorized) SUM(rejected) SUM(acl_decisions) SUM(passthrough)
+            SUM(parked) SUM(slow_jobs) SUM(peer_cache_hits) SUM(peer_cache_misses)
+                SUM(key_cache_hits) SUM(key_cache_misses) SUM(hmac_batches) SUM(hmac_jobs)
+                    SUM(records) SUM(records_lost) SUM(flows_cut) SUM(resets_sent) SUM(exceptions)
 #undef SUM
-    return 0;
+                        return 0;
 }
 
 // /segwire/flowlog[,page]: flow reports aggregated since start, 16 per page.
@@ -237,7 +242,8 @@ int cmd_flowlog(const char *, const char *params, rte_tel_data *d) {
     Enforcement *e = g_app->enforcement.get();
     std::vector<FlowReport> rows = e ? e->total_flow_reports() : std::vector<FlowReport>{};
     constexpr uint32_t kPer = 16;
-    uint32_t page = params && *params ? static_cast<uint32_t>(std::strtoul(params, nullptr, 10)) : 0;
+    uint32_t page =
+        params && *params ? static_cast<uint32_t>(std::strtoul(params, nullptr, 10)) : 0;
     rte_tel_data_add_dict_u64(d, "total", rows.size());
     rte_tel_data_add_dict_u64(d, "pages", (rows.size() + kPer - 1) / kPer);
     for (uint32_t i = page * kPer; i < rows.size() && i < (page + 1) * kPer; ++i) {
@@ -266,7 +272,10 @@ int cmd_flowlog(const char *, const char *params, rte_tel_data *d) {
 
 int cmd_control(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_start_dict(d);
-    rte_tel_data_add_dict_string(d, "mode", g_app->sync ? "console" : g_app->enforcement ? "policy-file" : "forwarding");
+    rte_tel_data_add_dict_string(d, "mode",
+                                 g_app->sync          ? "console"
+                                 : g_app->enforcement ? "policy-file"
+                                                      : "forwarding");
     if (!g_app->sync) return 0;
     SyncStatus s = g_app->sync->status();
     rte_tel_data_add_dict_int(d, "connected", s.connected ? 1 : 0);

@@ -12,7 +12,7 @@ namespace segwire::dp {
 struct FlowKey {
     IpAddr a, b;
     uint16_t pa, pb;
-    uint16_t vlan;   // outer VLAN ID (12 bits); flows on different VLANs are different flows
+    uint16_t vlan;  // outer VLAN ID (12 bits); flows on different VLANs are different flows
     uint8_t proto;
     uint8_t family;  // 4 or 6
 };

@@ -9,27 +9,42 @@ namespace segwire::dp {
 
 const char *tcp_state_name(TcpState s) {
     switch (s) {
-        case TcpState::None: return "NONE";
-        case TcpState::SynSent: return "SYN_SENT";
-        case TcpState::SynReceived: return "SYN_RECEIVED";
-        case TcpState::Established: return "ESTABLISHED";
-        case TcpState::FinWait: return "FIN_WAIT";
-        case TcpState::Closing: return "CLOSING";
-        case TcpState::Closed: return "CLOSED";
+        case TcpState::None:
+            return "NONE";
+        case TcpState::SynSent:
+            return "SYN_SENT";
+        case TcpState::SynReceived:
+            return "SYN_RECEIVED";
+        case TcpState::Established:
+            return "ESTABLISHED";
+        case TcpState::FinWait:
+            return "FIN_WAIT";
+        case TcpState::Closing:
+            return "CLOSING";
+        case TcpState::Closed:
+            return "CLOSED";
     }
     return "?";
 }
 
 const char *auth_name(Auth a) {
     switch (a) {
-        case Auth::kNew: return "NEW";
-        case Auth::kPass: return "PASS";
-        case Auth::kAllowed: return "ALLOWED";
-        case Auth::kRejected: return "REJECTED";
-        case Auth::kClientSyn: return "CLIENT_SYN";
-        case Auth::kClientAck: return "CLIENT_ACK";
-        case Auth::kServerSyn: return "SERVER_SYN";
-        case Auth::kServerSynAck: return "SERVER_SYNACK";
+        case Auth::kNew:
+            return "NEW";
+        case Auth::kPass:
+            return "PASS";
+        case Auth::kAllowed:
+            return "ALLOWED";
+        case Auth::kRejected:
+            return "REJECTED";
+        case Auth::kClientSyn:
+            return "CLIENT_SYN";
+        case Auth::kClientAck:
+            return "CLIENT_ACK";
+        case Auth::kServerSyn:
+            return "SERVER_SYN";
+        case Auth::kServerSynAck:
+            return "SERVER_SYNACK";
     }
     return "?";
 }
@@ -81,12 +96,15 @@ bool FlowTable::init(const std::string &name, uint32_t capacity, int socket,
     return true;
 }
 
-uint32_t FlowTable::hash(const FlowKey &k) const { return rte_hash_hash(hash_, &k); }
+uint32_t FlowTable::hash(const FlowKey &k) const {
+    return rte_hash_hash(hash_, &k);
+}
 
 void FlowTable::lookup_bulk(const FlowKey *const *keys, const uint32_t *sigs, uint32_t n,
                             int32_t *positions) const {
-    rte_hash_lookup_with_hash_bulk(hash_, reinterpret_cast<const void **>(const_cast<const FlowKey **>(keys)),
-                                   const_cast<uint32_t *>(sigs), n, positions);
+    rte_hash_lookup_with_hash_bulk(
+        hash_, reinterpret_cast<const void **>(const_cast<const FlowKey **>(keys)),
+        const_cast<uint32_t *>(sigs), n, positions);
 }
 
 int32_t FlowTable::lookup(const FlowKey &k, uint32_t sig) const {
@@ -172,7 +190,8 @@ uint32_t FlowTable::expire(uint64_t now, uint32_t budget, RemoveHook on_remove, 
                 ++removed;
             } else {
                 unlink(pos);
-                link_tail(pos, c, now);  // keeps the list ordered: expiry lands within 2x the timeout
+                link_tail(pos, c,
+                          now);  // keeps the list ordered: expiry lands within 2x the timeout
             }
         }
     }

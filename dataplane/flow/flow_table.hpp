@@ -19,13 +19,13 @@ struct rte_hash;
 namespace segwire::dp {
 
 enum class TcpState : uint8_t {
-    None = 0,     // not TCP, or picked up mid-stream before any packet classified it
+    None = 0,  // not TCP, or picked up mid-stream before any packet classified it
     SynSent,
     SynReceived,
     Established,
-    FinWait,      // one side sent FIN
-    Closing,      // both sides sent FIN
-    Closed,       // RST seen
+    FinWait,  // one side sent FIN
+    Closing,  // both sides sent FIN
+    Closed,   // RST seen
 };
 const char *tcp_state_name(TcpState s);
 
@@ -43,54 +43,54 @@ inline constexpr uint32_t kNil = UINT32_MAX;
 
 // Authorization state of a flow (docs/handshake.md).
 enum class Auth : uint8_t {
-    kNew = 0,        // not classified yet
-    kPass,           // not ours to enforce (no local PU, ignored PU, excluded, no policy): untouched
-    kAllowed,        // authorized: forwarded
-    kRejected,       // refused: further packets dropped
-    kClientSyn,      // client role: SYN sent with our identity, waiting for the SYN-ACK
-    kClientAck,      // client role: SYN-ACK verified; our proof rides on client packets
-    kServerSyn,      // server role: SYN verified and forwarded, waiting for the server's SYN-ACK
-    kServerSynAck,   // server role: SYN-ACK sent with identity, waiting for the client's proof
+    kNew = 0,       // not classified yet
+    kPass,          // not ours to enforce (no local PU, ignored PU, excluded, no policy): untouched
+    kAllowed,       // authorized: forwarded
+    kRejected,      // refused: further packets dropped
+    kClientSyn,     // client role: SYN sent with our identity, waiting for the SYN-ACK
+    kClientAck,     // client role: SYN-ACK verified; our proof rides on client packets
+    kServerSyn,     // server role: SYN verified and forwarded, waiting for the server's SYN-ACK
+    kServerSynAck,  // server role: SYN-ACK sent with identity, waiting for the client's proof
 };
 const char *auth_name(Auth a);
 
 enum Role : uint8_t { kRoleNone = 0, kRoleClient = 1, kRoleServer = 2 };
 
 struct alignas(64) Flow {
-    uint64_t last_tsc;      // last packet
-    uint64_t list_tsc;      // when it was (re)queued on its timeout list
+    uint64_t last_tsc;  // last packet
+    uint64_t list_tsc;  // when it was (re)queued on its timeout list
     uint64_t created_tsc;
-    uint32_t prev, next;    // timeout-class list links
+    uint32_t prev, next;  // timeout-class list links
     TcpState state;
     uint8_t tclass;
-    uint8_t init_side;      // side that sent the first SYN (or first packet)
-    uint8_t fin_seen;       // bit per side
+    uint8_t init_side;  // side that sent the first SYN (or first packet)
+    uint8_t fin_seen;   // bit per side
     uint16_t worker;
-    uint16_t in_port;       // port side the initiator's packets arrive on
-    uint64_t pkts[2];       // per source side
+    uint16_t in_port;  // port side the initiator's packets arrive on
+    uint64_t pkts[2];  // per source side
     uint64_t bytes[2];
     // --- identity and policy ---
     Auth auth;
-    uint8_t role;           // Role
-    uint8_t parked;         // packets held until the slow path answers
-    uint8_t local_side;     // canonical side of the local PU
-    uint32_t hs;            // handshake context index, or kNil
-    uint64_t peer_key;      // peer-cache key of the peer's claims (0 = peer without identity)
+    uint8_t role;              // Role
+    uint8_t parked;            // packets held until the slow path answers
+    uint8_t local_side;        // canonical side of the local PU
+    uint32_t hs;               // handshake context index, or kNil
+    uint64_t peer_key;         // peer-cache key of the peer's claims (0 = peer without identity)
     uint64_t decided_version;  // policy snapshot version of the last decision
-    uint32_t ack_seen[2];   // latest ACK number each side sent: what it expects next (for RSTs)
-    HoldList hold;          // packets held while authorization is pending
-    uint8_t mac[2][6];      // Ethernet address of each side's host, for RSTs we originate
+    uint32_t ack_seen[2];      // latest ACK number each side sent: what it expects next (for RSTs)
+    HoldList hold;             // packets held while authorization is pending
+    uint8_t mac[2][6];         // Ethernet address of each side's host, for RSTs we originate
 };
 static_assert(sizeof(Flow) == 128, "two cache lines per flow");
 
 struct FlowTableStats {
     uint64_t created = 0;
-    uint64_t refused = 0;   // table full
+    uint64_t refused = 0;  // table full
     uint64_t expired = 0;
 };
 
 class FlowTable {
-public:
+  public:
     FlowTable() = default;
     ~FlowTable();
     FlowTable(const FlowTable &) = delete;
@@ -127,13 +127,13 @@ public:
 
     const FlowTableStats &stats() const { return stats_; }
 
-private:
+  private:
     void link_tail(uint32_t pos, uint8_t tclass, uint64_t now);
     void unlink(uint32_t pos);
 
     rte_hash *hash_ = nullptr;
     Flow *flows_ = nullptr;
-    FlowKey *keys_ = nullptr;   // copy per position, for removal and listing
+    FlowKey *keys_ = nullptr;  // copy per position, for removal and listing
     uint32_t capacity_ = 0;
     uint32_t size_ = 0;
     uint64_t timeout_tsc_[kTimeoutClassCount] = {};

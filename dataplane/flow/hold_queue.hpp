@@ -1,6 +1,6 @@
 // Per-flow packet holding while a flow's authorization is pending. One fixed pool of slots per
-// worker; each flow keeps a FIFO (head, tail, count) of slot indices. Bounded per flow and in total;
-// no allocation after init.
+// worker; each flow keeps a FIFO (head, tail, count) of slot indices. Bounded per flow and in
+// total; no allocation after init.
 #pragma once
 
 #include <cstdint>
@@ -17,12 +17,13 @@ struct HoldList {
 };
 
 class HoldQueue {
-public:
+  public:
     static constexpr uint32_t kNil = UINT32_MAX;
 
     void init(uint32_t total_slots, uint16_t per_flow_limit) {
         slots_.assign(total_slots, Slot{});
-        for (uint32_t i = 0; i < total_slots; ++i) slots_[i].next = i + 1 < total_slots ? i + 1 : kNil;
+        for (uint32_t i = 0; i < total_slots; ++i)
+            slots_[i].next = i + 1 < total_slots ? i + 1 : kNil;
         free_ = total_slots ? 0 : kNil;
         per_flow_ = per_flow_limit;
         used_ = 0;
@@ -61,7 +62,7 @@ public:
     uint32_t used() const { return used_; }
     uint32_t capacity() const { return static_cast<uint32_t>(slots_.size()); }
 
-private:
+  private:
     struct Slot {
         rte_mbuf *m = nullptr;
         uint32_t next = kNil;

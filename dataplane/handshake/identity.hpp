@@ -33,11 +33,11 @@ struct EnforcerState {
 // cache until it is replaced; then it goes back to the slow path to be freed.
 struct PeerIdentity {
     crypto::ClaimsReason status = crypto::ClaimsReason::Ok;
-    crypto::VerifiedClaims claims;      // valid when status is Ok
+    crypto::VerifiedClaims claims;  // valid when status is Ok
     uint32_t blob_len = 0;
     uint8_t blob[crypto::kClaimsMaxLen];  // the exact bytes, to confirm a cache hit
-    policy::PeerTags tags;               // for tags.snapshot_version()
-    uint32_t expires_at = 0;             // cache lifetime (short for refusals)
+    policy::PeerTags tags;                // for tags.snapshot_version()
+    uint32_t expires_at = 0;              // cache lifetime (short for refusals)
 };
 
 // A request to the slow path and, when it comes back, its answer. Each worker owns a fixed pool of
@@ -48,11 +48,11 @@ struct SlowJob {
     Kind kind = kVerify;
     uint16_t worker = 0;
     // request
-    uint64_t cache_key = 0;                    // kVerify, kRetag: the worker's key for the blob
-    uint32_t expires_at = 0;                   // kRetag: keep the verified entry's lifetime
+    uint64_t cache_key = 0;   // kVerify, kRetag: the worker's key for the blob
+    uint32_t expires_at = 0;  // kRetag: keep the verified entry's lifetime
     uint32_t blob_len = 0;
-    uint8_t blob[crypto::kClaimsMaxLen];       // kVerify, kRetag (kRetag: already verified)
-    crypto::X25519Public local_pub, peer_pub;  // kSessionKey
+    uint8_t blob[crypto::kClaimsMaxLen];             // kVerify, kRetag (kRetag: already verified)
+    crypto::X25519Public local_pub, peer_pub;        // kSessionKey
     crypto::Role local_role = crypto::Role::Client;  // kSessionKey
     // answer
     PeerIdentity *peer = nullptr;  // kVerify, kRetag: a new object, owned by the worker from now

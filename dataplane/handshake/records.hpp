@@ -19,25 +19,25 @@ enum class PeerKind : uint8_t { kExternal = 0, kClaims = 1 };
 enum class HsState : uint8_t { kNone = 0, kSynTransmitted, kSynAckTransmitted, kAckTransmitted };
 
 struct alignas(64) FlowRecordEvent {
-    uint64_t policy_version;   // the snapshot the indices below belong to
-    uint32_t timestamp;        // unix seconds
+    uint64_t policy_version;  // the snapshot the indices below belong to
+    uint32_t timestamp;       // unix seconds
     RecordKind kind;
     uint8_t family;
     uint8_t proto;
-    uint8_t action;            // policy::Verdict
-    uint8_t observed_action;   // policy::Verdict
-    uint8_t reason;            // policy::Reason
-    DropReason drop_reason;    // None when accepted
-    uint8_t claims_reason;     // crypto::ClaimsReason when drop_reason is ClaimsInvalid
-    uint8_t local_is_source;   // the local PU sent the first packet (outgoing)
+    uint8_t action;           // policy::Verdict
+    uint8_t observed_action;  // policy::Verdict
+    uint8_t reason;           // policy::Reason
+    DropReason drop_reason;   // None when accepted
+    uint8_t claims_reason;    // crypto::ClaimsReason when drop_reason is ClaimsInvalid
+    uint8_t local_is_source;  // the local PU sent the first packet (outgoing)
     PeerKind peer_kind;
     HsState hs_state;
-    uint8_t observation;       // 1 when an observed rule applied
+    uint8_t observation;  // 1 when an observed rule applied
     uint16_t sport, dport;
-    uint32_t local_pu;         // snapshot index of the local PU
+    uint32_t local_pu;                                           // snapshot index of the local PU
     uint32_t policy, observed_policy, rule_name, observed_rule;  // snapshot indices (kNone = none)
     IpAddr src, dst;
-    char peer_id[64];          // the peer PU's ID from its claims (PeerKind::kClaims), NUL-padded
+    char peer_id[64];  // the peer PU's ID from its claims (PeerKind::kClaims), NUL-padded
 };
 static_assert(sizeof(FlowRecordEvent) == 192);
 

@@ -23,11 +23,13 @@ using policy::Verdict;
 
 namespace {
 
-constexpr uint8_t kParked = 1;    // Flow::parked: waiting for the slow path
-constexpr uint8_t kInBatch = 2;   // Flow::parked: an HMAC batch op of this burst is pending
-constexpr uint32_t kPlainPeerS = 60;     // a server without enforcer is remembered this long
+constexpr uint8_t kParked = 1;        // Flow::parked: waiting for the slow path
+constexpr uint8_t kInBatch = 2;       // Flow::parked: an HMAC batch op of this burst is pending
+constexpr uint32_t kPlainPeerS = 60;  // a server without enforcer is remembered this long
 
-bool is_syn(const PacketView &v) { return (v.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn; }
+bool is_syn(const PacketView &v) {
+    return (v.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
+}
 bool is_synack(const PacketView &v) {
     return (v.tcp_flags & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck);
 }
@@ -36,7 +38,8 @@ bool is_synack(const PacketView &v) {
 // discovery must not be broken by port-based rules), so they pass untouched.
 bool icmp_control(const PacketView &v) {
     if (v.proto == kProtoIcmp) return v.icmp_type == 3 || v.icmp_type == 11 || v.icmp_type == 12;
-    if (v.proto == kProtoIcmp6) return v.icmp_type < 128 || (v.icmp_type >= 133 && v.icmp_type <= 137);
+    if (v.proto == kProtoIcmp6)
+        return v.icmp_type < 128 || (v.icmp_type >= 133 && v.icmp_type <= 137);
     return false;
 }
 
@@ -68,7 +71,9 @@ crypto::wire::FlowBinding Worker::binding_of(const Flow &f, int32_t pos) const {
                          : crypto::wire::FlowBinding::ipv4(k.proto, c.b, cp, s.b, sp);
 }
 
-void Worker::forward(Pkt &k) { enqueue_tx(k.m, k.arrival ^ 1); }
+void Worker::forward(Pkt &k) {
+    enqueue_tx(k.m, k.arrival ^ 1);
+}
 
 void Worker::drop(Pkt &k, DropReason r) {
     stats_.drops[static_cast<size_t>(r)].add();
@@ -119,6 +124,17 @@ void Worker::release_held(Flow &f) {
 // ---------------------------------------------------------------------------------------------
 // records
 
+// The connection as its initiator sent it.
+void Worker::fill_endpoints(FlowRecordEvent &e, int32_t pos, const Flow &f) const {
+    const FlowKey &key = flows_.key_at(pos);
+    const bool a_init = f.init_side == kSideA;
+    e.src = a_init ? key.a : key.b;
+    e.dst = a_init ? key.b : key.a;
+    e.sport = a_init ? key.pa : key.pb;
+    e.dport = a_init ? key.pb : key.pa;
+    e.local_is_source = f.local_side == f.init_side;
+}
+
 void Worker::record(const Pkt &k, const Flow &f, const policy::Decision &d, DropReason why,
                     const PeerIdentity *peer, uint8_t claims_reason) {
     if (d.logs_disabled && why == DropReason::None) return;
@@ -133,14 +149,8 @@ void Worker::record(const Pkt &k, const Flow &f, const policy::Decision &d, Drop
     e.reason = static_cast<uint8_t>(d.reason);
     e.drop_reason = why;
     e.claims_reason = claims_reason;
-    // Report the connection as its initiator sent it.
+    fill_endpoints(e, k.pos, f);
     const FlowKey &key = flows_.key_at(k.pos);
-    const bool a_init = f.init_side == kSideA;
-    e.src = a_init ? key.a : key.b;
-    e.dst = a_init ? key.b : key.a;
-    e.sport = a_init ? key.pa : key.pb;
-    e.dport = a_init ? key.pb : key.pa;
-    e.local_is_source = f.local_side == f.init_side;
     e.peer_kind = peer ? PeerKind::kClaims : PeerKind::kExternal;
     e.local_pu = f.hs != kNil ? hs_[f.hs].local_pu : policy::kNone;
     if (e.local_pu == policy::kNone && st_ && st_->policy) {
@@ -157,8 +167,7 @@ void Worker::record(const Pkt &k, const Flow &f, const policy::Decision &d, Drop
         std::memcpy(e.peer_id, id.data(), std::min(id.size(), sizeof(e.peer_id) - 1));
     }
     ids_.records.add();
-    if (!idr_->records[s_.id] ||
-        rte_ring_sp_enqueue_elem(idr_->records[s_.id], &e, sizeof(e)) != 0)
+    if (!idr_->records[s_.id] || rte_ring_sp_enqueue_elem(idr_->records[s_.id], &e, sizeof(e)) != 0)
         ids_.records_lost.add();
 }
 
@@ -167,15 +176,9 @@ void Worker::record_exception(int32_t pos, const Flow &f) {
     e.policy_version = st_ && st_->policy ? st_->policy->version() : 0;
     e.timestamp = now_unix_;
     e.kind = RecordKind::kConnectionException;
-    const FlowKey &key = flows_.key_at(pos);
-    e.family = key.family;
-    e.proto = key.proto;
-    const bool a_init = f.init_side == kSideA;
-    e.src = a_init ? key.a : key.b;
-    e.dst = a_init ? key.b : key.a;
-    e.sport = a_init ? key.pa : key.pb;
-    e.dport = a_init ? key.pb : key.pa;
-    e.local_is_source = f.local_side == f.init_side;
+    e.family = flows_.key_at(pos).family;
+    e.proto = flows_.key_at(pos).proto;
+    fill_endpoints(e, pos, f);
     e.local_pu = f.hs != kNil ? hs_[f.hs].local_pu : policy::kNone;
     e.drop_reason = DropReason::HandshakeExpired;
     e.hs_state = f.auth == Auth::kClientSyn      ? HsState::kSynTransmitted
@@ -184,8 +187,7 @@ void Worker::record_exception(int32_t pos, const Flow &f) {
                                                  : HsState::kNone;
     e.policy = e.observed_policy = e.rule_name = e.observed_rule = policy::kNone;
     ids_.exceptions.add();
-    if (!idr_->records[s_.id] ||
-        rte_ring_sp_enqueue_elem(idr_->records[s_.id], &e, sizeof(e)) != 0)
+    if (!idr_->records[s_.id] || rte_ring_sp_enqueue_elem(idr_->records[s_.id], &e, sizeof(e)) != 0)
         ids_.records_lost.add();
 }
 
@@ -213,8 +215,8 @@ void Worker::send_reset(const Pkt &k, uint8_t to_side) {
     // Answering a bare SYN: seq 0 and an ACK of the SYN alone (never of data or token bytes).
     if (to_source && is_syn(k.v)) seq = 0, ack = k.v.seq + 1;
     const uint8_t out = to_source ? k.arrival : k.arrival ^ 1;
-    rte_mbuf *r = build_tcp_reset(idr_->pool, k.m, k.v, to_source, seq, ack, true,
-                                  idr_->tx_csum[out]);
+    rte_mbuf *r =
+        build_tcp_reset(idr_->pool, k.m, k.v, to_source, seq, ack, true, idr_->tx_csum[out]);
     if (!r) return;
     ids_.resets_sent.add();
     enqueue_tx(r, out);
@@ -268,9 +270,10 @@ void Worker::decide_without_identity(Pkt &k, uint32_t pu, Direction dir) {
     f.peer_key = 0;
     // Rules name the responder's port, whichever packet (SYN, SYN-ACK, first datagram) decides.
     uint16_t port = policy_port(k.v);
-    if (k.v.proto == kProtoTcp || k.v.proto == kProtoUdp) port = f.init_side == kSideA ? key.pb : key.pa;
-    policy::Decision d = decisions_->decide(*st_->policy, pu, dir, addr_of(peer, key.family),
-                                            k.v.proto, port);
+    if (k.v.proto == kProtoTcp || k.v.proto == kProtoUdp)
+        port = f.init_side == kSideA ? key.pb : key.pa;
+    policy::Decision d =
+        decisions_->decide(*st_->policy, pu, dir, addr_of(peer, key.family), k.v.proto, port);
     apply_acl_verdict(k, d, dir);
 }
 
@@ -300,8 +303,9 @@ bool Worker::add_identity(Pkt &k, MsgType type, const uint8_t nonce[16],
                                   std::span<const uint8_t>(token, tl), idr_->mtu[k.arrival ^ 1],
                                   idr_->tx_csum[k.arrival ^ 1]);
     if (r != RewriteStatus::Ok) {
-        stats_.drops[static_cast<size_t>(r == RewriteStatus::TooBig ? DropReason::MtuExceeded
-                                                                    : DropReason::OptionSpace)]
+        stats_
+            .drops[static_cast<size_t>(r == RewriteStatus::TooBig ? DropReason::MtuExceeded
+                                                                  : DropReason::OptionSpace)]
             .add();
         return false;
     }
@@ -416,8 +420,8 @@ const crypto::HmacKey *Worker::session_key(Pkt &k, const crypto::X25519Public &l
                                            const crypto::X25519Public &peer_pub,
                                            crypto::Role role) {
     const bool client = role == crypto::Role::Client;
-    crypto::SessionKey ck = crypto::session_cache_key(client ? local_pub : peer_pub,
-                                                      client ? peer_pub : local_pub);
+    crypto::SessionKey ck =
+        crypto::session_cache_key(client ? local_pub : peer_pub, client ? peer_pub : local_pub);
     if (crypto::SessionKeyEntry *e = keys_->find(ck, now_unix_)) {
         ids_.key_cache_hits.add();
         return &e->key;
@@ -447,8 +451,8 @@ void Worker::poll_slowpath() {
         if (j->kind == SlowJob::kSessionKey) {
             if (j->key_ok) {
                 const bool client = j->local_role == crypto::Role::Client;
-                crypto::SessionKey ck = crypto::session_cache_key(client ? j->local_pub : j->peer_pub,
-                                                                  client ? j->peer_pub : j->local_pub);
+                crypto::SessionKey ck = crypto::session_cache_key(
+                    client ? j->local_pub : j->peer_pub, client ? j->peer_pub : j->local_pub);
                 keys_->insert(ck, now_unix_ + 3600, now_unix_).key = j->key;
             }
         } else if (j->peer) {
@@ -481,6 +485,24 @@ void Worker::poll_slowpath() {
         if (m) handle_burst(again, m, now_tsc_, false);
     }
     parked_scratch_.clear();
+}
+
+// The token at the end of a SYN's or SYN-ACK's payload.
+WireStatus Worker::token_of(const Pkt &k, crypto::wire::TokenView &tok) const {
+    return crypto::wire::parse_token(
+        {rte_pktmbuf_mtod(k.m, const uint8_t *) + k.v.payload_off, k.v.payload_len}, tok);
+}
+
+// The peer's verified identity, or nullptr when the packet was parked for the slow path or the
+// claims were refused (then the flow is rejected and the refusal recorded with its reason).
+const PeerIdentity *Worker::verified_peer(Pkt &k, std::span<const uint8_t> claims, uint64_t &key,
+                                          bool reset_peer_side) {
+    const PeerIdentity *peer = lookup_peer(k, claims, key);
+    if (!peer || peer->status == crypto::ClaimsReason::Ok) return peer;
+    record(k, flows_.at(k.pos), policy::Decision{}, DropReason::ClaimsInvalid, nullptr,
+           static_cast<uint8_t>(peer->status));
+    reject_tcp(k, reset_peer_side);
+    return nullptr;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -645,23 +667,14 @@ void Worker::client_syn_state(Pkt &k) {
         return;
     }
     crypto::wire::TokenView tok;
-    if (ws != WireStatus::Ok || ov.type != MsgType::SynAck ||
-        crypto::wire::parse_token({rte_pktmbuf_mtod(k.m, const uint8_t *) + k.v.payload_off,
-                                   k.v.payload_len},
-                                  tok) != WireStatus::Ok ||
+    if (ws != WireStatus::Ok || ov.type != MsgType::SynAck || token_of(k, tok) != WireStatus::Ok ||
         tok.type != MsgType::SynAck) {
         drop(k, DropReason::TokenMalformed);
         return;
     }
     uint64_t key;
-    const PeerIdentity *peer = lookup_peer(k, tok.claims, key);
+    const PeerIdentity *peer = verified_peer(k, tok.claims, key, true);
     if (!peer) return;
-    if (peer->status != crypto::ClaimsReason::Ok) {
-        policy::Decision d;
-        record(k, f, d, DropReason::ClaimsInvalid, nullptr, static_cast<uint8_t>(peer->status));
-        reject_tcp(k, true);
-        return;
-    }
     const crypto::HmacKey *hk =
         session_key(k, x.local_pub, peer->claims.ephemeral_pub(), crypto::Role::Client);
     if (!hk) return;
@@ -694,10 +707,8 @@ void Worker::client_ack_state(Pkt &k) {
     }
     if (is_synack(k.v)) {  // retransmitted SYN-ACK: our client lost the first one
         crypto::wire::TokenView tok;
-        if (crypto::wire::parse_token({rte_pktmbuf_mtod(k.m, const uint8_t *) + k.v.payload_off,
-                                       k.v.payload_len},
-                                      tok) == WireStatus::Ok &&
-            std::memcmp(tok.nonce, x.server_nonce, 16) == 0 && strip_identity(k, tok.token_len)) {
+        if (token_of(k, tok) == WireStatus::Ok && std::memcmp(tok.nonce, x.server_nonce, 16) == 0 &&
+            strip_identity(k, tok.token_len)) {
             forward(k);
         } else {
             drop(k, DropReason::TokenMalformed);
@@ -731,10 +742,7 @@ void Worker::server_syn_state(Pkt &k) {
             return;
         }
         crypto::wire::TokenView tok;
-        if (ws != WireStatus::Ok || ov.type != MsgType::Syn ||
-            crypto::wire::parse_token({rte_pktmbuf_mtod(k.m, const uint8_t *) + k.v.payload_off,
-                                       k.v.payload_len},
-                                      tok) != WireStatus::Ok ||
+        if (ws != WireStatus::Ok || ov.type != MsgType::Syn || token_of(k, tok) != WireStatus::Ok ||
             tok.type != MsgType::Syn) {
             drop(k, DropReason::TokenMalformed);
             return;
@@ -749,18 +757,12 @@ void Worker::server_syn_state(Pkt &k) {
             return;
         }
         uint64_t key;
-        const PeerIdentity *peer = lookup_peer(k, tok.claims, key);
+        const PeerIdentity *peer = verified_peer(k, tok.claims, key, false);
         if (!peer) return;
-        if (peer->status != crypto::ClaimsReason::Ok) {
-            policy::Decision d;
-            record(k, f, d, DropReason::ClaimsInvalid, nullptr, static_cast<uint8_t>(peer->status));
-            reject_tcp(k, false);
-            return;
-        }
         f.peer_key = key;
         ids_.syn_verified.add();
-        policy::Decision d = decisions_->decide(pol, pu, Direction::kIncoming, peer->tags,
-                                                kProtoTcp, k.v.dport);
+        policy::Decision d =
+            decisions_->decide(pol, pu, Direction::kIncoming, peer->tags, kProtoTcp, k.v.dport);
         accept_server_syn(k, *peer, tok, d, pu);
         return;
     }
@@ -803,9 +805,8 @@ void Worker::server_syn_state(Pkt &k) {
     f.parked |= kInBatch;
 }
 
-void Worker::accept_server_syn(Pkt &k, const PeerIdentity &peer,
-                               const crypto::wire::TokenView &tok, const policy::Decision &d,
-                               uint32_t pu) {
+void Worker::accept_server_syn(Pkt &k, const PeerIdentity &peer, const crypto::wire::TokenView &tok,
+                               const policy::Decision &d, uint32_t pu) {
     Flow &f = flows_.at(k.pos);
     f.decided_version = st_->policy->version();
     if (d.action != Verdict::kAccept) {
@@ -851,10 +852,8 @@ void Worker::server_synack_state(Pkt &k) {
     }
     if (is_syn(k.v)) {  // the client did not get our SYN-ACK: let the server answer again
         crypto::wire::TokenView tok;
-        if (crypto::wire::parse_token({rte_pktmbuf_mtod(k.m, const uint8_t *) + k.v.payload_off,
-                                       k.v.payload_len},
-                                      tok) == WireStatus::Ok &&
-            std::memcmp(tok.nonce, x.client_nonce, 16) == 0 && strip_identity(k, tok.token_len))
+        if (token_of(k, tok) == WireStatus::Ok && std::memcmp(tok.nonce, x.client_nonce, 16) == 0 &&
+            strip_identity(k, tok.token_len))
             forward(k);
         else
             drop(k, DropReason::TokenMalformed);
@@ -929,9 +928,7 @@ void Worker::finish_op(BatchOp &op) {
     // Client side: the SYN-ACK's MAC proves the server side holds the session key and saw our
     // nonce; only then do the outgoing rules decide.
     crypto::wire::TokenView tok;
-    if (crypto::wire::parse_token({rte_pktmbuf_mtod(k.m, const uint8_t *) + k.v.payload_off,
-                                   k.v.payload_len},
-                                  tok) != WireStatus::Ok ||
+    if (token_of(k, tok) != WireStatus::Ok ||
         !crypto::tag_equal(tok.mac, x.synack_mac, crypto::wire::kMacLen)) {
         policy::Decision d;
         record(k, f, d, DropReason::MacMismatch, op.peer);
@@ -980,7 +977,8 @@ void Worker::reevaluate(uint32_t budget) {
         const IpAddr &peer = f.local_side == kSideA ? key.b : key.a;
         const uint32_t pu = pol.find_pu(addr_of(local, key.family));
         if (pu == policy::kNone || pol.pu_ignored(pu)) continue;
-        const Direction dir = f.local_side == f.init_side ? Direction::kOutgoing : Direction::kIncoming;
+        const Direction dir =
+            f.local_side == f.init_side ? Direction::kOutgoing : Direction::kIncoming;
         const uint16_t port = f.init_side == kSideA ? key.pb : key.pa;
         policy::Decision d;
         const PeerIdentity *pid = nullptr;
@@ -1018,7 +1016,7 @@ void Worker::reevaluate(uint32_t budget) {
             if (tmpl) {
                 uint8_t *fr = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(tmpl, 54 + 20));
                 std::memset(fr, 0, 74);
-                std::memcpy(fr, f.mac[kSideB], 6);      // as if side a had sent it to side b
+                std::memcpy(fr, f.mac[kSideB], 6);  // as if side a had sent it to side b
                 std::memcpy(fr + 6, f.mac[kSideA], 6);
                 const bool v6 = key.family == 6;
                 fr[12] = v6 ? 0x86 : 0x08;
@@ -1035,9 +1033,9 @@ void Worker::reevaluate(uint32_t budget) {
                 const uint8_t a_port = f.init_side == kSideA ? f.in_port : f.in_port ^ 1;
                 tmpl->port = s_.port_id[a_port];
                 for (uint8_t to = 0; to < 2; ++to) {
-                    rte_mbuf *r = build_tcp_reset(idr_->pool, tmpl, tv, to == kSideA,
-                                                  f.ack_seen[to], f.ack_seen[to ^ 1], true,
-                                                  idr_->tx_csum[to == kSideA ? a_port : a_port ^ 1]);
+                    rte_mbuf *r = build_tcp_reset(
+                        idr_->pool, tmpl, tv, to == kSideA, f.ack_seen[to], f.ack_seen[to ^ 1],
+                        true, idr_->tx_csum[to == kSideA ? a_port : a_port ^ 1]);
                     if (!r) continue;
                     ids_.resets_sent.add();
                     enqueue_tx(r, to == kSideA ? a_port : a_port ^ 1);

@@ -11,7 +11,9 @@ constexpr uint16_t kEthQinq = 0x88a8;
 constexpr uint16_t kEthQinqOld = 0x9100;
 constexpr uint32_t kMaxExtHeaders = 8;
 
-inline uint16_t rd16(const uint8_t *p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint16_t rd16(const uint8_t *p) {
+    return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
 inline uint32_t rd32(const uint8_t *p) {
     return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
 }
@@ -105,7 +107,8 @@ DropReason parse_l4(const uint8_t *d, PacketView &v) {
             v.udp_len = rd16(u + 4);
             if (v.udp_len < 8) return DropReason::UdpBadLength;
             // The UDP length may be shorter than the IP payload: RFC 9868 surplus area (options).
-            // In a fragmented datagram only the first piece is here, so the length can't be checked.
+            // In a fragmented datagram only the first piece is here, so the length can't be
+            // checked.
             if (!v.fragment && l4 + v.udp_len > end) return DropReason::UdpBadLength;
             v.payload_off = static_cast<uint16_t>(l4 + 8);
             uint32_t udp_end = v.fragment ? end : l4 + v.udp_len;
@@ -194,11 +197,11 @@ DropReason parse_ipv6(const uint8_t *d, uint32_t len, PacketView &v) {
     uint32_t off = l3 + 40;
     for (uint32_t n = 0;; ++n) {
         switch (nh) {
-            case 0:    // hop-by-hop
-            case 43:   // routing
-            case 60:   // destination options
-            case 135:  // mobility
-            case 139:  // HIP
+            case 0:      // hop-by-hop
+            case 43:     // routing
+            case 60:     // destination options
+            case 135:    // mobility
+            case 139:    // HIP
             case 140: {  // shim6
                 if (n >= kMaxExtHeaders) return DropReason::Ipv6TooManyExtHeaders;
                 if (nh == 0 && n != 0) return DropReason::Ipv6BadExtHeader;  // HBH must be first

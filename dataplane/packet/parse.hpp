@@ -8,46 +8,46 @@
 
 namespace segwire::dp {
 
-#define SEGWIRE_DROP_REASONS(X)                                              \
-    X(None, "none")                                                          \
-    X(L2Truncated, "l2-truncated")                                           \
-    X(VlanTruncated, "vlan-truncated")                                       \
-    X(VlanTooDeep, "vlan-too-deep")                                          \
-    X(ArpTruncated, "arp-truncated")                                         \
-    X(Ipv4Truncated, "ipv4-truncated")                                       \
-    X(Ipv4BadVersion, "ipv4-bad-version")                                    \
-    X(Ipv4BadIhl, "ipv4-bad-ihl")                                            \
-    X(Ipv4BadTotalLength, "ipv4-bad-total-length")                           \
-    X(Ipv4BadOptions, "ipv4-bad-options")                                    \
-    X(Ipv4BadFragment, "ipv4-bad-fragment")                                  \
-    X(Ipv6Truncated, "ipv6-truncated")                                       \
-    X(Ipv6BadVersion, "ipv6-bad-version")                                    \
-    X(Ipv6BadPayloadLength, "ipv6-bad-payload-length")                       \
-    X(Ipv6BadExtHeader, "ipv6-bad-ext-header")                               \
-    X(Ipv6TooManyExtHeaders, "ipv6-too-many-ext-headers")                    \
-    X(TcpTruncated, "tcp-truncated")                                         \
-    X(TcpBadDataOffset, "tcp-bad-data-offset")                               \
-    X(TcpBadOption, "tcp-bad-option")                                        \
-    X(TcpBadFlags, "tcp-bad-flags")                                          \
-    X(UdpTruncated, "udp-truncated")                                         \
-    X(UdpBadLength, "udp-bad-length")                                        \
-    X(IcmpTruncated, "icmp-truncated")                                       \
-    /* drops decided after parsing (dataplane stages) */                     \
-    X(FlowTableFull, "flow-table-full")                                      \
-    X(SteerRingFull, "steer-ring-full")                                      \
-    X(TxFull, "tx-full")                                                     \
-    /* identity handshake and policy */                                      \
-    X(PolicyReject, "policy-reject")                                         \
-    X(FlowRejected, "flow-rejected")                                         \
-    X(ClaimsInvalid, "claims-invalid")                                       \
-    X(TokenMalformed, "token-malformed")                                     \
-    X(MacMismatch, "mac-mismatch")                                           \
-    X(HoldFull, "hold-full")                                                 \
-    X(SlowpathBusy, "slowpath-busy")                                         \
-    X(OptionSpace, "option-space")                                           \
-    X(MtuExceeded, "mtu-exceeded")                                           \
-    X(HandshakeExpired, "handshake-expired")                                 \
-    X(NoSessionKey, "no-session-key")                                        \
+#define SEGWIRE_DROP_REASONS(X)                           \
+    X(None, "none")                                       \
+    X(L2Truncated, "l2-truncated")                        \
+    X(VlanTruncated, "vlan-truncated")                    \
+    X(VlanTooDeep, "vlan-too-deep")                       \
+    X(ArpTruncated, "arp-truncated")                      \
+    X(Ipv4Truncated, "ipv4-truncated")                    \
+    X(Ipv4BadVersion, "ipv4-bad-version")                 \
+    X(Ipv4BadIhl, "ipv4-bad-ihl")                         \
+    X(Ipv4BadTotalLength, "ipv4-bad-total-length")        \
+    X(Ipv4BadOptions, "ipv4-bad-options")                 \
+    X(Ipv4BadFragment, "ipv4-bad-fragment")               \
+    X(Ipv6Truncated, "ipv6-truncated")                    \
+    X(Ipv6BadVersion, "ipv6-bad-version")                 \
+    X(Ipv6BadPayloadLength, "ipv6-bad-payload-length")    \
+    X(Ipv6BadExtHeader, "ipv6-bad-ext-header")            \
+    X(Ipv6TooManyExtHeaders, "ipv6-too-many-ext-headers") \
+    X(TcpTruncated, "tcp-truncated")                      \
+    X(TcpBadDataOffset, "tcp-bad-data-offset")            \
+    X(TcpBadOption, "tcp-bad-option")                     \
+    X(TcpBadFlags, "tcp-bad-flags")                       \
+    X(UdpTruncated, "udp-truncated")                      \
+    X(UdpBadLength, "udp-bad-length")                     \
+    X(IcmpTruncated, "icmp-truncated")                    \
+    /* drops decided after parsing (dataplane stages) */  \
+    X(FlowTableFull, "flow-table-full")                   \
+    X(SteerRingFull, "steer-ring-full")                   \
+    X(TxFull, "tx-full")                                  \
+    /* identity handshake and policy */                   \
+    X(PolicyReject, "policy-reject")                      \
+    X(FlowRejected, "flow-rejected")                      \
+    X(ClaimsInvalid, "claims-invalid")                    \
+    X(TokenMalformed, "token-malformed")                  \
+    X(MacMismatch, "mac-mismatch")                        \
+    X(HoldFull, "hold-full")                              \
+    X(SlowpathBusy, "slowpath-busy")                      \
+    X(OptionSpace, "option-space")                        \
+    X(MtuExceeded, "mtu-exceeded")                        \
+    X(HandshakeExpired, "handshake-expired")              \
+    X(NoSessionKey, "no-session-key")                     \
     X(PolicyCut, "policy-cut")
 
 enum class DropReason : uint8_t {
@@ -83,38 +83,38 @@ struct IpAddr {
 
 // Offsets of TCP options later stages care about (0 = absent). Offsets are from the frame start.
 struct TcpOptions {
-    uint16_t mss = 0;           // value, 0 = absent
-    uint16_t exp_off = 0;       // first RFC 6994 option (kind 253/254) - its kind byte
+    uint16_t mss = 0;      // value, 0 = absent
+    uint16_t exp_off = 0;  // first RFC 6994 option (kind 253/254) - its kind byte
     uint8_t exp_len = 0;
-    uint8_t wscale = 0xff;      // 0xff = absent
+    uint8_t wscale = 0xff;  // 0xff = absent
     bool sack_ok = false;
     bool timestamps = false;
-    bool tfo = false;           // RFC 7413 kind 34, or the old experimental form 254/0xF989
+    bool tfo = false;  // RFC 7413 kind 34, or the old experimental form 254/0xF989
 };
 
 struct PacketView {
-    uint32_t frame_len;         // bytes in the frame as received
-    uint16_t ethertype;         // innermost, host order
+    uint32_t frame_len;  // bytes in the frame as received
+    uint16_t ethertype;  // innermost, host order
     uint8_t vlan_count;
     uint16_t vlan_tci[kMaxVlans];
     L3 l3;
-    uint8_t family;             // 4 or 6 for IP, 0 otherwise
+    uint8_t family;  // 4 or 6 for IP, 0 otherwise
     uint16_t l3_off;
-    uint16_t l4_off;            // 0 when there is no L4 header (non-first fragment, other protos)
-    uint32_t ip_end;            // end of the IP datagram (frames may carry Ethernet padding after it)
-    uint8_t proto;              // upper-layer protocol after IPv6 extension headers
+    uint16_t l4_off;  // 0 when there is no L4 header (non-first fragment, other protos)
+    uint32_t ip_end;  // end of the IP datagram (frames may carry Ethernet padding after it)
+    uint8_t proto;    // upper-layer protocol after IPv6 extension headers
     uint8_t ttl;
-    bool fragment;              // any fragment
-    bool first_fragment;        // offset 0 (L4 header present)
+    bool fragment;        // any fragment
+    bool first_fragment;  // offset 0 (L4 header present)
     IpAddr src, dst;
-    uint16_t sport, dport;      // host order; ICMP echo: identifier in both, others 0
+    uint16_t sport, dport;  // host order; ICMP echo: identifier in both, others 0
     // TCP
     uint8_t tcp_flags;
     uint32_t seq, ack;
     uint16_t tcp_hdr_len;
     TcpOptions opt;
     // UDP
-    uint16_t udp_len;           // the UDP header's length field
+    uint16_t udp_len;  // the UDP header's length field
     // ICMP / ICMPv6
     uint8_t icmp_type, icmp_code;
     // L4 payload

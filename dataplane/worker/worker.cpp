@@ -155,7 +155,8 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
             // A burst can hold several packets of a new flow: look again before inserting.
             p = flows_.lookup(keys[i], sigs[i]);
             if (p < 0) {
-                p = flows_.insert(keys[i], sigs[i], now, timeout_class_for(v.proto, TcpState::None));
+                p = flows_.insert(keys[i], sigs[i], now,
+                                  timeout_class_for(v.proto, TcpState::None));
                 if (p < 0) {
                     stats_.drops[static_cast<size_t>(DropReason::FlowTableFull)].add();
                     rte_pktmbuf_free(m);
@@ -174,8 +175,8 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
         const TcpState before = f.state;
         uint8_t tclass = v.proto == kProtoTcp ? tcp_track(f, side, v.tcp_flags)
                                               : timeout_class_for(v.proto, f.state);
-        if (idr_ && f.state == TcpState::SynSent && (before == TcpState::Closing ||
-                                                     before == TcpState::Closed)) {
+        if (idr_ && f.state == TcpState::SynSent &&
+            (before == TcpState::Closing || before == TcpState::Closed)) {
             // A SYN reusing a finished connection's ports is a new connection: authorize it anew
             // (a replayed SYN must never inherit the old flow's verdict).
             restart_flow(f);
@@ -199,8 +200,8 @@ void Worker::flush_steer() {
     for (uint32_t w = 0; w < s_.nworkers; ++w) {
         uint16_t n = steer_n_[w];
         if (!n) continue;
-        unsigned sent = rte_ring_sp_enqueue_burst(outbound_[w], reinterpret_cast<void **>(steer_[w]),
-                                                  n, nullptr);
+        unsigned sent = rte_ring_sp_enqueue_burst(outbound_[w],
+                                                  reinterpret_cast<void **>(steer_[w]), n, nullptr);
         stats_.steered_out.add(sent);
         if (sent < n) {
             stats_.drops[static_cast<size_t>(DropReason::SteerRingFull)].add(n - sent);
@@ -258,9 +259,12 @@ void Worker::answer_dump(uint64_t now) {
 
 void Worker::housekeeping(uint64_t now) {
     if (idr_) {
-        flows_.expire(now, kExpireBudget, [](void *ctx, int32_t pos, Flow &f) {
-            static_cast<Worker *>(ctx)->on_flow_removed(pos, f);
-        }, this);
+        flows_.expire(
+            now, kExpireBudget,
+            [](void *ctx, int32_t pos, Flow &f) {
+                static_cast<Worker *>(ctx)->on_flow_removed(pos, f);
+            },
+            this);
         reevaluate(1024);
     } else {
         flows_.expire(now, kExpireBudget);
@@ -285,8 +289,8 @@ int Worker::run(const std::atomic<bool> &stop) {
         begin_loop(now);
         uint32_t got = 0;
         for (uint8_t side = 0; side < 2; ++side) {
-            uint16_t n = rte_eth_rx_burst(s_.port_id[side], queue, pkts,
-                                          static_cast<uint16_t>(s_.burst));
+            uint16_t n =
+                rte_eth_rx_burst(s_.port_id[side], queue, pkts, static_cast<uint16_t>(s_.burst));
             if (!n) continue;
             got += n;
             uint64_t bytes = 0;
@@ -325,7 +329,8 @@ int Worker::run(const std::atomic<bool> &stop) {
             end_loop();
             stats_.idle_sleeps.add();
             rte_delay_us_sleep(sleep_us);
-            if (sleep_us < s_.idle.max_sleep_us) sleep_us = std::min(sleep_us * 2, s_.idle.max_sleep_us);
+            if (sleep_us < s_.idle.max_sleep_us)
+                sleep_us = std::min(sleep_us * 2, s_.idle.max_sleep_us);
         }
     }
     stats_.polls.set(polls);

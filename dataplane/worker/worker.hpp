@@ -64,30 +64,30 @@ struct FlowDump {
 // Shared by all workers, owned by the control thread. Without `state` the workers only forward.
 struct IdentityRuntime {
     policy::RcuPublisher<EnforcerState> *state = nullptr;
-    rte_mempool *pool = nullptr;        // for RSTs the worker originates
-    bool reject_with_rst = true;        // else a rejected SYN is dropped silently
-    uint16_t mtu[2] = {1500, 1500};     // inside, outside
+    rte_mempool *pool = nullptr;     // for RSTs the worker originates
+    bool reject_with_rst = true;     // else a rejected SYN is dropped silently
+    uint16_t mtu[2] = {1500, 1500};  // inside, outside
     TxChecksum tx_csum[2];
     crypto::HmacBackend hmac = crypto::HmacBackend::Auto;
     uint32_t hold_per_flow = 16;
     uint32_t hold_total = 4096;
-    uint32_t handshakes = 16384;        // concurrent handshakes per worker
+    uint32_t handshakes = 16384;  // concurrent handshakes per worker
     uint32_t peer_cache = 4096;
     uint32_t key_cache = 4096;
-    uint32_t slow_jobs = 256;           // slow-path requests in flight per worker
+    uint32_t slow_jobs = 256;  // slow-path requests in flight per worker
     uint32_t decision_cache = 4096;
     // Rings per worker, created by the control thread (index = worker id).
-    rte_ring *slow_req[kMaxWorkers] = {};   // worker -> slow path (SlowJob*)
-    rte_ring *slow_rep[kMaxWorkers] = {};   // slow path -> worker (SlowJob*)
-    rte_ring *garbage[kMaxWorkers] = {};    // worker -> slow path (PeerIdentity* to free)
-    rte_ring *records[kMaxWorkers] = {};    // worker -> control (FlowRecordEvent by value)
+    rte_ring *slow_req[kMaxWorkers] = {};  // worker -> slow path (SlowJob*)
+    rte_ring *slow_rep[kMaxWorkers] = {};  // slow path -> worker (SlowJob*)
+    rte_ring *garbage[kMaxWorkers] = {};   // worker -> slow path (PeerIdentity* to free)
+    rte_ring *records[kMaxWorkers] = {};   // worker -> control (FlowRecordEvent by value)
 };
 
 struct WorkerSetup {
     uint32_t id = 0;
     uint32_t nworkers = 1;
-    uint16_t port_id[2] = {0, 0};       // ethdev ids of inside, outside
-    bool software_steering = true;     // false when both ports hash symmetrically in hardware
+    uint16_t port_id[2] = {0, 0};   // ethdev ids of inside, outside
+    bool software_steering = true;  // false when both ports hash symmetrically in hardware
     uint32_t burst = 32;
     config::IdleConfig idle;
     uint32_t flow_capacity = 65536;
@@ -99,13 +99,13 @@ struct WorkerSetup {
 // Identity counters (beyond drops by reason).
 struct alignas(64) IdentityStats {
     Counter syn_signed, syn_verified, synack_signed, synack_verified, ack_proofs_added,
-        ack_proofs_verified, authorized, rejected, acl_decisions, passthrough, parked,
-        slow_jobs, peer_cache_hits, peer_cache_misses, key_cache_hits, key_cache_misses,
-        hmac_batches, hmac_jobs, records, records_lost, flows_cut, resets_sent, exceptions;
+        ack_proofs_verified, authorized, rejected, acl_decisions, passthrough, parked, slow_jobs,
+        peer_cache_hits, peer_cache_misses, key_cache_hits, key_cache_misses, hmac_batches,
+        hmac_jobs, records, records_lost, flows_cut, resets_sent, exceptions;
 };
 
 class Worker {
-public:
+  public:
     Worker() = default;
     Worker(const Worker &) = delete;
     Worker &operator=(const Worker &) = delete;
@@ -135,7 +135,7 @@ public:
     FlowDump &dump() { return dump_; }
     uint32_t id() const { return s_.id; }
 
-private:
+  private:
     // One packet on its way through the identity stage (docs/handshake.md).
     struct Pkt {
         rte_mbuf *m;
@@ -181,6 +181,9 @@ private:
     bool park(Pkt &k, SlowJob *job);
     SlowJob *take_job();
     const PeerIdentity *lookup_peer(Pkt &k, std::span<const uint8_t> blob, uint64_t &key);
+    const PeerIdentity *verified_peer(Pkt &k, std::span<const uint8_t> claims, uint64_t &key,
+                                      bool reset_peer_side);
+    crypto::wire::WireStatus token_of(const Pkt &k, crypto::wire::TokenView &tok) const;
     const crypto::HmacKey *session_key(Pkt &k, const crypto::X25519Public &local_pub,
                                        const crypto::X25519Public &peer_pub, crypto::Role role);
     bool add_identity(Pkt &k, crypto::wire::MsgType type, const uint8_t nonce[16],
@@ -196,6 +199,7 @@ private:
     void record(const Pkt &k, const Flow &f, const policy::Decision &d, DropReason why,
                 const PeerIdentity *peer, uint8_t claims_reason = 0);
     void record_exception(int32_t pos, const Flow &f);
+    void fill_endpoints(FlowRecordEvent &e, int32_t pos, const Flow &f) const;
     uint32_t alloc_hs();
     void free_hs(Flow &f);
     policy::IpAddr addr_of(const IpAddr &a, uint8_t family) const;
@@ -244,14 +248,14 @@ private:
     uint32_t jhash_seed_[2] = {};
     std::vector<SlowJob> jobs_;
     std::vector<SlowJob *> free_jobs_;
-    std::vector<int32_t> parked_;        // flows waiting for the slow path
+    std::vector<int32_t> parked_;  // flows waiting for the slow path
     std::vector<int32_t> parked_scratch_;
     BatchOp batch_[kMaxBurst];
     uint16_t batch_n_ = 0;
     Pkt deferred_[kStage];
     uint16_t deferred_n_ = 0;
     crypto::HmacJob hmac_jobs_[2 * kMaxBurst];
-    uint64_t reeval_version_ = 0;        // policy version the last completed sweep used
+    uint64_t reeval_version_ = 0;  // policy version the last completed sweep used
     uint64_t reeval_target_ = 0;
     uint32_t reeval_cursor_ = 0;
     bool reeval_incomplete_ = false;

@@ -16,7 +16,8 @@ static int replay(const std::filesystem::path &p) {
         std::fprintf(stderr, "cannot read %s\n", p.c_str());
         return 1;
     }
-    std::vector<uint8_t> buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<uint8_t> buf((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
     LLVMFuzzerTestOneInput(buf.data(), buf.size());
     return 0;
 }

@@ -137,7 +137,7 @@ class Segwire:
         self.config_path.write_text(json.dumps(self.config, indent=2))
         self.logf = open(self.log_path, "w")
         self.proc = self.ns.popen(f"{SEGWIRE} --config {self.config_path}", stdout=self.logf, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # generous: EAL start-up is slow on a loaded 2-core box
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:  # refused to start: say why at once
                 raise RuntimeError(f"segwire exited with {self.proc.returncode}:\n{self.log()}")

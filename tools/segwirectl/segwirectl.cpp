@@ -33,7 +33,8 @@ void usage(FILE *out) {
                  "  flows            the flow table of every worker\n"
                  "  identity         identity handshake counters, policy version, HMAC back-end\n"
                  "  flowlog          flow reports (action, policy, rule, drop reason) since start\n"
-                 "  raw CMD          any telemetry command, printed as JSON (e.g. raw /help,/segwire/flows)\n"
+                 "  raw CMD          any telemetry command, printed as JSON (e.g. raw "
+                 "/help,/segwire/flows)\n"
                  "  pki ca --out DIR [--name N]               a CA for an offline deployment\n"
                  "  pki enforcer --ca DIR --id ID --out DIR [--validity SECONDS]\n"
                  "                   an enforcer key + certificate signed by that CA\n"
@@ -41,7 +42,7 @@ void usage(FILE *out) {
 }
 
 class TelemetryClient {
-public:
+  public:
     explicit TelemetryClient(std::string path) : path_(std::move(path)) {}
 
     // Returns the JSON reply; throws std::runtime_error with the socket path on failure.
@@ -83,7 +84,7 @@ public:
         return out;
     }
 
-private:
+  private:
     std::string path_;
 };
 
@@ -119,17 +120,20 @@ void print_json(const rapidjson::Value &v) {
 void print_stats(const rapidjson::Value &st) {
     std::printf("workers %llu, up %llus\n", (unsigned long long)u(st, "workers"),
                 (unsigned long long)u(st, "uptime_s"));
-    std::printf("%-10s %12s %12s %12s %12s\n", "port", "rx pkts", "rx bytes", "tx pkts", "tx bytes");
+    std::printf("%-10s %12s %12s %12s %12s\n", "port", "rx pkts", "rx bytes", "tx pkts",
+                "tx bytes");
     for (const char *p : {"inside", "outside"}) {
         std::string b = p;
-        std::printf("%-10s %12s %12s %12s %12s\n", p, human(u(st, ("rx_" + b + "_pkts").c_str())).c_str(),
+        std::printf("%-10s %12s %12s %12s %12s\n", p,
+                    human(u(st, ("rx_" + b + "_pkts").c_str())).c_str(),
                     human(u(st, ("rx_" + b + "_bytes").c_str())).c_str(),
                     human(u(st, ("tx_" + b + "_pkts").c_str())).c_str(),
                     human(u(st, ("tx_" + b + "_bytes").c_str())).c_str());
     }
-    std::printf("flows: %llu active, %llu created, %llu expired, %llu refused (table full)\n",
-                (unsigned long long)u(st, "flows_active"), (unsigned long long)u(st, "flows_created"),
-                (unsigned long long)u(st, "flows_expired"), (unsigned long long)u(st, "flows_refused"));
+    std::printf(
+        "flows: %llu active, %llu created, %llu expired, %llu refused (table full)\n",
+        (unsigned long long)u(st, "flows_active"), (unsigned long long)u(st, "flows_created"),
+        (unsigned long long)u(st, "flows_expired"), (unsigned long long)u(st, "flows_refused"));
     std::printf("non-ip %llu, fragments %llu, steered %llu\n", (unsigned long long)u(st, "non_ip"),
                 (unsigned long long)u(st, "fragments"), (unsigned long long)u(st, "steered_out"));
     std::printf("dropped %llu", (unsigned long long)u(st, "dropped"));
@@ -180,16 +184,18 @@ int print_flowlog(TelemetryClient &tc) {
             if (m.name.GetString()[0] != 'r' || !m.value.IsObject()) continue;
             const auto &r = m.value;
             std::string src = s(r, "sourceID").empty() ? s(r, "sourceIP") : s(r, "sourceID");
-            std::string dst = s(r, "destinationID").empty() ? s(r, "destinationIP") : s(r, "destinationID");
-            std::printf("%-7s %-9s %-24s %-24s %6llu %-24s %-16s %-22s %8llu\n", s(r, "action").c_str(),
-                        s(r, "observedAction").c_str(), src.c_str(), dst.c_str(),
-                        (unsigned long long)u(r, "destinationPort"), s(r, "policyID").c_str(),
-                        s(r, "ruleName").c_str(), s(r, "dropReason").c_str(),
-                        (unsigned long long)u(r, "value"));
+            std::string dst =
+                s(r, "destinationID").empty() ? s(r, "destinationIP") : s(r, "destinationID");
+            std::printf("%-7s %-9s %-24s %-24s %6llu %-24s %-16s %-22s %8llu\n",
+                        s(r, "action").c_str(), s(r, "observedAction").c_str(), src.c_str(),
+                        dst.c_str(), (unsigned long long)u(r, "destinationPort"),
+                        s(r, "policyID").c_str(), s(r, "ruleName").c_str(),
+                        s(r, "dropReason").c_str(), (unsigned long long)u(r, "value"));
         }
     };
     print_page(first);
-    for (uint64_t p = 1; p < pages; ++p) print_page(tc.get("/segwire/flowlog," + std::to_string(p)));
+    for (uint64_t p = 1; p < pages; ++p)
+        print_page(tc.get("/segwire/flowlog," + std::to_string(p)));
     return 0;
 }
 
@@ -219,12 +225,18 @@ int pki(int argc, char **argv) {
     long validity_s = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i];
-        if (k == "--out") out = argv[i + 1];
-        else if (k == "--ca") ca_dir = argv[i + 1];
-        else if (k == "--id") id = argv[i + 1];
-        else if (k == "--name") name = argv[i + 1];
-        else if (k == "--validity") validity_s = std::stol(argv[i + 1]);
-        else throw std::runtime_error("pki: unknown option " + k);
+        if (k == "--out")
+            out = argv[i + 1];
+        else if (k == "--ca")
+            ca_dir = argv[i + 1];
+        else if (k == "--id")
+            id = argv[i + 1];
+        else if (k == "--name")
+            name = argv[i + 1];
+        else if (k == "--validity")
+            validity_s = std::stol(argv[i + 1]);
+        else
+            throw std::runtime_error("pki: unknown option " + k);
     }
     if (out.empty()) throw std::runtime_error("pki: --out DIR is required");
     mkdir(out.c_str(), 0700);
@@ -236,9 +248,11 @@ int pki(int argc, char **argv) {
         return 0;
     }
     if (sub == "enforcer") {
-        if (ca_dir.empty() || id.empty()) throw std::runtime_error("pki enforcer: --ca DIR and --id ID are required");
-        c::CertAuthority ca{must(c::private_key_from_pem(read_text(ca_dir + "/ca.key")), "CA key"),
-                            must(c::cert_from_pem(read_text(ca_dir + "/ca.crt")), "CA certificate")};
+        if (ca_dir.empty() || id.empty())
+            throw std::runtime_error("pki enforcer: --ca DIR and --id ID are required");
+        c::CertAuthority ca{
+            must(c::private_key_from_pem(read_text(ca_dir + "/ca.key")), "CA key"),
+            must(c::cert_from_pem(read_text(ca_dir + "/ca.crt")), "CA certificate")};
         auto key = must(c::generate_p256_key(), "enforcer key");
         auto csr = must(c::create_csr(key.get(), id), "CSR");
         c::IssueOptions opt;
@@ -268,11 +282,21 @@ int main(int argc, char **argv) {
     int o;
     while ((o = getopt_long(argc, argv, "+p:s:jh", opts, nullptr)) != -1) {
         switch (o) {
-            case 'p': prefix = optarg; break;
-            case 's': sock = optarg; break;
-            case 'j': json = true; break;
-            case 'h': usage(stdout); return 0;
-            default: usage(stderr); return 2;
+            case 'p':
+                prefix = optarg;
+                break;
+            case 's':
+                sock = optarg;
+                break;
+            case 'j':
+                json = true;
+                break;
+            case 'h':
+                usage(stdout);
+                return 0;
+            default:
+                usage(stderr);
+                return 2;
         }
     }
     if (optind >= argc) {

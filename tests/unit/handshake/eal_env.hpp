@@ -12,12 +12,12 @@
 #include <rte_mbuf.h>
 
 class EalEnvironment : public ::testing::Environment {
-public:
+  public:
     void SetUp() override {
         std::string prefix = "segwire-test-" + std::to_string(getpid());
-        std::vector<std::string> args = {"test", "--no-huge", "--no-shconf", "--no-pci", "-l", "0",
-                                         "-m", "256", "--file-prefix", prefix,
-                                         "--log-level=*:error"};
+        std::vector<std::string> args = {
+            "test", "--no-huge",     "--no-shconf", "--no-pci",           "-l", "0", "-m",
+            "256",  "--file-prefix", prefix,        "--log-level=*:error"};
         std::vector<char *> argv;
         for (auto &a : args) argv.push_back(a.data());
         ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0);

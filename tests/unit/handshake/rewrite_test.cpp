@@ -20,25 +20,43 @@ namespace {
 std::vector<uint8_t> make_syn(int family, bool ext_header = false, size_t data = 0) {
     std::vector<uint8_t> f(14, 0);
     for (int i = 0; i < 6; ++i) f[i] = 0x02, f[6 + i] = 0x04;
-    std::vector<uint8_t> tcp = {0x9c, 0x40, 0x00, 0x50, 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 0,
-                                0xa0, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+    std::vector<uint8_t> tcp = {0x9c, 0x40, 0x00, 0x50, 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 0, 0xa0,
+                                0x02, 0xff, 0xff, 0, 0, 0, 0,
                                 // MSS 1460, SACK-OK, TS, NOP, WS 7
-                                0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0, 0, 0, 1, 0, 0,
-                                0, 0, 0x01, 0x03, 0x03, 0x07};
+                                0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0, 0, 0, 1, 0, 0, 0,
+                                0, 0x01, 0x03, 0x03, 0x07};
     for (size_t i = 0; i < data; ++i) tcp.push_back(static_cast<uint8_t>(i));
     if (family == 4) {
         f[12] = 0x08, f[13] = 0x00;
         uint16_t tot = static_cast<uint16_t>(20 + tcp.size());
-        std::vector<uint8_t> ip = {0x45, 0, uint8_t(tot >> 8), uint8_t(tot), 0, 1, 0x40, 0, 64, 6,
-                                   0, 0, 10, 77, 0, 1, 10, 77, 0, 2};
+        std::vector<uint8_t> ip = {0x45,
+                                   0,
+                                   uint8_t(tot >> 8),
+                                   uint8_t(tot),
+                                   0,
+                                   1,
+                                   0x40,
+                                   0,
+                                   64,
+                                   6,
+                                   0,
+                                   0,
+                                   10,
+                                   77,
+                                   0,
+                                   1,
+                                   10,
+                                   77,
+                                   0,
+                                   2};
         f.insert(f.end(), ip.begin(), ip.end());
     } else {
         f[12] = 0x86, f[13] = 0xdd;
         std::vector<uint8_t> ext;
         if (ext_header) ext = {6, 0, 1, 4, 0, 0, 0, 0};  // dest options, PadN
         uint16_t pl = static_cast<uint16_t>(ext.size() + tcp.size());
-        std::vector<uint8_t> ip = {0x60, 0, 0, 0, uint8_t(pl >> 8), uint8_t(pl),
-                                   uint8_t(ext_header ? 60 : 6), 64};
+        std::vector<uint8_t> ip = {
+            0x60, 0, 0, 0, uint8_t(pl >> 8), uint8_t(pl), uint8_t(ext_header ? 60 : 6), 64};
         for (int i = 0; i < 16; ++i) ip.push_back(i == 0 ? 0xfd : i == 15 ? 1 : 0);
         for (int i = 0; i < 16; ++i) ip.push_back(i == 0 ? 0xfd : i == 15 ? 2 : 0);
         f.insert(f.end(), ip.begin(), ip.end());
@@ -51,7 +69,8 @@ std::vector<uint8_t> make_syn(int family, bool ext_header = false, size_t data =
 rte_mbuf *to_mbuf(const std::vector<uint8_t> &frame, PacketView &v) {
     rte_mbuf *m = rte_pktmbuf_alloc(EalEnvironment::pool);
     EXPECT_NE(m, nullptr);
-    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())), frame.data(), frame.size());
+    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())), frame.data(),
+                frame.size());
     EXPECT_EQ(parse_packet(rte_pktmbuf_mtod(m, uint8_t *), m->data_len, v), DropReason::None);
     fix_checksums(m, v, {});
     return m;
