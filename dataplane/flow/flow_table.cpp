@@ -233,10 +233,11 @@ uint8_t tcp_track(Flow &f, uint8_t side, uint8_t fl) {
     } else {
         if (f.state == TcpState::SynReceived && side == f.init_side && ack)
             f.state = TcpState::Established;
-        else if (f.state == TcpState::None) {
-            // Picked up mid-stream (e.g. the appliance restarted under a live connection).
+        else if (f.state == TcpState::None && f.pkts[side ^ 1]) {
+            // Picked up mid-stream (e.g. the appliance restarted under a live connection): a
+            // connection once both directions are seen. Until then the flow keeps the short
+            // handshake timeout, so spoofed one-way segments cannot hold table entries for an hour.
             f.state = TcpState::Established;
-            f.init_side = side;
         }
         if (fl & kTcpFin) {
             f.fin_seen |= uint8_t(1u << side);

@@ -642,9 +642,14 @@ TEST(TcpTrack, SynDuringALiveConnectionIsIgnored) {
     EXPECT_EQ(g.state, TcpState::SynSent);
 }
 
-TEST(TcpTrack, MidStreamPickupIsEstablished) {
+TEST(TcpTrack, MidStreamPickupIsEstablishedOnceBothDirectionsAreSeen) {
     Flow f{};
-    EXPECT_EQ(tcp_track(f, B, kTcpAck | kTcpPsh), kTcpEstablished);
+    f.init_side = B;  // the worker sets it from the first packet
+    EXPECT_EQ(tcp_track(f, B, kTcpAck | kTcpPsh), kTcpHandshake);
+    EXPECT_EQ(f.state, TcpState::None);
+    f.pkts[B] = 5;  // one-way segments only: still the short timeout
+    EXPECT_EQ(tcp_track(f, B, kTcpAck), kTcpHandshake);
+    EXPECT_EQ(tcp_track(f, A, kTcpAck), kTcpEstablished);
     EXPECT_EQ(f.state, TcpState::Established);
     EXPECT_EQ(f.init_side, B);
     Flow g{};
