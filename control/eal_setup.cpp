@@ -99,6 +99,14 @@ PortInfo setup_port(const config::PortConfig &pc, const char *role, uint16_t que
         conf.rx_adv_conf.rss_conf.rss_hf = dev.flow_type_rss_offloads & want_rss;
         info.symmetric_rss = true;
     }
+    // Rewritten handshake packets need fresh checksums: let the NIC do them where it can.
+    const uint64_t csum =
+        dev.tx_offload_capa & (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM |
+                               RTE_ETH_TX_OFFLOAD_UDP_CKSUM);
+    conf.txmode.offloads |= csum;
+    info.tx_ipv4_cksum = csum & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+    info.tx_tcp_cksum = csum & RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
+    info.tx_udp_cksum = csum & RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
     rc = rte_eth_dev_configure(info.port_id, queues, queues, &conf);
     if (rc != 0) fail(role, info.name, "rte_eth_dev_configure", rc);
 

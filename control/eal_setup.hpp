@@ -20,6 +20,8 @@ struct PortInfo {
     std::string driver;
     bool symmetric_rss = false;  // hardware spreads both directions of a flow to one queue
     uint16_t mtu = 1500;
+    // Checksums the NIC computes on transmit (enabled when it offers them; af_packet does not).
+    bool tx_ipv4_cksum = false, tx_tcp_cksum = false, tx_udp_cksum = false;
 };
 
 // Configures and starts one port with `queues` rx/tx queue pairs. Throws std::runtime_error

@@ -76,7 +76,7 @@ std::string FlowReport::key() const {
 }
 
 Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, rte_mempool *pool,
-                         const uint16_t mtu[2])
+                         const uint16_t mtu[2], const dp::TxChecksum tx_csum[2])
     : cfg_(cfg), workers_(workers), publisher_(workers) {
     const auto &id = cfg.identity;
     auto key = crypto::private_key_from_pem(read_file(id.key, "identity.key"));
@@ -121,6 +121,8 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
     rt_.reject_with_rst = h.reject_with_rst;
     rt_.mtu[0] = mtu[0];
     rt_.mtu[1] = mtu[1];
+    rt_.tx_csum[0] = tx_csum[0];
+    rt_.tx_csum[1] = tx_csum[1];
     rt_.hmac = h.hmac == "ipsec-mb"  ? crypto::HmacBackend::IpsecMb
                : h.hmac == "openssl" ? crypto::HmacBackend::OpenSsl
                                      : crypto::HmacBackend::Auto;

@@ -51,7 +51,7 @@ class Enforcement {
   public:
     // Loads keys, certificates and trust (throws std::runtime_error naming the config field).
     Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, rte_mempool *pool,
-                const uint16_t mtu[2]);
+                const uint16_t mtu[2], const dp::TxChecksum tx_csum[2]);
     ~Enforcement();
 
     dp::IdentityRuntime &runtime() { return rt_; }

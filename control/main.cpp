@@ -113,7 +113,12 @@ int run(const config::ApplianceConfig &cfg) {
                 app->sync->enroll(ecfg.identity);
             }
             const uint16_t mtu[2] = {app->ports[0].mtu, app->ports[1].mtu};
-            app->enforcement = std::make_unique<control::Enforcement>(ecfg, cfg.workers, pool, mtu);
+            dp::TxChecksum csum[2];
+            for (int i = 0; i < 2; ++i)
+                csum[i] = {app->ports[i].tx_ipv4_cksum, app->ports[i].tx_tcp_cksum,
+                           app->ports[i].tx_udp_cksum};
+            app->enforcement =
+                std::make_unique<control::Enforcement>(ecfg, cfg.workers, pool, mtu, csum);
         }
         const auto &to = cfg.flows.timeouts;
         for (uint32_t w = 0; w < cfg.workers; ++w) {
