@@ -228,8 +228,9 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_add_dict_u64(d, #f, sum.f.get());
     SUM(syn_signed)
     SUM(syn_verified)
-    SUM(synack_signed) SUM(synack_verified) SUM(ack_proofs_added) SUM(ack_proofs_verified)
-        SUM(authorized) SUM(rejected) SUM(acl_decisions) SUM(passthrough) SUM(parked) SUM(slow_jobs)
+    SUM(synack_signed)
+    SUM(synack_verified) SUM(ack_proofs_added) SUM(ack_proofs_verified) SUM(authorized)
+        SUM(rejected) SUM(acl_decisions) SUM(passthrough) SUM(parked) SUM(slow_jobs)
             SUM(peer_cache_hits) SUM(peer_cache_misses) SUM(key_cache_hits) SUM(key_cache_misses)
                 SUM(hmac_batches) SUM(hmac_jobs) SUM(records) SUM(records_lost) SUM(flows_cut)
                     SUM(resets_sent) SUM(exceptions)
