@@ -222,20 +222,39 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_add_dict_u64(d, "slowpath_verified", e->slowpath().verified());
     rte_tel_data_add_dict_u64(d, "slowpath_refused", e->slowpath().refused());
     rte_tel_data_add_dict_u64(d, "slowpath_keys", e->slowpath().keys());
-    dp::IdentityStats sum;
-#define SUM(f)                                                             \
-    for (auto &w : g_app->workers) sum.f.add(w->identity_stats().f.get()); \
-    rte_tel_data_add_dict_u64(d, #f, sum.f.get());
-    SUM(syn_signed)
-    SUM(syn_verified)
-    SUM(synack_signed)
-    SUM(synack_verified) SUM(ack_proofs_added) SUM(ack_proofs_verified) SUM(authorized)
-        SUM(rejected) SUM(acl_decisions) SUM(passthrough) SUM(parked) SUM(slow_jobs)
-            SUM(peer_cache_hits) SUM(peer_cache_misses) SUM(key_cache_hits) SUM(key_cache_misses)
-                SUM(hmac_batches) SUM(hmac_jobs) SUM(records) SUM(records_lost) SUM(flows_cut)
-                    SUM(resets_sent) SUM(exceptions)
-#undef SUM
-                        return 0;
+    // One table of (name, counter): each counter summed over the workers.
+    using S = dp::IdentityStats;
+    static const std::pair<const char *, dp::Counter S::*> counters[] = {
+        {"syn_signed", &S::syn_signed},
+        {"syn_verified", &S::syn_verified},
+        {"synack_signed", &S::synack_signed},
+        {"synack_verified", &S::synack_verified},
+        {"ack_proofs_added", &S::ack_proofs_added},
+        {"ack_proofs_verified", &S::ack_proofs_verified},
+        {"authorized", &S::authorized},
+        {"rejected", &S::rejected},
+        {"acl_decisions", &S::acl_decisions},
+        {"passthrough", &S::passthrough},
+        {"parked", &S::parked},
+        {"slow_jobs", &S::slow_jobs},
+        {"peer_cache_hits", &S::peer_cache_hits},
+        {"peer_cache_misses", &S::peer_cache_misses},
+        {"key_cache_hits", &S::key_cache_hits},
+        {"key_cache_misses", &S::key_cache_misses},
+        {"hmac_batches", &S::hmac_batches},
+        {"hmac_jobs", &S::hmac_jobs},
+        {"records", &S::records},
+        {"records_lost", &S::records_lost},
+        {"flows_cut", &S::flows_cut},
+        {"resets_sent", &S::resets_sent},
+        {"exceptions", &S::exceptions},
+    };
+    for (const auto &[name, member] : counters) {
+        uint64_t total = 0;
+        for (auto &w : g_app->workers) total += (w->identity_stats().*member).get();
+        rte_tel_data_add_dict_u64(d, name, total);
+    }
+    return 0;
 }
 
 // /segwire/flowlog[,page]: flow reports aggregated since start, 16 per page.
