@@ -242,7 +242,9 @@ TEST(Token, EveryMalformedTokenIsRejected) {
     EXPECT_EQ(mutate([](auto &b) { store_be16(&b[b.size() - 2], 10); }), WireStatus::BadLength);
     EXPECT_EQ(mutate([](auto &b) {
                   b.insert(b.begin(), 0);
-                  store_be16(&b[b.size() - 2], 2000);
+                  const size_t n = b.size();  // claims length past the buffer
+                  b[n - 2] = 2000 >> 8;
+                  b[n - 1] = 2000 & 0xff;
               }),
               WireStatus::Truncated);
     EXPECT_EQ(mutate([](auto &b) { b[0] = 2; }), WireStatus::BadVersion);
