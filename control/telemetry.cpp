@@ -248,6 +248,17 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
         {"flows_cut", &S::flows_cut},
         {"resets_sent", &S::resets_sent},
         {"exceptions", &S::exceptions},
+        {"udp_syn_sent", &S::udp_syn_sent},
+        {"udp_synack_sent", &S::udp_synack_sent},
+        {"udp_ack_sent", &S::udp_ack_sent},
+        {"udp_retransmits", &S::udp_retransmits},
+        {"udp_rejects_sent", &S::udp_rejects_sent},
+        {"udp_resets_sent", &S::udp_resets_sent},
+        {"udp_resets_received", &S::udp_resets_received},
+        {"udp_fallbacks", &S::udp_fallbacks},
+        {"udp_control_consumed", &S::udp_control_consumed},
+        {"udp_handshakes_restarted", &S::udp_handshakes_restarted},
+        {"udp_expired", &S::udp_expired},
     };
     for (const auto &[name, member] : counters) {
         uint64_t total = 0;

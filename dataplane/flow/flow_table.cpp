@@ -43,6 +43,12 @@ const char *auth_name(Auth a) {
             return "CLIENT_ACK";
         case Auth::kServerSyn:
             return "SERVER_SYN";
+        case Auth::kUdpClientSyn:
+            return "UDP_CLIENT_SYN";
+        case Auth::kUdpServerSynAck:
+            return "UDP_SERVER_SYNACK";
+        case Auth::kUdpResetSent:
+            return "UDP_RESET_SENT";
         case Auth::kServerSynAck:
             return "SERVER_SYNACK";
     }

@@ -51,6 +51,10 @@ enum class Auth : uint8_t {
     kClientAck,     // client role: SYN-ACK verified; our proof rides on client packets
     kServerSyn,     // server role: SYN verified and forwarded, waiting for the server's SYN-ACK
     kServerSynAck,  // server role: SYN-ACK sent with identity, waiting for the client's proof
+    // UDP (docs/protocol.md §9): control datagrams on the flow's own tuple
+    kUdpClientSyn,     // client role: SYN sent, application datagrams held
+    kUdpServerSynAck,  // server role: SYN-ACK sent, waiting for the ACK; datagrams held
+    kUdpResetSent,     // datagram from a managed peer without state: RESET sent, datagrams held
 };
 const char *auth_name(Auth a);
 

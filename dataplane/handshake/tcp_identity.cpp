@@ -82,13 +82,24 @@ void Worker::drop(Pkt &k, DropReason r) {
 
 uint32_t Worker::alloc_hs() {
     uint32_t i = hs_free_;
-    if (i != kNil) hs_free_ = hs_[i].next_free;
+    if (i == kNil) return i;
+    hs_free_ = hs_[i].next_free;
+    HandshakeCtx &x = hs_[i];
+    x.ctl = nullptr;
+    x.armed = false;
+    x.tries = 0;
     return i;
 }
 
 void Worker::free_hs(Flow &f) {
     if (f.hs == kNil) return;
-    hs_[f.hs].next_free = hs_free_;
+    HandshakeCtx &x = hs_[f.hs];
+    if (x.ctl) {
+        rte_pktmbuf_free(x.ctl);
+        x.ctl = nullptr;
+    }
+    x.armed = false;
+    x.next_free = hs_free_;
     hs_free_ = f.hs;
     f.hs = kNil;
 }
@@ -181,10 +192,12 @@ void Worker::record_exception(int32_t pos, const Flow &f) {
     fill_endpoints(e, pos, f);
     e.local_pu = f.hs != kNil ? hs_[f.hs].local_pu : policy::kNone;
     e.drop_reason = DropReason::HandshakeExpired;
-    e.hs_state = f.auth == Auth::kClientSyn      ? HsState::kSynTransmitted
-                 : f.auth == Auth::kServerSynAck ? HsState::kSynAckTransmitted
-                 : f.auth == Auth::kClientAck    ? HsState::kAckTransmitted
-                                                 : HsState::kNone;
+    e.hs_state = f.auth == Auth::kClientSyn || f.auth == Auth::kUdpClientSyn
+                     ? HsState::kSynTransmitted
+                 : f.auth == Auth::kServerSynAck || f.auth == Auth::kUdpServerSynAck
+                     ? HsState::kSynAckTransmitted
+                 : f.auth == Auth::kClientAck ? HsState::kAckTransmitted
+                                              : HsState::kNone;
     e.policy = e.observed_policy = e.rule_name = e.observed_rule = policy::kNone;
     ids_.exceptions.add();
     if (!idr_->records[s_.id] || rte_ring_sp_enqueue_elem(idr_->records[s_.id], &e, sizeof(e)) != 0)
@@ -194,7 +207,8 @@ void Worker::record_exception(int32_t pos, const Flow &f) {
 // Called by the flow table just before an idle flow is removed.
 void Worker::on_flow_removed(int32_t pos, Flow &f) {
     if (f.auth == Auth::kClientSyn || f.auth == Auth::kServerSynAck || f.auth == Auth::kServerSyn ||
-        f.auth == Auth::kClientAck)
+        f.auth == Auth::kClientAck || f.auth == Auth::kUdpClientSyn ||
+        f.auth == Auth::kUdpServerSynAck)
         record_exception(pos, f);
     while (rte_mbuf *m = holds_.pop(f.hold)) {
         stats_.drops[static_cast<size_t>(DropReason::HandshakeExpired)].add();
@@ -259,6 +273,8 @@ void Worker::apply_acl_verdict(Pkt &k, const policy::Decision &d, Direction) {
     } else {
         f.auth = Auth::kRejected;
         ids_.rejected.add();
+        drop_held(f, DropReason::PolicyReject);
+        free_hs(f);
         drop(k, DropReason::PolicyReject);
     }
 }
@@ -521,11 +537,29 @@ void Worker::identity_step(Pkt &k) {
     track_seq(f, k);
     switch (f.auth) {
         case Auth::kPass:
-        case Auth::kAllowed:
             forward(k);
             return;
+        case Auth::kAllowed:
+            // UDP Length 8 may be one of our control datagrams (RESET, a re-sent SYN-ACK, ...).
+            if (k.v.proto == kProtoUdp && k.v.udp_len == 8)
+                udp_allowed_control(k);
+            else
+                forward(k);
+            return;
         case Auth::kRejected:
-            drop(k, DropReason::FlowRejected);
+            if (k.v.proto == kProtoUdp && k.v.udp_len == 8)
+                udp_allowed_control(k);  // a new SYN starts over
+            else
+                drop(k, DropReason::FlowRejected);
+            return;
+        case Auth::kUdpClientSyn:
+            udp_client_syn_state(k);
+            return;
+        case Auth::kUdpServerSynAck:
+            udp_server_synack_state(k);
+            return;
+        case Auth::kUdpResetSent:
+            udp_reset_sent_state(k);
             return;
         case Auth::kNew:
             classify(k);
@@ -563,6 +597,10 @@ void Worker::classify(Pkt &k) {
         return;
     }
     const Direction dir = from_inside ? Direction::kOutgoing : Direction::kIncoming;
+    if (k.v.proto == kProtoUdp) {
+        udp_classify(k, li.pu, pi.flags, dir);
+        return;
+    }
     if (k.v.proto != kProtoTcp || !is_syn(k.v)) {
         // UDP, ICMP, other protocols, and TCP picked up mid-stream (e.g. after a restart): no
         // handshake to carry identity, so the peer's address decides (external-network ACL).
@@ -914,6 +952,10 @@ void Worker::finish_op(BatchOp &op) {
     HandshakeCtx &x = hs_[f.hs];
     std::memcpy(x.synack_mac, op.macs.synack_mac.data(), crypto::wire::kMacLen);
     std::memcpy(x.ack_mac, op.macs.ack_mac.data(), crypto::wire::kMacLen);
+    if (op.op == BatchOp::kUdpServerSignSynAck || op.op == BatchOp::kUdpClientCheckSynAck) {
+        udp_finish_op(op);
+        return;
+    }
     if (op.op == BatchOp::kServerSignSynAck) {
         const crypto::SignedClaims *c = st_->claims_of(x.local_pu);
         if (!c || !add_identity(k, MsgType::SynAck, x.server_nonce, c->blob, x.synack_mac)) {

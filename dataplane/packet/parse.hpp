@@ -48,7 +48,8 @@ namespace segwire::dp {
     X(MtuExceeded, "mtu-exceeded")                        \
     X(HandshakeExpired, "handshake-expired")              \
     X(NoSessionKey, "no-session-key")                     \
-    X(PolicyCut, "policy-cut")
+    X(PolicyCut, "policy-cut")                            \
+    X(UdpControl, "udp-control-stale")
 
 enum class DropReason : uint8_t {
 #define X(name, text) name,

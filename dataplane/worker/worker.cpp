@@ -31,6 +31,9 @@ bool Worker::init(const WorkerSetup &s, std::string &err) {
     for (uint32_t i = 0; i < idr_->handshakes; ++i)
         hs_[i].next_free = i + 1 < idr_->handshakes ? i + 1 : kNil;
     hs_free_ = idr_->handshakes ? 0 : kNil;
+    for (auto &x : hs_) x.ctl = nullptr, x.armed = x.listed = false;
+    udp_timers_.reserve(idr_->handshakes);
+    ms_tsc_ = tsc_hz_ / 1000;
     hmac_ = std::make_unique<crypto::HmacBatch>(idr_->hmac);
     nonces_ = std::make_unique<crypto::NonceSource>();
     decisions_ = std::make_unique<policy::DecisionCache>(idr_->decision_cache);
@@ -265,6 +268,7 @@ void Worker::housekeeping(uint64_t now) {
                 static_cast<Worker *>(ctx)->on_flow_removed(pos, f);
             },
             this);
+        if (st_) udp_timers();
         reevaluate(1024);
     } else {
         flows_.expire(now, kExpireBudget);

@@ -102,6 +102,10 @@ struct alignas(64) IdentityStats {
         ack_proofs_verified, authorized, rejected, acl_decisions, passthrough, parked, slow_jobs,
         peer_cache_hits, peer_cache_misses, key_cache_hits, key_cache_misses, hmac_batches,
         hmac_jobs, records, records_lost, flows_cut, resets_sent, exceptions;
+    // UDP handshake (docs/protocol.md §9)
+    Counter udp_syn_sent, udp_synack_sent, udp_ack_sent, udp_retransmits, udp_rejects_sent,
+        udp_resets_sent, udp_resets_received, udp_fallbacks, udp_control_consumed,
+        udp_handshakes_restarted, udp_expired;
 };
 
 class Worker {
@@ -151,10 +155,23 @@ class Worker {
         crypto::X25519Public local_pub;
         uint32_t local_pu;
         uint32_t next_free;
+        // UDP only: the last control datagram sent (copied for each retransmission) and timers.
+        rte_mbuf *ctl;
+        uint64_t started_tsc, last_send_tsc;
+        int32_t pos;      // the flow, for the timer scan
+        uint8_t ctl_out;  // port side the control datagram leaves on
+        uint8_t tries;    // retransmissions so far
+        bool armed;       // the timer scan acts on this handshake
+        bool listed;      // the index is in udp_timers_
     };
     // A handshake packet whose HMACs run in this burst's batch.
     struct BatchOp {
-        enum Op : uint8_t { kClientCheckSynAck, kServerSignSynAck } op;
+        enum Op : uint8_t {
+            kClientCheckSynAck,
+            kServerSignSynAck,
+            kUdpClientCheckSynAck,
+            kUdpServerSignSynAck
+        } op;
         Pkt k;
         const PeerIdentity *peer;
         policy::Decision decision;
@@ -204,6 +221,29 @@ class Worker {
     void free_hs(Flow &f);
     policy::IpAddr addr_of(const IpAddr &a, uint8_t family) const;
     crypto::wire::FlowBinding binding_of(const Flow &f, int32_t pos) const;
+
+    // UDP identity handshake (udp_identity.cpp)
+    bool udp_control_of(const Pkt &k, crypto::wire::UdpMessageView &msg,
+                        crypto::wire::WireStatus &ws) const;
+    void udp_classify(Pkt &k, uint32_t pu, uint8_t peer_flags, policy::Direction dir);
+    void udp_start_client(Pkt &k, uint32_t pu, bool to_source);
+    void udp_server_syn(Pkt &k, const crypto::wire::UdpMessageView &msg, uint32_t pu);
+    void udp_client_syn_state(Pkt &k);
+    void udp_server_synack_state(Pkt &k);
+    void udp_reset_sent_state(Pkt &k);
+    void udp_allowed_control(Pkt &k);
+    void udp_finish_op(BatchOp &op);
+    void udp_send_reset(Pkt &k, uint32_t pu);
+    void udp_reject(Pkt &k, const uint8_t nonce[16], bool to_source);
+    void udp_restart(Pkt &k);
+    bool udp_send_ctl(Pkt &k, bool to_source, std::span<const uint8_t> body, uint32_t hs,
+                      bool keep);
+    void udp_resend(uint32_t hs);
+    void udp_arm(uint32_t hs, int32_t pos);
+    void udp_timers();
+    void udp_timeout(uint32_t hs);
+    void udp_fallback(int32_t pos, Flow &f);
+    void drop_held(Flow &f, DropReason why);
 
     void process_owned(rte_mbuf **pkts, uint16_t n, uint64_t now);
     void enqueue_tx(rte_mbuf *m, uint8_t out_side);
@@ -255,7 +295,9 @@ class Worker {
     Pkt deferred_[kStage];
     uint16_t deferred_n_ = 0;
     crypto::HmacJob hmac_jobs_[2 * kMaxBurst];
-    uint64_t reeval_version_ = 0;  // policy version the last completed sweep used
+    std::vector<uint32_t> udp_timers_;  // handshake contexts with a UDP timer (see udp_timers())
+    uint64_t ms_tsc_ = 0;               // TSC ticks per millisecond
+    uint64_t reeval_version_ = 0;       // policy version the last completed sweep used
     uint64_t reeval_target_ = 0;
     uint32_t reeval_cursor_ = 0;
     bool reeval_incomplete_ = false;
