@@ -8,6 +8,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -168,6 +169,22 @@ def cmd_hold(a):
         out(ok=ok)
 
 
+def udp_round_trip(s, msg, addr, tries):
+    """Sends `msg` until its echo comes back (at most `tries` sends); other datagrams (an empty
+    one from a host without enforcer answering a handshake, a late echo) are skipped."""
+    for _ in range(tries):
+        s.sendto(msg, addr)
+        deadline = time.monotonic() + s.gettimeout()
+        while time.monotonic() < deadline:
+            try:
+                d, _ = s.recvfrom(65535)
+            except socket.timeout:
+                break
+            if d == msg:
+                return True
+    return False
+
+
 def cmd_udp(a):
     """Send N UDP datagrams to an echo server one at a time; count the echoes."""
     s = socket.socket(family(a.host), socket.SOCK_DGRAM)
@@ -175,16 +192,34 @@ def cmd_udp(a):
     ok = 0
     for i in range(a.count):
         msg = f"udp {i} ".encode() + os.urandom(a.size)
-        for _ in range(3):  # a lost datagram is retried: we test forwarding, not the wire
-            s.sendto(msg, (a.host, a.port))
-            try:
-                d, _ = s.recvfrom(65535)
-                if d == msg:
-                    ok += 1
-                    break
-            except socket.timeout:
-                continue
+        # a lost datagram is retried: we test forwarding, not the wire
+        ok += udp_round_trip(s, msg, (a.host, a.port), a.tries)
     out(ok=ok, sent=a.count)
+
+
+def cmd_udp_steps(a):
+    """One UDP socket (one flow): an echo round trip per line read on stdin, a report per line."""
+    s = socket.socket(family(a.host), socket.SOCK_DGRAM)
+    s.settimeout(a.timeout)
+    out(ready=True)
+    for i, _ in enumerate(sys.stdin):
+        msg = f"step {i} ".encode() + os.urandom(16)
+        out(step=i, ok=udp_round_trip(s, msg, (a.host, a.port), a.tries))
+
+
+def cmd_udp_echo(a):
+    """UDP echo until SIGTERM; then reports how many datagrams came, and how many were empty
+    (a control datagram leaking to an end host would arrive as an empty one)."""
+    s = socket.socket(family(a.bind), socket.SOCK_DGRAM)
+    s.bind((a.bind, a.port))
+    seen = {"datagrams": 0, "empty": 0}
+    signal.signal(signal.SIGTERM, lambda *_: (out(**seen), os._exit(0)))
+    out(listening=True)
+    while True:
+        d, peer = s.recvfrom(65535)
+        seen["datagrams"] += 1
+        seen["empty"] += not d
+        s.sendto(d, peer)
 
 
 def cmd_udp_spray(a):
@@ -214,6 +249,10 @@ def main():
     q.add_argument("--stepped", action="store_true", help="wait for a line on stdin between round trips")
     q = sub.add_parser("udp"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
     q.add_argument("--count", type=int, default=100); q.add_argument("--size", type=int, default=64); q.add_argument("--timeout", type=float, default=1)
+    q.add_argument("--tries", type=int, default=3)
+    q = sub.add_parser("udp-steps"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
+    q.add_argument("--timeout", type=float, default=1); q.add_argument("--tries", type=int, default=5)
+    q = sub.add_parser("udp-echo"); q.add_argument("--bind", default="0.0.0.0"); q.add_argument("--port", type=int, required=True)
     q = sub.add_parser("udp-spray"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
     q.add_argument("--count", type=int, default=100)
     a = p.parse_args()

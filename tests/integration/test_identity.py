@@ -65,21 +65,15 @@ def connect(ns, host, port, count=3, parallel=1):
 
 
 def flowlog(sw):
-    first = sw.telemetry.query("/segwire/flowlog")
-    rows = [v for k, v in first.items() if k.startswith("r")]
-    for page in range(1, first["pages"]):
-        rows += [v for k, v in sw.telemetry.query(f"/segwire/flowlog,{page}").items() if k.startswith("r")]
-    return rows
+    return sw.flowlog()
 
 
 def wait_row(sw, **match):
-    def found():
-        return [r for r in flowlog(sw) if all(r.get(k) == v for k, v in match.items())]
-    return wait_for(found, timeout=10, what=f"a flow report {match}")[0]
+    return sw.wait_row(**match)
 
 
 def identity(sw):
-    return sw.telemetry.query("/segwire/identity")
+    return sw.identity()
 
 
 def capture(ns, iface, port):

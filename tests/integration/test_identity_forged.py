@@ -17,8 +17,7 @@ def policy():
 
 
 def flowlog(sw):
-    first = sw.telemetry.query("/segwire/flowlog")
-    return [v for k, v in first.items() if k.startswith("r")]
+    return sw.flowlog()
 
 
 def refused_with(sw, reason):

@@ -161,6 +161,23 @@ class Segwire:
     def workers(self):
         return self.telemetry.query("/segwire/workers")
 
+    def flowlog(self):
+        """Every flow report the enforcer has aggregated so far (telemetry /segwire/flowlog)."""
+        first = self.telemetry.query("/segwire/flowlog")
+        rows = [v for k, v in first.items() if k.startswith("r")]
+        for page in range(1, first["pages"]):
+            rows += [v for k, v in self.telemetry.query(f"/segwire/flowlog,{page}").items() if k.startswith("r")]
+        return rows
+
+    def wait_row(self, timeout=10, **match):
+        """Waits for a flow report whose fields equal `match`; returns it."""
+        def found():
+            return [r for r in self.flowlog() if all(r.get(k) == v for k, v in match.items())]
+        return wait_for(found, timeout=timeout, what=f"a flow report {match}")[0]
+
+    def identity(self):
+        return self.telemetry.query("/segwire/identity")
+
     def flows(self):
         first = self.telemetry.query("/segwire/flows")
         rows = [v for k, v in first.items() if k.startswith("f")]
