@@ -1,0 +1,176 @@
+// FQDN patterns and the addresses learned for them from DNS answers.
+//
+// FqdnLearner (control thread, allocating, one owner) keeps what DNS answers taught: per
+// (address, question name) the CNAME chain and an expiry. build() turns the records that match an
+// external network's hostname pattern into an FqdnSet: immutable, read by workers on the packet
+// path without allocation or locks, published by an RCU pointer swap. See docs/dns.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "dataplane/dns/dns_message.hpp"
+#include "dataplane/policy/snapshot.hpp"
+
+namespace segwire::dns {
+
+// {uint32_t network; std::string pattern;}: a policy snapshot's hostnames().
+using HostnameEntry = policy::PolicySnapshot::HostnameEntry;
+
+// Case-insensitive; one trailing dot is ignored on both sides. "*.example.com" matches names with
+// at least one more label ending in ".example.com", not "example.com"; any other pattern matches
+// only the identical name.
+bool fqdn_match(std::string_view pattern, std::string_view name) noexcept;
+
+// Config validation: labels of 1-63 letters, digits, '-' or '_'; at most 253 characters (without
+// a trailing dot); '*' only as the whole first label, followed by at least one label. On false,
+// `*why` (if given) says what is wrong.
+bool valid_fqdn_pattern(std::string_view pattern, std::string *why);
+
+// Addresses are 16 bytes: IPv6, or IPv4-mapped ::ffff:a.b.c.d (the DnsAddress form).
+class FqdnSet {
+  public:
+    FqdnSet() = default;  // empty: matches nothing
+
+    // The external networks (indices into the snapshot this set was built for, sorted) the
+    // address was learned for, counting only records with now_unix < expires_at. The span points
+    // into this set. No allocation, no locks.
+    std::span<const uint32_t> networks_for(const uint8_t addr16[16],
+                                           uint32_t now_unix) const noexcept;
+    // Same, for an IPv4 address given as its 4 bytes (the dataplane's IpAddr form).
+    std::span<const uint32_t> networks_for_v4(const uint8_t addr4[4],
+                                              uint32_t now_unix) const noexcept;
+
+    size_t addresses() const noexcept { return addresses_; }  // distinct addresses
+    size_t size() const noexcept { return entries_.size(); }  // (address, expiry level) entries
+    uint32_t built_at() const noexcept { return built_at_; }
+    // The version passed to FqdnLearner::rebuild(): which snapshot's network indices these are.
+    uint64_t snapshot_version() const noexcept { return snapshot_version_; }
+
+  private:
+    friend class FqdnLearner;
+    // Sorted by address, then expires_at descending. For one address, entry k holds the union of
+    // the networks of every record expiring at or after entries[k].expires_at, so the answer at
+    // time t is the last entry of the address's run with t < expires_at.
+    struct Entry {
+        uint8_t addr[16];
+        uint32_t expires_at;
+        uint32_t off, cnt;  // into nets_
+    };
+    std::vector<Entry> entries_;
+    std::vector<uint32_t> nets_;
+    size_t addresses_ = 0;
+    uint32_t built_at_ = 0;
+    uint64_t snapshot_version_ = 0;
+};
+
+struct FqdnLearnerConfig {
+    uint32_t min_ttl_s = 30;                   // shorter TTLs (0 included) are raised to this
+    uint32_t max_ttl_s = 86400;                // longer TTLs are lowered to this
+    size_t max_records = 65536;                // (address, name) records kept
+    size_t max_name_bytes = size_t(16) << 20;  // names kept for the records (see docs/dns.md)
+};
+
+// What one learn() did. Records that match no network are kept too (for a later policy), but
+// only changes to matching records count here: they are what a published FqdnSet contains.
+struct LearnResult {
+    uint32_t added = 0;      // matching records new, or learned again after they had expired
+    uint32_t updated = 0;    // matching records whose networks changed (the chain changed)
+    uint32_t refreshed = 0;  // matching records whose expiry moved later, nothing else
+    uint32_t evicted = 0;    // matching records evicted to stay within the bounds
+    bool matched = false;    // some pattern matched the question name or a CNAME of the chain
+
+    bool changed() const { return added || updated || refreshed || evicted; }
+    // The published set lacks something this answer grants: publish a set built after this call
+    // before releasing the held answer. Refresh-only changes can be published lazily (before the
+    // earlier expiry).
+    bool publish_before_release() const { return added || updated; }
+};
+
+struct FqdnCounters {
+    uint64_t answers = 0;          // learn() calls
+    uint64_t answers_matched = 0;  // ... whose chain matched a pattern
+    uint64_t records_added = 0;    // new records, matching or not
+    uint64_t records_expired = 0;  // dropped by expire()/rebuild()
+    uint64_t records_evicted = 0;  // dropped to stay within max_records / max_name_bytes
+    uint64_t ttl_clamped = 0;      // addresses whose TTL was raised or lowered
+    uint64_t rebuilds = 0;
+};
+
+class FqdnLearner {
+  public:
+    explicit FqdnLearner(FqdnLearnerConfig cfg = {});
+    ~FqdnLearner();
+    FqdnLearner(const FqdnLearner &) = delete;
+    FqdnLearner &operator=(const FqdnLearner &) = delete;
+
+    // Learns `addrs` for question `name` reached through `cnames` (in chain order). A network
+    // matches when one of its patterns matches the question name or any CNAME of the chain. Each
+    // TTL is clamped to [min_ttl_s, max_ttl_s]; an address already known for the name keeps the
+    // later of its old and new expiry. `patterns` should be those of the last rebuild() (others
+    // work, but records learned earlier keep the indices of the patterns they were matched with).
+    LearnResult learn(std::string_view name, std::span<const std::string_view> cnames,
+                      std::span<const DnsAddress> addrs, uint32_t now,
+                      std::span<const HostnameEntry> patterns);
+    // The same for a parsed response (its question name, chain and addresses).
+    LearnResult learn(const DnsResponse &r, uint32_t now, std::span<const HostnameEntry> patterns);
+
+    // A new policy snapshot: recomputes every record's networks from `patterns` (same names, new
+    // indices) and drops expired records. Returns how many records match a network.
+    size_t rebuild(std::span<const HostnameEntry> patterns, uint32_t now,
+                   uint64_t snapshot_version = 0);
+    // Drops records with expires_at <= now. Returns how many.
+    size_t expire(uint32_t now);
+
+    // The matching, unexpired records as an immutable set (converts to shared_ptr<const FqdnSet>).
+    std::unique_ptr<FqdnSet> build(uint32_t now) const;
+
+    size_t size() const { return records_.size(); }
+    size_t name_bytes() const { return name_bytes_; }
+    const FqdnCounters &counters() const { return counters_; }
+    const FqdnLearnerConfig &config() const { return cfg_; }
+    uint32_t clamp_ttl(uint32_t ttl) const;
+
+  private:
+    struct Chain;
+    struct Record {
+        std::shared_ptr<Chain> chain;
+        uint32_t expires_at;
+        bool matched;  // as filed in evict_ (chain->nets non-empty when it was filed)
+    };
+    // Eviction order: records matching no network first, then the soonest to expire.
+    struct EvictKey {
+        bool matched;
+        uint32_t expires_at;
+        const std::string *key;  // the records_ key (node keys do not move)
+        bool operator<(const EvictKey &o) const;
+    };
+    class PatternIndex;
+
+    std::vector<uint32_t> match(const std::vector<std::string> &names) const;
+    void use_patterns(std::span<const HostnameEntry> patterns);
+    void file(const std::string &key, Record &r);
+    void unfile(const std::string &key, const Record &r);
+    std::unordered_map<std::string, Record>::iterator erase(
+        std::unordered_map<std::string, Record>::iterator it);
+    uint32_t evict_over_bounds();
+
+    FqdnLearnerConfig cfg_;
+    // Key: the 16 address bytes followed by the question name.
+    std::unordered_map<std::string, Record> records_;
+    std::set<EvictKey> evict_;
+    std::unique_ptr<PatternIndex> index_;
+    uint64_t epoch_ = 0;
+    uint64_t snapshot_version_ = 0;
+    size_t name_bytes_ = 0;
+    FqdnCounters counters_;
+};
+
+}  // namespace segwire::dns

@@ -1,0 +1,65 @@
+// libFuzzer target for the DNS response parser. The input is copied into a heap buffer of exactly
+// its size (ASan then reports a read one byte past the message) and parsed twice: as a UDP
+// payload, and as a TCP payload through dns_from_tcp_payload. An accepted response must pass
+// check_dns_response, and parsing must not depend on the output struct's previous contents. A
+// violation traps, so the fuzzer records the input as a crash.
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <span>
+
+#include "dataplane/dns/dns_message.hpp"
+#include "tests/fuzz/dataplane/dns_check.hpp"
+
+using namespace segwire::dns;
+
+namespace {
+
+bool same(const DnsResponse &a, const DnsResponse &b) {
+    if (a.rcode != b.rcode || a.id != b.id || a.tc != b.tc || a.qtype != b.qtype ||
+        a.cname_count != b.cname_count || a.addr_count != b.addr_count || a.min_ttl != b.min_ttl ||
+        a.truncated_list != b.truncated_list || a.resolved_name.view() != b.resolved_name.view())
+        return false;
+    for (size_t i = 0; i < a.cname_count; ++i)
+        if (a.cnames[i].view() != b.cnames[i].view()) return false;
+    for (size_t i = 0; i < a.addr_count; ++i)
+        if (std::memcmp(a.addrs[i].addr, b.addrs[i].addr, 16) != 0 ||
+            a.addrs[i].ttl != b.addrs[i].ttl || a.addrs[i].v4 != b.addrs[i].v4)
+            return false;
+    return true;
+}
+
+void check_one(std::span<const uint8_t> msg) {
+    static DnsResponse r, again;
+    const DnsStatus st = parse_dns_response(msg, r);
+    if (st >= DnsStatus::Count || st == DnsStatus::Incomplete || st == DnsStatus::TrailingData)
+        __builtin_trap();  // not a status the message parser returns
+    std::memset(static_cast<void *>(&again), 0xa5, sizeof again);
+    if (parse_dns_response(msg, again) != st) __builtin_trap();
+    if (st != DnsStatus::Ok) return;
+    if (segwire::dptest::check_dns_response(r) != nullptr) __builtin_trap();
+    if (!same(r, again)) __builtin_trap();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size > kMaxMessage + 2) return 0;
+    std::unique_ptr<uint8_t[]> buf(new uint8_t[size ? size : 1]);
+    if (size) std::memcpy(buf.get(), data, size);
+    const std::span<const uint8_t> in(buf.get(), size);
+
+    check_one(in);
+
+    std::span<const uint8_t> msg;
+    const DnsStatus t = dns_from_tcp_payload(in, msg);
+    if (t == DnsStatus::Ok || t == DnsStatus::TrailingData) {
+        if (msg.data() != buf.get() + 2 || msg.size() + 2 > size) __builtin_trap();
+        if ((t == DnsStatus::Ok) != (msg.size() + 2 == size)) __builtin_trap();
+        check_one(msg);
+    } else if (t != DnsStatus::Incomplete) {
+        __builtin_trap();
+    }
+    return 0;
+}
