@@ -524,7 +524,8 @@ void ConsoleSync::spool(const std::string &kind, const std::string &body, size_t
     cv_.notify_all();
 }
 
-void ConsoleSync::submit_reports(std::vector<FlowReport> flows, std::vector<ExceptionReport> ex) {
+void ConsoleSync::submit_reports(std::vector<FlowReport> flows, std::vector<ExceptionReport> ex,
+                                 std::vector<DnsReport> dns) {
     static const std::string run = std::to_string(now_s());  // batch IDs never repeat across runs
     auto emit = [&](const std::string &kind, size_t n, auto &&write_report) {
         for (size_t off = 0; off < n; off += kBatchReports) {
@@ -567,6 +568,28 @@ void ConsoleSync::submit_reports(std::vector<FlowReport> flows, std::vector<Exce
         kv(w, "ruleName", r.rule_name);
         kv(w, "dropReason", r.drop_reason);
         kv(w, "serviceType", "L3");
+        w.Key("value");
+        w.Uint64(r.value);
+        w.Key("timestamp");
+        w.Uint(r.timestamp);
+        w.EndObject();
+    });
+    emit("dnslookupreports", dns.size(), [&](auto &w, size_t i) {
+        const DnsReport &r = dns[i];
+        w.StartObject();
+        kv(w, "processingUnitID", r.processing_unit_id);
+        kv(w, "sourceIP", r.source_ip);
+        kv(w, "resolvedName", r.resolved_name);
+        for (auto [key, list] : {std::pair{"resolvedIPs", &r.resolved_ips},
+                                 std::pair{"resolvedCNAMEs", &r.resolved_cnames}}) {
+            w.Key(key);
+            w.StartArray();
+            for (const auto &s : *list)
+                w.String(s.c_str(), static_cast<rapidjson::SizeType>(s.size()));
+            w.EndArray();
+        }
+        kv(w, "action", r.action);
+        if (!r.reason.empty()) kv(w, "reason", r.reason);
         w.Key("value");
         w.Uint64(r.value);
         w.Key("timestamp");

@@ -61,7 +61,8 @@ class ConsoleSync {
     std::optional<std::string> take_bundle();  // a new bundle to apply
     void bundle_applied(const std::string &text, const std::string &version);
     void bundle_rejected(const std::string &version, const std::string &why);
-    void submit_reports(std::vector<FlowReport> flows, std::vector<ExceptionReport> exceptions);
+    void submit_reports(std::vector<FlowReport> flows, std::vector<ExceptionReport> exceptions,
+                        std::vector<DnsReport> dns = {});
     SyncStatus status() const;
     uint32_t report_interval_s(uint64_t profile_default_s) const;
 

@@ -143,6 +143,8 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
                                    sizeof(dp::FlowRecordEvent));
     }
     slow_ = std::make_unique<SlowPath>(*signer_, *certs_, rt_, workers);
+    slow_->set_dns_sink(
+        [this](const dns::DnsResponse &r, const dp::SlowJob &j) { on_dns_answer(r, j); });
     spdlog::info("identity: enforcer {} (certificate valid until {}), {} peer certificate(s)",
                  id.enforcer_id, info->not_after, certs_->size() - 1);
 }
@@ -208,11 +210,16 @@ bool Enforcement::add_peer_certificate(const std::string &pem) {
 
 void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerProfile &profile) {
     std::shared_ptr<const policy::PolicySnapshot> snap = policy::compile_snapshot(set, profile);
+    std::lock_guard<std::mutex> lock(state_mu_);
     set_ = set;
     policy_ = std::move(snap);
     recent_.push_back(policy_);
     while (recent_.size() > kRecentSnapshots) recent_.pop_front();
     slow_->set_policy(policy_);
+    // The learned addresses stay; their networks are recomputed for the new snapshot's indices.
+    const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
+    learner_.rebuild(policy_->hostnames(), now, policy_->version());
+    fqdn_ = learner_.build(now);
     publish_state();
     const auto st = policy_->stats();
     spdlog::info("policy {} applied: profile \"{}\", {} PUs, {} rules, {} external prefixes",
@@ -220,13 +227,11 @@ void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerPr
                  st.prefixes_v4 + st.prefixes_v6);
 }
 
-// Signs (or reuses) every local PU's claims and publishes policy + claims as one state.
+// Signs (or reuses) every local PU's claims and publishes policy + claims as one state. The caller
+// holds state_mu_.
 void Enforcement::publish_state() {
-    auto state = std::make_unique<dp::EnforcerState>();
-    state->policy = policy_;
-    state->version = ++state_version_;
     const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
-    state->claims.resize(policy_->pu_count());
+    std::vector<std::shared_ptr<const crypto::SignedClaims>> claims(policy_->pu_count());
     for (uint32_t i = 0; i < policy_->pu_count(); ++i) {
         if (policy_->pu_ignored(i)) continue;
         const std::string id(policy_->pu_id(i));
@@ -239,17 +244,116 @@ void Enforcement::publish_state() {
             spdlog::error("cannot sign claims for PU {}: {}", id, c.error().what());
             continue;
         }
-        state->claims[i] = *c;
+        claims[i] = *c;
     }
+    claims_ = std::move(claims);
     published_pub_ = signer_->current_public();
+    publish_locked(fqdn_);
+}
+
+// Publishes policy + claims + an FQDN set as one state. The caller holds state_mu_.
+void Enforcement::publish_locked(std::shared_ptr<const dns::FqdnSet> fqdn) {
+    auto state = std::make_unique<dp::EnforcerState>();
+    state->policy = policy_;
+    state->claims = claims_;
+    state->fqdn = fqdn;
+    state->version = ++state_version_;
+    fqdn_ = std::move(fqdn);
     publisher_.publish(std::move(state));
+}
+
+std::string DnsReport::key() const {
+    std::string k = processing_unit_id + '\x1f' + source_ip + '\x1f' + resolved_name + '\x1f' +
+                    action + '\x1f' + reason + '\x1f';
+    for (const auto &ip : resolved_ips) k += ip + ',';
+    k += '\x1f';
+    for (const auto &c : resolved_cnames) k += c + ',';
+    return k;
+}
+
+// The slow-path thread, for every parsed DNS answer to a local PU (the worker holds the answer
+// until this returns): learn the addresses for hostname entries, publish them if they are new,
+// and count a DNS lookup report.
+void Enforcement::on_dns_answer(const dns::DnsResponse &r, const dp::SlowJob &j) {
+    const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
+    DnsReport rep;
+    {
+        std::lock_guard<std::mutex> lock(state_mu_);
+        if (policy_) {
+            const dns::LearnResult res = learner_.learn(r, now, policy_->hostnames());
+            if (res.publish_before_release()) {
+                publish_locked(learner_.build(now));
+                ++fqdn_publications_;
+            } else if (res.changed()) {
+                fqdn_dirty_ = true;
+            }
+        }
+        const policy::PolicySnapshot *snap = snapshot_for(j.policy_version);
+        if (snap && j.pu < snap->pu_count())
+            rep.processing_unit_id = std::string(snap->pu_id(j.pu));
+    }
+    dp::IpAddr client;
+    std::memcpy(client.b, j.client, 16);
+    rep.source_ip = ip_text(client, j.family);
+    rep.resolved_name = std::string(r.resolved_name.view());
+    for (uint8_t i = 0; i < r.addr_count; ++i) {
+        dp::IpAddr a;
+        const dns::DnsAddress &d = r.addrs[i];
+        std::memcpy(a.b, d.v4 ? d.addr + 12 : d.addr, d.v4 ? 4 : 16);
+        rep.resolved_ips.push_back(ip_text(a, d.v4 ? 4 : 6));
+    }
+    for (uint8_t i = 0; i < r.cname_count; ++i)
+        rep.resolved_cnames.emplace_back(r.cnames[i].view());
+    const dns::DnsAction act = dns::dns_action(r);
+    rep.action = dns::to_string(act);
+    if (act == dns::DnsAction::Fail) rep.reason = dns::rcode_name(r.rcode);
+    rep.value = 1;
+    rep.timestamp = now;
+    std::lock_guard<std::mutex> lock(reports_mu_);
+    const std::string key = rep.key();
+    if (auto [it, inserted] = dns_interval_.try_emplace(key, std::move(rep)); !inserted)
+        ++it->second.value;
+}
+
+std::vector<DnsReport> Enforcement::take_dns_reports() {
+    std::lock_guard<std::mutex> lock(reports_mu_);
+    std::vector<DnsReport> out;
+    out.reserve(dns_interval_.size());
+    for (auto &[k, r] : dns_interval_) out.push_back(std::move(r));
+    dns_interval_.clear();
+    return out;
+}
+
+DnsStats Enforcement::dns_stats() const {
+    DnsStats s;
+    s.answers = slow_->dns_answers();
+    s.unparsed = slow_->dns_unparsed();
+    std::lock_guard<std::mutex> lock(state_mu_);
+    s.publications = fqdn_publications_;
+    s.records = learner_.size();
+    s.addresses = fqdn_ ? fqdn_->addresses() : 0;
+    s.learner = learner_.counters();
+    return s;
 }
 
 void Enforcement::tick() {
     const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
     if (auto st = signer_->tick(now); !st) spdlog::error("key rotation: {}", st.error().what());
     // A rotated key or claims near expiry: re-sign and republish (the policy is unchanged).
-    if (policy_ && signer_->current_public() != published_pub_) publish_state();
+    if (policy_ && signer_->current_public() != published_pub_) {
+        std::lock_guard<std::mutex> lock(state_mu_);
+        publish_state();
+    }
+    if (now >= fqdn_next_expire_) {
+        // Expired learned addresses already match nothing (lookups compare expiry); dropping
+        // them from the published set only bounds its size, so every 10 s is enough.
+        fqdn_next_expire_ = now + 10;
+        std::lock_guard<std::mutex> lock(state_mu_);
+        if (policy_ && (learner_.expire(now) || fqdn_dirty_)) {
+            fqdn_dirty_ = false;
+            publish_locked(learner_.build(now));
+        }
+    }
     publisher_.reclaim();
     drain_records();
 }
@@ -289,7 +393,20 @@ void Enforcement::add_record(const dp::FlowRecordEvent &e) {
         }
         auto info = snap->classify(a);
         auto nets = snap->networks_of(info.class_id);
-        peer_id = nets.empty() ? "unknown" : std::string(snap->network_name(nets[0]));
+        if (nets.empty()) {
+            // A network with hostname entries, learned from a DNS answer.
+            std::shared_ptr<const dns::FqdnSet> fq;
+            {
+                std::lock_guard<std::mutex> lock(state_mu_);
+                fq = fqdn_;
+            }
+            if (fq && fq->snapshot_version() == snap->version())
+                nets = e.family == 6 ? fq->networks_for(peer_ip.b, e.timestamp)
+                                     : fq->networks_for_v4(peer_ip.b, e.timestamp);
+            peer_id = nets.empty() ? "unknown" : std::string(snap->network_name(nets[0]));
+        } else {
+            peer_id = std::string(snap->network_name(nets[0]));
+        }
     }
     if (e.kind == dp::RecordKind::kConnectionException) {
         ExceptionReport x;

@@ -17,6 +17,7 @@
 #include "crypto/keys.hpp"
 #include "crypto/pki.hpp"
 #include "crypto/verifier.hpp"
+#include "dataplane/dns/fqdn.hpp"
 #include "dataplane/handshake/identity.hpp"
 #include "dataplane/handshake/records.hpp"
 #include "dataplane/policy/publisher.hpp"
@@ -45,6 +46,22 @@ struct ExceptionReport {
     uint8_t protocol = 0;
     uint64_t value = 0;
     uint32_t timestamp = 0;
+};
+
+// A DNS lookup report (ANCHORS §2 dnslookupreport), aggregated per interval.
+struct DnsReport {
+    std::string processing_unit_id, source_ip, resolved_name, action, reason;
+    std::vector<std::string> resolved_ips, resolved_cnames;
+    uint64_t value = 0;
+    uint32_t timestamp = 0;
+    std::string key() const;
+};
+
+// DNS snooping and FQDN learning, for telemetry.
+struct DnsStats {
+    uint64_t answers = 0, unparsed = 0, publications = 0;
+    size_t records = 0, addresses = 0;
+    dns::FqdnCounters learner;
 };
 
 class Enforcement {
@@ -81,12 +98,16 @@ class Enforcement {
     // Aggregated reports since the last take (the export path and telemetry read them).
     std::vector<FlowReport> take_flow_reports();
     std::vector<ExceptionReport> take_exception_reports();
+    std::vector<DnsReport> take_dns_reports();
+    DnsStats dns_stats() const;
     // Reports aggregated since start (for telemetry / segwirectl; bounded in keys).
     std::vector<FlowReport> total_flow_reports() const;
     const SlowPath &slowpath() const { return *slow_; }
 
   private:
     void publish_state();
+    void publish_locked(std::shared_ptr<const dns::FqdnSet> fqdn);
+    void on_dns_answer(const dns::DnsResponse &r, const dp::SlowJob &j);
     void install(const policy::PolicySet &set, const policy::EnforcerProfile &profile);
     void drain_records();
     void add_record(const dp::FlowRecordEvent &e);
@@ -112,6 +133,17 @@ class Enforcement {
     std::map<std::string, FlowReport> interval_;
     std::vector<ExceptionReport> exceptions_;
     std::map<std::string, FlowReport> totals_;
+    std::map<std::string, DnsReport> dns_interval_;
+
+    // The published state's parts, so that a DNS answer can republish it with a new FQDN set
+    // without re-signing claims. state_mu_ also guards policy_ for the slow-path thread.
+    mutable std::mutex state_mu_;
+    std::vector<std::shared_ptr<const crypto::SignedClaims>> claims_;
+    std::shared_ptr<const dns::FqdnSet> fqdn_;
+    dns::FqdnLearner learner_;
+    bool fqdn_dirty_ = false;  // refreshed expiries not yet published
+    uint32_t fqdn_next_expire_ = 0;
+    uint64_t fqdn_publications_ = 0;
 };
 
 }  // namespace segwire::control

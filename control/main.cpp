@@ -230,7 +230,9 @@ int run(const config::ApplianceConfig &cfg) {
                 next_report = std::chrono::steady_clock::now() + std::chrono::seconds(every);
                 auto flows = app->enforcement->take_flow_reports();
                 auto ex = app->enforcement->take_exception_reports();
-                if (app->sync) app->sync->submit_reports(std::move(flows), std::move(ex));
+                auto dns = app->enforcement->take_dns_reports();
+                if (app->sync)
+                    app->sync->submit_reports(std::move(flows), std::move(ex), std::move(dns));
             }
             if (g_reload.exchange(false) && !cfg.identity.policy_file.empty()) {
                 // A bad file is refused whole; the policy in force stays (fail-static).
@@ -254,7 +256,8 @@ int run(const config::ApplianceConfig &cfg) {
             // Whatever was decided since the last interval goes to the spool, not to waste.
             app->enforcement->tick();
             app->sync->submit_reports(app->enforcement->take_flow_reports(),
-                                      app->enforcement->take_exception_reports());
+                                      app->enforcement->take_exception_reports(),
+                                      app->enforcement->take_dns_reports());
             app->sync->stop();
         }
         if (app->enforcement) app->enforcement->stop();

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include <rte_mbuf.h>
 #include <rte_ring.h>
 #include <spdlog/spdlog.h>
 
@@ -15,7 +16,11 @@ constexpr uint32_t kRefusalCacheS = 10;  // a refused blob is answered from cach
 
 SlowPath::SlowPath(const crypto::IdentitySigner &signer, const crypto::PeerCertStore &certs,
                    dp::IdentityRuntime &rt, uint32_t workers)
-    : signer_(signer), certs_(certs), rt_(rt), workers_(workers) {}
+    : signer_(signer),
+      certs_(certs),
+      rt_(rt),
+      workers_(workers),
+      dns_(std::make_unique<dns::DnsResponse>()) {}
 
 SlowPath::~SlowPath() {
     stop();
@@ -83,6 +88,26 @@ void SlowPath::handle(dp::SlowJob &j, uint32_t now) {
                 p->tags = pol->make_peer_tags(tags);
             }
             j.peer = p.release();
+            return;
+        }
+        case dp::SlowJob::kDns: {
+            // The answer's bytes are read in place: the mbuf belongs to this job until it is
+            // handed back. Nothing here changes the packet.
+            std::span<const uint8_t> msg(rte_pktmbuf_mtod(j.mbuf, const uint8_t *) + j.dns_off,
+                                         j.dns_len);
+            dns::DnsStatus st = dns::DnsStatus::Ok;
+            if (j.dns_tcp) {
+                st = dns::dns_from_tcp_payload(msg, msg);
+                if (st == dns::DnsStatus::TrailingData) st = dns::DnsStatus::Ok;
+            }
+            if (st == dns::DnsStatus::Ok) st = dns::parse_dns_response(msg, *dns_);
+            if (st != dns::DnsStatus::Ok) {
+                dns_unparsed_.fetch_add(1);
+                spdlog::debug("DNS answer not parsed: {}", dns::to_string(st));
+                return;
+            }
+            dns_answers_.fetch_add(1);
+            if (dns_sink_) dns_sink_(*dns_, j);
             return;
         }
         case dp::SlowJob::kSessionKey: {

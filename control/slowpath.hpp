@@ -5,12 +5,14 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
 
 #include "crypto/keys.hpp"
 #include "crypto/verifier.hpp"
+#include "dataplane/dns/dns_message.hpp"
 #include "dataplane/worker/worker.hpp"
 
 namespace segwire::control {
@@ -23,12 +25,18 @@ class SlowPath {
 
     // The snapshot new PeerTags are built against (the control thread sets it on every publish).
     void set_policy(std::shared_ptr<const policy::PolicySnapshot> p);
+    // Called on the slow-path thread for every parsed DNS answer, before the worker may send the
+    // answer on (so what it publishes is in force when the client sees the answer).
+    using DnsSink = std::function<void(const dns::DnsResponse &, const dp::SlowJob &)>;
+    void set_dns_sink(DnsSink sink) { dns_sink_ = std::move(sink); }
     void start();
     void stop();
 
     uint64_t verified() const { return verified_.load(); }
     uint64_t refused() const { return refused_.load(); }
     uint64_t keys() const { return keys_.load(); }
+    uint64_t dns_answers() const { return dns_answers_.load(); }
+    uint64_t dns_unparsed() const { return dns_unparsed_.load(); }
 
   private:
     void loop();
@@ -43,6 +51,9 @@ class SlowPath {
     std::atomic<bool> stop_{false};
     std::thread thread_;
     std::atomic<uint64_t> verified_{0}, refused_{0}, keys_{0};
+    std::atomic<uint64_t> dns_answers_{0}, dns_unparsed_{0};
+    DnsSink dns_sink_;
+    std::unique_ptr<dns::DnsResponse> dns_;  // ~7 KiB, reused
 };
 
 }  // namespace segwire::control

@@ -222,6 +222,12 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_add_dict_u64(d, "slowpath_verified", e->slowpath().verified());
     rte_tel_data_add_dict_u64(d, "slowpath_refused", e->slowpath().refused());
     rte_tel_data_add_dict_u64(d, "slowpath_keys", e->slowpath().keys());
+    const control::DnsStats ds = e->dns_stats();
+    rte_tel_data_add_dict_u64(d, "dns_answers", ds.answers);
+    rte_tel_data_add_dict_u64(d, "dns_unparsed", ds.unparsed);
+    rte_tel_data_add_dict_u64(d, "fqdn_publications", ds.publications);
+    rte_tel_data_add_dict_u64(d, "fqdn_records", ds.records);
+    rte_tel_data_add_dict_u64(d, "fqdn_addresses", ds.addresses);
     // One table of (name, counter): each counter summed over the workers.
     using S = dp::IdentityStats;
     static const std::pair<const char *, dp::Counter S::*> counters[] = {
@@ -259,6 +265,9 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
         {"udp_control_consumed", &S::udp_control_consumed},
         {"udp_handshakes_restarted", &S::udp_handshakes_restarted},
         {"udp_expired", &S::udp_expired},
+        {"dns_snooped", &S::dns_snooped},
+        {"dns_unsnooped", &S::dns_unsnooped},
+        {"fqdn_decisions", &S::fqdn_decisions},
     };
     for (const auto &[name, member] : counters) {
         uint64_t total = 0;

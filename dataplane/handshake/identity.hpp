@@ -14,6 +14,12 @@
 #include "crypto/verifier.hpp"
 #include "dataplane/policy/snapshot.hpp"
 
+struct rte_mbuf;
+
+namespace segwire::dns {
+class FqdnSet;
+}
+
 namespace segwire::dp {
 
 // Everything a worker needs to enforce: the compiled policy and each local PU's signed claims
@@ -23,6 +29,9 @@ struct EnforcerState {
     std::shared_ptr<const policy::PolicySnapshot> policy;
     std::vector<std::shared_ptr<const crypto::SignedClaims>> claims;
     uint64_t version = 0;  // increases with every publication
+    // Addresses learned from snooped DNS answers for hostname entries (docs/dns.md); replaced,
+    // with the rest of the state copied, every time an answer teaches something new.
+    std::shared_ptr<const dns::FqdnSet> fqdn;
 
     const crypto::SignedClaims *claims_of(uint32_t pu) const noexcept {
         return pu < claims.size() ? claims[pu].get() : nullptr;
@@ -44,7 +53,7 @@ struct PeerIdentity {
 // jobs: it fills one, passes the pointer over its request ring, and gets the same pointer back on
 // its reply ring. No allocation on the worker; a worker with no free job drops the packet.
 struct SlowJob {
-    enum Kind : uint8_t { kVerify, kRetag, kSessionKey };
+    enum Kind : uint8_t { kVerify, kRetag, kSessionKey, kDns };
     Kind kind = kVerify;
     uint16_t worker = 0;
     // request
@@ -54,6 +63,15 @@ struct SlowJob {
     uint8_t blob[crypto::kClaimsMaxLen];             // kVerify, kRetag (kRetag: already verified)
     crypto::X25519Public local_pub, peer_pub;        // kSessionKey
     crypto::Role local_role = crypto::Role::Client;  // kSessionKey
+    // kDns: a DNS answer to a local PU, held (the mbuf travels with the job) until the slow path
+    // has reported it and published what it teaches; then the worker sends it on.
+    rte_mbuf *mbuf = nullptr;
+    uint32_t dns_off = 0, dns_len = 0;  // the UDP/TCP payload within the frame
+    bool dns_tcp = false;
+    uint8_t family = 4;
+    uint8_t client[16] = {};  // the PU's address (the answer's destination)
+    uint32_t pu = 0;          // the PU's index in the snapshot of policy_version
+    uint64_t policy_version = 0;
     // answer
     PeerIdentity *peer = nullptr;  // kVerify, kRetag: a new object, owned by the worker from now
     bool key_ok = false;           // kSessionKey

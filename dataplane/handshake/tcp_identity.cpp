@@ -12,6 +12,7 @@
 #include <rte_ring_elem.h>
 
 #include "config/policy/syntax.hpp"
+#include "dataplane/dns/fqdn.hpp"
 #include "dataplane/worker/worker.hpp"
 
 namespace segwire::dp {
@@ -288,9 +289,57 @@ void Worker::decide_without_identity(Pkt &k, uint32_t pu, Direction dir) {
     uint16_t port = policy_port(k.v);
     if (k.v.proto == kProtoTcp || k.v.proto == kProtoUdp)
         port = f.init_side == kSideA ? key.pb : key.pa;
-    policy::Decision d =
-        decisions_->decide(*st_->policy, pu, dir, addr_of(peer, key.family), k.v.proto, port);
-    apply_acl_verdict(k, d, dir);
+    apply_acl_verdict(k, decide_by_address(pu, dir, peer, key.family, k.v.proto, port), dir);
+}
+
+// The ACL decision for a peer without identity: the external networks its address is in, plus
+// those it was learned for from DNS answers. The learned set is read from the newest published
+// state, not the one this loop started with: a DNS answer this or another worker released a
+// moment ago is then already matched (the answer is held until the set that has its addresses
+// is published, docs/dns.md). Reading a newer RCU object before our next quiescent point is safe.
+policy::Decision Worker::decide_by_address(uint32_t pu, Direction dir, const IpAddr &peer,
+                                           uint8_t family, uint8_t proto, uint16_t port) {
+    const policy::PolicySnapshot &pol = *st_->policy;
+    const policy::IpAddr addr = addr_of(peer, family);
+    const EnforcerState *fresh = idr_->state->current();
+    const dns::FqdnSet *fq = fresh ? fresh->fqdn.get() : nullptr;
+    if (fq && fq->snapshot_version() == pol.version()) {
+        std::span<const uint32_t> learned = family == 6 ? fq->networks_for(peer.b, now_unix_)
+                                                        : fq->networks_for_v4(peer.b, now_unix_);
+        if (!learned.empty()) {
+            // Not cached: learned sets change without a new snapshot version.
+            ids_.fqdn_decisions.add();
+            return pol.decide(pu, dir, addr, proto, port, learned);
+        }
+    }
+    return decisions_->decide(pol, pu, dir, addr, proto, port);
+}
+
+// A DNS answer (UDP or TCP from port 53) to a local PU goes to the slow path with its mbuf: it is
+// parsed there, reported, and what it teaches for hostname entries is published before the
+// answer is sent on. Without a free job the answer goes on unsnooped (counted), never waits.
+bool Worker::snoop_dns(Pkt &k) {
+    SlowJob *j = take_job();
+    if (!j) {
+        ids_.dns_unsnooped.add();
+        return false;
+    }
+    j->kind = SlowJob::kDns;
+    j->mbuf = k.m;
+    j->dns_off = k.v.payload_off;
+    j->dns_len = k.v.payload_len;
+    j->dns_tcp = k.v.proto == kProtoTcp;
+    j->family = k.v.family;
+    std::memcpy(j->client, k.v.dst.b, 16);
+    j->pu = st_->policy->find_pu(addr_of(k.v.dst, k.v.family));
+    j->policy_version = st_->policy->version();
+    if (rte_ring_sp_enqueue(idr_->slow_req[s_.id], j) != 0) {
+        free_jobs_.push_back(j);
+        ids_.dns_unsnooped.add();
+        return false;
+    }
+    ids_.dns_snooped.add();
+    return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -464,7 +513,11 @@ void Worker::poll_slowpath() {
     if (!n) return;
     for (unsigned i = 0; i < n; ++i) {
         auto *j = static_cast<SlowJob *>(done[i]);
-        if (j->kind == SlowJob::kSessionKey) {
+        if (j->kind == SlowJob::kDns) {
+            rte_mbuf *m = j->mbuf;
+            j->mbuf = nullptr;
+            enqueue_tx(m, side_of(m) ^ 1);
+        } else if (j->kind == SlowJob::kSessionKey) {
             if (j->key_ok) {
                 const bool client = j->local_role == crypto::Role::Client;
                 crypto::SessionKey ck = crypto::session_cache_key(
@@ -540,6 +593,9 @@ void Worker::identity_step(Pkt &k) {
             forward(k);
             return;
         case Auth::kAllowed:
+            if (k.v.sport == 53 && k.arrival == kOutside && k.v.payload_len &&
+                (k.v.proto == kProtoUdp || k.v.proto == kProtoTcp) && snoop_dns(k))
+                return;
             // UDP Length 8 may be one of our control datagrams (RESET, a re-sent SYN-ACK, ...).
             if (k.v.proto == kProtoUdp && k.v.udp_len == 8)
                 udp_allowed_control(k);
@@ -1045,7 +1101,7 @@ void Worker::reevaluate(uint32_t budget) {
             }
             d = decisions_->decide(pol, pu, dir, pid->tags, key.proto, port);
         } else {
-            d = decisions_->decide(pol, pu, dir, addr_of(peer, key.family), key.proto, port);
+            d = decide_by_address(pu, dir, peer, key.family, key.proto, port);
         }
         f.decided_version = pol.version();
         if (d.action == Verdict::kAccept) continue;

@@ -720,8 +720,7 @@ void Worker::udp_fallback(int32_t pos, Flow &f) {
     const uint32_t pu = hs_[f.hs].local_pu;
     const Direction dir = f.local_side == f.init_side ? Direction::kOutgoing : Direction::kIncoming;
     const uint16_t port = f.init_side == kSideA ? key.pb : key.pa;
-    const policy::Decision d =
-        decisions_->decide(pol, pu, dir, addr_of(peer, key.family), kProtoUdp, port);
+    const policy::Decision d = decide_by_address(pu, dir, peer, key.family, kProtoUdp, port);
     Pkt k{};
     k.pos = pos;
     k.v.family = key.family;

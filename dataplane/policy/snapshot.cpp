@@ -240,15 +240,17 @@ Decision PolicySnapshot::decide(uint32_t pu, Direction dir, const PeerTags &peer
 }
 
 Decision PolicySnapshot::decide(uint32_t pu, Direction dir, const IpAddr &peer, uint8_t proto,
-                                uint16_t port) const noexcept {
+                                uint16_t port, std::span<const uint32_t> learned) const noexcept {
     std::span<const uint32_t> nets = networks_of(classify(peer).class_id);
     return evaluate(pu, dir, proto, port, [&](const Rule &r) {
         const uint32_t *first = rule_nets_.data() + r.nets.off, *last = first + r.nets.cnt;
-        for (uint32_t n : nets) {
-            if (!std::binary_search(first, last, n)) continue;
-            const Range &sp = networks_[n].service_ports;
-            if (sp.cnt == 0 || port_ranges_match({ports_.data() + sp.off, sp.cnt}, proto, port))
-                return true;
+        for (std::span<const uint32_t> set : {nets, learned}) {
+            for (uint32_t n : set) {
+                if (n >= networks_.size() || !std::binary_search(first, last, n)) continue;
+                const Range &sp = networks_[n].service_ports;
+                if (sp.cnt == 0 || port_ranges_match({ports_.data() + sp.off, sp.cnt}, proto, port))
+                    return true;
+            }
         }
         return false;
     });

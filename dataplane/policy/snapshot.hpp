@@ -148,9 +148,11 @@ class PolicySnapshot {
     Decision decide(uint32_t pu, Direction dir, const PeerTags &peer, uint8_t proto,
                     uint16_t port) const noexcept;
     // A peer without identity: the rule objects are matched against the external networks that
-    // contain the address (and each network's servicePorts).
-    Decision decide(uint32_t pu, Direction dir, const IpAddr &peer, uint8_t proto,
-                    uint16_t port) const noexcept;
+    // contain the address (and each network's servicePorts), plus `learned`: the networks whose
+    // hostname entries the address was learned for from DNS answers (sorted, this snapshot's
+    // network indices; see dataplane/dns/fqdn.hpp).
+    Decision decide(uint32_t pu, Direction dir, const IpAddr &peer, uint8_t proto, uint16_t port,
+                    std::span<const uint32_t> learned = {}) const noexcept;
 
     // ---- names (control side: reports, explain) ----
     std::string_view str(uint32_t index) const {
@@ -162,7 +164,7 @@ class PolicySnapshot {
     uint32_t network_count() const { return static_cast<uint32_t>(networks_.size()); }
     std::string_view network_name(uint32_t net) const { return str(networks_.at(net).name); }
     std::span<const uint32_t> networks_of(uint32_t class_id) const noexcept;
-    // Hostname entries ("*.example.com") by network; they match nothing until DNS snooping lands.
+    // Hostname entries ("*.example.com") by network: addresses are learned from DNS answers.
     struct HostnameEntry {
         uint32_t network;
         std::string pattern;

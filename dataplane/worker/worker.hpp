@@ -106,6 +106,8 @@ struct alignas(64) IdentityStats {
     Counter udp_syn_sent, udp_synack_sent, udp_ack_sent, udp_retransmits, udp_rejects_sent,
         udp_resets_sent, udp_resets_received, udp_fallbacks, udp_control_consumed,
         udp_handshakes_restarted, udp_expired;
+    // DNS snooping (docs/dns.md)
+    Counter dns_snooped, dns_unsnooped, fqdn_decisions;
 };
 
 class Worker {
@@ -192,6 +194,9 @@ class Worker {
     void finish_batch();
     void finish_op(BatchOp &op);
     void decide_without_identity(Pkt &k, uint32_t pu, policy::Direction dir);
+    policy::Decision decide_by_address(uint32_t pu, policy::Direction dir, const IpAddr &peer,
+                                       uint8_t family, uint8_t proto, uint16_t port);
+    bool snoop_dns(Pkt &k);
     void apply_acl_verdict(Pkt &k, const policy::Decision &d, policy::Direction dir);
     void reject_tcp(Pkt &k, bool reset_peer_side);
     void send_reset(const Pkt &k, uint8_t to_side);

@@ -222,6 +222,65 @@ def cmd_udp_echo(a):
         s.sendto(d, peer)
 
 
+def dns_query(server, name, tcp=False, timeout=3):
+    """One A query (RFC 1035, built by hand: stdlib only). Returns (rcode, [IPv4 addresses])."""
+    import random
+    import struct
+    qid = random.randrange(65536)
+    q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0" + struct.pack("!HH", 1, 1)
+    if tcp:
+        with socket.create_connection((server, 53), timeout=timeout) as c:
+            c.sendall(struct.pack("!H", len(q)) + q)
+            buf = b""
+            while len(buf) < 2 or len(buf) < 2 + struct.unpack("!H", buf[:2])[0]:
+                b = c.recv(4096)
+                if not b:
+                    break
+                buf += b
+            r = buf[2:]
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(timeout)
+        s.sendto(q, (server, 53))
+        r, _ = s.recvfrom(4096)
+    rid, flags, qd, an = struct.unpack("!HHHH", r[:8])
+    assert rid == qid
+    off = 12
+    for _ in range(qd):  # skip the question
+        while r[off] != 0:
+            off += 1 + r[off]
+        off += 5
+    addrs = []
+    for _ in range(an):
+        if r[off] & 0xC0 == 0xC0:
+            off += 2
+        else:
+            while r[off] != 0:
+                off += 1 + r[off]
+            off += 1
+        rtype, _, _, rdlen = struct.unpack("!HHIH", r[off:off + 10])
+        off += 10
+        if rtype == 1 and rdlen == 4:
+            addrs.append(socket.inet_ntoa(r[off:off + 4]))
+        off += rdlen
+    return flags & 0xF, addrs
+
+
+def cmd_resolve_connect(a):
+    """Resolve a name at a given DNS server, then at once connect to the first address (echo round
+    trip): proves the enforcer already allows an address learned from the answer just received."""
+    rcode, addrs = dns_query(a.server, a.name, tcp=a.tcp)
+    connected = None
+    error = None
+    if a.port and addrs:
+        try:
+            connected = one_connection(addrs[0], a.port, a.timeout, 0)
+        except OSError as e:
+            connected, error = False, type(e).__name__
+    out(rcode=rcode, addresses=addrs, connected=connected, error=error)
+
+
 def cmd_udp_spray(a):
     """Send one datagram from each of N source ports (creates N flows); no replies needed."""
     sent = 0
@@ -253,6 +312,8 @@ def main():
     q = sub.add_parser("udp-steps"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
     q.add_argument("--timeout", type=float, default=1); q.add_argument("--tries", type=int, default=5)
     q = sub.add_parser("udp-echo"); q.add_argument("--bind", default="0.0.0.0"); q.add_argument("--port", type=int, required=True)
+    q = sub.add_parser("resolve-connect"); q.add_argument("--server", required=True); q.add_argument("--name", required=True)
+    q.add_argument("--port", type=int, default=0); q.add_argument("--tcp", action="store_true"); q.add_argument("--timeout", type=float, default=3)
     q = sub.add_parser("udp-spray"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
     q.add_argument("--count", type=int, default=100)
     a = p.parse_args()
