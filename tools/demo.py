@@ -20,11 +20,13 @@ def step(msg):
 
 def policy():
     p = lab_policy(
-        client_out=[("to-server", "Allow", [["app=server"]], ["tcp/7000", "tcp/5201", "tcp/8080"]),
+        client_out=[("to-server", "Allow", [["app=server"]], ["tcp/7000", "tcp/5201", "tcp/8080", "udp/9000",
+                                                               "udp/9001"]),
                     ("no-ssh", "Reject", [["app=server"]], ["tcp/22"]),
                     ("to-ext-web", "Allow", [["net=ext"]], ["tcp/8443"])],
-        server_in=[("from-client", "Allow", [["app=client"]], ["tcp/7000", "tcp/5201", "tcp/22"]),
-                   ("from-ext", "Allow", [["net=ext"]], ["tcp/7000"])])
+        server_in=[("from-client", "Allow", [["app=client"]], ["tcp/7000", "tcp/5201", "tcp/22", "udp/9000"]),
+                   ("from-ext", "Allow", [["net=ext"]], ["tcp/7000"])],
+        profile_extra={"targetUDPNetworks": ["10.77.0.0/24", "fd77::/64"]})
     p.pop("version")
     return p
 
@@ -32,6 +34,11 @@ def policy():
 def connections(bed, ns, host, port, n=3):
     r = probe(ns, f"connections --host {host} --port {port} --count {n} --parallel 1 --timeout 3")
     return f"{r['ok']}/{n} connected" + (f" ({', '.join(r['errors'])})" if r["errors"] else "")
+
+
+def datagrams(bed, ns, host, port, n=3):
+    r = probe(ns, f"udp --host {host} --port {port} --count {n} --timeout 1 --tries 2")
+    return f"{r['ok']}/{n} echoed"
 
 
 def main():
@@ -51,6 +58,8 @@ def main():
         for port in (7000, 22, 8080):
             probe_server(bed.server, f"echo-server --port {port}")
         probe_server(bed.ext, "echo-server --port 8443")
+        for port in (9000, 9001):
+            probe_server(bed.server, f"udp-echo --port {port}")
 
         step("traffic")
         cases = [
@@ -62,6 +71,9 @@ def main():
         ]
         for label, ns, host, port in cases:
             print(f"{label}: {connections(bed, ns, host, port)}")
+        for label, port in (("client -> server udp/9000 (UDP identity handshake, allowed)", 9000),
+                            ("client -> server udp/9001 (B's incoming rules refuse it: REJECT)", 9001)):
+            print(f"{label}: {datagrams(bed, bed.client, bed.SERVER4, port)}")
         srv = bed.server.popen("iperf3 -s -1 -p 5201")
         wait_listening(bed.server, 5201)
         ip = json.loads(bed.client.run(f"iperf3 -c {bed.SERVER4} -p 5201 -t 3 -J", timeout=60).stdout)
@@ -71,8 +83,9 @@ def main():
 
         step("enforcer A: segwirectl identity")
         ident = a.telemetry.query("/segwire/identity")
-        print({k: ident[k] for k in ("syn_signed", "synack_verified", "authorized", "rejected",
-                                     "hmac_backend", "peer_cache_hits", "key_cache_hits")})
+        print({k: ident[k] for k in ("syn_signed", "synack_verified", "udp_syn_sent", "udp_ack_sent",
+                                     "authorized", "rejected", "hmac_backend", "peer_cache_hits",
+                                     "key_cache_hits")})
 
         step("the Console's flow table (segwire-console flows)")
         wait_for(lambda: "Reject" in sh(f"{CONSOLE} flows --data {bed.console_data}").stdout and
