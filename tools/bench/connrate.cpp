@@ -119,16 +119,26 @@ struct Slot {
 
 const char *errname(int e) {
     switch (e) {
-        case ECONNREFUSED: return "ECONNREFUSED";
-        case ECONNRESET: return "ECONNRESET";
-        case ETIMEDOUT: return "ETIMEDOUT";
-        case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-        case EHOSTUNREACH: return "EHOSTUNREACH";
-        case ENETUNREACH: return "ENETUNREACH";
-        case EPIPE: return "EPIPE";
-        case EMFILE: return "EMFILE";
-        case 0: return "EOF";
-        default: return "other";
+        case ECONNREFUSED:
+            return "ECONNREFUSED";
+        case ECONNRESET:
+            return "ECONNRESET";
+        case ETIMEDOUT:
+            return "ETIMEDOUT";
+        case EADDRNOTAVAIL:
+            return "EADDRNOTAVAIL";
+        case EHOSTUNREACH:
+            return "EHOSTUNREACH";
+        case ENETUNREACH:
+            return "ENETUNREACH";
+        case EPIPE:
+            return "EPIPE";
+        case EMFILE:
+            return "EMFILE";
+        case 0:
+            return "EOF";
+        default:
+            return "other";
     }
 }
 
