@@ -370,6 +370,12 @@ def summarise(results, paths):
         for base in ("direct", "nftables"):
             for f in ("conn_per_s", "gbit_per_s"):
                 r[f"{f}_vs_{base}"] = ratio(r[f], by[base][f]) if base in by else float("nan")
+                # The same ratio taken within each round (measured minutes apart at most), then the
+                # median: less exposed to load that comes and goes on a shared machine.
+                per_round = ([ratio(x[f], b[f]) for x, b in zip(results[r["path"]], results[base])]
+                             if base in by else [])
+                r[f"{f}_vs_{base}_rounds"] = per_round
+                r[f"{f}_vs_{base}_paired"] = statistics.median(per_round) if per_round else float("nan")
     return rows
 
 
@@ -403,15 +409,16 @@ def print_table(rows, a):
     if "nftables" in by:
         for k in ("segwire-1", "segwire-2"):
             if k in by:
-                x = by[k]["conn_per_s_vs_nftables"]
-                print(f"target (connection rate >= the nftables forwarder's): {k} {x:.2f}x -> "
-                      f"{'met' if x >= 1 else 'NOT met'}")
+                x, xp = by[k]["conn_per_s_vs_nftables"], by[k]["conn_per_s_vs_nftables_paired"]
+                rounds = " ".join(f"{v:.2f}" for v in by[k]["conn_per_s_vs_nftables_rounds"])
+                print(f"target (connection rate >= the nftables forwarder's): {k} {x:.2f}x of medians, "
+                      f"{xp:.2f}x median of per-round ratios ({rounds}) -> {'met' if min(x, xp) >= 1 else 'NOT met'}")
 
 
 CSV_FIELDS = ["path", "label", "rounds", "conn_per_s", "conn_per_s_min", "conn_per_s_max",
-              "conn_per_s_vs_direct", "conn_per_s_vs_nftables", "p50_ms", "p99_ms", "completed", "failed",
+              "conn_per_s_vs_direct", "conn_per_s_vs_nftables", "conn_per_s_vs_nftables_paired", "p50_ms", "p99_ms", "completed", "failed",
               "gbit_per_s", "gbit_per_s_min", "gbit_per_s_max", "gbit_per_s_vs_direct",
-              "gbit_per_s_vs_nftables", "parallel", "conn_seconds", "iperf_seconds"]
+              "gbit_per_s_vs_nftables", "gbit_per_s_vs_nftables_paired", "parallel", "conn_seconds", "iperf_seconds"]
 
 
 def write_csv(path, rows, a):
