@@ -44,7 +44,11 @@ PATHS = [  # (key, label)
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="segwire-bench system", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="segwire-bench system",
+        description="TCP connections/s and iperf3 throughput between namespaces through a direct veth, "
+                    "an nftables forwarder, segwire with one enforcer and with two (identity); one run, "
+                    "medians and ratios printed. Needs root.")
     ap.add_argument("--quick", action="store_true", help="short runs (CI proves the tool works)")
     ap.add_argument("--csv", help="write the results as CSV")
     ap.add_argument("--svg", help="write a bar chart")
@@ -474,7 +478,7 @@ def main():
         if not exe.exists():
             print(f"segwire-bench system: {exe} not built (ninja -C {BUILD})", file=sys.stderr)
             return 2
-    for tool in ("iperf3", "nft", "ethtool"):
+    for tool in ("iperf3", "nft", "ethtool") + (("perf",) if a.profile else ()):
         if sh(f"command -v {tool}", check=False).returncode != 0:
             print(f"segwire-bench system: {tool} missing (run tools/setup)", file=sys.stderr)
             return 2
