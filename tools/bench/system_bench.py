@@ -1,0 +1,517 @@
+#!/usr/bin/env python3
+"""segwire-bench system: TCP connection rate and bulk throughput between real Linux stacks in
+network namespaces, through four paths measured in one invocation:
+
+  direct     client veth <-> server veth, one subnet (the ceiling)
+  nftables   client <-> router namespace (ip_forward, nftables stateful filter) <-> server, routed
+  segwire-1  client <-> [segwire, one enforcer] <-> server: the client is a PU, the server an
+             external network outside the managed networks, allowed by the client's outgoing ACL
+             rule (decided on the SYN; no identity on the wire)
+  segwire-2  client <-> [A] <-> wire bridge <-> [B] <-> server: both are PUs, the full identity
+             handshake (signed SYN, signed SYN-ACK, ACK proof) on every connection
+
+Connection rate: segwire-connrate (C-style, epoll) keeps N connections in flight for a fixed
+time, each connect -> send 1 byte -> receive it back -> close, against its epoll echo server.
+Throughput: iperf3, one TCP stream. Every veth has offloads off on every path (segwire's af_packet
+ports need real frames; the baselines get the same wires so per-packet costs compare).
+
+Run through `segwire-bench system [--quick] [--csv F] [--svg F]` (it sets SEGWIRE_BUILD), or
+directly with `--build DIR`. Needs root. Every namespace carries this process's id (testbed's
+unique_tag) and is removed on exit, on failure and on SIGINT/SIGTERM; a killed run's leftovers
+are swept by the next run (testbed.sweep_stale).
+"""
+import argparse
+import atexit
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CONN_PORT, IPERF_PORT = 7000, 5201
+PATHS = [  # (key, label)
+    ("direct", "direct veth (ceiling)"),
+    ("nftables", "nftables stateful forwarder"),
+    ("segwire-1", "segwire, 1 enforcer (ACL)"),
+    ("segwire-2", "segwire, 2 enforcers (identity)"),
+]
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(
+        prog="segwire-bench system",
+        description="TCP connections/s and iperf3 throughput between namespaces through a direct veth, "
+                    "an nftables forwarder, segwire with one enforcer and with two (identity); one run, "
+                    "medians and ratios printed. Needs root.")
+    ap.add_argument("--quick", action="store_true", help="short runs (CI proves the tool works)")
+    ap.add_argument("--csv", help="write the results as CSV")
+    ap.add_argument("--svg", help="write a bar chart")
+    ap.add_argument("--build", help="build directory (default: $SEGWIRE_BUILD or <source>/build)")
+    ap.add_argument("--duration", type=float, help="seconds per connection-rate run (5; quick 1.5)")
+    ap.add_argument("--iperf-seconds", type=int, help="seconds per iperf3 run (5; quick 2)")
+    ap.add_argument("--parallel", type=int, default=32, help="connections in flight (32)")
+    ap.add_argument("--rounds", type=int, help="rounds over all paths, median reported (5; quick 1)")
+    ap.add_argument("--profile", metavar="DIR",
+                    help="perf record -a during each connection run; prints CPU share by command")
+    ap.add_argument("--paths", default=",".join(k for k, _ in PATHS),
+                    help="comma-separated subset of " + ",".join(k for k, _ in PATHS))
+    a = ap.parse_args(argv)
+    a.duration = a.duration or (1.5 if a.quick else 5.0)
+    a.iperf_seconds = a.iperf_seconds or (2 if a.quick else 5)
+    a.rounds = a.rounds or (1 if a.quick else 5)
+    a.paths = [p for p in a.paths.split(",") if p]
+    unknown = set(a.paths) - {k for k, _ in PATHS}
+    if unknown:
+        ap.error(f"unknown path(s): {', '.join(sorted(unknown))}")
+    return a
+
+
+ARGS = parse_args(sys.argv[1:])
+if ARGS.build:
+    os.environ["SEGWIRE_BUILD"] = str(Path(ARGS.build).resolve())
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+from testbed import BUILD, SEGWIRE, Bed, IdentityBed, Pki, Segwire, lab_policy, sh  # noqa: E402
+
+CONNRATE = BUILD / "tools" / "bench" / "segwire-connrate"
+
+# Segwire settings for every enforcer here: a flow table that holds a whole run's connections
+# (closed flows linger 20-40 s), the rest is testbed's (idle back-off on: the 2 cores are shared).
+SEGWIRE_EXTRA = {"flows": {"max_per_worker": 262144}, "log": {"level": "warn"}}
+
+
+def tune_host(ns, ifname):
+    """Client/server host settings shared by every path: a wide ephemeral range and TIME-WAIT
+    reuse for outgoing connections (the client closes first, so it holds the TIME-WAITs)."""
+    ns.run("sysctl -qw net.ipv4.ip_local_port_range='1024 65535'")
+    ns.run("sysctl -qw net.ipv4.tcp_tw_reuse=1")
+    ns.run(f"ethtool -K {ifname} rx off tx off tso off gso off gro off", check=False)
+
+
+class DirectBed(Bed):
+    """client -- veth -- server, one subnet."""
+
+    def _build(self):
+        t = self.tag[3:]
+        self.client, self.server = self.ns("cli"), self.ns("srv")
+        self.client_if, self.server_if = f"c{t}", f"s{t}"
+        sh(f"ip link add {self.client_if} type veth peer name {self.server_if}")
+        for n, i, a in ((self.client, self.client_if, self.CLIENT4), (self.server, self.server_if, self.SERVER4)):
+            sh(f"ip link set {i} netns {n.name}")
+            n.run(f"ip addr add {a}/24 dev {i}")
+            n.run(f"ethtool -K {i} rx off tx off tso off gso off gro off", check=False)
+            n.run(f"ip link set {i} up")
+        self.target = self.SERVER4
+
+    def start(self):
+        return self
+
+
+NFT_RULES = """
+table inet swbench {
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    ct state new tcp dport { %d, %d } accept
+    counter drop
+  }
+}
+"""
+
+
+class RouterBed(Bed):
+    """client 10.78.1.1 -- router (ip_forward + nftables stateful filter) -- server 10.78.2.1."""
+
+    CLIENT, SERVER, GW_C, GW_S = "10.78.1.1", "10.78.2.1", "10.78.1.254", "10.78.2.254"
+
+    def _build(self):
+        t = self.tag[3:]
+        self.client, self.router, self.server = self.ns("cli"), self.ns("rtr"), self.ns("srv")
+        self.client_if, self.server_if = f"c{t}", f"s{t}"
+        ra, rb = f"ra{t}", f"rb{t}"
+        for (n1, i1, a1), (n2, i2, a2) in (((self.client, self.client_if, self.CLIENT), (self.router, ra, self.GW_C)),
+                                           ((self.router, rb, self.GW_S), (self.server, self.server_if, self.SERVER))):
+            sh(f"ip link add {i1} type veth peer name {i2}")
+            for n, i, a in ((n1, i1, a1), (n2, i2, a2)):
+                sh(f"ip link set {i} netns {n.name}")
+                n.run(f"ip addr add {a}/24 dev {i}")
+                n.run(f"ethtool -K {i} rx off tx off tso off gso off gro off", check=False)
+                n.run(f"ip link set {i} up")
+        self.client.run(f"ip route add default via {self.GW_C}")
+        self.server.run(f"ip route add default via {self.GW_S}")
+        self.router.run("sysctl -qw net.ipv4.ip_forward=1")
+        rules = Path(self.router_rules_file())
+        rules.write_text(NFT_RULES % (CONN_PORT, IPERF_PORT))
+        self.router.run(f"nft -f {rules}")
+        rules.unlink()
+        self.target = self.SERVER
+
+    def router_rules_file(self):
+        return f"/tmp/{self.tag}-nft.conf"
+
+    def start(self):
+        return self
+
+    def counters(self):
+        return {"nft_dropped": self._nft_drops()}
+
+    def _nft_drops(self):
+        out = self.router.run("nft -j list chain inet swbench forward").stdout
+        for item in json.loads(out)["nftables"]:
+            rule = item.get("rule")
+            if rule:
+                for e in rule["expr"]:
+                    if "counter" in e:
+                        return e["counter"]["packets"]
+        return 0
+
+
+def one_enforcer_policy():
+    """The client is a PU; the server (10.77.0.2) is an external network outside the managed TCP
+    networks, reached by the client's outgoing ACL rule: decided on the SYN, no identity added."""
+    p = lab_policy(
+        client_out=[("to-server", "Allow", [["net=srv"]], [f"tcp/{CONN_PORT}", f"tcp/{IPERF_PORT}"])],
+        ext_nets=[{"ID": "net-srv", "name": "server", "associatedTags": ["net=srv"], "entries": ["10.77.0.2/32"]}],
+        profile_extra={"targetNetworks": ["10.79.0.0/24"]})
+    p["processingunits"] = [pu for pu in p["processingunits"] if pu["ID"] == "pu-client"]
+    p["networkrulesetpolicies"] = [r for r in p["networkrulesetpolicies"] if r["ID"] == "pol-client"]
+    return p
+
+
+class OneEnforcerBed(Bed):
+    """testbed's Bed (client -- [segwire] -- server) with an identity section and the ACL policy."""
+
+    def _build(self):
+        super()._build()
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.tag}-"))
+        self.target = self.SERVER4
+
+    def start(self):
+        pki = Pki(self.workdir / "pki")
+        key, cert = pki.enforcer("enf-a")
+        policy = self.workdir / "policy.json"
+        policy.write_text(json.dumps(one_enforcer_policy(), indent=1))
+        ident = {"enforcer_id": "enf-a", "tags": ["site=lab"], "key": str(key), "certificate": str(cert),
+                 "trusted_cas": str(pki.ca), "peer_certificates": [], "policy_file": str(policy)}
+        sw = Segwire(self.enf, self.tag, self.if_in, self.if_out, extra=dict(SEGWIRE_EXTRA, identity=ident),
+                     workdir=self.workdir / "enf-a")
+        self.enforcers.append(sw)
+        self.sw = sw.start()
+        wait_policy(sw)
+        return self
+
+    def counters(self):
+        i = self.sw.telemetry.query("/segwire/identity")
+        s = self.sw.stats()
+        return {"acl_decisions": i["acl_decisions"], "rejected": i["rejected"], "dropped": s["dropped"],
+                "flows_refused": s.get("flows_refused", 0)}
+
+
+def two_enforcer_policy():
+    ports = [f"tcp/{CONN_PORT}", f"tcp/{IPERF_PORT}"]
+    return lab_policy(client_out=[("to-server", "Allow", [["app=server"]], ports)],
+                      server_in=[("from-client", "Allow", [["app=client"]], ports)])
+
+
+class TwoEnforcerBed(IdentityBed):
+    """testbed's IdentityBed: client -- [A] -- wire bridge -- [B] -- server, both PUs."""
+
+    def _build(self):
+        super()._build()
+        self.target = self.SERVER4
+
+    def start(self):
+        policy = self.write_policy(two_enforcer_policy())
+        self.a = self.start_enforcer("a", policy, extra=SEGWIRE_EXTRA)
+        self.b = self.start_enforcer("b", policy, extra=SEGWIRE_EXTRA)
+        for sw in (self.a, self.b):
+            wait_policy(sw)
+        return self
+
+    def counters(self):
+        ia, ib = (sw.telemetry.query("/segwire/identity") for sw in (self.a, self.b))
+        return {"authorized_a": ia["authorized"], "authorized_b": ib["authorized"],
+                "rejected": ia["rejected"] + ib["rejected"],
+                "dropped": self.a.stats()["dropped"] + self.b.stats()["dropped"]}
+
+
+def wait_policy(sw, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sw.telemetry.query("/segwire/identity").get("bundle_version"):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"segwire {sw.prefix}: no policy published")
+
+
+BEDS = {"direct": DirectBed, "nftables": RouterBed, "segwire-1": OneEnforcerBed, "segwire-2": TwoEnforcerBed}
+
+_open_beds = []
+
+
+def _close_all():
+    while _open_beds:
+        try:
+            _open_beds.pop().close()
+        except Exception as e:  # keep closing the others
+            print(f"system_bench: cleanup: {e}", file=sys.stderr)
+
+
+def _on_signal(signum, _frame):
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks, then atexit
+
+
+def connrate_server(ns):
+    p = ns.popen(f"{CONNRATE} server --port {CONN_PORT}")
+    line = p.stdout.readline()
+    if not line or not json.loads(line).get("listening"):
+        raise RuntimeError(f"segwire-connrate server did not start: {line!r} {p.stderr.read() if p.poll() is not None else ''}")
+    return p
+
+
+def connrate(ns, host, seconds, parallel):
+    r = ns.run(f"{CONNRATE} client --host {host} --port {CONN_PORT} --parallel {parallel} "
+               f"--duration {seconds} --timeout 3", check=False, timeout=seconds + 30)
+    lines = r.stdout.strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"segwire-connrate client failed ({r.returncode}): {r.stderr}")
+    return json.loads(lines[-1])
+
+
+def iperf3(bed, seconds):
+    for _ in range(3):  # the server may still be closing the previous test
+        r = bed.client.run(f"iperf3 -c {bed.target} -p {IPERF_PORT} -t {seconds} -J"
+                           + (" -O 1" if seconds >= 5 else ""), check=False, timeout=seconds + 30)
+        try:
+            j = json.loads(r.stdout)
+        except json.JSONDecodeError:
+            j = {"error": r.stderr or r.stdout}
+        if "error" not in j:
+            return j["end"]["sum_received"]["bits_per_second"] / 1e9
+        time.sleep(0.5)
+    raise RuntimeError(f"iperf3 failed: {j['error']}")
+
+
+def start_profile(a, key):
+    Path(a.profile).mkdir(parents=True, exist_ok=True)
+    out = Path(a.profile) / f"{key}.perf.data"
+    p = subprocess.Popen(["perf", "record", "-a", "-g", "-F", "499", "-o", str(out), "--", "sleep", str(a.duration)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return p, out
+
+
+def finish_profile(p, out):
+    """Waits for perf; returns the CPU share of the busiest commands (the whole machine)."""
+    p.wait(timeout=60)
+    r = sh(f"perf report -i {out} --no-children --sort comm --stdio -q", check=False)
+    shares = []
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].endswith("%"):
+            shares.append(f"{' '.join(parts[1:])} {parts[0]}")
+    return ", ".join(shares[:6])
+
+
+def measure(key, a, log):
+    t0 = time.monotonic()
+    bed = BEDS[key]()
+    _open_beds.append(bed)
+    try:
+        bed.__enter__()
+        tune_host(bed.client, bed.client_if)
+        tune_host(bed.server, bed.server_if)
+        bed.start()
+        connrate_server(bed.server)
+        bed.server.popen(f"iperf3 -s -p {IPERF_PORT}", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        warm = connrate(bed.client, bed.target, 0.3, 4)  # neighbours resolved, first flows set up
+        if warm["completed"] == 0:
+            raise RuntimeError(f"{key}: no connection completes through this path: {warm}")
+        setup = time.monotonic() - t0
+        log(f"set up in {setup:.1f} s; connections ({a.duration:g} s, {a.parallel} in flight) ... ")
+        before = bed.counters() if hasattr(bed, "counters") else {}
+        prof = start_profile(a, key) if a.profile else None
+        c = connrate(bed.client, bed.target, a.duration, a.parallel)
+        if prof:
+            log(f"(profile: {finish_profile(*prof)}) ")
+        after = bed.counters() if hasattr(bed, "counters") else {}
+        log(f"{c['rate']:.0f}/s ({c['failed']} failed, p50 {c['latency_ms_p50']:.2f} ms); iperf3 ... ")
+        gbps = iperf3(bed, a.iperf_seconds)
+        log(f"{gbps:.2f} Gbit/s\n")
+        deltas = {k: after[k] - before.get(k, 0) for k in after}
+        return {"conn_per_s": c["rate"], "completed": c["completed"], "failed": c["failed"],
+                "errors": c["errors"], "p50_ms": c["latency_ms_p50"], "p99_ms": c["latency_ms_p99"],
+                "gbit_per_s": gbps, "counters": deltas}
+    finally:
+        bed.close()
+        _open_beds.remove(bed)
+
+
+def ratio(x, base):
+    return x / base if base else float("nan")
+
+
+def summarise(results, paths):
+    """Median over rounds per path, with ratios against direct and nftables (where measured)."""
+    rows = []
+    for key in paths:
+        rs = results[key]
+        row = {"path": key, "label": dict(PATHS)[key], "rounds": len(rs)}
+        for f in ("conn_per_s", "gbit_per_s", "p50_ms", "p99_ms"):
+            vals = [r[f] for r in rs]
+            row[f] = statistics.median(vals)
+            row[f + "_min"], row[f + "_max"] = min(vals), max(vals)
+        row["failed"] = sum(r["failed"] for r in rs)
+        row["completed"] = sum(r["completed"] for r in rs)
+        row["counters"] = {k: sum(r["counters"].get(k, 0) for r in rs) for k in rs[0]["counters"]}
+        rows.append(row)
+    by = {r["path"]: r for r in rows}
+    for r in rows:
+        for base in ("direct", "nftables"):
+            for f in ("conn_per_s", "gbit_per_s"):
+                r[f"{f}_vs_{base}"] = ratio(r[f], by[base][f]) if base in by else float("nan")
+                # The same ratio taken within each round (measured minutes apart at most), then the
+                # median: less exposed to load that comes and goes on a shared machine.
+                per_round = ([ratio(x[f], b[f]) for x, b in zip(results[r["path"]], results[base])]
+                             if base in by else [])
+                r[f"{f}_vs_{base}_rounds"] = per_round
+                r[f"{f}_vs_{base}_paired"] = statistics.median(per_round) if per_round else float("nan")
+    return rows
+
+
+def fmt_ratio(x):
+    return "-" if x != x else f"{x:.2f}x"
+
+
+def print_table(rows, a):
+    spread = a.rounds > 1
+    print()
+    print(f"segwire-bench system: median of {a.rounds} round(s); connections: {a.duration:g} s, "
+          f"{a.parallel} in flight, connect/1-byte echo/close; iperf3: 1 stream, {a.iperf_seconds} s")
+    hdr = (f"{'path':<34} {'conn/s':>8} {'vs direct':>9} {'vs nft':>7} {'p50 ms':>7} {'failed':>6}   "
+           f"{'Gbit/s':>6} {'vs direct':>9} {'vs nft':>7}")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        print(f"{r['label']:<34} {r['conn_per_s']:>8.0f} {fmt_ratio(r['conn_per_s_vs_direct']):>9} "
+              f"{fmt_ratio(r['conn_per_s_vs_nftables']):>7} {r['p50_ms']:>7.2f} {r['failed']:>6}   "
+              f"{r['gbit_per_s']:>6.2f} {fmt_ratio(r['gbit_per_s_vs_direct']):>9} "
+              f"{fmt_ratio(r['gbit_per_s_vs_nftables']):>7}")
+    if spread:
+        print("spread (min-max over rounds): " + "; ".join(
+            f"{r['path']} {r['conn_per_s_min']:.0f}-{r['conn_per_s_max']:.0f} conn/s, "
+            f"{r['gbit_per_s_min']:.2f}-{r['gbit_per_s_max']:.2f} Gbit/s" for r in rows))
+    for r in rows:
+        if r["counters"]:
+            print(f"{r['path']} counters during the connection runs: "
+                  + ", ".join(f"{k} {v}" for k, v in r["counters"].items()))
+    by = {r["path"]: r for r in rows}
+    if "nftables" in by:
+        for k in ("segwire-1", "segwire-2"):
+            if k in by:
+                x, xp = by[k]["conn_per_s_vs_nftables"], by[k]["conn_per_s_vs_nftables_paired"]
+                rounds = " ".join(f"{v:.2f}" for v in by[k]["conn_per_s_vs_nftables_rounds"])
+                print(f"target (connection rate >= the nftables forwarder's): {k} {x:.2f}x of medians, "
+                      f"{xp:.2f}x median of per-round ratios ({rounds}) -> {'met' if min(x, xp) >= 1 else 'NOT met'}")
+
+
+CSV_FIELDS = ["path", "label", "rounds", "conn_per_s", "conn_per_s_min", "conn_per_s_max",
+              "conn_per_s_vs_direct", "conn_per_s_vs_nftables", "conn_per_s_vs_nftables_paired", "p50_ms", "p99_ms", "completed", "failed",
+              "gbit_per_s", "gbit_per_s_min", "gbit_per_s_max", "gbit_per_s_vs_direct",
+              "gbit_per_s_vs_nftables", "gbit_per_s_vs_nftables_paired", "parallel", "conn_seconds", "iperf_seconds"]
+
+
+def write_csv(path, rows, a):
+    import csv
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(dict(r, parallel=a.parallel, conn_seconds=a.duration, iperf_seconds=a.iperf_seconds,
+                            **{k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()
+                               if k in CSV_FIELDS}))
+
+
+def write_svg(path, rows, a):
+    """Two bar groups (connections/s, Gbit/s), one bar per path, value and ratio to direct."""
+    bar, gap, left, width = 22, 6, 250, 360
+    colors = {"direct": "#888888", "nftables": "#d88b3b", "segwire-1": "#3b7dd8", "segwire-2": "#1f4f99"}
+    groups = [("TCP connections/s (connect, 1-byte echo, close)", "conn_per_s", "{:.0f}"),
+              ("iperf3 TCP throughput, Gbit/s", "gbit_per_s", "{:.2f}")]
+    h = 50 + len(groups) * (34 + len(rows) * (bar + gap)) + 30
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{left + width + 170}' height='{h}' "
+           "font-family='sans-serif' font-size='13'>",
+           f"<text x='10' y='22' font-size='15'>segwire-bench system: real Linux TCP between namespaces "
+           f"(median of {a.rounds}, same run)</text>"]
+    y = 44
+    for title, field, fmt in groups:
+        out.append(f"<text x='10' y='{y + 14}' font-weight='bold'>{title}</text>")
+        y += 24
+        top = max(r[field] for r in rows) or 1
+        for r in rows:
+            wpx = max(1, int(width * r[field] / top))
+            rel = r[field + "_vs_direct"]
+            out.append(f"<text x='10' y='{y + 16}'>{r['label']}</text>"
+                       f"<rect x='{left}' y='{y + 3}' width='{wpx}' height='{bar - 4}' fill='{colors.get(r['path'], '#555')}'/>"
+                       f"<text x='{left + wpx + 6}' y='{y + 16}'>{fmt.format(r[field])}"
+                       + ("" if r["path"] == "direct" else f" ({fmt_ratio(rel)} direct"
+                          + ("" if r["path"] == "nftables" or "nftables" not in [x["path"] for x in rows]
+                             else f", {fmt_ratio(r[field + '_vs_nftables'])} nftables") + ")") + "</text>")
+            y += bar + gap
+        y += 10
+    out.append(f"<text x='10' y='{h - 10}' font-size='11'>{a.parallel} connections in flight, "
+               f"{a.duration:g} s per connection run, iperf3 {a.iperf_seconds} s, 1 stream; veth offloads off on every path</text>")
+    out.append("</svg>")
+    Path(path).write_text("\n".join(out) + "\n")
+
+
+def main():
+    a = ARGS
+    if os.geteuid() != 0:
+        print("segwire-bench system: needs root (network namespaces)", file=sys.stderr)
+        return 2
+    for exe in (SEGWIRE, CONNRATE):
+        if not exe.exists():
+            print(f"segwire-bench system: {exe} not built (ninja -C {BUILD})", file=sys.stderr)
+            return 2
+    for tool in ("iperf3", "nft", "ethtool") + (("perf",) if a.profile else ()):
+        if sh(f"command -v {tool}", check=False).returncode != 0:
+            print(f"segwire-bench system: {tool} missing (run tools/setup)", file=sys.stderr)
+            return 2
+    atexit.register(_close_all)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    t0 = time.monotonic()
+    print(f"segwire-bench system: paths {', '.join(a.paths)}; {a.rounds} round(s); connections "
+          f"{a.duration:g} s x {a.parallel} in flight; iperf3 {a.iperf_seconds} s", flush=True)
+
+    def log(s):
+        sys.stdout.write(s)
+        sys.stdout.flush()
+
+    results = {k: [] for k in a.paths}
+    for rnd in range(1, a.rounds + 1):
+        # Each round starts one path later, so no path always runs at the same point of a round
+        # (the machine is shared: load comes and goes).
+        k = (rnd - 1) % len(a.paths)
+        for key in a.paths[k:] + a.paths[:k]:
+            log(f"[{rnd}/{a.rounds}] {key:<10} ")
+            results[key].append(measure(key, a, log))
+    rows = summarise(results, a.paths)
+    print_table(rows, a)
+    if a.csv:
+        write_csv(a.csv, rows, a)
+        print(f"CSV: {a.csv}")
+    if a.svg:
+        write_svg(a.svg, rows, a)
+        print(f"SVG: {a.svg}")
+    print(f"total {time.monotonic() - t0:.0f} s; every namespace removed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
