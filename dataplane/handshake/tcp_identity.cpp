@@ -593,8 +593,10 @@ void Worker::identity_step(Pkt &k) {
             forward(k);
             return;
         case Auth::kAllowed:
+            // Answers to a query the PU sent (the flow is the PU's own): never unsolicited ones.
             if (k.v.sport == 53 && k.arrival == kOutside && k.v.payload_len &&
-                (k.v.proto == kProtoUdp || k.v.proto == kProtoTcp) && snoop_dns(k))
+                (k.v.proto == kProtoUdp || k.v.proto == kProtoTcp) && f.init_side == f.local_side &&
+                snoop_dns(k))
                 return;
             // UDP Length 8 may be one of our control datagrams (RESET, a re-sent SYN-ACK, ...).
             if (k.v.proto == kProtoUdp && k.v.udp_len == 8)
