@@ -20,9 +20,22 @@ static_assert(sizeof(FlowKey) == 40, "FlowKey is hashed as raw bytes: no padding
 
 enum Side : uint8_t { kSideA = 0, kSideB = 1 };
 
+// memcmp's order on two addresses (bytes in network order), without the library call: two
+// big-endian 64-bit compares.
+inline int addr_order(const IpAddr &x, const IpAddr &y) {
+    uint64_t a[2], b[2];
+    std::memcpy(a, x.b, 16);
+    std::memcpy(b, y.b, 16);
+    const uint64_t a0 = __builtin_bswap64(a[0]), b0 = __builtin_bswap64(b[0]);
+    if (a0 != b0) return a0 < b0 ? -1 : 1;
+    const uint64_t a1 = __builtin_bswap64(a[1]), b1 = __builtin_bswap64(b[1]);
+    if (a1 != b1) return a1 < b1 ? -1 : 1;
+    return 0;
+}
+
 // Fills `k` from a parsed IP packet and returns the side the packet's source is on.
 inline Side make_flow_key(const PacketView &v, FlowKey &k) {
-    int c = std::memcmp(v.src.b, v.dst.b, 16);
+    int c = addr_order(v.src, v.dst);
     bool src_is_a = c < 0 || (c == 0 && v.sport <= v.dport);
     if (src_is_a) {
         k.a = v.src, k.b = v.dst, k.pa = v.sport, k.pb = v.dport;
