@@ -283,6 +283,8 @@ class Enforcer {
         threaded_ = true;
         slow_[0]->start();
     }
+    // No answers at all: as if the slow-path thread were stuck (diagnostics).
+    void stall_slowpath() { threaded_ = true; }
     void stop_thread() {
         if (!threaded_) return;
         slow_[0]->stop();
@@ -573,9 +575,10 @@ bool check(const char *what, const Bed &bed, uint64_t expect_authorized, uint32_
 // 1. handshakes per second
 
 bool handshake_steady(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
-    const uint32_t warm = 256, count = o.quick ? 8192 : 131072;
+    const uint32_t warm = 256, count = o.quick ? 8192 : 65536;
+    const int rounds = o.quick ? 1 : 3;
     std::fprintf(stderr, "  identity handshakes, steady state (%u) ...\n", count);
-    Bed bed(pool, warm + count + 1024, 0, 0);
+    Bed bed(pool, warm + rounds * count + 1024, 0, 0);
     uint32_t stray = 0;
     uint32_t got = bed.handshakes(0, warm, false, stray);
     if (!check("warm-up", bed, warm, got, 4 * warm, stray)) return false;
@@ -583,18 +586,35 @@ bool handshake_steady(rte_mempool *pool, const Options &o, std::vector<Row> &row
         bed.a->ids().peer_cache_misses.get() + bed.a->ids().key_cache_misses.get();
     const uint64_t misses_b =
         bed.b->ids().peer_cache_misses.get() + bed.b->ids().key_cache_misses.get();
-    const double null_c = null_cycles_per_handshake(pool, count, false);
-    bed.reset();
-    got = bed.handshakes(warm, count, false, stray);
-    const double null_c2 = null_cycles_per_handshake(pool, count, false);
-    if (!check("steady state", bed, warm + count, got, 4 * count, stray)) return false;
+    // Best of `rounds` (new connections each): a round in which another process took the core
+    // says nothing about segwire.
+    double best = 0, best_null = 0;
+    uint64_t a_w = 0, a_s = 0, b_w = 0, b_s = 0;
+    for (int round = 0; round < rounds; ++round) {
+        const double n1 = null_cycles_per_handshake(pool, count, false);
+        bed.reset();
+        got = bed.handshakes(warm + round * count, count, false, stray);
+        const double n2 = null_cycles_per_handshake(pool, count, false);
+        if (!check("steady state", bed, warm + (round + 1) * count, got, 4 * count, stray))
+            return false;
+        const double total = double(bed.a->worker_cycles + bed.a->slow_cycles +
+                                    bed.b->worker_cycles + bed.b->slow_cycles);
+        if (round == 0 || total < best) {
+            best = total;
+            a_w = bed.a->worker_cycles, a_s = bed.a->slow_cycles;
+            b_w = bed.b->worker_cycles, b_s = bed.b->slow_cycles;
+        }
+        if (round == 0 || std::min(n1, n2) < best_null) best_null = std::min(n1, n2);
+    }
     const uint64_t new_misses =
         bed.a->ids().peer_cache_misses.get() + bed.a->ids().key_cache_misses.get() - misses_a +
         bed.b->ids().peer_cache_misses.get() + bed.b->ids().key_cache_misses.get() - misses_b;
     if (new_misses)
         std::fprintf(stderr, "segwire-bench: warning: %lu cache misses after the warm-up\n",
                      (unsigned long)new_misses);
-    side_rows("handshakes, steady state", bed, count, (null_c + null_c2) / 2, rows);
+    bed.a->worker_cycles = a_w, bed.a->slow_cycles = a_s;
+    bed.b->worker_cycles = b_w, bed.b->slow_cycles = b_s;
+    side_rows("handshakes, steady state", bed, count, best_null, rows);
     return true;
 }
 
@@ -698,7 +718,7 @@ Measure established_through(Enforcer *e, rte_mempool *pool, uint32_t flows, uint
 
 bool policy_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
     const uint32_t flows = o.quick ? 1000 : 10000;
-    const uint64_t bursts = o.quick ? 10000 : 200000;
+    const uint64_t bursts = o.quick ? 10000 : 100000;
     const double hz = tsc_hz();
     for (uint32_t rules : {10u, 1000u, 100000u}) {
         std::fprintf(stderr, "  established forwarding with identity, %u-rule policy ...\n", rules);
@@ -709,10 +729,15 @@ bool policy_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
         uint32_t got = bed.handshakes(0, flows, false, stray);
         if (!check("policy", bed, flows, got, 4 * flows, stray)) return false;
         established_through(bed.a.get(), pool, flows, flows / kBurst + 1);  // warm
-        Measure nul = established_through(nullptr, pool, flows, bursts);
-        Measure seg = established_through(bed.a.get(), pool, flows, bursts);
-        Measure nul2 = established_through(nullptr, pool, flows, bursts);
-        nul.cycles = (nul.cycles + nul2.cycles) / 2;
+        Measure nul, seg;
+        for (int round = 0; round < (o.quick ? 1 : 3); ++round) {  // best of: shared machine
+            Measure n1 = established_through(nullptr, pool, flows, bursts);
+            Measure s1 = established_through(bed.a.get(), pool, flows, bursts);
+            Measure n2 = established_through(nullptr, pool, flows, bursts);
+            if (n2.cycles < n1.cycles) n1 = n2;
+            if (round == 0 || s1.cycles < seg.cycles) seg = s1;
+            if (round == 0 || n1.cycles < nul.cycles) nul = n1;
+        }
         if (seg.pkts != bursts * kBurst) {
             std::fprintf(stderr, "segwire-bench: policy %u: %lu of %lu packets forwarded\n", rules,
                          (unsigned long)seg.pkts, (unsigned long)(bursts * kBurst));
@@ -846,10 +871,12 @@ FloodResult flood_run(Enforcer *e, rte_mempool *pool, const Flood &fl, uint32_t 
 
 bool flood_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
     const uint32_t flows = o.quick ? 1000 : 10000;
-    const uint64_t bursts = o.quick ? 10000 : 100000;
+    const uint64_t bursts = o.quick ? 10000 : 50000;
     const std::vector<double> fractions = {0.01, 0.1};
-    uint64_t forged_max = 0;
-    for (double f : fractions) forged_max += uint64_t(double(bursts * kBurst) * f) + 64;
+    const int rounds = o.quick ? 1 : 3;
+    const uint64_t stall_bursts = o.quick ? 200 : 2000;
+    uint64_t forged_max = stall_bursts * kBurst;
+    for (double f : fractions) forged_max += rounds * (uint64_t(double(bursts * kBurst) * f) + 64);
     std::fprintf(stderr, "  forged-SYN flood against %u established flows ...\n", flows);
     Bed bed(pool, flows + uint32_t(forged_max) + 4096, 0, 0);
     uint32_t stray = 0;
@@ -864,17 +891,27 @@ bool flood_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
     const double hz = tsc_hz();
     uint32_t forged_id = 0;
     flood_run(bed.b.get(), pool, fl, flows, flows / kBurst + 1, 0, forged_id);  // warm
+    // Best of `rounds` (each with new forged blobs): the machine is shared, and a round in which
+    // another process took the core says nothing about segwire.
     auto one = [&](double frac, Row &r, FloodResult &res) {
-        FloodResult n1 = flood_run(nullptr, pool, fl, flows, bursts, frac, forged_id);
-        res = flood_run(bed.b.get(), pool, fl, flows, bursts, frac, forged_id);
-        FloodResult n2 = flood_run(nullptr, pool, fl, flows, bursts, frac, forged_id);
-        const double null_c = double(n1.m.cycles + n2.m.cycles) / 2 / double(n1.est);
+        double best = 0, best_null = 0;
+        bool ok = true;
+        for (int round = 0; round < rounds; ++round) {
+            FloodResult n1 = flood_run(nullptr, pool, fl, flows, bursts, frac, forged_id);
+            FloodResult x = flood_run(bed.b.get(), pool, fl, flows, bursts, frac, forged_id);
+            FloodResult n2 = flood_run(nullptr, pool, fl, flows, bursts, frac, forged_id);
+            const double null_c = double(std::min(n1.m.cycles, n2.m.cycles)) / double(n1.est);
+            const double c = double(x.m.cycles) / double(x.est);  // per established packet
+            ok = ok && x.m.pkts == x.est;
+            if (round == 0 || c < best) best = c, res = x;
+            if (round == 0 || null_c < best_null) best_null = null_c;
+        }
         r.unit = "pkt";
-        r.cycles = double(res.m.cycles) / double(res.est);  // per established packet
+        r.cycles = best;
         r.rate = hz / r.cycles;
-        r.null_cycles = null_c;
-        r.null_rate = hz / null_c;
-        return res.m.pkts == res.est;
+        r.null_cycles = best_null;
+        r.null_rate = hz / best_null;
+        return ok;
     };
     Row base;
     FloodResult br;
@@ -923,6 +960,18 @@ bool flood_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
         rows.push_back(r);
         print_row(r);
     }
+    bed.b->stop_thread();
+    // What a forged SYN costs the worker when the slow path's job pool is exhausted (its answers
+    // stalled): the packet path up to the `slowpath-busy` drop, and nothing else.
+    bed.b->stall_slowpath();
+    flood_run(bed.b.get(), pool, fl, flows, 16, 1.0, forged_id);  // takes the last free jobs
+    const uint64_t busy0 = bed.b->drops(dp::DropReason::SlowpathBusy);
+    FloodResult st = flood_run(bed.b.get(), pool, fl, flows, stall_bursts, 1.0, forged_id);
+    const uint64_t busy = bed.b->drops(dp::DropReason::SlowpathBusy) - busy0;
+    std::printf(
+        "    worker cost of a forged SYN dropped slowpath-busy (slow path stalled): %.0f "
+        "cycles (%lu of %lu dropped so)\n",
+        double(st.worker) / double(st.forged), (unsigned long)busy, (unsigned long)st.forged);
     bed.b->stop_thread();
     return true;
 }

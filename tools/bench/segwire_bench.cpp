@@ -83,7 +83,7 @@ bool established_rows(rte_mempool *pool, const Options &o, std::vector<Row> &row
     const double hz = tsc_hz();
     const std::vector<uint32_t> sizes =
         o.quick ? std::vector<uint32_t>{1000, 10000} : std::vector<uint32_t>{1000, 100000, 1000000};
-    const uint64_t bursts = o.quick ? 20000 : 400000;
+    const uint64_t bursts = o.quick ? 20000 : 200000;
     for (uint32_t flows : sizes) {
         std::fprintf(stderr, "  established forwarding, %u flows ...\n", flows);
         auto w = std::make_unique<dp::Worker>();
@@ -98,10 +98,17 @@ bool established_rows(rte_mempool *pool, const Options &o, std::vector<Row> &row
             return false;
         }
         run(pool, w.get(), flows, (flows + kBurst - 1) / kBurst);  // create every flow first
-        Measure nul = run_null(pool, flows, bursts);
-        Measure seg = run(pool, w.get(), flows, bursts);
-        Measure nul2 = run_null(pool, flows, bursts);  // before and after: drift shows up
-        nul.cycles = (nul.cycles + nul2.cycles) / 2;
+        // Null before and after, best of three rounds (one round with --quick): the machine is
+        // shared, and a round in which another process took the core says nothing about segwire.
+        Measure nul, seg;
+        for (int round = 0; round < (o.quick ? 1 : 3); ++round) {
+            Measure n1 = run_null(pool, flows, bursts);
+            Measure s1 = run(pool, w.get(), flows, bursts);
+            Measure n2 = run_null(pool, flows, bursts);
+            if (n2.cycles < n1.cycles) n1 = n2;
+            if (round == 0 || s1.cycles < seg.cycles) seg = s1;
+            if (round == 0 || n1.cycles < nul.cycles) nul = n1;
+        }
         Row r;
         r.name = "established forwarding";
         r.param = std::to_string(flows);
