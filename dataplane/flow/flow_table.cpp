@@ -144,14 +144,18 @@ int32_t FlowTable::lookup(const FlowKey &k, uint32_t sig) const {
     return rte_hash_lookup_with_hash(hash_, &k, sig);
 }
 
-int32_t FlowTable::insert(const FlowKey &k, uint32_t sig, uint64_t now, uint8_t tclass) {
-    // rte_hash_add returns the existing position for a known key: never re-initialise a live flow.
-    if (int32_t known = rte_hash_lookup_with_hash(hash_, &k, sig); known >= 0) return known;
+int32_t FlowTable::insert(const FlowKey &k, uint32_t sig, uint64_t now, uint8_t tclass,
+                          bool *created) {
+    // rte_hash_add looks the key up first and returns the existing position for a known key (one
+    // search, not a lookup and then an add): a flow in use there is never re-initialised.
+    if (created) *created = false;
     int32_t pos = rte_hash_add_key_with_hash(hash_, &k, sig);
     if (pos < 0) {
         ++stats_.refused;
         return -1;
     }
+    if (in_use(static_cast<uint32_t>(pos))) return pos;
+    if (created) *created = true;
     Flow &f = flows_[pos];
     f = Flow{};
     f.hs = kNil;

@@ -108,8 +108,10 @@ class FlowTable {
     void lookup_bulk(const FlowKey *const *keys, const uint32_t *sigs, uint32_t n,
                      int32_t *positions) const;
     int32_t lookup(const FlowKey &k, uint32_t sig) const;
-    // Returns the new flow's position, or -1 when the table is full (counted).
-    int32_t insert(const FlowKey &k, uint32_t sig, uint64_t now, uint8_t tclass);
+    // Returns the new flow's position, or -1 when the table is full (counted). A key already in
+    // the table returns its flow untouched; `created` (optional) tells which case it was.
+    int32_t insert(const FlowKey &k, uint32_t sig, uint64_t now, uint8_t tclass,
+                   bool *created = nullptr);
     Flow &at(int32_t pos) { return flows_[pos]; }
     const Flow &at(int32_t pos) const { return flows_[pos]; }
     const FlowKey &key_at(int32_t pos) const { return keys_[pos]; }

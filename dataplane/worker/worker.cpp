@@ -162,16 +162,17 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
         const uint8_t side = src_side[i];
         int32_t p = pos[i];
         if (p < 0) {
-            // A burst can hold several packets of a new flow: look again before inserting.
-            p = flows_.lookup(keys[i], sigs[i]);
+            // A burst can hold several packets of a new flow: insert returns the flow an earlier
+            // packet of this burst created.
+            bool created;
+            p = flows_.insert(keys[i], sigs[i], now, timeout_class_for(v.proto, TcpState::None),
+                              &created);
             if (p < 0) {
-                p = flows_.insert(keys[i], sigs[i], now,
-                                  timeout_class_for(v.proto, TcpState::None));
-                if (p < 0) {
-                    stats_.drops[static_cast<size_t>(DropReason::FlowTableFull)].add();
-                    rte_pktmbuf_free(m);
-                    continue;
-                }
+                stats_.drops[static_cast<size_t>(DropReason::FlowTableFull)].add();
+                rte_pktmbuf_free(m);
+                continue;
+            }
+            if (created) {
                 Flow &nf = flows_.at(p);
                 nf.init_side = side;
                 nf.in_port = arrival;
