@@ -686,7 +686,7 @@ Measure established_through(Enforcer *e, rte_mempool *pool, uint32_t flows, uint
     Measure r;
     uint32_t next = 0;
     uint64_t own = 0;
-    const uint64_t t0 = rte_rdtsc();
+    const uint64_t t0 = cpu_cycles();
     for (uint64_t b = 0; b < bursts; ++b) {
         if (rte_pktmbuf_alloc_bulk(pool, m, kBurst) != 0) break;
         for (uint16_t i = 0; i < kBurst; ++i) {
@@ -712,7 +712,7 @@ Measure established_through(Enforcer *e, rte_mempool *pool, uint32_t flows, uint
             rte_pktmbuf_free_bulk(m, kBurst);
         }
     }
-    r.cycles = rte_rdtsc() - t0;
+    r.cycles = cpu_cycles() - t0;
     if (cycles_worker) *cycles_worker = own;
     return r;
 }
@@ -818,12 +818,6 @@ struct FloodResult {
     uint64_t cpu = 0;  // this thread's CPU time, in TSC cycles (excludes time it was not running)
 };
 
-uint64_t thread_cpu_cycles() {
-    timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return uint64_t((double(ts.tv_sec) * 1e9 + double(ts.tv_nsec)) * tsc_hz() / 1e9);
-}
-
 // `bursts` bursts to B's outside port: established client data of `flows` connections, and one
 // forged SYN every 1/fraction packets. With `e` null: the null pipeline (same generation).
 FloodResult flood_run(Enforcer *e, rte_mempool *pool, const Flood &fl, uint32_t flows,
@@ -834,7 +828,7 @@ FloodResult flood_run(Enforcer *e, rte_mempool *pool, const Flood &fl, uint32_t 
     uint32_t next = 0;
     double acc = 0;
     const uint64_t w0 = e ? e->worker_cycles : 0;
-    const uint64_t c0 = thread_cpu_cycles();
+    const uint64_t c0 = cpu_cycles();
     const uint64_t t0 = rte_rdtsc();
     for (uint64_t b = 0; b < bursts; ++b) {
         if (rte_pktmbuf_alloc_bulk(pool, m, kBurst) != 0) break;
@@ -874,7 +868,7 @@ FloodResult flood_run(Enforcer *e, rte_mempool *pool, const Flood &fl, uint32_t 
         }
     }
     r.m.cycles = rte_rdtsc() - t0 - excluded;
-    r.cpu = thread_cpu_cycles() - c0 - excluded;
+    r.cpu = cpu_cycles() - c0 - excluded;
     if (e) r.worker = e->worker_cycles - w0;
     return r;
 }
