@@ -960,24 +960,22 @@ bool flood_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
             return false;
         }
         const double drop = 100.0 * (1.0 - r.rate / base.rate);
-        // The worker's own cycles per forged SYN: what the flood costs the worker beyond the
-        // established packets (measured inside the worker, so the slow-path thread's share of a
-        // shared core does not enter it).
-        const double est_c = double(br.worker) / double(br.est);
-        const double forged_c = (double(res.worker) - est_c * double(res.est)) /
-                                double(std::max<uint64_t>(1, res.forged));
+        // segwire's own CPU cycles per forged SYN: the growth of its own work per established
+        // packet, over the forged SYNs per established packet (frac / (1 - frac)).
+        const double est_c = base.cycles - base.null_cycles;
+        const double forged_c = (r.cycles - r.null_cycles - est_c) * (1.0 - frac) / frac;
         char note[500];
-        std::snprintf(note, sizeof note,
-                      "established Mpps %.2f -> %.2f (CPU time): drop %.1f%% (target < 10%%); wall "
-                      "time %.2f -> %.2f Mpps (%.1f%%); worker: %.0f cycles/established pkt, %.0f "
-                      "cycles/forged SYN; %lu forged SYNs over %d round(s): %lu slowpath-busy, %lu "
-                      "verified and refused by the slow path (%lu RSTs)",
-                      base.rate / 1e6, r.rate / 1e6, drop, hz / base_wall / 1e6, hz / wall / 1e6,
-                      100.0 * (1.0 - base_wall / wall), est_c, forged_c,
-                      (unsigned long)forged_total, rounds,
-                      (unsigned long)(bed.b->drops(dp::DropReason::SlowpathBusy) - busy0),
-                      (unsigned long)(bed.b->slowpath().refused() - ref0),
-                      (unsigned long)(bed.b->ids().rejected.get() - rej0));
+        std::snprintf(
+            note, sizeof note,
+            "established Mpps %.2f -> %.2f (CPU time): drop %.1f%% (target < 10%%); wall "
+            "time %.2f -> %.2f Mpps (%.1f%%); segwire's own work: %.0f cycles/established "
+            "pkt, %.0f per forged SYN; %lu forged SYNs over %d round(s): %lu slowpath-busy, %lu "
+            "verified and refused by the slow path (%lu RSTs)",
+            base.rate / 1e6, r.rate / 1e6, drop, hz / base_wall / 1e6, hz / wall / 1e6,
+            100.0 * (1.0 - base_wall / wall), est_c, forged_c, (unsigned long)forged_total, rounds,
+            (unsigned long)(bed.b->drops(dp::DropReason::SlowpathBusy) - busy0),
+            (unsigned long)(bed.b->slowpath().refused() - ref0),
+            (unsigned long)(bed.b->ids().rejected.get() - rej0));
         r.note = note;
         rows.push_back(r);
         print_row(r);
