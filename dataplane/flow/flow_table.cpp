@@ -2,7 +2,6 @@
 
 #include <rte_errno.h>
 #include <rte_hash.h>
-#include <rte_hash_crc.h>
 #include <rte_malloc.h>
 
 #include <immintrin.h>
@@ -12,7 +11,11 @@
 namespace segwire::dp {
 namespace {
 
-constexpr uint32_t kHashSeed = 0x5e9f1a3b;
+uint32_t hash_fn(const void *key, uint32_t, uint32_t) {
+    FlowKey k;
+    std::memcpy(&k, key, sizeof k);
+    return flow_hash(k);
+}
 
 // Key equality for rte_hash (0 = equal, as memcmp): 40 bytes as two 16-byte and one 8-byte
 // compare. rte_hash has specialised compares for multiples of 16 bytes only and calls memcmp for
@@ -92,8 +95,8 @@ bool FlowTable::init(const std::string &name, uint32_t capacity, int socket,
     p.name = name.c_str();
     p.entries = capacity;
     p.key_len = sizeof(FlowKey);
-    p.hash_func = rte_hash_crc;
-    p.hash_func_init_val = kHashSeed;
+    p.hash_func = hash_fn;  // = flow_hash, which FlowTable::hash gives the worker
+    p.hash_func_init_val = 0;
     p.socket_id = socket;
     // Extendable buckets: every one of `capacity` keys fits whatever the hash collisions,
     // so "table full" means exactly `capacity` flows.
@@ -120,17 +123,6 @@ bool FlowTable::init(const std::string &name, uint32_t capacity, int socket,
         head_[c] = tail_[c] = kNil;
     }
     return true;
-}
-
-// The table's own hash function (rte_hash_crc, seeded) as the five crc32q instructions it comes to
-// for 40 bytes, rather than an indirect call and a generic loop. rte_hash uses
-// the same function for the keys it hashes itself (rte_hash_del_key).
-uint32_t FlowTable::hash(const FlowKey &k) const {
-    uint64_t w[5];
-    std::memcpy(w, &k, sizeof(FlowKey));
-    uint32_t h = kHashSeed;
-    for (uint64_t x : w) h = rte_hash_crc_8byte(x, h);  // = rte_hash_crc(&k, 40, kHashSeed)
-    return h;
 }
 
 void FlowTable::lookup_bulk(const FlowKey *const *keys, const uint32_t *sigs, uint32_t n,
