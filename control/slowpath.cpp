@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -114,7 +115,10 @@ void SlowPath::handle(dp::SlowJob &j, uint32_t now) {
             auto k = signer_.session_key(j.local_pub, j.peer_pub, j.local_role);
             j.key_ok = k.ok();
             if (k.ok()) {
-                j.key = crypto::HmacKey::from_key(*k);
+                // Built in place (guaranteed elision): GCC 12 put the temporary of a plain
+                // assignment in a stack slot it did not align to HmacKey's 64 bytes here, and
+                // from_key's aligned vector stores then faulted depending on the caller's stack.
+                new (&j.key) crypto::HmacKey(crypto::HmacKey::from_key(*k));
                 keys_.fetch_add(1);
             } else {
                 spdlog::debug("session key: {}", k.error().what());
@@ -124,21 +128,31 @@ void SlowPath::handle(dp::SlowJob &j, uint32_t now) {
     }
 }
 
-void SlowPath::loop() {
+void SlowPath::answer(dp::SlowJob &j) {
+    handle(j, static_cast<uint32_t>(std::time(nullptr)));
+}
+
+unsigned SlowPath::poll_once() {
     void *items[32];
+    unsigned done = 0;
+    const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
+    for (uint32_t w = 0; w < workers_; ++w) {
+        if (!rt_.slow_req[w]) continue;
+        unsigned n = rte_ring_sc_dequeue_burst(rt_.slow_req[w], items, 32, nullptr);
+        for (unsigned i = 0; i < n; ++i) handle(*static_cast<dp::SlowJob *>(items[i]), now);
+        // The reply ring is as large as the worker's job pool: it cannot be full.
+        if (n) rte_ring_sp_enqueue_bulk(rt_.slow_rep[w], items, n, nullptr);
+        unsigned g =
+            rt_.garbage[w] ? rte_ring_sc_dequeue_burst(rt_.garbage[w], items, 32, nullptr) : 0;
+        for (unsigned i = 0; i < g; ++i) delete static_cast<dp::PeerIdentity *>(items[i]);
+        done += n + g;
+    }
+    return done;
+}
+
+void SlowPath::loop() {
     while (!stop_.load()) {
-        bool busy = false;
-        const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
-        for (uint32_t w = 0; w < workers_; ++w) {
-            unsigned n = rte_ring_sc_dequeue_burst(rt_.slow_req[w], items, 32, nullptr);
-            for (unsigned i = 0; i < n; ++i) handle(*static_cast<dp::SlowJob *>(items[i]), now);
-            // The reply ring is as large as the worker's job pool: it cannot be full.
-            if (n) rte_ring_sp_enqueue_bulk(rt_.slow_rep[w], items, n, nullptr);
-            unsigned g = rte_ring_sc_dequeue_burst(rt_.garbage[w], items, 32, nullptr);
-            for (unsigned i = 0; i < g; ++i) delete static_cast<dp::PeerIdentity *>(items[i]);
-            busy |= n || g;
-        }
-        if (!busy) std::this_thread::sleep_for(std::chrono::microseconds(100));
+        if (!poll_once()) std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
 }
 

@@ -32,6 +32,13 @@ class SlowPath {
     void start();
     void stop();
 
+    // One round of what the thread does (answer every worker's requests, free its garbage), on the
+    // caller's thread: segwire-bench runs the slow path synchronously this way and counts its
+    // cycles. Returns how many requests and garbage items it handled.
+    unsigned poll_once();
+    // Answers one request as the thread would (the caller passes it back to the worker).
+    void answer(dp::SlowJob &j);
+
     uint64_t verified() const { return verified_.load(); }
     uint64_t refused() const { return refused_.load(); }
     uint64_t keys() const { return keys_.load(); }

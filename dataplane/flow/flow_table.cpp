@@ -2,10 +2,38 @@
 
 #include <rte_errno.h>
 #include <rte_hash.h>
-#include <rte_hash_crc.h>
 #include <rte_malloc.h>
 
+#include <immintrin.h>
+
+#include <cstring>
+
 namespace segwire::dp {
+namespace {
+
+uint32_t hash_fn(const void *key, uint32_t, uint32_t) {
+    FlowKey k;
+    std::memcpy(&k, key, sizeof k);
+    return flow_hash(k);
+}
+
+// Key equality for rte_hash (0 = equal, as memcmp): 40 bytes as two 16-byte and one 8-byte
+// compare. rte_hash has specialised compares for multiples of 16 bytes only and calls memcmp for
+// 40.
+int key_cmp(const void *x, const void *y, size_t) {
+    const auto *a = static_cast<const uint8_t *>(x), *b = static_cast<const uint8_t *>(y);
+    const __m128i d0 = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i *>(a)),
+                                     _mm_loadu_si128(reinterpret_cast<const __m128i *>(b)));
+    const __m128i d1 = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i *>(a + 16)),
+                                     _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + 16)));
+    uint64_t t0, t1;
+    std::memcpy(&t0, a + 32, 8);
+    std::memcpy(&t1, b + 32, 8);
+    return !_mm_testz_si128(_mm_or_si128(d0, d1), _mm_or_si128(d0, d1)) || t0 != t1;
+}
+static_assert(sizeof(FlowKey) == 5 * sizeof(uint64_t));
+
+}  // namespace
 
 const char *tcp_state_name(TcpState s) {
     switch (s) {
@@ -73,8 +101,8 @@ bool FlowTable::init(const std::string &name, uint32_t capacity, int socket,
     p.name = name.c_str();
     p.entries = capacity;
     p.key_len = sizeof(FlowKey);
-    p.hash_func = rte_hash_crc;
-    p.hash_func_init_val = 0x5e9f1a3b;
+    p.hash_func = hash_fn;  // = flow_hash, which FlowTable::hash gives the worker
+    p.hash_func_init_val = 0;
     p.socket_id = socket;
     // Extendable buckets: every one of `capacity` keys fits whatever the hash collisions,
     // so "table full" means exactly `capacity` flows.
@@ -85,6 +113,7 @@ bool FlowTable::init(const std::string &name, uint32_t capacity, int socket,
               "): " + rte_strerror(rte_errno);
         return false;
     }
+    rte_hash_set_cmp_func(hash_, key_cmp);
     flows_ = static_cast<Flow *>(
         rte_zmalloc_socket("flows", sizeof(Flow) * capacity, alignof(Flow), socket));
     keys_ = static_cast<FlowKey *>(
@@ -102,10 +131,6 @@ bool FlowTable::init(const std::string &name, uint32_t capacity, int socket,
     return true;
 }
 
-uint32_t FlowTable::hash(const FlowKey &k) const {
-    return rte_hash_hash(hash_, &k);
-}
-
 void FlowTable::lookup_bulk(const FlowKey *const *keys, const uint32_t *sigs, uint32_t n,
                             int32_t *positions) const {
     rte_hash_lookup_with_hash_bulk(
@@ -117,14 +142,18 @@ int32_t FlowTable::lookup(const FlowKey &k, uint32_t sig) const {
     return rte_hash_lookup_with_hash(hash_, &k, sig);
 }
 
-int32_t FlowTable::insert(const FlowKey &k, uint32_t sig, uint64_t now, uint8_t tclass) {
-    // rte_hash_add returns the existing position for a known key: never re-initialise a live flow.
-    if (int32_t known = rte_hash_lookup_with_hash(hash_, &k, sig); known >= 0) return known;
+int32_t FlowTable::insert(const FlowKey &k, uint32_t sig, uint64_t now, uint8_t tclass,
+                          bool *created) {
+    // rte_hash_add looks the key up first and returns the existing position for a known key (one
+    // search, not a lookup and then an add): a flow in use there is never re-initialised.
+    if (created) *created = false;
     int32_t pos = rte_hash_add_key_with_hash(hash_, &k, sig);
     if (pos < 0) {
         ++stats_.refused;
         return -1;
     }
+    if (in_use(static_cast<uint32_t>(pos))) return pos;
+    if (created) *created = true;
     Flow &f = flows_[pos];
     f = Flow{};
     f.hs = kNil;

@@ -987,6 +987,97 @@ TEST(ParseProperty, SingleByteMutationsStayConsistent) {
     EXPECT_GT(dropped, 0u);
 }
 
+// parse_packet() takes a shortcut for plain IPv4/TCP; it must agree with the general parser on
+// every frame: the samples, every truncation and byte mutation of them, and variations around the
+// shortcut's own conditions (options, DF/MF, lengths, flags, padding).
+void expect_same_view(const PacketView &a, const PacketView &b, const std::string &what) {
+    EXPECT_EQ(a.frame_len, b.frame_len) << what;
+    EXPECT_EQ(a.ethertype, b.ethertype) << what;
+    EXPECT_EQ(a.vlan_count, b.vlan_count) << what;
+    EXPECT_EQ(a.vlan_tci[0], b.vlan_tci[0]) << what;
+    EXPECT_EQ(a.vlan_tci[1], b.vlan_tci[1]) << what;
+    EXPECT_EQ(a.l3, b.l3) << what;
+    EXPECT_EQ(a.family, b.family) << what;
+    EXPECT_EQ(a.l3_off, b.l3_off) << what;
+    EXPECT_EQ(a.l4_off, b.l4_off) << what;
+    EXPECT_EQ(a.ip_end, b.ip_end) << what;
+    EXPECT_EQ(a.proto, b.proto) << what;
+    EXPECT_EQ(a.ttl, b.ttl) << what;
+    EXPECT_EQ(a.fragment, b.fragment) << what;
+    EXPECT_EQ(a.first_fragment, b.first_fragment) << what;
+    EXPECT_TRUE(a.src == b.src) << what;
+    EXPECT_TRUE(a.dst == b.dst) << what;
+    EXPECT_EQ(a.sport, b.sport) << what;
+    EXPECT_EQ(a.dport, b.dport) << what;
+    EXPECT_EQ(a.tcp_flags, b.tcp_flags) << what;
+    EXPECT_EQ(a.seq, b.seq) << what;
+    EXPECT_EQ(a.ack, b.ack) << what;
+    EXPECT_EQ(a.tcp_hdr_len, b.tcp_hdr_len) << what;
+    EXPECT_EQ(a.opt.mss, b.opt.mss) << what;
+    EXPECT_EQ(a.opt.exp_off, b.opt.exp_off) << what;
+    EXPECT_EQ(a.opt.exp_len, b.opt.exp_len) << what;
+    EXPECT_EQ(a.opt.wscale, b.opt.wscale) << what;
+    EXPECT_EQ(a.opt.sack_ok, b.opt.sack_ok) << what;
+    EXPECT_EQ(a.opt.timestamps, b.opt.timestamps) << what;
+    EXPECT_EQ(a.opt.tfo, b.opt.tfo) << what;
+    EXPECT_EQ(a.udp_len, b.udp_len) << what;
+    EXPECT_EQ(a.icmp_type, b.icmp_type) << what;
+    EXPECT_EQ(a.icmp_code, b.icmp_code) << what;
+    EXPECT_EQ(a.payload_off, b.payload_off) << what;
+    EXPECT_EQ(a.payload_len, b.payload_len) << what;
+}
+
+// Both parsers on a heap copy of exactly the frame's size (ASan sees any overread).
+size_t compare_parsers(const Bytes &f, const std::string &what) {
+    auto buf = std::make_unique<uint8_t[]>(f.size());
+    std::copy(f.begin(), f.end(), buf.get());
+    PacketView fast, gen;
+    const DropReason rf = parse_packet(buf.get(), static_cast<uint32_t>(f.size()), fast);
+    const DropReason rg = parse_packet_generic(buf.get(), static_cast<uint32_t>(f.size()), gen);
+    EXPECT_EQ(rf, rg) << what;
+    if (rf == DropReason::None && rg == DropReason::None) expect_same_view(fast, gen, what);
+    return rf == DropReason::None ? 1 : 0;
+}
+
+TEST(ParseFastPath, AgreesWithTheGeneralParser) {
+    const Bytes ts = {1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9};
+    std::vector<Sample> s = samples();
+    s.push_back({"v4_ack", v4_tcp({.flags = kTcpAck})});
+    s.push_back({"v4_ack_ts", v4_tcp({.flags = kTcpAck, .options = ts, .payload = seq_bytes(5)})});
+    s.push_back({"v4_ack_padded", eth(kEthIpv4, ipv4({}, tcp({.flags = kTcpAck})), {}, 60)});
+    s.push_back({"v4_ack_df", v4_tcp({.flags = kTcpAck}, {.frag = kDf})});
+    s.push_back({"v4_ack_mf", v4_tcp({.flags = kTcpAck}, {.frag = kMf})});
+    s.push_back({"v4_ack_reserved", v4_tcp({.flags = kTcpAck}, {.frag = kReservedFrag})});
+    s.push_back({"v4_ack_offset", v4_tcp({.flags = kTcpAck}, {.frag = 3})});
+    s.push_back({"v4_ts_then_data", v4_tcp({.flags = kTcpAck | kTcpPsh,
+                                            .options = {1, 1, 8, 10, 1, 2, 3, 4, 5, 6, 7, 8},
+                                            .payload = seq_bytes(40)})});
+    s.push_back({"v4_other_12_byte_options",
+                 v4_tcp({.flags = kTcpAck, .options = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}})});
+    s.push_back({"v4_ts_doff_too_big", v4_tcp({.flags = kTcpAck, .options = ts, .doff = 15})});
+    s.push_back({"v4_total_short", v4_tcp({.flags = kTcpAck, .options = ts}, {.total = 45})});
+    s.push_back({"v4_total_long", v4_tcp({.flags = kTcpAck}, {.total = 200})});
+    s.push_back({"v4_ihl6", v4_tcp({.flags = kTcpAck}, {.options = {1, 1, 1, 1}})});
+    s.push_back({"v4_syn_fin", v4_tcp({.flags = kTcpSyn | kTcpFin})});
+    s.push_back({"v4_no_flags", v4_tcp({.flags = 0})});
+    s.push_back({"v4_urg_ece_cwr", v4_tcp({.flags = 0xe0 | 0x20 | kTcpAck})});
+    const uint8_t values[] = {0x00, 0x01, 0x02, 0x04, 0x06, 0x08, 0x0a, 0x11, 0x20, 0x3f, 0x40,
+                              0x44, 0x45, 0x46, 0x50, 0x80, 0x81, 0x86, 0x88, 0xbf, 0xdd, 0xff};
+    size_t fast_accepted = 0;
+    for (const Sample &x : s) {
+        fast_accepted += compare_parsers(x.frame, x.name);
+        for (size_t n = 0; n < x.frame.size(); ++n)
+            compare_parsers(cut(x.frame, n), std::string(x.name) + " cut " + std::to_string(n));
+        for (size_t i = 0; i < x.frame.size(); ++i)
+            for (uint8_t val : values)
+                fast_accepted += compare_parsers(
+                    with_byte(x.frame, i, val),
+                    std::string(x.name) + " byte " + std::to_string(i) + "=" + std::to_string(val));
+        if (::testing::Test::HasFailure()) return;  // one frame's worth of messages is enough
+    }
+    EXPECT_GT(fast_accepted, 0u);
+}
+
 TEST(ParseProperty, ViewIsResetBetweenParses) {
     PacketView v;
     Bytes good = v4_tcp({.options = linux_syn_options()});
