@@ -33,6 +33,9 @@ constexpr uint32_t kResetHoldMs = 1400;    // a datagram answered with RESET wai
 constexpr uint8_t kResetNoState = 1;
 constexpr uint8_t kRejectPolicy = 1, kRejectClaims = 2;
 constexpr uint32_t kPlainPeerS = 60;
+// An authorized client keeps its ACK this long to answer a re-sent SYN-ACK (B re-sends for at most
+// kServerWaitMs), then the handshake context goes back to the pool.
+constexpr uint32_t kAckKeepMs = 3000;
 
 inline uint16_t rd16(const uint8_t *p) {
     return static_cast<uint16_t>(p[0] << 8 | p[1]);
@@ -638,7 +641,7 @@ void Worker::udp_finish_op(BatchOp &op) {
     const size_t bl = crypto::wire::write_udp_ack(body, x.ack_mac);
     // The ACK is kept: a re-sent SYN-ACK (our ACK lost) is answered with a copy.
     if (bl && udp_send_ctl(k, true, {body, bl}, f.hs, true)) ids_.udp_ack_sent.add();
-    x.armed = false;
+    udp_arm(f.hs, k.pos);  // until kAckKeepMs
     record(k, f, op.decision, DropReason::None, op.peer);
     f.auth = Auth::kAllowed;
     ids_.authorized.add();
@@ -704,6 +707,9 @@ void Worker::udp_timeout(uint32_t h) {
             return;
         case Auth::kUdpResetSent:
             if (elapsed >= kResetHoldMs * ms_tsc_) udp_fallback(pos, f);
+            return;
+        case Auth::kAllowed:
+            if (f.role == kRoleClient && elapsed >= kAckKeepMs * ms_tsc_) free_hs(f);
             return;
         default:
             x.armed = false;

@@ -103,6 +103,33 @@ inline uint16_t write_tcp(uint8_t *f, const Endpoint &src, const Endpoint &dst, 
     return len;
 }
 
+// Ethernet + IPv4 + UDP with `payload` zero bytes (at least 60 bytes, padded like Ethernet).
+// Checksum zero (allowed for UDP over IPv4).
+inline uint16_t write_udp(uint8_t *f, const Endpoint &src, const Endpoint &dst, uint16_t payload) {
+    const uint16_t ip_len = static_cast<uint16_t>(20 + 8 + payload);
+    static const uint8_t macs[12] = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1};
+    std::memcpy(f, macs, 12);
+    f[12] = 0x08, f[13] = 0x00;
+    uint8_t *ip = f + 14;
+    ip[0] = 0x45, ip[1] = 0;
+    ip[2] = static_cast<uint8_t>(ip_len >> 8), ip[3] = static_cast<uint8_t>(ip_len);
+    ip[4] = 0, ip[5] = 1, ip[6] = 0x40, ip[7] = 0, ip[8] = 64, ip[9] = 17, ip[10] = 0, ip[11] = 0;
+    std::memcpy(ip + 12, src.ip, 4);
+    std::memcpy(ip + 16, dst.ip, 4);
+    uint8_t *u = ip + 20;
+    u[0] = static_cast<uint8_t>(src.port >> 8), u[1] = static_cast<uint8_t>(src.port);
+    u[2] = static_cast<uint8_t>(dst.port >> 8), u[3] = static_cast<uint8_t>(dst.port);
+    u[4] = static_cast<uint8_t>((8 + payload) >> 8), u[5] = static_cast<uint8_t>(8 + payload);
+    u[6] = u[7] = 0;
+    std::memset(u + 8, 0, payload);
+    uint16_t len = static_cast<uint16_t>(14 + ip_len);
+    if (len < 60) {
+        std::memset(f + len, 0, 60u - len);
+        len = 60;
+    }
+    return len;
+}
+
 // A 64-byte TCP ACK of flow `i` (10.x.y.z:port -> 10.200.0.1:80), Ethernet padding included.
 inline void write_frame(uint8_t *f, uint32_t i) {
     static const uint8_t tmpl[64] = {
