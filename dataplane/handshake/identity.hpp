@@ -56,6 +56,10 @@ struct SlowJob {
     enum Kind : uint8_t { kVerify, kRetag, kSessionKey, kDns };
     Kind kind = kVerify;
     uint16_t worker = 0;
+    // The flow that parked on this job (-1: none), re-run when the answer comes back; its
+    // creation time tells a flow apart from a later one in the same table slot.
+    int32_t pos = -1;
+    uint64_t flow_created = 0;
     // request
     uint64_t cache_key = 0;   // kVerify, kRetag: the worker's key for the blob
     uint32_t expires_at = 0;  // kRetag: keep the verified entry's lifetime

@@ -406,6 +406,7 @@ SlowJob *Worker::take_job() {
     SlowJob *j = free_jobs_.back();
     free_jobs_.pop_back();
     j->worker = static_cast<uint16_t>(s_.id);
+    j->pos = -1;
     j->peer = nullptr;
     j->key_ok = false;
     return j;
@@ -416,6 +417,8 @@ SlowJob *Worker::take_job() {
 bool Worker::park(Pkt &k, SlowJob *job) {
     Flow &f = flows_.at(k.pos);
     if (job) {
+        job->pos = k.pos;
+        job->flow_created = f.created_tsc;
         if (rte_ring_sp_enqueue(idr_->slow_req[s_.id], job) != 0) {
             free_jobs_.push_back(job);
             drop(k, DropReason::SlowpathBusy);
@@ -429,7 +432,6 @@ bool Worker::park(Pkt &k, SlowJob *job) {
     }
     if (!(f.parked & kParked)) {
         f.parked |= kParked;
-        parked_.push_back(k.pos);
         ids_.parked.add();
     }
     return true;
@@ -505,14 +507,20 @@ const crypto::HmacKey *Worker::session_key(Pkt &k, const crypto::X25519Public &l
     return nullptr;
 }
 
-// Takes the slow path's answers, caches them, and re-runs every parked flow's held packets.
+// Takes the slow path's answers, caches them, and re-runs the held packets of the flows that
+// waited for them (only those: under a flood of unknown claims thousands of flows may be parked).
 void Worker::poll_slowpath() {
     if (!idr_ || !idr_->slow_rep[s_.id]) return;
     void *done[32];
     unsigned n = rte_ring_sc_dequeue_burst(idr_->slow_rep[s_.id], done, 32, nullptr);
     if (!n) return;
+    parked_scratch_.clear();
     for (unsigned i = 0; i < n; ++i) {
         auto *j = static_cast<SlowJob *>(done[i]);
+        if (j->pos >= 0 && flows_.in_use(static_cast<uint32_t>(j->pos)) &&
+            flows_.at(j->pos).created_tsc == j->flow_created &&
+            (flows_.at(j->pos).parked & kParked))
+            parked_scratch_.push_back(j->pos);
         if (j->kind == SlowJob::kDns) {
             rte_mbuf *m = j->mbuf;
             j->mbuf = nullptr;
@@ -533,12 +541,10 @@ void Worker::poll_slowpath() {
         }
         free_jobs_.push_back(j);
     }
-    // Re-run parked flows: their held packets now hit the caches (or park again).
-    parked_scratch_.swap(parked_);
-    parked_.clear();
+    // Re-run those flows: their held packets now hit the caches (or park again).
     for (int32_t pos : parked_scratch_) {
         Flow &f = flows_.at(pos);
-        if (!flows_.in_use(static_cast<uint32_t>(pos))) continue;
+        if (!(f.parked & kParked)) continue;  // listed twice
         f.parked &= static_cast<uint8_t>(~kParked);
         HoldList held = f.hold;
         f.hold = HoldList{};

@@ -43,7 +43,6 @@ bool Worker::init(const WorkerSetup &s, std::string &err) {
     jobs_.resize(idr_->slow_jobs);
     free_jobs_.reserve(idr_->slow_jobs);
     for (auto &j : jobs_) free_jobs_.push_back(&j);
-    parked_.reserve(idr_->hold_total);
     parked_scratch_.reserve(idr_->hold_total);
     uint8_t seed[8];
     if (!nonces_->fill(seed)) {

@@ -293,8 +293,7 @@ class Worker {
     uint32_t jhash_seed_[2] = {};
     std::vector<SlowJob> jobs_;
     std::vector<SlowJob *> free_jobs_;
-    std::vector<int32_t> parked_;  // flows waiting for the slow path
-    std::vector<int32_t> parked_scratch_;
+    std::vector<int32_t> parked_scratch_;  // flows whose slow-path answer came back this loop
     BatchOp batch_[kMaxBurst];
     uint16_t batch_n_ = 0;
     Pkt deferred_[kStage];
