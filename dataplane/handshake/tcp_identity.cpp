@@ -439,7 +439,8 @@ bool Worker::park(Pkt &k, SlowJob *job) {
 
 // The verified identity for a claims blob, or nullptr when the packet was parked (or dropped)
 // because the slow path must verify it first or re-tag it for a new snapshot.
-const PeerIdentity *Worker::lookup_peer(Pkt &k, std::span<const uint8_t> blob, uint64_t &key) {
+// The peer cache entry for exactly this blob (any snapshot), or nullptr; `key` is its cache key.
+const PeerIdentity *Worker::cached_peer(std::span<const uint8_t> blob, uint64_t &key) const {
     uint32_t h1 = jhash_seed_[0], h2 = jhash_seed_[1];
     rte_jhash_2hashes(blob.data(), static_cast<uint32_t>(blob.size()), &h1, &h2);
     key = (uint64_t(h1) << 32 | h2) | 1;  // never 0: 0 means "no identity" in a flow
@@ -447,8 +448,35 @@ const PeerIdentity *Worker::lookup_peer(Pkt &k, std::span<const uint8_t> blob, u
     std::memcpy(ck.data(), &key, 8);
     PeerIdentity **slot = peers_->find(ck, now_unix_);
     if (slot && *slot && (*slot)->blob_len == blob.size() &&
-        std::memcmp((*slot)->blob, blob.data(), blob.size()) == 0) {
-        const PeerIdentity *p = *slot;
+        std::memcmp((*slot)->blob, blob.data(), blob.size()) == 0)
+        return *slot;
+    return nullptr;
+}
+
+// Under a flood of unknown claims the slow path's job pool runs dry, and an identity SYN whose
+// claims are not cached would be dropped `slowpath-busy` anyway - after a flow entry was made for
+// it. Refuse it before: a flood then neither fills the flow table nor costs an insert and an
+// expiry per forged SYN. SYNs from peers already verified still get through.
+bool Worker::admit_new_flow(const rte_mbuf *m, const PacketView &v, uint8_t arrival) {
+    if (!free_jobs_.empty() || arrival != kOutside || v.proto != kProtoTcp || !is_syn(v) ||
+        !v.payload_len)
+        return true;
+    crypto::wire::TokenView tok;
+    if (crypto::wire::parse_token(
+            {rte_pktmbuf_mtod(m, const uint8_t *) + v.payload_off, v.payload_len}, tok) !=
+        WireStatus::Ok)
+        return true;  // no token: the ACL decides, no slow path needed
+    uint64_t key;
+    const PeerIdentity *p = cached_peer(tok.claims, key);
+    if (p && (p->status != crypto::ClaimsReason::Ok ||
+              p->tags.snapshot_version() == st_->policy->version()))
+        return true;
+    stats_.drops[static_cast<size_t>(DropReason::SlowpathBusy)].add();
+    return false;
+}
+
+const PeerIdentity *Worker::lookup_peer(Pkt &k, std::span<const uint8_t> blob, uint64_t &key) {
+    if (const PeerIdentity *p = cached_peer(blob, key)) {
         if (p->status != crypto::ClaimsReason::Ok ||
             p->tags.snapshot_version() == st_->policy->version()) {
             ids_.peer_cache_hits.add();

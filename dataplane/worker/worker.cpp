@@ -164,6 +164,10 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
         const uint8_t side = src_side[i];
         int32_t p = pos[i];
         if (p < 0) {
+            if (st_ && !admit_new_flow(m, v, arrival)) {
+                rte_pktmbuf_free(m);
+                continue;
+            }
             // A burst can hold several packets of a new flow: insert returns the flow an earlier
             // packet of this burst created.
             bool created;

@@ -197,6 +197,8 @@ class Worker {
     policy::Decision decide_by_address(uint32_t pu, policy::Direction dir, const IpAddr &peer,
                                        uint8_t family, uint8_t proto, uint16_t port);
     bool snoop_dns(Pkt &k);
+    bool admit_new_flow(const rte_mbuf *m, const PacketView &v, uint8_t arrival);
+    const PeerIdentity *cached_peer(std::span<const uint8_t> blob, uint64_t &key) const;
     void apply_acl_verdict(Pkt &k, const policy::Decision &d, policy::Direction dir);
     void reject_tcp(Pkt &k, bool reset_peer_side);
     void send_reset(const Pkt &k, uint8_t to_side);
