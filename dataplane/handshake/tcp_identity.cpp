@@ -805,24 +805,41 @@ void Worker::client_syn_state(Pkt &k) {
     uint64_t key;
     const PeerIdentity *peer = verified_peer(k, tok.claims, key, true);
     if (!peer) return;
+    client_check_synack(k, BatchOp::kClientCheckSynAck, peer, key, tok.nonce);
+}
+
+// Both MACs of a handshake into this burst's HMAC batch; the packet waits for finish_batch().
+void Worker::queue_macs(Pkt &k, BatchOp::Op op, const PeerIdentity *peer, const policy::Decision &d,
+                        const crypto::HmacKey &hk) {
+    Flow &f = flows_.at(k.pos);
+    HandshakeCtx &x = hs_[f.hs];
+    BatchOp &b = batch_[batch_n_++];
+    b.op = op;
+    b.k = k;
+    b.peer = peer;
+    b.decision = d;
+    crypto::wire::HandshakeInputs in{std::span<const uint8_t, 16>(x.client_nonce, 16),
+                                     std::span<const uint8_t, 16>(x.server_nonce, 16),
+                                     &x.client_hash, &x.server_hash};
+    b.macs.prepare(hk, binding_of(f, k.pos), in, &hmac_jobs_[2 * (batch_n_ - 1)]);
+    f.parked |= kInBatch;
+}
+
+// Client role (TCP or UDP), a SYN-ACK whose claims are verified: with the session key, MAC_sa is
+// checked in the batch, and the outgoing rules decide on the server's port (the SYN-ACK's source).
+void Worker::client_check_synack(Pkt &k, BatchOp::Op op, const PeerIdentity *peer, uint64_t key,
+                                 const uint8_t server_nonce[16]) {
+    Flow &f = flows_.at(k.pos);
+    HandshakeCtx &x = hs_[f.hs];
     const crypto::HmacKey *hk =
         session_key(k, x.local_pub, peer->claims.ephemeral_pub(), crypto::Role::Client);
     if (!hk) return;
     f.peer_key = key;
-    std::memcpy(x.server_nonce, tok.nonce, 16);
+    std::memcpy(x.server_nonce, server_nonce, 16);
     x.server_hash = peer->claims.hash();
-    BatchOp &op = batch_[batch_n_++];
-    op.op = BatchOp::kClientCheckSynAck;
-    op.k = k;
-    op.peer = peer;
-    // The decision's port is the server's port: the SYN-ACK's source port.
-    op.decision = decisions_->decide(*st_->policy, x.local_pu, Direction::kOutgoing, peer->tags,
-                                     kProtoTcp, k.v.sport);
-    crypto::wire::HandshakeInputs in{std::span<const uint8_t, 16>(x.client_nonce, 16),
-                                     std::span<const uint8_t, 16>(x.server_nonce, 16),
-                                     &x.client_hash, &x.server_hash};
-    op.macs.prepare(*hk, binding_of(f, k.pos), in, &hmac_jobs_[2 * (batch_n_ - 1)]);
-    f.parked |= kInBatch;
+    const policy::Decision d = decisions_->decide(*st_->policy, x.local_pu, Direction::kOutgoing,
+                                                  peer->tags, k.v.proto, k.v.sport);
+    queue_macs(k, op, peer, d, *hk);
 }
 
 void Worker::client_ack_state(Pkt &k) {
@@ -924,15 +941,7 @@ void Worker::server_syn_state(Pkt &k) {
         drop(k, DropReason::SlowpathBusy);
         return;
     }
-    BatchOp &op = batch_[batch_n_++];
-    op.op = BatchOp::kServerSignSynAck;
-    op.k = k;
-    op.peer = *pp;
-    crypto::wire::HandshakeInputs in{std::span<const uint8_t, 16>(x.client_nonce, 16),
-                                     std::span<const uint8_t, 16>(x.server_nonce, 16),
-                                     &x.client_hash, &x.server_hash};
-    op.macs.prepare(*hk, binding_of(f, k.pos), in, &hmac_jobs_[2 * (batch_n_ - 1)]);
-    f.parked |= kInBatch;
+    queue_macs(k, BatchOp::kServerSignSynAck, *pp, policy::Decision{}, *hk);
 }
 
 void Worker::accept_server_syn(Pkt &k, const PeerIdentity &peer, const crypto::wire::TokenView &tok,

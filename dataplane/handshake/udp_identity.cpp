@@ -195,6 +195,13 @@ void Worker::udp_reject(Pkt &k, const uint8_t nonce[16], bool to_source) {
     const size_t bl = crypto::wire::write_udp_reject(
         body, f.peer_key ? kRejectPolicy : kRejectClaims, std::span<const uint8_t, 16>(nonce, 16));
     if (bl && udp_send_ctl(k, to_source, {body, bl}, 0, false)) ids_.udp_rejects_sent.add();
+    udp_refused(k);
+}
+
+// The flow is refused (by us or by the peer's REJECT): held data dropped, the control datagram
+// in hand consumed.
+void Worker::udp_refused(Pkt &k) {
+    Flow &f = flows_.at(k.pos);
     f.auth = Auth::kRejected;
     ids_.rejected.add();
     drop_held(f, DropReason::FlowRejected);
@@ -348,16 +355,7 @@ void Worker::udp_server_syn(Pkt &k, const UdpMessageView &msg, uint32_t pu) {
         drop(k, DropReason::SlowpathBusy);
         return;
     }
-    BatchOp &op = batch_[batch_n_++];
-    op.op = BatchOp::kUdpServerSignSynAck;
-    op.k = k;
-    op.peer = peer;
-    op.decision = d;
-    crypto::wire::HandshakeInputs in{std::span<const uint8_t, 16>(x.client_nonce, 16),
-                                     std::span<const uint8_t, 16>(x.server_nonce, 16),
-                                     &x.client_hash, &x.server_hash};
-    op.macs.prepare(*hk, binding_of(f, k.pos), in, &hmac_jobs_[2 * (batch_n_ - 1)]);
-    f.parked |= kInBatch;
+    queue_macs(k, BatchOp::kUdpServerSignSynAck, peer, d, *hk);
 }
 
 // A datagram from a managed peer for a flow without state: RESET (reason "no state") and hold it.
@@ -401,12 +399,7 @@ void Worker::udp_client_syn_state(Pkt &k) {
             return;
         }
         record(k, f, policy::Decision{}, DropReason::PolicyReject, nullptr);
-        f.auth = Auth::kRejected;
-        ids_.rejected.add();
-        drop_held(f, DropReason::FlowRejected);
-        free_hs(f);
-        ids_.udp_control_consumed.add();
-        rte_pktmbuf_free(k.m);
+        udp_refused(k);
         return;
     }
     if (msg.type != MsgType::SynAck) {
@@ -424,24 +417,7 @@ void Worker::udp_client_syn_state(Pkt &k) {
         udp_reject(k, tok.nonce, true);
         return;
     }
-    const crypto::HmacKey *hk =
-        session_key(k, x.local_pub, peer->claims.ephemeral_pub(), crypto::Role::Client);
-    if (!hk) return;
-    f.peer_key = key;
-    std::memcpy(x.server_nonce, tok.nonce, 16);
-    x.server_hash = peer->claims.hash();
-    BatchOp &op = batch_[batch_n_++];
-    op.op = BatchOp::kUdpClientCheckSynAck;
-    op.k = k;
-    op.peer = peer;
-    // The server's port is the SYN-ACK's source port.
-    op.decision = decisions_->decide(*st_->policy, x.local_pu, Direction::kOutgoing, peer->tags,
-                                     kProtoUdp, k.v.sport);
-    crypto::wire::HandshakeInputs in{std::span<const uint8_t, 16>(x.client_nonce, 16),
-                                     std::span<const uint8_t, 16>(x.server_nonce, 16),
-                                     &x.client_hash, &x.server_hash};
-    op.macs.prepare(*hk, binding_of(f, k.pos), in, &hmac_jobs_[2 * (batch_n_ - 1)]);
-    f.parked |= kInBatch;
+    client_check_synack(k, BatchOp::kUdpClientCheckSynAck, peer, key, tok.nonce);
 }
 
 void Worker::udp_server_synack_state(Pkt &k) {
@@ -490,13 +466,7 @@ void Worker::udp_server_synack_state(Pkt &k) {
             return;
         case MsgType::Reject:
             if (std::memcmp(msg.echoed_nonce, x.server_nonce, 16) != 0) break;
-            // The client side's outgoing rules refused us.
-            f.auth = Auth::kRejected;
-            ids_.rejected.add();
-            drop_held(f, DropReason::FlowRejected);
-            free_hs(f);
-            ids_.udp_control_consumed.add();
-            rte_pktmbuf_free(k.m);
+            udp_refused(k);  // the client side's outgoing rules refused us
             return;
         default:
             break;

@@ -191,6 +191,10 @@ class Worker {
     void start_client(Pkt &k, uint32_t pu);
     void accept_server_syn(Pkt &k, const PeerIdentity &peer, const crypto::wire::TokenView &tok,
                            const policy::Decision &d, uint32_t pu);
+    void queue_macs(Pkt &k, BatchOp::Op op, const PeerIdentity *peer, const policy::Decision &d,
+                    const crypto::HmacKey &hk);
+    void client_check_synack(Pkt &k, BatchOp::Op op, const PeerIdentity *peer, uint64_t key,
+                             const uint8_t server_nonce[16]);
     void finish_batch();
     void finish_op(BatchOp &op);
     void decide_without_identity(Pkt &k, uint32_t pu, policy::Direction dir);
@@ -243,6 +247,7 @@ class Worker {
     void udp_send_reset(Pkt &k, uint32_t pu);
     void udp_reject(Pkt &k, const uint8_t nonce[16], bool to_source);
     void udp_restart(Pkt &k);
+    void udp_refused(Pkt &k);
     bool udp_send_ctl(Pkt &k, bool to_source, std::span<const uint8_t> body, uint32_t hs,
                       bool keep);
     void udp_resend(uint32_t hs);

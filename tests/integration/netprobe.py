@@ -8,7 +8,6 @@ import argparse
 import hashlib
 import json
 import os
-import signal
 import socket
 import sys
 import threading
@@ -208,17 +207,20 @@ def cmd_udp_steps(a):
 
 
 def cmd_udp_echo(a):
-    """UDP echo until SIGTERM; then reports how many datagrams came, and how many were empty
-    (a control datagram leaking to an end host would arrive as an empty one)."""
+    """UDP echo until killed. With --stats FILE, after every datagram FILE holds how many came and
+    how many were empty (a control datagram leaking to an end host would arrive as an empty one)."""
     s = socket.socket(family(a.bind), socket.SOCK_DGRAM)
     s.bind((a.bind, a.port))
     seen = {"datagrams": 0, "empty": 0}
-    signal.signal(signal.SIGTERM, lambda *_: (out(**seen), os._exit(0)))
     out(listening=True)
     while True:
         d, peer = s.recvfrom(65535)
         seen["datagrams"] += 1
         seen["empty"] += not d
+        if a.stats:
+            with open(a.stats + ".tmp", "w") as f:
+                json.dump(seen, f)
+            os.replace(a.stats + ".tmp", a.stats)
         s.sendto(d, peer)
 
 
@@ -312,6 +314,7 @@ def main():
     q = sub.add_parser("udp-steps"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
     q.add_argument("--timeout", type=float, default=1); q.add_argument("--tries", type=int, default=5)
     q = sub.add_parser("udp-echo"); q.add_argument("--bind", default="0.0.0.0"); q.add_argument("--port", type=int, required=True)
+    q.add_argument("--stats", help="file that holds the counts after every datagram")
     q = sub.add_parser("resolve-connect"); q.add_argument("--server", required=True); q.add_argument("--name", required=True)
     q.add_argument("--port", type=int, default=0); q.add_argument("--tcp", action="store_true"); q.add_argument("--timeout", type=float, default=3)
     q = sub.add_parser("udp-spray"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
