@@ -64,7 +64,7 @@ def flow(sw, dport):
 @pytest.mark.parametrize("host", ["10.77.0.2", "fd77::2"])
 def test_udp_echo_with_identity(lab, host):
     before_a, before_b = lab.a.identity(), lab.b.identity()
-    r = udp(lab.client, host, 7100, count=20)
+    r = udp(lab.client, host, 7100, count=20, tries=6)  # a datagram lost on a loaded host is retried
     assert r["ok"] == 20, r
     a, b = lab.a.identity(), lab.b.identity()
     assert a["udp_syn_sent"] > before_a["udp_syn_sent"] and a["udp_ack_sent"] > before_a["udp_ack_sent"]
@@ -79,7 +79,7 @@ def test_udp_echo_with_identity(lab, host):
 
 
 def test_end_hosts_never_see_control_datagrams(lab):
-    r = udp(lab.client, "10.77.0.2", 7109, count=10)
+    r = udp(lab.client, "10.77.0.2", 7109, count=10, tries=6)
     assert r["ok"] == 10, r
     seen = echo_report(lab.echo[7109])
     assert seen["datagrams"] >= 10 and seen["empty"] == 0, seen
@@ -149,7 +149,7 @@ def run_lossy(lab, port, match, lost):
     count, remove = drop_rule(lab, match)
     p = lab.client.popen(f"python3 -u {PROBE} udp --host 10.77.0.2 --port {port} --count 3 --timeout 1 --tries 8")
     try:
-        wait_for(lambda: count() >= lost, timeout=15, what=f"{lost} control datagrams dropped")
+        wait_for(lambda: count() >= lost, timeout=40, what=f"{lost} control datagrams dropped")
     finally:
         remove()
     out, err = p.communicate(timeout=60)

@@ -169,7 +169,7 @@ class Segwire:
             rows += [v for k, v in self.telemetry.query(f"/segwire/flowlog,{page}").items() if k.startswith("r")]
         return rows
 
-    def wait_row(self, timeout=10, **match):
+    def wait_row(self, timeout=20, **match):
         """Waits for a flow report whose fields equal `match`; returns it."""
         def found():
             return [r for r in self.flowlog() if all(r.get(k) == v for k, v in match.items())]
