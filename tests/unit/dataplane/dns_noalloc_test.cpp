@@ -11,22 +11,7 @@
 #include "dataplane/dns/fqdn.hpp"
 #include "tests/unit/dataplane/dns_builder.hpp"
 
-namespace {
-thread_local bool g_counting = false;
-thread_local size_t g_allocations = 0;
-}  // namespace
-
-void *operator new(std::size_t n) {
-    if (g_counting) ++g_allocations;
-    if (void *p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void *p) noexcept {
-    std::free(p);
-}
-void operator delete(void *p, std::size_t) noexcept {
-    std::free(p);
-}
+#include "tests/unit/alloc_counter.hpp"
 
 namespace {
 
