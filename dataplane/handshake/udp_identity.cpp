@@ -398,7 +398,7 @@ void Worker::udp_client_syn_state(Pkt &k) {
             drop(k, DropReason::UdpControl);  // not about our SYN: forged or stale
             return;
         }
-        record(k, f, policy::Decision{}, DropReason::PolicyReject, nullptr);
+        // B refused us and reports it (with our identity and its rule), as with TCP's RST.
         udp_refused(k);
         return;
     }
