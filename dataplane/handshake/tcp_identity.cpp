@@ -598,14 +598,40 @@ WireStatus Worker::token_of(const Pkt &k, crypto::wire::TokenView &tok) const {
 
 // The peer's verified identity, or nullptr when the packet was parked for the slow path or the
 // claims were refused (then the flow is rejected and the refusal recorded with its reason).
-const PeerIdentity *Worker::verified_peer(Pkt &k, std::span<const uint8_t> claims, uint64_t &key,
+// TCP answers a refusal with RSTs, UDP with a REJECT echoing the token's nonce.
+const PeerIdentity *Worker::verified_peer(Pkt &k, const crypto::wire::TokenView &tok, uint64_t &key,
                                           bool reset_peer_side) {
-    const PeerIdentity *peer = lookup_peer(k, claims, key);
+    const PeerIdentity *peer = lookup_peer(k, tok.claims, key);
     if (!peer || peer->status == crypto::ClaimsReason::Ok) return peer;
-    record(k, flows_.at(k.pos), policy::Decision{}, DropReason::ClaimsInvalid, nullptr,
+    Flow &f = flows_.at(k.pos);
+    record(k, f, policy::Decision{}, DropReason::ClaimsInvalid, nullptr,
            static_cast<uint8_t>(peer->status));
-    reject_tcp(k, reset_peer_side);
+    if (k.v.proto == kProtoUdp) {
+        f.peer_key = 0;
+        udp_reject(k, tok.nonce, true);
+    } else {
+        reject_tcp(k, reset_peer_side);
+    }
     return nullptr;
+}
+
+// Server role (TCP or UDP): a handshake context for a verified SYN, replacing any earlier one,
+// with the client's nonce and claims hash. Null (and the packet dropped) when the pool is empty.
+Worker::HandshakeCtx *Worker::start_server_hs(Pkt &k, const crypto::wire::TokenView &tok,
+                                              const PeerIdentity &peer, uint32_t pu) {
+    Flow &f = flows_.at(k.pos);
+    free_hs(f);
+    const uint32_t h = alloc_hs();
+    if (h == kNil) {
+        drop(k, DropReason::SlowpathBusy);
+        return nullptr;
+    }
+    f.hs = h;
+    HandshakeCtx &x = hs_[h];
+    x.local_pu = pu;
+    std::memcpy(x.client_nonce, tok.nonce, 16);
+    x.client_hash = peer.claims.hash();
+    return &x;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -803,7 +829,7 @@ void Worker::client_syn_state(Pkt &k) {
         return;
     }
     uint64_t key;
-    const PeerIdentity *peer = verified_peer(k, tok.claims, key, true);
+    const PeerIdentity *peer = verified_peer(k, tok, key, true);
     if (!peer) return;
     client_check_synack(k, BatchOp::kClientCheckSynAck, peer, key, tok.nonce);
 }
@@ -904,7 +930,7 @@ void Worker::server_syn_state(Pkt &k) {
             return;
         }
         uint64_t key;
-        const PeerIdentity *peer = verified_peer(k, tok.claims, key, false);
+        const PeerIdentity *peer = verified_peer(k, tok, key, false);
         if (!peer) return;
         f.peer_key = key;
         ids_.syn_verified.add();
@@ -953,16 +979,7 @@ void Worker::accept_server_syn(Pkt &k, const PeerIdentity &peer, const crypto::w
         reject_tcp(k, false);
         return;
     }
-    uint32_t h = alloc_hs();
-    if (h == kNil) {
-        drop(k, DropReason::SlowpathBusy);
-        return;
-    }
-    f.hs = h;
-    HandshakeCtx &x = hs_[h];
-    x.local_pu = pu;
-    std::memcpy(x.client_nonce, tok.nonce, 16);
-    x.client_hash = peer.claims.hash();
+    if (!start_server_hs(k, tok, peer, pu)) return;
     if (!strip_identity(k, tok.token_len)) {
         free_hs(f);
         drop(k, DropReason::TokenMalformed);

@@ -308,15 +308,8 @@ void Worker::udp_server_syn(Pkt &k, const UdpMessageView &msg, uint32_t pu) {
     Flow &f = flows_.at(k.pos);
     const crypto::wire::TokenView &tok = msg.token;
     uint64_t key;
-    const PeerIdentity *peer = lookup_peer(k, tok.claims, key);
-    if (!peer) return;  // parked for the slow path (or dropped: no free job)
-    if (peer->status != crypto::ClaimsReason::Ok) {
-        record(k, f, policy::Decision{}, DropReason::ClaimsInvalid, nullptr,
-               static_cast<uint8_t>(peer->status));
-        f.peer_key = 0;
-        udp_reject(k, tok.nonce, true);
-        return;
-    }
+    const PeerIdentity *peer = verified_peer(k, tok, key, false);
+    if (!peer) return;  // parked for the slow path, dropped, or refused
     f.role = kRoleServer;
     f.init_side = k.side;
     f.peer_key = key;
@@ -337,17 +330,10 @@ void Worker::udp_server_syn(Pkt &k, const UdpMessageView &msg, uint32_t pu) {
     const crypto::HmacKey *hk =
         session_key(k, c->claims.ephemeral_pub, peer->claims.ephemeral_pub(), crypto::Role::Server);
     if (!hk) return;
-    free_hs(f);  // a pending RESET or an older handshake is replaced (held data stays held)
-    const uint32_t h = alloc_hs();
-    if (h == kNil) {
-        drop(k, DropReason::SlowpathBusy);
-        return;
-    }
-    f.hs = h;
-    HandshakeCtx &x = hs_[h];
-    x.local_pu = pu;
-    std::memcpy(x.client_nonce, tok.nonce, 16);
-    x.client_hash = peer->claims.hash();
+    // A pending RESET or an older handshake is replaced (held data stays held).
+    HandshakeCtx *hx = start_server_hs(k, tok, *peer, pu);
+    if (!hx) return;
+    HandshakeCtx &x = *hx;
     x.server_hash = c->hash;
     x.local_pub = c->claims.ephemeral_pub;
     if (!nonces_->next(std::span<uint8_t, 16>(x.server_nonce, 16))) {
@@ -408,15 +394,8 @@ void Worker::udp_client_syn_state(Pkt &k) {
     }
     const crypto::wire::TokenView &tok = msg.token;
     uint64_t key;
-    const PeerIdentity *peer = lookup_peer(k, tok.claims, key);
+    const PeerIdentity *peer = verified_peer(k, tok, key, false);
     if (!peer) return;
-    if (peer->status != crypto::ClaimsReason::Ok) {
-        record(k, f, policy::Decision{}, DropReason::ClaimsInvalid, nullptr,
-               static_cast<uint8_t>(peer->status));
-        f.peer_key = 0;
-        udp_reject(k, tok.nonce, true);
-        return;
-    }
     client_check_synack(k, BatchOp::kUdpClientCheckSynAck, peer, key, tok.nonce);
 }
 

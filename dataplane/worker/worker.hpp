@@ -209,7 +209,9 @@ class Worker {
     bool park(Pkt &k, SlowJob *job);
     SlowJob *take_job();
     const PeerIdentity *lookup_peer(Pkt &k, std::span<const uint8_t> blob, uint64_t &key);
-    const PeerIdentity *verified_peer(Pkt &k, std::span<const uint8_t> claims, uint64_t &key,
+    HandshakeCtx *start_server_hs(Pkt &k, const crypto::wire::TokenView &tok,
+                                  const PeerIdentity &peer, uint32_t pu);
+    const PeerIdentity *verified_peer(Pkt &k, const crypto::wire::TokenView &tok, uint64_t &key,
                                       bool reset_peer_side);
     crypto::wire::WireStatus token_of(const Pkt &k, crypto::wire::TokenView &tok) const;
     const crypto::HmacKey *session_key(Pkt &k, const crypto::X25519Public &local_pub,

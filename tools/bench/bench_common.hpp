@@ -56,6 +56,22 @@ enum class TcpOpts : uint8_t {
     kTimestamps  // NOP NOP timestamps
 };
 
+// Ethernet + a 20-byte IPv4 header (checksum zero) at `f`; returns where the L4 header goes.
+inline uint8_t *write_eth_ipv4(uint8_t *f, const Endpoint &src, const Endpoint &dst, uint8_t proto,
+                               uint16_t ip_len) {
+    static const uint8_t macs[12] = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1};
+    std::memcpy(f, macs, 12);
+    f[12] = 0x08, f[13] = 0x00;
+    uint8_t *ip = f + 14;
+    ip[0] = 0x45, ip[1] = 0;
+    ip[2] = static_cast<uint8_t>(ip_len >> 8), ip[3] = static_cast<uint8_t>(ip_len);
+    ip[4] = 0, ip[5] = 1, ip[6] = 0x40, ip[7] = 0, ip[8] = 64, ip[9] = proto, ip[10] = 0,
+    ip[11] = 0;
+    std::memcpy(ip + 12, src.ip, 4);
+    std::memcpy(ip + 16, dst.ip, 4);
+    return ip + 20;
+}
+
 // Writes Ethernet + IPv4 + TCP (+ `payload` bytes of `data`, may be null = zeros) at `f` and
 // returns the frame length (at least 60 bytes: padded like Ethernet). Checksums are left zero:
 // nothing on this path verifies them and the enforcer recomputes them when it rewrites.
@@ -67,17 +83,7 @@ inline uint16_t write_tcp(uint8_t *f, const Endpoint &src, const Endpoint &dst, 
     static const uint8_t ts_opts[12] = {1, 1, 8, 10, 0, 0, 0, 2, 0, 0, 0, 1};
     const uint8_t olen = opts == TcpOpts::kSyn ? 20 : opts == TcpOpts::kTimestamps ? 12 : 0;
     const uint16_t ip_len = static_cast<uint16_t>(20 + 20 + olen + payload);
-    uint8_t *e = f;
-    static const uint8_t macs[12] = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1};
-    std::memcpy(e, macs, 12);
-    e[12] = 0x08, e[13] = 0x00;
-    uint8_t *ip = f + 14;
-    ip[0] = 0x45, ip[1] = 0;
-    ip[2] = static_cast<uint8_t>(ip_len >> 8), ip[3] = static_cast<uint8_t>(ip_len);
-    ip[4] = 0, ip[5] = 1, ip[6] = 0x40, ip[7] = 0, ip[8] = 64, ip[9] = 6, ip[10] = 0, ip[11] = 0;
-    std::memcpy(ip + 12, src.ip, 4);
-    std::memcpy(ip + 16, dst.ip, 4);
-    uint8_t *t = ip + 20;
+    uint8_t *t = write_eth_ipv4(f, src, dst, 6, ip_len);
     t[0] = static_cast<uint8_t>(src.port >> 8), t[1] = static_cast<uint8_t>(src.port);
     t[2] = static_cast<uint8_t>(dst.port >> 8), t[3] = static_cast<uint8_t>(dst.port);
     for (int i = 0; i < 4; ++i) {
@@ -107,16 +113,7 @@ inline uint16_t write_tcp(uint8_t *f, const Endpoint &src, const Endpoint &dst, 
 // Checksum zero (allowed for UDP over IPv4).
 inline uint16_t write_udp(uint8_t *f, const Endpoint &src, const Endpoint &dst, uint16_t payload) {
     const uint16_t ip_len = static_cast<uint16_t>(20 + 8 + payload);
-    static const uint8_t macs[12] = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1};
-    std::memcpy(f, macs, 12);
-    f[12] = 0x08, f[13] = 0x00;
-    uint8_t *ip = f + 14;
-    ip[0] = 0x45, ip[1] = 0;
-    ip[2] = static_cast<uint8_t>(ip_len >> 8), ip[3] = static_cast<uint8_t>(ip_len);
-    ip[4] = 0, ip[5] = 1, ip[6] = 0x40, ip[7] = 0, ip[8] = 64, ip[9] = 17, ip[10] = 0, ip[11] = 0;
-    std::memcpy(ip + 12, src.ip, 4);
-    std::memcpy(ip + 16, dst.ip, 4);
-    uint8_t *u = ip + 20;
+    uint8_t *u = write_eth_ipv4(f, src, dst, 17, ip_len);
     u[0] = static_cast<uint8_t>(src.port >> 8), u[1] = static_cast<uint8_t>(src.port);
     u[2] = static_cast<uint8_t>(dst.port >> 8), u[3] = static_cast<uint8_t>(dst.port);
     u[4] = static_cast<uint8_t>((8 + payload) >> 8), u[5] = static_cast<uint8_t>(8 + payload);

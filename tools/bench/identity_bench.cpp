@@ -779,6 +779,33 @@ Measure established_through(Enforcer *e, rte_mempool *pool, uint32_t flows, uint
     return r;
 }
 
+// Established traffic of `flows` authorized flows through `e` against the null pipeline, best of
+// `rounds` (a shared machine): fills the row's figures. False (and why) unless every packet went.
+bool established_row(Enforcer *e, rte_mempool *pool, uint32_t flows, uint64_t bursts, int rounds,
+                     bool udp, Row &r) {
+    established_through(e, pool, flows, flows / kBurst + 1, nullptr, udp);  // warm
+    Measure nul, seg;
+    for (int round = 0; round < rounds; ++round) {
+        Measure n1 = established_through(nullptr, pool, flows, bursts, nullptr, udp);
+        Measure s1 = established_through(e, pool, flows, bursts, nullptr, udp);
+        Measure n2 = established_through(nullptr, pool, flows, bursts, nullptr, udp);
+        if (n2.cycles < n1.cycles) n1 = n2;
+        if (round == 0 || s1.cycles < seg.cycles) seg = s1;
+        if (round == 0 || n1.cycles < nul.cycles) nul = n1;
+    }
+    if (seg.pkts != bursts * kBurst) {
+        std::fprintf(stderr, "segwire-bench: %lu of %lu packets forwarded\n",
+                     (unsigned long)seg.pkts, (unsigned long)(bursts * kBurst));
+        return false;
+    }
+    const double hz = tsc_hz();
+    r.cycles = double(seg.cycles) / double(seg.pkts);
+    r.rate = hz / r.cycles;
+    r.null_cycles = double(nul.cycles) / double(nul.pkts);
+    r.null_rate = hz / r.null_cycles;
+    return true;
+}
+
 bool policy_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
     const uint32_t flows = o.quick ? 1000 : 10000;
     const uint64_t bursts = o.quick ? 10000 : 100000;
@@ -791,28 +818,11 @@ bool policy_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
         uint32_t stray = 0;
         uint32_t got = bed.handshakes(0, flows, false, stray);
         if (!check("policy", bed, flows, got, 4 * flows, stray)) return false;
-        established_through(bed.a.get(), pool, flows, flows / kBurst + 1);  // warm
-        Measure nul, seg;
-        for (int round = 0; round < (o.quick ? 1 : 3); ++round) {  // best of: shared machine
-            Measure n1 = established_through(nullptr, pool, flows, bursts);
-            Measure s1 = established_through(bed.a.get(), pool, flows, bursts);
-            Measure n2 = established_through(nullptr, pool, flows, bursts);
-            if (n2.cycles < n1.cycles) n1 = n2;
-            if (round == 0 || s1.cycles < seg.cycles) seg = s1;
-            if (round == 0 || n1.cycles < nul.cycles) nul = n1;
-        }
-        if (seg.pkts != bursts * kBurst) {
-            std::fprintf(stderr, "segwire-bench: policy %u: %lu of %lu packets forwarded\n", rules,
-                         (unsigned long)seg.pkts, (unsigned long)(bursts * kBurst));
-            return false;
-        }
         Row r;
+        if (!established_row(bed.a.get(), pool, flows, bursts, o.quick ? 1 : 3, false, r))
+            return false;
         r.name = "established + identity, policy rules";
         r.param = std::to_string(bed.rules_a);
-        r.cycles = double(seg.cycles) / double(seg.pkts);
-        r.rate = hz / r.cycles;
-        r.null_cycles = double(nul.cycles) / double(nul.pkts);
-        r.null_rate = hz / r.null_cycles;
         char note[160];
         std::snprintf(note, sizeof note,
                       "%u flows authorized by handshake; %u rules requested; set-up incl. compile "
@@ -860,29 +870,10 @@ bool udp_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
     std::fprintf(stderr, "  established UDP datagrams with identity ...\n");
     const uint32_t flows = warm + count;
     const uint64_t bursts = o.quick ? 10000 : 100000;
-    const double hz = tsc_hz();
-    established_through(bed.a.get(), pool, flows, flows / kBurst + 1, nullptr, true);  // warm
-    Measure nul, seg;
-    for (int round = 0; round < (o.quick ? 1 : 3); ++round) {  // best of: shared machine
-        Measure m1 = established_through(nullptr, pool, flows, bursts, nullptr, true);
-        Measure s1 = established_through(bed.a.get(), pool, flows, bursts, nullptr, true);
-        Measure m2 = established_through(nullptr, pool, flows, bursts, nullptr, true);
-        if (m2.cycles < m1.cycles) m1 = m2;
-        if (round == 0 || s1.cycles < seg.cycles) seg = s1;
-        if (round == 0 || m1.cycles < nul.cycles) nul = m1;
-    }
-    if (seg.pkts != bursts * kBurst) {
-        std::fprintf(stderr, "segwire-bench: UDP: %lu of %lu datagrams forwarded\n",
-                     (unsigned long)seg.pkts, (unsigned long)(bursts * kBurst));
-        return false;
-    }
     Row r;
+    if (!established_row(bed.a.get(), pool, flows, bursts, o.quick ? 1 : 3, true, r)) return false;
     r.name = "established UDP + identity";
     r.param = std::to_string(flows);
-    r.cycles = double(seg.cycles) / double(seg.pkts);
-    r.rate = hz / r.cycles;
-    r.null_cycles = double(nul.cycles) / double(nul.pkts);
-    r.null_rate = hz / r.null_cycles;
     r.note = "60-byte datagrams of flows authorized by the UDP handshake, client -> server at A";
     rows.push_back(r);
     print_row(r);
