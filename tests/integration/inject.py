@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Sends hand-made malformed frames out of an interface (AF_PACKET), `--repeat` times each.
+"""Sends hand-made malformed frames out of an interface (AF_PACKET), `--repeat` rounds of every kind.
 
 Prints the expected drop reason for each kind so the test can check segwire's counters.
 """
@@ -51,11 +51,13 @@ def main():
     s.bind((a.iface, 0))
     src_mac = s.getsockname()[4]
     dst_mac = bytes(int(x, 16) for x in a.dst_mac.split(":"))
-    sent = {}
-    for reason, f in frames(src_mac, dst_mac, a.src, a.dst).items():
-        for _ in range(a.repeat):
+    kinds = frames(src_mac, dst_mac, a.src, a.dst)
+    # Round-robin, so that a burst lost to a full receive ring costs every kind a little
+    # rather than one kind all of its copies.
+    for _ in range(a.repeat):
+        for f in kinds.values():
             s.send(f)
-        sent[reason] = a.repeat
+    sent = {reason: a.repeat for reason in kinds}
     print(json.dumps(sent))
 
 

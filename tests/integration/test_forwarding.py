@@ -91,9 +91,14 @@ def test_malformed_frames_dropped_and_counted_during_transfer(bed):
     sink = probe_server(bed.server, "sink --port 5002")
     sender = bed.client.popen(f"python3 {Path(__file__).parent / 'netprobe.py'} send --host {bed.SERVER4} --port 5002 --bytes {30 * MB}")
     server_mac = json.loads(bed.server.run(f"ip -j link show {bed.server_if}").stdout)[0]["address"]
-    inj = bed.client.run(f"python3 {INJECT} --iface {bed.client_if} --src {bed.CLIENT4} "
-                         f"--dst {bed.SERVER4} --dst-mac {server_mac} --repeat 25")
-    expected = json.loads(inj.stdout)
+    expected = {}
+
+    def inject(rounds):
+        inj = bed.client.run(f"python3 {INJECT} --iface {bed.client_if} --src {bed.CLIENT4} "
+                             f"--dst {bed.SERVER4} --dst-mac {server_mac} --repeat {rounds}")
+        for k, n in json.loads(inj.stdout).items():
+            expected[k] = expected.get(k, 0) + n
+    inject(25)
     out, err = sender.communicate(timeout=120)
     assert sender.returncode == 0, err
     sent = json.loads(out.strip().splitlines()[-1])
@@ -102,13 +107,22 @@ def test_malformed_frames_dropped_and_counted_during_transfer(bed):
 
     # Every kind is dropped under its own reason and never counted more often than it was sent.
     # (Exactly as often when the machine is idle; under load the kernel's af_packet ring may
-    # overflow before segwire sees a frame — the parser's unit tests count exactly.)
+    # overflow before segwire sees a frame — the parser's unit tests count exactly. A kind
+    # that lost every copy that way is sent again, now that the transfer is over.)
     def counted():
         drops = sw.stats()["drops"]
         delta = {k: drops[k.replace("-", "_")] - before[k.replace("-", "_")] for k in expected}
-        assert all(delta[k] <= n for k, n in expected.items()), delta
+        assert all(delta[k] <= n for k, n in expected.items()), (delta, expected)
         return all(delta[k] >= 1 for k in expected) and drops
-    drops = wait_for(counted, timeout=10, what=f"every malformed kind to be counted {expected}")
+    drops = None
+    for attempt in range(5):
+        try:
+            drops = wait_for(counted, timeout=5, what=f"every malformed kind to be counted {expected}")
+            break
+        except TimeoutError:
+            if attempt == 4:
+                raise
+            inject(1)
     assert sw.proc.poll() is None  # the worker survived
     assert drops["tx_full"] == 0
 
