@@ -96,6 +96,9 @@ def test_dns_over_tcp_and_cname_chains(lab):
 
 
 def test_dns_lookup_reports_reach_the_console(lab):
+    # Its own lookups, so that the test holds when run alone.
+    resolve(lab, "api.good.test", port=0)
+    resolve(lab, "alias.other.test", port=0)  # a CNAME chain
     resolve(lab, "missing.good.test", port=0)  # NXDOMAIN
 
     def reports():
@@ -111,4 +114,4 @@ def test_dns_lookup_reports_reach_the_console(lab):
     assert fail["resolvedIPs"] == []
     alias = wait_for(lambda: find("alias.other.test", "Resolve"), timeout=20, what="the CNAME report")[0]
     assert alias["resolvedCNAMEs"] == ["api.good.test"] and alias["resolvedIPs"] == ["10.88.0.5"]
-    assert lab.a.identity()["dns_answers"] >= 4
+    assert lab.a.identity()["dns_answers"] >= 3

@@ -84,7 +84,7 @@ def capture(ns, iface, port):
 
 def captured(p):
     p.send_signal(signal.SIGTERM)
-    out, _ = p.communicate(timeout=10)
+    out, _ = p.communicate(timeout=60)
     return json.loads(out.strip().splitlines()[-1])
 
 
