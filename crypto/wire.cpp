@@ -50,7 +50,11 @@ uint8_t vt(MsgType t) noexcept {
 }
 
 bool is_tcp_type(MsgType t) noexcept {
-    return t == MsgType::Syn || t == MsgType::SynAck || t == MsgType::Ack;
+    return t == MsgType::Syn || t == MsgType::SynAck || t == MsgType::Ack || t == MsgType::Confirm;
+}
+
+bool carries_mac(MsgType t) noexcept {
+    return t == MsgType::Ack || t == MsgType::Confirm;
 }
 
 bool is_ours(const uint8_t *opt, size_t len) noexcept {
@@ -93,7 +97,7 @@ size_t pad4(uint8_t *out, size_t len) noexcept {
 
 size_t write_tcp_option(std::span<uint8_t> out, MsgType type, const uint8_t *mac) noexcept {
     if (!is_tcp_type(type)) return 0;
-    const bool ack = type == MsgType::Ack;
+    const bool ack = carries_mac(type);
     const size_t len = ack ? kAckOptLen : kMarkerOptLen;
     if (out.size() < len || (ack && !mac)) return 0;
     out[0] = kTcpOptExperimental;
@@ -128,17 +132,17 @@ WireStatus find_tcp_option(std::span<const uint8_t> o, TcpOptionView &out) noexc
             inner = WireStatus::BadVersion;
             return true;
         }
-        if (t < 1 || t > 3) {
+        if (!is_tcp_type(static_cast<MsgType>(t))) {
             inner = WireStatus::BadType;
             return true;
         }
         out.type = static_cast<MsgType>(t);
-        const size_t want = out.type == MsgType::Ack ? kAckOptLen : kMarkerOptLen;
+        const size_t want = carries_mac(out.type) ? kAckOptLen : kMarkerOptLen;
         if (len != want) {
             inner = WireStatus::BadLength;
             return true;
         }
-        if (out.type == MsgType::Ack) out.mac = p + 5;
+        if (carries_mac(out.type)) out.mac = p + 5;
         return true;
     });
     if (s != WireStatus::Ok) return s;
@@ -341,7 +345,7 @@ void HandshakeMacs::prepare(const HmacKey &key, const FlowBinding &flow, const H
     build_mac_input(MacDirection::ServerToClient, flow, in, synack_input);
     build_mac_input(MacDirection::ClientToServer, flow, in, ack_input);
     jobs[0] = HmacJob{&key, synack_input.data(), kMacInputLen, synack_mac.data(), kMacLen};
-    jobs[1] = HmacJob{&key, ack_input.data(), kMacInputLen, ack_mac.data(), kMacLen};
+    jobs[1] = HmacJob{&key, ack_input.data(), kMacInputLen, ack_hmac.data(), 2 * kMacLen};
 }
 
 // --- UDP -----------------------------------------------------------------------------------------
@@ -401,6 +405,8 @@ WireStatus parse_udp_message(std::span<const uint8_t> body, UdpMessageView &out)
             out.type = MsgType::Reset;
             out.reason = body[2];
             return WireStatus::Ok;
+        case MsgType::Confirm:  // TCP only
+            break;
     }
     return WireStatus::BadType;
 }

@@ -20,7 +20,7 @@ inline constexpr uint16_t kExId = 0x5357;            // "SW"
 inline constexpr size_t kMacLen = 16;                // truncated HMAC-SHA256, 128 bits
 inline constexpr size_t kTcpOptionSpace = 40;
 inline constexpr size_t kMarkerOptLen = 5;     // FD 05 53 57 VT
-inline constexpr size_t kAckOptLen = 21;       // FD 15 53 57 VT MAC[16]
+inline constexpr size_t kAckOptLen = 21;       // FD 15 53 57 VT MAC[16] (Ack and Confirm)
 inline constexpr size_t kTokenHeaderLen = 20;  // version, type, nonce[16], claims length
 inline constexpr size_t kTokenTrailerLen = 2;  // token length, last two bytes of the payload
 inline constexpr size_t kMaxClaimsOnWire = 512;
@@ -35,6 +35,7 @@ enum class MsgType : uint8_t {
     Ack = 3,
     Reject = 4,  // UDP only (TCP uses RST)
     Reset = 5,   // UDP only: "I hold no state for this flow, handshake again"
+    Confirm = 6,  // TCP only: the server side's enforcer has verified the ACK proof (§4.3)
 };
 
 enum class WireStatus : uint8_t {
@@ -55,8 +56,9 @@ const char *to_string(WireStatus s) noexcept;
 
 // --- TCP option --------------------------------------------------------------------------------
 
-// Writes the marker (SYN, SYN-ACK) or the ACK proof (type Ack, `mac` = 16 bytes). Returns the
-// option length (5 or 21), 0 if `out` is too small or the type is not a TCP type.
+// Writes the marker (SYN, SYN-ACK), the ACK proof (type Ack) or the proof's confirmation (type
+// Confirm); the last two carry `mac` (16 bytes). Returns the option length (5 or 21), 0 if `out`
+// is too small or the type is not a TCP type.
 size_t write_tcp_option(std::span<uint8_t> out, MsgType type,
                         const uint8_t *mac = nullptr) noexcept;
 
@@ -65,7 +67,7 @@ struct TcpOptionView {
     MsgType type = MsgType::Syn;
     size_t offset = 0;  // within the options area, for stripping
     size_t length = 0;
-    const uint8_t *mac = nullptr;  // Ack only
+    const uint8_t *mac = nullptr;  // Ack and Confirm
 };
 
 // Walks a TCP options area (the bytes after the 20-byte header, data offset * 4 - 20 long).
@@ -145,11 +147,17 @@ void build_mac_input(MacDirection dir, const FlowBinding &flow, const HandshakeI
 
 // Both proofs of one handshake are computed together (the server when it sends the SYN-ACK, the
 // client when it receives it), so the later ACK check is a constant-time compare, not an HMAC.
+// The ACK input's HMAC is kept whole: its first 16 bytes are the client's proof (ACK option), its
+// last 16 the server side's confirmation that it verified that proof (TCP Confirm option). Seeing
+// the proof on the wire tells nothing about the confirmation.
 struct HandshakeMacs {
     alignas(64) std::array<uint8_t, kMacInputLen> synack_input;
     alignas(64) std::array<uint8_t, kMacInputLen> ack_input;
     std::array<uint8_t, kMacLen> synack_mac;
-    std::array<uint8_t, kMacLen> ack_mac;
+    std::array<uint8_t, 2 * kMacLen> ack_hmac;
+
+    const uint8_t *ack_mac() const noexcept { return ack_hmac.data(); }
+    const uint8_t *confirm_mac() const noexcept { return ack_hmac.data() + kMacLen; }
 
     // Fills both inputs and two HmacJobs (to be handed to HmacBatch::compute with others).
     void prepare(const HmacKey &key, const FlowBinding &flow, const HandshakeInputs &in,

@@ -21,6 +21,8 @@ struct rte_hash;
 
 namespace segwire::dp {
 
+struct PeerIdentity;
+
 enum class TcpState : uint8_t {
     None = 0,  // not TCP, or picked up mid-stream before any packet classified it
     SynSent,
@@ -82,7 +84,7 @@ struct alignas(64) Flow {
     uint8_t parked;            // packets held until the slow path answers
     uint8_t local_side;        // canonical side of the local PU
     uint32_t hs;               // handshake context index, or kNil
-    uint64_t peer_key;         // peer-cache key of the peer's claims (0 = peer without identity)
+    PeerIdentity *peer;        // the peer's verified identity, pinned (null: peer without one)
     uint64_t decided_version;  // policy snapshot version of the last decision
     uint32_t ack_seen[2];      // latest ACK number each side sent: what it expects next (for RSTs)
     HoldList hold;             // packets held while authorization is pending

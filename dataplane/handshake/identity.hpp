@@ -38,8 +38,11 @@ struct EnforcerState {
     }
 };
 
-// A verified (or refused) peer claims blob, made by the slow path and owned by one worker's peer
-// cache until it is replaced; then it goes back to the slow path to be freed.
+// A verified (or refused) peer claims blob, made by the slow path and owned by one worker from
+// then on: by its peer cache, and by every flow whose peer it names (a flow keeps its peer's
+// identity for its whole life, so a policy change can re-decide it however old it is, even after
+// the claims have expired or left the cache). It goes back to the slow path to be freed when it
+// is neither cached nor pinned by a flow. The worker-owned fields are only touched by that worker.
 struct PeerIdentity {
     crypto::ClaimsReason status = crypto::ClaimsReason::Ok;
     crypto::VerifiedClaims claims;  // valid when status is Ok
@@ -47,6 +50,11 @@ struct PeerIdentity {
     uint8_t blob[crypto::kClaimsMaxLen];  // the exact bytes, to confirm a cache hit
     policy::PeerTags tags;                // for tags.snapshot_version()
     uint32_t expires_at = 0;              // cache lifetime (short for refusals)
+    // Worker-owned:
+    uint64_t cache_key = 0;      // the worker's peer-cache key for the blob
+    uint32_t pins = 0;           // flows (and retag jobs in flight) that reference it
+    bool cached = false;         // a peer-cache slot holds it
+    bool retag_pending = false;  // a retag job for it is in flight
 };
 
 // A request to the slow path and, when it comes back, its answer. Each worker owns a fixed pool of
@@ -63,6 +71,8 @@ struct SlowJob {
     // request
     uint64_t cache_key = 0;   // kVerify, kRetag: the worker's key for the blob
     uint32_t expires_at = 0;  // kRetag: keep the verified entry's lifetime
+    // kRetag: the identity whose tags the answer replaces in place (pinned while in flight).
+    PeerIdentity *target = nullptr;
     uint32_t blob_len = 0;
     uint8_t blob[crypto::kClaimsMaxLen];             // kVerify, kRetag (kRetag: already verified)
     crypto::X25519Public local_pub, peer_pub;        // kSessionKey

@@ -120,9 +120,9 @@ void Worker::restart_flow(Flow &f) {
         rte_pktmbuf_free(m);
     }
     free_hs(f);
+    set_peer(f, nullptr);
     f.auth = Auth::kNew;
     f.role = kRoleNone;
-    f.peer_key = 0;
     f.decided_version = 0;
     f.ack_seen[0] = f.ack_seen[1] = 0;
 }
@@ -216,6 +216,7 @@ void Worker::on_flow_removed(int32_t pos, Flow &f) {
         rte_pktmbuf_free(m);
     }
     free_hs(f);
+    set_peer(f, nullptr);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,7 +285,7 @@ void Worker::decide_without_identity(Pkt &k, uint32_t pu, Direction dir) {
     Flow &f = flows_.at(k.pos);
     const FlowKey &key = flows_.key_at(k.pos);
     const IpAddr &peer = f.local_side == kSideA ? key.b : key.a;
-    f.peer_key = 0;
+    set_peer(f, nullptr);
     // Rules name the responder's port, whichever packet (SYN, SYN-ACK, first datagram) decides.
     uint16_t port = policy_port(k.v);
     if (k.v.proto == kProtoTcp || k.v.proto == kProtoUdp)
@@ -398,6 +399,80 @@ bool Worker::add_ack_proof(Pkt &k, const uint8_t *mac) {
                        idr_->mtu[k.arrival ^ 1], idr_->tx_csum[k.arrival ^ 1]) == RewriteStatus::Ok;
 }
 
+// Removes segwire's option (and on a SYN or SYN-ACK its token) from a packet on its way to a host:
+// end hosts never see either, in any state (docs/protocol.md §4.2). False: dropped.
+bool Worker::scrub_identity(Pkt &k, const crypto::wire::TcpOptionView &ov) {
+    size_t token_len = 0;
+    if ((k.v.tcp_flags & kTcpSyn) && (ov.type == MsgType::Syn || ov.type == MsgType::SynAck)) {
+        crypto::wire::TokenView tok;
+        if (token_of(k, tok) != WireStatus::Ok) {
+            drop(k, DropReason::TokenMalformed);
+            return false;
+        }
+        token_len = tok.token_len;
+    }
+    if (!strip_identity(k, token_len)) {
+        drop(k, DropReason::TokenMalformed);
+        return false;
+    }
+    ids_.options_scrubbed.add();
+    return true;
+}
+
+// The server side's confirmation that it verified A's proof: a bare ACK from the server's address
+// carrying the Confirm option, which A consumes (docs/protocol.md §4.3). `k` is the client
+// segment that carried the proof; the confirmation takes its reverse direction.
+void Worker::send_confirm(const Pkt &k, HandshakeCtx &x) {
+    alignas(4) uint8_t opt[24];
+    crypto::wire::write_tcp_option(opt, MsgType::Confirm, x.confirm_mac);
+    std::memset(opt + crypto::wire::kAckOptLen, 1, sizeof opt - crypto::wire::kAckOptLen);  // NOPs
+    // seq: what the client expects next from the server; ack: up to this segment's start.
+    rte_mbuf *r = build_tcp_control(idr_->pool, k.m, k.v, true, k.v.ack, k.v.seq, kTcpAck, 0xffff,
+                                    opt, idr_->tx_csum[k.arrival]);
+    if (!r) return;
+    x.last_send_tsc = now_tsc_;
+    ids_.confirms_sent.add();
+    enqueue_tx(r, k.arrival);
+}
+
+// ---------------------------------------------------------------------------------------------
+// peer identities: cached, and pinned by the flows that name them
+
+void Worker::free_identity(PeerIdentity *p) {
+    // The slow path frees what workers hand back (the worker never calls delete).
+    if (rte_ring_sp_enqueue(idr_->garbage[s_.id], p) != 0) ids_.identities_lost.add();
+}
+
+void Worker::unpin(PeerIdentity *p) {
+    if (--p->pins == 0 && !p->cached) free_identity(p);
+}
+
+void Worker::uncache(PeerIdentity *p) {
+    p->cached = false;
+    if (p->pins == 0) free_identity(p);
+}
+
+void Worker::set_peer(Flow &f, const PeerIdentity *p) {
+    auto *np = const_cast<PeerIdentity *>(p);  // the worker owns every identity it references
+    if (f.peer == np) return;
+    if (np) ++np->pins;
+    PeerIdentity *old = f.peer;
+    f.peer = np;
+    if (old) unpin(old);
+}
+
+// A job asking the slow path for `target`'s tags under the current snapshot.
+void Worker::retag_job(SlowJob *j, PeerIdentity *target) {
+    j->kind = SlowJob::kRetag;
+    j->cache_key = target->cache_key;
+    j->expires_at = target->expires_at;
+    j->blob_len = target->blob_len;
+    std::memcpy(j->blob, target->blob, target->blob_len);
+    j->target = target;
+    ++target->pins;
+    target->retag_pending = true;
+}
+
 // ---------------------------------------------------------------------------------------------
 // caches and the slow path
 
@@ -408,6 +483,7 @@ SlowJob *Worker::take_job() {
     j->worker = static_cast<uint16_t>(s_.id);
     j->pos = -1;
     j->peer = nullptr;
+    j->target = nullptr;
     j->key_ok = false;
     return j;
 }
@@ -487,11 +563,7 @@ const PeerIdentity *Worker::lookup_peer(Pkt &k, std::span<const uint8_t> blob, u
             drop(k, DropReason::SlowpathBusy);
             return nullptr;
         }
-        j->kind = SlowJob::kRetag;
-        j->cache_key = key;
-        j->expires_at = p->expires_at;
-        j->blob_len = static_cast<uint32_t>(blob.size());
-        std::memcpy(j->blob, blob.data(), blob.size());
+        retag_job(j, const_cast<PeerIdentity *>(p));
         park(k, j);
         return nullptr;
     }
@@ -560,12 +632,25 @@ void Worker::poll_slowpath() {
                     client ? j->local_pub : j->peer_pub, client ? j->peer_pub : j->local_pub);
                 keys_->insert(ck, now_unix_ + 3600, now_unix_).key = j->key;
             }
+        } else if (j->target) {
+            // A retag: the identity gets the new snapshot's tag IDs in place, so every flow and
+            // cache slot that references it sees them (swap: no allocation here).
+            PeerIdentity *t = j->target;
+            j->target = nullptr;
+            t->retag_pending = false;
+            if (j->peer) {
+                std::swap(t->tags, j->peer->tags);
+                free_identity(j->peer);
+            }
+            unpin(t);
         } else if (j->peer) {
             std::array<uint8_t, 8> ck;
             std::memcpy(ck.data(), &j->cache_key, 8);
+            j->peer->cache_key = j->cache_key;
             PeerIdentity *&slot = peers_->insert(ck, j->peer->expires_at, now_unix_);
-            if (slot && slot != j->peer) rte_ring_sp_enqueue(idr_->garbage[s_.id], slot);
+            if (slot && slot != j->peer) uncache(slot);
             slot = j->peer;
+            slot->cached = true;
         }
         free_jobs_.push_back(j);
     }
@@ -607,7 +692,7 @@ const PeerIdentity *Worker::verified_peer(Pkt &k, const crypto::wire::TokenView 
     record(k, f, policy::Decision{}, DropReason::ClaimsInvalid, nullptr,
            static_cast<uint8_t>(peer->status));
     if (k.v.proto == kProtoUdp) {
-        f.peer_key = 0;
+        set_peer(f, nullptr);
         udp_reject(k, tok.nonce, true);
     } else {
         reject_tcp(k, reset_peer_side);
@@ -653,6 +738,14 @@ void Worker::identity_step(Pkt &k) {
             forward(k);
             return;
         case Auth::kAllowed:
+            // Past the handshake segwire's option may still arrive from outside (a proof A added
+            // before it had our confirmation, a replayed SYN): it never reaches the host. A TCP
+            // server-role flow keeps its context only while A may still send proofs.
+            if (k.v.proto == kProtoTcp && k.arrival == kOutside &&
+                (k.v.opt.exp_off || f.hs != kNil || (k.v.tcp_flags & kTcpSyn))) {
+                allowed_tcp_from_outside(k);
+                return;
+            }
             // Answers to a query the PU sent (the flow is the PU's own): never unsolicited ones.
             if (k.v.sport == 53 && k.arrival == kOutside && k.v.payload_len &&
                 (k.v.proto == kProtoUdp || k.v.proto == kProtoTcp) && f.init_side == f.local_side &&
@@ -860,7 +953,8 @@ void Worker::client_check_synack(Pkt &k, BatchOp::Op op, const PeerIdentity *pee
     const crypto::HmacKey *hk =
         session_key(k, x.local_pub, peer->claims.ephemeral_pub(), crypto::Role::Client);
     if (!hk) return;
-    f.peer_key = key;
+    (void)key;
+    set_peer(f, peer);
     std::memcpy(x.server_nonce, server_nonce, 16);
     x.server_hash = peer->claims.hash();
     const policy::Decision d = decisions_->decide(*st_->policy, x.local_pu, Direction::kOutgoing,
@@ -872,9 +966,14 @@ void Worker::client_ack_state(Pkt &k) {
     Flow &f = flows_.at(k.pos);
     HandshakeCtx &x = hs_[f.hs];
     if (k.arrival == kInside) {
-        // Until the server answers, every client packet carries the proof (the first ACK may be
-        // lost; TCP does not retransmit a pure ACK).
+        // Until the server side confirms it verified the proof, every client packet carries it
+        // (the ACK that first carried it may be lost; TCP does not retransmit a pure ACK).
         if (!(k.v.tcp_flags & kTcpRst) && add_ack_proof(k, x.ack_mac)) ids_.ack_proofs_added.add();
+        forward(k);
+        return;
+    }
+    if (k.v.tcp_flags & kTcpRst) {  // the server, or B refusing us, ended the connection
+        restart_flow(f);
         forward(k);
         return;
     }
@@ -888,10 +987,67 @@ void Worker::client_ack_state(Pkt &k) {
         }
         return;
     }
-    // The server answered after the handshake: it accepted our proof.
-    f.auth = Auth::kAllowed;
-    ids_.authorized.add();
-    free_hs(f);
+    if (k.v.opt.exp_off) {
+        crypto::wire::TcpOptionView ov;
+        const WireStatus ws = crypto::wire::find_tcp_option(tcp_options(k.m, k.v), ov);
+        if (ws == WireStatus::Ok && ov.type == MsgType::Confirm) {
+            if (!crypto::tag_equal(ov.mac, x.confirm_mac, crypto::wire::kMacLen)) {
+                drop(k, DropReason::MacMismatch);
+                return;
+            }
+            // B holds our proof: the flow is authorized. The confirmation was B's own segment.
+            ids_.confirms_received.add();
+            ids_.authorized.add();
+            f.auth = Auth::kAllowed;
+            free_hs(f);
+            rte_pktmbuf_free(k.m);
+            return;
+        }
+        if (ws != WireStatus::NotPresent) {
+            if (ws != WireStatus::Ok) {
+                drop(k, DropReason::TokenMalformed);
+                return;
+            }
+            if (!scrub_identity(k, ov)) return;
+        }
+    }
+    // A server segment is no evidence that B has our proof: with TCP Fast Open the server sends
+    // data before the client's ACK has even reached B.
+    forward(k);
+}
+
+// An authorized TCP flow, a packet from outside that may carry segwire's option (or a SYN).
+void Worker::allowed_tcp_from_outside(Pkt &k) {
+    Flow &f = flows_.at(k.pos);
+    if (is_syn(k.v)) ids_.syns_on_open_flow.add();  // answered by the host's challenge ACK
+    crypto::wire::TcpOptionView ov;
+    const WireStatus ws = k.v.opt.exp_off
+                              ? crypto::wire::find_tcp_option(tcp_options(k.m, k.v), ov)
+                              : WireStatus::NotPresent;
+    if (ws == WireStatus::NotPresent) {
+        // Server role: a client packet without proof means A has our confirmation.
+        if (f.hs != kNil && f.role == kRoleServer) free_hs(f);
+        forward(k);
+        return;
+    }
+    if (ws != WireStatus::Ok) {
+        drop(k, DropReason::TokenMalformed);
+        return;
+    }
+    if (ov.type == MsgType::Confirm && f.role == kRoleClient) {
+        rte_pktmbuf_free(k.m);  // a repeated confirmation: B's own segment, nothing for the host
+        return;
+    }
+    if (ov.type == MsgType::Ack && f.role == kRoleServer && f.hs != kNil) {
+        HandshakeCtx &x = hs_[f.hs];
+        if (!crypto::tag_equal(ov.mac, x.ack_mac, crypto::wire::kMacLen)) {
+            drop(k, DropReason::MacMismatch);
+            return;
+        }
+        // A has not seen our confirmation yet: repeat it (at most once per millisecond).
+        if (now_tsc_ - x.last_send_tsc >= ms_tsc_) send_confirm(k, x);
+    }
+    if (!scrub_identity(k, ov)) return;
     forward(k);
 }
 
@@ -932,7 +1088,7 @@ void Worker::server_syn_state(Pkt &k) {
         uint64_t key;
         const PeerIdentity *peer = verified_peer(k, tok, key, false);
         if (!peer) return;
-        f.peer_key = key;
+        set_peer(f, peer);
         ids_.syn_verified.add();
         policy::Decision d =
             decisions_->decide(pol, pu, Direction::kIncoming, peer->tags, kProtoTcp, k.v.dport);
@@ -951,23 +1107,20 @@ void Worker::server_syn_state(Pkt &k) {
     }
     HandshakeCtx &x = hs_[f.hs];
     const crypto::SignedClaims *c = st_->claims_of(x.local_pu);
-    std::array<uint8_t, 8> ck;
-    std::memcpy(ck.data(), &f.peer_key, 8);
-    PeerIdentity **pp = peers_->find(ck, now_unix_);
-    if (!c || !pp || !*pp) {
+    if (!c || !f.peer) {
         drop(k, DropReason::NoSessionKey);
         return;
     }
     x.server_hash = c->hash;
     x.local_pub = c->claims.ephemeral_pub;
     const crypto::HmacKey *hk =
-        session_key(k, x.local_pub, (*pp)->claims.ephemeral_pub(), crypto::Role::Server);
+        session_key(k, x.local_pub, f.peer->claims.ephemeral_pub(), crypto::Role::Server);
     if (!hk) return;
     if (!nonces_->next(std::span<uint8_t, 16>(x.server_nonce, 16))) {
         drop(k, DropReason::SlowpathBusy);
         return;
     }
-    queue_macs(k, BatchOp::kServerSignSynAck, *pp, policy::Decision{}, *hk);
+    queue_macs(k, BatchOp::kServerSignSynAck, f.peer, policy::Decision{}, *hk);
 }
 
 void Worker::accept_server_syn(Pkt &k, const PeerIdentity &peer, const crypto::wire::TokenView &tok,
@@ -1030,10 +1183,11 @@ void Worker::server_synack_state(Pkt &k) {
     if (ws != WireStatus::Ok || ov.type != MsgType::Ack || !ov.mac ||
         !crypto::tag_equal(ov.mac, x.ack_mac, crypto::wire::kMacLen)) {
         policy::Decision d;
-        record(k, f, d, DropReason::MacMismatch, nullptr);
+        record(k, f, d, DropReason::MacMismatch, f.peer);  // names the client the SYN proved
         drop(k, DropReason::MacMismatch);
         return;
     }
+    send_confirm(k, x);
     if (!strip_identity(k, 0)) {
         drop(k, DropReason::TokenMalformed);
         return;
@@ -1041,7 +1195,9 @@ void Worker::server_synack_state(Pkt &k) {
     ids_.ack_proofs_verified.add();
     ids_.authorized.add();
     f.auth = Auth::kAllowed;
-    free_hs(f);
+    // The context stays while A may still add proofs (until a client packet comes without one,
+    // or kAckKeepMs): they are checked, stripped and answered with the confirmation again.
+    udp_arm(f.hs, k.pos);
     forward(k);
     release_held(f);
 }
@@ -1069,7 +1225,8 @@ void Worker::finish_op(BatchOp &op) {
     f.parked &= static_cast<uint8_t>(~kInBatch);
     HandshakeCtx &x = hs_[f.hs];
     std::memcpy(x.synack_mac, op.macs.synack_mac.data(), crypto::wire::kMacLen);
-    std::memcpy(x.ack_mac, op.macs.ack_mac.data(), crypto::wire::kMacLen);
+    std::memcpy(x.ack_mac, op.macs.ack_mac(), crypto::wire::kMacLen);
+    std::memcpy(x.confirm_mac, op.macs.confirm_mac(), crypto::wire::kMacLen);
     if (op.op == BatchOp::kUdpServerSignSynAck || op.op == BatchOp::kUdpClientCheckSynAck) {
         udp_finish_op(op);
         return;
@@ -1141,22 +1298,21 @@ void Worker::reevaluate(uint32_t budget) {
             f.local_side == f.init_side ? Direction::kOutgoing : Direction::kIncoming;
         const uint16_t port = f.init_side == kSideA ? key.pb : key.pa;
         policy::Decision d;
-        const PeerIdentity *pid = nullptr;
-        if (f.peer_key) {
-            std::array<uint8_t, 8> ck;
-            std::memcpy(ck.data(), &f.peer_key, 8);
-            PeerIdentity **pp = peers_->find(ck, now_unix_);
-            if (!pp || !*pp) continue;  // identity no longer cached: keep the earlier decision
-            pid = *pp;
+        const PeerIdentity *pid = f.peer;  // pinned for the flow's life, whatever its age
+        if (pid) {
             if (pid->tags.snapshot_version() != pol.version()) {
-                // Needs fresh tags from the slow path; come back on a later sweep.
-                if (SlowJob *j = take_job()) {
-                    j->kind = SlowJob::kRetag;
-                    j->cache_key = f.peer_key;
-                    j->expires_at = pid->expires_at;
-                    j->blob_len = pid->blob_len;
-                    std::memcpy(j->blob, pid->blob, pid->blob_len);
-                    if (rte_ring_sp_enqueue(idr_->slow_req[s_.id], j) != 0) free_jobs_.push_back(j);
+                // Needs the new snapshot's tag IDs from the slow path (one job per identity, not
+                // per flow); the sweep comes back for it as soon as the answer is in.
+                if (!pid->retag_pending) {
+                    if (SlowJob *j = take_job()) {
+                        retag_job(j, f.peer);
+                        if (rte_ring_sp_enqueue(idr_->slow_req[s_.id], j) != 0) {
+                            j->target = nullptr;
+                            f.peer->retag_pending = false;
+                            unpin(f.peer);
+                            free_jobs_.push_back(j);
+                        }
+                    }
                 }
                 reeval_incomplete_ = true;
                 continue;

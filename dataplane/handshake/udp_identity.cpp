@@ -193,7 +193,7 @@ void Worker::udp_reject(Pkt &k, const uint8_t nonce[16], bool to_source) {
     Flow &f = flows_.at(k.pos);
     uint8_t body[crypto::wire::kUdpRejectLen];
     const size_t bl = crypto::wire::write_udp_reject(
-        body, f.peer_key ? kRejectPolicy : kRejectClaims, std::span<const uint8_t, 16>(nonce, 16));
+        body, f.peer ? kRejectPolicy : kRejectClaims, std::span<const uint8_t, 16>(nonce, 16));
     if (bl && udp_send_ctl(k, to_source, {body, bl}, 0, false)) ids_.udp_rejects_sent.add();
     udp_refused(k);
 }
@@ -312,7 +312,7 @@ void Worker::udp_server_syn(Pkt &k, const UdpMessageView &msg, uint32_t pu) {
     if (!peer) return;  // parked for the slow path, dropped, or refused
     f.role = kRoleServer;
     f.init_side = k.side;
-    f.peer_key = key;
+    set_peer(f, peer);
     f.decided_version = st_->policy->version();
     ids_.syn_verified.add();
     const policy::Decision d = decisions_->decide(*st_->policy, pu, Direction::kIncoming,
@@ -658,7 +658,9 @@ void Worker::udp_timeout(uint32_t h) {
             if (elapsed >= kResetHoldMs * ms_tsc_) udp_fallback(pos, f);
             return;
         case Auth::kAllowed:
-            if (f.role == kRoleClient && elapsed >= kAckKeepMs * ms_tsc_) free_hs(f);
+            // UDP client: its ACK answers re-sent SYN-ACKs. TCP server: A may still add proofs
+            // until it has our confirmation (tcp_identity.cpp).
+            if (elapsed >= kAckKeepMs * ms_tsc_) free_hs(f);
             return;
         default:
             x.armed = false;
@@ -680,7 +682,7 @@ void Worker::udp_fallback(int32_t pos, Flow &f) {
     k.pos = pos;
     k.v.family = key.family;
     k.v.proto = kProtoUdp;
-    f.peer_key = 0;
+    set_peer(f, nullptr);
     f.decided_version = pol.version();
     ids_.acl_decisions.add();
     ids_.udp_fallbacks.add();

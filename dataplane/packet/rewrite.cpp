@@ -151,14 +151,17 @@ bool clamp_mss(rte_mbuf *m, const PacketView &v, uint16_t mss) {
     return false;
 }
 
-rte_mbuf *build_tcp_reset(rte_mempool *pool, const rte_mbuf *orig, const PacketView &v,
-                          bool to_source, uint32_t seq, uint32_t ack, bool with_ack,
-                          const TxChecksum &tx) {
+rte_mbuf *build_tcp_control(rte_mempool *pool, const rte_mbuf *orig, const PacketView &v,
+                            bool to_source, uint32_t seq, uint32_t ack, uint8_t flags,
+                            uint16_t window, std::span<const uint8_t> options,
+                            const TxChecksum &tx) {
+    if (options.size() % 4 || options.size() > 40) return nullptr;
     rte_mbuf *m = rte_pktmbuf_alloc(pool);
     if (!m) return nullptr;
     const uint8_t *o = rte_pktmbuf_mtod(orig, const uint8_t *);
     const uint32_t ip_len = v.family == 4 ? 20 : 40;
-    const uint32_t len = v.l3_off + ip_len + 20;
+    const uint32_t tcp_len = 20 + static_cast<uint32_t>(options.size());
+    const uint32_t len = v.l3_off + ip_len + tcp_len;
     uint8_t *f = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, static_cast<uint16_t>(len)));
     if (!f) {
         rte_pktmbuf_free(m);
@@ -174,7 +177,7 @@ rte_mbuf *build_tcp_reset(rte_mempool *pool, const rte_mbuf *orig, const PacketV
     uint8_t *ip = f + v.l3_off;
     if (v.family == 4) {
         ip[0] = 0x45;
-        wr16(ip + 2, static_cast<uint16_t>(ip_len + 20));
+        wr16(ip + 2, static_cast<uint16_t>(ip_len + tcp_len));
         wr16(ip + 6, 0x4000);  // DF
         ip[8] = 64;
         ip[9] = kProtoTcp;
@@ -182,7 +185,7 @@ rte_mbuf *build_tcp_reset(rte_mempool *pool, const rte_mbuf *orig, const PacketV
         std::memcpy(ip + 16, dst.b, 4);
     } else {
         ip[0] = 0x60;
-        wr16(ip + 4, 20);
+        wr16(ip + 4, static_cast<uint16_t>(tcp_len));
         ip[6] = kProtoTcp;
         ip[7] = 64;
         std::memcpy(ip + 8, src.b, 16);
@@ -192,14 +195,23 @@ rte_mbuf *build_tcp_reset(rte_mempool *pool, const rte_mbuf *orig, const PacketV
     wr16(t, to_source ? v.dport : v.sport);
     wr16(t + 2, to_source ? v.sport : v.dport);
     wr32(t + 4, seq);
-    wr32(t + 8, with_ack ? ack : 0);
-    t[12] = 5 << 4;
-    t[13] = kTcpRst | (with_ack ? kTcpAck : 0);
+    wr32(t + 8, (flags & kTcpAck) ? ack : 0);
+    t[12] = static_cast<uint8_t>((tcp_len / 4) << 4);
+    t[13] = flags;
+    wr16(t + 14, window);
+    if (!options.empty()) std::memcpy(t + 20, options.data(), options.size());
     PacketView rv;
     parse_packet(f, len, rv);
     fix_checksums(m, rv, tx);
     m->port = orig->port;
     return m;
+}
+
+rte_mbuf *build_tcp_reset(rte_mempool *pool, const rte_mbuf *orig, const PacketView &v,
+                          bool to_source, uint32_t seq, uint32_t ack, bool with_ack,
+                          const TxChecksum &tx) {
+    return build_tcp_control(pool, orig, v, to_source, seq, ack,
+                             static_cast<uint8_t>(kTcpRst | (with_ack ? kTcpAck : 0)), 0, {}, tx);
 }
 
 }  // namespace segwire::dp

@@ -52,6 +52,13 @@ std::span<const uint8_t> tcp_options(const rte_mbuf *m, const PacketView &v);
 // or its destination, with the given sequence/ack numbers (flags: RST, or RST|ACK when ack is
 // meaningful). L2 addresses are mirrored accordingly; VLAN tags are kept. Returns nullptr when
 // the pool is empty.
+// A TCP segment without payload for the connection `v` belongs to, addressed like an RST above,
+// with the given flags, window and options (a multiple of 4, at most 40 bytes): segwire's own
+// control segments (RSTs, the ACK proof's confirmation). Returns nullptr when the pool is empty.
+rte_mbuf *build_tcp_control(rte_mempool *pool, const rte_mbuf *orig, const PacketView &v,
+                            bool to_source, uint32_t seq, uint32_t ack, uint8_t flags,
+                            uint16_t window, std::span<const uint8_t> options,
+                            const TxChecksum &tx);
 rte_mbuf *build_tcp_reset(rte_mempool *pool, const rte_mbuf *orig, const PacketView &v,
                           bool to_source, uint32_t seq, uint32_t ack, bool with_ack,
                           const TxChecksum &tx);

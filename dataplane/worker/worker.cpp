@@ -211,9 +211,37 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
             continue;
         }
         Pkt pk{m, v, p, arrival, side};
+        const uint64_t created = f.created_tsc;
         identity_step(pk);
+        // A SYN from outside may have been refused: such a flow must not keep its entry.
+        if (arrival == kOutside && v.proto == kProtoTcp && (v.tcp_flags & kTcpSyn))
+            retire_[retire_n_++] = Retire{p, created};
     }
-    if (st_) finish_batch();
+    if (st_) {
+        finish_batch();
+        retire_flows();
+    }
+}
+
+// New flows from outside that were refused at their SYN (policy, refused or malformed claims, a
+// full slow path) leave no entry behind: a flood of forged SYNs with distinct tuples cannot fill
+// the table, and a retransmitted SYN is simply decided again (the decision is cached). Run after
+// the batch, when no packet of the burst still refers to the entry.
+void Worker::retire_flows() {
+    for (uint16_t i = 0; i < retire_n_; ++i) {
+        const Retire r = retire_[i];
+        if (!flows_.in_use(static_cast<uint32_t>(r.pos))) continue;
+        Flow &f = flows_.at(r.pos);
+        if (f.created_tsc != r.created) continue;
+        const bool refused = f.auth == Auth::kRejected || f.auth == Auth::kNew;
+        if (!refused || f.parked || f.hold.count || f.hs != kNil || f.in_port != kOutside ||
+            f.pkts[f.init_side ^ 1] != 0)
+            continue;
+        set_peer(f, nullptr);
+        flows_.remove(r.pos);
+        ids_.flows_retired.add();
+    }
+    retire_n_ = 0;
 }
 
 void Worker::flush_steer() {

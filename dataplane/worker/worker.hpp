@@ -102,6 +102,10 @@ struct alignas(64) IdentityStats {
         ack_proofs_verified, authorized, rejected, acl_decisions, passthrough, parked, slow_jobs,
         peer_cache_hits, peer_cache_misses, key_cache_hits, key_cache_misses, hmac_batches,
         hmac_jobs, records, records_lost, flows_cut, resets_sent, exceptions;
+    // The ACK proof's confirmation (docs/protocol.md §4.3), options scrubbed off packets for end
+    // hosts, identity SYNs on an open connection, refused new flows whose entry was removed.
+    Counter confirms_sent, confirms_received, options_scrubbed, syns_on_open_flow, flows_retired,
+        identities_lost;  // a full garbage ring: a PeerIdentity leaked
     // UDP handshake (docs/protocol.md §9)
     Counter udp_syn_sent, udp_synack_sent, udp_ack_sent, udp_retransmits, udp_rejects_sent,
         udp_resets_sent, udp_resets_received, udp_fallbacks, udp_control_consumed,
@@ -153,7 +157,8 @@ class Worker {
     struct HandshakeCtx {
         uint8_t client_nonce[16], server_nonce[16];
         crypto::Digest client_hash, server_hash;
-        uint8_t synack_mac[crypto::wire::kMacLen], ack_mac[crypto::wire::kMacLen];
+        uint8_t synack_mac[crypto::wire::kMacLen], ack_mac[crypto::wire::kMacLen],
+            confirm_mac[crypto::wire::kMacLen];
         crypto::X25519Public local_pub;
         uint32_t local_pu;
         uint32_t next_free;
@@ -220,6 +225,16 @@ class Worker {
                       std::span<const uint8_t> claims, const uint8_t *mac);
     bool strip_identity(Pkt &k, size_t token_len);
     bool add_ack_proof(Pkt &k, const uint8_t *mac);
+    bool scrub_identity(Pkt &k, const crypto::wire::TcpOptionView &ov);
+    bool scrub_if_marked(Pkt &k);
+    void send_confirm(const Pkt &k, HandshakeCtx &x);
+    void allowed_tcp_from_outside(Pkt &k);
+    void set_peer(Flow &f, const PeerIdentity *p);
+    void unpin(PeerIdentity *p);
+    void free_identity(PeerIdentity *p);
+    void retag_job(SlowJob *j, PeerIdentity *target);
+    void uncache(PeerIdentity *p);
+    void retire_flows();
     void track_seq(Flow &f, const Pkt &k);
     void release_held(Flow &f);
     void restart_flow(Flow &f);
@@ -303,6 +318,14 @@ class Worker {
     std::vector<SlowJob> jobs_;
     std::vector<SlowJob *> free_jobs_;
     std::vector<int32_t> parked_scratch_;  // flows whose slow-path answer came back this loop
+    // New flows refused at their first packet: removed at the end of the burst (docs/handshake.md
+    // "Refused flows hold no entry"), so a flood of refused SYNs cannot fill the table.
+    struct Retire {
+        int32_t pos;
+        uint64_t created;
+    };
+    Retire retire_[kMaxBurst];
+    uint16_t retire_n_ = 0;
     BatchOp batch_[kMaxBurst];
     uint16_t batch_n_ = 0;
     Pkt deferred_[kStage];

@@ -433,7 +433,15 @@ struct Bed {
         for (uint16_t i = 0; i < k; ++i) out[i]->port = second.port(out_side);
         second.pump(out, k);
         k = second.take(in_side, out);
-        stray += free_all(second, out_side);
+        // What the second enforcer sends back (B's confirmation of the ACK proof) goes to the
+        // first, which consumes it: nothing of it may reach a host.
+        rte_mbuf *back[4 * dp::kMaxBurst];
+        const uint16_t nb = second.take(out_side, back);
+        if (nb) {
+            for (uint16_t i = 0; i < nb; ++i) back[i]->port = first.port(out_side);
+            first.pump(back, nb);
+            stray += free_all(first, in_side) + free_all(first, out_side);
+        }
         const uint64_t t0 = rte_rdtsc();
         rte_pktmbuf_free_bulk(out, k);
         host_cycles += rte_rdtsc() - t0;

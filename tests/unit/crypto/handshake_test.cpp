@@ -128,7 +128,7 @@ class Handshake : public ::testing::Test {
         uint8_t *slot = nullptr;
         write_token(synack_out, MsgType::SynAck, st.ns, mine->blob, &slot);
         std::memcpy(slot, m.synack_mac.data(), kMacLen);
-        st.expected_ack = m.ack_mac;
+        std::copy_n(m.ack_mac(), kMacLen, st.expected_ack.begin());
         return true;
     }
 
@@ -150,8 +150,8 @@ class Handshake : public ::testing::Test {
         m.prepare(*key, f, {st.nc, ns, &st.mine->hash, &hs}, jobs);
         EXPECT_TRUE(a_.hmac.compute(jobs));
         if (!tag_equal(m.synack_mac.data(), t.mac, kMacLen)) return false;
-        st.ack_mac = m.ack_mac;
-        return write_tcp_option(ack_option, MsgType::Ack, m.ack_mac.data()) == kAckOptLen;
+        std::copy_n(m.ack_mac(), kMacLen, st.ack_mac.begin());
+        return write_tcp_option(ack_option, MsgType::Ack, m.ack_mac()) == kAckOptLen;
     }
 
     // B: ACK in -> authorized?

@@ -78,7 +78,8 @@ std::vector<std::pair<std::string, std::string>> derive(const std::vector<uint8_
     put("tcp_synack_mac_input", hex(m.synack_input));
     put("tcp_ack_mac_input", hex(m.ack_input));
     put("tcp_synack_mac", hex(m.synack_mac));
-    put("tcp_ack_mac", hex(m.ack_mac));
+    put("tcp_ack_mac", hex(std::span(m.ack_mac(), kMacLen)));
+    put("tcp_confirm_mac", hex(std::span(m.confirm_mac(), kMacLen)));
 
     // The same handshake over IPv6 [fd00::1]:40000 -> [fd00::2]:443.
     const uint8_t c6[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
@@ -88,15 +89,17 @@ std::vector<std::pair<std::string, std::string>> derive(const std::vector<uint8_
     EXPECT_TRUE(batch.compute(jobs));
     put("tcp6_synack_mac_input", hex(m6.synack_input));
     put("tcp6_synack_mac", hex(m6.synack_mac));
-    put("tcp6_ack_mac", hex(m6.ack_mac));
+    put("tcp6_ack_mac", hex(std::span(m6.ack_mac(), kMacLen)));
 
     uint8_t opt[kAckOptLen];
     write_tcp_option(opt, MsgType::Syn);
     put("tcp_syn_option", hex(std::span(opt, kMarkerOptLen)));
     write_tcp_option(opt, MsgType::SynAck);
     put("tcp_synack_option", hex(std::span(opt, kMarkerOptLen)));
-    write_tcp_option(opt, MsgType::Ack, m.ack_mac.data());
+    write_tcp_option(opt, MsgType::Ack, m.ack_mac());
     put("tcp_ack_option", hex(std::span(opt, kAckOptLen)));
+    write_tcp_option(opt, MsgType::Confirm, m.confirm_mac());
+    put("tcp_confirm_option", hex(std::span(opt, kAckOptLen)));
 
     std::vector<uint8_t> syn(token_len(MsgType::Syn, cblob.size()));
     write_token(syn, MsgType::Syn, fixed<16>(nc), cblob);
@@ -114,7 +117,7 @@ std::vector<std::pair<std::string, std::string>> derive(const std::vector<uint8_
     um.prepare(key, uflow, in, jobs);
     EXPECT_TRUE(batch.compute(jobs));
     put("udp_synack_mac", hex(um.synack_mac));
-    put("udp_ack_mac", hex(um.ack_mac));
+    put("udp_ack_mac", hex(std::span(um.ack_mac(), kMacLen)));
     std::vector<uint8_t> s(udp_surplus_len(syn.size(), false));
     write_udp_surplus(s, false, syn);
     put("udp_syn_surplus", hex(s));
@@ -123,7 +126,7 @@ std::vector<std::pair<std::string, std::string>> derive(const std::vector<uint8_
     write_udp_surplus(s, false, synack);
     put("udp_synack_surplus", hex(s));
     uint8_t ack[kUdpAckLen];
-    write_udp_ack(ack, um.ack_mac.data());
+    write_udp_ack(ack, um.ack_mac());
     s.resize(udp_surplus_len(kUdpAckLen, false));
     write_udp_surplus(s, false, ack);
     put("udp_ack_surplus", hex(s));
@@ -198,6 +201,10 @@ TEST_F(Vectors, VectorPacketsParseBack) {
     auto ack = unhex(kv["tcp_ack_option"]);
     ASSERT_EQ(find_tcp_option(ack, o), WireStatus::Ok);
     EXPECT_EQ(hex(std::span(o.mac, kMacLen)), kv["tcp_ack_mac"]);
+    auto confirm = unhex(kv["tcp_confirm_option"]);
+    ASSERT_EQ(find_tcp_option(confirm, o), WireStatus::Ok);
+    EXPECT_EQ(o.type, MsgType::Confirm);
+    EXPECT_EQ(hex(std::span(o.mac, kMacLen)), kv["tcp_confirm_mac"]);
     for (const char *k : {"udp_syn_surplus", "udp_synack_surplus", "udp_ack_surplus",
                           "udp_reject_surplus", "udp_reset_surplus"}) {
         auto s = unhex(kv[k]);

@@ -280,7 +280,9 @@ struct MacFixture : ::testing::Test {
         HmacJob jobs[2];
         m.prepare(key, f, in, jobs);
         EXPECT_TRUE(batch.compute(jobs));
-        return {m.synack_mac, m.ack_mac};
+        std::array<uint8_t, 16> ack;
+        std::copy_n(m.ack_mac(), 16, ack.begin());
+        return {m.synack_mac, ack};
     }
     HandshakeInputs inputs() { return {nc, ns, &hc, &hs}; }
 };
