@@ -2,6 +2,7 @@
 // (/var/run/dpdk/<file-prefix>/dpdk_telemetry.v2), readable by dpdk-telemetry.py and segwirectl.
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -219,6 +220,13 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_add_dict_string(d, "bundle_version", e ? e->bundle_version().c_str() : "");
     if (!e) return 0;
     rte_tel_data_add_dict_string(d, "hmac_backend", g_app->workers[0]->hmac_backend());
+    // Every worker has re-decided its authorized flows under this snapshot version (a revoking
+    // update has cut what it revokes once this equals policy_version).
+    uint64_t enforced = UINT64_MAX;
+    for (const auto &w : g_app->workers)
+        enforced = std::min<uint64_t>(enforced, w->identity_stats().policy_enforced.get());
+    rte_tel_data_add_dict_u64(d, "policy_enforced_version",
+                              g_app->workers.empty() ? 0 : enforced);
     rte_tel_data_add_dict_u64(d, "slowpath_verified", e->slowpath().verified());
     rte_tel_data_add_dict_u64(d, "slowpath_refused", e->slowpath().refused());
     rte_tel_data_add_dict_u64(d, "slowpath_keys", e->slowpath().keys());

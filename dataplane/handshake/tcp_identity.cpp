@@ -1282,7 +1282,8 @@ void Worker::reevaluate(uint32_t budget) {
         reeval_cursor_ = 0;
         reeval_incomplete_ = false;
     }
-    if (reeval_version_ == reeval_target_) return;
+    reeval_pending_ = reeval_version_ != reeval_target_;
+    if (!reeval_pending_) return;
     const uint32_t cap = flows_.capacity();
     while (budget-- && reeval_cursor_ < cap) {
         const int32_t pos = static_cast<int32_t>(reeval_cursor_++);
@@ -1371,6 +1372,8 @@ void Worker::reevaluate(uint32_t budget) {
             reeval_incomplete_ = false;
         } else {
             reeval_version_ = reeval_target_;
+            reeval_pending_ = false;
+            ids_.policy_enforced.set(reeval_version_);
         }
     }
 }

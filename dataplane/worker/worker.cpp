@@ -14,6 +14,7 @@ namespace segwire::dp {
 namespace {
 constexpr uint32_t kHousekeepingPolls = 64;
 constexpr uint32_t kExpireBudget = 256;
+constexpr uint32_t kMaxReevalSpins = 1u << 16;  // idle loops without sleep for one policy sweep
 }  // namespace
 
 bool Worker::init(const WorkerSetup &s, std::string &err) {
@@ -331,6 +332,7 @@ int Worker::run(const std::atomic<bool> &stop) {
     const uint16_t queue = static_cast<uint16_t>(s_.id);
     uint32_t idle_polls = 0;
     uint32_t sleep_us = 1;
+    uint32_t reeval_spins = 0;
     uint64_t polls = 0;
     if (idr_ && idr_->state) idr_->state->register_reader(s_.id);
     while (!stop.load(std::memory_order_relaxed)) {
@@ -376,6 +378,12 @@ int Worker::run(const std::atomic<bool> &stop) {
             housekeeping(now);
             flush_tx();
             end_loop();
+            // A policy update is being applied to the existing flows: finish that sweep at full
+            // speed (it is paced by housekeeping rounds, and idle sleeps would stretch a sweep of
+            // a large table over seconds), then go back to sleeping.
+            // Bounded: a sweep waiting on the slow path for long goes back to the normal pace.
+            if (reeval_pending_ && ++reeval_spins < kMaxReevalSpins) continue;
+            reeval_spins = 0;
             stats_.idle_sleeps.add();
             rte_delay_us_sleep(sleep_us);
             if (sleep_us < s_.idle.max_sleep_us)

@@ -106,6 +106,9 @@ struct alignas(64) IdentityStats {
     // hosts, identity SYNs on an open connection, refused new flows whose entry was removed.
     Counter confirms_sent, confirms_received, options_scrubbed, syns_on_open_flow, flows_retired,
         identities_lost;  // a full garbage ring: a PeerIdentity leaked
+    // The policy version every authorized flow of this worker has been re-decided under (not a
+    // sum: telemetry reports the minimum over workers as `policy_enforced_version`).
+    Counter policy_enforced;
     // UDP handshake (docs/protocol.md §9)
     Counter udp_syn_sent, udp_synack_sent, udp_ack_sent, udp_retransmits, udp_rejects_sent,
         udp_resets_sent, udp_resets_received, udp_fallbacks, udp_control_consumed,
@@ -337,6 +340,7 @@ class Worker {
     uint64_t reeval_target_ = 0;
     uint32_t reeval_cursor_ = 0;
     bool reeval_incomplete_ = false;
+    bool reeval_pending_ = false;  // a sweep is under way: the idle loop does not sleep
 };
 
 }  // namespace segwire::dp
