@@ -244,7 +244,9 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         if (h.hmac != "auto" && h.hmac != "ipsec-mb" && h.hmac != "openssl")
             throw ConfigError("handshake.hmac",
                               "must be auto, ipsec-mb or openssl (got \"" + h.hmac + "\")");
-        o.uint("key_rotation_s", h.key_rotation_s, 10, 86400);
+        // Claims are signed for 3 x key_rotation_s, and a claims blob may live at most 24 h
+        // (crypto::kMaxClaimsLifetime): above 8 h no claims could be signed at all.
+        o.uint("key_rotation_s", h.key_rotation_s, 10, 28800);
         o.finish();
     }
 

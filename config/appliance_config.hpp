@@ -84,7 +84,7 @@ struct HandshakeConfig {
     uint32_t key_cache = 4096;
     uint32_t slowpath_queue = 256;  // slow-path requests in flight per worker
     std::string hmac = "auto";      // auto | ipsec-mb | openssl
-    uint32_t key_rotation_s = 300;  // ephemeral X25519 key period
+    uint32_t key_rotation_s = 300;  // ephemeral X25519 key period; claims live 3x this
 };
 
 // The Console this enforcer syncs with. Without `url`/`appcred`, policy comes from

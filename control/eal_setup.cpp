@@ -1,7 +1,12 @@
 #include "control/eal_setup.hpp"
 
+#include <net/if.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cstdint>
 #include <stdexcept>
 
 #include <rte_errno.h>
@@ -43,6 +48,17 @@ uint8_t kSymmetricRssKey[52] = {
 }
 
 }  // namespace
+
+int kernel_if_mtu(unsigned if_index) {
+    if (if_index == 0) return -1;
+    ifreq ifr{};
+    if (!if_indextoname(if_index, ifr.ifr_name)) return -1;
+    const int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    const int rc = ioctl(s, SIOCGIFMTU, &ifr);
+    close(s);
+    return rc == 0 && ifr.ifr_mtu > 0 ? ifr.ifr_mtu : -1;
+}
 
 std::vector<std::string> build_eal_args(const config::ApplianceConfig &c) {
     std::vector<std::string> a = {"segwire", "--file-prefix", c.eal.file_prefix};
@@ -126,6 +142,11 @@ PortInfo setup_port(const config::PortConfig &pc, const char *role, uint16_t que
     // Bump-in-the-wire forwards frames addressed to other hosts.
     rte_eth_promiscuous_enable(info.port_id);
     rte_eth_dev_get_mtu(info.port_id, &info.mtu);
+    // PMDs that drive a kernel interface (af_packet, tap; dev_info.if_index set) report ethdev's
+    // default of 1500 whatever the interface's MTU is: the kernel's value is what the link carries.
+    // Read once here (a later `ip link set mtu` is seen at the next start).
+    if (int k = kernel_if_mtu(dev.if_index); k > 0 && k <= UINT16_MAX)
+        info.mtu = static_cast<uint16_t>(k);
     return info;
 }
 

@@ -19,6 +19,8 @@ struct PortInfo {
     std::string name;
     std::string driver;
     bool symmetric_rss = false;  // hardware spreads both directions of a flow to one queue
+    // The port's MTU: the kernel interface's for PMDs backed by one (af_packet, tap), else
+    // rte_eth_dev_get_mtu. Reported by /segwire/ports and used to refuse oversize rewrites.
     uint16_t mtu = 1500;
     // Checksums the NIC computes on transmit (enabled when it offers them; af_packet does not).
     bool tx_ipv4_cksum = false, tx_tcp_cksum = false, tx_udp_cksum = false;
@@ -30,5 +32,9 @@ PortInfo setup_port(const config::PortConfig &pc, const char *role, uint16_t que
                     rte_mempool *pool);
 
 void stop_port(uint16_t port_id);
+
+// The MTU of the kernel interface with this index in the calling thread's network namespace, or
+// -1 when there is none (index 0: the PMD drives no kernel interface).
+int kernel_if_mtu(unsigned if_index);
 
 }  // namespace segwire::control

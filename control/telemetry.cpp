@@ -26,13 +26,6 @@ constexpr uint32_t kFlowsPerPage = 32;  // keeps one reply well under the 16 KiB
 constexpr uint32_t kDumpRowsPerWorker = 65536;
 
 // Telemetry names allow only [A-Za-z0-9_/].
-std::string tel_name(const char *s) {
-    std::string n(s);
-    for (char &c : n)
-        if (c == '-' || c == '.') c = '_';
-    return n;
-}
-
 void add_worker_stats(rte_tel_data *d, const dp::WorkerStats &s) {
     rte_tel_data_add_dict_u64(d, "rx_inside_pkts", s.rx_pkts[dp::kInside].get());
     rte_tel_data_add_dict_u64(d, "rx_outside_pkts", s.rx_pkts[dp::kOutside].get());
@@ -86,7 +79,7 @@ int cmd_stats(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_start_dict(drops);
     for (size_t r = 1; r < dp::kDropReasonCount; ++r)
         rte_tel_data_add_dict_u64(
-            drops, tel_name(dp::drop_reason_name(static_cast<dp::DropReason>(r))).c_str(),
+            drops, dp::drop_reason_counter_name(static_cast<dp::DropReason>(r)),
             sum.drops[r].get());
     rte_tel_data_add_dict_container(d, "drops", drops, 0);
     return 0;

@@ -1,5 +1,7 @@
 #include "dataplane/packet/parse.hpp"
 
+#include <initializer_list>
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -279,6 +281,40 @@ const char *drop_reason_name(DropReason r) {
     };
     auto i = static_cast<size_t>(r);
     return i < kDropReasonCount ? names[i] : "unknown";
+}
+
+namespace {
+// A drop reason's name with '-' as '_', made at compile time from the same table.
+struct CounterName {
+    char s[32]{};
+    constexpr explicit CounterName(const char *t) {
+        for (size_t i = 0; t[i] && i < sizeof(s) - 1; ++i) s[i] = t[i] == '-' ? '_' : t[i];
+    }
+};
+constexpr bool names_fit() {
+    for (const char *t : {
+#define X(name, text) text,
+             SEGWIRE_DROP_REASONS(X)
+#undef X
+         }) {
+        size_t n = 0;
+        while (t[n]) ++n;
+        if (n >= sizeof(CounterName::s)) return false;
+    }
+    return true;
+}
+static_assert(names_fit(), "a drop reason name is longer than 31 characters");
+constexpr CounterName kCounterNames[] = {
+#define X(name, text) CounterName(text),
+    SEGWIRE_DROP_REASONS(X)
+#undef X
+};
+static_assert(sizeof(kCounterNames) / sizeof(kCounterNames[0]) == kDropReasonCount);
+}  // namespace
+
+const char *drop_reason_counter_name(DropReason r) {
+    auto i = static_cast<size_t>(r);
+    return i < kDropReasonCount ? kCounterNames[i].s : "unknown";
 }
 
 DropReason parse_packet(const uint8_t *d, uint32_t len, PacketView &v) {

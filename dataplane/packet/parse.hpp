@@ -59,7 +59,11 @@ enum class DropReason : uint8_t {
 };
 
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::Count);
+// The reason's name in flow reports (dropReason) and connection-exception reports; the one list
+// of names, documented in docs/protocol.md §12.
 const char *drop_reason_name(DropReason r);
+// The same name as a telemetry counter key: '-' written '_' (DPDK telemetry keys allow no '-').
+const char *drop_reason_counter_name(DropReason r);
 
 enum class L3 : uint8_t { Other = 0, Ipv4, Ipv6, Arp };
 

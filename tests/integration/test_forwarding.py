@@ -185,6 +185,8 @@ def test_clean_shutdown_on_sigterm(bed):
     ({"ports": {"inside": {"device": "net_null0"}, "outside": {"device": "net_null1"}}, "worker": 2}, "worker"),
     ({"ports": {"inside": {"device": "net_null0"}, "outside": {"device": "net_null1"}}, "log": {"level": "loud"}}, "log.level"),
     ({"ports": {"inside": {"device": "net_null0"}, "outside": {"device": "net_null1"}}, "flows": {"timeouts_s": {"udp": "60"}}}, "flows.timeouts_s.udp"),
+    # claims live 3 x key_rotation_s and at most 24 h
+    ({"ports": {"inside": {"device": "net_null0"}, "outside": {"device": "net_null1"}}, "handshake": {"key_rotation_s": 28801}}, "handshake.key_rotation_s"),
 ])
 def test_invalid_config_names_the_field(tmp_path, cfg, field):
     p = tmp_path / "bad.json"

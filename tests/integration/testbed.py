@@ -103,9 +103,11 @@ class Telemetry:
 
 
 class Segwire:
-    """One segwire process in a namespace, on af_packet ports bound to two interfaces."""
+    """One segwire process in a namespace, on af_packet ports bound to two interfaces (or on the
+    two DPDK device specs given as `devices`)."""
 
-    def __init__(self, ns, tag, inside_if, outside_if, workers=1, extra=None, workdir=None):
+    def __init__(self, ns, tag, inside_if, outside_if, workers=1, extra=None, workdir=None,
+                 devices=None):
         self.ns, self.prefix = ns, tag
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"{tag}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -114,8 +116,8 @@ class Segwire:
         cfg = {
             "eal": {"test_mode": True, "file_prefix": tag, "memory_mb": 640},
             "ports": {
-                "inside": {"device": f"net_af_packet_{tag}_in,iface={inside_if}"},
-                "outside": {"device": f"net_af_packet_{tag}_out,iface={outside_if}"},
+                "inside": {"device": devices[0] if devices else f"net_af_packet_{tag}_in,iface={inside_if}"},
+                "outside": {"device": devices[1] if devices else f"net_af_packet_{tag}_out,iface={outside_if}"},
             },
             "workers": workers,
             "mbufs": 8191,
@@ -287,6 +289,47 @@ class Bed:
         self.namespaces = []
         if getattr(self, "workdir", None) and not os.environ.get("SEGWIRE_KEEP"):
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class TapBed(Bed):
+    """client ns -- veth -- [enforcer ns: bridge -- tap | segwire on net_tap | tap -- bridge] --
+    veth -- server ns.
+
+    The af_packet PMD asks the kernel to reassemble IPv4 fragments (PACKET_FANOUT_FLAG_DEFRAG), so
+    on the af_packet beds segwire never sees an IPv4 fragment. net_tap reads frames from tap
+    interfaces exactly as the kernel sends them: the tap PMD creates one tap per port in the
+    enforcer namespace, and each is bridged with the veth leg of its side.
+    """
+
+    def _build(self):
+        super()._build()
+        t = self.tag[3:]
+        self.br_in, self.br_out = f"bi{t}", f"bo{t}"
+        self.tap_in, self.tap_out = f"ti{t}", f"to{t}"
+        # The taps appear later (made by segwire): no IPv6 on them, no iptables on the bridges.
+        self.enf.run("sysctl -qw net.ipv6.conf.default.disable_ipv6=1")
+        self.enf.run("sysctl -qw net.bridge.bridge-nf-call-iptables=0", check=False)
+        self.enf.run("sysctl -qw net.bridge.bridge-nf-call-ip6tables=0", check=False)
+        for br, leg in ((self.br_in, self.if_in), (self.br_out, self.if_out)):
+            self.enf.run(f"ip link add {br} type bridge")
+            self.enf.run(f"sysctl -qw net.ipv6.conf.{br}.disable_ipv6=1")
+            self.enf.run(f"ip link set {leg} master {br}")
+            self.enf.run(f"ip link set {br} up")
+
+    def start_segwire(self, workers=1, extra=None):
+        devices = (f"net_tap_{self.tag}_in,iface={self.tap_in}",
+                   f"net_tap_{self.tag}_out,iface={self.tap_out}")
+        sw = Segwire(self.enf, self.tag, self.tap_in, self.tap_out, workers=workers, extra=extra,
+                     devices=devices)
+        self.enforcers.append(sw)
+        sw.start()
+        for br, tap in ((self.br_in, self.tap_in), (self.br_out, self.tap_out)):
+            self.enf.run(f"ip link set {tap} master {br}")
+            self.enf.run(f"ip link set {tap} up")
+        # Bridge ports without STP forward at once; wait until both taps say so.
+        wait_for(lambda: all('"state":"forwarding"' in self.enf.run(f"bridge -j link show dev {tap}").stdout.replace(" ", "")
+                             for tap in (self.tap_in, self.tap_out)), timeout=10, what="tap bridge ports forwarding")
+        return sw
 
 
 PROBE = Path(__file__).resolve().parent / "netprobe.py"
