@@ -346,8 +346,10 @@ bool Worker::snoop_dns(Pkt &k) {
 // ---------------------------------------------------------------------------------------------
 // option and token edits
 
-bool Worker::add_identity(Pkt &k, MsgType type, const uint8_t nonce[16],
-                          std::span<const uint8_t> claims, const uint8_t *mac) {
+// Adds the marker option and the token; the packet is untouched when it returns a reason (the
+// caller decides whether that drops it or sends it on without identity, and counts it once).
+DropReason Worker::add_identity(Pkt &k, MsgType type, const uint8_t nonce[16],
+                                std::span<const uint8_t> claims, const uint8_t *mac) {
     uint8_t opt[crypto::wire::kMarkerOptLen];
     crypto::wire::write_tcp_option(opt, type);
     alignas(8) uint8_t out[crypto::wire::kTcpOptionSpace];
@@ -355,27 +357,19 @@ bool Worker::add_identity(Pkt &k, MsgType type, const uint8_t nonce[16],
     crypto::wire::OptionEdit e = crypto::wire::add_tcp_option(
         tcp_options(k.m, k.v), opt, std::span<uint8_t, crypto::wire::kTcpOptionSpace>(out),
         type == MsgType::Syn);
-    if (e.status != WireStatus::Ok) {
-        stats_.drops[static_cast<size_t>(DropReason::OptionSpace)].add();
-        return false;
-    }
+    if (e.status != WireStatus::Ok) return DropReason::OptionSpace;
     uint8_t token[crypto::wire::kMaxTokenLen];
     uint8_t *slot = nullptr;
     size_t tl = crypto::wire::write_token(token, type, std::span<const uint8_t, 16>(nonce, 16),
                                           claims, &slot);
-    if (!tl) return false;
+    if (!tl) return DropReason::TokenMalformed;
     if (slot && mac) std::memcpy(slot, mac, crypto::wire::kMacLen);
     RewriteStatus r = rewrite_tcp(k.m, k.v, std::span<const uint8_t>(out, e.length), 0,
                                   std::span<const uint8_t>(token, tl), idr_->mtu[k.arrival ^ 1],
                                   idr_->tx_csum[k.arrival ^ 1]);
-    if (r != RewriteStatus::Ok) {
-        stats_
-            .drops[static_cast<size_t>(r == RewriteStatus::TooBig ? DropReason::MtuExceeded
-                                                                  : DropReason::OptionSpace)]
-            .add();
-        return false;
-    }
-    return true;
+    if (r != RewriteStatus::Ok)
+        return r == RewriteStatus::TooBig ? DropReason::MtuExceeded : DropReason::OptionSpace;
+    return DropReason::None;
 }
 
 bool Worker::strip_identity(Pkt &k, size_t token_len) {
@@ -861,8 +855,11 @@ void Worker::start_client(Pkt &k, uint32_t pu) {
         drop(k, DropReason::SlowpathBusy);
         return;
     }
-    if (!add_identity(k, MsgType::Syn, x.client_nonce, c->blob, nullptr)) {
+    if (const DropReason why = add_identity(k, MsgType::Syn, x.client_nonce, c->blob, nullptr);
+        why != DropReason::None) {
         // No room for identity (option space or MTU): the peer decides us by address instead.
+        // Counted under the reason although the SYN goes on (docs/protocol.md §4.5).
+        stats_.drops[static_cast<size_t>(why)].add();
         free_hs(f);
         decide_without_identity(k, pu, Direction::kOutgoing);
         return;
@@ -878,13 +875,15 @@ void Worker::client_syn_state(Pkt &k) {
     if (k.arrival == kInside) {
         if (is_syn(k.v)) {  // retransmission: the same nonce, the current claims
             const crypto::SignedClaims *c = st_->claims_of(x.local_pu);
-            if (c && add_identity(k, MsgType::Syn, x.client_nonce, c->blob, nullptr)) {
-                x.client_hash = c->hash;
-                x.local_pub = c->claims.ephemeral_pub;
-                forward(k);
-            } else {
-                drop(k, DropReason::OptionSpace);
+            const DropReason why = c ? add_identity(k, MsgType::Syn, x.client_nonce, c->blob, nullptr)
+                                     : DropReason::NoSessionKey;
+            if (why != DropReason::None) {
+                drop(k, why);
+                return;
             }
+            x.client_hash = c->hash;
+            x.local_pub = c->claims.ephemeral_pub;
+            forward(k);
             return;
         }
         if (k.v.tcp_flags & kTcpRst) {
@@ -1149,11 +1148,15 @@ void Worker::server_synack_state(Pkt &k) {
     if (k.arrival == kInside) {
         if (is_synack(k.v)) {  // retransmitted SYN-ACK: the same nonce and MAC as the first
             const crypto::SignedClaims *c = st_->claims_of(x.local_pu);
-            if (c && c->hash == x.server_hash &&
-                add_identity(k, MsgType::SynAck, x.server_nonce, c->blob, x.synack_mac))
-                forward(k);
-            else
-                drop(k, DropReason::OptionSpace);
+            const DropReason why =
+                c && c->hash == x.server_hash
+                    ? add_identity(k, MsgType::SynAck, x.server_nonce, c->blob, x.synack_mac)
+                    : DropReason::NoSessionKey;  // our claims changed: the client restarts
+            if (why != DropReason::None) {
+                drop(k, why);
+                return;
+            }
+            forward(k);
             return;
         }
         forward(k);
@@ -1233,8 +1236,11 @@ void Worker::finish_op(BatchOp &op) {
     }
     if (op.op == BatchOp::kServerSignSynAck) {
         const crypto::SignedClaims *c = st_->claims_of(x.local_pu);
-        if (!c || !add_identity(k, MsgType::SynAck, x.server_nonce, c->blob, x.synack_mac)) {
-            rte_pktmbuf_free(k.m);
+        const DropReason why =
+            c ? add_identity(k, MsgType::SynAck, x.server_nonce, c->blob, x.synack_mac)
+              : DropReason::NoSessionKey;
+        if (why != DropReason::None) {
+            drop(k, why);
             return;
         }
         ids_.synack_signed.add();
@@ -1264,7 +1270,7 @@ void Worker::finish_op(BatchOp &op) {
         return;
     }
     // Leave room for the proof option on full-sized client segments.
-    if (clamp_mss(k.m, k.v, static_cast<uint16_t>(k.v.opt.mss - 24)))
+    if (k.v.opt.mss > 24 && clamp_mss(k.m, k.v, static_cast<uint16_t>(k.v.opt.mss - 24)))
         fix_checksums(k.m, k.v, idr_->tx_csum[k.arrival ^ 1]);
     record(k, f, op.decision, DropReason::None, op.peer);
     f.auth = Auth::kClientAck;

@@ -224,7 +224,7 @@ class Worker {
     crypto::wire::WireStatus token_of(const Pkt &k, crypto::wire::TokenView &tok) const;
     const crypto::HmacKey *session_key(Pkt &k, const crypto::X25519Public &local_pub,
                                        const crypto::X25519Public &peer_pub, crypto::Role role);
-    bool add_identity(Pkt &k, crypto::wire::MsgType type, const uint8_t nonce[16],
+    DropReason add_identity(Pkt &k, crypto::wire::MsgType type, const uint8_t nonce[16],
                       std::span<const uint8_t> claims, const uint8_t *mac);
     bool strip_identity(Pkt &k, size_t token_len);
     bool add_ack_proof(Pkt &k, const uint8_t *mac);
