@@ -232,6 +232,32 @@ def test_replayed_syn_never_authorized(lab):
     assert after["authorized"] == before["authorized"]
     est = lab.server.run("ss -Htn state established '( sport = :7011 )'").stdout.strip()
     assert est == ""
+    # The refusal names the client the replayed SYN claimed to be, not an unknown external network.
+    row = wait_row(lab.b, destinationPort=7011, dropReason="mac-mismatch")
+    assert row["sourceID"] == "pu-client" and row["sourceType"] != "ExternalNetwork", row
+
+
+def test_replayed_syn_on_an_open_connection_is_counted_and_never_reaches_the_server(lab):
+    wb = f"wb{lab.tag[3:]}"
+    raw = lab.wire.popen(f"python3 -u {HERE / 'rawcap.py'} --iface {wb} --port 7000")
+    assert json.loads(raw.stdout.readline())["listening"]
+    holder = lab.client.popen(f"python3 -u {NETPROBE} hold --host {lab.SERVER4} --port 7000 --count 2 --stepped",
+                              stdin=subprocess.PIPE)
+    assert json.loads(holder.stdout.readline())["connected"]
+    syn = bytes.fromhex(json.loads(raw.communicate(timeout=30)[0].strip().splitlines()[-1])["syn"])
+    srv = capture(lab.server, lab.server_if, 7000)
+    before = identity(lab.b)["syns_on_open_flow"]
+    lab.wire.run(f"python3 {HERE / 'rawcap.py'} --iface {wb} --send {syn.hex()}")
+    wait_for(lambda: identity(lab.b)["syns_on_open_flow"] > before, what="B to count the SYN on the open flow")
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+    out, err = holder.communicate(timeout=30)
+    assert json.loads(out.strip().splitlines()[-1])["ok"] == 2, (out, err)  # the connection lives on
+    at_server = captured(srv)
+    assert any(s["flags"] == "S" for s in at_server), at_server  # the replay reached the host...
+    assert all(253 not in s["options"] and (s["payload"] == 0 or "S" not in s["flags"]) for s in at_server)
 
 
 def test_policy_update_keeps_allowed_and_cuts_revoked(lab):
