@@ -27,6 +27,7 @@ namespace {
 constexpr uint8_t kParked = 1;        // Flow::parked: waiting for the slow path
 constexpr uint8_t kInBatch = 2;       // Flow::parked: an HMAC batch op of this burst is pending
 constexpr uint32_t kPlainPeerS = 60;  // a server without enforcer is remembered this long
+constexpr uint32_t kConfirmKeepS = 3;  // B answers late proofs with its confirmation this long
 
 bool is_syn(const PacketView &v) {
     return (v.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
@@ -416,17 +417,27 @@ bool Worker::scrub_identity(Pkt &k, const crypto::wire::TcpOptionView &ov) {
 // The server side's confirmation that it verified A's proof: a bare ACK from the server's address
 // carrying the Confirm option, which A consumes (docs/protocol.md §4.3). `k` is the client
 // segment that carried the proof; the confirmation takes its reverse direction.
-void Worker::send_confirm(const Pkt &k, HandshakeCtx &x) {
+void Worker::send_confirm(const Pkt &k, const uint8_t *mac) {
     alignas(4) uint8_t opt[24];
-    crypto::wire::write_tcp_option(opt, MsgType::Confirm, x.confirm_mac);
+    crypto::wire::write_tcp_option(opt, MsgType::Confirm, mac);
     std::memset(opt + crypto::wire::kAckOptLen, 1, sizeof opt - crypto::wire::kAckOptLen);  // NOPs
     // seq: what the client expects next from the server; ack: up to this segment's start.
     rte_mbuf *r = build_tcp_control(idr_->pool, k.m, k.v, true, k.v.ack, k.v.seq, kTcpAck, 0xffff,
                                     opt, idr_->tx_csum[k.arrival]);
     if (!r) return;
-    x.last_send_tsc = now_tsc_;
     ids_.confirms_sent.add();
     enqueue_tx(r, k.arrival);
+}
+
+// The confirmation cache's key for a flow: its slot and creation time (a later flow in the same
+// slot never finds an earlier flow's confirmation).
+std::array<uint8_t, 8> Worker::confirm_key(int32_t pos) const {
+    std::array<uint8_t, 8> ck;
+    const uint32_t p = static_cast<uint32_t>(pos);
+    const uint32_t c = static_cast<uint32_t>(flows_.at(pos).created_tsc);
+    std::memcpy(ck.data(), &p, 4);
+    std::memcpy(ck.data() + 4, &c, 4);
+    return ck;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -733,10 +744,9 @@ void Worker::identity_step(Pkt &k) {
             return;
         case Auth::kAllowed:
             // Past the handshake segwire's option may still arrive from outside (a proof A added
-            // before it had our confirmation, a replayed SYN): it never reaches the host. A TCP
-            // server-role flow keeps its context only while A may still send proofs.
+            // before it had our confirmation, a replayed SYN): it never reaches the host.
             if (k.v.proto == kProtoTcp && k.arrival == kOutside &&
-                (k.v.opt.exp_off || f.hs != kNil || (k.v.tcp_flags & kTcpSyn))) {
+                (k.v.opt.exp_off || (k.v.tcp_flags & kTcpSyn))) {
                 allowed_tcp_from_outside(k);
                 return;
             }
@@ -1024,8 +1034,6 @@ void Worker::allowed_tcp_from_outside(Pkt &k) {
                               ? crypto::wire::find_tcp_option(tcp_options(k.m, k.v), ov)
                               : WireStatus::NotPresent;
     if (ws == WireStatus::NotPresent) {
-        // Server role: a client packet without proof means A has our confirmation.
-        if (f.hs != kNil && f.role == kRoleServer) free_hs(f);
         forward(k);
         return;
     }
@@ -1037,14 +1045,13 @@ void Worker::allowed_tcp_from_outside(Pkt &k) {
         rte_pktmbuf_free(k.m);  // a repeated confirmation: B's own segment, nothing for the host
         return;
     }
-    if (ov.type == MsgType::Ack && f.role == kRoleServer && f.hs != kNil) {
-        HandshakeCtx &x = hs_[f.hs];
-        if (!crypto::tag_equal(ov.mac, x.ack_mac, crypto::wire::kMacLen)) {
-            drop(k, DropReason::MacMismatch);
-            return;
-        }
+    if (ov.type == MsgType::Ack && f.role == kRoleServer) {
         // A has not seen our confirmation yet: repeat it (at most once per millisecond).
-        if (now_tsc_ - x.last_send_tsc >= ms_tsc_) send_confirm(k, x);
+        if (Confirmation *c = confirms_->find(confirm_key(k.pos), now_unix_);
+            c && now_tsc_ - c->last_tsc >= ms_tsc_) {
+            send_confirm(k, c->mac);
+            c->last_tsc = now_tsc_;
+        }
     }
     if (!scrub_identity(k, ov)) return;
     forward(k);
@@ -1190,7 +1197,10 @@ void Worker::server_synack_state(Pkt &k) {
         drop(k, DropReason::MacMismatch);
         return;
     }
-    send_confirm(k, x);
+    send_confirm(k, x.confirm_mac);
+    Confirmation &c = confirms_->insert(confirm_key(k.pos), now_unix_ + kConfirmKeepS, now_unix_);
+    std::memcpy(c.mac, x.confirm_mac, crypto::wire::kMacLen);
+    c.last_tsc = now_tsc_;
     if (!strip_identity(k, 0)) {
         drop(k, DropReason::TokenMalformed);
         return;
@@ -1198,9 +1208,7 @@ void Worker::server_synack_state(Pkt &k) {
     ids_.ack_proofs_verified.add();
     ids_.authorized.add();
     f.auth = Auth::kAllowed;
-    // The context stays while A may still add proofs (until a client packet comes without one,
-    // or kAckKeepMs): they are checked, stripped and answered with the confirmation again.
-    udp_arm(f.hs, k.pos);
+    free_hs(f);
     forward(k);
     release_held(f);
 }

@@ -658,9 +658,7 @@ void Worker::udp_timeout(uint32_t h) {
             if (elapsed >= kResetHoldMs * ms_tsc_) udp_fallback(pos, f);
             return;
         case Auth::kAllowed:
-            // UDP client: its ACK answers re-sent SYN-ACKs. TCP server: A may still add proofs
-            // until it has our confirmation (tcp_identity.cpp).
-            if (elapsed >= kAckKeepMs * ms_tsc_) free_hs(f);
+            if (f.role == kRoleClient && elapsed >= kAckKeepMs * ms_tsc_) free_hs(f);
             return;
         default:
             x.armed = false;

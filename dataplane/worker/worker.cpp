@@ -41,6 +41,7 @@ bool Worker::init(const WorkerSetup &s, std::string &err) {
     peers_ = std::make_unique<crypto::FixedCache<8, PeerIdentity *>>(idr_->peer_cache);
     keys_ = std::make_unique<crypto::SessionKeyCache>(idr_->key_cache);
     plain_peers_ = std::make_unique<crypto::FixedCache<16, uint8_t>>(idr_->peer_cache);
+    confirms_ = std::make_unique<crypto::FixedCache<8, Confirmation>>(idr_->handshakes);
     jobs_.resize(idr_->slow_jobs);
     free_jobs_.reserve(idr_->slow_jobs);
     for (auto &j : jobs_) free_jobs_.push_back(&j);

@@ -230,7 +230,8 @@ class Worker {
     bool add_ack_proof(Pkt &k, const uint8_t *mac);
     bool scrub_identity(Pkt &k, const crypto::wire::TcpOptionView &ov);
     bool scrub_if_marked(Pkt &k);
-    void send_confirm(const Pkt &k, HandshakeCtx &x);
+    void send_confirm(const Pkt &k, const uint8_t *mac);
+    std::array<uint8_t, 8> confirm_key(int32_t pos) const;
     void allowed_tcp_from_outside(Pkt &k);
     void set_peer(Flow &f, const PeerIdentity *p);
     void unpin(PeerIdentity *p);
@@ -317,6 +318,14 @@ class Worker {
     // Servers whose SYN-ACK came back without identity: later SYNs to them carry none (and a TFO
     // SYN's data never reaches a host that would take the token for data).
     std::unique_ptr<crypto::FixedCache<16, uint8_t>> plain_peers_;
+    // Server role: B's confirmation of each ACK proof it verified, kept ~3 s so that proofs A adds
+    // before the confirmation reaches it are answered again (docs/protocol.md §4.4). A small
+    // bounded cache, not the handshake context: that returns to its pool at authorization.
+    struct Confirmation {
+        uint8_t mac[crypto::wire::kMacLen];
+        uint64_t last_tsc;
+    };
+    std::unique_ptr<crypto::FixedCache<8, Confirmation>> confirms_;
     uint32_t jhash_seed_[2] = {};
     std::vector<SlowJob> jobs_;
     std::vector<SlowJob *> free_jobs_;
