@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Forged identity SYNs with distinct tuples, sent out of an interface (AF_PACKET), on command.
+
+Built from one real identity SYN (IPv4, as rawcap.py records it on the wire): every forged frame
+gets its own source address/port pair and sequence number, and alternates between
+  - a garbage token: segwire's SYN option (kind 253, ExID 0x5357, type SYN) is kept, the whole
+    payload is replaced by random bytes of the same length (the token does not parse);
+  - a well-formed token with a bad signature: the real token with one byte of the claims'
+    signature changed (one of --variants blobs, so after the first refusal of each the refusal
+    is a cache hit; the claims do not verify).
+The source MAC is --src-mac (a MAC the test black-holes on the wire bridge, so the enforcer's
+RSTs to the forged sources go nowhere).
+
+Reads commands on stdin: a number N sends the next N frames back to back; `quit` ends.
+Answers each command with one JSON line {"sent": total so far}.
+"""
+import argparse
+import ipaddress
+import json
+import random
+import socket
+import struct
+import sys
+
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+class Forger:
+    def __init__(self, template, src_mac, src_base, variants, seed):
+        t = bytearray(template)
+        if struct.unpack("!H", t[12:14])[0] != 0x0800:
+            raise SystemExit("template must be an untagged IPv4 frame")
+        self.l3 = 14
+        ihl = (t[14] & 0x0F) * 4
+        self.total = struct.unpack("!H", t[16:18])[0]
+        self.l4 = self.l3 + ihl
+        hl = (t[self.l4 + 12] >> 4) * 4
+        self.pay = self.l4 + hl
+        self.end = self.l3 + self.total
+        t[6:12] = src_mac
+        self.t = bytes(t[:self.end])
+        self.src_base = int(ipaddress.IPv4Address(src_base))
+        self.rng = random.Random(seed)
+        # Bad-signature payloads: the signature ends 2 bytes (the token length) before the end.
+        pay = self.t[self.pay:self.end]
+        self.bad_sig = []
+        for v in range(variants):
+            p = bytearray(pay)
+            p[len(p) - 2 - 1 - v] ^= 0x5A
+            self.bad_sig.append(bytes(p))
+        self.n = 0
+
+    def frame(self, i):
+        f = bytearray(self.t)
+        src = struct.pack("!I", self.src_base + i // 60000)
+        f[self.l3 + 12:self.l3 + 16] = src
+        f[self.l3 + 10:self.l3 + 12] = b"\0\0"
+        f[self.l3 + 10:self.l3 + 12] = struct.pack("!H", csum(bytes(f[self.l3:self.l4])))
+        f[self.l4:self.l4 + 2] = struct.pack("!H", 1024 + i % 60000)
+        f[self.l4 + 4:self.l4 + 8] = struct.pack("!I", self.rng.getrandbits(32))
+        plen = self.end - self.pay
+        if i % 2 == 0:
+            f[self.pay:self.end] = self.rng.randbytes(plen)
+        else:
+            f[self.pay:self.end] = self.bad_sig[(i // 2) % len(self.bad_sig)]
+        f[self.l4 + 16:self.l4 + 18] = b"\0\0"
+        seg = bytes(f[self.l4:self.end])
+        ph = bytes(f[self.l3 + 12:self.l3 + 20]) + struct.pack("!BBH", 0, 6, len(seg))
+        f[self.l4 + 16:self.l4 + 18] = struct.pack("!H", csum(ph + seg))
+        return bytes(f)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--iface", required=True)
+    p.add_argument("--template", required=True, help="hex of a real identity SYN frame")
+    p.add_argument("--src-mac", required=True)
+    p.add_argument("--src-base", default="10.77.0.200")
+    p.add_argument("--variants", type=int, default=8)
+    p.add_argument("--seed", type=int, default=6)
+    a = p.parse_args()
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((a.iface, 0))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    g = Forger(bytes.fromhex(a.template), bytes(int(x, 16) for x in a.src_mac.split(":")),
+               a.src_base, a.variants, a.seed)
+    sent = 0
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        line = line.strip()
+        if line == "quit":
+            break
+        frames = [g.frame(sent + i) for i in range(int(line))]
+        for f in frames:  # prebuilt: the sending loop is as tight as Python gets
+            while True:
+                try:
+                    s.send(f)
+                    break
+                except BlockingIOError:
+                    continue
+                except OSError as e:
+                    if e.errno == 105:  # ENOBUFS: the qdisc is full, try again
+                        continue
+                    raise
+        sent += len(frames)
+        print(json.dumps({"sent": sent}), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
