@@ -240,7 +240,7 @@ void Worker::send_reset(const Pkt &k, uint8_t to_side) {
 }
 
 // Refuses a TCP flow: RST to the initiator (and to the responder when it already saw the SYN).
-void Worker::reject_tcp(Pkt &k, bool reset_peer_side) {
+void Worker::reject_tcp(Pkt &k, bool reset_peer_side, DropReason why) {
     Flow &f = flows_.at(k.pos);
     if (idr_->reject_with_rst) {
         send_reset(k, f.init_side);
@@ -253,7 +253,7 @@ void Worker::reject_tcp(Pkt &k, bool reset_peer_side) {
         rte_pktmbuf_free(m);
     }
     free_hs(f);
-    drop(k, DropReason::PolicyReject);
+    drop(k, why);
 }
 
 void Worker::apply_acl_verdict(Pkt &k, const policy::Decision &d, Direction) {
@@ -700,7 +700,7 @@ const PeerIdentity *Worker::verified_peer(Pkt &k, const crypto::wire::TokenView 
         set_peer(f, nullptr);
         udp_reject(k, tok.nonce, true);
     } else {
-        reject_tcp(k, reset_peer_side);
+        reject_tcp(k, reset_peer_side, DropReason::ClaimsInvalid);
     }
     return nullptr;
 }
@@ -1263,7 +1263,7 @@ void Worker::finish_op(BatchOp &op) {
         !crypto::tag_equal(tok.mac, x.synack_mac, crypto::wire::kMacLen)) {
         policy::Decision d;
         record(k, f, d, DropReason::MacMismatch, op.peer);
-        reject_tcp(k, true);
+        reject_tcp(k, true, DropReason::MacMismatch);
         return;
     }
     ids_.synack_verified.add();

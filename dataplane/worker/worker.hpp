@@ -212,7 +212,7 @@ class Worker {
     bool admit_new_flow(const rte_mbuf *m, const PacketView &v, uint8_t arrival);
     const PeerIdentity *cached_peer(std::span<const uint8_t> blob, uint64_t &key) const;
     void apply_acl_verdict(Pkt &k, const policy::Decision &d, policy::Direction dir);
-    void reject_tcp(Pkt &k, bool reset_peer_side);
+    void reject_tcp(Pkt &k, bool reset_peer_side, DropReason why = DropReason::PolicyReject);
     void send_reset(const Pkt &k, uint8_t to_side);
     bool park(Pkt &k, SlowJob *job);
     SlowJob *take_job();
