@@ -685,7 +685,10 @@ void ConsoleSync::flush_spool() {
         }
         HttpResponse r = call("POST", "/" + b.kind, body, 30);
         std::lock_guard<std::mutex> lock(mu_);
-        if (!r.ok() && r.status != 422) {
+        // A Console without event logs answers 404: such a batch must not hold up the reports
+        // spooled after it.
+        const bool refused = r.status == 422 || (r.status == 404 && b.kind == "eventlogs");
+        if (!r.ok() && !refused) {
             // Exponential back-off with jitter: 1, 2, 4 ... 60 s.
             backoff_s_ = std::min<uint32_t>(backoff_s_ ? backoff_s_ * 2 : 1, 60);
             static thread_local std::mt19937 rng{std::random_device{}()};
@@ -693,7 +696,7 @@ void ConsoleSync::flush_spool() {
                          std::uniform_int_distribution<uint32_t>(0, backoff_s_)(rng);
             return;
         }
-        if (r.status == 422) {
+        if (refused) {
             // The Console refuses the batch's content: retrying cannot help.
             spdlog::error("console: report batch {} refused: {}", b.path, json_error(r));
             st_.reports_dropped += b.reports;
