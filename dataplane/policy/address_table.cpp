@@ -44,15 +44,14 @@ size_t dpdk_heap_bytes_in_use() {
 }
 
 std::shared_ptr<const AddressTable> AddressTable::build(Entries v4, Entries v6,
-                                                        uint32_t rib_max_prefixes,
+                                                        uint32_t rib_max_v4, uint32_t rib_max_v6,
                                                         const std::string &tag) {
     std::shared_ptr<AddressTable> t(new AddressTable());
     t->v4_ = std::move(v4);
     t->v6_ = std::move(v6);
-    t->rib_max_prefixes_ = rib_max_prefixes;
     const size_t before = dpdk_heap_bytes_in_use();
-    t->build_v4(tag);  // on a throw, ~AddressTable frees what was built
-    t->build_v6(tag);
+    t->build_v4(rib_max_v4, tag);  // on a throw, ~AddressTable frees what was built
+    t->build_v6(rib_max_v6, tag);
     const size_t after = dpdk_heap_bytes_in_use();
     t->dpdk_bytes_ = after > before ? after - before : 0;
     return t;
@@ -79,12 +78,12 @@ void AddressTable::lookup_v4_bulk(const uint32_t *host_order, uint32_t *cls, uns
         if (!lookup_v4(host_order[i], &cls[i])) cls[i] = miss;
 }
 
-void AddressTable::build_v4(const std::string &tag) {
+void AddressTable::build_v4(uint32_t rib_max, const std::string &tag) {
     if (v4_.empty()) return;
     // DPDK object names are global; the mempool behind a RIB is named "MP_" + the RIB's name and
     // must stay within RTE_MEMPOOL_NAMESIZE, so keep them short.
     const std::string name = "sw4_" + tag;
-    if (v4_.size() <= rib_max_prefixes_) {
+    if (kind_for(v4_.size(), rib_max) == Kind::kRib) {
         rte_rib_conf cfg{};
         cfg.ext_sz = 0;
         // Each insert adds the prefix's node and at most one branching node.
@@ -122,10 +121,10 @@ void AddressTable::build_v4(const std::string &tag) {
     }
 }
 
-void AddressTable::build_v6(const std::string &tag) {
+void AddressTable::build_v6(uint32_t rib_max, const std::string &tag) {
     if (v6_.empty()) return;
     const std::string name = "sw6_" + tag;
-    if (v6_.size() <= rib_max_prefixes_) {
+    if (kind_for(v6_.size(), rib_max) == Kind::kRib) {
         rte_rib6_conf cfg{};
         cfg.ext_sz = 0;
         cfg.max_nodes = static_cast<int>(2 * v6_.size() + 1);

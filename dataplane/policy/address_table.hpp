@@ -2,7 +2,7 @@
 // the policy. Internal to the policy engine (snapshot.cpp, compile.cpp): it includes DPDK headers
 // so that the lookups inline into PolicySnapshot::classify_*.
 //
-// Up to `rib_max_prefixes` prefixes of a family go into a DPDK RIB (rte_rib / rte_rib6: a
+// Up to `rib_max_v4` / `rib_max_v6` prefixes of a family go into a DPDK RIB (rte_rib / rte_rib6: a
 // path-compressed binary trie, memory proportional to the prefixes, a lookup walks at most one node
 // per prefix on the path); more go into an LPM (rte_lpm DIR-24-8 / rte_lpm6: a fixed 2^24-entry
 // tbl24 of 64 MiB whatever the prefix count, a lookup is one or two table reads). Either way the
@@ -38,16 +38,20 @@ class AddressTable {
     // Builds the tables for `v4` and `v6` (control thread; needs the EAL). `tag` makes the DPDK
     // object names unique (the snapshot version). Throws SnapshotResourceError when DPDK memory
     // runs out, PolicyError otherwise.
-    static std::shared_ptr<const AddressTable> build(Entries v4, Entries v6,
-                                                     uint32_t rib_max_prefixes,
-                                                     const std::string &tag);
+    static std::shared_ptr<const AddressTable> build(Entries v4, Entries v6, uint32_t rib_max_v4,
+                                                     uint32_t rib_max_v6, const std::string &tag);
     ~AddressTable();
     AddressTable(const AddressTable &) = delete;
     AddressTable &operator=(const AddressTable &) = delete;
 
     // True when a table built from these arguments would be identical to this one.
-    bool same(const Entries &v4, const Entries &v6, uint32_t rib_max_prefixes) const {
-        return rib_max_prefixes_ == rib_max_prefixes && v4_ == v4 && v6_ == v6;
+    bool same(const Entries &v4, const Entries &v6, uint32_t rib_max_v4,
+              uint32_t rib_max_v6) const {
+        return kind_for(v4.size(), rib_max_v4) == kind_v4() &&
+               kind_for(v6.size(), rib_max_v6) == kind_v6() && v4_ == v4 && v6_ == v6;
+    }
+    static Kind kind_for(size_t prefixes, uint32_t rib_max) {
+        return prefixes == 0 ? Kind::kNone : prefixes <= rib_max ? Kind::kRib : Kind::kLpm;
     }
 
     // ---- hot path: false when no prefix covers the address ----
@@ -87,15 +91,14 @@ class AddressTable {
         *cls = static_cast<uint32_t>(nh);
         return true;
     }
-    void build_v4(const std::string &tag);
-    void build_v6(const std::string &tag);
+    void build_v4(uint32_t rib_max, const std::string &tag);
+    void build_v6(uint32_t rib_max, const std::string &tag);
 
     rte_lpm *lpm4_ = nullptr;
     rte_rib *rib4_ = nullptr;
     rte_lpm6 *lpm6_ = nullptr;
     rte_rib6 *rib6_ = nullptr;
-    Entries v4_, v6_;  // what the tables hold (control side: sharing and brute-force checks)
-    uint32_t rib_max_prefixes_ = 0;
+    Entries v4_, v6_;  // what the tables hold (control side: sharing)
     size_t dpdk_bytes_ = 0;
 };
 

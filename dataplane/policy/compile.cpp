@@ -394,13 +394,13 @@ class SnapshotCompiler {
         if (v4.empty() && v6.empty()) return;
         // A rule-only update leaves every prefix in the same class: share the tables in force.
         const PolicySnapshot *prev = opts_.previous;
-        if (prev && prev->addr_ && prev->addr_->same(v4, v6, opts_.rib_max_prefixes)) {
+        if (prev && prev->addr_ && prev->addr_->same(v4, v6, opts_.rib_max_v4, opts_.rib_max_v6)) {
             s_->addr_ = prev->addr_;
             s_->addr_shared_ = true;
             return;
         }
-        s_->addr_ = AddressTable::build(std::move(v4), std::move(v6), opts_.rib_max_prefixes,
-                                        std::to_string(s_->version_));
+        s_->addr_ = AddressTable::build(std::move(v4), std::move(v6), opts_.rib_max_v4,
+                                        opts_.rib_max_v6, std::to_string(s_->version_));
     }
 
     const PolicySet &set_;

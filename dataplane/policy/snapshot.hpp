@@ -41,15 +41,18 @@ class SnapshotResourceError : public PolicyError {
 };
 
 // Per family, up to this many prefixes go into a DPDK RIB (memory ∝ prefixes, a trie walk per
-// lookup); more into an LPM (a fixed 64 MiB tbl24, one or two reads per lookup). docs/policy.md,
-// "Memory sizing", has the figures behind the choice.
-inline constexpr uint32_t kRibMaxPrefixes = 1024;
+// lookup); more into an LPM (a fixed 64 MiB tbl24, one or two reads per lookup). The limits keep a
+// RIB lookup under the 50 ns classify target (an IPv6 trie step costs several times an IPv4 one);
+// docs/policy.md, "Memory sizing", has the figures behind them.
+inline constexpr uint32_t kRibMaxPrefixesV4 = 1024;
+inline constexpr uint32_t kRibMaxPrefixesV6 = 128;
 
 struct CompileOptions {
     // The snapshot in force, if any: when the new prefix → class map equals its map (a rule-only
     // update), the new snapshot shares its address tables instead of building new ones.
     const PolicySnapshot *previous = nullptr;
-    uint32_t rib_max_prefixes = kRibMaxPrefixes;
+    uint32_t rib_max_v4 = kRibMaxPrefixesV4;
+    uint32_t rib_max_v6 = kRibMaxPrefixesV6;
     // Held by the snapshot for its whole life (see SnapshotBudget); empty = not counted.
     SnapshotBudget::Ticket ticket;
 };

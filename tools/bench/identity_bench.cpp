@@ -402,7 +402,7 @@ struct Bed {
         auto options = [] {
             policy::CompileOptions o;
             const char *t = std::getenv("SEGWIRE_BENCH_TABLES");
-            if (t && std::string(t) == "lpm") o.rib_max_prefixes = 0;
+            if (t && std::string(t) == "lpm") o.rib_max_v4 = o.rib_max_v6 = 0;
             return o;
         };
         std::shared_ptr<const policy::PolicySnapshot> snap_a =

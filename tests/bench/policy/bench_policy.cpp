@@ -149,6 +149,7 @@ void BM_Compile100kExternalEntries(benchmark::State &state) {
         auto snap = compile_snapshot(s, prof);
         benchmark::DoNotOptimize(snap.get());
         state.counters["classes"] = snap->stats().address_classes;
+        state.counters["table_MiB"] = double(snap->stats().table_bytes) / (1 << 20);
         state.counters["v4_prefixes"] = snap->stats().prefixes_v4;
         state.counters["v6_prefixes"] = snap->stats().prefixes_v6;
     }
@@ -293,13 +294,13 @@ void BM_ClassifyV4Bulk32(benchmark::State &state) {
 BENCHMARK(BM_ClassifyV4Bulk32);
 
 // Classification against `entries` external-network entries (extnets_set: ~88 % v4, ~10 % v6)
-// in a RIB (arg 1 = 0) or an LPM (arg 1 = 1): the lookup cost behind kRibMaxPrefixes. Addresses:
+// in a RIB (arg 1 = 0) or an LPM (arg 1 = 1): the lookup cost behind kRibMaxPrefixesV4/V6. Addresses:
 // half inside a listed prefix, half random. Counters: the tables' DPDK bytes.
 void classify_by_size(benchmark::State &state, bool v6) {
     PolicySet set = extnets_set(int(state.range(0)));
     validate(set);
     CompileOptions o;
-    o.rib_max_prefixes = state.range(1) == 0 ? UINT32_MAX : 0;
+    o.rib_max_v4 = o.rib_max_v6 = state.range(1) == 0 ? UINT32_MAX : 0;
     auto snap = compile_snapshot(set, EnforcerProfile{}, std::move(o));
     std::mt19937 rng(5);
     std::vector<IpAddr> addrs;
@@ -341,7 +342,7 @@ void classify_by_size(benchmark::State &state, bool v6) {
 void BM_ClassifyV4BySize(benchmark::State &state) { classify_by_size(state, false); }
 void BM_ClassifyV6BySize(benchmark::State &state) { classify_by_size(state, true); }
 BENCHMARK(BM_ClassifyV4BySize)->ArgsProduct({{100, 1000, 4600, 10000, 50000}, {0, 1}});
-BENCHMARK(BM_ClassifyV6BySize)->ArgsProduct({{1000, 10000, 50000}, {0, 1}});
+BENCHMARK(BM_ClassifyV6BySize)->ArgsProduct({{1000, 2000, 5000, 10000, 50000}, {0, 1}});
 
 void BM_MakePeerTags(benchmark::State &state) {
     const PolicySnapshot &s = *fx().rs_snap;

@@ -25,7 +25,7 @@ void hot_path_does_not_allocate(const std::string &tables) {
     const EnforcerProfile &prof = *resolve_profile(set, {"role=appliance", "site=dc1"}).profile;
     SnapshotPublisher pub(1);
     CompileOptions opts;
-    opts.rib_max_prefixes = tables == "lpm" ? 0 : kRibMaxPrefixes;
+    if (tables == "lpm") opts.rib_max_v4 = opts.rib_max_v6 = 0;
     pub.publish(compile_snapshot(set, prof, std::move(opts)));
     ASSERT_EQ(pub.current()->stats().table_v4, tables);
     ASSERT_EQ(pub.current()->stats().table_v6, tables);

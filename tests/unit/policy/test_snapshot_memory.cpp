@@ -1,4 +1,4 @@
-// Snapshot memory: address tables sized from the policy (RIB below kRibMaxPrefixes per family,
+// Snapshot memory: address tables sized from the policy (RIB up to kRibMaxPrefixesV4/V6 prefixes,
 // LPM above), tables shared across rule-only updates, the SnapshotBudget bound and its wait for
 // RCU reclamation, and what a compile that runs out of DPDK memory leaves behind.
 #include <gtest/gtest.h>
@@ -114,21 +114,23 @@ TEST(SnapshotMemory, FiftySmallSnapshotsAliveAtOnce) {
 TEST(AddressTables, KindFollowsThePrefixCountPerFamily) {
     // The lab policy has 5 v4 and 4 v6 prefixes of its own (PU addresses, ext, targetNetworks).
     const int own_v4 = 5, own_v6 = 4;
-    auto at_limit = compile(lab("a", true, int(kRibMaxPrefixes) - own_v4, 0));
+    auto at_limit =
+        compile(lab("a", true, int(kRibMaxPrefixesV4) - own_v4, int(kRibMaxPrefixesV6) - own_v6));
     auto st = at_limit->stats();
-    EXPECT_EQ(st.prefixes_v4, kRibMaxPrefixes);
+    EXPECT_EQ(st.prefixes_v4, kRibMaxPrefixesV4);
+    EXPECT_EQ(st.prefixes_v6, kRibMaxPrefixesV6);
     EXPECT_STREQ(st.table_v4, "rib");
     EXPECT_STREQ(st.table_v6, "rib");
     EXPECT_LT(st.table_bytes, 2 * kMiB);
 
-    auto over_v4 = compile(lab("b", true, int(kRibMaxPrefixes) - own_v4 + 1, 0));
+    auto over_v4 = compile(lab("b", true, int(kRibMaxPrefixesV4) - own_v4 + 1, 0));
     st = over_v4->stats();
     EXPECT_STREQ(st.table_v4, "lpm");
     EXPECT_STREQ(st.table_v6, "rib") << "the families are sized independently";
     EXPECT_GE(st.table_bytes, 64 * kMiB) << "rte_lpm's tbl24 is 2^24 entries whatever the rules";
     EXPECT_LT(st.table_bytes, 80 * kMiB);
 
-    auto over_v6 = compile(lab("c", true, 0, int(kRibMaxPrefixes) - own_v6 + 1));
+    auto over_v6 = compile(lab("c", true, 0, int(kRibMaxPrefixesV6) - own_v6 + 1));
     st = over_v6->stats();
     EXPECT_STREQ(st.table_v4, "rib");
     EXPECT_STREQ(st.table_v6, "lpm");
@@ -184,8 +186,8 @@ TEST(AddressTables, RibAndLpmClassifyAlike) {
     }
     validate(s);
     CompileOptions as_rib, as_lpm;
-    as_rib.rib_max_prefixes = UINT32_MAX;
-    as_lpm.rib_max_prefixes = 0;
+    as_rib.rib_max_v4 = as_rib.rib_max_v6 = UINT32_MAX;
+    as_lpm.rib_max_v4 = as_lpm.rib_max_v6 = 0;
     auto rib = compile(s, std::move(as_rib));
     auto lpm = compile(s, std::move(as_lpm));
     ASSERT_STREQ(rib->stats().table_v4, "rib");
@@ -226,7 +228,7 @@ TEST(AddressTables, RibAndLpmClassifyAlike) {
 // ---- sharing ----------------------------------------------------------------------------------
 
 TEST(AddressTables, RuleOnlyUpdateSharesTheTables) {
-    for (int extra : {0, int(kRibMaxPrefixes)}) {  // RIB and LPM tables alike
+    for (int extra : {0, int(kRibMaxPrefixesV4)}) {  // RIB and LPM tables alike
         SCOPED_TRACE(extra);
         auto first = compile(lab("v1", true, extra, 0));
         EXPECT_FALSE(first->stats().table_shared);
