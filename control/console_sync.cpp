@@ -416,9 +416,9 @@ void ConsoleSync::bundle_rejected(const PolicyStatus &p) {
     kv(w, "category", "policy");
     kv(w, "level", "Error");
     kv(w, "title", "policy " + p.last_refused_version + " refused (" + p.last_error_cause + ")");
-    kv(w, "content", "version " + p.last_refused_version + " not applied, keeping version " +
-                         (p.enforced_version.empty() ? "(none)" : p.enforced_version) + ": " +
-                         p.last_error);
+    kv(w, "content",
+       "version " + p.last_refused_version + " not applied, keeping version " +
+           (p.enforced_version.empty() ? "(none)" : p.enforced_version) + ": " + p.last_error);
     kv(w, "targetID", enforcer_id_);
     kv(w, "targetIdentity", "enforcer");
     w.Key("timestamp");

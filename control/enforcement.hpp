@@ -72,11 +72,11 @@ struct DnsStats {
 struct PolicyStatus {
     std::string enforced_version;  // bundle version in force, "" before the first
     uint64_t applied = 0, refused = 0;
-    bool last_refused = false;          // the most recent attempt was refused
-    std::string last_refused_version;   // the refused bundle's version, "(unknown)" if unreadable
-    std::string last_error;             // why, in full
-    std::string last_error_cause;       // "invalid-policy" | "out-of-memory" | "snapshot-bound"
-    int64_t last_refused_at = 0;        // unix seconds, 0 = never
+    bool last_refused = false;         // the most recent attempt was refused
+    std::string last_refused_version;  // the refused bundle's version, "(unknown)" if unreadable
+    std::string last_error;            // why, in full
+    std::string last_error_cause;      // "invalid-policy" | "out-of-memory" | "snapshot-bound"
+    int64_t last_refused_at = 0;       // unix seconds, 0 = never
     // Compiled snapshots alive now, the bound, and the most ever alive at once.
     uint32_t snapshots_alive = 0, snapshots_max = 0, snapshots_high_water = 0;
     // The address tables of the snapshot in force: DPDK bytes, kinds, shared with the previous one.

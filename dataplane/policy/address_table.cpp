@@ -43,8 +43,8 @@ size_t dpdk_heap_bytes_in_use() {
     return total;
 }
 
-std::shared_ptr<const AddressTable> AddressTable::build(Entries v4, Entries v6,
-                                                        uint32_t rib_max_v4, uint32_t rib_max_v6,
+std::shared_ptr<const AddressTable> AddressTable::build(Entries v4, Entries v6, uint32_t rib_max_v4,
+                                                        uint32_t rib_max_v6,
                                                         const std::string &tag) {
     std::shared_ptr<AddressTable> t(new AddressTable());
     t->v4_ = std::move(v4);
@@ -93,8 +93,7 @@ void AddressTable::build_v4(uint32_t rib_max, const std::string &tag) {
         for (const auto &[p, c] : v4_) {
             rte_rib_node *n = rte_rib_insert(rib4_, p.v4_host(), p.len);
             if (!n) {
-                if (rte_errno == ENOMEM)
-                    out_of_memory("(rib4)", "rte_rib_insert " + p.str());
+                if (rte_errno == ENOMEM) out_of_memory("(rib4)", "rte_rib_insert " + p.str());
                 throw PolicyError("snapshot", "(rib4)",
                                   "rte_rib_insert " + p.str() + ": " + rte_strerror(rte_errno));
             }
@@ -117,7 +116,8 @@ void AddressTable::build_v4(uint32_t rib_max, const std::string &tag) {
             out_of_memory("(lpm4)", "rte_lpm_add " + p.str());
         }
         if (rc < 0)
-            throw PolicyError("snapshot", "(lpm4)", "rte_lpm_add " + p.str() + ": " + rte_strerror(-rc));
+            throw PolicyError("snapshot", "(lpm4)",
+                              "rte_lpm_add " + p.str() + ": " + rte_strerror(-rc));
     }
 }
 
@@ -133,8 +133,7 @@ void AddressTable::build_v6(uint32_t rib_max, const std::string &tag) {
         for (const auto &[p, c] : v6_) {
             rte_rib6_node *n = rte_rib6_insert(rib6_, p.addr.data(), p.len);
             if (!n) {
-                if (rte_errno == ENOMEM)
-                    out_of_memory("(rib6)", "rte_rib6_insert " + p.str());
+                if (rte_errno == ENOMEM) out_of_memory("(rib6)", "rte_rib6_insert " + p.str());
                 throw PolicyError("snapshot", "(rib6)",
                                   "rte_rib6_insert " + p.str() + ": " + rte_strerror(rte_errno));
             }
@@ -158,7 +157,8 @@ void AddressTable::build_v6(uint32_t rib_max, const std::string &tag) {
             out_of_memory("(lpm6)", "rte_lpm6_add " + p.str());
         }
         if (rc < 0)
-            throw PolicyError("snapshot", "(lpm6)", "rte_lpm6_add " + p.str() + ": " + rte_strerror(-rc));
+            throw PolicyError("snapshot", "(lpm6)",
+                              "rte_lpm6_add " + p.str() + ": " + rte_strerror(-rc));
     }
 }
 

@@ -1,10 +1,11 @@
 // PolicySet + resolved profile → PolicySnapshot. Control thread only: allocates and throws.
 //
 // The address side folds every prefix the enforcer cares about (PU addresses, external-network
-// includes and `!` exclusions, targetNetworks, targetUDPNetworks, excludedNetworks) into one LPM
-// per address family (dataplane/policy/address_table.hpp). Each prefix gets an "address class" = everything true of the addresses whose
-// longest matching prefix it is (covering PU, flags, set of external networks containing it), so a
-// worker learns all of it from a single lookup. See docs/policy.md.
+// includes and `!` exclusions, targetNetworks, targetUDPNetworks, excludedNetworks) into one table
+// per address family (a RIB or an LPM, sized from the policy: dataplane/policy/address_table.hpp).
+// Each prefix gets an "address class" = everything true of the addresses whose longest matching
+// prefix it is (covering PU, flags, set of external networks containing it), so a worker learns
+// all of it from a single lookup. See docs/policy.md.
 #include <algorithm>
 #include <atomic>
 #include <cstring>

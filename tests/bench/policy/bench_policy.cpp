@@ -294,8 +294,8 @@ void BM_ClassifyV4Bulk32(benchmark::State &state) {
 BENCHMARK(BM_ClassifyV4Bulk32);
 
 // Classification against `entries` external-network entries (extnets_set: ~88 % v4, ~10 % v6)
-// in a RIB (arg 1 = 0) or an LPM (arg 1 = 1): the lookup cost behind kRibMaxPrefixesV4/V6. Addresses:
-// half inside a listed prefix, half random. Counters: the tables' DPDK bytes.
+// in a RIB (arg 1 = 0) or an LPM (arg 1 = 1): the lookup cost behind kRibMaxPrefixesV4/V6.
+// Addresses: half inside a listed prefix, half random. Counters: the tables' DPDK bytes.
 void classify_by_size(benchmark::State &state, bool v6) {
     PolicySet set = extnets_set(int(state.range(0)));
     validate(set);
@@ -312,8 +312,10 @@ void classify_by_size(benchmark::State &state, bool v6) {
             if (!parse_prefix(e, &p, &problem)) continue;
             IpAddr a;
             a.v6 = v6;
-            if (v6) std::copy(p.addr.begin(), p.addr.end(), a.b6.begin());
-            else a.v4 = p.v4_host() | (p.len < 32 ? rng() & ((1u << (32 - p.len)) - 1) : 0);
+            if (v6)
+                std::copy(p.addr.begin(), p.addr.end(), a.b6.begin());
+            else
+                a.v4 = p.v4_host() | (p.len < 32 ? rng() & ((1u << (32 - p.len)) - 1) : 0);
             addrs.push_back(a);
         }
     size_t inside = addrs.size();
@@ -339,8 +341,12 @@ void classify_by_size(benchmark::State &state, bool v6) {
     state.counters["table_MiB"] = double(st.table_bytes) / (1 << 20);
     state.SetLabel(std::string(v6 ? st.table_v6 : st.table_v4));
 }
-void BM_ClassifyV4BySize(benchmark::State &state) { classify_by_size(state, false); }
-void BM_ClassifyV6BySize(benchmark::State &state) { classify_by_size(state, true); }
+void BM_ClassifyV4BySize(benchmark::State &state) {
+    classify_by_size(state, false);
+}
+void BM_ClassifyV6BySize(benchmark::State &state) {
+    classify_by_size(state, true);
+}
 BENCHMARK(BM_ClassifyV4BySize)->ArgsProduct({{100, 1000, 4600, 10000, 50000}, {0, 1}});
 BENCHMARK(BM_ClassifyV6BySize)->ArgsProduct({{1000, 2000, 5000, 10000, 50000}, {0, 1}});
 

@@ -115,9 +115,9 @@ TEST_F(PolicyErrors, EventLogsAreIngestedAndFilteredByLevel) {
     EXPECT_STREQ(d[0]["enforcerID"].GetString(), "enf-b");
     EXPECT_STREQ(d[0]["category"].GetString(), "policy");
 
-    for (const char *bad : {R"({"category": "policy", "level": "Loud", "content": "x"})",
-                            R"({"level": "Error", "content": "x"})",
-                            R"({"category": "policy", "level": "Error"})"}) {
+    for (const char *bad :
+         {R"({"category": "policy", "level": "Loud", "content": "x"})",
+          R"({"level": "Error", "content": "x"})", R"({"category": "policy", "level": "Error"})"}) {
         try {
             ingest_reports(*db_, ReportKind::kEventLog,
                            std::string(R"({"batchID": "e-2", "reports": [)") + bad + "]}", "e");
