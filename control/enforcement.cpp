@@ -169,10 +169,13 @@ void Enforcement::stop() {
     if (slow_) slow_->stop();
 }
 
+// Telemetry thread: policy_ is replaced under state_mu_ by the control thread.
 uint64_t Enforcement::policy_version() const {
+    std::lock_guard<std::mutex> lock(state_mu_);
     return policy_ ? policy_->version() : 0;
 }
 std::string Enforcement::bundle_version() const {
+    std::lock_guard<std::mutex> lock(state_mu_);
     return policy_ ? policy_->bundle_version() : "";
 }
 
@@ -247,16 +250,18 @@ void Enforcement::refused(const std::string &version_in, const std::exception &e
     std::string enforced;
     {
         std::lock_guard<std::mutex> lock(status_mu_);
-        ++status_.refused;
-        status_.last_refused = true;
-        status_.last_refused_version = version;
-        status_.last_error = e.what();
-        status_.last_error_cause = cause;
-        status_.last_refused_at = std::time(nullptr);
         enforced = status_.enforced_version.empty() ? "(none)" : status_.enforced_version;
     }
+    // Logged first: whoever sees the refusal in telemetry finds it in the log too.
     spdlog::error("policy reload refused ({}): version {} not applied, keeping version {}: {}",
                   cause, version, enforced, e.what());
+    std::lock_guard<std::mutex> lock(status_mu_);
+    ++status_.refused;
+    status_.last_refused = true;
+    status_.last_refused_version = version;
+    status_.last_error = e.what();
+    status_.last_error_cause = cause;
+    status_.last_refused_at = std::time(nullptr);
 }
 
 PolicyStatus Enforcement::policy_status() const {

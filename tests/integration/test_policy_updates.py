@@ -178,7 +178,10 @@ def test_refused_console_bundle_reaches_the_console():
 
         bed.set_console_policy(console_policy(extra_entries=1))
         bed.console_proc.send_signal(signal.SIGHUP)
-        c = refusals(b, 1)
+        # The Console side's count follows Enforcement's: wait for both.
+        c = wait_for(lambda: (lambda c: c if c["policy_refused"] >= 1 and c["bundles_rejected"] >= 1
+                                        else None)(control(b)),
+                     timeout=60, what="B to refuse the Console's big bundle")
         refused = c["last_refused_version"]
         assert refused != first and c["last_policy_error_cause"] == "out-of-memory", c
         assert c["policy_version"] == first and c["bundles_rejected"] >= 1, c
