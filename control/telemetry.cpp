@@ -314,7 +314,7 @@ int cmd_flowlog(const char *, const char *params, rte_tel_data *d) {
 // Policy updates in either mode: the version in force, refusals and why, snapshot memory.
 void add_policy_status(rte_tel_data *d, const Enforcement &e) {
     const PolicyStatus p = e.policy_status();
-    rte_tel_data_add_dict_string(d, "policy_version", p.enforced_version.substr(0, 120).c_str());
+    rte_tel_data_add_dict_string(d, "enforced_version", p.enforced_version.substr(0, 120).c_str());
     rte_tel_data_add_dict_string(d, "policy_state", p.last_refused ? "refused" : "applied");
     rte_tel_data_add_dict_u64(d, "policy_applied", p.applied);
     rte_tel_data_add_dict_u64(d, "policy_refused", p.refused);

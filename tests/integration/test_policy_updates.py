@@ -78,7 +78,7 @@ def test_fifty_policy_updates_in_a_row_at_default_memory():
                 assert r["ok"] == 0 and r["errors"].get("ConnectionRefusedError") == 1, (version, r)
         for sw in (a, b):
             c = control(sw)
-            assert c["policy_version"] == "u50" and c["policy_state"] == "applied", c
+            assert c["enforced_version"] == "u50" and c["policy_state"] == "applied", c
             assert c["policy_applied"] == 51 and c["policy_refused"] == 0, c
             # The bound held the whole time, and the lab policy's tables are small RIBs.
             assert c["snapshots_high_water"] <= c["snapshots_max"], c
@@ -118,7 +118,7 @@ def test_invalid_reload_is_refused_loudly_and_the_last_good_policy_stays():
         assert c["policy_refused"] == 1 and c["policy_state"] == "refused", c
         assert c["last_refused_version"] == "bad-2" and c["last_policy_error_cause"] == "invalid-policy", c
         assert "protocolPorts" in c["last_policy_error"] and c["last_refused_at"] > 0, c
-        assert c["policy_version"] == "good-1" and enforced(b) == "good-1", c
+        assert c["enforced_version"] == "good-1" and enforced(b) == "good-1", c
         assert re.search(r"error .*policy reload refused \(invalid-policy\): version bad-2 not applied, "
                          r"keeping version good-1: .*protocolPorts", b.log()), b.log()[-2000:]
         assert connect(bed)["ok"] == 0  # good-1 still refuses tcp/7000 at B
@@ -144,7 +144,7 @@ def test_reload_that_does_not_fit_in_dpdk_memory_is_refused_loudly():
         c = refusals(b, 1)
         assert c["last_refused_version"] == "big-2" and c["last_policy_error_cause"] == "out-of-memory", c
         assert "Cannot allocate memory" in c["last_policy_error"], c
-        assert c["policy_version"] == "good-1" and enforced(b) == "good-1", c
+        assert c["enforced_version"] == "good-1" and enforced(b) == "good-1", c
         assert re.search(r"error .*policy reload refused \(out-of-memory\): version big-2 not applied, "
                          r"keeping version good-1: .*Cannot allocate memory", b.log()), b.log()[-2000:]
         assert connect(bed)["ok"] == 0  # good-1 is still enforced
@@ -173,7 +173,7 @@ def test_refused_console_bundle_reaches_the_console():
         b = bed.start_enforcer_console("b", extra=SMALL_MEMORY).start()
         for sw in (a, b):
             wait_for(lambda: control(sw)["peer_certificates"] >= 1, what="peer certificates")
-        first = control(b)["policy_version"]
+        first = control(b)["enforced_version"]
         assert first and connect(bed)["ok"] == 1
 
         bed.set_console_policy(console_policy(extra_entries=1))
@@ -184,7 +184,7 @@ def test_refused_console_bundle_reaches_the_console():
                      timeout=60, what="B to refuse the Console's big bundle")
         refused = c["last_refused_version"]
         assert refused != first and c["last_policy_error_cause"] == "out-of-memory", c
-        assert c["policy_version"] == first and c["bundles_rejected"] >= 1, c
+        assert c["enforced_version"] == first and c["bundles_rejected"] >= 1, c
         assert connect(bed)["ok"] == 1  # the last good policy is still enforced
 
         # The heartbeat carries the refusal; the Console keeps it on its enforcer listing.
