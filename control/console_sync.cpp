@@ -394,11 +394,39 @@ void ConsoleSync::bundle_applied(const std::string &text, const std::string &ver
     st_.bundles_applied++;
 }
 
-void ConsoleSync::bundle_rejected(const std::string &version, const std::string &why) {
-    spdlog::error("console: bundle {} rejected, keeping {}: {}", version, status().bundle_version,
-                  why);
-    std::lock_guard<std::mutex> lock(mu_);
-    st_.bundles_rejected++;
+void ConsoleSync::bundle_rejected(const PolicyStatus &p) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        st_.bundles_rejected++;
+    }
+    static const std::string run = std::to_string(now_s());
+    uint64_t seq;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        seq = batch_seq_;
+    }
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartObject();
+    kv(w, "batchID", enforcer_id_ + "-" + run + "-" + std::to_string(seq) + "-eventlogs");
+    kv(w, "enforcerID", enforcer_id_);
+    w.Key("reports");
+    w.StartArray();
+    w.StartObject();
+    kv(w, "category", "policy");
+    kv(w, "level", "Error");
+    kv(w, "title", "policy " + p.last_refused_version + " refused (" + p.last_error_cause + ")");
+    kv(w, "content",
+       "version " + p.last_refused_version + " not applied, keeping version " +
+           (p.enforced_version.empty() ? "(none)" : p.enforced_version) + ": " + p.last_error);
+    kv(w, "targetID", enforcer_id_);
+    kv(w, "targetIdentity", "enforcer");
+    w.Key("timestamp");
+    w.Int64(p.last_refused_at);
+    w.EndObject();
+    w.EndArray();
+    w.EndObject();
+    spool("eventlogs", sb.GetString(), 1);
 }
 
 SyncStatus ConsoleSync::status() const {
@@ -463,6 +491,28 @@ void ConsoleSync::heartbeat() {
     w.Key("stats");
     w.StartObject();
     kv(w, "policyVersion", s.bundle_version);
+    if (enf_) {
+        // Refused bundles: the Console keeps the last error for this enforcer.
+        const PolicyStatus p = enf_->policy_status();
+        kv(w, "policyState", p.last_refused ? "Refused" : "Applied");
+        w.Key("policyRefused");
+        w.Uint64(p.refused);
+        w.Key("snapshotsAlive");
+        w.Uint(p.snapshots_alive);
+        w.Key("snapshotBytes");
+        w.Uint64(p.table_bytes);
+        if (p.refused) {
+            w.Key("lastPolicyError");
+            w.StartObject();
+            kv(w, "version", p.last_refused_version);
+            kv(w, "cause", p.last_error_cause);
+            kv(w, "error", p.last_error);
+            kv(w, "enforcedVersion", p.enforced_version);
+            w.Key("time");
+            w.Int64(p.last_refused_at);
+            w.EndObject();
+        }
+    }
     w.Key("spoolBatches");
     w.Uint64(s.spool_batches);
     w.Key("reportsSent");
@@ -635,7 +685,10 @@ void ConsoleSync::flush_spool() {
         }
         HttpResponse r = call("POST", "/" + b.kind, body, 30);
         std::lock_guard<std::mutex> lock(mu_);
-        if (!r.ok() && r.status != 422) {
+        // A Console without event logs answers 404: such a batch must not hold up the reports
+        // spooled after it.
+        const bool refused = r.status == 422 || (r.status == 404 && b.kind == "eventlogs");
+        if (!r.ok() && !refused) {
             // Exponential back-off with jitter: 1, 2, 4 ... 60 s.
             backoff_s_ = std::min<uint32_t>(backoff_s_ ? backoff_s_ * 2 : 1, 60);
             static thread_local std::mt19937 rng{std::random_device{}()};
@@ -643,7 +696,7 @@ void ConsoleSync::flush_spool() {
                          std::uniform_int_distribution<uint32_t>(0, backoff_s_)(rng);
             return;
         }
-        if (r.status == 422) {
+        if (refused) {
             // The Console refuses the batch's content: retrying cannot help.
             spdlog::error("console: report batch {} refused: {}", b.path, json_error(r));
             st_.reports_dropped += b.reports;

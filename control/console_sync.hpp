@@ -60,7 +60,9 @@ class ConsoleSync {
     // Control loop side.
     std::optional<std::string> take_bundle();  // a new bundle to apply
     void bundle_applied(const std::string &text, const std::string &version);
-    void bundle_rejected(const std::string &version, const std::string &why);
+    // After Enforcement refused a bundle (and logged why): counts it and sends the Console an
+    // event log (eventlogs, spooled like reports); heartbeats carry the last refusal.
+    void bundle_rejected(const PolicyStatus &status);
     void submit_reports(std::vector<FlowReport> flows, std::vector<ExceptionReport> exceptions,
                         std::vector<DnsReport> dns = {});
     SyncStatus status() const;

@@ -22,7 +22,6 @@ namespace {
 
 constexpr uint32_t kRecordRing = 16384;  // records per worker between two control ticks
 constexpr size_t kTotalReports = 4096;
-constexpr size_t kRecentSnapshots = 4;
 
 std::string read_file(const std::string &path, const std::string &field) {
     std::ifstream in(path);
@@ -54,6 +53,15 @@ rte_ring *make_ring(const std::string &name, unsigned size, unsigned flags, unsi
                         : rte_ring_create(name.c_str(), size, SOCKET_ID_ANY, flags);
     if (!r) throw std::runtime_error("cannot create ring " + name);
     return r;
+}
+
+// The "version" of a bundle that may not even parse, for naming a refusal.
+std::string version_of(const std::string &text) {
+    rapidjson::Document d;
+    d.Parse(text.c_str());
+    if (!d.HasParseError() && d.IsObject() && d.HasMember("version") && d["version"].IsString())
+        return d["version"].GetString();
+    return "";
 }
 
 unsigned pow2_at_least(unsigned n) {
@@ -161,23 +169,51 @@ void Enforcement::stop() {
     if (slow_) slow_->stop();
 }
 
+// Telemetry thread: policy_ is replaced under state_mu_ by the control thread.
 uint64_t Enforcement::policy_version() const {
+    std::lock_guard<std::mutex> lock(state_mu_);
     return policy_ ? policy_->version() : 0;
 }
 std::string Enforcement::bundle_version() const {
+    std::lock_guard<std::mutex> lock(state_mu_);
     return policy_ ? policy_->bundle_version() : "";
 }
 
 void Enforcement::apply_file(const std::string &path) {
-    apply(policy::parse_policy_set(read_file(path, "identity.policy_file")));
+    std::string text;
+    try {
+        text = read_file(path, "identity.policy_file");
+        apply_set(policy::parse_policy_set(text));
+    } catch (const std::exception &e) {
+        refused(version_of(text), e);
+        throw;
+    }
 }
 
 void Enforcement::apply(const policy::PolicySet &set) {
+    try {
+        apply_set(set);
+    } catch (const std::exception &e) {
+        refused(set.version, e);
+        throw;
+    }
+}
+
+void Enforcement::apply_set(const policy::PolicySet &set) {
     auto res = policy::resolve_profile(set, cfg_.identity.tags);
     install(set, *res.profile);
 }
 
 std::string Enforcement::apply_bundle(const std::string &json_text) {
+    try {
+        return apply_bundle_text(json_text);
+    } catch (const std::exception &e) {
+        refused(version_of(json_text), e);
+        throw;
+    }
+}
+
+std::string Enforcement::apply_bundle_text(const std::string &json_text) {
     // The Console adds two keys the policy model does not have: who the bundle is for, and the
     // CA bundle (also present in the profile's trustedCAs).
     rapidjson::Document d;
@@ -202,19 +238,78 @@ std::string Enforcement::apply_bundle(const std::string &json_text) {
     return set.version;
 }
 
+// One place for every refusal: error log naming the cause, counters and last error for telemetry
+// and the Console heartbeat. The policy in force stays (fail-static).
+void Enforcement::refused(const std::string &version_in, const std::exception &e) {
+    const std::string version = version_in.empty() ? "(unknown)" : version_in;
+    const char *cause = "invalid-policy";
+    if (const auto *r = dynamic_cast<const policy::SnapshotResourceError *>(&e))
+        cause = r->resource() == policy::SnapshotResourceError::Resource::kMemory
+                    ? "out-of-memory"
+                    : "snapshot-bound";
+    std::string enforced;
+    {
+        std::lock_guard<std::mutex> lock(status_mu_);
+        enforced = status_.enforced_version.empty() ? "(none)" : status_.enforced_version;
+    }
+    // Logged first: whoever sees the refusal in telemetry finds it in the log too.
+    spdlog::error("policy reload refused ({}): version {} not applied, keeping version {}: {}",
+                  cause, version, enforced, e.what());
+    std::lock_guard<std::mutex> lock(status_mu_);
+    ++status_.refused;
+    status_.last_refused = true;
+    status_.last_refused_version = version;
+    status_.last_error = e.what();
+    status_.last_error_cause = cause;
+    status_.last_refused_at = std::time(nullptr);
+}
+
+PolicyStatus Enforcement::policy_status() const {
+    std::lock_guard<std::mutex> lock(status_mu_);
+    PolicyStatus s = status_;
+    s.snapshots_alive = budget_.alive();
+    s.snapshots_max = budget_.max_alive();
+    s.snapshots_high_water = budget_.high_water();
+    return s;
+}
+
 bool Enforcement::add_peer_certificate(const std::string &pem) {
     auto r = certs_->add_pem(pem, std::time(nullptr));  // re-adding a known one is a no-op
     if (!r) spdlog::warn("peer certificate refused: {}", r.error().what());
     return r.ok();
 }
 
+// Frees what the next compile may need the budget for: snapshots kept only to name flow records,
+// and retired states whose RCU grace period is over. Control thread.
+void Enforcement::make_room() {
+    {
+        std::lock_guard<std::mutex> lock(state_mu_);
+        while (!recent_.empty() && recent_.front() != policy_) recent_.pop_front();
+    }
+    publisher_.reclaim();
+}
+
 void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerProfile &profile) {
-    std::shared_ptr<const policy::PolicySnapshot> snap = policy::compile_snapshot(set, profile);
+    // Records made under the snapshots about to be dropped are named while those still exist.
+    drain_records();
+    auto ticket = budget_.acquire(kSnapshotWait, [this] { make_room(); });
+    if (!ticket)
+        throw policy::SnapshotResourceError(
+            policy::SnapshotResourceError::Resource::kSnapshotBound, "(snapshots)",
+            std::to_string(budget_.alive()) + " compiled snapshots still alive after " +
+                std::to_string(kSnapshotWait.count()) + " ms (the bound is " +
+                std::to_string(budget_.max_alive()) +
+                "): a worker has not passed an RCU quiescent state");
+    policy::CompileOptions opts;
+    opts.previous = policy_.get();
+    opts.ticket = std::move(*ticket);
+    std::shared_ptr<const policy::PolicySnapshot> snap =
+        policy::compile_snapshot(set, profile, std::move(opts));
     std::lock_guard<std::mutex> lock(state_mu_);
     set_ = set;
     policy_ = std::move(snap);
     recent_.push_back(policy_);
-    while (recent_.size() > kRecentSnapshots) recent_.pop_front();
+    while (recent_.size() > kMaxAliveSnapshots) recent_.pop_front();
     slow_->set_policy(policy_);
     // The learned addresses stay; their networks are recomputed for the new snapshot's indices.
     const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
@@ -222,9 +317,23 @@ void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerPr
     fqdn_ = learner_.build(now);
     publish_state();
     const auto st = policy_->stats();
-    spdlog::info("policy {} applied: profile \"{}\", {} PUs, {} rules, {} external prefixes",
-                 policy_->bundle_version(), profile.name, policy_->pu_count(), st.rules,
-                 st.prefixes_v4 + st.prefixes_v6);
+    {
+        std::lock_guard<std::mutex> slock(status_mu_);
+        status_.enforced_version = policy_->bundle_version();
+        ++status_.applied;
+        status_.last_refused = false;
+        status_.table_bytes = st.table_bytes;
+        status_.table_v4 = st.table_v4;
+        status_.table_v6 = st.table_v6;
+        status_.table_shared = st.table_shared;
+    }
+    spdlog::info(
+        "policy {} applied: profile \"{}\", {} PUs, {} rules, {} external prefixes; address "
+        "tables {}/{} ({} KiB of DPDK memory{}), {} of {} snapshots alive",
+        policy_->bundle_version(), profile.name, policy_->pu_count(), st.rules,
+        st.prefixes_v4 + st.prefixes_v6, st.table_v4, st.table_v6, st.table_bytes / 1024,
+        st.table_shared ? ", shared with the previous policy" : "", budget_.alive(),
+        budget_.max_alive());
 }
 
 // Signs (or reuses) every local PU's claims and publishes policy + claims as one state. The caller

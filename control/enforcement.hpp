@@ -3,6 +3,7 @@
 // and the flow records workers send back (names resolved, aggregated into flow reports).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -20,6 +21,7 @@
 #include "dataplane/dns/fqdn.hpp"
 #include "dataplane/handshake/identity.hpp"
 #include "dataplane/handshake/records.hpp"
+#include "dataplane/policy/budget.hpp"
 #include "dataplane/policy/publisher.hpp"
 #include "dataplane/worker/worker.hpp"
 
@@ -64,8 +66,34 @@ struct DnsStats {
     dns::FqdnCounters learner;
 };
 
+// What became of the policies the enforcer was given: the one in force and the last refusal
+// (telemetry /segwire/control, Console heartbeats). A refused policy never replaces the one in
+// force (fail-static); it is logged at error level and counted here.
+struct PolicyStatus {
+    std::string enforced_version;  // bundle version in force, "" before the first
+    uint64_t applied = 0, refused = 0;
+    bool last_refused = false;         // the most recent attempt was refused
+    std::string last_refused_version;  // the refused bundle's version, "(unknown)" if unreadable
+    std::string last_error;            // why, in full
+    std::string last_error_cause;      // "invalid-policy" | "out-of-memory" | "snapshot-bound"
+    int64_t last_refused_at = 0;       // unix seconds, 0 = never
+    // Compiled snapshots alive now, the bound, and the most ever alive at once.
+    uint32_t snapshots_alive = 0, snapshots_max = 0, snapshots_high_water = 0;
+    // The address tables of the snapshot in force: DPDK bytes, kinds, shared with the previous one.
+    uint64_t table_bytes = 0;
+    std::string table_v4, table_v6;
+    bool table_shared = false;
+};
+
 class Enforcement {
   public:
+    // Compiled snapshots alive at once: the one in force and the one being compiled. A reload that
+    // finds the budget full (older snapshots still in their RCU grace period, or held for naming
+    // flow records) drops the naming cache and waits up to kSnapshotWait for the workers to pass a
+    // quiescent state; if the budget is still full it is refused (cause "snapshot-bound").
+    static constexpr uint32_t kMaxAliveSnapshots = 2;
+    static constexpr std::chrono::milliseconds kSnapshotWait{5000};
+
     // Loads keys, certificates and trust (throws std::runtime_error naming the config field).
     Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, rte_mempool *pool,
                 const uint16_t mtu[2], const dp::TxChecksum tx_csum[2]);
@@ -75,12 +103,17 @@ class Enforcement {
     const std::string &enforcer_id() const { return cfg_.identity.enforcer_id; }
 
     // Resolves the profile, compiles, signs the PUs' claims and publishes. Throws PolicyError
-    // (naming the problem: e.g. the candidate profiles) and leaves the current policy in place.
+    // (naming the problem: e.g. the candidate profiles; SnapshotResourceError for DPDK memory or
+    // the snapshot bound) and leaves the current policy in place.
     void apply(const policy::PolicySet &set);
+    // The same for identity.policy_file. A refusal is logged, counted in policy_status() and
+    // rethrown.
     void apply_file(const std::string &path);
     // A bundle from the Console (its profile already resolved there). Returns its version.
-    // Throws (naming the problem) and keeps the policy in force when the bundle is malformed.
+    // Throws (naming the problem) and keeps the policy in force when the bundle is refused; the
+    // refusal is logged and counted in policy_status() first.
     std::string apply_bundle(const std::string &json_text);
+    PolicyStatus policy_status() const;
     // Adds a peer enforcer's certificate (verified against the trust bundle). True when the
     // certificate is (now) trusted.
     bool add_peer_certificate(const std::string &pem);
@@ -105,6 +138,10 @@ class Enforcement {
     const SlowPath &slowpath() const { return *slow_; }
 
   private:
+    void apply_set(const policy::PolicySet &set);
+    std::string apply_bundle_text(const std::string &json_text);
+    void refused(const std::string &version, const std::exception &e);
+    void make_room();
     void publish_state();
     void publish_locked(std::shared_ptr<const dns::FqdnSet> fqdn);
     void on_dns_answer(const dns::DnsResponse &r, const dp::SlowJob &j);
@@ -124,8 +161,13 @@ class Enforcement {
     std::unique_ptr<SlowPath> slow_;
 
     policy::PolicySet set_;
+    policy::SnapshotBudget budget_{kMaxAliveSnapshots};
     std::shared_ptr<const policy::PolicySnapshot> policy_;
-    std::deque<std::shared_ptr<const policy::PolicySnapshot>> recent_;  // for record names
+    // The snapshot in force and the one before (for naming flow records made just before a
+    // swap); dropped by make_room() when a new compile needs the budget.
+    std::deque<std::shared_ptr<const policy::PolicySnapshot>> recent_;
+    mutable std::mutex status_mu_;  // telemetry and Console threads read the status
+    PolicyStatus status_;
     crypto::X25519Public published_pub_{};
     uint64_t state_version_ = 0;
 

@@ -217,8 +217,10 @@ int run(const config::ApplianceConfig &cfg) {
                     try {
                         std::string v = app->enforcement->apply_bundle(*b);
                         app->sync->bundle_applied(*b, v);
-                    } catch (const std::exception &e) {
-                        app->sync->bundle_rejected("?", e.what());
+                    } catch (const std::exception &) {
+                        // Logged and counted by Enforcement; the Console hears of it in the
+                        // next heartbeat and in an event log.
+                        app->sync->bundle_rejected(app->enforcement->policy_status());
                     }
                 }
             }
@@ -235,12 +237,11 @@ int run(const config::ApplianceConfig &cfg) {
                     app->sync->submit_reports(std::move(flows), std::move(ex), std::move(dns));
             }
             if (g_reload.exchange(false) && !cfg.identity.policy_file.empty()) {
-                // A bad file is refused whole; the policy in force stays (fail-static).
+                // A bad file is refused whole; the policy in force stays (fail-static). The
+                // refusal is logged at error level and shown by /segwire/control.
                 try {
                     app->enforcement->apply_file(cfg.identity.policy_file);
-                } catch (const std::exception &e) {
-                    spdlog::error("policy reload refused, keeping version {}: {}",
-                                  app->enforcement->bundle_version(), e.what());
+                } catch (const std::exception &) {
                 }
             }
             app->enforcement->tick();

@@ -318,12 +318,32 @@ int cmd_flowlog(const char *, const char *params, rte_tel_data *d) {
     return 0;
 }
 
+// Policy updates in either mode: the version in force, refusals and why, snapshot memory.
+void add_policy_status(rte_tel_data *d, const Enforcement &e) {
+    const PolicyStatus p = e.policy_status();
+    rte_tel_data_add_dict_string(d, "enforced_version", p.enforced_version.substr(0, 120).c_str());
+    rte_tel_data_add_dict_string(d, "policy_state", p.last_refused ? "refused" : "applied");
+    rte_tel_data_add_dict_u64(d, "policy_applied", p.applied);
+    rte_tel_data_add_dict_u64(d, "policy_refused", p.refused);
+    rte_tel_data_add_dict_string(d, "last_refused_version",
+                                 p.last_refused_version.substr(0, 120).c_str());
+    rte_tel_data_add_dict_string(d, "last_policy_error_cause", p.last_error_cause.c_str());
+    rte_tel_data_add_dict_string(d, "last_policy_error", p.last_error.substr(0, 120).c_str());
+    rte_tel_data_add_dict_u64(d, "last_refused_at", static_cast<uint64_t>(p.last_refused_at));
+    rte_tel_data_add_dict_u64(d, "snapshots_alive", p.snapshots_alive);
+    rte_tel_data_add_dict_u64(d, "snapshots_max", p.snapshots_max);
+    rte_tel_data_add_dict_u64(d, "snapshots_high_water", p.snapshots_high_water);
+    rte_tel_data_add_dict_u64(d, "snapshot_table_bytes", p.table_bytes);
+    rte_tel_data_add_dict_string(d, "snapshot_tables", (p.table_v4 + "/" + p.table_v6).c_str());
+}
+
 int cmd_control(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_start_dict(d);
     rte_tel_data_add_dict_string(d, "mode",
                                  g_app->sync          ? "console"
                                  : g_app->enforcement ? "policy-file"
                                                       : "forwarding");
+    if (g_app->enforcement) add_policy_status(d, *g_app->enforcement);
     if (!g_app->sync) return 0;
     SyncStatus s = g_app->sync->status();
     rte_tel_data_add_dict_int(d, "connected", s.connected ? 1 : 0);
@@ -346,8 +366,9 @@ int cmd_control(const char *, const char *, rte_tel_data *d) {
 }  // namespace
 
 void register_telemetry(App &app) {
-    rte_telemetry_register_cmd("/segwire/control", cmd_control,
-                               "Console sync: connection, bundle version, token, report spool.");
+    rte_telemetry_register_cmd(
+        "/segwire/control", cmd_control,
+        "Policy in force and refusals; Console sync: connection, bundle, token, report spool.");
     rte_telemetry_register_cmd("/segwire/identity", cmd_identity,
                                "Identity handshake counters, policy version, HMAC back-end.");
     rte_telemetry_register_cmd("/segwire/flowlog", cmd_flowlog,

@@ -1,10 +1,11 @@
 // PolicySet + resolved profile → PolicySnapshot. Control thread only: allocates and throws.
 //
 // The address side folds every prefix the enforcer cares about (PU addresses, external-network
-// includes and `!` exclusions, targetNetworks, targetUDPNetworks, excludedNetworks) into one LPM
-// per address family. Each prefix gets an "address class" = everything true of the addresses whose
-// longest matching prefix it is (covering PU, flags, set of external networks containing it), so a
-// worker learns all of it from a single lookup. See docs/policy.md.
+// includes and `!` exclusions, targetNetworks, targetUDPNetworks, excludedNetworks) into one table
+// per address family (a RIB or an LPM, sized from the policy: dataplane/policy/address_table.hpp).
+// Each prefix gets an "address class" = everything true of the addresses whose longest matching
+// prefix it is (covering PU, flags, set of external networks containing it), so a worker learns
+// all of it from a single lookup. See docs/policy.md.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -12,10 +13,7 @@
 #include <set>
 #include <tuple>
 
-#include <rte_errno.h>
-#include <rte_lpm.h>
-#include <rte_lpm6.h>
-
+#include "dataplane/policy/address_table.hpp"
 #include "dataplane/policy/snapshot.hpp"
 
 namespace segwire::policy {
@@ -77,10 +75,11 @@ using ClassKey = std::tuple<uint32_t, uint8_t, std::vector<uint32_t>>;
 
 class SnapshotCompiler {
   public:
-    SnapshotCompiler(const PolicySet &set, const EnforcerProfile &profile)
-        : set_(set), profile_(profile), s_(new PolicySnapshot()) {}
+    SnapshotCompiler(const PolicySet &set, const EnforcerProfile &profile, CompileOptions &opts)
+        : set_(set), profile_(profile), opts_(opts), s_(new PolicySnapshot()) {}
 
     std::unique_ptr<PolicySnapshot> run() {
+        s_->ticket_ = std::move(opts_.ticket);
         s_->version_ = g_next_version.fetch_add(1);
         s_->bundle_version_ = set_.version;
         s_->profile_ = profile_;
@@ -393,53 +392,21 @@ class SnapshotCompiler {
             fail("(addresses)", std::to_string(s_->classes_.size()) +
                                     " distinct address classes exceed the LPM next-hop limit " +
                                     std::to_string(max_hop));
-        build_lpm4(v4);
-        build_lpm6(v6);
-    }
-
-    void build_lpm4(const std::vector<std::pair<IpPrefix, uint32_t>> &v4) {
-        s_->prefixes_v4_ = static_cast<uint32_t>(v4.size());
-        if (v4.empty()) return;
-        std::set<uint32_t> tbl8;  // one tbl8 group per /24 holding longer prefixes
-        for (const auto &[p, c] : v4)
-            if (p.len > 24) tbl8.insert(p.v4_host() >> 8);
-        rte_lpm_config cfg{};
-        cfg.max_rules = static_cast<uint32_t>(v4.size());
-        cfg.number_tbl8s = static_cast<uint32_t>(tbl8.size()) + 16;
-        std::string name = "swp4_" + std::to_string(s_->version_);
-        s_->lpm4_ = rte_lpm_create(name.c_str(), SOCKET_ID_ANY, &cfg);
-        if (!s_->lpm4_)
-            fail("(lpm4)", "rte_lpm_create failed: " + std::string(rte_strerror(rte_errno)) +
-                               " (is the EAL initialised with enough memory?)");
-        for (const auto &[p, c] : v4) {
-            int rc = rte_lpm_add(s_->lpm4_, p.v4_host(), p.len, c);
-            if (rc < 0) fail("(lpm4)", "rte_lpm_add " + p.str() + ": " + rte_strerror(-rc));
+        if (v4.empty() && v6.empty()) return;
+        // A rule-only update leaves every prefix in the same class: share the tables in force.
+        const PolicySnapshot *prev = opts_.previous;
+        if (prev && prev->addr_ && prev->addr_->same(v4, v6, opts_.rib_max_v4, opts_.rib_max_v6)) {
+            s_->addr_ = prev->addr_;
+            s_->addr_shared_ = true;
+            return;
         }
-    }
-
-    void build_lpm6(const std::vector<std::pair<IpPrefix, uint32_t>> &v6) {
-        s_->prefixes_v6_ = static_cast<uint32_t>(v6.size());
-        if (v6.empty()) return;
-        // Upper bound: each prefix longer than /24 needs one tbl8 per further byte.
-        uint64_t tbl8 = 16;
-        for (const auto &[p, c] : v6)
-            if (p.len > 24) tbl8 += (p.len - 24 + 7) / 8;
-        rte_lpm6_config cfg{};
-        cfg.max_rules = static_cast<uint32_t>(v6.size());
-        cfg.number_tbl8s = static_cast<uint32_t>(std::min<uint64_t>(tbl8, 1u << 20));
-        std::string name = "swp6_" + std::to_string(s_->version_);
-        s_->lpm6_ = rte_lpm6_create(name.c_str(), SOCKET_ID_ANY, &cfg);
-        if (!s_->lpm6_)
-            fail("(lpm6)", "rte_lpm6_create failed: " + std::string(rte_strerror(rte_errno)) +
-                               " (is the EAL initialised with enough memory?)");
-        for (const auto &[p, c] : v6) {
-            int rc = rte_lpm6_add(s_->lpm6_, p.addr.data(), p.len, c);
-            if (rc < 0) fail("(lpm6)", "rte_lpm6_add " + p.str() + ": " + rte_strerror(-rc));
-        }
+        s_->addr_ = AddressTable::build(std::move(v4), std::move(v6), opts_.rib_max_v4,
+                                        opts_.rib_max_v6, std::to_string(s_->version_));
     }
 
     const PolicySet &set_;
     const EnforcerProfile &profile_;
+    CompileOptions &opts_;
     std::unique_ptr<PolicySnapshot> s_;
     std::unordered_map<std::string, uint32_t> string_ids_;
     std::vector<PolicySnapshot::Range> subjects_;         // expression per policy
@@ -451,8 +418,9 @@ class SnapshotCompiler {
 };
 
 std::unique_ptr<PolicySnapshot> compile_snapshot(const PolicySet &set,
-                                                 const EnforcerProfile &profile) {
-    return SnapshotCompiler(set, profile).run();
+                                                 const EnforcerProfile &profile,
+                                                 CompileOptions options) {
+    return SnapshotCompiler(set, profile, options).run();
 }
 
 }  // namespace segwire::policy

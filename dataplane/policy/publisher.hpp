@@ -8,8 +8,9 @@
 // Control thread: pub.publish(std::make_unique<T>(...)); and pub.reclaim() from its periodic tick.
 //
 // Workers never wait: current() is one acquire load, reader_quiescent() one store. The control
-// thread waits only when more than `max_pending` old objects are still in their grace period
-// (a snapshot holds an LPM of 64+ MiB, so memory must stay bounded).
+// thread waits only when more than `max_pending` old objects are still in their grace period.
+// How many compiled policy snapshots may be alive (each retired state may hold one) is bounded
+// separately, by SnapshotBudget (dataplane/policy/budget.hpp).
 #pragma once
 
 #include <cstdint>

@@ -5,8 +5,7 @@
 
 #include <algorithm>
 
-#include <rte_lpm.h>
-#include <rte_lpm6.h>
+#include "dataplane/policy/address_table.hpp"
 
 namespace segwire::policy {
 
@@ -55,10 +54,7 @@ bool PeerTags::has(uint32_t id) const noexcept {
     return std::binary_search(ids_.begin(), ids_.end(), id);
 }
 
-PolicySnapshot::~PolicySnapshot() {
-    if (lpm4_) rte_lpm_free(lpm4_);
-    if (lpm6_) rte_lpm6_free(lpm6_);
-}
+PolicySnapshot::~PolicySnapshot() = default;
 
 AddressInfo PolicySnapshot::info_of(uint32_t class_id) const noexcept {
     const AddrClass &c = classes_[class_id];
@@ -67,27 +63,25 @@ AddressInfo PolicySnapshot::info_of(uint32_t class_id) const noexcept {
 
 AddressInfo PolicySnapshot::classify_v4(uint32_t host_order) const noexcept {
     uint32_t cls;
-    if (lpm4_ == nullptr || rte_lpm_lookup(lpm4_, host_order, &cls) != 0) cls = default_class_v4_;
+    if (addr_ == nullptr || !addr_->lookup_v4(host_order, &cls)) cls = default_class_v4_;
     return info_of(cls);
 }
 
 void PolicySnapshot::classify_v4_bulk(const uint32_t *host_order, AddressInfo *out,
                                       unsigned n) const noexcept {
-    uint32_t hops[64];
+    uint32_t cls[64];
     n = std::min(n, 64u);
-    if (lpm4_ == nullptr) {
+    if (addr_ == nullptr) {
         for (unsigned i = 0; i < n; ++i) out[i] = info_of(default_class_v4_);
         return;
     }
-    rte_lpm_lookup_bulk(lpm4_, host_order, hops, n);
-    for (unsigned i = 0; i < n; ++i)
-        out[i] = info_of((hops[i] & RTE_LPM_LOOKUP_SUCCESS) ? (hops[i] & 0x00ffffff)
-                                                            : default_class_v4_);
+    addr_->lookup_v4_bulk(host_order, cls, n, default_class_v4_);
+    for (unsigned i = 0; i < n; ++i) out[i] = info_of(cls[i]);
 }
 
 AddressInfo PolicySnapshot::classify_v6(const uint8_t addr[16]) const noexcept {
     uint32_t cls;
-    if (lpm6_ == nullptr || rte_lpm6_lookup(lpm6_, addr, &cls) != 0) cls = default_class_v6_;
+    if (addr_ == nullptr || !addr_->lookup_v6(addr, &cls)) cls = default_class_v6_;
     return info_of(cls);
 }
 
@@ -116,9 +110,13 @@ PolicySnapshot::Stats PolicySnapshot::stats() const {
     return Stats{static_cast<uint32_t>(rules_.size()),
                  static_cast<uint32_t>(rule_lists_.size()),
                  static_cast<uint32_t>(classes_.size()),
-                 prefixes_v4_,
-                 prefixes_v6_,
-                 next_tag_id_};
+                 addr_ ? addr_->prefixes_v4() : 0,
+                 addr_ ? addr_->prefixes_v6() : 0,
+                 next_tag_id_,
+                 to_string(addr_ ? addr_->kind_v4() : AddressTable::Kind::kNone),
+                 to_string(addr_ ? addr_->kind_v6() : AddressTable::Kind::kNone),
+                 addr_ ? addr_->dpdk_bytes() : 0,
+                 addr_shared_};
 }
 
 PeerTags PolicySnapshot::make_peer_tags(std::span<const std::string> tags) const {

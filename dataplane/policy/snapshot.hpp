@@ -15,15 +15,47 @@
 #include <unordered_map>
 #include <vector>
 
+#include "config/policy/error.hpp"
 #include "config/policy/model.hpp"
 #include "config/policy/syntax.hpp"
-
-struct rte_lpm;
-struct rte_lpm6;
+#include "dataplane/policy/budget.hpp"
 
 namespace segwire::policy {
 
+class AddressTable;
+class PolicySnapshot;
+
 inline constexpr uint32_t kNone = UINT32_MAX;
+
+// A compile (or a reload) refused for lack of a resource rather than because the policy is wrong:
+// DPDK memory for the address tables, or a free slot under the snapshot bound (SnapshotBudget).
+class SnapshotResourceError : public PolicyError {
+  public:
+    enum class Resource : uint8_t { kMemory, kSnapshotBound };
+    SnapshotResourceError(Resource r, std::string field, std::string problem)
+        : PolicyError("snapshot", std::move(field), std::move(problem)), resource_(r) {}
+    Resource resource() const { return resource_; }
+
+  private:
+    Resource resource_;
+};
+
+// Per family, up to this many prefixes go into a DPDK RIB (memory ∝ prefixes, a trie walk per
+// lookup); more into an LPM (a fixed 64 MiB tbl24, one or two reads per lookup). The limits keep a
+// RIB lookup under the 50 ns classify target (an IPv6 trie step costs several times an IPv4 one);
+// docs/policy.md, "Memory sizing", has the figures behind them.
+inline constexpr uint32_t kRibMaxPrefixesV4 = 1024;
+inline constexpr uint32_t kRibMaxPrefixesV6 = 128;
+
+struct CompileOptions {
+    // The snapshot in force, if any: when the new prefix → class map equals its map (a rule-only
+    // update), the new snapshot shares its address tables instead of building new ones.
+    const PolicySnapshot *previous = nullptr;
+    uint32_t rib_max_v4 = kRibMaxPrefixesV4;
+    uint32_t rib_max_v6 = kRibMaxPrefixesV6;
+    // Held by the snapshot for its whole life (see SnapshotBudget); empty = not counted.
+    SnapshotBudget::Ticket ticket;
+};
 
 enum class Direction : uint8_t {
     kIncoming = 0,  // evaluated at the server-side enforcer; the peer is the source
@@ -128,7 +160,7 @@ class PolicySnapshot {
     AddressInfo classify(const IpAddr &a) const noexcept {
         return a.v6 ? classify_v6(a.b6.data()) : classify_v4(a.v4);
     }
-    // Burst form for the worker loop (one rte_lpm_lookup_bulk); n ≤ 64.
+    // Burst form for the worker loop (one rte_lpm_lookup_bulk with an LPM); n ≤ 64.
     void classify_v4_bulk(const uint32_t *host_order, AddressInfo *out, unsigned n) const noexcept;
     uint32_t find_pu(const IpAddr &a) const noexcept { return classify(a).pu; }
 
@@ -171,15 +203,21 @@ class PolicySnapshot {
     };
     const std::vector<HostnameEntry> &hostnames() const { return hostnames_; }
 
-    // Sizes, for logs and benchmarks.
+    // Sizes, for logs, telemetry and benchmarks.
     struct Stats {
         uint32_t rules, rule_lists, address_classes, prefixes_v4, prefixes_v6, tags;
+        const char *table_v4, *table_v6;  // "none", "rib" or "lpm"
+        size_t table_bytes;               // DPDK bytes of the address tables (shared or not)
+        bool table_shared;                // the tables are the previous snapshot's
     };
     Stats stats() const;
 
   private:
     friend class SnapshotCompiler;
     PolicySnapshot() = default;
+
+    // Declared first so that it is released last, after the address tables.
+    SnapshotBudget::Ticket ticket_;
 
     struct Range {
         uint32_t off = 0, cnt = 0;
@@ -257,16 +295,17 @@ class PolicySnapshot {
     std::unordered_map<std::string, std::vector<std::pair<std::string, uint32_t>>> prefix_ids_;
     uint32_t next_tag_id_ = 0;
 
-    rte_lpm *lpm4_ = nullptr;
-    rte_lpm6 *lpm6_ = nullptr;
+    std::shared_ptr<const AddressTable> addr_;  // null: no prefixes at all
+    bool addr_shared_ = false;
     uint32_t default_class_v4_ = 0;  // class of 0.0.0.0/0 (LPM cannot hold depth 0)
     uint32_t default_class_v6_ = 0;
-    uint32_t prefixes_v4_ = 0, prefixes_v6_ = 0;
 };
 
 // Compile a validated PolicySet for an enforcer whose profile has been resolved (see
-// resolve_profile). Needs the EAL (rte_lpm lives in DPDK memory). Throws PolicyError.
+// resolve_profile). Needs the EAL (the address tables live in DPDK memory). Throws PolicyError,
+// or SnapshotResourceError when DPDK memory runs out.
 std::unique_ptr<PolicySnapshot> compile_snapshot(const PolicySet &set,
-                                                 const EnforcerProfile &profile);
+                                                 const EnforcerProfile &profile,
+                                                 CompileOptions options = {});
 
 }  // namespace segwire::policy

@@ -131,6 +131,10 @@ class Segwire:
                 cfg[k].update(v)
             else:
                 cfg[k] = v
+        for section in cfg.values():  # a None value removes the field: segwire's default applies
+            if isinstance(section, dict):
+                for k in [k for k, v in section.items() if v is None]:
+                    del section[k]
         self.config = cfg
         self.proc = None
         self.telemetry = Telemetry(tag)

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <time.h>
 #include <map>
@@ -396,10 +397,18 @@ struct Bed {
         PolicySet sa = filler_rules ? bench_policy(cold_clients, filler_rules) : small;
         policy::EnforcerProfile profile;
         if (udp) profile.target_udp_networks = {"10.0.0.0/8"};  // UDP identity handshakes
+        // SEGWIRE_BENCH_TABLES=lpm: LPM address tables even for these small policies (by default
+        // they get RIBs), to compare the two in one build (docs/policy.md, "Memory sizing").
+        auto options = [] {
+            policy::CompileOptions o;
+            const char *t = std::getenv("SEGWIRE_BENCH_TABLES");
+            if (t && std::string(t) == "lpm") o.rib_max_v4 = o.rib_max_v6 = 0;
+            return o;
+        };
         std::shared_ptr<const policy::PolicySnapshot> snap_a =
-            policy::compile_snapshot(sa, profile);
+            policy::compile_snapshot(sa, profile, options());
         std::shared_ptr<const policy::PolicySnapshot> snap_b =
-            policy::compile_snapshot(small, profile);
+            policy::compile_snapshot(small, profile, options());
         rules_a = snap_a->stats().rules;
         std::vector<std::string> clients;
         if (cold_clients == 0)

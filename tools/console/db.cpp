@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS appcreds(id TEXT PRIMARY KEY, name TEXT NOT NULL,
                                     created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS enforcers(id TEXT PRIMARY KEY, name TEXT NOT NULL, tags TEXT NOT NULL,
                                      certificate TEXT NOT NULL, registered INTEGER NOT NULL,
-                                     last_seen INTEGER, status TEXT, stats TEXT);
+                                     last_seen INTEGER, status TEXT, stats TEXT,
+                                     policy_error TEXT);
 CREATE TABLE IF NOT EXISTS report_batches(kind TEXT NOT NULL, enforcer_id TEXT NOT NULL,
                                           batch_id TEXT NOT NULL, count INTEGER NOT NULL,
                                           received INTEGER NOT NULL,
@@ -51,6 +52,13 @@ Db::Db(const std::string &path) {
     exec("PRAGMA synchronous=NORMAL");
     exec("PRAGMA foreign_keys=ON");
     exec(kSchema);
+    // Columns added after the first release: databases made before get them here.
+    bool has_policy_error = false;
+    {
+        Stmt s(*this, "SELECT name FROM pragma_table_info('enforcers')");
+        while (s.step()) has_policy_error = has_policy_error || s.text(0) == "policy_error";
+    }
+    if (!has_policy_error) exec("ALTER TABLE enforcers ADD COLUMN policy_error TEXT");
 }
 
 Db::~Db() {

@@ -34,11 +34,13 @@ EnforcerRecord read_row(Stmt &s) {
     r.last_seen = s.is_null(5) ? 0 : s.i64(5);
     r.status = s.text(6);
     r.stats_json = s.text(7);
+    r.policy_error_json = s.is_null(8) ? "" : s.text(8);
     return r;
 }
 
 constexpr const char *kSelect =
-    "SELECT id, name, tags, certificate, registered, last_seen, status, stats FROM enforcers";
+    "SELECT id, name, tags, certificate, registered, last_seen, status, stats, policy_error "
+    "FROM enforcers";
 
 }  // namespace
 
@@ -135,6 +137,14 @@ std::string EnforcerRegistry::to_json(const EnforcerRecord &r) {
             stats.Accept(w);
         }
     }
+    if (!r.policy_error_json.empty()) {
+        rapidjson::Document pe;
+        pe.Parse(r.policy_error_json.c_str());
+        if (!pe.HasParseError()) {
+            w.Key("lastPolicyError");
+            pe.Accept(w);
+        }
+    }
     write_string(w, "certificate", r.certificate);
     w.EndObject();
     return std::string(buf.GetString(), buf.GetSize());
@@ -155,17 +165,52 @@ std::string EnforcerRegistry::list_json() {
 void EnforcerRegistry::heartbeat(const std::string &id, std::string_view body) {
     rapidjson::Document doc = parse_json_object(body);
     std::string status = get_string(doc, "status", "status", false);
-    std::string stats;
+    std::string stats, policy_error;
+    const int64_t now = now_unix();
     if (const rapidjson::Value *v = member(doc, "stats")) {
         if (!v->IsObject()) throw ConsoleError(422, "stats: must be a JSON object", "stats");
         stats = console::to_json(*v);
+        if (const rapidjson::Value *pe = member(*v, "lastPolicyError")) {
+            if (!pe->IsObject())
+                throw ConsoleError(422, "stats.lastPolicyError: must be a JSON object",
+                                   "stats.lastPolicyError");
+            rapidjson::Value copy(*pe, doc.GetAllocator());
+            copy.RemoveMember("reportedAt");
+            policy_error = console::to_json(copy);
+        }
     }
     std::lock_guard lock(db_.mutex());
-    Stmt s(db_, "UPDATE enforcers SET last_seen = ?, status = ?, stats = ? WHERE id = ?");
-    s.bind(1, now_unix()).bind(2, status).bind(3, stats).bind(4, id);
-    s.step();
-    if (db_.changes() == 0)
-        throw ConsoleError(404, "enforcer \"" + id + "\" is not registered", "ID");
+    Tx tx(db_);
+    {
+        Stmt s(db_, "UPDATE enforcers SET last_seen = ?, status = ?, stats = ? WHERE id = ?");
+        s.bind(1, now).bind(2, status).bind(3, stats).bind(4, id);
+        s.step();
+        if (db_.changes() == 0)
+            throw ConsoleError(404, "enforcer \"" + id + "\" is not registered", "ID");
+    }
+    if (!policy_error.empty()) {
+        // A refusal the Console has not seen yet (another error, version or time) replaces the
+        // kept one and is stamped with when it arrived; a repeat leaves the stamp alone.
+        std::string kept;
+        {
+            Stmt q(db_, "SELECT policy_error FROM enforcers WHERE id = ?");
+            q.bind(1, id);
+            if (q.step() && !q.is_null(0)) kept = q.text(0);
+        }
+        rapidjson::Document k;
+        k.Parse(kept.c_str());
+        if (!k.HasParseError() && k.IsObject()) k.RemoveMember("reportedAt");
+        if (kept.empty() || k.HasParseError() || console::to_json(k) != policy_error) {
+            rapidjson::Document pe;
+            pe.Parse(policy_error.c_str());
+            pe.AddMember("reportedAt", rapidjson::Value(rfc3339(now).c_str(), pe.GetAllocator()),
+                         pe.GetAllocator());
+            Stmt u(db_, "UPDATE enforcers SET policy_error = ? WHERE id = ?");
+            u.bind(1, console::to_json(pe)).bind(2, id);
+            u.step();
+        }
+    }
+    tx.commit();
 }
 
 std::vector<std::string> enforcer_match_tags(const EnforcerRecord &r) {

@@ -23,6 +23,10 @@ struct EnforcerRecord {
     int64_t registered = 0, last_seen = 0;
     std::string status;
     std::string stats_json;  // the last heartbeat's stats object, "" if none
+    // The last policy refusal a heartbeat reported (stats.lastPolicyError plus "reportedAt"), ""
+    // if none ever. Kept until a heartbeat reports a different one, also across heartbeats that
+    // carry none (an enforcer restart forgets its refusals; the Console does not).
+    std::string policy_error_json;
 };
 
 class EnforcerRegistry {
@@ -39,7 +43,8 @@ class EnforcerRegistry {
     std::string list_json();
     std::string to_json(const EnforcerRecord &r);
 
-    // POST /enforcers/:id/heartbeat {status, stats}.
+    // POST /enforcers/:id/heartbeat {status, stats}; stats.lastPolicyError (an object) is kept as
+    // the enforcer's lastPolicyError.
     void heartbeat(const std::string &id, std::string_view body);
 
   private:

@@ -100,6 +100,16 @@ Extracted check_report(ReportKind kind, const Value &r, const std::string &prefi
             x.destination_port = opt_int(r, "destinationPort", prefix, 0, 65535, -1);
             opt_int(r, "protocol", prefix, 0, 255, -1);
             break;
+        case ReportKind::kEventLog:
+            // gaia's eventlog: what happened to an enforcer or a PU (a refused policy, ...).
+            require_one_of(r, "level", prefix, {"Debug", "Info", "Warning", "Error", "Critical"},
+                           true);
+            get_string(r, "category", prefix + ".category", true);
+            get_string(r, "content", prefix + ".content", true);
+            get_string(r, "title", prefix + ".title", false);
+            x.source_id = opt_string(r, "targetID", prefix);
+            x.action = opt_string(r, "level", prefix);  // the indexed column: ?level= filters
+            return x;
     }
     x.action = opt_string(r, "action", prefix);
     return x;
@@ -108,8 +118,8 @@ Extracted check_report(ReportKind kind, const Value &r, const std::string &prefi
 }  // namespace
 
 bool report_kind_from_name(std::string_view name, ReportKind *out) {
-    for (ReportKind k :
-         {ReportKind::kFlow, ReportKind::kDnsLookup, ReportKind::kConnectionException})
+    for (ReportKind k : {ReportKind::kFlow, ReportKind::kDnsLookup,
+                         ReportKind::kConnectionException, ReportKind::kEventLog})
         if (name == report_kind_name(k)) {
             *out = k;
             return true;
@@ -125,6 +135,8 @@ const char *report_kind_name(ReportKind k) {
             return "dnslookupreports";
         case ReportKind::kConnectionException:
             return "connectionexceptionreports";
+        case ReportKind::kEventLog:
+            return "eventlogs";
     }
     return "?";
 }

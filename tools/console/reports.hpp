@@ -1,4 +1,5 @@
-// Flow, DNS lookup and connection-exception reports: batched ingestion that is idempotent per
+// Flow, DNS lookup and connection-exception reports and event logs: batched ingestion that is
+// idempotent per
 // (kind, enforcer, batchID), filtered queries, and the aggregated flow table of `segwire-console
 // flows`.
 #pragma once
@@ -12,7 +13,7 @@ namespace segwire::console {
 
 class Db;
 
-enum class ReportKind : uint8_t { kFlow, kDnsLookup, kConnectionException };
+enum class ReportKind : uint8_t { kFlow, kDnsLookup, kConnectionException, kEventLog };
 
 bool report_kind_from_name(std::string_view name, ReportKind *out);  // "flowreports", …
 const char *report_kind_name(ReportKind k);

@@ -398,7 +398,8 @@ void Console::install(httplib::Server &svr) {
                  res.status = 204;
              }));
 
-    const std::string reports = "/(flowreports|dnslookupreports|connectionexceptionreports)";
+    const std::string reports =
+        "/(flowreports|dnslookupreports|connectionexceptionreports|eventlogs)";
     svr.Post(reports, guarded([this](auto &req, auto &res) {
                  ReportKind k{};
                  report_kind_from_name(req.matches[1].str(), &k);
@@ -422,6 +423,8 @@ void Console::install(httplib::Server &svr) {
                 report_kind_from_name(req.matches[1].str(), &k);
                 ReportFilter f;
                 f.action = req.get_param_value("action");
+                if (k == ReportKind::kEventLog && req.has_param("level"))
+                    f.action = req.get_param_value("level");
                 f.source_id = req.get_param_value("sourceID");
                 f.destination_id = req.get_param_value("destinationID");
                 f.enforcer_id = req.get_param_value("enforcerID");

@@ -149,6 +149,7 @@ void BM_Compile100kExternalEntries(benchmark::State &state) {
         auto snap = compile_snapshot(s, prof);
         benchmark::DoNotOptimize(snap.get());
         state.counters["classes"] = snap->stats().address_classes;
+        state.counters["table_MiB"] = double(snap->stats().table_bytes) / (1 << 20);
         state.counters["v4_prefixes"] = snap->stats().prefixes_v4;
         state.counters["v6_prefixes"] = snap->stats().prefixes_v6;
     }
@@ -162,9 +163,10 @@ struct Fixtures {
     std::unique_ptr<PolicySnapshot> rs_snap = compile_snapshot(rs, EnforcerProfile{});
     std::unique_ptr<PolicySnapshot> ext_snap = compile_snapshot(ext, EnforcerProfile{});
 };
+std::unique_ptr<Fixtures> g_fixtures;  // freed in main, before the EAL goes away
 Fixtures &fx() {
-    static Fixtures f;
-    return f;
+    if (!g_fixtures) g_fixtures = std::make_unique<Fixtures>();
+    return *g_fixtures;
 }
 
 // Peers with ~12 tags, PUs with 20 ruleset rules each (10k rulesets over 500 groups).
@@ -291,6 +293,63 @@ void BM_ClassifyV4Bulk32(benchmark::State &state) {
 }
 BENCHMARK(BM_ClassifyV4Bulk32);
 
+// Classification against `entries` external-network entries (extnets_set: ~88 % v4, ~10 % v6)
+// in a RIB (arg 1 = 0) or an LPM (arg 1 = 1): the lookup cost behind kRibMaxPrefixesV4/V6.
+// Addresses: half inside a listed prefix, half random. Counters: the tables' DPDK bytes.
+void classify_by_size(benchmark::State &state, bool v6) {
+    PolicySet set = extnets_set(int(state.range(0)));
+    validate(set);
+    CompileOptions o;
+    o.rib_max_v4 = o.rib_max_v6 = state.range(1) == 0 ? UINT32_MAX : 0;
+    auto snap = compile_snapshot(set, EnforcerProfile{}, std::move(o));
+    std::mt19937 rng(5);
+    std::vector<IpAddr> addrs;
+    for (const auto &n : set.external_networks)
+        for (const auto &e : n.entries) {
+            if (e[0] == '!' || (e.find(':') != std::string::npos) != v6) continue;
+            IpPrefix p;
+            std::string problem;
+            if (!parse_prefix(e, &p, &problem)) continue;
+            IpAddr a;
+            a.v6 = v6;
+            if (v6)
+                std::copy(p.addr.begin(), p.addr.end(), a.b6.begin());
+            else
+                a.v4 = p.v4_host() | (p.len < 32 ? rng() & ((1u << (32 - p.len)) - 1) : 0);
+            addrs.push_back(a);
+        }
+    size_t inside = addrs.size();
+    for (size_t i = 0; i < std::max<size_t>(inside, 512); ++i) {
+        IpAddr a;
+        a.v6 = v6;
+        a.v4 = rng();
+        for (auto &b : a.b6) b = uint8_t(rng());
+        addrs.push_back(a);
+    }
+    std::shuffle(addrs.begin(), addrs.end(), rng);
+    addrs.resize(4096 <= addrs.size() ? 4096 : addrs.size());
+    size_t mask = 1;
+    while (mask * 2 <= addrs.size()) mask *= 2;
+    --mask;
+    uint32_t i = 0;
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(snap->classify(addrs[i & mask]));
+        ++i;
+    }
+    const auto st = snap->stats();
+    state.counters["prefixes"] = v6 ? st.prefixes_v6 : st.prefixes_v4;
+    state.counters["table_MiB"] = double(st.table_bytes) / (1 << 20);
+    state.SetLabel(std::string(v6 ? st.table_v6 : st.table_v4));
+}
+void BM_ClassifyV4BySize(benchmark::State &state) {
+    classify_by_size(state, false);
+}
+void BM_ClassifyV6BySize(benchmark::State &state) {
+    classify_by_size(state, true);
+}
+BENCHMARK(BM_ClassifyV4BySize)->ArgsProduct({{100, 1000, 4600, 10000, 50000}, {0, 1}});
+BENCHMARK(BM_ClassifyV6BySize)->ArgsProduct({{1000, 2000, 5000, 10000, 50000}, {0, 1}});
+
 void BM_MakePeerTags(benchmark::State &state) {
     const PolicySnapshot &s = *fx().rs_snap;
     std::vector<std::string> tags = {
@@ -318,7 +377,7 @@ int main(int argc, char **argv) {
     benchmark::Initialize(&argc, argv);
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
-    segwire::policy::fx().~Fixtures();  // free the LPMs before the EAL goes away
+    segwire::policy::g_fixtures.reset();  // free the address tables before the EAL goes away
     rte_eal_cleanup();
     return 0;
 }

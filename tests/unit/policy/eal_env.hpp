@@ -14,8 +14,8 @@ namespace segwire::test {
 class EalEnvironment : public ::testing::Environment {
   public:
     void SetUp() override {
-        // Each snapshot owns an rte_lpm (64 MiB tbl24) and maybe an rte_lpm6 (another 64 MiB);
-        // the publisher test keeps up to four alive.
+        // A small policy's snapshot takes kilobytes (RIB tables), but the sizing tests build
+        // LPM tables (64 MiB tbl24 each) and exhaust what is left on purpose.
         std::string prefix = "segwire-policytest-" + std::to_string(getpid());
         std::vector<std::string> args = {"segwire-policy-test",
                                          "--no-huge",

@@ -19,11 +19,16 @@ namespace {
 
 const std::string kExamples = std::string(SEGWIRE_SOURCE_ROOT) + "/config/examples/policy";
 
-TEST(NoAlloc, HotPathDoesNotAllocate) {
+// `tables`: the address tables' kind (a small policy gets RIBs by default; forced to LPMs here).
+void hot_path_does_not_allocate(const std::string &tables) {
     PolicySet set = load_policy_dir(kExamples);
     const EnforcerProfile &prof = *resolve_profile(set, {"role=appliance", "site=dc1"}).profile;
     SnapshotPublisher pub(1);
-    pub.publish(compile_snapshot(set, prof));
+    CompileOptions opts;
+    if (tables == "lpm") opts.rib_max_v4 = opts.rib_max_v6 = 0;
+    pub.publish(compile_snapshot(set, prof, std::move(opts)));
+    ASSERT_EQ(pub.current()->stats().table_v4, tables);
+    ASSERT_EQ(pub.current()->stats().table_v6, tables);
     pub.register_reader(0);
     DecisionCache cache(256);
     const PolicySnapshot *s = pub.current();
@@ -54,6 +59,14 @@ TEST(NoAlloc, HotPathDoesNotAllocate) {
     EXPECT_EQ(g_allocations, 0u);
     EXPECT_EQ(accepted, 6u) << "the window must have exercised real decisions";
     pub.unregister_reader(0);
+}
+
+TEST(NoAlloc, HotPathDoesNotAllocateWithRibTables) {
+    hot_path_does_not_allocate("rib");
+}
+
+TEST(NoAlloc, HotPathDoesNotAllocateWithLpmTables) {
+    hot_path_does_not_allocate("lpm");
 }
 
 }  // namespace
