@@ -120,7 +120,7 @@ def test_untrusted_console_certificate_refused(bed):
     # An app credential whose CA is not the one that signed the Console's certificate.
     other = bed.workdir / "other-ca"
     sh(f"{Path(CONSOLE).parent.parent / 'segwirectl' / 'segwirectl'} pki ca --out {other}")
-    cred = bed.appcred("enf-a")
+    cred = bed.appcred("enf-a", "enforcer", "enf-a")
     doc = json.loads(Path(cred).read_text())
     import base64
     doc["certificateAuthority"] = base64.b64encode((other / "ca.crt").read_bytes()).decode()
@@ -162,11 +162,15 @@ def test_cloud_token_from_a_local_fake_metadata_server():
         bed.set_console_policy(policy())
         signer = Signer(bed.workdir, "EC", "gcp-key-1")
         (bed.workdir / "jwks.json").write_text(json.dumps({"keys": [signer.jwk]}))
-        bed.start_console(extra_args=f"--gcp-jwks {bed.workdir / 'jwks.json'} --gcp-audience segwire-test")
+        bed.start_console(extra_args=f"--gcp-jwks {bed.workdir / 'jwks.json'} --gcp-audience segwire-test "
+                                     "--gcp-enforcer-id '{instancename}'")
+        # A cloud identity's first registration needs an admin's approval of its enforcer ID.
+        sh(f"{CONSOLE} enforcer approve --data {bed.console_data} --id enf-a")
         now = int(time.time())
         token_file = bed.workdir / "gcp.jwt"
         token_file.write_text(signer.token({"iss": "https://accounts.google.com", "sub": "gw-1",
-                                            "aud": "segwire-test", "iat": now, "exp": now + 600}))
+                                            "aud": "segwire-test", "iat": now, "exp": now + 600,
+                                            "google": {"compute_engine": {"instance_name": "enf-a"}}}))
         md = bed.enf_a.popen(f"python3 -u {Path(__file__).parent / 'fake_metadata.py'} --token-file {token_file}")
         port = json.loads(md.stdout.readline())["port"]
         a = bed.start_enforcer_console("a", extra_console={

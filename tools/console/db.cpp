@@ -19,6 +19,9 @@ CREATE TABLE IF NOT EXISTS seeds(kind TEXT NOT NULL, id TEXT NOT NULL, json TEXT
 CREATE TABLE IF NOT EXISTS appcreds(id TEXT PRIMARY KEY, name TEXT NOT NULL,
                                     namespace TEXT NOT NULL, cert_sha256 TEXT NOT NULL UNIQUE,
                                     created INTEGER NOT NULL);
+-- Enforcer IDs an admin approved for a first registration by a cloud identity.
+CREATE TABLE IF NOT EXISTS approvals(enforcer_id TEXT PRIMARY KEY, created INTEGER NOT NULL,
+                                     actor TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS enforcers(id TEXT PRIMARY KEY, name TEXT NOT NULL, tags TEXT NOT NULL,
                                      certificate TEXT NOT NULL, registered INTEGER NOT NULL,
                                      last_seen INTEGER, status TEXT, stats TEXT);
@@ -51,6 +54,18 @@ Db::Db(const std::string &path) {
     exec("PRAGMA synchronous=NORMAL");
     exec("PRAGMA foreign_keys=ON");
     exec(kSchema);
+    // Columns added after the first release: role and binding of app credentials, revocation.
+    // Credentials made before roles keep role "" and are refused by /issue.
+    bool has_role = false;
+    {
+        Stmt s(*this, "SELECT 1 FROM pragma_table_info('appcreds') WHERE name = 'role'");
+        has_role = s.step();
+    }
+    if (!has_role) {
+        exec("ALTER TABLE appcreds ADD COLUMN role TEXT NOT NULL DEFAULT ''");
+        exec("ALTER TABLE appcreds ADD COLUMN enforcer_id TEXT NOT NULL DEFAULT ''");
+        exec("ALTER TABLE appcreds ADD COLUMN revoked INTEGER");
+    }
 }
 
 Db::~Db() {

@@ -1,25 +1,32 @@
 // segwire-console: the reference Microsegmentation Console (docs/console.md).
 //
 //   segwire-console serve --data DIR [--policy DIR] [--listen 127.0.0.1:8443] ...
-//   segwire-console appcred create --data DIR --name N --out FILE [--api URL] [--ca-cert/--ca-key]
+//   segwire-console appcred create --data DIR --name N --role ROLE [--enforcer-id ID] --out FILE
+//   segwire-console appcred list|revoke ...
+//   segwire-console enforcer approve --data DIR --id ID
 //   segwire-console flows --data DIR [--since TIME]
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "config/policy/syntax.hpp"
+#include "tools/console/appcreds.hpp"
 #include "tools/console/console_pki.hpp"
 #include "tools/console/db.hpp"
+#include "tools/console/enforcers.hpp"
 #include "tools/console/error.hpp"
+#include "tools/console/realms.hpp"
 #include "tools/console/reports.hpp"
 #include "tools/console/server.hpp"
 #include "tools/console/util.hpp"
@@ -34,15 +41,33 @@ constexpr const char *kUsage = R"(usage:
                         [--aws-endpoint URL] [--aws-region REGION]
                         [--gcp-jwks FILE|URL] [--gcp-audience AUD]
                         [--azure-jwks FILE|URL] [--azure-audience AUD]
-  segwire-console appcred create --data DIR --name NAME --out FILE [--api URL]
+                        [--aws-enforcer-id RULE] [--gcp-enforcer-id RULE]
+                        [--azure-enforcer-id RULE] [--cloud-auto-register]
+  segwire-console appcred create --data DIR --name NAME --role admin|reader|enforcer
+                                 [--enforcer-id ID] --out FILE [--api URL]
+  segwire-console appcred list --data DIR
+  segwire-console appcred revoke --data DIR --id ID
+  segwire-console enforcer approve --data DIR --id ID
   segwire-console flows --data DIR [--since RFC3339|UNIX]
 )";
 
-// --key value pairs; every option takes a value.
+// Who the command-line tools act as in the audit trail: the local operator.
+std::string cli_actor() {
+    const char *user = std::getenv("SUDO_USER");
+    if (!user || !*user) user = std::getenv("USER");
+    return std::string("cli:") + (user && *user ? user : "unknown");
+}
+
+// --key value pairs; every option takes a value except the `flags` (stored as "1").
 bool parse_options(int argc, char **argv, int first, const std::vector<std::string> &known,
-                   std::map<std::string, std::string> *out) {
+                   std::map<std::string, std::string> *out,
+                   const std::vector<std::string> &flags = {}) {
     for (int i = first; i < argc; ++i) {
         std::string k = argv[i];
+        if (std::find(flags.begin(), flags.end(), k) != flags.end()) {
+            (*out)[k] = "1";
+            continue;
+        }
         if (std::find(known.begin(), known.end(), k) == known.end()) {
             std::fprintf(stderr, "segwire-console: unknown option %s\n%s", k.c_str(), kUsage);
             return false;
@@ -81,11 +106,12 @@ bool ensure_dir(const std::string &dir) {
 
 int cmd_serve(int argc, char **argv) {
     std::map<std::string, std::string> o;
-    if (!parse_options(argc, argv, 2,
-                       {"--data", "--policy", "--listen", "--ca-cert", "--ca-key",
-                        "--token-validity", "--aws-endpoint", "--aws-region", "--gcp-jwks",
-                        "--gcp-audience", "--azure-jwks", "--azure-audience"},
-                       &o) ||
+    if (!parse_options(
+            argc, argv, 2,
+            {"--data", "--policy", "--listen", "--ca-cert", "--ca-key", "--token-validity",
+             "--aws-endpoint", "--aws-region", "--gcp-jwks", "--gcp-audience", "--azure-jwks",
+             "--azure-audience", "--aws-enforcer-id", "--gcp-enforcer-id", "--azure-enforcer-id"},
+            &o, {"--cloud-auto-register"}) ||
         !need(o, "--data") || !ensure_dir(o["--data"]))
         return 2;
     ServerOptions s;
@@ -122,19 +148,70 @@ int cmd_serve(int argc, char **argv) {
     s.gcp_audience = opt_or(o, "--gcp-audience", s.gcp_audience);
     s.azure_jwks = opt_or(o, "--azure-jwks", "");
     s.azure_audience = opt_or(o, "--azure-audience", s.azure_audience);
+    for (auto [flag, rule, known] :
+         {std::tuple{"--aws-enforcer-id", &s.aws_enforcer_id, &kAwsAttributes},
+          std::tuple{"--gcp-enforcer-id", &s.gcp_enforcer_id, &kGcpAttributes},
+          std::tuple{"--azure-enforcer-id", &s.azure_enforcer_id, &kAzureAttributes}}) {
+        if (!o.count(flag)) continue;
+        *rule = o[flag];
+        std::string problem = check_enforcer_id_rule(*rule, *known);
+        if (!problem.empty()) {
+            std::fprintf(stderr, "segwire-console: %s: %s\n", flag, problem.c_str());
+            return 2;
+        }
+    }
+    s.cloud_auto_register = o.count("--cloud-auto-register") > 0;
     return run_server(s);
 }
 
 int cmd_appcred(int argc, char **argv) {
-    if (argc < 3 || std::strcmp(argv[2], "create") != 0) {
+    std::string sub = argc >= 3 ? argv[2] : "";
+    std::map<std::string, std::string> o;
+    if (sub == "list") {
+        if (!parse_options(argc, argv, 3, {"--data"}, &o) || !need(o, "--data")) return 2;
+        Db db(o["--data"] + "/console.db");
+        std::printf("%-20s %-16s %-8s %-16s %-20s %s\n", "ID", "NAME", "ROLE", "ENFORCER",
+                    "CREATED", "REVOKED");
+        for (const auto &c : list_app_credentials(db))
+            std::printf("%-20s %-16s %-8s %-16s %-20s %s\n", c.id.c_str(), c.name.c_str(),
+                        c.role.empty() ? "-" : c.role.c_str(),
+                        c.enforcer_id.empty() ? "-" : c.enforcer_id.c_str(),
+                        rfc3339(c.created).c_str(), c.revoked ? rfc3339(c.revoked).c_str() : "-");
+        return 0;
+    }
+    if (sub == "revoke") {
+        if (!parse_options(argc, argv, 3, {"--data", "--id"}, &o) || !need(o, "--data") ||
+            !need(o, "--id"))
+            return 2;
+        Db db(o["--data"] + "/console.db");
+        AppCredential c = revoke_app_credential(db, o["--id"]);
+        std::fprintf(stderr, "app credential %s (%s) revoked at %s by %s\n", c.id.c_str(),
+                     c.name.c_str(), rfc3339(c.revoked).c_str(), cli_actor().c_str());
+        return 0;
+    }
+    if (sub != "create") {
         std::fprintf(stderr, "%s", kUsage);
         return 2;
     }
-    std::map<std::string, std::string> o;
     if (!parse_options(argc, argv, 3,
-                       {"--data", "--name", "--out", "--api", "--ca-cert", "--ca-key"}, &o) ||
-        !need(o, "--data") || !need(o, "--name") || !need(o, "--out") || !ensure_dir(o["--data"]))
+                       {"--data", "--name", "--out", "--api", "--ca-cert", "--ca-key", "--role",
+                        "--enforcer-id"},
+                       &o) ||
+        !need(o, "--data") || !need(o, "--name") || !need(o, "--out") || !need(o, "--role") ||
+        !ensure_dir(o["--data"]))
         return 2;
+    auto role = role_from_name(o["--role"]);
+    if (!role) {
+        std::fprintf(stderr, "segwire-console: --role: \"%s\" is not admin, reader or enforcer\n",
+                     o["--role"].c_str());
+        return 2;
+    }
+    if (*role == Role::kEnforcer && !o.count("--enforcer-id")) {
+        std::fprintf(stderr,
+                     "segwire-console: --enforcer-id: an enforcer credential is bound to one "
+                     "enforcer ID\n");
+        return 2;
+    }
     Db db(o["--data"] + "/console.db");
     // Defaults: where the server last listened, and the CA it was given (if any).
     std::string api = opt_or(o, "--api", ""), ca_cert = opt_or(o, "--ca-cert", ""),
@@ -148,10 +225,29 @@ int cmd_appcred(int argc, char **argv) {
         }
     }
     ConsolePki pki = ConsolePki::load_or_create(o["--data"], ca_cert, ca_key);
-    std::string cred = create_app_credential(db, pki, o["--name"], api);
+    std::string cred =
+        create_app_credential(db, pki, o["--name"], *role, opt_or(o, "--enforcer-id", ""), api);
     write_file(o["--out"], cred + "\n", 0600);
-    std::fprintf(stderr, "wrote app credential \"%s\" to %s\n", o["--name"].c_str(),
+    std::fprintf(stderr, "wrote %s app credential \"%s\"%s to %s\n", role_name(*role),
+                 o["--name"].c_str(),
+                 o.count("--enforcer-id") ? (" for enforcer " + o["--enforcer-id"]).c_str() : "",
                  o["--out"].c_str());
+    return 0;
+}
+
+int cmd_enforcer(int argc, char **argv) {
+    std::map<std::string, std::string> o;
+    if (argc < 3 || std::strcmp(argv[2], "approve") != 0) {
+        std::fprintf(stderr, "%s", kUsage);
+        return 2;
+    }
+    if (!parse_options(argc, argv, 3, {"--data", "--id"}, &o) || !need(o, "--data") ||
+        !need(o, "--id"))
+        return 2;
+    Db db(o["--data"] + "/console.db");
+    ConsolePki pki = ConsolePki::load_or_create(o["--data"], db.meta("ca_cert"), db.meta("ca_key"));
+    EnforcerRegistry(db, pki).approve(o["--id"], cli_actor());
+    std::fprintf(stderr, "enforcer %s approved for one first registration\n", o["--id"].c_str());
     return 0;
 }
 
@@ -187,6 +283,7 @@ int main(int argc, char **argv) {
     try {
         if (cmd == "serve") return cmd_serve(argc, argv);
         if (cmd == "appcred") return cmd_appcred(argc, argv);
+        if (cmd == "enforcer") return cmd_enforcer(argc, argv);
         if (cmd == "flows") return cmd_flows(argc, argv);
         if (cmd == "--help" || cmd == "-h" || cmd == "help") {
             std::fputs(kUsage, stdout);

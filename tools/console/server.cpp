@@ -14,6 +14,8 @@
 
 #include "config/policy/error.hpp"
 #include "config/policy/syntax.hpp"
+#include "tools/console/appcreds.hpp"
+#include "tools/console/authz.hpp"
 #include "tools/console/aws.hpp"
 #include "tools/console/console_pki.hpp"
 #include "tools/console/db.hpp"
@@ -21,10 +23,18 @@
 #include "tools/console/error.hpp"
 #include "tools/console/jwt.hpp"
 #include "tools/console/policy_store.hpp"
+#include "tools/console/realms.hpp"
 #include "tools/console/reports.hpp"
 #include "tools/console/util.hpp"
 
 namespace segwire::console {
+
+const std::vector<std::string> kAwsAttributes = {"account", "arn", "userid", "rolename", "session"};
+const std::vector<std::string> kGcpAttributes = {
+    "subject", "issuer", "email", "projectid", "zone", "instancename", "instanceid"};
+const std::vector<std::string> kAzureAttributes = {"subject", "issuer", "tenantid", "objectid",
+                                                   "resourceid"};
+
 namespace {
 
 constexpr int64_t kMaxTokenValidity = 24 * 3600;
@@ -114,6 +124,30 @@ class Console {
         return signer_.verify(bearer_token(req), now_unix());
     }
 
+    // The verified caller of a request. A token obtained with an app credential stops working
+    // when the credential is revoked.
+    Caller authorize(const httplib::Request &req) {
+        Caller c = caller_from_claims(authenticate(req));
+        if (c.realm == "Certificate") {
+            auto cred = find_app_credential(db_, c.appcred_id);
+            if (!cred || cred->revoked)
+                throw ConsoleError(401,
+                                   "app credential \"" + c.appcred_id +
+                                       "\" that obtained this token " +
+                                       (cred ? "was revoked at " + rfc3339(cred->revoked)
+                                             : std::string("does not exist")),
+                                   "Authorization");
+        }
+        return c;
+    }
+
+    // SHA-256 of the TLS client certificate, "" when there is none.
+    static std::string tls_client_fingerprint(const httplib::Request &req) {
+        if (!req.ssl) return "";
+        crypto::X509Ptr cert(SSL_get1_peer_certificate(req.ssl));
+        return cert ? cert_fingerprint(cert.get()) : "";
+    }
+
     void issue(const httplib::Request &req, httplib::Response &res);
     void policy_bundle(const httplib::Request &req, httplib::Response &res);
 
@@ -171,6 +205,8 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
 
     Identity id;
     std::string ns = store_.snapshot().set->ns.name;
+    Role role = Role::kEnforcer;
+    std::string enforcer_id;
     if (realm == "Certificate") {
         if (!req.ssl) throw ConsoleError(401, "realm Certificate needs TLS", "realm");
         X509 *peer = SSL_get1_peer_certificate(req.ssl);
@@ -180,26 +216,30 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
                                "on the TLS connection",
                                "realm");
         crypto::X509Ptr cert(peer);
-        long vr = SSL_get_verify_result(req.ssl);
-        if (vr != X509_V_OK)
+        const std::string cn = crypto::cert_subject_cn(cert.get());
+        // Only the app-credential CA: a datapath certificate (Console CA) is not a credential.
+        std::string problem = pki_.verify_app_certificate(cert.get());
+        if (!problem.empty())
+            throw ConsoleError(401, "client certificate \"" + cn +
+                                        "\" is not an app credential of this Console: not "
+                                        "trusted by its app-credential CA (" +
+                                        problem + ")");
+        auto cred = find_app_credential_by_fingerprint(db_, cert_fingerprint(cert.get()));
+        if (!cred)
             throw ConsoleError(
-                401, std::string("client certificate \"") + crypto::cert_subject_cn(cert.get()) +
-                         "\" is not trusted by this Console: " + X509_verify_cert_error_string(vr));
-        std::string fp = cert_fingerprint(cert.get());
-        std::string name, cred_ns;
-        {
-            std::lock_guard lock(db_.mutex());
-            Stmt s(db_, "SELECT id, name, namespace FROM appcreds WHERE cert_sha256 = ?");
-            s.bind(1, fp);
-            if (!s.step())
-                throw ConsoleError(401, "client certificate \"" +
-                                            crypto::cert_subject_cn(cert.get()) +
-                                            "\" is not an app credential of this Console");
-            id.sub = s.text(0);
-            name = s.text(1);
-            cred_ns = s.text(2);
-        }
-        id.data = {{"appcredID", id.sub}, {"name", name}, {"namespace", cred_ns}};
+                401, "client certificate \"" + cn + "\" is not an app credential of this Console");
+        if (cred->revoked)
+            throw ConsoleError(401, "app credential \"" + cred->id + "\" (" + cred->name +
+                                        ") was revoked at " + rfc3339(cred->revoked));
+        auto r = role_from_name(cred->role);
+        if (!r)
+            throw ConsoleError(401, "app credential \"" + cred->id +
+                                        "\" has no role (made before roles existed): create a "
+                                        "new one with segwire-console appcred create --role");
+        role = *r;
+        enforcer_id = cred->enforcer_id;
+        id.sub = cred->id;
+        id.data = {{"appcredID", cred->id}, {"name", cred->name}, {"namespace", cred->ns}};
     } else if (realm == "AWSSecurityToken") {
         AwsCredentials c{get_string(md, "accessKeyID", "metadata.accessKeyID", true),
                          get_string(md, "secretAccessKey", "metadata.secretAccessKey", true),
@@ -211,8 +251,16 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
         size_t ar = aws.arn.find(":assumed-role/");
         if (ar != std::string::npos) {
             std::string rest = aws.arn.substr(ar + 14);
-            id.data.emplace_back("rolename", rest.substr(0, rest.find('/')));
+            size_t slash = rest.find('/');
+            id.data.emplace_back("rolename", rest.substr(0, slash));
+            if (slash != std::string::npos) id.data.emplace_back("session", rest.substr(slash + 1));
         }
+        if (opt_.aws_enforcer_id.empty())
+            throw ConsoleError(403,
+                               "AWSSecurityToken: no enforcer ID rule configured "
+                               "(--aws-enforcer-id)",
+                               "realm");
+        enforcer_id = map_enforcer_id(realm, opt_.aws_enforcer_id, id.data);
     } else if (realm == "GCPIdentityToken" || realm == "AzureIdentityToken") {
         bool gcp = realm == "GCPIdentityToken";
         std::string token = get_string(md, "token", "metadata.token", true);
@@ -237,6 +285,13 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
             add("objectid", "oid");
             add("resourceid", "xms_mirid");
         }
+        const std::string &rule = gcp ? opt_.gcp_enforcer_id : opt_.azure_enforcer_id;
+        if (rule.empty())
+            throw ConsoleError(403,
+                               realm + ": no enforcer ID rule configured (--" +
+                                   (gcp ? "gcp" : "azure") + "-enforcer-id)",
+                               "realm");
+        enforcer_id = map_enforcer_id(realm, rule, id.data);
     } else {
         throw ConsoleError(422,
                            "realm: \"" + realm +
@@ -252,6 +307,8 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
     claims.AddMember("iss", "segwire-console", a);
     claims.AddMember("sub", str(id.sub), a);
     claims.AddMember("realm", str(realm), a);
+    claims.AddMember("role", str(role_name(role)), a);
+    if (role == Role::kEnforcer) claims.AddMember("enforcerID", str(enforcer_id), a);
     claims.AddMember("namespace", str(ns), a);
     claims.AddMember("iat", now, a);
     claims.AddMember("exp", now + validity, a);
@@ -259,6 +316,8 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
     std::string lower_realm = realm;
     std::transform(lower_realm.begin(), lower_realm.end(), lower_realm.begin(), ::tolower);
     identity.PushBack(str("@auth:realm=" + lower_realm), a);
+    identity.PushBack(str(std::string("@auth:role=") + role_name(role)), a);
+    if (role == Role::kEnforcer) identity.PushBack(str("@auth:enforcerid=" + enforcer_id), a);
     for (const auto &[k, val] : id.data) {
         data.AddMember(str(k), str(val), a);
         identity.PushBack(str("@auth:" + k + "=" + val), a);
@@ -271,11 +330,14 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
     w.StartObject();
     write_string(w, "token", signer_.sign(claims));
     w.EndObject();
-    spdlog::info("issued {} token for {} (validity {}s)", realm, id.sub, validity);
+    spdlog::info("issued {} token for {}, role {}{} (validity {}s)", realm, id.sub, role_name(role),
+                 enforcer_id.empty() ? "" : " of enforcer " + enforcer_id, validity);
     send_json(res, 200, std::string(buf.GetString(), buf.GetSize()));
 }
 
 void Console::policy_bundle(const httplib::Request &req, httplib::Response &res) {
+    require_enforcer_or(authorize(req), req.matches[1], {Role::kAdmin, Role::kReader},
+                        "GET /enforcers/" + req.matches[1].str() + "/policy");
     EnforcerRecord r = enforcers_.require(req.matches[1]);
     // Longer waits are clamped rather than refused: the client's own timeout is what matters.
     int64_t wait = std::min(int_param(req, "wait", 0, INT32_MAX, 0), kMaxWait);
@@ -341,9 +403,25 @@ void Console::install(httplib::Server &svr) {
 
     svr.Post("/issue", guarded([this](auto &req, auto &res) { issue(req, res); }));
 
-    svr.Get("/namespace",
-            guarded([this](auto &, auto &res) { send_json(res, 200, store_.get_namespace()); }));
-    svr.Put("/namespace", guarded([this](auto &req, auto &res) {
+    // Every route below checks role (and, for enforcer routes, whose ID) before anything else.
+    auto what = [](const httplib::Request &req) { return req.method + " " + req.path; };
+    auto admin = [this, what](const httplib::Request &req) {
+        Caller c = authorize(req);
+        require_role(c, {Role::kAdmin}, what(req));
+        return c;
+    };
+    auto reader = [this, what](const httplib::Request &req) {
+        Caller c = authorize(req);
+        require_role(c, {Role::kAdmin, Role::kReader}, what(req));
+        return c;
+    };
+
+    svr.Get("/namespace", guarded([this, reader](auto &req, auto &res) {
+                reader(req);
+                send_json(res, 200, store_.get_namespace());
+            }));
+    svr.Put("/namespace", guarded([this, admin](auto &req, auto &res) {
+                admin(req);
                 send_json(res, 200, store_.put_namespace(req.body));
             }));
 
@@ -355,33 +433,93 @@ void Console::install(httplib::Server &svr) {
         collection_from_name(req.matches[1].str(), &c);
         return c;
     };
-    svr.Get(coll, guarded([this, which](auto &req, auto &res) {
+    svr.Get(coll, guarded([this, which, reader](auto &req, auto &res) {
+                reader(req);
                 send_json(res, 200, store_.list(which(req)));
             }));
-    svr.Post(coll, guarded([this, which](auto &req, auto &res) {
+    svr.Post(coll, guarded([this, which, admin](auto &req, auto &res) {
+                 admin(req);
                  send_json(res, 201, store_.create(which(req), req.body));
              }));
-    svr.Get(coll + "/([^/]+)", guarded([this, which](auto &req, auto &res) {
+    svr.Get(coll + "/([^/]+)", guarded([this, which, reader](auto &req, auto &res) {
+                reader(req);
                 send_json(res, 200, store_.get(which(req), req.matches[2]));
             }));
-    svr.Put(coll + "/([^/]+)", guarded([this, which](auto &req, auto &res) {
+    svr.Put(coll + "/([^/]+)", guarded([this, which, admin](auto &req, auto &res) {
+                admin(req);
                 send_json(res, 200, store_.replace(which(req), req.matches[2], req.body));
             }));
-    svr.Delete(coll + "/([^/]+)", guarded([this, which](auto &req, auto &res) {
+    svr.Delete(coll + "/([^/]+)", guarded([this, which, admin](auto &req, auto &res) {
+                   admin(req);
                    store_.remove(which(req), req.matches[2]);
                    res.status = 204;
                }));
 
+    // App credentials (admin). The answer to POST carries the private key, like the CLI's file.
+    svr.Get("/appcreds", guarded([this, admin](auto &req, auto &res) {
+                admin(req);
+                send_json(res, 200, app_credentials_json(list_app_credentials(db_)));
+            }));
+    svr.Post("/appcreds", guarded([this, admin](auto &req, auto &res) {
+                 Caller c = admin(req);
+                 rapidjson::Document doc = parse_json_object(req.body);
+                 std::string role_s = get_string(doc, "role", "role", true);
+                 auto role = role_from_name(role_s);
+                 if (!role)
+                     throw ConsoleError(
+                         422, "role: \"" + role_s + "\" is not one of admin|reader|enforcer",
+                         "role");
+                 std::string api;
+                 {
+                     std::lock_guard lock(db_.mutex());
+                     api = db_.meta("api_url");
+                 }
+                 std::string cred =
+                     create_app_credential(db_, pki_, get_string(doc, "name", "name", true), *role,
+                                           get_string(doc, "enforcerID", "enforcerID", false), api);
+                 spdlog::info("app credential created by {}", c.sub);
+                 send_json(res, 201, cred);
+             }));
+    svr.Delete("/appcreds/([^/]+)", guarded([this, admin](auto &req, auto &res) {
+                   Caller c = admin(req);
+                   AppCredential cred = revoke_app_credential(db_, req.matches[1]);
+                   spdlog::info("app credential {} revoked by {}", cred.id, c.sub);
+                   send_json(res, 200, app_credential_json(cred));
+               }));
+
     svr.Post("/enforcers", guarded([this](auto &req, auto &res) {
-                 auto [status, body] = enforcers_.register_enforcer(req.body);
+                 Caller c = authorize(req);
+                 require_role(c, {Role::kEnforcer}, "POST /enforcers (registration)");
+                 auto [status, body] = enforcers_.register_enforcer(
+                     req.body, c, tls_client_fingerprint(req), opt_.cloud_auto_register);
                  send_json(res, status, body);
              }));
-    svr.Get("/enforcers",
-            guarded([this](auto &, auto &res) { send_json(res, 200, enforcers_.list_json()); }));
+    svr.Get("/enforcers", guarded([this](auto &req, auto &res) {
+                // Enforcers read their peers' certificates; only readers see records in full.
+                Caller c = authorize(req);
+                send_json(res, 200, enforcers_.list_json(c.role == Role::kEnforcer));
+            }));
     svr.Get("/enforcers/([^/]+)", guarded([this](auto &req, auto &res) {
+                require_enforcer_or(authorize(req), req.matches[1], {Role::kAdmin, Role::kReader},
+                                    req.method + " " + req.path);
                 send_json(res, 200, enforcers_.to_json(enforcers_.require(req.matches[1])));
             }));
+    svr.Delete("/enforcers/([^/]+)", guarded([this, admin](auto &req, auto &res) {
+                   Caller c = admin(req);
+                   enforcers_.remove(req.matches[1]);
+                   spdlog::info("enforcer {} deleted by {}", req.matches[1].str(), c.sub);
+                   res.status = 204;
+               }));
+    svr.Post("/enforcers/([^/]+)/approval", guarded([this, admin](auto &req, auto &res) {
+                 Caller c = admin(req);
+                 enforcers_.approve(req.matches[1], c.sub);
+                 spdlog::info("enforcer {} approved for a first registration by {}",
+                              req.matches[1].str(), c.sub);
+                 res.status = 204;
+             }));
     svr.Get("/enforcers/([^/]+)/enforcerprofiles", guarded([this](auto &req, auto &res) {
+                require_enforcer_or(authorize(req), req.matches[1], {Role::kAdmin, Role::kReader},
+                                    req.method + " " + req.path);
                 EnforcerRecord r = enforcers_.require(req.matches[1]);
                 auto snap = store_.snapshot();
                 const auto &p = resolve_enforcer_profile(*snap.set, r);
@@ -394,16 +532,19 @@ void Console::install(httplib::Server &svr) {
     svr.Get("/enforcers/([^/]+)/policy",
             guarded([this](auto &req, auto &res) { policy_bundle(req, res); }));
     svr.Post("/enforcers/([^/]+)/heartbeat", guarded([this](auto &req, auto &res) {
+                 require_enforcer_or(authorize(req), req.matches[1], {},
+                                     req.method + " " + req.path);
                  enforcers_.heartbeat(req.matches[1], req.body);
                  res.status = 204;
              }));
 
     const std::string reports = "/(flowreports|dnslookupreports|connectionexceptionreports)";
-    svr.Post(reports, guarded([this](auto &req, auto &res) {
+    svr.Post(reports, guarded([this, what](auto &req, auto &res) {
+                 Caller c = authorize(req);
+                 require_role(c, {Role::kEnforcer}, what(req));
                  ReportKind k{};
                  report_kind_from_name(req.matches[1].str(), &k);
-                 std::string sub = claim_string(authenticate(req), "sub");
-                 IngestResult r = ingest_reports(db_, k, req.body, sub);
+                 IngestResult r = ingest_reports(db_, k, req.body, c.enforcer_id);
                  rapidjson::StringBuffer buf;
                  JsonWriter w(buf);
                  w.StartObject();
@@ -417,7 +558,8 @@ void Console::install(httplib::Server &svr) {
                  send_json(res, r.duplicate ? 200 : 201,
                            std::string(buf.GetString(), buf.GetSize()));
              }));
-    svr.Get(reports, guarded([this](auto &req, auto &res) {
+    svr.Get(reports, guarded([this, reader](auto &req, auto &res) {
+                reader(req);
                 ReportKind k{};
                 report_kind_from_name(req.matches[1].str(), &k);
                 ReportFilter f;
@@ -458,19 +600,23 @@ int run_server(const ServerOptions &opt) {
     }
 
     const std::string ca_pem = console->pki().ca_pem();
+    const std::string appcred_ca_pem = console->pki().appcred_ca_pem();
     const std::string dir = opt.data_dir;
     httplib::SSLServer svr([&](SSL_CTX &ctx) {
         auto ca = crypto::cert_from_pem(ca_pem);
-        if (!ca) return false;
-        // Client certificates are requested but optional: only /issue (realm Certificate) needs
-        // one, and it checks SSL_get_verify_result itself so that an untrusted certificate gets a
-        // JSON 401 naming the problem instead of a bare handshake failure.
+        auto appcred_ca = crypto::cert_from_pem(appcred_ca_pem);
+        if (!ca || !appcred_ca) return false;
+        // Client certificates are requested but optional and never decide the handshake: /issue
+        // (realm Certificate) verifies an app credential against the app-credential CA itself,
+        // so that an untrusted certificate gets a JSON 401 naming the problem, and re-registration
+        // compares a datapath certificate with the enforcer's recorded one. The client CA list
+        // names both CAs so that clients offer either kind.
         SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX *) { return 1; });
         SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
         return SSL_CTX_use_certificate_chain_file(&ctx, (dir + "/server.pem").c_str()) == 1 &&
                SSL_CTX_use_PrivateKey_file(&ctx, (dir + "/server.key").c_str(), SSL_FILETYPE_PEM) ==
                    1 &&
-               X509_STORE_add_cert(SSL_CTX_get_cert_store(&ctx), ca->get()) == 1 &&
+               SSL_CTX_add_client_CA(&ctx, appcred_ca->get()) == 1 &&
                SSL_CTX_add_client_CA(&ctx, ca->get()) == 1;
     });
     if (!svr.is_valid()) {

@@ -30,6 +30,7 @@ def test_mtls_issue_with_app_credential_via_curl(console):
     assert claims["sub"] == cred["ID"]
     assert 290 <= claims["exp"] - claims["iat"] <= 300
     assert "@auth:name=ops" in claims["identity"]
+    assert claims["role"] == cred["role"] == "admin" and "enforcerID" not in claims
     status, _, body = console.request("GET", "/namespace", token=token)
     assert status == 200 and body["name"] == "/acme/shop"
 
@@ -51,7 +52,7 @@ def test_untrusted_client_certificate_refused(console, tmp_path):
     assert "mallory" in body["error"] and "not trusted" in body["error"]
 
     # Signed by the Console CA but not an app credential (an enforcer certificate): refused too.
-    token = console.token()
+    token = console.enforcer_token("enf-cert")
     status, _, reg = register(console, token, "enf-cert", ["role=appliance", "site=dc1"])
     assert status == 201
     (tmp_path / "enf.pem").write_text(reg["certificate"])
@@ -172,7 +173,8 @@ def fake_sts():
 
 
 def test_aws_realm_against_fake_sts(tmp_path, policy_dir, fake_sts):
-    c = Console(tmp_path, policy_dir=policy_dir, extra_args=["--aws-endpoint", fake_sts]).start()
+    c = Console(tmp_path, policy_dir=policy_dir,
+                extra_args=["--aws-endpoint", fake_sts, "--aws-enforcer-id", "{session}"]).start()
     try:
         good = {"accessKeyID": "AKIDFAKE", "secretAccessKey": AWS_KEYS["AKIDFAKE"][0],
                 "token": AWS_KEYS["AKIDFAKE"][1]}
@@ -183,7 +185,8 @@ def test_aws_realm_against_fake_sts(tmp_path, policy_dir, fake_sts):
         assert claims["sub"] == ARN and claims["realm"] == "AWSSecurityToken"
         assert "@auth:rolename=segwire-enforcer" in claims["identity"]
         assert "@auth:account=123456789012" in claims["identity"]
-        assert c.request("GET", "/namespace", token=body["token"])[0] == 200
+        assert claims["role"] == "enforcer" and claims["enforcerID"] == "i-0abc"
+        assert c.request("GET", "/enforcers", token=body["token"])[0] == 200
 
         bad = dict(good, secretAccessKey="wrong")
         status, _, body = c.request("POST", "/issue", {"realm": "AWSSecurityToken",
@@ -280,8 +283,10 @@ def test_cloud_identity_token_realms_against_local_jwks(tmp_path, policy_dir, re
         jwks.write_text(keys)
     flag = "--gcp-jwks" if realm == "GCPIdentityToken" else "--azure-jwks"
     aud_flag = "--gcp-audience" if realm == "GCPIdentityToken" else "--azure-audience"
+    rule = (["--gcp-enforcer-id", "gcp-{instancename}"] if realm == "GCPIdentityToken"
+            else ["--azure-enforcer-id", "az-{objectid}"])
     c = Console(tmp_path, policy_dir=policy_dir,
-                extra_args=[flag, str(jwks), aud_flag, "segwire-test"]).start()
+                extra_args=[flag, str(jwks), aud_flag, "segwire-test"] + rule).start()
     try:
         now = int(time.time())
         claims = {"iss": "https://issuer.example", "sub": "1234567890", "aud": "segwire-test",
@@ -301,8 +306,10 @@ def test_cloud_identity_token_realms_against_local_jwks(tmp_path, policy_dir, re
         if realm == "GCPIdentityToken":
             assert "@auth:projectid=shop" in out["identity"]
             assert "@auth:email=vm@example.iam" in out["identity"]
+            assert out["role"] == "enforcer" and out["enforcerID"] == "gcp-gw-1"
         else:
             assert "@auth:tenantid=tenant-1" in out["identity"]
+            assert out["role"] == "enforcer" and out["enforcerID"] == "az-object-1"
 
         status, _, body = issue(signer.token(dict(claims, aud="someone-else")))
         assert status == 401 and "audience" in body["error"], body

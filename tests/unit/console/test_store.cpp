@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "config/policy/profile.hpp"
@@ -159,15 +160,25 @@ TEST_F(StoreTest, ReportBatchesAreStoredOnce) {
          "action":"Accept","value":4,"ruleName":"web"},
         {"sourceIP":"10.0.0.1","destinationIP":"10.0.0.2","destinationPort":22,"protocol":6,
          "action":"Reject","value":1,"dropReason":"policy"}]})";
-    auto r1 = ingest_reports(*db_, ReportKind::kFlow, batch, "token-sub");
+    auto r1 = ingest_reports(*db_, ReportKind::kFlow, batch, "e1");
     EXPECT_FALSE(r1.duplicate);
     EXPECT_EQ(r1.stored, 2u);
-    auto r2 = ingest_reports(*db_, ReportKind::kFlow, batch, "token-sub");
+    auto r2 = ingest_reports(*db_, ReportKind::kFlow, batch, "e1");
     EXPECT_TRUE(r2.duplicate);
-    EXPECT_EQ(
-        ingest_reports(*db_, ReportKind::kFlow, batch.replace(batch.find("b-1"), 3, "b-2"), "")
-            .stored,
-        2u);
+    // The enforcer is the caller's, never the body's: another enforcer naming e1 is refused, and
+    // the same batch ID from another enforcer is its own batch (nothing can be pre-empted).
+    auto named = expect_error([&] { ingest_reports(*db_, ReportKind::kFlow, batch, "e2"); });
+    EXPECT_EQ(named.status(), 403);
+    EXPECT_EQ(named.field(), "enforcerID");
+    std::string unnamed = batch;
+    unnamed.replace(unnamed.find(R"("enforcerID":"e1",)"), 18, "");
+    auto r3 = ingest_reports(*db_, ReportKind::kFlow, unnamed, "e2");
+    EXPECT_FALSE(r3.duplicate);
+    EXPECT_EQ(r3.enforcer_id, "e2");
+    std::string in_report = unnamed;
+    in_report.replace(in_report.find(R"("action":"Reject")"), 0, R"("enforcerID":"e1",)");
+    auto e4 = expect_error([&] { ingest_reports(*db_, ReportKind::kFlow, in_report, "e3"); });
+    EXPECT_EQ(e4.field(), "reports[1].enforcerID");
     auto e = expect_error([&] {
         ingest_reports(*db_, ReportKind::kFlow,
                        R"({"batchID":"b-3","reports":[{"action":"Accept"}]})", "e1");
@@ -178,6 +189,9 @@ TEST_F(StoreTest, ReportBatchesAreStoredOnce) {
     rapidjson::Document all;
     all.Parse(query_reports(*db_, ReportKind::kFlow, f).c_str());
     EXPECT_EQ(all.Size(), 4u);
+    std::set<std::string> enforcers;
+    for (const auto &r : all.GetArray()) enforcers.insert(r["enforcerID"].GetString());
+    EXPECT_EQ(enforcers, (std::set<std::string>{"e1", "e2"}));
     f.action = "Reject";
     all.Parse(query_reports(*db_, ReportKind::kFlow, f).c_str());
     EXPECT_EQ(all.Size(), 2u);
