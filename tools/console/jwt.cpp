@@ -226,16 +226,25 @@ crypto::PKeyPtr jwk_to_key(const rapidjson::Value &jwk, std::string *problem) {
     return crypto::PKeyPtr(key);
 }
 
-JwksVerifier::JwksVerifier(std::string realm, std::string source, std::string audience)
-    : realm_(std::move(realm)), source_(std::move(source)), audience_(std::move(audience)) {}
+JwksVerifier::JwksVerifier(std::string realm, std::string source, std::string audience,
+                           std::string ca_file)
+    : realm_(std::move(realm)),
+      source_(std::move(source)),
+      audience_(std::move(audience)),
+      ca_file_(std::move(ca_file)) {}
 
 void JwksVerifier::load_locked(int64_t now) {
     std::string text;
-    if (source_.rfind("http://", 0) == 0 || source_.rfind("https://", 0) == 0) {
+    if (source_.rfind("http://", 0) == 0)
+        throw ConsoleError(500,
+                           realm_ + ": JWKS " + source_ + " refused: key sets only over https");
+    if (source_.rfind("https://", 0) == 0) {
         size_t slash = source_.find('/', source_.find("//") + 2);
         std::string base = source_.substr(0, slash);
         std::string path = slash == std::string::npos ? "/" : source_.substr(slash);
         httplib::Client cli(base);
+        cli.enable_server_certificate_verification(true);
+        if (!ca_file_.empty()) cli.set_ca_cert_path(ca_file_.c_str());
         cli.set_connection_timeout(5);
         cli.set_read_timeout(5);
         auto res = cli.Get(path.c_str());

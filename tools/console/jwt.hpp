@@ -41,11 +41,12 @@ class TokenSigner {
 };
 
 // Verifies third-party identity tokens (RS256 or ES256) against a JWKS read from a file or an
-// http(s) URL. URL key sets are cached for five minutes and refetched when a token names an
-// unknown kid (key rotation).
+// https URL (verified against `ca_file`, else the system CAs; never plain http). URL key sets are
+// cached for five minutes and refetched when a token names an unknown kid (key rotation).
 class JwksVerifier {
   public:
-    JwksVerifier(std::string realm, std::string source, std::string audience);
+    JwksVerifier(std::string realm, std::string source, std::string audience,
+                 std::string ca_file = "");
 
     // Signature, exp (required, in the future), nbf, aud (must contain the configured audience).
     // Throws ConsoleError 401 naming the realm and the problem.
@@ -56,7 +57,7 @@ class JwksVerifier {
   private:
     void load_locked(int64_t now);
 
-    std::string realm_, source_, audience_;
+    std::string realm_, source_, audience_, ca_file_;
     std::mutex mu_;
     std::map<std::string, std::shared_ptr<EVP_PKEY>> keys_;  // kid → key ("" when none given)
     int64_t loaded_at_ = 0;

@@ -38,11 +38,13 @@ namespace {
 constexpr const char *kUsage = R"(usage:
   segwire-console serve --data DIR [--policy DIR] [--listen HOST:PORT]
                         [--ca-cert FILE --ca-key FILE] [--token-validity DURATION]
-                        [--aws-endpoint URL] [--aws-region REGION]
-                        [--gcp-jwks FILE|URL] [--gcp-audience AUD]
-                        [--azure-jwks FILE|URL] [--azure-audience AUD]
-                        [--aws-enforcer-id RULE] [--gcp-enforcer-id RULE]
-                        [--azure-enforcer-id RULE] [--cloud-auto-register]
+                        [--aws-accounts IDS --aws-audience AUD --aws-enforcer-id RULE
+                         [--aws-roles ARN-PATTERNS] [--aws-endpoint URL] [--aws-region R]]
+                        [--gcp-jwks FILE|URL --gcp-audience AUD --gcp-enforcer-id RULE
+                         (--gcp-projects IDS | --gcp-service-accounts EMAILS) [--gcp-issuer ISS]]
+                        [--azure-jwks FILE|URL --azure-audience AUD --azure-tenants IDS
+                         --azure-enforcer-id RULE [--azure-issuer ISS]]
+                        [--cloud-ca FILE] [--cloud-auto-register]
   segwire-console appcred create --data DIR --name NAME --role admin|reader|enforcer
                                  [--enforcer-id ID] --out FILE [--api URL]
   segwire-console appcred list --data DIR
@@ -106,12 +108,32 @@ bool ensure_dir(const std::string &dir) {
 
 int cmd_serve(int argc, char **argv) {
     std::map<std::string, std::string> o;
-    if (!parse_options(
-            argc, argv, 2,
-            {"--data", "--policy", "--listen", "--ca-cert", "--ca-key", "--token-validity",
-             "--aws-endpoint", "--aws-region", "--gcp-jwks", "--gcp-audience", "--azure-jwks",
-             "--azure-audience", "--aws-enforcer-id", "--gcp-enforcer-id", "--azure-enforcer-id"},
-            &o, {"--cloud-auto-register"}) ||
+    if (!parse_options(argc, argv, 2,
+                       {"--data",
+                        "--policy",
+                        "--listen",
+                        "--ca-cert",
+                        "--ca-key",
+                        "--token-validity",
+                        "--aws-accounts",
+                        "--aws-roles",
+                        "--aws-audience",
+                        "--aws-endpoint",
+                        "--aws-region",
+                        "--aws-enforcer-id",
+                        "--gcp-jwks",
+                        "--gcp-issuer",
+                        "--gcp-audience",
+                        "--gcp-projects",
+                        "--gcp-service-accounts",
+                        "--gcp-enforcer-id",
+                        "--azure-jwks",
+                        "--azure-issuer",
+                        "--azure-audience",
+                        "--azure-tenants",
+                        "--azure-enforcer-id",
+                        "--cloud-ca"},
+                       &o, {"--cloud-auto-register"}) ||
         !need(o, "--data") || !ensure_dir(o["--data"]))
         return 2;
     ServerOptions s;
@@ -142,25 +164,38 @@ int cmd_serve(int argc, char **argv) {
         }
         s.token_validity = static_cast<int64_t>(secs);
     }
-    s.aws_endpoint = opt_or(o, "--aws-endpoint", s.aws_endpoint);
-    s.aws_region = opt_or(o, "--aws-region", s.aws_region);
-    s.gcp_jwks = opt_or(o, "--gcp-jwks", "");
-    s.gcp_audience = opt_or(o, "--gcp-audience", s.gcp_audience);
-    s.azure_jwks = opt_or(o, "--azure-jwks", "");
-    s.azure_audience = opt_or(o, "--azure-audience", s.azure_audience);
-    for (auto [flag, rule, known] :
-         {std::tuple{"--aws-enforcer-id", &s.aws_enforcer_id, &kAwsAttributes},
-          std::tuple{"--gcp-enforcer-id", &s.gcp_enforcer_id, &kGcpAttributes},
-          std::tuple{"--azure-enforcer-id", &s.azure_enforcer_id, &kAzureAttributes}}) {
-        if (!o.count(flag)) continue;
-        *rule = o[flag];
-        std::string problem = check_enforcer_id_rule(*rule, *known);
-        if (!problem.empty()) {
-            std::fprintf(stderr, "segwire-console: %s: %s\n", flag, problem.c_str());
-            return 2;
-        }
+    // A realm is configured as soon as one of its flags is given; check_realms() then insists on
+    // the rest, so that no realm is ever half open.
+    auto flag_set = [&](const char *prefix) {
+        for (const auto &[k, v] : o)
+            if (k.rfind(prefix, 0) == 0) return true;
+        return false;
+    };
+    Realms &r = s.realms;
+    r.aws.configured = flag_set("--aws-");
+    r.aws.accounts = split_list(opt_or(o, "--aws-accounts", ""));
+    r.aws.role_patterns = split_list(opt_or(o, "--aws-roles", ""));
+    r.aws.audience = opt_or(o, "--aws-audience", "");
+    r.aws.endpoint = opt_or(o, "--aws-endpoint", r.aws.endpoint);
+    r.aws.region = opt_or(o, "--aws-region", r.aws.region);
+    r.aws.enforcer_id_rule = opt_or(o, "--aws-enforcer-id", "");
+    for (auto [name, realm] : {std::pair{"gcp", &r.gcp}, std::pair{"azure", &r.azure}}) {
+        const std::string f = std::string("--") + name + "-";
+        realm->configured = flag_set(f.c_str());
+        realm->jwks = opt_or(o, (f + "jwks").c_str(), "");
+        realm->issuer = opt_or(o, (f + "issuer").c_str(), "");
+        realm->audience = opt_or(o, (f + "audience").c_str(), "");
+        realm->enforcer_id_rule = opt_or(o, (f + "enforcer-id").c_str(), "");
     }
-    s.cloud_auto_register = o.count("--cloud-auto-register") > 0;
+    r.gcp.projects = split_list(opt_or(o, "--gcp-projects", ""));
+    r.gcp.service_accounts = split_list(opt_or(o, "--gcp-service-accounts", ""));
+    r.azure.tenants = split_list(opt_or(o, "--azure-tenants", ""));
+    r.cloud_ca = o.count("--cloud-ca") ? std::filesystem::absolute(o["--cloud-ca"]).string() : "";
+    r.auto_register = o.count("--cloud-auto-register") > 0;
+    if (std::string problem = check_realms(r); !problem.empty()) {
+        std::fprintf(stderr, "segwire-console: %s\n", problem.c_str());
+        return 2;
+    }
     return run_server(s);
 }
 

@@ -29,12 +29,6 @@
 
 namespace segwire::console {
 
-const std::vector<std::string> kAwsAttributes = {"account", "arn", "userid", "rolename", "session"};
-const std::vector<std::string> kGcpAttributes = {
-    "subject", "issuer", "email", "projectid", "zone", "instancename", "instanceid"};
-const std::vector<std::string> kAzureAttributes = {"subject", "issuer", "tenantid", "objectid",
-                                                   "resourceid"};
-
 namespace {
 
 constexpr int64_t kMaxTokenValidity = 24 * 3600;
@@ -97,8 +91,10 @@ class Console {
           signer_(make_signer(opt.data_dir)),
           store_(db_),
           enforcers_(db_, pki_),
-          gcp_("GCPIdentityToken", opt.gcp_jwks, opt.gcp_audience),
-          azure_("AzureIdentityToken", opt.azure_jwks, opt.azure_audience) {}
+          gcp_("GCPIdentityToken", opt.realms.gcp.jwks, opt.realms.gcp.audience,
+               opt.realms.cloud_ca),
+          azure_("AzureIdentityToken", opt.realms.azure.jwks, opt.realms.azure.audience,
+                 opt.realms.cloud_ca) {}
 
     PolicyStore &store() { return store_; }
     Db &db() { return db_; }
@@ -241,10 +237,12 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
         id.sub = cred->id;
         id.data = {{"appcredID", cred->id}, {"name", cred->name}, {"namespace", cred->ns}};
     } else if (realm == "AWSSecurityToken") {
-        AwsCredentials c{get_string(md, "accessKeyID", "metadata.accessKeyID", true),
-                         get_string(md, "secretAccessKey", "metadata.secretAccessKey", true),
-                         get_string(md, "token", "metadata.token", false)};
-        AwsIdentity aws = aws_get_caller_identity(opt_.aws_endpoint, opt_.aws_region, c);
+        const AwsRealm &cfg = opt_.realms.aws;
+        if (!cfg.configured)
+            throw ConsoleError(401, "AWSSecurityToken is not enabled on this Console", "realm");
+        AwsIdentity aws =
+            aws_verify_presigned_request(cfg.endpoint, opt_.realms.cloud_ca, cfg.audience, md);
+        check_aws_identity(cfg, aws.account, aws.arn);
         id.sub = aws.arn;
         id.data = {{"account", aws.account}, {"arn", aws.arn}, {"userid", aws.user_id}};
         // arn:aws:sts::<account>:assumed-role/<role>/<session>
@@ -255,14 +253,12 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
             id.data.emplace_back("rolename", rest.substr(0, slash));
             if (slash != std::string::npos) id.data.emplace_back("session", rest.substr(slash + 1));
         }
-        if (opt_.aws_enforcer_id.empty())
-            throw ConsoleError(403,
-                               "AWSSecurityToken: no enforcer ID rule configured "
-                               "(--aws-enforcer-id)",
-                               "realm");
-        enforcer_id = map_enforcer_id(realm, opt_.aws_enforcer_id, id.data);
+        enforcer_id = map_enforcer_id(realm, cfg.enforcer_id_rule, id.data);
     } else if (realm == "GCPIdentityToken" || realm == "AzureIdentityToken") {
         bool gcp = realm == "GCPIdentityToken";
+        const JwtRealm &cfg = gcp ? opt_.realms.gcp : opt_.realms.azure;
+        if (!cfg.configured)
+            throw ConsoleError(401, realm + " is not enabled on this Console", "realm");
         std::string token = get_string(md, "token", "metadata.token", true);
         rapidjson::Document claims = (gcp ? gcp_ : azure_).verify(token, now_unix());
         id.sub = claim_string(claims, "sub");
@@ -285,13 +281,13 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
             add("objectid", "oid");
             add("resourceid", "xms_mirid");
         }
-        const std::string &rule = gcp ? opt_.gcp_enforcer_id : opt_.azure_enforcer_id;
-        if (rule.empty())
-            throw ConsoleError(403,
-                               realm + ": no enforcer ID rule configured (--" +
-                                   (gcp ? "gcp" : "azure") + "-enforcer-id)",
-                               "realm");
-        enforcer_id = map_enforcer_id(realm, rule, id.data);
+        if (gcp)
+            check_gcp_identity(cfg, claim_string(claims, "iss"),
+                               claim_string(claims, "google.compute_engine.project_id"),
+                               claim_string(claims, "email"));
+        else
+            check_azure_identity(cfg, claim_string(claims, "iss"), claim_string(claims, "tid"));
+        enforcer_id = map_enforcer_id(realm, cfg.enforcer_id_rule, id.data);
     } else {
         throw ConsoleError(422,
                            "realm: \"" + realm +
@@ -491,7 +487,7 @@ void Console::install(httplib::Server &svr) {
                  Caller c = authorize(req);
                  require_role(c, {Role::kEnforcer}, "POST /enforcers (registration)");
                  auto [status, body] = enforcers_.register_enforcer(
-                     req.body, c, tls_client_fingerprint(req), opt_.cloud_auto_register);
+                     req.body, c, tls_client_fingerprint(req), opt_.realms.auto_register);
                  send_json(res, status, body);
              }));
     svr.Get("/enforcers", guarded([this](auto &req, auto &res) {

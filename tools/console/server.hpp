@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "tools/console/realms.hpp"
+
 namespace segwire::console {
 
 struct ServerOptions {
@@ -15,19 +17,10 @@ struct ServerOptions {
     int listen_port = 8443;  // 0 = an ephemeral port
     std::string ca_cert, ca_key;
     int64_t token_validity = 3600;  // seconds, when POST /issue gives none
-    std::string aws_endpoint = "https://sts.amazonaws.com";
-    std::string aws_region = "us-east-1";
-    std::string gcp_jwks, gcp_audience = "segwire-console";
-    std::string azure_jwks, azure_audience = "segwire-console";
-    // Rules that map a cloud identity to the one enforcer ID its token is bound to
-    // (realms.hpp); a realm without one issues no tokens.
-    std::string aws_enforcer_id, gcp_enforcer_id, azure_enforcer_id;
-    // Cloud identities may register their ID for the first time without an admin's approval.
-    bool cloud_auto_register = false;
+    // Cloud login realms (off unless configured) and whether their identities may register an
+    // ID for the first time without an admin's approval.
+    Realms realms;
 };
-
-// The attributes each realm's enforcer ID rule may use.
-extern const std::vector<std::string> kAwsAttributes, kGcpAttributes, kAzureAttributes;
 
 // Runs until SIGTERM/SIGINT; SIGHUP reloads --policy. Prints "listening on https://HOST:PORT" on
 // stdout once the socket is bound. Returns the process exit code.

@@ -337,3 +337,211 @@ def test_real_enforcer_refuses_an_app_credential_as_a_peer_certificate(console, 
             bed.start_segwire(extra={"identity": ident})
     msg = str(e.value)
     assert "identity.peer_certificates[0]" in msg and "enforcer certificate" in msg, msg
+
+
+# ---- cloud realms --------------------------------------------------------------------------------
+
+ALLOWED_ACCOUNT, FOREIGN_ACCOUNT = "123456789012", "999999999999"
+STS_KEYS = {
+    "AKIDGOOD": {"secret": "good-secret", "session": "s1", "account": ALLOWED_ACCOUNT,
+                 "arn": f"arn:aws:sts::{ALLOWED_ACCOUNT}:assumed-role/segwire-gw/i-0good"},
+    "AKIDFOREIGN": {"secret": "foreign-secret", "session": "s2", "account": FOREIGN_ACCOUNT,
+                    "arn": f"arn:aws:sts::{FOREIGN_ACCOUNT}:assumed-role/segwire-gw/i-0evil"},
+    "AKIDADMINROLE": {"secret": "admin-secret", "session": "s3", "account": ALLOWED_ACCOUNT,
+                      "arn": f"arn:aws:sts::{ALLOWED_ACCOUNT}:assumed-role/ops-admin/i-0ops"},
+}
+
+
+@pytest.fixture
+def aws_console(tmp_path, policy_dir):
+    from cloud_fakes import serve_https, sts_handler
+    handler = sts_handler(STS_KEYS)
+    srv, url, ca = serve_https(handler, tmp_path / "sts-tls", "sts")
+    c = Console(tmp_path, policy_dir=policy_dir, extra_args=[
+        "--aws-endpoint", url + "/", "--cloud-ca", str(ca), "--aws-accounts", ALLOWED_ACCOUNT,
+        "--aws-roles", f"arn:aws:iam::{ALLOWED_ACCOUNT}:role/segwire-*",
+        "--aws-audience", "console-prod", "--aws-enforcer-id", "aws-{session}"]).start()
+    c.sts_url, c.sts = url + "/", handler
+    yield c
+    c.stop()
+    srv.shutdown()
+
+
+def aws_issue(c, akid, audience="console-prod", **kw):
+    from cloud_fakes import presign
+    k = STS_KEYS[akid]
+    md = presign(akid, k["secret"], k["session"], kw.pop("url", c.sts_url), audience, **kw)
+    return c.request("POST", "/issue", {"realm": "AWSSecurityToken", "metadata": md})
+
+
+def test_cloud_realms_are_off_unless_configured(console):
+    from cloud_fakes import presign
+    md = presign("AKIDGOOD", "good-secret", "s1", "https://sts.amazonaws.com/", "x")
+    for realm, metadata in (("AWSSecurityToken", md), ("GCPIdentityToken", {"token": "a.b.c"}),
+                            ("AzureIdentityToken", {"token": "a.b.c"})):
+        status, _, err = console.request("POST", "/issue", {"realm": realm, "metadata": metadata})
+        assert status == 401 and "not enabled" in err["error"] and err["field"] == "realm", err
+
+
+def test_aws_allowed_account_and_role_get_an_enforcer_token(aws_console):
+    status, _, body = aws_issue(aws_console, "AKIDGOOD")
+    assert status == 200, body
+    claims = jwt_payload(body["token"])
+    assert claims["role"] == "enforcer" and claims["enforcerID"] == "aws-i-0good"
+
+
+def test_aws_foreign_account_is_refused(aws_console):
+    status, _, err = aws_issue(aws_console, "AKIDFOREIGN")
+    assert status == 403 and FOREIGN_ACCOUNT in err["error"] and "--aws-accounts" in err["error"], err
+    assert aws_console.sts.requests  # STS did vouch for it: the allow-list refused it
+
+
+def test_aws_role_outside_the_patterns_is_refused(aws_console):
+    status, _, err = aws_issue(aws_console, "AKIDADMINROLE")
+    assert status == 403 and "ops-admin" in err["error"] and "--aws-roles" in err["error"], err
+
+
+def test_aws_request_for_another_audience_action_or_host_is_refused(aws_console):
+    n = len(aws_console.sts.requests)
+    status, _, err = aws_issue(aws_console, "AKIDGOOD", audience="console-staging")
+    assert status == 403 and err["field"] == "metadata.headers.X-Segwire-Audience", err
+    status, _, err = aws_issue(aws_console, "AKIDGOOD", sign_audience=False)
+    assert status == 403 and "X-Segwire-Audience" in err["error"], err
+    status, _, err = aws_issue(aws_console, "AKIDGOOD",
+                               body=b"Action=AssumeRole&RoleArn=arn:aws:iam::1:role/x&Version=2011-06-15")
+    assert status == 403 and err["field"] == "metadata.body", err
+    status, _, err = aws_issue(aws_console, "AKIDGOOD", url="https://sts.amazonaws.com/")
+    assert status == 403 and err["field"] == "metadata.headers.Host", err
+    assert len(aws_console.sts.requests) == n  # none of these was replayed to STS
+
+
+def test_aws_secret_key_is_refused_outright(aws_console):
+    status, _, err = aws_console.request("POST", "/issue", {"realm": "AWSSecurityToken", "metadata": {
+        "accessKeyID": "AKIDGOOD", "secretAccessKey": "good-secret", "token": "s1"}})
+    assert status == 422 and err["field"] == "metadata.secretAccessKey", err
+    assert not aws_console.sts.requests
+
+
+def test_cloud_realm_flags_are_checked_at_start(tmp_path):
+    def serve(*args):
+        return subprocess.run([str(CONSOLE), "serve", "--data", str(tmp_path / "d"), "--listen",
+                               "127.0.0.1:0", *args], capture_output=True, text=True, timeout=30)
+    p = serve("--aws-audience", "x", "--aws-enforcer-id", "{session}")
+    assert p.returncode == 2 and "--aws-accounts" in p.stderr, p.stderr
+    p = serve("--aws-accounts", "123456789012", "--aws-audience", "x", "--aws-enforcer-id",
+              "{session}", "--aws-endpoint", "http://127.0.0.1:1/")
+    assert p.returncode == 2 and "--aws-endpoint" in p.stderr and "https" in p.stderr, p.stderr
+    p = serve("--gcp-jwks", "http://127.0.0.1:1/certs", "--gcp-audience", "x", "--gcp-projects",
+              "p", "--gcp-enforcer-id", "{instancename}")
+    assert p.returncode == 2 and "--gcp-jwks" in p.stderr and "https" in p.stderr, p.stderr
+    p = serve("--gcp-jwks", "/dev/null", "--gcp-enforcer-id", "{instancename}", "--gcp-projects", "p")
+    assert p.returncode == 2 and "--gcp-audience" in p.stderr, p.stderr
+    p = serve("--gcp-jwks", "/dev/null", "--gcp-audience", "x", "--gcp-enforcer-id", "{instancename}")
+    assert p.returncode == 2 and "--gcp-projects" in p.stderr, p.stderr
+    p = serve("--azure-jwks", "/dev/null", "--azure-audience", "x", "--azure-enforcer-id", "{objectid}")
+    assert p.returncode == 2 and "--azure-tenants" in p.stderr, p.stderr
+    p = serve("--azure-jwks", "/dev/null", "--azure-audience", "x", "--azure-tenants", "t",
+              "--azure-enforcer-id", "same-for-all")
+    assert p.returncode == 2 and "--azure-enforcer-id" in p.stderr, p.stderr
+
+
+@pytest.fixture
+def jwt_console(tmp_path, policy_dir):
+    """GCP (RSA keys) and Azure (EC keys) realms against one JWKS file each."""
+    from test_console_auth import Signer
+    gcp, az = Signer(tmp_path, "RSA", "gcp-1"), Signer(tmp_path, "EC", "az-1")
+    (tmp_path / "gcp-jwks.json").write_text(json.dumps({"keys": [gcp.jwk]}))
+    (tmp_path / "az-jwks.json").write_text(json.dumps({"keys": [az.jwk]}))
+    c = Console(tmp_path, policy_dir=policy_dir, extra_args=[
+        "--gcp-jwks", str(tmp_path / "gcp-jwks.json"), "--gcp-audience", "console-prod",
+        "--gcp-projects", "shop", "--gcp-enforcer-id", "gcp-{instancename}",
+        "--azure-jwks", str(tmp_path / "az-jwks.json"), "--azure-audience", "api://console-prod",
+        "--azure-tenants", "tenant-1", "--azure-enforcer-id", "az-{objectid}"]).start()
+    c.gcp, c.az = gcp, az
+    yield c
+    c.stop()
+
+
+def gcp_claims(**kw):
+    import time
+    now = int(time.time())
+    claims = {"iss": "https://accounts.google.com", "sub": "1077", "aud": "console-prod",
+              "iat": now, "exp": now + 300, "email": "gw@shop.iam.gserviceaccount.com",
+              "google": {"compute_engine": {"project_id": "shop", "instance_name": "gw-1"}}}
+    claims.update(kw)
+    return claims
+
+
+def az_claims(**kw):
+    import time
+    now = int(time.time())
+    claims = {"iss": "https://sts.windows.net/tenant-1/", "sub": "s", "aud": "api://console-prod",
+              "iat": now, "exp": now + 300, "tid": "tenant-1", "oid": "vm-1"}
+    claims.update(kw)
+    return claims
+
+
+def jwt_issue(c, realm, token):
+    return c.request("POST", "/issue", {"realm": realm, "metadata": {"token": token}})
+
+
+def test_gcp_allowed_project_gets_an_enforcer_token_and_needs_approval_to_register(jwt_console):
+    c = jwt_console
+    status, _, body = jwt_issue(c, "GCPIdentityToken", c.gcp.token(gcp_claims()))
+    assert status == 200, body
+    token = body["token"]
+    assert jwt_payload(token)["enforcerID"] == "gcp-gw-1"
+    status, _, err = register(c, token, "gcp-gw-1", APPLIANCE)
+    assert status == 403 and err["field"] == "approval", err
+    run([str(CONSOLE), "enforcer", "approve", "--data", str(c.data), "--id", "gcp-gw-1"])
+    assert register(c, token, "gcp-gw-1", APPLIANCE)[0] == 201
+    # The approval was for one first registration; a re-registration needs the key as always.
+    assert register(c, token, "gcp-gw-1", APPLIANCE, key=c.workdir / "gcp-gw-1.key")[0] == 200
+
+
+def test_gcp_foreign_project_or_issuer_is_refused(jwt_console):
+    c = jwt_console
+    # Anyone can mint a Google ID token for any audience from their own project.
+    status, _, err = jwt_issue(c, "GCPIdentityToken", c.gcp.token(gcp_claims(
+        google={"compute_engine": {"project_id": "attacker", "instance_name": "gw-1"}})))
+    assert status == 403 and '"attacker"' in err["error"] and "--gcp-projects" in err["error"], err
+    status, _, err = jwt_issue(c, "GCPIdentityToken",
+                               c.gcp.token(gcp_claims(iss="https://evil.example")))
+    assert status == 403 and "issuer" in err["error"], err
+
+
+def test_azure_foreign_tenant_or_issuer_is_refused(jwt_console):
+    c = jwt_console
+    assert jwt_issue(c, "AzureIdentityToken", c.az.token(az_claims()))[0] == 200
+    status, _, err = jwt_issue(c, "AzureIdentityToken", c.az.token(az_claims(
+        tid="tenant-evil", iss="https://sts.windows.net/tenant-evil/")))
+    assert status == 403 and "tenant-evil" in err["error"] and "--azure-tenants" in err["error"], err
+    # An allowed tid with another tenant's issuer: the token is not tenant-1's.
+    status, _, err = jwt_issue(c, "AzureIdentityToken", c.az.token(az_claims(
+        iss="https://sts.windows.net/tenant-evil/")))
+    assert status == 403 and "issuer" in err["error"], err
+
+
+def test_tokens_for_another_audience_are_refused(jwt_console):
+    c = jwt_console
+    for realm, signer, claims in (("GCPIdentityToken", c.gcp, gcp_claims(aud="another-console")),
+                                  ("AzureIdentityToken", c.az, az_claims(aud="segwire-console"))):
+        status, _, err = jwt_issue(c, realm, signer.token(claims))
+        assert status == 401 and "audience" in err["error"], err
+
+
+def test_cloud_tokens_with_alg_none_or_hs256_with_the_public_key_are_refused(jwt_console):
+    c = jwt_console
+    claims = gcp_claims()
+    body = b64url(json.dumps(claims).encode())
+    for alg in ("none", "None", "NONE"):
+        head = b64url(json.dumps({"alg": alg, "typ": "JWT", "kid": "gcp-1"}).encode())
+        status, _, err = jwt_issue(c, "GCPIdentityToken", f"{head}.{body}.")
+        assert status == 401 and "alg" in err["error"], err
+    # HS256 keyed with the provider's public key (PEM, and the JWK's n as raw bytes).
+    pem = run(["openssl", "rsa", "-in", str(c.gcp.key), "-pubout"]).stdout
+    for key in (pem.encode(), pem.strip().encode(), json.dumps(c.gcp.jwk).encode()):
+        forged = _hs256(key, {"alg": "HS256", "typ": "JWT", "kid": "gcp-1"}, claims)
+        status, _, err = jwt_issue(c, "GCPIdentityToken", forged)
+        assert status == 401 and "alg" in err["error"], err
+    assert jwt_issue(c, "GCPIdentityToken", c.gcp.token(claims))[0] == 200
