@@ -32,7 +32,8 @@ void write_fields(JsonWriter &w, const AppCredential &c) {
 }  // namespace
 
 std::string create_app_credential(Db &db, const ConsolePki &pki, const std::string &name, Role role,
-                                  const std::string &enforcer_id, const std::string &api_url) {
+                                  const std::string &enforcer_id, const std::string &api_url,
+                                  const Actor &actor) {
     if (name.empty()) throw ConsoleError(422, "name: must not be empty", "name");
     if (role == Role::kEnforcer && !valid_enforcer_id(enforcer_id))
         throw ConsoleError(422,
@@ -63,6 +64,7 @@ std::string create_app_credential(Db &db, const ConsolePki &pki, const std::stri
 
     {
         std::lock_guard lock(db.mutex());
+        Tx tx(db);
         c.ns = "/";
         {
             Stmt s(db, "SELECT json_extract(json, '$.name') FROM objects WHERE kind = 'namespace'");
@@ -74,6 +76,8 @@ std::string create_app_credential(Db &db, const ConsolePki &pki, const std::stri
         s.bind(1, c.id).bind(2, c.name).bind(3, c.ns).bind(4, cert_fingerprint(cert.get()));
         s.bind(5, c.created).bind(6, c.role).bind(7, c.enforcer_id);
         s.step();
+        append_audit(db, actor, {"create", "appcreds", c.id, app_credential_json(c)});
+        tx.commit();
     }
     rapidjson::StringBuffer buf;
     JsonWriter w(buf);
@@ -111,12 +115,17 @@ std::optional<AppCredential> find_app_credential_by_fingerprint(Db &db, const st
     return read_row(s);
 }
 
-AppCredential revoke_app_credential(Db &db, const std::string &id) {
+AppCredential revoke_app_credential(Db &db, const std::string &id, const Actor &actor) {
     {
         std::lock_guard lock(db.mutex());
+        Tx tx(db);
         Stmt s(db, "UPDATE appcreds SET revoked = ? WHERE id = ? AND revoked IS NULL");
         s.bind(1, now_unix()).bind(2, id);
         s.step();
+        if (db.changes() > 0) {
+            append_audit(db, actor, {"revoke", "appcreds", id, "{}"});
+            tx.commit();
+        }
     }
     auto c = find_app_credential(db, id);
     if (!c) throw ConsoleError(404, "app credential \"" + id + "\" not found", "ID");

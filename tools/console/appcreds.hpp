@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tools/console/audit.hpp"
 #include "tools/console/authz.hpp"
 
 namespace segwire::console {
@@ -29,13 +30,14 @@ struct AppCredential {
 // Throws ConsoleError 422 naming the field: empty name, enforcer role without a valid enforcer
 // ID, or an enforcer ID given for another role.
 std::string create_app_credential(Db &db, const ConsolePki &pki, const std::string &name, Role role,
-                                  const std::string &enforcer_id, const std::string &api_url);
+                                  const std::string &enforcer_id, const std::string &api_url,
+                                  const Actor &actor);
 
 std::vector<AppCredential> list_app_credentials(Db &db);
 std::optional<AppCredential> find_app_credential(Db &db, const std::string &id);
 std::optional<AppCredential> find_app_credential_by_fingerprint(Db &db, const std::string &sha256);
 // 404 when unknown. Revoking twice is fine (the first time stays recorded).
-AppCredential revoke_app_credential(Db &db, const std::string &id);
+AppCredential revoke_app_credential(Db &db, const std::string &id, const Actor &actor);
 
 std::string app_credential_json(const AppCredential &c);  // without key material
 std::string app_credentials_json(const std::vector<AppCredential> &all);

@@ -35,6 +35,16 @@ CREATE TABLE IF NOT EXISTS reports(seq INTEGER PRIMARY KEY AUTOINCREMENT, kind T
                                    destination_id TEXT, destination_port INTEGER,
                                    json TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS reports_kind_ts ON reports(kind, ts);
+-- Who changed what, when (audit.hpp). Append-only: the triggers refuse changes and deletions.
+CREATE TABLE IF NOT EXISTS auditlog(seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,
+                                    who TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,
+                                    realm TEXT NOT NULL, action TEXT NOT NULL, kind TEXT NOT NULL,
+                                    object_id TEXT NOT NULL, revision INTEGER NOT NULL,
+                                    detail TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS auditlog_no_update BEFORE UPDATE ON auditlog
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS auditlog_no_delete BEFORE DELETE ON auditlog
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )sql";
 
 }  // namespace
@@ -66,6 +76,13 @@ Db::Db(const std::string &path) {
         exec("ALTER TABLE appcreds ADD COLUMN enforcer_id TEXT NOT NULL DEFAULT ''");
         exec("ALTER TABLE appcreds ADD COLUMN revoked INTEGER");
     }
+    // Policy object revisions (the policy version of each object's last change; If-Match).
+    bool has_revision = false;
+    {
+        Stmt s(*this, "SELECT 1 FROM pragma_table_info('objects') WHERE name = 'revision'");
+        has_revision = s.step();
+    }
+    if (!has_revision) exec("ALTER TABLE objects ADD COLUMN revision INTEGER NOT NULL DEFAULT 0");
 }
 
 Db::~Db() {

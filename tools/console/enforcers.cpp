@@ -5,6 +5,7 @@
 #include <set>
 
 #include "config/policy/profile.hpp"
+#include "tools/console/audit.hpp"
 #include "tools/console/authz.hpp"
 #include "tools/console/console_pki.hpp"
 #include "tools/console/db.hpp"
@@ -147,6 +148,15 @@ std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view
         s.bind(1, r.id).bind(2, r.name).bind(3, std::string(tb.GetString(), tb.GetSize()));
         s.bind(4, r.certificate).bind(5, r.registered);
         s.step();
+        rapidjson::StringBuffer db;
+        JsonWriter dw(db);
+        dw.StartObject();
+        write_string(dw, "name", r.name);
+        write_strings(dw, "associatedTags", r.tags);
+        dw.EndObject();
+        append_audit(db_, actor_of(caller),
+                     {existed ? "reregister" : "register", "enforcers", r.id,
+                      std::string(db.GetString(), db.GetSize())});
         tx.commit();
     }
     rapidjson::StringBuffer buf;
@@ -201,27 +211,33 @@ std::string EnforcerRegistry::to_json(const EnforcerRecord &r) {
     return std::string(buf.GetString(), buf.GetSize());
 }
 
-void EnforcerRegistry::remove(const std::string &id) {
+void EnforcerRegistry::remove(const std::string &id, const Actor &actor) {
     std::lock_guard lock(db_.mutex());
+    Tx tx(db_);
     Stmt s(db_, "DELETE FROM enforcers WHERE id = ?");
     s.bind(1, id);
     s.step();
     if (db_.changes() == 0)
         throw ConsoleError(404, "enforcer \"" + id + "\" is not registered", "ID");
+    append_audit(db_, actor, {"delete", "enforcers", id, "{}"});
+    tx.commit();
 }
 
-void EnforcerRegistry::approve(const std::string &id, const std::string &actor) {
+void EnforcerRegistry::approve(const std::string &id, const Actor &actor) {
     if (!valid_enforcer_id(id))
         throw ConsoleError(
             422, "ID: \"" + id + "\" is not a usable enforcer ID (1..64 of A-Z a-z 0-9 - _ .)",
             "ID");
     std::lock_guard lock(db_.mutex());
+    Tx tx(db_);
     Stmt s(db_,
            "INSERT INTO approvals(enforcer_id, created, actor) VALUES(?, ?, ?) "
            "ON CONFLICT(enforcer_id) DO UPDATE SET created = excluded.created, "
            "actor = excluded.actor");
-    s.bind(1, id).bind(2, now_unix()).bind(3, actor);
+    s.bind(1, id).bind(2, now_unix()).bind(3, actor.who);
     s.step();
+    append_audit(db_, actor, {"approve", "enforcers", id, "{}"});
+    tx.commit();
 }
 
 std::string EnforcerRegistry::list_json(bool peers_only) {

@@ -16,6 +16,7 @@ namespace segwire::console {
 class Db;
 class ConsolePki;
 struct Caller;
+struct Actor;
 
 struct EnforcerRecord {
     std::string id, name;
@@ -45,10 +46,10 @@ class EnforcerRegistry {
 
     // DELETE /enforcers/:id (admin): forgets the enforcer, so its ID needs a first registration
     // again. 404 when unknown.
-    void remove(const std::string &id);
+    void remove(const std::string &id, const Actor &actor);
     // POST /enforcers/:id/approval (admin) and `segwire-console enforcer approve`: allows one
     // first registration of `id` by a cloud identity.
-    void approve(const std::string &id, const std::string &actor);
+    void approve(const std::string &id, const Actor &actor);
 
     std::optional<EnforcerRecord> find(const std::string &id);
     EnforcerRecord require(const std::string &id);  // 404 ConsoleError when unknown

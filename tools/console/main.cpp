@@ -4,6 +4,7 @@
 //   segwire-console appcred create --data DIR --name N --role ROLE [--enforcer-id ID] --out FILE
 //   segwire-console appcred list|revoke ...
 //   segwire-console enforcer approve --data DIR --id ID
+//   segwire-console audit --data DIR [--since TIME] ...
 //   segwire-console flows --data DIR [--since TIME]
 #include <sys/stat.h>
 
@@ -22,6 +23,7 @@
 
 #include "config/policy/syntax.hpp"
 #include "tools/console/appcreds.hpp"
+#include "tools/console/audit.hpp"
 #include "tools/console/console_pki.hpp"
 #include "tools/console/db.hpp"
 #include "tools/console/enforcers.hpp"
@@ -50,14 +52,15 @@ constexpr const char *kUsage = R"(usage:
   segwire-console appcred list --data DIR
   segwire-console appcred revoke --data DIR --id ID
   segwire-console enforcer approve --data DIR --id ID
+  segwire-console audit --data DIR [--since RFC3339|UNIX] [--who W] [--kind K] [--id ID]
   segwire-console flows --data DIR [--since RFC3339|UNIX]
 )";
 
 // Who the command-line tools act as in the audit trail: the local operator.
-std::string cli_actor() {
+Actor cli_actor() {
     const char *user = std::getenv("SUDO_USER");
     if (!user || !*user) user = std::getenv("USER");
-    return std::string("cli:") + (user && *user ? user : "unknown");
+    return Actor::cli(user && *user ? user : "unknown");
 }
 
 // --key value pairs; every option takes a value except the `flags` (stored as "1").
@@ -219,9 +222,9 @@ int cmd_appcred(int argc, char **argv) {
             !need(o, "--id"))
             return 2;
         Db db(o["--data"] + "/console.db");
-        AppCredential c = revoke_app_credential(db, o["--id"]);
-        std::fprintf(stderr, "app credential %s (%s) revoked at %s by %s\n", c.id.c_str(),
-                     c.name.c_str(), rfc3339(c.revoked).c_str(), cli_actor().c_str());
+        AppCredential c = revoke_app_credential(db, o["--id"], cli_actor());
+        std::fprintf(stderr, "app credential %s (%s) revoked at %s\n", c.id.c_str(), c.name.c_str(),
+                     rfc3339(c.revoked).c_str());
         return 0;
     }
     if (sub != "create") {
@@ -260,8 +263,8 @@ int cmd_appcred(int argc, char **argv) {
         }
     }
     ConsolePki pki = ConsolePki::load_or_create(o["--data"], ca_cert, ca_key);
-    std::string cred =
-        create_app_credential(db, pki, o["--name"], *role, opt_or(o, "--enforcer-id", ""), api);
+    std::string cred = create_app_credential(db, pki, o["--name"], *role,
+                                             opt_or(o, "--enforcer-id", ""), api, cli_actor());
     write_file(o["--out"], cred + "\n", 0600);
     std::fprintf(stderr, "wrote %s app credential \"%s\"%s to %s\n", role_name(*role),
                  o["--name"].c_str(),
@@ -283,6 +286,30 @@ int cmd_enforcer(int argc, char **argv) {
     ConsolePki pki = ConsolePki::load_or_create(o["--data"], db.meta("ca_cert"), db.meta("ca_key"));
     EnforcerRegistry(db, pki).approve(o["--id"], cli_actor());
     std::fprintf(stderr, "enforcer %s approved for one first registration\n", o["--id"].c_str());
+    return 0;
+}
+
+int cmd_audit(int argc, char **argv) {
+    std::map<std::string, std::string> o;
+    if (!parse_options(argc, argv, 2, {"--data", "--since", "--who", "--kind", "--id"}, &o) ||
+        !need(o, "--data"))
+        return 2;
+    std::string path = o["--data"] + "/console.db";
+    if (!std::filesystem::exists(path)) {
+        std::fprintf(stderr, "segwire-console: no database at %s\n", path.c_str());
+        return 1;
+    }
+    AuditFilter f;
+    if (o.count("--since") && !parse_time(o["--since"], &f.since)) {
+        std::fprintf(stderr, "segwire-console: --since: not RFC 3339 or unix seconds\n");
+        return 2;
+    }
+    f.who = opt_or(o, "--who", "");
+    f.kind = opt_or(o, "--kind", "");
+    f.id = opt_or(o, "--id", "");
+    f.limit = 1000000;
+    Db db(path);
+    std::fputs(format_audit(db, f).c_str(), stdout);
     return 0;
 }
 
@@ -319,6 +346,7 @@ int main(int argc, char **argv) {
         if (cmd == "serve") return cmd_serve(argc, argv);
         if (cmd == "appcred") return cmd_appcred(argc, argv);
         if (cmd == "enforcer") return cmd_enforcer(argc, argv);
+        if (cmd == "audit") return cmd_audit(argc, argv);
         if (cmd == "flows") return cmd_flows(argc, argv);
         if (cmd == "--help" || cmd == "-h" || cmd == "help") {
             std::fputs(kUsage, stdout);

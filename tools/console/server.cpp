@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <optional>
 #include <cstdio>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "config/policy/error.hpp"
 #include "config/policy/syntax.hpp"
 #include "tools/console/appcreds.hpp"
+#include "tools/console/audit.hpp"
 #include "tools/console/authz.hpp"
 #include "tools/console/aws.hpp"
 #include "tools/console/console_pki.hpp"
@@ -65,6 +67,25 @@ int64_t int_param(const httplib::Request &req, const char *name, int64_t lo, int
                            std::string(name) + ": \"" + v + "\" is not an integer in " +
                                std::to_string(lo) + ".." + std::to_string(hi),
                            name);
+    return n;
+}
+
+// If-Match: "12" (or 12, W/"12"): the revision a writer read. Absent or "*": none.
+std::optional<uint64_t> if_match(const httplib::Request &req) {
+    if (!req.has_header("If-Match")) return std::nullopt;
+    std::string v = req.get_header_value("If-Match");
+    v.erase(0, v.find_first_not_of(' '));
+    v.erase(v.find_last_not_of(' ') + 1);
+    if (v == "*") return std::nullopt;
+    if (v.rfind("W/", 0) == 0) v.erase(0, 2);
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+    char *end = nullptr;
+    unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || *end || v[0] == '-')
+        throw ConsoleError(400,
+                           "If-Match: \"" + req.get_header_value("If-Match") +
+                               "\" is not a revision (the ETag a GET returned)",
+                           "If-Match");
     return n;
 }
 
@@ -414,11 +435,14 @@ void Console::install(httplib::Server &svr) {
 
     svr.Get("/namespace", guarded([this, reader](auto &req, auto &res) {
                 reader(req);
-                send_json(res, 200, store_.get_namespace());
+                uint64_t rev = 0;
+                std::string body = store_.get_namespace(&rev);
+                res.set_header("ETag", "\"" + std::to_string(rev) + "\"");
+                send_json(res, 200, body);
             }));
     svr.Put("/namespace", guarded([this, admin](auto &req, auto &res) {
-                admin(req);
-                send_json(res, 200, store_.put_namespace(req.body));
+                Caller c = admin(req);
+                send_json(res, 200, store_.put_namespace(req.body, actor_of(c), if_match(req)));
             }));
 
     const std::string coll =
@@ -434,20 +458,25 @@ void Console::install(httplib::Server &svr) {
                 send_json(res, 200, store_.list(which(req)));
             }));
     svr.Post(coll, guarded([this, which, admin](auto &req, auto &res) {
-                 admin(req);
-                 send_json(res, 201, store_.create(which(req), req.body));
+                 Caller c = admin(req);
+                 send_json(res, 201, store_.create(which(req), req.body, actor_of(c)));
              }));
     svr.Get(coll + "/([^/]+)", guarded([this, which, reader](auto &req, auto &res) {
                 reader(req);
-                send_json(res, 200, store_.get(which(req), req.matches[2]));
+                uint64_t rev = 0;
+                std::string body = store_.get(which(req), req.matches[2], &rev);
+                res.set_header("ETag", "\"" + std::to_string(rev) + "\"");
+                send_json(res, 200, body);
             }));
     svr.Put(coll + "/([^/]+)", guarded([this, which, admin](auto &req, auto &res) {
-                admin(req);
-                send_json(res, 200, store_.replace(which(req), req.matches[2], req.body));
+                Caller c = admin(req);
+                send_json(res, 200,
+                          store_.replace(which(req), req.matches[2], req.body, actor_of(c),
+                                         if_match(req)));
             }));
     svr.Delete(coll + "/([^/]+)", guarded([this, which, admin](auto &req, auto &res) {
-                   admin(req);
-                   store_.remove(which(req), req.matches[2]);
+                   Caller c = admin(req);
+                   store_.remove(which(req), req.matches[2], actor_of(c), if_match(req));
                    res.status = 204;
                }));
 
@@ -470,15 +499,15 @@ void Console::install(httplib::Server &svr) {
                      std::lock_guard lock(db_.mutex());
                      api = db_.meta("api_url");
                  }
-                 std::string cred =
-                     create_app_credential(db_, pki_, get_string(doc, "name", "name", true), *role,
-                                           get_string(doc, "enforcerID", "enforcerID", false), api);
+                 std::string cred = create_app_credential(
+                     db_, pki_, get_string(doc, "name", "name", true), *role,
+                     get_string(doc, "enforcerID", "enforcerID", false), api, actor_of(c));
                  spdlog::info("app credential created by {}", c.sub);
                  send_json(res, 201, cred);
              }));
     svr.Delete("/appcreds/([^/]+)", guarded([this, admin](auto &req, auto &res) {
                    Caller c = admin(req);
-                   AppCredential cred = revoke_app_credential(db_, req.matches[1]);
+                   AppCredential cred = revoke_app_credential(db_, req.matches[1], actor_of(c));
                    spdlog::info("app credential {} revoked by {}", cred.id, c.sub);
                    send_json(res, 200, app_credential_json(cred));
                }));
@@ -502,13 +531,13 @@ void Console::install(httplib::Server &svr) {
             }));
     svr.Delete("/enforcers/([^/]+)", guarded([this, admin](auto &req, auto &res) {
                    Caller c = admin(req);
-                   enforcers_.remove(req.matches[1]);
+                   enforcers_.remove(req.matches[1], actor_of(c));
                    spdlog::info("enforcer {} deleted by {}", req.matches[1].str(), c.sub);
                    res.status = 204;
                }));
     svr.Post("/enforcers/([^/]+)/approval", guarded([this, admin](auto &req, auto &res) {
                  Caller c = admin(req);
-                 enforcers_.approve(req.matches[1], c.sub);
+                 enforcers_.approve(req.matches[1], actor_of(c));
                  spdlog::info("enforcer {} approved for a first registration by {}",
                               req.matches[1].str(), c.sub);
                  res.status = 204;
@@ -533,6 +562,18 @@ void Console::install(httplib::Server &svr) {
                  enforcers_.heartbeat(req.matches[1], req.body);
                  res.status = 204;
              }));
+
+    svr.Get("/auditlogs", guarded([this, reader](auto &req, auto &res) {
+                reader(req);
+                AuditFilter f;
+                f.who = req.get_param_value("who");
+                f.kind = req.get_param_value("kind");
+                f.id = req.get_param_value("ID");
+                f.limit = int_param(req, "limit", 1, 100000, 1000);
+                if (req.has_param("since") && !parse_time(req.get_param_value("since"), &f.since))
+                    throw ConsoleError(400, "since: not RFC 3339 or unix seconds", "since");
+                send_json(res, 200, query_audit(db_, f));
+            }));
 
     const std::string reports = "/(flowreports|dnslookupreports|connectionexceptionreports)";
     svr.Post(reports, guarded([this, what](auto &req, auto &res) {

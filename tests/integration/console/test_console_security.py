@@ -545,3 +545,96 @@ def test_cloud_tokens_with_alg_none_or_hs256_with_the_public_key_are_refused(jwt
         status, _, err = jwt_issue(c, "GCPIdentityToken", forged)
         assert status == 401 and "alg" in err["error"], err
     assert jwt_issue(c, "GCPIdentityToken", c.gcp.token(claims))[0] == 200
+
+
+# ---- audit and safe writes ------------------------------------------------------------------------
+
+def test_stale_if_match_is_refused_with_409(console, admin):
+    rulesets = console.request("GET", "/networkrulesetpolicies", token=admin)[2]
+    rid = rulesets[0]["ID"]
+    status, headers, obj = console.request("GET", f"/networkrulesetpolicies/{rid}", token=admin)
+    assert status == 200 and headers["ETag"] == f'"{obj["revision"]}"'
+    read_at = headers["ETag"]
+    # Operator 1 writes what they read: accepted, a new revision.
+    first = dict(obj, description="changed by operator 1")
+    status, _, body = console.request("PUT", f"/networkrulesetpolicies/{rid}", first, token=admin,
+                                      headers={"If-Match": read_at})
+    assert status == 200 and body["revision"] > obj["revision"], body
+    # Operator 2 read the same old revision: refused, naming If-Match; operator 1's write stays.
+    second = dict(obj, description="changed by operator 2")
+    status, _, err = console.request("PUT", f"/networkrulesetpolicies/{rid}", second, token=admin,
+                                     headers={"If-Match": read_at})
+    assert status == 409 and err["field"] == "If-Match" and str(body["revision"]) in err["error"], err
+    # The same with the revision in the body (GET, edit, PUT back) and no header.
+    status, _, err = console.request("PUT", f"/networkrulesetpolicies/{rid}", second, token=admin)
+    assert status == 409 and err["field"] == "If-Match", err
+    status, _, err = console.request("DELETE", f"/networkrulesetpolicies/{rid}", token=admin,
+                                     headers={"If-Match": read_at})
+    assert status == 409, err
+    now = console.request("GET", f"/networkrulesetpolicies/{rid}", token=admin)[2]
+    assert now["description"] == "changed by operator 1" and now["revision"] == body["revision"]
+    # The namespace too; and a malformed If-Match is named.
+    ns = console.request("GET", "/namespace", token=admin)[2]
+    status, _, err = console.request("PUT", "/namespace", dict(ns, revision=ns["revision"] - 1),
+                                     token=admin)
+    assert status == 409 and err["field"] == "If-Match", err
+    status, _, err = console.request("PUT", "/namespace", ns, token=admin,
+                                     headers={"If-Match": "yesterday"})
+    assert status == 400 and err["field"] == "If-Match", err
+    assert console.request("PUT", "/namespace", ns, token=admin)[0] == 200  # fresh: fine
+
+
+def test_every_write_is_audited_append_only(console, admin, reader):
+    ops = console.appcred("ops", "admin")
+    admin = console.issue_with(ops)
+    ops_sub = ops["ID"]
+    status, _, created = console.request("POST", "/externalnetworks",
+                                         {"name": "audited", "entries": ["198.51.100.0/24"]},
+                                         token=admin)
+    assert status == 201
+    nid = created["ID"]
+    assert console.request("PUT", f"/externalnetworks/{nid}",
+                           dict(created, entries=["198.51.100.0/25"]), token=admin)[0] == 200
+    assert console.request("DELETE", f"/externalnetworks/{nid}", token=admin)[0] == 204
+    ns = console.request("GET", "/namespace", token=admin)[2]
+    assert console.request("PUT", "/namespace", dict(ns, defaultPUIncomingTrafficAction="Allow"),
+                           token=admin)[0] == 200
+    status, _, cred = console.request("POST", "/appcreds", {"name": "new-reader", "role": "reader"},
+                                      token=admin)
+    assert status == 201
+    assert console.request("DELETE", f"/appcreds/{cred['ID']}", token=admin)[0] == 200
+    assert console.request("POST", "/enforcers/enf-z/approval", token=admin)[0] == 204
+    enf = console.enforcer_token("enf-z")
+    assert register(console, enf, "enf-z", APPLIANCE)[0] == 201
+    assert console.request("DELETE", "/enforcers/enf-z", token=admin)[0] == 204
+
+    status, _, log = console.request("GET", "/auditlogs", token=reader)
+    assert status == 200, log
+    got = [(e["actor"]["who"], e["action"], e["kind"], e["ID"]) for e in log]
+    for expected in [(ops_sub, "create", "externalnetworks", nid),
+                     (ops_sub, "replace", "externalnetworks", nid),
+                     (ops_sub, "delete", "externalnetworks", nid),
+                     (ops_sub, "put", "namespace", ""),
+                     (ops_sub, "create", "appcreds", cred["ID"]),
+                     (ops_sub, "revoke", "appcreds", cred["ID"]),
+                     (ops_sub, "approve", "enforcers", "enf-z"),
+                     (jwt_payload(enf)["sub"], "register", "enforcers", "enf-z"),
+                     (ops_sub, "delete", "enforcers", "enf-z")]:
+        assert expected in got, (expected, got)
+    replaced = next(e for e in log if e["action"] == "replace" and e["ID"] == nid)
+    assert replaced["detail"]["entries"] == ["198.51.100.0/25"] and replaced["revision"] > 0
+    assert replaced["actor"]["role"] == "admin" and replaced["time"].endswith("Z")
+    # The directory seed at start-up and the CLI's credentials are there too, with their actor.
+    assert any(e["actor"]["who"] == "policy-directory" for e in log)
+    assert any(e["actor"]["who"].startswith("cli:") and e["kind"] == "appcreds" for e in log)
+    assert console.request("GET", "/auditlogs", token=enf)[0] == 403
+    out = run([str(CONSOLE), "audit", "--data", str(console.data), "--kind", "externalnetworks"]).stdout
+    assert out.splitlines()[0].split() == ["TIME", "WHO", "ROLE", "ACTION", "KIND", "ID", "REVISION"]
+    assert sum(1 for line in out.splitlines() if nid in line) == 3
+
+    # Append-only, also through SQL on the database file (short of dropping its triggers).
+    db = str(console.data / "console.db")
+    for sql in ("DELETE FROM auditlog", "UPDATE auditlog SET who = 'nobody'"):
+        p = subprocess.run(["sqlite3", db, sql], capture_output=True, text=True)
+        assert p.returncode != 0 and "append-only" in p.stderr, (sql, p.stdout, p.stderr)
+    assert len(console.request("GET", "/auditlogs", token=reader)[2]) == len(log)

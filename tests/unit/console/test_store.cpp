@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "config/policy/profile.hpp"
+#include "tools/console/audit.hpp"
 #include "tools/console/db.hpp"
 #include "tools/console/enforcers.hpp"
 #include "tools/console/error.hpp"
@@ -152,6 +153,56 @@ TEST_F(StoreTest, WaitForChangeWakesPromptlyAndTimesOut) {
     writer.join();
     EXPECT_EQ(snap.version, v + 1);
     EXPECT_LT(waited, std::chrono::seconds(15));  // woken by the change, not the timeout
+}
+
+TEST_F(StoreTest, RevisionsRefuseStaleWritesAndEveryWriteIsAudited) {
+    PolicyStore s(*db_);
+    s.load_dir(policy_dir());
+    Actor ops{"app-ops", "ops", "admin", "Certificate"};
+    rapidjson::Document d;
+    d.Parse(s.create(Collection::kExternalNetworks,
+                     R"({"name":"n1","entries":["198.51.100.0/24"]})", ops)
+                .c_str());
+    const std::string id = d["ID"].GetString();
+    const uint64_t r1 = d["revision"].GetUint64();
+    EXPECT_EQ(r1, s.snapshot().version);
+    s.replace(Collection::kExternalNetworks, id, R"({"name":"n1","entries":["198.51.100.0/25"]})",
+              ops, r1);
+    uint64_t r2 = 0;
+    s.get(Collection::kExternalNetworks, id, &r2);
+    EXPECT_GT(r2, r1);
+    auto e = expect_error([&] {
+        s.replace(Collection::kExternalNetworks, id, R"({"name":"n1","entries":["192.0.2.0/24"]})",
+                  ops, r1);
+    });
+    EXPECT_EQ(e.status(), 409);
+    EXPECT_EQ(e.field(), "If-Match");
+    // A body's revision counts when no If-Match is given.
+    e = expect_error([&] {
+        s.replace(
+            Collection::kExternalNetworks, id,
+            R"({"name":"n1","entries":["192.0.2.0/24"],"revision":)" + std::to_string(r1) + "}",
+            ops);
+    });
+    EXPECT_EQ(e.status(), 409);
+    e = expect_error([&] { s.remove(Collection::kExternalNetworks, id, ops, r1); });
+    EXPECT_EQ(e.status(), 409);
+    // Other objects keep their revisions; a restart keeps them all.
+    PolicyStore again(*db_);
+    uint64_t r3 = 0;
+    again.get(Collection::kExternalNetworks, id, &r3);
+    EXPECT_EQ(r3, r2);
+    s.remove(Collection::kExternalNetworks, id, ops, r2);
+
+    rapidjson::Document log;
+    log.Parse(query_audit(*db_, AuditFilter{-1, "app-ops", "", "", 100}).c_str());
+    ASSERT_EQ(log.Size(), 3u);  // create, replace, delete; the refused writes left no trace
+    EXPECT_STREQ(log[0]["action"].GetString(), "create");
+    EXPECT_STREQ(log[1]["action"].GetString(), "replace");
+    EXPECT_EQ(log[1]["revision"].GetUint64(), r2);
+    EXPECT_STREQ(log[2]["action"].GetString(), "delete");
+    EXPECT_STREQ(log[2]["detail"]["entries"][0].GetString(), "198.51.100.0/25");
+    EXPECT_THROW(db_->exec("DELETE FROM auditlog"), ConsoleError);
 }
 
 TEST_F(StoreTest, ReportBatchesAreStoredOnce) {
