@@ -33,7 +33,7 @@ void write_fields(JsonWriter &w, const AppCredential &c) {
 
 std::string create_app_credential(Db &db, const ConsolePki &pki, const std::string &name, Role role,
                                   const std::string &enforcer_id, const std::string &api_url,
-                                  const Actor &actor) {
+                                  const std::string &tls_trust_pem, const Actor &actor) {
     if (name.empty()) throw ConsoleError(422, "name: must not be empty", "name");
     if (role == Role::kEnforcer && !valid_enforcer_id(enforcer_id))
         throw ConsoleError(422,
@@ -85,7 +85,7 @@ std::string create_app_credential(Db &db, const ConsolePki &pki, const std::stri
     write_fields(w, c);
     write_string(w, "APIURL", api_url);
     write_string(w, "certificate", base64_encode(cert_pem));
-    write_string(w, "certificateAuthority", base64_encode(pki.ca_pem()));
+    write_string(w, "certificateAuthority", base64_encode(tls_trust_pem));
     write_string(w, "certificateKey", base64_encode(key_pem));
     w.EndObject();
     return std::string(buf.GetString(), buf.GetSize());

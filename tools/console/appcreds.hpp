@@ -26,12 +26,13 @@ struct AppCredential {
 
 // Makes and records a credential. Returns the credential JSON {ID, name, namespace, role,
 // enforcerID?, APIURL, certificate, certificateAuthority, certificateKey} (PEM values base64;
-// certificateAuthority is the CA that signed the Console's TLS certificate, which clients trust).
+// certificateAuthority is `tls_trust_pem`, what clients verify the Console's TLS certificate
+// with: the Console CA, or the operator's CA given with serve --tls-ca).
 // Throws ConsoleError 422 naming the field: empty name, enforcer role without a valid enforcer
 // ID, or an enforcer ID given for another role.
 std::string create_app_credential(Db &db, const ConsolePki &pki, const std::string &name, Role role,
                                   const std::string &enforcer_id, const std::string &api_url,
-                                  const Actor &actor);
+                                  const std::string &tls_trust_pem, const Actor &actor);
 
 std::vector<AppCredential> list_app_credentials(Db &db);
 std::optional<AppCredential> find_app_credential(Db &db, const std::string &id);

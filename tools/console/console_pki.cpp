@@ -4,6 +4,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 #include "tools/console/db.hpp"
@@ -96,12 +98,20 @@ std::string ConsolePki::verify_app_certificate(X509 *cert) const {
     return X509_verify_cert_error_string(err);
 }
 
-void ConsolePki::write_server_cert(const std::string &data_dir, const std::string &host) const {
+void ConsolePki::write_server_cert(const std::string &data_dir, const std::string &host,
+                                   const std::vector<std::string> &extra_sans) const {
     auto key = unwrap(crypto::generate_p256_key(), "server key");
     crypto::X509Ptr cert(X509_new());
     std::string san = "DNS:localhost,IP:127.0.0.1,IP:::1";
-    if (host != "localhost" && host != "127.0.0.1" && host != "::1" && !host.empty())
-        san += std::string(is_ip(host) ? ",IP:" : ",DNS:") + host;
+    std::vector<std::string> names = extra_sans;
+    names.insert(names.begin(), host);
+    for (size_t i = 0; i < names.size(); ++i) {
+        const std::string &n = names[i];
+        if (n.empty() || n == "localhost" || n == "127.0.0.1" || n == "::1" || n == "0.0.0.0" ||
+            n == "::" || std::find(names.begin(), names.begin() + i, n) != names.begin() + i)
+            continue;
+        san += std::string(is_ip(n) ? ",IP:" : ",DNS:") + n;
+    }
     X509_NAME *name = X509_get_subject_name(cert.get());
     std::string cn = host.empty() ? "localhost" : host;
     uint64_t serial = 0;
@@ -166,6 +176,41 @@ crypto::PKeyPtr load_or_create_token_key(const std::string &data_dir, std::strin
     *kid =
         hex(sha256(unwrap(crypto::public_key_to_pem(key.get()), "token public key"))).substr(0, 16);
     return key;
+}
+
+std::string check_san(const std::string &name) {
+    if (is_ip(name)) return "";
+    std::string_view n = name;
+    if (n.rfind("*.", 0) == 0) n.remove_prefix(2);
+    bool ok = !n.empty() && n.size() <= 253 && n.front() != '.' && n.back() != '.' &&
+              n.front() != '-' && std::all_of(n.begin(), n.end(), [](unsigned char c) {
+                  return std::isalnum(c) || c == '-' || c == '.';
+              });
+    return ok ? "" : "\"" + name + "\" is neither an IP address nor a DNS name";
+}
+
+std::string check_tls_files(const std::string &cert_file, const std::string &key_file) {
+    std::string cert_pem, key_pem;
+    try {
+        cert_pem = read_file(cert_file);
+    } catch (const ConsoleError &) {
+        return "--tls-cert: cannot read " + cert_file;
+    }
+    try {
+        key_pem = read_file(key_file);
+    } catch (const ConsoleError &) {
+        return "--tls-key: cannot read " + key_file;
+    }
+    auto certs = crypto::certs_from_pem(cert_pem);
+    if (!certs || certs->empty()) return "--tls-cert: " + cert_file + " holds no PEM certificate";
+    auto key = crypto::private_key_from_pem(key_pem);
+    if (!key) return "--tls-key: " + key_file + " holds no PEM private key";
+    if (X509_check_private_key((*certs)[0].get(), key->get()) != 1) {
+        ERR_clear_error();
+        return "--tls-key: " + key_file + " is not the key of the first certificate in " +
+               cert_file;
+    }
+    return "";
 }
 
 std::string cert_fingerprint(X509 *cert) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "crypto/pki.hpp"
 
@@ -39,8 +40,10 @@ class ConsolePki {
     // validity; else the X.509 reason.
     std::string verify_app_certificate(X509 *cert) const;
 
-    // Writes DIR/server.pem and DIR/server.key for `host` (SAN: host, 127.0.0.1, ::1, localhost).
-    void write_server_cert(const std::string &data_dir, const std::string &host) const;
+    // Writes DIR/server.pem and DIR/server.key for `host` (SAN: host, 127.0.0.1, ::1, localhost,
+    // and `extra_sans`: host names or IP addresses).
+    void write_server_cert(const std::string &data_dir, const std::string &host,
+                           const std::vector<std::string> &extra_sans = {}) const;
 
     // Parses a CSR PEM and checks its self-signature. Throws ConsoleError 422 naming `field`.
     CsrInfo parse_csr(const std::string &csr_pem, const std::string &field) const;
@@ -55,6 +58,14 @@ class ConsolePki {
 
 // DIR/token.key, created on first start. `kid` receives a short fingerprint of the public key.
 crypto::PKeyPtr load_or_create_token_key(const std::string &data_dir, std::string *kid);
+
+// "" when `name` can be a subjectAltName of the generated TLS certificate (an IP address, or a
+// DNS name of letters, digits, '-', '.', and a leading "*." wildcard); else the problem.
+std::string check_san(const std::string &name);
+
+// An operator's TLS certificate: "" when `cert_file` (leaf first, then its chain) and `key_file`
+// load and belong together; else the problem, naming the file.
+std::string check_tls_files(const std::string &cert_file, const std::string &key_file);
 
 // Hex SHA-256 of a certificate's DER (how appcreds are recognised on /issue).
 std::string cert_fingerprint(X509 *cert);

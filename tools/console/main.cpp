@@ -47,6 +47,7 @@ constexpr const char *kUsage = R"(usage:
                         [--azure-jwks FILE|URL --azure-audience AUD --azure-tenants IDS
                          --azure-enforcer-id RULE [--azure-issuer ISS]]
                         [--cloud-ca FILE] [--cloud-auto-register]
+                        [--tls-cert CHAIN --tls-key KEY --tls-ca CA | --tls-san NAMES]
   segwire-console appcred create --data DIR --name NAME --role admin|reader|enforcer
                                  [--enforcer-id ID] --out FILE [--api URL]
   segwire-console appcred list --data DIR
@@ -135,7 +136,11 @@ int cmd_serve(int argc, char **argv) {
                         "--azure-audience",
                         "--azure-tenants",
                         "--azure-enforcer-id",
-                        "--cloud-ca"},
+                        "--cloud-ca",
+                        "--tls-cert",
+                        "--tls-key",
+                        "--tls-ca",
+                        "--tls-san"},
                        &o, {"--cloud-auto-register"}) ||
         !need(o, "--data") || !ensure_dir(o["--data"]))
         return 2;
@@ -166,6 +171,40 @@ int cmd_serve(int argc, char **argv) {
             return 2;
         }
         s.token_validity = static_cast<int64_t>(secs);
+    }
+    auto abs = [&](const char *flag) {
+        return o.count(flag) ? std::filesystem::absolute(o[flag]).string() : std::string();
+    };
+    s.tls_cert = abs("--tls-cert");
+    s.tls_key = abs("--tls-key");
+    s.tls_ca = abs("--tls-ca");
+    s.tls_sans = split_list(opt_or(o, "--tls-san", ""));
+    if (s.tls_cert.empty() != s.tls_key.empty() || s.tls_cert.empty() != s.tls_ca.empty()) {
+        std::fprintf(stderr,
+                     "segwire-console: --tls-cert, --tls-key and --tls-ca go together (the "
+                     "operator's chain, its key, and the CA clients trust for it)\n");
+        return 2;
+    }
+    if (!s.tls_cert.empty() && !s.tls_sans.empty()) {
+        std::fprintf(stderr,
+                     "segwire-console: --tls-san: names the generated certificate; an operator "
+                     "certificate (--tls-cert) carries its own\n");
+        return 2;
+    }
+    for (const auto &san : s.tls_sans)
+        if (std::string p = check_san(san); !p.empty()) {
+            std::fprintf(stderr, "segwire-console: --tls-san: %s\n", p.c_str());
+            return 2;
+        }
+    if (!s.tls_cert.empty()) {
+        if (std::string p = check_tls_files(s.tls_cert, s.tls_key); !p.empty()) {
+            std::fprintf(stderr, "segwire-console: %s\n", p.c_str());
+            return 1;
+        }
+        if (!std::filesystem::exists(s.tls_ca)) {
+            std::fprintf(stderr, "segwire-console: --tls-ca: cannot read %s\n", s.tls_ca.c_str());
+            return 1;
+        }
     }
     // A realm is configured as soon as one of its flags is given; check_realms() then insists on
     // the rest, so that no realm is ever half open.
@@ -263,8 +302,16 @@ int cmd_appcred(int argc, char **argv) {
         }
     }
     ConsolePki pki = ConsolePki::load_or_create(o["--data"], ca_cert, ca_key);
-    std::string cred = create_app_credential(db, pki, o["--name"], *role,
-                                             opt_or(o, "--enforcer-id", ""), api, cli_actor());
+    // What clients trust for the Console's TLS: the operator's CA (serve --tls-ca), else the
+    // Console CA.
+    std::string tls_ca;
+    {
+        std::lock_guard lock(db.mutex());
+        tls_ca = db.meta("tls_ca");
+    }
+    std::string cred =
+        create_app_credential(db, pki, o["--name"], *role, opt_or(o, "--enforcer-id", ""), api,
+                              tls_ca.empty() ? pki.ca_pem() : read_file(tls_ca), cli_actor());
     write_file(o["--out"], cred + "\n", 0600);
     std::fprintf(stderr, "wrote %s app credential \"%s\"%s to %s\n", role_name(*role),
                  o["--name"].c_str(),

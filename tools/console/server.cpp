@@ -501,7 +501,8 @@ void Console::install(httplib::Server &svr) {
                  }
                  std::string cred = create_app_credential(
                      db_, pki_, get_string(doc, "name", "name", true), *role,
-                     get_string(doc, "enforcerID", "enforcerID", false), api, actor_of(c));
+                     get_string(doc, "enforcerID", "enforcerID", false), api,
+                     opt_.tls_ca.empty() ? pki_.ca_pem() : read_file(opt_.tls_ca), actor_of(c));
                  spdlog::info("app credential created by {}", c.sub);
                  send_json(res, 201, cred);
              }));
@@ -627,7 +628,8 @@ int run_server(const ServerOptions &opt) {
     try {
         console = std::make_unique<Console>(opt);
         if (!opt.policy_dir.empty()) console->reload_policy();
-        console->pki().write_server_cert(opt.data_dir, opt.listen_host);
+        if (opt.tls_cert.empty())
+            console->pki().write_server_cert(opt.data_dir, opt.listen_host, opt.tls_sans);
     } catch (const ConsoleError &e) {
         std::fprintf(stderr, "segwire-console: %s\n", e.what());
         if (!e.object().empty())
@@ -638,7 +640,9 @@ int run_server(const ServerOptions &opt) {
 
     const std::string ca_pem = console->pki().ca_pem();
     const std::string appcred_ca_pem = console->pki().appcred_ca_pem();
-    const std::string dir = opt.data_dir;
+    // The operator's certificate (--tls-cert/--tls-key), else the one generated for this start.
+    const std::string tls_cert = opt.tls_cert.empty() ? opt.data_dir + "/server.pem" : opt.tls_cert;
+    const std::string tls_key = opt.tls_key.empty() ? opt.data_dir + "/server.key" : opt.tls_key;
     httplib::SSLServer svr([&](SSL_CTX &ctx) {
         auto ca = crypto::cert_from_pem(ca_pem);
         auto appcred_ca = crypto::cert_from_pem(appcred_ca_pem);
@@ -650,9 +654,8 @@ int run_server(const ServerOptions &opt) {
         // names both CAs so that clients offer either kind.
         SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX *) { return 1; });
         SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
-        return SSL_CTX_use_certificate_chain_file(&ctx, (dir + "/server.pem").c_str()) == 1 &&
-               SSL_CTX_use_PrivateKey_file(&ctx, (dir + "/server.key").c_str(), SSL_FILETYPE_PEM) ==
-                   1 &&
+        return SSL_CTX_use_certificate_chain_file(&ctx, tls_cert.c_str()) == 1 &&
+               SSL_CTX_use_PrivateKey_file(&ctx, tls_key.c_str(), SSL_FILETYPE_PEM) == 1 &&
                SSL_CTX_add_client_CA(&ctx, appcred_ca->get()) == 1 &&
                SSL_CTX_add_client_CA(&ctx, ca->get()) == 1;
     });
@@ -685,6 +688,7 @@ int run_server(const ServerOptions &opt) {
         console->db().set_meta("api_url", url);
         console->db().set_meta("ca_cert", opt.ca_cert);
         console->db().set_meta("ca_key", opt.ca_key);
+        console->db().set_meta("tls_ca", opt.tls_ca);
     }
 
     std::thread signals([&] {
