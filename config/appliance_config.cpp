@@ -266,6 +266,8 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
                     "\" (Certificate|AWSSecurityToken|GCPIdentityToken|AzureIdentityToken)");
         o.str("metadata_url", cc.metadata_url);
         o.str("audience", cc.audience);
+        o.str("aws_sts_url", cc.aws_sts_url);
+        o.str("aws_region", cc.aws_region);
         o.str("token_validity", cc.token_validity);
         o.str("enforcer_name", cc.enforcer_name);
         o.uint("poll_wait_s", cc.poll_wait_s, 0, 60);
@@ -282,6 +284,13 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
                               : cc.ca.empty() ? "console.ca"
                                               : "console.metadata_url",
                               "required for realm " + cc.realm);
+        if (cc.realm != "Certificate" && cc.audience.empty())
+            throw ConfigError(
+                "console.audience",
+                "required for realm " + cc.realm + ": the Console's deployment-specific audience");
+        if (cc.realm == "AWSSecurityToken" && cc.aws_sts_url.rfind("https://", 0) != 0)
+            throw ConfigError("console.aws_sts_url",
+                              "must be an https:// URL (got \"" + cc.aws_sts_url + "\")");
         if (!cc.url.empty() && cc.url.rfind("https://", 0) != 0)
             throw ConfigError("console.url", "must be an https:// URL (got \"" + cc.url + "\")");
         o.finish();

@@ -96,10 +96,14 @@ struct ConsoleConfig {
     std::string realm =
         "Certificate";  // Certificate | AWSSecurityToken | GCPIdentityToken | AzureIdentityToken
     std::string metadata_url;  // cloud instance metadata base URL (tests point it at a fake)
-    std::string audience = "segwire-console";  // GCP/Azure identity token audience
-    std::string token_validity = "1h";         // asked of POST /issue; renewed at half of it
-    std::string enforcer_name;                 // default: identity.enforcer_id
-    uint32_t poll_wait_s = 30;                 // long-poll wait
+    // The Console's deployment-specific audience (cloud realms; required for them): the GCP/Azure
+    // identity token's audience, and the X-Segwire-Audience header signed into the AWS login.
+    std::string audience;
+    std::string aws_sts_url = "https://sts.amazonaws.com/";  // the STS the AWS login is signed for
+    std::string aws_region = "us-east-1";
+    std::string token_validity = "1h";  // asked of POST /issue; renewed at half of it
+    std::string enforcer_name;          // default: identity.enforcer_id
+    uint32_t poll_wait_s = 30;          // long-poll wait
     uint32_t heartbeat_s = 10;
     uint32_t report_interval_s = 0;  // 0: the profile's flowReportInterval
     uint32_t peer_refresh_s = 5;     // how often peer enforcer certificates are fetched

@@ -51,5 +51,19 @@ class ConsoleClient {
 };
 
 std::string base64_decode(const std::string &in);
+std::string base64_encode(const std::string &in);
+
+struct AwsCredentials {
+    std::string access_key_id, secret_access_key, session_token;
+};
+
+// The AWSSecurityToken login: signs — never sends — an sts:GetCallerIdentity request for
+// `sts_url` with libcurl's SigV4 (CURLOPT_AWS_SIGV4, service sts, `region`), including the header
+// X-Segwire-Audience: `audience` so that the signature is good for this Console's deployment only.
+// libcurl writes the signed request into a socket pair (nothing leaves the process); the result
+// is the /issue metadata {"method", "url", "body" (base64), "headers"} for the Console to replay
+// to STS. The secret key stays here. Throws std::runtime_error.
+std::string aws_presigned_caller_identity(const AwsCredentials &creds, const std::string &sts_url,
+                                          const std::string &region, const std::string &audience);
 
 }  // namespace segwire::control

@@ -174,9 +174,12 @@ std::string ConsoleSync::fetch_cloud_token(std::string &metadata) {
         d.Parse(creds.c_str());
         if (d.HasParseError() || !d.IsObject())
             throw std::runtime_error("metadata: AWS credentials are not JSON");
-        kv(w, "accessKeyID", str(d, "AccessKeyId"));
-        kv(w, "secretAccessKey", str(d, "SecretAccessKey"));
-        kv(w, "token", str(d, "Token"));
+        // The secret key signs a GetCallerIdentity request here; only the signed request goes
+        // to the Console, which replays it to STS.
+        metadata = aws_presigned_caller_identity(
+            {str(d, "AccessKeyId"), str(d, "SecretAccessKey"), str(d, "Token")}, cc.aws_sts_url,
+            cc.aws_region, cc.audience);
+        return cc.realm;
     } else if (cc.realm == "GCPIdentityToken") {
         std::string jwt =
             get(md + "/computeMetadata/v1/instance/service-accounts/default/identity?audience=" +

@@ -120,7 +120,7 @@ def test_untrusted_console_certificate_refused(bed):
     # An app credential whose CA is not the one that signed the Console's certificate.
     other = bed.workdir / "other-ca"
     sh(f"{Path(CONSOLE).parent.parent / 'segwirectl' / 'segwirectl'} pki ca --out {other}")
-    cred = bed.appcred("enf-a")
+    cred = bed.appcred("enf-a", "enforcer", "enf-a")
     doc = json.loads(Path(cred).read_text())
     import base64
     doc["certificateAuthority"] = base64.b64encode((other / "ca.crt").read_bytes()).decode()
@@ -162,11 +162,16 @@ def test_cloud_token_from_a_local_fake_metadata_server():
         bed.set_console_policy(policy())
         signer = Signer(bed.workdir, "EC", "gcp-key-1")
         (bed.workdir / "jwks.json").write_text(json.dumps({"keys": [signer.jwk]}))
-        bed.start_console(extra_args=f"--gcp-jwks {bed.workdir / 'jwks.json'} --gcp-audience segwire-test")
+        bed.start_console(extra_args=f"--gcp-jwks {bed.workdir / 'jwks.json'} --gcp-audience segwire-test "
+                                     "--gcp-projects lab --gcp-enforcer-id '{instancename}'")
+        # A cloud identity's first registration needs an admin's approval of its enforcer ID.
+        sh(f"{CONSOLE} enforcer approve --data {bed.console_data} --id enf-a")
         now = int(time.time())
         token_file = bed.workdir / "gcp.jwt"
         token_file.write_text(signer.token({"iss": "https://accounts.google.com", "sub": "gw-1",
-                                            "aud": "segwire-test", "iat": now, "exp": now + 600}))
+                                            "aud": "segwire-test", "iat": now, "exp": now + 600,
+                                            "google": {"compute_engine": {"project_id": "lab",
+                                                                          "instance_name": "enf-a"}}}))
         md = bed.enf_a.popen(f"python3 -u {Path(__file__).parent / 'fake_metadata.py'} --token-file {token_file}")
         port = json.loads(md.stdout.readline())["port"]
         a = bed.start_enforcer_console("a", extra_console={
@@ -176,3 +181,42 @@ def test_cloud_token_from_a_local_fake_metadata_server():
         wait_for(lambda: control(a)["bundle_version"] != "", what="a bundle over the GCP realm")
         assert control(a)["tokens_issued"] >= 1
         assert "enf-a" in {e["ID"] for e in bed.console_get("/enforcers")}
+
+
+def test_aws_login_signs_on_the_enforcer_and_never_sends_the_secret():
+    """AWSSecurityToken end to end: IMDSv2 role credentials (fake metadata server in A's
+    namespace), a GetCallerIdentity request signed by segwire with libcurl, replayed by the Console
+    to a fake STS over HTTPS (in the management namespace) that checks the signature."""
+    console_dir = Path(__file__).parent / "console"
+    secret = "enforcer-secret/never+sent"
+    with ConsoleBed() as bed:
+        bed.set_console_policy(policy())
+        keys = {"AKIDENFA": {"secret": secret, "session": "imds-session-9", "account": "123456789012",
+                             "arn": "arn:aws:sts::123456789012:assumed-role/segwire-gw/enf-a"}}
+        (bed.workdir / "sts-keys.json").write_text(json.dumps(keys))
+        sts = bed.mgmt.popen(f"python3 -u {console_dir / 'cloud_fakes.py'} sts --dir {bed.workdir / 'sts'} "
+                             f"--keys-file {bed.workdir / 'sts-keys.json'}")
+        info = json.loads(sts.stdout.readline())
+        bed.start_console(extra_args=f"--aws-endpoint {info['url']} --cloud-ca {info['ca']} "
+                                     "--aws-accounts 123456789012 "
+                                     "--aws-roles 'arn:aws:iam::123456789012:role/segwire-*' "
+                                     "--aws-audience console-lab --aws-enforcer-id '{session}' "
+                                     "--cloud-auto-register")
+        creds = bed.workdir / "imds-creds.json"
+        creds.write_text(json.dumps({"role": "segwire-gw", "AccessKeyId": "AKIDENFA",
+                                     "SecretAccessKey": secret, "Token": "imds-session-9"}))
+        md = bed.enf_a.popen(f"python3 -u {Path(__file__).parent / 'fake_metadata.py'} --aws-creds {creds}")
+        port = json.loads(md.stdout.readline())["port"]
+        a = bed.start_enforcer_console("a", extra_console={
+            "appcred": "", "realm": "AWSSecurityToken", "url": bed.console_url,
+            "ca": str(bed.console_data / "ca.pem"), "metadata_url": f"http://127.0.0.1:{port}",
+            "audience": "console-lab", "aws_sts_url": info["url"]}).start()
+        wait_for(lambda: control(a)["bundle_version"] != "", what="a bundle over the AWS realm")
+        assert "enf-a" in {e["ID"] for e in bed.console_get("/enforcers")}
+        seen = [json.loads(line) for line in (bed.workdir / "sts" / "sts-requests.jsonl").read_text().splitlines()]
+        audiences = [v for r in seen for k, v in r["headers"].items() if k.lower() == "x-segwire-audience"]
+        assert seen and audiences == ["console-lab"] * len(seen)
+        # The secret went nowhere: not to the Console (which refuses it outright, see
+        # test_console_security.py), not to STS, and the Console's log never saw it.
+        assert all(secret not in json.dumps(r) for r in seen)
+        assert secret not in (bed.workdir / "console.log").read_text()

@@ -554,16 +554,19 @@ class ConsoleBed(IdentityBed):
             p.wait(timeout=20)
         self.console_proc = None
 
-    def appcred(self, name):
+    def appcred(self, name, role="reader", enforcer_id=None):
+        """An app credential file: `reader` by default; an enforcer's is bound to its ID."""
         out = self.workdir / f"{name}.appcred.json"
-        sh(f"{CONSOLE} appcred create --data {self.console_data} --name {name} --out {out} --api {self.console_url}")
+        bound = f" --enforcer-id {enforcer_id}" if enforcer_id else ""
+        sh(f"{CONSOLE} appcred create --data {self.console_data} --name {name} --role {role}{bound} "
+           f"--out {out} --api {self.console_url}")
         return out
 
     def start_enforcer_console(self, which, extra_console=None, extra=None, tags=("site=lab",)):
         ns = self.enf_a if which == "a" else self.enf_b
         ins, outs = (self.if_a_in, self.if_a_out) if which == "a" else (self.if_b_in, self.if_b_out)
         eid = f"enf-{which}"
-        cons = {"appcred": str(self.appcred(eid)), "poll_wait_s": 5, "heartbeat_s": 1,
+        cons = {"appcred": str(self.appcred(eid, "enforcer", eid)), "poll_wait_s": 5, "heartbeat_s": 1,
                 "report_interval_s": 1, "peer_refresh_s": 1}
         cons.update(extra_console or {})
         cfg = {"identity": {"enforcer_id": eid, "tags": list(tags)}, "console": cons}
@@ -576,9 +579,9 @@ class ConsoleBed(IdentityBed):
         return sw
 
     def console_get(self, path):
-        """GET on the Console API as an operator would (app credential -> token -> curl)."""
+        """GET on the Console API as an operator would (a reader's app credential -> token -> curl)."""
         if not getattr(self, "_token", None):
-            cred = json.loads(Path(self.appcred("tester")).read_text())
+            cred = json.loads(Path(self.appcred("tester", "reader")).read_text())
             import base64
             for field, name in (("certificate", "t.crt"), ("certificateKey", "t.key"), ("certificateAuthority", "t.ca")):
                 (self.workdir / name).write_bytes(base64.b64decode(cred[field]))

@@ -1,9 +1,8 @@
 #include "tools/console/aws.hpp"
 
-#include <openssl/hmac.h>
-
 #include <algorithm>
-#include <ctime>
+#include <map>
+#include <set>
 
 #include <httplib.h>
 
@@ -13,18 +12,8 @@
 namespace segwire::console {
 namespace {
 
-std::string hmac_sha256(std::string_view key, std::string_view data) {
-    unsigned char out[32];
-    unsigned int len = sizeof(out);
-    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-         reinterpret_cast<const unsigned char *>(data.data()), data.size(), out, &len);
-    return std::string(reinterpret_cast<char *>(out), len);
-}
-
-std::string trim(const std::string &s) {
-    size_t a = s.find_first_not_of(" \t"), b = s.find_last_not_of(" \t");
-    return a == std::string::npos ? "" : s.substr(a, b - a + 1);
-}
+constexpr const char *kBody = "Action=GetCallerIdentity&Version=2011-06-15";
+constexpr const char *kAudienceHeader = "x-segwire-audience";
 
 std::string lower(std::string s) {
     std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -40,73 +29,105 @@ std::string xml_text(const std::string &xml, const std::string &tag) {
     return b == std::string::npos ? "" : xml.substr(a, b - a);
 }
 
-}  // namespace
-
-std::string sigv4_authorization(const std::string &method, const std::string &path,
-                                const std::string &query,
-                                const std::map<std::string, std::string> &headers,
-                                const std::string &payload, const AwsCredentials &creds,
-                                const std::string &region, const std::string &service,
-                                const std::string &amz_date) {
-    std::map<std::string, std::string> canon;  // sorted by lower-case name
-    for (const auto &[k, v] : headers) canon[lower(k)] = trim(v);
-    std::string canonical_headers, signed_headers;
-    for (const auto &[k, v] : canon) {
-        canonical_headers += k + ":" + v + "\n";
-        signed_headers += (signed_headers.empty() ? "" : ";") + k;
-    }
-    std::string canonical_request = method + "\n" + path + "\n" + query + "\n" + canonical_headers +
-                                    "\n" + signed_headers + "\n" + hex(sha256(payload));
-    std::string date = amz_date.substr(0, 8);
-    std::string scope = date + "/" + region + "/" + service + "/aws4_request";
-    std::string to_sign =
-        "AWS4-HMAC-SHA256\n" + amz_date + "\n" + scope + "\n" + hex(sha256(canonical_request));
-    std::string k = hmac_sha256("AWS4" + creds.secret_access_key, date);
-    k = hmac_sha256(k, region);
-    k = hmac_sha256(k, service);
-    k = hmac_sha256(k, "aws4_request");
-    return "AWS4-HMAC-SHA256 Credential=" + creds.access_key_id + "/" + scope +
-           ", SignedHeaders=" + signed_headers + ", Signature=" + hex(hmac_sha256(k, to_sign));
+ConsoleError refused(const std::string &what, const std::string &field) {
+    return ConsoleError(403, "AWSSecurityToken: " + what, field);
 }
 
-AwsIdentity aws_get_caller_identity(const std::string &endpoint, const std::string &region,
-                                    const AwsCredentials &creds) {
+}  // namespace
+
+AwsIdentity aws_verify_presigned_request(const std::string &endpoint, const std::string &ca_file,
+                                         const std::string &audience, const rapidjson::Value &md) {
+    if (member(md, "secretAccessKey"))
+        throw ConsoleError(422,
+                           "metadata.secretAccessKey: never send the secret key; send a signed "
+                           "sts:GetCallerIdentity request {method, url, body, headers}",
+                           "metadata.secretAccessKey");
+    if (get_string(md, "method", "metadata.method", true) != "POST")
+        throw ConsoleError(422, "metadata.method: must be POST", "metadata.method");
+    std::string body;
+    if (!base64_decode(get_string(md, "body", "metadata.body", true), &body))
+        throw ConsoleError(422, "metadata.body: not base64", "metadata.body");
+    if (body != kBody)
+        throw refused("only sts:GetCallerIdentity is replayed (metadata.body is another request)",
+                      "metadata.body");
+    const rapidjson::Value *hv = member(md, "headers");
+    if (!hv || !hv->IsObject())
+        throw ConsoleError(422, "metadata.headers: must be an object of strings",
+                           "metadata.headers");
+    std::map<std::string, std::string> headers;  // lower-case name → value
+    for (const auto &m : hv->GetObject()) {
+        std::string name = m.name.GetString();
+        if (!m.value.IsString())
+            throw ConsoleError(422, "metadata.headers." + name + ": must be a string",
+                               "metadata.headers." + name);
+        headers[lower(name)] = m.value.GetString();
+    }
+    const std::string auth = headers["authorization"];
+    size_t sh = auth.find("SignedHeaders=");
+    if (auth.rfind("AWS4-HMAC-SHA256 ", 0) != 0 || sh == std::string::npos)
+        throw ConsoleError(422, "metadata.headers.Authorization: not a SigV4 signature",
+                           "metadata.headers.Authorization");
+    std::set<std::string> signed_names;
+    {
+        std::string list = auth.substr(sh + 14, auth.find(',', sh) - (sh + 14));
+        size_t pos = 0;
+        while (pos <= list.size()) {
+            size_t semi = list.find(';', pos);
+            signed_names.insert(list.substr(pos, semi == std::string::npos ? semi : semi - pos));
+            if (semi == std::string::npos) break;
+            pos = semi + 1;
+        }
+    }
+    // The audience binds the signed request to this deployment: one made for another Console
+    // (or another service using the same trick) is not accepted here, and cannot be altered
+    // without breaking the signature.
+    if (!signed_names.count(kAudienceHeader) || !signed_names.count("host"))
+        throw refused("the signature must cover the Host and X-Segwire-Audience headers",
+                      "metadata.headers.Authorization");
+    if (headers[kAudienceHeader] != audience)
+        throw refused(
+            "audience \"" + headers[kAudienceHeader] + "\" is not this Console's (--aws-audience)",
+            "metadata.headers.X-Segwire-Audience");
+
     size_t scheme_end = endpoint.find("://");
-    if (scheme_end == std::string::npos)
-        throw ConsoleError(500, "AWS endpoint \"" + endpoint + "\" is not an http(s) URL");
     size_t slash = endpoint.find('/', scheme_end + 3);
-    std::string base = endpoint.substr(0, slash);
-    std::string path = slash == std::string::npos ? "/" : endpoint.substr(slash);
-    std::string host = base.substr(scheme_end + 3);
+    const std::string base = endpoint.substr(0, slash);
+    const std::string path = slash == std::string::npos ? "/" : endpoint.substr(slash);
+    const std::string host = base.substr(scheme_end + 3);
+    if (headers["host"] != host)
+        throw refused("the request is signed for host \"" + headers["host"] +
+                          "\", not this Console's STS endpoint " + host,
+                      "metadata.headers.Host");
 
-    const std::string body = "Action=GetCallerIdentity&Version=2011-06-15";
-    const std::string content_type = "application/x-www-form-urlencoded; charset=utf-8";
-    char amz_date[20];
-    time_t t = std::time(nullptr);
-    struct tm tm {};
-    gmtime_r(&t, &tm);
-    std::strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
-
-    std::map<std::string, std::string> signed_headers = {
-        {"content-type", content_type}, {"host", host}, {"x-amz-date", amz_date}};
-    if (!creds.session_token.empty()) signed_headers["x-amz-security-token"] = creds.session_token;
-    std::string auth =
-        sigv4_authorization("POST", path, "", signed_headers, body, creds, region, "sts", amz_date);
-
+    // Replay exactly the signed headers (and the signature), nothing the client added besides.
+    httplib::Headers out;
+    std::string content_type;
+    for (const auto &name : signed_names) {
+        auto it = headers.find(name);
+        if (it == headers.end())
+            throw ConsoleError(422, "metadata.headers: signed header \"" + name + "\" is missing",
+                               "metadata.headers");
+        if (name == "content-type")
+            content_type = it->second;
+        else
+            out.emplace(name, it->second);
+    }
+    out.emplace("Authorization", auth);
     httplib::Client cli(base);
+    cli.enable_server_certificate_verification(true);
+    if (!ca_file.empty()) cli.set_ca_cert_path(ca_file.c_str());
     cli.set_connection_timeout(5);
     cli.set_read_timeout(10);
-    httplib::Headers h = {
-        {"X-Amz-Date", amz_date}, {"Authorization", auth}, {"Accept", "application/xml"}};
-    if (!creds.session_token.empty()) h.emplace("X-Amz-Security-Token", creds.session_token);
-    auto res = cli.Post(path.c_str(), h, body, content_type.c_str());
+    auto res =
+        cli.Post(path.c_str(), out, body,
+                 content_type.empty() ? "application/x-www-form-urlencoded" : content_type.c_str());
     if (!res)
         throw ConsoleError(502, "AWSSecurityToken: STS endpoint " + endpoint +
                                     " unreachable: " + httplib::to_string(res.error()));
     if (res->status == 403 || res->status == 401 || res->status == 400) {
         std::string code = xml_text(res->body, "Code"), msg = xml_text(res->body, "Message");
         throw ConsoleError(401,
-                           "AWSSecurityToken: STS refused the credentials (HTTP " +
+                           "AWSSecurityToken: STS refused the signed request (HTTP " +
                                std::to_string(res->status) + (code.empty() ? "" : ", " + code) +
                                (msg.empty() ? "" : ": " + msg) + ")",
                            "metadata");

@@ -1,35 +1,29 @@
-// AWSSecurityToken realm: the enforcer sends the instance role's temporary credentials (from IMDS
-// /latest/meta-data/iam/security-credentials/<role>); the Console proves them by calling STS
-// GetCallerIdentity with a SigV4-signed request. The endpoint is configurable so that tests run a
-// local fake that checks the signature with the secret it issued.
+// AWSSecurityToken realm, the way HashiCorp Vault's AWS IAM auth works: the enforcer signs an
+// sts:GetCallerIdentity request with its instance role's credentials (SigV4, libcurl) and sends
+// the signed request — never the secret key. The Console checks that it is exactly
+// GetCallerIdentity, that the signature covers this deployment's audience header
+// (X-Segwire-Audience) and the configured STS host, and replays it to the configured STS
+// endpoint (https only); STS's answer names the caller.
 #pragma once
 
-#include <map>
 #include <string>
 
-namespace segwire::console {
+#include <rapidjson/document.h>
 
-struct AwsCredentials {
-    std::string access_key_id, secret_access_key, session_token;
-};
+namespace segwire::console {
 
 struct AwsIdentity {
     std::string arn, account, user_id;
 };
 
-// SigV4 (AWS4-HMAC-SHA256) Authorization header value. `headers` are the headers to sign (names
-// any case; values trimmed); `amz_date` is "YYYYMMDDTHHMMSSZ". `query` is the canonical query
-// string (already sorted and encoded).
-std::string sigv4_authorization(const std::string &method, const std::string &path,
-                                const std::string &query,
-                                const std::map<std::string, std::string> &headers,
-                                const std::string &payload, const AwsCredentials &creds,
-                                const std::string &region, const std::string &service,
-                                const std::string &amz_date);
-
-// Calls GetCallerIdentity at `endpoint` (http(s)://host[:port][/path]). Throws ConsoleError:
-// 401 when STS refuses the credentials, 502 when it cannot be reached or answers nonsense.
-AwsIdentity aws_get_caller_identity(const std::string &endpoint, const std::string &region,
-                                    const AwsCredentials &creds);
+// `metadata` = {method, url, body (base64), headers {name: value}} from POST /issue. Throws
+// ConsoleError: 422 naming the malformed field (a metadata.secretAccessKey is refused outright),
+// 403 for a request this Console does not replay (another action, another audience or host, a
+// signature that does not cover them), 401 when STS refuses the signature, 502 when STS cannot be
+// reached, its certificate does not verify against `ca_file` (or the system CAs), or it answers
+// nonsense.
+AwsIdentity aws_verify_presigned_request(const std::string &endpoint, const std::string &ca_file,
+                                         const std::string &audience,
+                                         const rapidjson::Value &metadata);
 
 }  // namespace segwire::console

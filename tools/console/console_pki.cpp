@@ -1,8 +1,11 @@
 #include "tools/console/console_pki.hpp"
 
 #include <arpa/inet.h>
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 #include "tools/console/db.hpp"
@@ -37,9 +40,10 @@ bool is_ip(const std::string &host) {
 
 }  // namespace
 
+namespace fs = std::filesystem;
+
 ConsolePki ConsolePki::load_or_create(const std::string &data_dir, const std::string &ca_cert,
                                       const std::string &ca_key) {
-    namespace fs = std::filesystem;
     ConsolePki pki;
     std::string cert_path = ca_cert.empty() ? data_dir + "/ca.pem" : ca_cert;
     std::string key_path = ca_key.empty() ? data_dir + "/ca.key" : ca_key;
@@ -56,15 +60,58 @@ ConsolePki ConsolePki::load_or_create(const std::string &data_dir, const std::st
     pki.ca_.key = unwrap(crypto::private_key_from_pem(read_file(key_path)), "CA key " + key_path);
     if (X509_check_private_key(pki.ca_.cert.get(), pki.ca_.key.get()) != 1)
         throw ConsoleError(400, "CA key " + key_path + " does not match " + cert_path);
+
+    // The app-credential CA always lives in the data directory, also when --ca-cert is given.
+    const std::string ac_cert = data_dir + "/appcred-ca.pem", ac_key = data_dir + "/appcred-ca.key";
+    if (!fs::exists(ac_cert)) {
+        auto ca = unwrap(
+            crypto::create_ca("segwire-console app-credential CA", std::chrono::hours(24 * 3650)),
+            "create app-credential CA");
+        write_file(ac_key, unwrap(crypto::private_key_to_pem(ca.key.get()), "CA key PEM"), 0600);
+        write_file(ac_cert, unwrap(crypto::cert_to_pem(ca.cert.get()), "CA PEM"));
+    }
+    pki.appcred_ca_pem_ = read_file(ac_cert);
+    pki.appcred_ca_.cert = unwrap(crypto::cert_from_pem(pki.appcred_ca_pem_), "CA " + ac_cert);
+    pki.appcred_ca_.key =
+        unwrap(crypto::private_key_from_pem(read_file(ac_key)), "CA key " + ac_key);
+    if (X509_check_private_key(pki.appcred_ca_.cert.get(), pki.appcred_ca_.key.get()) != 1)
+        throw ConsoleError(400, "CA key " + ac_key + " does not match " + ac_cert);
+    if (X509_cmp(pki.appcred_ca_.cert.get(), pki.ca_.cert.get()) == 0)
+        throw ConsoleError(400, "the app-credential CA must not be the Console CA");
     return pki;
 }
 
-void ConsolePki::write_server_cert(const std::string &data_dir, const std::string &host) const {
+std::string ConsolePki::verify_app_certificate(X509 *cert) const {
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    int rc = 0, err = X509_V_ERR_UNSPECIFIED;
+    if (store && ctx && X509_STORE_add_cert(store, appcred_ca_.cert.get()) == 1 &&
+        X509_STORE_CTX_init(ctx, store, cert, nullptr) == 1) {
+        X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+        rc = X509_verify_cert(ctx);
+        err = X509_STORE_CTX_get_error(ctx);
+    }
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    ERR_clear_error();
+    if (rc == 1) return "";
+    return X509_verify_cert_error_string(err);
+}
+
+void ConsolePki::write_server_cert(const std::string &data_dir, const std::string &host,
+                                   const std::vector<std::string> &extra_sans) const {
     auto key = unwrap(crypto::generate_p256_key(), "server key");
     crypto::X509Ptr cert(X509_new());
     std::string san = "DNS:localhost,IP:127.0.0.1,IP:::1";
-    if (host != "localhost" && host != "127.0.0.1" && host != "::1" && !host.empty())
-        san += std::string(is_ip(host) ? ",IP:" : ",DNS:") + host;
+    std::vector<std::string> names = extra_sans;
+    names.insert(names.begin(), host);
+    for (size_t i = 0; i < names.size(); ++i) {
+        const std::string &n = names[i];
+        if (n.empty() || n == "localhost" || n == "127.0.0.1" || n == "::1" || n == "0.0.0.0" ||
+            n == "::" || std::find(names.begin(), names.begin() + i, n) != names.begin() + i)
+            continue;
+        san += std::string(is_ip(n) ? ",IP:" : ",DNS:") + n;
+    }
     X509_NAME *name = X509_get_subject_name(cert.get());
     std::string cn = host.empty() ? "localhost" : host;
     uint64_t serial = 0;
@@ -92,13 +139,30 @@ void ConsolePki::write_server_cert(const std::string &data_dir, const std::strin
                unwrap(crypto::cert_to_pem(cert.get()), "server PEM") + ca_pem_);
 }
 
-std::string ConsolePki::sign_csr(const std::string &csr_pem, const std::string &field,
-                                 std::string *subject_cn) const {
+CsrInfo ConsolePki::parse_csr(const std::string &csr_pem, const std::string &field) const {
     auto csr = crypto::csr_from_pem(csr_pem);
     if (!csr) throw ConsoleError(422, field + ": not a PEM certificate request", field);
-    auto cert = crypto::sign_enforcer_csr(ca_, csr->get());
+    CsrInfo info;
+    info.public_key.reset(X509_REQ_get_pubkey(csr->get()));
+    if (!info.public_key) throw ConsoleError(422, field + ": has no public key", field);
+    if (X509_REQ_verify(csr->get(), info.public_key.get()) != 1) {
+        ERR_clear_error();
+        throw ConsoleError(422, field + ": the CSR's self-signature does not verify", field);
+    }
+    X509_NAME *subj = X509_REQ_get_subject_name(csr->get());
+    int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+    if (idx >= 0) {
+        ASN1_STRING *d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
+        info.subject_cn.assign(reinterpret_cast<const char *>(ASN1_STRING_get0_data(d)),
+                               static_cast<size_t>(ASN1_STRING_length(d)));
+    }
+    info.csr = std::move(*csr);
+    return info;
+}
+
+std::string ConsolePki::sign_csr(const CsrInfo &csr, const std::string &field) const {
+    auto cert = crypto::sign_enforcer_csr(ca_, csr.csr.get());
     if (!cert) throw ConsoleError(422, field + ": " + cert.error().message, field);
-    *subject_cn = crypto::cert_subject_cn(cert->get());
     return unwrap(crypto::cert_to_pem(cert->get()), "certificate PEM");
 }
 
@@ -114,50 +178,45 @@ crypto::PKeyPtr load_or_create_token_key(const std::string &data_dir, std::strin
     return key;
 }
 
+std::string check_san(const std::string &name) {
+    if (is_ip(name)) return "";
+    std::string_view n = name;
+    if (n.rfind("*.", 0) == 0) n.remove_prefix(2);
+    bool ok = !n.empty() && n.size() <= 253 && n.front() != '.' && n.back() != '.' &&
+              n.front() != '-' && std::all_of(n.begin(), n.end(), [](unsigned char c) {
+                  return std::isalnum(c) || c == '-' || c == '.';
+              });
+    return ok ? "" : "\"" + name + "\" is neither an IP address nor a DNS name";
+}
+
+std::string check_tls_files(const std::string &cert_file, const std::string &key_file) {
+    std::string cert_pem, key_pem;
+    try {
+        cert_pem = read_file(cert_file);
+    } catch (const ConsoleError &) {
+        return "--tls-cert: cannot read " + cert_file;
+    }
+    try {
+        key_pem = read_file(key_file);
+    } catch (const ConsoleError &) {
+        return "--tls-key: cannot read " + key_file;
+    }
+    auto certs = crypto::certs_from_pem(cert_pem);
+    if (!certs || certs->empty()) return "--tls-cert: " + cert_file + " holds no PEM certificate";
+    auto key = crypto::private_key_from_pem(key_pem);
+    if (!key) return "--tls-key: " + key_file + " holds no PEM private key";
+    if (X509_check_private_key((*certs)[0].get(), key->get()) != 1) {
+        ERR_clear_error();
+        return "--tls-key: " + key_file + " is not the key of the first certificate in " +
+               cert_file;
+    }
+    return "";
+}
+
 std::string cert_fingerprint(X509 *cert) {
     auto der = crypto::cert_to_der(cert);
     if (!der) return "";
     return hex(sha256(std::string_view(reinterpret_cast<const char *>(der->data()), der->size())));
-}
-
-std::string create_app_credential(Db &db, const ConsolePki &pki, const std::string &name,
-                                  const std::string &api_url) {
-    if (name.empty()) throw ConsoleError(422, "name: must not be empty", "name");
-    std::string id = "app-" + random_hex(8);
-    auto key = unwrap(crypto::generate_p256_key(), "app credential key");
-    auto csr = unwrap(crypto::create_csr(key.get(), id), "app credential CSR");
-    crypto::IssueOptions opt;
-    opt.validity = std::chrono::hours(24 * 365);
-    auto cert = unwrap(crypto::sign_enforcer_csr(pki.ca(), csr.get(), opt), "app credential");
-    std::string cert_pem = unwrap(crypto::cert_to_pem(cert.get()), "certificate PEM");
-    std::string key_pem = unwrap(crypto::private_key_to_pem(key.get()), "key PEM");
-
-    std::lock_guard lock(db.mutex());
-    std::string ns = "/";
-    {
-        Stmt s(db, "SELECT json_extract(json, '$.name') FROM objects WHERE kind = 'namespace'");
-        if (s.step() && !s.text(0).empty()) ns = s.text(0);
-    }
-    {
-        Stmt s(db,
-               "INSERT INTO appcreds(id, name, namespace, cert_sha256, created) "
-               "VALUES(?, ?, ?, ?, ?)");
-        s.bind(1, id).bind(2, name).bind(3, ns).bind(4, cert_fingerprint(cert.get()));
-        s.bind(5, now_unix());
-        s.step();
-    }
-    rapidjson::StringBuffer buf;
-    JsonWriter w(buf);
-    w.StartObject();
-    write_string(w, "ID", id);
-    write_string(w, "name", name);
-    write_string(w, "namespace", ns);
-    write_string(w, "APIURL", api_url);
-    write_string(w, "certificate", base64_encode(cert_pem));
-    write_string(w, "certificateAuthority", base64_encode(pki.ca_pem()));
-    write_string(w, "certificateKey", base64_encode(key_pem));
-    w.EndObject();
-    return std::string(buf.GetString(), buf.GetSize());
 }
 
 }  // namespace segwire::console

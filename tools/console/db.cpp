@@ -19,6 +19,9 @@ CREATE TABLE IF NOT EXISTS seeds(kind TEXT NOT NULL, id TEXT NOT NULL, json TEXT
 CREATE TABLE IF NOT EXISTS appcreds(id TEXT PRIMARY KEY, name TEXT NOT NULL,
                                     namespace TEXT NOT NULL, cert_sha256 TEXT NOT NULL UNIQUE,
                                     created INTEGER NOT NULL);
+-- Enforcer IDs an admin approved for a first registration by a cloud identity.
+CREATE TABLE IF NOT EXISTS approvals(enforcer_id TEXT PRIMARY KEY, created INTEGER NOT NULL,
+                                     actor TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS enforcers(id TEXT PRIMARY KEY, name TEXT NOT NULL, tags TEXT NOT NULL,
                                      certificate TEXT NOT NULL, registered INTEGER NOT NULL,
                                      last_seen INTEGER, status TEXT, stats TEXT,
@@ -33,6 +36,16 @@ CREATE TABLE IF NOT EXISTS reports(seq INTEGER PRIMARY KEY AUTOINCREMENT, kind T
                                    destination_id TEXT, destination_port INTEGER,
                                    json TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS reports_kind_ts ON reports(kind, ts);
+-- Who changed what, when (audit.hpp). Append-only: the triggers refuse changes and deletions.
+CREATE TABLE IF NOT EXISTS auditlog(seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,
+                                    who TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,
+                                    realm TEXT NOT NULL, action TEXT NOT NULL, kind TEXT NOT NULL,
+                                    object_id TEXT NOT NULL, revision INTEGER NOT NULL,
+                                    detail TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS auditlog_no_update BEFORE UPDATE ON auditlog
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS auditlog_no_delete BEFORE DELETE ON auditlog
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )sql";
 
 }  // namespace
@@ -59,6 +72,25 @@ Db::Db(const std::string &path) {
         while (s.step()) has_policy_error = has_policy_error || s.text(0) == "policy_error";
     }
     if (!has_policy_error) exec("ALTER TABLE enforcers ADD COLUMN policy_error TEXT");
+    // Columns added after the first release: role and binding of app credentials, revocation.
+    // Credentials made before roles keep role "" and are refused by /issue.
+    bool has_role = false;
+    {
+        Stmt s(*this, "SELECT 1 FROM pragma_table_info('appcreds') WHERE name = 'role'");
+        has_role = s.step();
+    }
+    if (!has_role) {
+        exec("ALTER TABLE appcreds ADD COLUMN role TEXT NOT NULL DEFAULT ''");
+        exec("ALTER TABLE appcreds ADD COLUMN enforcer_id TEXT NOT NULL DEFAULT ''");
+        exec("ALTER TABLE appcreds ADD COLUMN revoked INTEGER");
+    }
+    // Policy object revisions (the policy version of each object's last change; If-Match).
+    bool has_revision = false;
+    {
+        Stmt s(*this, "SELECT 1 FROM pragma_table_info('objects') WHERE name = 'revision'");
+        has_revision = s.step();
+    }
+    if (!has_revision) exec("ALTER TABLE objects ADD COLUMN revision INTEGER NOT NULL DEFAULT 0");
 }
 
 Db::~Db() {

@@ -5,6 +5,8 @@
 #include <set>
 
 #include "config/policy/profile.hpp"
+#include "tools/console/audit.hpp"
+#include "tools/console/authz.hpp"
 #include "tools/console/console_pki.hpp"
 #include "tools/console/db.hpp"
 #include "tools/console/error.hpp"
@@ -12,13 +14,6 @@
 
 namespace segwire::console {
 namespace {
-
-bool valid_id(const std::string &id) {
-    if (id.empty() || id.size() > 64) return false;
-    return std::all_of(id.begin(), id.end(), [](unsigned char c) {
-        return std::isalnum(c) || c == '-' || c == '_' || c == '.';
-    });
-}
 
 EnforcerRecord read_row(Stmt &s) {
     EnforcerRecord r;
@@ -44,7 +39,10 @@ constexpr const char *kSelect =
 
 }  // namespace
 
-std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view body) {
+std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view body,
+                                                                const Caller &caller,
+                                                                const std::string &tls_cert_sha256,
+                                                                bool cloud_auto_register) {
     rapidjson::Document doc = parse_json_object(body);
     EnforcerRecord r;
     r.name = get_string(doc, "name", "name", true);
@@ -56,13 +54,67 @@ std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view
             throw ConsoleError(422, f + ": " + problem, f);
         }
     }
-    std::string csr = get_string(doc, "csr", "csr", true);
-    r.certificate = pki_.sign_csr(csr, "csr", &r.id);
-    if (!valid_id(r.id))
+    CsrInfo csr = pki_.parse_csr(get_string(doc, "csr", "csr", true), "csr");
+    r.id = csr.subject_cn;
+    if (!valid_enforcer_id(r.id))
         throw ConsoleError(422,
                            "csr: subject CN \"" + r.id +
                                "\" is not a usable enforcer ID (1..64 of A-Z a-z 0-9 - _ .)",
                            "csr");
+    if (caller.role != Role::kEnforcer || caller.enforcer_id != r.id)
+        throw ConsoleError(
+            403,
+            "csr: subject CN \"" + r.id + "\" is not this token's enforcer ID (" +
+                (caller.role == Role::kEnforcer ? "bound to " + caller.enforcer_id
+                                                : std::string("role ") + role_name(caller.role)) +
+                "): an enforcer registers only its own ID",
+            "csr");
+    // Proof and first-registration rules are checked again inside the transaction below; this
+    // early look only avoids signing a certificate that would be thrown away.
+    auto check_proof = [&](const std::optional<EnforcerRecord> &cur, bool approved) {
+        if (!cur) {
+            if (caller.realm != "Certificate" && !cloud_auto_register && !approved)
+                throw ConsoleError(403,
+                                   "first registration of enforcer " + r.id + " by a " +
+                                       caller.realm +
+                                       " identity needs an admin's approval "
+                                       "(POST /enforcers/" +
+                                       r.id + "/approval, or segwire-console enforcer approve)",
+                                   "approval");
+            return;
+        }
+        if (!tls_cert_sha256.empty()) {
+            auto cur_cert = crypto::cert_from_pem(cur->certificate);
+            if (cur_cert && cert_fingerprint(cur_cert->get()) == tls_cert_sha256) return;
+        }
+        auto cur_cert = crypto::cert_from_pem(cur->certificate);
+        if (cur_cert) {
+            crypto::PKeyPtr cur_key(X509_get_pubkey(cur_cert->get()));
+            if (cur_key && EVP_PKEY_eq(cur_key.get(), csr.public_key.get()) == 1) return;
+        }
+        throw ConsoleError(403,
+                           "re-registration of enforcer " + r.id +
+                               " needs proof of its current key: a CSR signed by the key of its "
+                               "current certificate, or mTLS with that certificate (an admin can "
+                               "DELETE /enforcers/" +
+                               r.id + " to start afresh)",
+                           "csr");
+    };
+    auto approved = [&] {
+        Stmt s(db_, "SELECT 1 FROM approvals WHERE enforcer_id = ?");
+        s.bind(1, r.id);
+        return s.step();
+    };
+    {
+        std::optional<EnforcerRecord> cur = find(r.id);
+        bool ok;
+        {
+            std::lock_guard lock(db_.mutex());
+            ok = approved();
+        }
+        check_proof(cur, ok);
+    }
+    r.certificate = pki_.sign_csr(csr, "csr");
     r.registered = now_unix();
 
     rapidjson::StringBuffer tb;
@@ -76,9 +128,19 @@ std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view
         std::lock_guard lock(db_.mutex());
         Tx tx(db_);
         {
-            Stmt s(db_, "SELECT 1 FROM enforcers WHERE id = ?");
+            // The same rules again, atomically with the write: two registrations racing for one
+            // ID cannot both pass as "first".
+            Stmt s(db_, (std::string(kSelect) + " WHERE id = ?").c_str());
             s.bind(1, r.id);
-            existed = s.step();
+            std::optional<EnforcerRecord> cur;
+            if (s.step()) cur = read_row(s);
+            check_proof(cur, approved());
+            existed = cur.has_value();
+        }
+        {
+            Stmt s(db_, "DELETE FROM approvals WHERE enforcer_id = ?");  // used up
+            s.bind(1, r.id);
+            s.step();
         }
         Stmt s(db_,
                "INSERT INTO enforcers(id, name, tags, certificate, registered) "
@@ -88,6 +150,15 @@ std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view
         s.bind(1, r.id).bind(2, r.name).bind(3, std::string(tb.GetString(), tb.GetSize()));
         s.bind(4, r.certificate).bind(5, r.registered);
         s.step();
+        rapidjson::StringBuffer db;
+        JsonWriter dw(db);
+        dw.StartObject();
+        write_string(dw, "name", r.name);
+        write_strings(dw, "associatedTags", r.tags);
+        dw.EndObject();
+        append_audit(db_, actor_of(caller),
+                     {existed ? "reregister" : "register", "enforcers", r.id,
+                      std::string(db.GetString(), db.GetSize())});
         tx.commit();
     }
     rapidjson::StringBuffer buf;
@@ -150,7 +221,36 @@ std::string EnforcerRegistry::to_json(const EnforcerRecord &r) {
     return std::string(buf.GetString(), buf.GetSize());
 }
 
-std::string EnforcerRegistry::list_json() {
+void EnforcerRegistry::remove(const std::string &id, const Actor &actor) {
+    std::lock_guard lock(db_.mutex());
+    Tx tx(db_);
+    Stmt s(db_, "DELETE FROM enforcers WHERE id = ?");
+    s.bind(1, id);
+    s.step();
+    if (db_.changes() == 0)
+        throw ConsoleError(404, "enforcer \"" + id + "\" is not registered", "ID");
+    append_audit(db_, actor, {"delete", "enforcers", id, "{}"});
+    tx.commit();
+}
+
+void EnforcerRegistry::approve(const std::string &id, const Actor &actor) {
+    if (!valid_enforcer_id(id))
+        throw ConsoleError(
+            422, "ID: \"" + id + "\" is not a usable enforcer ID (1..64 of A-Z a-z 0-9 - _ .)",
+            "ID");
+    std::lock_guard lock(db_.mutex());
+    Tx tx(db_);
+    Stmt s(db_,
+           "INSERT INTO approvals(enforcer_id, created, actor) VALUES(?, ?, ?) "
+           "ON CONFLICT(enforcer_id) DO UPDATE SET created = excluded.created, "
+           "actor = excluded.actor");
+    s.bind(1, id).bind(2, now_unix()).bind(3, actor.who);
+    s.step();
+    append_audit(db_, actor, {"approve", "enforcers", id, "{}"});
+    tx.commit();
+}
+
+std::string EnforcerRegistry::list_json(bool peers_only) {
     std::vector<EnforcerRecord> all;
     {
         std::lock_guard lock(db_.mutex());
@@ -158,7 +258,21 @@ std::string EnforcerRegistry::list_json() {
         while (s.step()) all.push_back(read_row(s));
     }
     std::string out = "[";
-    for (size_t i = 0; i < all.size(); ++i) out += (i ? "," : "") + to_json(all[i]);
+    for (size_t i = 0; i < all.size(); ++i) {
+        out += i ? "," : "";
+        if (!peers_only) {
+            out += to_json(all[i]);
+            continue;
+        }
+        rapidjson::StringBuffer buf;
+        JsonWriter w(buf);
+        w.StartObject();
+        write_string(w, "ID", all[i].id);
+        write_string(w, "name", all[i].name);
+        write_string(w, "certificate", all[i].certificate);
+        w.EndObject();
+        out += std::string(buf.GetString(), buf.GetSize());
+    }
     return out + "]";
 }
 

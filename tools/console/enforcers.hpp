@@ -15,6 +15,8 @@ namespace segwire::console {
 
 class Db;
 class ConsolePki;
+struct Caller;
+struct Actor;
 
 struct EnforcerRecord {
     std::string id, name;
@@ -34,13 +36,29 @@ class EnforcerRegistry {
     EnforcerRegistry(Db &db, const ConsolePki &pki) : db_(db), pki_(pki) {}
 
     // POST /enforcers {name, associatedTags, csr}. The enforcer ID is the CSR's subject CN (the
-    // enforcer chose it with crypto::create_csr, and its certificate and claims carry it).
+    // enforcer chose it with crypto::create_csr, and its certificate and claims carry it), and it
+    // must be the caller's (an enforcer token bound to that ID; 403 otherwise).
+    //  * First registration: a token from an app credential bound to the ID, or from a cloud
+    //    identity whose ID an admin approved (approve()) or when `cloud_auto_register`.
+    //  * Re-registration: proof of the current key — the CSR is signed by the key of the
+    //    enforcer's current certificate, or the TLS client certificate (`tls_cert_sha256`, "" if
+    //    none) is that certificate. Else 403; an admin can delete the enforcer to start afresh.
     // Returns (201 new | 200 re-registration, response JSON).
-    std::pair<int, std::string> register_enforcer(std::string_view body);
+    std::pair<int, std::string> register_enforcer(std::string_view body, const Caller &caller,
+                                                  const std::string &tls_cert_sha256,
+                                                  bool cloud_auto_register);
+
+    // DELETE /enforcers/:id (admin): forgets the enforcer, so its ID needs a first registration
+    // again. 404 when unknown.
+    void remove(const std::string &id, const Actor &actor);
+    // POST /enforcers/:id/approval (admin) and `segwire-console enforcer approve`: allows one
+    // first registration of `id` by a cloud identity.
+    void approve(const std::string &id, const Actor &actor);
 
     std::optional<EnforcerRecord> find(const std::string &id);
     EnforcerRecord require(const std::string &id);  // 404 ConsoleError when unknown
-    std::string list_json();
+    // `peers_only`: ID, name and certificate only (what an enforcer needs of its peers).
+    std::string list_json(bool peers_only = false);
     std::string to_json(const EnforcerRecord &r);
 
     // POST /enforcers/:id/heartbeat {status, stats}; stats.lastPolicyError (an object) is kept as

@@ -2,9 +2,8 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
-#include <openssl/ecdsa.h>
-#include <openssl/param_build.h>
 
+#include <cjose/cjose.h>
 #include <httplib.h>
 
 #include "tools/console/error.hpp"
@@ -13,21 +12,25 @@
 namespace segwire::console {
 namespace {
 
-struct BnFree {
-    void operator()(BIGNUM *b) const noexcept { BN_free(b); }
+struct JwsFree {
+    void operator()(cjose_jws_t *j) const noexcept { cjose_jws_release(j); }
 };
-using BnPtr = std::unique_ptr<BIGNUM, BnFree>;
-struct SigFree {
-    void operator()(ECDSA_SIG *s) const noexcept { ECDSA_SIG_free(s); }
+using JwsPtr = std::unique_ptr<cjose_jws_t, JwsFree>;
+struct HeaderFree {
+    void operator()(cjose_header_t *h) const noexcept { cjose_header_release(h); }
 };
-using SigPtr = std::unique_ptr<ECDSA_SIG, SigFree>;
-struct MdCtxFree {
-    void operator()(EVP_MD_CTX *c) const noexcept { EVP_MD_CTX_free(c); }
-};
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
+using HeaderPtr = std::unique_ptr<cjose_header_t, HeaderFree>;
 
 ConsoleError unauthorized(const std::string &msg) {
     return ConsoleError(401, msg);
+}
+
+std::string cjose_message(const cjose_err &err) {
+    return err.message ? err.message : "unknown error";
+}
+
+JwkPtr wrap(cjose_jwk_t *k) {
+    return JwkPtr(k, JwkRelease{});
 }
 
 int64_t numeric_claim(const rapidjson::Value &payload, const char *key, bool *present) {
@@ -37,205 +40,159 @@ int64_t numeric_claim(const rapidjson::Value &payload, const char *key, bool *pr
     return v->IsInt64() ? v->GetInt64() : static_cast<int64_t>(v->GetDouble());
 }
 
+// A compact JWS parsed by cjose, with its protected header's alg and kid. Only the three-part
+// compact form is accepted (cjose also takes no other).
+struct Parsed {
+    JwsPtr jws;
+    std::string alg, kid;
+};
+
+bool parse(std::string_view token, Parsed *out, std::string *problem) {
+    cjose_err err{};
+    out->jws.reset(cjose_jws_import(token.data(), token.size(), &err));
+    if (!out->jws) {
+        *problem = "not a compact JWS (" + cjose_message(err) + ")";
+        return false;
+    }
+    cjose_header_t *h = cjose_jws_get_protected(out->jws.get());  // owned by the JWS
+    const char *alg = h ? cjose_header_get(h, CJOSE_HDR_ALG, &err) : nullptr;
+    const char *kid = h ? cjose_header_get(h, CJOSE_HDR_KID, &err) : nullptr;
+    out->alg = alg ? alg : "";
+    out->kid = kid ? kid : "";
+    return true;
+}
+
+// The verified payload as JSON (cjose_jws_verify has succeeded before this is called).
+bool payload(const Parsed &p, rapidjson::Document *out) {
+    uint8_t *text = nullptr;
+    size_t len = 0;
+    cjose_err err{};
+    if (!cjose_jws_get_plaintext(p.jws.get(), &text, &len, &err)) return false;
+    out->Parse(reinterpret_cast<const char *>(text), len);
+    return !out->HasParseError() && out->IsObject();
+}
+
+// The EC JWK (crv P-256) of a P-256 key: private when the key has its private half.
+JwkPtr ec_jwk_from_key(EVP_PKEY *key) {
+    unsigned char point[65];
+    size_t plen = 0;
+    if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point),
+                                        &plen) != 1 ||
+        plen != 65)
+        throw ConsoleError(500, "token key: not an uncompressed P-256 point");
+    BIGNUM *d = nullptr;
+    unsigned char dbuf[32];
+    bool has_d = EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_PRIV_KEY, &d) == 1 &&
+                 BN_bn2binpad(d, dbuf, sizeof(dbuf)) == 32;
+    BN_clear_free(d);
+    cjose_jwk_ec_keyspec spec{};
+    spec.crv = CJOSE_JWK_EC_P_256;
+    spec.x = point + 1;
+    spec.xlen = 32;
+    spec.y = point + 33;
+    spec.ylen = 32;
+    if (has_d) {
+        spec.d = dbuf;
+        spec.dlen = sizeof(dbuf);
+    }
+    cjose_err err{};
+    JwkPtr jwk = wrap(cjose_jwk_create_EC_spec(&spec, &err));
+    OPENSSL_cleanse(dbuf, sizeof(dbuf));
+    if (!jwk) throw ConsoleError(500, "token key as JWK: " + cjose_message(err));
+    return jwk;
+}
+
 }  // namespace
 
-std::string ecdsa_der_to_jose(std::string_view der) {
-    const unsigned char *p = reinterpret_cast<const unsigned char *>(der.data());
-    SigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
-    if (!sig) return "";
-    const BIGNUM *r = nullptr, *s = nullptr;
-    ECDSA_SIG_get0(sig.get(), &r, &s);
-    std::string out(64, '\0');
-    auto *o = reinterpret_cast<unsigned char *>(out.data());
-    if (BN_bn2binpad(r, o, 32) != 32 || BN_bn2binpad(s, o + 32, 32) != 32) return "";
-    return out;
-}
-
-std::string ecdsa_jose_to_der(std::string_view jose) {
-    if (jose.size() != 64) return "";
-    const auto *p = reinterpret_cast<const unsigned char *>(jose.data());
-    BnPtr r(BN_bin2bn(p, 32, nullptr)), s(BN_bin2bn(p + 32, 32, nullptr));
-    SigPtr sig(ECDSA_SIG_new());
-    if (!r || !s || !sig || ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1) return "";
-    r.release();  // owned by sig now
-    s.release();
-    unsigned char *der = nullptr;
-    int n = i2d_ECDSA_SIG(sig.get(), &der);
-    if (n <= 0) return "";
-    std::string out(reinterpret_cast<char *>(der), static_cast<size_t>(n));
-    OPENSSL_free(der);
-    return out;
-}
-
-bool verify_jws_signature(const std::string &alg, EVP_PKEY *key, std::string_view input,
-                          std::string_view signature) {
-    std::string der;
-    if (alg == "ES256") {
-        if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC) return false;
-        der = ecdsa_jose_to_der(signature);
-        if (der.empty()) return false;
-        signature = der;
-    } else if (alg == "RS256") {
-        if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) return false;
-    } else {
-        return false;  // never "none", never HMAC with a public key as secret
-    }
-    MdCtxPtr ctx(EVP_MD_CTX_new());
-    return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) == 1 &&
-           EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char *>(signature.data()),
-                            signature.size(), reinterpret_cast<const unsigned char *>(input.data()),
-                            input.size()) == 1;
-}
-
-bool split_jwt(std::string_view token, JwtParts *out, std::string *problem) {
-    size_t a = token.find('.');
-    size_t b = a == std::string_view::npos ? a : token.find('.', a + 1);
-    if (b == std::string_view::npos || token.find('.', b + 1) != std::string_view::npos) {
-        *problem = "not three dot-separated parts";
-        return false;
-    }
-    std::string header, payload;
-    if (!base64url_decode(token.substr(0, a), &header) ||
-        !base64url_decode(token.substr(a + 1, b - a - 1), &payload) ||
-        !base64url_decode(token.substr(b + 1), &out->signature)) {
-        *problem = "a part is not base64url";
-        return false;
-    }
-    out->header.Parse(header.c_str());
-    out->payload.Parse(payload.c_str());
-    if (out->header.HasParseError() || !out->header.IsObject() || out->payload.HasParseError() ||
-        !out->payload.IsObject()) {
-        *problem = "header or payload is not a JSON object";
-        return false;
-    }
-    out->signing_input = std::string(token.substr(0, b));
-    return true;
+void JwkRelease::operator()(_cjose_jwk_int *k) const noexcept {
+    cjose_jwk_release(k);
 }
 
 // ---- TokenSigner ----------------------------------------------------------------------------
 
 TokenSigner::TokenSigner(crypto::PKeyPtr key, std::string kid)
-    : key_(std::move(key)), kid_(std::move(kid)) {}
+    : jwk_(ec_jwk_from_key(key.get())), kid_(std::move(kid)) {}
 
 std::string TokenSigner::sign(const rapidjson::Value &claims) const {
-    rapidjson::StringBuffer hb;
-    JsonWriter hw(hb);
-    hw.StartObject();
-    write_string(hw, "alg", "ES256");
-    write_string(hw, "typ", "JWT");
-    write_string(hw, "kid", kid_);
-    hw.EndObject();
-    std::string input = base64url_encode(std::string_view(hb.GetString(), hb.GetSize())) + "." +
-                        base64url_encode(to_json(claims));
-    MdCtxPtr ctx(EVP_MD_CTX_new());
-    size_t len = 0;
-    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key_.get()) != 1 ||
-        EVP_DigestSign(ctx.get(), nullptr, &len,
-                       reinterpret_cast<const unsigned char *>(input.data()), input.size()) != 1)
-        throw ConsoleError(500, "token signing failed: " + crypto::openssl_error_string());
-    std::string der(len, '\0');
-    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char *>(der.data()), &len,
-                       reinterpret_cast<const unsigned char *>(input.data()), input.size()) != 1)
-        throw ConsoleError(500, "token signing failed: " + crypto::openssl_error_string());
-    der.resize(len);
-    std::string jose = ecdsa_der_to_jose(der);
-    if (jose.empty()) throw ConsoleError(500, "token signing failed: bad ECDSA signature encoding");
-    return input + "." + base64url_encode(jose);
+    cjose_err err{};
+    HeaderPtr hdr(cjose_header_new(&err));
+    if (!hdr || !cjose_header_set(hdr.get(), CJOSE_HDR_ALG, CJOSE_HDR_ALG_ES256, &err) ||
+        !cjose_header_set(hdr.get(), "typ", "JWT", &err) ||
+        !cjose_header_set(hdr.get(), CJOSE_HDR_KID, kid_.c_str(), &err))
+        throw ConsoleError(500, "token header: " + cjose_message(err));
+    std::string body = to_json(claims);
+    JwsPtr jws(cjose_jws_sign(jwk_.get(), hdr.get(), reinterpret_cast<const uint8_t *>(body.data()),
+                              body.size(), &err));
+    const char *compact = nullptr;
+    if (!jws || !cjose_jws_export(jws.get(), &compact, &err))
+        throw ConsoleError(500, "token signing failed: " + cjose_message(err));
+    return compact;
 }
 
 rapidjson::Document TokenSigner::verify(std::string_view token, int64_t now) const {
-    JwtParts parts;
+    Parsed p;
     std::string problem;
-    if (!split_jwt(token, &parts, &problem)) throw unauthorized("malformed token: " + problem);
-    const rapidjson::Value *alg = member(parts.header, "alg");
-    if (!alg || !alg->IsString() || std::string(alg->GetString()) != "ES256")
-        throw unauthorized("malformed token: alg must be ES256");
-    if (!verify_jws_signature("ES256", key_.get(), parts.signing_input, parts.signature))
+    if (!parse(token, &p, &problem)) throw unauthorized("malformed token: " + problem);
+    // The algorithm is ours to choose, not the token's: only ES256 is ever checked.
+    if (p.alg != CJOSE_HDR_ALG_ES256) throw unauthorized("malformed token: alg must be ES256");
+    cjose_err err{};
+    if (!cjose_jws_verify(p.jws.get(), jwk_.get(), &err))
         throw unauthorized("token signature does not verify (not issued by this Console)");
+    rapidjson::Document claims;
+    if (!payload(p, &claims)) throw unauthorized("malformed token: payload is not a JSON object");
     bool has_exp = false;
-    int64_t exp = numeric_claim(parts.payload, "exp", &has_exp);
+    int64_t exp = numeric_claim(claims, "exp", &has_exp);
     if (!has_exp) throw unauthorized("malformed token: no exp claim");
     if (now >= exp)
         throw unauthorized("token expired at " + rfc3339(exp) + " (now " + rfc3339(now) + ")");
-    return std::move(parts.payload);
+    return claims;
 }
 
 // ---- JWKS -------------------------------------------------------------------------------------
 
-crypto::PKeyPtr jwk_to_key(const rapidjson::Value &jwk, std::string *problem) {
-    auto field = [&](const char *k) -> std::string {
-        const rapidjson::Value *v = member(jwk, k);
-        std::string raw;
-        if (!v || !v->IsString() || !base64url_decode(v->GetString(), &raw)) return "";
-        return raw;
-    };
+JwkPtr import_verification_jwk(const rapidjson::Value &jwk, std::string *problem) {
     const rapidjson::Value *kty = member(jwk, "kty");
     std::string type = kty && kty->IsString() ? kty->GetString() : "";
-    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    if (!bld) {
-        *problem = "out of memory";
-        return nullptr;
-    }
-    BnPtr n, e;
-    std::string point;
-    const char *keytype = nullptr;
-    if (type == "RSA") {
-        std::string nb = field("n"), eb = field("e");
-        if (nb.empty() || eb.empty()) {
-            OSSL_PARAM_BLD_free(bld);
-            *problem = "RSA key needs base64url n and e";
-            return nullptr;
-        }
-        n.reset(BN_bin2bn(reinterpret_cast<const unsigned char *>(nb.data()),
-                          static_cast<int>(nb.size()), nullptr));
-        e.reset(BN_bin2bn(reinterpret_cast<const unsigned char *>(eb.data()),
-                          static_cast<int>(eb.size()), nullptr));
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n.get());
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e.get());
-        keytype = "RSA";
-    } else if (type == "EC") {
-        const rapidjson::Value *crv = member(jwk, "crv");
-        std::string x = field("x"), y = field("y");
-        if (!crv || !crv->IsString() || std::string(crv->GetString()) != "P-256" ||
-            x.size() != 32 || y.size() != 32) {
-            OSSL_PARAM_BLD_free(bld);
-            *problem = "EC key must be P-256 with 32-byte x and y";
-            return nullptr;
-        }
-        point = std::string(1, '\x04') + x + y;
-        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0);
-        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size());
-        keytype = "EC";
-    } else {
-        OSSL_PARAM_BLD_free(bld);
+    if (type != "RSA" && type != "EC") {
         *problem = "unsupported kty \"" + type + "\" (RSA or EC)";
         return nullptr;
     }
-    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-    OSSL_PARAM_BLD_free(bld);
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(nullptr, keytype, nullptr);
-    EVP_PKEY *key = nullptr;
-    bool ok = params && ctx && EVP_PKEY_fromdata_init(ctx) == 1 &&
-              EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) == 1;
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_free(params);
-    if (!ok) {
-        *problem = "invalid key material: " + crypto::openssl_error_string();
+    if (type == "EC") {
+        const rapidjson::Value *crv = member(jwk, "crv");
+        if (!crv || !crv->IsString() || std::string(crv->GetString()) != "P-256") {
+            *problem = "EC key must be on curve P-256";
+            return nullptr;
+        }
+    }
+    std::string text = to_json(jwk);
+    cjose_err err{};
+    JwkPtr key = wrap(cjose_jwk_import(text.c_str(), text.size(), &err));
+    if (!key) {
+        *problem = "invalid key material: " + cjose_message(err);
         return nullptr;
     }
-    return crypto::PKeyPtr(key);
+    return key;
 }
 
-JwksVerifier::JwksVerifier(std::string realm, std::string source, std::string audience)
-    : realm_(std::move(realm)), source_(std::move(source)), audience_(std::move(audience)) {}
+JwksVerifier::JwksVerifier(std::string realm, std::string source, std::string audience,
+                           std::string ca_file)
+    : realm_(std::move(realm)),
+      source_(std::move(source)),
+      audience_(std::move(audience)),
+      ca_file_(std::move(ca_file)) {}
 
 void JwksVerifier::load_locked(int64_t now) {
     std::string text;
-    if (source_.rfind("http://", 0) == 0 || source_.rfind("https://", 0) == 0) {
+    if (source_.rfind("http://", 0) == 0)
+        throw ConsoleError(500,
+                           realm_ + ": JWKS " + source_ + " refused: key sets only over https");
+    if (source_.rfind("https://", 0) == 0) {
         size_t slash = source_.find('/', source_.find("//") + 2);
         std::string base = source_.substr(0, slash);
         std::string path = slash == std::string::npos ? "/" : source_.substr(slash);
         httplib::Client cli(base);
+        cli.enable_server_certificate_verification(true);
+        if (!ca_file_.empty()) cli.set_ca_cert_path(ca_file_.c_str());
         cli.set_connection_timeout(5);
         cli.set_read_timeout(5);
         auto res = cli.Get(path.c_str());
@@ -259,11 +216,10 @@ void JwksVerifier::load_locked(int64_t now) {
     keys_.clear();
     for (rapidjson::SizeType i = 0; i < keys->Size(); ++i) {
         std::string problem;
-        crypto::PKeyPtr k = jwk_to_key((*keys)[i], &problem);
+        JwkPtr k = import_verification_jwk((*keys)[i], &problem);
         if (!k) continue;  // one unusable key (another kty) must not hide the others
         const rapidjson::Value *kid = member((*keys)[i], "kid");
-        std::string id = kid && kid->IsString() ? kid->GetString() : "";
-        keys_[id] = std::shared_ptr<EVP_PKEY>(k.release(), EVP_PKEY_free);
+        keys_[kid && kid->IsString() ? kid->GetString() : ""] = std::move(k);
     }
     loaded_at_ = now;
 }
@@ -272,24 +228,22 @@ rapidjson::Document JwksVerifier::verify(std::string_view token, int64_t now) {
     if (source_.empty())
         throw ConsoleError(401, realm_ + " is not enabled on this Console (no JWKS configured)",
                            "realm");
-    JwtParts parts;
+    Parsed p;
     std::string problem;
-    if (!split_jwt(token, &parts, &problem))
+    if (!parse(token, &p, &problem))
         throw unauthorized(realm_ + ": malformed identity token: " + problem);
-    const rapidjson::Value *alg = member(parts.header, "alg");
-    const rapidjson::Value *kidv = member(parts.header, "kid");
-    std::string alg_s = alg && alg->IsString() ? alg->GetString() : "";
-    std::string kid = kidv && kidv->IsString() ? kidv->GetString() : "";
-    if (alg_s != "RS256" && alg_s != "ES256")
-        throw unauthorized(realm_ + ": identity token alg \"" + alg_s +
+    // Only these two, each with its own key type: never "none", never an HMAC keyed with a
+    // public key.
+    if (p.alg != CJOSE_HDR_ALG_RS256 && p.alg != CJOSE_HDR_ALG_ES256)
+        throw unauthorized(realm_ + ": identity token alg \"" + p.alg +
                            "\" not accepted (RS256 or ES256)");
-    std::shared_ptr<EVP_PKEY> key;
+    JwkPtr key;
     {
         std::lock_guard lock(mu_);
         bool remote = source_.find("://") != std::string::npos;
-        auto find = [&] {
-            auto it = keys_.find(kid);
-            if (it == keys_.end() && kid.empty() && keys_.size() == 1) it = keys_.begin();
+        auto find = [&]() -> JwkPtr {
+            auto it = keys_.find(p.kid);
+            if (it == keys_.end() && p.kid.empty() && keys_.size() == 1) it = keys_.begin();
             return it == keys_.end() ? nullptr : it->second;
         };
         if (loaded_at_ == 0 || (remote && now - loaded_at_ > 300)) load_locked(now);
@@ -300,16 +254,26 @@ rapidjson::Document JwksVerifier::verify(std::string_view token, int64_t now) {
         }
     }
     if (!key)
-        throw unauthorized(realm_ + ": identity token kid \"" + kid + "\" is not in the JWKS");
-    if (!verify_jws_signature(alg_s, key.get(), parts.signing_input, parts.signature))
+        throw unauthorized(realm_ + ": identity token kid \"" + p.kid + "\" is not in the JWKS");
+    cjose_err err{};
+    cjose_jwk_kty_t kty = cjose_jwk_get_kty(key.get(), &err);
+    bool type_ok =
+        p.alg == CJOSE_HDR_ALG_RS256 ? kty == CJOSE_JWK_KTY_RSA : kty == CJOSE_JWK_KTY_EC;
+    if (!type_ok)
+        throw unauthorized(realm_ + ": identity token alg " + p.alg + " does not fit key \"" +
+                           p.kid + "\"'s type");
+    if (!cjose_jws_verify(p.jws.get(), key.get(), &err))
         throw unauthorized(realm_ + ": identity token signature does not verify");
+    rapidjson::Document claims;
+    if (!payload(p, &claims))
+        throw unauthorized(realm_ + ": identity token payload is not a JSON object");
     bool has = false;
-    int64_t exp = numeric_claim(parts.payload, "exp", &has);
+    int64_t exp = numeric_claim(claims, "exp", &has);
     if (!has) throw unauthorized(realm_ + ": identity token has no exp");
     if (now >= exp) throw unauthorized(realm_ + ": identity token expired at " + rfc3339(exp));
-    int64_t nbf = numeric_claim(parts.payload, "nbf", &has);
+    int64_t nbf = numeric_claim(claims, "nbf", &has);
     if (has && now + 60 < nbf) throw unauthorized(realm_ + ": identity token not yet valid");
-    const rapidjson::Value *aud = member(parts.payload, "aud");
+    const rapidjson::Value *aud = member(claims, "aud");
     bool aud_ok = false;
     if (aud && aud->IsString()) aud_ok = audience_ == aud->GetString();
     if (aud && aud->IsArray())
@@ -318,7 +282,7 @@ rapidjson::Document JwksVerifier::verify(std::string_view token, int64_t now) {
     if (!aud_ok)
         throw unauthorized(realm_ + ": identity token audience does not include \"" + audience_ +
                            "\"");
-    return std::move(parts.payload);
+    return claims;
 }
 
 }  // namespace segwire::console

@@ -1,25 +1,34 @@
 // segwire-console: the reference Microsegmentation Console (docs/console.md).
 //
 //   segwire-console serve --data DIR [--policy DIR] [--listen 127.0.0.1:8443] ...
-//   segwire-console appcred create --data DIR --name N --out FILE [--api URL] [--ca-cert/--ca-key]
+//   segwire-console appcred create --data DIR --name N --role ROLE [--enforcer-id ID] --out FILE
+//   segwire-console appcred list|revoke ...
+//   segwire-console enforcer approve --data DIR --id ID
+//   segwire-console audit --data DIR [--since TIME] ...
 //   segwire-console flows --data DIR [--since TIME]
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "config/policy/syntax.hpp"
+#include "tools/console/appcreds.hpp"
+#include "tools/console/audit.hpp"
 #include "tools/console/console_pki.hpp"
 #include "tools/console/db.hpp"
+#include "tools/console/enforcers.hpp"
 #include "tools/console/error.hpp"
+#include "tools/console/realms.hpp"
 #include "tools/console/reports.hpp"
 #include "tools/console/server.hpp"
 #include "tools/console/util.hpp"
@@ -31,18 +40,40 @@ namespace {
 constexpr const char *kUsage = R"(usage:
   segwire-console serve --data DIR [--policy DIR] [--listen HOST:PORT]
                         [--ca-cert FILE --ca-key FILE] [--token-validity DURATION]
-                        [--aws-endpoint URL] [--aws-region REGION]
-                        [--gcp-jwks FILE|URL] [--gcp-audience AUD]
-                        [--azure-jwks FILE|URL] [--azure-audience AUD]
-  segwire-console appcred create --data DIR --name NAME --out FILE [--api URL]
+                        [--aws-accounts IDS --aws-audience AUD --aws-enforcer-id RULE
+                         [--aws-roles ARN-PATTERNS] [--aws-endpoint URL] [--aws-region R]]
+                        [--gcp-jwks FILE|URL --gcp-audience AUD --gcp-enforcer-id RULE
+                         (--gcp-projects IDS | --gcp-service-accounts EMAILS) [--gcp-issuer ISS]]
+                        [--azure-jwks FILE|URL --azure-audience AUD --azure-tenants IDS
+                         --azure-enforcer-id RULE [--azure-issuer ISS]]
+                        [--cloud-ca FILE] [--cloud-auto-register]
+                        [--tls-cert CHAIN --tls-key KEY --tls-ca CA | --tls-san NAMES]
+  segwire-console appcred create --data DIR --name NAME --role admin|reader|enforcer
+                                 [--enforcer-id ID] --out FILE [--api URL]
+  segwire-console appcred list --data DIR
+  segwire-console appcred revoke --data DIR --id ID
+  segwire-console enforcer approve --data DIR --id ID
+  segwire-console audit --data DIR [--since RFC3339|UNIX] [--who W] [--kind K] [--id ID]
   segwire-console flows --data DIR [--since RFC3339|UNIX]
 )";
 
-// --key value pairs; every option takes a value.
+// Who the command-line tools act as in the audit trail: the local operator.
+Actor cli_actor() {
+    const char *user = std::getenv("SUDO_USER");
+    if (!user || !*user) user = std::getenv("USER");
+    return Actor::cli(user && *user ? user : "unknown");
+}
+
+// --key value pairs; every option takes a value except the `flags` (stored as "1").
 bool parse_options(int argc, char **argv, int first, const std::vector<std::string> &known,
-                   std::map<std::string, std::string> *out) {
+                   std::map<std::string, std::string> *out,
+                   const std::vector<std::string> &flags = {}) {
     for (int i = first; i < argc; ++i) {
         std::string k = argv[i];
+        if (std::find(flags.begin(), flags.end(), k) != flags.end()) {
+            (*out)[k] = "1";
+            continue;
+        }
         if (std::find(known.begin(), known.end(), k) == known.end()) {
             std::fprintf(stderr, "segwire-console: unknown option %s\n%s", k.c_str(), kUsage);
             return false;
@@ -82,10 +113,35 @@ bool ensure_dir(const std::string &dir) {
 int cmd_serve(int argc, char **argv) {
     std::map<std::string, std::string> o;
     if (!parse_options(argc, argv, 2,
-                       {"--data", "--policy", "--listen", "--ca-cert", "--ca-key",
-                        "--token-validity", "--aws-endpoint", "--aws-region", "--gcp-jwks",
-                        "--gcp-audience", "--azure-jwks", "--azure-audience"},
-                       &o) ||
+                       {"--data",
+                        "--policy",
+                        "--listen",
+                        "--ca-cert",
+                        "--ca-key",
+                        "--token-validity",
+                        "--aws-accounts",
+                        "--aws-roles",
+                        "--aws-audience",
+                        "--aws-endpoint",
+                        "--aws-region",
+                        "--aws-enforcer-id",
+                        "--gcp-jwks",
+                        "--gcp-issuer",
+                        "--gcp-audience",
+                        "--gcp-projects",
+                        "--gcp-service-accounts",
+                        "--gcp-enforcer-id",
+                        "--azure-jwks",
+                        "--azure-issuer",
+                        "--azure-audience",
+                        "--azure-tenants",
+                        "--azure-enforcer-id",
+                        "--cloud-ca",
+                        "--tls-cert",
+                        "--tls-key",
+                        "--tls-ca",
+                        "--tls-san"},
+                       &o, {"--cloud-auto-register"}) ||
         !need(o, "--data") || !ensure_dir(o["--data"]))
         return 2;
     ServerOptions s;
@@ -116,25 +172,123 @@ int cmd_serve(int argc, char **argv) {
         }
         s.token_validity = static_cast<int64_t>(secs);
     }
-    s.aws_endpoint = opt_or(o, "--aws-endpoint", s.aws_endpoint);
-    s.aws_region = opt_or(o, "--aws-region", s.aws_region);
-    s.gcp_jwks = opt_or(o, "--gcp-jwks", "");
-    s.gcp_audience = opt_or(o, "--gcp-audience", s.gcp_audience);
-    s.azure_jwks = opt_or(o, "--azure-jwks", "");
-    s.azure_audience = opt_or(o, "--azure-audience", s.azure_audience);
+    auto abs = [&](const char *flag) {
+        return o.count(flag) ? std::filesystem::absolute(o[flag]).string() : std::string();
+    };
+    s.tls_cert = abs("--tls-cert");
+    s.tls_key = abs("--tls-key");
+    s.tls_ca = abs("--tls-ca");
+    s.tls_sans = split_list(opt_or(o, "--tls-san", ""));
+    if (s.tls_cert.empty() != s.tls_key.empty() || s.tls_cert.empty() != s.tls_ca.empty()) {
+        std::fprintf(stderr,
+                     "segwire-console: --tls-cert, --tls-key and --tls-ca go together (the "
+                     "operator's chain, its key, and the CA clients trust for it)\n");
+        return 2;
+    }
+    if (!s.tls_cert.empty() && !s.tls_sans.empty()) {
+        std::fprintf(stderr,
+                     "segwire-console: --tls-san: names the generated certificate; an operator "
+                     "certificate (--tls-cert) carries its own\n");
+        return 2;
+    }
+    for (const auto &san : s.tls_sans)
+        if (std::string p = check_san(san); !p.empty()) {
+            std::fprintf(stderr, "segwire-console: --tls-san: %s\n", p.c_str());
+            return 2;
+        }
+    if (!s.tls_cert.empty()) {
+        if (std::string p = check_tls_files(s.tls_cert, s.tls_key); !p.empty()) {
+            std::fprintf(stderr, "segwire-console: %s\n", p.c_str());
+            return 1;
+        }
+        if (!std::filesystem::exists(s.tls_ca)) {
+            std::fprintf(stderr, "segwire-console: --tls-ca: cannot read %s\n", s.tls_ca.c_str());
+            return 1;
+        }
+    }
+    // A realm is configured as soon as one of its flags is given; check_realms() then insists on
+    // the rest, so that no realm is ever half open.
+    auto flag_set = [&](const char *prefix) {
+        for (const auto &[k, v] : o)
+            if (k.rfind(prefix, 0) == 0) return true;
+        return false;
+    };
+    Realms &r = s.realms;
+    r.aws.configured = flag_set("--aws-");
+    r.aws.accounts = split_list(opt_or(o, "--aws-accounts", ""));
+    r.aws.role_patterns = split_list(opt_or(o, "--aws-roles", ""));
+    r.aws.audience = opt_or(o, "--aws-audience", "");
+    r.aws.endpoint = opt_or(o, "--aws-endpoint", r.aws.endpoint);
+    r.aws.region = opt_or(o, "--aws-region", r.aws.region);
+    r.aws.enforcer_id_rule = opt_or(o, "--aws-enforcer-id", "");
+    for (auto [name, realm] : {std::pair{"gcp", &r.gcp}, std::pair{"azure", &r.azure}}) {
+        const std::string f = std::string("--") + name + "-";
+        realm->configured = flag_set(f.c_str());
+        realm->jwks = opt_or(o, (f + "jwks").c_str(), "");
+        realm->issuer = opt_or(o, (f + "issuer").c_str(), "");
+        realm->audience = opt_or(o, (f + "audience").c_str(), "");
+        realm->enforcer_id_rule = opt_or(o, (f + "enforcer-id").c_str(), "");
+    }
+    r.gcp.projects = split_list(opt_or(o, "--gcp-projects", ""));
+    r.gcp.service_accounts = split_list(opt_or(o, "--gcp-service-accounts", ""));
+    r.azure.tenants = split_list(opt_or(o, "--azure-tenants", ""));
+    r.cloud_ca = o.count("--cloud-ca") ? std::filesystem::absolute(o["--cloud-ca"]).string() : "";
+    r.auto_register = o.count("--cloud-auto-register") > 0;
+    if (std::string problem = check_realms(r); !problem.empty()) {
+        std::fprintf(stderr, "segwire-console: %s\n", problem.c_str());
+        return 2;
+    }
     return run_server(s);
 }
 
 int cmd_appcred(int argc, char **argv) {
-    if (argc < 3 || std::strcmp(argv[2], "create") != 0) {
+    std::string sub = argc >= 3 ? argv[2] : "";
+    std::map<std::string, std::string> o;
+    if (sub == "list") {
+        if (!parse_options(argc, argv, 3, {"--data"}, &o) || !need(o, "--data")) return 2;
+        Db db(o["--data"] + "/console.db");
+        std::printf("%-20s %-16s %-8s %-16s %-20s %s\n", "ID", "NAME", "ROLE", "ENFORCER",
+                    "CREATED", "REVOKED");
+        for (const auto &c : list_app_credentials(db))
+            std::printf("%-20s %-16s %-8s %-16s %-20s %s\n", c.id.c_str(), c.name.c_str(),
+                        c.role.empty() ? "-" : c.role.c_str(),
+                        c.enforcer_id.empty() ? "-" : c.enforcer_id.c_str(),
+                        rfc3339(c.created).c_str(), c.revoked ? rfc3339(c.revoked).c_str() : "-");
+        return 0;
+    }
+    if (sub == "revoke") {
+        if (!parse_options(argc, argv, 3, {"--data", "--id"}, &o) || !need(o, "--data") ||
+            !need(o, "--id"))
+            return 2;
+        Db db(o["--data"] + "/console.db");
+        AppCredential c = revoke_app_credential(db, o["--id"], cli_actor());
+        std::fprintf(stderr, "app credential %s (%s) revoked at %s\n", c.id.c_str(), c.name.c_str(),
+                     rfc3339(c.revoked).c_str());
+        return 0;
+    }
+    if (sub != "create") {
         std::fprintf(stderr, "%s", kUsage);
         return 2;
     }
-    std::map<std::string, std::string> o;
     if (!parse_options(argc, argv, 3,
-                       {"--data", "--name", "--out", "--api", "--ca-cert", "--ca-key"}, &o) ||
-        !need(o, "--data") || !need(o, "--name") || !need(o, "--out") || !ensure_dir(o["--data"]))
+                       {"--data", "--name", "--out", "--api", "--ca-cert", "--ca-key", "--role",
+                        "--enforcer-id"},
+                       &o) ||
+        !need(o, "--data") || !need(o, "--name") || !need(o, "--out") || !need(o, "--role") ||
+        !ensure_dir(o["--data"]))
         return 2;
+    auto role = role_from_name(o["--role"]);
+    if (!role) {
+        std::fprintf(stderr, "segwire-console: --role: \"%s\" is not admin, reader or enforcer\n",
+                     o["--role"].c_str());
+        return 2;
+    }
+    if (*role == Role::kEnforcer && !o.count("--enforcer-id")) {
+        std::fprintf(stderr,
+                     "segwire-console: --enforcer-id: an enforcer credential is bound to one "
+                     "enforcer ID\n");
+        return 2;
+    }
     Db db(o["--data"] + "/console.db");
     // Defaults: where the server last listened, and the CA it was given (if any).
     std::string api = opt_or(o, "--api", ""), ca_cert = opt_or(o, "--ca-cert", ""),
@@ -148,10 +302,61 @@ int cmd_appcred(int argc, char **argv) {
         }
     }
     ConsolePki pki = ConsolePki::load_or_create(o["--data"], ca_cert, ca_key);
-    std::string cred = create_app_credential(db, pki, o["--name"], api);
+    // What clients trust for the Console's TLS: the operator's CA (serve --tls-ca), else the
+    // Console CA.
+    std::string tls_ca;
+    {
+        std::lock_guard lock(db.mutex());
+        tls_ca = db.meta("tls_ca");
+    }
+    std::string cred =
+        create_app_credential(db, pki, o["--name"], *role, opt_or(o, "--enforcer-id", ""), api,
+                              tls_ca.empty() ? pki.ca_pem() : read_file(tls_ca), cli_actor());
     write_file(o["--out"], cred + "\n", 0600);
-    std::fprintf(stderr, "wrote app credential \"%s\" to %s\n", o["--name"].c_str(),
+    std::fprintf(stderr, "wrote %s app credential \"%s\"%s to %s\n", role_name(*role),
+                 o["--name"].c_str(),
+                 o.count("--enforcer-id") ? (" for enforcer " + o["--enforcer-id"]).c_str() : "",
                  o["--out"].c_str());
+    return 0;
+}
+
+int cmd_enforcer(int argc, char **argv) {
+    std::map<std::string, std::string> o;
+    if (argc < 3 || std::strcmp(argv[2], "approve") != 0) {
+        std::fprintf(stderr, "%s", kUsage);
+        return 2;
+    }
+    if (!parse_options(argc, argv, 3, {"--data", "--id"}, &o) || !need(o, "--data") ||
+        !need(o, "--id"))
+        return 2;
+    Db db(o["--data"] + "/console.db");
+    ConsolePki pki = ConsolePki::load_or_create(o["--data"], db.meta("ca_cert"), db.meta("ca_key"));
+    EnforcerRegistry(db, pki).approve(o["--id"], cli_actor());
+    std::fprintf(stderr, "enforcer %s approved for one first registration\n", o["--id"].c_str());
+    return 0;
+}
+
+int cmd_audit(int argc, char **argv) {
+    std::map<std::string, std::string> o;
+    if (!parse_options(argc, argv, 2, {"--data", "--since", "--who", "--kind", "--id"}, &o) ||
+        !need(o, "--data"))
+        return 2;
+    std::string path = o["--data"] + "/console.db";
+    if (!std::filesystem::exists(path)) {
+        std::fprintf(stderr, "segwire-console: no database at %s\n", path.c_str());
+        return 1;
+    }
+    AuditFilter f;
+    if (o.count("--since") && !parse_time(o["--since"], &f.since)) {
+        std::fprintf(stderr, "segwire-console: --since: not RFC 3339 or unix seconds\n");
+        return 2;
+    }
+    f.who = opt_or(o, "--who", "");
+    f.kind = opt_or(o, "--kind", "");
+    f.id = opt_or(o, "--id", "");
+    f.limit = 1000000;
+    Db db(path);
+    std::fputs(format_audit(db, f).c_str(), stdout);
     return 0;
 }
 
@@ -187,6 +392,8 @@ int main(int argc, char **argv) {
     try {
         if (cmd == "serve") return cmd_serve(argc, argv);
         if (cmd == "appcred") return cmd_appcred(argc, argv);
+        if (cmd == "enforcer") return cmd_enforcer(argc, argv);
+        if (cmd == "audit") return cmd_audit(argc, argv);
         if (cmd == "flows") return cmd_flows(argc, argv);
         if (cmd == "--help" || cmd == "-h" || cmd == "help") {
             std::fputs(kUsage, stdout);

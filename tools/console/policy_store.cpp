@@ -1,7 +1,9 @@
 #include "tools/console/policy_store.hpp"
 
 #include <map>
+#include <optional>
 #include <type_traits>
+#include <vector>
 
 #include "tools/console/db.hpp"
 #include "tools/console/error.hpp"
@@ -90,12 +92,25 @@ std::string namespace_json(const policy::Namespace &ns) {
     return to_json(doc["namespace"]);
 }
 
+// A body's "revision" (the revision its writer read; not a field of the object), if any.
+std::optional<uint64_t> body_revision(std::string_view body) {
+    rapidjson::Document doc = parse_json_object(body);
+    const rapidjson::Value *v = member(doc, "revision");
+    if (!v) return std::nullopt;
+    if (!v->IsUint64())
+        throw ConsoleError(422, "revision: must be the non-negative integer a GET returned",
+                           "revision");
+    return v->GetUint64();
+}
+
 // Parses one object (or the namespace) by wrapping it in a bundle document: the model's parser
-// is the only JSON reader of policy objects, so field names and errors cannot drift.
+// is the only JSON reader of policy objects, so field names and errors cannot drift. A
+// "revision" member is not part of the object and is dropped first.
 PolicySet parse_wrapped(const std::string &key, std::string_view body, bool array) {
-    parse_json_object(body);  // 400 for malformed JSON before the model sees it
+    rapidjson::Document doc = parse_json_object(body);  // 400 for malformed JSON
+    doc.RemoveMember("revision");
     std::string text =
-        "{\"" + key + "\":" + (array ? "[" : "") + std::string(body) + (array ? "]" : "") + "}";
+        "{\"" + key + "\":" + (array ? "[" : "") + to_json(doc) + (array ? "]" : "") + "}";
     try {
         return policy::parse_policy_set(text);
     } catch (const policy::PolicyError &e) {
@@ -116,6 +131,27 @@ void validate_or_throw(const PolicySet &s) {
 }
 
 using SeedMap = std::map<std::pair<std::string, std::string>, std::string>;
+
+// Every object of a set as canonical JSON, by (kind, id), in the set's order (the order rows are
+// stored and read back in); the namespace is (namespace, namespace) and comes first.
+std::vector<std::pair<std::pair<std::string, std::string>, std::string>> object_jsons(
+    const PolicySet &set) {
+    std::vector<std::pair<std::pair<std::string, std::string>, std::string>> out;
+    out.push_back({{kNamespaceKind, kNamespaceKind}, namespace_json(set.ns)});
+    for (Collection c : kAll)
+        with_vec(set, c, [&](const auto &vec) {
+            for (const auto &o : vec) out.push_back({{collection_name(c), o.id}, one_json(c, o)});
+        });
+    return out;
+}
+
+// `json` (one object) with "revision": rev added.
+std::string with_revision(const std::string &json, uint64_t rev) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    d.AddMember("revision", rev, d.GetAllocator());
+    return to_json(d);
+}
 
 }  // namespace
 
@@ -175,7 +211,31 @@ PolicyStore::PolicyStore(Db &db) : db_(db) {
     }
     version_ = std::stoull(db_.meta("policy_version", "1"));
     set.version = std::to_string(version_);
+    {
+        Stmt s(db_, "SELECT kind, id, revision FROM objects");
+        while (s.step()) revisions_[{s.text(0), s.text(1)}] = s.i64(2) > 0 ? s.i64(2) : version_;
+    }
     current_ = std::make_shared<const PolicySet>(std::move(set));
+}
+
+uint64_t PolicyStore::revision_of(const Key &k) const {
+    std::lock_guard lock(mu_);
+    auto it = revisions_.find(k);
+    return it == revisions_.end() ? 0 : it->second;
+}
+
+void PolicyStore::check_revision(const Key &k, const std::string &label,
+                                 std::optional<uint64_t> if_match, std::string_view body) const {
+    std::optional<uint64_t> expected = if_match ? if_match : body_revision(body);
+    if (!expected) return;
+    uint64_t cur = revision_of(k);
+    if (*expected != cur)
+        throw ConsoleError(409,
+                           label + " is at revision " + std::to_string(cur) + ", not " +
+                               std::to_string(*expected) +
+                               " (If-Match): it changed since you read it; read it again and "
+                               "reapply your change",
+                           "If-Match");
 }
 
 PolicyStore::Snapshot PolicyStore::snapshot() const {
@@ -196,30 +256,47 @@ void PolicyStore::shutdown() {
     cv_.notify_all();
 }
 
-void PolicyStore::commit_locked(PolicySet cand, const void *seeds_ptr) {
+void PolicyStore::commit_locked(PolicySet cand, const void *seeds_ptr, const Actor &actor) {
     const auto *seeds = static_cast<const SeedMap *>(seeds_ptr);
     uint64_t next;
+    std::map<Key, uint64_t> revs;
     {
         std::lock_guard lock(mu_);
         next = version_ + 1;
+        revs = revisions_;
     }
+    // What changed, for the revisions and the audit log.
+    auto after = object_jsons(cand);
+    std::map<Key, std::string> before, after_map;
+    for (auto &[key, json] : object_jsons(*snapshot().set)) before[key] = std::move(json);
+    for (const auto &[key, json] : after) after_map[key] = json;
+    std::vector<AuditEntry> audit;
+    std::map<Key, uint64_t> new_revs;
+    for (const auto &[key, json] : after) {
+        auto it = before.find(key);
+        bool same = it != before.end() && it->second == json;
+        uint64_t rev = same && revs.count(key) ? revs[key] : next;
+        new_revs[key] = rev;
+        if (same) continue;
+        bool ns = key.first == kNamespaceKind;
+        audit.push_back({ns                   ? "put"
+                         : it == before.end() ? "create"
+                                              : "replace",
+                         key.first, ns ? "" : key.second, json, static_cast<int64_t>(rev)});
+    }
+    for (const auto &[key, json] : before)
+        if (!after_map.count(key)) audit.push_back({"delete", key.first, key.second, json, 0});
     {
         std::lock_guard dblock(db_.mutex());
         Tx tx(db_);
         db_.exec("DELETE FROM objects");
-        Stmt ins(db_, "INSERT INTO objects(kind, id, json) VALUES(?, ?, ?)");
-        ins.bind(1, std::string(kNamespaceKind)).bind(2, std::string(kNamespaceKind));
-        ins.bind(3, namespace_json(cand.ns));
-        ins.step();
-        for (Collection c : kAll)
-            with_vec(cand, c, [&](auto &vec) {
-                for (const auto &o : vec) {
-                    ins.reset();
-                    ins.bind(1, std::string(collection_name(c))).bind(2, o.id);
-                    ins.bind(3, one_json(c, o));
-                    ins.step();
-                }
-            });
+        Stmt ins(db_, "INSERT INTO objects(kind, id, json, revision) VALUES(?, ?, ?, ?)");
+        for (const auto &[key, json] : after) {
+            ins.reset();
+            ins.bind(1, key.first).bind(2, key.second).bind(3, json);
+            ins.bind(4, static_cast<int64_t>(new_revs[key]));
+            ins.step();
+        }
         if (seeds) {
             db_.exec("DELETE FROM seeds");
             Stmt s(db_, "INSERT INTO seeds(kind, id, json) VALUES(?, ?, ?)");
@@ -229,17 +306,19 @@ void PolicyStore::commit_locked(PolicySet cand, const void *seeds_ptr) {
                 s.step();
             }
         }
+        for (const auto &e : audit) append_audit(db_, actor, e);
         db_.set_meta("policy_version", std::to_string(next));
         tx.commit();
     }
     cand.version = std::to_string(next);
     std::lock_guard lock(mu_);
     current_ = std::make_shared<const PolicySet>(std::move(cand));
+    revisions_ = std::move(new_revs);
     version_ = next;
     cv_.notify_all();
 }
 
-size_t PolicyStore::load_dir(const std::string &dir) {
+size_t PolicyStore::load_dir(const std::string &dir, const Actor &actor) {
     PolicySet d;
     try {
         d = policy::load_policy_dir(dir);
@@ -306,7 +385,7 @@ size_t PolicyStore::load_dir(const std::string &dir) {
         throw ConsoleError::from_policy(
             e, 422, " (after merging " + dir + " with the objects created through the API)");
     }
-    if (changed || new_seeds != old_seeds) commit_locked(std::move(cand), &new_seeds);
+    if (changed || new_seeds != old_seeds) commit_locked(std::move(cand), &new_seeds, actor);
     return changed;
 }
 
@@ -314,10 +393,17 @@ std::string PolicyStore::list(Collection c) const {
     auto snap = snapshot();
     rapidjson::Document doc;
     doc.Parse(policy::serialize_policy_set(*snap.set, false).c_str());
-    return to_json(doc[collection_name(c)]);
+    rapidjson::Value &arr = doc[collection_name(c)];
+    for (auto &o : arr.GetArray()) {
+        const rapidjson::Value *id = member(o, "ID");
+        uint64_t rev =
+            id && id->IsString() ? revision_of({collection_name(c), id->GetString()}) : 0;
+        o.AddMember("revision", rev, doc.GetAllocator());
+    }
+    return to_json(arr);
 }
 
-std::string PolicyStore::get(Collection c, const std::string &id) const {
+std::string PolicyStore::get(Collection c, const std::string &id, uint64_t *revision) const {
     auto snap = snapshot();
     std::string out;
     with_vec(*snap.set, c, [&](const auto &vec) {
@@ -326,10 +412,12 @@ std::string PolicyStore::get(Collection c, const std::string &id) const {
     });
     if (out.empty())
         throw ConsoleError(404, std::string(kind_label(c)) + " \"" + id + "\" not found", "ID");
-    return out;
+    uint64_t rev = revision_of({collection_name(c), id});
+    if (revision) *revision = rev;
+    return with_revision(out, rev);
 }
 
-std::string PolicyStore::create(Collection c, std::string_view body) {
+std::string PolicyStore::create(Collection c, std::string_view body, const Actor &actor) {
     PolicySet one = parse_wrapped(collection_name(c), body, true);
     std::lock_guard wl(write_mu_);
     PolicySet cand = *snapshot().set;
@@ -346,11 +434,18 @@ std::string PolicyStore::create(Collection c, std::string_view body) {
         out = one_json(c, o);
     });
     validate_or_throw(cand);
-    commit_locked(std::move(cand), nullptr);
-    return out;
+    std::string id;
+    {
+        rapidjson::Document d;
+        d.Parse(out.c_str());
+        id = d["ID"].GetString();
+    }
+    commit_locked(std::move(cand), nullptr, actor);
+    return with_revision(out, revision_of({collection_name(c), id}));
 }
 
-std::string PolicyStore::replace(Collection c, const std::string &id, std::string_view body) {
+std::string PolicyStore::replace(Collection c, const std::string &id, std::string_view body,
+                                 const Actor &actor, std::optional<uint64_t> if_match) {
     PolicySet one = parse_wrapped(collection_name(c), body, true);
     std::lock_guard wl(write_mu_);
     PolicySet cand = *snapshot().set;
@@ -372,12 +467,15 @@ std::string PolicyStore::replace(Collection c, const std::string &id, std::strin
             throw ConsoleError(404, std::string(kind_label(c)) + " \"" + id + "\" not found", "ID");
         out = one_json(c, o);
     });
+    check_revision({collection_name(c), id}, std::string(kind_label(c)) + " \"" + id + "\"",
+                   if_match, body);
     validate_or_throw(cand);
-    commit_locked(std::move(cand), nullptr);
-    return out;
+    commit_locked(std::move(cand), nullptr, actor);
+    return with_revision(out, revision_of({collection_name(c), id}));
 }
 
-void PolicyStore::remove(Collection c, const std::string &id) {
+void PolicyStore::remove(Collection c, const std::string &id, const Actor &actor,
+                         std::optional<uint64_t> if_match) {
     std::lock_guard wl(write_mu_);
     PolicySet cand = *snapshot().set;
     with_vec(cand, c, [&](auto &cvec) {
@@ -388,21 +486,27 @@ void PolicyStore::remove(Collection c, const std::string &id) {
             }
         throw ConsoleError(404, std::string(kind_label(c)) + " \"" + id + "\" not found", "ID");
     });
-    commit_locked(std::move(cand), nullptr);
+    check_revision({collection_name(c), id}, std::string(kind_label(c)) + " \"" + id + "\"",
+                   if_match, "{}");
+    commit_locked(std::move(cand), nullptr, actor);
 }
 
-std::string PolicyStore::get_namespace() const {
-    return namespace_json(snapshot().set->ns);
+std::string PolicyStore::get_namespace(uint64_t *revision) const {
+    uint64_t rev = revision_of({kNamespaceKind, kNamespaceKind});
+    if (revision) *revision = rev;
+    return with_revision(namespace_json(snapshot().set->ns), rev);
 }
 
-std::string PolicyStore::put_namespace(std::string_view body) {
+std::string PolicyStore::put_namespace(std::string_view body, const Actor &actor,
+                                       std::optional<uint64_t> if_match) {
     PolicySet one = parse_wrapped("namespace", body, false);
     std::lock_guard wl(write_mu_);
+    check_revision({kNamespaceKind, kNamespaceKind}, "the namespace", if_match, body);
     PolicySet cand = *snapshot().set;
     cand.ns = one.ns;
     validate_or_throw(cand);
-    commit_locked(std::move(cand), nullptr);
-    return namespace_json(one.ns);
+    commit_locked(std::move(cand), nullptr, actor);
+    return with_revision(namespace_json(one.ns), revision_of({kNamespaceKind, kNamespaceKind}));
 }
 
 }  // namespace segwire::console

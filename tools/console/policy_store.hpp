@@ -13,12 +13,16 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "config/policy/model.hpp"
+#include "tools/console/audit.hpp"
 
 namespace segwire::console {
 
@@ -53,26 +57,41 @@ class PolicyStore {
 
     // Returns how many objects changed. Throws ConsoleError 422 (object/field/reason; the message
     // names the file) and leaves the current set untouched.
-    size_t load_dir(const std::string &dir);
+    size_t load_dir(const std::string &dir, const Actor &actor = Actor::system("policy-directory"));
 
-    // CRUD; bodies and results are JSON text in the model's field names. Throws ConsoleError:
-    // 400 bad JSON, 404 unknown ID, 409 duplicate ID, 422 validation.
+    // CRUD; bodies and results are JSON text in the model's field names, plus "revision" in
+    // results: the policy version at which the object last changed. A "revision" in a body is
+    // not part of the object: it is the revision the writer read (used when no If-Match is given).
+    // Every change is recorded in the audit log as `actor`'s, in the same transaction.
+    // `if_match`: the revision the writer read; a write against another revision is refused.
+    // Throws ConsoleError: 400 bad JSON or If-Match, 404 unknown ID, 409 duplicate ID or stale
+    // revision (field "If-Match"), 422 validation.
     std::string list(Collection c) const;
-    std::string get(Collection c, const std::string &id) const;
-    std::string create(Collection c, std::string_view body);
-    std::string replace(Collection c, const std::string &id, std::string_view body);
-    void remove(Collection c, const std::string &id);
-    std::string get_namespace() const;
-    std::string put_namespace(std::string_view body);
+    std::string get(Collection c, const std::string &id, uint64_t *revision = nullptr) const;
+    std::string create(Collection c, std::string_view body,
+                       const Actor &actor = Actor::system("api"));
+    std::string replace(Collection c, const std::string &id, std::string_view body,
+                        const Actor &actor = Actor::system("api"),
+                        std::optional<uint64_t> if_match = std::nullopt);
+    void remove(Collection c, const std::string &id, const Actor &actor = Actor::system("api"),
+                std::optional<uint64_t> if_match = std::nullopt);
+    std::string get_namespace(uint64_t *revision = nullptr) const;
+    std::string put_namespace(std::string_view body, const Actor &actor = Actor::system("api"),
+                              std::optional<uint64_t> if_match = std::nullopt);
 
   private:
-    void commit_locked(policy::PolicySet cand, const void *seeds);
+    using Key = std::pair<std::string, std::string>;  // (kind, id); the namespace is ns/ns
+    void commit_locked(policy::PolicySet cand, const void *seeds, const Actor &actor);
+    uint64_t revision_of(const Key &k) const;
+    void check_revision(const Key &k, const std::string &label, std::optional<uint64_t> if_match,
+                        std::string_view body) const;
 
     Db &db_;
     std::mutex write_mu_;  // serialises changes: validate + persist + publish is one step
     mutable std::mutex mu_;
     mutable std::condition_variable cv_;
     std::shared_ptr<const policy::PolicySet> current_;
+    std::map<Key, uint64_t> revisions_;  // guarded by mu_, changed with current_
     uint64_t version_ = 0;
     bool shutdown_ = false;
 };

@@ -142,13 +142,22 @@ const char *report_kind_name(ReportKind k) {
 }
 
 IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
-                            const std::string &fallback_enforcer) {
+                            const std::string &enforcer_id) {
     rapidjson::Document doc = parse_json_object(body);
     IngestResult res;
     res.batch_id = get_string(doc, "batchID", "batchID", true);
     if (res.batch_id.size() > 128)
         throw ConsoleError(422, "batchID: longer than 128 characters", "batchID");
-    res.enforcer_id = get_string(doc, "enforcerID", "enforcerID", false, fallback_enforcer);
+    res.enforcer_id = enforcer_id;
+    auto same_enforcer = [&](const Value &obj, const std::string &field) {
+        std::string named = get_string(obj, "enforcerID", field, false);
+        if (!named.empty() && named != enforcer_id)
+            throw ConsoleError(403,
+                               field + ": \"" + named + "\" is not this token's enforcer (" +
+                                   enforcer_id + "): an enforcer reports only as itself",
+                               field);
+    };
+    same_enforcer(doc, "enforcerID");
     const Value *reports = member(doc, "reports");
     if (!reports || !reports->IsArray())
         throw ConsoleError(422, "reports: must be an array of report objects", "reports");
@@ -157,9 +166,11 @@ IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
                            "reports");
     int64_t now = now_unix();
     std::vector<Extracted> cols;
-    for (rapidjson::SizeType i = 0; i < reports->Size(); ++i)
-        cols.push_back(
-            check_report(kind, (*reports)[i], "reports[" + std::to_string(i) + "]", now));
+    for (rapidjson::SizeType i = 0; i < reports->Size(); ++i) {
+        std::string prefix = "reports[" + std::to_string(i) + "]";
+        cols.push_back(check_report(kind, (*reports)[i], prefix, now));
+        same_enforcer((*reports)[i], prefix + ".enforcerID");
+    }
 
     std::lock_guard lock(db.mutex());
     Tx tx(db);
@@ -180,10 +191,8 @@ IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
     for (rapidjson::SizeType i = 0; i < reports->Size(); ++i) {
         Value &r = doc["reports"][i];
         auto &a = doc.GetAllocator();
-        if (!member(r, "enforcerID") && !res.enforcer_id.empty()) {
-            r.RemoveMember("enforcerID");
-            r.AddMember("enforcerID", Value(res.enforcer_id.c_str(), a), a);
-        }
+        r.RemoveMember("enforcerID");
+        r.AddMember("enforcerID", Value(res.enforcer_id.c_str(), a), a);
         if (!member(r, "timestamp"))
             r.AddMember("timestamp", Value(rfc3339(cols[i].ts).c_str(), a), a);
         if (!member(r, "value")) r.AddMember("value", 1, a);

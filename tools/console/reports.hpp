@@ -24,12 +24,14 @@ struct IngestResult {
     bool duplicate = false;
 };
 
-// Body {batchID, enforcerID?, reports: [...]}. The enforcer is the body's enforcerID, else
-// `fallback_enforcer` (from the caller's token). Every report is checked first (422 naming
+// Body {batchID, enforcerID?, reports: [...]} from the enforcer `enforcer_id` (the caller's
+// token's, never the body's): an enforcerID in the body or in a report that names another
+// enforcer is a 403 naming the field. Every report is checked first (422 naming
 // reports[i].field); then the batch row and its reports are written in one transaction, and a
-// batch already stored is acknowledged without storing anything (duplicate = true).
+// batch already stored is acknowledged without storing anything (duplicate = true). Batch IDs
+// are per enforcer, so no caller can pre-empt another enforcer's batch.
 IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
-                            const std::string &fallback_enforcer);
+                            const std::string &enforcer_id);
 
 struct ReportFilter {
     std::string action, source_id, destination_id, enforcer_id;

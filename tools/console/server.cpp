@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <optional>
 #include <cstdio>
 #include <thread>
 
@@ -14,6 +15,9 @@
 
 #include "config/policy/error.hpp"
 #include "config/policy/syntax.hpp"
+#include "tools/console/appcreds.hpp"
+#include "tools/console/audit.hpp"
+#include "tools/console/authz.hpp"
 #include "tools/console/aws.hpp"
 #include "tools/console/console_pki.hpp"
 #include "tools/console/db.hpp"
@@ -21,10 +25,12 @@
 #include "tools/console/error.hpp"
 #include "tools/console/jwt.hpp"
 #include "tools/console/policy_store.hpp"
+#include "tools/console/realms.hpp"
 #include "tools/console/reports.hpp"
 #include "tools/console/util.hpp"
 
 namespace segwire::console {
+
 namespace {
 
 constexpr int64_t kMaxTokenValidity = 24 * 3600;
@@ -64,6 +70,25 @@ int64_t int_param(const httplib::Request &req, const char *name, int64_t lo, int
     return n;
 }
 
+// If-Match: "12" (or 12, W/"12"): the revision a writer read. Absent or "*": none.
+std::optional<uint64_t> if_match(const httplib::Request &req) {
+    if (!req.has_header("If-Match")) return std::nullopt;
+    std::string v = req.get_header_value("If-Match");
+    v.erase(0, v.find_first_not_of(' '));
+    v.erase(v.find_last_not_of(' ') + 1);
+    if (v == "*") return std::nullopt;
+    if (v.rfind("W/", 0) == 0) v.erase(0, 2);
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+    char *end = nullptr;
+    unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || *end || v[0] == '-')
+        throw ConsoleError(400,
+                           "If-Match: \"" + req.get_header_value("If-Match") +
+                               "\" is not a revision (the ETag a GET returned)",
+                           "If-Match");
+    return n;
+}
+
 // If-None-Match: "7" (or W/"7", or a list): does it name `etag`?
 bool etag_matches(const std::string &header, const std::string &etag) {
     size_t pos = 0;
@@ -87,8 +112,10 @@ class Console {
           signer_(make_signer(opt.data_dir)),
           store_(db_),
           enforcers_(db_, pki_),
-          gcp_("GCPIdentityToken", opt.gcp_jwks, opt.gcp_audience),
-          azure_("AzureIdentityToken", opt.azure_jwks, opt.azure_audience) {}
+          gcp_("GCPIdentityToken", opt.realms.gcp.jwks, opt.realms.gcp.audience,
+               opt.realms.cloud_ca),
+          azure_("AzureIdentityToken", opt.realms.azure.jwks, opt.realms.azure.audience,
+                 opt.realms.cloud_ca) {}
 
     PolicyStore &store() { return store_; }
     Db &db() { return db_; }
@@ -112,6 +139,30 @@ class Console {
 
     rapidjson::Document authenticate(const httplib::Request &req) {
         return signer_.verify(bearer_token(req), now_unix());
+    }
+
+    // The verified caller of a request. A token obtained with an app credential stops working
+    // when the credential is revoked.
+    Caller authorize(const httplib::Request &req) {
+        Caller c = caller_from_claims(authenticate(req));
+        if (c.realm == "Certificate") {
+            auto cred = find_app_credential(db_, c.appcred_id);
+            if (!cred || cred->revoked)
+                throw ConsoleError(401,
+                                   "app credential \"" + c.appcred_id +
+                                       "\" that obtained this token " +
+                                       (cred ? "was revoked at " + rfc3339(cred->revoked)
+                                             : std::string("does not exist")),
+                                   "Authorization");
+        }
+        return c;
+    }
+
+    // SHA-256 of the TLS client certificate, "" when there is none.
+    static std::string tls_client_fingerprint(const httplib::Request &req) {
+        if (!req.ssl) return "";
+        crypto::X509Ptr cert(SSL_get1_peer_certificate(req.ssl));
+        return cert ? cert_fingerprint(cert.get()) : "";
     }
 
     void issue(const httplib::Request &req, httplib::Response &res);
@@ -171,6 +222,8 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
 
     Identity id;
     std::string ns = store_.snapshot().set->ns.name;
+    Role role = Role::kEnforcer;
+    std::string enforcer_id;
     if (realm == "Certificate") {
         if (!req.ssl) throw ConsoleError(401, "realm Certificate needs TLS", "realm");
         X509 *peer = SSL_get1_peer_certificate(req.ssl);
@@ -180,41 +233,53 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
                                "on the TLS connection",
                                "realm");
         crypto::X509Ptr cert(peer);
-        long vr = SSL_get_verify_result(req.ssl);
-        if (vr != X509_V_OK)
+        const std::string cn = crypto::cert_subject_cn(cert.get());
+        // Only the app-credential CA: a datapath certificate (Console CA) is not a credential.
+        std::string problem = pki_.verify_app_certificate(cert.get());
+        if (!problem.empty())
+            throw ConsoleError(401, "client certificate \"" + cn +
+                                        "\" is not an app credential of this Console: not "
+                                        "trusted by its app-credential CA (" +
+                                        problem + ")");
+        auto cred = find_app_credential_by_fingerprint(db_, cert_fingerprint(cert.get()));
+        if (!cred)
             throw ConsoleError(
-                401, std::string("client certificate \"") + crypto::cert_subject_cn(cert.get()) +
-                         "\" is not trusted by this Console: " + X509_verify_cert_error_string(vr));
-        std::string fp = cert_fingerprint(cert.get());
-        std::string name, cred_ns;
-        {
-            std::lock_guard lock(db_.mutex());
-            Stmt s(db_, "SELECT id, name, namespace FROM appcreds WHERE cert_sha256 = ?");
-            s.bind(1, fp);
-            if (!s.step())
-                throw ConsoleError(401, "client certificate \"" +
-                                            crypto::cert_subject_cn(cert.get()) +
-                                            "\" is not an app credential of this Console");
-            id.sub = s.text(0);
-            name = s.text(1);
-            cred_ns = s.text(2);
-        }
-        id.data = {{"appcredID", id.sub}, {"name", name}, {"namespace", cred_ns}};
+                401, "client certificate \"" + cn + "\" is not an app credential of this Console");
+        if (cred->revoked)
+            throw ConsoleError(401, "app credential \"" + cred->id + "\" (" + cred->name +
+                                        ") was revoked at " + rfc3339(cred->revoked));
+        auto r = role_from_name(cred->role);
+        if (!r)
+            throw ConsoleError(401, "app credential \"" + cred->id +
+                                        "\" has no role (made before roles existed): create a "
+                                        "new one with segwire-console appcred create --role");
+        role = *r;
+        enforcer_id = cred->enforcer_id;
+        id.sub = cred->id;
+        id.data = {{"appcredID", cred->id}, {"name", cred->name}, {"namespace", cred->ns}};
     } else if (realm == "AWSSecurityToken") {
-        AwsCredentials c{get_string(md, "accessKeyID", "metadata.accessKeyID", true),
-                         get_string(md, "secretAccessKey", "metadata.secretAccessKey", true),
-                         get_string(md, "token", "metadata.token", false)};
-        AwsIdentity aws = aws_get_caller_identity(opt_.aws_endpoint, opt_.aws_region, c);
+        const AwsRealm &cfg = opt_.realms.aws;
+        if (!cfg.configured)
+            throw ConsoleError(401, "AWSSecurityToken is not enabled on this Console", "realm");
+        AwsIdentity aws =
+            aws_verify_presigned_request(cfg.endpoint, opt_.realms.cloud_ca, cfg.audience, md);
+        check_aws_identity(cfg, aws.account, aws.arn);
         id.sub = aws.arn;
         id.data = {{"account", aws.account}, {"arn", aws.arn}, {"userid", aws.user_id}};
         // arn:aws:sts::<account>:assumed-role/<role>/<session>
         size_t ar = aws.arn.find(":assumed-role/");
         if (ar != std::string::npos) {
             std::string rest = aws.arn.substr(ar + 14);
-            id.data.emplace_back("rolename", rest.substr(0, rest.find('/')));
+            size_t slash = rest.find('/');
+            id.data.emplace_back("rolename", rest.substr(0, slash));
+            if (slash != std::string::npos) id.data.emplace_back("session", rest.substr(slash + 1));
         }
+        enforcer_id = map_enforcer_id(realm, cfg.enforcer_id_rule, id.data);
     } else if (realm == "GCPIdentityToken" || realm == "AzureIdentityToken") {
         bool gcp = realm == "GCPIdentityToken";
+        const JwtRealm &cfg = gcp ? opt_.realms.gcp : opt_.realms.azure;
+        if (!cfg.configured)
+            throw ConsoleError(401, realm + " is not enabled on this Console", "realm");
         std::string token = get_string(md, "token", "metadata.token", true);
         rapidjson::Document claims = (gcp ? gcp_ : azure_).verify(token, now_unix());
         id.sub = claim_string(claims, "sub");
@@ -237,6 +302,13 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
             add("objectid", "oid");
             add("resourceid", "xms_mirid");
         }
+        if (gcp)
+            check_gcp_identity(cfg, claim_string(claims, "iss"),
+                               claim_string(claims, "google.compute_engine.project_id"),
+                               claim_string(claims, "email"));
+        else
+            check_azure_identity(cfg, claim_string(claims, "iss"), claim_string(claims, "tid"));
+        enforcer_id = map_enforcer_id(realm, cfg.enforcer_id_rule, id.data);
     } else {
         throw ConsoleError(422,
                            "realm: \"" + realm +
@@ -252,6 +324,8 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
     claims.AddMember("iss", "segwire-console", a);
     claims.AddMember("sub", str(id.sub), a);
     claims.AddMember("realm", str(realm), a);
+    claims.AddMember("role", str(role_name(role)), a);
+    if (role == Role::kEnforcer) claims.AddMember("enforcerID", str(enforcer_id), a);
     claims.AddMember("namespace", str(ns), a);
     claims.AddMember("iat", now, a);
     claims.AddMember("exp", now + validity, a);
@@ -259,6 +333,8 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
     std::string lower_realm = realm;
     std::transform(lower_realm.begin(), lower_realm.end(), lower_realm.begin(), ::tolower);
     identity.PushBack(str("@auth:realm=" + lower_realm), a);
+    identity.PushBack(str(std::string("@auth:role=") + role_name(role)), a);
+    if (role == Role::kEnforcer) identity.PushBack(str("@auth:enforcerid=" + enforcer_id), a);
     for (const auto &[k, val] : id.data) {
         data.AddMember(str(k), str(val), a);
         identity.PushBack(str("@auth:" + k + "=" + val), a);
@@ -271,11 +347,14 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
     w.StartObject();
     write_string(w, "token", signer_.sign(claims));
     w.EndObject();
-    spdlog::info("issued {} token for {} (validity {}s)", realm, id.sub, validity);
+    spdlog::info("issued {} token for {}, role {}{} (validity {}s)", realm, id.sub, role_name(role),
+                 enforcer_id.empty() ? "" : " of enforcer " + enforcer_id, validity);
     send_json(res, 200, std::string(buf.GetString(), buf.GetSize()));
 }
 
 void Console::policy_bundle(const httplib::Request &req, httplib::Response &res) {
+    require_enforcer_or(authorize(req), req.matches[1], {Role::kAdmin, Role::kReader},
+                        "GET /enforcers/" + req.matches[1].str() + "/policy");
     EnforcerRecord r = enforcers_.require(req.matches[1]);
     // Longer waits are clamped rather than refused: the client's own timeout is what matters.
     int64_t wait = std::min(int_param(req, "wait", 0, INT32_MAX, 0), kMaxWait);
@@ -341,10 +420,29 @@ void Console::install(httplib::Server &svr) {
 
     svr.Post("/issue", guarded([this](auto &req, auto &res) { issue(req, res); }));
 
-    svr.Get("/namespace",
-            guarded([this](auto &, auto &res) { send_json(res, 200, store_.get_namespace()); }));
-    svr.Put("/namespace", guarded([this](auto &req, auto &res) {
-                send_json(res, 200, store_.put_namespace(req.body));
+    // Every route below checks role (and, for enforcer routes, whose ID) before anything else.
+    auto what = [](const httplib::Request &req) { return req.method + " " + req.path; };
+    auto admin = [this, what](const httplib::Request &req) {
+        Caller c = authorize(req);
+        require_role(c, {Role::kAdmin}, what(req));
+        return c;
+    };
+    auto reader = [this, what](const httplib::Request &req) {
+        Caller c = authorize(req);
+        require_role(c, {Role::kAdmin, Role::kReader}, what(req));
+        return c;
+    };
+
+    svr.Get("/namespace", guarded([this, reader](auto &req, auto &res) {
+                reader(req);
+                uint64_t rev = 0;
+                std::string body = store_.get_namespace(&rev);
+                res.set_header("ETag", "\"" + std::to_string(rev) + "\"");
+                send_json(res, 200, body);
+            }));
+    svr.Put("/namespace", guarded([this, admin](auto &req, auto &res) {
+                Caller c = admin(req);
+                send_json(res, 200, store_.put_namespace(req.body, actor_of(c), if_match(req)));
             }));
 
     const std::string coll =
@@ -355,33 +453,99 @@ void Console::install(httplib::Server &svr) {
         collection_from_name(req.matches[1].str(), &c);
         return c;
     };
-    svr.Get(coll, guarded([this, which](auto &req, auto &res) {
+    svr.Get(coll, guarded([this, which, reader](auto &req, auto &res) {
+                reader(req);
                 send_json(res, 200, store_.list(which(req)));
             }));
-    svr.Post(coll, guarded([this, which](auto &req, auto &res) {
-                 send_json(res, 201, store_.create(which(req), req.body));
+    svr.Post(coll, guarded([this, which, admin](auto &req, auto &res) {
+                 Caller c = admin(req);
+                 send_json(res, 201, store_.create(which(req), req.body, actor_of(c)));
              }));
-    svr.Get(coll + "/([^/]+)", guarded([this, which](auto &req, auto &res) {
-                send_json(res, 200, store_.get(which(req), req.matches[2]));
+    svr.Get(coll + "/([^/]+)", guarded([this, which, reader](auto &req, auto &res) {
+                reader(req);
+                uint64_t rev = 0;
+                std::string body = store_.get(which(req), req.matches[2], &rev);
+                res.set_header("ETag", "\"" + std::to_string(rev) + "\"");
+                send_json(res, 200, body);
             }));
-    svr.Put(coll + "/([^/]+)", guarded([this, which](auto &req, auto &res) {
-                send_json(res, 200, store_.replace(which(req), req.matches[2], req.body));
+    svr.Put(coll + "/([^/]+)", guarded([this, which, admin](auto &req, auto &res) {
+                Caller c = admin(req);
+                send_json(res, 200,
+                          store_.replace(which(req), req.matches[2], req.body, actor_of(c),
+                                         if_match(req)));
             }));
-    svr.Delete(coll + "/([^/]+)", guarded([this, which](auto &req, auto &res) {
-                   store_.remove(which(req), req.matches[2]);
+    svr.Delete(coll + "/([^/]+)", guarded([this, which, admin](auto &req, auto &res) {
+                   Caller c = admin(req);
+                   store_.remove(which(req), req.matches[2], actor_of(c), if_match(req));
                    res.status = 204;
                }));
 
+    // App credentials (admin). The answer to POST carries the private key, like the CLI's file.
+    svr.Get("/appcreds", guarded([this, admin](auto &req, auto &res) {
+                admin(req);
+                send_json(res, 200, app_credentials_json(list_app_credentials(db_)));
+            }));
+    svr.Post("/appcreds", guarded([this, admin](auto &req, auto &res) {
+                 Caller c = admin(req);
+                 rapidjson::Document doc = parse_json_object(req.body);
+                 std::string role_s = get_string(doc, "role", "role", true);
+                 auto role = role_from_name(role_s);
+                 if (!role)
+                     throw ConsoleError(
+                         422, "role: \"" + role_s + "\" is not one of admin|reader|enforcer",
+                         "role");
+                 std::string api;
+                 {
+                     std::lock_guard lock(db_.mutex());
+                     api = db_.meta("api_url");
+                 }
+                 std::string cred = create_app_credential(
+                     db_, pki_, get_string(doc, "name", "name", true), *role,
+                     get_string(doc, "enforcerID", "enforcerID", false), api,
+                     opt_.tls_ca.empty() ? pki_.ca_pem() : read_file(opt_.tls_ca), actor_of(c));
+                 spdlog::info("app credential created by {}", c.sub);
+                 send_json(res, 201, cred);
+             }));
+    svr.Delete("/appcreds/([^/]+)", guarded([this, admin](auto &req, auto &res) {
+                   Caller c = admin(req);
+                   AppCredential cred = revoke_app_credential(db_, req.matches[1], actor_of(c));
+                   spdlog::info("app credential {} revoked by {}", cred.id, c.sub);
+                   send_json(res, 200, app_credential_json(cred));
+               }));
+
     svr.Post("/enforcers", guarded([this](auto &req, auto &res) {
-                 auto [status, body] = enforcers_.register_enforcer(req.body);
+                 Caller c = authorize(req);
+                 require_role(c, {Role::kEnforcer}, "POST /enforcers (registration)");
+                 auto [status, body] = enforcers_.register_enforcer(
+                     req.body, c, tls_client_fingerprint(req), opt_.realms.auto_register);
                  send_json(res, status, body);
              }));
-    svr.Get("/enforcers",
-            guarded([this](auto &, auto &res) { send_json(res, 200, enforcers_.list_json()); }));
+    svr.Get("/enforcers", guarded([this](auto &req, auto &res) {
+                // Enforcers read their peers' certificates; only readers see records in full.
+                Caller c = authorize(req);
+                send_json(res, 200, enforcers_.list_json(c.role == Role::kEnforcer));
+            }));
     svr.Get("/enforcers/([^/]+)", guarded([this](auto &req, auto &res) {
+                require_enforcer_or(authorize(req), req.matches[1], {Role::kAdmin, Role::kReader},
+                                    req.method + " " + req.path);
                 send_json(res, 200, enforcers_.to_json(enforcers_.require(req.matches[1])));
             }));
+    svr.Delete("/enforcers/([^/]+)", guarded([this, admin](auto &req, auto &res) {
+                   Caller c = admin(req);
+                   enforcers_.remove(req.matches[1], actor_of(c));
+                   spdlog::info("enforcer {} deleted by {}", req.matches[1].str(), c.sub);
+                   res.status = 204;
+               }));
+    svr.Post("/enforcers/([^/]+)/approval", guarded([this, admin](auto &req, auto &res) {
+                 Caller c = admin(req);
+                 enforcers_.approve(req.matches[1], actor_of(c));
+                 spdlog::info("enforcer {} approved for a first registration by {}",
+                              req.matches[1].str(), c.sub);
+                 res.status = 204;
+             }));
     svr.Get("/enforcers/([^/]+)/enforcerprofiles", guarded([this](auto &req, auto &res) {
+                require_enforcer_or(authorize(req), req.matches[1], {Role::kAdmin, Role::kReader},
+                                    req.method + " " + req.path);
                 EnforcerRecord r = enforcers_.require(req.matches[1]);
                 auto snap = store_.snapshot();
                 const auto &p = resolve_enforcer_profile(*snap.set, r);
@@ -394,17 +558,32 @@ void Console::install(httplib::Server &svr) {
     svr.Get("/enforcers/([^/]+)/policy",
             guarded([this](auto &req, auto &res) { policy_bundle(req, res); }));
     svr.Post("/enforcers/([^/]+)/heartbeat", guarded([this](auto &req, auto &res) {
+                 require_enforcer_or(authorize(req), req.matches[1], {},
+                                     req.method + " " + req.path);
                  enforcers_.heartbeat(req.matches[1], req.body);
                  res.status = 204;
              }));
 
+    svr.Get("/auditlogs", guarded([this, reader](auto &req, auto &res) {
+                reader(req);
+                AuditFilter f;
+                f.who = req.get_param_value("who");
+                f.kind = req.get_param_value("kind");
+                f.id = req.get_param_value("ID");
+                f.limit = int_param(req, "limit", 1, 100000, 1000);
+                if (req.has_param("since") && !parse_time(req.get_param_value("since"), &f.since))
+                    throw ConsoleError(400, "since: not RFC 3339 or unix seconds", "since");
+                send_json(res, 200, query_audit(db_, f));
+            }));
+
     const std::string reports =
         "/(flowreports|dnslookupreports|connectionexceptionreports|eventlogs)";
-    svr.Post(reports, guarded([this](auto &req, auto &res) {
+    svr.Post(reports, guarded([this, what](auto &req, auto &res) {
+                 Caller c = authorize(req);
+                 require_role(c, {Role::kEnforcer}, what(req));
                  ReportKind k{};
                  report_kind_from_name(req.matches[1].str(), &k);
-                 std::string sub = claim_string(authenticate(req), "sub");
-                 IngestResult r = ingest_reports(db_, k, req.body, sub);
+                 IngestResult r = ingest_reports(db_, k, req.body, c.enforcer_id);
                  rapidjson::StringBuffer buf;
                  JsonWriter w(buf);
                  w.StartObject();
@@ -418,7 +597,8 @@ void Console::install(httplib::Server &svr) {
                  send_json(res, r.duplicate ? 200 : 201,
                            std::string(buf.GetString(), buf.GetSize()));
              }));
-    svr.Get(reports, guarded([this](auto &req, auto &res) {
+    svr.Get(reports, guarded([this, reader](auto &req, auto &res) {
+                reader(req);
                 ReportKind k{};
                 report_kind_from_name(req.matches[1].str(), &k);
                 ReportFilter f;
@@ -451,7 +631,8 @@ int run_server(const ServerOptions &opt) {
     try {
         console = std::make_unique<Console>(opt);
         if (!opt.policy_dir.empty()) console->reload_policy();
-        console->pki().write_server_cert(opt.data_dir, opt.listen_host);
+        if (opt.tls_cert.empty())
+            console->pki().write_server_cert(opt.data_dir, opt.listen_host, opt.tls_sans);
     } catch (const ConsoleError &e) {
         std::fprintf(stderr, "segwire-console: %s\n", e.what());
         if (!e.object().empty())
@@ -461,19 +642,24 @@ int run_server(const ServerOptions &opt) {
     }
 
     const std::string ca_pem = console->pki().ca_pem();
-    const std::string dir = opt.data_dir;
+    const std::string appcred_ca_pem = console->pki().appcred_ca_pem();
+    // The operator's certificate (--tls-cert/--tls-key), else the one generated for this start.
+    const std::string tls_cert = opt.tls_cert.empty() ? opt.data_dir + "/server.pem" : opt.tls_cert;
+    const std::string tls_key = opt.tls_key.empty() ? opt.data_dir + "/server.key" : opt.tls_key;
     httplib::SSLServer svr([&](SSL_CTX &ctx) {
         auto ca = crypto::cert_from_pem(ca_pem);
-        if (!ca) return false;
-        // Client certificates are requested but optional: only /issue (realm Certificate) needs
-        // one, and it checks SSL_get_verify_result itself so that an untrusted certificate gets a
-        // JSON 401 naming the problem instead of a bare handshake failure.
+        auto appcred_ca = crypto::cert_from_pem(appcred_ca_pem);
+        if (!ca || !appcred_ca) return false;
+        // Client certificates are requested but optional and never decide the handshake: /issue
+        // (realm Certificate) verifies an app credential against the app-credential CA itself,
+        // so that an untrusted certificate gets a JSON 401 naming the problem, and re-registration
+        // compares a datapath certificate with the enforcer's recorded one. The client CA list
+        // names both CAs so that clients offer either kind.
         SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX *) { return 1; });
         SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
-        return SSL_CTX_use_certificate_chain_file(&ctx, (dir + "/server.pem").c_str()) == 1 &&
-               SSL_CTX_use_PrivateKey_file(&ctx, (dir + "/server.key").c_str(), SSL_FILETYPE_PEM) ==
-                   1 &&
-               X509_STORE_add_cert(SSL_CTX_get_cert_store(&ctx), ca->get()) == 1 &&
+        return SSL_CTX_use_certificate_chain_file(&ctx, tls_cert.c_str()) == 1 &&
+               SSL_CTX_use_PrivateKey_file(&ctx, tls_key.c_str(), SSL_FILETYPE_PEM) == 1 &&
+               SSL_CTX_add_client_CA(&ctx, appcred_ca->get()) == 1 &&
                SSL_CTX_add_client_CA(&ctx, ca->get()) == 1;
     });
     if (!svr.is_valid()) {
@@ -505,6 +691,7 @@ int run_server(const ServerOptions &opt) {
         console->db().set_meta("api_url", url);
         console->db().set_meta("ca_cert", opt.ca_cert);
         console->db().set_meta("ca_key", opt.ca_key);
+        console->db().set_meta("tls_ca", opt.tls_ca);
     }
 
     std::thread signals([&] {

@@ -4,6 +4,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "tools/console/realms.hpp"
 
 namespace segwire::console {
 
@@ -13,11 +16,14 @@ struct ServerOptions {
     std::string listen_host = "127.0.0.1";
     int listen_port = 8443;  // 0 = an ephemeral port
     std::string ca_cert, ca_key;
+    // TLS: an operator's certificate chain and key, and the CA that clients (app credentials)
+    // trust for it; or, without them, extra subjectAltNames for the generated certificate.
+    std::string tls_cert, tls_key, tls_ca;
+    std::vector<std::string> tls_sans;
     int64_t token_validity = 3600;  // seconds, when POST /issue gives none
-    std::string aws_endpoint = "https://sts.amazonaws.com";
-    std::string aws_region = "us-east-1";
-    std::string gcp_jwks, gcp_audience = "segwire-console";
-    std::string azure_jwks, azure_audience = "segwire-console";
+    // Cloud login realms (off unless configured) and whether their identities may register an
+    // ID for the first time without an admin's approval.
+    Realms realms;
 };
 
 // Runs until SIGTERM/SIGINT; SIGHUP reloads --policy. Prints "listening on https://HOST:PORT" on

@@ -123,10 +123,13 @@ class Console:
         return resp.status, dict(resp.getheaders()), payload
 
     # -- credentials -----------------------------------------------------------------------
-    def appcred(self, name):
+    def appcred(self, name, role="admin", enforcer_id=None):
         out = self.workdir / f"{name}.appcred.json"
-        run([str(CONSOLE), "appcred", "create", "--data", str(self.data), "--name", name,
-             "--out", str(out)])
+        cmd = [str(CONSOLE), "appcred", "create", "--data", str(self.data), "--name", name,
+               "--role", role, "--out", str(out)]
+        if enforcer_id:
+            cmd += ["--enforcer-id", enforcer_id]
+        run(cmd)
         cred = json.loads(out.read_text())
         files = {}
         for field, suffix in (("certificate", "crt"), ("certificateKey", "key"),
@@ -137,8 +140,11 @@ class Console:
         cred["files"] = files
         return cred
 
-    def token(self, name="tester", validity="10m"):
-        cred = self.appcred(name)
+    def token(self, name="tester", validity="10m", role="admin", enforcer_id=None):
+        cred = self.appcred(name, role, enforcer_id)
+        return self.issue_with(cred, validity)
+
+    def issue_with(self, cred, validity="10m"):
         status, _, body = self.request("POST", "/issue", {"realm": "Certificate",
                                                           "validity": validity},
                                        cert=cred["files"]["certificate"],
@@ -146,20 +152,27 @@ class Console:
         assert status == 200, body
         return body["token"]
 
+    def enforcer_token(self, enforcer_id, validity="10m"):
+        """A token of an enforcer credential bound to `enforcer_id`."""
+        return self.token(f"cred-{enforcer_id}", validity, "enforcer", enforcer_id)
 
-def make_csr(workdir, enforcer_id):
-    """An enforcer key and CSR (CN = enforcer ID), as crypto::create_csr makes them."""
+
+def make_csr(workdir, enforcer_id, key=None, cn=None):
+    """An enforcer key and CSR (CN = enforcer ID), as crypto::create_csr makes them. With `key`,
+    that existing key signs the CSR (a re-registration with the same key)."""
     workdir = Path(workdir)
-    key = workdir / f"{enforcer_id}.key"
     csr = workdir / f"{enforcer_id}.csr"
-    run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key)])
-    run(["openssl", "req", "-new", "-key", str(key), "-subj", f"/CN={enforcer_id}",
+    if key is None:
+        key = workdir / f"{enforcer_id}.key"
+        run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key)])
+    run(["openssl", "req", "-new", "-key", str(key), "-subj", f"/CN={cn or enforcer_id}",
          "-out", str(csr)])
     return key, csr.read_text()
 
 
-def register(console, token, enforcer_id, tags, name=None):
-    _, csr = make_csr(console.workdir, enforcer_id)
+def register(console, token, enforcer_id, tags, name=None, key=None):
+    """POST /enforcers with a CSR for `enforcer_id`: a new key, or `key` when given."""
+    _, csr = make_csr(console.workdir, enforcer_id, key=key)
     return console.request("POST", "/enforcers", {"name": name or enforcer_id,
                                                   "associatedTags": tags, "csr": csr},
                            token=token)

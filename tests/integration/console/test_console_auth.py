@@ -1,14 +1,11 @@
 """POST /issue in every realm, and the Bearer check on every other endpoint."""
-import hashlib
-import hmac
-import http.server
 import json
 import subprocess
-import threading
 import time
 
 import pytest
 
+from cloud_fakes import jwks_handler, presign, serve_https, sts_handler
 from console_harness import Console, b64url, b64url_decode, jwt_payload, register, run
 
 
@@ -30,6 +27,7 @@ def test_mtls_issue_with_app_credential_via_curl(console):
     assert claims["sub"] == cred["ID"]
     assert 290 <= claims["exp"] - claims["iat"] <= 300
     assert "@auth:name=ops" in claims["identity"]
+    assert claims["role"] == cred["role"] == "admin" and "enforcerID" not in claims
     status, _, body = console.request("GET", "/namespace", token=token)
     assert status == 200 and body["name"] == "/acme/shop"
 
@@ -51,7 +49,7 @@ def test_untrusted_client_certificate_refused(console, tmp_path):
     assert "mallory" in body["error"] and "not trusted" in body["error"]
 
     # Signed by the Console CA but not an app credential (an enforcer certificate): refused too.
-    token = console.token()
+    token = console.enforcer_token("enf-cert")
     status, _, reg = register(console, token, "enf-cert", ["role=appliance", "site=dc1"])
     assert status == 201
     (tmp_path / "enf.pem").write_text(reg["certificate"])
@@ -107,75 +105,31 @@ def test_missing_tampered_and_malformed_tokens_are_named(console, token):
     assert status == 422 and body["field"] == "validity"
 
 
-# ---- AWS: a local fake STS that checks the SigV4 signature with the secret it issued ------------
+# ---- AWS: a local fake STS (https) that checks the SigV4 signature with the secret it issued ----
 
-AWS_KEYS = {"AKIDFAKE": ("fake-secret/key+42", "session-token-1")}
-ARN = "arn:aws:sts::123456789012:assumed-role/segwire-enforcer/i-0abc"
-
-
-def _sigv4_ok(handler, body):
-    auth = handler.headers.get("Authorization", "")
-    if not auth.startswith("AWS4-HMAC-SHA256 "):
-        return False
-    parts = dict(p.strip().split("=", 1) for p in auth[len("AWS4-HMAC-SHA256 "):].split(","))
-    akid, date, region, service, _ = parts["Credential"].split("/")
-    if akid not in AWS_KEYS:
-        return False
-    secret, session = AWS_KEYS[akid]
-    if handler.headers.get("X-Amz-Security-Token") != session:
-        return False
-    names = parts["SignedHeaders"].split(";")
-    canon = "".join(f"{n}:{handler.headers[n].strip()}\n" for n in names)
-    creq = "\n".join(["POST", handler.path, "", canon, parts["SignedHeaders"],
-                      hashlib.sha256(body).hexdigest()])
-    scope = f"{date}/{region}/{service}/aws4_request"
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", handler.headers["X-Amz-Date"], scope,
-                         hashlib.sha256(creq.encode()).hexdigest()])
-    k = ("AWS4" + secret).encode()
-    for part in (date, region, service, "aws4_request"):
-        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
-    expected = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, parts["Signature"]) and service == "sts"
-
-
-class FakeSTS(http.server.BaseHTTPRequestHandler):
-    calls = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        FakeSTS.calls.append(body)
-        if body != b"Action=GetCallerIdentity&Version=2011-06-15" or not _sigv4_ok(self, body):
-            out = (b"<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>bad"
-                   b" signature</Message></Error></ErrorResponse>")
-            self.send_response(403)
-        else:
-            out = (f"<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>{ARN}</Arn>"
-                   f"<UserId>AROAFAKE:i-0abc</UserId><Account>123456789012</Account>"
-                   f"</GetCallerIdentityResult></GetCallerIdentityResponse>").encode()
-            self.send_response(200)
-        self.send_header("Content-Type", "text/xml")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-
-    def log_message(self, *args):
-        pass
+AWS_KEYS = {"AKIDFAKE": {"secret": "fake-secret/key+42", "session": "session-token-1",
+                         "arn": "arn:aws:sts::123456789012:assumed-role/segwire-enforcer/i-0abc",
+                         "account": "123456789012"}}
+ARN = AWS_KEYS["AKIDFAKE"]["arn"]
 
 
 @pytest.fixture
-def fake_sts():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeSTS)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/"
+def fake_sts(tmp_path):
+    handler = sts_handler(AWS_KEYS)
+    srv, url, ca = serve_https(handler, tmp_path / "sts-tls", "sts")
+    yield url + "/", ca, handler
     srv.shutdown()
 
 
 def test_aws_realm_against_fake_sts(tmp_path, policy_dir, fake_sts):
-    c = Console(tmp_path, policy_dir=policy_dir, extra_args=["--aws-endpoint", fake_sts]).start()
+    url, ca, sts = fake_sts
+    c = Console(tmp_path, policy_dir=policy_dir,
+                extra_args=["--aws-endpoint", url, "--cloud-ca", str(ca),
+                            "--aws-accounts", "123456789012", "--aws-audience", "console-test",
+                            "--aws-enforcer-id", "{session}"]).start()
     try:
-        good = {"accessKeyID": "AKIDFAKE", "secretAccessKey": AWS_KEYS["AKIDFAKE"][0],
-                "token": AWS_KEYS["AKIDFAKE"][1]}
+        k = AWS_KEYS["AKIDFAKE"]
+        good = presign("AKIDFAKE", k["secret"], k["session"], url, "console-test")
         status, _, body = c.request("POST", "/issue", {"realm": "AWSSecurityToken",
                                                        "validity": "2m", "metadata": good})
         assert status == 200, body
@@ -183,16 +137,19 @@ def test_aws_realm_against_fake_sts(tmp_path, policy_dir, fake_sts):
         assert claims["sub"] == ARN and claims["realm"] == "AWSSecurityToken"
         assert "@auth:rolename=segwire-enforcer" in claims["identity"]
         assert "@auth:account=123456789012" in claims["identity"]
-        assert c.request("GET", "/namespace", token=body["token"])[0] == 200
+        assert claims["role"] == "enforcer" and claims["enforcerID"] == "i-0abc"
+        assert c.request("GET", "/enforcers", token=body["token"])[0] == 200
+        # STS saw the signed request, and never the secret.
+        assert sts.requests and all(k["secret"] not in json.dumps(r) for r in sts.requests)
 
-        bad = dict(good, secretAccessKey="wrong")
+        bad = presign("AKIDFAKE", "wrong", k["session"], url, "console-test")
         status, _, body = c.request("POST", "/issue", {"realm": "AWSSecurityToken",
                                                        "metadata": bad})
         assert status == 401 and "SignatureDoesNotMatch" in body["error"], body
 
         status, _, body = c.request("POST", "/issue", {"realm": "AWSSecurityToken",
-                                                       "metadata": {"accessKeyID": "x"}})
-        assert status == 422 and body["field"] == "metadata.secretAccessKey"
+                                                       "metadata": {"method": "POST"}})
+        assert status == 422 and body["field"] == "metadata.body", body
     finally:
         c.stop()
 
@@ -244,22 +201,6 @@ class Signer:
         return f"{head}.{body}.{b64url(sig)}"
 
 
-class JwksServer(http.server.BaseHTTPRequestHandler):
-    body = b""
-    hits = 0
-
-    def do_GET(self):
-        JwksServer.hits += 1
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(JwksServer.body)))
-        self.end_headers()
-        self.wfile.write(JwksServer.body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.mark.parametrize("realm,kind,source", [("GCPIdentityToken", "RSA", "url"),
                                                ("GCPIdentityToken", "EC", "file"),
                                                ("AzureIdentityToken", "EC", "url"),
@@ -269,22 +210,28 @@ def test_cloud_identity_token_realms_against_local_jwks(tmp_path, policy_dir, re
     signer = Signer(tmp_path, kind, f"{kind.lower()}-key-1")
     stranger = Signer(tmp_path, kind, f"{kind.lower()}-key-1-stranger")
     keys = json.dumps({"keys": [signer.jwk]})
-    srv = None
-    if source == "url":  # served by a local fake of the provider's JWKS endpoint
-        JwksServer.body, JwksServer.hits = keys.encode(), 0
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), JwksServer)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        jwks = f"http://127.0.0.1:{srv.server_address[1]}/oauth2/v3/certs"
+    srv = handler = None
+    extra = []
+    if source == "url":  # served over https by a local fake of the provider's JWKS endpoint
+        handler = jwks_handler(keys)
+        srv, base, ca = serve_https(handler, tmp_path / "jwks-tls", "jwks")
+        jwks = f"{base}/oauth2/v3/certs"
+        extra = ["--cloud-ca", str(ca)]
     else:
         jwks = tmp_path / "jwks.json"
         jwks.write_text(keys)
-    flag = "--gcp-jwks" if realm == "GCPIdentityToken" else "--azure-jwks"
-    aud_flag = "--gcp-audience" if realm == "GCPIdentityToken" else "--azure-audience"
-    c = Console(tmp_path, policy_dir=policy_dir,
-                extra_args=[flag, str(jwks), aud_flag, "segwire-test"]).start()
+    gcp = realm == "GCPIdentityToken"
+    if gcp:
+        extra += ["--gcp-jwks", str(jwks), "--gcp-audience", "segwire-test",
+                  "--gcp-projects", "shop", "--gcp-enforcer-id", "gcp-{instancename}"]
+    else:
+        extra += ["--azure-jwks", str(jwks), "--azure-audience", "segwire-test",
+                  "--azure-tenants", "tenant-1", "--azure-enforcer-id", "az-{objectid}"]
+    c = Console(tmp_path, policy_dir=policy_dir, extra_args=extra).start()
     try:
         now = int(time.time())
-        claims = {"iss": "https://issuer.example", "sub": "1234567890", "aud": "segwire-test",
+        iss = "https://accounts.google.com" if gcp else "https://sts.windows.net/tenant-1/"
+        claims = {"iss": iss, "sub": "1234567890", "aud": "segwire-test",
                   "iat": now, "exp": now + 300, "email": "vm@example.iam",
                   "google": {"compute_engine": {"project_id": "shop", "zone": "eu-west1-b",
                                                 "instance_name": "gw-1"}},
@@ -301,8 +248,10 @@ def test_cloud_identity_token_realms_against_local_jwks(tmp_path, policy_dir, re
         if realm == "GCPIdentityToken":
             assert "@auth:projectid=shop" in out["identity"]
             assert "@auth:email=vm@example.iam" in out["identity"]
+            assert out["role"] == "enforcer" and out["enforcerID"] == "gcp-gw-1"
         else:
             assert "@auth:tenantid=tenant-1" in out["identity"]
+            assert out["role"] == "enforcer" and out["enforcerID"] == "az-object-1"
 
         status, _, body = issue(signer.token(dict(claims, aud="someone-else")))
         assert status == 401 and "audience" in body["error"], body
@@ -315,7 +264,7 @@ def test_cloud_identity_token_realms_against_local_jwks(tmp_path, policy_dir, re
         status, _, body = issue(stranger.token(claims))
         assert status == 401 and "signature" in body["error"], body
         if srv:
-            assert JwksServer.hits >= 1  # the keys really came over HTTP
+            assert handler.hits >= 1  # the keys really came over HTTPS
     finally:
         c.stop()
         if srv:

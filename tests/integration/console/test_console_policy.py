@@ -88,7 +88,8 @@ def test_invalid_policy_dir_at_start_is_refused_naming_the_problem(tmp_path, pol
 
 
 def test_registration_returns_certificate_that_verifies_against_the_ca(console, token, tmp_path):
-    status, _, body = register(console, token, "enf-a", APPLIANCE, name="gateway-a")
+    enf_token = console.enforcer_token("enf-a")
+    status, _, body = register(console, enf_token, "enf-a", APPLIANCE, name="gateway-a")
     assert status == 201, body
     assert body["ID"] == "enf-a" and body["name"] == "gateway-a"
     (tmp_path / "enf.pem").write_text(body["certificate"])
@@ -98,34 +99,35 @@ def test_registration_returns_certificate_that_verifies_against_the_ca(console, 
     assert body["certificateAuthority"] == console.ca_path.read_text()
     subj = run(["openssl", "x509", "-in", str(tmp_path / "enf.pem"), "-noout", "-subject"]).stdout
     assert "enf-a" in subj
-    # Re-registration (new key) keeps the ID and answers 200.
-    status, _, body = register(console, token, "enf-a", APPLIANCE + ["zone=a"])
+    # Re-registration (a CSR signed by the same key) keeps the ID and answers 200.
+    status, _, body = register(console, enf_token, "enf-a", APPLIANCE + ["zone=a"],
+                               key=console.workdir / "enf-a.key")
     assert status == 200 and body["ID"] == "enf-a"
 
     status, _, body = console.request("POST", "/enforcers",
                                       {"name": "x", "csr": "-----BEGIN CERTIFICATE REQUEST-----"},
-                                      token=token)
+                                      token=enf_token)
     assert status == 422 and body["field"] == "csr"
     status, _, body = console.request("POST", "/enforcers",
                                       {"name": "x", "associatedTags": ["novalue"], "csr": "x"},
-                                      token=token)
+                                      token=enf_token)
     assert status == 422 and body["field"] == "associatedTags[0]"
 
     status, _, body = console.request("GET", "/enforcers/enf-a", token=token)
     assert body["unreachable"] is True and "lastSeen" not in body  # never heard from
     status, _, _ = console.request("POST", "/enforcers/enf-a/heartbeat",
-                                   {"status": "Running", "stats": {"flows": 12}}, token=token)
+                                   {"status": "Running", "stats": {"flows": 12}}, token=enf_token)
     assert status == 204
     status, _, body = console.request("GET", "/enforcers/enf-a", token=token)
     assert status == 200 and body["status"] == "Running" and body["stats"] == {"flows": 12}
     assert body["lastSeen"].endswith("Z") and body["unreachable"] is False
     status, _, body = console.request("POST", "/enforcers/nobody/heartbeat", {"status": "x"},
-                                      token=token)
+                                      token=console.enforcer_token("nobody"))
     assert status == 404
 
 
 def test_profile_resolution_and_409_with_candidates(console, token):
-    assert register(console, token, "enf-p", APPLIANCE)[0] == 201
+    assert register(console, console.enforcer_token("enf-p"), "enf-p", APPLIANCE)[0] == 201
     status, _, prof = console.request("GET", "/enforcers/enf-p/enforcerprofiles", token=token)
     assert status == 200 and prof["name"] == "shop-appliance", prof
 
@@ -146,7 +148,7 @@ def test_profile_resolution_and_409_with_candidates(console, token):
     assert status == 409 and len(body["candidates"]) == 2
 
     # An enforcer no mapping selects → 409 with no candidates.
-    assert register(console, token, "enf-none", ["role=other"])[0] == 201
+    assert register(console, console.enforcer_token("enf-none"), "enf-none", ["role=other"])[0] == 201
     status, _, body = console.request("GET", "/enforcers/enf-none/enforcerprofiles", token=token)
     assert status == 409 and body["candidates"] == [], body
     status, _, body = console.request("GET", "/enforcers/ghost/enforcerprofiles", token=token)
@@ -194,7 +196,7 @@ def _start_long_poll(console, token, etag, wait):
 
 
 def test_bundle_etag_and_long_poll_wakes_on_change(console, token):
-    assert register(console, token, "enf-lp", APPLIANCE)[0] == 201
+    assert register(console, console.enforcer_token("enf-lp"), "enf-lp", APPLIANCE)[0] == 201
     status, headers, bundle = _bundle(console, token)
     assert status == 200, bundle
     etag = headers["ETag"]
@@ -231,7 +233,7 @@ def test_bundle_etag_and_long_poll_wakes_on_change(console, token):
 
 def test_sighup_reload_applies_file_changes_and_refuses_invalid_files(console, token,
                                                                      policy_dir):
-    assert register(console, token, "enf-lp", APPLIANCE)[0] == 201
+    assert register(console, console.enforcer_token("enf-lp"), "enf-lp", APPLIANCE)[0] == 201
     status, headers, bundle = _bundle(console, token)
     etag = headers["ETag"]
     # API edit of a seeded object survives reloads that do not touch it.
@@ -273,7 +275,7 @@ def test_sighup_reload_applies_file_changes_and_refuses_invalid_files(console, t
 def test_sigterm_during_long_poll_exits_cleanly(tmp_path, policy_dir):
     c = Console(tmp_path, policy_dir=policy_dir).start()
     token = c.token()
-    assert register(c, token, "enf-lp", APPLIANCE)[0] == 201
+    assert register(c, c.enforcer_token("enf-lp"), "enf-lp", APPLIANCE)[0] == 201
     _, headers, _ = _bundle(c, token)
     sent = threading.Event()
     result = {}
@@ -308,7 +310,9 @@ def test_given_ca_signs_server_appcred_and_enforcer_certificates(tmp_path, polic
         assert not (c.data / "ca.pem").exists()  # no second CA
         cred = c.appcred("own")  # reads the server's CA choice from the database
         assert cred["files"]["certificateAuthority"].read_text() == ca_pem.read_text()
-        token = c.token()  # TLS verified against own-ca.pem, appcred signed by it
+        # TLS verified against own-ca.pem; the app credential is signed by the Console's
+        # app-credential CA, never by the given CA (which signs datapath certificates).
+        token = c.enforcer_token("enf-own")
         status, _, body = register(c, token, "enf-own", APPLIANCE)
         assert status == 201
         (tmp_path / "enf.pem").write_text(body["certificate"])

@@ -14,6 +14,7 @@ def flow(src, dst, port, action, value, **kw):
 
 
 def test_report_batches_are_idempotent_and_queryable(console, token):
+    enf1, enf2 = console.enforcer_token("enf-1"), console.enforcer_token("enf-2")
     batch = {"batchID": "enf-1-000001", "enforcerID": "enf-1", "reports": [
         flow("pu-frontend", "pu-backend", 8080, "Accept", 5, policyID="pol-1",
              ruleName="to-backend"),
@@ -21,16 +22,16 @@ def test_report_batches_are_idempotent_and_queryable(console, token):
              dropReason="policy"),
         flow("pu-backend", "pu-db", 5432, "Accept", 1, ruleName="to-db"),
     ]}
-    status, _, body = console.request("POST", "/flowreports", batch, token=token)
+    status, _, body = console.request("POST", "/flowreports", batch, token=enf1)
     assert status == 201 and body == {"batchID": "enf-1-000001", "enforcerID": "enf-1",
                                       "stored": 3, "duplicate": False}
     # The enforcer retries the same batch (its first answer was lost): stored once.
     for _ in range(2):
-        status, _, body = console.request("POST", "/flowreports", batch, token=token)
+        status, _, body = console.request("POST", "/flowreports", batch, token=enf1)
         assert status == 200 and body["duplicate"] is True and body["stored"] == 0
     # The same batchID from another enforcer is a different batch.
     other = dict(batch, enforcerID="enf-2", reports=batch["reports"][:1])
-    assert console.request("POST", "/flowreports", other, token=token)[0] == 201
+    assert console.request("POST", "/flowreports", other, token=enf2)[0] == 201
 
     status, _, rows = console.request("GET", "/flowreports", token=token)
     assert status == 200 and len(rows) == 4
@@ -49,18 +50,18 @@ def test_report_batches_are_idempotent_and_queryable(console, token):
     # A bad report refuses the whole batch and names it; nothing of it is stored.
     bad = {"batchID": "enf-1-000002", "enforcerID": "enf-1",
            "reports": [flow("a", "b", 1, "Accept", 1), flow("a", "b", 1, "Allow", 1)]}
-    status, _, body = console.request("POST", "/flowreports", bad, token=token)
+    status, _, body = console.request("POST", "/flowreports", bad, token=enf1)
     assert status == 422 and body["field"] == "reports[1].action", body
     assert len(console.request("GET", "/flowreports", token=token)[2]) == 4
-    status, _, body = console.request("POST", "/flowreports", {"reports": []}, token=token)
+    status, _, body = console.request("POST", "/flowreports", {"reports": []}, token=enf1)
     assert status == 422 and body["field"] == "batchID"
 
     # The other report kinds go through the same path.
     dns = {"batchID": "d1", "enforcerID": "enf-1", "reports": [
         {"processingUnitID": "pu-backend", "sourceIP": "10.2.0.5", "resolvedName": "deb.debian.org",
          "resolvedIPs": ["199.232.10.132"], "action": "Resolve", "value": 1}]}
-    assert console.request("POST", "/dnslookupreports", dns, token=token)[0] == 201
-    assert console.request("POST", "/dnslookupreports", dns, token=token)[0] == 200
+    assert console.request("POST", "/dnslookupreports", dns, token=enf1)[0] == 201
+    assert console.request("POST", "/dnslookupreports", dns, token=enf1)[0] == 200
     status, _, rows = console.request("GET", "/dnslookupreports?sourceID=pu-backend",
                                       token=token)
     assert len(rows) == 1 and rows[0]["resolvedName"] == "deb.debian.org"
@@ -68,8 +69,8 @@ def test_report_batches_are_idempotent_and_queryable(console, token):
         {"processingUnitID": "pu-frontend", "protocol": 6, "sourceIP": "10.1.0.5",
          "destinationIP": "10.2.0.5", "destinationPort": 8080, "state": "SynTransmitted",
          "reason": "timeout", "value": 3}]}
-    status, _, body = console.request("POST", "/connectionexceptionreports", exc, token=token)
-    assert status == 201 and body["enforcerID"]  # from the token when the body names none
+    status, _, body = console.request("POST", "/connectionexceptionreports", exc, token=enf1)
+    assert status == 201 and body["enforcerID"] == "enf-1"  # always the token's
     status, _, rows = console.request("GET", "/connectionexceptionreports", token=token)
     assert rows[0]["state"] == "SynTransmitted"
 

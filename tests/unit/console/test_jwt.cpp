@@ -42,12 +42,14 @@ TEST(Jwt, SignsEs256WithJoseSignatureAndVerifies) {
     TokenSigner s(new_key(), "kid-1");
     int64_t now = 1'800'000'000;
     std::string tok = s.sign(claims(now + 60));
-    JwtParts parts;
-    std::string problem;
-    ASSERT_TRUE(split_jwt(tok, &parts, &problem)) << problem;
-    EXPECT_EQ(parts.signature.size(), 64u);
-    EXPECT_STREQ(parts.header["alg"].GetString(), "ES256");
-    EXPECT_STREQ(parts.header["kid"].GetString(), "kid-1");
+    std::string header, signature;
+    ASSERT_TRUE(base64url_decode(tok.substr(0, tok.find('.')), &header));
+    ASSERT_TRUE(base64url_decode(tok.substr(tok.rfind('.') + 1), &signature));
+    EXPECT_EQ(signature.size(), 64u);  // JOSE r || s, not DER
+    rapidjson::Document h;
+    h.Parse(header.c_str());
+    EXPECT_STREQ(h["alg"].GetString(), "ES256");
+    EXPECT_STREQ(h["kid"].GetString(), "kid-1");
     auto out = s.verify(tok, now);
     EXPECT_STREQ(out["sub"].GetString(), "enforcer-1");
 }
@@ -73,20 +75,18 @@ TEST(Jwt, RefusesExpiredTamperedForeignAndMalformedTokens) {
     EXPECT_EQ(status_of([&] { s.verify("a.b", now); }, &msg), 401);
     EXPECT_NE(msg.find("malformed"), std::string::npos) << msg;
 
-    // alg "none" with an empty signature must never pass.
-    std::string head = base64url_encode(R"({"alg":"none"})");
+    // alg "none" with an empty signature, or HS256, must never pass.
     std::string body = tok.substr(tok.find('.') + 1, tok.rfind('.') - tok.find('.') - 1);
-    EXPECT_EQ(status_of([&] { s.verify(head + "." + body + ".", now); }), 401);
-}
-
-TEST(Jwt, EcdsaDerAndJoseConvertBothWays) {
-    std::string jose(64, '\0');
-    for (int i = 0; i < 64; ++i) jose[static_cast<size_t>(i)] = static_cast<char>(i == 0 ? 0 : i);
-    std::string der = ecdsa_jose_to_der(jose);
-    ASSERT_FALSE(der.empty());
-    EXPECT_EQ(ecdsa_der_to_jose(der), jose);  // leading zero of r survives (padding)
-    EXPECT_TRUE(ecdsa_jose_to_der(std::string(63, 'x')).empty());
-    EXPECT_TRUE(ecdsa_der_to_jose("garbage").empty());
+    for (const char *alg : {R"({"alg":"none"})", R"({"alg":"HS256","kid":"k"})"}) {
+        std::string head = base64url_encode(alg);
+        EXPECT_EQ(status_of([&] { s.verify(head + "." + body + ".", now); }, &msg), 401);
+        EXPECT_NE(msg.find("alg"), std::string::npos) << msg;
+        EXPECT_EQ(
+            status_of(
+                [&] { s.verify(head + "." + body + "." + tok.substr(tok.rfind('.') + 1), now); },
+                &msg),
+            401);
+    }
 }
 
 // A JWKS holding `key`'s public half as an EC JWK.
@@ -135,15 +135,17 @@ TEST(Jwks, VerifiesIdentityTokensAndChecksAudienceAndExpiry) {
     std::filesystem::remove(path);
 }
 
-TEST(Jwks, RejectsMalformedKeys) {
+TEST(Jwks, RejectsMalformedAndSymmetricKeys) {
     rapidjson::Document d;
     std::string problem;
     d.Parse(R"({"kty":"EC","crv":"P-384","x":"AA","y":"AA"})");
-    EXPECT_EQ(jwk_to_key(d, &problem), nullptr);
+    EXPECT_EQ(import_verification_jwk(d, &problem), nullptr);
     EXPECT_NE(problem.find("P-256"), std::string::npos);
-    d.Parse(R"({"kty":"oct","k":"c2VjcmV0"})");
-    EXPECT_EQ(jwk_to_key(d, &problem), nullptr);
+    d.Parse(R"({"kty":"oct","k":"c2VjcmV0"})");  // an HMAC key in a key set is never used
+    EXPECT_EQ(import_verification_jwk(d, &problem), nullptr);
     EXPECT_NE(problem.find("oct"), std::string::npos);
+    d.Parse(R"({"kty":"RSA","n":"AA"})");
+    EXPECT_EQ(import_verification_jwk(d, &problem), nullptr);
 }
 
 }  // namespace

@@ -4,9 +4,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "config/policy/profile.hpp"
+#include "tools/console/audit.hpp"
 #include "tools/console/db.hpp"
 #include "tools/console/enforcers.hpp"
 #include "tools/console/error.hpp"
@@ -153,21 +155,81 @@ TEST_F(StoreTest, WaitForChangeWakesPromptlyAndTimesOut) {
     EXPECT_LT(waited, std::chrono::seconds(15));  // woken by the change, not the timeout
 }
 
+TEST_F(StoreTest, RevisionsRefuseStaleWritesAndEveryWriteIsAudited) {
+    PolicyStore s(*db_);
+    s.load_dir(policy_dir());
+    Actor ops{"app-ops", "ops", "admin", "Certificate"};
+    rapidjson::Document d;
+    d.Parse(s.create(Collection::kExternalNetworks,
+                     R"({"name":"n1","entries":["198.51.100.0/24"]})", ops)
+                .c_str());
+    const std::string id = d["ID"].GetString();
+    const uint64_t r1 = d["revision"].GetUint64();
+    EXPECT_EQ(r1, s.snapshot().version);
+    s.replace(Collection::kExternalNetworks, id, R"({"name":"n1","entries":["198.51.100.0/25"]})",
+              ops, r1);
+    uint64_t r2 = 0;
+    s.get(Collection::kExternalNetworks, id, &r2);
+    EXPECT_GT(r2, r1);
+    auto e = expect_error([&] {
+        s.replace(Collection::kExternalNetworks, id, R"({"name":"n1","entries":["192.0.2.0/24"]})",
+                  ops, r1);
+    });
+    EXPECT_EQ(e.status(), 409);
+    EXPECT_EQ(e.field(), "If-Match");
+    // A body's revision counts when no If-Match is given.
+    e = expect_error([&] {
+        s.replace(
+            Collection::kExternalNetworks, id,
+            R"({"name":"n1","entries":["192.0.2.0/24"],"revision":)" + std::to_string(r1) + "}",
+            ops);
+    });
+    EXPECT_EQ(e.status(), 409);
+    e = expect_error([&] { s.remove(Collection::kExternalNetworks, id, ops, r1); });
+    EXPECT_EQ(e.status(), 409);
+    // Other objects keep their revisions; a restart keeps them all.
+    PolicyStore again(*db_);
+    uint64_t r3 = 0;
+    again.get(Collection::kExternalNetworks, id, &r3);
+    EXPECT_EQ(r3, r2);
+    s.remove(Collection::kExternalNetworks, id, ops, r2);
+
+    rapidjson::Document log;
+    log.Parse(query_audit(*db_, AuditFilter{-1, "app-ops", "", "", 100}).c_str());
+    ASSERT_EQ(log.Size(), 3u);  // create, replace, delete; the refused writes left no trace
+    EXPECT_STREQ(log[0]["action"].GetString(), "create");
+    EXPECT_STREQ(log[1]["action"].GetString(), "replace");
+    EXPECT_EQ(log[1]["revision"].GetUint64(), r2);
+    EXPECT_STREQ(log[2]["action"].GetString(), "delete");
+    EXPECT_STREQ(log[2]["detail"]["entries"][0].GetString(), "198.51.100.0/25");
+    EXPECT_THROW(db_->exec("DELETE FROM auditlog"), ConsoleError);
+}
+
 TEST_F(StoreTest, ReportBatchesAreStoredOnce) {
     std::string batch = R"({"batchID":"b-1","enforcerID":"e1","reports":[
         {"sourceID":"pu-a","destinationID":"pu-b","destinationPort":80,"protocol":6,
          "action":"Accept","value":4,"ruleName":"web"},
         {"sourceIP":"10.0.0.1","destinationIP":"10.0.0.2","destinationPort":22,"protocol":6,
          "action":"Reject","value":1,"dropReason":"policy"}]})";
-    auto r1 = ingest_reports(*db_, ReportKind::kFlow, batch, "token-sub");
+    auto r1 = ingest_reports(*db_, ReportKind::kFlow, batch, "e1");
     EXPECT_FALSE(r1.duplicate);
     EXPECT_EQ(r1.stored, 2u);
-    auto r2 = ingest_reports(*db_, ReportKind::kFlow, batch, "token-sub");
+    auto r2 = ingest_reports(*db_, ReportKind::kFlow, batch, "e1");
     EXPECT_TRUE(r2.duplicate);
-    EXPECT_EQ(
-        ingest_reports(*db_, ReportKind::kFlow, batch.replace(batch.find("b-1"), 3, "b-2"), "")
-            .stored,
-        2u);
+    // The enforcer is the caller's, never the body's: another enforcer naming e1 is refused, and
+    // the same batch ID from another enforcer is its own batch (nothing can be pre-empted).
+    auto named = expect_error([&] { ingest_reports(*db_, ReportKind::kFlow, batch, "e2"); });
+    EXPECT_EQ(named.status(), 403);
+    EXPECT_EQ(named.field(), "enforcerID");
+    std::string unnamed = batch;
+    unnamed.replace(unnamed.find(R"("enforcerID":"e1",)"), 18, "");
+    auto r3 = ingest_reports(*db_, ReportKind::kFlow, unnamed, "e2");
+    EXPECT_FALSE(r3.duplicate);
+    EXPECT_EQ(r3.enforcer_id, "e2");
+    std::string in_report = unnamed;
+    in_report.replace(in_report.find(R"("action":"Reject")"), 0, R"("enforcerID":"e1",)");
+    auto e4 = expect_error([&] { ingest_reports(*db_, ReportKind::kFlow, in_report, "e3"); });
+    EXPECT_EQ(e4.field(), "reports[1].enforcerID");
     auto e = expect_error([&] {
         ingest_reports(*db_, ReportKind::kFlow,
                        R"({"batchID":"b-3","reports":[{"action":"Accept"}]})", "e1");
@@ -178,6 +240,9 @@ TEST_F(StoreTest, ReportBatchesAreStoredOnce) {
     rapidjson::Document all;
     all.Parse(query_reports(*db_, ReportKind::kFlow, f).c_str());
     EXPECT_EQ(all.Size(), 4u);
+    std::set<std::string> enforcers;
+    for (const auto &r : all.GetArray()) enforcers.insert(r["enforcerID"].GetString());
+    EXPECT_EQ(enforcers, (std::set<std::string>{"e1", "e2"}));
     f.action = "Reject";
     all.Parse(query_reports(*db_, ReportKind::kFlow, f).c_str());
     EXPECT_EQ(all.Size(), 2u);
