@@ -878,6 +878,9 @@ TEST(Publisher, HammerReadsDuringSwaps) {
             pub.unregister_reader(id);
         });
     }
+    // Swap only once every reader is reading (snapshots compile in microseconds now: without this
+    // the swaps could all be over before a reader thread has started).
+    while (reads.load() < kReaders) std::this_thread::yield();
     for (int gen = 1; gen <= kGenerations; ++gen) {
         pub.publish(make(gen));
         pub.reclaim();
