@@ -321,8 +321,10 @@ class TapBed(Bed):
             self.enf.run(f"ip link set {br} up")
 
     def start_segwire(self, workers=1, extra=None):
-        devices = (f"net_tap_{self.tag}_in,iface={self.tap_in}",
-                   f"net_tap_{self.tag}_out,iface={self.tap_out}")
+        # Short device names: the tap PMD names a GSO mempool (and DPDK its ring memzone,
+        # "RG_MP_mp_<device>") after the device, and a name past 31 characters fails the port's
+        # tx set-up. They only need to be unique within the process (--no-shconf).
+        devices = (f"net_tap_i,iface={self.tap_in}", f"net_tap_o,iface={self.tap_out}")
         sw = Segwire(self.enf, self.tag, self.tap_in, self.tap_out, workers=workers, extra=extra,
                      devices=devices)
         self.enforcers.append(sw)
