@@ -8,12 +8,6 @@
 namespace segwire::console {
 namespace {
 
-template <typename T>
-T unwrap(crypto::Result<T> r, const std::string &what) {
-    if (!r) throw ConsoleError(500, what + ": " + r.error().what());
-    return std::move(r).value();
-}
-
 constexpr const char *kSelect =
     "SELECT id, name, namespace, role, enforcer_id, created, coalesce(revoked, 0) FROM appcreds";
 

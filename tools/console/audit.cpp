@@ -97,18 +97,7 @@ std::string format_audit(Db &db, const AuditFilter &f) {
         cells.push_back({rfc3339(r.ts), r.who + (r.name.empty() ? "" : " (" + r.name + ")"), r.role,
                          r.action, r.kind, r.id.empty() ? "-" : r.id,
                          r.revision ? std::to_string(r.revision) : "-"});
-    std::vector<size_t> width(cells[0].size(), 0);
-    for (const auto &row : cells)
-        for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-    std::string out;
-    for (const auto &row : cells) {
-        std::string line;
-        for (size_t i = 0; i < row.size(); ++i) {
-            line += row[i];
-            if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
-        }
-        out += line + "\n";
-    }
+    std::string out = format_table(cells);
     if (cells.size() == 1) out += "(no audit records)\n";
     return out;
 }

@@ -15,12 +15,6 @@
 namespace segwire::console {
 namespace {
 
-template <typename T>
-T unwrap(crypto::Result<T> r, const std::string &what) {
-    if (!r) throw ConsoleError(500, what + ": " + r.error().what());
-    return std::move(r).value();
-}
-
 bool add_ext(X509 *cert, X509 *issuer, int nid, const std::string &value) {
     X509V3_CTX ctx;
     X509V3_set_ctx_nodb(&ctx);

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "crypto/result.hpp"
+
 namespace segwire::policy {
 class PolicyError;
 }
@@ -45,5 +47,12 @@ class ConsoleError : public std::runtime_error {
     std::vector<std::string> candidates_;
     bool has_candidates_ = false;
 };
+
+// A crypto-layer result or a 500 naming what failed (the Console's own keys and certificates).
+template <typename T>
+T unwrap(crypto::Result<T> r, const std::string &what) {
+    if (!r) throw ConsoleError(500, what + ": " + r.error().what());
+    return std::move(r).value();
+}
 
 }  // namespace segwire::console

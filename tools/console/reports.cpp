@@ -314,18 +314,7 @@ std::string format_flow_table(const std::vector<FlowRow> &rows) {
                          r.observed.empty() ? "-" : r.observed, r.policy.empty() ? "-" : r.policy,
                          r.rule.empty() ? "-" : r.rule, r.reason.empty() ? "-" : r.reason,
                          std::to_string(r.count)});
-    std::vector<size_t> width(cells[0].size(), 0);
-    for (const auto &row : cells)
-        for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-    std::string out;
-    for (const auto &row : cells) {
-        std::string line;
-        for (size_t i = 0; i < row.size(); ++i) {
-            line += row[i];
-            if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
-        }
-        out += line + "\n";
-    }
+    std::string out = format_table(cells);
     if (rows.empty()) out += "(no flow reports)\n";
     return out;
 }

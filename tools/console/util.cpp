@@ -1,5 +1,6 @@
 #include "tools/console/util.hpp"
 
+#include <algorithm>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -261,6 +262,25 @@ void write_file(const std::string &path, std::string_view data, unsigned mode) {
     ::fsync(fd);
     ::close(fd);
     if (::rename(tmp.c_str(), path.c_str()) != 0) throw ConsoleError(500, "cannot rename " + tmp);
+}
+
+std::string format_table(const std::vector<std::vector<std::string>> &cells) {
+    if (cells.empty()) return {};
+    std::vector<size_t> width(cells[0].size(), 0);
+    for (const auto &row : cells)
+        for (size_t i = 0; i < row.size() && i < width.size(); ++i)
+            width[i] = std::max(width[i], row[i].size());
+    std::string out;
+    for (const auto &row : cells) {
+        std::string line;
+        for (size_t i = 0; i < row.size(); ++i) {
+            line += row[i];
+            if (i + 1 < row.size() && i < width.size())
+                line += std::string(width[i] - row[i].size() + 2, ' ');
+        }
+        out += line + "\n";
+    }
+    return out;
 }
 
 }  // namespace segwire::console

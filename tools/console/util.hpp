@@ -49,4 +49,7 @@ std::string read_file(const std::string &path);  // throws ConsoleError(500) whe
 // Writes via a temporary file and rename so a crash never leaves half a key on disk.
 void write_file(const std::string &path, std::string_view data, unsigned mode = 0644);
 
+// Rows of cells as left-aligned columns two spaces apart, one line per row (CLI listings).
+std::string format_table(const std::vector<std::vector<std::string>> &cells);
+
 }  // namespace segwire::console
