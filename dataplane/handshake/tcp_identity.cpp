@@ -266,6 +266,9 @@ void Worker::apply_acl_verdict(Pkt &k, const policy::Decision &d, Direction) {
         free_hs(f);
         ids_.authorized.add();
         release_held(f);
+        // A TCP segment from a peer decided by address may still carry segwire's option (a
+        // proof for a flow this enforcer forgot): hosts never see it.
+        if (k.arrival == kOutside && !scrub_if_marked(k)) return;
         forward(k);
         return;
     }
@@ -414,6 +417,19 @@ bool Worker::scrub_identity(Pkt &k, const crypto::wire::TcpOptionView &ov) {
     return true;
 }
 
+// scrub_identity for a packet that may carry the option: one parsed field tested first.
+bool Worker::scrub_if_marked(Pkt &k) {
+    if (k.v.proto != kProtoTcp || !k.v.opt.exp_off) return true;
+    crypto::wire::TcpOptionView ov;
+    const WireStatus ws = crypto::wire::find_tcp_option(tcp_options(k.m, k.v), ov);
+    if (ws == WireStatus::NotPresent) return true;
+    if (ws != WireStatus::Ok) {
+        drop(k, DropReason::TokenMalformed);
+        return false;
+    }
+    return scrub_identity(k, ov);
+}
+
 // The server side's confirmation that it verified A's proof: a bare ACK from the server's address
 // carrying the Confirm option, which A consumes (docs/protocol.md §4.3). `k` is the client
 // segment that carried the proof; the confirmation takes its reverse direction.
@@ -501,6 +517,11 @@ bool Worker::park(Pkt &k, SlowJob *job) {
         job->pos = k.pos;
         job->flow_created = f.created_tsc;
         if (rte_ring_sp_enqueue(idr_->slow_req[s_.id], job) != 0) {
+            if (PeerIdentity *t = job->target) {  // a retag that never left: give its pin back
+                job->target = nullptr;
+                t->retag_pending = false;
+                unpin(t);
+            }
             free_jobs_.push_back(job);
             drop(k, DropReason::SlowpathBusy);
             return false;
@@ -906,7 +927,7 @@ void Worker::client_syn_state(Pkt &k) {
     }
     if (k.v.tcp_flags & kTcpRst) {  // the server refused (or a peer enforcer rejected us)
         restart_flow(f);
-        forward(k);
+        if (scrub_if_marked(k)) forward(k);
         return;
     }
     if (!is_synack(k.v)) {
@@ -983,7 +1004,7 @@ void Worker::client_ack_state(Pkt &k) {
     }
     if (k.v.tcp_flags & kTcpRst) {  // the server, or B refusing us, ended the connection
         restart_flow(f);
-        forward(k);
+        if (scrub_if_marked(k)) forward(k);
         return;
     }
     if (is_synack(k.v)) {  // retransmitted SYN-ACK: our client lost the first one
@@ -1197,14 +1218,14 @@ void Worker::server_synack_state(Pkt &k) {
         drop(k, DropReason::MacMismatch);
         return;
     }
-    send_confirm(k, x.confirm_mac);
-    Confirmation &c = confirms_->insert(confirm_key(k.pos), now_unix_ + kConfirmKeepS, now_unix_);
-    std::memcpy(c.mac, x.confirm_mac, crypto::wire::kMacLen);
-    c.last_tsc = now_tsc_;
     if (!strip_identity(k, 0)) {
         drop(k, DropReason::TokenMalformed);
         return;
     }
+    send_confirm(k, x.confirm_mac);  // only once authorized: A stops proving when it gets this
+    Confirmation &c = confirms_->insert(confirm_key(k.pos), now_unix_ + kConfirmKeepS, now_unix_);
+    std::memcpy(c.mac, x.confirm_mac, crypto::wire::kMacLen);
+    c.last_tsc = now_tsc_;
     ids_.ack_proofs_verified.add();
     ids_.authorized.add();
     f.auth = Auth::kAllowed;
@@ -1341,6 +1362,8 @@ void Worker::reevaluate(uint32_t budget) {
         // Revoked: cut the connection both ways.
         f.auth = Auth::kRejected;
         ids_.flows_cut.add();
+        drop_held(f, DropReason::PolicyCut);
+        free_hs(f);
         if (key.proto == kProtoTcp && f.ack_seen[0] && f.ack_seen[1]) {
             // Build the RSTs from a template of the flow's own addresses.
             rte_mbuf *tmpl = rte_pktmbuf_alloc(idr_->pool);

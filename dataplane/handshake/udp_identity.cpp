@@ -347,6 +347,7 @@ void Worker::udp_server_syn(Pkt &k, const UdpMessageView &msg, uint32_t pu) {
 // A datagram from a managed peer for a flow without state: RESET (reason "no state") and hold it.
 void Worker::udp_send_reset(Pkt &k, uint32_t pu) {
     Flow &f = flows_.at(k.pos);
+    free_hs(f);  // a context left by a handshake that could not send its SYN-ACK
     const uint32_t h = alloc_hs();
     if (h == kNil) {
         drop(k, DropReason::SlowpathBusy);
