@@ -544,8 +544,9 @@ struct Outcome {
     std::string key;   // the path: state, event and every branch taken
     std::vector<Action> actions;
     std::vector<Need> needs;
-    Trace trace;        // the branches of the path (the last, complete step)
-    std::string error;  // a broken protocol rule (empty when none)
+    Trace trace;          // the branches of the path (the last, complete step)
+    size_t max_step = 0;  // the most actions one step returned
+    std::string error;    // a broken protocol rule (empty when none)
 };
 
 inline std::string path_key(Auth auth, const Event &ev, const Trace &t) {
@@ -574,6 +575,7 @@ inline Outcome run(StepFn step, const Assign &in, const Event &ev) {
         fx.trace = &trace;
         const Result r = step(in.st, ev, fx);
         if (r.overflow) o.error = "action list overflow";
+        o.max_step = std::max<size_t>(o.max_step, r.n);
         if (trace.overflow) o.error = "trace overflow";
         for (uint8_t i = 0; i < r.n; ++i) {
             o.actions.push_back(r.actions[i]);
@@ -752,6 +754,8 @@ inline std::map<std::string, size_t> check_rows(StepFn step, const std::vector<R
 // Set SEGWIRE_IDENTITY_DUMP=1 to print every path as a row, in table order.
 struct Census {
     size_t pairs = 0, paths = 0;
+    size_t max_step = 0;   // the most actions one step returned, over every path
+    size_t max_needs = 0;  // the most needs one event asked
 };
 inline Census check_paths(StepFn step, const std::vector<Auth> &states,
                           const std::map<std::string, size_t> &row_keys,
@@ -767,6 +771,8 @@ inline Census check_paths(StepFn step, const std::vector<Auth> &states,
             std::vector<std::pair<std::string, std::string>> lines;
             for (const auto &[key, p] : paths) {
                 ++c.paths;
+                c.max_step = std::max(c.max_step, p.out.max_step);
+                c.max_needs = std::max(c.max_needs, p.out.needs.size());
                 EXPECT_EQ(p.out.error, "") << key;
                 const std::string line =
                     std::string("    {\"") + name(auth) + "\", \"" + event_name(ev) + "\", \"" +

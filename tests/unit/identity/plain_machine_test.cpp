@@ -133,8 +133,11 @@ TEST(PlainMachine, Rows) {
 TEST(PlainMachine, EveryPathHasARow) {
     const auto keys = test::check_rows(plain::step, kRows, kCannotHappen);
     const test::Census c = test::check_paths(plain::step, all_states(), keys, kCannotHappen);
-    std::printf("plain machine: %zu state/event pairs, %zu transitions (paths), %zu rows\n",
-                c.pairs, c.paths, kRows.size());
+    std::printf(
+        "plain machine: %zu state/event pairs, %zu transitions (paths), %zu rows; "
+        "at most %zu actions in one step, %zu needs in one event\n",
+        c.pairs, c.paths, kRows.size(), c.max_step, c.max_needs);
+    EXPECT_LE(c.max_step, Result::kMaxActions);
     EXPECT_EQ(c.paths, kRows.size());
 }
 
