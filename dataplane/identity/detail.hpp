@@ -1,0 +1,269 @@
+// Internal to the identity machines: the per-step context every machine is written against, and
+// the paths the three machines share (gates, ACL decisions, re-evaluation, expiry).
+//
+// A step is plain straight-line code over (state, event, facts). Every branch reads a fact through
+// Ctx, which records it in the trace when one is attached. `ask()` is a suspension point: when the
+// need is not answered yet the step stops there, and the adapter applies the actions emitted so
+// far. On the next call the step replays the same path (the facts it branched on are the same),
+// and only actions after the last answered need are emitted again - so each action reaches the
+// adapter exactly once, while the working state `s` evolves the same way on every replay.
+#pragma once
+
+#include "dataplane/identity/machine.hpp"
+
+namespace segwire::dp::identity::detail {
+
+class Ctx {
+  public:
+    Ctx(const FlowState &state, const Event &ev, const Facts &fx, Result &r) noexcept
+        : s(state), ev(ev), fx_(fx), r_(r), emit_(fx.answers.known == 0) {}
+
+    FlowState s;  // working state: the flow as the actions so far leave it
+    const Event &ev;
+
+    // ---- facts (each read is a branch: traced) ----
+    // Role, context and peer are read from the working state; once an action of this path has
+    // set them the read is no branch on the input, and is not traced.
+    bool role_is(Role x) noexcept { return use_state(kRoleBit, Field::kRole, u8(x), s.role == x); }
+    bool has_hs() noexcept { return use_state(kHsBit, Field::kHs, 1, s.hs); }
+    bool has_peer() noexcept { return use_state(kPeerBit, Field::kPeer, 1, s.peer); }
+    bool parked() noexcept { return use(Field::kParked, 1, s.parked); }
+    bool in_batch() noexcept { return use(Field::kInBatch, 1, s.in_batch); }
+
+    bool outside() noexcept {
+        return use(Field::kArrival, 1, fx_.pkt.arrival == Arrival::kOutside);
+    }
+    bool is_syn() noexcept { return kind_is(TcpKind::kSyn); }
+    bool is_synack() noexcept { return kind_is(TcpKind::kSynAck); }
+    bool is_rst() noexcept { return kind_is(TcpKind::kRst); }
+    bool syn_flag() noexcept {  // SYN or SYN-ACK
+        const TcpKind k = fx_.pkt.kind;
+        return use(Field::kKind, 0xfe, k == TcpKind::kSyn || k == TcpKind::kSynAck);
+    }
+    bool has_exp() noexcept { return use(Field::kOpt, 0xfe, fx_.pkt.opt != TcpOpt::kNoExp); }
+    // segwire's option is there (well-formed or not)
+    bool opt_present() noexcept {
+        const TcpOpt o = fx_.pkt.opt;
+        return use(Field::kOpt, 0xfd, o != TcpOpt::kNoExp && o != TcpOpt::kNotOurs);
+    }
+    bool opt_is(TcpOpt x) noexcept { return use(Field::kOpt, u8(x), fx_.pkt.opt == x); }
+    bool token_ok() noexcept {
+        return use(Field::kToken, 0xfe, fx_.pkt.token != Token::kMalformed);
+    }
+    bool token_is(Token x) noexcept { return use(Field::kToken, u8(x), fx_.pkt.token == x); }
+    bool is_control() noexcept { return use(Field::kCtl, 0xfe, fx_.pkt.ctl != UdpCtl::kNone); }
+    bool ctl_is(UdpCtl x) noexcept { return use(Field::kCtl, u8(x), fx_.pkt.ctl == x); }
+    UdpCtl ctl() noexcept {
+        note(Field::kCtl, kValue, u8(fx_.pkt.ctl));
+        return fx_.pkt.ctl;
+    }
+    bool mac_ok() noexcept { return use(Field::kMacOk, 1, fx_.pkt.mac_ok); }
+    bool nonce_client() noexcept { return use(Field::kNonceClient, 1, fx_.pkt.nonce_client); }
+    bool nonce_server() noexcept { return use(Field::kNonceServer, 1, fx_.pkt.nonce_server); }
+    bool dns_reply() noexcept { return use(Field::kDnsReply, 1, fx_.pkt.dns_reply); }
+    bool udp_len8() noexcept { return use(Field::kUdpLen8, 1, fx_.pkt.udp_len8); }
+    bool icmp_control() noexcept { return use(Field::kIcmpControl, 1, fx_.pkt.icmp_control); }
+
+    bool since_send_at_least(uint32_t ms) noexcept {
+        return use(Field::kSinceSendMs, u8(ms / 100), fx_.since_send_ms >= ms);
+    }
+    bool elapsed_at_least(uint32_t ms) noexcept {
+        return use(Field::kElapsedMs, u8(ms / 100), fx_.elapsed_ms >= ms);
+    }
+    uint8_t tries() noexcept {
+        note(Field::kTries, kValue, fx_.tries);
+        return fx_.tries;
+    }
+    bool timer_stale() noexcept { return use(Field::kTimerStale, 1, fx_.timer_stale); }
+    bool hs_pool() noexcept { return use(Field::kHsPool, 1, fx_.hs_pool); }
+    bool reject_with_rst() noexcept { return use(Field::kRejectWithRst, 1, fx_.reject_with_rst); }
+    bool synack_mac_ok() noexcept { return use(Field::kSynAckMacOk, 1, fx_.synack_mac_ok); }
+    bool batch_accept() noexcept { return use(Field::kBatchAccept, 1, fx_.batch_accept); }
+    bool decided_current() noexcept { return use(Field::kDecidedCurrent, 1, fx_.decided_current); }
+    bool peer_tags_current() noexcept {
+        return use(Field::kPeerTagsCurrent, 1, fx_.peer_tags_current);
+    }
+    bool retag_pending() noexcept { return use(Field::kRetagPending, 1, fx_.retag_pending); }
+    bool acks_seen() noexcept { return use(Field::kAcksSeen, 1, fx_.acks_seen); }
+
+    // ---- answers (read only after ask() returned true) ----
+    const Answers &ans() const noexcept { return fx_.answers; }
+    bool classify_pass() noexcept {
+        return use(Field::kClassify, 1, ans().classify == ClassifyAnswer::kPass);
+    }
+    bool managed_tcp() noexcept { return use(Field::kManagedTcp, 1, ans().managed_tcp); }
+    bool managed_udp() noexcept { return use(Field::kManagedUdp, 1, ans().managed_udp); }
+    bool plain_peer() noexcept { return use(Field::kPlainPeer, 1, ans().plain_peer); }
+    bool claims_present() noexcept {
+        return use(Field::kClaims, 0xfe, ans().claims != ClaimsAnswer::kAbsent);
+    }
+    bool claims_same() noexcept {
+        return use(Field::kClaims, u8(ClaimsAnswer::kSame), ans().claims == ClaimsAnswer::kSame);
+    }
+    bool local_pu_is(LocalPuAnswer x) noexcept {
+        return use(Field::kLocalPu, u8(x), ans().local_pu == x);
+    }
+    PeerAnswer peer() noexcept {
+        note(Field::kPeerAnswer, kValue, u8(ans().peer));
+        return ans().peer;
+    }
+    bool key() noexcept { return use(Field::kKey, 1, ans().key); }
+    bool rules_accept() noexcept { return use(Field::kRulesAccept, 1, ans().rules_accept); }
+    bool acl_accept() noexcept { return use(Field::kAclAccept, 1, ans().acl_accept); }
+    bool nonce_ok() noexcept { return use(Field::kNonce, 1, ans().nonce); }
+    bool confirmation_due() noexcept {
+        return use(Field::kConfirmation, 1, ans().confirmation == ConfirmationAnswer::kDue);
+    }
+    bool edit_ok() noexcept { return use(Field::kEdit, 1, ans().edit == DropReason::None); }
+    DropReason edit_failure() const noexcept { return ans().edit; }  // data, not a branch
+    bool sent_is(SendAnswer x) noexcept { return use(Field::kSent, u8(x), ans().sent == x); }
+
+    // ---- needs ----
+    // True when answered (go on); false when the step must stop here and ask.
+    bool ask(const Need &n) noexcept {
+        const uint16_t bit = static_cast<uint16_t>(1u << static_cast<unsigned>(n.kind));
+        if (fx_.answers.known & bit) {
+            passed_ |= bit;
+            emit_ = passed_ == fx_.answers.known;
+            return true;
+        }
+        r_.need = n;
+        return false;
+    }
+
+    // ---- actions ----
+    void act(Act k, uint8_t a = 0, uint8_t b = 0, uint8_t c = 0) noexcept {
+        const Action x{k, a, b, c};
+        apply_state(s, x);
+        switch (k) {
+            case Act::kSetRole:
+                set_ |= kRoleBit;
+                break;
+            case Act::kSetPeer:
+                set_ |= kPeerBit;
+                break;
+            case Act::kAllocHs:
+            case Act::kFreeHs:
+                set_ |= kHsBit;
+                break;
+            case Act::kRestart:
+                set_ |= kRoleBit | kPeerBit | kHsBit;
+                break;
+            default:
+                break;
+        }
+        if (!emit_) return;
+        if (r_.n == Result::kMaxActions) {
+            r_.overflow = true;
+            return;
+        }
+        r_.actions[r_.n++] = x;
+    }
+    void count(Counter c) noexcept { act(Act::kCount, u8(c)); }
+    void set_auth(Auth a) noexcept { act(Act::kSetAuth, u8(a)); }
+    void set_role(Role x) noexcept { act(Act::kSetRole, u8(x)); }
+    void record(DropReason why, DecisionFrom d, PeerFrom p) noexcept {
+        act(Act::kRecord, u8(why), u8(d), u8(p));
+    }
+    void forward() noexcept { act(Act::kForward, stripped_ ? 1 : 0); }
+    void drop(DropReason why) noexcept { act(Act::kDrop, u8(why)); }
+    void hold() noexcept { act(Act::kHold); }
+    void consume() noexcept { act(Act::kConsume); }
+    void park(Job j, Role role = Role::kNone) noexcept { act(Act::kPark, u8(j), u8(role)); }
+    void stripped() noexcept { stripped_ = true; }
+
+    void finish() noexcept { r_.next = s; }
+
+    template <class E>
+    static constexpr uint8_t u8(E e) noexcept {
+        return static_cast<uint8_t>(e);
+    }
+    static constexpr uint8_t u8(uint32_t v) noexcept { return static_cast<uint8_t>(v); }
+
+  private:
+    static constexpr uint8_t kRoleBit = 1, kHsBit = 2, kPeerBit = 4;
+    bool use_state(uint8_t bit, Field f, uint8_t test, bool v) noexcept {
+        return (set_ & bit) ? v : use(f, test, v);
+    }
+    bool kind_is(TcpKind k) noexcept { return use(Field::kKind, u8(k), fx_.pkt.kind == k); }
+    bool use(Field f, uint8_t test, bool v) noexcept {
+        note(f, test, static_cast<uint8_t>(v));
+        return v;
+    }
+    void note(Field f, uint8_t test, uint8_t v) noexcept {
+        Trace *t = fx_.trace;
+        if (!t) return;
+        for (uint8_t i = 0; i < t->n; ++i)  // a repeated test adds nothing to the path
+            if (t->uses[i].field == f && t->uses[i].test == test) return;
+        if (t->n == Trace::kCap) {
+            t->overflow = true;
+            return;
+        }
+        t->uses[t->n++] = FactUse{f, test, v};
+    }
+
+    const Facts &fx_;
+    Result &r_;
+    uint16_t passed_ = 0;
+    uint8_t set_ = 0;  // state fields an action of this path has set
+    bool emit_;
+    bool stripped_ = false;
+};
+
+// ---- needs, spelled out ----
+inline Need need(NeedKind k) noexcept {
+    Need n;
+    n.kind = k;
+    return n;
+}
+inline Need need_claims(PuFrom pu) noexcept {
+    Need n = need(NeedKind::kLocalClaims);
+    n.pu = pu;
+    return n;
+}
+inline Need need_rules(DirFrom dir, PuFrom pu, PortFrom port, PeerFrom peer) noexcept {
+    Need n = need(NeedKind::kRules);
+    n.dir = dir, n.pu = pu, n.port = port, n.peer = peer;
+    return n;
+}
+inline Need need_acl(DirFrom dir, PuFrom pu, PortFrom port) noexcept {
+    Need n = need(NeedKind::kAcl);
+    n.dir = dir, n.pu = pu, n.port = port;
+    return n;
+}
+inline Need need_key(Role role) noexcept {
+    Need n = need(NeedKind::kSessionKey);
+    n.role = role;
+    return n;
+}
+inline Need need_nonce(NonceFor w) noexcept {
+    Need n = need(NeedKind::kNonce);
+    n.nonce = w;
+    return n;
+}
+inline Need need_edit(Edit e) noexcept {
+    Need n = need(NeedKind::kEdit);
+    n.edit = e;
+    return n;
+}
+inline Need need_send(UdpMsg m, To to) noexcept {
+    Need n = need(NeedKind::kSend);
+    n.msg = m, n.to = to;
+    return n;
+}
+
+// ---- shared paths (machine.cpp) ----
+enum class Proto : uint8_t { kTcp, kUdp, kOther };
+
+// identity_step's first two tests: a parked flow holds, a flow in the batch defers.
+bool gates(Ctx &c) noexcept;
+// decide_without_identity: the peer's address decides (external-network ACL).
+void acl_decision(Ctx &c, PuFrom pu, DirFrom dir, PortFrom port, Proto p) noexcept;
+// reject_tcp: RSTs (as configured), flow rejected, held dropped, context freed, packet dropped.
+void reject_tcp(Ctx &c, bool reset_peer_side, DropReason why) noexcept;
+// reevaluate(): one authorized flow under a new snapshot.
+void reevaluate(Ctx &c, Proto p) noexcept;
+// on_flow_removed().
+void expire(Ctx &c) noexcept;
+
+}  // namespace segwire::dp::identity::detail
