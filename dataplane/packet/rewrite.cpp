@@ -200,8 +200,15 @@ rte_mbuf *build_tcp_control(rte_mempool *pool, const rte_mbuf *orig, const Packe
     t[13] = flags;
     wr16(t + 14, window);
     if (!options.empty()) std::memcpy(t + 20, options.data(), options.size());
-    PacketView rv;
-    parse_packet(f, len, rv);
+    // The view the checksum helper needs, filled from what was just written (no re-parse).
+    PacketView rv{};
+    rv.family = v.family;
+    rv.proto = kProtoTcp;
+    rv.l3_off = v.l3_off;
+    rv.l4_off = static_cast<uint16_t>(v.l3_off + ip_len);
+    rv.ip_end = len;
+    rv.src = src;
+    rv.dst = dst;
     fix_checksums(m, rv, tx);
     m->port = orig->port;
     return m;
