@@ -15,6 +15,8 @@
 #include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
+#include <openssl/x509.h>
+
 #include "crypto/pki.hpp"
 
 namespace segwire::control {
@@ -258,6 +260,19 @@ void ConsoleSync::enroll(config::IdentityConfig &id) {
             throw std::runtime_error("console: " + why + ", and no earlier enrollment in " +
                                      state_dir_);
         spdlog::warn("console: {}; enforcing with the enrollment cached in {}", why, state_dir_);
+        tags_ = id.tags;
+        std::error_code ec;
+        const auto mtime = fs::last_write_time(cert_path, ec);
+        const int64_t received =
+            ec ? now_s()
+               : std::chrono::duration_cast<std::chrono::seconds>(
+                     (mtime - fs::file_time_type::clock::now() + std::chrono::system_clock::now())
+                         .time_since_epoch())
+                     .count();
+        try {
+            schedule_renewal(read_file(cert_path), std::min(received, now_s()));
+        } catch (const std::exception &) {
+        }
     };
     id.key = key_path;
     id.certificate = cert_path;
@@ -267,30 +282,16 @@ void ConsoleSync::enroll(config::IdentityConfig &id) {
         return;
     }
     // A new key the first time; the same key on every later start (its CSR is renewed).
-    std::string key_pem;
-    if (fs::exists(key_path)) {
-        key_pem = read_file(key_path);
-    } else {
+    if (!fs::exists(key_path)) {
         auto k = crypto::generate_p256_key();
         if (!k) throw std::runtime_error("identity: " + k.error().what());
-        key_pem = *crypto::private_key_to_pem(k->get());
-        write_atomic(key_path, key_pem);
+        write_atomic(key_path, *crypto::private_key_to_pem(k->get()));
     }
-    auto key = crypto::private_key_from_pem(key_pem);
-    if (!key) throw std::runtime_error(key_path + ": " + key.error().what());
-    auto csr = crypto::create_csr(key->get(), enforcer_id_);
-    if (!csr) throw std::runtime_error("CSR: " + csr.error().what());
-    rapidjson::StringBuffer sb;
-    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-    w.StartObject();
-    kv(w, "name", cfg_.console.enforcer_name.empty() ? enforcer_id_ : cfg_.console.enforcer_name);
-    w.Key("associatedTags");
-    w.StartArray();
-    for (const auto &t : id.tags) w.String(t.c_str());
-    w.EndArray();
-    kv(w, "csr", *crypto::csr_to_pem(csr->get()));
-    w.EndObject();
-    HttpResponse r = call("POST", "/enforcers", sb.GetString());
+    tags_ = id.tags;
+    std::string error;
+    const std::string body = registration_body(&error);
+    if (body.empty()) throw std::runtime_error(error);
+    HttpResponse r = call("POST", "/enforcers", body);
     if (r.status == 0) {
         use_cached("registration failed (" + r.error + ")");
         return;
@@ -303,6 +304,7 @@ void ConsoleSync::enroll(config::IdentityConfig &id) {
         throw std::runtime_error("console: POST /enforcers: no certificate in the answer");
     write_atomic(cert_path, str(d, "certificate"), 0644);
     write_atomic(ca_path, str(d, "certificateAuthority"), 0644);
+    schedule_renewal(str(d, "certificate"), now_s());
     spdlog::info("console: enrolled as {} at {}", enforcer_id_, client_->base_url());
 
     HttpResponse p = call("GET", "/enforcers/" + enforcer_id_ + "/enforcerprofiles");
@@ -321,6 +323,116 @@ void ConsoleSync::enroll(config::IdentityConfig &id) {
     std::lock_guard<std::mutex> lock(mu_);
     st_.connected = true;
     st_.last_error.clear();
+}
+
+// The registration request: name, tags and a CSR signed by the enforcer's key (kept in the state
+// directory). "" and `error` when the key is unusable.
+std::string ConsoleSync::registration_body(std::string *error) {
+    const std::string key_path = state_dir_ + "/enforcer.key";
+    std::string key_pem;
+    try {
+        key_pem = read_file(key_path);
+    } catch (const std::exception &e) {
+        *error = e.what();
+        return "";
+    }
+    auto key = crypto::private_key_from_pem(key_pem);
+    if (!key) {
+        *error = key_path + ": " + key.error().what();
+        return "";
+    }
+    auto csr = crypto::create_csr(key->get(), enforcer_id_);
+    if (!csr) {
+        *error = "CSR: " + csr.error().what();
+        return "";
+    }
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartObject();
+    kv(w, "name", cfg_.console.enforcer_name.empty() ? enforcer_id_ : cfg_.console.enforcer_name);
+    w.Key("associatedTags");
+    w.StartArray();
+    for (const auto &t : tags_) w.String(t.c_str());
+    w.EndArray();
+    kv(w, "csr", *crypto::csr_to_pem(csr->get()));
+    w.EndObject();
+    return sb.GetString();
+}
+
+// Renewal at 2/3 of the life the certificate had when it arrived (the Console backdates notBefore
+// for clock skew, so notBefore says nothing about when it was issued).
+void ConsoleSync::schedule_renewal(const std::string &pem, int64_t received) {
+    auto cert = crypto::cert_from_pem(pem);
+    if (!cert) return;
+    const ASN1_TIME *na = X509_get0_notAfter(cert->get());
+    struct tm tm {};
+    if (ASN1_TIME_to_tm(na, &tm) != 1) return;
+    const int64_t not_after = timegm(&tm);
+    const int64_t life = std::max<int64_t>(not_after - received, 0);
+    std::lock_guard<std::mutex> lock(mu_);
+    renew_at_ = received + life * 2 / 3;
+    renew_backoff_s_ = 0;
+    st_.cert_not_after = not_after;
+    st_.cert_next_renewal_at = renew_at_;
+    // Peers learn a renewed certificate by polling the Console every peer_refresh_s; it is used
+    // for claims only after 1/6 of the life, which must leave them several polls.
+    if (life / 6 < 3 * static_cast<int64_t>(cfg_.console.peer_refresh_s))
+        spdlog::warn(
+            "console: certificate life {} s leaves peers {} s to fetch a renewed one, less "
+            "than 3 x console.peer_refresh_s ({} s): handshakes may fail at a renewal",
+            life, life / 6, cfg_.console.peer_refresh_s);
+}
+
+void ConsoleSync::renew_certificate() {
+    const int64_t now = now_s();
+    std::string error;
+    const std::string body = registration_body(&error);
+    std::string pem;
+    if (!body.empty()) {
+        HttpResponse r = call("POST", "/enforcers", body);
+        if (r.ok()) {
+            rapidjson::Document d;
+            d.Parse(r.body.c_str());
+            pem = d.HasParseError() || !d.IsObject() ? "" : str(d, "certificate");
+            if (pem.empty()) error = "POST /enforcers: no certificate in the answer";
+        } else {
+            error = "POST /enforcers: " + json_error(r);
+        }
+    }
+    int64_t old_not_after;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        old_not_after = st_.cert_not_after;
+    }
+    if (!pem.empty()) {
+        try {
+            // The old certificate stays in use until halfway to its expiry: peers poll the
+            // Console for the new one meanwhile, and accept claims under the old one until then.
+            const int64_t use_at = now + std::max<int64_t>(old_not_after - now, 0) / 2;
+            enf_->renewed_certificate(pem, use_at);
+            write_atomic(state_dir_ + "/enforcer.crt", pem, 0644);
+            schedule_renewal(pem, now);
+            std::lock_guard<std::mutex> lock(mu_);
+            st_.cert_renewed_at = now;
+            st_.cert_renewals++;
+            st_.cert_renewal_error.clear();
+            return;
+        } catch (const std::exception &e) {
+            error = e.what();
+        }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    renew_backoff_s_ = std::min<uint32_t>(renew_backoff_s_ ? renew_backoff_s_ * 2 : 1, 60);
+    static thread_local std::mt19937 rng{std::random_device{}()};
+    renew_at_ = now + renew_backoff_s_ / 2 +
+                std::uniform_int_distribution<uint32_t>(0, renew_backoff_s_)(rng);
+    st_.cert_next_renewal_at = renew_at_;
+    st_.cert_renewal_failures++;
+    st_.cert_renewal_error = error;
+    spdlog::error(
+        "console: certificate renewal failed ({}); retrying in {} s, the certificate "
+        "expires at {}",
+        error, renew_at_ - now, old_not_after);
 }
 
 std::optional<std::string> ConsoleSync::cached_bundle() const {
@@ -454,10 +566,20 @@ void ConsoleSync::refresh_peers() {
     w.StartArray();
     for (auto &e : d.GetArray()) {
         if (!e.IsObject() || str(e, "ID") == enforcer_id_) continue;
-        const std::string pem = str(e, "certificate");
-        if (pem.empty() || !enf_->add_peer_certificate(pem)) continue;
-        ++n;
-        w.String(pem.c_str());
+        // Every unexpired certificate of the peer: while it renews, its claims may be signed
+        // under the old or the new one (a Console without "certificates" sends only the newest).
+        std::vector<std::string> pems;
+        if (e.HasMember("certificates") && e["certificates"].IsArray()) {
+            for (auto &c : e["certificates"].GetArray())
+                if (c.IsString()) pems.emplace_back(c.GetString());
+        } else if (!str(e, "certificate").empty()) {
+            pems.push_back(str(e, "certificate"));
+        }
+        for (const std::string &pem : pems) {
+            if (!enf_->add_peer_certificate(pem)) continue;
+            ++n;
+            w.String(pem.c_str());
+        }
     }
     w.EndArray();
     if (sb.GetString() != peers_cached_) {
@@ -725,6 +847,12 @@ void ConsoleSync::loop() {
                 refresh_peers();
                 next_peers = now + cfg_.console.peer_refresh_s;
             }
+            int64_t renew_at;
+            {
+                std::lock_guard<std::mutex> lock(mu_);
+                renew_at = renew_at_;
+            }
+            if (renew_at && now >= renew_at && enf_) renew_certificate();
             if (now >= next_heartbeat) {
                 heartbeat();
                 next_heartbeat = now + cfg_.console.heartbeat_s;

@@ -35,6 +35,11 @@ struct SyncStatus {
     uint64_t batches_sent = 0, reports_sent = 0, reports_dropped = 0;
     uint64_t spool_batches = 0, spool_bytes = 0;
     uint64_t heartbeats = 0, peer_certificates = 0;
+    // Datapath certificate renewal: when the current one expires, when it was last renewed, when
+    // the next renewal (or retry) is due, and how renewals went.
+    int64_t cert_not_after = 0, cert_renewed_at = 0, cert_next_renewal_at = 0;
+    uint64_t cert_renewals = 0, cert_renewal_failures = 0;
+    std::string cert_renewal_error;  // the last failure, "" after a success
 };
 
 class ConsoleSync {
@@ -74,6 +79,13 @@ class ConsoleSync {
     bool ensure_token();
     void poll_policy();
     void refresh_peers();
+    // POST /enforcers with a CSR for the same key: the Console's re-registration, which needs
+    // proof of the current key. Due at 2/3 of the certificate's life; failures retry with
+    // back-off (1 s … 60 s, jitter) while the certificate lasts.
+    void renew_certificate();
+    // The certificate in `pem`, received at `received` (unix seconds): schedules its renewal.
+    void schedule_renewal(const std::string &pem, int64_t received);
+    std::string registration_body(std::string *error);
     void heartbeat();
     void flush_spool();
     void spool(const std::string &kind, const std::string &body, size_t reports);
@@ -106,6 +118,9 @@ class ConsoleSync {
     uint64_t batch_seq_ = 0;
     int64_t next_send_ = 0;
     uint32_t backoff_s_ = 0;
+    int64_t renew_at_ = 0;  // 0 = no certificate to renew (not enrolled)
+    uint32_t renew_backoff_s_ = 0;
+    std::vector<std::string> tags_;  // associatedTags sent with every registration
     std::atomic<bool> stop_{false};
     std::thread thread_, poll_thread_;
 };

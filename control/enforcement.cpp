@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <ctime>
 #include <fstream>
 #include <sstream>
@@ -64,6 +65,16 @@ std::string version_of(const std::string &text) {
     return "";
 }
 
+std::string hex_of(const crypto::Digest &d) {
+    static const char *k = "0123456789abcdef";
+    std::string out;
+    for (uint8_t b : d) {
+        out += k[b >> 4];
+        out += k[b & 15];
+    }
+    return out;
+}
+
 unsigned pow2_at_least(unsigned n) {
     unsigned p = 1;
     while (p < n) p <<= 1;
@@ -122,6 +133,8 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
     auto pubkey = crypto::private_key_to_pem(key_.get());  // proves the key is usable
     if (!pubkey) throw std::runtime_error("identity.key: " + pubkey.error().what());
     signer_ = std::make_unique<crypto::IdentitySigner>(std::move(key_), *ref, id.enforcer_id, so);
+    cert_st_.ref = hex_of(*ref);
+    cert_st_.not_after = info->not_after;
 
     const auto &h = cfg.handshake;
     rt_.state = &publisher_;
@@ -224,8 +237,36 @@ std::string Enforcement::apply_bundle_text(const std::string &json_text) {
         throw std::runtime_error(std::string("bundle: for enforcer ") +
                                  d["enforcerID"].GetString() + ", not " +
                                  cfg_.identity.enforcer_id);
+    // The revocation list: hex SHA-256 of each revoked certificate. A malformed one refuses the
+    // whole bundle, like any other error in it.
+    std::vector<crypto::Digest> revoked;
+    if (d.HasMember("revokedCertificates")) {
+        const auto &list = d["revokedCertificates"];
+        if (!list.IsArray()) throw std::runtime_error("bundle: revokedCertificates: not an array");
+        for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
+            crypto::Digest ref{};
+            const std::string hex = list[i].IsString() ? list[i].GetString() : "";
+            bool ok = hex.size() == 64;
+            for (size_t j = 0; ok && j < 32; ++j) {
+                auto nib = [](char c) {
+                    return c >= '0' && c <= '9'   ? c - '0'
+                           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                  : -1;
+                };
+                const int hi = nib(hex[2 * j]), lo = nib(hex[2 * j + 1]);
+                ok = hi >= 0 && lo >= 0;
+                ref[j] = static_cast<uint8_t>(hi << 4 | lo);
+            }
+            if (!ok)
+                throw std::runtime_error("bundle: revokedCertificates[" + std::to_string(i) +
+                                         "]: not a hex SHA-256");
+            revoked.push_back(ref);
+        }
+    }
     d.RemoveMember("enforcerID");
     d.RemoveMember("trustedCAs");
+    d.RemoveMember("revokedCertificates");
     rapidjson::StringBuffer sb;
     rapidjson::Writer<rapidjson::StringBuffer> w(sb);
     d.Accept(w);
@@ -234,7 +275,7 @@ std::string Enforcement::apply_bundle_text(const std::string &json_text) {
         throw std::runtime_error("bundle: expected exactly one (resolved) enforcerprofile, got " +
                                  std::to_string(set.enforcer_profiles.size()));
     const policy::EnforcerProfile profile = set.enforcer_profiles[0];
-    install(set, profile);
+    install(set, profile, &revoked);
     return set.version;
 }
 
@@ -279,6 +320,33 @@ bool Enforcement::add_peer_certificate(const std::string &pem) {
     return r.ok();
 }
 
+void Enforcement::renewed_certificate(const std::string &pem, int64_t use_at) {
+    auto cert = crypto::cert_from_pem(pem);
+    if (!cert) throw std::runtime_error("renewed certificate: " + cert.error().what());
+    const int64_t now = std::time(nullptr);
+    // Trusted, ours (same ID), and for our key: else it would sign claims nobody can verify.
+    auto r = certs_->add(cert->get(), now);
+    if (!r) throw std::runtime_error("renewed certificate: " + r.error().what());
+    crypto::PKeyPtr pub(X509_get_pubkey(cert->get()));
+    std::lock_guard<std::mutex> lock(state_mu_);
+    crypto::PKeyPtr cur(X509_get_pubkey(cert_.get()));
+    if (crypto::cert_subject_cn(cert->get()) != cfg_.identity.enforcer_id || !pub || !cur ||
+        EVP_PKEY_eq(pub.get(), cur.get()) != 1)
+        throw std::runtime_error("renewed certificate: not for this enforcer's ID and key");
+    crypto::PeerCertStore::Entry e;
+    certs_->find(*r, e);
+    next_cert_ = std::move(*cert);
+    cert_st_.next_use_at = use_at;
+    cert_st_.next_not_after = e.not_after;
+    spdlog::info("certificate renewed: {}… valid until {}, signing claims with it from {}",
+                 hex_of(*r).substr(0, 16), e.not_after, use_at);
+}
+
+CertStatus Enforcement::cert_status() const {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    return cert_st_;
+}
+
 // Frees what the next compile may need the budget for: snapshots kept only to name flow records,
 // and retired states whose RCU grace period is over. Control thread.
 void Enforcement::make_room() {
@@ -289,7 +357,8 @@ void Enforcement::make_room() {
     publisher_.reclaim();
 }
 
-void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerProfile &profile) {
+void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerProfile &profile,
+                          const std::vector<crypto::Digest> *revoked) {
     // Records made under the snapshots about to be dropped are named while those still exist.
     drain_records();
     auto ticket = budget_.acquire(kSnapshotWait, [this] { make_room(); });
@@ -311,6 +380,7 @@ void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerPr
     recent_.push_back(policy_);
     while (recent_.size() > kMaxAliveSnapshots) recent_.pop_front();
     slow_->set_policy(policy_);
+    if (revoked) set_revoked_locked(*revoked, set.version);
     // The learned addresses stay; their networks are recomputed for the new snapshot's indices.
     const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
     learner_.rebuild(policy_->hostnames(), now, policy_->version());
@@ -334,6 +404,33 @@ void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerPr
         st.prefixes_v4 + st.prefixes_v6, st.table_v4, st.table_v6, st.table_bytes / 1024,
         st.table_shared ? ", shared with the previous policy" : "", budget_.alive(),
         budget_.max_alive());
+}
+
+// The revocation list of a bundle: the peer store drops and refuses the listed certificates (the
+// slow path refuses claims signed by them), and the list goes out with the state being published,
+// so that workers refuse cached claims signed by them and cut the flows they authorized. The
+// caller holds state_mu_ and publishes next.
+void Enforcement::set_revoked_locked(const std::vector<crypto::Digest> &refs,
+                                     const std::string &bundle_version) {
+    auto list = std::make_shared<dp::RevokedCerts>();
+    list->refs = refs;
+    std::sort(list->refs.begin(), list->refs.end());
+    list->refs.erase(std::unique(list->refs.begin(), list->refs.end()), list->refs.end());
+    const size_t dropped = certs_->set_revoked(list->refs);
+    if (auto own = crypto::cert_ref(cert_.get());
+        own && std::binary_search(list->refs.begin(), list->refs.end(), *own))
+        spdlog::error(
+            "this enforcer's own certificate is on the Console's revocation list: its "
+            "peers refuse its claims (an admin must approve it to register again)");
+    if (list->refs.size() != (revoked_ ? revoked_->refs.size() : 0) || dropped)
+        spdlog::info(
+            "revocation list of bundle {}: {} certificate(s), {} dropped from the peer store",
+            bundle_version, list->refs.size(), dropped);
+    revoked_ = std::move(list);
+    std::lock_guard<std::mutex> slock(status_mu_);
+    status_.revocation_version = bundle_version;
+    status_.revocation_snapshot = policy_ ? policy_->version() : 0;
+    status_.revoked_certificates = revoked_->refs.size();
 }
 
 // Signs (or reuses) every local PU's claims and publishes policy + claims as one state. The caller
@@ -366,6 +463,7 @@ void Enforcement::publish_locked(std::shared_ptr<const dns::FqdnSet> fqdn) {
     state->policy = policy_;
     state->claims = claims_;
     state->fqdn = fqdn;
+    state->revoked = revoked_;
     state->version = ++state_version_;
     fqdn_ = std::move(fqdn);
     publisher_.publish(std::move(state));
@@ -447,6 +545,28 @@ DnsStats Enforcement::dns_stats() const {
 
 void Enforcement::tick() {
     const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
+    {
+        // A renewed certificate whose time has come: claims are re-signed under it and published
+        // (peers have had it from the Console since the renewal, and still accept the old one's
+        // claims until it expires).
+        std::lock_guard<std::mutex> lock(state_mu_);
+        if (next_cert_ && static_cast<int64_t>(now) >= cert_st_.next_use_at) {
+            auto ref = crypto::cert_ref(next_cert_.get());
+            if (ref) {
+                cert_ = std::move(next_cert_);
+                signer_->set_cert_ref(*ref);
+                cert_st_.ref = hex_of(*ref);
+                cert_st_.not_after = cert_st_.next_not_after;
+                cert_st_.switched_at = now;
+                ++cert_st_.switches;
+                spdlog::info("claims now signed under the renewed certificate {}… (valid until {})",
+                             cert_st_.ref.substr(0, 16), cert_st_.not_after);
+            }
+            next_cert_.reset();
+            cert_st_.next_use_at = cert_st_.next_not_after = 0;
+            if (policy_) publish_state();
+        }
+    }
     if (auto st = signer_->tick(now); !st) spdlog::error("key rotation: {}", st.error().what());
     // A rotated key or claims near expiry: re-sign and republish (the policy is unchanged).
     if (policy_ && signer_->current_public() != published_pub_) {

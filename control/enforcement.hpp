@@ -83,6 +83,22 @@ struct PolicyStatus {
     uint64_t table_bytes = 0;
     std::string table_v4, table_v6;
     bool table_shared = false;
+    // The Console's revocation list in force: the bundle that brought it, the snapshot version it
+    // was published with (every flow it revokes is cut once the workers have re-decided under
+    // it: policy_enforced_version >= revocation_snapshot), and how many certificates it lists.
+    std::string revocation_version;
+    uint64_t revocation_snapshot = 0;
+    uint64_t revoked_certificates = 0;
+};
+
+// The datapath certificate claims are signed under, and a renewed one waiting to take over.
+struct CertStatus {
+    std::string ref;          // hex SHA-256 of the certificate in use (the claims' cert_ref)
+    int64_t not_after = 0;    // its expiry (unix seconds)
+    int64_t switched_at = 0;  // when claims last moved to a renewed certificate, 0 = never
+    uint64_t switches = 0;    // how many times
+    int64_t next_use_at = 0;  // a renewed certificate takes over then, 0 = none waiting
+    int64_t next_not_after = 0;
 };
 
 class Enforcement {
@@ -117,6 +133,12 @@ class Enforcement {
     // Adds a peer enforcer's certificate (verified against the trust bundle). True when the
     // certificate is (now) trusted.
     bool add_peer_certificate(const std::string &pem);
+    // Any thread (the Console sync thread): a renewed datapath certificate for this enforcer's
+    // key. It is verified and known locally at once; claims are signed under it from `use_at` on
+    // (the control tick switches), so that peers fetch it from the Console while claims under the
+    // current one are still good. Throws std::runtime_error naming the problem.
+    void renewed_certificate(const std::string &pem, int64_t use_at);
+    CertStatus cert_status() const;
     bool has_policy() const { return policy_ != nullptr; }
     // The profile's flowReportInterval (seconds), 30 s before any policy.
     uint64_t report_interval_s() const { return policy_ ? policy_->flow_report_interval_s() : 30; }
@@ -145,7 +167,11 @@ class Enforcement {
     void publish_state();
     void publish_locked(std::shared_ptr<const dns::FqdnSet> fqdn);
     void on_dns_answer(const dns::DnsResponse &r, const dp::SlowJob &j);
-    void install(const policy::PolicySet &set, const policy::EnforcerProfile &profile);
+    // `revoked`: the bundle's revocation list (null: keep the one in force).
+    void install(const policy::PolicySet &set, const policy::EnforcerProfile &profile,
+                 const std::vector<crypto::Digest> *revoked = nullptr);
+    void set_revoked_locked(const std::vector<crypto::Digest> &refs,
+                            const std::string &bundle_version);
     void drain_records();
     void add_record(const dp::FlowRecordEvent &e);
     const policy::PolicySnapshot *snapshot_for(uint64_t version) const;
@@ -153,7 +179,9 @@ class Enforcement {
     config::ApplianceConfig cfg_;
     uint32_t workers_;
     crypto::PKeyPtr key_;
-    crypto::X509Ptr cert_;
+    crypto::X509Ptr cert_;       // state_mu_ (the control tick replaces it at a renewal)
+    crypto::X509Ptr next_cert_;  // state_mu_: a renewed certificate waiting for its use_at
+    CertStatus cert_st_;         // state_mu_
     std::unique_ptr<crypto::PeerCertStore> certs_;
     std::unique_ptr<crypto::IdentitySigner> signer_;
     policy::RcuPublisher<dp::EnforcerState> publisher_;
@@ -182,6 +210,7 @@ class Enforcement {
     mutable std::mutex state_mu_;
     std::vector<std::shared_ptr<const crypto::SignedClaims>> claims_;
     std::shared_ptr<const dns::FqdnSet> fqdn_;
+    std::shared_ptr<const dp::RevokedCerts> revoked_;
     dns::FqdnLearner learner_;
     bool fqdn_dirty_ = false;  // refreshed expiries not yet published
     uint32_t fqdn_next_expire_ = 0;

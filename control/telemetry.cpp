@@ -78,9 +78,9 @@ int cmd_stats(const char *, const char *, rte_tel_data *d) {
     rte_tel_data *drops = rte_tel_data_alloc();
     rte_tel_data_start_dict(drops);
     for (size_t r = 1; r < dp::kDropReasonCount; ++r)
-        rte_tel_data_add_dict_u64(
-            drops, dp::drop_reason_counter_name(static_cast<dp::DropReason>(r)),
-            sum.drops[r].get());
+        rte_tel_data_add_dict_u64(drops,
+                                  dp::drop_reason_counter_name(static_cast<dp::DropReason>(r)),
+                                  sum.drops[r].get());
     rte_tel_data_add_dict_container(d, "drops", drops, 0);
     return 0;
 }
@@ -218,8 +218,40 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
     uint64_t enforced = UINT64_MAX;
     for (const auto &w : g_app->workers)
         enforced = std::min<uint64_t>(enforced, w->identity_stats().policy_enforced.get());
-    rte_tel_data_add_dict_u64(d, "policy_enforced_version",
-                              g_app->workers.empty() ? 0 : enforced);
+    rte_tel_data_add_dict_u64(d, "policy_enforced_version", g_app->workers.empty() ? 0 : enforced);
+    // The revocation list in force (docs/console.md, "Revocation"): revocation_enforced is 1 once
+    // every worker has re-decided its flows under the state that brought it, so every flow a
+    // revoked certificate authorized is cut by then.
+    {
+        const PolicyStatus ps = e->policy_status();
+        rte_tel_data_add_dict_string(d, "revocation_version", ps.revocation_version.c_str());
+        rte_tel_data_add_dict_u64(d, "revoked_certificates", ps.revoked_certificates);
+        rte_tel_data_add_dict_u64(
+            d, "revocation_enforced",
+            !g_app->workers.empty() && enforced >= ps.revocation_snapshot ? 1 : 0);
+    }
+    // The datapath certificate claims are signed under, and its renewal (docs/control.md).
+    {
+        const CertStatus cs = e->cert_status();
+        rte_tel_data_add_dict_string(d, "certificate_ref", cs.ref.substr(0, 16).c_str());
+        rte_tel_data_add_dict_u64(d, "certificate_expires_at", static_cast<uint64_t>(cs.not_after));
+        rte_tel_data_add_dict_u64(d, "certificate_switches", cs.switches);
+        rte_tel_data_add_dict_u64(d, "certificate_switched_at",
+                                  static_cast<uint64_t>(cs.switched_at));
+        rte_tel_data_add_dict_u64(d, "certificate_next_use_at",
+                                  static_cast<uint64_t>(cs.next_use_at));
+        if (g_app->sync) {
+            const SyncStatus s = g_app->sync->status();
+            rte_tel_data_add_dict_u64(d, "certificate_renewals", s.cert_renewals);
+            rte_tel_data_add_dict_u64(d, "certificate_renewal_failures", s.cert_renewal_failures);
+            rte_tel_data_add_dict_u64(d, "certificate_renewed_at",
+                                      static_cast<uint64_t>(s.cert_renewed_at));
+            rte_tel_data_add_dict_u64(d, "certificate_next_renewal_at",
+                                      static_cast<uint64_t>(s.cert_next_renewal_at));
+            rte_tel_data_add_dict_string(d, "certificate_renewal_error",
+                                         s.cert_renewal_error.substr(0, 120).c_str());
+        }
+    }
     rte_tel_data_add_dict_u64(d, "slowpath_verified", e->slowpath().verified());
     rte_tel_data_add_dict_u64(d, "slowpath_refused", e->slowpath().refused());
     rte_tel_data_add_dict_u64(d, "slowpath_keys", e->slowpath().keys());

@@ -49,6 +49,8 @@ const char *to_string(ClaimsReason r) noexcept {
             return "bad signature";
         case ClaimsReason::Internal:
             return "internal error";
+        case ClaimsReason::CertificateRevoked:
+            return "certificate revoked";
     }
     return "?";
 }

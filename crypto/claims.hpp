@@ -55,7 +55,8 @@ enum class ClaimsReason : uint8_t {
     CertificateExpired,  // the signing certificate's notAfter has passed
     EnforcerMismatch,    // enforcer ID differs from the certificate's subject CN
     BadSignature,
-    Internal,  // OpenSSL failure while verifying (not the peer's fault)
+    Internal,            // OpenSSL failure while verifying (not the peer's fault)
+    CertificateRevoked,  // the signing certificate is on the Console's revocation list
 };
 const char *to_string(ClaimsReason r) noexcept;
 

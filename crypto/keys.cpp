@@ -135,7 +135,7 @@ Status IdentitySigner::tick(uint32_t now) {
         if (!s) return s;
     }
     for (auto &[pu, sc] : by_pu_) {
-        if (sc->claims.ephemeral_pub != current_->pub ||
+        if (sc->claims.ephemeral_pub != current_->pub || sc->claims.cert_ref != cert_ref_ ||
             sc->claims.expires_at <= now + opt_.resign_margin) {
             auto r = sign_locked(pu, sc->claims.tags, now);
             if (!r) return r.error();
@@ -176,7 +176,7 @@ Result<std::shared_ptr<const SignedClaims>> IdentitySigner::claims_for(
     if (it != by_pu_.end() && current_ && now - rotated_at_ < opt_.rotation_period) {
         const SignedClaims &sc = *it->second;
         if (sc.claims.tags == tags && sc.claims.ephemeral_pub == current_->pub &&
-            sc.claims.expires_at > now + opt_.resign_margin)
+            sc.claims.cert_ref == cert_ref_ && sc.claims.expires_at > now + opt_.resign_margin)
             return it->second;
     }
     auto r = sign_locked(pu_id, std::move(tags), now);
@@ -211,6 +211,16 @@ Result<std::array<uint8_t, 32>> IdentitySigner::session_key(const X25519Public &
                                   : derive_session_key(*shared, peer_pub, local_pub);
     OPENSSL_cleanse(shared->data(), shared->size());
     return k;
+}
+
+void IdentitySigner::set_cert_ref(const Digest &ref) {
+    std::lock_guard lk(mu_);
+    cert_ref_ = ref;
+}
+
+Digest IdentitySigner::cert_ref() const {
+    std::lock_guard lk(mu_);
+    return cert_ref_;
 }
 
 X25519Public IdentitySigner::current_public() const {

@@ -95,6 +95,11 @@ class IdentitySigner {
                                                 const X25519Public &peer_pub,
                                                 Role local_role) const;
 
+    // A renewed certificate (same long-term key): claims signed from now on carry its reference;
+    // tick() and claims_for() re-sign every PU whose blob names another.
+    void set_cert_ref(const Digest &ref);
+    Digest cert_ref() const;
+
     X25519Public current_public() const;
     uint64_t signatures() const;  // how many ECDSA signs so far (tests assert caching)
 

@@ -275,11 +275,15 @@ Result<X509Ptr> sign_enforcer_csr(const CertAuthority &ca, X509_REQ *csr, const 
     bool ok = name && X509_NAME_add_entry(name, X509_NAME_get_entry(subj, idx), -1, 0) == 1 &&
               X509_set_subject_name(cert.get(), name) == 1;
     X509_NAME_free(name);
+    // Without an explicit start the certificate is valid from 5 minutes ago (clock skew) until
+    // `validity` from now: a one-minute certificate (tests) really lives a minute.
     int64_t nb = opt.not_before_unix >= 0 ? opt.not_before_unix : now_unix() - 300;
+    const std::chrono::seconds life =
+        opt.not_before_unix >= 0 ? opt.validity : opt.validity + std::chrono::seconds(300);
     const char *ku =
         opt.omit_digital_signature ? "critical,keyAgreement" : "critical,digitalSignature";
     ok = ok && X509_set_version(cert.get(), 2) && set_serial(cert.get(), opt.serial) &&
-         set_validity(cert.get(), nb, opt.validity) &&
+         set_validity(cert.get(), nb, life) &&
          X509_set_issuer_name(cert.get(), X509_get_subject_name(ca.cert.get())) &&
          X509_set_pubkey(cert.get(), pub.get()) &&
          add_ext(cert.get(), ca.cert.get(), NID_basic_constraints,

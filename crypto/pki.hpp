@@ -72,8 +72,10 @@ Result<X509ReqPtr> csr_from_pem(std::string_view pem);
 
 struct IssueOptions {
     std::chrono::seconds validity{std::chrono::hours(24 * 30)};
-    int64_t not_before_unix = -1;  // -1 = now (minus 5 minutes of clock-skew allowance)
-    uint64_t serial = 0;           // 0 = random 63-bit serial
+    // -1 = now minus 5 minutes of clock-skew allowance, and notAfter = now + validity; else
+    // notAfter = not_before_unix + validity.
+    int64_t not_before_unix = -1;
+    uint64_t serial = 0;  // 0 = random 63-bit serial
     // Tests only: issue certificates that violate the profile, to prove the verifier rejects them.
     bool omit_digital_signature = false;
     bool make_ca = false;

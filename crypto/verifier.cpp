@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -22,6 +23,9 @@ Result<Digest> PeerCertStore::add(X509 *cert, int64_t now) {
     auto info = trust_.verify_enforcer_cert(cert, now);
     if (!info) return info.error();
     std::unique_lock lk(mu_);
+    if (std::binary_search(revoked_.begin(), revoked_.end(), info->ref))
+        return Error{Errc::InvalidArgument,
+                     "certificate of " + info->enforcer_id + " is revoked (revocation list)"};
     Entry &e = by_ref_[info->ref];
     e.enforcer_id = info->enforcer_id;
     e.not_after = info->not_after;
@@ -52,6 +56,21 @@ bool PeerCertStore::find(const Digest &ref, Entry &out) const {
     if (it == by_ref_.end()) return false;
     out = it->second;
     return true;
+}
+
+size_t PeerCertStore::set_revoked(std::vector<Digest> refs) {
+    std::sort(refs.begin(), refs.end());
+    refs.erase(std::unique(refs.begin(), refs.end()), refs.end());
+    std::unique_lock lk(mu_);
+    size_t dropped = 0;
+    for (const Digest &r : refs) dropped += by_ref_.erase(r);
+    revoked_ = std::move(refs);
+    return dropped;
+}
+
+bool PeerCertStore::revoked(const Digest &ref) const {
+    std::shared_lock lk(mu_);
+    return std::binary_search(revoked_.begin(), revoked_.end(), ref);
 }
 
 // --- VerifiedClaims ------------------------------------------------------------------------------
@@ -100,6 +119,8 @@ ClaimsReason ClaimsVerifier::verify(std::span<const uint8_t> blob, uint32_t now,
     Digest ref;
     std::memcpy(ref.data(), v.cert_ref.data(), 32);
     PeerCertStore::Entry cert;
+    if (certs_.revoked(ref))
+        return say(ClaimsReason::CertificateRevoked, who + ": signing certificate revoked");
     if (!certs_.find(ref, cert))
         return say(ClaimsReason::UnknownCertificate, who + ": signing certificate unknown");
     if (cert.not_after <= static_cast<int64_t>(now))

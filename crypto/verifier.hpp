@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "crypto/bytes.hpp"
 #include "crypto/cache.hpp"
@@ -30,7 +31,8 @@ class PeerCertStore {
   public:
     explicit PeerCertStore(TrustStore trust);
 
-    // Verifies and adds; returns the certificate reference. Re-adding is a no-op.
+    // Verifies and adds; returns the certificate reference. Re-adding is a no-op; a revoked
+    // certificate is refused.
     Result<Digest> add(X509 *cert, int64_t now_unix);
     Result<Digest> add_pem(std::string_view pem, int64_t now_unix);
     Result<Digest> add_der(std::span<const uint8_t> der, int64_t now_unix);
@@ -44,10 +46,17 @@ class PeerCertStore {
     // A copy (cheap: shared key) so the caller holds no lock while verifying.
     bool find(const Digest &ref, Entry &out) const;
 
+    // The revocation list in force (the Console's, from the bundle): replaces the previous one,
+    // drops the listed certificates from the store and refuses them from now on. Returns how
+    // many certificates were dropped.
+    size_t set_revoked(std::vector<Digest> refs);
+    bool revoked(const Digest &ref) const;
+
   private:
     TrustStore trust_;
     mutable std::shared_mutex mu_;
     std::map<Digest, Entry> by_ref_;
+    std::vector<Digest> revoked_;  // sorted
 };
 
 // A verified claims blob, self-contained and fixed-size so it can live in a FixedCache.
@@ -62,6 +71,8 @@ class VerifiedClaims {
     X25519Public ephemeral_pub() const noexcept;
     uint32_t issued_at() const noexcept { return issued_at_; }
     uint32_t expires_at() const noexcept { return expires_at_; }  // min(claims, certificate)
+    // SHA-256 of the signing certificate (the claims' cert_ref), in the blob.
+    const uint8_t *cert_ref() const noexcept { return blob_.data() + 44; }
 
     // Fills from a decoded view of `blob` (copied here); used by the verifier and by the local
     // side for its own blobs.

@@ -24,9 +24,9 @@ using policy::Verdict;
 
 namespace {
 
-constexpr uint8_t kParked = 1;        // Flow::parked: waiting for the slow path
-constexpr uint8_t kInBatch = 2;       // Flow::parked: an HMAC batch op of this burst is pending
-constexpr uint32_t kPlainPeerS = 60;  // a server without enforcer is remembered this long
+constexpr uint8_t kParked = 1;         // Flow::parked: waiting for the slow path
+constexpr uint8_t kInBatch = 2;        // Flow::parked: an HMAC batch op of this burst is pending
+constexpr uint32_t kPlainPeerS = 60;   // a server without enforcer is remembered this long
 constexpr uint32_t kConfirmKeepS = 3;  // B answers late proofs with its confirmation this long
 
 bool is_syn(const PacketView &v) {
@@ -713,15 +713,23 @@ WireStatus Worker::token_of(const Pkt &k, crypto::wire::TokenView &tok) const {
 const PeerIdentity *Worker::verified_peer(Pkt &k, const crypto::wire::TokenView &tok, uint64_t &key,
                                           bool reset_peer_side) {
     const PeerIdentity *peer = lookup_peer(k, tok.claims, key);
-    if (!peer || peer->status == crypto::ClaimsReason::Ok) return peer;
+    if (!peer) return nullptr;
+    // Claims signed by a revoked certificate are refused, also when verified (and cached) before
+    // the revocation list said so.
+    DropReason why = DropReason::ClaimsInvalid;
+    if (peer->status == crypto::ClaimsReason::Ok) {
+        if (!st_->cert_revoked(peer->claims.cert_ref())) return peer;
+        why = DropReason::CertificateRevoked;
+    } else if (peer->status == crypto::ClaimsReason::CertificateRevoked) {
+        why = DropReason::CertificateRevoked;
+    }
     Flow &f = flows_.at(k.pos);
-    record(k, f, policy::Decision{}, DropReason::ClaimsInvalid, nullptr,
-           static_cast<uint8_t>(peer->status));
+    record(k, f, policy::Decision{}, why, nullptr, static_cast<uint8_t>(peer->status));
     if (k.v.proto == kProtoUdp) {
         set_peer(f, nullptr);
         udp_reject(k, tok.nonce, true);
     } else {
-        reject_tcp(k, reset_peer_side, DropReason::ClaimsInvalid);
+        reject_tcp(k, reset_peer_side, why);
     }
     return nullptr;
 }
@@ -906,8 +914,9 @@ void Worker::client_syn_state(Pkt &k) {
     if (k.arrival == kInside) {
         if (is_syn(k.v)) {  // retransmission: the same nonce, the current claims
             const crypto::SignedClaims *c = st_->claims_of(x.local_pu);
-            const DropReason why = c ? add_identity(k, MsgType::Syn, x.client_nonce, c->blob, nullptr)
-                                     : DropReason::NoSessionKey;
+            const DropReason why =
+                c ? add_identity(k, MsgType::Syn, x.client_nonce, c->blob, nullptr)
+                  : DropReason::NoSessionKey;
             if (why != DropReason::None) {
                 drop(k, why);
                 return;
@@ -1051,9 +1060,8 @@ void Worker::allowed_tcp_from_outside(Pkt &k) {
     Flow &f = flows_.at(k.pos);
     if (is_syn(k.v)) ids_.syns_on_open_flow.add();  // answered by the host's challenge ACK
     crypto::wire::TcpOptionView ov;
-    const WireStatus ws = k.v.opt.exp_off
-                              ? crypto::wire::find_tcp_option(tcp_options(k.m, k.v), ov)
-                              : WireStatus::NotPresent;
+    const WireStatus ws = k.v.opt.exp_off ? crypto::wire::find_tcp_option(tcp_options(k.m, k.v), ov)
+                                          : WireStatus::NotPresent;
     if (ws == WireStatus::NotPresent) {
         forward(k);
         return;
@@ -1334,8 +1342,12 @@ void Worker::reevaluate(uint32_t budget) {
             f.local_side == f.init_side ? Direction::kOutgoing : Direction::kIncoming;
         const uint16_t port = f.init_side == kSideA ? key.pb : key.pa;
         policy::Decision d;
+        DropReason cut = DropReason::PolicyCut;
         const PeerIdentity *pid = f.peer;  // pinned for the flow's life, whatever its age
-        if (pid) {
+        if (pid && st_->cert_revoked(pid->claims.cert_ref())) {
+            // The peer's certificate was revoked: cut whatever the rules say.
+            cut = DropReason::CertificateRevoked;
+        } else if (pid) {
             if (pid->tags.snapshot_version() != pol.version()) {
                 // Needs the new snapshot's tag IDs from the slow path (one job per identity, not
                 // per flow); the sweep comes back for it as soon as the answer is in.
@@ -1358,7 +1370,7 @@ void Worker::reevaluate(uint32_t budget) {
             d = decide_by_address(pu, dir, peer, key.family, key.proto, port);
         }
         f.decided_version = pol.version();
-        if (d.action == Verdict::kAccept) continue;
+        if (d.action == Verdict::kAccept && cut == DropReason::PolicyCut) continue;
         // Revoked: cut the connection both ways.
         f.auth = Auth::kRejected;
         ids_.flows_cut.add();
@@ -1401,7 +1413,7 @@ void Worker::reevaluate(uint32_t budget) {
         k.pos = pos;
         k.v.family = key.family;
         k.v.proto = key.proto;
-        record(k, f, d, DropReason::PolicyCut, pid);
+        record(k, f, d, cut, pid);
     }
     if (reeval_cursor_ >= cap) {
         if (reeval_incomplete_) {

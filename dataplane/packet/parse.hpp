@@ -49,7 +49,8 @@ namespace segwire::dp {
     X(HandshakeExpired, "handshake-expired")              \
     X(NoSessionKey, "no-session-key")                     \
     X(PolicyCut, "policy-cut")                            \
-    X(UdpControl, "udp-control-stale")
+    X(UdpControl, "udp-control-stale")                    \
+    X(CertificateRevoked, "certificate-revoked")
 
 enum class DropReason : uint8_t {
 #define X(name, text) name,

@@ -582,18 +582,24 @@ class ConsoleBed(IdentityBed):
 
     def console_get(self, path):
         """GET on the Console API as an operator would (a reader's app credential -> token -> curl)."""
-        if not getattr(self, "_token", None):
-            cred = json.loads(Path(self.appcred("tester", "reader")).read_text())
+        return json.loads(self.console_request("GET", path, role="reader")[1] or "null")
+
+    def console_request(self, method, path, role="reader"):
+        """(HTTP status, body text) of a Console API call made with a `role` app credential."""
+        tokens = self.__dict__.setdefault("_tokens", {})
+        w = self.workdir
+        if role not in tokens:
+            cred = json.loads(Path(self.appcred(f"tester-{role}", role)).read_text())
             import base64
-            for field, name in (("certificate", "t.crt"), ("certificateKey", "t.key"), ("certificateAuthority", "t.ca")):
-                (self.workdir / name).write_bytes(base64.b64decode(cred[field]))
-            w = self.workdir
-            r = self.mgmt.run(f"curl -sS --cacert {w}/t.ca --cert {w}/t.crt --key {w}/t.key -X POST "
-                              f"{self.console_url}/issue -d '{{\"realm\":\"Certificate\",\"validity\":\"1h\"}}'")
-            self._token = json.loads(r.stdout)["token"]
-        r = self.mgmt.run(f"curl -sS --cacert {self.workdir}/t.ca -H 'Authorization: Bearer {self._token}' "
-                          f"'{self.console_url}{path}'")
-        return json.loads(r.stdout)
+            for field, name in (("certificate", "crt"), ("certificateKey", "key"), ("certificateAuthority", "ca")):
+                (w / f"t-{role}.{name}").write_bytes(base64.b64decode(cred[field]))
+            r = self.mgmt.run(f"curl -sS --cacert {w}/t-{role}.ca --cert {w}/t-{role}.crt --key {w}/t-{role}.key "
+                              f"-X POST {self.console_url}/issue -d '{{\"realm\":\"Certificate\",\"validity\":\"1h\"}}'")
+            tokens[role] = json.loads(r.stdout)["token"]
+        r = self.mgmt.run(f"curl -sS -w '\\n%{{http_code}}' -X {method} --cacert {w}/t-{role}.ca "
+                          f"-H 'Authorization: Bearer {tokens[role]}' '{self.console_url}{path}'")
+        body, _, status = r.stdout.rpartition("\n")
+        return int(status), body
 
     def close(self):
         try:

@@ -154,8 +154,11 @@ CsrInfo ConsolePki::parse_csr(const std::string &csr_pem, const std::string &fie
     return info;
 }
 
-std::string ConsolePki::sign_csr(const CsrInfo &csr, const std::string &field) const {
-    auto cert = crypto::sign_enforcer_csr(ca_, csr.csr.get());
+std::string ConsolePki::sign_csr(const CsrInfo &csr, const std::string &field,
+                                 std::chrono::seconds validity) const {
+    crypto::IssueOptions opt;
+    opt.validity = validity;
+    auto cert = crypto::sign_enforcer_csr(ca_, csr.csr.get(), opt);
     if (!cert) throw ConsoleError(422, field + ": " + cert.error().message, field);
     return unwrap(crypto::cert_to_pem(cert->get()), "certificate PEM");
 }

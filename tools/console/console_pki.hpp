@@ -9,6 +9,7 @@
 // only certificates that chain to the app-credential CA.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -48,8 +49,10 @@ class ConsolePki {
     // Parses a CSR PEM and checks its self-signature. Throws ConsoleError 422 naming `field`.
     CsrInfo parse_csr(const std::string &csr_pem, const std::string &field) const;
     // Signs a parsed CSR into a datapath certificate PEM with the Console CA
-    // (crypto::sign_enforcer_csr: CN = ID, clientAuth, 30 days). 422 naming `field` when unusable.
-    std::string sign_csr(const CsrInfo &csr, const std::string &field) const;
+    // (crypto::sign_enforcer_csr: CN = ID, clientAuth, valid for `validity` from now; serve's
+    // --cert-validity, 24 h by default). 422 naming `field` when unusable.
+    std::string sign_csr(const CsrInfo &csr, const std::string &field,
+                         std::chrono::seconds validity = std::chrono::hours(24)) const;
 
   private:
     crypto::CertAuthority ca_, appcred_ca_;

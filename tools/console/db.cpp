@@ -26,6 +26,21 @@ CREATE TABLE IF NOT EXISTS enforcers(id TEXT PRIMARY KEY, name TEXT NOT NULL, ta
                                      certificate TEXT NOT NULL, registered INTEGER NOT NULL,
                                      last_seen INTEGER, status TEXT, stats TEXT,
                                      policy_error TEXT);
+-- Every datapath certificate issued to a registered enforcer (renewals add one each), kept until
+-- a month after it expired: revoking an enforcer lists them all, since a flow authorized by an
+-- older certificate may still be open. ref = hex SHA-256 of the DER (the claims' cert_ref).
+CREATE TABLE IF NOT EXISTS enforcer_certs(ref TEXT PRIMARY KEY, enforcer_id TEXT NOT NULL,
+                                          pem TEXT NOT NULL, not_after INTEGER NOT NULL,
+                                          issued INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS enforcer_certs_id ON enforcer_certs(enforcer_id);
+-- The revocation list every bundle carries (revokedCertificates), kept until a month after each
+-- certificate expired.
+CREATE TABLE IF NOT EXISTS revoked_certs(ref TEXT PRIMARY KEY, enforcer_id TEXT NOT NULL,
+                                         not_after INTEGER NOT NULL, revoked INTEGER NOT NULL);
+-- Enforcer IDs revoked by an admin: registering one again needs an admin's approval, whatever
+-- the caller's realm (its app credential alone is not enough).
+CREATE TABLE IF NOT EXISTS revoked_enforcers(enforcer_id TEXT PRIMARY KEY, revoked INTEGER NOT NULL,
+                                             actor TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS report_batches(kind TEXT NOT NULL, enforcer_id TEXT NOT NULL,
                                           batch_id TEXT NOT NULL, count INTEGER NOT NULL,
                                           received INTEGER NOT NULL,

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <set>
+#include <ctime>
+
+#include <openssl/x509.h>
 
 #include "config/policy/profile.hpp"
 #include "tools/console/audit.hpp"
@@ -71,8 +74,16 @@ std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view
             "csr");
     // Proof and first-registration rules are checked again inside the transaction below; this
     // early look only avoids signing a certificate that would be thrown away.
+    bool revoked_id = false;
     auto check_proof = [&](const std::optional<EnforcerRecord> &cur, bool approved) {
         if (!cur) {
+            if (revoked_id && !approved)
+                throw ConsoleError(403,
+                                   "enforcer " + r.id +
+                                       " was revoked: registering it again needs an admin's "
+                                       "approval (POST /enforcers/" +
+                                       r.id + "/approval, or segwire-console enforcer approve)",
+                                   "approval");
             if (caller.realm != "Certificate" && !cloud_auto_register && !approved)
                 throw ConsoleError(403,
                                    "first registration of enforcer " + r.id + " by a " +
@@ -105,17 +116,33 @@ std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view
         s.bind(1, r.id);
         return s.step();
     };
+    auto is_revoked = [&] {
+        Stmt s(db_, "SELECT 1 FROM revoked_enforcers WHERE enforcer_id = ?");
+        s.bind(1, r.id);
+        return s.step();
+    };
     {
         std::optional<EnforcerRecord> cur = find(r.id);
         bool ok;
         {
             std::lock_guard lock(db_.mutex());
             ok = approved();
+            revoked_id = is_revoked();
         }
         check_proof(cur, ok);
     }
-    r.certificate = pki_.sign_csr(csr, "csr");
+    r.certificate = pki_.sign_csr(csr, "csr", std::chrono::seconds(cert_validity_));
     r.registered = now_unix();
+    std::string ref;
+    int64_t not_after = 0;
+    {
+        auto c = crypto::cert_from_pem(r.certificate);
+        if (!c) throw ConsoleError(500, "issued certificate does not parse");
+        ref = cert_fingerprint(c->get());
+        auto nb = X509_get0_notAfter(c->get());
+        struct tm tm {};
+        if (ASN1_TIME_to_tm(nb, &tm) == 1) not_after = timegm(&tm);
+    }
 
     rapidjson::StringBuffer tb;
     JsonWriter tw(tb);
@@ -134,13 +161,30 @@ std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view
             s.bind(1, r.id);
             std::optional<EnforcerRecord> cur;
             if (s.step()) cur = read_row(s);
+            revoked_id = is_revoked();
             check_proof(cur, approved());
             existed = cur.has_value();
         }
-        {
-            Stmt s(db_, "DELETE FROM approvals WHERE enforcer_id = ?");  // used up
+        for (const char *sql : {"DELETE FROM approvals WHERE enforcer_id = ?",  // used up
+                                "DELETE FROM revoked_enforcers WHERE enforcer_id = ?"}) {
+            if (existed) break;
+            Stmt s(db_, sql);
             s.bind(1, r.id);
             s.step();
+        }
+        {
+            // Every certificate issued is kept (revoking the enforcer lists them all); those
+            // expired for longer than the retention are forgotten here.
+            Stmt p(db_, "DELETE FROM enforcer_certs WHERE not_after < ?");
+            p.bind(1, r.registered - kRevocationRetention);
+            p.step();
+            Stmt c(
+                db_,
+                "INSERT OR REPLACE INTO enforcer_certs(ref, enforcer_id, pem, not_after, issued) "
+                "VALUES(?, ?, ?, ?, ?)");
+            c.bind(1, ref).bind(2, r.id).bind(3, r.certificate).bind(4, not_after);
+            c.bind(5, r.registered);
+            c.step();
         }
         Stmt s(db_,
                "INSERT INTO enforcers(id, name, tags, certificate, registered) "
@@ -221,16 +265,83 @@ std::string EnforcerRegistry::to_json(const EnforcerRecord &r) {
     return std::string(buf.GetString(), buf.GetSize());
 }
 
-void EnforcerRegistry::remove(const std::string &id, const Actor &actor) {
+size_t EnforcerRegistry::revoke(const std::string &id, const Actor &actor) {
     std::lock_guard lock(db_.mutex());
     Tx tx(db_);
-    Stmt s(db_, "DELETE FROM enforcers WHERE id = ?");
-    s.bind(1, id);
-    s.step();
-    if (db_.changes() == 0)
-        throw ConsoleError(404, "enforcer \"" + id + "\" is not registered", "ID");
-    append_audit(db_, actor, {"delete", "enforcers", id, "{}"});
+    const int64_t now = now_unix();
+    std::string current;
+    {
+        Stmt s(db_, "SELECT certificate FROM enforcers WHERE id = ?");
+        s.bind(1, id);
+        if (!s.step()) throw ConsoleError(404, "enforcer \"" + id + "\" is not registered", "ID");
+        current = s.text(0);
+    }
+    // Every certificate ever issued to it: a flow authorized by an older one may still be open.
+    std::vector<std::pair<std::string, int64_t>> certs;
+    {
+        Stmt s(db_, "SELECT ref, not_after FROM enforcer_certs WHERE enforcer_id = ?");
+        s.bind(1, id);
+        while (s.step()) certs.emplace_back(s.text(0), s.i64(1));
+    }
+    if (auto c = crypto::cert_from_pem(current)) {
+        // Registered before certificates were recorded: its current one at least.
+        struct tm tm {};
+        int64_t na = ASN1_TIME_to_tm(X509_get0_notAfter(c->get()), &tm) == 1 ? timegm(&tm) : now;
+        certs.emplace_back(cert_fingerprint(c->get()), na);
+    }
+    for (const auto &[ref, not_after] : certs) {
+        Stmt s(db_,
+               "INSERT OR IGNORE INTO revoked_certs(ref, enforcer_id, not_after, revoked) "
+               "VALUES(?, ?, ?, ?)");
+        s.bind(1, ref).bind(2, id).bind(3, not_after).bind(4, now);
+        s.step();
+    }
+    for (const char *sql :
+         {"DELETE FROM enforcers WHERE id = ?", "DELETE FROM enforcer_certs WHERE enforcer_id = ?",
+          "DELETE FROM approvals WHERE enforcer_id = ?"}) {
+        Stmt s(db_, sql);
+        s.bind(1, id);
+        s.step();
+    }
+    {
+        Stmt s(db_,
+               "INSERT OR REPLACE INTO revoked_enforcers(enforcer_id, revoked, actor) "
+               "VALUES(?, ?, ?)");
+        s.bind(1, id).bind(2, now).bind(3, actor.who);
+        s.step();
+    }
+    {
+        Stmt s(db_, "DELETE FROM revoked_certs WHERE not_after < ?");
+        s.bind(1, now - kRevocationRetention);
+        s.step();
+    }
+    db_.set_meta("revocation_seq", std::to_string(std::stoll(db_.meta("revocation_seq", "0")) + 1));
+    rapidjson::StringBuffer db;
+    JsonWriter dw(db);
+    dw.StartObject();
+    std::vector<std::string> refs;
+    for (const auto &c : certs) refs.push_back(c.first);
+    std::sort(refs.begin(), refs.end());
+    refs.erase(std::unique(refs.begin(), refs.end()), refs.end());
+    write_strings(dw, "revokedCertificates", refs);
+    dw.EndObject();
+    append_audit(db_, actor,
+                 {"revoke", "enforcers", id, std::string(db.GetString(), db.GetSize())});
     tx.commit();
+    return refs.size();
+}
+
+std::vector<std::string> EnforcerRegistry::revoked_refs_locked() {
+    std::vector<std::string> out;
+    Stmt s(db_, "SELECT ref FROM revoked_certs WHERE not_after >= ? ORDER BY ref");
+    s.bind(1, now_unix() - kRevocationRetention);
+    while (s.step()) out.push_back(s.text(0));
+    return out;
+}
+
+std::vector<std::string> EnforcerRegistry::revoked_refs() {
+    std::lock_guard lock(db_.mutex());
+    return revoked_refs_locked();
 }
 
 void EnforcerRegistry::approve(const std::string &id, const Actor &actor) {
@@ -248,6 +359,17 @@ void EnforcerRegistry::approve(const std::string &id, const Actor &actor) {
     s.step();
     append_audit(db_, actor, {"approve", "enforcers", id, "{}"});
     tx.commit();
+}
+
+std::vector<std::string> EnforcerRegistry::certificates_of(const std::string &id) {
+    std::vector<std::string> out;
+    std::lock_guard lock(db_.mutex());
+    Stmt s(db_,
+           "SELECT pem FROM enforcer_certs WHERE enforcer_id = ? AND not_after > ? "
+           "ORDER BY issued, not_after");
+    s.bind(1, id).bind(2, now_unix());
+    while (s.step()) out.push_back(s.text(0));
+    return out;
 }
 
 std::string EnforcerRegistry::list_json(bool peers_only) {
@@ -270,6 +392,9 @@ std::string EnforcerRegistry::list_json(bool peers_only) {
         write_string(w, "ID", all[i].id);
         write_string(w, "name", all[i].name);
         write_string(w, "certificate", all[i].certificate);
+        // Every certificate of the enforcer that has not expired (oldest first): peers accept
+        // claims signed under the old one until it expires while the enforcer renews.
+        write_strings(w, "certificates", certificates_of(all[i].id));
         w.EndObject();
         out += std::string(buf.GetString(), buf.GetSize());
     }
@@ -373,7 +498,7 @@ const policy::EnforcerProfile &resolve_enforcer_profile(const policy::PolicySet 
 }
 
 std::string render_bundle(const policy::PolicySet &set, uint64_t version, const EnforcerRecord &r,
-                          const std::string &ca_pem) {
+                          const std::string &ca_pem, const std::vector<std::string> &revoked) {
     policy::EnforcerProfile profile = resolve_enforcer_profile(set, r);
     if (std::find(profile.trusted_cas.begin(), profile.trusted_cas.end(), ca_pem) ==
         profile.trusted_cas.end())
@@ -388,6 +513,9 @@ std::string render_bundle(const policy::PolicySet &set, uint64_t version, const 
     rapidjson::Value cas(rapidjson::kArrayType);
     cas.PushBack(rapidjson::Value(ca_pem.c_str(), a), a);
     doc.AddMember("trustedCAs", cas, a);
+    rapidjson::Value rev(rapidjson::kArrayType);
+    for (const auto &ref : revoked) rev.PushBack(rapidjson::Value(ref.c_str(), a), a);
+    doc.AddMember("revokedCertificates", rev, a);
     return console::to_json(doc);
 }
 

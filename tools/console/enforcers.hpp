@@ -33,7 +33,9 @@ struct EnforcerRecord {
 
 class EnforcerRegistry {
   public:
-    EnforcerRegistry(Db &db, const ConsolePki &pki) : db_(db), pki_(pki) {}
+    // `cert_validity`: how long the datapath certificates it signs live (serve --cert-validity).
+    EnforcerRegistry(Db &db, const ConsolePki &pki, int64_t cert_validity = 24 * 3600)
+        : db_(db), pki_(pki), cert_validity_(cert_validity) {}
 
     // POST /enforcers {name, associatedTags, csr}. The enforcer ID is the CSR's subject CN (the
     // enforcer chose it with crypto::create_csr, and its certificate and claims carry it), and it
@@ -48,9 +50,17 @@ class EnforcerRegistry {
                                                   const std::string &tls_cert_sha256,
                                                   bool cloud_auto_register);
 
-    // DELETE /enforcers/:id (admin): forgets the enforcer, so its ID needs a first registration
-    // again. 404 when unknown.
-    void remove(const std::string &id, const Actor &actor);
+    // DELETE /enforcers/:id (admin) and `segwire-console enforcer revoke`: every certificate ever
+    // issued to the enforcer goes on the revocation list (revoked_refs(), carried in every
+    // bundle), the enforcer is forgotten, and its ID needs an admin's approval to register again
+    // (whatever the realm). Bumps meta "revocation_seq", which the server turns into a new policy
+    // version (a CLI revoke too). 404 when unknown. Returns how many certificates were listed.
+    size_t revoke(const std::string &id, const Actor &actor);
+    // The revocation list: hex SHA-256 (the claims' cert_ref) of every revoked certificate that
+    // expired less than kRevocationRetention ago, sorted. Call with the database mutex held.
+    std::vector<std::string> revoked_refs_locked();
+    std::vector<std::string> revoked_refs();
+    static constexpr int64_t kRevocationRetention = 30 * 24 * 3600;
     // POST /enforcers/:id/approval (admin) and `segwire-console enforcer approve`: allows one
     // first registration of `id` by a cloud identity.
     void approve(const std::string &id, const Actor &actor);
@@ -59,6 +69,8 @@ class EnforcerRegistry {
     EnforcerRecord require(const std::string &id);  // 404 ConsoleError when unknown
     // `peers_only`: ID, name and certificate only (what an enforcer needs of its peers).
     std::string list_json(bool peers_only = false);
+    // PEMs of the enforcer's certificates that have not expired, oldest first.
+    std::vector<std::string> certificates_of(const std::string &id);
     std::string to_json(const EnforcerRecord &r);
 
     // POST /enforcers/:id/heartbeat {status, stats}; stats.lastPolicyError (an object) is kept as
@@ -68,6 +80,7 @@ class EnforcerRegistry {
   private:
     Db &db_;
     const ConsolePki &pki_;
+    int64_t cert_validity_;
 };
 
 // The tags profile mappings match an enforcer on: its associatedTags plus $identity=enforcer,
@@ -86,8 +99,9 @@ const policy::EnforcerProfile &resolve_enforcer_profile(const policy::PolicySet 
 
 // GET /enforcers/:id/policy: serialize_policy_set of the set with enforcerprofiles = [the resolved
 // profile, its trustedCAs extended with the Console CA], version = `version`, plus top-level
-// "enforcerID" and "trustedCAs".
+// "enforcerID", "trustedCAs" and
+// "revokedCertificates": `revoked` (hex SHA-256 of each revoked certificate, sorted).
 std::string render_bundle(const policy::PolicySet &set, uint64_t version, const EnforcerRecord &r,
-                          const std::string &ca_pem);
+                          const std::string &ca_pem, const std::vector<std::string> &revoked = {});
 
 }  // namespace segwire::console

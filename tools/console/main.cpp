@@ -40,6 +40,7 @@ namespace {
 constexpr const char *kUsage = R"(usage:
   segwire-console serve --data DIR [--policy DIR] [--listen HOST:PORT]
                         [--ca-cert FILE --ca-key FILE] [--token-validity DURATION]
+                        [--cert-validity DURATION]
                         [--aws-accounts IDS --aws-audience AUD --aws-enforcer-id RULE
                          [--aws-roles ARN-PATTERNS] [--aws-endpoint URL] [--aws-region R]]
                         [--gcp-jwks FILE|URL --gcp-audience AUD --gcp-enforcer-id RULE
@@ -53,6 +54,7 @@ constexpr const char *kUsage = R"(usage:
   segwire-console appcred list --data DIR
   segwire-console appcred revoke --data DIR --id ID
   segwire-console enforcer approve --data DIR --id ID
+  segwire-console enforcer revoke --data DIR --id ID
   segwire-console audit --data DIR [--since RFC3339|UNIX] [--who W] [--kind K] [--id ID]
   segwire-console flows --data DIR [--since RFC3339|UNIX]
 )";
@@ -119,6 +121,7 @@ int cmd_serve(int argc, char **argv) {
                         "--ca-cert",
                         "--ca-key",
                         "--token-validity",
+                        "--cert-validity",
                         "--aws-accounts",
                         "--aws-roles",
                         "--aws-audience",
@@ -171,6 +174,17 @@ int cmd_serve(int argc, char **argv) {
             return 2;
         }
         s.token_validity = static_cast<int64_t>(secs);
+    }
+    if (o.count("--cert-validity")) {
+        uint64_t secs = 0;
+        std::string problem;
+        if (!segwire::policy::parse_duration_seconds(o["--cert-validity"], &secs, &problem) ||
+            secs < 60 || secs > 365ull * 24 * 3600) {
+            std::fprintf(stderr, "segwire-console: --cert-validity: %s\n",
+                         problem.empty() ? "between 1m and 8760h" : problem.c_str());
+            return 2;
+        }
+        s.cert_validity = static_cast<int64_t>(secs);
     }
     auto abs = [&](const char *flag) {
         return o.count(flag) ? std::filesystem::absolute(o[flag]).string() : std::string();
@@ -322,7 +336,8 @@ int cmd_appcred(int argc, char **argv) {
 
 int cmd_enforcer(int argc, char **argv) {
     std::map<std::string, std::string> o;
-    if (argc < 3 || std::strcmp(argv[2], "approve") != 0) {
+    const bool revoke = argc >= 3 && std::strcmp(argv[2], "revoke") == 0;
+    if (argc < 3 || (!revoke && std::strcmp(argv[2], "approve") != 0)) {
         std::fprintf(stderr, "%s", kUsage);
         return 2;
     }
@@ -331,6 +346,15 @@ int cmd_enforcer(int argc, char **argv) {
         return 2;
     Db db(o["--data"] + "/console.db");
     ConsolePki pki = ConsolePki::load_or_create(o["--data"], db.meta("ca_cert"), db.meta("ca_key"));
+    if (revoke) {
+        // A running server notices within a second and serves a new policy version.
+        size_t n = EnforcerRegistry(db, pki).revoke(o["--id"], cli_actor());
+        std::fprintf(stderr,
+                     "enforcer %s revoked: %zu certificate(s) on the revocation list; registering "
+                     "it again needs `segwire-console enforcer approve`\n",
+                     o["--id"].c_str(), n);
+        return 0;
+    }
     EnforcerRegistry(db, pki).approve(o["--id"], cli_actor());
     std::fprintf(stderr, "enforcer %s approved for one first registration\n", o["--id"].c_str());
     return 0;

@@ -318,6 +318,29 @@ void PolicyStore::commit_locked(PolicySet cand, const void *seeds_ptr, const Act
     cv_.notify_all();
 }
 
+bool PolicyStore::bump_version(const std::function<bool()> &in_tx) {
+    std::lock_guard wl(write_mu_);
+    uint64_t next;
+    {
+        std::lock_guard lock(mu_);
+        next = version_ + 1;
+    }
+    {
+        std::lock_guard dblock(db_.mutex());
+        Tx tx(db_);
+        if (!in_tx()) return false;
+        db_.set_meta("policy_version", std::to_string(next));
+        tx.commit();
+    }
+    std::lock_guard lock(mu_);
+    auto set = std::make_shared<PolicySet>(*current_);
+    set->version = std::to_string(next);
+    current_ = std::move(set);
+    version_ = next;
+    cv_.notify_all();
+    return true;
+}
+
 size_t PolicyStore::load_dir(const std::string &dir, const Actor &actor) {
     PolicySet d;
     try {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -78,6 +79,12 @@ class PolicyStore {
     std::string get_namespace(uint64_t *revision = nullptr) const;
     std::string put_namespace(std::string_view body, const Actor &actor = Actor::system("api"),
                               std::optional<uint64_t> if_match = std::nullopt);
+
+    // A new version with the same objects: what every bundle carries besides the objects (the
+    // revocation list) changed. `in_tx` runs inside the version's transaction, with the database
+    // mutex held, so the change and its version are one commit; it returns false when nothing
+    // changed after all (no new version then). Wakes the long-polls.
+    bool bump_version(const std::function<bool()> &in_tx);
 
   private:
     using Key = std::pair<std::string, std::string>;  // (kind, id); the namespace is ns/ns

@@ -6,6 +6,8 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <optional>
 #include <cstdio>
 #include <thread>
@@ -111,7 +113,7 @@ class Console {
           pki_(ConsolePki::load_or_create(opt.data_dir, opt.ca_cert, opt.ca_key)),
           signer_(make_signer(opt.data_dir)),
           store_(db_),
-          enforcers_(db_, pki_),
+          enforcers_(db_, pki_, opt.cert_validity),
           gcp_("GCPIdentityToken", opt.realms.gcp.jwks, opt.realms.gcp.audience,
                opt.realms.cloud_ca),
           azure_("AzureIdentityToken", opt.realms.azure.jwks, opt.realms.azure.audience,
@@ -129,6 +131,18 @@ class Console {
     }
 
     void install(httplib::Server &svr);
+
+    // A revocation (API, or the CLI writing the database while the server runs) gets a new
+    // policy version, so every enforcer's long-poll returns at once with the new list. Called
+    // after an API revoke, at start and every second (the CLI's). True when a version was made.
+    bool apply_revocations() {
+        return store_.bump_version([&] {
+            const std::string seq = db_.meta("revocation_seq", "0");
+            if (seq == db_.meta("revocation_seq_applied", "0")) return false;
+            db_.set_meta("revocation_seq_applied", seq);
+            return true;
+        });
+    }
 
   private:
     static TokenSigner make_signer(const std::string &dir) {
@@ -374,7 +388,8 @@ void Console::policy_bundle(const httplib::Request &req, httplib::Response &res)
             return;
         }
     }
-    std::string body = render_bundle(*snap.set, snap.version, r, pki_.ca_pem());
+    std::string body =
+        render_bundle(*snap.set, snap.version, r, pki_.ca_pem(), enforcers_.revoked_refs());
     res.set_header("ETag", etag(snap.version));
     send_json(res, 200, body);
 }
@@ -532,8 +547,12 @@ void Console::install(httplib::Server &svr) {
             }));
     svr.Delete("/enforcers/([^/]+)", guarded([this, admin](auto &req, auto &res) {
                    Caller c = admin(req);
-                   enforcers_.remove(req.matches[1], actor_of(c));
-                   spdlog::info("enforcer {} deleted by {}", req.matches[1].str(), c.sub);
+                   size_t n = enforcers_.revoke(req.matches[1], actor_of(c));
+                   apply_revocations();
+                   spdlog::info(
+                       "enforcer {} revoked by {}: {} certificate(s) on the revocation "
+                       "list, policy version {}",
+                       req.matches[1].str(), c.sub, n, store_.snapshot().version);
                    res.status = 204;
                }));
     svr.Post("/enforcers/([^/]+)/approval", guarded([this, admin](auto &req, auto &res) {
@@ -694,6 +713,23 @@ int run_server(const ServerOptions &opt) {
         console->db().set_meta("tls_ca", opt.tls_ca);
     }
 
+    if (console->apply_revocations())
+        spdlog::info("revocations made while the server was down: policy version {}",
+                     console->store().snapshot().version);
+    std::atomic<bool> stopping{false};
+    std::thread revocations([&] {
+        // `segwire-console enforcer revoke` writes the database directly: noticed within 1 s.
+        while (!stopping.load()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(250));
+            try {
+                if (console->apply_revocations())
+                    spdlog::info("revocation list changed: policy version {}",
+                                 console->store().snapshot().version);
+            } catch (const std::exception &e) {
+                spdlog::error("revocation check: {}", e.what());
+            }
+        }
+    });
     std::thread signals([&] {
         for (;;) {
             int sig = 0;
@@ -722,6 +758,8 @@ int run_server(const ServerOptions &opt) {
         pthread_kill(signals.native_handle(), SIGTERM);
     }
     signals.join();
+    stopping.store(true);
+    revocations.join();
     return ok ? 0 : 1;
 }
 

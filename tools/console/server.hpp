@@ -20,7 +20,8 @@ struct ServerOptions {
     // trust for it; or, without them, extra subjectAltNames for the generated certificate.
     std::string tls_cert, tls_key, tls_ca;
     std::vector<std::string> tls_sans;
-    int64_t token_validity = 3600;  // seconds, when POST /issue gives none
+    int64_t token_validity = 3600;      // seconds, when POST /issue gives none
+    int64_t cert_validity = 24 * 3600;  // datapath certificates (--cert-validity, >= 60 s)
     // Cloud login realms (off unless configured) and whether their identities may register an
     // ID for the first time without an admin's approval.
     Realms realms;

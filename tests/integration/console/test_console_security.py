@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from console_harness import CONSOLE, Console, b64url, jwt_payload, make_csr, register, run
+from console_harness import CONSOLE, Console, b64url, jwt_payload, make_csr, register, run, wait_until
 
 APPLIANCE = ["role=appliance", "site=dc1"]
 RULESET = {"name": "evil", "subject": [["app=shop"]],
@@ -203,9 +203,74 @@ def test_reregistration_with_the_current_key_or_certificate(console, admin, enf_
     # The old key proves nothing any more.
     status, _, err = register(console, enf_a, "enf-a", APPLIANCE, key=key_a)
     assert status == 403 and err["field"] == "csr", err
-    # After an admin deletes the enforcer, its credential may register afresh.
+    # After an admin deletes (revokes) the enforcer and approves its ID again, its credential
+    # may register afresh.
     assert console.request("DELETE", "/enforcers/enf-a", token=admin)[0] == 204
+    assert console.request("POST", "/enforcers/enf-a/approval", token=admin)[0] == 204
     assert register(console, enf_a, "enf-a", APPLIANCE)[0] == 201
+
+
+# ---- revocation ----------------------------------------------------------------------------------
+
+def cert_ref(pem):
+    """Hex SHA-256 of a certificate's DER: the claims' cert_ref, what a revocation list holds."""
+    der = subprocess.run(["openssl", "x509", "-outform", "DER"], input=pem.encode(),
+                         capture_output=True, check=True).stdout
+    import hashlib
+    return hashlib.sha256(der).hexdigest()
+
+
+def bundle(console, token, enforcer_id):
+    status, headers, body = console.request("GET", f"/enforcers/{enforcer_id}/policy", token=token)
+    assert status == 200, body
+    return body
+
+
+def test_revoked_enforcer_is_on_every_bundles_list_and_cannot_simply_register_again(
+        console, admin, enf_a, enf_b):
+    # enf-b renews twice (same key): three certificates, any of which may still authorize a flow.
+    key_b = console.workdir / "enf-b.key"
+    certs = [console.request("GET", "/enforcers/enf-b", token=admin)[2]["certificate"]]
+    for _ in range(2):
+        status, _, body = register(console, enf_b, "enf-b", APPLIANCE, key=key_b)
+        assert status == 200, body
+        certs.append(body["certificate"])
+    before = bundle(console, enf_a, "enf-a")
+    assert before["revokedCertificates"] == []
+    peers = console.request("GET", "/enforcers", token=enf_a)[2]
+    listed = next(p for p in peers if p["ID"] == "enf-b")["certificates"]
+    assert [cert_ref(c) for c in listed] == [cert_ref(c) for c in certs]
+
+    # An enforcer cannot revoke a peer; the admin can.
+    assert console.request("DELETE", "/enforcers/enf-b", token=enf_a)[0] == 403
+    assert console.request("DELETE", "/enforcers/enf-b", token=admin)[0] == 204
+    after = bundle(console, enf_a, "enf-a")
+    assert int(after["version"]) > int(before["version"]), "a revocation is a new version"
+    assert after["revokedCertificates"] == sorted(cert_ref(c) for c in certs)
+    assert "enf-b" not in [p["ID"] for p in console.request("GET", "/enforcers", token=enf_a)[2]]
+
+    # Its still-valid credential cannot just register it again: that needs an admin's approval.
+    status, _, err = register(console, enf_b, "enf-b", APPLIANCE, key=key_b)
+    assert status == 403 and err["field"] == "approval" and "revoked" in err["error"], err
+    assert console.request("POST", "/enforcers/enf-b/approval", token=admin)[0] == 204
+    status, _, body = register(console, enf_b, "enf-b", APPLIANCE)
+    assert status == 201, body
+    assert cert_ref(body["certificate"]) not in bundle(console, enf_a, "enf-a")["revokedCertificates"]
+    log = console.request("GET", "/auditlogs?kind=enforcers&ID=enf-b", token=admin)[2]
+    revoked = next(e for e in log if e["action"] == "revoke")
+    assert revoked["detail"]["revokedCertificates"] == sorted(cert_ref(c) for c in certs)
+
+
+def test_cli_revoke_reaches_a_running_console_s_bundles(console, admin, enf_a, enf_b):
+    version = int(bundle(console, enf_a, "enf-a")["version"])
+    cert_b = console.request("GET", "/enforcers/enf-b", token=admin)[2]["certificate"]
+    p = run([str(CONSOLE), "enforcer", "revoke", "--data", str(console.data), "--id", "enf-b"])
+    assert "1 certificate(s)" in p.stderr, p.stderr
+    got = wait_until(lambda: (b := bundle(console, enf_a, "enf-a")) and int(b["version"]) > version and b)
+    assert got and got["revokedCertificates"] == [cert_ref(cert_b)], got
+    p = subprocess.run([str(CONSOLE), "enforcer", "revoke", "--data", str(console.data), "--id", "enf-b"],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "not registered" in p.stderr
 
 
 # ---- app credentials: revocation, and never a datapath certificate ------------------------------
@@ -622,7 +687,7 @@ def test_every_write_is_audited_append_only(console, admin, reader):
                      (ops_sub, "revoke", "appcreds", cred["ID"]),
                      (ops_sub, "approve", "enforcers", "enf-z"),
                      (jwt_payload(enf)["sub"], "register", "enforcers", "enf-z"),
-                     (ops_sub, "delete", "enforcers", "enf-z")]:
+                     (ops_sub, "revoke", "enforcers", "enf-z")]:
         assert expected in got, (expected, got)
     replaced = next(e for e in log if e["action"] == "replace" and e["ID"] == nid)
     assert replaced["detail"]["entries"] == ["198.51.100.0/25"] and replaced["revision"] > 0

@@ -269,14 +269,20 @@ TEST_F(StoreTest, ProfileCandidatesAgreeWithResolveAndBundleParses) {
     EXPECT_EQ(profile_candidates(*snap.set, tags), std::vector<std::string>{"shop-appliance"});
 
     const std::string ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-    std::string bundle = render_bundle(*snap.set, snap.version, r, ca);
+    const std::string ref(64, 'a');
+    std::string bundle = render_bundle(*snap.set, snap.version, r, ca, {ref});
     rapidjson::Document d;
     d.Parse(bundle.c_str());
     ASSERT_FALSE(d.HasParseError());
     EXPECT_STREQ(d["enforcerID"].GetString(), "enf-1");
     EXPECT_EQ(d["version"].GetString(), std::to_string(snap.version));
-    // The model's parser accepts the bundle once the top-level trust copy is taken out.
+    ASSERT_TRUE(d["revokedCertificates"].IsArray());
+    ASSERT_EQ(d["revokedCertificates"].Size(), 1u);
+    EXPECT_EQ(d["revokedCertificates"][0].GetString(), ref);
+    // The model's parser accepts the bundle once the top-level trust copy and the revocation
+    // list are taken out (what the enforcer does).
     d.RemoveMember("trustedCAs");
+    d.RemoveMember("revokedCertificates");
     policy::PolicySet parsed = policy::parse_policy_set(to_json(d));
     ASSERT_EQ(parsed.enforcer_profiles.size(), 1u);
     EXPECT_EQ(parsed.enforcer_profiles[0].trusted_cas.back(), ca);

@@ -126,6 +126,27 @@ TEST_F(ClaimsTest, ExpiredSigningCertificate) {
     EXPECT_EQ(ver.verify(*blob, now + 300, vc), ClaimsReason::CertificateExpired);
 }
 
+TEST_F(ClaimsTest, RevokedCertificateIsDroppedAndRefused) {
+    uint32_t now = now32();
+    auto blob = signed_blob(sample_claims(a_, now));
+    ClaimsVerifier ver(*certs_);
+    VerifiedClaims vc;
+    ASSERT_EQ(ver.verify(blob, now, vc), ClaimsReason::Ok);
+    Digest ref;
+    std::memcpy(ref.data(), vc.cert_ref(), 32);
+    EXPECT_EQ(ref, *cert_ref(a_.cert.get())) << "cert_ref() reads the claims' reference";
+    EXPECT_EQ(certs_->set_revoked({ref}), 1u);
+    std::string detail;
+    EXPECT_EQ(ver.verify(blob, now, vc, &detail), ClaimsReason::CertificateRevoked) << detail;
+    PeerCertStore::Entry e;
+    EXPECT_FALSE(certs_->find(ref, e)) << "dropped from the store";
+    EXPECT_FALSE(certs_->add(a_.cert.get(), now).ok()) << "and never re-admitted";
+    // A later list without it (the Console no longer lists it): admitted again.
+    EXPECT_EQ(certs_->set_revoked({}), 0u);
+    ASSERT_TRUE(certs_->add(a_.cert.get(), now).ok());
+    EXPECT_EQ(ver.verify(blob, now, vc), ClaimsReason::Ok);
+}
+
 TEST_F(ClaimsTest, AnyFlippedBitIsRejected) {
     uint32_t now = now32();
     auto blob = signed_blob(sample_claims(a_, now));
@@ -187,7 +208,7 @@ TEST_F(ClaimsTest, EveryStructuralRejection) {
               ClaimsReason::LengthMismatch);
     ASSERT_NE(detail, nullptr);
     EXPECT_STRNE(detail, "ok");
-    for (int r = 0; r <= static_cast<int>(ClaimsReason::Internal); ++r)
+    for (int r = 0; r <= static_cast<int>(ClaimsReason::CertificateRevoked); ++r)
         EXPECT_STRNE(to_string(static_cast<ClaimsReason>(r)), "?");
 }
 
