@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed import ConsoleBed, lab_policy, probe, probe_server, wait_for
+from testbed import ConsoleBed, Holder, lab_policy, probe, probe_server, wait_for
 
 NETPROBE = Path(__file__).resolve().parent / "netprobe.py"
 PORT_HOLD, PORT_NEW, PORT_UDP = 7300, 7301, 7302
@@ -50,31 +50,6 @@ def bed():
             probe_server(b.server, f"echo-server --port {port}")
         probe_server(b.server, f"udp-echo --port {PORT_UDP} --bind 0.0.0.0")
         yield b
-
-
-class Holder:
-    """One long-lived TCP connection that does a round trip each time it is told to."""
-
-    def __init__(self, bed, port, count):
-        self.p = bed.client.popen(f"python3 -u {NETPROBE} hold --host {bed.SERVER4} --port {port} "
-                                  f"--count {count} --stepped --timeout 10", stdin=subprocess.PIPE)
-        assert json.loads(self.p.stdout.readline())["connected"]
-        self.count = count
-
-    def step(self):
-        if self.p.poll() is not None:
-            out, err = self.p.communicate()
-            raise AssertionError(f"the long-lived connection ended: {self.p.returncode} {out} {err}")
-        self.p.stdin.write("\n")
-        self.p.stdin.flush()
-
-    def finish(self):
-        try:
-            self.step()
-        except (AssertionError, BrokenPipeError):
-            pass
-        out, err = self.p.communicate(timeout=60)
-        return self.p.returncode, out, err
 
 
 class UdpSteps:

@@ -7,15 +7,12 @@ both sides (A by its outgoing rules, B by its incoming rules).
 """
 import json
 import signal
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from testbed import IdentityBed, lab_policy, probe_server, wait_for
+from testbed import Holder, IdentityBed, lab_policy, probe_server, wait_for
 
-NETPROBE = Path(__file__).resolve().parent / "netprobe.py"
 PORT_OLD, PORT_YOUNG = 7100, 7101
 ROTATION = {"handshake": {"key_rotation_s": 10}}
 
@@ -38,25 +35,6 @@ def bed():
         for port in (PORT_OLD, PORT_YOUNG):
             probe_server(b.server, f"echo-server --port {port}")
         yield b
-
-
-class Holder:
-    """One long-lived connection that does a round trip each time it is told to."""
-
-    def __init__(self, bed, port, count):
-        self.p = bed.client.popen(f"python3 -u {NETPROBE} hold --host {bed.SERVER4} --port {port} "
-                                  f"--count {count} --stepped --timeout 10", stdin=subprocess.PIPE)
-        assert json.loads(self.p.stdout.readline())["connected"]
-        self.count = count
-
-    def step(self):
-        self.p.stdin.write("\n")
-        self.p.stdin.flush()
-
-    def finish(self):
-        self.step()
-        out, err = self.p.communicate(timeout=30)
-        return self.p.returncode, out, err
 
 
 def assert_cut(holder):

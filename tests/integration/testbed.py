@@ -341,6 +341,32 @@ class TapBed(Bed):
 PROBE = Path(__file__).resolve().parent / "netprobe.py"
 
 
+class Holder:
+    """One long-lived TCP connection that does a round trip each time it is told to."""
+
+    def __init__(self, bed, port, count):
+        self.p = bed.client.popen(f"python3 -u {PROBE} hold --host {bed.SERVER4} --port {port} "
+                                  f"--count {count} --stepped --timeout 10", stdin=subprocess.PIPE)
+        assert json.loads(self.p.stdout.readline())["connected"]
+        self.count = count
+
+    def step(self):
+        if self.p.poll() is not None:
+            out, err = self.p.communicate()
+            raise AssertionError(f"the long-lived connection ended: {self.p.returncode} {out} {err}")
+        self.p.stdin.write("\n")
+        self.p.stdin.flush()
+
+    def finish(self):
+        try:
+            self.step()
+        except (AssertionError, BrokenPipeError):
+            pass
+        out, err = self.p.communicate(timeout=60)
+        return self.p.returncode, out, err
+
+
+
 def probe(ns, args, timeout=120):
     """Runs a netprobe client in `ns` and returns its JSON report."""
     r = ns.run(f"python3 {PROBE} {args}", timeout=timeout)
