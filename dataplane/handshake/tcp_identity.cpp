@@ -963,7 +963,7 @@ void Worker::client_syn_state(Pkt &k) {
     uint64_t key;
     const PeerIdentity *peer = verified_peer(k, tok, key, true);
     if (!peer) return;
-    client_check_synack(k, BatchOp::kClientCheckSynAck, peer, key, tok.nonce);
+    client_check_synack(k, BatchOp::kClientCheckSynAck, peer, tok.nonce);
 }
 
 // Both MACs of a handshake into this burst's HMAC batch; the packet waits for finish_batch().
@@ -985,14 +985,13 @@ void Worker::queue_macs(Pkt &k, BatchOp::Op op, const PeerIdentity *peer, const 
 
 // Client role (TCP or UDP), a SYN-ACK whose claims are verified: with the session key, MAC_sa is
 // checked in the batch, and the outgoing rules decide on the server's port (the SYN-ACK's source).
-void Worker::client_check_synack(Pkt &k, BatchOp::Op op, const PeerIdentity *peer, uint64_t key,
+void Worker::client_check_synack(Pkt &k, BatchOp::Op op, const PeerIdentity *peer,
                                  const uint8_t server_nonce[16]) {
     Flow &f = flows_.at(k.pos);
     HandshakeCtx &x = hs_[f.hs];
     const crypto::HmacKey *hk =
         session_key(k, x.local_pub, peer->claims.ephemeral_pub(), crypto::Role::Client);
     if (!hk) return;
-    (void)key;
     set_peer(f, peer);
     std::memcpy(x.server_nonce, server_nonce, 16);
     x.server_hash = peer->claims.hash();

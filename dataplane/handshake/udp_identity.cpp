@@ -192,8 +192,8 @@ void Worker::udp_restart(Pkt &k) {
 void Worker::udp_reject(Pkt &k, const uint8_t nonce[16], bool to_source) {
     Flow &f = flows_.at(k.pos);
     uint8_t body[crypto::wire::kUdpRejectLen];
-    const size_t bl = crypto::wire::write_udp_reject(
-        body, f.peer ? kRejectPolicy : kRejectClaims, std::span<const uint8_t, 16>(nonce, 16));
+    const size_t bl = crypto::wire::write_udp_reject(body, f.peer ? kRejectPolicy : kRejectClaims,
+                                                     std::span<const uint8_t, 16>(nonce, 16));
     if (bl && udp_send_ctl(k, to_source, {body, bl}, 0, false)) ids_.udp_rejects_sent.add();
     udp_refused(k);
 }
@@ -397,7 +397,7 @@ void Worker::udp_client_syn_state(Pkt &k) {
     uint64_t key;
     const PeerIdentity *peer = verified_peer(k, tok, key, false);
     if (!peer) return;
-    client_check_synack(k, BatchOp::kUdpClientCheckSynAck, peer, key, tok.nonce);
+    client_check_synack(k, BatchOp::kUdpClientCheckSynAck, peer, tok.nonce);
 }
 
 void Worker::udp_server_synack_state(Pkt &k) {

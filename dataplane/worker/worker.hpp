@@ -201,7 +201,7 @@ class Worker {
                            const policy::Decision &d, uint32_t pu);
     void queue_macs(Pkt &k, BatchOp::Op op, const PeerIdentity *peer, const policy::Decision &d,
                     const crypto::HmacKey &hk);
-    void client_check_synack(Pkt &k, BatchOp::Op op, const PeerIdentity *peer, uint64_t key,
+    void client_check_synack(Pkt &k, BatchOp::Op op, const PeerIdentity *peer,
                              const uint8_t server_nonce[16]);
     void finish_batch();
     void finish_op(BatchOp &op);
@@ -225,7 +225,7 @@ class Worker {
     const crypto::HmacKey *session_key(Pkt &k, const crypto::X25519Public &local_pub,
                                        const crypto::X25519Public &peer_pub, crypto::Role role);
     DropReason add_identity(Pkt &k, crypto::wire::MsgType type, const uint8_t nonce[16],
-                      std::span<const uint8_t> claims, const uint8_t *mac);
+                            std::span<const uint8_t> claims, const uint8_t *mac);
     bool strip_identity(Pkt &k, size_t token_len);
     bool add_ack_proof(Pkt &k, const uint8_t *mac);
     bool scrub_identity(Pkt &k, const crypto::wire::TcpOptionView &ov);
