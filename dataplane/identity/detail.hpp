@@ -85,6 +85,7 @@ class Ctx {
     }
     bool retag_pending() noexcept { return use(Field::kRetagPending, 1, fx_.retag_pending); }
     bool acks_seen() noexcept { return use(Field::kAcksSeen, 1, fx_.acks_seen); }
+    bool peer_revoked() noexcept { return use(Field::kPeerRevoked, 1, fx_.peer_revoked); }
 
     // ---- answers (read only after ask() returned true) ----
     const Answers &ans() const noexcept { return fx_.answers; }
@@ -259,6 +260,11 @@ enum class Proto : uint8_t { kTcp, kUdp, kOther };
 bool gates(Ctx &c) noexcept;
 // decide_without_identity: the peer's address decides (external-network ACL).
 void acl_decision(Ctx &c, PuFrom pu, DirFrom dir, PortFrom port, Proto p) noexcept;
+// scrub_identity(): segwire's option (and on a SYN or SYN-ACK its token) off a TCP packet for a
+// host. False: the packet was dropped (or the step waits for the edit).
+bool scrub(Ctx &c) noexcept;
+// scrub_if_marked(): scrub() for a packet that may carry the option.
+bool scrub_if_marked(Ctx &c) noexcept;
 // reject_tcp: RSTs (as configured), flow rejected, held dropped, context freed, packet dropped.
 void reject_tcp(Ctx &c, bool reset_peer_side, DropReason why) noexcept;
 // reevaluate(): one authorized flow under a new snapshot.

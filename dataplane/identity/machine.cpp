@@ -228,6 +228,8 @@ const char *name(Field f) noexcept {
             return "retag_pending";
         case Field::kAcksSeen:
             return "acks_seen";
+        case Field::kPeerRevoked:
+            return "peer_revoked";
         case Field::kClassify:
             return "classify";
         case Field::kManagedTcp:
@@ -276,6 +278,33 @@ bool gates(Ctx &c) noexcept {
     return false;
 }
 
+bool scrub(Ctx &c) noexcept {
+    // (The worker tests the SYN flag first; tests without side effects may go in any order, and
+    // testing the option type first keeps segments that cannot carry a token on one path.)
+    const bool with_token = (c.opt_is(TcpOpt::kSyn) || c.opt_is(TcpOpt::kSynAck)) && c.syn_flag();
+    if (with_token && !c.token_ok()) {
+        c.drop(DropReason::TokenMalformed);
+        return false;
+    }
+    if (!c.ask(need_edit(with_token ? Edit::kStripWithToken : Edit::kStrip))) return false;
+    if (!c.edit_ok()) {
+        c.drop(DropReason::TokenMalformed);
+        return false;
+    }
+    c.stripped();
+    c.count(Counter::options_scrubbed);
+    return true;
+}
+
+bool scrub_if_marked(Ctx &c) noexcept {
+    if (!c.opt_present()) return true;
+    if (c.opt_is(TcpOpt::kMalformed)) {
+        c.drop(DropReason::TokenMalformed);
+        return false;
+    }
+    return scrub(c);
+}
+
 void reject_tcp(Ctx &c, bool reset_peer_side, DropReason why) noexcept {
     if (c.reject_with_rst()) {
         c.act(Act::kRst, Ctx::u8(To::kInitiator));
@@ -298,6 +327,9 @@ static void apply_acl_verdict(Ctx &c, Proto p) noexcept {
         c.act(Act::kFreeHs);
         c.count(Counter::authorized);
         c.act(Act::kReleaseHeld);
+        // A TCP segment from a peer decided by address may still carry segwire's option (a proof
+        // for a flow this enforcer forgot): hosts never see it.
+        if (p == Proto::kTcp && c.outside() && !scrub_if_marked(c)) return;
         c.forward();
         return;
     }
@@ -333,7 +365,12 @@ void reevaluate(Ctx &c, Proto p) noexcept {
     if (!c.ask(need(NeedKind::kLocalPu))) return;
     if (!c.local_pu_is(LocalPuAnswer::kFound)) return;  // no PU, or an ignored one
     bool accept;
-    if (c.has_peer()) {  // pinned for the flow's life, whatever its age
+    DropReason cut = DropReason::PolicyCut;
+    if (c.has_peer() && c.peer_revoked()) {
+        // The peer's certificate was revoked: cut whatever the rules say.
+        cut = DropReason::CertificateRevoked;
+        accept = false;
+    } else if (c.has_peer()) {  // pinned for the flow's life, whatever its age
         if (!c.peer_tags_current()) {
             // The slow path maps the identity's tags to the new snapshot (one job per identity);
             // the sweep comes back for the flow once the answer is in.
@@ -354,8 +391,11 @@ void reevaluate(Ctx &c, Proto p) noexcept {
     // Revoked: cut the connection both ways.
     c.set_auth(Auth::kRejected);
     c.count(Counter::flows_cut);
+    c.act(Act::kDropHeld, Ctx::u8(DropReason::PolicyCut));
+    c.act(Act::kFreeHs);
     if (p == Proto::kTcp && c.acks_seen()) c.act(Act::kCutRsts);
-    c.record(DropReason::PolicyCut, DecisionFrom::kDecided, PeerFrom::kFlow);
+    c.record(cut, cut == DropReason::PolicyCut ? DecisionFrom::kDecided : DecisionFrom::kEmpty,
+             PeerFrom::kFlow);
 }
 
 void expire(Ctx &c) noexcept {

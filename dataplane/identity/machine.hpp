@@ -182,6 +182,8 @@ enum class PeerAnswer : uint8_t {
     kRefused,   // cached refusal (the identity carries the ClaimsReason)
     kMiss,      // not cached: the slow path must verify it
     kStale,     // cached, verified, tags of an older snapshot: the slow path must re-tag it
+    kRevoked,   // refused because the certificate that signed the claims is revoked (whether
+                // the slow path said so or the Console's revocation list came later)
     kCount
 };
 enum class ConfirmationAnswer : uint8_t {
@@ -253,6 +255,7 @@ enum class Field : uint8_t {
     kPeerTagsCurrent,
     kRetagPending,
     kAcksSeen,
+    kPeerRevoked,
     // Answers
     kClassify,
     kManagedTcp,
@@ -306,6 +309,7 @@ struct Facts {
     bool peer_tags_current = false;  // the pinned peer's tags are the current snapshot's
     bool retag_pending = false;      // a retag job for the pinned peer is in flight
     bool acks_seen = false;          // TCP: both hosts' ACK numbers are known (for RSTs)
+    bool peer_revoked = false;       // the pinned peer's certificate is on the revocation list
 
     Answers answers;
     Trace *trace = nullptr;  // tests: record every branch taken

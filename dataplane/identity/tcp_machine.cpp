@@ -21,25 +21,8 @@ void acl(Ctx &c, PuFrom pu, DirFrom dir) {
     detail::acl_decision(c, pu, dir, PortFrom::kResponder, Proto::kTcp);
 }
 
-// scrub_identity(): segwire's option (and on a SYN or SYN-ACK its token) off a packet for a host.
-// False: the packet was dropped (or the step waits for the edit).
-bool scrub(Ctx &c) {
-    // (The worker tests the SYN flag first; tests without side effects may go in any order, and
-    // testing the option type first keeps segments that cannot carry a token on one path.)
-    const bool with_token = (c.opt_is(TcpOpt::kSyn) || c.opt_is(TcpOpt::kSynAck)) && c.syn_flag();
-    if (with_token && !c.token_ok()) {
-        c.drop(DropReason::TokenMalformed);
-        return false;
-    }
-    if (!c.ask(detail::need_edit(with_token ? Edit::kStripWithToken : Edit::kStrip))) return false;
-    if (!c.edit_ok()) {
-        c.drop(DropReason::TokenMalformed);
-        return false;
-    }
-    c.stripped();
-    c.count(Counter::options_scrubbed);
-    return true;
-}
+using detail::scrub;
+using detail::scrub_if_marked;
 
 // Strip option and token from a retransmitted SYN or SYN-ACK and forward it.
 void strip_and_forward(Ctx &c) {
@@ -66,11 +49,14 @@ bool verified_peer(Ctx &c, bool reset_peer_side) {
             c.park(Job::kRetag);
             return false;
         case PeerAnswer::kRefused:
+        case PeerAnswer::kRevoked:
         case PeerAnswer::kCount:
             break;
     }
-    c.record(DropReason::ClaimsInvalid, DecisionFrom::kEmpty, PeerFrom::kNone);
-    detail::reject_tcp(c, reset_peer_side, DropReason::ClaimsInvalid);
+    const DropReason why = c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked
+                                                            : DropReason::ClaimsInvalid;
+    c.record(why, DecisionFrom::kEmpty, PeerFrom::kNone);
+    detail::reject_tcp(c, reset_peer_side, why);
     return false;
 }
 
@@ -157,7 +143,7 @@ void client_syn(Ctx &c) {
     }
     if (c.is_rst()) {  // the server refused (or a peer enforcer rejected us)
         c.act(Act::kRestart);
-        c.forward();
+        if (scrub_if_marked(c)) c.forward();
         return;
     }
     if (!c.is_synack()) {
@@ -192,7 +178,7 @@ void client_ack(Ctx &c) {
     }
     if (c.is_rst()) {  // the server, or B refusing us, ended the connection
         c.act(Act::kRestart);
-        c.forward();
+        if (scrub_if_marked(c)) c.forward();
         return;
     }
     if (c.is_synack()) {  // retransmitted SYN-ACK: our client lost the first one
@@ -393,14 +379,14 @@ void server_synack(Ctx &c) {
         c.drop(DropReason::MacMismatch);
         return;
     }
-    c.act(Act::kSendConfirm, 0);
-    c.act(Act::kStoreConfirmation);
     if (!c.ask(detail::need_edit(Edit::kStrip))) return;
     if (!c.edit_ok()) {
         c.drop(DropReason::TokenMalformed);
         return;
     }
     c.stripped();
+    c.act(Act::kSendConfirm, 0);  // only once authorized: A stops proving when it gets this
+    c.act(Act::kStoreConfirmation);
     c.count(Counter::ack_proofs_verified);
     c.count(Counter::authorized);
     c.set_auth(Auth::kAllowed);

@@ -60,10 +60,13 @@ bool verified_peer(Ctx &c) {
             c.park(Job::kRetag);
             return false;
         case PeerAnswer::kRefused:
+        case PeerAnswer::kRevoked:
         case PeerAnswer::kCount:
             break;
     }
-    c.record(DropReason::ClaimsInvalid, DecisionFrom::kEmpty, PeerFrom::kNone);
+    c.record(c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked
+                                              : DropReason::ClaimsInvalid,
+             DecisionFrom::kEmpty, PeerFrom::kNone);
     c.act(Act::kSetPeer, u8v(PeerFrom::kNone));
     reject(c, 0);
     return false;
@@ -171,11 +174,7 @@ void server_syn(Ctx &c, PuFrom pu) {
 
 // udp_send_reset(): a datagram from a managed peer for a flow without state: RESET and hold it.
 void send_reset(Ctx &c, PuFrom pu) {
-    if (!c.hs_pool()) {
-        c.drop(DropReason::SlowpathBusy);
-        return;
-    }
-    c.act(Act::kAllocHs, u8v(pu));
+    if (!replace_hs(c, pu)) return;  // a context left by a handshake that could not send its SYN-ACK
     c.act(Act::kSendUdp, u8v(UdpMsg::kReset), u8v(To::kSource), kKeep);
     c.set_auth(Auth::kUdpResetSent);
     c.act(Act::kArmTimer);

@@ -178,8 +178,9 @@ void answer(Model &m, const Need &n, Facts &fx) {
                                                 ClaimsAnswer::kAbsent};
     static constexpr LocalPuAnswer kPu[3] = {LocalPuAnswer::kFound, LocalPuAnswer::kNone,
                                              LocalPuAnswer::kIgnored};
-    static constexpr PeerAnswer kPeer[4] = {PeerAnswer::kVerified, PeerAnswer::kMiss,
-                                            PeerAnswer::kStale, PeerAnswer::kRefused};
+    static constexpr PeerAnswer kPeer[5] = {PeerAnswer::kVerified, PeerAnswer::kMiss,
+                                            PeerAnswer::kStale, PeerAnswer::kRefused,
+                                            PeerAnswer::kRevoked};
     static constexpr ConfirmationAnswer kConf[3] = {
         ConfirmationAnswer::kDue, ConfirmationAnswer::kRecent, ConfirmationAnswer::kNone};
     static constexpr DropReason kEdit[4] = {DropReason::None, DropReason::OptionSpace,
@@ -200,7 +201,7 @@ void answer(Model &m, const Need &n, Facts &fx) {
             a.local_pu = kPu[b % 3];
             break;
         case NeedKind::kPeer:
-            a.peer = kPeer[b % 4];
+            a.peer = kPeer[b % 5];
             break;
         case NeedKind::kSessionKey:
             a.key = !(b & 1);
@@ -480,6 +481,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 const uint8_t b = m.ops.byte();
                 fx.decided_current = b & 1, fx.peer_tags_current = !(b & 2);
                 fx.retag_pending = b & 4, fx.acks_seen = b & 8;
+                fx.peer_revoked = b & 16;
                 run_event(m, Event{EventKind::kReevaluate, BatchOp::kClientCheckSynAck}, fx, -1);
                 break;
             }

@@ -68,6 +68,7 @@ inline const FieldInfo &field_info(Field f) {
                         Field::kPeerTagsCurrent,
                         Field::kRetagPending,
                         Field::kAcksSeen,
+                        Field::kPeerRevoked,
                         Field::kManagedTcp,
                         Field::kManagedUdp,
                         Field::kPlainPeer,
@@ -92,7 +93,8 @@ inline const FieldInfo &field_info(Field f) {
         x[Field::kClassify] = {{"pass", "ours"}, {0, 1}};
         x[Field::kClaims] = {{"absent", "present", "same"}, {0, 1, 2}};
         x[Field::kLocalPu] = {{"none", "ignored", "found"}, {0, 1, 2}};
-        x[Field::kPeerAnswer] = {{"verified", "refused", "miss", "stale"}, {0, 1, 2, 3}};
+        x[Field::kPeerAnswer] = {{"verified", "refused", "miss", "stale", "revoked"},
+                                  {0, 1, 2, 3, 4}};
         x[Field::kConfirmation] = {{"none", "recent", "due"}, {0, 1, 2}};
         x[Field::kEdit] = {
             {"ok", "option-space", "mtu-exceeded", "token-malformed"},
@@ -164,6 +166,8 @@ inline uint32_t get(const Assign &a, Field f) {
             return x.retag_pending;
         case Field::kAcksSeen:
             return x.acks_seen;
+        case Field::kPeerRevoked:
+            return x.peer_revoked;
         case Field::kClassify:
             return uint32_t(n.classify);
         case Field::kManagedTcp:
@@ -285,6 +289,9 @@ inline void set(Assign &a, Field f, uint32_t v) {
             return;
         case Field::kAcksSeen:
             x.acks_seen = v;
+            return;
+        case Field::kPeerRevoked:
+            x.peer_revoked = v;
             return;
         case Field::kClassify:
             n.classify = ClassifyAnswer(v);
