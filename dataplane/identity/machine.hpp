@@ -498,9 +498,9 @@ inline constexpr bool is_fate(Act a) noexcept {
     return a <= Act::kSnoopDns;
 }
 
-struct Action {
-    Act kind = Act::kForward;
-    uint8_t a = 0, b = 0, c = 0;
+struct Action {  // no member initializers: a Result's array is written, never cleared
+    Act kind;
+    uint8_t a, b, c;
 };
 
 struct Result {

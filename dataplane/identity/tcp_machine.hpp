@@ -11,4 +11,16 @@ namespace segwire::dp::identity::tcp {
 // timers). States: kNew, kPass, kAllowed, kRejected and the four TCP handshake states.
 Result step(const FlowState &state, const Event &ev, const Facts &fx) noexcept;
 
+// The steady state without a step: true exactly when step(state, {kPacket}, facts) returns
+// [TrackSeq, Forward] - a segment of a pass-through or authorized flow that carries nothing for
+// segwire. The adapter asks this first (the established path stays a few tests long); the unit
+// tables check it against step() over the whole domain of what it reads.
+inline bool forwards(const FlowState &s, const PacketFacts &p) noexcept {
+    if (s.parked || s.in_batch) return false;
+    if (s.auth == Auth::kPass) return true;
+    if (s.auth != Auth::kAllowed) return false;
+    return p.arrival == Arrival::kInside || (p.opt == TcpOpt::kNoExp && p.kind != TcpKind::kSyn &&
+                                             p.kind != TcpKind::kSynAck && !p.dns_reply);
+}
+
 }  // namespace segwire::dp::identity::tcp

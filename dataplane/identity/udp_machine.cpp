@@ -174,7 +174,8 @@ void server_syn(Ctx &c, PuFrom pu) {
 
 // udp_send_reset(): a datagram from a managed peer for a flow without state: RESET and hold it.
 void send_reset(Ctx &c, PuFrom pu) {
-    if (!replace_hs(c, pu)) return;  // a context left by a handshake that could not send its SYN-ACK
+    if (!replace_hs(c, pu))
+        return;  // a context left by a handshake that could not send its SYN-ACK
     c.act(Act::kSendUdp, u8v(UdpMsg::kReset), u8v(To::kSource), kKeep);
     c.set_auth(Auth::kUdpResetSent);
     c.act(Act::kArmTimer);

@@ -12,4 +12,14 @@ namespace segwire::dp::identity::udp {
 // kRejected and the three UDP handshake states.
 Result step(const FlowState &state, const Event &ev, const Facts &fx) noexcept;
 
+// The steady state without a step: true exactly when step(state, {kPacket}, facts) returns
+// [Forward] - a datagram of a pass-through or authorized flow that is neither a possible control
+// datagram nor a DNS answer to snoop (checked against step() by the unit tables).
+inline bool forwards(const FlowState &s, const PacketFacts &p) noexcept {
+    if (s.parked || s.in_batch) return false;
+    if (s.auth == Auth::kPass) return true;
+    return s.auth == Auth::kAllowed && !p.udp_len8 &&
+           !(p.arrival == Arrival::kOutside && p.dns_reply);
+}
+
 }  // namespace segwire::dp::identity::udp

@@ -14,6 +14,7 @@ namespace segwire::dp {
 namespace {
 constexpr uint32_t kHousekeepingPolls = 64;
 constexpr uint32_t kExpireBudget = 256;
+constexpr uint32_t kSweepBudget = 1024;         // flows re-decided per housekeeping round
 constexpr uint32_t kMaxReevalSpins = 1u << 16;  // idle loops without sleep for one policy sweep
 }  // namespace
 
@@ -21,77 +22,36 @@ bool Worker::init(const WorkerSetup &s, std::string &err) {
     s_ = s;
     if (s_.burst > kMaxBurst) s_.burst = kMaxBurst;
     tsc_hz_ = rte_get_tsc_hz();
+    tx_.stats = &stats_;
     if (!flows_.init("sw_flows_" + std::to_string(s.id), s.flow_capacity, s.socket, s.timeouts_s,
                      tsc_hz_, err))
         return false;
     idr_ = s.identity;
     if (!idr_) return true;
-    // Everything the identity stage needs is allocated here, never on the packet path.
-    holds_.init(idr_->hold_total, static_cast<uint16_t>(idr_->hold_per_flow));
-    hs_.resize(idr_->handshakes);
-    for (uint32_t i = 0; i < idr_->handshakes; ++i)
-        hs_[i].next_free = i + 1 < idr_->handshakes ? i + 1 : kNil;
-    hs_free_ = idr_->handshakes ? 0 : kNil;
-    for (auto &x : hs_) x.ctl = nullptr, x.armed = x.listed = false;
-    udp_timers_.reserve(idr_->handshakes);
-    ms_tsc_ = tsc_hz_ / 1000;
-    hmac_ = std::make_unique<crypto::HmacBatch>(idr_->hmac);
-    nonces_ = std::make_unique<crypto::NonceSource>();
-    decisions_ = std::make_unique<policy::DecisionCache>(idr_->decision_cache);
-    peers_ = std::make_unique<crypto::FixedCache<8, PeerIdentity *>>(idr_->peer_cache);
-    keys_ = std::make_unique<crypto::SessionKeyCache>(idr_->key_cache);
-    plain_peers_ = std::make_unique<crypto::FixedCache<16, uint8_t>>(idr_->peer_cache);
-    confirms_ = std::make_unique<crypto::FixedCache<8, Confirmation>>(idr_->handshakes);
-    jobs_.resize(idr_->slow_jobs);
-    free_jobs_.reserve(idr_->slow_jobs);
-    for (auto &j : jobs_) free_jobs_.push_back(&j);
-    parked_scratch_.reserve(idr_->hold_total);
-    uint8_t seed[8];
-    if (!nonces_->fill(seed)) {
-        err = "cannot seed the peer cache from the CSPRNG";
-        return false;
-    }
-    std::memcpy(jhash_seed_, seed, 8);
-    return true;
+    return stage_.init(idr_, s_.id, s_.port_id, flows_, tx_, stats_, tsc_hz_, err);
 }
 
-const char *Worker::hmac_backend() const {
-    return hmac_ ? crypto::to_string(hmac_->backend()) : "none";
-}
-
+// The slow path's answers release held packets: they run again as bursts of their own, parsed
+// and looked up like received packets (not counted again), before this loop's rx.
 void Worker::begin_loop(uint64_t now) {
-    now_tsc_ = now;
     if (!idr_) return;
-    st_ = idr_->state ? idr_->state->current() : nullptr;
-    if (!st_ || !st_->policy) st_ = nullptr;
-    now_unix_ = static_cast<uint32_t>(std::time(nullptr));
-    poll_slowpath();
+    stage_.begin_loop(now);
+    rte_mbuf *again[kMaxBurst];
+    while (uint16_t n = stage_.take_released(again, kMaxBurst)) handle_burst(again, n, now, false);
 }
 
 void Worker::end_loop() {
-    if (!idr_) return;
-    st_ = nullptr;
-    if (idr_->state) idr_->state->reader_quiescent(s_.id);
+    if (idr_) stage_.end_loop(s_.id);
 }
 
 uint8_t Worker::side_of(const rte_mbuf *m) const {
     return m->port == s_.port_id[kInside] ? kInside : kOutside;
 }
 
-void Worker::enqueue_tx(rte_mbuf *m, uint8_t out_side) {
-    uint16_t &n = tx_n_[out_side];
-    if (n == kStage) {
-        stats_.drops[static_cast<size_t>(DropReason::TxFull)].add();
-        rte_pktmbuf_free(m);
-        return;
-    }
-    tx_[out_side][n++] = m;
-}
-
 uint16_t Worker::take_tx(uint8_t side, rte_mbuf **out) {
-    uint16_t n = tx_n_[side];
-    for (uint16_t i = 0; i < n; ++i) out[i] = tx_[side][i];
-    tx_n_[side] = 0;
+    uint16_t n = tx_.n[side];
+    for (uint16_t i = 0; i < n; ++i) out[i] = tx_.q[side][i];
+    tx_.n[side] = 0;
     return n;
 }
 
@@ -123,13 +83,13 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
         }
         if (!v.is_ip()) {
             stats_.non_ip.add();
-            enqueue_tx(m, arrival ^ 1);
+            tx_.push(m, arrival ^ 1);
             continue;
         }
         if (v.fragment && !v.first_fragment) {
             // No ports here; forwarded by address (see docs/dataplane.md on fragments).
             stats_.fragments.add();
-            enqueue_tx(m, arrival ^ 1);
+            tx_.push(m, arrival ^ 1);
             continue;
         }
         src_side[k] = make_flow_key(v, keys[k]);
@@ -151,13 +111,14 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
 
     int32_t pos[kMaxBurst];
     flows_.lookup_bulk(key_ptrs, sigs, k, pos);
+    const bool enforce = idr_ && stage_.enforcing();
     // The flow entries of the whole burst are fetched while the first ones are worked on (with 1M
     // flows nearly every entry is a cache miss). The second line holds the identity state.
     for (uint16_t i = 0; i < k; ++i) {
         if (pos[i] < 0) continue;
         const Flow *f = &flows_.at(pos[i]);
         rte_prefetch0(f);
-        if (st_) rte_prefetch0(reinterpret_cast<const uint8_t *>(f) + 64);
+        if (enforce) rte_prefetch0(reinterpret_cast<const uint8_t *>(f) + 64);
     }
     for (uint16_t i = 0; i < k; ++i) {
         rte_mbuf *m = owned[i];
@@ -166,7 +127,7 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
         const uint8_t side = src_side[i];
         int32_t p = pos[i];
         if (p < 0) {
-            if (st_ && !admit_new_flow(m, v, arrival)) {
+            if (enforce && !stage_.admit_new_flow(m, v, arrival)) {
                 rte_pktmbuf_free(m);
                 continue;
             }
@@ -198,7 +159,7 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
             (before == TcpState::Closing || before == TcpState::Closed)) {
             // A SYN reusing a finished connection's ports is a new connection: authorize it anew
             // (a replayed SYN must never inherit the old flow's verdict).
-            restart_flow(f);
+            stage_.ports_reused(p);
         }
         if (f.tclass == tclass)
             f.last_tsc = now;  // FlowTable::touch's common case, without the call
@@ -208,42 +169,17 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
             ++f.pkts[side];
             f.bytes[side] += m->pkt_len;
         }
-        if (!st_) {
-            enqueue_tx(m, arrival ^ 1);
+        if (!enforce) {
+            tx_.push(m, arrival ^ 1);
             continue;
         }
-        Pkt pk{m, v, p, arrival, side};
-        const uint64_t created = f.created_tsc;
-        identity_step(pk);
-        // A SYN from outside may have been refused: such a flow must not keep its entry.
+        // A SYN from outside may be refused: such a flow must not keep its entry.
         if (arrival == kOutside && v.proto == kProtoTcp && (v.tcp_flags & kTcpSyn))
-            retire_[retire_n_++] = Retire{p, created};
+            stage_.maybe_retire(p, f.created_tsc);
+        identity::Pkt pk{m, v, p, arrival, side};
+        stage_.packet(pk);
     }
-    if (st_) {
-        finish_batch();
-        retire_flows();
-    }
-}
-
-// New flows from outside that were refused at their SYN (policy, refused or malformed claims, a
-// full slow path) leave no entry behind: a flood of forged SYNs with distinct tuples cannot fill
-// the table, and a retransmitted SYN is simply decided again (the decision is cached). Run after
-// the batch, when no packet of the burst still refers to the entry.
-void Worker::retire_flows() {
-    for (uint16_t i = 0; i < retire_n_; ++i) {
-        const Retire r = retire_[i];
-        if (!flows_.in_use(static_cast<uint32_t>(r.pos))) continue;
-        Flow &f = flows_.at(r.pos);
-        if (f.created_tsc != r.created) continue;
-        const bool refused = f.auth == Auth::kRejected || f.auth == Auth::kNew;
-        if (!refused || f.parked || f.hold.count || f.hs != kNil || f.in_port != kOutside ||
-            f.pkts[f.init_side ^ 1] != 0)
-            continue;
-        set_peer(f, nullptr);
-        flows_.remove(r.pos);
-        ids_.flows_retired.add();
-    }
-    retire_n_ = 0;
+    if (enforce) stage_.end_burst();
 }
 
 void Worker::flush_steer() {
@@ -263,24 +199,25 @@ void Worker::flush_steer() {
 
 void Worker::flush_tx() {
     for (uint8_t side = 0; side < 2; ++side) {
-        uint16_t n = tx_n_[side];
+        uint16_t n = tx_.n[side];
         if (!n) continue;
+        rte_mbuf **q = tx_.q[side];
         uint64_t bytes = 0;
-        for (uint16_t i = 0; i < n; ++i) bytes += tx_[side][i]->pkt_len;
+        for (uint16_t i = 0; i < n; ++i) bytes += q[i]->pkt_len;
         uint16_t sent = 0;
         // A few retries absorb a momentarily full descriptor ring; then the rest is dropped
         // rather than stalling every other flow on this worker.
         for (int tries = 0; tries < 4 && sent < n; ++tries)
-            sent += rte_eth_tx_burst(s_.port_id[side], static_cast<uint16_t>(s_.id),
-                                     &tx_[side][sent], n - sent);
+            sent += rte_eth_tx_burst(s_.port_id[side], static_cast<uint16_t>(s_.id), &q[sent],
+                                     n - sent);
         if (sent < n) {
-            for (uint16_t i = sent; i < n; ++i) bytes -= tx_[side][i]->pkt_len;
+            for (uint16_t i = sent; i < n; ++i) bytes -= q[i]->pkt_len;
             stats_.drops[static_cast<size_t>(DropReason::TxFull)].add(n - sent);
-            rte_pktmbuf_free_bulk(&tx_[side][sent], n - sent);
+            rte_pktmbuf_free_bulk(&q[sent], n - sent);
         }
         stats_.tx_pkts[side].add(sent);
         stats_.tx_bytes[side].add(bytes);
-        tx_n_[side] = 0;
+        tx_.n[side] = 0;
     }
 }
 
@@ -312,11 +249,10 @@ void Worker::housekeeping(uint64_t now) {
         flows_.expire(
             now, kExpireBudget,
             [](void *ctx, int32_t pos, Flow &f) {
-                static_cast<Worker *>(ctx)->on_flow_removed(pos, f);
+                static_cast<identity::Stage *>(ctx)->on_flow_removed(pos, f);
             },
-            this);
-        if (st_) udp_timers();
-        reevaluate(1024);
+            &stage_);
+        stage_.housekeeping(kSweepBudget);
     } else {
         flows_.expire(now, kExpireBudget);
     }
@@ -383,7 +319,7 @@ int Worker::run(const std::atomic<bool> &stop) {
             // speed (it is paced by housekeeping rounds, and idle sleeps would stretch a sweep of
             // a large table over seconds), then go back to sleeping.
             // Bounded: a sweep waiting on the slow path for long goes back to the normal pace.
-            if (reeval_pending_ && ++reeval_spins < kMaxReevalSpins) continue;
+            if (idr_ && stage_.sweep_pending() && ++reeval_spins < kMaxReevalSpins) continue;
             reeval_spins = 0;
             stats_.idle_sleeps.add();
             rte_delay_us_sleep(sleep_us);

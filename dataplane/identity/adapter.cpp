@@ -1,0 +1,586 @@
+// The identity stage's adapter (docs/identity-machines.md "How the adapter calls the machines"):
+// an event goes to the flow's machine; each need it asks is answered here (a cache look-up, a
+// nonce, a packet edit, a send) and each action it returns is applied in order. Nothing here
+// decides: every branch on a packet, a cache or the clock is the machine's.
+#include <cstring>
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "dataplane/identity/adapter.hpp"
+#include "dataplane/identity/plain_machine.hpp"
+#include "dataplane/identity/tcp_machine.hpp"
+#include "dataplane/identity/udp_machine.hpp"
+
+namespace segwire::dp::identity {
+
+using policy::Direction;
+using policy::Verdict;
+
+namespace {
+
+Stage::StepFn machine_for(uint8_t proto) noexcept {
+    if (proto == kProtoTcp) return tcp::step;
+    if (proto == kProtoUdp) return udp::step;
+    return plain::step;
+}
+
+uint16_t policy_port(const PacketView &v) noexcept {
+    if (v.proto == kProtoIcmp || v.proto == kProtoIcmp6)
+        return policy::icmp_key(v.icmp_type, v.icmp_code);
+    return v.dport;
+}
+
+// ICMP errors and IPv6 neighbour discovery serve connections that are already decided (and PMTU
+// discovery must not be broken by port-based rules).
+bool icmp_control(const PacketView &v) noexcept {
+    if (v.proto == kProtoIcmp) return v.icmp_type == 3 || v.icmp_type == 11 || v.icmp_type == 12;
+    if (v.proto == kProtoIcmp6)
+        return v.icmp_type < 128 || (v.icmp_type >= 133 && v.icmp_type <= 137);
+    return false;
+}
+
+}  // namespace
+
+dp::Counter &Stage::counter(Counter c) noexcept {
+    switch (c) {
+#define X(n)         \
+    case Counter::n: \
+        return ids_.n;
+        SEGWIRE_IDENTITY_COUNTERS(X)
+#undef X
+        case Counter::kCount:
+            break;
+    }
+    return ids_.exceptions;  // not reached: every counter is listed
+}
+
+// ---------------------------------------------------------------------------------------------
+// events
+
+FlowState Stage::view(const Flow &f) const noexcept {
+    FlowState st;
+    st.auth = static_cast<Auth>(f.auth);
+    st.role = static_cast<Role>(f.role);
+    st.hs = f.hs != kNil;
+    st.peer = f.peer != nullptr;
+    st.parked = f.parked & kParkedBit;
+    st.in_batch = f.parked & kInBatchBit;
+    return st;
+}
+
+void Stage::run(StepFn step, const Event &event, Facts &fx, Ev &e) {
+    const Flow &f = *e.f;
+    const FlowState st = view(f);  // the same state for every re-step of the event
+    e.hs_pu = f.hs < hs_.size() ? hs_[f.hs].local_pu : policy::kNone;
+    // At most one step per need kind plus the last: the machines never ask one need twice.
+    for (unsigned round = 0; round <= static_cast<unsigned>(NeedKind::kCount); ++round) {
+        const Result r = step(st, event, fx);
+        for (uint8_t i = 0; i < r.n; ++i) apply(r.actions[i], e);
+        if (r.need.kind == NeedKind::kNone) return;
+        answer(r.need, e, fx.answers);
+        fx.answers.mark(r.need.kind);
+    }
+}
+
+void Stage::packet(Pkt &k) {
+    Flow &f = flows_->at(k.pos);
+    Ev &e = ev_;
+    e.begin(&k, k.pos, &f, k.v.proto);
+    Facts fx;
+    packet_facts(e, fx);
+    // The steady state first: the machine's own summary of the paths that only forward.
+    const FlowState st = view(f);
+    if (e.proto == kProtoTcp) {
+        if (tcp::forwards(st, fx.pkt)) {
+            track_seq(f, k);
+            forward(k);
+            return;
+        }
+    } else if (e.proto == kProtoUdp ? udp::forwards(st, fx.pkt) : plain::forwards(st, fx.pkt)) {
+        forward(k);
+        return;
+    }
+    run(machine_for(e.proto), Event{EventKind::kPacket, BatchOp::kClientCheckSynAck}, fx, e);
+}
+
+void Stage::packet_facts(Ev &e, Facts &fx) {
+    const Pkt &k = *e.k;
+    const Flow &f = *e.f;
+    fx.pkt.arrival = k.arrival == kOutside ? Arrival::kOutside : Arrival::kInside;
+    fx.hs_pool = hs_free_ != kNil;
+    fx.reject_with_rst = idr_->reject_with_rst;
+    if (k.v.proto == kProtoTcp) {
+        fx.pkt.dns_reply = k.v.sport == 53 && k.v.payload_len && f.init_side == f.local_side;
+        tcp_facts(e, fx);
+    } else if (k.v.proto == kProtoUdp) {
+        fx.pkt.dns_reply = k.v.sport == 53 && k.v.payload_len && f.init_side == f.local_side;
+        udp_facts(e, fx);
+    } else {
+        fx.pkt.icmp_control = icmp_control(k.v);
+    }
+}
+
+// The HMACs of the burst are done: the packet that queued them goes on.
+void Stage::finish_op(Batched &op) {
+    Pkt &k = op.k;
+    Flow &f = flows_->at(k.pos);
+    f.parked &= static_cast<uint8_t>(~kInBatchBit);
+    HandshakeCtx &x = hs_[f.hs];
+    std::memcpy(x.synack_mac, op.macs.synack_mac.data(), crypto::wire::kMacLen);
+    std::memcpy(x.ack_mac, op.macs.ack_mac(), crypto::wire::kMacLen);
+    std::memcpy(x.confirm_mac, op.macs.confirm_mac(), crypto::wire::kMacLen);
+    Ev &e = ev_;
+    e.begin(&k, k.pos, &f, k.v.proto);
+    e.looked = op.peer;
+    e.decision = op.decision;
+    Facts fx;
+    packet_facts(e, fx);
+    fx.batch_accept = op.decision.action == Verdict::kAccept;
+    if (op.op == BatchOp::kClientCheckSynAck) {
+        // MAC_sa of the peer's SYN-ACK against the one computed.
+        const uint8_t *mac = nullptr;
+        if (e.proto == kProtoTcp && fx.pkt.token == Token::kSynAck) mac = e.tok.mac;
+        if (e.proto == kProtoUdp && fx.pkt.ctl == UdpCtl::kSynAck) mac = e.msg.token.mac;
+        fx.synack_mac_ok = mac && crypto::tag_equal(mac, x.synack_mac, crypto::wire::kMacLen);
+    }
+    run(machine_for(e.proto), Event{EventKind::kMacsReady, op.op}, fx, e);
+}
+
+void Stage::ports_reused(int32_t pos) {
+    Ev &e = ev_;
+    e.begin(nullptr, pos, &flows_->at(pos), kProtoTcp);
+    Facts fx;
+    run(tcp::step, Event{EventKind::kPortsReused, BatchOp::kClientCheckSynAck}, fx, e);
+}
+
+void Stage::on_flow_removed(int32_t pos, Flow &f) {
+    Ev &e = ev_;
+    e.begin(nullptr, pos, &f, flows_->key_at(pos).proto);
+    Facts fx;
+    run(machine_for(e.proto), Event{EventKind::kExpire, BatchOp::kClientCheckSynAck}, fx, e);
+}
+
+// One authorized flow under a new snapshot (the sweep in stage.cpp).
+void Stage::reevaluate_flow(int32_t pos, Flow &f) {
+    const uint64_t version = st_->policy->version();
+    Ev &e = ev_;
+    e.begin(nullptr, pos, &f, flows_->key_at(pos).proto);
+    Facts fx;
+    fx.decided_current = f.decided_version == version;
+    if (const PeerIdentity *p = f.peer) {
+        fx.peer_tags_current = p->tags.snapshot_version() == version;
+        fx.retag_pending = p->retag_pending;
+        fx.peer_revoked = st_->cert_revoked(p->claims.cert_ref());
+    }
+    fx.acks_seen = f.ack_seen[0] && f.ack_seen[1];
+    run(machine_for(e.proto), Event{EventKind::kReevaluate, BatchOp::kClientCheckSynAck}, fx, e);
+}
+
+// ---------------------------------------------------------------------------------------------
+// needs
+
+void Stage::answer(const Need &n, Ev &e, Answers &ans) {
+    Flow &f = *e.f;
+    const policy::PolicySnapshot &pol = *st_->policy;
+    const FlowKey &key = flows_->key_at(e.pos);
+    auto pu_of = [&](PuFrom p) {
+        return p == PuFrom::kClassified  ? e.classified_pu
+               : p == PuFrom::kHandshake ? e.hs_pu
+                                         : e.local_pu;
+    };
+    auto dir_of = [&](DirFrom d) {
+        if (d == DirFrom::kFromSides)
+            return f.local_side == f.init_side ? Direction::kOutgoing : Direction::kIncoming;
+        return d == DirFrom::kOutgoing ? Direction::kOutgoing : Direction::kIncoming;
+    };
+    auto port_of = [&](PortFrom p) -> uint16_t {
+        switch (p) {
+            case PortFrom::kSrcPort:
+                return e.k->v.sport;
+            case PortFrom::kDstPort:
+                return e.k->v.dport;
+            case PortFrom::kPolicyPort:
+                return policy_port(e.k->v);
+            case PortFrom::kResponder:
+            case PortFrom::kCount:
+                break;
+        }
+        return f.init_side == kSideA ? key.pb : key.pa;  // rules name the responder's port
+    };
+    switch (n.kind) {
+        case NeedKind::kClassify: {
+            const Pkt &k = *e.k;
+            const bool from_inside = k.arrival == kInside;
+            const policy::AddressInfo li =
+                pol.classify(addr_of(from_inside ? k.v.src : k.v.dst, k.v.family));
+            const policy::AddressInfo pi =
+                pol.classify(addr_of(from_inside ? k.v.dst : k.v.src, k.v.family));
+            e.classified_pu = li.pu;
+            // Not ours: excluded networks, addresses no PU covers, ignored PUs.
+            const bool pass = (pi.flags & policy::kExcluded) || (li.flags & policy::kExcluded) ||
+                              li.pu == policy::kNone || pol.pu_ignored(li.pu);
+            ans.classify = pass ? ClassifyAnswer::kPass : ClassifyAnswer::kOurs;
+            ans.managed_tcp = pi.flags & policy::kManagedTcp;
+            ans.managed_udp = pi.flags & policy::kManagedUdp;
+            return;
+        }
+        case NeedKind::kPlainPeer: {
+            std::array<uint8_t, 16> pk;
+            std::memcpy(pk.data(), e.k->v.dst.b, 16);
+            ans.plain_peer = plain_peers_->find(pk, now_unix_) != nullptr;
+            return;
+        }
+        case NeedKind::kLocalClaims: {
+            const crypto::SignedClaims *c = st_->claims_of(pu_of(n.pu));
+            e.claims = c;
+            ans.claims = !c ? ClaimsAnswer::kAbsent
+                         : f.hs != kNil && c->hash == hs_[f.hs].server_hash
+                             ? ClaimsAnswer::kSame
+                             : ClaimsAnswer::kPresent;
+            return;
+        }
+        case NeedKind::kLocalPu: {
+            const IpAddr &local = f.local_side == kSideA ? key.a : key.b;
+            e.local_pu = pol.find_pu(addr_of(local, key.family));
+            ans.local_pu = e.local_pu == policy::kNone  ? LocalPuAnswer::kNone
+                           : pol.pu_ignored(e.local_pu) ? LocalPuAnswer::kIgnored
+                                                        : LocalPuAnswer::kFound;
+            return;
+        }
+        case NeedKind::kPeer: {
+            // The blob of the token in hand (TCP SYN / SYN-ACK, UDP SYN / SYN-ACK).
+            const std::span<const uint8_t> blob =
+                e.proto == kProtoUdp ? e.msg.token.claims : e.tok.claims;
+            const PeerIdentity *p = cached_peer(blob, e.peer_key);
+            e.looked = p;
+            if (!p) {
+                ids_.peer_cache_misses.add();
+                ans.peer = PeerAnswer::kMiss;
+                return;
+            }
+            if (p->status != crypto::ClaimsReason::Ok) {
+                ids_.peer_cache_hits.add();
+                ans.peer = p->status == crypto::ClaimsReason::CertificateRevoked
+                               ? PeerAnswer::kRevoked
+                               : PeerAnswer::kRefused;
+                return;
+            }
+            if (p->tags.snapshot_version() != pol.version()) {
+                ans.peer = PeerAnswer::kStale;  // the slow path re-tags it
+                return;
+            }
+            ids_.peer_cache_hits.add();
+            // Claims signed by a revoked certificate are refused, also when verified (and
+            // cached) before the revocation list said so.
+            ans.peer = st_->cert_revoked(p->claims.cert_ref()) ? PeerAnswer::kRevoked
+                                                               : PeerAnswer::kVerified;
+            return;
+        }
+        case NeedKind::kSessionKey: {
+            // The session key between this enforcer and the peer's, one per pair of ephemeral
+            // keys (so per peer enforcer and rotation period, not per connection).
+            const bool client = n.role == Role::kClient;
+            e.key_role = client ? crypto::Role::Client : crypto::Role::Server;
+            if (client) {
+                e.key_local = hs_[f.hs].local_pub;
+                e.key_peer = e.looked->claims.ephemeral_pub();
+            } else {
+                e.key_local = e.claims->claims.ephemeral_pub;
+                e.key_peer = f.peer->claims.ephemeral_pub();
+            }
+            const crypto::SessionKey ck = crypto::session_cache_key(
+                client ? e.key_local : e.key_peer, client ? e.key_peer : e.key_local);
+            crypto::SessionKeyEntry *entry = keys_->find(ck, now_unix_);
+            if (entry) {
+                ids_.key_cache_hits.add();
+                e.hk = &entry->key;
+            } else {
+                ids_.key_cache_misses.add();
+            }
+            ans.key = entry != nullptr;
+            return;
+        }
+        case NeedKind::kRules: {
+            const PeerIdentity *p = n.peer == PeerFrom::kFlow ? f.peer : e.looked;
+            e.decision = decisions_->decide(pol, pu_of(n.pu), dir_of(n.dir), p->tags, key.proto,
+                                            port_of(n.port));
+            ans.rules_accept = e.decision.action == Verdict::kAccept;
+            return;
+        }
+        case NeedKind::kAcl:
+            e.decision = decide_by_address(pu_of(n.pu), dir_of(n.dir), peer_addr(e.pos, f),
+                                           key.family, key.proto, port_of(n.port));
+            ans.acl_accept = e.decision.action == Verdict::kAccept;
+            return;
+        case NeedKind::kNonce: {
+            HandshakeCtx &x = hs_[f.hs];
+            uint8_t *dst = n.nonce == NonceFor::kClient ? x.client_nonce : x.server_nonce;
+            ans.nonce = nonces_->next(std::span<uint8_t, 16>(dst, 16));
+            return;
+        }
+        case NeedKind::kConfirmation: {
+            Confirmation *c = confirms_->find(confirm_key(e.pos), now_unix_);
+            e.conf = c;
+            ans.confirmation = !c                                  ? ConfirmationAnswer::kNone
+                               : now_tsc_ - c->last_tsc >= ms_tsc_ ? ConfirmationAnswer::kDue
+                                                                   : ConfirmationAnswer::kRecent;
+            return;
+        }
+        case NeedKind::kEdit:
+            ans.edit = edit(n.edit, e);
+            return;
+        case NeedKind::kSend:
+            ans.sent = send_handshake(n.msg, n.to, e);
+            return;
+        case NeedKind::kNone:
+        case NeedKind::kCount:
+            return;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// actions
+
+void Stage::apply(const Action &a, Ev &e) {
+    if (is_fate(a.kind)) {
+        fate(a, e);
+        return;
+    }
+    Flow &f = *e.f;
+    switch (a.kind) {
+        case Act::kTrackSeq:
+            track_seq(f, *e.k);
+            return;
+        case Act::kSetLocalSide:
+            f.local_side = e.k->arrival == kInside ? e.k->side : e.k->side ^ 1;
+            return;
+        case Act::kSetRole:
+            f.role = a.a;
+            return;
+        case Act::kSetAuth:
+            f.auth = static_cast<dp::Auth>(a.a);
+            return;
+        case Act::kSetInitiator:
+            f.init_side = static_cast<To>(a.a) == To::kSource ? e.k->side : e.k->side ^ 1;
+            return;
+        case Act::kSetPeer:
+            set_peer(f, static_cast<PeerFrom>(a.a) == PeerFrom::kLooked ? e.looked : nullptr);
+            return;
+        case Act::kSetDecidedVersion:
+            f.decided_version = st_->policy->version();
+            return;
+        case Act::kAllocHs: {
+            const auto from = static_cast<PuFrom>(a.a);
+            f.hs = alloc_hs();  // the machine asked hs_pool (or freed the flow's own) first
+            hs_[f.hs].local_pu = from == PuFrom::kClassified  ? e.classified_pu
+                                 : from == PuFrom::kHandshake ? e.hs_pu
+                                                              : e.local_pu;
+            return;
+        }
+        case Act::kFillHs: {
+            HandshakeCtx &x = hs_[f.hs];
+            switch (static_cast<HsFill>(a.a)) {
+                case HsFill::kClientClaims:
+                    x.client_hash = e.claims->hash;
+                    x.local_pub = e.claims->claims.ephemeral_pub;
+                    return;
+                case HsFill::kServerSyn: {
+                    const crypto::wire::TokenView &t = e.proto == kProtoUdp ? e.msg.token : e.tok;
+                    std::memcpy(x.client_nonce, t.nonce, 16);
+                    x.client_hash = e.looked->claims.hash();
+                    return;
+                }
+                case HsFill::kServerClaims:
+                    x.server_hash = e.claims->hash;
+                    x.local_pub = e.claims->claims.ephemeral_pub;
+                    return;
+                case HsFill::kSynAckIn: {
+                    const crypto::wire::TokenView &t = e.proto == kProtoUdp ? e.msg.token : e.tok;
+                    std::memcpy(x.server_nonce, t.nonce, 16);
+                    x.server_hash = e.looked->claims.hash();
+                    return;
+                }
+                case HsFill::kCount:
+                    return;
+            }
+            return;
+        }
+        case Act::kFreeHs:
+            free_hs(f);
+            return;
+        case Act::kRecord: {
+            const auto why = static_cast<DropReason>(a.a);
+            const auto from = static_cast<PeerFrom>(a.c);
+            const PeerIdentity *p = from == PeerFrom::kLooked ? e.looked
+                                    : from == PeerFrom::kFlow ? f.peer
+                                                              : nullptr;
+            const policy::Decision d = static_cast<DecisionFrom>(a.b) == DecisionFrom::kDecided
+                                           ? e.decision
+                                           : policy::Decision{};
+            // A refused identity carries why the slow path refused it.
+            uint8_t claims_reason = 0;
+            if ((why == DropReason::ClaimsInvalid || why == DropReason::CertificateRevoked) &&
+                e.looked)
+                claims_reason = static_cast<uint8_t>(e.looked->status);
+            record(e.pos, f, d, why, p, claims_reason);
+            return;
+        }
+        case Act::kRecordException:
+            record_exception(e.pos, f);
+            return;
+        case Act::kRst:
+            send_reset(*e.k,
+                       static_cast<To>(a.a) == To::kInitiator ? f.init_side : f.init_side ^ 1);
+            return;
+        case Act::kCutRsts:
+            cut_rsts(e.pos, f);
+            return;
+        case Act::kSendConfirm:
+            send_confirm(*e.k, a.a ? e.conf->mac : hs_[f.hs].confirm_mac);
+            return;
+        case Act::kStoreConfirmation: {
+            Confirmation &c =
+                confirms_->insert(confirm_key(e.pos), now_unix_ + kConfirmKeepS, now_unix_);
+            std::memcpy(c.mac, hs_[f.hs].confirm_mac, crypto::wire::kMacLen);
+            c.last_tsc = now_tsc_;
+            return;
+        }
+        case Act::kTouchConfirmation:
+            e.conf->last_tsc = now_tsc_;
+            return;
+        case Act::kRememberPlainPeer: {
+            std::array<uint8_t, 16> pk;
+            std::memcpy(pk.data(), (a.a ? peer_addr(e.pos, f) : e.k->v.src).b, 16);
+            plain_peers_->insert(pk, now_unix_ + kPlainPeerS, now_unix_) = 1;
+            return;
+        }
+        case Act::kReleaseHeld:
+            release_held(f);
+            return;
+        case Act::kDropHeld:
+            drop_held(f, static_cast<DropReason>(a.a));
+            return;
+        case Act::kRestart:
+            restart_flow(f);
+            return;
+        case Act::kCount:
+            counter(static_cast<Counter>(a.a)).add();
+            return;
+        case Act::kCountDrop:
+            wstats_->drops[a.a].add();
+            return;
+        case Act::kSendUdp:
+            send_udp(static_cast<UdpMsg>(a.a), static_cast<To>(a.b), a.c, e);
+            return;
+        case Act::kResend:
+            udp_resend(f.hs);
+            return;
+        case Act::kArmTimer:
+            udp_arm(f.hs, e.pos);
+            return;
+        case Act::kIncTries:
+            ++hs_[f.hs].tries;
+            return;
+        case Act::kDisarm:
+            hs_[e.timer_hs].armed = false;
+            return;
+        case Act::kStartRetag:
+            // One job per identity, not per flow; the sweep comes back once the answer is in.
+            if (SlowJob *j = take_job()) {
+                retag_job(j, f.peer);
+                if (rte_ring_sp_enqueue(idr_->slow_req[id_], j) != 0) {
+                    j->target = nullptr;
+                    f.peer->retag_pending = false;
+                    unpin(f.peer);
+                    free_jobs_.push_back(j);
+                }
+            }
+            return;
+        case Act::kSweepIncomplete:
+            reeval_incomplete_ = true;
+            return;
+        case Act::kClampMss: {
+            Pkt &k = *e.k;
+            if (k.v.opt.mss > 24 && clamp_mss(k.m, k.v, static_cast<uint16_t>(k.v.opt.mss - 24)))
+                fix_checksums(k.m, k.v, idr_->tx_csum[k.arrival ^ 1]);
+            return;
+        }
+        default:
+            return;
+    }
+}
+
+// The packet's one fate.
+void Stage::fate(const Action &a, Ev &e) {
+    Pkt &k = *e.k;
+    Flow &f = *e.f;
+    switch (a.kind) {
+        case Act::kForward:
+            forward(k);
+            return;
+        case Act::kDrop:
+            drop(k, static_cast<DropReason>(a.a));
+            return;
+        case Act::kHold:
+            if (!holds_.push(f.hold, k.m)) drop(k, DropReason::HoldFull);
+            return;
+        case Act::kPark:
+            park_job(a, e);
+            return;
+        case Act::kDefer:
+            deferred_[deferred_n_++] = k;
+            return;
+        case Act::kConsume:
+            rte_pktmbuf_free(k.m);
+            return;
+        case Act::kQueueMacs: {
+            const PeerIdentity *p =
+                static_cast<PeerFrom>(a.b) == PeerFrom::kFlow ? f.peer : e.looked;
+            const policy::Decision d = static_cast<DecisionFrom>(a.c) == DecisionFrom::kDecided
+                                           ? e.decision
+                                           : policy::Decision{};
+            queue_macs(k, static_cast<BatchOp>(a.a), p, d, *e.hk);
+            return;
+        }
+        case Act::kSnoopDns:
+            if (!snoop_dns(k)) forward(k);
+            return;
+        default:
+            return;
+    }
+}
+
+// A slow-path job for the flow; its packets wait (held) until the answer is in.
+void Stage::park_job(const Action &a, Ev &e) {
+    Pkt &k = *e.k;
+    SlowJob *j = take_job();
+    if (!j) {
+        drop(k, DropReason::SlowpathBusy);
+        return;
+    }
+    switch (static_cast<Job>(a.a)) {
+        case Job::kVerify: {
+            const std::span<const uint8_t> blob =
+                e.proto == kProtoUdp ? e.msg.token.claims : e.tok.claims;
+            j->kind = SlowJob::kVerify;
+            j->cache_key = e.peer_key;
+            j->blob_len = static_cast<uint32_t>(blob.size());
+            std::memcpy(j->blob, blob.data(), blob.size());
+            break;
+        }
+        case Job::kRetag:
+            retag_job(j, const_cast<PeerIdentity *>(e.looked));
+            break;
+        case Job::kSessionKey:
+        case Job::kCount:
+            j->kind = SlowJob::kSessionKey;
+            j->local_pub = e.key_local;
+            j->peer_pub = e.key_peer;
+            j->local_role = e.key_role;
+            break;
+    }
+    park(k, j);
+}
+
+}  // namespace segwire::dp::identity

@@ -1,0 +1,567 @@
+// The identity stage's pools, holds, caches, slow-path hand-off, records, HMAC batch and policy
+// sweep (stage.hpp). The decisions are the machines'; adapter.cpp applies them.
+#include "dataplane/identity/stage.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+#include <rte_jhash.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include "dataplane/dns/fqdn.hpp"
+
+namespace segwire::dp::identity {
+
+using crypto::wire::WireStatus;
+using policy::Direction;
+using policy::Verdict;
+
+namespace {
+constexpr uint8_t kParkedBit = 1;   // Flow::parked: waiting for the slow path
+constexpr uint8_t kInBatchBit = 2;  // Flow::parked: an HMAC batch op of this burst is pending
+}  // namespace
+
+bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_id[2],
+                 FlowTable &flows, TxQueues &tx, WorkerStats &stats, uint64_t tsc_hz,
+                 std::string &err) {
+    idr_ = idr;
+    id_ = worker_id;
+    port_id_[0] = port_id[0];
+    port_id_[1] = port_id[1];
+    flows_ = &flows;
+    tx_ = &tx;
+    wstats_ = &stats;
+    // Everything the stage needs is allocated here, never on the packet path.
+    holds_.init(idr_->hold_total, static_cast<uint16_t>(idr_->hold_per_flow));
+    hs_.resize(idr_->handshakes);
+    for (uint32_t i = 0; i < idr_->handshakes; ++i)
+        hs_[i].next_free = i + 1 < idr_->handshakes ? i + 1 : kNil;
+    hs_free_ = idr_->handshakes ? 0 : kNil;
+    for (auto &x : hs_) x.ctl = nullptr, x.armed = x.listed = false;
+    udp_timers_.reserve(idr_->handshakes);
+    ms_tsc_ = tsc_hz / 1000;
+    hmac_ = std::make_unique<crypto::HmacBatch>(idr_->hmac);
+    nonces_ = std::make_unique<crypto::NonceSource>();
+    decisions_ = std::make_unique<policy::DecisionCache>(idr_->decision_cache);
+    peers_ = std::make_unique<crypto::FixedCache<8, PeerIdentity *>>(idr_->peer_cache);
+    keys_ = std::make_unique<crypto::SessionKeyCache>(idr_->key_cache);
+    plain_peers_ = std::make_unique<crypto::FixedCache<16, uint8_t>>(idr_->peer_cache);
+    confirms_ = std::make_unique<crypto::FixedCache<8, Confirmation>>(idr_->handshakes);
+    jobs_.resize(idr_->slow_jobs);
+    free_jobs_.reserve(idr_->slow_jobs);
+    for (auto &j : jobs_) free_jobs_.push_back(&j);
+    parked_scratch_.reserve(idr_->hold_total);
+    released_.reserve(idr_->hold_total);
+    uint8_t seed[8];
+    if (!nonces_->fill(seed)) {
+        err = "cannot seed the peer cache from the CSPRNG";
+        return false;
+    }
+    std::memcpy(jhash_seed_, seed, 8);
+    return true;
+}
+
+const char *Stage::hmac_backend() const {
+    return hmac_ ? crypto::to_string(hmac_->backend()) : "none";
+}
+
+void Stage::begin_loop(uint64_t now) {
+    now_tsc_ = now;
+    st_ = idr_->state ? idr_->state->current() : nullptr;
+    if (!st_ || !st_->policy) st_ = nullptr;
+    now_unix_ = static_cast<uint32_t>(std::time(nullptr));
+    poll_slowpath();
+}
+
+void Stage::end_loop(uint32_t worker_id) {
+    st_ = nullptr;
+    if (idr_->state) idr_->state->reader_quiescent(worker_id);
+}
+
+uint16_t Stage::take_released(rte_mbuf **out, uint16_t cap) noexcept {
+    uint16_t n = 0;
+    while (n < cap && released_at_ < released_.size()) out[n++] = released_[released_at_++];
+    if (released_at_ == released_.size()) {
+        released_.clear();
+        released_at_ = 0;
+    }
+    return n;
+}
+
+void Stage::end_burst() {
+    finish_batch();
+    retire_flows();
+}
+
+void Stage::housekeeping(uint32_t budget) {
+    if (st_) udp_timers();
+    reevaluate(budget);
+}
+
+policy::IpAddr Stage::addr_of(const IpAddr &a, uint8_t family) const {
+    if (family == 6) return policy::IpAddr::from_v6(a.b);
+    uint32_t v4;
+    std::memcpy(&v4, a.b, 4);
+    return policy::IpAddr::from_v4(ntohl(v4));
+}
+
+// The address of the flow's peer (the side that is not the local PU).
+const IpAddr &Stage::peer_addr(int32_t pos, const Flow &f) const {
+    const FlowKey &key = flows_->key_at(pos);
+    return f.local_side == kSideA ? key.b : key.a;
+}
+
+crypto::wire::FlowBinding Stage::binding_of(const Flow &f, int32_t pos) const {
+    const FlowKey &k = flows_->key_at(pos);
+    const bool a_client = f.init_side == kSideA;
+    const IpAddr &c = a_client ? k.a : k.b;
+    const IpAddr &s = a_client ? k.b : k.a;
+    const uint16_t cp = a_client ? k.pa : k.pb, sp = a_client ? k.pb : k.pa;
+    return k.family == 6 ? crypto::wire::FlowBinding::ipv6(k.proto, c.b, cp, s.b, sp)
+                         : crypto::wire::FlowBinding::ipv4(k.proto, c.b, cp, s.b, sp);
+}
+
+void Stage::drop(Pkt &k, DropReason r) {
+    wstats_->drops[static_cast<size_t>(r)].add();
+    rte_pktmbuf_free(k.m);
+}
+
+uint32_t Stage::alloc_hs() {
+    uint32_t i = hs_free_;
+    if (i == kNil) return i;
+    hs_free_ = hs_[i].next_free;
+    HandshakeCtx &x = hs_[i];
+    x.ctl = nullptr;
+    x.armed = false;
+    x.tries = 0;
+    return i;
+}
+
+void Stage::free_hs(Flow &f) {
+    if (f.hs == kNil) return;
+    HandshakeCtx &x = hs_[f.hs];
+    if (x.ctl) {
+        rte_pktmbuf_free(x.ctl);
+        x.ctl = nullptr;
+    }
+    x.armed = false;
+    x.next_free = hs_free_;
+    hs_free_ = f.hs;
+    f.hs = kNil;
+}
+
+// Remembers what each host has acknowledged: an RST we forge for host X must carry exactly the
+// sequence number X expects next (RFC 5961: anything else only earns a challenge ACK), and that is
+// the ACK number X itself last sent. Token bytes never enter it: hosts never acknowledge them.
+void Stage::track_seq(Flow &f, const Pkt &k) {
+    if (k.v.proto != kProtoTcp || !(k.v.tcp_flags & kTcpAck)) return;
+    uint32_t &a = f.ack_seen[k.side];
+    if (a == 0 || int32_t(k.v.ack - a) > 0) a = k.v.ack;
+}
+
+void Stage::restart_flow(Flow &f) {
+    while (rte_mbuf *m = holds_.pop(f.hold)) {
+        wstats_->drops[static_cast<size_t>(DropReason::FlowRejected)].add();
+        rte_pktmbuf_free(m);
+    }
+    free_hs(f);
+    set_peer(f, nullptr);
+    f.auth = dp::Auth::kNew;
+    f.role = kRoleNone;
+    f.decided_version = 0;
+    f.ack_seen[0] = f.ack_seen[1] = 0;
+}
+
+void Stage::release_held(Flow &f) {
+    while (rte_mbuf *m = holds_.pop(f.hold)) {
+        tx_->push(m, side_of(m) ^ 1);
+    }
+}
+
+// The connection as its initiator sent it.
+void Stage::fill_endpoints(FlowRecordEvent &e, int32_t pos, const Flow &f) const {
+    const FlowKey &key = flows_->key_at(pos);
+    const bool a_init = f.init_side == kSideA;
+    e.src = a_init ? key.a : key.b;
+    e.dst = a_init ? key.b : key.a;
+    e.sport = a_init ? key.pa : key.pb;
+    e.dport = a_init ? key.pb : key.pa;
+    e.local_is_source = f.local_side == f.init_side;
+}
+
+void Stage::record(int32_t pos, const Flow &f, const policy::Decision &d, DropReason why,
+                   const PeerIdentity *peer, uint8_t claims_reason) {
+    if (d.logs_disabled && why == DropReason::None) return;
+    FlowRecordEvent e{};
+    e.policy_version = st_ && st_->policy ? st_->policy->version() : 0;
+    e.timestamp = now_unix_;
+    e.kind = RecordKind::kFlow;
+    const FlowKey &key = flows_->key_at(pos);
+    e.family = key.family;
+    e.proto = key.proto;
+    e.action = static_cast<uint8_t>(d.action);
+    e.observed_action = static_cast<uint8_t>(d.observed_action);
+    e.reason = static_cast<uint8_t>(d.reason);
+    e.drop_reason = why;
+    e.claims_reason = claims_reason;
+    fill_endpoints(e, pos, f);
+    e.peer_kind = peer ? PeerKind::kClaims : PeerKind::kExternal;
+    e.local_pu = f.hs != kNil ? hs_[f.hs].local_pu : policy::kNone;
+    if (e.local_pu == policy::kNone && st_ && st_->policy) {
+        const IpAddr &local = f.local_side == kSideA ? key.a : key.b;
+        e.local_pu = st_->policy->find_pu(addr_of(local, key.family));
+    }
+    e.policy = d.policy;
+    e.observed_policy = d.observed_policy;
+    e.rule_name = d.rule_name;
+    e.observed_rule = d.observed_rule_name;
+    e.observation = d.observed_action != Verdict::kNotApplicable;
+    if (peer && peer->status == crypto::ClaimsReason::Ok) {
+        auto id = peer->claims.pu_id();
+        std::memcpy(e.peer_id, id.data(), std::min(id.size(), sizeof(e.peer_id) - 1));
+    }
+    ids_.records.add();
+    if (!idr_->records[id_] || rte_ring_sp_enqueue_elem(idr_->records[id_], &e, sizeof(e)) != 0)
+        ids_.records_lost.add();
+}
+
+void Stage::record_exception(int32_t pos, const Flow &f) {
+    FlowRecordEvent e{};
+    e.policy_version = st_ && st_->policy ? st_->policy->version() : 0;
+    e.timestamp = now_unix_;
+    e.kind = RecordKind::kConnectionException;
+    e.family = flows_->key_at(pos).family;
+    e.proto = flows_->key_at(pos).proto;
+    fill_endpoints(e, pos, f);
+    e.local_pu = f.hs != kNil ? hs_[f.hs].local_pu : policy::kNone;
+    e.drop_reason = DropReason::HandshakeExpired;
+    e.hs_state = f.auth == dp::Auth::kClientSyn || f.auth == dp::Auth::kUdpClientSyn
+                     ? HsState::kSynTransmitted
+                 : f.auth == dp::Auth::kServerSynAck || f.auth == dp::Auth::kUdpServerSynAck
+                     ? HsState::kSynAckTransmitted
+                 : f.auth == dp::Auth::kClientAck ? HsState::kAckTransmitted
+                                                  : HsState::kNone;
+    e.policy = e.observed_policy = e.rule_name = e.observed_rule = policy::kNone;
+    ids_.exceptions.add();
+    if (!idr_->records[id_] || rte_ring_sp_enqueue_elem(idr_->records[id_], &e, sizeof(e)) != 0)
+        ids_.records_lost.add();
+}
+
+// The ACL decision for a peer without identity: the external networks its address is in, plus
+// those it was learned for from DNS answers. The learned set is read from the newest published
+// state, not the one this loop started with: a DNS answer this or another worker released a
+// moment ago is then already matched (the answer is held until the set that has its addresses
+// is published, docs/dns.md). Reading a newer RCU object before our next quiescent point is safe.
+policy::Decision Stage::decide_by_address(uint32_t pu, Direction dir, const IpAddr &peer,
+                                          uint8_t family, uint8_t proto, uint16_t port) {
+    const policy::PolicySnapshot &pol = *st_->policy;
+    const policy::IpAddr addr = addr_of(peer, family);
+    const EnforcerState *fresh = idr_->state->current();
+    const dns::FqdnSet *fq = fresh ? fresh->fqdn.get() : nullptr;
+    if (fq && fq->snapshot_version() == pol.version()) {
+        std::span<const uint32_t> learned = family == 6 ? fq->networks_for(peer.b, now_unix_)
+                                                        : fq->networks_for_v4(peer.b, now_unix_);
+        if (!learned.empty()) {
+            // Not cached: learned sets change without a new snapshot version.
+            ids_.fqdn_decisions.add();
+            return pol.decide(pu, dir, addr, proto, port, learned);
+        }
+    }
+    return decisions_->decide(pol, pu, dir, addr, proto, port);
+}
+
+// A DNS answer (UDP or TCP from port 53) to a local PU goes to the slow path with its mbuf: it is
+// parsed there, reported, and what it teaches for hostname entries is published before the
+// answer is sent on. Without a free job the answer goes on unsnooped (counted), never waits.
+bool Stage::snoop_dns(Pkt &k) {
+    SlowJob *j = take_job();
+    if (!j) {
+        ids_.dns_unsnooped.add();
+        return false;
+    }
+    j->kind = SlowJob::kDns;
+    j->mbuf = k.m;
+    j->dns_off = k.v.payload_off;
+    j->dns_len = k.v.payload_len;
+    j->dns_tcp = k.v.proto == kProtoTcp;
+    j->family = k.v.family;
+    std::memcpy(j->client, k.v.dst.b, 16);
+    j->pu = st_->policy->find_pu(addr_of(k.v.dst, k.v.family));
+    j->policy_version = st_->policy->version();
+    if (rte_ring_sp_enqueue(idr_->slow_req[id_], j) != 0) {
+        free_jobs_.push_back(j);
+        ids_.dns_unsnooped.add();
+        return false;
+    }
+    ids_.dns_snooped.add();
+    return true;
+}
+
+void Stage::free_identity(PeerIdentity *p) {
+    // The slow path frees what workers hand back (the worker never calls delete).
+    if (rte_ring_sp_enqueue(idr_->garbage[id_], p) != 0) ids_.identities_lost.add();
+}
+
+void Stage::unpin(PeerIdentity *p) {
+    if (--p->pins == 0 && !p->cached) free_identity(p);
+}
+
+void Stage::uncache(PeerIdentity *p) {
+    p->cached = false;
+    if (p->pins == 0) free_identity(p);
+}
+
+void Stage::set_peer(Flow &f, const PeerIdentity *p) {
+    auto *np = const_cast<PeerIdentity *>(p);  // the worker owns every identity it references
+    if (f.peer == np) return;
+    if (np) ++np->pins;
+    PeerIdentity *old = f.peer;
+    f.peer = np;
+    if (old) unpin(old);
+}
+
+// A job asking the slow path for `target`'s tags under the current snapshot.
+void Stage::retag_job(SlowJob *j, PeerIdentity *target) {
+    j->kind = SlowJob::kRetag;
+    j->cache_key = target->cache_key;
+    j->expires_at = target->expires_at;
+    j->blob_len = target->blob_len;
+    std::memcpy(j->blob, target->blob, target->blob_len);
+    j->target = target;
+    ++target->pins;
+    target->retag_pending = true;
+}
+
+SlowJob *Stage::take_job() {
+    if (free_jobs_.empty()) return nullptr;
+    SlowJob *j = free_jobs_.back();
+    free_jobs_.pop_back();
+    j->worker = static_cast<uint16_t>(id_);
+    j->pos = -1;
+    j->peer = nullptr;
+    j->target = nullptr;
+    j->key_ok = false;
+    return j;
+}
+
+// Holds the packet and, when `job` is given, sends it to the slow path; the flow is re-run when
+// any answer comes back. A flow parks at most once at a time.
+bool Stage::park(Pkt &k, SlowJob *job) {
+    Flow &f = flows_->at(k.pos);
+    if (job) {
+        job->pos = k.pos;
+        job->flow_created = f.created_tsc;
+        if (rte_ring_sp_enqueue(idr_->slow_req[id_], job) != 0) {
+            if (PeerIdentity *t = job->target) {  // a retag that never left: give its pin back
+                job->target = nullptr;
+                t->retag_pending = false;
+                unpin(t);
+            }
+            free_jobs_.push_back(job);
+            drop(k, DropReason::SlowpathBusy);
+            return false;
+        }
+        ids_.slow_jobs.add();
+    }
+    if (!holds_.push(f.hold, k.m)) {
+        drop(k, DropReason::HoldFull);
+        return false;
+    }
+    if (!(f.parked & kParkedBit)) {
+        f.parked |= kParkedBit;
+        ids_.parked.add();
+    }
+    return true;
+}
+
+// The verified identity for a claims blob, or nullptr when the packet was parked (or dropped)
+// because the slow path must verify it first or re-tag it for a new snapshot.
+// The peer cache entry for exactly this blob (any snapshot), or nullptr; `key` is its cache key.
+const PeerIdentity *Stage::cached_peer(std::span<const uint8_t> blob, uint64_t &key) const {
+    uint32_t h1 = jhash_seed_[0], h2 = jhash_seed_[1];
+    rte_jhash_2hashes(blob.data(), static_cast<uint32_t>(blob.size()), &h1, &h2);
+    key = (uint64_t(h1) << 32 | h2) | 1;  // never 0: 0 means "no identity" in a flow
+    std::array<uint8_t, 8> ck;
+    std::memcpy(ck.data(), &key, 8);
+    PeerIdentity **slot = peers_->find(ck, now_unix_);
+    if (slot && *slot && (*slot)->blob_len == blob.size() &&
+        std::memcmp((*slot)->blob, blob.data(), blob.size()) == 0)
+        return *slot;
+    return nullptr;
+}
+
+// Under a flood of unknown claims the slow path's job pool runs dry, and an identity SYN whose
+// claims are not cached would be dropped `slowpath-busy` anyway - after a flow entry was made for
+// it. Refuse it before: a flood then neither fills the flow table nor costs an insert and an
+// expiry per forged SYN. SYNs from peers already verified still get through.
+bool Stage::admit_new_flow(const rte_mbuf *m, const PacketView &v, uint8_t arrival) {
+    if (!free_jobs_.empty() || arrival != kOutside || v.proto != kProtoTcp || !is_syn(v) ||
+        !v.payload_len)
+        return true;
+    crypto::wire::TokenView tok;
+    if (crypto::wire::parse_token(
+            {rte_pktmbuf_mtod(m, const uint8_t *) + v.payload_off, v.payload_len}, tok) !=
+        WireStatus::Ok)
+        return true;  // no token: the ACL decides, no slow path needed
+    uint64_t key;
+    const PeerIdentity *p = cached_peer(tok.claims, key);
+    if (p && (p->status != crypto::ClaimsReason::Ok ||
+              p->tags.snapshot_version() == st_->policy->version()))
+        return true;
+    wstats_->drops[static_cast<size_t>(DropReason::SlowpathBusy)].add();
+    return false;
+}
+
+// Takes the slow path's answers, caches them, and re-runs the held packets of the flows that
+// waited for them (only those: under a flood of unknown claims thousands of flows may be parked).
+void Stage::poll_slowpath() {
+    if (!idr_ || !idr_->slow_rep[id_]) return;
+    void *done[32];
+    unsigned n = rte_ring_sc_dequeue_burst(idr_->slow_rep[id_], done, 32, nullptr);
+    if (!n) return;
+    parked_scratch_.clear();
+    for (unsigned i = 0; i < n; ++i) {
+        auto *j = static_cast<SlowJob *>(done[i]);
+        if (j->pos >= 0 && flows_->in_use(static_cast<uint32_t>(j->pos)) &&
+            flows_->at(j->pos).created_tsc == j->flow_created &&
+            (flows_->at(j->pos).parked & kParkedBit))
+            parked_scratch_.push_back(j->pos);
+        if (j->kind == SlowJob::kDns) {
+            rte_mbuf *m = j->mbuf;
+            j->mbuf = nullptr;
+            tx_->push(m, side_of(m) ^ 1);
+        } else if (j->kind == SlowJob::kSessionKey) {
+            if (j->key_ok) {
+                const bool client = j->local_role == crypto::Role::Client;
+                crypto::SessionKey ck = crypto::session_cache_key(
+                    client ? j->local_pub : j->peer_pub, client ? j->peer_pub : j->local_pub);
+                keys_->insert(ck, now_unix_ + 3600, now_unix_).key = j->key;
+            }
+        } else if (j->target) {
+            // A retag: the identity gets the new snapshot's tag IDs in place, so every flow and
+            // cache slot that references it sees them (swap: no allocation here).
+            PeerIdentity *t = j->target;
+            j->target = nullptr;
+            t->retag_pending = false;
+            if (j->peer) {
+                std::swap(t->tags, j->peer->tags);
+                free_identity(j->peer);
+            }
+            unpin(t);
+        } else if (j->peer) {
+            std::array<uint8_t, 8> ck;
+            std::memcpy(ck.data(), &j->cache_key, 8);
+            j->peer->cache_key = j->cache_key;
+            PeerIdentity *&slot = peers_->insert(ck, j->peer->expires_at, now_unix_);
+            if (slot && slot != j->peer) uncache(slot);
+            slot = j->peer;
+            slot->cached = true;
+        }
+        free_jobs_.push_back(j);
+    }
+    // Those flows' held packets run again (the worker's loop runs released() as bursts): they now
+    // hit the caches, or park again.
+    for (int32_t pos : parked_scratch_) {
+        Flow &f = flows_->at(pos);
+        if (!(f.parked & kParkedBit)) continue;  // listed twice
+        f.parked &= static_cast<uint8_t>(~kParkedBit);
+        while (rte_mbuf *x = holds_.pop(f.hold)) released_.push_back(x);  // reserved: hold_total
+    }
+    parked_scratch_.clear();
+}
+
+// Both MACs of a handshake into this burst's HMAC batch; the packet waits for finish_batch().
+void Stage::queue_macs(Pkt &k, BatchOp op, const PeerIdentity *peer, const policy::Decision &d,
+                       const crypto::HmacKey &hk) {
+    Flow &f = flows_->at(k.pos);
+    HandshakeCtx &x = hs_[f.hs];
+    Batched &b = batch_[batch_n_++];
+    b.op = op;
+    b.k = k;
+    b.peer = peer;
+    b.decision = d;
+    crypto::wire::HandshakeInputs in{std::span<const uint8_t, 16>(x.client_nonce, 16),
+                                     std::span<const uint8_t, 16>(x.server_nonce, 16),
+                                     &x.client_hash, &x.server_hash};
+    b.macs.prepare(hk, binding_of(f, k.pos), in, &hmac_jobs_[2 * (batch_n_ - 1)]);
+    f.parked |= kInBatchBit;
+}
+
+void Stage::finish_batch() {
+    if (batch_n_) {
+        hmac_->compute({hmac_jobs_, size_t(2) * batch_n_});
+        ids_.hmac_batches.add();
+        ids_.hmac_jobs.add(2u * batch_n_);
+        for (uint16_t i = 0; i < batch_n_; ++i) finish_op(batch_[i]);
+        batch_n_ = 0;
+    }
+    // Packets of those flows that came later in the burst, in arrival order.
+    uint16_t n = deferred_n_;
+    deferred_n_ = 0;
+    for (uint16_t i = 0; i < n; ++i) packet(deferred_[i]);
+}
+
+void Stage::reevaluate(uint32_t budget) {
+    if (!st_ || !st_->policy) return;
+    const policy::PolicySnapshot &pol = *st_->policy;
+    if (reeval_target_ != pol.version()) {
+        reeval_target_ = pol.version();
+        reeval_cursor_ = 0;
+        reeval_incomplete_ = false;
+    }
+    reeval_pending_ = reeval_version_ != reeval_target_;
+    if (!reeval_pending_) return;
+    const uint32_t cap = flows_->capacity();
+    while (budget-- && reeval_cursor_ < cap) {
+        const int32_t pos = static_cast<int32_t>(reeval_cursor_++);
+        if (!flows_->in_use(static_cast<uint32_t>(pos))) continue;
+        Flow &f = flows_->at(pos);
+        // The sweep visits authorized flows only (the machines re-decide nothing else).
+        if (f.auth == dp::Auth::kAllowed) reevaluate_flow(pos, f);
+    }
+    if (reeval_cursor_ >= cap) {
+        if (reeval_incomplete_) {
+            reeval_cursor_ = 0;
+            reeval_incomplete_ = false;
+        } else {
+            reeval_version_ = reeval_target_;
+            reeval_pending_ = false;
+            ids_.policy_enforced.set(reeval_version_);
+        }
+    }
+}
+
+// New flows from outside that were refused at their SYN (policy, refused or malformed claims, a
+// full slow path) leave no entry behind: a flood of forged SYNs with distinct tuples cannot fill
+// the table, and a retransmitted SYN is simply decided again (the decision is cached). Run after
+// the batch, when no packet of the burst still refers to the entry.
+void Stage::retire_flows() {
+    for (uint16_t i = 0; i < retire_n_; ++i) {
+        const Retire r = retire_[i];
+        if (!flows_->in_use(static_cast<uint32_t>(r.pos))) continue;
+        Flow &f = flows_->at(r.pos);
+        if (f.created_tsc != r.created) continue;
+        const bool refused = f.auth == dp::Auth::kRejected || f.auth == dp::Auth::kNew;
+        if (!refused || f.parked || f.hold.count || f.hs != kNil || f.in_port != kOutside ||
+            f.pkts[f.init_side ^ 1] != 0)
+            continue;
+        set_peer(f, nullptr);
+        flows_->remove(r.pos);
+        ids_.flows_retired.add();
+    }
+    retire_n_ = 0;
+}
+
+void Stage::drop_held(Flow &f, DropReason why) {
+    while (rte_mbuf *m = holds_.pop(f.hold)) {
+        wstats_->drops[static_cast<size_t>(why)].add();
+        rte_pktmbuf_free(m);
+    }
+}
+
+}  // namespace segwire::dp::identity

@@ -1,0 +1,295 @@
+// A worker's identity stage (docs/handshake.md, docs/identity-machines.md): everything between
+// "this packet belongs to flow F" and the packet's fate. It owns the caches (peer identities,
+// session keys, decisions, plain peers, B's confirmations), the handshake-context pool, the hold
+// queue, the slow-path jobs, this burst's HMAC batch and the flow records.
+//
+// The decisions are the pure state machines' (tcp_machine, udp_machine, plain_machine). The stage
+// is their adapter: it turns an mbuf and the flow into an Event and Facts, answers the machine's
+// needs (cache look-ups, nonces, packet edits, sends) and applies the actions it returns, in
+// order. It decides nothing itself. Files:
+//   stage.cpp        pools, holds, caches, slow path, records, the batch, the policy sweep
+//   adapter.cpp      the needs loop: events in, needs answered, actions applied
+//   tcp_adapter.cpp  TCP facts and operations (option edits, RSTs, confirmations)
+//   udp_adapter.cpp  UDP facts and operations (control datagrams, their timers)
+//
+// Runs on the worker's lcore only: no locks, no allocation after init(), no exceptions.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "crypto/hmac.hpp"
+#include "crypto/nonce.hpp"
+#include "crypto/verifier.hpp"
+#include "crypto/wire.hpp"
+#include "dataplane/flow/flow_table.hpp"
+#include "dataplane/flow/hold_queue.hpp"
+#include "dataplane/handshake/identity.hpp"
+#include "dataplane/handshake/records.hpp"
+#include "dataplane/identity/machine.hpp"
+#include "dataplane/identity/runtime.hpp"
+#include "dataplane/packet/rewrite.hpp"
+#include "dataplane/policy/decision_cache.hpp"
+#include "dataplane/worker/tx_queues.hpp"
+
+namespace segwire::dp::identity {
+
+inline bool is_syn(const PacketView &v) noexcept {
+    return (v.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
+}
+inline bool is_synack(const PacketView &v) noexcept {
+    return (v.tcp_flags & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck);
+}
+
+// One packet on its way through the stage.
+struct Pkt {
+    rte_mbuf *m;
+    PacketView v;
+    int32_t pos;      // its flow
+    uint8_t arrival;  // port side it came in on
+    uint8_t side;     // canonical side of its source
+};
+
+class Stage {
+  public:
+    using StepFn = Result (*)(const FlowState &, const Event &, const Facts &) noexcept;
+
+    Stage() = default;
+    Stage(const Stage &) = delete;
+    Stage &operator=(const Stage &) = delete;
+
+    // Control-time (allocates). `port_id` are the ethdev ids of the inside and outside ports.
+    bool init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_id[2], FlowTable &flows,
+              TxQueues &tx, WorkerStats &stats, uint64_t tsc_hz, std::string &err);
+
+    // Once per loop: the state to enforce, then the slow path's answers. Packets of flows whose
+    // answer came back are ready in released() for the loop to run again.
+    void begin_loop(uint64_t now);
+    void end_loop(uint32_t worker_id);
+    // True while a policy state is published: enforce (else the worker only forwards).
+    bool enforcing() const noexcept { return st_ != nullptr; }
+    // Held packets to run again (parsed and looked up anew, like a received burst); take_released
+    // hands out at most `cap` of them.
+    uint16_t take_released(rte_mbuf **out, uint16_t cap) noexcept;
+
+    // Burst mechanics around the machines (no identity decision):
+    // refuse an uncached identity SYN from outside before it gets a flow entry when the slow path
+    // has no free job (a flood neither fills the table nor the pool);
+    bool admit_new_flow(const rte_mbuf *m, const PacketView &v, uint8_t arrival);
+    // one packet of flow k.pos;
+    void packet(Pkt &k);
+    // a SYN reused a finished connection's ports (tcp_track said so) before its packet;
+    void ports_reused(int32_t pos);
+    // a new flow from outside to remove at the end of the burst if it was refused;
+    void maybe_retire(int32_t pos, uint64_t created) noexcept {
+        retire_[retire_n_++] = Retire{pos, created};
+    }
+    // the burst is over: run the HMAC batch, the packets deferred behind it, retire flows.
+    void end_burst();
+
+    // Housekeeping: UDP timers and the policy sweep (`budget` flows).
+    void housekeeping(uint32_t budget);
+    // The flow table removes an idle flow.
+    void on_flow_removed(int32_t pos, Flow &f);
+    // A policy sweep is under way: the idle loop should not sleep.
+    bool sweep_pending() const noexcept { return reeval_pending_; }
+
+    const IdentityStats &stats() const noexcept { return ids_; }
+    const char *hmac_backend() const;
+
+  private:
+    struct HandshakeCtx {
+        uint8_t client_nonce[16], server_nonce[16];
+        crypto::Digest client_hash, server_hash;
+        uint8_t synack_mac[crypto::wire::kMacLen], ack_mac[crypto::wire::kMacLen],
+            confirm_mac[crypto::wire::kMacLen];
+        crypto::X25519Public local_pub;
+        uint32_t local_pu;
+        uint32_t next_free;
+        // UDP only: the last control datagram sent (copied for each retransmission) and timers.
+        rte_mbuf *ctl;
+        uint64_t started_tsc, last_send_tsc;
+        int32_t pos;      // the flow, for the timer scan
+        uint8_t ctl_out;  // port side the control datagram leaves on
+        uint8_t tries;    // retransmissions so far
+        bool armed;       // the timer scan acts on this handshake
+        bool listed;      // the index is in udp_timers_
+    };
+    // A handshake packet whose HMACs run in this burst's batch.
+    struct Batched {
+        BatchOp op;
+        Pkt k;
+        const PeerIdentity *peer;
+        policy::Decision decision;
+        crypto::wire::HandshakeMacs macs;
+    };
+    // B's confirmation of each ACK proof it verified, kept ~3 s so that proofs A adds before the
+    // confirmation reaches it are answered again (docs/protocol.md §4.4).
+    struct Confirmation {
+        uint8_t mac[crypto::wire::kMacLen];
+        uint64_t last_tsc;
+    };
+    // Refused new flows, removed at the end of the burst.
+    struct Retire {
+        int32_t pos;
+        uint64_t created;
+    };
+    // What the adapter knows about one event beyond the machine's facts: the packet's parsed
+    // option, token or control message, and the payload of each answered need. One per stage:
+    // events never nest (an event's actions start no other event).
+    struct Ev {
+        Pkt *k = nullptr;  // kPacket and kMacsReady
+        int32_t pos = -1;
+        Flow *f = nullptr;
+        uint8_t proto = 0;
+        uint32_t timer_hs = kNil;  // kTimer: the armed context
+        // Parsed from the packet by the facts (valid when the fact says so):
+        crypto::wire::TcpOptionView ov;    // TCP: segwire's option (opt is a type)
+        crypto::wire::TokenView tok;       // TCP SYN / SYN-ACK token, UDP SYN / SYN-ACK token
+        crypto::wire::UdpMessageView msg;  // UDP: the control message (ctl is a type)
+        // The payload of each answered need:
+        uint32_t classified_pu = policy::kNone;  // kClassify
+        uint32_t hs_pu = policy::kNone;          // the context's local PU when the event began
+        uint32_t local_pu = policy::kNone;       // kLocalPu
+        const crypto::SignedClaims *claims = nullptr;  // kLocalClaims
+        const PeerIdentity *looked = nullptr;          // kPeer (or the identity queued with an op)
+        uint64_t peer_key = 0;                         // kPeer: the blob's cache key
+        const crypto::HmacKey *hk = nullptr;           // kSessionKey
+        crypto::X25519Public key_local, key_peer;      // kSessionKey: the pair looked up
+        crypto::Role key_role = crypto::Role::Client;
+        policy::Decision decision;     // kRules / kAcl (or the decision queued with an op)
+        Confirmation *conf = nullptr;  // kConfirmation
+
+        // A new event (the parsed views are valid only where this event's facts say so).
+        void begin(Pkt *pk, int32_t p, Flow *fl, uint8_t pr) noexcept {
+            k = pk, pos = p, f = fl, proto = pr;
+            timer_hs = kNil;
+            classified_pu = hs_pu = local_pu = policy::kNone;
+            claims = nullptr, looked = nullptr, hk = nullptr, conf = nullptr;
+            peer_key = 0;
+            decision = policy::Decision{};
+        }
+    };
+
+    // ---- the adapter (adapter.cpp, tcp_adapter.cpp, udp_adapter.cpp) ----
+    void run(StepFn step, const Event &event, Facts &fx, Ev &e);
+    FlowState view(const Flow &f) const noexcept;
+    void apply(const Action &a, Ev &e);
+    void answer(const Need &n, Ev &e, Answers &ans);
+    void packet_facts(Ev &e, Facts &fx);
+    void tcp_facts(Ev &e, Facts &fx);
+    void udp_facts(Ev &e, Facts &fx);
+    void finish_op(Batched &op);
+    void timer_event(uint32_t h);
+    void reevaluate_flow(int32_t pos, Flow &f);
+    void fate(const Action &a, Ev &e);
+    void park_job(const Action &a, Ev &e);
+    DropReason edit(Edit what, Ev &e);
+    SendAnswer send_handshake(UdpMsg msg, To to, Ev &e);
+    void send_udp(UdpMsg msg, To to, uint8_t flags, Ev &e);
+    void cut_rsts(int32_t pos, Flow &f);
+    dp::Counter &counter(Counter c) noexcept;
+
+    // ---- operations (what the adapter performs for a need or an action) ----
+    void forward(Pkt &k) { tx_->push(k.m, k.arrival ^ 1); }
+    void drop(Pkt &k, DropReason r);
+    policy::Decision decide_by_address(uint32_t pu, policy::Direction dir, const IpAddr &peer,
+                                       uint8_t family, uint8_t proto, uint16_t port);
+    bool snoop_dns(Pkt &k);
+    const PeerIdentity *cached_peer(std::span<const uint8_t> blob, uint64_t &key) const;
+    void queue_macs(Pkt &k, BatchOp op, const PeerIdentity *peer, const policy::Decision &d,
+                    const crypto::HmacKey &hk);
+    void finish_batch();
+    void send_reset(const Pkt &k, uint8_t to_side);
+    bool park(Pkt &k, SlowJob *job);
+    SlowJob *take_job();
+    crypto::wire::WireStatus token_of(const Pkt &k, crypto::wire::TokenView &tok) const;
+    DropReason add_identity(Pkt &k, crypto::wire::MsgType type, const uint8_t nonce[16],
+                            std::span<const uint8_t> claims, const uint8_t *mac);
+    bool strip_identity(Pkt &k, size_t token_len);
+    bool add_ack_proof(Pkt &k, const uint8_t *mac);
+    void send_confirm(const Pkt &k, const uint8_t *mac);
+    std::array<uint8_t, 8> confirm_key(int32_t pos) const;
+    void set_peer(Flow &f, const PeerIdentity *p);
+    void unpin(PeerIdentity *p);
+    void free_identity(PeerIdentity *p);
+    void retag_job(SlowJob *j, PeerIdentity *target);
+    void uncache(PeerIdentity *p);
+    void retire_flows();
+    void track_seq(Flow &f, const Pkt &k);
+    void release_held(Flow &f);
+    void drop_held(Flow &f, DropReason why);
+    void restart_flow(Flow &f);
+    void poll_slowpath();
+    void reevaluate(uint32_t budget);
+    void record(int32_t pos, const Flow &f, const policy::Decision &d, DropReason why,
+                const PeerIdentity *peer, uint8_t claims_reason = 0);
+    void record_exception(int32_t pos, const Flow &f);
+    void fill_endpoints(FlowRecordEvent &e, int32_t pos, const Flow &f) const;
+    uint32_t alloc_hs();
+    void free_hs(Flow &f);
+    policy::IpAddr addr_of(const IpAddr &a, uint8_t family) const;
+    const IpAddr &peer_addr(int32_t pos, const Flow &f) const;
+    crypto::wire::FlowBinding binding_of(const Flow &f, int32_t pos) const;
+    uint8_t side_of(const rte_mbuf *m) const noexcept {
+        return m->port == port_id_[kInside] ? kInside : kOutside;
+    }
+    // UDP
+    bool udp_control_of(const Pkt &k, crypto::wire::UdpMessageView &msg,
+                        crypto::wire::WireStatus &ws) const;
+    bool udp_send_ctl(Pkt &k, bool to_source, std::span<const uint8_t> body, uint32_t hs,
+                      bool keep);
+    void udp_resend(uint32_t hs);
+    void udp_arm(uint32_t hs, int32_t pos);
+    void udp_timers();
+
+    IdentityRuntime *idr_ = nullptr;
+    Ev ev_;
+    uint32_t id_ = 0;
+    uint16_t port_id_[2] = {0, 0};
+    FlowTable *flows_ = nullptr;
+    TxQueues *tx_ = nullptr;
+    WorkerStats *wstats_ = nullptr;
+    const EnforcerState *st_ = nullptr;  // read once per loop; valid until the loop's end
+    uint64_t now_tsc_ = 0;
+    uint32_t now_unix_ = 0;
+    uint64_t ms_tsc_ = 0;  // TSC ticks per millisecond
+    IdentityStats ids_;
+    HoldQueue holds_;
+    std::vector<HandshakeCtx> hs_;
+    uint32_t hs_free_ = kNil;
+    std::unique_ptr<crypto::HmacBatch> hmac_;
+    std::unique_ptr<crypto::NonceSource> nonces_;
+    std::unique_ptr<policy::DecisionCache> decisions_;
+    std::unique_ptr<crypto::FixedCache<8, PeerIdentity *>> peers_;
+    std::unique_ptr<crypto::SessionKeyCache> keys_;
+    // Servers whose SYN-ACK came back without identity: later SYNs to them carry none (and a TFO
+    // SYN's data never reaches a host that would take the token for data).
+    std::unique_ptr<crypto::FixedCache<16, uint8_t>> plain_peers_;
+    std::unique_ptr<crypto::FixedCache<8, Confirmation>> confirms_;
+    uint32_t jhash_seed_[2] = {};
+    std::vector<SlowJob> jobs_;
+    std::vector<SlowJob *> free_jobs_;
+    std::vector<int32_t> parked_scratch_;  // flows whose slow-path answer came back this loop
+    std::vector<rte_mbuf *> released_;     // their held packets, to run again
+    size_t released_at_ = 0;
+    Retire retire_[kMaxBurst];
+    uint16_t retire_n_ = 0;
+    Batched batch_[kMaxBurst];
+    uint16_t batch_n_ = 0;
+    Pkt deferred_[TxQueues::kCap];
+    uint16_t deferred_n_ = 0;
+    crypto::HmacJob hmac_jobs_[2 * kMaxBurst];
+    std::vector<uint32_t> udp_timers_;  // handshake contexts with a UDP timer
+    uint64_t reeval_version_ = 0;       // policy version the last completed sweep used
+    uint64_t reeval_target_ = 0;
+    uint32_t reeval_cursor_ = 0;
+    bool reeval_incomplete_ = false;
+    bool reeval_pending_ = false;  // a sweep is under way: the idle loop does not sleep
+};
+
+}  // namespace segwire::dp::identity
