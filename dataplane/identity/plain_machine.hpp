@@ -10,7 +10,7 @@ namespace segwire::dp::identity::plain {
 // Events: kPacket, kReevaluate, kExpire. States: kNew, kPass, kAllowed, kRejected.
 Result step(const FlowState &state, const Event &ev, const Facts &fx) noexcept;
 
-// The steady state without a step: true exactly when step(state, {kPacket}, facts) returns
+// The steady state without a step: true only when step(state, {kPacket}, facts) returns just
 // [Forward] (checked against step() by the unit tables).
 inline bool forwards(const FlowState &s, const PacketFacts &) noexcept {
     return !s.parked && !s.in_batch && (s.auth == Auth::kPass || s.auth == Auth::kAllowed);

@@ -11,10 +11,10 @@ namespace segwire::dp::identity::tcp {
 // timers). States: kNew, kPass, kAllowed, kRejected and the four TCP handshake states.
 Result step(const FlowState &state, const Event &ev, const Facts &fx) noexcept;
 
-// The steady state without a step: true exactly when step(state, {kPacket}, facts) returns
+// The steady state without a step: true only when step(state, {kPacket}, facts) returns just
 // [TrackSeq, Forward] - a segment of a pass-through or authorized flow that carries nothing for
-// segwire. The adapter asks this first (the established path stays a few tests long); the unit
-// tables check it against step() over the whole domain of what it reads.
+// segwire (false: run the step). The adapter asks this first (the established path stays a few
+// tests long); tests/unit/identity/fast_path_test checks it against step().
 inline bool forwards(const FlowState &s, const PacketFacts &p) noexcept {
     if (s.parked || s.in_batch) return false;
     if (s.auth == Auth::kPass) return true;

@@ -12,7 +12,7 @@ namespace segwire::dp::identity::udp {
 // kRejected and the three UDP handshake states.
 Result step(const FlowState &state, const Event &ev, const Facts &fx) noexcept;
 
-// The steady state without a step: true exactly when step(state, {kPacket}, facts) returns
+// The steady state without a step: true only when step(state, {kPacket}, facts) returns just
 // [Forward] - a datagram of a pass-through or authorized flow that is neither a possible control
 // datagram nor a DNS answer to snoop (checked against step() by the unit tables).
 inline bool forwards(const FlowState &s, const PacketFacts &p) noexcept {
