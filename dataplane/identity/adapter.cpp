@@ -69,18 +69,36 @@ FlowState Stage::view(const Flow &f) const noexcept {
     return st;
 }
 
-void Stage::run(StepFn step, const Event &event, Facts &fx, Ev &e) {
-    const Flow &f = *e.f;
-    const FlowState st = view(f);  // the same state for every re-step of the event
-    e.hs_pu = f.hs < hs_.size() ? hs_[f.hs].local_pu : policy::kNone;
-    // At most one step per need kind plus the last: the machines never ask one need twice.
-    for (unsigned round = 0; round <= static_cast<unsigned>(NeedKind::kCount); ++round) {
-        const Result r = step(st, event, fx);
-        for (uint8_t i = 0; i < r.n; ++i) apply(r.actions[i], e);
-        if (r.need.kind == NeedKind::kNone) return;
-        answer(r.need, e, fx.answers);
-        fx.answers.mark(r.need.kind);
+// The machine performs each need through this as it reaches it (machine.hpp, Oracle): the
+// actions before the need are applied first, then the need is answered. One step per event.
+namespace {
+struct Asker final : Oracle {
+    Stage *stage;
+    Facts *fx;
+    void (*take_fn)(Stage *, const Action *, uint8_t);
+    void (*answer_fn)(Stage *, const Need &, Answers &);
+    void take(const Action *actions, uint8_t n) noexcept override { take_fn(stage, actions, n); }
+    void answer(const Need &need) noexcept override {
+        answer_fn(stage, need, fx->answers);
+        fx->answers.mark(need.kind);
     }
+};
+}  // namespace
+
+void Stage::run(StepFn step, const Event &event, Facts &fx, Ev &e) {
+    e.hs_pu = e.f->hs < hs_.size() ? hs_[e.f->hs].local_pu : policy::kNone;
+    Asker asker;
+    asker.stage = this;
+    asker.fx = &fx;
+    asker.take_fn = [](Stage *s, const Action *a, uint8_t n) {
+        for (uint8_t i = 0; i < n; ++i) s->apply(a[i], s->ev_);
+    };
+    asker.answer_fn = [](Stage *s, const Need &need, Answers &ans) {
+        s->answer(need, s->ev_, ans);
+    };
+    fx.oracle = &asker;
+    const Result r = step(view(*e.f), event, fx);
+    for (uint8_t i = 0; i < r.n; ++i) apply(r.actions[i], e);
 }
 
 void Stage::packet(Pkt &k) {

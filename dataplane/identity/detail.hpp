@@ -128,6 +128,13 @@ class Ctx {
             emit_ = passed_ == fx_.answers.known;
             return true;
         }
+        if (Oracle *o = fx_.oracle) {  // performed here: what came before it first
+            o->take(r_.actions, r_.n);
+            r_.n = 0;
+            o->answer(n);
+            passed_ |= bit;
+            return true;
+        }
         r_.need = n;
         return false;
     }

@@ -6,34 +6,6 @@
 
 namespace segwire::dp::identity {
 
-void apply_state(FlowState &s, const Action &a) noexcept {
-    switch (a.kind) {
-        case Act::kSetRole:
-            s.role = static_cast<Role>(a.a);
-            return;
-        case Act::kSetAuth:
-            s.auth = static_cast<Auth>(a.a);
-            return;
-        case Act::kSetPeer:
-            s.peer = static_cast<PeerFrom>(a.a) != PeerFrom::kNone;
-            return;
-        case Act::kAllocHs:
-            s.hs = true;
-            return;
-        case Act::kFreeHs:
-            s.hs = false;
-            return;
-        case Act::kRestart:
-            s.hs = false;
-            s.peer = false;
-            s.auth = Auth::kNew;
-            s.role = Role::kNone;
-            return;
-        default:
-            return;
-    }
-}
-
 const char *name(Auth a) noexcept {
     switch (a) {
         case Auth::kNew:

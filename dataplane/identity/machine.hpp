@@ -290,6 +290,23 @@ struct Trace {
     bool overflow = false;
 };
 
+struct Facts;
+struct Need;
+struct Action;
+
+// Needs performed in the step (the adapter's mode). With an oracle in the Facts a step does not
+// stop at a need: it hands the oracle the actions emitted so far (the oracle applies them, in
+// order), then the oracle performs the need and stores its answer in the Facts (answers.mark).
+// One step per event, no replay. The machine code, and so the order of actions and needs, is the
+// same in both modes: the unit tables run every path both ways and compare.
+struct Oracle {
+    virtual void take(const Action *actions, uint8_t n) noexcept = 0;
+    virtual void answer(const Need &need) noexcept = 0;
+
+  protected:
+    ~Oracle() = default;
+};
+
 struct Facts {
     PacketFacts pkt;
     // Time: whole milliseconds (the adapter divides TSC ticks by ticks per ms, so a comparison
@@ -312,7 +329,8 @@ struct Facts {
     bool peer_revoked = false;       // the pinned peer's certificate is on the revocation list
 
     Answers answers;
-    Trace *trace = nullptr;  // tests: record every branch taken
+    Trace *trace = nullptr;    // tests: record every branch taken
+    Oracle *oracle = nullptr;  // null: the needs protocol (stop at each need, replay)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -520,8 +538,34 @@ struct Result {
 };
 
 // The part of an action that changes FlowState (role, auth, hs, peer); the adapter applies the
-// same change to the flow, the tests to their model.
-void apply_state(FlowState &s, const Action &a) noexcept;
+// same change to the flow, the tests to their model. Inline: every replayed action goes through it.
+inline void apply_state(FlowState &s, const Action &a) noexcept {
+    switch (a.kind) {
+        case Act::kSetRole:
+            s.role = static_cast<Role>(a.a);
+            return;
+        case Act::kSetAuth:
+            s.auth = static_cast<Auth>(a.a);
+            return;
+        case Act::kSetPeer:
+            s.peer = static_cast<PeerFrom>(a.a) != PeerFrom::kNone;
+            return;
+        case Act::kAllocHs:
+            s.hs = true;
+            return;
+        case Act::kFreeHs:
+            s.hs = false;
+            return;
+        case Act::kRestart:
+            s.hs = false;
+            s.peer = false;
+            s.auth = Auth::kNew;
+            s.role = Role::kNone;
+            return;
+        default:
+            return;
+    }
+}
 
 // Names, for tests, traces and the design note.
 const char *name(Auth) noexcept;

@@ -94,7 +94,7 @@ inline const FieldInfo &field_info(Field f) {
         x[Field::kClaims] = {{"absent", "present", "same"}, {0, 1, 2}};
         x[Field::kLocalPu] = {{"none", "ignored", "found"}, {0, 1, 2}};
         x[Field::kPeerAnswer] = {{"verified", "refused", "miss", "stale", "revoked"},
-                                  {0, 1, 2, 3, 4}};
+                                 {0, 1, 2, 3, 4}};
         x[Field::kConfirmation] = {{"none", "recent", "due"}, {0, 1, 2}};
         x[Field::kEdit] = {
             {"ok", "option-space", "mtu-exceeded", "token-malformed"},
@@ -602,6 +602,36 @@ inline Outcome run(StepFn step, const Assign &in, const Event &ev) {
         o.needs.push_back(r.need);
         items += " " + render(r.need);
         fx.answers.mark(r.need.kind);
+    }
+    // The adapter's mode (needs performed in the step through an Oracle) must walk the same path:
+    // the same actions and needs in the same order, the same next state, one step.
+    if (o.error.empty()) {
+        struct Recorder final : Oracle {
+            Facts *fx;
+            std::vector<Action> actions;
+            std::vector<Need> needs;
+            void take(const Action *a, uint8_t n) noexcept override {
+                actions.insert(actions.end(), a, a + n);
+            }
+            void answer(const Need &need) noexcept override {
+                needs.push_back(need);
+                fx->answers.mark(need.kind);  // the value is the assignment's
+            }
+        } rec;
+        Facts ofx = in.fx;
+        ofx.answers.known = 0;
+        rec.fx = &ofx;
+        ofx.oracle = &rec;
+        const Result r = step(in.st, ev, ofx);
+        rec.actions.insert(rec.actions.end(), r.actions, r.actions + r.n);
+        bool same = r.need.kind == NeedKind::kNone && !r.overflow &&
+                    rec.actions.size() == o.actions.size() && rec.needs.size() == o.needs.size() &&
+                    std::memcmp(&r.next, &o.next, sizeof r.next) == 0;
+        for (size_t i = 0; same && i < rec.actions.size(); ++i)
+            same = render(rec.actions[i]) == render(o.actions[i]);
+        for (size_t i = 0; same && i < rec.needs.size(); ++i)
+            same = render(rec.needs[i]) == render(o.needs[i]);
+        if (!same) o.error = "the oracle mode walks another path";
     }
     // Exactly one fate for the events that carry a packet, none for the others.
     int fates = 0;
