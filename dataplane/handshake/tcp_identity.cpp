@@ -12,7 +12,7 @@
 #include <rte_ring_elem.h>
 
 #include "config/policy/syntax.hpp"
-#include "dataplane/dns/fqdn.hpp"
+#include "dataplane/dns/fqdn_set.hpp"
 #include "dataplane/worker/worker.hpp"
 
 namespace segwire::dp {

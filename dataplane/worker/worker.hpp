@@ -18,14 +18,17 @@
 #include "crypto/nonce.hpp"
 #include "crypto/verifier.hpp"
 #include "crypto/wire.hpp"
+#include "dataplane/contract/enforcer_state.hpp"
+#include "dataplane/contract/flow_dump.hpp"
+#include "dataplane/contract/flow_records.hpp"
+#include "dataplane/contract/identity_runtime.hpp"
+#include "dataplane/contract/slow_job.hpp"
+#include "dataplane/contract/stats.hpp"
+#include "dataplane/contract/worker_setup.hpp"
 #include "dataplane/flow/flow_table.hpp"
 #include "dataplane/flow/hold_queue.hpp"
-#include "dataplane/handshake/identity.hpp"
-#include "dataplane/handshake/records.hpp"
 #include "dataplane/packet/rewrite.hpp"
 #include "dataplane/policy/decision_cache.hpp"
-#include "dataplane/policy/publisher.hpp"
-#include "dataplane/worker/stats.hpp"
 
 struct rte_mbuf;
 struct rte_mempool;
@@ -33,89 +36,7 @@ struct rte_ring;
 
 namespace segwire::dp {
 
-inline constexpr uint32_t kMaxWorkers = 64;
 inline constexpr uint32_t kMaxBurst = 64;
-
-// One row of a flow listing (telemetry / segwirectl flows).
-struct FlowRecord {
-    FlowKey key;
-    TcpState state;
-    Auth auth;
-    uint8_t tclass;
-    uint8_t init_side;
-    uint16_t worker;
-    uint64_t pkts[2];
-    uint64_t bytes[2];
-    uint32_t age_s;
-    uint32_t idle_s;
-};
-
-// The control thread asks a worker for a copy of its flows; the worker answers between bursts.
-// No lock: `requested` and `completed` are sequence numbers, the buffer belongs to the worker
-// while requested != completed.
-struct FlowDump {
-    std::atomic<uint64_t> requested{0};
-    std::atomic<uint64_t> completed{0};
-    FlowRecord *rows = nullptr;
-    uint32_t capacity = 0;
-    uint32_t count = 0;
-};
-
-// Shared by all workers, owned by the control thread. Without `state` the workers only forward.
-struct IdentityRuntime {
-    policy::RcuPublisher<EnforcerState> *state = nullptr;
-    rte_mempool *pool = nullptr;     // for RSTs the worker originates
-    bool reject_with_rst = true;     // else a rejected SYN is dropped silently
-    uint16_t mtu[2] = {1500, 1500};  // inside, outside
-    TxChecksum tx_csum[2];
-    crypto::HmacBackend hmac = crypto::HmacBackend::Auto;
-    uint32_t hold_per_flow = 16;
-    uint32_t hold_total = 4096;
-    uint32_t handshakes = 16384;  // concurrent handshakes per worker
-    uint32_t peer_cache = 4096;
-    uint32_t key_cache = 4096;
-    uint32_t slow_jobs = 256;  // slow-path requests in flight per worker
-    uint32_t decision_cache = 4096;
-    // Rings per worker, created by the control thread (index = worker id).
-    rte_ring *slow_req[kMaxWorkers] = {};  // worker -> slow path (SlowJob*)
-    rte_ring *slow_rep[kMaxWorkers] = {};  // slow path -> worker (SlowJob*)
-    rte_ring *garbage[kMaxWorkers] = {};   // worker -> slow path (PeerIdentity* to free)
-    rte_ring *records[kMaxWorkers] = {};   // worker -> control (FlowRecordEvent by value)
-};
-
-struct WorkerSetup {
-    uint32_t id = 0;
-    uint32_t nworkers = 1;
-    uint16_t port_id[2] = {0, 0};   // ethdev ids of inside, outside
-    bool software_steering = true;  // false when both ports hash symmetrically in hardware
-    uint32_t burst = 32;
-    config::IdleConfig idle;
-    uint32_t flow_capacity = 65536;
-    uint32_t timeouts_s[kTimeoutClassCount] = {};
-    int socket = 0;
-    IdentityRuntime *identity = nullptr;  // null: forwarding only (the foundation's mode)
-};
-
-// Identity counters (beyond drops by reason).
-struct alignas(64) IdentityStats {
-    Counter syn_signed, syn_verified, synack_signed, synack_verified, ack_proofs_added,
-        ack_proofs_verified, authorized, rejected, acl_decisions, passthrough, parked, slow_jobs,
-        peer_cache_hits, peer_cache_misses, key_cache_hits, key_cache_misses, hmac_batches,
-        hmac_jobs, records, records_lost, flows_cut, resets_sent, exceptions;
-    // The ACK proof's confirmation (docs/protocol.md §4.3), options scrubbed off packets for end
-    // hosts, identity SYNs on an open connection, refused new flows whose entry was removed.
-    Counter confirms_sent, confirms_received, options_scrubbed, syns_on_open_flow, flows_retired,
-        identities_lost;  // a full garbage ring: a PeerIdentity leaked
-    // The policy version every authorized flow of this worker has been re-decided under (not a
-    // sum: telemetry reports the minimum over workers as `policy_enforced_version`).
-    Counter policy_enforced;
-    // UDP handshake (docs/protocol.md §9)
-    Counter udp_syn_sent, udp_synack_sent, udp_ack_sent, udp_retransmits, udp_rejects_sent,
-        udp_resets_sent, udp_resets_received, udp_fallbacks, udp_control_consumed,
-        udp_handshakes_restarted, udp_expired;
-    // DNS snooping (docs/dns.md)
-    Counter dns_snooped, dns_unsnooped, fqdn_decisions;
-};
 
 class Worker {
   public:
