@@ -169,7 +169,7 @@ class PolicySnapshot {
     // A peer without identity: the rule objects are matched against the external networks that
     // contain the address (and each network's servicePorts), plus `learned`: the networks whose
     // hostname entries the address was learned for from DNS answers (sorted, this snapshot's
-    // network indices; see dataplane/dns/fqdn.hpp).
+    // network indices; see dataplane/dns/fqdn_set.hpp).
     Decision decide(uint32_t pu, Direction dir, const IpAddr &peer, uint8_t proto, uint16_t port,
                     std::span<const uint32_t> learned = {}) const noexcept;
 
