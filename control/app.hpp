@@ -4,20 +4,19 @@
 
 #include <atomic>
 #include <memory>
-#include <vector>
 
 #include "config/appliance_config.hpp"
 #include "control/eal_setup.hpp"
 #include "control/console_sync.hpp"
 #include "control/enforcement.hpp"
-#include "dataplane/worker/worker.hpp"
+#include "dataplane/worker/worker_set.hpp"
 
 namespace segwire::control {
 
 struct App {
     config::ApplianceConfig cfg;
     PortInfo ports[2];
-    std::vector<std::unique_ptr<dp::Worker>> workers;
+    dp::WorkerSet workers;
     std::unique_ptr<Enforcement> enforcement;  // null without an identity (forwarding only)
     std::unique_ptr<ConsoleSync> sync;         // null without a Console
     std::atomic<bool> stop{false};

@@ -17,6 +17,7 @@
 
 #include "config/policy/error.hpp"
 #include "config/policy/profile.hpp"
+#include "control/policy/compile.hpp"
 
 namespace segwire::control {
 namespace {
@@ -369,11 +370,11 @@ void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerPr
                 std::to_string(kSnapshotWait.count()) + " ms (the bound is " +
                 std::to_string(budget_.max_alive()) +
                 "): a worker has not passed an RCU quiescent state");
-    policy::CompileOptions opts;
+    CompileOptions opts;
     opts.previous = policy_.get();
     opts.ticket = std::move(*ticket);
     std::shared_ptr<const policy::PolicySnapshot> snap =
-        policy::compile_snapshot(set, profile, std::move(opts));
+        compile_snapshot(set, profile, std::move(opts));
     std::lock_guard<std::mutex> lock(state_mu_);
     set_ = set;
     policy_ = std::move(snap);

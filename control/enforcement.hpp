@@ -14,16 +14,17 @@
 
 #include "config/appliance_config.hpp"
 #include "config/policy/model.hpp"
+#include "control/dns/fqdn.hpp"
+#include "control/policy/publisher.hpp"
 #include "control/slowpath.hpp"
 #include "crypto/keys.hpp"
 #include "crypto/pki.hpp"
 #include "crypto/verifier.hpp"
-#include "dataplane/dns/fqdn.hpp"
-#include "dataplane/handshake/identity.hpp"
-#include "dataplane/handshake/records.hpp"
+#include "dataplane/contract/enforcer_state.hpp"
+#include "dataplane/contract/flow_records.hpp"
+#include "dataplane/contract/identity_runtime.hpp"
+#include "dataplane/contract/slow_job.hpp"
 #include "dataplane/policy/budget.hpp"
-#include "dataplane/policy/publisher.hpp"
-#include "dataplane/worker/worker.hpp"
 
 namespace segwire::control {
 
@@ -184,7 +185,7 @@ class Enforcement {
     CertStatus cert_st_;         // state_mu_
     std::unique_ptr<crypto::PeerCertStore> certs_;
     std::unique_ptr<crypto::IdentitySigner> signer_;
-    policy::RcuPublisher<dp::EnforcerState> publisher_;
+    RcuPublisher<dp::EnforcerState> publisher_;
     dp::IdentityRuntime rt_;
     std::unique_ptr<SlowPath> slow_;
 

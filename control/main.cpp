@@ -15,7 +15,6 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
-#include <rte_ring.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -56,17 +55,6 @@ void setup_logging(const config::LogConfig &lc) {
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     logger->flush_on(spdlog::level::info);
     spdlog::set_default_logger(logger);
-}
-
-int worker_main(void *arg) {
-    auto *app = static_cast<control::App *>(arg);
-    unsigned lcore = rte_lcore_id();
-    // Worker i runs on the i-th worker lcore.
-    unsigned idx = 0;
-    for (unsigned l = rte_get_next_lcore(-1, 1, 0); l < RTE_MAX_LCORE && l != lcore;
-         l = rte_get_next_lcore(l, 1, 0))
-        ++idx;
-    return app->workers[idx]->run(app->stop);
 }
 
 int run(const config::ApplianceConfig &cfg) {
@@ -138,30 +126,11 @@ int run(const config::ApplianceConfig &cfg) {
             s.timeouts_s[dp::kOther] = to.other_s;
             s.socket = static_cast<int>(rte_socket_id());
             s.identity = app->enforcement ? &app->enforcement->runtime() : nullptr;
-            auto worker = std::make_unique<dp::Worker>();
-            std::string err;
-            if (!worker->init(s, err))
-                throw std::runtime_error("worker " + std::to_string(w) + ": " + err);
-            app->workers.push_back(std::move(worker));
+            app->workers.add(s);
         }
-        // Steering rings: one single-producer/single-consumer ring per ordered worker pair,
-        // so no two lcores ever contend on one ring.
-        if (cfg.workers > 1) {
-            for (uint32_t dst = 0; dst < cfg.workers; ++dst)
-                for (uint32_t src = 0; src < cfg.workers; ++src) {
-                    if (src == dst) continue;
-                    std::string name =
-                        "sw_steer_" + std::to_string(src) + "_" + std::to_string(dst);
-                    rte_ring *r = rte_ring_create(name.c_str(), 1024, rte_socket_id(),
-                                                  RING_F_SP_ENQ | RING_F_SC_DEQ);
-                    if (!r) throw std::runtime_error("cannot create ring " + name);
-                    app->workers[dst]->set_steer_ring(src, r);
-                    app->workers[src]->set_peer_ring(dst, r);
-                }
-        }
+        app->workers.create_steering_rings();
         if (app->enforcement) {
-            spdlog::info("identity handshake on; HMAC back-end {}",
-                         app->workers[0]->hmac_backend());
+            spdlog::info("identity handshake on; HMAC back-end {}", app->workers.hmac_backend());
             app->enforcement->start();
             if (app->sync) {
                 // Fail-static: the last bundle this enforcer accepted is enforced at once, before
@@ -199,11 +168,7 @@ int run(const config::ApplianceConfig &cfg) {
         sigaction(SIGTERM, &sa, nullptr);
         sigaction(SIGHUP, &sa, nullptr);  // re-read identity.policy_file
 
-        unsigned lcore;
-        RTE_LCORE_FOREACH_WORKER(lcore) {
-            if (rte_eal_remote_launch(worker_main, app.get(), lcore) != 0)
-                throw std::runtime_error("cannot launch worker on lcore " + std::to_string(lcore));
-        }
+        app->workers.launch(app->stop);
         spdlog::info(
             "segwire running: {} worker(s), telemetry at /var/run/dpdk/{}/dpdk_telemetry.v2",
             cfg.workers, cfg.eal.file_prefix);
@@ -249,9 +214,10 @@ int run(const config::ApplianceConfig &cfg) {
         spdlog::info("shutting down");
         rte_eal_mp_wait_lcore();
         uint64_t rx = 0, tx = 0;
-        for (auto &w : app->workers)
-            for (int i = 0; i < 2; ++i)
-                rx += w->stats().rx_pkts[i].get(), tx += w->stats().tx_pkts[i].get();
+        for (uint32_t w = 0; w < app->workers.size(); ++w) {
+            const dp::WorkerStats &s = app->workers.stats(w);
+            for (int i = 0; i < 2; ++i) rx += s.rx_pkts[i].get(), tx += s.tx_pkts[i].get();
+        }
         spdlog::info("forwarded {} of {} packets received", tx, rx);
         if (app->sync) {
             // Whatever was decided since the last interval goes to the spool, not to waste.

@@ -12,8 +12,10 @@
 
 #include "crypto/keys.hpp"
 #include "crypto/verifier.hpp"
-#include "dataplane/dns/dns_message.hpp"
-#include "dataplane/worker/worker.hpp"
+#include "control/dns/dns_message.hpp"
+#include "dataplane/contract/identity_runtime.hpp"
+#include "dataplane/contract/slow_job.hpp"
+#include "dataplane/policy/snapshot.hpp"
 
 namespace segwire::control {
 

@@ -53,8 +53,8 @@ void add_worker_stats(rte_tel_data *d, const dp::WorkerStats &s) {
 int cmd_stats(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_start_dict(d);
     dp::WorkerStats sum;
-    for (auto &w : g_app->workers) {
-        const dp::WorkerStats &s = w->stats();
+    for (uint32_t w = 0; w < g_app->workers.size(); ++w) {
+        const dp::WorkerStats &s = g_app->workers.stats(w);
         for (int i = 0; i < 2; ++i) {
             sum.rx_pkts[i].add(s.rx_pkts[i].get());
             sum.rx_bytes[i].add(s.rx_bytes[i].get());
@@ -87,11 +87,11 @@ int cmd_stats(const char *, const char *, rte_tel_data *d) {
 
 int cmd_workers(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_start_dict(d);
-    for (auto &w : g_app->workers) {
+    for (uint32_t w = 0; w < g_app->workers.size(); ++w) {
         rte_tel_data *c = rte_tel_data_alloc();
         rte_tel_data_start_dict(c);
-        add_worker_stats(c, w->stats());
-        rte_tel_data_add_dict_container(d, ("worker" + std::to_string(w->id())).c_str(), c, 0);
+        add_worker_stats(c, g_app->workers.stats(w));
+        rte_tel_data_add_dict_container(d, ("worker" + std::to_string(w)).c_str(), c, 0);
     }
     return 0;
 }
@@ -136,10 +136,10 @@ const char *proto_name(uint8_t p) {
 
 // Asks every worker for a copy of its flows and waits (bounded) for the answers.
 bool refresh_dump() {
-    for (auto &w : g_app->workers) {
-        dp::FlowDump &fd = w->dump();
+    for (uint32_t w = 0; w < g_app->workers.size(); ++w) {
+        dp::FlowDump &fd = g_app->workers.dump(w);
         if (!fd.rows) {
-            fd.capacity = std::min(kDumpRowsPerWorker, w->flows().capacity());
+            fd.capacity = std::min(kDumpRowsPerWorker, g_app->workers.flow_capacity(w));
             fd.rows = static_cast<dp::FlowRecord *>(
                 rte_zmalloc("flow_dump", sizeof(dp::FlowRecord) * fd.capacity, 64));
             if (!fd.rows) return false;
@@ -147,8 +147,8 @@ bool refresh_dump() {
         fd.requested.fetch_add(1, std::memory_order_release);
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    for (auto &w : g_app->workers) {
-        dp::FlowDump &fd = w->dump();
+    for (uint32_t w = 0; w < g_app->workers.size(); ++w) {
+        const dp::FlowDump &fd = g_app->workers.dump(w);
         while (fd.completed.load(std::memory_order_acquire) !=
                fd.requested.load(std::memory_order_relaxed)) {
             if (std::chrono::steady_clock::now() > deadline) return false;
@@ -156,8 +156,8 @@ bool refresh_dump() {
         }
     }
     g_flows.clear();
-    for (auto &w : g_app->workers) {
-        dp::FlowDump &fd = w->dump();
+    for (uint32_t w = 0; w < g_app->workers.size(); ++w) {
+        const dp::FlowDump &fd = g_app->workers.dump(w);
         g_flows.insert(g_flows.end(), fd.rows, fd.rows + fd.count);
     }
     return true;
@@ -212,12 +212,13 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_add_dict_u64(d, "policy_version", e ? e->policy_version() : 0);
     rte_tel_data_add_dict_string(d, "bundle_version", e ? e->bundle_version().c_str() : "");
     if (!e) return 0;
-    rte_tel_data_add_dict_string(d, "hmac_backend", g_app->workers[0]->hmac_backend());
+    rte_tel_data_add_dict_string(d, "hmac_backend", g_app->workers.hmac_backend());
     // Every worker has re-decided its authorized flows under this snapshot version (a revoking
     // update has cut what it revokes once this equals policy_version).
     uint64_t enforced = UINT64_MAX;
-    for (const auto &w : g_app->workers)
-        enforced = std::min<uint64_t>(enforced, w->identity_stats().policy_enforced.get());
+    for (uint32_t w = 0; w < g_app->workers.size(); ++w)
+        enforced =
+            std::min<uint64_t>(enforced, g_app->workers.identity_stats(w).policy_enforced.get());
     rte_tel_data_add_dict_u64(d, "policy_enforced_version", g_app->workers.empty() ? 0 : enforced);
     // The revocation list in force (docs/console.md, "Revocation"): revocation_enforced is 1 once
     // every worker has re-decided its flows under the state that brought it, so every flow a
@@ -310,7 +311,8 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
     };
     for (const auto &[name, member] : counters) {
         uint64_t total = 0;
-        for (auto &w : g_app->workers) total += (w->identity_stats().*member).get();
+        for (uint32_t w = 0; w < g_app->workers.size(); ++w)
+            total += (g_app->workers.identity_stats(w).*member).get();
         rte_tel_data_add_dict_u64(d, name, total);
     }
     return 0;

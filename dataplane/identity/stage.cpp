@@ -13,7 +13,7 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
-#include "dataplane/dns/fqdn.hpp"
+#include "dataplane/dns/fqdn_set.hpp"
 
 namespace segwire::dp::identity {
 

@@ -1,9 +1,9 @@
 // A compiled, immutable policy snapshot and the decision function the workers call.
 //
-// Built once by the control thread (compile_snapshot, may throw PolicyError), then only read. Every
-// member function marked noexcept is safe on a worker lcore: no allocation, no locks, no
-// exceptions, no logging. Names (policies, rules, PUs, networks) are indices into the snapshot's
-// string table so that a Decision is 20 bytes of integers.
+// Built once by the control thread (compile_snapshot in control/policy/compile.hpp, may throw
+// PolicyError), then only read. Every member function marked noexcept is safe on a worker lcore:
+// no allocation, no locks, no exceptions, no logging. Names (policies, rules, PUs, networks) are
+// indices into the snapshot's string table so that a Decision is 20 bytes of integers.
 #pragma once
 
 #include <array>
@@ -19,6 +19,10 @@
 #include "config/policy/model.hpp"
 #include "config/policy/syntax.hpp"
 #include "dataplane/policy/budget.hpp"
+
+namespace segwire::control {
+class SnapshotCompiler;  // control/policy/compile.cpp: the one writer of a snapshot
+}
 
 namespace segwire::policy {
 
@@ -38,23 +42,6 @@ class SnapshotResourceError : public PolicyError {
 
   private:
     Resource resource_;
-};
-
-// Per family, up to this many prefixes go into a DPDK RIB (memory ∝ prefixes, a trie walk per
-// lookup); more into an LPM (a fixed 64 MiB tbl24, one or two reads per lookup). The limits keep a
-// RIB lookup under the 50 ns classify target (an IPv6 trie step costs several times an IPv4 one);
-// docs/policy.md, "Memory sizing", has the figures behind them.
-inline constexpr uint32_t kRibMaxPrefixesV4 = 1024;
-inline constexpr uint32_t kRibMaxPrefixesV6 = 128;
-
-struct CompileOptions {
-    // The snapshot in force, if any: when the new prefix → class map equals its map (a rule-only
-    // update), the new snapshot shares its address tables instead of building new ones.
-    const PolicySnapshot *previous = nullptr;
-    uint32_t rib_max_v4 = kRibMaxPrefixesV4;
-    uint32_t rib_max_v6 = kRibMaxPrefixesV6;
-    // Held by the snapshot for its whole life (see SnapshotBudget); empty = not counted.
-    SnapshotBudget::Ticket ticket;
 };
 
 enum class Direction : uint8_t {
@@ -182,7 +169,7 @@ class PolicySnapshot {
     // A peer without identity: the rule objects are matched against the external networks that
     // contain the address (and each network's servicePorts), plus `learned`: the networks whose
     // hostname entries the address was learned for from DNS answers (sorted, this snapshot's
-    // network indices; see dataplane/dns/fqdn.hpp).
+    // network indices; see dataplane/dns/fqdn_set.hpp).
     Decision decide(uint32_t pu, Direction dir, const IpAddr &peer, uint8_t proto, uint16_t port,
                     std::span<const uint32_t> learned = {}) const noexcept;
 
@@ -213,7 +200,7 @@ class PolicySnapshot {
     Stats stats() const;
 
   private:
-    friend class SnapshotCompiler;
+    friend class control::SnapshotCompiler;
     PolicySnapshot() = default;
 
     // Declared first so that it is released last, after the address tables.
@@ -300,12 +287,5 @@ class PolicySnapshot {
     uint32_t default_class_v4_ = 0;  // class of 0.0.0.0/0 (LPM cannot hold depth 0)
     uint32_t default_class_v6_ = 0;
 };
-
-// Compile a validated PolicySet for an enforcer whose profile has been resolved (see
-// resolve_profile). Needs the EAL (the address tables live in DPDK memory). Throws PolicyError,
-// or SnapshotResourceError when DPDK memory runs out.
-std::unique_ptr<PolicySnapshot> compile_snapshot(const PolicySet &set,
-                                                 const EnforcerProfile &profile,
-                                                 CompileOptions options = {});
 
 }  // namespace segwire::policy

@@ -8,11 +8,10 @@
 #include <rte_mbuf.h>
 
 #include "dataplane/packet/parse.hpp"
-#include "dataplane/worker/stats.hpp"
+#include "dataplane/contract/stats.hpp"
 
 namespace segwire::dp {
 
-inline constexpr uint32_t kMaxWorkers = 64;
 inline constexpr uint32_t kMaxBurst = 64;
 
 struct TxQueues {

@@ -14,10 +14,12 @@
 #include <vector>
 
 #include "config/appliance_config.hpp"
+#include "dataplane/contract/flow_dump.hpp"
+#include "dataplane/contract/identity_runtime.hpp"
+#include "dataplane/contract/stats.hpp"
+#include "dataplane/contract/worker_setup.hpp"
 #include "dataplane/flow/flow_table.hpp"
-#include "dataplane/identity/runtime.hpp"
 #include "dataplane/identity/stage.hpp"
-#include "dataplane/worker/stats.hpp"
 #include "dataplane/worker/tx_queues.hpp"
 
 struct rte_mbuf;
@@ -26,43 +28,6 @@ struct rte_ring;
 
 namespace segwire::dp {
 
-// One row of a flow listing (telemetry / segwirectl flows).
-struct FlowRecord {
-    FlowKey key;
-    TcpState state;
-    Auth auth;
-    uint8_t tclass;
-    uint8_t init_side;
-    uint16_t worker;
-    uint64_t pkts[2];
-    uint64_t bytes[2];
-    uint32_t age_s;
-    uint32_t idle_s;
-};
-
-// The control thread asks a worker for a copy of its flows; the worker answers between bursts.
-// No lock: `requested` and `completed` are sequence numbers, the buffer belongs to the worker
-// while requested != completed.
-struct FlowDump {
-    std::atomic<uint64_t> requested{0};
-    std::atomic<uint64_t> completed{0};
-    FlowRecord *rows = nullptr;
-    uint32_t capacity = 0;
-    uint32_t count = 0;
-};
-
-struct WorkerSetup {
-    uint32_t id = 0;
-    uint32_t nworkers = 1;
-    uint16_t port_id[2] = {0, 0};   // ethdev ids of inside, outside
-    bool software_steering = true;  // false when both ports hash symmetrically in hardware
-    uint32_t burst = 32;
-    config::IdleConfig idle;
-    uint32_t flow_capacity = 65536;
-    uint32_t timeouts_s[kTimeoutClassCount] = {};
-    int socket = 0;
-    IdentityRuntime *identity = nullptr;  // null: forwarding only (the foundation's mode)
-};
 
 class Worker {
   public:

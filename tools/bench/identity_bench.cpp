@@ -32,13 +32,15 @@
 #include <rte_ring_elem.h>
 
 #include "config/policy/model.hpp"
+#include "control/policy/compile.hpp"
+#include "control/policy/publisher.hpp"
 #include "control/slowpath.hpp"
 #include "crypto/claims.hpp"
 #include "crypto/keys.hpp"
 #include "crypto/pki.hpp"
 #include "crypto/verifier.hpp"
 #include "crypto/wire.hpp"
-#include "dataplane/handshake/identity.hpp"
+#include "dataplane/contract/enforcer_state.hpp"
 #include "dataplane/policy/snapshot.hpp"
 #include "dataplane/worker/worker.hpp"
 #include "tools/bench/bench_common.hpp"
@@ -358,7 +360,7 @@ class Enforcer {
     }
 
     uint32_t id_;
-    policy::RcuPublisher<dp::EnforcerState> pub_;
+    control::RcuPublisher<dp::EnforcerState> pub_;
     std::unique_ptr<crypto::PeerCertStore> certs_;
     dp::IdentityRuntime rt_;
     dp::Worker w_;
@@ -400,15 +402,15 @@ struct Bed {
         // SEGWIRE_BENCH_TABLES=lpm: LPM address tables even for these small policies (by default
         // they get RIBs), to compare the two in one build (docs/policy.md, "Memory sizing").
         auto options = [] {
-            policy::CompileOptions o;
+            control::CompileOptions o;
             const char *t = std::getenv("SEGWIRE_BENCH_TABLES");
             if (t && std::string(t) == "lpm") o.rib_max_v4 = o.rib_max_v6 = 0;
             return o;
         };
         std::shared_ptr<const policy::PolicySnapshot> snap_a =
-            policy::compile_snapshot(sa, profile, options());
+            control::compile_snapshot(sa, profile, options());
         std::shared_ptr<const policy::PolicySnapshot> snap_b =
-            policy::compile_snapshot(small, profile, options());
+            control::compile_snapshot(small, profile, options());
         rules_a = snap_a->stats().rules;
         std::vector<std::string> clients;
         if (cold_clients == 0)

@@ -9,10 +9,12 @@
 
 #include <rte_eal.h>
 
+#include "control/policy/compile.hpp"
 #include "dataplane/policy/decision_cache.hpp"
 #include "dataplane/policy/snapshot.hpp"
 
 namespace segwire::policy {
+using namespace segwire::control;  // compile_snapshot, CompileOptions (control/policy/)
 namespace {
 
 constexpr uint8_t kTcp = 6;

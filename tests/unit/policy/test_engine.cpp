@@ -9,12 +9,14 @@
 #include <thread>
 
 #include "config/policy/profile.hpp"
+#include "control/policy/compile.hpp"
+#include "control/policy/publisher.hpp"
 #include "dataplane/policy/decision_cache.hpp"
-#include "dataplane/policy/publisher.hpp"
 #include "dataplane/policy/snapshot.hpp"
 #include "tests/unit/policy/eal_env.hpp"
 
 namespace segwire::policy {
+using namespace segwire::control;  // compile_snapshot, CompileOptions, SnapshotPublisher
 namespace {
 
 const std::string kExamples = std::string(SEGWIRE_SOURCE_ROOT) + "/config/examples/policy";

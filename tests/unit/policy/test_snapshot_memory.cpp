@@ -11,11 +11,13 @@
 
 #include <rte_malloc.h>
 
+#include "control/policy/compile.hpp"
+#include "control/policy/publisher.hpp"
 #include "dataplane/policy/budget.hpp"
-#include "dataplane/policy/publisher.hpp"
 #include "dataplane/policy/snapshot.hpp"
 
 namespace segwire::policy {
+using namespace segwire::control;  // compile_snapshot, CompileOptions, SnapshotPublisher
 namespace {
 
 constexpr size_t kMiB = size_t(1) << 20;

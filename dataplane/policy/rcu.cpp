@@ -1,10 +1,13 @@
-#include "dataplane/policy/publisher.hpp"
+#include "dataplane/policy/rcu.hpp"
 
 #include <chrono>
 #include <new>
+#include <string>
 #include <thread>
 
 #include <rte_rcu_qsbr.h>
+
+#include "config/policy/error.hpp"
 
 namespace segwire::policy {
 

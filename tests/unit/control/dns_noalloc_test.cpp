@@ -7,15 +7,15 @@
 #include <memory>
 #include <new>
 
-#include "dataplane/dns/dns_message.hpp"
-#include "dataplane/dns/fqdn.hpp"
-#include "tests/unit/dataplane/dns_builder.hpp"
+#include "control/dns/dns_message.hpp"
+#include "control/dns/fqdn.hpp"
+#include "tests/unit/control/dns_builder.hpp"
 
 #include "tests/unit/alloc_counter.hpp"
 
 namespace {
 
-using namespace segwire::dns;
+using namespace segwire::control::dns;
 using namespace segwire::dptest;
 
 TEST(DnsNoAlloc, ParseAndLookupDoNotAllocate) {

@@ -2,7 +2,7 @@
 // from heap buffers of exactly their size (the ASan build catches any overread). Besides the
 // field checks: every prefix of a valid response, single-byte mutations, and the seed corpus of
 // the fuzz target.
-#include "dataplane/dns/dns_message.hpp"
+#include "control/dns/dns_message.hpp"
 
 #include <cstring>
 #include <filesystem>
@@ -16,18 +16,18 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/fuzz/dataplane/dns_check.hpp"
-#include "tests/unit/dataplane/dns_builder.hpp"
+#include "tests/fuzz/control/dns_check.hpp"
+#include "tests/unit/control/dns_builder.hpp"
 
-namespace segwire::dns {
+namespace segwire::control::dns {
 void PrintTo(DnsStatus s, std::ostream *os) {
     *os << to_string(s);
 }
-}  // namespace segwire::dns
+}  // namespace segwire::control::dns
 
 namespace {
 
-using namespace segwire::dns;
+using namespace segwire::control::dns;
 using namespace segwire::dptest;
 
 // 2.5 KB: kept off the test's stack frame.

@@ -1,8 +1,8 @@
-#include "dataplane/dns/dns_message.hpp"
+#include "control/dns/dns_message.hpp"
 
 #include <cstring>
 
-namespace segwire::dns {
+namespace segwire::control::dns {
 namespace {
 
 constexpr uint32_t kHeaderLen = 12;
@@ -321,4 +321,4 @@ const char *to_string(DnsAction a) noexcept {
     return a == DnsAction::Resolve ? "Resolve" : "Fail";
 }
 
-}  // namespace segwire::dns
+}  // namespace segwire::control::dns

@@ -9,10 +9,10 @@
 #include <memory>
 #include <span>
 
-#include "dataplane/dns/dns_message.hpp"
-#include "tests/fuzz/dataplane/dns_check.hpp"
+#include "control/dns/dns_message.hpp"
+#include "tests/fuzz/control/dns_check.hpp"
 
-using namespace segwire::dns;
+using namespace segwire::control::dns;
 
 namespace {
 

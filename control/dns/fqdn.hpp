@@ -1,9 +1,10 @@
 // FQDN patterns and the addresses learned for them from DNS answers.
 //
-// FqdnLearner (control thread, allocating, one owner) keeps what DNS answers taught: per
-// (address, question name) the CNAME chain and an expiry. build() turns the records that match an
-// external network's hostname pattern into an FqdnSet: immutable, read by workers on the packet
-// path without allocation or locks, published by an RCU pointer swap. See docs/dns.md.
+// FqdnLearner (slow-path and control threads, allocating, one owner under Enforcement's lock)
+// keeps what DNS answers taught: per (address, question name) the CNAME chain and an expiry.
+// build() turns the records that match an external network's hostname pattern into an FqdnSet
+// (dataplane/dns/fqdn_set.hpp): immutable, read by workers on the packet path without allocation
+// or locks, published with the EnforcerState by an RCU pointer swap. See docs/dns.md.
 #pragma once
 
 #include <cstddef>
@@ -16,10 +17,13 @@
 #include <unordered_map>
 #include <vector>
 
-#include "dataplane/dns/dns_message.hpp"
+#include "control/dns/dns_message.hpp"
+#include "dataplane/dns/fqdn_set.hpp"
 #include "dataplane/policy/snapshot.hpp"
 
-namespace segwire::dns {
+namespace segwire::control::dns {
+
+using dp::dns::FqdnSet;  // what build() makes: the workers' type (dataplane/dns/fqdn_set.hpp)
 
 // {uint32_t network; std::string pattern;}: a policy snapshot's hostnames().
 using HostnameEntry = policy::PolicySnapshot::HostnameEntry;
@@ -33,43 +37,6 @@ bool fqdn_match(std::string_view pattern, std::string_view name) noexcept;
 // a trailing dot); '*' only as the whole first label, followed by at least one label. On false,
 // `*why` (if given) says what is wrong.
 bool valid_fqdn_pattern(std::string_view pattern, std::string *why);
-
-// Addresses are 16 bytes: IPv6, or IPv4-mapped ::ffff:a.b.c.d (the DnsAddress form).
-class FqdnSet {
-  public:
-    FqdnSet() = default;  // empty: matches nothing
-
-    // The external networks (indices into the snapshot this set was built for, sorted) the
-    // address was learned for, counting only records with now_unix < expires_at. The span points
-    // into this set. No allocation, no locks.
-    std::span<const uint32_t> networks_for(const uint8_t addr16[16],
-                                           uint32_t now_unix) const noexcept;
-    // Same, for an IPv4 address given as its 4 bytes (the dataplane's IpAddr form).
-    std::span<const uint32_t> networks_for_v4(const uint8_t addr4[4],
-                                              uint32_t now_unix) const noexcept;
-
-    size_t addresses() const noexcept { return addresses_; }  // distinct addresses
-    size_t size() const noexcept { return entries_.size(); }  // (address, expiry level) entries
-    uint32_t built_at() const noexcept { return built_at_; }
-    // The version passed to FqdnLearner::rebuild(): which snapshot's network indices these are.
-    uint64_t snapshot_version() const noexcept { return snapshot_version_; }
-
-  private:
-    friend class FqdnLearner;
-    // Sorted by address, then expires_at descending. For one address, entry k holds the union of
-    // the networks of every record expiring at or after entries[k].expires_at, so the answer at
-    // time t is the last entry of the address's run with t < expires_at.
-    struct Entry {
-        uint8_t addr[16];
-        uint32_t expires_at;
-        uint32_t off, cnt;  // into nets_
-    };
-    std::vector<Entry> entries_;
-    std::vector<uint32_t> nets_;
-    size_t addresses_ = 0;
-    uint32_t built_at_ = 0;
-    uint64_t snapshot_version_ = 0;
-};
 
 struct FqdnLearnerConfig {
     uint32_t min_ttl_s = 30;                   // shorter TTLs (0 included) are raised to this
@@ -173,4 +140,4 @@ class FqdnLearner {
     FqdnCounters counters_;
 };
 
-}  // namespace segwire::dns
+}  // namespace segwire::control::dns

@@ -1,6 +1,7 @@
-// DNS response parser for the packet path (RFC 1035). Reads a response that a worker sees on its
-// way to a client and extracts what FQDN policy needs: the question name, the CNAME chain that
-// starts at it, and the A/AAAA addresses of the chain's last name with their TTLs.
+// DNS response parser (RFC 1035). Runs on the slow-path thread (control/slowpath.cpp) for each
+// answer a worker saw on its way to a client and holds until it is parsed: extracts what FQDN
+// policy needs, the question name, the CNAME chain that starts at it, and the A/AAAA addresses of
+// the chain's last name with their TTLs.
 //
 // No allocation, no exceptions, every read inside the message. Names are decoded into fixed
 // buffers as lower-case dotted text without the trailing dot. Records whose owner is not on the
@@ -13,7 +14,7 @@
 #include <span>
 #include <string_view>
 
-namespace segwire::dns {
+namespace segwire::control::dns {
 
 inline constexpr size_t kMaxAddrs = 16;           // addresses kept per response
 inline constexpr size_t kMaxCnames = 8;           // CNAME hops followed from the question name
@@ -115,4 +116,4 @@ enum class DnsAction : uint8_t { Resolve, Fail };
 DnsAction dns_action(const DnsResponse &r) noexcept;
 const char *to_string(DnsAction a) noexcept;  // "Resolve", "Fail" (the report's action values)
 
-}  // namespace segwire::dns
+}  // namespace segwire::control::dns

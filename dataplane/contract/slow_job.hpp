@@ -1,13 +1,13 @@
-// What the control thread publishes to workers (one immutable EnforcerState, swapped by RCU), and
-// the messages workers exchange with the slow-path thread.
+// Contract: the messages workers exchange with the slow-path thread (SlowJob, PeerIdentity).
+// Written by: a worker lcore fills a SlowJob from its own pool and passes the pointer over its
+// request ring IdentityRuntime::slow_req[id]; the slow-path thread (control/slowpath.cpp) answers
+// in place and passes the same pointer back over slow_rep[id]. Whoever holds the pointer owns the
+// job; nothing is shared at the same time.
+// PeerIdentity: made by the slow-path thread, owned by the receiving worker from then on, and
+// handed back over garbage[id] to be freed on the slow-path thread.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
-#include <cstring>
-#include <memory>
-#include <string>
-#include <vector>
 
 #include "crypto/claims.hpp"
 #include "crypto/hmac.hpp"
@@ -17,54 +17,7 @@
 
 struct rte_mbuf;
 
-namespace segwire::dns {
-class FqdnSet;
-}
-
 namespace segwire::dp {
-
-// The Console's revocation list: SHA-256 of each revoked certificate (the claims' cert_ref),
-// sorted, built once by the control thread. contains() is a binary search: no allocation, and one
-// size test when the list is empty (the usual case).
-struct RevokedCerts {
-    std::vector<crypto::Digest> refs;  // sorted, unique
-
-    bool contains(const uint8_t *ref) const noexcept {
-        size_t lo = 0, hi = refs.size();
-        while (lo < hi) {
-            const size_t mid = (lo + hi) / 2;
-            const int c = std::memcmp(refs[mid].data(), ref, 32);
-            if (c == 0) return true;
-            if (c < 0)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        return false;
-    }
-};
-
-// Everything a worker needs to enforce: the compiled policy and each local PU's signed claims
-// (indexed like the snapshot's PUs; null for ignored PUs). Claims are re-signed on key rotation
-// without recompiling the policy, so the snapshot is shared between successive states.
-struct EnforcerState {
-    std::shared_ptr<const policy::PolicySnapshot> policy;
-    std::vector<std::shared_ptr<const crypto::SignedClaims>> claims;
-    uint64_t version = 0;  // increases with every publication
-    // Addresses learned from snooped DNS answers for hostname entries (docs/dns.md); replaced,
-    // with the rest of the state copied, every time an answer teaches something new.
-    std::shared_ptr<const dns::FqdnSet> fqdn;
-    // The revocation list that came with the policy (null or empty: none). Peer claims signed by
-    // a listed certificate are refused, cached or not, and flows they authorized are cut.
-    std::shared_ptr<const RevokedCerts> revoked;
-
-    const crypto::SignedClaims *claims_of(uint32_t pu) const noexcept {
-        return pu < claims.size() ? claims[pu].get() : nullptr;
-    }
-    bool cert_revoked(const uint8_t *ref) const noexcept {
-        return revoked && !revoked->refs.empty() && revoked->contains(ref);
-    }
-};
 
 // A verified (or refused) peer claims blob, made by the slow path and owned by one worker from
 // then on: by its peer cache, and by every flow whose peer it names (a flow keeps its peer's

@@ -1,4 +1,5 @@
-// PolicySet + resolved profile → PolicySnapshot. Control thread only: allocates and throws.
+// PolicySet + resolved profile → PolicySnapshot (control/policy/compile.hpp). Control thread only:
+// allocates and throws.
 //
 // The address side folds every prefix the enforcer cares about (PU addresses, external-network
 // includes and `!` exclusions, targetNetworks, targetUDPNetworks, excludedNetworks) into one table
@@ -13,10 +14,15 @@
 #include <set>
 #include <tuple>
 
+#include "control/policy/compile.hpp"
 #include "dataplane/policy/address_table.hpp"
 #include "dataplane/policy/snapshot.hpp"
 
-namespace segwire::policy {
+namespace segwire::control {
+// The compiler fills the policy engine's own types (segwire::policy) from its model (same
+// namespace): named without a prefix here.
+using namespace policy;
+
 namespace {
 
 std::atomic<uint64_t> g_next_version{1};
@@ -423,4 +429,4 @@ std::unique_ptr<PolicySnapshot> compile_snapshot(const PolicySet &set,
     return SnapshotCompiler(set, profile, options).run();
 }
 
-}  // namespace segwire::policy
+}  // namespace segwire::control

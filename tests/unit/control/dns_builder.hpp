@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "dataplane/dns/dns_message.hpp"
+#include "control/dns/dns_message.hpp"
 
 namespace segwire::dptest {
 
@@ -72,18 +72,18 @@ struct Rr {
     uint16_t type;
     uint32_t ttl;
     Bytes rdata;
-    uint16_t cls = dns::kClassIn;
+    uint16_t cls = control::dns::kClassIn;
     int rdlength = -1;  // -1: rdata.size()
 };
 
 inline Rr rr_a(Bytes owner, Bytes addr, uint32_t ttl = 300) {
-    return {std::move(owner), dns::kTypeA, ttl, std::move(addr)};
+    return {std::move(owner), control::dns::kTypeA, ttl, std::move(addr)};
 }
 inline Rr rr_aaaa(Bytes owner, Bytes addr, uint32_t ttl = 300) {
-    return {std::move(owner), dns::kTypeAaaa, ttl, std::move(addr)};
+    return {std::move(owner), control::dns::kTypeAaaa, ttl, std::move(addr)};
 }
 inline Rr rr_cname(Bytes owner, Bytes target, uint32_t ttl = 300) {
-    return {std::move(owner), dns::kTypeCname, ttl, std::move(target)};
+    return {std::move(owner), control::dns::kTypeCname, ttl, std::move(target)};
 }
 
 inline constexpr size_t kQnameOff = 12;  // the question name always starts here
@@ -92,7 +92,7 @@ struct DnsMsg {
     uint16_t id = 0x1234;
     uint16_t flags = 0x8180;  // QR, RD, RA, NOERROR
     Bytes qname = labels("www.example.com");
-    uint16_t qtype = dns::kTypeA, qclass = dns::kClassIn;
+    uint16_t qtype = control::dns::kTypeA, qclass = control::dns::kClassIn;
     int qdcount = -1, ancount = -1;  // -1: from the sections
     std::vector<Rr> an, ns, ar;
 
@@ -132,13 +132,13 @@ struct DnsMsg {
 };
 
 // Parses from a heap buffer of exactly the message's size, so ASan sees any read past the end.
-inline dns::DnsStatus parse_exact(const Bytes &msg, dns::DnsResponse &out) {
+inline control::dns::DnsStatus parse_exact(const Bytes &msg, control::dns::DnsResponse &out) {
     std::unique_ptr<uint8_t[]> buf(new uint8_t[msg.size() ? msg.size() : 1]);
     std::copy(msg.begin(), msg.end(), buf.get());
-    return dns::parse_dns_response(std::span<const uint8_t>(buf.get(), msg.size()), out);
+    return control::dns::parse_dns_response(std::span<const uint8_t>(buf.get(), msg.size()), out);
 }
 
-inline std::string addr_text(const dns::DnsAddress &a) {
+inline std::string addr_text(const control::dns::DnsAddress &a) {
     char s[INET6_ADDRSTRLEN] = {};
     if (a.v4)
         inet_ntop(AF_INET, a.addr + 12, s, sizeof s);

@@ -1,7 +1,8 @@
-// Flow records: one per decision (and one per expired handshake), written by a worker into its
-// single-producer ring and read by the control thread, which resolves names with the snapshot of
-// `policy_version` and aggregates them into flow reports. Fixed size, no pointers into worker
-// memory, so the ring carries them by value.
+// Contract: flow records (FlowRecordEvent), one per decision and one per expired handshake.
+// Written by: a worker lcore, by value into its single-producer ring IdentityRuntime::records[id].
+// Read by: the control thread (control/enforcement.cpp, Enforcement::tick), which resolves names
+// with the snapshot of `policy_version` and aggregates them into flow reports.
+// Fixed size, no pointers into worker memory, so the ring carries them by value.
 #pragma once
 
 #include <cstdint>

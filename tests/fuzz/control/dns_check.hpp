@@ -5,14 +5,14 @@
 #include <cstdint>
 #include <cstring>
 
-#include "dataplane/dns/dns_message.hpp"
+#include "control/dns/dns_message.hpp"
 
 namespace segwire::dptest {
 
 // A decoded name: NUL-terminated at len, lower-case printable ASCII, labels of 1..63 separated by
 // single dots, no leading or trailing dot.
-inline const char *check_dns_name(const dns::DnsName &n) {
-    if (n.len > dns::kMaxNameText) return "name longer than 253";
+inline const char *check_dns_name(const control::dns::DnsName &n) {
+    if (n.len > control::dns::kMaxNameText) return "name longer than 253";
     if (n.text[n.len] != '\0' || std::strlen(n.text) != n.len) return "name not NUL-terminated";
     size_t label = 0;
     for (size_t i = 0; i < n.len; ++i) {
@@ -30,8 +30,8 @@ inline const char *check_dns_name(const dns::DnsName &n) {
     return nullptr;
 }
 
-inline const char *check_dns_response(const dns::DnsResponse &r) {
-    using namespace segwire::dns;
+inline const char *check_dns_response(const control::dns::DnsResponse &r) {
+    using namespace segwire::control::dns;
     if (r.rcode > 15) return "rcode above 4 bits";
     if (r.cname_count > kMaxCnames) return "cname_count above capacity";
     if (r.addr_count > kMaxAddrs) return "addr_count above capacity";

@@ -1,6 +1,6 @@
 // FQDN pattern matching, pattern validation, and the learner/set pair. Time is always passed in
 // explicitly (`now`), so expiry is tested without sleeping.
-#include "dataplane/dns/fqdn.hpp"
+#include "control/dns/fqdn.hpp"
 
 #include <arpa/inet.h>
 
@@ -12,11 +12,11 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/unit/dataplane/dns_builder.hpp"
+#include "tests/unit/control/dns_builder.hpp"
 
 namespace {
 
-using namespace segwire::dns;
+using namespace segwire::control::dns;
 using segwire::dptest::Bytes;
 
 // ---- fqdn_match

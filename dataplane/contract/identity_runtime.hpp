@@ -1,0 +1,45 @@
+// Contract: the identity stage's shared resources (IdentityRuntime).
+// Written by: the control thread, once, before the workers start (control/enforcement.cpp, the
+// Enforcement constructor): limits, ports' MTU and checksum offloads, and one ring of each kind
+// per worker. Later publications go through `state` (the RCU slot), never through this struct.
+// Read by: every worker lcore (its own rings: index = worker id) and the slow-path thread
+// (control/slowpath.cpp: the other end of slow_req, slow_rep and garbage). Without `state` the
+// workers only forward.
+#pragma once
+
+#include <cstdint>
+
+#include "crypto/hmac.hpp"
+#include "dataplane/contract/enforcer_state.hpp"
+#include "dataplane/contract/worker_setup.hpp"
+#include "dataplane/packet/rewrite.hpp"
+#include "dataplane/policy/rcu.hpp"
+
+struct rte_mempool;
+struct rte_ring;
+
+namespace segwire::dp {
+
+// Shared by all workers, owned by the control thread.
+struct IdentityRuntime {
+    policy::RcuSlot<EnforcerState> *state = nullptr;
+    rte_mempool *pool = nullptr;     // for RSTs the worker originates
+    bool reject_with_rst = true;     // else a rejected SYN is dropped silently
+    uint16_t mtu[2] = {1500, 1500};  // inside, outside
+    TxChecksum tx_csum[2];
+    crypto::HmacBackend hmac = crypto::HmacBackend::Auto;
+    uint32_t hold_per_flow = 16;
+    uint32_t hold_total = 4096;
+    uint32_t handshakes = 16384;  // concurrent handshakes per worker
+    uint32_t peer_cache = 4096;
+    uint32_t key_cache = 4096;
+    uint32_t slow_jobs = 256;  // slow-path requests in flight per worker
+    uint32_t decision_cache = 4096;
+    // Rings per worker, created by the control thread (index = worker id).
+    rte_ring *slow_req[kMaxWorkers] = {};  // worker -> slow path (SlowJob*)
+    rte_ring *slow_rep[kMaxWorkers] = {};  // slow path -> worker (SlowJob*)
+    rte_ring *garbage[kMaxWorkers] = {};   // worker -> slow path (PeerIdentity* to free)
+    rte_ring *records[kMaxWorkers] = {};   // worker -> control (FlowRecordEvent by value)
+};
+
+}  // namespace segwire::dp

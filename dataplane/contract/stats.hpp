@@ -1,0 +1,61 @@
+// Contract: worker counters (WorkerStats, IdentityStats).
+// Written by: one worker lcore each (its own instance only), on the packet path.
+// Read by: DPDK's telemetry thread (control/telemetry.cpp: /segwire/stats, /workers, /identity)
+// and the main lcore at shutdown, through dp::WorkerSet.
+// An increment is a relaxed load + store (a plain add, no locked read-modify-write on the packet
+// path) and the reader still never sees a torn value.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "dataplane/packet/parse.hpp"
+
+namespace segwire::dp {
+
+class Counter {
+  public:
+    void add(uint64_t n = 1) {
+        v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    void set(uint64_t n) { v_.store(n, std::memory_order_relaxed); }
+    uint64_t get() const { return v_.load(std::memory_order_relaxed); }
+
+  private:
+    std::atomic<uint64_t> v_{0};
+};
+
+enum PortSide : uint8_t { kInside = 0, kOutside = 1 };
+
+struct alignas(64) WorkerStats {
+    Counter rx_pkts[2], rx_bytes[2];  // by arrival port (inside, outside)
+    Counter tx_pkts[2], tx_bytes[2];  // by departure port
+    Counter drops[kDropReasonCount];
+    Counter steered_out, steered_in;  // handed to / received from another worker
+    Counter non_ip, fragments;
+    Counter flows_active, flows_created, flows_expired, flows_refused;
+    Counter polls, idle_sleeps;
+};
+
+// Identity counters (beyond drops by reason).
+struct alignas(64) IdentityStats {
+    Counter syn_signed, syn_verified, synack_signed, synack_verified, ack_proofs_added,
+        ack_proofs_verified, authorized, rejected, acl_decisions, passthrough, parked, slow_jobs,
+        peer_cache_hits, peer_cache_misses, key_cache_hits, key_cache_misses, hmac_batches,
+        hmac_jobs, records, records_lost, flows_cut, resets_sent, exceptions;
+    // The ACK proof's confirmation (docs/protocol.md §4.3), options scrubbed off packets for end
+    // hosts, identity SYNs on an open connection, refused new flows whose entry was removed.
+    Counter confirms_sent, confirms_received, options_scrubbed, syns_on_open_flow, flows_retired,
+        identities_lost;  // a full garbage ring: a PeerIdentity leaked
+    // The policy version every authorized flow of this worker has been re-decided under (not a
+    // sum: telemetry reports the minimum over workers as `policy_enforced_version`).
+    Counter policy_enforced;
+    // UDP handshake (docs/protocol.md §9)
+    Counter udp_syn_sent, udp_synack_sent, udp_ack_sent, udp_retransmits, udp_rejects_sent,
+        udp_resets_sent, udp_resets_received, udp_fallbacks, udp_control_consumed,
+        udp_handshakes_restarted, udp_expired;
+    // DNS snooping (docs/dns.md)
+    Counter dns_snooped, dns_unsnooped, fqdn_decisions;
+};
+
+}  // namespace segwire::dp

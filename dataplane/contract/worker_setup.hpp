@@ -1,0 +1,31 @@
+// Contract: how one worker is set up (WorkerSetup).
+// Written by: the main lcore before launch (control/main.cpp), one per worker.
+// Read by: dp::WorkerSet::add (dataplane/worker/worker_set.hpp), which hands it to the worker's
+// init on the main lcore; the worker keeps its own copy. Nothing in it changes after launch.
+#pragma once
+
+#include <cstdint>
+
+#include "config/appliance_config.hpp"
+#include "dataplane/flow/flow_table.hpp"
+
+namespace segwire::dp {
+
+inline constexpr uint32_t kMaxWorkers = 64;
+
+struct IdentityRuntime;  // dataplane/contract/identity_runtime.hpp
+
+struct WorkerSetup {
+    uint32_t id = 0;
+    uint32_t nworkers = 1;
+    uint16_t port_id[2] = {0, 0};   // ethdev ids of inside, outside
+    bool software_steering = true;  // false when both ports hash symmetrically in hardware
+    uint32_t burst = 32;
+    config::IdleConfig idle;
+    uint32_t flow_capacity = 65536;
+    uint32_t timeouts_s[kTimeoutClassCount] = {};
+    int socket = 0;
+    IdentityRuntime *identity = nullptr;  // null: forwarding only (the foundation's mode)
+};
+
+}  // namespace segwire::dp
