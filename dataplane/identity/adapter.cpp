@@ -58,17 +58,6 @@ dp::Counter &Stage::counter(Counter c) noexcept {
 // ---------------------------------------------------------------------------------------------
 // events
 
-FlowState Stage::view(const Flow &f) const noexcept {
-    FlowState st;
-    st.auth = static_cast<Auth>(f.auth);
-    st.role = static_cast<Role>(f.role);
-    st.hs = f.hs != kNil;
-    st.peer = f.peer != nullptr;
-    st.parked = f.parked & kParkedBit;
-    st.in_batch = f.parked & kInBatchBit;
-    return st;
-}
-
 // The machine performs each need through this as it reaches it (machine.hpp, Oracle): the
 // actions before the need are applied first, then the need is answered. One step per event.
 namespace {
@@ -101,27 +90,9 @@ void Stage::run(StepFn step, const Event &event, Facts &fx, Ev &e) {
     for (uint8_t i = 0; i < r.n; ++i) apply(r.actions[i], e);
 }
 
-void Stage::packet(Pkt &k) {
-    Flow &f = flows_->at(k.pos);
-    Ev &e = ev_;
-    e.begin(&k, k.pos, &f, k.v.proto);
-    Facts fx;
-    packet_facts(e, fx);
-    // The steady state first: the machine's own summary of the paths that only forward.
-    const FlowState st = view(f);
-    if (e.proto == kProtoTcp) {
-        if (tcp::forwards(st, fx.pkt)) {
-            track_seq(f, k);
-            forward(k);
-            return;
-        }
-    } else if (e.proto == kProtoUdp ? udp::forwards(st, fx.pkt) : plain::forwards(st, fx.pkt)) {
-        forward(k);
-        return;
-    }
-    run(machine_for(e.proto), Event{EventKind::kPacket, BatchOp::kClientCheckSynAck}, fx, e);
-}
-
+// The facts of a packet. What needs parsing (segwire's option, a token, a control datagram) or
+// the handshake context is looked at only when the packet can carry it or the flow has one: an
+// established segment or datagram costs a few tests.
 void Stage::packet_facts(Ev &e, Facts &fx) {
     const Pkt &k = *e.k;
     const Flow &f = *e.f;
@@ -129,14 +100,42 @@ void Stage::packet_facts(Ev &e, Facts &fx) {
     fx.hs_pool = hs_free_ != kNil;
     fx.reject_with_rst = idr_->reject_with_rst;
     if (k.v.proto == kProtoTcp) {
+        const uint8_t fl = k.v.tcp_flags;
+        fx.pkt.kind = (fl & kTcpSyn)   ? ((fl & kTcpAck) ? TcpKind::kSynAck : TcpKind::kSyn)
+                      : (fl & kTcpRst) ? TcpKind::kRst
+                                       : TcpKind::kOther;
         fx.pkt.dns_reply = k.v.sport == 53 && k.v.payload_len && f.init_side == f.local_side;
-        tcp_facts(e, fx);
+        if (k.v.opt.exp_off || (fl & kTcpSyn) || f.hs != kNil) tcp_parse(e, fx);
     } else if (k.v.proto == kProtoUdp) {
+        fx.pkt.udp_len8 = k.v.udp_len == 8;
         fx.pkt.dns_reply = k.v.sport == 53 && k.v.payload_len && f.init_side == f.local_side;
-        udp_facts(e, fx);
+        if (fx.pkt.udp_len8 || f.hs != kNil) udp_parse(e, fx);
     } else {
         fx.pkt.icmp_control = icmp_control(k.v);
     }
+}
+
+void Stage::packet(Pkt &k) {
+    Flow &f = flows_->at(k.pos);
+    Ev &e = ev_;
+    e.k = &k;
+    e.f = &f;
+    Facts fx;
+    packet_facts(e, fx);
+    // The steady state first: the machine's own summary of the paths that only forward.
+    const FlowState st = view(f);
+    if (k.v.proto == kProtoTcp) {
+        if (tcp::forwards(st, fx.pkt)) {
+            track_seq(f, k);
+            forward(k);
+            return;
+        }
+    } else if (k.v.proto == kProtoUdp ? udp::forwards(st, fx.pkt) : plain::forwards(st, fx.pkt)) {
+        forward(k);
+        return;
+    }
+    e.begin(&k, k.pos, &f, k.v.proto);
+    run(machine_for(k.v.proto), Event{EventKind::kPacket, BatchOp::kClientCheckSynAck}, fx, e);
 }
 
 // The HMACs of the burst are done: the packet that queued them goes on.

@@ -21,11 +21,6 @@ using crypto::wire::WireStatus;
 using policy::Direction;
 using policy::Verdict;
 
-namespace {
-constexpr uint8_t kParkedBit = 1;   // Flow::parked: waiting for the slow path
-constexpr uint8_t kInBatchBit = 2;  // Flow::parked: an HMAC batch op of this burst is pending
-}  // namespace
-
 bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_id[2],
                  FlowTable &flows, TxQueues &tx, WorkerStats &stats, uint64_t tsc_hz,
                  std::string &err) {

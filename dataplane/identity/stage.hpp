@@ -40,6 +40,10 @@
 
 namespace segwire::dp::identity {
 
+inline constexpr uint8_t kParkedBit = 1;  // Flow::parked: waiting for the slow path
+inline constexpr uint8_t kInBatchBit =
+    2;  // Flow::parked: an HMAC batch op of this burst is pending
+
 inline bool is_syn(const PacketView &v) noexcept {
     return (v.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
 }
@@ -179,12 +183,22 @@ class Stage {
 
     // ---- the adapter (adapter.cpp, tcp_adapter.cpp, udp_adapter.cpp) ----
     void run(StepFn step, const Event &event, Facts &fx, Ev &e);
-    FlowState view(const Flow &f) const noexcept;
+    // The machines' view of a flow.
+    static FlowState view(const Flow &f) noexcept {
+        FlowState st;
+        st.auth = static_cast<Auth>(f.auth);
+        st.role = static_cast<Role>(f.role);
+        st.hs = f.hs != kNil;
+        st.peer = f.peer != nullptr;
+        st.parked = f.parked & kParkedBit;
+        st.in_batch = f.parked & kInBatchBit;
+        return st;
+    }
     void apply(const Action &a, Ev &e);
     void answer(const Need &n, Ev &e, Answers &ans);
     void packet_facts(Ev &e, Facts &fx);
-    void tcp_facts(Ev &e, Facts &fx);
-    void udp_facts(Ev &e, Facts &fx);
+    void tcp_parse(Ev &e, Facts &fx);
+    void udp_parse(Ev &e, Facts &fx);
     void finish_op(Batched &op);
     void timer_event(uint32_t h);
     void reevaluate_flow(int32_t pos, Flow &f);

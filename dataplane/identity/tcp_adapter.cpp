@@ -32,15 +32,12 @@ TcpOpt opt_fact(WireStatus ws, MsgType type) noexcept {
 
 }  // namespace
 
-// The facts of a TCP segment: its flags, segwire's option and token, and how they compare with
-// the flow's handshake context. The option is looked for only when the parser saw an RFC 6994
-// option, the token only on SYN-flagged segments: established traffic costs two tests.
-void Stage::tcp_facts(Ev &e, Facts &fx) {
+// The facts of a TCP segment that may carry something for segwire: segwire's option (looked for
+// only when the parser saw an RFC 6994 option), the token (SYN-flagged segments), and how they
+// compare with the flow's handshake context.
+void Stage::tcp_parse(Ev &e, Facts &fx) {
     Pkt &k = *e.k;
     const uint8_t fl = k.v.tcp_flags;
-    fx.pkt.kind = (fl & kTcpSyn)   ? ((fl & kTcpAck) ? TcpKind::kSynAck : TcpKind::kSyn)
-                  : (fl & kTcpRst) ? TcpKind::kRst
-                                   : TcpKind::kOther;
     if (k.v.opt.exp_off) {
         const WireStatus ws = crypto::wire::find_tcp_option(tcp_options(k.m, k.v), e.ov);
         fx.pkt.opt = opt_fact(ws, e.ov.type);

@@ -55,9 +55,8 @@ uint32_t whole_ms(uint64_t ticks, uint64_t ms_tsc) noexcept {
 
 // The facts of a UDP datagram: is it one of our control datagrams (UDP Length 8 and an EXP
 // option in the surplus), and how does it compare with the flow's handshake context.
-void Stage::udp_facts(Ev &e, Facts &fx) {
+void Stage::udp_parse(Ev &e, Facts &fx) {
     const Pkt &k = *e.k;
-    fx.pkt.udp_len8 = k.v.udp_len == 8;
     WireStatus ws = WireStatus::Ok;
     if (udp_control_of(k, e.msg, ws))
         fx.pkt.ctl = ws == WireStatus::Ok ? ctl_fact(e.msg.type) : UdpCtl::kMalformed;
