@@ -279,4 +279,45 @@ void reevaluate(Ctx &c, Proto p) noexcept;
 // on_flow_removed().
 void expire(Ctx &c) noexcept;
 
+// A machine's step: the event to its handler (null: the machine has none for it), re-evaluation
+// and expiry shared; kPortsReused restarts the flow when `restart_on_reuse` (TCP).
+struct Handlers {
+    Proto proto;
+    void (*packet)(Ctx &);
+    void (*macs_ready)(Ctx &);
+    void (*timer)(Ctx &);
+    bool restart_on_reuse;
+};
+inline Result run_step(const FlowState &state, const Event &ev, const Facts &fx,
+                       const Handlers &h) noexcept {
+    Result r;
+    Ctx c(state, ev, fx, r);
+    switch (ev.kind) {
+        case EventKind::kPacket:
+            h.packet(c);
+            break;
+        case EventKind::kMacsReady:
+            if (h.macs_ready) h.macs_ready(c);
+            break;
+        case EventKind::kTimer:
+            if (h.timer) h.timer(c);
+            break;
+        case EventKind::kReevaluate:
+            reevaluate(c, h.proto);
+            break;
+        case EventKind::kExpire:
+            expire(c);
+            break;
+        case EventKind::kPortsReused:
+            // A SYN reusing a finished connection's ports is a new connection: authorize it anew
+            // (a replayed SYN must never inherit the old flow's verdict).
+            if (h.restart_on_reuse) c.act(Act::kRestart);
+            break;
+        case EventKind::kCount:
+            break;
+    }
+    c.finish();
+    return r;
+}
+
 }  // namespace segwire::dp::identity::detail

@@ -46,23 +46,9 @@ void packet(Ctx &c) {
 }  // namespace
 
 Result step(const FlowState &state, const Event &ev, const Facts &fx) noexcept {
-    Result r;
-    Ctx c(state, ev, fx, r);
-    switch (ev.kind) {
-        case EventKind::kPacket:
-            packet(c);
-            break;
-        case EventKind::kReevaluate:
-            detail::reevaluate(c, detail::Proto::kOther);
-            break;
-        case EventKind::kExpire:
-            detail::expire(c);
-            break;
-        default:
-            break;
-    }
-    c.finish();
-    return r;
+    static constexpr detail::Handlers kPlain{detail::Proto::kOther, packet, nullptr, nullptr,
+                                             false};
+    return detail::run_step(state, ev, fx, kPlain);
 }
 
 }  // namespace segwire::dp::identity::plain

@@ -524,32 +524,8 @@ void macs_ready(Ctx &c) {
 }  // namespace
 
 Result step(const FlowState &state, const Event &ev, const Facts &fx) noexcept {
-    Result r;
-    Ctx c(state, ev, fx, r);
-    switch (ev.kind) {
-        case EventKind::kPacket:
-            packet(c);
-            break;
-        case EventKind::kMacsReady:
-            macs_ready(c);
-            break;
-        case EventKind::kReevaluate:
-            detail::reevaluate(c, Proto::kTcp);
-            break;
-        case EventKind::kExpire:
-            detail::expire(c);
-            break;
-        case EventKind::kPortsReused:
-            // A SYN reusing a finished connection's ports is a new connection: authorize it anew
-            // (a replayed SYN must never inherit the old flow's verdict).
-            c.act(Act::kRestart);
-            break;
-        case EventKind::kTimer:
-        case EventKind::kCount:
-            break;
-    }
-    c.finish();
-    return r;
+    static constexpr detail::Handlers kTcp{Proto::kTcp, packet, macs_ready, nullptr, true};
+    return detail::run_step(state, ev, fx, kTcp);
 }
 
 }  // namespace segwire::dp::identity::tcp

@@ -572,30 +572,8 @@ void timer(Ctx &c) {
 }  // namespace
 
 Result step(const FlowState &state, const Event &ev, const Facts &fx) noexcept {
-    Result r;
-    Ctx c(state, ev, fx, r);
-    switch (ev.kind) {
-        case EventKind::kPacket:
-            packet(c);
-            break;
-        case EventKind::kMacsReady:
-            macs_ready(c);
-            break;
-        case EventKind::kTimer:
-            timer(c);
-            break;
-        case EventKind::kReevaluate:
-            detail::reevaluate(c, Proto::kUdp);
-            break;
-        case EventKind::kExpire:
-            detail::expire(c);
-            break;
-        case EventKind::kPortsReused:
-        case EventKind::kCount:
-            break;
-    }
-    c.finish();
-    return r;
+    static constexpr detail::Handlers kUdp{Proto::kUdp, packet, macs_ready, timer, false};
+    return detail::run_step(state, ev, fx, kUdp);
 }
 
 }  // namespace segwire::dp::identity::udp
