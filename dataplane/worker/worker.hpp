@@ -22,6 +22,7 @@
 #include "dataplane/flow/hold_queue.hpp"
 #include "dataplane/handshake/identity.hpp"
 #include "dataplane/handshake/records.hpp"
+#include "dataplane/packet/build.hpp"
 #include "dataplane/packet/rewrite.hpp"
 #include "dataplane/policy/decision_cache.hpp"
 #include "dataplane/policy/publisher.hpp"
