@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "crypto/claims.hpp"
+#include "crypto/tcp_options.hpp"
 
 namespace segwire::crypto::wire {
 
@@ -41,8 +42,6 @@ const char *to_string(WireStatus s) noexcept {
 
 namespace {
 
-constexpr uint8_t kTcpOptEol = 0, kTcpOptNop = 1, kTcpOptTfo = 34, kTcpOptExp2 = 254;
-constexpr uint16_t kTfoExId = 0xF989;
 constexpr char kMacLabel[8] = {'s', 'e', 'g', 'w', 'i', 'r', 'e', '1'};
 
 uint8_t vt(MsgType t) noexcept {
@@ -62,28 +61,8 @@ bool is_ours(const uint8_t *opt, size_t len) noexcept {
 }
 
 bool is_tfo(const uint8_t *opt, size_t len) noexcept {
-    return opt[0] == kTcpOptTfo ||
+    return opt[0] == kTcpOptFastOpen ||
            (opt[0] == kTcpOptExp2 && len >= 4 && load_be16(opt + 2) == kTfoExId);
-}
-
-// Calls f(offset, length) for every option except EOL/NOP; returns Ok or BadOption.
-template <class F>
-WireStatus walk_tcp_options(std::span<const uint8_t> o, F &&f) noexcept {
-    size_t i = 0;
-    while (i < o.size()) {
-        uint8_t kind = o[i];
-        if (kind == kTcpOptEol) break;  // everything after EOL is padding, not options
-        if (kind == kTcpOptNop) {
-            ++i;
-            continue;
-        }
-        if (i + 1 >= o.size()) return WireStatus::BadOption;
-        uint8_t len = o[i + 1];
-        if (len < 2 || len > o.size() - i) return WireStatus::BadOption;
-        if (!f(i, size_t{len})) return WireStatus::BadOption;
-        i += len;
-    }
-    return WireStatus::Ok;
 }
 
 size_t pad4(uint8_t *out, size_t len) noexcept {
@@ -111,7 +90,7 @@ size_t write_tcp_option(std::span<uint8_t> out, MsgType type, const uint8_t *mac
 WireStatus find_tcp_option(std::span<const uint8_t> o, TcpOptionView &out) noexcept {
     bool found = false, dup = false;
     WireStatus inner = WireStatus::Ok;
-    WireStatus s = walk_tcp_options(o, [&](size_t off, size_t len) {
+    const TcpOptionWalk w = walk_tcp_options(o, [&](size_t off, uint8_t, uint8_t len) {
         const uint8_t *p = o.data() + off;
         if (!is_ours(p, len)) return true;
         if (found) {
@@ -145,7 +124,7 @@ WireStatus find_tcp_option(std::span<const uint8_t> o, TcpOptionView &out) noexc
         if (carries_mac(out.type)) out.mac = p + 5;
         return true;
     });
-    if (s != WireStatus::Ok) return s;
+    if (!w.ok) return WireStatus::BadOption;
     if (!found) return WireStatus::NotPresent;
     if (dup) return WireStatus::Duplicate;
     return inner;
@@ -161,20 +140,18 @@ OptionEdit add_tcp_option(std::span<const uint8_t> existing, std::span<const uin
     // Pass 1: size of the real options (no NOPs) and of a TFO option.
     size_t real = 0, tfo = 0;
     bool has_ours = false;
-    WireStatus s = walk_tcp_options(existing, [&](size_t off, size_t len) {
+    const TcpOptionWalk w = walk_tcp_options(existing, [&](size_t off, uint8_t, uint8_t len) {
         real += len;
         if (is_tfo(existing.data() + off, len)) tfo += len;
         if (is_ours(existing.data() + off, len)) has_ours = true;
         return true;
     });
-    if (s != WireStatus::Ok || has_ours) {
-        e.status = has_ours ? WireStatus::Duplicate : s;
+    if (!w.ok || has_ours) {
+        e.status = has_ours ? WireStatus::Duplicate : WireStatus::BadOption;
         return e;
     }
     // Common case: keep the sender's layout byte for byte up to any EOL, then append ours.
-    size_t n = 0;
-    while (n < existing.size() && existing[n] != kTcpOptEol)
-        n += existing[n] == kTcpOptNop ? 1 : existing[n + 1];  // lengths validated by the walk
+    size_t n = w.end;
     if (((n + ours.size() + 3) & ~size_t{3}) <= kTcpOptionSpace) {
         if (n) std::memcpy(out.data(), existing.data(), n);  // memcpy(…, nullptr, 0) is UB
         if (!ours.empty()) std::memcpy(out.data() + n, ours.data(), ours.size());
@@ -188,7 +165,7 @@ OptionEdit add_tcp_option(std::span<const uint8_t> existing, std::span<const uin
         return e;
     }
     n = 0;
-    (void)walk_tcp_options(existing, [&](size_t off, size_t len) {
+    (void)walk_tcp_options(existing, [&](size_t off, uint8_t, uint8_t len) {
         if (drop_tfo && is_tfo(existing.data() + off, len)) return true;
         std::memcpy(out.data() + n, existing.data() + off, len);
         n += len;
@@ -208,29 +185,26 @@ OptionEdit strip_tcp_option(std::span<const uint8_t> existing,
         e.status = WireStatus::BadOption;
         return e;
     }
-    size_t n = 0;
-    size_t i = 0;
+    // The sender's NOPs stay where they are: the bytes between two options are copied as such.
+    size_t n = 0, copied = 0;
+    auto copy_to = [&](size_t end) {
+        if (end > copied) std::memcpy(out.data() + n, existing.data() + copied, end - copied);
+        n += end - copied;
+    };
     bool found = false;
-    while (i < existing.size() && existing[i] != kTcpOptEol) {
-        if (existing[i] == kTcpOptNop) {
-            out[n++] = kTcpOptNop;
-            ++i;
-            continue;
-        }
-        if (i + 1 >= existing.size() || existing[i + 1] < 2 ||
-            existing[i + 1] > existing.size() - i) {
-            e.status = WireStatus::BadOption;
-            return e;
-        }
-        size_t l = existing[i + 1];
-        if (is_ours(existing.data() + i, l)) {
+    const TcpOptionWalk w = walk_tcp_options(existing, [&](size_t off, uint8_t, uint8_t len) {
+        if (is_ours(existing.data() + off, len)) {
+            copy_to(off);
+            copied = off + len;
             found = true;
-        } else {
-            std::memcpy(out.data() + n, existing.data() + i, l);
-            n += l;
         }
-        i += l;
+        return true;
+    });
+    if (!w.ok) {
+        e.status = WireStatus::BadOption;
+        return e;
     }
+    copy_to(w.end);
     if (!found) e.status = WireStatus::NotPresent;
     while (n > 0 && out[n - 1] == kTcpOptNop) --n;  // our padding goes with our option
     e.length = static_cast<uint8_t>(pad4(out.data(), n));

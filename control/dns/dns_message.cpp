@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "crypto/bytes.hpp"
+
 namespace segwire::control::dns {
 namespace {
 
@@ -10,12 +12,9 @@ constexpr uint32_t kMaxWireName = 255;
 // Internal: a label visitor asked the walk to stop (never returned by the public functions).
 constexpr DnsStatus kStopped = DnsStatus::Count;
 
-inline uint16_t rd16(const uint8_t *p) {
-    return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-inline uint32_t rd32(const uint8_t *p) {
-    return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
-}
+using crypto::load_be16;
+using crypto::load_be32;
+
 inline char lower(uint8_t c) {
     return static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
 }
@@ -181,14 +180,14 @@ DnsStatus parse_dns_response(std::span<const uint8_t> msg, DnsResponse &out) noe
     const auto len = static_cast<uint32_t>(msg.size());
     if (len < kHeaderLen) return DnsStatus::Truncated;
 
-    out.id = rd16(m);
-    const uint16_t flags = rd16(m + 2);
+    out.id = load_be16(m);
+    const uint16_t flags = load_be16(m + 2);
     out.rcode = flags & 0x0f;
     out.tc = (flags & 0x0200) != 0;
     if (!(flags & 0x8000)) return DnsStatus::NotResponse;
     if (((flags >> 11) & 0x0f) != 0) return DnsStatus::NotQuery;
-    if (rd16(m + 4) != 1) return DnsStatus::BadQdcount;
-    const uint32_t ancount = rd16(m + 6);
+    if (load_be16(m + 4) != 1) return DnsStatus::BadQdcount;
+    const uint32_t ancount = load_be16(m + 6);
     if (ancount > kMaxAnswers) return DnsStatus::TooManyRecords;
 
     // Question.
@@ -198,8 +197,8 @@ DnsStatus parse_dns_response(std::span<const uint8_t> msg, DnsResponse &out) noe
     if (st != DnsStatus::Ok) return st;
     pos = next;
     if (pos + 4 > len) return DnsStatus::Truncated;
-    out.qtype = rd16(m + pos);
-    out.qclass = rd16(m + pos + 2);
+    out.qtype = load_be16(m + pos);
+    out.qclass = load_be16(m + pos + 2);
     pos += 4;
 
     // Pass 1: walk every answer record once, validate its structure, and index the ones that can
@@ -213,10 +212,10 @@ DnsStatus parse_dns_response(std::span<const uint8_t> msg, DnsResponse &out) noe
         if (st != DnsStatus::Ok) return st;
         pos = next;
         if (pos + 10 > len) return DnsStatus::Truncated;
-        const uint16_t type = rd16(m + pos);
-        const uint16_t cls = rd16(m + pos + 2);
-        const uint32_t ttl = ttl_value(rd32(m + pos + 4));
-        const uint32_t rdlen = rd16(m + pos + 8);
+        const uint16_t type = load_be16(m + pos);
+        const uint16_t cls = load_be16(m + pos + 2);
+        const uint32_t ttl = ttl_value(load_be32(m + pos + 4));
+        const uint32_t rdlen = load_be16(m + pos + 8);
         pos += 10;
         if (pos + rdlen > len) return DnsStatus::Truncated;
         if (cls == kClassIn) {
@@ -307,7 +306,7 @@ DnsStatus parse_dns_response(std::span<const uint8_t> msg, DnsResponse &out) noe
 DnsStatus dns_from_tcp_payload(std::span<const uint8_t> payload,
                                std::span<const uint8_t> &msg) noexcept {
     if (payload.size() < 2) return DnsStatus::Incomplete;
-    const size_t n = rd16(payload.data());
+    const size_t n = load_be16(payload.data());
     if (payload.size() - 2 < n) return DnsStatus::Incomplete;
     msg = payload.subspan(2, n);
     return payload.size() - 2 == n ? DnsStatus::Ok : DnsStatus::TrailingData;

@@ -5,6 +5,7 @@
 #include <rte_mbuf.h>
 
 #include "dataplane/identity/adapter.hpp"
+#include "dataplane/packet/build.hpp"
 
 namespace segwire::dp::identity {
 
@@ -82,38 +83,21 @@ DropReason Stage::edit(Edit what, Ev &e) {
     return DropReason::TokenMalformed;
 }
 
-// A policy cut: RSTs to both hosts, built from a template of the flow's own addresses.
+// A policy cut: RSTs to both hosts, each as if its peer had sent it. No packet in hand: the flow's
+// own addresses and ports and the MACs its first packet showed.
 void Stage::cut_rsts(int32_t pos, Flow &f) {
     const FlowKey &key = flows_->key_at(pos);
-    rte_mbuf *tmpl = rte_pktmbuf_alloc(idr_->pool);
-    if (!tmpl) return;
-    uint8_t *fr = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(tmpl, 54 + 20));
-    std::memset(fr, 0, 74);
-    std::memcpy(fr, f.mac[kSideB], 6);  // as if side a had sent it to side b
-    std::memcpy(fr + 6, f.mac[kSideA], 6);
-    const bool v6 = key.family == 6;
-    fr[12] = v6 ? 0x86 : 0x08;
-    fr[13] = v6 ? 0xdd : 0x00;
-    PacketView tv{};
-    tv.family = key.family;
-    tv.l3_off = 14;
-    tv.src = key.a;
-    tv.dst = key.b;
-    tv.sport = key.pa;
-    tv.dport = key.pb;
-    tv.proto = kProtoTcp;
     // Side a's host sits behind the port the flow's side-a packets arrive on.
     const uint8_t a_port = f.init_side == kSideA ? f.in_port : f.in_port ^ 1;
-    tmpl->port = port_id_[a_port];
-    for (uint8_t to = 0; to < 2; ++to) {
-        rte_mbuf *r =
-            build_tcp_reset(idr_->pool, tmpl, tv, to == kSideA, f.ack_seen[to], f.ack_seen[to ^ 1],
-                            true, idr_->tx_csum[to == kSideA ? a_port : a_port ^ 1]);
+    for (uint8_t to : {kSideA, kSideB}) {
+        const uint8_t out = to == kSideA ? a_port : a_port ^ 1;
+        const TcpSegment rst{
+            f.ack_seen[to], f.ack_seen[to ^ 1], static_cast<uint8_t>(kTcpRst | kTcpAck), 0, {}};
+        rte_mbuf *r = build_tcp(idr_->pool, addressing_of(key, f.mac, to), rst, idr_->tx_csum[out]);
         if (!r) continue;
         ids_.resets_sent.add();
-        tx_->push(r, to == kSideA ? a_port : a_port ^ 1);
+        tx_->push(r, out);
     }
-    rte_pktmbuf_free(tmpl);
 }
 
 // An RST addressed to the host on `to_side` (canonical side), as if its peer had sent it.

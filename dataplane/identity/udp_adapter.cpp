@@ -1,14 +1,14 @@
 // The UDP side of the identity stage's adapter (docs/protocol.md §9): the facts of a datagram,
 // the control datagrams segwire sends (kept in the handshake context and copied for each
 // retransmission) and the timer events of armed contexts.
-#include <rte_byteorder.h>
-#include <rte_ip.h>
 #include <rte_mbuf.h>
+#include <rte_udp.h>
 
 #include <cstring>
 
 #include "dataplane/identity/adapter.hpp"
 #include "dataplane/identity/udp_machine.hpp"
+#include "dataplane/packet/build.hpp"
 
 namespace segwire::dp::identity {
 
@@ -20,14 +20,6 @@ namespace {
 
 constexpr uint8_t kResetNoState = 1;
 constexpr uint8_t kRejectPolicy = 1, kRejectClaims = 2;
-
-inline uint16_t rd16(const uint8_t *p) {
-    return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-inline void wr16(uint8_t *p, uint16_t v) {
-    p[0] = static_cast<uint8_t>(v >> 8);
-    p[1] = static_cast<uint8_t>(v);
-}
 
 UdpCtl ctl_fact(MsgType t) noexcept {
     switch (t) {
@@ -166,7 +158,7 @@ bool Stage::udp_control_of(const Pkt &k, UdpMessageView &msg, WireStatus &ws) co
     if (start >= k.v.ip_end) return false;
     const uint8_t *d = rte_pktmbuf_mtod(k.m, const uint8_t *);
     const bool odd = ((start - k.v.l3_off) & 1u) != 0;
-    const bool csum_zero = rd16(d + k.v.l4_off + 6) == 0;
+    const bool csum_zero = reinterpret_cast<const rte_udp_hdr *>(d + k.v.l4_off)->dgram_cksum == 0;
     std::span<const uint8_t> body;
     ws = crypto::wire::parse_udp_surplus({d + start, k.v.ip_end - start}, odd, csum_zero, body);
     if (ws == WireStatus::NotPresent || ws == WireStatus::BadChecksum) return false;
@@ -183,74 +175,10 @@ bool Stage::udp_send_ctl(Pkt &k, bool to_source, std::span<const uint8_t> body, 
     // UDP Length 8 keeps the surplus at an even offset: no pad byte.
     const size_t sl = crypto::wire::write_udp_surplus(surplus, false, body);
     if (!sl) return false;
-    rte_mbuf *m = rte_pktmbuf_alloc(idr_->pool);
-    if (!m) return false;
-    const bool v6 = k.v.family == 6;
-    const uint16_t l2 = k.v.l3_off, l3 = v6 ? 40 : 20;
-    const uint32_t total = l2 + l3 + 8u + static_cast<uint32_t>(sl);
-    auto *f = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, static_cast<uint16_t>(total)));
-    if (!f) {
-        rte_pktmbuf_free(m);
-        return false;
-    }
-    const uint8_t *src = rte_pktmbuf_mtod(k.m, const uint8_t *);
-    std::memcpy(f, src, l2);
-    if (to_source) {
-        std::memcpy(f, src + 6, 6);
-        std::memcpy(f + 6, src, 6);
-    }
-    const IpAddr &sa = to_source ? k.v.dst : k.v.src;
-    const IpAddr &da = to_source ? k.v.src : k.v.dst;
-    const uint16_t sp = to_source ? k.v.dport : k.v.sport;
-    const uint16_t dp = to_source ? k.v.sport : k.v.dport;
-    uint8_t *ip = f + l2;
-    uint8_t *udp = ip + l3;
-    // Pseudo-header + UDP header, for the checksum (it covers UDP Length bytes only, RFC 9868).
-    uint8_t ph[48];
-    size_t phl;
-    if (v6) {
-        std::memset(ip, 0, 40);
-        ip[0] = 0x60;
-        wr16(ip + 4, static_cast<uint16_t>(8 + sl));
-        ip[6] = kProtoUdp;
-        ip[7] = 64;
-        std::memcpy(ip + 8, sa.b, 16);
-        std::memcpy(ip + 24, da.b, 16);
-        std::memset(ph, 0, 40);
-        std::memcpy(ph, sa.b, 16);
-        std::memcpy(ph + 16, da.b, 16);
-        ph[35] = 8;
-        ph[39] = kProtoUdp;
-        phl = 40;
-    } else {
-        std::memset(ip, 0, 20);
-        ip[0] = 0x45;
-        wr16(ip + 2, static_cast<uint16_t>(20 + 8 + sl));
-        wr16(ip + 6, 0x4000);  // DF
-        ip[8] = 64;
-        ip[9] = kProtoUdp;
-        std::memcpy(ip + 12, sa.b, 4);
-        std::memcpy(ip + 16, da.b, 4);
-        const uint16_t c = rte_ipv4_cksum(reinterpret_cast<const rte_ipv4_hdr *>(ip));
-        std::memcpy(ip + 10, &c, 2);
-        std::memcpy(ph, sa.b, 4);
-        std::memcpy(ph + 4, da.b, 4);
-        ph[8] = 0;
-        ph[9] = kProtoUdp;
-        wr16(ph + 10, 8);
-        phl = 12;
-    }
-    wr16(udp, sp);
-    wr16(udp + 2, dp);
-    wr16(udp + 4, 8);
-    wr16(udp + 6, 0);
-    std::memcpy(ph + phl, udp, 8);
-    uint16_t c = static_cast<uint16_t>(~rte_raw_cksum(ph, phl + 8));
-    if (c == 0) c = 0xffff;
-    std::memcpy(udp + 6, &c, 2);
-    std::memcpy(udp + 8, surplus, sl);
-
     const uint8_t out = to_source ? k.arrival : k.arrival ^ 1;
+    rte_mbuf *m = build_udp(idr_->pool, addressing_of(k.m, k.v, to_source), {}, {surplus, sl},
+                            idr_->tx_csum[out]);
+    if (!m) return false;
     m->port = port_id_[out];
     if (!keep) {
         tx_->push(m, out);

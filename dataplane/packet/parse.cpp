@@ -6,6 +6,9 @@
 #include <emmintrin.h>
 #endif
 
+#include "crypto/bytes.hpp"
+#include "crypto/tcp_options.hpp"
+
 namespace segwire::dp {
 namespace {
 
@@ -17,12 +20,8 @@ constexpr uint16_t kEthQinq = 0x88a8;
 constexpr uint16_t kEthQinqOld = 0x9100;
 constexpr uint32_t kMaxExtHeaders = 8;
 
-inline uint16_t rd16(const uint8_t *p) {
-    return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-inline uint32_t rd32(const uint8_t *p) {
-    return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
-}
+using crypto::load_be16;
+using crypto::load_be32;
 
 // Stores an IPv4 address as the 16-byte IpAddr with one 16-byte store: the flow key is loaded
 // from the view right after parsing, and a load spanning several smaller stores (the view's
@@ -40,59 +39,52 @@ inline void put_v4_addr(IpAddr &out, const uint8_t *p) {
 #endif
 }
 
-// Walks TCP options with EOL/NOP/length checks; lengths that disagree with the kind's
-// definition are rejected because later stages rewrite options in place.
-DropReason walk_tcp_options(const uint8_t *base, uint32_t off, uint32_t end, TcpOptions &o) {
-    while (off < end) {
-        uint8_t kind = base[off];
-        if (kind == 0) break;  // EOL: the rest is padding
-        if (kind == 1) {
-            ++off;
-            continue;
-        }
-        if (off + 2 > end) return DropReason::TcpBadOption;
-        uint8_t len = base[off + 1];
-        if (len < 2 || off + len > end) return DropReason::TcpBadOption;
-        switch (kind) {
-            case 2:  // MSS
-                if (len != 4) return DropReason::TcpBadOption;
-                o.mss = rd16(base + off + 2);
-                break;
-            case 3:  // window scale
-                if (len != 3) return DropReason::TcpBadOption;
-                o.wscale = base[off + 2];
-                break;
-            case 4:  // SACK permitted
-                if (len != 2) return DropReason::TcpBadOption;
-                o.sack_ok = true;
-                break;
-            case 5:  // SACK blocks
-                if (len < 10 || (len - 2) % 8 != 0) return DropReason::TcpBadOption;
-                break;
-            case 8:  // timestamps
-                if (len != 10) return DropReason::TcpBadOption;
-                o.timestamps = true;
-                break;
-            case 34:  // TCP Fast Open (RFC 7413): cookie request (2) or cookie 4..16 bytes
-                if (len != 2 && (len < 6 || len > 18)) return DropReason::TcpBadOption;
-                o.tfo = true;
-                break;
-            case 253:
-            case 254:  // RFC 6994 experimental: kind, len, ExID(16) [, data]
-                if (len < 4) return DropReason::TcpBadOption;
-                if (kind == 254 && rd16(base + off + 2) == 0xF989) {
-                    o.tfo = true;  // Linux's pre-RFC Fast Open form
-                } else if (o.exp_off == 0) {
-                    o.exp_off = static_cast<uint16_t>(off);
-                    o.exp_len = len;
-                }
-                break;
-            default:
-                break;
-        }
-        off += len;
-    }
-    return DropReason::None;
+// Reads the TCP options later stages care about from the options area [off, end) of the frame.
+// Lengths that disagree with the kind's definition are refused because later stages rewrite
+// options in place.
+DropReason read_tcp_options(const uint8_t *d, uint32_t off, uint32_t end, TcpOptions &o) {
+    const uint8_t *area = d + off;
+    const auto walk =
+        crypto::walk_tcp_options({area, end - off}, [&](size_t i, uint8_t kind, uint8_t len) {
+            const uint8_t *p = area + i;
+            switch (kind) {
+                case crypto::kTcpOptMss:
+                    if (len != 4) return false;
+                    o.mss = load_be16(p + 2);
+                    return true;
+                case crypto::kTcpOptWscale:
+                    if (len != 3) return false;
+                    o.wscale = p[2];
+                    return true;
+                case crypto::kTcpOptSackOk:
+                    if (len != 2) return false;
+                    o.sack_ok = true;
+                    return true;
+                case crypto::kTcpOptSack:
+                    return len >= 10 && (len - 2) % 8 == 0;
+                case crypto::kTcpOptTimestamps:
+                    if (len != 10) return false;
+                    o.timestamps = true;
+                    return true;
+                case crypto::kTcpOptFastOpen:  // cookie request (2) or a cookie of 4..16 bytes
+                    if (len != 2 && (len < 6 || len > 18)) return false;
+                    o.tfo = true;
+                    return true;
+                case crypto::kTcpOptExp1:
+                case crypto::kTcpOptExp2:  // RFC 6994: kind, len, ExID(16) [, data]
+                    if (len < 4) return false;
+                    if (kind == crypto::kTcpOptExp2 && load_be16(p + 2) == crypto::kTfoExId) {
+                        o.tfo = true;  // Linux's pre-RFC Fast Open form
+                    } else if (o.exp_off == 0) {
+                        o.exp_off = static_cast<uint16_t>(off + i);
+                        o.exp_len = len;
+                    }
+                    return true;
+                default:
+                    return true;
+            }
+        });
+    return walk.ok ? DropReason::None : DropReason::TcpBadOption;
 }
 
 DropReason parse_l4(const uint8_t *d, PacketView &v) {
@@ -103,10 +95,10 @@ DropReason parse_l4(const uint8_t *d, PacketView &v) {
         case kProtoTcp: {
             if (l4 + 20 > end) return DropReason::TcpTruncated;
             const uint8_t *t = d + l4;
-            v.sport = rd16(t);
-            v.dport = rd16(t + 2);
-            v.seq = rd32(t + 4);
-            v.ack = rd32(t + 8);
+            v.sport = load_be16(t);
+            v.dport = load_be16(t + 2);
+            v.seq = load_be32(t + 4);
+            v.ack = load_be32(t + 8);
             uint32_t hl = (t[12] >> 4) * 4u;
             if (hl < 20) return DropReason::TcpBadDataOffset;
             if (l4 + hl > end) return DropReason::TcpBadDataOffset;
@@ -115,7 +107,7 @@ DropReason parse_l4(const uint8_t *d, PacketView &v) {
             const uint8_t f = v.tcp_flags;
             if ((f & kTcpSyn) && (f & (kTcpFin | kTcpRst))) return DropReason::TcpBadFlags;
             if (f == 0) return DropReason::TcpBadFlags;
-            DropReason r = walk_tcp_options(d, l4 + 20, l4 + hl, v.opt);
+            DropReason r = read_tcp_options(d, l4 + 20, l4 + hl, v.opt);
             if (r != DropReason::None) return r;
             v.payload_off = static_cast<uint16_t>(l4 + hl);
             v.payload_len = end - (l4 + hl);
@@ -124,9 +116,9 @@ DropReason parse_l4(const uint8_t *d, PacketView &v) {
         case kProtoUdp: {
             if (l4 + 8 > end) return DropReason::UdpTruncated;
             const uint8_t *u = d + l4;
-            v.sport = rd16(u);
-            v.dport = rd16(u + 2);
-            v.udp_len = rd16(u + 4);
+            v.sport = load_be16(u);
+            v.dport = load_be16(u + 2);
+            v.udp_len = load_be16(u + 4);
             if (v.udp_len < 8) return DropReason::UdpBadLength;
             // The UDP length may be shorter than the IP payload: RFC 9868 surplus area (options).
             // In a fragmented datagram only the first piece is here, so the length can't be
@@ -146,7 +138,7 @@ DropReason parse_l4(const uint8_t *d, PacketView &v) {
                                               : (v.icmp_type == 128 || v.icmp_type == 129);
             if (echo) {
                 if (l4 + 8 > end) return DropReason::IcmpTruncated;
-                v.sport = v.dport = rd16(d + l4 + 4);
+                v.sport = v.dport = load_be16(d + l4 + 4);
             }
             v.payload_off = static_cast<uint16_t>(l4 + 4);
             v.payload_len = end - (l4 + 4);
@@ -165,7 +157,7 @@ DropReason parse_ipv4(const uint8_t *d, uint32_t len, PacketView &v) {
     if ((ip[0] >> 4) != 4) return DropReason::Ipv4BadVersion;
     uint32_t ihl = (ip[0] & 0x0f) * 4u;
     if (ihl < 20 || l3 + ihl > len) return DropReason::Ipv4BadIhl;
-    uint32_t total = rd16(ip + 2);
+    uint32_t total = load_be16(ip + 2);
     if (total < ihl || l3 + total > len) return DropReason::Ipv4BadTotalLength;
     // Options: EOL ends the list, NOP is one byte, everything else is kind,len>=2,data.
     for (uint32_t o = 20; o < ihl;) {
@@ -180,7 +172,7 @@ DropReason parse_ipv4(const uint8_t *d, uint32_t len, PacketView &v) {
         if (olen < 2 || o + olen > ihl) return DropReason::Ipv4BadOptions;
         o += olen;
     }
-    uint16_t frag = rd16(ip + 6);
+    uint16_t frag = load_be16(ip + 6);
     uint32_t frag_off = (frag & 0x1fff) * 8u;
     bool more = frag & 0x2000;
     if (frag & 0x8000) return DropReason::Ipv4BadFragment;  // reserved bit (RFC 791)
@@ -204,7 +196,7 @@ DropReason parse_ipv6(const uint8_t *d, uint32_t len, PacketView &v) {
     if (l3 + 40 > len) return DropReason::Ipv6Truncated;
     const uint8_t *ip = d + l3;
     if ((ip[0] >> 4) != 6) return DropReason::Ipv6BadVersion;
-    uint32_t plen = rd16(ip + 4);
+    uint32_t plen = load_be16(ip + 4);
     // Jumbograms (payload length 0 + hop-by-hop option) are not supported on any port we drive.
     if (plen == 0 && ip[6] != 59) return DropReason::Ipv6BadPayloadLength;
     if (l3 + 40 + plen > len) return DropReason::Ipv6BadPayloadLength;
@@ -246,7 +238,7 @@ DropReason parse_ipv6(const uint8_t *d, uint32_t len, PacketView &v) {
             case 44: {  // fragment
                 if (n >= kMaxExtHeaders) return DropReason::Ipv6TooManyExtHeaders;
                 if (off + 8 > v.ip_end) return DropReason::Ipv6BadExtHeader;
-                uint16_t fo = rd16(d + off + 2);
+                uint16_t fo = load_be16(d + off + 2);
                 uint32_t frag_off = (fo >> 3) * 8u;
                 bool more = fo & 1;
                 v.fragment = true;
@@ -323,16 +315,16 @@ DropReason parse_packet(const uint8_t *d, uint32_t len, PacketView &v) {
     // option layout) and falls back to it for anything else, including every malformed frame.
     if (len >= 54 && d[12] == 0x08 && d[13] == 0x00 && d[14] == 0x45 && d[23] == kProtoTcp) {
         const uint8_t *ip = d + 14;
-        const uint32_t total = rd16(ip + 2);
+        const uint32_t total = load_be16(ip + 2);
         const uint8_t *t = ip + 20;
         const uint32_t hl = (t[12] >> 4) * 4u;
         const uint8_t flags = t[13] & 0x3f;
         // Fragment field: only DF may be set (no reserved bit, no MF, offset 0).
-        const bool plain = (rd16(ip + 6) & 0xbfff) == 0;
+        const bool plain = (load_be16(ip + 6) & 0xbfff) == 0;
         const bool flags_ok = flags != 0 && !((flags & kTcpSyn) && (flags & (kTcpFin | kTcpRst)));
         // The lengths first: the option bytes are read only once they are known to be there.
         if (plain && flags_ok && (hl == 20 || hl == 32) && total >= 20 + hl && 14 + total <= len &&
-            (hl == 20 || rd32(t + 20) == 0x0101080au)) {
+            (hl == 20 || load_be32(t + 20) == 0x0101080au)) {
             v = PacketView{};
             v.frame_len = len;
             v.ethertype = 0x0800;
@@ -345,10 +337,10 @@ DropReason parse_packet(const uint8_t *d, uint32_t len, PacketView &v) {
             put_v4_addr(v.src, ip + 12);
             put_v4_addr(v.dst, ip + 16);
             v.l4_off = 34;
-            v.sport = rd16(t);
-            v.dport = rd16(t + 2);
-            v.seq = rd32(t + 4);
-            v.ack = rd32(t + 8);
+            v.sport = load_be16(t);
+            v.dport = load_be16(t + 2);
+            v.seq = load_be32(t + 4);
+            v.ack = load_be32(t + 8);
             v.tcp_hdr_len = static_cast<uint16_t>(hl);
             v.tcp_flags = flags;
             v.opt.timestamps = hl == 32;
@@ -365,13 +357,13 @@ DropReason parse_packet_generic(const uint8_t *d, uint32_t len, PacketView &v) {
     v.frame_len = len;
     if (len < 14) return DropReason::L2Truncated;
     uint32_t off = 12;
-    uint16_t et = rd16(d + off);
+    uint16_t et = load_be16(d + off);
     while (et == kEthVlan || et == kEthQinq || et == kEthQinqOld) {
         if (v.vlan_count == kMaxVlans) return DropReason::VlanTooDeep;
         if (off + 6 > len) return DropReason::VlanTruncated;
-        v.vlan_tci[v.vlan_count++] = rd16(d + off + 2);
+        v.vlan_tci[v.vlan_count++] = load_be16(d + off + 2);
         off += 4;
-        et = rd16(d + off);
+        et = load_be16(d + off);
     }
     v.ethertype = et;
     v.l3_off = static_cast<uint16_t>(off + 2);

@@ -9,7 +9,7 @@
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 
-#include "tests/unit/handshake/eal_env.hpp"
+#include "tests/unit/packet/eal_env.hpp"
 
 using namespace segwire::dp;
 
@@ -183,28 +183,6 @@ TEST(Rewrite, ClampMss) {
     EXPECT_EQ(v2.opt.mss, 1436);
     EXPECT_TRUE(dpdk_checksum_ok(m, v2));
     rte_pktmbuf_free(m);
-}
-
-TEST(Rewrite, ResetToTheSourceMirrorsAddressesAndPorts) {
-    for (int family : {4, 6}) {
-        auto frame = make_syn(family);
-        PacketView v;
-        rte_mbuf *m = to_mbuf(frame, v);
-        rte_mbuf *r = build_tcp_reset(EalEnvironment::pool, m, v, true, 0, v.seq + 1, true, {});
-        ASSERT_NE(r, nullptr);
-        PacketView rv;
-        ASSERT_EQ(parse_packet(rte_pktmbuf_mtod(r, uint8_t *), r->data_len, rv), DropReason::None);
-        EXPECT_EQ(rv.src, v.dst);
-        EXPECT_EQ(rv.dst, v.src);
-        EXPECT_EQ(rv.sport, v.dport);
-        EXPECT_EQ(rv.dport, v.sport);
-        EXPECT_EQ(rv.tcp_flags, kTcpRst | kTcpAck);
-        EXPECT_EQ(rv.ack, v.seq + 1);
-        EXPECT_EQ(std::memcmp(rte_pktmbuf_mtod(r, uint8_t *), frame.data() + 6, 6), 0);
-        EXPECT_TRUE(dpdk_checksum_ok(r, rv));
-        rte_pktmbuf_free(r);
-        rte_pktmbuf_free(m);
-    }
 }
 
 }  // namespace
