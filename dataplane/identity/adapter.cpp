@@ -90,28 +90,39 @@ void Stage::run(StepFn step, const Event &event, Facts &fx, Ev &e) {
     for (uint8_t i = 0; i < r.n; ++i) apply(r.actions[i], e);
 }
 
-// The facts of a packet. What needs parsing (segwire's option, a token, a control datagram) or
-// the handshake context is looked at only when the packet can carry it or the flow has one: an
-// established segment or datagram costs a few tests.
+// The facts of a packet, in two parts. First what the steady-state check reads: a few tests of
+// parsed fields (for TCP, whether the segment carries any RFC 6994 option at all stands in for
+// segwire's option until it is looked for).
 void Stage::packet_facts(Ev &e, Facts &fx) {
     const Pkt &k = *e.k;
     const Flow &f = *e.f;
     fx.pkt.arrival = k.arrival == kOutside ? Arrival::kOutside : Arrival::kInside;
-    fx.hs_pool = hs_free_ != kNil;
-    fx.reject_with_rst = idr_->reject_with_rst;
     if (k.v.proto == kProtoTcp) {
         const uint8_t fl = k.v.tcp_flags;
         fx.pkt.kind = (fl & kTcpSyn)   ? ((fl & kTcpAck) ? TcpKind::kSynAck : TcpKind::kSyn)
                       : (fl & kTcpRst) ? TcpKind::kRst
                                        : TcpKind::kOther;
+        fx.pkt.opt = k.v.opt.exp_off ? TcpOpt::kNotOurs : TcpOpt::kNoExp;
         fx.pkt.dns_reply = k.v.sport == 53 && k.v.payload_len && f.init_side == f.local_side;
-        if (k.v.opt.exp_off || (fl & kTcpSyn) || f.hs != kNil) tcp_parse(e, fx);
     } else if (k.v.proto == kProtoUdp) {
         fx.pkt.udp_len8 = k.v.udp_len == 8;
         fx.pkt.dns_reply = k.v.sport == 53 && k.v.payload_len && f.init_side == f.local_side;
-        if (fx.pkt.udp_len8 || f.hs != kNil) udp_parse(e, fx);
     } else {
         fx.pkt.icmp_control = icmp_control(k.v);
+    }
+}
+
+// Then the rest, for a step: segwire's option, a token or a control datagram, looked at only when
+// the packet can carry them, and how they compare with the flow's handshake context.
+void Stage::parse_facts(Ev &e, Facts &fx) {
+    const Pkt &k = *e.k;
+    const Flow &f = *e.f;
+    fx.hs_pool = hs_free_ != kNil;
+    fx.reject_with_rst = idr_->reject_with_rst;
+    if (k.v.proto == kProtoTcp) {
+        if (k.v.opt.exp_off || (k.v.tcp_flags & kTcpSyn) || f.hs != kNil) tcp_parse(e, fx);
+    } else if (k.v.proto == kProtoUdp) {
+        if (fx.pkt.udp_len8 || f.hs != kNil) udp_parse(e, fx);
     }
 }
 
@@ -134,6 +145,7 @@ void Stage::packet(Pkt &k) {
         forward(k);
         return;
     }
+    parse_facts(e, fx);
     e.begin(&k, k.pos, &f, k.v.proto);
     run(machine_for(k.v.proto), Event{EventKind::kPacket, BatchOp::kClientCheckSynAck}, fx, e);
 }
@@ -153,6 +165,7 @@ void Stage::finish_op(Batched &op) {
     e.decision = op.decision;
     Facts fx;
     packet_facts(e, fx);
+    parse_facts(e, fx);
     fx.batch_accept = op.decision.action == Verdict::kAccept;
     if (op.op == BatchOp::kClientCheckSynAck) {
         // MAC_sa of the peer's SYN-ACK against the one computed.

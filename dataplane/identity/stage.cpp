@@ -121,11 +121,6 @@ crypto::wire::FlowBinding Stage::binding_of(const Flow &f, int32_t pos) const {
                          : crypto::wire::FlowBinding::ipv4(k.proto, c.b, cp, s.b, sp);
 }
 
-void Stage::drop(Pkt &k, DropReason r) {
-    wstats_->drops[static_cast<size_t>(r)].add();
-    rte_pktmbuf_free(k.m);
-}
-
 uint32_t Stage::alloc_hs() {
     uint32_t i = hs_free_;
     if (i == kNil) return i;
@@ -148,15 +143,6 @@ void Stage::free_hs(Flow &f) {
     x.next_free = hs_free_;
     hs_free_ = f.hs;
     f.hs = kNil;
-}
-
-// Remembers what each host has acknowledged: an RST we forge for host X must carry exactly the
-// sequence number X expects next (RFC 5961: anything else only earns a challenge ACK), and that is
-// the ACK number X itself last sent. Token bytes never enter it: hosts never acknowledge them.
-void Stage::track_seq(Flow &f, const Pkt &k) {
-    if (k.v.proto != kProtoTcp || !(k.v.tcp_flags & kTcpAck)) return;
-    uint32_t &a = f.ack_seen[k.side];
-    if (a == 0 || int32_t(k.v.ack - a) > 0) a = k.v.ack;
 }
 
 void Stage::restart_flow(Flow &f) {

@@ -197,6 +197,7 @@ class Stage {
     void apply(const Action &a, Ev &e);
     void answer(const Need &n, Ev &e, Answers &ans);
     void packet_facts(Ev &e, Facts &fx);
+    void parse_facts(Ev &e, Facts &fx);
     void tcp_parse(Ev &e, Facts &fx);
     void udp_parse(Ev &e, Facts &fx);
     void finish_op(Batched &op);
@@ -212,7 +213,10 @@ class Stage {
 
     // ---- operations (what the adapter performs for a need or an action) ----
     void forward(Pkt &k) { tx_->push(k.m, k.arrival ^ 1); }
-    void drop(Pkt &k, DropReason r);
+    void drop(Pkt &k, DropReason r) {
+        wstats_->drops[static_cast<size_t>(r)].add();
+        rte_pktmbuf_free(k.m);
+    }
     policy::Decision decide_by_address(uint32_t pu, policy::Direction dir, const IpAddr &peer,
                                        uint8_t family, uint8_t proto, uint16_t port);
     bool snoop_dns(Pkt &k);
@@ -236,7 +240,14 @@ class Stage {
     void retag_job(SlowJob *j, PeerIdentity *target);
     void uncache(PeerIdentity *p);
     void retire_flows();
-    void track_seq(Flow &f, const Pkt &k);
+    // Remembers what each host has acknowledged: an RST we forge for host X must carry exactly
+    // the sequence number X expects next (RFC 5961: anything else only earns a challenge ACK),
+    // and that is the ACK number X itself last sent. Token bytes never enter it.
+    static void track_seq(Flow &f, const Pkt &k) noexcept {
+        if (k.v.proto != kProtoTcp || !(k.v.tcp_flags & kTcpAck)) return;
+        uint32_t &a = f.ack_seen[k.side];
+        if (a == 0 || int32_t(k.v.ack - a) > 0) a = k.v.ack;
+    }
     void release_held(Flow &f);
     void drop_held(Flow &f, DropReason why);
     void restart_flow(Flow &f);

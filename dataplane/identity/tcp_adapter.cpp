@@ -39,6 +39,7 @@ TcpOpt opt_fact(WireStatus ws, MsgType type) noexcept {
 void Stage::tcp_parse(Ev &e, Facts &fx) {
     Pkt &k = *e.k;
     const uint8_t fl = k.v.tcp_flags;
+    fx.pkt.opt = TcpOpt::kNoExp;
     if (k.v.opt.exp_off) {
         const WireStatus ws = crypto::wire::find_tcp_option(tcp_options(k.m, k.v), e.ov);
         fx.pkt.opt = opt_fact(ws, e.ov.type);
