@@ -8,8 +8,11 @@
 #include <rte_ring.h>
 
 #include "dataplane/identity/adapter.hpp"
+#include "dataplane/identity/plain_impl.hpp"
 #include "dataplane/identity/plain_machine.hpp"
+#include "dataplane/identity/tcp_impl.hpp"
 #include "dataplane/identity/tcp_machine.hpp"
+#include "dataplane/identity/udp_impl.hpp"
 #include "dataplane/identity/udp_machine.hpp"
 
 namespace segwire::dp::identity {
@@ -18,12 +21,6 @@ using policy::Direction;
 using policy::Verdict;
 
 namespace {
-
-Stage::StepFn machine_for(uint8_t proto) noexcept {
-    if (proto == kProtoTcp) return tcp::step;
-    if (proto == kProtoUdp) return udp::step;
-    return plain::step;
-}
 
 uint16_t policy_port(const PacketView &v) noexcept {
     if (v.proto == kProtoIcmp || v.proto == kProtoIcmp6)
@@ -58,36 +55,31 @@ dp::Counter &Stage::counter(Counter c) noexcept {
 // ---------------------------------------------------------------------------------------------
 // events
 
-// The machine performs each need through this as it reaches it (machine.hpp, Oracle): the
-// actions before the need are applied first, then the need is answered. One step per event.
-namespace {
-struct Asker final : Oracle {
-    Stage *stage;
-    Facts *fx;
-    void (*take_fn)(Stage *, const Action *, uint8_t);
-    void (*answer_fn)(Stage *, const Need &, Answers &);
-    void take(const Action *actions, uint8_t n) noexcept override { take_fn(stage, actions, n); }
-    void answer(const Need &need) noexcept override {
-        answer_fn(stage, need, fx->answers);
-        fx->answers.mark(need.kind);
+// The machine's step, run the adapter's way (detail.hpp, Direct): each action is applied as the
+// machine takes it and each need performed where the machine reaches it. The machine code is
+// inlined here, so an action of a path compiles to its own few instructions.
+struct Stage::Sink {
+    Stage &stage;
+    Ev &e;
+    Facts &fx;
+    [[gnu::always_inline]] void apply(const Action &a) noexcept { stage.apply(a, e); }
+    void answer(const Need &n) noexcept {
+        stage.answer(n, e, fx.answers);
+        fx.answers.mark(n.kind);
     }
 };
-}  // namespace
 
-void Stage::run(StepFn step, const Event &event, Facts &fx, Ev &e) {
+void Stage::run(const Event &event, Facts &fx, Ev &e) {
     e.hs_pu = e.f->hs < hs_.size() ? hs_[e.f->hs].local_pu : policy::kNone;
-    Asker asker;
-    asker.stage = this;
-    asker.fx = &fx;
-    asker.take_fn = [](Stage *s, const Action *a, uint8_t n) {
-        for (uint8_t i = 0; i < n; ++i) s->apply(a[i], s->ev_);
-    };
-    asker.answer_fn = [](Stage *s, const Need &need, Answers &ans) {
-        s->answer(need, s->ev_, ans);
-    };
-    fx.oracle = &asker;
-    const Result r = step(view(*e.f), event, fx);
-    for (uint8_t i = 0; i < r.n; ++i) apply(r.actions[i], e);
+    Sink sink{*this, e, fx};
+    detail::Direct<Sink> mode(sink);
+    detail::Ctx<detail::Direct<Sink>> c(view(*e.f), event, fx, mode);
+    if (e.proto == kProtoTcp)
+        tcp::impl::dispatch(c);
+    else if (e.proto == kProtoUdp)
+        udp::impl::dispatch(c);
+    else
+        plain::impl::dispatch(c);
 }
 
 // The facts of a packet, in two parts. First what the steady-state check reads: a few tests of
@@ -147,7 +139,7 @@ void Stage::packet(Pkt &k) {
     }
     parse_facts(e, fx);
     e.begin(&k, k.pos, &f, k.v.proto);
-    run(machine_for(k.v.proto), Event{EventKind::kPacket, BatchOp::kClientCheckSynAck}, fx, e);
+    run(Event{EventKind::kPacket, BatchOp::kClientCheckSynAck}, fx, e);
 }
 
 // The HMACs of the burst are done: the packet that queued them goes on.
@@ -174,21 +166,21 @@ void Stage::finish_op(Batched &op) {
         if (e.proto == kProtoUdp && fx.pkt.ctl == UdpCtl::kSynAck) mac = e.msg.token.mac;
         fx.synack_mac_ok = mac && crypto::tag_equal(mac, x.synack_mac, crypto::wire::kMacLen);
     }
-    run(machine_for(e.proto), Event{EventKind::kMacsReady, op.op}, fx, e);
+    run(Event{EventKind::kMacsReady, op.op}, fx, e);
 }
 
 void Stage::ports_reused(int32_t pos) {
     Ev &e = ev_;
     e.begin(nullptr, pos, &flows_->at(pos), kProtoTcp);
     Facts fx;
-    run(tcp::step, Event{EventKind::kPortsReused, BatchOp::kClientCheckSynAck}, fx, e);
+    run(Event{EventKind::kPortsReused, BatchOp::kClientCheckSynAck}, fx, e);
 }
 
 void Stage::on_flow_removed(int32_t pos, Flow &f) {
     Ev &e = ev_;
     e.begin(nullptr, pos, &f, flows_->key_at(pos).proto);
     Facts fx;
-    run(machine_for(e.proto), Event{EventKind::kExpire, BatchOp::kClientCheckSynAck}, fx, e);
+    run(Event{EventKind::kExpire, BatchOp::kClientCheckSynAck}, fx, e);
 }
 
 // One authorized flow under a new snapshot (the sweep in stage.cpp).
@@ -204,7 +196,7 @@ void Stage::reevaluate_flow(int32_t pos, Flow &f) {
         fx.peer_revoked = st_->cert_revoked(p->claims.cert_ref());
     }
     fx.acks_seen = f.ack_seen[0] && f.ack_seen[1];
-    run(machine_for(e.proto), Event{EventKind::kReevaluate, BatchOp::kClientCheckSynAck}, fx, e);
+    run(Event{EventKind::kReevaluate, BatchOp::kClientCheckSynAck}, fx, e);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -372,7 +364,7 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
 // ---------------------------------------------------------------------------------------------
 // actions
 
-void Stage::apply(const Action &a, Ev &e) {
+[[gnu::always_inline]] inline void Stage::apply(const Action &a, Ev &e) {
     if (is_fate(a.kind)) {
         fate(a, e);
         return;

@@ -1,22 +1,81 @@
-// Internal to the identity machines: the per-step context every machine is written against, and
-// the paths the three machines share (gates, ACL decisions, re-evaluation, expiry).
+// Internal to the identity machines: the per-step context every machine is written against, the
+// two ways a step runs, and the paths the three machines share (gates, ACL decisions,
+// re-evaluation, expiry).
 //
-// A step is plain straight-line code over (state, event, facts). Every branch reads a fact through
-// Ctx, which records it in the trace when one is attached. `ask()` is a suspension point: when the
-// need is not answered yet the step stops there, and the adapter applies the actions emitted so
-// far. On the next call the step replays the same path (the facts it branched on are the same),
-// and only actions after the last answered need are emitted again - so each action reaches the
-// adapter exactly once, while the working state `s` evolves the same way on every replay.
+// A step is plain straight-line code over (state, event, facts), written once as templates on the
+// context `Ctx<Mode>`. Every branch reads a fact through Ctx, which records it in the trace when
+// one is attached. `ask()` is where the step needs one more fact; the Mode decides what happens:
+//  - Replay (the needs protocol; the unit tables): the step stops at an unanswered need, and the
+//    adapter applies the actions emitted so far. On the next call the step replays the same path
+//    (the facts it branched on are the same), and only actions after the last answered need are
+//    emitted again - so each action reaches the adapter exactly once.
+//  - Direct<Sink> (the worker's adapter): each action goes to the sink as it is taken and each
+//    need is performed as it is reached; one step per event. With the machine code inlined into
+//    the adapter every action of a path compiles to its own few instructions.
+// The tests run every path both ways and require the same actions, needs and next state.
 #pragma once
 
 #include "dataplane/identity/machine.hpp"
 
 namespace segwire::dp::identity::detail {
 
+template <class E>
+constexpr uint8_t u8(E e) noexcept {
+    return static_cast<uint8_t>(e);
+}
+
+// The needs protocol: stop at an unanswered need; on a replay emit only what follows the last
+// answered one.
+class Replay {
+  public:
+    Replay(const Facts &fx, Result &r) noexcept : fx_(fx), r_(r), emit_(fx.answers.known == 0) {}
+    bool ask(const Need &n) noexcept {
+        const uint16_t bit = static_cast<uint16_t>(1u << static_cast<unsigned>(n.kind));
+        if (fx_.answers.known & bit) {
+            passed_ |= bit;
+            emit_ = passed_ == fx_.answers.known;
+            return true;
+        }
+        r_.need = n;
+        return false;
+    }
+    void emit(const Action &x) noexcept {
+        if (!emit_) return;
+        if (r_.n == Result::kMaxActions) {
+            r_.overflow = true;
+            return;
+        }
+        r_.actions[r_.n++] = x;
+    }
+
+  private:
+    const Facts &fx_;
+    Result &r_;
+    uint16_t passed_ = 0;
+    bool emit_;
+};
+
+// Needs performed where they are reached: Sink::apply(const Action &) applies an action at once;
+// Sink::answer(const Need &) performs a need, stores its answer in the step's Facts and marks it.
+template <class Sink>
+class Direct {
+  public:
+    explicit Direct(Sink &sink) noexcept : sink_(sink) {}
+    bool ask(const Need &n) noexcept {
+        sink_.answer(n);
+        return true;
+    }
+    [[gnu::always_inline]] void emit(const Action &x) noexcept { sink_.apply(x); }
+
+  private:
+    Sink &sink_;
+};
+
+template <class Mode>
 class Ctx {
   public:
-    Ctx(const FlowState &state, const Event &ev, const Facts &fx, Result &r) noexcept
-        : s(state), ev(ev), fx_(fx), r_(r), emit_(fx.answers.known == 0) {}
+    Ctx(const FlowState &state, const Event &ev, const Facts &fx, Mode &mode) noexcept
+        : s(state), ev(ev), fx_(fx), m_(mode) {}
 
     FlowState s;  // working state: the flow as the actions so far leave it
     const Event &ev;
@@ -121,26 +180,10 @@ class Ctx {
 
     // ---- needs ----
     // True when answered (go on); false when the step must stop here and ask.
-    bool ask(const Need &n) noexcept {
-        const uint16_t bit = static_cast<uint16_t>(1u << static_cast<unsigned>(n.kind));
-        if (fx_.answers.known & bit) {
-            passed_ |= bit;
-            emit_ = passed_ == fx_.answers.known;
-            return true;
-        }
-        if (Oracle *o = fx_.oracle) {  // performed here: what came before it first
-            o->take(r_.actions, r_.n);
-            r_.n = 0;
-            o->answer(n);
-            passed_ |= bit;
-            return true;
-        }
-        r_.need = n;
-        return false;
-    }
+    bool ask(const Need &n) noexcept { return m_.ask(n); }
 
     // ---- actions ----
-    void act(Act k, uint8_t a = 0, uint8_t b = 0, uint8_t c = 0) noexcept {
+    [[gnu::always_inline]] void act(Act k, uint8_t a = 0, uint8_t b = 0, uint8_t c = 0) noexcept {
         const Action x{k, a, b, c};
         apply_state(s, x);
         switch (k) {
@@ -160,12 +203,7 @@ class Ctx {
             default:
                 break;
         }
-        if (!emit_) return;
-        if (r_.n == Result::kMaxActions) {
-            r_.overflow = true;
-            return;
-        }
-        r_.actions[r_.n++] = x;
+        m_.emit(x);
     }
     void count(Counter c) noexcept { act(Act::kCount, u8(c)); }
     void set_auth(Auth a) noexcept { act(Act::kSetAuth, u8(a)); }
@@ -180,13 +218,10 @@ class Ctx {
     void park(Job j, Role role = Role::kNone) noexcept { act(Act::kPark, u8(j), u8(role)); }
     void stripped() noexcept { stripped_ = true; }
 
-    void finish() noexcept { r_.next = s; }
-
     template <class E>
     static constexpr uint8_t u8(E e) noexcept {
         return static_cast<uint8_t>(e);
     }
-    static constexpr uint8_t u8(uint32_t v) noexcept { return static_cast<uint8_t>(v); }
 
   private:
     static constexpr uint8_t kRoleBit = 1, kHsBit = 2, kPeerBit = 4;
@@ -195,7 +230,7 @@ class Ctx {
     }
     bool kind_is(TcpKind k) noexcept { return use(Field::kKind, u8(k), fx_.pkt.kind == k); }
     bool use(Field f, uint8_t test, bool v) noexcept {
-        note(f, test, static_cast<uint8_t>(v));
+        if (fx_.trace) note(f, test, static_cast<uint8_t>(v));
         return v;
     }
     void note(Field f, uint8_t test, uint8_t v) noexcept {
@@ -211,10 +246,8 @@ class Ctx {
     }
 
     const Facts &fx_;
-    Result &r_;
-    uint16_t passed_ = 0;
+    Mode &m_;
     uint8_t set_ = 0;  // state fields an action of this path has set
-    bool emit_;
     bool stripped_ = false;
 };
 
@@ -260,64 +293,203 @@ inline Need need_send(UdpMsg m, To to) noexcept {
     return n;
 }
 
-// ---- shared paths (machine.cpp) ----
+// ---- shared paths ----
 enum class Proto : uint8_t { kTcp, kUdp, kOther };
 
-// identity_step's first two tests: a parked flow holds, a flow in the batch defers.
-bool gates(Ctx &c) noexcept;
-// decide_without_identity: the peer's address decides (external-network ACL).
-void acl_decision(Ctx &c, PuFrom pu, DirFrom dir, PortFrom port, Proto p) noexcept;
-// scrub_identity(): segwire's option (and on a SYN or SYN-ACK its token) off a TCP packet for a
-// host. False: the packet was dropped (or the step waits for the edit).
-bool scrub(Ctx &c) noexcept;
-// scrub_if_marked(): scrub() for a packet that may carry the option.
-bool scrub_if_marked(Ctx &c) noexcept;
-// reject_tcp: RSTs (as configured), flow rejected, held dropped, context freed, packet dropped.
-void reject_tcp(Ctx &c, bool reset_peer_side, DropReason why) noexcept;
-// reevaluate(): one authorized flow under a new snapshot.
-void reevaluate(Ctx &c, Proto p) noexcept;
-// on_flow_removed().
-void expire(Ctx &c) noexcept;
+// (gates: identity_step's first two tests - a parked flow holds, a flow in the batch defers.
+// scrub: segwire's option, and on a SYN or SYN-ACK its token, off a TCP packet for a host; false:
+// dropped. reject_tcp: RSTs as configured, flow rejected, held dropped, context freed, packet
+// dropped. acl_decision: the peer's address decides. reevaluate: one authorized flow under a new
+// snapshot. expire: the flow table removes the flow.)
 
-// A machine's step: the event to its handler (null: the machine has none for it), re-evaluation
-// and expiry shared; kPortsReused restarts the flow when `restart_on_reuse` (TCP).
-struct Handlers {
-    Proto proto;
-    void (*packet)(Ctx &);
-    void (*macs_ready)(Ctx &);
-    void (*timer)(Ctx &);
-    bool restart_on_reuse;
-};
-inline Result run_step(const FlowState &state, const Event &ev, const Facts &fx,
-                       const Handlers &h) noexcept {
-    Result r;
-    Ctx c(state, ev, fx, r);
-    switch (ev.kind) {
-        case EventKind::kPacket:
-            h.packet(c);
+template <class Ctx>
+bool gates(Ctx &c) noexcept {
+    if (c.parked()) {  // the slow path has the flow: its packets wait, in order
+        c.hold();
+        return true;
+    }
+    if (c.in_batch()) {  // an earlier packet waits for this burst's HMACs: keep the order
+        c.act(Act::kDefer);
+        return true;
+    }
+    return false;
+}
+
+template <class Ctx>
+bool scrub(Ctx &c) noexcept {
+    // (The worker tests the SYN flag first; tests without side effects may go in any order, and
+    // testing the option type first keeps segments that cannot carry a token on one path.)
+    const bool with_token = (c.opt_is(TcpOpt::kSyn) || c.opt_is(TcpOpt::kSynAck)) && c.syn_flag();
+    if (with_token && !c.token_ok()) {
+        c.drop(DropReason::TokenMalformed);
+        return false;
+    }
+    if (!c.ask(need_edit(with_token ? Edit::kStripWithToken : Edit::kStrip))) return false;
+    if (!c.edit_ok()) {
+        c.drop(DropReason::TokenMalformed);
+        return false;
+    }
+    c.stripped();
+    c.count(Counter::options_scrubbed);
+    return true;
+}
+
+template <class Ctx>
+bool scrub_if_marked(Ctx &c) noexcept {
+    if (!c.opt_present()) return true;
+    if (c.opt_is(TcpOpt::kMalformed)) {
+        c.drop(DropReason::TokenMalformed);
+        return false;
+    }
+    return scrub(c);
+}
+
+template <class Ctx>
+void reject_tcp(Ctx &c, bool reset_peer_side, DropReason why) noexcept {
+    if (c.reject_with_rst()) {
+        c.act(Act::kRst, Ctx::u8(To::kInitiator));
+        if (reset_peer_side) c.act(Act::kRst, Ctx::u8(To::kResponder));
+    }
+    c.set_auth(Auth::kRejected);
+    c.count(Counter::rejected);
+    c.act(Act::kDropHeld, Ctx::u8(DropReason::FlowRejected));
+    c.act(Act::kFreeHs);
+    c.drop(why);
+}
+
+// apply_acl_verdict()
+template <class Ctx>
+void apply_acl_verdict(Ctx &c, Proto p) noexcept {
+    c.act(Act::kSetDecidedVersion);
+    c.count(Counter::acl_decisions);
+    if (c.acl_accept()) {
+        c.record(DropReason::None, DecisionFrom::kDecided, PeerFrom::kNone);
+        c.set_auth(Auth::kAllowed);
+        c.act(Act::kFreeHs);
+        c.count(Counter::authorized);
+        c.act(Act::kReleaseHeld);
+        // A TCP segment from a peer decided by address may still carry segwire's option (a proof
+        // for a flow this enforcer forgot): hosts never see it.
+        if (p == Proto::kTcp && c.outside() && !scrub_if_marked(c)) return;
+        c.forward();
+        return;
+    }
+    c.record(DropReason::PolicyReject, DecisionFrom::kDecided, PeerFrom::kNone);
+    if (p == Proto::kTcp) {
+        // At the client side a SYN-ACK already reached us: the server must forget the connection.
+        // (The worker computes this before looking at handshake.reject, and tests the role
+        // first; tests without side effects may go in any order, and this order keeps paths that
+        // end the same on one path.)
+        if (!c.reject_with_rst()) {
+            reject_tcp(c, false, DropReason::PolicyReject);
+            return;
+        }
+        reject_tcp(c, c.is_synack() && c.role_is(Role::kClient), DropReason::PolicyReject);
+        return;
+    }
+    c.set_auth(Auth::kRejected);
+    c.count(Counter::rejected);
+    c.act(Act::kDropHeld, Ctx::u8(DropReason::PolicyReject));
+    c.act(Act::kFreeHs);
+    c.drop(DropReason::PolicyReject);
+}
+
+template <class Ctx>
+void acl_decision(Ctx &c, PuFrom pu, DirFrom dir, PortFrom port, Proto p) noexcept {
+    c.act(Act::kSetPeer, Ctx::u8(PeerFrom::kNone));
+    if (!c.ask(need_acl(dir, pu, port))) return;
+    apply_acl_verdict(c, p);
+}
+
+template <class Ctx>
+void reevaluate(Ctx &c, Proto p) noexcept {
+    // The sweep's own filter: authorized flows not yet decided under this snapshot.
+    if (c.s.auth != Auth::kAllowed || c.decided_current()) return;
+    if (!c.ask(need(NeedKind::kLocalPu))) return;
+    if (!c.local_pu_is(LocalPuAnswer::kFound)) return;  // no PU, or an ignored one
+    bool accept;
+    DropReason cut = DropReason::PolicyCut;
+    if (c.has_peer() && c.peer_revoked()) {
+        // The peer's certificate was revoked: cut whatever the rules say.
+        cut = DropReason::CertificateRevoked;
+        accept = false;
+    } else if (c.has_peer()) {  // pinned for the flow's life, whatever its age
+        if (!c.peer_tags_current()) {
+            // The slow path maps the identity's tags to the new snapshot (one job per identity);
+            // the sweep comes back for the flow once the answer is in.
+            if (!c.retag_pending()) c.act(Act::kStartRetag);
+            c.act(Act::kSweepIncomplete);
+            return;
+        }
+        if (!c.ask(need_rules(DirFrom::kFromSides, PuFrom::kLocal, PortFrom::kResponder,
+                              PeerFrom::kFlow)))
+            return;
+        accept = c.rules_accept();
+    } else {
+        if (!c.ask(need_acl(DirFrom::kFromSides, PuFrom::kLocal, PortFrom::kResponder))) return;
+        accept = c.acl_accept();
+    }
+    c.act(Act::kSetDecidedVersion);
+    if (accept) return;
+    // Revoked: cut the connection both ways.
+    c.set_auth(Auth::kRejected);
+    c.count(Counter::flows_cut);
+    c.act(Act::kDropHeld, Ctx::u8(DropReason::PolicyCut));
+    c.act(Act::kFreeHs);
+    if (p == Proto::kTcp && c.acks_seen()) c.act(Act::kCutRsts);
+    c.record(cut, cut == DropReason::PolicyCut ? DecisionFrom::kDecided : DecisionFrom::kEmpty,
+             PeerFrom::kFlow);
+}
+
+template <class Ctx>
+void expire(Ctx &c) noexcept {
+    switch (c.s.auth) {
+        case Auth::kClientSyn:
+        case Auth::kServerSynAck:
+        case Auth::kServerSyn:
+        case Auth::kClientAck:
+        case Auth::kUdpClientSyn:
+        case Auth::kUdpServerSynAck:
+            c.act(Act::kRecordException);
             break;
-        case EventKind::kMacsReady:
-            if (h.macs_ready) h.macs_ready(c);
-            break;
-        case EventKind::kTimer:
-            if (h.timer) h.timer(c);
-            break;
-        case EventKind::kReevaluate:
-            reevaluate(c, h.proto);
-            break;
-        case EventKind::kExpire:
-            expire(c);
-            break;
-        case EventKind::kPortsReused:
-            // A SYN reusing a finished connection's ports is a new connection: authorize it anew
-            // (a replayed SYN must never inherit the old flow's verdict).
-            if (h.restart_on_reuse) c.act(Act::kRestart);
-            break;
-        case EventKind::kCount:
+        default:
             break;
     }
-    c.finish();
+    c.act(Act::kDropHeld, Ctx::u8(DropReason::HandshakeExpired));
+    c.act(Act::kFreeHs);
+    c.act(Act::kSetPeer, Ctx::u8(PeerFrom::kNone));
+}
+
+// A replayed step (the needs protocol) of the machine whose events `dispatch` handles.
+template <class Dispatch>
+Result replay_step(const FlowState &state, const Event &ev, const Facts &fx,
+                   Dispatch dispatch) noexcept {
+    Result r;
+    Replay mode(fx, r);
+    Ctx<Replay> c(state, ev, fx, mode);
+    dispatch(c);
+    r.next = c.s;
     return r;
+}
+
+// A direct step for the tests: the Oracle takes each action as it is taken and answers each need.
+struct OracleSink {
+    Oracle &o;
+    Facts &fx;
+    void apply(const Action &a) noexcept { o.take(&a, 1); }
+    void answer(const Need &n) noexcept {
+        o.answer(n);
+        fx.answers.mark(n.kind);
+    }
+};
+template <class Dispatch>
+FlowState oracle_step(const FlowState &state, const Event &ev, Facts &fx, Oracle &o,
+                      Dispatch dispatch) noexcept {
+    OracleSink sink{o, fx};
+    Direct<OracleSink> mode(sink);
+    Ctx<Direct<OracleSink>> c(state, ev, fx, mode);
+    dispatch(c);
+    return c.s;
 }
 
 }  // namespace segwire::dp::identity::detail

@@ -294,11 +294,8 @@ struct Facts;
 struct Need;
 struct Action;
 
-// Needs performed in the step (the adapter's mode). With an oracle in the Facts a step does not
-// stop at a need: it hands the oracle the actions emitted so far (the oracle applies them, in
-// order), then the oracle performs the need and stores its answer in the Facts (answers.mark).
-// One step per event, no replay. The machine code, and so the order of actions and needs, is the
-// same in both modes: the unit tables run every path both ways and compare.
+// For tests: a step run the adapter's way (needs performed as they are reached, detail.hpp
+// Direct) reports each action and need here.
 struct Oracle {
     virtual void take(const Action *actions, uint8_t n) noexcept = 0;
     virtual void answer(const Need &need) noexcept = 0;
@@ -329,8 +326,7 @@ struct Facts {
     bool peer_revoked = false;       // the pinned peer's certificate is on the revocation list
 
     Answers answers;
-    Trace *trace = nullptr;    // tests: record every branch taken
-    Oracle *oracle = nullptr;  // null: the needs protocol (stop at each need, replay)
+    Trace *trace = nullptr;  // tests: record every branch taken
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ namespace segwire::dp::identity::plain {
 
 // Events: kPacket, kReevaluate, kExpire. States: kNew, kPass, kAllowed, kRejected.
 Result step(const FlowState &state, const Event &ev, const Facts &fx) noexcept;
+// The same step the adapter's way (tests): each action and need goes to the oracle as it is
+// reached; returns the next state.
+FlowState step_direct(const FlowState &state, const Event &ev, Facts &fx, Oracle &o) noexcept;
 
 // The steady state without a step: true only when step(state, {kPacket}, facts) returns just
 // [Forward] (checked against step() by the unit tables).

@@ -182,7 +182,8 @@ class Stage {
     };
 
     // ---- the adapter (adapter.cpp, tcp_adapter.cpp, udp_adapter.cpp) ----
-    void run(StepFn step, const Event &event, Facts &fx, Ev &e);
+    struct Sink;  // the machines' Direct mode (adapter.cpp)
+    void run(const Event &event, Facts &fx, Ev &e);
     // The machines' view of a flow.
     static FlowState view(const Flow &f) noexcept {
         FlowState st;

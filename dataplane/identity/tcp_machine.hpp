@@ -10,6 +10,9 @@ namespace segwire::dp::identity::tcp {
 // Events: kPacket, kMacsReady, kReevaluate, kExpire, kPortsReused (kTimer: nothing, TCP has no
 // timers). States: kNew, kPass, kAllowed, kRejected and the four TCP handshake states.
 Result step(const FlowState &state, const Event &ev, const Facts &fx) noexcept;
+// The same step the adapter's way (tests): each action and need goes to the oracle as it is
+// reached; returns the next state.
+FlowState step_direct(const FlowState &state, const Event &ev, Facts &fx, Oracle &o) noexcept;
 
 // The steady state without a step: true only when step(state, {kPacket}, facts) returns just
 // [TrackSeq, Forward] - a segment of a pass-through or authorized flow that carries nothing for

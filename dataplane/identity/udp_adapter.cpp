@@ -147,7 +147,7 @@ void Stage::timer_event(uint32_t h) {
     fx.timer_stale = !flows_->in_use(static_cast<uint32_t>(x.pos)) || e.f->hs != h;
     fx.elapsed_ms = whole_ms(now_tsc_ - x.started_tsc, ms_tsc_);
     fx.tries = x.tries;
-    run(udp::step, Event{EventKind::kTimer, BatchOp::kClientCheckSynAck}, fx, e);
+    run(Event{EventKind::kTimer, BatchOp::kClientCheckSynAck}, fx, e);
 }
 
 // Is this one of our control datagrams? (UDP Length 8 and a segwire EXP option in the surplus.)

@@ -11,6 +11,9 @@ namespace segwire::dp::identity::udp {
 // Events: kPacket, kMacsReady, kTimer, kReevaluate, kExpire. States: kNew, kPass, kAllowed,
 // kRejected and the three UDP handshake states.
 Result step(const FlowState &state, const Event &ev, const Facts &fx) noexcept;
+// The same step the adapter's way (tests): each action and need goes to the oracle as it is
+// reached; returns the next state.
+FlowState step_direct(const FlowState &state, const Event &ev, Facts &fx, Oracle &o) noexcept;
 
 // The steady state without a step: true only when step(state, {kPacket}, facts) returns just
 // [Forward] - a datagram of a pass-through or authorized flow that is neither a possible control

@@ -1,0 +1,565 @@
+// The TCP machine, transcribed from dataplane/handshake/tcp_identity.cpp: each function below
+// carries the name of the Worker member it replaces, and takes the same branches in the same
+// order. Where the worker edits the packet, looks something up or draws a nonce in the middle of
+// a decision, the machine asks (Ctx::ask) and goes on with the answer.
+// Templates on the step context (detail.hpp): instantiated for the needs protocol in
+// tcp_machine.cpp and for the worker's adapter in dataplane/identity/adapter.cpp.
+#pragma once
+
+#include "dataplane/identity/detail.hpp"
+
+namespace segwire::dp::identity::tcp::impl {
+
+using detail::need;
+using detail::Proto;
+
+constexpr uint8_t u8v(auto e) {
+    return detail::u8(e);
+}
+
+template <class Ctx>
+void acl(Ctx &c, PuFrom pu, DirFrom dir) {
+    detail::acl_decision(c, pu, dir, PortFrom::kResponder, Proto::kTcp);
+}
+
+using detail::scrub;
+using detail::scrub_if_marked;
+
+// Strip option and token from a retransmitted SYN or SYN-ACK and forward it.
+template <class Ctx>
+void strip_and_forward(Ctx &c) {
+    if (!c.ask(detail::need_edit(Edit::kStripWithToken))) return;
+    if (!c.edit_ok()) {
+        c.drop(DropReason::TokenMalformed);
+        return;
+    }
+    c.stripped();
+    c.forward();
+}
+
+// verified_peer(): true with a verified identity; otherwise the packet was parked, or the claims
+// were refused (recorded with their reason, flow rejected with RSTs).
+template <class Ctx>
+bool verified_peer(Ctx &c, bool reset_peer_side) {
+    if (!c.ask(need(NeedKind::kPeer))) return false;
+    switch (c.peer()) {
+        case PeerAnswer::kVerified:
+            return true;
+        case PeerAnswer::kMiss:
+            c.park(Job::kVerify);
+            return false;
+        case PeerAnswer::kStale:
+            c.park(Job::kRetag);
+            return false;
+        case PeerAnswer::kRefused:
+        case PeerAnswer::kRevoked:
+        case PeerAnswer::kCount:
+            break;
+    }
+    const DropReason why = c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked
+                                                            : DropReason::ClaimsInvalid;
+    c.record(why, DecisionFrom::kEmpty, PeerFrom::kNone);
+    detail::reject_tcp(c, reset_peer_side, why);
+    return false;
+}
+
+// start_client(): the client role's first SYN gets the PU's claims and a fresh nonce.
+template <class Ctx>
+void start_client(Ctx &c) {
+    if (!c.ask(need(NeedKind::kPlainPeer))) return;
+    if (c.plain_peer()) {  // a server known to have no enforcer
+        acl(c, PuFrom::kClassified, DirFrom::kOutgoing);
+        return;
+    }
+    if (!c.ask(detail::need_claims(PuFrom::kClassified))) return;
+    if (!c.claims_present()) {  // no claims for this PU yet: decide without identity
+        acl(c, PuFrom::kClassified, DirFrom::kOutgoing);
+        return;
+    }
+    if (!c.hs_pool()) {
+        c.drop(DropReason::SlowpathBusy);
+        return;
+    }
+    c.act(Act::kAllocHs, u8v(PuFrom::kClassified));
+    c.act(Act::kFillHs, u8v(HsFill::kClientClaims));
+    if (!c.ask(detail::need_nonce(NonceFor::kClient))) return;
+    if (!c.nonce_ok()) {
+        c.act(Act::kFreeHs);
+        c.drop(DropReason::SlowpathBusy);
+        return;
+    }
+    if (!c.ask(detail::need_edit(Edit::kAddSynIdentity))) return;
+    if (!c.edit_ok()) {
+        // No room for identity (option space or MTU): the peer decides us by address instead.
+        // Counted under the reason although the SYN goes on (docs/protocol.md §4.5).
+        c.act(Act::kCountDrop, u8v(c.edit_failure()));
+        c.act(Act::kFreeHs);
+        acl(c, PuFrom::kClassified, DirFrom::kOutgoing);
+        return;
+    }
+    c.set_auth(Auth::kClientSyn);
+    c.count(Counter::syn_signed);
+    c.forward();
+}
+
+// client_check_synack(): a SYN-ACK whose claims are verified goes into the HMAC batch (MAC_sa is
+// checked there); the outgoing rules are decided now, on the server's port.
+template <class Ctx>
+void client_check_synack(Ctx &c) {
+    if (!c.ask(detail::need_key(Role::kClient))) return;
+    if (!c.key()) {
+        c.park(Job::kSessionKey, Role::kClient);
+        return;
+    }
+    c.act(Act::kSetPeer, u8v(PeerFrom::kLooked));
+    c.act(Act::kFillHs, u8v(HsFill::kSynAckIn));
+    if (!c.ask(detail::need_rules(DirFrom::kOutgoing, PuFrom::kHandshake, PortFrom::kSrcPort,
+                                  PeerFrom::kLooked)))
+        return;
+    c.act(Act::kQueueMacs, u8v(BatchOp::kClientCheckSynAck), u8v(PeerFrom::kLooked),
+          u8v(DecisionFrom::kDecided));
+}
+
+// client_syn_state()
+template <class Ctx>
+void client_syn(Ctx &c) {
+    if (!c.outside()) {
+        if (c.is_syn()) {  // retransmission: the same nonce, the current claims
+            if (!c.ask(detail::need_claims(PuFrom::kHandshake))) return;
+            if (!c.claims_present()) {
+                c.drop(DropReason::NoSessionKey);
+                return;
+            }
+            if (!c.ask(detail::need_edit(Edit::kAddSynIdentity))) return;
+            if (!c.edit_ok()) {
+                c.drop(c.edit_failure());
+                return;
+            }
+            c.act(Act::kFillHs, u8v(HsFill::kClientClaims));
+            c.forward();
+            return;
+        }
+        if (c.is_rst()) {
+            c.act(Act::kRestart);
+            c.forward();
+            return;
+        }
+        c.hold();
+        return;
+    }
+    if (c.is_rst()) {  // the server refused (or a peer enforcer rejected us)
+        c.act(Act::kRestart);
+        if (scrub_if_marked(c)) c.forward();
+        return;
+    }
+    if (!c.is_synack()) {
+        c.drop(DropReason::FlowRejected);
+        return;
+    }
+    if (!c.opt_present()) {
+        // The server has no enforcer: decide with the ACL for its address, and remember it.
+        c.act(Act::kRememberPlainPeer, 0);
+        c.act(Act::kFreeHs);
+        acl(c, PuFrom::kHandshake, DirFrom::kOutgoing);
+        return;
+    }
+    if (!c.opt_is(TcpOpt::kSynAck) || !c.token_is(Token::kSynAck)) {
+        c.drop(DropReason::TokenMalformed);
+        return;
+    }
+    if (!verified_peer(c, true)) return;
+    client_check_synack(c);
+}
+
+// client_ack_state()
+template <class Ctx>
+void client_ack(Ctx &c) {
+    if (!c.outside()) {
+        // Until the server side confirms it verified the proof, every client packet carries it.
+        if (!c.is_rst()) {
+            if (!c.ask(detail::need_edit(Edit::kAddAckProof))) return;
+            if (c.edit_ok()) c.count(Counter::ack_proofs_added);
+        }
+        c.forward();
+        return;
+    }
+    if (c.is_rst()) {  // the server, or B refusing us, ended the connection
+        c.act(Act::kRestart);
+        if (scrub_if_marked(c)) c.forward();
+        return;
+    }
+    if (c.is_synack()) {  // retransmitted SYN-ACK: our client lost the first one
+        if (c.token_ok() && c.nonce_server())
+            strip_and_forward(c);
+        else
+            c.drop(DropReason::TokenMalformed);
+        return;
+    }
+    if (c.has_exp()) {
+        if (c.opt_is(TcpOpt::kConfirm)) {
+            if (!c.mac_ok()) {
+                c.drop(DropReason::MacMismatch);
+                return;
+            }
+            // B holds our proof: the flow is authorized. The confirmation was B's own segment.
+            c.count(Counter::confirms_received);
+            c.count(Counter::authorized);
+            c.set_auth(Auth::kAllowed);
+            c.act(Act::kFreeHs);
+            c.consume();
+            return;
+        }
+        if (c.opt_present()) {
+            if (c.opt_is(TcpOpt::kMalformed)) {
+                c.drop(DropReason::TokenMalformed);
+                return;
+            }
+            if (!scrub(c)) return;
+        }
+    }
+    // A server segment is no evidence that B has our proof (TCP Fast Open).
+    c.forward();
+}
+
+// allowed_tcp_from_outside(): an authorized flow, a packet from outside with an RFC 6994 option
+// or a SYN flag.
+template <class Ctx>
+void allowed_from_outside(Ctx &c) {
+    if (c.is_syn()) c.count(Counter::syns_on_open_flow);  // answered by the host's challenge ACK
+    if (!c.opt_present()) {
+        c.forward();
+        return;
+    }
+    if (c.opt_is(TcpOpt::kMalformed)) {
+        c.drop(DropReason::TokenMalformed);
+        return;
+    }
+    if (c.opt_is(TcpOpt::kConfirm) && c.role_is(Role::kClient)) {
+        c.consume();  // a repeated confirmation: B's own segment, nothing for the host
+        return;
+    }
+    if (c.opt_is(TcpOpt::kAck) && c.role_is(Role::kServer)) {
+        // A has not seen our confirmation yet: repeat it (at most once per millisecond).
+        if (!c.ask(need(NeedKind::kConfirmation))) return;
+        if (c.confirmation_due()) {
+            c.act(Act::kSendConfirm, 1);
+            c.act(Act::kTouchConfirmation);
+        }
+    }
+    if (!scrub(c)) return;
+    c.forward();
+}
+
+// accept_server_syn()
+template <class Ctx>
+void accept_server_syn(Ctx &c) {
+    c.act(Act::kSetDecidedVersion);
+    if (!c.rules_accept()) {
+        c.record(DropReason::PolicyReject, DecisionFrom::kDecided, PeerFrom::kLooked);
+        detail::reject_tcp(c, false, DropReason::PolicyReject);
+        return;
+    }
+    // start_server_hs(): any earlier context is replaced (so the pool has at least ours back).
+    const bool had_hs = c.has_hs();
+    c.act(Act::kFreeHs);
+    if (!had_hs && !c.hs_pool()) {
+        c.drop(DropReason::SlowpathBusy);
+        return;
+    }
+    c.act(Act::kAllocHs, u8v(PuFrom::kClassified));
+    c.act(Act::kFillHs, u8v(HsFill::kServerSyn));
+    if (!c.ask(detail::need_edit(Edit::kStripWithToken))) return;
+    if (!c.edit_ok()) {
+        c.act(Act::kFreeHs);
+        c.drop(DropReason::TokenMalformed);
+        return;
+    }
+    c.stripped();
+    c.record(DropReason::None, DecisionFrom::kDecided, PeerFrom::kLooked);
+    c.set_auth(Auth::kServerSyn);
+    c.forward();
+}
+
+// server_syn_state(): reached from classify() (auth new, a SYN from outside) and in ServerSyn.
+template <class Ctx>
+void server_syn(Ctx &c) {
+    if (c.outside()) {
+        if (!c.is_syn()) {
+            c.hold();
+            return;
+        }
+        if (!c.opt_present()) {
+            if (c.s.auth == Auth::kServerSyn) {  // a plain SYN on a flow that had identity: replay
+                c.drop(DropReason::TokenMalformed);
+                return;
+            }
+            acl(c, PuFrom::kClassified, DirFrom::kIncoming);
+            return;
+        }
+        if (!c.opt_is(TcpOpt::kSyn) || !c.token_is(Token::kSyn)) {
+            c.drop(DropReason::TokenMalformed);
+            return;
+        }
+        if (c.s.auth == Auth::kServerSyn) {
+            // Retransmitted SYN: forward it again, stripped, only if it is the same handshake.
+            if (c.nonce_client())
+                strip_and_forward(c);
+            else
+                c.drop(DropReason::TokenMalformed);
+            return;
+        }
+        if (!verified_peer(c, false)) return;
+        c.act(Act::kSetPeer, u8v(PeerFrom::kLooked));
+        c.count(Counter::syn_verified);
+        if (!c.ask(detail::need_rules(DirFrom::kIncoming, PuFrom::kClassified, PortFrom::kDstPort,
+                                      PeerFrom::kLooked)))
+            return;
+        accept_server_syn(c);
+        return;
+    }
+    // From inside: the server's SYN-ACK gets our PU's identity and the MAC over both sides.
+    if (c.is_rst()) {
+        c.act(Act::kRestart);
+        c.forward();
+        return;
+    }
+    if (!c.is_synack()) {
+        c.forward();
+        return;
+    }
+    if (!c.ask(detail::need_claims(PuFrom::kHandshake))) return;
+    if (!c.claims_present() || !c.has_peer()) {
+        c.drop(DropReason::NoSessionKey);
+        return;
+    }
+    c.act(Act::kFillHs, u8v(HsFill::kServerClaims));
+    if (!c.ask(detail::need_key(Role::kServer))) return;
+    if (!c.key()) {
+        c.park(Job::kSessionKey, Role::kServer);
+        return;
+    }
+    if (!c.ask(detail::need_nonce(NonceFor::kServer))) return;
+    if (!c.nonce_ok()) {
+        c.drop(DropReason::SlowpathBusy);
+        return;
+    }
+    c.act(Act::kQueueMacs, u8v(BatchOp::kServerSignSynAck), u8v(PeerFrom::kFlow),
+          u8v(DecisionFrom::kEmpty));
+}
+
+// server_synack_state()
+template <class Ctx>
+void server_synack(Ctx &c) {
+    if (!c.outside()) {
+        if (c.is_synack()) {  // retransmitted SYN-ACK: the same nonce and MAC as the first
+            if (!c.ask(detail::need_claims(PuFrom::kHandshake))) return;
+            if (!c.claims_same()) {  // our claims changed: the client restarts
+                c.drop(DropReason::NoSessionKey);
+                return;
+            }
+            if (!c.ask(detail::need_edit(Edit::kAddSynAckIdentity))) return;
+            if (!c.edit_ok()) {
+                c.drop(c.edit_failure());
+                return;
+            }
+            c.forward();
+            return;
+        }
+        c.forward();
+        return;
+    }
+    if (c.is_syn()) {  // the client did not get our SYN-ACK: let the server answer again
+        if (c.token_ok() && c.nonce_client())
+            strip_and_forward(c);
+        else
+            c.drop(DropReason::TokenMalformed);
+        return;
+    }
+    if (!c.opt_present()) {
+        // Data that overtook the proof, or a client side without our proof yet: hold it.
+        if (c.is_rst()) {
+            c.act(Act::kRestart);
+            c.forward();
+            return;
+        }
+        c.hold();
+        return;
+    }
+    if (!c.opt_is(TcpOpt::kAck) || !c.mac_ok()) {
+        c.record(DropReason::MacMismatch, DecisionFrom::kEmpty, PeerFrom::kFlow);
+        c.drop(DropReason::MacMismatch);
+        return;
+    }
+    if (!c.ask(detail::need_edit(Edit::kStrip))) return;
+    if (!c.edit_ok()) {
+        c.drop(DropReason::TokenMalformed);
+        return;
+    }
+    c.stripped();
+    c.act(Act::kSendConfirm, 0);  // only once authorized: A stops proving when it gets this
+    c.act(Act::kStoreConfirmation);
+    c.count(Counter::ack_proofs_verified);
+    c.count(Counter::authorized);
+    c.set_auth(Auth::kAllowed);
+    c.act(Act::kFreeHs);
+    c.forward();
+    c.act(Act::kReleaseHeld);
+}
+
+// classify(), TCP part
+template <class Ctx>
+void classify(Ctx &c) {
+    if (!c.ask(need(NeedKind::kClassify))) return;
+    c.act(Act::kSetLocalSide);
+    if (c.classify_pass()) {
+        // Not ours: excluded networks, addresses no PU covers, ignored PUs. Untouched.
+        c.set_auth(Auth::kPass);
+        c.count(Counter::passthrough);
+        c.forward();
+        return;
+    }
+    const bool from_inside = !c.outside();
+    const DirFrom dir = from_inside ? DirFrom::kOutgoing : DirFrom::kIncoming;
+    if (!c.is_syn()) {
+        // TCP picked up mid-stream (e.g. after a restart): the peer's address decides.
+        acl(c, PuFrom::kClassified, dir);
+        return;
+    }
+    if (from_inside) {
+        c.set_role(Role::kClient);
+        if (!c.managed_tcp()) {
+            acl(c, PuFrom::kClassified, dir);
+            return;
+        }
+        start_client(c);
+        return;
+    }
+    c.set_role(Role::kServer);
+    server_syn(c);
+}
+
+// identity_step(), TCP part
+template <class Ctx>
+void packet(Ctx &c) {
+    if (detail::gates(c)) return;
+    c.act(Act::kTrackSeq);
+    switch (c.s.auth) {
+        case Auth::kPass:
+            c.forward();
+            return;
+        case Auth::kAllowed: {
+            // Past the handshake segwire's option may still arrive from outside (a proof A added
+            // before it had our confirmation, a replayed SYN): it never reaches the host.
+            const bool out = c.outside();
+            if (out && (c.has_exp() || c.syn_flag())) {
+                allowed_from_outside(c);
+                return;
+            }
+            // Answers to a query the PU sent (the flow is the PU's own): never unsolicited ones.
+            if (out && c.dns_reply()) {
+                c.act(Act::kSnoopDns);
+                return;
+            }
+            c.forward();
+            return;
+        }
+        case Auth::kRejected:
+            c.drop(DropReason::FlowRejected);
+            return;
+        case Auth::kNew:
+            classify(c);
+            return;
+        case Auth::kClientSyn:
+            client_syn(c);
+            return;
+        case Auth::kClientAck:
+            client_ack(c);
+            return;
+        case Auth::kServerSyn:
+            server_syn(c);
+            return;
+        case Auth::kServerSynAck:
+            server_synack(c);
+            return;
+        case Auth::kUdpClientSyn:
+        case Auth::kUdpServerSynAck:
+        case Auth::kUdpResetSent:
+        case Auth::kCount:
+            break;
+    }
+    c.drop(DropReason::FlowRejected);  // cannot happen: a UDP state on a TCP flow
+}
+
+// finish_op(), TCP part: the batch's MACs are in the handshake context.
+template <class Ctx>
+void macs_ready(Ctx &c) {
+    if (c.ev.op == BatchOp::kServerSignSynAck) {
+        if (!c.ask(detail::need_claims(PuFrom::kHandshake))) return;
+        if (!c.claims_present()) {
+            c.drop(DropReason::NoSessionKey);
+            return;
+        }
+        if (!c.ask(detail::need_edit(Edit::kAddSynAckIdentity))) return;
+        if (!c.edit_ok()) {
+            c.drop(c.edit_failure());
+            return;
+        }
+        c.count(Counter::synack_signed);
+        c.set_auth(Auth::kServerSynAck);
+        c.forward();
+        return;
+    }
+    // Client side: the SYN-ACK's MAC proves the server side holds the session key and saw our
+    // nonce; only then do the outgoing rules decide.
+    if (!c.synack_mac_ok()) {
+        c.record(DropReason::MacMismatch, DecisionFrom::kEmpty, PeerFrom::kLooked);
+        detail::reject_tcp(c, true, DropReason::MacMismatch);
+        return;
+    }
+    c.count(Counter::synack_verified);
+    c.act(Act::kSetDecidedVersion);
+    if (!c.batch_accept()) {
+        c.record(DropReason::PolicyReject, DecisionFrom::kDecided, PeerFrom::kLooked);
+        detail::reject_tcp(c, true, DropReason::PolicyReject);
+        return;
+    }
+    if (!c.ask(detail::need_edit(Edit::kStripWithToken))) return;
+    if (!c.edit_ok()) {
+        c.drop(DropReason::TokenMalformed);
+        return;
+    }
+    c.stripped();
+    c.act(Act::kClampMss);  // room for the proof option on full-sized client segments
+    c.record(DropReason::None, DecisionFrom::kDecided, PeerFrom::kLooked);
+    c.set_auth(Auth::kClientAck);
+    c.forward();
+}
+
+// One event of the machine.
+template <class Ctx>
+void dispatch(Ctx &c) noexcept {
+    switch (c.ev.kind) {
+        case EventKind::kPacket:
+            packet(c);
+            return;
+        case EventKind::kMacsReady:
+            macs_ready(c);
+            return;
+        case EventKind::kReevaluate:
+            detail::reevaluate(c, Proto::kTcp);
+            return;
+        case EventKind::kExpire:
+            detail::expire(c);
+            return;
+        case EventKind::kPortsReused:
+            // A SYN reusing a finished connection's ports is a new connection: authorize it anew
+            // (a replayed SYN must never inherit the old flow's verdict).
+            c.act(Act::kRestart);
+            return;
+        case EventKind::kTimer:
+        case EventKind::kCount:
+            return;
+    }
+}
+
+}  // namespace segwire::dp::identity::tcp::impl
