@@ -1,5 +1,6 @@
 #include "dataplane/worker/worker.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 
@@ -53,6 +54,33 @@ bool Worker::init(const WorkerSetup &s, std::string &err) {
     }
     std::memcpy(jhash_seed_, seed, 8);
     return true;
+}
+
+// A PeerIdentity is owned by the worker while a cache slot, a flow or a slow-path job in flight
+// references it; the packet path hands it to the slow path's garbage ring when the last reference
+// goes. At teardown nobody drains that ring any more (the benchmark frees it before the worker), so
+// the worker deletes what it still owns itself, each object once.
+Worker::~Worker() {
+    if (!peers_) return;
+    std::vector<PeerIdentity *> owned;
+    peers_->for_each_value([&](PeerIdentity *p) {
+        if (p) owned.push_back(p);
+    });
+    for (uint32_t pos = 0; pos < flows_.capacity(); ++pos)
+        if (flows_.in_use(pos) && flows_.at(static_cast<int32_t>(pos)).peer)
+            owned.push_back(flows_.at(static_cast<int32_t>(pos)).peer);
+    // Jobs not in the free list are in flight: a retag pins its target, and an answer not taken
+    // yet carries a new identity nobody else references. (A free job's `peer` is stale.)
+    std::vector<const SlowJob *> idle(free_jobs_.begin(), free_jobs_.end());
+    std::sort(idle.begin(), idle.end());
+    for (const SlowJob &j : jobs_) {
+        if (std::binary_search(idle.begin(), idle.end(), &j)) continue;
+        if (j.target) owned.push_back(j.target);
+        if (j.peer) owned.push_back(j.peer);
+    }
+    std::sort(owned.begin(), owned.end());
+    owned.erase(std::unique(owned.begin(), owned.end()), owned.end());
+    for (PeerIdentity *p : owned) delete p;
 }
 
 const char *Worker::hmac_backend() const {

@@ -122,6 +122,9 @@ class Worker {
     Worker() = default;
     Worker(const Worker &) = delete;
     Worker &operator=(const Worker &) = delete;
+    // Control-time, after run() has returned and the slow path has stopped: frees the peer
+    // identities the worker still owns.
+    ~Worker();
 
     // Control-time (allocates).
     bool init(const WorkerSetup &s, std::string &err);
