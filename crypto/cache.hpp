@@ -93,6 +93,14 @@ class FixedCache {
         return false;
     }
 
+    // Calls f(value) for every slot's value, live or not: a slot keeps its value after the entry
+    // expires or is erased, until the slot is reused. For an owner that must release what the
+    // values point to when it goes away.
+    template <class F>
+    void for_each_value(F &&f) {
+        for (size_t i = 0; i < sets_ * Ways; ++i) f(slots_[i].value);
+    }
+
     void clear() noexcept {
         for (size_t i = 0; i < sets_ * Ways; ++i) slots_[i].used = false;
         used_ = 0;

@@ -61,6 +61,33 @@ bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_i
     return true;
 }
 
+// A PeerIdentity is owned by the stage while a cache slot, a flow or a slow-path job in flight
+// references it; the packet path hands it to the slow path's garbage ring when the last reference
+// goes. At teardown nobody drains that ring any more (the benchmark frees it before the worker), so
+// the stage deletes what it still owns itself, each object once.
+Stage::~Stage() {
+    if (!peers_) return;
+    std::vector<PeerIdentity *> owned;
+    peers_->for_each_value([&](PeerIdentity *p) {
+        if (p) owned.push_back(p);
+    });
+    for (uint32_t pos = 0; pos < flows_->capacity(); ++pos)
+        if (flows_->in_use(pos) && flows_->at(static_cast<int32_t>(pos)).peer)
+            owned.push_back(flows_->at(static_cast<int32_t>(pos)).peer);
+    // Jobs not in the free list are in flight: a retag pins its target, and an answer not taken
+    // yet carries a new identity nobody else references. (A free job's `peer` is stale.)
+    std::vector<const SlowJob *> idle(free_jobs_.begin(), free_jobs_.end());
+    std::sort(idle.begin(), idle.end());
+    for (const SlowJob &j : jobs_) {
+        if (std::binary_search(idle.begin(), idle.end(), &j)) continue;
+        if (j.target) owned.push_back(j.target);
+        if (j.peer) owned.push_back(j.peer);
+    }
+    std::sort(owned.begin(), owned.end());
+    owned.erase(std::unique(owned.begin(), owned.end()), owned.end());
+    for (PeerIdentity *p : owned) delete p;
+}
+
 const char *Stage::hmac_backend() const {
     return hmac_ ? crypto::to_string(hmac_->backend()) : "none";
 }

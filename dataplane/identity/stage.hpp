@@ -65,6 +65,9 @@ class Stage {
     using StepFn = Result (*)(const FlowState &, const Event &, const Facts &) noexcept;
 
     Stage() = default;
+    // Control-time, after the worker's run() has returned and the slow path has stopped: frees
+    // the peer identities the stage still owns.
+    ~Stage();
     Stage(const Stage &) = delete;
     Stage &operator=(const Stage &) = delete;
 

@@ -35,7 +35,7 @@ def tcp_segment(frame):
         l4, end = l3 + 40, l3 + 40 + plen
     else:
         return None
-    sport, dport, seq, ack, doff_flags = struct.unpack("!HHIIH", frame[l4:l4 + 14])
+    sport, dport, seq, ack, doff_flags, win = struct.unpack("!HHIIHH", frame[l4:l4 + 16])
     hl = (doff_flags >> 12) * 4
     flags = doff_flags & 0x3F
     kinds, o = [], l4 + 20
@@ -50,7 +50,7 @@ def tcp_segment(frame):
         o += max(frame[o + 1], 2)
     names = "".join(n for bit, n in ((2, "S"), (16, "A"), (1, "F"), (4, "R"), (8, "P")) if flags & bit)
     return {"src": src, "dst": dst, "sport": sport, "dport": dport, "flags": names, "seq": seq,
-            "ack": ack, "options": kinds, "payload": end - (l4 + hl)}
+            "ack": ack, "win": win, "options": kinds, "payload": end - (l4 + hl)}
 
 
 def main():

@@ -1,12 +1,15 @@
 """Claims that must be refused: an enforcer whose certificate nobody trusts, a tampered signature,
-an expired certificate. Each is refused by the server-side enforcer with the reason named."""
+an expired certificate. Each is refused by the server-side enforcer with the reason named. And
+segments an attacker on the wire forges: a flood of SYNs, a confirmation with a wrong MAC_cf."""
 import json
+import signal
 import struct
 from pathlib import Path
 
 import pytest
 
-from testbed import IdentityBed, lab_policy, probe, probe_server, sh, wait_for, SEGWIRECTL
+from capture import tcp_segment
+from testbed import Holder, IdentityBed, lab_policy, probe, probe_server, sh, wait_for, SEGWIRECTL
 
 HERE = Path(__file__).resolve().parent
 
@@ -141,3 +144,72 @@ def test_flood_of_forged_syns_does_not_stall_an_established_transfer():
         wait_for(refused, timeout=180, interval=1, what="B to refuse 1000 forged SYNs")
         ident = b.telemetry.query("/segwire/identity")
         assert ident["authorized"] >= 2 and ident["syn_verified"] <= 3
+
+
+def test_forged_confirmation_refused_while_a_waits_for_bs():
+    """A in CLIENT_ACK (B's real confirmations are dropped on the wire, so A keeps waiting for
+    one) gets a confirmation for the flow's exact 4-tuple and sequence numbers with a wrong MAC_cf:
+    it drops it (mac-mismatch), keeps adding the ACK proof, and the client never sees it."""
+    with IdentityBed() as bed:
+        pf = bed.write_policy(policy())
+        a = bed.start_enforcer("a", pf)
+        bed.start_enforcer("b", pf)
+        probe_server(bed.server, "echo-server --port 7000")
+        t = bed.tag[3:]
+        wa, wb = f"wa{t}", f"wb{t}"  # the wire's ports towards A and towards B
+        # B's confirmation: a bare ACK from the server's port whose options start with
+        # fd 15 53 57 16 (segwire's option, version 1, type 6). Dropped on the bridge towards A;
+        # a frame sent out of the wire's port towards A does not cross the bridge.
+        table = f"cf{t}"
+        bed.wire.run(f"nft add table bridge {table}")
+        bed.wire.run(f"nft 'add chain bridge {table} cfdrop {{ type filter hook forward priority 0; }}'")
+        bed.wire.run(f"nft 'add rule bridge {table} cfdrop iifname {wb} tcp sport 7000 tcp flags == ack "
+                     f"@th,160,40 0xfd15535716 counter drop'")
+
+        def confirms_dropped():
+            out = bed.wire.run(f"nft list chain bridge {table} cfdrop").stdout
+            return int(out.split("counter packets ")[1].split()[0])
+
+        raw = bed.wire.popen(f"python3 -u {HERE / 'rawcap.py'} --iface {wb} --port 7000 --want confirm")
+        assert json.loads(raw.stdout.readline())["listening"]
+        holder = Holder(bed, 7000, count=2)  # connects, one round trip, then waits
+        real = bytes.fromhex(json.loads(raw.communicate(timeout=30)[0].strip().splitlines()[-1])["confirm"])
+        wait_for(lambda: confirms_dropped() >= 1, what="B's confirmation dropped on the wire")
+        flow = [f for f in a.flows() if f["proto"] == "tcp" and f["dport"] == 7000]
+        assert len(flow) == 1 and flow[0]["auth"] == "CLIENT_ACK", flow
+        assert a.identity()["confirms_received"] == 0
+
+        # The attacker's confirmation: B's own segment (same 4-tuple, seq, ack, window) with one
+        # bit of MAC_cf flipped. The option sits at the start of the TCP options: kind, len,
+        # ExID (2), type, then the 16-byte MAC.
+        l4 = 14 + (real[14] & 0x0F) * 4
+        assert real[l4 + 20:l4 + 25] == bytes.fromhex("fd15535716")
+        forged = bytearray(real)
+        forged[l4 + 25 + 7] ^= 0x01
+        forged = fix_tcp_checksum(bytes(forged))
+        seg = tcp_segment(forged)
+
+        cli = bed.client.popen(f"python3 -u {HERE / 'capture.py'} --iface {bed.client_if} --port 7000 --timeout 60")
+        assert json.loads(cli.stdout.readline())["listening"]
+        before, drops = a.identity(), a.stats()["drops"]["mac_mismatch"]
+        bed.wire.run(f"python3 {HERE / 'rawcap.py'} --iface {wa} --send {forged.hex()}")
+        wait_for(lambda: a.stats()["drops"]["mac_mismatch"] > drops or
+                 a.identity()["confirms_received"] > before["confirms_received"],
+                 what="A to decide on the forged confirmation")
+        after = a.identity()
+        assert after["confirms_received"] == before["confirms_received"], "A took a forged confirmation"
+        assert a.stats()["drops"]["mac_mismatch"] == drops + 1
+        flow = [f for f in a.flows() if f["proto"] == "tcp" and f["dport"] == 7000]
+        assert len(flow) == 1 and flow[0]["auth"] == "CLIENT_ACK", flow
+
+        # Still waiting for B: the next client segments carry the proof again (B strips it).
+        rc, out, err = holder.finish()
+        assert rc == 0 and json.loads(out.strip().splitlines()[-1])["ok"] == 2, (rc, out, err)
+        assert a.identity()["ack_proofs_added"] > after["ack_proofs_added"]
+        # Neither the forged segment nor anything with segwire's option reached the client.
+        cli.send_signal(signal.SIGTERM)
+        at_client = json.loads(cli.communicate(timeout=60)[0].strip().splitlines()[-1])
+        assert at_client, "the capture at the client saw nothing (the round trip went past it)"
+        assert not [s for s in at_client if 253 in s["options"] or
+                    (s["seq"], s["ack"], s["win"], s["flags"], s["payload"]) ==
+                    (seg["seq"], seg["ack"], seg["win"], "A", 0)], at_client
