@@ -85,23 +85,23 @@ void Stage::run(const Event &event, Facts &fx, Ev &e) {
 // The facts of a packet, in two parts. First what the steady-state check reads: a few tests of
 // parsed fields (for TCP, whether the segment carries any RFC 6994 option at all stands in for
 // segwire's option until it is looked for).
-void Stage::packet_facts(Ev &e, Facts &fx) {
-    const Pkt &k = *e.k;
-    const Flow &f = *e.f;
-    fx.pkt.arrival = k.arrival == kOutside ? Arrival::kOutside : Arrival::kInside;
+PacketFacts Stage::packet_facts(const Pkt &k, const Flow &f) noexcept {
+    PacketFacts p;
+    p.arrival = k.arrival == kOutside ? Arrival::kOutside : Arrival::kInside;
     if (k.v.proto == kProtoTcp) {
         const uint8_t fl = k.v.tcp_flags;
-        fx.pkt.kind = (fl & kTcpSyn)   ? ((fl & kTcpAck) ? TcpKind::kSynAck : TcpKind::kSyn)
-                      : (fl & kTcpRst) ? TcpKind::kRst
-                                       : TcpKind::kOther;
-        fx.pkt.opt = k.v.opt.exp_off ? TcpOpt::kNotOurs : TcpOpt::kNoExp;
-        fx.pkt.dns_reply = k.v.sport == 53 && k.v.payload_len && f.init_side == f.local_side;
+        p.kind = (fl & kTcpSyn)   ? ((fl & kTcpAck) ? TcpKind::kSynAck : TcpKind::kSyn)
+                 : (fl & kTcpRst) ? TcpKind::kRst
+                                  : TcpKind::kOther;
+        p.opt = k.v.opt.exp_off ? TcpOpt::kNotOurs : TcpOpt::kNoExp;
+        p.dns_reply = k.v.sport == 53 && k.v.payload_len && f.init_side == f.local_side;
     } else if (k.v.proto == kProtoUdp) {
-        fx.pkt.udp_len8 = k.v.udp_len == 8;
-        fx.pkt.dns_reply = k.v.sport == 53 && k.v.payload_len && f.init_side == f.local_side;
+        p.udp_len8 = k.v.udp_len == 8;
+        p.dns_reply = k.v.sport == 53 && k.v.payload_len && f.init_side == f.local_side;
     } else {
-        fx.pkt.icmp_control = icmp_control(k.v);
+        p.icmp_control = icmp_control(k.v);
     }
+    return p;
 }
 
 // Then the rest, for a step: segwire's option, a token or a control datagram, looked at only when
@@ -120,25 +120,24 @@ void Stage::parse_facts(Ev &e, Facts &fx) {
 
 void Stage::packet(Pkt &k) {
     Flow &f = flows_->at(k.pos);
-    Ev &e = ev_;
-    e.k = &k;
-    e.f = &f;
-    Facts fx;
-    packet_facts(e, fx);
+    const PacketFacts pf = packet_facts(k, f);
     // The steady state first: the machine's own summary of the paths that only forward.
     const FlowState st = view(f);
     if (k.v.proto == kProtoTcp) {
-        if (tcp::forwards(st, fx.pkt)) {
+        if (tcp::forwards(st, pf)) {
             track_seq(f, k);
             forward(k);
             return;
         }
-    } else if (k.v.proto == kProtoUdp ? udp::forwards(st, fx.pkt) : plain::forwards(st, fx.pkt)) {
+    } else if (k.v.proto == kProtoUdp ? udp::forwards(st, pf) : plain::forwards(st, pf)) {
         forward(k);
         return;
     }
-    parse_facts(e, fx);
+    Ev &e = ev_;
     e.begin(&k, k.pos, &f, k.v.proto);
+    Facts fx;
+    fx.pkt = pf;
+    parse_facts(e, fx);
     run(Event{EventKind::kPacket, BatchOp::kClientCheckSynAck}, fx, e);
 }
 
@@ -156,7 +155,7 @@ void Stage::finish_op(Batched &op) {
     e.looked = op.peer;
     e.decision = op.decision;
     Facts fx;
-    packet_facts(e, fx);
+    fx.pkt = packet_facts(k, f);
     parse_facts(e, fx);
     fx.batch_accept = op.decision.action == Verdict::kAccept;
     if (op.op == BatchOp::kClientCheckSynAck) {

@@ -200,7 +200,7 @@ class Stage {
     }
     void apply(const Action &a, Ev &e);
     void answer(const Need &n, Ev &e, Answers &ans);
-    void packet_facts(Ev &e, Facts &fx);
+    static PacketFacts packet_facts(const Pkt &k, const Flow &f) noexcept;
     void parse_facts(Ev &e, Facts &fx);
     void tcp_parse(Ev &e, Facts &fx);
     void udp_parse(Ev &e, Facts &fx);
