@@ -85,7 +85,8 @@ void Stage::run(const Event &event, Facts &fx, Ev &e) {
 // The facts of a packet, in two parts. First what the steady-state check reads: a few tests of
 // parsed fields (for TCP, whether the segment carries any RFC 6994 option at all stands in for
 // segwire's option until it is looked for).
-PacketFacts Stage::packet_facts(const Pkt &k, const Flow &f) noexcept {
+[[gnu::always_inline]] inline PacketFacts Stage::packet_facts(const Pkt &k,
+                                                              const Flow &f) noexcept {
     PacketFacts p;
     p.arrival = k.arrival == kOutside ? Arrival::kOutside : Arrival::kInside;
     if (k.v.proto == kProtoTcp) {
