@@ -153,6 +153,7 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
     rt_.handshakes = h.max_handshakes;
     rt_.peer_cache = h.peer_cache;
     rt_.key_cache = h.key_cache;
+    rt_.session_key_lifetime_s = so.session_key_lifetime();
     rt_.slow_jobs = h.slowpath_queue;
     const unsigned jobs = pow2_at_least(h.slowpath_queue + 1);
     for (uint32_t w = 0; w < workers; ++w) {

@@ -119,6 +119,7 @@ void SlowPath::handle(dp::SlowJob &j, uint32_t now) {
                 // assignment in a stack slot it did not align to HmacKey's 64 bytes here, and
                 // from_key's aligned vector stores then faulted depending on the caller's stack.
                 new (&j.key) crypto::HmacKey(crypto::HmacKey::from_key(*k));
+                crypto::secure_wipe(k->data(), k->size());  // the raw key, now expanded
                 keys_.fetch_add(1);
             } else {
                 spdlog::debug("session key: {}", k.error().what());

@@ -6,6 +6,10 @@
 // per-instance random seed; a peer cannot aim all its blobs at one set without knowing the seed.
 // Inside a full set the entry expiring first is evicted, so a flood of new entries can evict at
 // most `kWays` older ones per set and never grows memory.
+//
+// Secret = true (key material: SessionKeyCache): a slot's key and value bytes are wiped with
+// OPENSSL_cleanse whenever its entry goes — found expired, erased, replaced, evicted, cleared, an
+// expired slot met by an insert into its set — and every slot when the cache is destroyed.
 #pragma once
 
 #include <array>
@@ -14,15 +18,18 @@
 #include <cstring>
 #include <memory>
 #include <span>
+#include <type_traits>
 
 namespace segwire::crypto {
 
-uint64_t cache_seed() noexcept;  // random, from the CSPRNG
+uint64_t cache_seed() noexcept;                // random, from the CSPRNG
+void secure_wipe(void *p, size_t n) noexcept;  // OPENSSL_cleanse: zeroes, not optimised away
 
-template <size_t KeyLen, class Value, size_t Ways = 8>
+template <size_t KeyLen, class Value, size_t Ways = 8, bool Secret = false>
 class FixedCache {
   public:
     static_assert(KeyLen >= 8);
+    static_assert(!Secret || std::is_trivially_copyable_v<Value>, "a wiped value is zero bytes");
     using Key = std::array<uint8_t, KeyLen>;
 
     struct Stats {
@@ -34,7 +41,7 @@ class FixedCache {
         size_t sets = 1;
         while (sets * Ways < capacity) sets <<= 1;
         sets_ = sets;
-        slots_ = std::make_unique<Slot[]>(sets_ * Ways);
+        slots_ = std::unique_ptr<Slot[], Release>(new Slot[sets_ * Ways](), Release{sets_ * Ways});
     }
 
     size_t capacity() const noexcept { return sets_ * Ways; }
@@ -48,9 +55,7 @@ class FixedCache {
             Slot &s = set[i];
             if (s.used && s.key == key) {
                 if (s.expires <= now) {
-                    s.used = false;
-                    --used_;
-                    ++stats_.expired;
+                    expire(s);
                     break;
                 }
                 ++stats_.hits;
@@ -68,6 +73,8 @@ class FixedCache {
         for (size_t i = 0; i < Ways; ++i) {
             Slot &s = set[i];
             if (s.used && s.key == key) return fill(s, key, expires);
+            if constexpr (Secret)
+                if (s.used && s.expires <= now) expire(s);
             if (!s.used || s.expires <= now) {
                 if (!free_slot) free_slot = &s;
             } else if (!oldest || s.expires < oldest->expires) {
@@ -88,6 +95,7 @@ class FixedCache {
             if (set[i].used && set[i].key == key) {
                 set[i].used = false;
                 --used_;
+                wipe(set[i]);
                 return true;
             }
         return false;
@@ -102,7 +110,10 @@ class FixedCache {
     }
 
     void clear() noexcept {
-        for (size_t i = 0; i < sets_ * Ways; ++i) slots_[i].used = false;
+        for (size_t i = 0; i < sets_ * Ways; ++i) {
+            slots_[i].used = false;
+            wipe(slots_[i]);
+        }
         used_ = 0;
     }
 
@@ -114,7 +125,33 @@ class FixedCache {
         Value value{};
     };
 
+    // Frees the slots; in a Secret cache wipes them first (teardown).
+    struct Release {
+        size_t n = 0;
+        void operator()(Slot *s) const noexcept {
+            if constexpr (Secret) secure_wipe(s, n * sizeof(Slot));
+            delete[] s;
+        }
+    };
+
+    static void wipe(Slot &s) noexcept {
+        if constexpr (Secret) {
+            secure_wipe(s.key.data(), s.key.size());
+            secure_wipe(&s.value, sizeof(Value));
+        }
+    }
+
+    void expire(Slot &s) noexcept {
+        s.used = false;
+        --used_;
+        ++stats_.expired;
+        wipe(s);
+    }
+
+    // The returned value is the caller's to fill: in a Secret cache it no longer holds the bytes
+    // of the entry it replaces or evicts.
     Value &fill(Slot &s, const Key &key, uint32_t expires) noexcept {
+        wipe(s);
         s.used = true;
         s.key = key;
         s.expires = expires;
@@ -134,7 +171,7 @@ class FixedCache {
     uint64_t seed_;
     size_t sets_ = 0;
     size_t used_ = 0;
-    std::unique_ptr<Slot[]> slots_;
+    std::unique_ptr<Slot[], Release> slots_;
     Stats stats_;
 };
 

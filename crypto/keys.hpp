@@ -68,6 +68,12 @@ struct SignerOptions {
     uint32_t claims_lifetime = 900;  // expires_at - issued_at; > rotation_period so a blob signed
                                      // just before a rotation stays valid for peers
     uint32_t resign_margin = 60;     // re-sign when less than this is left
+
+    // A rotated-out ephemeral key still completes handshakes for one more period (the previous
+    // generation): that is its grace period. No session key derived with it is usable later, so
+    // a cache of derived keys keeps an entry at most rotation + grace (docs/protocol.md §5).
+    uint32_t grace_period() const noexcept { return rotation_period; }
+    uint32_t session_key_lifetime() const noexcept { return rotation_period + grace_period(); }
 };
 
 // Owned by the control thread; the slow path calls session_key(). Locks a mutex: never call it

@@ -1,5 +1,6 @@
 #include "crypto/verifier.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -13,6 +14,10 @@ uint64_t cache_seed() noexcept {
     if (RAND_bytes(reinterpret_cast<unsigned char *>(&s), sizeof(s)) != 1)
         s = 0x6a09e667f3bcc908ULL;  // still correct, only predictable set placement
     return s;
+}
+
+void secure_wipe(void *p, size_t n) noexcept {
+    OPENSSL_cleanse(p, n);
 }
 
 // --- PeerCertStore -------------------------------------------------------------------------------

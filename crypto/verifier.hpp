@@ -120,9 +120,10 @@ struct SessionKeyEntry {
     HmacKey key;
 };
 // Keyed like the HKDF info: client's then server's ephemeral public key. X25519 public keys are
-// uniformly distributed enough for the set index (and the set index is seeded anyway).
+// uniformly distributed enough for the set index (and the set index is seeded anyway). Entries
+// live SignerOptions::session_key_lifetime() (rotation + grace) and are wiped when they go.
 using SessionKey = std::array<uint8_t, 64>;
-using SessionKeyCache = FixedCache<64, SessionKeyEntry, 4>;
+using SessionKeyCache = FixedCache<64, SessionKeyEntry, 4, /*Secret=*/true>;
 
 inline SessionKey session_cache_key(const X25519Public &client_eph,
                                     const X25519Public &server_eph) noexcept {

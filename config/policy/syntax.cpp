@@ -125,12 +125,14 @@ bool parse_tag_expression(const TagExpression &expr, ParsedExpression *out, std:
 
 namespace {
 
+// The same semantics as the compiled snapshot (control/policy/compile.cpp, compile_expr).
 bool predicate_matches(const TagPredicate &p, std::span<const std::string> tags) {
-    bool found = false;
+    bool key = false, found = false;
     for (const std::string &t : tags) {
         if (t.size() <= p.key.size() || t[p.key.size()] != '=' ||
             t.compare(0, p.key.size(), p.key) != 0)
             continue;
+        key = true;
         std::string_view v = std::string_view(t).substr(p.key.size() + 1);
         switch (p.op) {
             case TagOp::kEqual:
@@ -148,8 +150,18 @@ bool predicate_matches(const TagPredicate &p, std::span<const std::string> tags)
         }
         if (found) break;
     }
-    bool positive = p.op == TagOp::kEqual || p.op == TagOp::kPrefix || p.op == TagOp::kExists;
-    return positive ? found : !found;
+    switch (p.op) {
+        case TagOp::kEqual:
+        case TagOp::kPrefix:
+        case TagOp::kExists:
+            return found;
+        case TagOp::kNotEqual:
+        case TagOp::kNotPrefix:
+            return key && !found;  // absence is no evidence: "k!=v" needs the key
+        case TagOp::kAbsent:
+            return !found;
+    }
+    return false;
 }
 
 }  // namespace

@@ -20,11 +20,13 @@ namespace segwire::policy {
 // as the != operator inside an expression); the value is non-empty.
 bool parse_tag(std::string_view text, std::string *key, std::string *value, std::string *problem);
 
+// Fail closed: a negated value needs the key (a peer without k matches neither k=v nor k!=v; only
+// k!=* says "no k"). docs/policy.md §1, "Tag predicates", has the table and the reasons.
 enum class TagOp : uint8_t {
     kEqual,      // k=v      the tag k=v is present
-    kNotEqual,   // k!=v     the tag k=v is absent (a missing key counts as "not equal")
+    kNotEqual,   // k!=v     the key is present and no value of k is v
     kPrefix,     // k=v*     some value of k starts with v
-    kNotPrefix,  // k!=v*    no value of k starts with v
+    kNotPrefix,  // k!=v*    the key is present and no value of k starts with v
     kExists,     // k=*      the key is present with any value
     kAbsent,     // k!=*     the key is absent
 };

@@ -127,32 +127,38 @@ class SnapshotCompiler {
         return s_->next_tag_id_++;
     }
 
-    // Every predicate becomes (ID, negate): "the peer has this ID" or "has it not".
+    // Every predicate becomes (ID, negate): "the peer has this ID" or "has it not". A negated
+    // value (k!=v, k!=v*) also needs the key: absence is no evidence (docs/policy.md §1, "Tag
+    // predicates"), so it is two predicates, "has k" and "has not k=v".
     PolicySnapshot::Range compile_expr(const ParsedExpression &e) {
         PolicySnapshot::Range er{static_cast<uint32_t>(s_->preds_.size()), 0};
         for (const auto &clause : e) {
             for (size_t i = 0; i < clause.size(); ++i) {
                 const TagPredicate &p = clause[i];
-                PolicySnapshot::Pred pr{};
-                pr.clause_end = i + 1 == clause.size();
+                const bool last = i + 1 == clause.size();
+                auto push = [&](uint32_t id, bool negate, bool clause_end) {
+                    s_->preds_.push_back(PolicySnapshot::Pred{id, negate, clause_end});
+                };
                 switch (p.op) {
                     case TagOp::kEqual:
+                        push(tag_id(s_->tag_ids_, p.key + "=" + p.value), false, last);
+                        break;
                     case TagOp::kNotEqual:
-                        pr.id = tag_id(s_->tag_ids_, p.key + "=" + p.value);
-                        pr.negate = p.op == TagOp::kNotEqual;
+                        push(tag_id(s_->key_ids_, p.key), false, false);
+                        push(tag_id(s_->tag_ids_, p.key + "=" + p.value), true, last);
                         break;
                     case TagOp::kPrefix:
+                        push(prefix_id(p.key, p.value), false, last);
+                        break;
                     case TagOp::kNotPrefix:
-                        pr.id = prefix_id(p.key, p.value);
-                        pr.negate = p.op == TagOp::kNotPrefix;
+                        push(tag_id(s_->key_ids_, p.key), false, false);
+                        push(prefix_id(p.key, p.value), true, last);
                         break;
                     case TagOp::kExists:
                     case TagOp::kAbsent:
-                        pr.id = tag_id(s_->key_ids_, p.key);
-                        pr.negate = p.op == TagOp::kAbsent;
+                        push(tag_id(s_->key_ids_, p.key), p.op == TagOp::kAbsent, last);
                         break;
                 }
-                s_->preds_.push_back(pr);
             }
         }
         er.cnt = static_cast<uint32_t>(s_->preds_.size()) - er.off;

@@ -33,6 +33,9 @@ struct IdentityRuntime {
     uint32_t handshakes = 16384;  // concurrent handshakes per worker
     uint32_t peer_cache = 4096;
     uint32_t key_cache = 4096;
+    // Seconds a derived session key stays in a worker's SessionKeyCache: key rotation + grace
+    // (crypto::SignerOptions::session_key_lifetime, from handshake.key_rotation_s).
+    uint32_t session_key_lifetime_s = 600;
     uint32_t slow_jobs = 256;  // slow-path requests in flight per worker
     uint32_t decision_cache = 4096;
     // Rings per worker, created by the control thread (index = worker id).

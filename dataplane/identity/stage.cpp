@@ -448,7 +448,7 @@ void Stage::poll_slowpath() {
                 const bool client = j->local_role == crypto::Role::Client;
                 crypto::SessionKey ck = crypto::session_cache_key(
                     client ? j->local_pub : j->peer_pub, client ? j->peer_pub : j->local_pub);
-                keys_->insert(ck, now_unix_ + 3600, now_unix_).key = j->key;
+                keys_->insert(ck, now_unix_ + idr_->session_key_lifetime_s, now_unix_).key = j->key;
             }
         } else if (j->target) {
             // A retag: the identity gets the new snapshot's tag IDs in place, so every flow and

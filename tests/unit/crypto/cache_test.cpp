@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "crypto/cache.hpp"
+#include "crypto/keys.hpp"
 #include "crypto/verifier.hpp"
 
 namespace segwire::crypto {
@@ -63,6 +66,75 @@ TEST(FixedCache, SessionKeyCacheKeyIsOrdered) {
     sc.insert(session_cache_key(a, b), 100, 0).key = HmacKey::from_key(a);
     EXPECT_NE(sc.find(session_cache_key(a, b), 1), nullptr);
     EXPECT_EQ(sc.find(session_cache_key(b, a), 1), nullptr);
+}
+
+SessionKey skey(uint8_t i) {
+    X25519Public a{}, b{};
+    a[0] = i;
+    b[0] = static_cast<uint8_t>(i + 100);
+    return session_cache_key(a, b);
+}
+
+HmacKey secret_key(uint8_t i) {
+    std::array<uint8_t, 32> raw;
+    raw.fill(i);
+    return HmacKey::from_key(raw);
+}
+
+bool wiped(const SessionKeyEntry &e) {
+    const auto *b = reinterpret_cast<const uint8_t *>(&e);
+    return std::all_of(b, b + sizeof(e), [](uint8_t x) { return x == 0; });
+}
+
+// The worker inserts a derived key with the lifetime the control thread puts in IdentityRuntime
+// (SignerOptions::session_key_lifetime() of handshake.key_rotation_s): the key is found until
+// rotation + grace and not at it, and its slot is zeroed when the entry is found expired. (The
+// signer itself refuses the local key at the same moment: SignerTest.SessionKeyFromBothSides...)
+TEST(SessionKeyCache, ExpiresAtRotationPlusGraceAndIsWiped) {
+    SignerOptions so{300, 900, 60};  // the appliance's defaults (key_rotation_s 300)
+    EXPECT_EQ(so.grace_period(), 300u);
+    const uint32_t life = so.session_key_lifetime();
+    EXPECT_EQ(life, 600u);
+    const uint32_t t0 = 1'800'000'000;
+    SessionKeyCache sc(4);
+    sc.insert(skey(1), t0 + life, t0).key = secret_key(1);
+    SessionKeyEntry *e = sc.find(skey(1), t0 + life - 1);
+    ASSERT_NE(e, nullptr);
+    ASSERT_FALSE(wiped(*e));
+    EXPECT_EQ(sc.find(skey(1), t0 + life), nullptr) << "expired at rotation + grace";
+    EXPECT_TRUE(wiped(*e)) << "the expired entry's key bytes are zeroed";
+    EXPECT_EQ(sc.size(), 0u);
+}
+
+TEST(SessionKeyCache, EvictedReplacedErasedAndClearedSlotsAreZeroed) {
+    SessionKeyCache sc(4);  // one set of 4 ways
+    ASSERT_EQ(sc.capacity(), 4u);
+    SessionKeyEntry *slot[4];
+    for (uint8_t i = 0; i < 4; ++i) {
+        SessionKeyEntry &e = sc.insert(skey(i), 100 + i, 0);
+        e.key = secret_key(static_cast<uint8_t>(i + 1));
+        slot[i] = &e;
+    }
+    // A full set: the fifth key evicts the soonest-expiring entry (0). The slot handed back for
+    // the new key no longer holds the evicted key's bytes.
+    SessionKeyEntry &fresh = sc.insert(skey(9), 1000, 1);
+    EXPECT_EQ(sc.stats().evictions, 1u);
+    ASSERT_EQ(&fresh, slot[0]);
+    EXPECT_TRUE(wiped(fresh)) << "evicted key wiped";
+    fresh.key = secret_key(9);
+    // Replacing an entry (same key) hands back a zeroed value too.
+    SessionKeyEntry &again = sc.insert(skey(1), 2000, 1);
+    ASSERT_EQ(&again, slot[1]);
+    EXPECT_TRUE(wiped(again)) << "replaced key wiped";
+    again.key = secret_key(1);
+    EXPECT_TRUE(sc.erase(skey(2)));
+    EXPECT_TRUE(wiped(*slot[2])) << "erased key wiped";
+    // An insert into the set wipes expired entries it meets, even when it does not take their slot.
+    SessionKeyEntry &other = sc.insert(skey(2), 3000, 104);  // 3 expired at 103
+    EXPECT_NE(&other, slot[3]);
+    EXPECT_TRUE(wiped(*slot[3])) << "expired key met by an insert wiped";
+    sc.clear();
+    for (SessionKeyEntry *e : slot) EXPECT_TRUE(wiped(*e)) << "cleared";
 }
 
 }  // namespace

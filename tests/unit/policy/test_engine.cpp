@@ -14,6 +14,7 @@
 #include "dataplane/policy/decision_cache.hpp"
 #include "dataplane/policy/snapshot.hpp"
 #include "tests/unit/policy/eal_env.hpp"
+#include "tests/unit/policy/tag_matrix.hpp"
 
 namespace segwire::policy {
 using namespace segwire::control;  // compile_snapshot, CompileOptions, SnapshotPublisher
@@ -266,9 +267,7 @@ INSTANTIATE_TEST_SUITE_P(
         OperatorCase{{{"app=web"}}, {"app=web"}, true},
         OperatorCase{{{"app=web"}}, {"app=web2"}, false},
         OperatorCase{{{"app=web"}}, {"xapp=web"}, false},
-        OperatorCase{{{"app!=web"}}, {"app=db"}, true},
-        OperatorCase{{{"app!=web"}}, {}, true},  // unknown/absent key counts as "not equal"
-        OperatorCase{{{"app!=web"}}, {"app=db", "app=web"}, false},
+        OperatorCase{{{"app!=web"}}, {"app=db"}, true},    // absent keys: TagMatrixTest below
         OperatorCase{{{"app=we*"}}, {"app=web-3"}, true},  // value never seen at compile time
         OperatorCase{{{"app=we*"}}, {"app=w"}, false},
         OperatorCase{{{"app=we*"}}, {"other=web"}, false},
@@ -284,6 +283,43 @@ INSTANTIATE_TEST_SUITE_P(
         OperatorCase{
             {{"app=web", "env!=dev"}, {"admin=*"}}, {"app=web", "env=dev", "admin=1"}, true},
         OperatorCase{{{"app=web"}}, {"garbage", "app=web"}, true}));
+
+// The fail-closed matrix (tag_matrix.hpp) through every compiled path that evaluates an object:
+// a peer with identity against an Allow rule and against a Reject rule (namespace default Allow),
+// and — for rows without derived tags, which every network carries — an external network with
+// those tags against an Allow rule.
+class TagMatrixTest : public ::testing::TestWithParam<test::TagCase> {};
+
+TEST_P(TagMatrixTest, CompiledSnapshot) {
+    const test::TagCase &c = GetParam();
+    {
+        auto snap = compile(one_pu({rule(kAllow, c.expr, {"tcp/80"})}));
+        Decision d = snap->decide(0, kIn, snap->make_peer_tags(c.tags), kTcp, 80);
+        EXPECT_EQ(d.action, c.match ? Verdict::kAccept : Verdict::kReject) << "Allow rule";
+    }
+    {
+        PolicySet s = one_pu({rule(kReject, c.expr, {"tcp/80"})});
+        s.ns.default_incoming = kAllow;
+        auto snap = compile(s);
+        Decision d = snap->decide(0, kIn, snap->make_peer_tags(c.tags), kTcp, 80);
+        EXPECT_EQ(d.action, c.match ? Verdict::kReject : Verdict::kAccept) << "Reject rule";
+    }
+    bool derived = false;
+    for (const auto &clause : c.expr)
+        for (const std::string &p : clause) derived = derived || p.starts_with("$");
+    if (derived) return;
+    PolicySet s = one_pu({rule(kAllow, c.expr, {"tcp/80"})});
+    ExternalNetwork n;
+    n.name = "peer-net";
+    n.entries = {"203.0.113.0/24"};
+    n.associated_tags = c.tags;
+    s.external_networks = {n};
+    auto snap = compile(s);
+    Decision d = snap->decide(0, kIn, IpAddr::parse("203.0.113.7"), kTcp, 80);
+    EXPECT_EQ(d.action, c.match ? Verdict::kAccept : Verdict::kReject) << "external network";
+}
+
+INSTANTIATE_TEST_SUITE_P(FailClosed, TagMatrixTest, ::testing::ValuesIn(test::tag_matrix()));
 
 // ---- precedence and observation ---------------------------------------------------------------
 
