@@ -449,6 +449,7 @@ void Stage::poll_slowpath() {
                 crypto::SessionKey ck = crypto::session_cache_key(
                     client ? j->local_pub : j->peer_pub, client ? j->peer_pub : j->local_pub);
                 keys_->insert(ck, now_unix_ + idr_->session_key_lifetime_s, now_unix_).key = j->key;
+                crypto::secure_wipe(&j->key, sizeof j->key);  // the cache holds the one copy
             }
         } else if (j->target) {
             // A retag: the identity gets the new snapshot's tag IDs in place, so every flow and
