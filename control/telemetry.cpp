@@ -256,6 +256,11 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_add_dict_u64(d, "slowpath_verified", e->slowpath().verified());
     rte_tel_data_add_dict_u64(d, "slowpath_refused", e->slowpath().refused());
     rte_tel_data_add_dict_u64(d, "slowpath_keys", e->slowpath().keys());
+    rte_tel_data_add_dict_u64(d, "slowpath_key_failures", e->slowpath().key_failures());
+    rte_tel_data_add_dict_u64(d, "slowpath_key_failures_cached",
+                              e->slowpath().key_failures_cached());
+    rte_tel_data_add_dict_u64(d, "slowpath_key_failures_evicted",
+                              e->slowpath().key_failures_evicted());
     const control::DnsStats ds = e->dns_stats();
     rte_tel_data_add_dict_u64(d, "dns_answers", ds.answers);
     rte_tel_data_add_dict_u64(d, "dns_unparsed", ds.unparsed);
