@@ -275,6 +275,7 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.uint("report_interval_s", cc.report_interval_s, 0, 86400);
         o.uint("peer_refresh_s", cc.peer_refresh_s, 1, 3600);
         o.uint("spool_max_bytes", cc.spool_max_bytes, 4096, uint64_t(1) << 40);
+        o.uint("max_reports_per_interval", cc.max_reports_per_interval, 16, 1000000);
         o.boolean("insecure_skip_verify", cc.insecure_skip_verify);
         if (cc.realm == "Certificate" && cc.appcred.empty())
             throw ConfigError("console.appcred", "required for realm Certificate");

@@ -108,6 +108,9 @@ struct ConsoleConfig {
     uint32_t report_interval_s = 0;  // 0: the profile's flowReportInterval
     uint32_t peer_refresh_s = 5;     // how often peer enforcer certificates are fetched
     uint64_t spool_max_bytes = 16u << 20;
+    // Distinct reports aggregated per interval and kind (flow, DNS lookup, connection exception);
+    // records beyond it are not reported and are counted (docs/control.md, "Reports").
+    uint32_t max_reports_per_interval = 10000;
     bool insecure_skip_verify = false;  // tests only: do not verify the Console's certificate
     bool enabled() const { return !url.empty() || !appcred.empty() || realm != "Certificate"; }
 };

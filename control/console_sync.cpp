@@ -626,6 +626,9 @@ void ConsoleSync::heartbeat() {
         w.Uint(p.snapshots_alive);
         w.Key("snapshotBytes");
         w.Uint64(p.table_bytes);
+        // Records not reported because an interval's report collection was full.
+        w.Key("reportsOverflowed");
+        w.Uint64(enf_->report_counts().interval_overflow());
         if (p.refused) {
             w.Key("lastPolicyError");
             w.StartObject();

@@ -23,7 +23,6 @@ namespace segwire::control {
 namespace {
 
 constexpr uint32_t kRecordRing = 16384;  // records per worker between two control ticks
-constexpr size_t kTotalReports = 4096;
 
 std::string read_file(const std::string &path, const std::string &field) {
     std::ifstream in(path);
@@ -76,6 +75,12 @@ std::string hex_of(const crypto::Digest &d) {
     return out;
 }
 
+ReportLimits report_limits(const config::ApplianceConfig &cfg) {
+    ReportLimits l;
+    l.per_interval = cfg.console.max_reports_per_interval;
+    return l;
+}
+
 unsigned pow2_at_least(unsigned n) {
     unsigned p = 1;
     while (p < n) p <<= 1;
@@ -84,20 +89,9 @@ unsigned pow2_at_least(unsigned n) {
 
 }  // namespace
 
-std::string FlowReport::key() const {
-    std::string k;
-    for (const std::string *s : {&action, &observed_action, &source_type, &source_id, &source_ip,
-                                 &destination_type, &destination_id, &destination_ip, &policy_id,
-                                 &observed_policy_id, &rule_name, &drop_reason}) {
-        k += *s;
-        k += '\x1f';
-    }
-    return k + std::to_string(destination_port) + "/" + std::to_string(protocol);
-}
-
 Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, rte_mempool *pool,
                          const uint16_t mtu[2], const dp::TxChecksum tx_csum[2])
-    : cfg_(cfg), workers_(workers), publisher_(workers) {
+    : cfg_(cfg), workers_(workers), publisher_(workers), reports_(report_limits(cfg)) {
     const auto &id = cfg.identity;
     auto key = crypto::private_key_from_pem(read_file(id.key, "identity.key"));
     if (!key) throw std::runtime_error("identity.key: " + key.error().what());
@@ -471,15 +465,6 @@ void Enforcement::publish_locked(std::shared_ptr<const dns::FqdnSet> fqdn) {
     publisher_.publish(std::move(state));
 }
 
-std::string DnsReport::key() const {
-    std::string k = processing_unit_id + '\x1f' + source_ip + '\x1f' + resolved_name + '\x1f' +
-                    action + '\x1f' + reason + '\x1f';
-    for (const auto &ip : resolved_ips) k += ip + ',';
-    k += '\x1f';
-    for (const auto &c : resolved_cnames) k += c + ',';
-    return k;
-}
-
 // The slow-path thread, for every parsed DNS answer to a local PU (the worker holds the answer
 // until this returns): learn the addresses for hostname entries, publish them if they are new,
 // and count a DNS lookup report.
@@ -518,19 +503,11 @@ void Enforcement::on_dns_answer(const dns::DnsResponse &r, const dp::SlowJob &j)
     if (act == dns::DnsAction::Fail) rep.reason = dns::rcode_name(r.rcode);
     rep.value = 1;
     rep.timestamp = now;
-    std::lock_guard<std::mutex> lock(reports_mu_);
-    const std::string key = rep.key();
-    if (auto [it, inserted] = dns_interval_.try_emplace(key, std::move(rep)); !inserted)
-        ++it->second.value;
+    reports_.add_dns(std::move(rep));
 }
 
 std::vector<DnsReport> Enforcement::take_dns_reports() {
-    std::lock_guard<std::mutex> lock(reports_mu_);
-    std::vector<DnsReport> out;
-    out.reserve(dns_interval_.size());
-    for (auto &[k, r] : dns_interval_) out.push_back(std::move(r));
-    dns_interval_.clear();
-    return out;
+    return reports_.take_dns();
 }
 
 DnsStats Enforcement::dns_stats() const {
@@ -653,8 +630,7 @@ void Enforcement::add_record(const dp::FlowRecordEvent &e) {
         x.reason = dp::drop_reason_name(e.drop_reason);
         x.value = 1;
         x.timestamp = e.timestamp;
-        std::lock_guard<std::mutex> lock(reports_mu_);
-        exceptions_.push_back(std::move(x));
+        reports_.add_exception(std::move(x));
         return;
     }
     FlowReport r;
@@ -684,13 +660,7 @@ void Enforcement::add_record(const dp::FlowRecordEvent &e) {
     }
     r.value = 1;
     r.timestamp = e.timestamp;
-    std::lock_guard<std::mutex> lock(reports_mu_);
-    const std::string key = r.key();
-    if (auto [it, inserted] = interval_.try_emplace(key, r); !inserted) ++it->second.value;
-    if (auto it = totals_.find(key); it != totals_.end())
-        ++it->second.value;
-    else if (totals_.size() < kTotalReports)
-        totals_.emplace(key, std::move(r));
+    reports_.add_flow(std::move(r));
 }
 
 void Enforcement::drain_records() {
@@ -704,24 +674,15 @@ void Enforcement::drain_records() {
 }
 
 std::vector<FlowReport> Enforcement::take_flow_reports() {
-    std::lock_guard<std::mutex> lock(reports_mu_);
-    std::vector<FlowReport> out;
-    out.reserve(interval_.size());
-    for (auto &[k, r] : interval_) out.push_back(std::move(r));
-    interval_.clear();
-    return out;
+    return reports_.take_flows();
 }
 
 std::vector<ExceptionReport> Enforcement::take_exception_reports() {
-    std::lock_guard<std::mutex> lock(reports_mu_);
-    return std::exchange(exceptions_, {});
+    return reports_.take_exceptions();
 }
 
 std::vector<FlowReport> Enforcement::total_flow_reports() const {
-    std::lock_guard<std::mutex> lock(reports_mu_);
-    std::vector<FlowReport> out;
-    for (const auto &[k, r] : totals_) out.push_back(r);
-    return out;
+    return reports_.flowlog();
 }
 
 }  // namespace segwire::control

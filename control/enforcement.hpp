@@ -16,6 +16,7 @@
 #include "config/policy/model.hpp"
 #include "control/dns/fqdn.hpp"
 #include "control/policy/publisher.hpp"
+#include "control/reports.hpp"
 #include "control/slowpath.hpp"
 #include "crypto/keys.hpp"
 #include "crypto/pki.hpp"
@@ -27,38 +28,6 @@
 #include "dataplane/policy/budget.hpp"
 
 namespace segwire::control {
-
-// One aggregated flow report (ANCHORS §2 field names), counted per interval.
-struct FlowReport {
-    std::string action, observed_action;
-    std::string source_type, source_id, source_ip;
-    std::string destination_type, destination_id, destination_ip;
-    uint16_t destination_port = 0;
-    uint8_t protocol = 0;
-    std::string policy_id, observed_policy_id, rule_name, drop_reason;
-    uint64_t value = 0;
-    uint32_t timestamp = 0;  // first record of the interval
-    // The aggregation key: every field but value and timestamp (source port is never part of it).
-    std::string key() const;
-};
-
-// A connection-exception report: a handshake that never completed.
-struct ExceptionReport {
-    std::string processing_unit_id, source_ip, destination_ip, state, reason;
-    uint16_t destination_port = 0;
-    uint8_t protocol = 0;
-    uint64_t value = 0;
-    uint32_t timestamp = 0;
-};
-
-// A DNS lookup report (ANCHORS §2 dnslookupreport), aggregated per interval.
-struct DnsReport {
-    std::string processing_unit_id, source_ip, resolved_name, action, reason;
-    std::vector<std::string> resolved_ips, resolved_cnames;
-    uint64_t value = 0;
-    uint32_t timestamp = 0;
-    std::string key() const;
-};
 
 // DNS snooping and FQDN learning, for telemetry.
 struct DnsStats {
@@ -158,6 +127,8 @@ class Enforcement {
     DnsStats dns_stats() const;
     // Reports aggregated since start (for telemetry / segwirectl; bounded in keys).
     std::vector<FlowReport> total_flow_reports() const;
+    // The report collections' sizes, bounds and overflow counts (telemetry, heartbeats).
+    ReportCounts report_counts() const { return reports_.counts(); }
     const SlowPath &slowpath() const { return *slow_; }
 
   private:
@@ -200,11 +171,7 @@ class Enforcement {
     crypto::X25519Public published_pub_{};
     uint64_t state_version_ = 0;
 
-    mutable std::mutex reports_mu_;  // telemetry thread reads recent reports
-    std::map<std::string, FlowReport> interval_;
-    std::vector<ExceptionReport> exceptions_;
-    std::map<std::string, FlowReport> totals_;
-    std::map<std::string, DnsReport> dns_interval_;
+    ReportBook reports_;
 
     // The published state's parts, so that a DNS answer can republish it with a new FQDN set
     // without re-signing claims. state_mu_ also guards policy_ for the slow-path thread.

@@ -1,6 +1,7 @@
 #include "control/slowpath.hpp"
 
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <new>
 #include <string>
@@ -111,26 +112,45 @@ void SlowPath::handle(dp::SlowJob &j, uint32_t now) {
             if (dns_sink_) dns_sink_(*dns_, j);
             return;
         }
-        case dp::SlowJob::kSessionKey: {
-            auto k = signer_.session_key(j.local_pub, j.peer_pub, j.local_role);
-            j.key_ok = k.ok();
-            if (k.ok()) {
-                // Built in place (guaranteed elision): GCC 12 put the temporary of a plain
-                // assignment in a stack slot it did not align to HmacKey's 64 bytes here, and
-                // from_key's aligned vector stores then faulted depending on the caller's stack.
-                new (&j.key) crypto::HmacKey(crypto::HmacKey::from_key(*k));
-                crypto::secure_wipe(k->data(), k->size());  // the raw key, now expanded
-                keys_.fetch_add(1);
-            } else {
-                spdlog::debug("session key: {}", k.error().what());
-            }
+        case dp::SlowJob::kSessionKey:
+            session_key(j, now);
             return;
-        }
     }
 }
 
+void SlowPath::session_key(dp::SlowJob &j, uint32_t now) {
+    KeyFailureCache::Key fk;
+    std::memcpy(fk.data(), j.peer_pub.data(), 32);
+    std::memcpy(fk.data() + 32, j.local_pub.data(), 32);
+    fk[64] = static_cast<uint8_t>(j.local_role);
+    if (key_failed_.find(fk, now)) {
+        j.key_ok = false;
+        key_failures_cached_.fetch_add(1);
+        return;
+    }
+    auto k = signer_.session_key(j.local_pub, j.peer_pub, j.local_role);
+    j.key_ok = k.ok();
+    if (k.ok()) {
+        // Built in place (guaranteed elision): GCC 12 put the temporary of a plain assignment in
+        // a stack slot it did not align to HmacKey's 64 bytes here, and from_key's aligned vector
+        // stores then faulted depending on the caller's stack.
+        new (&j.key) crypto::HmacKey(crypto::HmacKey::from_key(*k));
+        crypto::secure_wipe(k->data(), k->size());  // the raw key, now expanded
+        keys_.fetch_add(1);
+        return;
+    }
+    spdlog::debug("session key: {}", k.error().what());
+    key_failures_.fetch_add(1);
+    key_failed_.insert(fk, now + kKeyFailureTtlS, now);
+    key_failures_evicted_.store(key_failed_.stats().evictions);
+}
+
 void SlowPath::answer(dp::SlowJob &j) {
-    handle(j, static_cast<uint32_t>(std::time(nullptr)));
+    answer(j, static_cast<uint32_t>(std::time(nullptr)));
+}
+
+void SlowPath::answer(dp::SlowJob &j, uint32_t now) {
+    handle(j, now);
 }
 
 unsigned SlowPath::poll_once() {

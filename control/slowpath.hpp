@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "crypto/cache.hpp"
 #include "crypto/keys.hpp"
 #include "crypto/verifier.hpp"
 #include "control/dns/dns_message.hpp"
@@ -21,6 +22,14 @@ namespace segwire::control {
 
 class SlowPath {
   public:
+    // A session-key derivation that failed (the peer's key is one X25519 refuses, e.g. a
+    // low-order point, or the local key was rotated out) is remembered for kKeyFailureTtlS: the
+    // same (peer key, local key, role) is answered key_ok=false from this cache without running
+    // X25519 again. At most kKeyFailureEntries pairs (4-way sets, the entry expiring first is
+    // evicted). docs/handshake.md, "Batched crypto and the slow path".
+    static constexpr uint32_t kKeyFailureTtlS = 60;
+    static constexpr size_t kKeyFailureEntries = 1024;
+
     SlowPath(const crypto::IdentitySigner &signer, const crypto::PeerCertStore &certs,
              dp::IdentityRuntime &rt, uint32_t workers);
     ~SlowPath();
@@ -38,18 +47,26 @@ class SlowPath {
     // caller's thread: segwire-bench runs the slow path synchronously this way and counts its
     // cycles. Returns how many requests and garbage items it handled.
     unsigned poll_once();
-    // Answers one request as the thread would (the caller passes it back to the worker).
+    // Answers one request as the thread would (the caller passes it back to the worker); `now`
+    // (unix seconds) is the clock the caches and claims expiry use, std::time by default.
     void answer(dp::SlowJob &j);
+    void answer(dp::SlowJob &j, uint32_t now);
 
     uint64_t verified() const { return verified_.load(); }
     uint64_t refused() const { return refused_.load(); }
     uint64_t keys() const { return keys_.load(); }
+    // Session-key derivations run that failed; jobs answered from the failure cache instead; live
+    // failure entries pushed out by newer ones while the cache was full.
+    uint64_t key_failures() const { return key_failures_.load(); }
+    uint64_t key_failures_cached() const { return key_failures_cached_.load(); }
+    uint64_t key_failures_evicted() const { return key_failures_evicted_.load(); }
     uint64_t dns_answers() const { return dns_answers_.load(); }
     uint64_t dns_unparsed() const { return dns_unparsed_.load(); }
 
   private:
     void loop();
     void handle(dp::SlowJob &j, uint32_t now);
+    void session_key(dp::SlowJob &j, uint32_t now);
 
     const crypto::IdentitySigner &signer_;
     const crypto::PeerCertStore &certs_;
@@ -60,6 +77,13 @@ class SlowPath {
     std::atomic<bool> stop_{false};
     std::thread thread_;
     std::atomic<uint64_t> verified_{0}, refused_{0}, keys_{0};
+    std::atomic<uint64_t> key_failures_{0}, key_failures_cached_{0}, key_failures_evicted_{0};
+    // Keyed by peer key, local key, role (the peer's key first: the set index is taken from the
+    // first bytes, and the local key is the same for every peer in a rotation period). Only
+    // handle() touches it: the slow-path thread, or poll_once()/answer()'s caller without one.
+    struct KeyFailure {};
+    using KeyFailureCache = crypto::FixedCache<65, KeyFailure, 4>;
+    KeyFailureCache key_failed_{kKeyFailureEntries};
     std::atomic<uint64_t> dns_answers_{0}, dns_unparsed_{0};
     DnsSink dns_sink_;
     std::unique_ptr<dns::DnsResponse> dns_;  // ~7 KiB, reused

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <rte_cycles.h>
@@ -256,6 +257,11 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_add_dict_u64(d, "slowpath_verified", e->slowpath().verified());
     rte_tel_data_add_dict_u64(d, "slowpath_refused", e->slowpath().refused());
     rte_tel_data_add_dict_u64(d, "slowpath_keys", e->slowpath().keys());
+    rte_tel_data_add_dict_u64(d, "slowpath_key_failures", e->slowpath().key_failures());
+    rte_tel_data_add_dict_u64(d, "slowpath_key_failures_cached",
+                              e->slowpath().key_failures_cached());
+    rte_tel_data_add_dict_u64(d, "slowpath_key_failures_evicted",
+                              e->slowpath().key_failures_evicted());
     const control::DnsStats ds = e->dns_stats();
     rte_tel_data_add_dict_u64(d, "dns_answers", ds.answers);
     rte_tel_data_add_dict_u64(d, "dns_unparsed", ds.unparsed);
@@ -328,6 +334,10 @@ int cmd_flowlog(const char *, const char *params, rte_tel_data *d) {
         params && *params ? static_cast<uint32_t>(std::strtoul(params, nullptr, 10)) : 0;
     rte_tel_data_add_dict_u64(d, "total", rows.size());
     rte_tel_data_add_dict_u64(d, "pages", (rows.size() + kPer - 1) / kPer);
+    // Records of flows the flowlog had no room for (its bound: "max").
+    const ReportCount fl = e ? e->report_counts().flowlog : ReportCount{};
+    rte_tel_data_add_dict_u64(d, "max", fl.max);
+    rte_tel_data_add_dict_u64(d, "overflow", fl.overflow);
     for (uint32_t i = page * kPer; i < rows.size() && i < (page + 1) * kPer; ++i) {
         const FlowReport &r = rows[i];
         rte_tel_data *c = rte_tel_data_alloc();
@@ -377,7 +387,18 @@ int cmd_control(const char *, const char *, rte_tel_data *d) {
                                  g_app->sync          ? "console"
                                  : g_app->enforcement ? "policy-file"
                                                       : "forwarding");
-    if (g_app->enforcement) add_policy_status(d, *g_app->enforcement);
+    if (g_app->enforcement) {
+        add_policy_status(d, *g_app->enforcement);
+        // The per-interval report collections: entries now, bound, records not reported.
+        const ReportCounts rc = g_app->enforcement->report_counts();
+        for (const auto &[name, c] : {std::pair{"flow", rc.flows}, std::pair{"dns", rc.dns},
+                                      std::pair{"exception", rc.exceptions}}) {
+            const std::string n = std::string(name) + "_reports";
+            rte_tel_data_add_dict_u64(d, n.c_str(), c.size);
+            rte_tel_data_add_dict_u64(d, (n + "_max").c_str(), c.max);
+            rte_tel_data_add_dict_u64(d, (n + "_overflow").c_str(), c.overflow);
+        }
+    }
     if (!g_app->sync) return 0;
     SyncStatus s = g_app->sync->status();
     rte_tel_data_add_dict_int(d, "connected", s.connected ? 1 : 0);

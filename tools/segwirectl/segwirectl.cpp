@@ -196,6 +196,9 @@ int print_flowlog(TelemetryClient &tc) {
     print_page(first);
     for (uint64_t p = 1; p < pages; ++p)
         print_page(tc.get("/segwire/flowlog," + std::to_string(p)));
+    if (uint64_t over = u(first, "overflow"))
+        std::printf("(full at %llu reports: %llu record(s) of other flows not shown)\n",
+                    (unsigned long long)u(first, "max"), (unsigned long long)over);
     return 0;
 }
 
