@@ -157,10 +157,13 @@ void Stage::finish_op(Batched &op) {
     e.decision = op.decision;
     Facts fx;
     fx.pkt = packet_facts(k, f);
-    parse_facts(e, fx);
+    fx.hs_pool = hs_free_ != kNil;
+    fx.reject_with_rst = idr_->reject_with_rst;
     fx.batch_accept = op.decision.action == Verdict::kAccept;
+    // A server op's step reads no fact of the packet (it signs, then edits or sends): the SYN is
+    // not parsed again. A client op checks MAC_sa of the peer's SYN-ACK against the one computed.
     if (op.op == BatchOp::kClientCheckSynAck) {
-        // MAC_sa of the peer's SYN-ACK against the one computed.
+        parse_facts(e, fx);
         const uint8_t *mac = nullptr;
         if (e.proto == kProtoTcp && fx.pkt.token == Token::kSynAck) mac = e.tok.mac;
         if (e.proto == kProtoUdp && fx.pkt.ctl == UdpCtl::kSynAck) mac = e.msg.token.mac;
