@@ -121,23 +121,26 @@ void Stage::parse_facts(Ev &e, Facts &fx) {
 
 void Stage::packet(Pkt &k) {
     Flow &f = flows_->at(k.pos);
-    const PacketFacts pf = packet_facts(k, f);
-    // The steady state first: the machine's own summary of the paths that only forward.
-    const FlowState st = view(f);
-    if (k.v.proto == kProtoTcp) {
-        if (tcp::forwards(st, pf)) {
-            track_seq(f, k);
+    {
+        // The steady state first: the machine's own summary of the paths that only forward.
+        // (These facts stay in registers: the step below computes them again.)
+        const PacketFacts pf = packet_facts(k, f);
+        const FlowState st = view(f);
+        if (k.v.proto == kProtoTcp) {
+            if (tcp::forwards(st, pf)) {
+                track_seq(f, k);
+                forward(k);
+                return;
+            }
+        } else if (k.v.proto == kProtoUdp ? udp::forwards(st, pf) : plain::forwards(st, pf)) {
             forward(k);
             return;
         }
-    } else if (k.v.proto == kProtoUdp ? udp::forwards(st, pf) : plain::forwards(st, pf)) {
-        forward(k);
-        return;
     }
     Ev &e = ev_;
     e.begin(&k, k.pos, &f, k.v.proto);
     Facts fx;
-    fx.pkt = pf;
+    fx.pkt = packet_facts(k, f);
     parse_facts(e, fx);
     run(Event{EventKind::kPacket, BatchOp::kClientCheckSynAck}, fx, e);
 }
