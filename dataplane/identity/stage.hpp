@@ -62,7 +62,6 @@ struct Pkt {
 
 class Stage {
   public:
-    using StepFn = Result (*)(const FlowState &, const Event &, const Facts &) noexcept;
 
     Stage() = default;
     // Control-time, after the worker's run() has returned and the slow path has stopped: frees

@@ -832,4 +832,24 @@ inline Census check_paths(StepFn step, const std::vector<Auth> &states,
     return c;
 }
 
+// Every state of the flow (the machine's cannot-happen list says which pairs it never sees).
+inline std::vector<Auth> all_states() {
+    std::vector<Auth> v;
+    for (uint8_t i = 0; i < uint8_t(Auth::kCount); ++i) v.push_back(Auth(i));
+    return v;
+}
+
+// EveryPathHasARow: every path the explorer finds has a row, and the census is printed.
+inline void check_every_path(const char *machine, StepFn step, const std::vector<Row> &rows,
+                             const std::vector<Impossible> &cannot) {
+    const auto keys = check_rows(step, rows, cannot);
+    const Census c = check_paths(step, all_states(), keys, cannot);
+    std::printf(
+        "%s machine: %zu state/event pairs, %zu transitions (paths), %zu rows; "
+        "at most %zu actions in one step, %zu needs in one event\n",
+        machine, c.pairs, c.paths, rows.size(), c.max_step, c.max_needs);
+    EXPECT_LE(c.max_step, Result::kMaxActions);
+    EXPECT_EQ(c.paths, rows.size());
+}
+
 }  // namespace segwire::dp::identity::test

@@ -561,25 +561,12 @@ const std::vector<Row> kRows = {
 };
 // clang-format on
 
-std::vector<Auth> all_states() {
-    std::vector<Auth> v;
-    for (uint8_t i = 0; i < uint8_t(Auth::kCount); ++i) v.push_back(Auth(i));
-    return v;
-}
-
 TEST(UdpMachine, Rows) {
     test::check_rows(udp::step, kRows, kCannotHappen);
 }
 
 TEST(UdpMachine, EveryPathHasARow) {
-    const auto keys = test::check_rows(udp::step, kRows, kCannotHappen);
-    const test::Census c = test::check_paths(udp::step, all_states(), keys, kCannotHappen);
-    std::printf(
-        "UDP machine: %zu state/event pairs, %zu transitions (paths), %zu rows; "
-        "at most %zu actions in one step, %zu needs in one event\n",
-        c.pairs, c.paths, kRows.size(), c.max_step, c.max_needs);
-    EXPECT_LE(c.max_step, Result::kMaxActions);
-    EXPECT_EQ(c.paths, kRows.size());
+    test::check_every_path("UDP", udp::step, kRows, kCannotHappen);
 }
 
 }  // namespace
