@@ -62,7 +62,6 @@ struct Pkt {
 
 class Stage {
   public:
-
     Stage() = default;
     // Control-time, after the worker's run() has returned and the slow path has stopped: frees
     // the peer identities the stage still owns.
