@@ -434,8 +434,13 @@ void Enforcement::set_revoked_locked(const std::vector<crypto::Digest> &refs,
 void Enforcement::publish_state() {
     const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
     std::vector<std::shared_ptr<const crypto::SignedClaims>> claims(policy_->pu_count());
+    uint32_t hosted = 0;
     for (uint32_t i = 0; i < policy_->pu_count(); ++i) {
-        if (policy_->pu_ignored(i)) continue;
+        // Only the PUs whose record names this enforcer as host: a peer would refuse the claims
+        // of any other (docs/policy.md "Who may speak for a PU").
+        if (policy_->pu_ignored(i) || policy_->pu_enforcer(i) != cfg_.identity.enforcer_id)
+            continue;
+        ++hosted;
         const std::string id(policy_->pu_id(i));
         const policy::ProcessingUnit *pu = nullptr;
         for (const auto &p : set_.processing_units)
@@ -447,6 +452,11 @@ void Enforcement::publish_state() {
             continue;
         }
         claims[i] = *c;
+    }
+    if (hosted != hosted_pus_) {
+        spdlog::info("signing claims for {} PU(s) hosted by {} (of {} in the policy)", hosted,
+                     cfg_.identity.enforcer_id, policy_->pu_count());
+        hosted_pus_ = hosted;
     }
     claims_ = std::move(claims);
     published_pub_ = signer_->current_public();

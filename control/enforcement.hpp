@@ -169,6 +169,7 @@ class Enforcement {
     mutable std::mutex status_mu_;  // telemetry and Console threads read the status
     PolicyStatus status_;
     crypto::X25519Public published_pub_{};
+    uint32_t hosted_pus_ = UINT32_MAX;  // PUs this enforcer signs claims for (logged on change)
     uint64_t state_version_ = 0;
 
     ReportBook reports_;

@@ -1,5 +1,6 @@
 #include "control/slowpath.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -14,6 +15,12 @@
 namespace segwire::control {
 namespace {
 constexpr uint32_t kRefusalCacheS = 10;  // a refused blob is answered from cache this long
+
+std::vector<std::string> blob_tags(const crypto::VerifiedClaims &c) {
+    std::vector<std::string> tags;
+    for (size_t i = 0; i < c.tag_count(); ++i) tags.emplace_back(c.tag(i));
+    return tags;
+}
 }
 
 SlowPath::SlowPath(const crypto::IdentitySigner &signer, const crypto::PeerCertStore &certs,
@@ -83,12 +90,7 @@ void SlowPath::handle(dp::SlowJob &j, uint32_t now) {
                 p->claims.assign(v, crypto::sha256(blob), j.expires_at);
                 p->expires_at = j.expires_at;
             }
-            if (p->status == crypto::ClaimsReason::Ok && pol) {
-                std::vector<std::string> tags;
-                for (size_t i = 0; i < p->claims.tag_count(); ++i)
-                    tags.emplace_back(p->claims.tag(i));
-                p->tags = pol->make_peer_tags(tags);
-            }
+            if (p->status == crypto::ClaimsReason::Ok) bind(*p, pol.get(), now);
             j.peer = p.release();
             return;
         }
@@ -116,6 +118,34 @@ void SlowPath::handle(dp::SlowJob &j, uint32_t now) {
             session_key(j, now);
             return;
     }
+}
+
+// Claims whose signature verified speak for a PU only as the Console's record allows (docs/
+// policy.md "Who may speak for a PU"): the PU exists in this snapshot and names the signing
+// enforcer as its host; its tags are the record's, whatever the blob says. A refusal here is
+// cached like any other, and re-checked under the next snapshot (the worker re-tags it).
+void SlowPath::bind(dp::PeerIdentity &p, const policy::PolicySnapshot *pol, uint32_t now) {
+    const uint32_t pu = pol ? pol->find_pu_by_id(p.claims.pu_id()) : policy::kNone;
+    crypto::ClaimsReason why = crypto::ClaimsReason::Ok;
+    if (pu == policy::kNone)
+        why = crypto::ClaimsReason::UnknownPu;
+    else if (pol->pu_enforcer(pu) != p.claims.enforcer_id())
+        why = crypto::ClaimsReason::NotHosted;
+    if (why != crypto::ClaimsReason::Ok) {
+        p.status = why;
+        p.expires_at = std::min(p.expires_at, now + kRefusalCacheS);
+        p.tags = pol ? pol->make_peer_tags({}) : policy::PeerTags{};
+        unbound_.fetch_add(1);
+        spdlog::debug("claims refused: {} (PU '{}', signed by '{}')", crypto::to_string(why),
+                      p.claims.pu_id(), p.claims.enforcer_id());
+        return;
+    }
+    p.pu = pu;
+    p.tags = pol->pu_peer_tags(pu);
+    // The blob's own tags are not used; count when they differ from the record (a retag the
+    // peer has not signed yet, or a peer that says more than the Console does).
+    const policy::PeerTags blob = pol->make_peer_tags(blob_tags(p.claims));
+    if (blob.key() != p.tags.key()) tags_differ_.fetch_add(1);
 }
 
 void SlowPath::session_key(dp::SlowJob &j, uint32_t now) {

@@ -60,6 +60,10 @@ class SlowPath {
     uint64_t key_failures() const { return key_failures_.load(); }
     uint64_t key_failures_cached() const { return key_failures_cached_.load(); }
     uint64_t key_failures_evicted() const { return key_failures_evicted_.load(); }
+    // Verified claims refused by the binding to the Console's record (PU unknown, or hosted by
+    // another enforcer); bound claims whose blob tags differ from the record's (ignored).
+    uint64_t claims_unbound() const { return unbound_.load(); }
+    uint64_t claims_tags_differ() const { return tags_differ_.load(); }
     uint64_t dns_answers() const { return dns_answers_.load(); }
     uint64_t dns_unparsed() const { return dns_unparsed_.load(); }
 
@@ -67,6 +71,7 @@ class SlowPath {
     void loop();
     void handle(dp::SlowJob &j, uint32_t now);
     void session_key(dp::SlowJob &j, uint32_t now);
+    void bind(dp::PeerIdentity &p, const policy::PolicySnapshot *pol, uint32_t now);
 
     const crypto::IdentitySigner &signer_;
     const crypto::PeerCertStore &certs_;
@@ -77,6 +82,7 @@ class SlowPath {
     std::atomic<bool> stop_{false};
     std::thread thread_;
     std::atomic<uint64_t> verified_{0}, refused_{0}, keys_{0};
+    std::atomic<uint64_t> unbound_{0}, tags_differ_{0};
     std::atomic<uint64_t> key_failures_{0}, key_failures_cached_{0}, key_failures_evicted_{0};
     // Keyed by peer key, local key, role (the peer's key first: the set index is taken from the
     // first bytes, and the local key is the same for every peer in a rotation period). Only

@@ -256,6 +256,8 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
     }
     rte_tel_data_add_dict_u64(d, "slowpath_verified", e->slowpath().verified());
     rte_tel_data_add_dict_u64(d, "slowpath_refused", e->slowpath().refused());
+    rte_tel_data_add_dict_u64(d, "slowpath_claims_unbound", e->slowpath().claims_unbound());
+    rte_tel_data_add_dict_u64(d, "slowpath_claims_tags_differ", e->slowpath().claims_tags_differ());
     rte_tel_data_add_dict_u64(d, "slowpath_keys", e->slowpath().keys());
     rte_tel_data_add_dict_u64(d, "slowpath_key_failures", e->slowpath().key_failures());
     rte_tel_data_add_dict_u64(d, "slowpath_key_failures_cached",
@@ -300,6 +302,7 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
         {"syns_on_open_flow", &S::syns_on_open_flow},
         {"flows_retired", &S::flows_retired},
         {"identities_lost", &S::identities_lost},
+        {"claims_address_mismatch", &S::claims_address_mismatch},
         {"udp_syn_sent", &S::udp_syn_sent},
         {"udp_synack_sent", &S::udp_synack_sent},
         {"udp_ack_sent", &S::udp_ack_sent},

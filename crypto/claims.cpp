@@ -51,6 +51,10 @@ const char *to_string(ClaimsReason r) noexcept {
             return "internal error";
         case ClaimsReason::CertificateRevoked:
             return "certificate revoked";
+        case ClaimsReason::UnknownPu:
+            return "PU unknown";
+        case ClaimsReason::NotHosted:
+            return "PU hosted by another enforcer";
     }
     return "?";
 }

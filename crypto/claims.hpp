@@ -57,6 +57,9 @@ enum class ClaimsReason : uint8_t {
     BadSignature,
     Internal,            // OpenSSL failure while verifying (not the peer's fault)
     CertificateRevoked,  // the signing certificate is on the Console's revocation list
+    // binding to the Console's record (control/slowpath.cpp, after the signature verified)
+    UnknownPu,  // the claimed PU is not in the receiver's policy snapshot
+    NotHosted,  // the PU's record names another enforcer (enforcerID) than the signer
 };
 const char *to_string(ClaimsReason r) noexcept;
 

@@ -258,6 +258,7 @@ ProcessingUnit parse_pu(const Value &v, size_t i) {
     r.strings("associatedTags", pu.associated_tags);
     r.strings("normalizedTags", pu.normalized_tags);
     r.strings("addresses", pu.addresses);
+    r.str("enforcerID", pu.enforcer_id);
     r.finish();
     return pu;
 }
@@ -458,6 +459,16 @@ void validate(const PolicySet &set) {
             const ProcessingUnit &pu = set.processing_units[i];
             std::string label = object_label(kPuKind, pu.name, pu.id, i);
             ids.add(label, pu.id, "ID");
+            // The hosting enforcer's ID, as claims carry it (crypto/claims.hpp: 1-64 printable
+            // ASCII characters, no space).
+            if (!pu.enforcer_id.empty()) {
+                if (pu.enforcer_id.size() > 64)
+                    throw PolicyError(label, "enforcerID", "longer than 64 characters");
+                for (unsigned char ch : pu.enforcer_id)
+                    if (ch < 0x21 || ch > 0x7e)
+                        throw PolicyError(label, "enforcerID",
+                                          "only printable ASCII without spaces is allowed");
+            }
             check_tags(label, "associatedTags", pu.associated_tags);
             check_tags(label, "normalizedTags", pu.normalized_tags);
             std::vector<IpPrefix> prefixes = check_prefixes(label, "addresses", pu.addresses);
@@ -689,6 +700,7 @@ void write_set(W &w, const PolicySet &s) {
         write_strings(w, "associatedTags", pu.associated_tags);
         write_strings(w, "normalizedTags", pu.normalized_tags);
         write_strings(w, "addresses", pu.addresses);
+        if (!pu.enforcer_id.empty()) write_str(w, "enforcerID", pu.enforcer_id);
         w.EndObject();
     }
     w.EndArray();

@@ -102,6 +102,10 @@ struct ProcessingUnit {
     std::vector<std::string> associated_tags;
     std::vector<std::string> normalized_tags;
     std::vector<std::string> addresses;  // IPs/CIDRs (v4/v6) this appliance PU covers
+    // enforcerID: the enforcer that hosts the PU. Only that enforcer signs claims for it, and
+    // receivers accept the PU's claims only when that enforcer's certificate signed them (docs/
+    // policy.md "Who may speak for a PU"). Empty: no enforcer speaks for the PU.
+    std::string enforcer_id;
 
     bool operator==(const ProcessingUnit &) const = default;
 };

@@ -307,6 +307,7 @@ class SnapshotCompiler {
             PolicySnapshot::Pu cp{};
             cp.id = intern(pu.id);
             cp.name = intern(pu.name);
+            cp.enforcer = intern(pu.enforcer_id);
             cp.ignored = ignore_expr_.cnt != 0 && s_->expr_matches(ignore_expr_, tags);
             std::vector<size_t> selected[2];  // [fallback?]
             for (size_t p = 0; p < pols.size(); ++p)
@@ -321,12 +322,17 @@ class SnapshotCompiler {
                         for (uint32_t r : policy_rules_[dir][p]) items.push_back(r);
                 cp.rules[dir] = rule_list(items);
             }
-            s_->pu_by_id_.emplace(pu.id, static_cast<uint32_t>(s_->pus_.size()));
-            s_->pus_.push_back(cp);
             std::vector<IpPrefix> addrs = parse_prefixes(
                 pu.addresses, object_label("processingunit", pu.name, pu.id, i), "addresses");
-            for (const IpPrefix &a : addrs)
+            cp.addrs = {static_cast<uint32_t>(s_->pu_prefixes_.size()),
+                        static_cast<uint32_t>(addrs.size())};
+            for (const IpPrefix &a : addrs) {
                 contributions_.push_back({a, Contribution::Kind::kPu, static_cast<uint32_t>(i)});
+                s_->pu_prefixes_.push_back({a.v6, a.len, a.v6 ? 0 : a.v4_host(), a.addr});
+            }
+            s_->pu_by_id_.emplace(pu.id, static_cast<uint32_t>(s_->pus_.size()));
+            s_->pus_.push_back(cp);
+            s_->pu_tags_.push_back(std::move(tags));
         }
     }
 

@@ -30,6 +30,9 @@ struct PeerIdentity {
     uint32_t blob_len = 0;
     uint8_t blob[crypto::kClaimsMaxLen];  // the exact bytes, to confirm a cache hit
     policy::PeerTags tags;                // for tags.snapshot_version()
+    // The claimed PU in that same snapshot (status Ok): the packet's peer address must lie in
+    // its addresses. Tags come from its record, not from the blob (docs/policy.md).
+    uint32_t pu = UINT32_MAX;
     uint32_t expires_at = 0;              // cache lifetime (short for refusals)
     // Worker-owned:
     uint64_t cache_key = 0;      // the worker's peer-cache key for the blob

@@ -37,6 +37,25 @@ bool icmp_control(const PacketView &v) noexcept {
     return false;
 }
 
+// Refusals by the binding to the Console's record (control/slowpath.cpp).
+bool unbound(crypto::ClaimsReason r) noexcept {
+    return r == crypto::ClaimsReason::UnknownPu || r == crypto::ClaimsReason::NotHosted;
+}
+
+// The drop reason of a refused identity.
+DropReason refusal_of(crypto::ClaimsReason r) noexcept {
+    switch (r) {
+        case crypto::ClaimsReason::UnknownPu:
+            return DropReason::ClaimsUnknownPu;
+        case crypto::ClaimsReason::NotHosted:
+            return DropReason::ClaimsNotHosted;
+        case crypto::ClaimsReason::CertificateRevoked:
+            return DropReason::CertificateRevoked;
+        default:
+            return DropReason::ClaimsInvalid;
+    }
+}
+
 }  // namespace
 
 dp::Counter &Stage::counter(Counter c) noexcept {
@@ -200,6 +219,11 @@ void Stage::reevaluate_flow(int32_t pos, Flow &f) {
         fx.peer_tags_current = p->tags.snapshot_version() == version;
         fx.retag_pending = p->retag_pending;
         fx.peer_revoked = st_->cert_revoked(p->claims.cert_ref());
+        if (!fx.peer_revoked && fx.peer_tags_current && p->status != crypto::ClaimsReason::Ok) {
+            // Re-tagged under this snapshot and no longer bound: the PU was deleted or moved.
+            fx.peer_revoked = true;
+            fx.peer_cut = refusal_of(p->status);
+        }
     }
     fx.acks_seen = f.ack_seen[0] && f.ack_seen[1];
     run(Event{EventKind::kReevaluate, BatchOp::kClientCheckSynAck}, fx, e);
@@ -287,22 +311,41 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
                 ans.peer = PeerAnswer::kMiss;
                 return;
             }
+            const bool current = p->tags.snapshot_version() == pol.version();
             if (p->status != crypto::ClaimsReason::Ok) {
+                // A binding refusal is the record's word under one snapshot: under a newer one
+                // the slow path checks it again (the signature already verified).
+                if (!current && unbound(p->status)) {
+                    ans.peer = PeerAnswer::kStale;
+                    return;
+                }
                 ids_.peer_cache_hits.add();
                 ans.peer = p->status == crypto::ClaimsReason::CertificateRevoked
                                ? PeerAnswer::kRevoked
                                : PeerAnswer::kRefused;
+                ans.refusal = refusal_of(p->status);
                 return;
             }
-            if (p->tags.snapshot_version() != pol.version()) {
+            if (!current) {
                 ans.peer = PeerAnswer::kStale;  // the slow path re-tags it
                 return;
             }
             ids_.peer_cache_hits.add();
             // Claims signed by a revoked certificate are refused, also when verified (and
             // cached) before the revocation list said so.
-            ans.peer = st_->cert_revoked(p->claims.cert_ref()) ? PeerAnswer::kRevoked
-                                                               : PeerAnswer::kVerified;
+            if (st_->cert_revoked(p->claims.cert_ref())) {
+                ans.peer = PeerAnswer::kRevoked;
+                return;
+            }
+            // The claims speak for their PU only from its addresses (the packet in hand is the
+            // peer's: its source).
+            if (!pol.pu_covers(p->pu, addr_of(e.k->v.src, e.k->v.family))) {
+                ids_.claims_address_mismatch.add();
+                ans.peer = PeerAnswer::kRefused;
+                ans.refusal = DropReason::ClaimsAddressMismatch;
+                return;
+            }
+            ans.peer = PeerAnswer::kVerified;
             return;
         }
         case NeedKind::kSessionKey: {

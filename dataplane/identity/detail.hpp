@@ -167,6 +167,9 @@ class Ctx {
         note(Field::kPeerAnswer, kValue, u8(ans().peer));
         return ans().peer;
     }
+    // Values passed on into actions, not branched on.
+    DropReason refusal() noexcept { return ans().refusal; }
+    DropReason peer_cut() noexcept { return fx_.peer_cut; }
     bool key() noexcept { return use(Field::kKey, 1, ans().key); }
     bool rules_accept() noexcept { return use(Field::kRulesAccept, 1, ans().rules_accept); }
     bool acl_accept() noexcept { return use(Field::kAclAccept, 1, ans().acl_accept); }
@@ -410,8 +413,9 @@ void reevaluate(Ctx &c, Proto p) noexcept {
     bool accept;
     DropReason cut = DropReason::PolicyCut;
     if (c.has_peer() && c.peer_revoked()) {
-        // The peer's certificate was revoked: cut whatever the rules say.
-        cut = DropReason::CertificateRevoked;
+        // The peer's certificate was revoked, or its PU's record no longer binds its claims:
+        // cut whatever the rules say.
+        cut = c.peer_cut();
         accept = false;
     } else if (c.has_peer()) {  // pinned for the flow's life, whatever its age
         if (!c.peer_tags_current()) {

@@ -208,6 +208,9 @@ struct Answers {
     ClaimsAnswer claims = ClaimsAnswer::kPresent;
     LocalPuAnswer local_pu = LocalPuAnswer::kFound;
     PeerAnswer peer = PeerAnswer::kVerified;
+    // kPeer, kRefused: the drop reason (a value the step passes on, not a branch): claims-invalid,
+    // or a binding refusal (claims-unknown-pu, claims-pu-not-hosted, claims-address-mismatch).
+    DropReason refusal = DropReason::ClaimsInvalid;
     bool key = true;           // kSessionKey: cached
     bool rules_accept = true;  // kRules: the decision's action is accept
     bool acl_accept = true;    // kAcl: the decision's action is accept
@@ -324,7 +327,9 @@ struct Facts {
     bool peer_tags_current = false;  // the pinned peer's tags are the current snapshot's
     bool retag_pending = false;      // a retag job for the pinned peer is in flight
     bool acks_seen = false;          // TCP: both hosts' ACK numbers are known (for RSTs)
-    bool peer_revoked = false;       // the pinned peer's certificate is on the revocation list
+    bool peer_revoked = false;       // the pinned peer is no longer valid: its certificate is on
+                                     // the revocation list, or its PU's record no longer binds it
+    DropReason peer_cut = DropReason::CertificateRevoked;  // with peer_revoked: the reason (a value)
 
     Answers answers;
     Trace *trace = nullptr;  // tests: record every branch taken

@@ -459,6 +459,10 @@ void Stage::poll_slowpath() {
             t->retag_pending = false;
             if (j->peer) {
                 std::swap(t->tags, j->peer->tags);
+                // The binding is checked again with the tags: the PU may be gone or moved.
+                t->pu = j->peer->pu;
+                t->status = j->peer->status;
+                t->expires_at = std::min(t->expires_at, j->peer->expires_at);
                 free_identity(j->peer);
             }
             unpin(t);

@@ -56,8 +56,8 @@ bool verified_peer(Ctx &c, bool reset_peer_side) {
         case PeerAnswer::kCount:
             break;
     }
-    const DropReason why = c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked
-                                                            : DropReason::ClaimsInvalid;
+    const DropReason why =
+        c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked : c.refusal();
     c.record(why, DecisionFrom::kEmpty, PeerFrom::kNone);
     detail::reject_tcp(c, reset_peer_side, why);
     return false;

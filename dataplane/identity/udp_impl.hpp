@@ -68,8 +68,7 @@ bool verified_peer(Ctx &c) {
         case PeerAnswer::kCount:
             break;
     }
-    c.record(c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked
-                                              : DropReason::ClaimsInvalid,
+    c.record(c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked : c.refusal(),
              DecisionFrom::kEmpty, PeerFrom::kNone);
     c.act(Act::kSetPeer, u8v(PeerFrom::kNone));
     reject(c, 0);

@@ -50,7 +50,10 @@ namespace segwire::dp {
     X(NoSessionKey, "no-session-key")                     \
     X(PolicyCut, "policy-cut")                            \
     X(UdpControl, "udp-control-stale")                    \
-    X(CertificateRevoked, "certificate-revoked")
+    X(CertificateRevoked, "certificate-revoked")         \
+    X(ClaimsUnknownPu, "claims-unknown-pu")               \
+    X(ClaimsNotHosted, "claims-pu-not-hosted")            \
+    X(ClaimsAddressMismatch, "claims-address-mismatch")
 
 enum class DropReason : uint8_t {
 #define X(name, text) name,

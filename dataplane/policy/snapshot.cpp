@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "dataplane/policy/address_table.hpp"
 
@@ -94,6 +95,25 @@ std::span<const uint32_t> PolicySnapshot::networks_of(uint32_t class_id) const n
 uint32_t PolicySnapshot::find_pu_by_id(std::string_view id) const {
     auto it = pu_by_id_.find(std::string(id));
     return it == pu_by_id_.end() ? kNone : it->second;
+}
+
+bool PolicySnapshot::pu_covers(uint32_t pu, const IpAddr &a) const noexcept {
+    if (pu >= pus_.size()) return false;
+    const Range r = pus_[pu].addrs;
+    for (uint32_t i = r.off; i < r.off + r.cnt; ++i) {
+        const PuPrefix &p = pu_prefixes_[i];
+        if (p.v6 != a.v6) continue;
+        if (!p.v6) {
+            const uint32_t mask = p.len == 0 ? 0 : ~uint32_t(0) << (32 - p.len);
+            if ((a.v4 & mask) == (p.v4 & mask)) return true;
+            continue;
+        }
+        const unsigned whole = p.len / 8, rest = p.len % 8;
+        if (std::memcmp(a.b6.data(), p.b6.data(), whole) != 0) continue;
+        if (rest && ((a.b6[whole] ^ p.b6[whole]) & static_cast<uint8_t>(0xff00u >> rest))) continue;
+        return true;
+    }
+    return false;
 }
 
 std::string_view PolicySnapshot::policy_name(uint32_t policy) const {

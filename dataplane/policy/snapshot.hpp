@@ -157,6 +157,13 @@ class PolicySnapshot {
     std::string_view pu_id(uint32_t pu) const { return str(pus_.at(pu).id); }
     std::string_view pu_name(uint32_t pu) const { return str(pus_.at(pu).name); }
     uint32_t find_pu_by_id(std::string_view id) const;  // control side; kNone if unknown
+    // The enforcer that hosts the PU (its enforcerID; empty: none), and the PU's tags from the
+    // record as a peer's tags (what a peer that proves to be this PU is decided with).
+    std::string_view pu_enforcer(uint32_t pu) const { return str(pus_.at(pu).enforcer); }
+    const PeerTags &pu_peer_tags(uint32_t pu) const { return pu_tags_.at(pu); }
+    // Whether `a` lies in one of the PU's addresses (a peer's claims bind it to them); hot path,
+    // a scan of the PU's few prefixes.
+    bool pu_covers(uint32_t pu, const IpAddr &a) const noexcept;
 
     // ---- peers (control / slow path: allocates) ----
     PeerTags make_peer_tags(std::span<const std::string> tags) const;
@@ -232,8 +239,17 @@ class PolicySnapshot {
     };
     struct Pu {
         uint32_t id, name;
+        uint32_t enforcer;  // enforcerID (string index)
         uint32_t rules[2];  // rule list index per Direction
+        Range addrs;        // into pu_prefixes_
         bool ignored;
+    };
+    // A PU address prefix, compared in host order (v4) or as bytes (v6).
+    struct PuPrefix {
+        bool v6;
+        uint8_t len;
+        uint32_t v4;
+        std::array<uint8_t, 16> b6;
     };
     struct Network {
         uint32_t name;
@@ -269,6 +285,8 @@ class PolicySnapshot {
     std::vector<Range> rule_lists_;  // into list_rules_
     std::vector<Rule> list_rules_;
     std::vector<Pu> pus_;
+    std::vector<PeerTags> pu_tags_;  // by PU
+    std::vector<PuPrefix> pu_prefixes_;
     std::unordered_map<std::string, uint32_t> pu_by_id_;
     std::vector<Network> networks_;
     std::vector<AddrClass> classes_;

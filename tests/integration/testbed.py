@@ -508,9 +508,9 @@ def lab_policy(client_out=(), server_in=(), version="v1", observe=(), profile_ex
         "enforcerprofilemappingpolicies": [{"name": "lab", "subject": [["site=lab"]], "object": [["profile=lab"]]}],
         "processingunits": [
             {"ID": "pu-client", "name": "client", "associatedTags": ["app=client"],
-             "addresses": ["10.77.0.1/32", "10.88.0.1/32", "fd77::1/128"]},
+             "addresses": ["10.77.0.1/32", "10.88.0.1/32", "fd77::1/128"], "enforcerID": "enf-a"},
             {"ID": "pu-server", "name": "server", "associatedTags": ["app=server"],
-             "addresses": ["10.77.0.2/32", "fd77::2/128"]},
+             "addresses": ["10.77.0.2/32", "fd77::2/128"], "enforcerID": "enf-b"},
         ],
         "networkrulesetpolicies": [
             {"ID": "pol-client", "name": "client-out", "subject": [["app=client"]], "outgoingRules": rules(client_out)},

@@ -113,6 +113,7 @@ PolicySet bench_policy(uint32_t clients, uint32_t filler_rules) {
     server.name = "server";
     server.associated_tags = {"app=server"};
     server.addresses = {"10.2.0.1/32"};
+    server.enforcer_id = "enforcer-b";  // B hosts the server, A the clients
     s.processing_units.push_back(server);
     if (clients == 0) {
         policy::ProcessingUnit c;
@@ -120,6 +121,7 @@ PolicySet bench_policy(uint32_t clients, uint32_t filler_rules) {
         c.name = "client";
         c.associated_tags = {"app=client", "app=svc0"};
         c.addresses = {"10.1.0.0/16"};
+        c.enforcer_id = "enforcer-a";
         s.processing_units.push_back(c);
     }
     for (uint32_t j = 0; j < clients; ++j) {
@@ -128,6 +130,7 @@ PolicySet bench_policy(uint32_t clients, uint32_t filler_rules) {
         c.name = c.id;
         c.associated_tags = {"app=client"};
         c.addresses = {v4(0x0a030000u + j, 32)};
+        c.enforcer_id = "enforcer-a";
         s.processing_units.push_back(c);
     }
     policy::NetworkRuleSetPolicy out;
