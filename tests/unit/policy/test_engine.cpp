@@ -120,6 +120,37 @@ TEST_F(ExampleSet, ClassifiesAddresses) {
     }
 }
 
+// What binds a peer's claims to the record (docs/policy.md, "Who may speak for a PU"): the PU's
+// host, its addresses (prefix edges, both families) and its tags as a peer's.
+TEST_F(ExampleSet, PuRecordBindsClaims) {
+    EXPECT_EQ(snap_->pu_enforcer(frontend_), "edge-1");
+    EXPECT_EQ(snap_->pu_enforcer(db_), "edge-2");
+    struct Case {
+        uint32_t ExampleSet::*pu;
+        const char *addr;
+        bool covered;
+    };
+    const Case cases[] = {
+        {&ExampleSet::frontend_, "10.1.0.0", true},   {&ExampleSet::frontend_, "10.1.0.255", true},
+        {&ExampleSet::frontend_, "10.1.1.0", false},  {&ExampleSet::frontend_, "10.0.255.255", false},
+        {&ExampleSet::frontend_, "fd00:1::1", true},  {&ExampleSet::frontend_, "fd00:1:0:1::1", false},
+        {&ExampleSet::frontend_, "10.2.0.1", false},  {&ExampleSet::backend_, "10.2.0.1", true},
+        {&ExampleSet::db_, "10.3.0.10", true},        {&ExampleSet::db_, "10.3.0.11", false},
+        {&ExampleSet::db_, "fd00:1::1", false},
+    };
+    for (const Case &c : cases)
+        EXPECT_EQ(snap_->pu_covers(this->*c.pu, IpAddr::parse(c.addr)), c.covered)
+            << c.addr;
+    EXPECT_FALSE(snap_->pu_covers(kNone, IpAddr::parse("10.1.0.1")));
+    // The record's tags, $-tags included, are what a peer proving to be the PU is decided with.
+    const PeerTags &t = snap_->pu_peer_tags(frontend_);
+    EXPECT_EQ(t.snapshot_version(), snap_->version());
+    const PeerTags same = snap_->make_peer_tags(effective_tags(set_.processing_units[0]));
+    EXPECT_EQ(t.key(), same.key());
+    const std::vector<std::string> fewer = {"app=shop", "tier=frontend"};
+    EXPECT_NE(t.key(), snap_->make_peer_tags(fewer).key());
+}
+
 TEST_F(ExampleSet, IdentityDecisions) {
     std::vector<std::string> fe = {"app=shop", "tier=frontend", "env=prod"};
     Decision d = from_peer(backend_, kIn, fe, kTcp, 8080);
