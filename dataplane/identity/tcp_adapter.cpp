@@ -57,8 +57,8 @@ void Stage::tcp_parse(Ev &e, Facts &fx) {
     if (e.ov.mac && fx.pkt.opt == TcpOpt::kConfirm)
         fx.pkt.mac_ok = crypto::tag_equal(e.ov.mac, x.confirm_mac, crypto::wire::kMacLen);
     if (tok) {
-        fx.pkt.nonce_client = std::memcmp(e.tok.nonce, x.client_nonce, 16) == 0;
-        fx.pkt.nonce_server = std::memcmp(e.tok.nonce, x.server_nonce, 16) == 0;
+        fx.pkt.nonce_client = crypto::tag_equal(e.tok.nonce, x.client_nonce, 16);
+        fx.pkt.nonce_server = crypto::tag_equal(e.tok.nonce, x.server_nonce, 16);
     }
 }
 

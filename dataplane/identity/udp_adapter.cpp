@@ -75,8 +75,8 @@ void Stage::udp_parse(Ev &e, Facts &fx) {
             break;
     }
     if (nonce) {
-        fx.pkt.nonce_client = std::memcmp(nonce, x.client_nonce, 16) == 0;
-        fx.pkt.nonce_server = std::memcmp(nonce, x.server_nonce, 16) == 0;
+        fx.pkt.nonce_client = crypto::tag_equal(nonce, x.client_nonce, 16);
+        fx.pkt.nonce_server = crypto::tag_equal(nonce, x.server_nonce, 16);
     }
 }
 
