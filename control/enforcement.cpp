@@ -383,11 +383,14 @@ void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerPr
     fqdn_ = learner_.build(now);
     publish_state();
     const auto st = policy_->stats();
+    for (const std::string &w : policy_->warnings())
+        spdlog::warn("policy {}: {}", policy_->bundle_version(), w);
     {
         std::lock_guard<std::mutex> slock(status_mu_);
         status_.enforced_version = policy_->bundle_version();
         ++status_.applied;
         status_.last_refused = false;
+        status_.warnings = policy_->warnings().size();
         status_.table_bytes = st.table_bytes;
         status_.table_v4 = st.table_v4;
         status_.table_v6 = st.table_v6;

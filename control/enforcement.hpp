@@ -43,6 +43,7 @@ struct PolicyStatus {
     std::string enforced_version;  // bundle version in force, "" before the first
     uint64_t applied = 0, refused = 0;
     bool last_refused = false;         // the most recent attempt was refused
+    uint64_t warnings = 0;             // the policy in force: compiler warnings (logged)
     std::string last_refused_version;  // the refused bundle's version, "(unknown)" if unreadable
     std::string last_error;            // why, in full
     std::string last_error_cause;      // "invalid-policy" | "out-of-memory" | "snapshot-bound"

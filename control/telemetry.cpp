@@ -372,6 +372,7 @@ void add_policy_status(rte_tel_data *d, const Enforcement &e) {
     rte_tel_data_add_dict_string(d, "policy_state", p.last_refused ? "refused" : "applied");
     rte_tel_data_add_dict_u64(d, "policy_applied", p.applied);
     rte_tel_data_add_dict_u64(d, "policy_refused", p.refused);
+    rte_tel_data_add_dict_u64(d, "policy_warnings", p.warnings);
     rte_tel_data_add_dict_string(d, "last_refused_version",
                                  p.last_refused_version.substr(0, 120).c_str());
     rte_tel_data_add_dict_string(d, "last_policy_error_cause", p.last_error_cause.c_str());

@@ -225,6 +225,7 @@ EnforcerProfile parse_profile(const Value &v, size_t i) {
         r.strings("targetNetworks", *p.target_networks);
     }
     r.strings("targetUDPNetworks", p.target_udp_networks);
+    r.strings("identityRequiredNetworks", p.identity_required_networks);
     r.strings("excludedNetworks", p.excluded_networks);
     r.strings("excludedInterfaces", p.excluded_interfaces);
     r.expression("ignoreExpression", p.ignore_expression);
@@ -426,6 +427,26 @@ void validate(const PolicySet &set) {
             names.add(label, p.name);
             if (p.target_networks) check_prefixes(label, "targetNetworks", *p.target_networks);
             check_prefixes(label, "targetUDPNetworks", p.target_udp_networks);
+            {
+                // Identity is only ever offered inside the managed networks: requiring it
+                // anywhere else would refuse every peer there.
+                std::vector<IpPrefix> managed =
+                    check_prefixes(label, "targetNetworks", p.effective_target_networks());
+                for (const IpPrefix &u : check_prefixes(label, "targetUDPNetworks",
+                                                        p.target_udp_networks))
+                    managed.push_back(u);
+                const std::vector<IpPrefix> req = check_prefixes(label, "identityRequiredNetworks",
+                                                                 p.identity_required_networks);
+                for (size_t j = 0; j < req.size(); ++j) {
+                    bool inside = false;
+                    for (const IpPrefix &m : managed) inside = inside || m.contains(req[j]);
+                    if (!inside)
+                        throw PolicyError(label, "identityRequiredNetworks" + idx(j),
+                                          req[j].str() +
+                                              " is not inside targetNetworks or targetUDPNetworks "
+                                              "(identity is only offered there)");
+                }
+            }
             check_prefixes(label, "excludedNetworks", p.excluded_networks);
             check_expression(label, "ignoreExpression", p.ignore_expression, false);
             check_tags(label, "associatedTags", p.associated_tags);
@@ -663,6 +684,8 @@ void write_set(W &w, const PolicySet &s) {
         write_str(w, "description", p.description);
         if (p.target_networks) write_strings(w, "targetNetworks", *p.target_networks);
         write_strings(w, "targetUDPNetworks", p.target_udp_networks);
+        if (!p.identity_required_networks.empty())
+            write_strings(w, "identityRequiredNetworks", p.identity_required_networks);
         write_strings(w, "excludedNetworks", p.excluded_networks);
         write_strings(w, "excludedInterfaces", p.excluded_interfaces);
         write_expr(w, "ignoreExpression", p.ignore_expression);

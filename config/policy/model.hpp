@@ -70,6 +70,9 @@ struct EnforcerProfile {
     std::optional<std::vector<std::string>> target_networks;
     std::vector<std::string> target_udp_networks;  // targetUDPNetworks (no default)
     std::vector<std::string> excluded_networks;    // excludedNetworks
+    // identityRequiredNetworks: peers here must prove an identity; no ACL fallback (docs/policy.md
+    // "Identity required"). Each prefix lies within targetNetworks or targetUDPNetworks.
+    std::vector<std::string> identity_required_networks;
     std::vector<std::string> excluded_interfaces;  // excludedInterfaces
     TagExpression ignore_expression;               // ignoreExpression
     std::vector<std::string> trusted_cas;          // trustedCAs (PEM)

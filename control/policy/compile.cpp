@@ -100,6 +100,7 @@ class SnapshotCompiler {
             set_.ns.default_outgoing == RuleAction::kAllow ? Verdict::kAccept : Verdict::kReject;
         intern("");  // index 0 = the empty name
         compile_networks();
+        warn_overlaps();
         compile_policies();
         compile_pus();
         compile_addresses();
@@ -203,6 +204,46 @@ class SnapshotCompiler {
                                                   ? Contribution::Kind::kNetInclude
                                                   : Contribution::Kind::kNetExclude,
                                               static_cast<uint32_t>(i)});
+            }
+        }
+    }
+
+    // An external network that overlaps a managed network lets a peer there without identity be
+    // decided by that network's rules (the ACL fallback). Legal, and sometimes meant, so it is a
+    // warning; identityRequiredNetworks is how to refuse them (docs/policy.md "Identity
+    // required").
+    void warn_overlaps() {
+        std::string plabel = object_label("enforcerprofile", profile_.name, profile_.id, 0);
+        std::vector<std::pair<IpPrefix, const char *>> managed;
+        for (const IpPrefix &p :
+             parse_prefixes(profile_.effective_target_networks(), plabel, "targetNetworks"))
+            managed.emplace_back(p, "tcp");
+        for (const IpPrefix &p :
+             parse_prefixes(profile_.target_udp_networks, plabel, "targetUDPNetworks"))
+            managed.emplace_back(p, "udp");
+        const std::vector<IpPrefix> required = parse_prefixes(
+            profile_.identity_required_networks, plabel, "identityRequiredNetworks");
+        const auto &nets = set_.external_networks;
+        for (size_t i = 0; i < nets.size(); ++i) {
+            for (const std::string &text : nets[i].entries) {
+                NetworkEntry e;
+                std::string problem;
+                if (!parse_network_entry(text, &e, &problem) ||
+                    e.kind != NetworkEntry::Kind::kInclude)
+                    continue;
+                for (const auto &[m, proto] : managed) {
+                    if (!m.contains(e.prefix) && !e.prefix.contains(m)) continue;
+                    const IpPrefix &inner = m.contains(e.prefix) ? e.prefix : m;
+                    bool covered = false;
+                    for (const IpPrefix &r : required) covered = covered || r.contains(inner);
+                    if (covered) continue;
+                    s_->warnings_.push_back(
+                        object_label("externalnetwork", nets[i].name, nets[i].id, i) + " entry " +
+                        e.prefix.str() + " overlaps the managed " + proto + " network " + m.str() +
+                        ": peers in " + inner.str() +
+                        " without identity are decided by this network's rules; list " +
+                        inner.str() + " in identityRequiredNetworks to refuse them");
+                }
             }
         }
     }
@@ -360,6 +401,8 @@ class SnapshotCompiler {
         };
         add_flag(profile_.effective_target_networks(), "targetNetworks", kManagedTcp);
         add_flag(profile_.target_udp_networks, "targetUDPNetworks", kManagedUdp);
+        add_flag(profile_.identity_required_networks, "identityRequiredNetworks",
+                 kIdentityRequired);
         add_flag(profile_.excluded_networks, "excludedNetworks", kExcluded);
 
         class_of(AddrState{});  // class 0: nothing known about the address

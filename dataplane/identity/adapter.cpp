@@ -379,11 +379,25 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
             ans.rules_accept = e.decision.action == Verdict::kAccept;
             return;
         }
-        case NeedKind::kAcl:
-            e.decision = decide_by_address(pu_of(n.pu), dir_of(n.dir), peer_addr(e.pos, f),
-                                           key.family, key.proto, port_of(n.port));
+        case NeedKind::kAcl: {
+            const IpAddr &peer = peer_addr(e.pos, f);
+            const uint8_t fl = pol.classify(addr_of(peer, key.family)).flags;
+            const uint8_t managed = key.proto == kProtoTcp   ? policy::kManagedTcp
+                                    : key.proto == kProtoUdp ? policy::kManagedUdp
+                                                             : 0;
+            if ((fl & policy::kIdentityRequired) && (fl & managed)) {
+                // The profile requires identity from this peer's network for this protocol: the
+                // address decides nothing (docs/policy.md "Identity required").
+                e.decision = policy::Decision{};
+                ans.acl_accept = false;
+                ans.acl_refusal = DropReason::IdentityRequired;
+                return;
+            }
+            e.decision = decide_by_address(pu_of(n.pu), dir_of(n.dir), peer, key.family,
+                                           key.proto, port_of(n.port));
             ans.acl_accept = e.decision.action == Verdict::kAccept;
             return;
+        }
         case NeedKind::kNonce: {
             HandshakeCtx &x = hs_[f.hs];
             uint8_t *dst = n.nonce == NonceFor::kClient ? x.client_nonce : x.server_nonce;

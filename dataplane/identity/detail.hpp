@@ -170,6 +170,7 @@ class Ctx {
     // Values passed on into actions, not branched on.
     DropReason refusal() noexcept { return ans().refusal; }
     DropReason peer_cut() noexcept { return fx_.peer_cut; }
+    DropReason acl_refusal() noexcept { return ans().acl_refusal; }
     bool key() noexcept { return use(Field::kKey, 1, ans().key); }
     bool rules_accept() noexcept { return use(Field::kRulesAccept, 1, ans().rules_accept); }
     bool acl_accept() noexcept { return use(Field::kAclAccept, 1, ans().acl_accept); }
@@ -377,24 +378,25 @@ void apply_acl_verdict(Ctx &c, Proto p) noexcept {
         c.forward();
         return;
     }
-    c.record(DropReason::PolicyReject, DecisionFrom::kDecided, PeerFrom::kNone);
+    const DropReason why = c.acl_refusal();
+    c.record(why, DecisionFrom::kDecided, PeerFrom::kNone);
     if (p == Proto::kTcp) {
         // At the client side a SYN-ACK already reached us: the server must forget the connection.
         // (The worker computes this before looking at handshake.reject, and tests the role
         // first; tests without side effects may go in any order, and this order keeps paths that
         // end the same on one path.)
         if (!c.reject_with_rst()) {
-            reject_tcp(c, false, DropReason::PolicyReject);
+            reject_tcp(c, false, why);
             return;
         }
-        reject_tcp(c, c.is_synack() && c.role_is(Role::kClient), DropReason::PolicyReject);
+        reject_tcp(c, c.is_synack() && c.role_is(Role::kClient), why);
         return;
     }
     c.set_auth(Auth::kRejected);
     c.count(Counter::rejected);
-    c.act(Act::kDropHeld, Ctx::u8(DropReason::PolicyReject));
+    c.act(Act::kDropHeld, Ctx::u8(why));
     c.act(Act::kFreeHs);
-    c.drop(DropReason::PolicyReject);
+    c.drop(why);
 }
 
 template <class Ctx>

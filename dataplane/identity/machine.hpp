@@ -214,6 +214,9 @@ struct Answers {
     bool key = true;           // kSessionKey: cached
     bool rules_accept = true;  // kRules: the decision's action is accept
     bool acl_accept = true;    // kAcl: the decision's action is accept
+    // kAcl refused: why (a value passed on): policy-reject, or identity-required for a peer in
+    // the profile's identityRequiredNetworks.
+    DropReason acl_refusal = DropReason::PolicyReject;
     bool nonce = true;         // kNonce: drawn
     ConfirmationAnswer confirmation = ConfirmationAnswer::kNone;
     DropReason edit = DropReason::None;  // kEdit: None, or why it failed

@@ -53,7 +53,8 @@ namespace segwire::dp {
     X(CertificateRevoked, "certificate-revoked")         \
     X(ClaimsUnknownPu, "claims-unknown-pu")               \
     X(ClaimsNotHosted, "claims-pu-not-hosted")            \
-    X(ClaimsAddressMismatch, "claims-address-mismatch")
+    X(ClaimsAddressMismatch, "claims-address-mismatch")   \
+    X(IdentityRequired, "identity-required")
 
 enum class DropReason : uint8_t {
 #define X(name, text) name,

@@ -100,6 +100,7 @@ enum AddressFlag : uint8_t {
     kExcluded = 1,    // profile excludedNetworks: untouched and unreported
     kManagedTcp = 2,  // profile targetNetworks
     kManagedUdp = 4,  // profile targetUDPNetworks
+    kIdentityRequired = 8,  // profile identityRequiredNetworks: no ACL fallback
 };
 
 // Everything one LPM lookup tells about an address.
@@ -196,6 +197,9 @@ class PolicySnapshot {
         std::string pattern;
     };
     const std::vector<HostnameEntry> &hostnames() const { return hostnames_; }
+    // What the compiler found legal but worth an operator's attention (logged at warn level when
+    // the policy is applied), e.g. an external network overlapping managed networks.
+    const std::vector<std::string> &warnings() const { return warnings_; }
 
     // Sizes, for logs, telemetry and benchmarks.
     struct Stats {
@@ -292,6 +296,7 @@ class PolicySnapshot {
     std::vector<AddrClass> classes_;
     std::vector<uint32_t> class_nets_;
     std::vector<HostnameEntry> hostnames_;
+    std::vector<std::string> warnings_;
 
     // Tag dictionary (control side only): exact "k=v" tags, keys, and value prefixes per key, each
     // with its own ID, so that every predicate becomes "has ID" or "has not ID".

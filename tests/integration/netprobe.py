@@ -164,6 +164,8 @@ def cmd_hold(a):
                     break
                 got += b
             ok += got == msg
+            if a.report:
+                out(step=i, ok=got == msg)
             sys.stdin.readline() if a.stepped else time.sleep(a.interval)
         out(ok=ok)
 
@@ -308,6 +310,7 @@ def main():
     q = sub.add_parser("hold"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
     q.add_argument("--count", type=int, default=5); q.add_argument("--interval", type=float, default=0.2); q.add_argument("--timeout", type=float, default=10)
     q.add_argument("--stepped", action="store_true", help="wait for a line on stdin between round trips")
+    q.add_argument("--report", action="store_true", help="print each round trip's outcome")
     q = sub.add_parser("udp"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
     q.add_argument("--count", type=int, default=100); q.add_argument("--size", type=int, default=64); q.add_argument("--timeout", type=float, default=1)
     q.add_argument("--tries", type=int, default=3)

@@ -204,6 +204,13 @@ INSTANTIATE_TEST_SUITE_P(
                   "enforcerprofile \"pr\"", "targetNetworks[1]", "not an IPv4/IPv6"},
         ErrorCase{"profile_udp", PROF("\"targetUDPNetworks\": [\"10.0.0.1/8\"]"),
                   "enforcerprofile \"pr\"", "targetUDPNetworks[0]", "host bits"},
+        ErrorCase{"profile_required_outside",
+                  PROF("\"targetNetworks\": [\"10.0.0.0/8\"], "
+                       "\"identityRequiredNetworks\": [\"10.1.0.0/16\", \"192.168.0.0/24\"]"),
+                  "enforcerprofile \"pr\"", "identityRequiredNetworks[1]",
+                  "not inside targetNetworks or targetUDPNetworks"},
+        ErrorCase{"pu_enforcer_id", R"({"processingunits": [{"ID": "1", "enforcerID": "a b"}]})",
+                  "processingunit ID \"1\"", "enforcerID", "printable ASCII"},
         ErrorCase{"profile_excluded", PROF("\"excludedNetworks\": [\"!10.0.0.0/8\"]"),
                   "enforcerprofile \"pr\"", "excludedNetworks[0]", "not an IPv4/IPv6"},
         ErrorCase{"profile_ignore", PROF("\"ignoreExpression\": [[\"a\"]]"),
