@@ -437,6 +437,14 @@ void Enforcement::set_revoked_locked(const std::vector<crypto::Digest> &refs,
 void Enforcement::publish_state() {
     const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
     std::vector<std::shared_ptr<const crypto::SignedClaims>> claims(policy_->pu_count());
+    std::vector<uint8_t> hosting(policy_->pu_count(), dp::EnforcerState::kHostedByNone);
+    for (uint32_t i = 0; i < policy_->pu_count(); ++i) {
+        const std::string_view host = policy_->pu_enforcer(i);
+        if (!host.empty())
+            hosting[i] = host == cfg_.identity.enforcer_id ? dp::EnforcerState::kHostedHere
+                                                           : dp::EnforcerState::kHostedElsewhere;
+    }
+    hosting_ = std::move(hosting);
     uint32_t hosted = 0;
     for (uint32_t i = 0; i < policy_->pu_count(); ++i) {
         // Only the PUs whose record names this enforcer as host: a peer would refuse the claims
@@ -471,6 +479,7 @@ void Enforcement::publish_locked(std::shared_ptr<const dns::FqdnSet> fqdn) {
     auto state = std::make_unique<dp::EnforcerState>();
     state->policy = policy_;
     state->claims = claims_;
+    state->hosting = hosting_;
     state->fqdn = fqdn;
     state->revoked = revoked_;
     state->version = ++state_version_;

@@ -179,6 +179,7 @@ class Enforcement {
     // without re-signing claims. state_mu_ also guards policy_ for the slow-path thread.
     mutable std::mutex state_mu_;
     std::vector<std::shared_ptr<const crypto::SignedClaims>> claims_;
+    std::vector<uint8_t> hosting_;  // EnforcerState::hosting of the policy in force
     std::shared_ptr<const dns::FqdnSet> fqdn_;
     std::shared_ptr<const dp::RevokedCerts> revoked_;
     dns::FqdnLearner learner_;

@@ -226,6 +226,7 @@ EnforcerProfile parse_profile(const Value &v, size_t i) {
     }
     r.strings("targetUDPNetworks", p.target_udp_networks);
     r.strings("identityRequiredNetworks", p.identity_required_networks);
+    r.str("unmanagedInsideSources", p.unmanaged_inside_sources);
     r.strings("excludedNetworks", p.excluded_networks);
     r.strings("excludedInterfaces", p.excluded_interfaces);
     r.expression("ignoreExpression", p.ignore_expression);
@@ -427,6 +428,10 @@ void validate(const PolicySet &set) {
             names.add(label, p.name);
             if (p.target_networks) check_prefixes(label, "targetNetworks", *p.target_networks);
             check_prefixes(label, "targetUDPNetworks", p.target_udp_networks);
+            if (p.unmanaged_inside_sources != "pass" && p.unmanaged_inside_sources != "drop")
+                throw PolicyError(label, "unmanagedInsideSources",
+                                  "\"" + p.unmanaged_inside_sources +
+                                      "\" is not one of \"pass\", \"drop\"");
             {
                 // Identity is only ever offered inside the managed networks: requiring it
                 // anywhere else would refuse every peer there.
@@ -686,6 +691,8 @@ void write_set(W &w, const PolicySet &s) {
         write_strings(w, "targetUDPNetworks", p.target_udp_networks);
         if (!p.identity_required_networks.empty())
             write_strings(w, "identityRequiredNetworks", p.identity_required_networks);
+        if (p.unmanaged_inside_sources != "pass")
+            write_str(w, "unmanagedInsideSources", p.unmanaged_inside_sources);
         write_strings(w, "excludedNetworks", p.excluded_networks);
         write_strings(w, "excludedInterfaces", p.excluded_interfaces);
         write_expr(w, "ignoreExpression", p.ignore_expression);

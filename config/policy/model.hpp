@@ -73,6 +73,9 @@ struct EnforcerProfile {
     // identityRequiredNetworks: peers here must prove an identity; no ACL fallback (docs/policy.md
     // "Identity required"). Each prefix lies within targetNetworks or targetUDPNetworks.
     std::vector<std::string> identity_required_networks;
+    // unmanagedInsideSources: "pass" (default) or "drop": packets arriving on the inside port
+    // from an address no PU covers (docs/handshake.md "Anti-spoofing").
+    std::string unmanaged_inside_sources = "pass";
     std::vector<std::string> excluded_interfaces;  // excludedInterfaces
     TagExpression ignore_expression;               // ignoreExpression
     std::vector<std::string> trusted_cas;          // trustedCAs (PEM)

@@ -89,6 +89,7 @@ class SnapshotCompiler {
         s_->version_ = g_next_version.fetch_add(1);
         s_->bundle_version_ = set_.version;
         s_->profile_ = profile_;
+        s_->drop_unmanaged_inside_ = profile_.unmanaged_inside_sources == "drop";
         std::string problem;
         if (!parse_duration_seconds(profile_.flow_report_interval, &s_->flow_report_interval_s_,
                                     &problem))

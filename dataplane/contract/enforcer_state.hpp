@@ -56,6 +56,15 @@ struct EnforcerState {
     // a listed certificate are refused, cached or not, and flows they authorized are cut.
     std::shared_ptr<const RevokedCerts> revoked;
 
+    // Who hosts each PU (by snapshot PU index), from its enforcerID: the ingress check of docs/
+    // handshake.md "Anti-spoofing" (a hosted PU's address only from inside, another enforcer's
+    // PU only from outside).
+    enum Hosting : uint8_t { kHostedByNone = 0, kHostedHere = 1, kHostedElsewhere = 2 };
+    std::vector<uint8_t> hosting;
+
+    Hosting hosting_of(uint32_t pu) const noexcept {
+        return pu < hosting.size() ? static_cast<Hosting>(hosting[pu]) : kHostedByNone;
+    }
     const crypto::SignedClaims *claims_of(uint32_t pu) const noexcept {
         return pu < claims.size() ? claims[pu].get() : nullptr;
     }

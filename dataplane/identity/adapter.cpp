@@ -140,6 +140,17 @@ void Stage::parse_facts(Ev &e, Facts &fx) {
 
 void Stage::packet(Pkt &k) {
     Flow &f = flows_->at(k.pos);
+    // Anti-spoofing (docs/handshake.md): a flow's local side only ever sends from inside, its
+    // peer only from outside; a new flow's source must be on the side its PU is.
+    if (f.auth != dp::Auth::kNew) {
+        if ((k.side == f.local_side) != (k.arrival == kInside)) {
+            drop(k, DropReason::SpoofedSource);
+            return;
+        }
+    } else if (const DropReason why = ingress(k); why != DropReason::None) {
+        drop(k, why);
+        return;
+    }
     {
         // The steady state first: the machine's own summary of the paths that only forward.
         // (These facts stay in registers: the step below computes them again.)
@@ -162,6 +173,25 @@ void Stage::packet(Pkt &k) {
     fx.pkt = packet_facts(k, f);
     parse_facts(e, fx);
     run(Event{EventKind::kPacket, BatchOp::kClientCheckSynAck}, fx, e);
+}
+
+// The first packet of a flow: is its source on the side it may send from? A PU hosted here sends
+// from inside, a PU hosted by another enforcer from outside; an inside address no PU covers as the
+// profile says (excluded networks are never touched).
+DropReason Stage::ingress(const Pkt &k) const {
+    if (!st_ || !st_->policy) return DropReason::None;
+    const policy::PolicySnapshot &pol = *st_->policy;
+    const policy::AddressInfo src = pol.classify(addr_of(k.v.src, k.v.family));
+    if (src.flags & policy::kExcluded) return DropReason::None;
+    const bool inside = k.arrival == kInside;
+    if (src.pu == policy::kNone)
+        return inside && pol.drop_unmanaged_inside() ? DropReason::UnmanagedInsideSource
+                                                     : DropReason::None;
+    const EnforcerState::Hosting h = st_->hosting_of(src.pu);
+    if ((h == EnforcerState::kHostedHere && !inside) ||
+        (h == EnforcerState::kHostedElsewhere && inside))
+        return DropReason::SpoofedSource;
+    return DropReason::None;
 }
 
 // The HMACs of the burst are done: the packet that queued them goes on.

@@ -89,6 +89,7 @@ class Stage {
     bool admit_new_flow(const rte_mbuf *m, const PacketView &v, uint8_t arrival);
     // one packet of flow k.pos;
     void packet(Pkt &k);
+    DropReason ingress(const Pkt &k) const;
     // a SYN reused a finished connection's ports (tcp_track said so) before its packet;
     void ports_reused(int32_t pos);
     // a new flow from outside to remove at the end of the burst if it was refused;

@@ -54,7 +54,9 @@ namespace segwire::dp {
     X(ClaimsUnknownPu, "claims-unknown-pu")               \
     X(ClaimsNotHosted, "claims-pu-not-hosted")            \
     X(ClaimsAddressMismatch, "claims-address-mismatch")   \
-    X(IdentityRequired, "identity-required")
+    X(IdentityRequired, "identity-required")             \
+    X(SpoofedSource, "spoofed-source")                    \
+    X(UnmanagedInsideSource, "unmanaged-inside-source")
 
 enum class DropReason : uint8_t {
 #define X(name, text) name,

@@ -140,6 +140,8 @@ class PolicySnapshot {
     uint64_t version() const noexcept { return version_; }
     const std::string &bundle_version() const { return bundle_version_; }
     const EnforcerProfile &profile() const { return profile_; }
+    // The profile's unmanagedInsideSources is "drop" (hot path: a bool, not the string).
+    bool drop_unmanaged_inside() const noexcept { return drop_unmanaged_inside_; }
     uint64_t flow_report_interval_s() const { return flow_report_interval_s_; }
 
     // ---- addresses (hot path) ----
@@ -278,6 +280,7 @@ class PolicySnapshot {
     std::string bundle_version_;
     EnforcerProfile profile_;
     uint64_t flow_report_interval_s_ = 1800;
+    bool drop_unmanaged_inside_ = false;
     Verdict default_action_[2] = {Verdict::kReject, Verdict::kReject};
 
     std::vector<std::string> strings_;

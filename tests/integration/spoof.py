@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""An attacker's UDP frames with any source address, and a watcher that counts them where they
+must not arrive.
+
+  spoof.py send --iface IF --src A --dst B --sport N --dport M --marker TEXT [--count K]
+      sends K Ethernet broadcast frames (AF_PACKET) carrying UDP A:N -> B:M with TEXT as payload.
+  spoof.py watch --iface IF --marker TEXT --until TEXT2 [--timeout S]
+      prints {"ready": true}, then counts frames whose payload holds TEXT until a frame holding
+      TEXT2 (the control, sent after the spoofed ones along the same path) arrives; prints
+      {"seen": n, "control": true|false}.
+"""
+import argparse
+import json
+import socket
+import struct
+import time
+
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def frame(src_mac, src, dst, sport, dport, payload):
+    udp_len = 8 + len(payload)
+    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 17, udp_len)
+    udp = struct.pack("!HHHH", sport, dport, udp_len, 0) + payload
+    csum = checksum(ph + udp) or 0xFFFF
+    udp = udp[:6] + struct.pack("!H", csum) + udp[8:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 1, 0x4000, 64, 17, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+    return b"\xff" * 6 + src_mac + b"\x08\x00" + ip + udp
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("send")
+    s.add_argument("--iface", required=True)
+    s.add_argument("--src", required=True)
+    s.add_argument("--dst", required=True)
+    s.add_argument("--sport", type=int, default=40000)
+    s.add_argument("--dport", type=int, default=9)
+    s.add_argument("--marker", required=True)
+    s.add_argument("--count", type=int, default=5)
+    w = sub.add_parser("watch")
+    w.add_argument("--iface", required=True)
+    w.add_argument("--marker", required=True)
+    w.add_argument("--until", required=True)
+    w.add_argument("--timeout", type=float, default=30)
+    a = p.parse_args()
+    if a.cmd == "send":
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        sock.bind((a.iface, 0))
+        f = frame(sock.getsockname()[4], a.src, a.dst, a.sport, a.dport, a.marker.encode())
+        for _ in range(a.count):
+            sock.send(f)
+        print(json.dumps({"sent": a.count}))
+        return
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    sock.bind((a.iface, 0))
+    sock.settimeout(0.2)
+    print(json.dumps({"ready": True}), flush=True)
+    seen, control = 0, False
+    deadline = time.monotonic() + a.timeout
+    marker, until = a.marker.encode(), a.until.encode()
+    while time.monotonic() < deadline and not control:
+        try:
+            d = sock.recv(65535)
+        except socket.timeout:
+            continue
+        seen += marker in d
+        control = until in d
+    print(json.dumps({"seen": seen, "control": control}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
