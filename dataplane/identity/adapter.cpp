@@ -140,16 +140,13 @@ void Stage::parse_facts(Ev &e, Facts &fx) {
 
 void Stage::packet(Pkt &k) {
     Flow &f = flows_->at(k.pos);
-    // Anti-spoofing (docs/handshake.md): a flow's local side only ever sends from inside, its
-    // peer only from outside; a new flow's source must be on the side its PU is.
-    if (f.auth != dp::Auth::kNew) {
-        if ((k.side == f.local_side) != (k.arrival == kInside)) {
-            drop(k, DropReason::SpoofedSource);
+    // Anti-spoofing (docs/handshake.md): a new flow's source must be on the side its PU is (a
+    // known flow's packets were checked by admit_known() before the flow table saw them).
+    if (f.auth == dp::Auth::kNew) {
+        if (const DropReason why = ingress(k); why != DropReason::None) {
+            drop(k, why);
             return;
         }
-    } else if (const DropReason why = ingress(k); why != DropReason::None) {
-        drop(k, why);
-        return;
     }
     {
         // The steady state first: the machine's own summary of the paths that only forward.

@@ -90,6 +90,28 @@ class Stage {
     // one packet of flow k.pos;
     void packet(Pkt &k);
     DropReason ingress(const Pkt &k) const;
+    // Before a packet of a known flow touches any state (the flow table's TCP tracking included):
+    // anti-spoofing - the flow's local side only ever sends from inside, its peer only from
+    // outside - and RST/FIN validation - a TCP RST or FIN is acted on only if its sequence number
+    // lies in the receiver's window (RFC 5961 for a middlebox: in-window or dropped and counted),
+    // judged from the last ACK the receiver sent (docs/handshake.md "Anti-spoofing").
+    static constexpr uint32_t kResetWindow = 1u << 20;
+    static DropReason admit_known(const Flow &f, const PacketView &v, uint8_t side,
+                                  uint8_t arrival) noexcept {
+        if (f.auth == dp::Auth::kNew) return DropReason::None;
+        if ((side == f.local_side) != (arrival == kInside)) return DropReason::SpoofedSource;
+        if (v.proto == kProtoTcp && (v.tcp_flags & (kTcpRst | kTcpFin))) {
+            const uint32_t expected = f.ack_seen[side ^ 1];
+            // An RST at or after what the receiver expects; a FIN also before it (a segment
+            // retransmitted after its ACK was lost starts below the receiver's ACK).
+            const uint32_t ahead = v.seq - expected;
+            const bool in_window = (v.tcp_flags & kTcpRst)
+                                       ? ahead < kResetWindow
+                                       : ahead < kResetWindow || -ahead <= kResetWindow;
+            if (expected != 0 && !in_window) return DropReason::TcpOutOfWindow;
+        }
+        return DropReason::None;
+    }
     // a SYN reused a finished connection's ports (tcp_track said so) before its packet;
     void ports_reused(int32_t pos);
     // a new flow from outside to remove at the end of the burst if it was refused;

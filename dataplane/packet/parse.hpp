@@ -56,7 +56,8 @@ namespace segwire::dp {
     X(ClaimsAddressMismatch, "claims-address-mismatch")   \
     X(IdentityRequired, "identity-required")             \
     X(SpoofedSource, "spoofed-source")                    \
-    X(UnmanagedInsideSource, "unmanaged-inside-source")
+    X(UnmanagedInsideSource, "unmanaged-inside-source")   \
+    X(TcpOutOfWindow, "tcp-out-of-window")
 
 enum class DropReason : uint8_t {
 #define X(name, text) name,

@@ -152,6 +152,14 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
             }
         }
         Flow &f = flows_.at(p);
+        if (enforce) {
+            if (const DropReason why = identity::Stage::admit_known(f, v, side, arrival);
+                why != DropReason::None) {
+                stats_.drops[static_cast<size_t>(why)].add();
+                rte_pktmbuf_free(m);
+                continue;
+            }
+        }
         const TcpState before = f.state;
         uint8_t tclass = v.proto == kProtoTcp ? tcp_track(f, side, v.tcp_flags)
                                               : timeout_class_for(v.proto, f.state);

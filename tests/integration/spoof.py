@@ -37,6 +37,16 @@ def frame(src_mac, src, dst, sport, dport, payload):
     return b"\xff" * 6 + src_mac + b"\x08\x00" + ip + udp
 
 
+def tcp_frame(src_mac, src, dst, sport, dport, seq, ack, flags):
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
+    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", checksum(ph + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0x4000, 64, 6, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+    return b"\xff" * 6 + src_mac + b"\x08\x00" + ip + tcp
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -48,12 +58,55 @@ def main():
     s.add_argument("--dport", type=int, default=9)
     s.add_argument("--marker", required=True)
     s.add_argument("--count", type=int, default=5)
+    t = sub.add_parser("tcp", help="TCP segments with chosen flags and numbers (RST = 4, FIN|ACK = 17)")
+    t.add_argument("--iface", required=True)
+    t.add_argument("--src", required=True)
+    t.add_argument("--dst", required=True)
+    t.add_argument("--sport", type=int, required=True)
+    t.add_argument("--dport", type=int, required=True)
+    t.add_argument("--seq", type=int, required=True)
+    t.add_argument("--ack", type=int, default=0)
+    t.add_argument("--flags", type=int, required=True)
+    t.add_argument("--count", type=int, default=3)
+    le = sub.add_parser("learn", help="prints seq/ack of the next TCP segment to --dport")
+    le.add_argument("--iface", required=True)
+    le.add_argument("--dport", type=int, required=True)
+    le.add_argument("--timeout", type=float, default=30)
     w = sub.add_parser("watch")
     w.add_argument("--iface", required=True)
     w.add_argument("--marker", required=True)
     w.add_argument("--until", required=True)
     w.add_argument("--timeout", type=float, default=30)
     a = p.parse_args()
+    if a.cmd == "learn":
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))  # ETH_P_ALL: outgoing too
+        sock.bind((a.iface, 0))
+        sock.settimeout(0.2)
+        print(json.dumps({"ready": True}), flush=True)
+        deadline = time.monotonic() + a.timeout
+        while time.monotonic() < deadline:
+            try:
+                d = sock.recv(65535)
+            except socket.timeout:
+                continue
+            if len(d) < 54 or d[12:14] != b"\x08\x00" or d[23] != 6:
+                continue
+            l4 = 14 + (d[14] & 0x0F) * 4
+            sport, dport, seq, ack = struct.unpack("!HHII", d[l4:l4 + 12])
+            if dport == a.dport and len(d) > l4 + (d[l4 + 12] >> 4) * 4:  # carries data
+                print(json.dumps({"sport": sport, "seq": seq, "ack": ack}), flush=True)
+                return
+        print(json.dumps({"timeout": True}), flush=True)
+        return
+    if a.cmd == "tcp":
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        sock.bind((a.iface, 0))
+        f = tcp_frame(sock.getsockname()[4], a.src, a.dst, a.sport, a.dport, a.seq % 2**32,
+                      a.ack % 2**32, a.flags)
+        for _ in range(a.count):
+            sock.send(f)
+        print(json.dumps({"sent": a.count}))
+        return
     if a.cmd == "send":
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
         sock.bind((a.iface, 0))

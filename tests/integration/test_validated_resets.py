@@ -1,0 +1,83 @@
+"""Validated resets (docs/handshake.md "Anti-spoofing"; issue 17 item 2): an off-path TCP RST or
+FIN whose sequence number is outside the receiver's window changes nothing on the enforcer - the
+flow stays established and the connection keeps working - and is dropped and counted.
+
+client -- [A] -- wire (+ attacker, 10.77.0.3) -- [B] -- server, one long-lived connection. The
+attacker knows the 4-tuple (it is not secret) but not the sequence numbers, and sends as the server.
+"""
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from testbed import PROBE, IdentityBed, lab_policy, probe_server, wait_for
+
+SPOOF = Path(__file__).resolve().parent / "spoof.py"
+PORT = 7000
+
+
+@pytest.fixture(scope="module")
+def bed():
+    with IdentityBed() as b:
+        allow_out = [("to-server", "Allow", [["app=server"]], [f"tcp/{PORT}"])]
+        allow_in = [("from-client", "Allow", [["app=client"]], [f"tcp/{PORT}"])]
+        pf = b.write_policy(lab_policy(client_out=allow_out, server_in=allow_in))
+        b.a = b.start_enforcer("a", pf)
+        b.b = b.start_enforcer("b", pf)
+        probe_server(b.server, f"echo-server --port {PORT}")
+        yield b
+
+
+class Conn:
+    def __init__(self, bed):
+        self.p = bed.client.popen(f"python3 -u {PROBE} hold --host {bed.SERVER4} --port {PORT} "
+                                  f"--count 1000 --stepped --report --timeout 10", stdin=subprocess.PIPE)
+        assert json.loads(self.p.stdout.readline())["connected"]
+        assert json.loads(self.p.stdout.readline())["ok"]
+
+    def step(self):
+        if self.p.poll() is not None:
+            return False
+        self.p.stdin.write("\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        return bool(line) and json.loads(line).get("ok", False)
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait(timeout=20)
+
+
+def state_at_a(bed, sport):
+    rows = [f for f in bed.a.flows() if f.get("dport") == PORT and f.get("sport") == sport]
+    return rows[0]["state"] if rows else None
+
+
+@pytest.mark.parametrize("flags,name", [(4, "RST"), (17, "FIN")])
+def test_off_path_reset_or_fin_out_of_window_changes_nothing(bed, flags, name):
+    conn = Conn(bed)
+    try:
+        # What the attacker lacks, the test reads off the client's interface: the numbers in use.
+        w = bed.client.popen(f"python3 -u {SPOOF} learn --iface {bed.client_if} --dport {PORT}")
+        assert json.loads(w.stdout.readline())["ready"]
+        assert conn.step()
+        seg = json.loads(w.stdout.readline())
+        w.wait(timeout=10)
+        assert "seq" in seg, seg
+        assert state_at_a(bed, seg["sport"]) == "ESTABLISHED"
+        before = bed.a.stats()["drops"].get("tcp_out_of_window", 0)
+        # As the server, to the client: far from what the client expects (its ACK number).
+        bed.ext.run(f"python3 {SPOOF} tcp --iface {bed.ext_if} --src {bed.SERVER4} --dst {bed.CLIENT4} "
+                    f"--sport {PORT} --dport {seg['sport']} --seq {seg['ack'] + 2**31} "
+                    f"--ack {seg['seq']} --flags {flags} --count 3")
+        dropped = lambda: bed.a.stats()["drops"].get("tcp_out_of_window", 0) >= before + 3
+        # Either A dropped them, or (without the check) they reached its flow: wait for one.
+        wait_for(lambda: dropped() or state_at_a(bed, seg["sport"]) != "ESTABLISHED", timeout=20,
+                 what=f"A to handle the off-path {name}s")
+        assert state_at_a(bed, seg["sport"]) == "ESTABLISHED", f"an off-path {name} changed A's flow"
+        assert dropped()
+        assert conn.step(), f"the connection stopped working after an off-path {name}"
+    finally:
+        conn.close()
