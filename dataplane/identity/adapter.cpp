@@ -304,12 +304,11 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
             ans.managed_udp = pi.flags & policy::kManagedUdp;
             return;
         }
-        case NeedKind::kPlainPeer: {
-            std::array<uint8_t, 16> pk;
-            std::memcpy(pk.data(), e.k->v.dst.b, 16);
-            ans.plain_peer = plain_peers_->find(pk, now_unix_) != nullptr;
+        case NeedKind::kPlainPeer:
+            ans.plain_peer =
+                plain_peers_->find(plain_key(e.k->v.dst, e.k->v.proto, e.k->v.dport), now_unix_) !=
+                nullptr;
             return;
-        }
         case NeedKind::kLocalClaims: {
             const crypto::SignedClaims *c = st_->claims_of(pu_of(n.pu));
             e.claims = c;
@@ -496,6 +495,7 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
                 case HsFill::kClientClaims:
                     x.client_hash = e.claims->hash;
                     x.local_pub = e.claims->claims.ephemeral_pub;
+                    if (e.k && e.proto == kProtoTcp) x.client_isn = e.k->v.seq;
                     return;
                 case HsFill::kServerSyn: {
                     const crypto::wire::TokenView &t = e.proto == kProtoUdp ? e.msg.token : e.tok;
@@ -562,8 +562,13 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
             e.conf->last_tsc = now_tsc_;
             return;
         case Act::kRememberPlainPeer: {
-            std::array<uint8_t, 16> pk;
-            std::memcpy(pk.data(), (a.a ? peer_addr(e.pos, f) : e.k->v.src).b, 16);
+            // The server (address, protocol, port): the packet's source, or the flow's peer.
+            const FlowKey &key = flows_->key_at(e.pos);
+            const uint8_t peer_side = f.local_side ^ 1;
+            const PlainKey pk =
+                a.a ? plain_key(peer_addr(e.pos, f), key.proto,
+                                peer_side == kSideA ? key.pa : key.pb)
+                    : plain_key(e.k->v.src, e.k->v.proto, e.k->v.sport);
             plain_peers_->insert(pk, now_unix_ + kPlainPeerS, now_unix_) = 1;
             return;
         }

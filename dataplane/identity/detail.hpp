@@ -119,6 +119,7 @@ class Ctx {
     bool mac_ok() noexcept { return use(Field::kMacOk, 1, fx_.pkt.mac_ok); }
     bool nonce_client() noexcept { return use(Field::kNonceClient, 1, fx_.pkt.nonce_client); }
     bool nonce_server() noexcept { return use(Field::kNonceServer, 1, fx_.pkt.nonce_server); }
+    bool acks_syn() noexcept { return use(Field::kAcksSyn, 1, fx_.pkt.acks_syn); }
     bool dns_reply() noexcept { return use(Field::kDnsReply, 1, fx_.pkt.dns_reply); }
     bool udp_len8() noexcept { return use(Field::kUdpLen8, 1, fx_.pkt.udp_len8); }
     bool icmp_control() noexcept { return use(Field::kIcmpControl, 1, fx_.pkt.icmp_control); }

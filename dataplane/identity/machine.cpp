@@ -168,6 +168,8 @@ const char *name(Field f) noexcept {
             return "nonce_client";
         case Field::kNonceServer:
             return "nonce_server";
+        case Field::kAcksSyn:
+            return "acks_syn";
         case Field::kDnsReply:
             return "dns_reply";
         case Field::kUdpLen8:

@@ -141,6 +141,8 @@ struct PacketFacts {
     bool nonce_client = false;  // the packet's nonce (TCP token, UDP SYN / SYN-ACK token, UDP
                                 // REJECT's echoed nonce) equals the context's client nonce
     bool nonce_server = false;  // ... equals the context's server nonce
+    bool acks_syn = false;      // TCP SYN-ACK: its ACK number acknowledges the SYN the context
+                                // recorded (the client's ISN + 1): not a blind forgery
     bool dns_reply = false;     // source port 53 with payload, on a flow its local PU initiated
     bool udp_len8 = false;      // UDP Length 8: possibly one of our control datagrams
     bool icmp_control = false;  // ICMP error / IPv6 neighbour discovery (plain machine)
@@ -245,6 +247,7 @@ enum class Field : uint8_t {
     kMacOk,
     kNonceClient,
     kNonceServer,
+    kAcksSyn,
     kDnsReply,
     kUdpLen8,
     kIcmpControl,

@@ -45,7 +45,7 @@ bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_i
     decisions_ = std::make_unique<policy::DecisionCache>(idr_->decision_cache);
     peers_ = std::make_unique<crypto::FixedCache<8, PeerIdentity *>>(idr_->peer_cache);
     keys_ = std::make_unique<crypto::SessionKeyCache>(idr_->key_cache);
-    plain_peers_ = std::make_unique<crypto::FixedCache<16, uint8_t>>(idr_->peer_cache);
+    plain_peers_ = std::make_unique<crypto::FixedCache<19, uint8_t>>(idr_->peer_cache);
     confirms_ = std::make_unique<crypto::FixedCache<8, Confirmation>>(idr_->handshakes);
     jobs_.resize(idr_->slow_jobs);
     free_jobs_.reserve(idr_->slow_jobs);

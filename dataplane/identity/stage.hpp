@@ -134,6 +134,7 @@ class Stage {
   private:
     struct HandshakeCtx {
         uint8_t client_nonce[16], server_nonce[16];
+        uint32_t client_isn;  // TCP client role: the SYN's sequence number (a plain SYN-ACK must ack it)
         crypto::Digest client_hash, server_hash;
         uint8_t synack_mac[crypto::wire::kMacLen], ack_mac[crypto::wire::kMacLen],
             confirm_mac[crypto::wire::kMacLen];
@@ -321,7 +322,18 @@ class Stage {
     std::unique_ptr<crypto::SessionKeyCache> keys_;
     // Servers whose SYN-ACK came back without identity: later SYNs to them carry none (and a TFO
     // SYN's data never reaches a host that would take the token for data).
-    std::unique_ptr<crypto::FixedCache<16, uint8_t>> plain_peers_;
+    // Servers known to have no enforcer, by (address, protocol, port): one plain answer says
+    // nothing about the host's other services.
+    using PlainKey = std::array<uint8_t, 19>;
+    static PlainKey plain_key(const IpAddr &a, uint8_t proto, uint16_t port) noexcept {
+        PlainKey k;
+        std::memcpy(k.data(), a.b, 16);
+        k[16] = proto;
+        k[17] = static_cast<uint8_t>(port >> 8);
+        k[18] = static_cast<uint8_t>(port);
+        return k;
+    }
+    std::unique_ptr<crypto::FixedCache<19, uint8_t>> plain_peers_;
     std::unique_ptr<crypto::FixedCache<8, Confirmation>> confirms_;
     uint32_t jhash_seed_[2] = {};
     std::vector<SlowJob> jobs_;

@@ -157,7 +157,14 @@ void client_syn(Ctx &c) {
         return;
     }
     if (!c.opt_present()) {
-        // The server has no enforcer: decide with the ACL for its address, and remember it.
+        // The server has no enforcer - if this SYN-ACK really answers our SYN: a blind forgery
+        // (its ACK number does not acknowledge the SYN) must neither decide the connection nor
+        // teach that the server has no enforcer.
+        if (!c.acks_syn()) {
+            c.drop(DropReason::TcpOutOfWindow);
+            return;
+        }
+        // Decide with the ACL for its address, and remember it (address, protocol, port).
         c.act(Act::kRememberPlainPeer, 0);
         c.act(Act::kFreeHs);
         acl(c, PuFrom::kHandshake, DirFrom::kOutgoing);

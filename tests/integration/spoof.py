@@ -72,6 +72,7 @@ def main():
     le.add_argument("--iface", required=True)
     le.add_argument("--dport", type=int, required=True)
     le.add_argument("--timeout", type=float, default=30)
+    le.add_argument("--syn", action="store_true", help="the next SYN instead of a data segment")
     w = sub.add_parser("watch")
     w.add_argument("--iface", required=True)
     w.add_argument("--marker", required=True)
@@ -93,7 +94,9 @@ def main():
                 continue
             l4 = 14 + (d[14] & 0x0F) * 4
             sport, dport, seq, ack = struct.unpack("!HHII", d[l4:l4 + 12])
-            if dport == a.dport and len(d) > l4 + (d[l4 + 12] >> 4) * 4:  # carries data
+            flags = d[l4 + 13]
+            wanted = (flags & 0x12) == 0x02 if a.syn else len(d) > l4 + (d[l4 + 12] >> 4) * 4
+            if dport == a.dport and wanted:
                 print(json.dumps({"sport": sport, "seq": seq, "ack": ack}), flush=True)
                 return
         print(json.dumps({"timeout": True}), flush=True)

@@ -81,3 +81,38 @@ def test_off_path_reset_or_fin_out_of_window_changes_nothing(bed, flags, name):
         assert conn.step(), f"the connection stopped working after an off-path {name}"
     finally:
         conn.close()
+
+
+SILENT, SILENT_PORT = "10.77.0.70", 7010
+
+
+def test_forged_plain_synack_neither_decides_nor_teaches(bed):
+    """A client connects to a managed address that never answers; an attacker who knows the
+    4-tuple but not the ISN answers with a plain SYN-ACK. A must neither take it as the server's
+    answer nor remember the server as one without an enforcer: the next connection to it still
+    carries identity."""
+    # The silent server: a neighbour entry so the client's SYNs leave (nobody answers them).
+    bed.client.run(f"ip neigh replace {SILENT} lladdr 02:00:00:00:00:70 dev {bed.client_if}")
+    w = bed.client.popen(f"python3 -u {SPOOF} learn --syn --iface {bed.client_if} --dport {SILENT_PORT}")
+    assert json.loads(w.stdout.readline())["ready"]
+    signed = bed.a.identity()["syn_signed"]
+    c1 = bed.client.popen(f"python3 {PROBE} connections --host {SILENT} --port {SILENT_PORT} "
+                          f"--count 1 --parallel 1 --timeout 4")
+    syn = json.loads(w.stdout.readline())
+    w.wait(timeout=10)
+    wait_for(lambda: bed.a.identity()["syn_signed"] > signed, timeout=10, what="A to sign the SYN")
+    before = bed.a.stats()["drops"].get("tcp_out_of_window", 0)
+    bed.ext.run(f"python3 {SPOOF} tcp --iface {bed.ext_if} --src {SILENT} --dst {bed.CLIENT4} "
+                f"--sport {SILENT_PORT} --dport {syn['sport']} --seq 12345 --ack {syn['seq'] + 2**31} "
+                f"--flags 18 --count 3")
+    wait_for(lambda: bed.a.stats()["drops"].get("tcp_out_of_window", 0) >= before + 3
+             or [f for f in bed.a.flows() if f.get("dport") == SILENT_PORT and f["auth"] != "CLIENT_SYN"],
+             timeout=20, what="A to handle the forged SYN-ACKs")
+    rows = [f for f in bed.a.flows() if f.get("dport") == SILENT_PORT and f.get("sport") == syn["sport"]]
+    assert rows and rows[0]["auth"] == "CLIENT_SYN", f"a forged SYN-ACK decided the connection: {rows}"
+    c1.wait(timeout=30)
+    # The next connection to the same server still goes out with identity.
+    signed = bed.a.identity()["syn_signed"]
+    bed.client.run(f"python3 {PROBE} connections --host {SILENT} --port {SILENT_PORT} --count 1 "
+                   f"--parallel 1 --timeout 2", check=False)
+    assert bed.a.identity()["syn_signed"] > signed, "the forged SYN-ACK taught A that the server has no enforcer"

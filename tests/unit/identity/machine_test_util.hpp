@@ -59,6 +59,7 @@ inline const FieldInfo &field_info(Field f) {
                         Field::kMacOk,
                         Field::kNonceClient,
                         Field::kNonceServer,
+                        Field::kAcksSyn,
                         Field::kDnsReply,
                         Field::kUdpLen8,
                         Field::kIcmpControl,
@@ -139,6 +140,8 @@ inline uint32_t get(const Assign &a, Field f) {
             return x.pkt.nonce_client;
         case Field::kNonceServer:
             return x.pkt.nonce_server;
+        case Field::kAcksSyn:
+            return x.pkt.acks_syn;
         case Field::kDnsReply:
             return x.pkt.dns_reply;
         case Field::kUdpLen8:
@@ -247,6 +250,9 @@ inline void set(Assign &a, Field f, uint32_t v) {
             return;
         case Field::kNonceServer:
             x.pkt.nonce_server = v;
+            return;
+        case Field::kAcksSyn:
+            x.pkt.acks_syn = v;
             return;
         case Field::kDnsReply:
             x.pkt.dns_reply = v;

@@ -108,7 +108,8 @@ const std::vector<Scenario> kScenarios = {
      {{"pkt", "arrival=in kind=syn managed_tcp=1", "ClientSyn Forward"},
       {"pkt", "arrival=out kind=rst", "New Forward"},
       {"pkt", "arrival=in kind=syn managed_tcp=1", "ClientSyn Forward"},
-      {"pkt", "arrival=out kind=synack acl=1", "Allowed Forward"},
+      {"pkt", "arrival=out kind=synack acl=1", "ClientSyn Drop(tcp-out-of-window)"},  // blind
+      {"pkt", "arrival=out kind=synack acks_syn=1 acl=1", "Allowed Forward"},
       {"pkt", "arrival=out kind=other", "Allowed Forward"}}},
     {"TCP forged SYN-ACK and outgoing reject at A",
      tcp::step,
