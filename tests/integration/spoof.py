@@ -11,18 +11,15 @@ must not arrive.
 """
 import argparse
 import json
+import os
 import socket
 import struct
+import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from synflood import csum as checksum  # noqa: E402
 
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def frame(src_mac, src, dst, sport, dport, payload):

@@ -9,7 +9,6 @@ watcher stops at the control, and none of the spoofed frames may have arrived be
 case fails if its check is removed.
 """
 import json
-import subprocess
 import uuid
 from pathlib import Path
 

@@ -6,15 +6,12 @@ revocation list of every bundle; A must cut the flows B's claims authorized and 
 from then on, also the ones it verified and cached before the revocation.
 """
 import json
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from testbed import ConsoleBed, Holder, lab_policy, probe, probe_server, wait_for
+from testbed import ConsoleBed, Holder, UdpSteps, lab_policy, probe, probe_server, wait_for
 
-NETPROBE = Path(__file__).resolve().parent / "netprobe.py"
 PORT_HOLD, PORT_NEW, PORT_UDP = 7300, 7301, 7302
 UDP_NETS = ["10.77.0.0/24", "fd77::/64"]
 
@@ -50,24 +47,6 @@ def bed():
             probe_server(b.server, f"echo-server --port {port}")
         probe_server(b.server, f"udp-echo --port {PORT_UDP} --bind 0.0.0.0")
         yield b
-
-
-class UdpSteps:
-    """One UDP flow: an echo round trip per step."""
-
-    def __init__(self, bed, port):
-        self.p = bed.client.popen(f"python3 -u {NETPROBE} udp-steps --host {bed.SERVER4} --port {port} "
-                                  f"--timeout 1 --tries 3", stdin=subprocess.PIPE)
-        assert json.loads(self.p.stdout.readline())["ready"]
-
-    def step(self):
-        self.p.stdin.write("\n")
-        self.p.stdin.flush()
-        return json.loads(self.p.stdout.readline())["ok"]
-
-    def close(self):
-        self.p.kill()
-        self.p.wait()
 
 
 def revocation_enforced(sw, version):

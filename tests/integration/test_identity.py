@@ -227,8 +227,11 @@ def test_replayed_syn_never_authorized(lab):
     lab.wire.run(f"python3 {HERE / 'rawcap.py'} --iface {wb} --send {syn.hex()}")
     wait_for(lambda: identity(lab.b)["synack_signed"] > before["synack_signed"], what="B to answer the replay")
     lab.wire.run(f"python3 {HERE / 'rawcap.py'} --iface {wb} --send {proof.hex()}")
-    after = wait_for(lambda: (i := identity(lab.b)) and i if sum(lab.b.stats()["drops"][k] for k in ("mac_mismatch", "policy_reject", "flow_rejected")) > 0 or i["rejected"] > before["rejected"] else None,
-                     what="B to refuse the replayed proof")
+    def refused():
+        i = identity(lab.b)
+        drops = sum(lab.b.stats()["drops"][k] for k in ("mac_mismatch", "policy_reject", "flow_rejected"))
+        return i if drops > 0 or i["rejected"] > before["rejected"] else None
+    after = wait_for(refused, what="B to refuse the replayed proof")
     assert after["authorized"] == before["authorized"]
     est = lab.server.run("ss -Htn state established '( sport = :7011 )'").stdout.strip()
     assert est == ""

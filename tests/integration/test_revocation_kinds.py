@@ -9,11 +9,10 @@ may speak for a PU"), and an enforcer that reports the update enforced has alrea
 """
 import json
 import signal
-import subprocess
 
 import pytest
 
-from testbed import PROBE, IdentityBed, lab_policy, probe_server, wait_for
+from testbed import IdentityBed, TcpSteps, UdpSteps, lab_policy, probe_server, wait_for
 
 ROTATION = {"handshake": {"key_rotation_s": 10}}
 UDP_NETS = ["10.77.0.0/24", "fd77::/64"]
@@ -37,53 +36,6 @@ def policy(version, rule_removed=False, tag_changed=False, pu_deleted=False):
     if pu_deleted:
         p["processingunits"].remove(client)
     return p
-
-
-class TcpFlow:
-    """One TCP connection that does a round trip when told to and says how it went (a reset
-    connection: the probe exits with the error)."""
-
-    def __init__(self, bed, port):
-        self.p = bed.client.popen(f"python3 -u {PROBE} hold --host {bed.SERVER4} --port {port} "
-                                  f"--count 1000 --stepped --report --timeout 10", stdin=subprocess.PIPE)
-        assert json.loads(self.p.stdout.readline())["connected"]
-        assert json.loads(self.p.stdout.readline())["ok"]  # the first round trip runs at once
-
-    def step(self):
-        """True when the next round trip came back; False when the connection was cut."""
-        if self.p.poll() is not None:
-            return False
-        try:
-            self.p.stdin.write("\n")
-            self.p.stdin.flush()
-        except BrokenPipeError:
-            return False
-        line = self.p.stdout.readline()
-        return bool(line) and json.loads(line).get("ok", False)
-
-    def close(self):
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait(timeout=20)
-        return self.p.stderr.read() if self.p.stderr else ""
-
-
-class UdpFlow:
-    """One UDP socket (one flow through both enforcers) that does a round trip when told to."""
-
-    def __init__(self, bed, port):
-        self.p = bed.client.popen(f"python3 -u {PROBE} udp-steps --host {bed.SERVER4} --port {port} "
-                                  f"--timeout 1 --tries 3", stdin=subprocess.PIPE)
-        assert json.loads(self.p.stdout.readline())["ready"]
-
-    def step(self):
-        self.p.stdin.write("\n")
-        self.p.stdin.flush()
-        return json.loads(self.p.stdout.readline())["ok"]
-
-    def close(self):
-        self.p.stdin.close()
-        self.p.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +68,8 @@ def age(sw, proto, port):
 
 
 def test_each_revoking_update_cuts_its_old_tcp_and_udp_flows(bed):
-    tcp = {k: TcpFlow(bed, tp) for k, tp, _ in KINDS}
-    udp = {k: UdpFlow(bed, up) for k, _, up in KINDS}
+    tcp = {k: TcpSteps(bed, tp) for k, tp, _ in KINDS}
+    udp = {k: UdpSteps(bed, up) for k, _, up in KINDS}
     try:
         assert all(f.step() for f in udp.values()), "every UDP flow starts authorized"
 

@@ -6,12 +6,11 @@ client -- [A] -- wire (+ attacker, 10.77.0.3) -- [B] -- server, one long-lived c
 attacker knows the 4-tuple (it is not secret) but not the sequence numbers, and sends as the server.
 """
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from testbed import PROBE, IdentityBed, lab_policy, probe_server, wait_for
+from testbed import PROBE, IdentityBed, TcpSteps, lab_policy, probe_server, wait_for
 
 SPOOF = Path(__file__).resolve().parent / "spoof.py"
 PORT = 7000
@@ -29,27 +28,6 @@ def bed():
         yield b
 
 
-class Conn:
-    def __init__(self, bed):
-        self.p = bed.client.popen(f"python3 -u {PROBE} hold --host {bed.SERVER4} --port {PORT} "
-                                  f"--count 1000 --stepped --report --timeout 10", stdin=subprocess.PIPE)
-        assert json.loads(self.p.stdout.readline())["connected"]
-        assert json.loads(self.p.stdout.readline())["ok"]
-
-    def step(self):
-        if self.p.poll() is not None:
-            return False
-        self.p.stdin.write("\n")
-        self.p.stdin.flush()
-        line = self.p.stdout.readline()
-        return bool(line) and json.loads(line).get("ok", False)
-
-    def close(self):
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait(timeout=20)
-
-
 def state_at_a(bed, sport):
     rows = [f for f in bed.a.flows() if f.get("dport") == PORT and f.get("sport") == sport]
     return rows[0]["state"] if rows else None
@@ -57,7 +35,7 @@ def state_at_a(bed, sport):
 
 @pytest.mark.parametrize("flags,name", [(4, "RST"), (17, "FIN")])
 def test_off_path_reset_or_fin_out_of_window_changes_nothing(bed, flags, name):
-    conn = Conn(bed)
+    conn = TcpSteps(bed, PORT)
     try:
         # What the attacker lacks, the test reads off the client's interface: the numbers in use.
         w = bed.client.popen(f"python3 -u {SPOOF} learn --iface {bed.client_if} --dport {PORT}")

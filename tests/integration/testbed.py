@@ -367,6 +367,52 @@ class Holder:
 
 
 
+class UdpSteps:
+    """One UDP socket (one flow through the enforcers) that does an echo round trip per step."""
+
+    def __init__(self, bed, port, host=None):
+        self.p = bed.client.popen(f"python3 -u {PROBE} udp-steps --host {host or bed.SERVER4} --port {port} "
+                                  f"--timeout 1 --tries 3", stdin=subprocess.PIPE)
+        assert json.loads(self.p.stdout.readline())["ready"]
+
+    def step(self):
+        self.p.stdin.write("\n")
+        self.p.stdin.flush()
+        return json.loads(self.p.stdout.readline())["ok"]
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait(timeout=20)
+
+
+class TcpSteps:
+    """One TCP connection that does a round trip per step and says how it went (False once the
+    connection was reset: the probe exits with the error)."""
+
+    def __init__(self, bed, port, host=None):
+        self.p = bed.client.popen(f"python3 -u {PROBE} hold --host {host or bed.SERVER4} --port {port} "
+                                  f"--count 1000 --stepped --report --timeout 10", stdin=subprocess.PIPE)
+        assert json.loads(self.p.stdout.readline())["connected"]
+        assert json.loads(self.p.stdout.readline())["ok"]  # the first round trip runs at once
+
+    def step(self):
+        if self.p.poll() is not None:
+            return False
+        try:
+            self.p.stdin.write("\n")
+            self.p.stdin.flush()
+        except BrokenPipeError:
+            return False
+        line = self.p.stdout.readline()
+        return bool(line) and json.loads(line).get("ok", False)
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait(timeout=20)
+
+
 def probe(ns, args, timeout=120):
     """Runs a netprobe client in `ns` and returns its JSON report."""
     r = ns.run(f"python3 {PROBE} {args}", timeout=timeout)
