@@ -50,7 +50,9 @@ namespace segwire::dp {
     X(NoSessionKey, "no-session-key")                     \
     X(PolicyCut, "policy-cut")                            \
     X(UdpControl, "udp-control-stale")                    \
-    X(CertificateRevoked, "certificate-revoked")
+    X(CertificateRevoked, "certificate-revoked")          \
+    /* no policy in force yet, identity.fail_mode closed */ \
+    X(NoPolicy, "no-policy")
 
 enum class DropReason : uint8_t {
 #define X(name, text) name,
