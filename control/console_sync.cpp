@@ -346,6 +346,11 @@ Enrollment ConsoleSync::enroll(config::IdentityConfig &id) {
     return Enrollment::kEnrolled;
 }
 
+StateKey ConsoleSync::state_key() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return state_key_;
+}
+
 void ConsoleSync::load_state_key(const std::string &key_path) {
     auto key = crypto::private_key_from_pem(read_file(key_path));
     if (!key) throw std::runtime_error(key_path + ": " + key.error().what());
@@ -476,14 +481,10 @@ std::optional<std::string> ConsoleSync::cached_bundle() {
     std::string text;
     try {
         text = read_file(path);
-    } catch (const std::exception &e) {
+    } catch (const std::exception &) {
         text.clear();  // unreadable: refused as malformed below
     }
-    StateKey key;
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        key = state_key_;
-    }
+    StateKey key = state_key();
     const int64_t max_age = cfg_.console.cache_max_age_s;
     UnsealResult u = unseal_state(text, "bundle", enforcer_id_, key, now_s(), max_age);
     OPENSSL_cleanse(key.data(), key.size());
@@ -491,10 +492,10 @@ std::optional<std::string> ConsoleSync::cached_bundle() {
     if (!u.ok) {
         st_.cache_state = "refused";
         st_.cache_refused = to_string(u.error);
-        spdlog::error("cached policy {} refused: {}: {}; identity.fail_mode {} applies until the "
-                      "Console answers",
-                      path, to_string(u.error), u.detail,
-                      cfg_.identity.fail_closed ? "closed" : "open");
+        spdlog::error(
+            "cached policy {} refused: {}: {}; identity.fail_mode {} applies until the "
+            "Console answers",
+            path, to_string(u.error), u.detail, cfg_.identity.fail_closed ? "closed" : "open");
         return std::nullopt;
     }
     st_.cache_state = "valid";
@@ -516,11 +517,7 @@ void ConsoleSync::cached_bundle_applied(const std::string &text, const std::stri
 }
 
 void ConsoleSync::write_cache(const std::string &text, int64_t saved_at) {
-    StateKey key;
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        key = state_key_;
-    }
+    StateKey key = state_key();
     try {
         write_atomic(state_dir_ + "/bundle.json",
                      seal_state("bundle", enforcer_id_, saved_at, text, key));
@@ -538,8 +535,7 @@ void ConsoleSync::refresh_cache() {
     int64_t confirmed;
     {
         std::lock_guard<std::mutex> lock(mu_);
-        const int64_t every =
-            std::clamp<int64_t>(cfg_.console.cache_max_age_s / 16, 1, 3600);
+        const int64_t every = std::clamp<int64_t>(cfg_.console.cache_max_age_s / 16, 1, 3600);
         if (cache_version_.empty() || confirmed_at_ - cache_saved_at_ < every) return;
         text = cache_text_;
         confirmed = confirmed_at_;
@@ -695,11 +691,7 @@ void ConsoleSync::refresh_peers() {
     w.EndArray();
     if (sb.GetString() != peers_cached_) {
         peers_cached_ = sb.GetString();
-        StateKey key;
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            key = state_key_;
-        }
+        StateKey key = state_key();
         try {
             write_atomic(state_dir_ + "/peers.json",
                          seal_state("peers", enforcer_id_, now_s(), peers_cached_, key), 0644);
@@ -716,11 +708,7 @@ std::vector<std::string> ConsoleSync::cached_peer_certificates() const {
     std::vector<std::string> out;
     const std::string path = state_dir_ + "/peers.json";
     if (!fs::exists(path)) return out;
-    StateKey key;
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        key = state_key_;
-    }
+    StateKey key = state_key();
     std::string text;
     try {
         text = read_file(path);

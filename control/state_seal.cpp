@@ -102,13 +102,12 @@ UnsealResult unseal_state(std::string_view text, std::string_view kind,
     const int64_t saved_at = at->GetInt64();
     const auto want = state_mac(file_kind, file_id, saved_at, body_text, key);
     if (tag.size() != want.size() ||
-        !crypto::tag_equal(reinterpret_cast<const uint8_t *>(tag.data()), want.data(),
-                           want.size()))
+        !crypto::tag_equal(reinterpret_cast<const uint8_t *>(tag.data()), want.data(), want.size()))
         return fail(SealError::kTampered,
                     "the MAC does not verify (edited, or sealed under another enforcer's key)");
     if (file_kind != kind || file_id != enforcer_id)
-        return fail(SealError::kWrongSubject, "sealed as \"" + std::string(file_kind) + "\" for " +
-                                                  std::string(file_id));
+        return fail(SealError::kWrongSubject,
+                    "sealed as \"" + std::string(file_kind) + "\" for " + std::string(file_id));
     if (saved_at > now + kClockSkewS)
         return fail(SealError::kFromTheFuture,
                     "saved " + std::to_string(saved_at - now) + " s ahead of this clock");

@@ -395,9 +395,10 @@ int cmd_control(const char *, const char *, rte_tel_data *d) {
         // no policy: managed traffic dropped as no-policy), "forwarding" (open, no policy).
         const bool closed = g_app->cfg.identity.fail_closed;
         rte_tel_data_add_dict_string(d, "fail_mode", closed ? "closed" : "open");
-        rte_tel_data_add_dict_string(d, "fail_state", e && e->policy_version() ? "enforcing"
-                                                      : closed             ? "refusing"
-                                                                           : "forwarding");
+        rte_tel_data_add_dict_string(d, "fail_state",
+                                     e && e->policy_version() ? "enforcing"
+                                     : closed                 ? "refusing"
+                                                              : "forwarding");
         rte_tel_data_add_dict_u64(d, "enrolled", e ? 1 : 0);
     }
     if (e) {

@@ -51,7 +51,7 @@ namespace segwire::dp {
     X(PolicyCut, "policy-cut")                            \
     X(UdpControl, "udp-control-stale")                    \
     X(CertificateRevoked, "certificate-revoked")          \
-    /* no policy in force yet, identity.fail_mode closed */ \
+    /* no policy yet, identity.fail_mode closed */        \
     X(NoPolicy, "no-policy")
 
 enum class DropReason : uint8_t {

@@ -169,3 +169,21 @@ def test_cache_is_enforced_only_as_this_enforcer_sealed_it_and_within_its_maximu
                  what="the connection once the Console answers")
         assert connect(bed, 7002) == 0
         assert sealed(cache)["segwireState"] == 1  # the refused file is replaced by a sealed one
+
+
+def test_cache_age_moves_forward_while_the_console_confirms_the_version():
+    """The age is counted from the Console's last word on the version in force, not from when the
+    bundle first arrived: an enforcer in touch with its Console never restarts into a too-old
+    cache. With cache_max_age_s 16 the file's savedAt may move once a second (1/16 of it)."""
+    with ConsoleBed() as bed:
+        bed.set_console_policy(policy())
+        bed.start_console()
+        b = bed.start_enforcer_console("b", extra_console={"cache_max_age_s": 16}).start()
+        cache = Path(b.config["paths"]["state_dir"]) / "bundle.json"
+        first = wait_for(lambda: cache.exists() and sealed(cache)["savedAt"], what="the cache")
+        version = control(b)["bundle_version"]
+        # The long-poll (poll_wait_s 5) answers 304 for the same version: savedAt moves on.
+        later = wait_for(lambda: (t := sealed(cache)["savedAt"]) > first + 1 and t, timeout=30,
+                         what="a confirmation moving savedAt")
+        assert control(b)["bundle_version"] == version and control(b)["cache_saved_at"] >= later
+        assert json.loads(sealed(cache)["body"])["version"] == version

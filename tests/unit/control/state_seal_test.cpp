@@ -73,13 +73,15 @@ TEST_F(StateSeal, AnEditedBodyWithTheOldMacIsTampered) {
 
 TEST_F(StateSeal, AnotherEnforcersFileIsTampered) {
     // Sealed by enforcer B (its own key) as if for enf-a: B's key is not A's.
-    const std::string by_b = seal_state("bundle", "enf-a", kNow - 60, kBundle, key_of_new_enforcer());
+    const std::string by_b =
+        seal_state("bundle", "enf-a", kNow - 60, kBundle, key_of_new_enforcer());
     expect_refused(by_b, SealError::kTampered);
 }
 
 TEST_F(StateSeal, SameKeyButAnotherKindOrEnforcerIsWrongSubject) {
     expect_refused(seal_state("peers", "enf-a", kNow - 60, kBundle, key), SealError::kWrongSubject);
-    expect_refused(seal_state("bundle", "enf-b", kNow - 60, kBundle, key), SealError::kWrongSubject);
+    expect_refused(seal_state("bundle", "enf-b", kNow - 60, kBundle, key),
+                   SealError::kWrongSubject);
 }
 
 TEST_F(StateSeal, ALegacyPlainBundleIsUnsigned) {

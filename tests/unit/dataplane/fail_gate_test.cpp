@@ -61,7 +61,8 @@ TEST(FailGate, LinkScopeTrafficPasses) {
     // IPv4 link-local either way, limited broadcast (DHCP discover), 224.0.0.0/24.
     EXPECT_FALSE(g.refuses(view(v4_udp({}, {.src = {169, 254, 1, 2}, .dst = kDst4}))));
     EXPECT_FALSE(g.refuses(view(v4_udp({}, {.src = kSrc4, .dst = {169, 254, 9, 9}}))));
-    EXPECT_FALSE(g.refuses(view(v4_udp({68, 67}, {.src = {0, 0, 0, 0}, .dst = {255, 255, 255, 255}}))));
+    EXPECT_FALSE(
+        g.refuses(view(v4_udp({68, 67}, {.src = {0, 0, 0, 0}, .dst = {255, 255, 255, 255}}))));
     EXPECT_FALSE(g.refuses(view(v4_udp({}, {.src = kSrc4, .dst = {224, 0, 0, 251}}))));
     // But not other multicast, nor a DHCP answer unicast to a managed address.
     EXPECT_TRUE(g.refuses(view(v4_udp({}, {.src = kSrc4, .dst = {239, 1, 1, 1}}))));
