@@ -531,6 +531,7 @@ void ConsoleSync::write_cache(const std::string &text, int64_t saved_at) {
 // the cache's savedAt moves forward, at most once per 1/16 of the maximum age (hourly by
 // default), so that an enforcer in touch with its Console never restarts into a "too old" cache.
 void ConsoleSync::refresh_cache() {
+    std::lock_guard<std::mutex> writing(cache_mu_);
     std::string text;
     int64_t confirmed;
     {
@@ -603,6 +604,7 @@ std::optional<std::string> ConsoleSync::take_bundle() {
 }
 
 void ConsoleSync::bundle_applied(const std::string &text, const std::string &version) {
+    std::lock_guard<std::mutex> writing(cache_mu_);
     const int64_t now = now_s();
     write_cache(text, now);
     std::lock_guard<std::mutex> lock(mu_);

@@ -110,7 +110,7 @@ class ConsoleSync {
     // The key sealing state_dir's cache files, derived from the enforcer's key (state_seal.hpp).
     void load_state_key(const std::string &key_path);
     StateKey state_key() const;  // a copy (the caller wipes it)
-    void write_cache(const std::string &text, int64_t saved_at);
+    void write_cache(const std::string &text, int64_t saved_at);  // with cache_mu_ held
     void refresh_cache();
     void flush_spool();
     void spool(const std::string &kind, const std::string &body, size_t reports);
@@ -146,6 +146,9 @@ class ConsoleSync {
     // file's savedAt) and last confirmed it (a 304 to the long-poll for that version).
     std::string cache_text_, cache_version_;
     int64_t cache_saved_at_ = 0, confirmed_at_ = 0;
+    // Held (before mu_) while bundle.json is written: the control loop (a new bundle) and the
+    // sync thread (a confirmation) never write it at once, nor an older text after a newer one.
+    std::mutex cache_mu_;
     uint64_t batch_seq_ = 0;
     int64_t next_send_ = 0;
     uint32_t backoff_s_ = 0;
