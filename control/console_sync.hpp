@@ -109,7 +109,7 @@ class ConsoleSync {
     void heartbeat();
     // The key sealing state_dir's cache files, derived from the enforcer's key (state_seal.hpp).
     void load_state_key(const std::string &key_path);
-    StateKey state_key() const;  // a copy (the caller wipes it)
+    StateKey state_key() const;                                   // a copy (the caller wipes it)
     void write_cache(const std::string &text, int64_t saved_at);  // with cache_mu_ held
     void refresh_cache();
     void flush_spool();
