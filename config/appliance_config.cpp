@@ -212,6 +212,25 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.str("trusted_cas", id.trusted_cas, !console);
         o.strings("peer_certificates", id.peer_certificates);
         o.str("policy_file", id.policy_file);
+        std::string fail_mode = "closed";
+        o.str("fail_mode", fail_mode);
+        if (fail_mode != "closed" && fail_mode != "open")
+            throw ConfigError(o.at("fail_mode"),
+                              "must be \"closed\" or \"open\" (got \"" + fail_mode + "\")");
+        id.fail_closed = fail_mode == "closed";
+        if (o.has("fail_closed_networks")) {
+            std::vector<std::string> nets;
+            o.strings("fail_closed_networks", nets);
+            id.fail_closed_networks.clear();
+            for (size_t i = 0; i < nets.size(); ++i) {
+                policy::IpPrefix p;
+                std::string problem;
+                if (!policy::parse_prefix(nets[i], &p, &problem))
+                    throw ConfigError(o.at("fail_closed_networks") + "[" + std::to_string(i) + "]",
+                                      problem);
+                id.fail_closed_networks.push_back(p);
+            }
+        }
         if (id.enforcer_id.empty()) throw ConfigError(o.at("enforcer_id"), "must not be empty");
         if (id.enforcer_id.size() > 64 ||
             id.enforcer_id.find_first_not_of(
@@ -276,6 +295,7 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.uint("peer_refresh_s", cc.peer_refresh_s, 1, 3600);
         o.uint("spool_max_bytes", cc.spool_max_bytes, 4096, uint64_t(1) << 40);
         o.uint("max_reports_per_interval", cc.max_reports_per_interval, 16, 1000000);
+        o.uint("cache_max_age_s", cc.cache_max_age_s, 1, 366 * 86400);
         o.boolean("insecure_skip_verify", cc.insecure_skip_verify);
         if (cc.realm == "Certificate" && cc.appcred.empty())
             throw ConfigError("console.appcred", "required for realm Certificate");

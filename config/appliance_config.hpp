@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "config/policy/syntax.hpp"
+
 namespace segwire::config {
 
 // Thrown by the loader only (never on the packet path). `field` is a JSON path like
@@ -72,6 +74,16 @@ struct IdentityConfig {
     std::string trusted_cas;        // PEM file: CA bundle peer certificates must chain to
     std::vector<std::string> peer_certificates;  // PEM files of peer enforcers' certificates
     std::string policy_file;  // a policy bundle (JSON) enforced without a Console
+    // identity.fail_mode: what the workers do while no policy is in force (first boot, Console
+    // not answering, no usable fail-static cache): "closed" (true) refuses managed traffic,
+    // dropped and counted as no-policy; "open" forwards every packet untouched.
+    bool fail_closed = true;
+    // identity.fail_closed_networks: what "managed" means before any profile is known: a packet
+    // whose source or destination lies in one of these. Default: every address (0.0.0.0/0,
+    // ::/0). Link-scope traffic (ARP, ND, link-local addresses) is never refused
+    // (docs/control.md, "Fail mode").
+    std::vector<policy::IpPrefix> fail_closed_networks = {policy::IpPrefix{false, 0, {}},
+                                                          policy::IpPrefix{true, 0, {}}};
     bool enabled() const { return !key.empty() || !enforcer_id.empty(); }
 };
 
@@ -111,6 +123,9 @@ struct ConsoleConfig {
     // Distinct reports aggregated per interval and kind (flow, DNS lookup, connection exception);
     // records beyond it are not reported and are counted (docs/control.md, "Reports").
     uint32_t max_reports_per_interval = 10000;
+    // The fail-static cache (state_dir/bundle.json) is refused at start when the Console last
+    // vouched for it longer ago than this; the fail mode applies instead (docs/control.md).
+    uint32_t cache_max_age_s = 7 * 86400;
     bool insecure_skip_verify = false;  // tests only: do not verify the Console's certificate
     bool enabled() const { return !url.empty() || !appcred.empty() || realm != "Certificate"; }
 };

@@ -9,6 +9,7 @@
 #include "control/eal_setup.hpp"
 #include "control/console_sync.hpp"
 #include "control/enforcement.hpp"
+#include "dataplane/contract/fail_gate.hpp"
 #include "dataplane/worker/worker_set.hpp"
 
 namespace segwire::control {
@@ -19,6 +20,10 @@ struct App {
     dp::WorkerSet workers;
     std::unique_ptr<Enforcement> enforcement;  // null without an identity (forwarding only)
     std::unique_ptr<ConsoleSync> sync;         // null without a Console
+    // What the telemetry thread reads for `enforcement`: set once it exists, which may be long
+    // after telemetry started (a first boot waiting for the Console, docs/control.md).
+    std::atomic<Enforcement *> enforcement_live{nullptr};
+    dp::FailGate fail_gate;  // identity.fail_mode closed; the workers point at it
     std::atomic<bool> stop{false};
     uint64_t start_tsc = 0;
 };

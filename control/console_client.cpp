@@ -262,6 +262,10 @@ HttpResponse http_call(const HttpRequest &req, const std::string &ca_pem,
     if (rc != CURLE_OK) {
         res.error =
             std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "");
+        res.unreachable = rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY ||
+                          rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT ||
+                          rc == CURLE_GOT_NOTHING || rc == CURLE_SEND_ERROR ||
+                          rc == CURLE_RECV_ERROR;
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res.status);
     }

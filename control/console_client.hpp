@@ -12,6 +12,9 @@ struct HttpResponse {
     std::string body;
     std::string etag;   // without quotes
     std::string error;  // transport error (connection refused, TLS verification, timeout, ...)
+    // No answer because nothing could be reached (name, route, connection refused, timeout, a
+    // dropped connection): worth retrying. A TLS verification failure is not in this class.
+    bool unreachable = false;
     bool ok() const { return status >= 200 && status < 300; }
 };
 

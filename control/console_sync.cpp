@@ -15,8 +15,11 @@
 #include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
 
+#include "control/state_seal.hpp"
+#include "crypto/keys.hpp"
 #include "crypto/pki.hpp"
 
 namespace segwire::control {
@@ -123,6 +126,7 @@ ConsoleSync::ConsoleSync(const config::ApplianceConfig &cfg)
 
 ConsoleSync::~ConsoleSync() {
     stop();
+    OPENSSL_cleanse(state_key_.data(), state_key_.size());
 }
 
 void ConsoleSync::set_error(const std::string &e) {
@@ -206,6 +210,10 @@ std::string ConsoleSync::fetch_cloud_token(std::string &metadata) {
 // POST /issue. True when a token was obtained.
 bool ConsoleSync::authenticate() {
     const auto &cc = cfg_.console;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        unreachable_ = false;
+    }
     std::string metadata = "{}";
     if (cc.realm != "Certificate") {
         try {
@@ -221,6 +229,10 @@ bool ConsoleSync::authenticate() {
     issuer.set_token("");
     if (cc.realm == "Certificate") issuer.set_client_certificate(appcred_cert_, appcred_key_);
     HttpResponse r = issuer.call("POST", "/issue", body);
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        unreachable_ = r.unreachable;
+    }
     if (!r.ok()) {
         set_error("POST /issue: " + json_error(r));
         return false;
@@ -251,15 +263,20 @@ bool ConsoleSync::ensure_token() {
     return authenticate();
 }
 
-void ConsoleSync::enroll(config::IdentityConfig &id) {
+Enrollment ConsoleSync::enroll(config::IdentityConfig &id) {
     const std::string key_path = state_dir_ + "/enforcer.key",
                       cert_path = state_dir_ + "/enforcer.crt",
                       ca_path = state_dir_ + "/console-ca.pem";
-    auto use_cached = [&](const std::string &why) {
-        if (!fs::exists(key_path) || !fs::exists(cert_path) || !fs::exists(ca_path))
+    // Not enrolled before: with the Console out of reach the caller runs under the fail mode and
+    // asks again; any other failure (TLS verification, a refusal) stops the daemon.
+    auto use_cached = [&](const std::string &why, bool unreachable) {
+        if (!fs::exists(key_path) || !fs::exists(cert_path) || !fs::exists(ca_path)) {
+            if (unreachable) return Enrollment::kUnreachable;
             throw std::runtime_error("console: " + why + ", and no earlier enrollment in " +
                                      state_dir_);
+        }
         spdlog::warn("console: {}; enforcing with the enrollment cached in {}", why, state_dir_);
+        load_state_key(key_path);
         tags_ = id.tags;
         std::error_code ec;
         const auto mtime = fs::last_write_time(cert_path, ec);
@@ -273,13 +290,18 @@ void ConsoleSync::enroll(config::IdentityConfig &id) {
             schedule_renewal(read_file(cert_path), std::min(received, now_s()));
         } catch (const std::exception &) {
         }
+        return Enrollment::kCached;
     };
     id.key = key_path;
     id.certificate = cert_path;
     id.trusted_cas = ca_path;
     if (!authenticate()) {
-        use_cached("cannot authenticate (" + status().last_error + ")");
-        return;
+        bool unreachable;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            unreachable = unreachable_;
+        }
+        return use_cached("cannot authenticate (" + status().last_error + ")", unreachable);
     }
     // A new key the first time; the same key on every later start (its CSR is renewed).
     if (!fs::exists(key_path)) {
@@ -292,10 +314,7 @@ void ConsoleSync::enroll(config::IdentityConfig &id) {
     const std::string body = registration_body(&error);
     if (body.empty()) throw std::runtime_error(error);
     HttpResponse r = call("POST", "/enforcers", body);
-    if (r.status == 0) {
-        use_cached("registration failed (" + r.error + ")");
-        return;
-    }
+    if (r.status == 0) return use_cached("registration failed (" + r.error + ")", r.unreachable);
     if (!r.ok()) throw std::runtime_error("console: POST /enforcers: " + json_error(r));
     rapidjson::Document d;
     d.Parse(r.body.c_str());
@@ -320,9 +339,26 @@ void ConsoleSync::enroll(config::IdentityConfig &id) {
                                  " (candidates: [" + names + "]): " + json_error(p));
     }
     if (!p.ok() && p.status != 0) throw std::runtime_error("console: profile: " + json_error(p));
+    load_state_key(key_path);
     std::lock_guard<std::mutex> lock(mu_);
     st_.connected = true;
     st_.last_error.clear();
+    return Enrollment::kEnrolled;
+}
+
+StateKey ConsoleSync::state_key() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return state_key_;
+}
+
+void ConsoleSync::load_state_key(const std::string &key_path) {
+    auto key = crypto::private_key_from_pem(read_file(key_path));
+    if (!key) throw std::runtime_error(key_path + ": " + key.error().what());
+    auto k = crypto::derive_state_key(key->get());
+    if (!k) throw std::runtime_error(key_path + ": " + k.error().what());
+    std::lock_guard<std::mutex> lock(mu_);
+    state_key_ = *k;
+    OPENSSL_cleanse(k->data(), k->size());
 }
 
 // The registration request: name, tags and a CSR signed by the enforcer's key (kept in the state
@@ -435,10 +471,79 @@ void ConsoleSync::renew_certificate() {
         error, renew_at_ - now, old_not_after);
 }
 
-std::optional<std::string> ConsoleSync::cached_bundle() const {
+std::optional<std::string> ConsoleSync::cached_bundle() {
     const std::string path = state_dir_ + "/bundle.json";
-    if (!fs::exists(path)) return std::nullopt;
-    return read_file(path);
+    if (!fs::exists(path)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        st_.cache_state = "none";
+        return std::nullopt;
+    }
+    std::string text;
+    try {
+        text = read_file(path);
+    } catch (const std::exception &) {
+        text.clear();  // unreadable: refused as malformed below
+    }
+    StateKey key = state_key();
+    const int64_t max_age = cfg_.console.cache_max_age_s;
+    UnsealResult u = unseal_state(text, "bundle", enforcer_id_, key, now_s(), max_age);
+    OPENSSL_cleanse(key.data(), key.size());
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!u.ok) {
+        st_.cache_state = "refused";
+        st_.cache_refused = to_string(u.error);
+        spdlog::error(
+            "cached policy {} refused: {}: {}; identity.fail_mode {} applies until the "
+            "Console answers",
+            path, to_string(u.error), u.detail, cfg_.identity.fail_closed ? "closed" : "open");
+        return std::nullopt;
+    }
+    st_.cache_state = "valid";
+    st_.cache_saved_at = u.ok->saved_at;
+    cache_saved_at_ = u.ok->saved_at;
+    return std::move(u.ok->body);
+}
+
+void ConsoleSync::cached_bundle_applied(const std::string &text, const std::string &version) {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Not written again: the file keeps the time the Console last vouched for it, so that
+    // restarting never makes an old bundle young.
+    cache_text_ = text;
+    cache_version_ = version;
+    if (etag_.empty()) etag_ = version;
+    st_.cache_state = "in-force";
+    st_.bundle_version = version;
+    st_.bundles_applied++;
+}
+
+void ConsoleSync::write_cache(const std::string &text, int64_t saved_at) {
+    StateKey key = state_key();
+    try {
+        write_atomic(state_dir_ + "/bundle.json",
+                     seal_state("bundle", enforcer_id_, saved_at, text, key));
+    } catch (const std::exception &e) {
+        spdlog::error("console: cannot cache the bundle: {}", e.what());
+    }
+    OPENSSL_cleanse(key.data(), key.size());
+}
+
+// The Console vouched again for the version this enforcer enforces (a 304 to the long-poll):
+// the cache's savedAt moves forward, at most once per 1/16 of the maximum age (hourly by
+// default), so that an enforcer in touch with its Console never restarts into a "too old" cache.
+void ConsoleSync::refresh_cache() {
+    std::lock_guard<std::mutex> writing(cache_mu_);
+    std::string text;
+    int64_t confirmed;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        const int64_t every = std::clamp<int64_t>(cfg_.console.cache_max_age_s / 16, 1, 3600);
+        if (cache_version_.empty() || confirmed_at_ - cache_saved_at_ < every) return;
+        text = cache_text_;
+        confirmed = confirmed_at_;
+        cache_saved_at_ = confirmed;
+        st_.cache_saved_at = confirmed;
+    }
+    write_cache(text, confirmed);
 }
 
 void ConsoleSync::start(Enforcement &e) {
@@ -477,6 +582,7 @@ void ConsoleSync::poll_policy() {
     if (r.status == 304) {
         std::lock_guard<std::mutex> lock(mu_);
         st_.connected = true;
+        if (!cache_version_.empty() && etag_ == cache_version_) confirmed_at_ = now_s();
         return;
     }
     if (r.status == 200) {
@@ -498,13 +604,16 @@ std::optional<std::string> ConsoleSync::take_bundle() {
 }
 
 void ConsoleSync::bundle_applied(const std::string &text, const std::string &version) {
-    try {
-        write_atomic(state_dir_ + "/bundle.json", text);
-    } catch (const std::exception &e) {
-        spdlog::error("console: cannot cache the bundle: {}", e.what());
-    }
+    std::lock_guard<std::mutex> writing(cache_mu_);
+    const int64_t now = now_s();
+    write_cache(text, now);
     std::lock_guard<std::mutex> lock(mu_);
+    cache_text_ = text;
+    cache_version_ = version;
+    cache_saved_at_ = confirmed_at_ = now;
     if (etag_.empty()) etag_ = version;
+    st_.cache_state = "in-force";
+    st_.cache_saved_at = now;
     st_.bundle_version = version;
     st_.bundles_applied++;
 }
@@ -584,11 +693,14 @@ void ConsoleSync::refresh_peers() {
     w.EndArray();
     if (sb.GetString() != peers_cached_) {
         peers_cached_ = sb.GetString();
+        StateKey key = state_key();
         try {
-            write_atomic(state_dir_ + "/peers.json", peers_cached_, 0644);
+            write_atomic(state_dir_ + "/peers.json",
+                         seal_state("peers", enforcer_id_, now_s(), peers_cached_, key), 0644);
         } catch (const std::exception &e) {
             spdlog::error("console: cannot cache peer certificates: {}", e.what());
         }
+        OPENSSL_cleanse(key.data(), key.size());
     }
     std::lock_guard<std::mutex> lock(mu_);
     st_.peer_certificates = n;
@@ -598,9 +710,22 @@ std::vector<std::string> ConsoleSync::cached_peer_certificates() const {
     std::vector<std::string> out;
     const std::string path = state_dir_ + "/peers.json";
     if (!fs::exists(path)) return out;
+    StateKey key = state_key();
+    std::string text;
+    try {
+        text = read_file(path);
+    } catch (const std::exception &) {
+    }
+    // No age limit: every certificate carries its own expiry and is verified again when added.
+    UnsealResult u = unseal_state(text, "peers", enforcer_id_, key, now_s(), 0);
+    OPENSSL_cleanse(key.data(), key.size());
+    if (!u.ok) {
+        spdlog::error("cached peer certificates {} refused: {}: {}", path, to_string(u.error),
+                      u.detail);
+        return out;
+    }
     rapidjson::Document d;
-    std::string text = read_file(path);
-    d.Parse(text.c_str());
+    d.Parse(u.ok->body.c_str());
     if (d.HasParseError() || !d.IsArray()) return out;
     for (auto &v : d.GetArray())
         if (v.IsString()) out.emplace_back(v.GetString());
@@ -860,6 +985,7 @@ void ConsoleSync::loop() {
                 heartbeat();
                 next_heartbeat = now + cfg_.console.heartbeat_s;
             }
+            refresh_cache();
             flush_spool();
         }
         std::unique_lock<std::mutex> lock(mu_);

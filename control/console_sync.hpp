@@ -22,6 +22,7 @@
 #include "config/appliance_config.hpp"
 #include "control/console_client.hpp"
 #include "control/enforcement.hpp"
+#include "control/state_seal.hpp"
 
 namespace segwire::control {
 
@@ -40,6 +41,18 @@ struct SyncStatus {
     int64_t cert_not_after = 0, cert_renewed_at = 0, cert_next_renewal_at = 0;
     uint64_t cert_renewals = 0, cert_renewal_failures = 0;
     std::string cert_renewal_error;  // the last failure, "" after a success
+    // The fail-static cache (state_dir/bundle.json): "none" (no file at start), "refused" (with
+    // the reason: a SealError name), "valid" (accepted at start), "in-force" (the bundle in force
+    // is cached); when the Console last vouched for it.
+    std::string cache_state = "none", cache_refused;
+    int64_t cache_saved_at = 0;
+};
+
+// What enroll() achieved.
+enum class Enrollment : uint8_t {
+    kEnrolled,     // the Console answered: key, certificate and CA are fresh in state_dir
+    kCached,       // the Console did not answer; the enrollment of an earlier run is used
+    kUnreachable,  // never enrolled and the Console is out of reach: ask again later
 };
 
 class ConsoleSync {
@@ -49,12 +62,19 @@ class ConsoleSync {
 
     // Start-up, before the dataplane enforces anything. Authenticates and enrolls, or falls back to
     // the enrollment cached in state_dir when the Console does not answer. Fills the identity
-    // paths (key, certificate, CA) in `id`. Throws std::runtime_error naming the problem when
-    // neither works, or when the Console says the profile is ambiguous or missing (with the
-    // candidates).
-    void enroll(config::IdentityConfig &id);
-    // The bundle cached by an earlier run (fail-static restart), if any.
-    std::optional<std::string> cached_bundle() const;
+    // paths (key, certificate, CA) in `id`. kUnreachable: never enrolled and no Console to be
+    // reached (the daemon runs under the fail mode and calls again). Throws std::runtime_error
+    // naming the problem when the Console answers but enrollment fails without an earlier one
+    // (TLS verification, a refusal), or when the Console says the profile is ambiguous or
+    // missing (with the candidates).
+    Enrollment enroll(config::IdentityConfig &id);
+    // The bundle cached by an earlier run (fail-static restart), if its seal verifies under this
+    // enforcer's key and the Console vouched for it within console.cache_max_age_s; otherwise
+    // nullopt, and an error-level log line names the reason (status().cache_refused).
+    std::optional<std::string> cached_bundle();
+    // The cached bundle was applied at start: it is the version in force (the file is left as it
+    // is, with the time the Console last vouched for it).
+    void cached_bundle_applied(const std::string &text, const std::string &version);
     // Peer enforcer certificates learned from the Console by an earlier run (fail-static too:
     // without them a restarted enforcer could not verify any peer's claims).
     std::vector<std::string> cached_peer_certificates() const;
@@ -87,6 +107,11 @@ class ConsoleSync {
     void schedule_renewal(const std::string &pem, int64_t received);
     std::string registration_body(std::string *error);
     void heartbeat();
+    // The key sealing state_dir's cache files, derived from the enforcer's key (state_seal.hpp).
+    void load_state_key(const std::string &key_path);
+    StateKey state_key() const;                                   // a copy (the caller wipes it)
+    void write_cache(const std::string &text, int64_t saved_at);  // with cache_mu_ held
+    void refresh_cache();
     void flush_spool();
     void spool(const std::string &kind, const std::string &body, size_t reports);
     void load_spool();
@@ -115,6 +140,15 @@ class ConsoleSync {
     };
     std::deque<Batch> spool_;
     std::string peers_cached_;  // what peers.json holds
+    bool unreachable_ = false;  // the last POST /issue reached nothing
+    StateKey state_key_{};      // seals bundle.json and peers.json
+    // The bundle in force as cached, its version, when the Console last vouched for it (the
+    // file's savedAt) and last confirmed it (a 304 to the long-poll for that version).
+    std::string cache_text_, cache_version_;
+    int64_t cache_saved_at_ = 0, confirmed_at_ = 0;
+    // Held (before mu_) while bundle.json is written: the control loop (a new bundle) and the
+    // sync thread (a confirmation) never write it at once, nor an older text after a newer one.
+    std::mutex cache_mu_;
     uint64_t batch_seq_ = 0;
     int64_t next_send_ = 0;
     uint32_t backoff_s_ = 0;

@@ -2,6 +2,8 @@
 #include <getopt.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -57,6 +59,85 @@ void setup_logging(const config::LogConfig &lc) {
     spdlog::set_default_logger(logger);
 }
 
+// One worker per worker lcore; `identity` null: forwarding only (no identity section, or a first
+// boot before the enrollment: the identity is attached later).
+void add_workers(control::App &app, const dp::FailGate *gate, dp::IdentityRuntime *identity) {
+    const config::ApplianceConfig &cfg = app.cfg;
+    const auto &to = cfg.flows.timeouts;
+    const bool hw_symmetric = app.ports[0].symmetric_rss && app.ports[1].symmetric_rss;
+    for (uint32_t w = 0; w < cfg.workers; ++w) {
+        dp::WorkerSetup s;
+        s.id = w;
+        s.nworkers = cfg.workers;
+        s.port_id[dp::kInside] = app.ports[0].port_id;
+        s.port_id[dp::kOutside] = app.ports[1].port_id;
+        s.software_steering = !hw_symmetric;
+        s.burst = cfg.burst;
+        s.idle = cfg.idle;
+        s.flow_capacity = cfg.flows.max_per_worker;
+        s.timeouts_s[dp::kTcpHandshake] = to.tcp_handshake_s;
+        s.timeouts_s[dp::kTcpEstablished] = to.tcp_established_s;
+        s.timeouts_s[dp::kTcpClosing] = to.tcp_closing_s;
+        s.timeouts_s[dp::kUdp] = to.udp_s;
+        s.timeouts_s[dp::kOther] = to.other_s;
+        s.socket = static_cast<int>(rte_socket_id());
+        s.identity = identity;
+        s.fail_gate = gate;
+        app.workers.add(s);
+    }
+    app.workers.create_steering_rings();
+}
+
+// A first boot with the Console out of reach: the workers forward under the fail mode (no
+// identity, no policy) while the main lcore asks the Console again, every 1 s doubling to 10 s.
+// True once enrolled (the workers have returned and wait for their identity); false when told to
+// stop first.
+bool enroll_under_fail_mode(control::App &app, config::IdentityConfig &id, bool closed) {
+    std::atomic<bool> enrolled{false};
+    app.workers.launch(enrolled);
+    spdlog::warn(
+        "console: not enrolled yet and the Console is out of reach; identity.fail_mode {}; asking "
+        "again",
+        closed ? "closed: managed traffic is refused and counted (drops.no_policy)"
+               : "open: traffic is forwarded untouched");
+    auto wait = std::chrono::seconds(1);
+    auto next = std::chrono::steady_clock::now() + wait;
+    while (!app.stop.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (std::chrono::steady_clock::now() < next) continue;
+        control::Enrollment e;
+        try {
+            e = app.sync->enroll(id);
+        } catch (...) {
+            enrolled.store(true);  // the workers stop; the caller reports the error
+            rte_eal_mp_wait_lcore();
+            throw;
+        }
+        if (e != control::Enrollment::kUnreachable) break;
+        wait = std::min(wait * 2, std::chrono::seconds(10));
+        next = std::chrono::steady_clock::now() + wait;
+    }
+    enrolled.store(true);
+    rte_eal_mp_wait_lcore();
+    return !app.stop.load();
+}
+
+void shut_ports(control::App &app) {
+    control::stop_port(app.ports[0].port_id);
+    control::stop_port(app.ports[1].port_id);
+}
+
+int finish(std::unique_ptr<control::App> app, int rc) {
+    g_stop = nullptr;
+    if (app->sync) app->sync->stop();
+    app->workers.clear();
+    app->enforcement_live.store(nullptr);
+    app->enforcement.reset();
+    app->sync.reset();
+    rte_eal_cleanup();
+    return rc;
+}
+
 int run(const config::ApplianceConfig &cfg) {
     auto app = std::make_unique<control::App>();
     app->cfg = cfg;
@@ -93,13 +174,45 @@ int run(const config::ApplianceConfig &cfg) {
                          i == 0 ? "inside" : "outside", app->ports[i].name, app->ports[i].driver, q,
                          app->ports[i].mtu, hw_symmetric ? "symmetric RSS" : "software");
 
-        if (cfg.identity.enabled()) {
-            config::ApplianceConfig ecfg = cfg;
-            if (cfg.console.enabled()) {
-                // Enrollment fills in the key, certificate and CA (or the cached ones).
-                app->sync = std::make_unique<control::ConsoleSync>(cfg);
-                app->sync->enroll(ecfg.identity);
+        g_stop = &app->stop;
+        struct sigaction sa {};
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, nullptr);
+        sigaction(SIGTERM, &sa, nullptr);
+        sigaction(SIGHUP, &sa, nullptr);  // re-read identity.policy_file
+
+        // identity.fail_mode closed: until a policy is in force the workers refuse managed traffic
+        // (docs/control.md, "Fail mode").
+        const dp::FailGate *gate = nullptr;
+        if (cfg.identity.enabled() && cfg.identity.fail_closed) {
+            for (const auto &p : cfg.identity.fail_closed_networks) {
+                dp::FailGate::Net n{static_cast<uint8_t>(p.v6 ? 6 : 4), p.len, {}};
+                std::copy(p.addr.begin(), p.addr.end(), n.addr);
+                app->fail_gate.nets.push_back(n);
             }
+            gate = &app->fail_gate;
+        }
+        bool telemetry = false;
+        bool bootstrapped = false;  // the workers ran before the enrollment, without an identity
+        config::ApplianceConfig ecfg = cfg;
+        if (cfg.identity.enabled() && cfg.console.enabled()) {
+            // Enrollment fills in the key, certificate and CA (or the cached ones).
+            app->sync = std::make_unique<control::ConsoleSync>(cfg);
+            if (app->sync->enroll(ecfg.identity) == control::Enrollment::kUnreachable) {
+                // A first boot with no Console in reach: the workers run without an identity
+                // under the fail mode while the enrollment is asked again.
+                add_workers(*app, gate, nullptr);
+                control::register_telemetry(*app);
+                telemetry = true;
+                if (!enroll_under_fail_mode(*app, ecfg.identity, gate != nullptr)) {
+                    spdlog::info("shutting down before the first enrollment");
+                    shut_ports(*app);
+                    return finish(std::move(app), 0);
+                }
+                bootstrapped = true;
+            }
+        }
+        if (cfg.identity.enabled()) {
             const uint16_t mtu[2] = {app->ports[0].mtu, app->ports[1].mtu};
             dp::TxChecksum csum[2];
             for (int i = 0; i < 2; ++i)
@@ -108,39 +221,23 @@ int run(const config::ApplianceConfig &cfg) {
             app->enforcement =
                 std::make_unique<control::Enforcement>(ecfg, cfg.workers, pool, mtu, csum);
         }
-        const auto &to = cfg.flows.timeouts;
-        for (uint32_t w = 0; w < cfg.workers; ++w) {
-            dp::WorkerSetup s;
-            s.id = w;
-            s.nworkers = cfg.workers;
-            s.port_id[dp::kInside] = app->ports[0].port_id;
-            s.port_id[dp::kOutside] = app->ports[1].port_id;
-            s.software_steering = !hw_symmetric;
-            s.burst = cfg.burst;
-            s.idle = cfg.idle;
-            s.flow_capacity = cfg.flows.max_per_worker;
-            s.timeouts_s[dp::kTcpHandshake] = to.tcp_handshake_s;
-            s.timeouts_s[dp::kTcpEstablished] = to.tcp_established_s;
-            s.timeouts_s[dp::kTcpClosing] = to.tcp_closing_s;
-            s.timeouts_s[dp::kUdp] = to.udp_s;
-            s.timeouts_s[dp::kOther] = to.other_s;
-            s.socket = static_cast<int>(rte_socket_id());
-            s.identity = app->enforcement ? &app->enforcement->runtime() : nullptr;
-            app->workers.add(s);
-        }
-        app->workers.create_steering_rings();
+        if (bootstrapped)
+            app->workers.attach_identity(&app->enforcement->runtime());
+        else
+            add_workers(*app, gate, app->enforcement ? &app->enforcement->runtime() : nullptr);
         if (app->enforcement) {
             spdlog::info("identity handshake on; HMAC back-end {}", app->workers.hmac_backend());
             app->enforcement->start();
             if (app->sync) {
                 // Fail-static: the last bundle this enforcer accepted is enforced at once, before
-                // the Console answers (or while it does not).
+                // the Console answers (or while it does not), if its seal verifies under this
+                // enforcer's key and the Console vouched for it within console.cache_max_age_s.
                 for (const std::string &pem : app->sync->cached_peer_certificates())
                     app->enforcement->add_peer_certificate(pem);
                 if (auto cached = app->sync->cached_bundle()) {
                     try {
                         std::string v = app->enforcement->apply_bundle(*cached);
-                        app->sync->bundle_applied(*cached, v);
+                        app->sync->cached_bundle_applied(*cached, v);
                         spdlog::info("enforcing cached policy {} until the Console answers", v);
                     } catch (const std::exception &e) {
                         spdlog::error("cached policy unusable: {}", e.what());
@@ -156,17 +253,12 @@ int run(const config::ApplianceConfig &cfg) {
                 }
             }
         }
+        app->enforcement_live.store(app->enforcement.get(), std::memory_order_release);
         if (app->enforcement && !app->enforcement->has_policy())
-            spdlog::warn(
-                "no policy yet: traffic is forwarded untouched until the first policy is applied");
-        control::register_telemetry(*app);
-
-        g_stop = &app->stop;
-        struct sigaction sa {};
-        sa.sa_handler = on_signal;
-        sigaction(SIGINT, &sa, nullptr);
-        sigaction(SIGTERM, &sa, nullptr);
-        sigaction(SIGHUP, &sa, nullptr);  // re-read identity.policy_file
+            spdlog::warn("no policy yet: identity.fail_mode {} until the first policy is applied",
+                         gate ? "closed: managed traffic is refused and counted (drops.no_policy)"
+                              : "open: traffic is forwarded untouched");
+        if (!telemetry) control::register_telemetry(*app);
 
         app->workers.launch(app->stop);
         spdlog::info(
@@ -228,21 +320,14 @@ int run(const config::ApplianceConfig &cfg) {
             app->sync->stop();
         }
         if (app->enforcement) app->enforcement->stop();
-        control::stop_port(app->ports[0].port_id);
-        control::stop_port(app->ports[1].port_id);
+        shut_ports(*app);
     } catch (const std::exception &e) {
         spdlog::critical("{}", e.what());
         app->stop.store(true);
         rte_eal_mp_wait_lcore();
         rc = 1;
     }
-    g_stop = nullptr;
-    if (app->sync) app->sync->stop();
-    app->workers.clear();
-    app->enforcement.reset();
-    app->sync.reset();
-    rte_eal_cleanup();
-    return rc;
+    return finish(std::move(app), rc);
 }
 
 }  // namespace

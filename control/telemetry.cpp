@@ -208,7 +208,7 @@ int cmd_flows(const char *, const char *params, rte_tel_data *d) {
 
 int cmd_identity(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_start_dict(d);
-    Enforcement *e = g_app->enforcement.get();
+    Enforcement *e = g_app->enforcement_live.load(std::memory_order_acquire);
     rte_tel_data_add_dict_string(d, "enforcer_id", e ? e->enforcer_id().c_str() : "");
     rte_tel_data_add_dict_u64(d, "policy_version", e ? e->policy_version() : 0);
     rte_tel_data_add_dict_string(d, "bundle_version", e ? e->bundle_version().c_str() : "");
@@ -330,7 +330,7 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
 // /segwire/flowlog[,page]: flow reports aggregated since start, 16 per page.
 int cmd_flowlog(const char *, const char *params, rte_tel_data *d) {
     rte_tel_data_start_dict(d);
-    Enforcement *e = g_app->enforcement.get();
+    Enforcement *e = g_app->enforcement_live.load(std::memory_order_acquire);
     std::vector<FlowReport> rows = e ? e->total_flow_reports() : std::vector<FlowReport>{};
     constexpr uint32_t kPer = 16;
     uint32_t page =
@@ -387,14 +387,28 @@ void add_policy_status(rte_tel_data *d, const Enforcement &e) {
 
 int cmd_control(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_start_dict(d);
+    Enforcement *e = g_app->enforcement_live.load(std::memory_order_acquire);
+    const bool identity = g_app->cfg.identity.enabled();
     rte_tel_data_add_dict_string(d, "mode",
-                                 g_app->sync          ? "console"
-                                 : g_app->enforcement ? "policy-file"
-                                                      : "forwarding");
-    if (g_app->enforcement) {
-        add_policy_status(d, *g_app->enforcement);
+                                 g_app->sync ? "console"
+                                 : identity  ? "policy-file"
+                                             : "forwarding");
+    if (identity) {
+        // What the workers do while no policy is in force (docs/control.md, "Fail mode"), and
+        // whether they are there now: "enforcing" (a policy is in force), "refusing" (closed,
+        // no policy: managed traffic dropped as no-policy), "forwarding" (open, no policy).
+        const bool closed = g_app->cfg.identity.fail_closed;
+        rte_tel_data_add_dict_string(d, "fail_mode", closed ? "closed" : "open");
+        rte_tel_data_add_dict_string(d, "fail_state",
+                                     e && e->policy_version() ? "enforcing"
+                                     : closed                 ? "refusing"
+                                                              : "forwarding");
+        rte_tel_data_add_dict_u64(d, "enrolled", e ? 1 : 0);
+    }
+    if (e) {
+        add_policy_status(d, *e);
         // The per-interval report collections: entries now, bound, records not reported.
-        const ReportCounts rc = g_app->enforcement->report_counts();
+        const ReportCounts rc = e->report_counts();
         for (const auto &[name, c] : {std::pair{"flow", rc.flows}, std::pair{"dns", rc.dns},
                                       std::pair{"exception", rc.exceptions}}) {
             const std::string n = std::string(name) + "_reports";
@@ -419,6 +433,11 @@ int cmd_control(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_add_dict_u64(d, "spool_bytes", s.spool_bytes);
     rte_tel_data_add_dict_u64(d, "heartbeats", s.heartbeats);
     rte_tel_data_add_dict_u64(d, "peer_certificates", s.peer_certificates);
+    // The fail-static cache: "none", "refused" (cache_refused names why), "valid", "in-force";
+    // cache_saved_at: when the Console last vouched for it.
+    rte_tel_data_add_dict_string(d, "cache_state", s.cache_state.c_str());
+    rte_tel_data_add_dict_string(d, "cache_refused", s.cache_refused.c_str());
+    rte_tel_data_add_dict_u64(d, "cache_saved_at", static_cast<uint64_t>(s.cache_saved_at));
     return 0;
 }
 

@@ -1,5 +1,6 @@
 #include "crypto/keys.hpp"
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -106,6 +107,28 @@ Result<std::array<uint8_t, 32>> derive_session_key(std::span<const uint8_t, 32> 
     std::memcpy(info + sizeof(kSessionInfo) - 1, hc.data(), 32);
     std::memcpy(info + sizeof(kSessionInfo) - 1 + 32, hs.data(), 32);
     auto okm = hkdf_sha256(shared, as_bytes(kSessionSalt, sizeof(kSessionSalt) - 1), info, 32);
+    if (!okm) return okm.error();
+    std::array<uint8_t, 32> k;
+    std::memcpy(k.data(), okm->data(), 32);
+    OPENSSL_cleanse(okm->data(), okm->size());
+    return k;
+}
+
+Result<std::array<uint8_t, 32>> derive_state_key(EVP_PKEY *key) {
+    static constexpr char kSalt[] = "segwire/v1 state";
+    static constexpr char kInfo[] = "segwire/v1 state mac";
+    if (!key || EVP_PKEY_get_base_id(key) != EVP_PKEY_EC)
+        return Error{Errc::InvalidArgument, "state key: not a P-256 private key"};
+    BIGNUM *d = nullptr;
+    if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_PRIV_KEY, &d) != 1)
+        return openssl_error("state key: private scalar");
+    std::array<uint8_t, 32> scalar;
+    const int n = BN_bn2binpad(d, scalar.data(), static_cast<int>(scalar.size()));
+    BN_clear_free(d);
+    if (n != 32) return Error{Errc::InvalidArgument, "state key: not a P-256 private key"};
+    auto okm = hkdf_sha256(scalar, as_bytes(kSalt, sizeof(kSalt) - 1),
+                           as_bytes(kInfo, sizeof(kInfo) - 1), 32);
+    OPENSSL_cleanse(scalar.data(), scalar.size());
     if (!okm) return okm.error();
     std::array<uint8_t, 32> k;
     std::memcpy(k.data(), okm->data(), 32);

@@ -43,6 +43,13 @@ Result<std::vector<uint8_t>> hkdf_sha256(std::span<const uint8_t> ikm,
                                          std::span<const uint8_t> salt,
                                          std::span<const uint8_t> info, size_t out_len);
 
+// The key that MACs the files an enforcer keeps for itself (the fail-static policy bundle and peer
+// certificates in its state directory, docs/control.md "Fail-static cache"):
+//   K_state = HKDF-SHA256(IKM = the P-256 private scalar (32 bytes), salt = "segwire/v1 state",
+//                         info = "segwire/v1 state mac", L = 32)
+// Only a holder of the enforcer's long-term key can make a file it will accept. Slow path.
+Result<std::array<uint8_t, 32>> derive_state_key(EVP_PKEY *p256_key);
+
 // The protocol's session key between two enforcers, per direction of connection set-up:
 //   K = HKDF-SHA256(IKM = X25519(e_c, E_s), salt = "segwire/v1 session",
 //                   info = "segwire/v1 hmac" || E_c || E_s, L = 32)

@@ -14,6 +14,7 @@ namespace segwire::dp {
 inline constexpr uint32_t kMaxWorkers = 64;
 
 struct IdentityRuntime;  // dataplane/contract/identity_runtime.hpp
+struct FailGate;         // dataplane/contract/fail_gate.hpp
 
 struct WorkerSetup {
     uint32_t id = 0;
@@ -26,6 +27,9 @@ struct WorkerSetup {
     uint32_t timeouts_s[kTimeoutClassCount] = {};
     int socket = 0;
     IdentityRuntime *identity = nullptr;  // null: forwarding only (the foundation's mode)
+    // While no policy state is published (or before the identity is attached): refuse what it
+    // says (identity.fail_mode closed). Null: forward untouched (fail open, or no identity at all).
+    const FailGate *fail_gate = nullptr;
 };
 
 }  // namespace segwire::dp

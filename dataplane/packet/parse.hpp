@@ -57,7 +57,9 @@ namespace segwire::dp {
     X(IdentityRequired, "identity-required")             \
     X(SpoofedSource, "spoofed-source")                    \
     X(UnmanagedInsideSource, "unmanaged-inside-source")   \
-    X(TcpOutOfWindow, "tcp-out-of-window")
+    X(TcpOutOfWindow, "tcp-out-of-window")               \
+    /* no policy yet, identity.fail_mode closed */        \
+    X(NoPolicy, "no-policy")
 
 enum class DropReason : uint8_t {
 #define X(name, text) name,

@@ -31,6 +31,16 @@ bool Worker::init(const WorkerSetup &s, std::string &err) {
     return stage_.init(idr_, s_.id, s_.port_id, flows_, tx_, stats_, tsc_hz_, err);
 }
 
+bool Worker::attach_identity(IdentityRuntime *idr, std::string &err) {
+    if (idr_ || !idr) {
+        err = "identity already attached";
+        return false;
+    }
+    if (!stage_.init(idr, s_.id, s_.port_id, flows_, tx_, stats_, tsc_hz_, err)) return false;
+    s_.identity = idr_ = idr;
+    return true;
+}
+
 // The slow path's answers release held packets: they run again as bursts of their own, parsed
 // and looked up like received packets (not counted again), before this loop's rx.
 void Worker::begin_loop(uint64_t now) {
@@ -67,6 +77,9 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
     rte_mbuf *owned[kMaxBurst];
     uint16_t k = 0;
     const bool steer = s_.software_steering && s_.nworkers > 1;
+    // No policy in force (yet) and identity.fail_mode closed: managed packets are refused before
+    // they get a flow entry. Once a policy state is published this is one false test per burst.
+    const FailGate *gate = s_.fail_gate && !(idr_ && stage_.enforcing()) ? s_.fail_gate : nullptr;
 
     for (uint16_t i = 0; i < n; ++i) {
         if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
@@ -84,6 +97,11 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
         if (!v.is_ip()) {
             stats_.non_ip.add();
             tx_.push(m, arrival ^ 1);
+            continue;
+        }
+        if (gate && gate->refuses(v)) {
+            stats_.drops[static_cast<size_t>(DropReason::NoPolicy)].add();
+            rte_pktmbuf_free(m);
             continue;
         }
         if (v.fragment && !v.first_fragment) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/appliance_config.hpp"
+#include "dataplane/contract/fail_gate.hpp"
 #include "dataplane/contract/flow_dump.hpp"
 #include "dataplane/contract/identity_runtime.hpp"
 #include "dataplane/contract/stats.hpp"
@@ -28,7 +29,6 @@ struct rte_ring;
 
 namespace segwire::dp {
 
-
 class Worker {
   public:
     Worker() = default;
@@ -37,6 +37,10 @@ class Worker {
 
     // Control-time (allocates).
     bool init(const WorkerSetup &s, std::string &err);
+    // Control-time, while the worker is not running (allocates): a worker set up without an
+    // identity (a first boot waiting for the Console, docs/control.md "Fail mode") gets one. Its
+    // flow table and counters stay.
+    bool attach_identity(IdentityRuntime *idr, std::string &err);
     // steer_rings[src] is the ring worker `src` enqueues into for this worker.
     void set_steer_ring(uint32_t from, rte_ring *r) { inbound_[from] = r; }
     void set_peer_ring(uint32_t to, rte_ring *r) { outbound_[to] = r; }

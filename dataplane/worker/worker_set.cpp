@@ -37,6 +37,14 @@ void WorkerSet::create_steering_rings() {
         }
 }
 
+void WorkerSet::attach_identity(IdentityRuntime *idr) {
+    for (auto &w : workers_) {
+        std::string err;
+        if (!w->attach_identity(idr, err))
+            throw std::runtime_error("worker " + std::to_string(w->id()) + ": " + err);
+    }
+}
+
 int WorkerSet::run_on_lcore(void *launch) {
     const Launch *l = static_cast<const Launch *>(launch);
     return l->worker->run(*l->stop);

@@ -29,6 +29,9 @@ class WorkerSet {
     // With more than one worker: one single-producer/single-consumer steering ring per ordered
     // worker pair, so no two lcores ever contend on one ring.
     void create_steering_rings();
+    // Workers added without an identity get `idr` (after they have returned, before the next
+    // launch): a first boot that enrolled with the Console while they ran under the fail gate.
+    void attach_identity(IdentityRuntime *idr);
     // Worker i runs on the i-th worker lcore until `stop` is set.
     void launch(const std::atomic<bool> &stop);
     // Destroys the workers (after they have returned).

@@ -187,6 +187,17 @@ def test_clean_shutdown_on_sigterm(bed):
     ({"ports": {"inside": {"device": "net_null0"}, "outside": {"device": "net_null1"}}, "flows": {"timeouts_s": {"udp": "60"}}}, "flows.timeouts_s.udp"),
     # claims live 3 x key_rotation_s and at most 24 h
     ({"ports": {"inside": {"device": "net_null0"}, "outside": {"device": "net_null1"}}, "handshake": {"key_rotation_s": 28801}}, "handshake.key_rotation_s"),
+    # the fail mode and what it refuses (docs/control.md, "Fail mode"); the cache's maximum age
+    ({"ports": {"inside": {"device": "net_null0"}, "outside": {"device": "net_null1"}},
+      "identity": {"enforcer_id": "e", "key": "k", "certificate": "c", "trusted_cas": "t", "fail_mode": "shut"}},
+     "identity.fail_mode"),
+    ({"ports": {"inside": {"device": "net_null0"}, "outside": {"device": "net_null1"}},
+      "identity": {"enforcer_id": "e", "key": "k", "certificate": "c", "trusted_cas": "t",
+                   "fail_closed_networks": ["10.0.0.0/8", "10.1.2.3/8"]}},
+     "identity.fail_closed_networks[1]"),
+    ({"ports": {"inside": {"device": "net_null0"}, "outside": {"device": "net_null1"}},
+      "identity": {"enforcer_id": "e"}, "console": {"appcred": "a.json", "cache_max_age_s": 0}},
+     "console.cache_max_age_s"),
 ])
 def test_invalid_config_names_the_field(tmp_path, cfg, field):
     p = tmp_path / "bad.json"

@@ -59,6 +59,30 @@ TEST(Keys, HkdfRfc5869Case1) {
         "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
 }
 
+TEST(Keys, StateKeyIsFixedPerEnforcerKeyAndDiffersBetweenKeys) {
+    auto a = generate_p256_key();
+    auto b = generate_p256_key();
+    ASSERT_TRUE(a.ok() && b.ok());
+    auto ka = derive_state_key(a->get());
+    ASSERT_TRUE(ka.ok());
+    // The same key read back from its PEM (what a restart does) gives the same state key.
+    auto pem = private_key_to_pem(a->get());
+    ASSERT_TRUE(pem.ok());
+    auto again = private_key_from_pem(*pem);
+    ASSERT_TRUE(again.ok());
+    auto ka2 = derive_state_key(again->get());
+    ASSERT_TRUE(ka2.ok());
+    EXPECT_EQ(*ka, *ka2);
+    auto kb = derive_state_key(b->get());
+    ASSERT_TRUE(kb.ok());
+    EXPECT_NE(*ka, *kb);
+    // Only a P-256 private key will do.
+    auto x = X25519KeyPair::generate();
+    ASSERT_TRUE(x.ok());
+    EXPECT_FALSE(derive_state_key(x->pkey.get()).ok());
+    EXPECT_FALSE(derive_state_key(nullptr).ok());
+}
+
 TEST(Keys, SessionKeyIsSymmetricAndBoundToBothEphemeralKeysInOrder) {
     auto c = X25519KeyPair::generate(), s = X25519KeyPair::generate();
     const X25519Public &hc = c->pub, &hs = s->pub;
