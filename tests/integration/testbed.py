@@ -91,7 +91,9 @@ class Telemetry:
     def query(self, cmd):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            s.settimeout(5)
+            # Generous: on a loaded 2-core machine DPDK's telemetry thread (one thread per client,
+            # created on accept) has taken more than 5 s to send its greeting.
+            s.settimeout(30)
             s.connect(self.path)
             s.recv(16384)  # greeting
             s.send(cmd.encode())
