@@ -227,6 +227,10 @@ EnforcerProfile parse_profile(const Value &v, size_t i) {
     r.strings("targetUDPNetworks", p.target_udp_networks);
     r.strings("excludedNetworks", p.excluded_networks);
     r.strings("excludedInterfaces", p.excluded_interfaces);
+    if (r.get("trustedDNSResolvers")) {
+        p.trusted_dns_resolvers.emplace();
+        r.strings("trustedDNSResolvers", *p.trusted_dns_resolvers);
+    }
     r.expression("ignoreExpression", p.ignore_expression);
     r.strings("trustedCAs", p.trusted_cas);
     r.str("flowReportInterval", p.flow_report_interval);
@@ -426,6 +430,8 @@ void validate(const PolicySet &set) {
             if (p.target_networks) check_prefixes(label, "targetNetworks", *p.target_networks);
             check_prefixes(label, "targetUDPNetworks", p.target_udp_networks);
             check_prefixes(label, "excludedNetworks", p.excluded_networks);
+            if (p.trusted_dns_resolvers)
+                check_prefixes(label, "trustedDNSResolvers", *p.trusted_dns_resolvers);
             check_expression(label, "ignoreExpression", p.ignore_expression, false);
             check_tags(label, "associatedTags", p.associated_tags);
             uint64_t secs;
@@ -654,6 +660,8 @@ void write_set(W &w, const PolicySet &s) {
         write_strings(w, "targetUDPNetworks", p.target_udp_networks);
         write_strings(w, "excludedNetworks", p.excluded_networks);
         write_strings(w, "excludedInterfaces", p.excluded_interfaces);
+        if (p.trusted_dns_resolvers)
+            write_strings(w, "trustedDNSResolvers", *p.trusted_dns_resolvers);
         write_expr(w, "ignoreExpression", p.ignore_expression);
         write_strings(w, "trustedCAs", p.trusted_cas);
         write_str(w, "flowReportInterval", p.flow_report_interval);

@@ -71,6 +71,10 @@ struct EnforcerProfile {
     std::vector<std::string> target_udp_networks;  // targetUDPNetworks (no default)
     std::vector<std::string> excluded_networks;    // excludedNetworks
     std::vector<std::string> excluded_interfaces;  // excludedInterfaces
+    // trustedDNSResolvers: the resolvers whose answers may teach addresses for hostname entries
+    // (docs/dns.md). Absent: those the PU's outgoing rules allow on the query's port by address.
+    // Present: only these prefixes (empty: no resolver, no learning).
+    std::optional<std::vector<std::string>> trusted_dns_resolvers;
     TagExpression ignore_expression;               // ignoreExpression
     std::vector<std::string> trusted_cas;          // trustedCAs (PEM)
     std::string flow_report_interval = "30m";      // flowReportInterval

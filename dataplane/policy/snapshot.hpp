@@ -100,6 +100,7 @@ enum AddressFlag : uint8_t {
     kExcluded = 1,    // profile excludedNetworks: untouched and unreported
     kManagedTcp = 2,  // profile targetNetworks
     kManagedUdp = 4,  // profile targetUDPNetworks
+    kTrustedResolver = 8,  // profile trustedDNSResolvers (docs/dns.md)
 };
 
 // Everything one LPM lookup tells about an address.
@@ -139,6 +140,9 @@ class PolicySnapshot {
     uint64_t version() const noexcept { return version_; }
     const std::string &bundle_version() const { return bundle_version_; }
     const EnforcerProfile &profile() const { return profile_; }
+    // The profile lists its trusted DNS resolvers (the kTrustedResolver flag says which); else
+    // a resolver is trusted by the PU's outgoing rules (docs/dns.md).
+    bool resolvers_listed() const noexcept { return resolvers_listed_; }
     uint64_t flow_report_interval_s() const { return flow_report_interval_s_; }
 
     // ---- addresses (hot path) ----
@@ -258,6 +262,7 @@ class PolicySnapshot {
     std::string bundle_version_;
     EnforcerProfile profile_;
     uint64_t flow_report_interval_s_ = 1800;
+    bool resolvers_listed_ = false;
     Verdict default_action_[2] = {Verdict::kReject, Verdict::kReject};
 
     std::vector<std::string> strings_;

@@ -134,8 +134,9 @@ DnsAddress a6(const char *text, uint32_t ttl) {
     return x;
 }
 
-std::vector<uint32_t> nets(const FqdnSet &s, const DnsAddress &a, uint32_t now) {
-    auto sp = s.networks_for(a.addr, now);
+// The networks `a` was learned for from PU `pu`'s answers (learn() defaults to PU 0).
+std::vector<uint32_t> nets(const FqdnSet &s, const DnsAddress &a, uint32_t now, uint32_t pu = 0) {
+    auto sp = s.networks_for(a.addr, pu, now);
     return {sp.begin(), sp.end()};
 }
 
@@ -165,7 +166,7 @@ TEST(FqdnLearner, LearnThenLookupUntilExpiry) {
     EXPECT_EQ(nets(*s, addr, kNow + 299), Nets{3});
     EXPECT_EQ(nets(*s, addr, kNow + 300), Nets{});  // now < expires_at, strictly
     const uint8_t v4[4] = {192, 0, 2, 1};
-    auto sp = s->networks_for_v4(v4, kNow);
+    auto sp = s->networks_for_v4(v4, 0, kNow);
     EXPECT_EQ(Nets(sp.begin(), sp.end()), Nets{3});
     EXPECT_EQ(nets(*s, a4(192, 0, 2, 2, 0), kNow), Nets{});  // another address
     // The dataplane's IPv4 form (address in the first 4 bytes) is not the key: use _v4.
@@ -176,7 +177,7 @@ TEST(FqdnLearner, LearnThenLookupUntilExpiry) {
 
 TEST(FqdnLearner, EmptySetMatchesNothing) {
     const FqdnSet empty;
-    EXPECT_TRUE(empty.networks_for(a4(192, 0, 2, 1, 0).addr, kNow).empty());
+    EXPECT_TRUE(empty.networks_for(a4(192, 0, 2, 1, 0).addr, 0, kNow).empty());
     FqdnLearner l;
     EXPECT_EQ(l.build(kNow)->size(), 0u);
 }
@@ -195,7 +196,7 @@ TEST(FqdnLearner, TtlIsClampedToDefaults) {
     const Patterns p = {{0, "*.example.com"}};
     FqdnLearner l;
     EXPECT_EQ(l.config().min_ttl_s, 30u);
-    EXPECT_EQ(l.config().max_ttl_s, 86400u);
+    EXPECT_EQ(l.config().max_ttl_s, 3600u);  // issue 17: no answer is trusted beyond an hour
     const DnsAddress zero = a4(192, 0, 2, 1, 0), huge = a4(192, 0, 2, 2, 7 * 86400),
                      mid = a4(192, 0, 2, 3, 100);
     learn1(l, "a.example.com", zero, kNow, p);
@@ -205,8 +206,8 @@ TEST(FqdnLearner, TtlIsClampedToDefaults) {
     auto s = l.build(kNow);
     EXPECT_EQ(nets(*s, zero, kNow + 29), Nets{0});
     EXPECT_EQ(nets(*s, zero, kNow + 30), Nets{});
-    EXPECT_EQ(nets(*s, huge, kNow + 86399), Nets{0});
-    EXPECT_EQ(nets(*s, huge, kNow + 86400), Nets{});
+    EXPECT_EQ(nets(*s, huge, kNow + 3599), Nets{0});
+    EXPECT_EQ(nets(*s, huge, kNow + 3600), Nets{});
     EXPECT_EQ(nets(*s, mid, kNow + 99), Nets{0});
     EXPECT_EQ(nets(*s, mid, kNow + 100), Nets{});
 }
