@@ -15,6 +15,7 @@ Each test waits until the enforcer counted the refusal it is about (or published
 learned), then checks that the forged address is still refused. Each fails when its defence is
 removed (checked once per defence, by removing it).
 """
+import contextlib
 import json
 import shutil
 import subprocess
@@ -39,17 +40,17 @@ def target(i):
     return f"10.88.0.{100 + i}"
 
 
-def policy():
+def policy(dns_hosts="10.88.0.0/24", good_ports=(f"tcp/{PORT}",),
+           profile_extra=(("trustedDNSResolvers", [f"{DNSMASQ}/32", f"{SILENT}/32"]),)):
     ext = [
-        {"ID": "net-dns", "name": "dns", "associatedTags": ["net=dns"], "entries": ["10.88.0.0/24"]},
+        {"ID": "net-dns", "name": "dns", "associatedTags": ["net=dns"], "entries": [dns_hosts]},
         {"ID": "net-good", "name": "good-api", "associatedTags": ["net=good"], "entries": ["*.good.test"]},
     ]
     client_out = [
         ("dns", "Allow", [["net=dns"]], ["udp/53", "tcp/53"]),
-        ("to-good", "Allow", [["net=good"]], [f"tcp/{PORT}"]),
+        ("to-good", "Allow", [["net=good"]], list(good_ports)),
     ]
-    p = lab_policy(client_out=client_out, ext_nets=ext,
-                   profile_extra={"trustedDNSResolvers": [f"{DNSMASQ}/32", f"{SILENT}/32"]})
+    p = lab_policy(client_out=client_out, ext_nets=ext, profile_extra=dict(profile_extra))
     p["processingunits"].append({"ID": "pu-other", "name": "other", "associatedTags": ["app=client"],
                                  "addresses": [f"{PU_OTHER}/32"]})
     p["networkrulesetpolicies"].append(
@@ -59,8 +60,8 @@ def policy():
     return p
 
 
-@pytest.fixture(scope="module")
-def lab():
+@contextlib.contextmanager
+def dns_lab(policy_doc):
     if not shutil.which("dnsmasq"):
         pytest.fail("dnsmasq is missing: run tools/setup")
     with IdentityBed() as bed:
@@ -80,7 +81,7 @@ def lab():
         for a in (SILENT, "10.88.0.5", "10.88.0.6", "10.88.0.7"):
             bed.ext.run(f"ip addr add {a}/24 dev {bed.ext_if}")
         records = ["--host-record=api.good.test,10.88.0.5", "--host-record=two.good.test,10.88.0.6",
-                   "--host-record=three.good.test,10.88.0.7"]
+                   "--host-record=three.good.test,10.88.0.7", f"--host-record=ns.good.test,{EVIL_RESOLVER}"]
         bed.ext.popen("dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts "
                       f"--bind-interfaces --listen-address={DNSMASQ} --local=/test/ --local-ttl=300 "
                       f"--pid-file= --log-facility=- {' '.join(records)}")
@@ -94,9 +95,15 @@ def lab():
             p = ns.popen(f"python3 -u {FORGE} {cmd}")
             assert json.loads(p.stdout.readline())["listening"]
         bed.client_mac = bed.client.run(f"cat /sys/class/net/{bed.client_if}/address").stdout.strip()
-        pf = bed.write_policy(policy())
+        pf = bed.write_policy(policy_doc)
         bed.a = bed.start_enforcer("a", pf, extra={"dns": {"query_timeout_ms": TIMEOUT_MS, "max_ttl_s": 120}})
         wait_for(lambda: bed.a.identity().get("policy_version"), what="A's policy")
+        yield bed
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with dns_lab(policy()) as bed:
         yield bed
 
 
@@ -257,3 +264,21 @@ def test_tcp_answer_out_of_sequence_teaches_nothing(lab):
     refused(lab, before, "dns_refused_tcp_sequence")
     assert not connects(lab.client, target(9))
     q.close()
+
+
+def test_by_default_a_resolver_is_trusted_by_address_never_by_a_learned_name():
+    # No trustedDNSResolvers: a resolver is trusted when the PU's rules allow DNS to its address.
+    # Here they allow DNS to 10.88.0.3 by address, and to *.good.test by name: the answer that
+    # teaches ns.good.test = 10.88.0.66 opens DNS to the attacker's resolver for the PU, but does
+    # not make it a trusted one.
+    with dns_lab(policy(dns_hosts=f"{DNSMASQ}/32", good_ports=(f"tcp/{PORT}", "udp/53"),
+                        profile_extra=())) as bed:
+        r = probe(bed.client, f"resolve-connect --server {DNSMASQ} --name ns.good.test --port 0")
+        assert r["addresses"] == [EVIL_RESOLVER], r
+        wait_for(lambda: counters(bed)["fqdn_addresses"] == 1, what="ns.good.test learned")
+        before = counters(bed)
+        r = probe(bed.client, f"resolve-connect --server {EVIL_RESOLVER} --name evil.good.test --port {PORT}")
+        assert r["addresses"] == [target(0)] and r["connected"] is False, r
+        c = counters(bed)
+        assert c["dns_queries_untrusted"] == before["dns_queries_untrusted"] + 1
+        assert c["fqdn_publications"] == before["fqdn_publications"]

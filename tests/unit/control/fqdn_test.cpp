@@ -402,6 +402,55 @@ TEST(FqdnLearner, SeveralPatternsOfOneNetworkGiveItOnce) {
     EXPECT_EQ(nets(*l.build(kNow), x, kNow), Nets{1});
 }
 
+LearnResult learn_for(FqdnLearner &l, uint32_t pu, std::string_view name, const DnsAddress &a,
+                      const Patterns &p) {
+    return l.learn(name, {}, std::span<const DnsAddress>(&a, 1), kNow, p, pu);
+}
+
+// Issue 17: one PU's answers never widen another PU's rules.
+TEST(FqdnLearner, AnAddressIsLearnedForThePuThatAsked) {
+    const Patterns p = {{0, "api.example.com"}};
+    FqdnLearner l;
+    const DnsAddress a = a4(192, 0, 2, 1, 300);
+    EXPECT_TRUE(learn_for(l, 3, "api.example.com", a, p).publish_before_release());
+    auto s = l.build(kNow);
+    EXPECT_EQ(nets(*s, a, kNow, 3), Nets{0});
+    EXPECT_EQ(nets(*s, a, kNow, 0), Nets{});
+    EXPECT_EQ(nets(*s, a, kNow, 4), Nets{});
+    // Another PU asks too: a record of its own, with its own expiry.
+    const DnsAddress shorter = a4(192, 0, 2, 1, 100);
+    EXPECT_EQ(learn_for(l, 0, "api.example.com", shorter, p).added, 1u);
+    EXPECT_EQ(l.size(), 2u);
+    s = l.build(kNow);
+    EXPECT_EQ(s->addresses(), 2u);  // (address, PU) pairs
+    EXPECT_EQ(nets(*s, a, kNow + 99, 0), Nets{0});
+    EXPECT_EQ(nets(*s, a, kNow + 100, 0), Nets{});
+    EXPECT_EQ(nets(*s, a, kNow + 299, 3), Nets{0});
+    EXPECT_EQ(nets(*s, a, kNow + 299, 2), Nets{});
+}
+
+TEST(FqdnLearner, RebuildMovesRecordsToThePusNewIndices) {
+    const Patterns p = {{0, "*.example.com"}};
+    FqdnLearner l;
+    const DnsAddress x = a4(192, 0, 2, 1, 300), y = a4(192, 0, 2, 2, 300),
+                     z = a4(192, 0, 2, 3, 300);
+    learn_for(l, 0, "x.example.com", x, p);
+    learn_for(l, 1, "y.example.com", y, p);
+    learn_for(l, 2, "z.example.com", z, p);
+    learn_for(l, 1, "x.example.com", x, p);
+    // The new policy swaps PUs 0 and 1 and no longer has PU 2.
+    const std::vector<uint32_t> remap = {1, 0, segwire::policy::kNone};
+    EXPECT_EQ(l.rebuild(p, kNow, 2, remap), 3u);
+    EXPECT_EQ(l.size(), 3u);
+    auto s = l.build(kNow);
+    EXPECT_EQ(nets(*s, x, kNow, 1), Nets{0});
+    EXPECT_EQ(nets(*s, x, kNow, 0), Nets{0});  // PU 1's record, now PU 0
+    EXPECT_EQ(nets(*s, y, kNow, 0), Nets{0});
+    EXPECT_EQ(nets(*s, y, kNow, 1), Nets{});
+    EXPECT_EQ(nets(*s, z, kNow, 2), Nets{});
+    EXPECT_EQ(s->addresses(), 3u);
+}
+
 TEST(FqdnLearner, EvictsTheSoonestToExpireAtTheBound) {
     FqdnLearnerConfig cfg;
     cfg.max_records = 4;
