@@ -40,8 +40,7 @@ class SlowPath {
     // query its PU sent), before the worker may send the answer on (so what it publishes is in
     // force when the client sees the answer). `teach` is false for an answer that may be reported
     // but must teach nothing: an RCODE other than NOERROR, or TC set (docs/dns.md).
-    using DnsSink =
-        std::function<void(const dns::DnsResponse &, const dp::SlowJob &, bool teach)>;
+    using DnsSink = std::function<void(const dns::DnsResponse &, const dp::SlowJob &, bool teach)>;
     void set_dns_sink(DnsSink sink) { dns_sink_ = std::move(sink); }
     void start();
     void stop();

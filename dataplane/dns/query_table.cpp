@@ -1,12 +1,13 @@
 #include "dataplane/dns/query_table.hpp"
 
-#include <rte_errno.h>
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
 #include <rte_random.h>
 
 #include <cstring>
+
+#include "dataplane/flow/flow_table.hpp"
 
 namespace segwire::dp::dns {
 namespace {
@@ -21,22 +22,10 @@ QueryTable::~QueryTable() {
 
 bool QueryTable::init(const std::string &name, uint32_t capacity, uint64_t timeout, int socket,
                       std::string &err) {
-    rte_hash_parameters p{};
-    p.name = name.c_str();
-    p.entries = capacity;
-    p.key_len = sizeof(QueryKey);
-    p.hash_func = rte_hash_crc;
     // A PU chooses IDs and types: a seed it cannot know keeps it from piling keys on one bucket.
-    p.hash_func_init_val = static_cast<uint32_t>(rte_rand());
-    p.socket_id = socket;
-    // Extendable buckets: every one of `capacity` keys fits whatever the collisions.
-    p.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
-    hash_ = rte_hash_create(&p);
-    if (!hash_) {
-        err = "rte_hash_create(" + name + ", " + std::to_string(capacity) +
-              "): " + rte_strerror(rte_errno);
-        return false;
-    }
+    hash_ = make_bounded_hash(name, capacity, sizeof(QueryKey), rte_hash_crc,
+                              static_cast<uint32_t>(rte_rand()), socket, err);
+    if (!hash_) return false;
     entries_ = static_cast<Entry *>(
         rte_zmalloc_socket("dns_queries", sizeof(Entry) * capacity, 64, socket));
     keys_ = static_cast<QueryKey *>(

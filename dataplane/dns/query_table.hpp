@@ -74,6 +74,7 @@ class QueryTable {
         uint8_t name_len;
         uint8_t name[kMaxWireName];  // lower-cased wire form
     };
+    static_assert(sizeof(Entry) == 288, "docs/dns.md gives the table's memory from this");
     void remove(int32_t pos) noexcept;
     void link_tail(uint32_t pos) noexcept;
     void unlink(uint32_t pos) noexcept;

@@ -26,7 +26,7 @@ struct WireName {
 
 struct Question {
     uint16_t id = 0;
-    bool response = false;  // QR
+    bool response = false;   // QR
     bool truncated = false;  // TC
     uint8_t opcode = 0;
     uint8_t rcode = 0;  // header RCODE (4 bits)
@@ -36,11 +36,11 @@ struct Question {
 
 enum class QuestionStatus : uint8_t {
     kOk,
-    kShort,    // the message ends inside the header or the question
-    kNotQuery, // OPCODE is not QUERY (0)
-    kQdcount,  // QDCOUNT != 1
-    kBadName,  // a compression pointer, a label length over 63, a byte outside '!'..'~' or '.',
-               // or more than 255 bytes
+    kShort,     // the message ends inside the header or the question
+    kNotQuery,  // OPCODE is not QUERY (0)
+    kQdcount,   // QDCOUNT != 1
+    kBadName,   // a compression pointer, a label length over 63, a byte outside '!'..'~' or '.',
+                // or more than 255 bytes
 };
 
 // Reads the header and the one question. A compression pointer cannot stand in the question

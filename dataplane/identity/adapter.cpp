@@ -122,8 +122,8 @@ void Stage::parse_facts(Ev &e, Facts &fx) {
 void Stage::packet(Pkt &k) {
     Flow &f = flows_->at(k.pos);
     // DNS queries are remembered before their step (docs/dns.md); the fate stays the machine's.
-    if ((k.v.dport == dns::kDnsPort || k.v.sport == dns::kDnsPort) && k.v.payload_len)
-        [[unlikely]] dns_observe(k, f);
+    if ((k.v.dport == dns::kDnsPort || k.v.sport == dns::kDnsPort) && k.v.payload_len) [[unlikely]]
+        dns_observe(k, f);
     {
         // The steady state first: the machine's own summary of the paths that only forward.
         // (These facts stay in registers: the step below computes them again.)

@@ -273,10 +273,10 @@ void Stage::record_exception(int32_t pos, const Flow &f) {
 
 // The ACL decision for a peer without identity: the external networks its address is in, plus,
 // for the PU's outgoing rules only, those it was learned for from answers to that PU's own DNS
-// queries (incoming rules never match learned addresses). The learned set is read from the newest published
-// state, not the one this loop started with: a DNS answer this or another worker released a
-// moment ago is then already matched (the answer is held until the set that has its addresses
-// is published, docs/dns.md). Reading a newer RCU object before our next quiescent point is safe.
+// queries (incoming rules never match learned addresses). The learned set is read from the newest
+// published state, not the one this loop started with: a DNS answer this or another worker released
+// a moment ago is then already matched (the answer is held until the set that has its addresses is
+// published, docs/dns.md). Reading a newer RCU object before our next quiescent point is safe.
 policy::Decision Stage::decide_by_address(uint32_t pu, Direction dir, const IpAddr &peer,
                                           uint8_t family, uint8_t proto, uint16_t port) {
     const policy::PolicySnapshot &pol = *st_->policy;
@@ -342,7 +342,8 @@ void Stage::note_dns_query(const Pkt &k, const Flow &f) {
     }
     const policy::PolicySnapshot &pol = *st_->policy;
     const uint32_t pu = pol.find_pu(addr_of(k.v.src, k.v.family));
-    if (pu == policy::kNone || pol.pu_ignored(pu)) return;  // no PU: its flows are passed, not snooped
+    if (pu == policy::kNone || pol.pu_ignored(pu))
+        return;  // no PU: its flows are passed, not snooped
     if (!trusted_resolver(pu, k)) {
         ids_.dns_queries_untrusted.add();
         return;
@@ -367,23 +368,23 @@ void Stage::note_dns_query(const Pkt &k, const Flow &f) {
 // sent on. Otherwise, or without a free job, it goes on at once (false), counted.
 bool Stage::snoop_dns(Pkt &k) {
     const Flow &f = flows_->at(k.pos);
-    dns::Question q;
-    if (!dns_question(k, q) || !q.response) {
-        ids_.dns_refused_malformed.add();
-        return false;
-    }
     // TCP: the answer must start exactly at the byte the client acknowledged last (the next one
     // it expects from the resolver): an off-path forger would have to guess the sequence number.
-    // A message not at the start of a segment (after another answer not yet acknowledged, or
-    // split over segments) is not learned from.
+    // A segment that does not start there (the rest of a message split over segments, another
+    // answer sent before the client acknowledged the previous one) is not learned from.
     if (k.v.proto == kProtoTcp &&
         (f.ack_seen[f.init_side] == 0 || k.v.seq != f.ack_seen[f.init_side])) {
         ids_.dns_refused_tcp_sequence.add();
         return false;
     }
+    dns::Question q;
+    if (!dns_question(k, q) || !q.response) {
+        ids_.dns_refused_malformed.add();
+        return false;
+    }
     uint32_t pu = policy::kNone;
-    switch (queries_.take(dns::QueryKey{static_cast<uint32_t>(k.pos), q.id, q.qtype},
-                          f.created_tsc, q, now_tsc_, pu)) {
+    switch (queries_.take(dns::QueryKey{static_cast<uint32_t>(k.pos), q.id, q.qtype}, f.created_tsc,
+                          q, now_tsc_, pu)) {
         case dns::QueryTable::Match::kMatched:
             break;
         case dns::QueryTable::Match::kNoQuery:

@@ -97,9 +97,9 @@ struct IpAddr {
 };
 
 enum AddressFlag : uint8_t {
-    kExcluded = 1,    // profile excludedNetworks: untouched and unreported
-    kManagedTcp = 2,  // profile targetNetworks
-    kManagedUdp = 4,  // profile targetUDPNetworks
+    kExcluded = 1,         // profile excludedNetworks: untouched and unreported
+    kManagedTcp = 2,       // profile targetNetworks
+    kManagedUdp = 4,       // profile targetUDPNetworks
     kTrustedResolver = 8,  // profile trustedDNSResolvers (docs/dns.md)
 };
 

@@ -128,7 +128,10 @@ class Query:
         if server in (DNSMASQ, SILENT):  # a trusted resolver: the enforcer tracks the query
             wait_for(lambda: counters(lab)["dns_queries"] > before, what=f"the query for {name} tracked")
 
-    def close(self):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         self.p.stdin.close()
         self.p.wait(timeout=10)
 
@@ -139,6 +142,15 @@ def forge(lab, q, name, qid, addr, src=SILENT, inside=False, extra=""):
     ns, iface = (lab.client, lab.client_if) if inside else (lab.atk, lab.atk_if)
     ns.run(f"python3 {FORGE} forge --iface {iface} --dst-mac {lab.client_mac} --src {src} "
            f"--dst {PU_CLIENT} --dport {q.sport} --id {qid} --name {name} --addr {addr} {extra}")
+
+
+def forged_answer_refused(lab, q, name, qid, i, refusals, **forge_kw):
+    """Forges the answer `name` -> target(i) to query `q`; it must be counted under one of
+    `refusals` and teach nothing."""
+    before = counters(lab)
+    forge(lab, q, name, qid, target(i), **forge_kw)
+    refused(lab, before, *refusals)
+    assert not connects(lab.client, target(i))
 
 
 def refused(lab, before, *names):
@@ -179,75 +191,54 @@ def test_a_learned_address_does_not_open_incoming_rules(lab):
 
 
 def test_wrong_txid_teaches_nothing(lab):
-    q = Query(lab, "txid.good.test", 0x1111)
-    before = counters(lab)
-    forge(lab, q, "txid.good.test", 0x2222, target(1))
-    refused(lab, before, "dns_refused_no_query")
-    assert not connects(lab.client, target(1))
-    q.close()
+    with Query(lab, "txid.good.test", 0x1111) as q:
+        forged_answer_refused(lab, q, "txid.good.test", 0x2222, 1, ["dns_refused_no_query"])
 
 
 def test_unasked_name_teaches_nothing(lab):
-    q = Query(lab, "asked.good.test", 0x1212)
-    before = counters(lab)
-    forge(lab, q, "unasked.good.test", 0x1212, target(2))
-    refused(lab, before, "dns_refused_question")
-    assert not connects(lab.client, target(2))
-    q.close()
+    with Query(lab, "asked.good.test", 0x1212) as q:
+        forged_answer_refused(lab, q, "unasked.good.test", 0x1212, 2, ["dns_refused_question"])
 
 
 def test_answer_not_from_the_resolver_teaches_nothing(lab):
     # The client's socket also talked to 10.88.0.67 (that flow is the PU's own and allowed); an
     # answer from there carries the right ID and name of the query sent to the resolver.
-    q = Query(lab, "resolver.good.test", 0x1313, also=[EVIL_OTHER])
-    before = counters(lab)
-    forge(lab, q, "resolver.good.test", 0x1313, target(3), src=EVIL_OTHER)
-    refused(lab, before, "dns_refused_no_query")
-    assert not connects(lab.client, target(3))
-    q.close()
+    with Query(lab, "resolver.good.test", 0x1313, also=[EVIL_OTHER]) as q:
+        forged_answer_refused(lab, q, "resolver.good.test", 0x1313, 3, ["dns_refused_no_query"],
+                              src=EVIL_OTHER)
 
 
 def test_answer_after_the_query_timed_out_teaches_nothing(lab):
-    q = Query(lab, "late.good.test", 0x1414)
-    base = counters(lab)["dns_queries_expired"]
-    wait_for(lambda: (lambda c: c["dns_queries_expired"] > base and c["dns_queries_pending"] == 0)(counters(lab)),
-             timeout=TIMEOUT_MS / 1000 + 30, what="the query forgotten after dns.query_timeout_ms")
-    before = counters(lab)
-    forge(lab, q, "late.good.test", 0x1414, target(4))
-    refused(lab, before, "dns_refused_no_query", "dns_refused_late")
-    assert not connects(lab.client, target(4))
-    q.close()
+    with Query(lab, "late.good.test", 0x1414) as q:
+        base = counters(lab)["dns_queries_expired"]
+        wait_for(lambda: (lambda c: c["dns_queries_expired"] > base and c["dns_queries_pending"] == 0)(counters(lab)),
+                 timeout=TIMEOUT_MS / 1000 + 30, what="the query forgotten after dns.query_timeout_ms")
+        forged_answer_refused(lab, q, "late.good.test", 0x1414, 4,
+                              ["dns_refused_no_query", "dns_refused_late"])
 
 
 @pytest.mark.parametrize("kind,flag,counter,i", [
-    ("nxdomain", "--rcode 3", "dns_refused_rcode", 5),
-    ("servfail", "--rcode 2", "dns_refused_rcode", 6),
-    ("truncated", "--tc", "dns_refused_truncated", 7),
+    pytest.param("nxdomain", "--rcode 3", "dns_refused_rcode", 5, id="nxdomain"),
+    pytest.param("servfail", "--rcode 2", "dns_refused_rcode", 6, id="servfail"),
+    pytest.param("truncated", "--tc", "dns_refused_truncated", 7, id="truncated"),
 ])
 def test_failed_or_truncated_answer_with_records_teaches_nothing(lab, kind, flag, counter, i):
     name, qid = f"{kind}.good.test", 0x1500 + i
-    q = Query(lab, name, qid)
-    before = counters(lab)
-    forge(lab, q, name, qid, target(i), extra=flag)
-    refused(lab, before, counter)
-    assert not connects(lab.client, target(i))
-    q.close()
+    with Query(lab, name, qid) as q:
+        forged_answer_refused(lab, q, name, qid, i, [counter], extra=flag)
 
 
 def test_workload_answering_itself_teaches_nothing(lab):
     # The workload knows its own query's ID and port: it sends the "resolver's" answer itself,
     # from the inside, with the resolver's address.
-    q = Query(lab, "self.good.test", 0x1616)
-    before = counters(lab)
-    forge(lab, q, "self.good.test", 0x1616, target(8), inside=True)
-    refused(lab, before, "dns_refused_inside")
-    assert not connects(lab.client, target(8))
-    q.close()
+    with Query(lab, "self.good.test", 0x1616) as q:
+        forged_answer_refused(lab, q, "self.good.test", 0x1616, 8, ["dns_refused_inside"],
+                              inside=True)
 
 
-def test_resolver_the_profile_does_not_trust_teaches_nothing(lab):
-    # The rules allow DNS to the attacker's resolver; its answers are real answers to real
-    # queries, but the profile does not list it.
+def untrusted_resolver_teaches_nothing(lab):
+    """The attacker's resolver answers evil.good.test with target(0), for real, to a real query:
+    counted as a query to an untrusted resolver, nothing learned, the address still refused."""
     before = counters(lab)
     r = probe(lab.client, f"resolve-connect --server {EVIL_RESOLVER} --name evil.good.test --port {PORT}")
     assert r["addresses"] == [target(0)] and r["connected"] is False, r
@@ -256,14 +247,16 @@ def test_resolver_the_profile_does_not_trust_teaches_nothing(lab):
     assert c["fqdn_publications"] == before["fqdn_publications"]
 
 
+def test_resolver_the_profile_does_not_trust_teaches_nothing(lab):
+    # The rules allow DNS to the attacker's resolver, but the profile does not list it.
+    untrusted_resolver_teaches_nothing(lab)
+
+
 def test_tcp_answer_out_of_sequence_teaches_nothing(lab):
-    q = Query(lab, "tcp.good.test", 0x1717, tcp=True)
-    before = counters(lab)
     # Off the path, the attacker knows the ports and the ID, not the resolver's sequence number.
-    forge(lab, q, "tcp.good.test", 0x1717, target(9), extra="--tcp --seq 12345 --ack 1")
-    refused(lab, before, "dns_refused_tcp_sequence")
-    assert not connects(lab.client, target(9))
-    q.close()
+    with Query(lab, "tcp.good.test", 0x1717, tcp=True) as q:
+        forged_answer_refused(lab, q, "tcp.good.test", 0x1717, 9, ["dns_refused_tcp_sequence"],
+                              extra="--tcp --seq 12345 --ack 1")
 
 
 def test_by_default_a_resolver_is_trusted_by_address_never_by_a_learned_name():
@@ -276,9 +269,4 @@ def test_by_default_a_resolver_is_trusted_by_address_never_by_a_learned_name():
         r = probe(bed.client, f"resolve-connect --server {DNSMASQ} --name ns.good.test --port 0")
         assert r["addresses"] == [EVIL_RESOLVER], r
         wait_for(lambda: counters(bed)["fqdn_addresses"] == 1, what="ns.good.test learned")
-        before = counters(bed)
-        r = probe(bed.client, f"resolve-connect --server {EVIL_RESOLVER} --name evil.good.test --port {PORT}")
-        assert r["addresses"] == [target(0)] and r["connected"] is False, r
-        c = counters(bed)
-        assert c["dns_queries_untrusted"] == before["dns_queries_untrusted"] + 1
-        assert c["fqdn_publications"] == before["fqdn_publications"]
+        untrusted_resolver_teaches_nothing(bed)

@@ -33,8 +33,18 @@ Bytes wire_name(const std::string &dotted) {
 // A message with one question (and nothing after it: the reader never looks further).
 Bytes message(uint16_t id, uint16_t flags, const Bytes &name, uint16_t qtype = 1,
               uint16_t qclass = 1, uint16_t qdcount = 1) {
-    Bytes m = {uint8_t(id >> 8),       uint8_t(id),      uint8_t(flags >> 8), uint8_t(flags),
-               uint8_t(qdcount >> 8), uint8_t(qdcount), 0, 1, 0, 0, 0, 0};
+    Bytes m = {uint8_t(id >> 8),
+               uint8_t(id),
+               uint8_t(flags >> 8),
+               uint8_t(flags),
+               uint8_t(qdcount >> 8),
+               uint8_t(qdcount),
+               0,
+               1,
+               0,
+               0,
+               0,
+               0};
     m.insert(m.end(), name.begin(), name.end());
     for (uint16_t v : {qtype, qclass}) {
         m.push_back(uint8_t(v >> 8));
