@@ -71,8 +71,8 @@ void QueryTable::remove(int32_t pos) noexcept {
     --size_;
 }
 
-QueryTable::Noted QueryTable::note(const QueryKey &key, uint64_t flow_created, uint32_t pu,
-                                   const Question &q, uint64_t now) noexcept {
+QueryTable::Noted QueryTable::note(const QueryKey &key, uint64_t flow_created, const Question &q,
+                                   uint64_t now) noexcept {
     int32_t pos = rte_hash_lookup(hash_, &key);
     Noted how = Noted::kRepeated;
     if (pos >= 0) {
@@ -89,7 +89,6 @@ QueryTable::Noted QueryTable::note(const QueryKey &key, uint64_t flow_created, u
     Entry &e = entries_[pos];
     e.flow_created = flow_created;
     e.deadline = now + timeout_;
-    e.pu = pu;
     e.qclass = q.qclass;
     e.name_len = lower_name(q.name, e.name);
     link_tail(static_cast<uint32_t>(pos));
@@ -97,7 +96,7 @@ QueryTable::Noted QueryTable::note(const QueryKey &key, uint64_t flow_created, u
 }
 
 QueryTable::Match QueryTable::take(const QueryKey &key, uint64_t flow_created,
-                                   const Question &answer, uint64_t now, uint32_t &pu) noexcept {
+                                   const Question &answer, uint64_t now) noexcept {
     const int32_t pos = rte_hash_lookup(hash_, &key);
     if (pos < 0) return Match::kNoQuery;
     const Entry &e = entries_[pos];
@@ -111,7 +110,6 @@ QueryTable::Match QueryTable::take(const QueryKey &key, uint64_t flow_created,
     }
     if (e.qclass != answer.qclass || !same_name(WireName{e.name, e.name_len}, answer.name))
         return Match::kOtherQuestion;
-    pu = e.pu;
     remove(pos);
     return Match::kMatched;
 }

@@ -45,18 +45,18 @@ class QueryTable {
         kRepeated,  // the same query again (a retransmission): its deadline starts over
         kFull,      // `capacity` queries outstanding: not tracked
     };
-    // A query (q.response false) the PU `pu` sent on flow `key.flow`.
-    Noted note(const QueryKey &key, uint64_t flow_created, uint32_t pu, const Question &q,
+    // A query (q.response false) sent on flow `key.flow`, created at `flow_created`.
+    Noted note(const QueryKey &key, uint64_t flow_created, const Question &q,
                uint64_t now) noexcept;
 
     enum class Match : uint8_t {
-        kMatched,        // answers the query, which is gone now; `pu` is the PU that asked
+        kMatched,        // answers the query, which is gone now
         kNoQuery,        // no query with this flow, ID and type (or it expired and was removed)
         kLate,           // the query's deadline has passed (it is removed)
         kOtherQuestion,  // the name or class differs (the query stays for the real answer)
     };
-    Match take(const QueryKey &key, uint64_t flow_created, const Question &answer, uint64_t now,
-               uint32_t &pu) noexcept;
+    Match take(const QueryKey &key, uint64_t flow_created, const Question &answer,
+               uint64_t now) noexcept;
 
     // Removes at most `budget` queries whose deadline has passed. Returns how many.
     uint32_t expire(uint64_t now, uint32_t budget) noexcept;
@@ -68,7 +68,6 @@ class QueryTable {
     struct Entry {
         uint64_t flow_created;
         uint64_t deadline;
-        uint32_t pu;
         uint32_t prev, next;  // the FIFO list
         uint16_t qclass;
         uint8_t name_len;

@@ -342,14 +342,13 @@ void Stage::note_dns_query(const Pkt &k, const Flow &f) {
     }
     const policy::PolicySnapshot &pol = *st_->policy;
     const uint32_t pu = pol.find_pu(addr_of(k.v.src, k.v.family));
-    if (pu == policy::kNone || pol.pu_ignored(pu))
-        return;  // no PU: its flows are passed, not snooped
+    if (pu == policy::kNone || pol.pu_ignored(pu)) return;  // passed untouched, never snooped
     if (!trusted_resolver(pu, k)) {
         ids_.dns_queries_untrusted.add();
         return;
     }
     const dns::QueryKey key{static_cast<uint32_t>(k.pos), q.id, q.qtype};
-    switch (queries_.note(key, f.created_tsc, pu, q, now_tsc_)) {
+    switch (queries_.note(key, f.created_tsc, q, now_tsc_)) {
         case dns::QueryTable::Noted::kAdded:
             ids_.dns_queries.add();
             return;
@@ -382,9 +381,8 @@ bool Stage::snoop_dns(Pkt &k) {
         ids_.dns_refused_malformed.add();
         return false;
     }
-    uint32_t pu = policy::kNone;
-    switch (queries_.take(dns::QueryKey{static_cast<uint32_t>(k.pos), q.id, q.qtype}, f.created_tsc,
-                          q, now_tsc_, pu)) {
+    const dns::QueryKey key{static_cast<uint32_t>(k.pos), q.id, q.qtype};
+    switch (queries_.take(key, f.created_tsc, q, now_tsc_)) {
         case dns::QueryTable::Match::kMatched:
             break;
         case dns::QueryTable::Match::kNoQuery:
@@ -409,7 +407,8 @@ bool Stage::snoop_dns(Pkt &k) {
     j->dns_tcp = k.v.proto == kProtoTcp;
     j->family = k.v.family;
     std::memcpy(j->client, k.v.dst.b, 16);
-    j->pu = pu;  // the PU that asked, in the snapshot it asked under (this loop's)
+    // The PU that asked: the one at the answer's destination, the query's source on this flow.
+    j->pu = st_->policy->find_pu(addr_of(k.v.dst, k.v.family));
     j->policy_version = st_->policy->version();
     if (rte_ring_sp_enqueue(idr_->slow_req[id_], j) != 0) {
         free_jobs_.push_back(j);

@@ -131,45 +131,40 @@ class QueryTableTest : public ::testing::Test {
 };
 
 TEST_F(QueryTableTest, AnAnswerMatchesItsQueryOnce) {
-    EXPECT_EQ(t.note(key, kFlowBorn, 9, query, 100), QueryTable::Noted::kAdded);
+    EXPECT_EQ(t.note(key, kFlowBorn, query, 100), QueryTable::Noted::kAdded);
     EXPECT_EQ(t.size(), 1u);
-    uint32_t pu = 0;
-    EXPECT_EQ(t.take(key, kFlowBorn, answer, 100 + kTimeout - 1, pu), QueryTable::Match::kMatched);
-    EXPECT_EQ(pu, 9u);
+    EXPECT_EQ(t.take(key, kFlowBorn, answer, 100 + kTimeout - 1), QueryTable::Match::kMatched);
     EXPECT_EQ(t.size(), 0u);
-    EXPECT_EQ(t.take(key, kFlowBorn, answer, 101, pu), QueryTable::Match::kNoQuery);  // a replay
+    EXPECT_EQ(t.take(key, kFlowBorn, answer, 101), QueryTable::Match::kNoQuery);  // a replay
 }
 
 TEST_F(QueryTableTest, OtherIdTypeOrFlowIsNoQuery) {
-    t.note(key, kFlowBorn, 9, query, 100);
-    uint32_t pu = 0;
-    EXPECT_EQ(t.take({5, 0x1235, 1}, kFlowBorn, answer, 101, pu), QueryTable::Match::kNoQuery);
-    EXPECT_EQ(t.take({5, 0x1234, 28}, kFlowBorn, answer, 101, pu), QueryTable::Match::kNoQuery);
-    EXPECT_EQ(t.take({6, 0x1234, 1}, kFlowBorn, answer, 101, pu), QueryTable::Match::kNoQuery);
+    t.note(key, kFlowBorn, query, 100);
+    EXPECT_EQ(t.take({5, 0x1235, 1}, kFlowBorn, answer, 101), QueryTable::Match::kNoQuery);
+    EXPECT_EQ(t.take({5, 0x1234, 28}, kFlowBorn, answer, 101), QueryTable::Match::kNoQuery);
+    EXPECT_EQ(t.take({6, 0x1234, 1}, kFlowBorn, answer, 101), QueryTable::Match::kNoQuery);
     // The same slot of the flow table, a later flow: the old query is dropped.
-    EXPECT_EQ(t.take(key, kFlowBorn + 1, answer, 101, pu), QueryTable::Match::kNoQuery);
+    EXPECT_EQ(t.take(key, kFlowBorn + 1, answer, 101), QueryTable::Match::kNoQuery);
     EXPECT_EQ(t.size(), 0u);
 }
 
 TEST_F(QueryTableTest, OtherNameOrClassKeepsTheQueryForTheRealAnswer) {
-    t.note(key, kFlowBorn, 9, query, 100);
-    uint32_t pu = 0;
+    t.note(key, kFlowBorn, query, 100);
     const Bytes other = message(0x1234, 0x8180, wire_name("api.example.org"));
-    EXPECT_EQ(t.take(key, kFlowBorn, read(other), 101, pu), QueryTable::Match::kOtherQuestion);
+    EXPECT_EQ(t.take(key, kFlowBorn, read(other), 101), QueryTable::Match::kOtherQuestion);
     const Bytes chaos = message(0x1234, 0x8180, wire_name("api.example.com"), 1, 3);
-    EXPECT_EQ(t.take(key, kFlowBorn, read(chaos), 101, pu), QueryTable::Match::kOtherQuestion);
-    EXPECT_EQ(t.take(key, kFlowBorn, answer, 102, pu), QueryTable::Match::kMatched);
+    EXPECT_EQ(t.take(key, kFlowBorn, read(chaos), 101), QueryTable::Match::kOtherQuestion);
+    EXPECT_EQ(t.take(key, kFlowBorn, answer, 102), QueryTable::Match::kMatched);
 }
 
 TEST_F(QueryTableTest, TheDeadlineEndsAQuery) {
-    t.note(key, kFlowBorn, 9, query, 100);
-    uint32_t pu = 0;
-    EXPECT_EQ(t.take(key, kFlowBorn, answer, 100 + kTimeout, pu), QueryTable::Match::kLate);
+    t.note(key, kFlowBorn, query, 100);
+    EXPECT_EQ(t.take(key, kFlowBorn, answer, 100 + kTimeout), QueryTable::Match::kLate);
     EXPECT_EQ(t.size(), 0u);
     // Expiry forgets unanswered queries in deadline order; a repeated query starts over.
-    t.note({1, 1, 1}, kFlowBorn, 0, query, 200);
-    t.note({2, 2, 1}, kFlowBorn, 0, query, 300);
-    EXPECT_EQ(t.note({1, 1, 1}, kFlowBorn, 0, query, 400), QueryTable::Noted::kRepeated);
+    t.note({1, 1, 1}, kFlowBorn, query, 200);
+    t.note({2, 2, 1}, kFlowBorn, query, 300);
+    EXPECT_EQ(t.note({1, 1, 1}, kFlowBorn, query, 400), QueryTable::Noted::kRepeated);
     EXPECT_EQ(t.expire(200 + kTimeout, 10), 0u);
     EXPECT_EQ(t.expire(300 + kTimeout, 10), 1u);  // {2,2,1}; {1,1,1} was asked again at 400
     EXPECT_EQ(t.expire(400 + kTimeout, 10), 1u);
@@ -178,15 +173,13 @@ TEST_F(QueryTableTest, TheDeadlineEndsAQuery) {
 
 TEST_F(QueryTableTest, BoundedRefusesNewQueriesUntilOneExpires) {
     for (uint16_t i = 0; i < t.capacity(); ++i)
-        ASSERT_EQ(t.note({i, i, 1}, kFlowBorn, 0, query, 100 + i), QueryTable::Noted::kAdded);
-    EXPECT_EQ(t.note({999, 1, 1}, kFlowBorn, 0, query, 500), QueryTable::Noted::kFull);
+        ASSERT_EQ(t.note({i, i, 1}, kFlowBorn, query, 100 + i), QueryTable::Noted::kAdded);
+    EXPECT_EQ(t.note({999, 1, 1}, kFlowBorn, query, 500), QueryTable::Noted::kFull);
     EXPECT_EQ(t.size(), t.capacity());
     // Once the oldest is past its deadline, a new query takes its place.
-    EXPECT_EQ(t.note({999, 1, 1}, kFlowBorn, 0, query, 100 + kTimeout), QueryTable::Noted::kAdded);
+    EXPECT_EQ(t.note({999, 1, 1}, kFlowBorn, query, 100 + kTimeout), QueryTable::Noted::kAdded);
     EXPECT_EQ(t.size(), t.capacity());
-    uint32_t pu = 1;
-    EXPECT_EQ(t.take({0, 0, 1}, kFlowBorn, answer, 100 + kTimeout, pu),
-              QueryTable::Match::kNoQuery);
+    EXPECT_EQ(t.take({0, 0, 1}, kFlowBorn, answer, 100 + kTimeout), QueryTable::Match::kNoQuery);
 }
 
 }  // namespace
