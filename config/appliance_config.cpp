@@ -269,6 +269,19 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.finish();
     }
 
+    if (const Value *v = root.get("dns")) {
+        Obj o(*v, "dns");
+        auto &d = c.dns;
+        o.uint("queries_per_worker", d.queries_per_worker, 64, 1u << 22);
+        o.uint("query_timeout_ms", d.query_timeout_ms, 100, 60000);
+        o.uint("min_ttl_s", d.min_ttl_s, 0, 86400);
+        o.uint("max_ttl_s", d.max_ttl_s, 1, 86400);
+        if (d.min_ttl_s > d.max_ttl_s)
+            throw ConfigError(o.at("min_ttl_s"), "must not exceed dns.max_ttl_s (" +
+                                                     std::to_string(d.max_ttl_s) + ")");
+        o.finish();
+    }
+
     if (const Value *v = root.get("console")) {
         Obj o(*v, "console");
         auto &cc = c.console;

@@ -99,6 +99,18 @@ struct HandshakeConfig {
     uint32_t key_rotation_s = 300;  // ephemeral X25519 key period; claims live 3x this
 };
 
+// DNS snooping (docs/dns.md): which answers may teach the enforcer addresses for hostname entries.
+struct DnsConfig {
+    // Outstanding queries tracked per worker (flow, ID, type, name); at the bound a new query is
+    // not tracked and its answer teaches nothing (counted: dns_queries_dropped).
+    uint32_t queries_per_worker = 4096;
+    // An answer after this teaches nothing (dns_refused_late); the query is forgotten then.
+    uint32_t query_timeout_ms = 10000;
+    // Learned addresses live for the answer's TTL clamped to [min_ttl_s, max_ttl_s].
+    uint32_t min_ttl_s = 30;
+    uint32_t max_ttl_s = 3600;
+};
+
 // The Console this enforcer syncs with. Without `url`/`appcred`, policy comes from
 // identity.policy_file only.
 struct ConsoleConfig {
@@ -143,6 +155,7 @@ struct ApplianceConfig {
     std::string state_dir = "/var/lib/segwire";
     IdentityConfig identity;
     HandshakeConfig handshake;
+    DnsConfig dns;
     ConsoleConfig console;
 };
 

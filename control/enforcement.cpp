@@ -81,6 +81,13 @@ ReportLimits report_limits(const config::ApplianceConfig &cfg) {
     return l;
 }
 
+dns::FqdnLearnerConfig learner_config(const config::ApplianceConfig &cfg) {
+    dns::FqdnLearnerConfig c;
+    c.min_ttl_s = cfg.dns.min_ttl_s;
+    c.max_ttl_s = cfg.dns.max_ttl_s;
+    return c;
+}
+
 unsigned pow2_at_least(unsigned n) {
     unsigned p = 1;
     while (p < n) p <<= 1;
@@ -91,7 +98,11 @@ unsigned pow2_at_least(unsigned n) {
 
 Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, rte_mempool *pool,
                          const uint16_t mtu[2], const dp::TxChecksum tx_csum[2])
-    : cfg_(cfg), workers_(workers), publisher_(workers), reports_(report_limits(cfg)) {
+    : cfg_(cfg),
+      workers_(workers),
+      publisher_(workers),
+      reports_(report_limits(cfg)),
+      learner_(learner_config(cfg)) {
     const auto &id = cfg.identity;
     auto key = crypto::private_key_from_pem(read_file(id.key, "identity.key"));
     if (!key) throw std::runtime_error("identity.key: " + key.error().what());
@@ -149,6 +160,8 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
     rt_.key_cache = h.key_cache;
     rt_.session_key_lifetime_s = so.session_key_lifetime();
     rt_.slow_jobs = h.slowpath_queue;
+    rt_.dns_queries = cfg.dns.queries_per_worker;
+    rt_.dns_query_timeout_ms = cfg.dns.query_timeout_ms;
     const unsigned jobs = pow2_at_least(h.slowpath_queue + 1);
     for (uint32_t w = 0; w < workers; ++w) {
         const std::string n = std::to_string(w);
@@ -160,8 +173,9 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
                                    sizeof(dp::FlowRecordEvent));
     }
     slow_ = std::make_unique<SlowPath>(*signer_, *certs_, rt_, workers);
-    slow_->set_dns_sink(
-        [this](const dns::DnsResponse &r, const dp::SlowJob &j) { on_dns_answer(r, j); });
+    slow_->set_dns_sink([this](const dns::DnsResponse &r, const dp::SlowJob &j, bool teach) {
+        on_dns_answer(r, j, teach);
+    });
     spdlog::info("identity: enforcer {} (certificate valid until {}), {} peer certificate(s)",
                  id.enforcer_id, info->not_after, certs_->size() - 1);
 }
@@ -371,6 +385,13 @@ void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerPr
     std::shared_ptr<const policy::PolicySnapshot> snap =
         compile_snapshot(set, profile, std::move(opts));
     std::lock_guard<std::mutex> lock(state_mu_);
+    // Learned addresses belong to the PU that asked: its index in the new snapshot.
+    std::vector<uint32_t> pu_remap;
+    if (policy_) {
+        pu_remap.resize(policy_->pu_count());
+        for (uint32_t i = 0; i < policy_->pu_count(); ++i)
+            pu_remap[i] = snap->find_pu_by_id(policy_->pu_id(i));
+    }
     set_ = set;
     policy_ = std::move(snap);
     recent_.push_back(policy_);
@@ -379,7 +400,7 @@ void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerPr
     if (revoked) set_revoked_locked(*revoked, set.version);
     // The learned addresses stay; their networks are recomputed for the new snapshot's indices.
     const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
-    learner_.rebuild(policy_->hostnames(), now, policy_->version());
+    learner_.rebuild(policy_->hostnames(), now, policy_->version(), pu_remap);
     fqdn_ = learner_.build(now);
     publish_state();
     const auto st = policy_->stats();
@@ -487,16 +508,25 @@ void Enforcement::publish_locked(std::shared_ptr<const dns::FqdnSet> fqdn) {
     publisher_.publish(std::move(state));
 }
 
-// The slow-path thread, for every parsed DNS answer to a local PU (the worker holds the answer
-// until this returns): learn the addresses for hostname entries, publish them if they are new,
-// and count a DNS lookup report.
-void Enforcement::on_dns_answer(const dns::DnsResponse &r, const dp::SlowJob &j) {
+// The slow-path thread, for every parsed DNS answer to a query a local PU sent (the worker
+// matched it and holds it until this returns): learn the addresses for hostname entries, for that
+// PU, and publish them if they are new (unless `teach` is false); count a DNS lookup report.
+void Enforcement::on_dns_answer(const dns::DnsResponse &r, const dp::SlowJob &j, bool teach) {
     const uint32_t now = static_cast<uint32_t>(std::time(nullptr));
     DnsReport rep;
     {
         std::lock_guard<std::mutex> lock(state_mu_);
-        if (policy_) {
-            const dns::LearnResult res = learner_.learn(r, now, policy_->hostnames());
+        const policy::PolicySnapshot *snap = snapshot_for(j.policy_version);
+        if (snap && j.pu < snap->pu_count())
+            rep.processing_unit_id = std::string(snap->pu_id(j.pu));
+        // The PU's index in the snapshot the learner was last rebuilt for (the worker's may be
+        // one policy older).
+        const uint32_t pu = !policy_ ? policy::kNone
+                            : snap == policy_.get()
+                                ? j.pu
+                                : policy_->find_pu_by_id(rep.processing_unit_id);
+        if (teach && pu != policy::kNone && !rep.processing_unit_id.empty()) {
+            const dns::LearnResult res = learner_.learn(r, now, policy_->hostnames(), pu);
             if (res.publish_before_release()) {
                 publish_locked(learner_.build(now));
                 ++fqdn_publications_;
@@ -504,9 +534,6 @@ void Enforcement::on_dns_answer(const dns::DnsResponse &r, const dp::SlowJob &j)
                 fqdn_dirty_ = true;
             }
         }
-        const policy::PolicySnapshot *snap = snapshot_for(j.policy_version);
-        if (snap && j.pu < snap->pu_count())
-            rep.processing_unit_id = std::string(snap->pu_id(j.pu));
     }
     dp::IpAddr client;
     std::memcpy(client.b, j.client, 16);
@@ -536,6 +563,8 @@ DnsStats Enforcement::dns_stats() const {
     DnsStats s;
     s.answers = slow_->dns_answers();
     s.unparsed = slow_->dns_unparsed();
+    s.refused_rcode = slow_->dns_refused_rcode();
+    s.refused_truncated = slow_->dns_refused_truncated();
     std::lock_guard<std::mutex> lock(state_mu_);
     s.publications = fqdn_publications_;
     s.records = learner_.size();
@@ -630,9 +659,10 @@ void Enforcement::add_record(const dp::FlowRecordEvent &e) {
                 std::lock_guard<std::mutex> lock(state_mu_);
                 fq = fqdn_;
             }
-            if (fq && fq->snapshot_version() == snap->version())
-                nets = e.family == 6 ? fq->networks_for(peer_ip.b, e.timestamp)
-                                     : fq->networks_for_v4(peer_ip.b, e.timestamp);
+            // Learned addresses name a network only for the PU that asked, outgoing.
+            if (fq && fq->snapshot_version() == snap->version() && e.local_is_source)
+                nets = e.family == 6 ? fq->networks_for(peer_ip.b, e.local_pu, e.timestamp)
+                                     : fq->networks_for_v4(peer_ip.b, e.local_pu, e.timestamp);
             peer_id = nets.empty() ? "unknown" : std::string(snap->network_name(nets[0]));
         } else {
             peer_id = std::string(snap->network_name(nets[0]));

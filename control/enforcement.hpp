@@ -32,6 +32,7 @@ namespace segwire::control {
 // DNS snooping and FQDN learning, for telemetry.
 struct DnsStats {
     uint64_t answers = 0, unparsed = 0, publications = 0;
+    uint64_t refused_rcode = 0, refused_truncated = 0;  // parsed, reported, taught nothing
     size_t records = 0, addresses = 0;
     dns::FqdnCounters learner;
 };
@@ -139,7 +140,7 @@ class Enforcement {
     void make_room();
     void publish_state();
     void publish_locked(std::shared_ptr<const dns::FqdnSet> fqdn);
-    void on_dns_answer(const dns::DnsResponse &r, const dp::SlowJob &j);
+    void on_dns_answer(const dns::DnsResponse &r, const dp::SlowJob &j, bool teach);
     // `revoked`: the bundle's revocation list (null: keep the one in force).
     void install(const policy::PolicySet &set, const policy::EnforcerProfile &profile,
                  const std::vector<crypto::Digest> *revoked = nullptr);

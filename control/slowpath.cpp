@@ -111,7 +111,18 @@ void SlowPath::handle(dp::SlowJob &j, uint32_t now) {
                 return;
             }
             dns_answers_.fetch_add(1);
-            if (dns_sink_) dns_sink_(*dns_, j);
+            // A failed or truncated answer is reported, but its records teach nothing: a forger
+            // must not get addresses in by flagging its answer NXDOMAIN, and a truncated answer
+            // is incomplete by definition (the client asks again over TCP).
+            bool teach = true;
+            if (dns_->rcode != dns::kRcodeNoError) {
+                dns_refused_rcode_.fetch_add(1);
+                teach = false;
+            } else if (dns_->tc) {
+                dns_refused_truncated_.fetch_add(1);
+                teach = false;
+            }
+            if (dns_sink_) dns_sink_(*dns_, j, teach);
             return;
         }
         case dp::SlowJob::kSessionKey:

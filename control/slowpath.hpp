@@ -36,9 +36,11 @@ class SlowPath {
 
     // The snapshot new PeerTags are built against (the control thread sets it on every publish).
     void set_policy(std::shared_ptr<const policy::PolicySnapshot> p);
-    // Called on the slow-path thread for every parsed DNS answer, before the worker may send the
-    // answer on (so what it publishes is in force when the client sees the answer).
-    using DnsSink = std::function<void(const dns::DnsResponse &, const dp::SlowJob &)>;
+    // Called on the slow-path thread for every parsed DNS answer (the worker matched it to a
+    // query its PU sent), before the worker may send the answer on (so what it publishes is in
+    // force when the client sees the answer). `teach` is false for an answer that may be reported
+    // but must teach nothing: an RCODE other than NOERROR, or TC set (docs/dns.md).
+    using DnsSink = std::function<void(const dns::DnsResponse &, const dp::SlowJob &, bool teach)>;
     void set_dns_sink(DnsSink sink) { dns_sink_ = std::move(sink); }
     void start();
     void stop();
@@ -66,6 +68,9 @@ class SlowPath {
     uint64_t claims_tags_differ() const { return tags_differ_.load(); }
     uint64_t dns_answers() const { return dns_answers_.load(); }
     uint64_t dns_unparsed() const { return dns_unparsed_.load(); }
+    // Parsed answers that teach nothing: RCODE not NOERROR (NXDOMAIN, SERVFAIL, ...); TC set.
+    uint64_t dns_refused_rcode() const { return dns_refused_rcode_.load(); }
+    uint64_t dns_refused_truncated() const { return dns_refused_truncated_.load(); }
 
   private:
     void loop();
@@ -90,7 +95,8 @@ class SlowPath {
     struct KeyFailure {};
     using KeyFailureCache = crypto::FixedCache<65, KeyFailure, 4>;
     KeyFailureCache key_failed_{kKeyFailureEntries};
-    std::atomic<uint64_t> dns_answers_{0}, dns_unparsed_{0};
+    std::atomic<uint64_t> dns_answers_{0}, dns_unparsed_{0}, dns_refused_rcode_{0},
+        dns_refused_truncated_{0};
     DnsSink dns_sink_;
     std::unique_ptr<dns::DnsResponse> dns_;  // ~7 KiB, reused
 };

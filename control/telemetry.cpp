@@ -267,6 +267,9 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
     const control::DnsStats ds = e->dns_stats();
     rte_tel_data_add_dict_u64(d, "dns_answers", ds.answers);
     rte_tel_data_add_dict_u64(d, "dns_unparsed", ds.unparsed);
+    rte_tel_data_add_dict_u64(d, "dns_refused_rcode", ds.refused_rcode);
+    rte_tel_data_add_dict_u64(d, "dns_refused_truncated", ds.refused_truncated);
+    rte_tel_data_add_dict_u64(d, "fqdn_ttl_clamped", ds.learner.ttl_clamped);
     rte_tel_data_add_dict_u64(d, "fqdn_publications", ds.publications);
     rte_tel_data_add_dict_u64(d, "fqdn_records", ds.records);
     rte_tel_data_add_dict_u64(d, "fqdn_addresses", ds.addresses);
@@ -317,6 +320,19 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
         {"dns_snooped", &S::dns_snooped},
         {"dns_unsnooped", &S::dns_unsnooped},
         {"fqdn_decisions", &S::fqdn_decisions},
+        {"dns_queries", &S::dns_queries},
+        {"dns_queries_repeated", &S::dns_queries_repeated},
+        {"dns_queries_untrusted", &S::dns_queries_untrusted},
+        {"dns_queries_dropped", &S::dns_queries_dropped},
+        {"dns_queries_unreadable", &S::dns_queries_unreadable},
+        {"dns_queries_expired", &S::dns_queries_expired},
+        {"dns_queries_pending", &S::dns_queries_pending},
+        {"dns_refused_no_query", &S::dns_refused_no_query},
+        {"dns_refused_question", &S::dns_refused_question},
+        {"dns_refused_late", &S::dns_refused_late},
+        {"dns_refused_tcp_sequence", &S::dns_refused_tcp_sequence},
+        {"dns_refused_inside", &S::dns_refused_inside},
+        {"dns_refused_malformed", &S::dns_refused_malformed},
     };
     for (const auto &[name, member] : counters) {
         uint64_t total = 0;

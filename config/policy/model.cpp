@@ -229,6 +229,10 @@ EnforcerProfile parse_profile(const Value &v, size_t i) {
     r.str("unmanagedInsideSources", p.unmanaged_inside_sources);
     r.strings("excludedNetworks", p.excluded_networks);
     r.strings("excludedInterfaces", p.excluded_interfaces);
+    if (r.get("trustedDNSResolvers")) {
+        p.trusted_dns_resolvers.emplace();
+        r.strings("trustedDNSResolvers", *p.trusted_dns_resolvers);
+    }
     r.expression("ignoreExpression", p.ignore_expression);
     r.strings("trustedCAs", p.trusted_cas);
     r.str("flowReportInterval", p.flow_report_interval);
@@ -453,6 +457,8 @@ void validate(const PolicySet &set) {
                 }
             }
             check_prefixes(label, "excludedNetworks", p.excluded_networks);
+            if (p.trusted_dns_resolvers)
+                check_prefixes(label, "trustedDNSResolvers", *p.trusted_dns_resolvers);
             check_expression(label, "ignoreExpression", p.ignore_expression, false);
             check_tags(label, "associatedTags", p.associated_tags);
             uint64_t secs;
@@ -695,6 +701,8 @@ void write_set(W &w, const PolicySet &s) {
             write_str(w, "unmanagedInsideSources", p.unmanaged_inside_sources);
         write_strings(w, "excludedNetworks", p.excluded_networks);
         write_strings(w, "excludedInterfaces", p.excluded_interfaces);
+        if (p.trusted_dns_resolvers)
+            write_strings(w, "trustedDNSResolvers", *p.trusted_dns_resolvers);
         write_expr(w, "ignoreExpression", p.ignore_expression);
         write_strings(w, "trustedCAs", p.trusted_cas);
         write_str(w, "flowReportInterval", p.flow_report_interval);

@@ -77,9 +77,13 @@ struct EnforcerProfile {
     // from an address no PU covers (docs/handshake.md "Anti-spoofing").
     std::string unmanaged_inside_sources = "pass";
     std::vector<std::string> excluded_interfaces;  // excludedInterfaces
-    TagExpression ignore_expression;               // ignoreExpression
-    std::vector<std::string> trusted_cas;          // trustedCAs (PEM)
-    std::string flow_report_interval = "30m";      // flowReportInterval
+    // trustedDNSResolvers: the resolvers whose answers may teach addresses for hostname entries
+    // (docs/dns.md). Absent: those the PU's outgoing rules allow on the query's port by address.
+    // Present: only these prefixes (empty: no resolver, no learning).
+    std::optional<std::vector<std::string>> trusted_dns_resolvers;
+    TagExpression ignore_expression;           // ignoreExpression
+    std::vector<std::string> trusted_cas;      // trustedCAs (PEM)
+    std::string flow_report_interval = "30m";  // flowReportInterval
     std::vector<std::string> associated_tags;
 
     const std::vector<std::string> &effective_target_networks() const {

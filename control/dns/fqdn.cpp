@@ -207,7 +207,7 @@ uint32_t FqdnLearner::evict_over_bounds() {
 
 LearnResult FqdnLearner::learn(std::string_view name, std::span<const std::string_view> cnames,
                                std::span<const DnsAddress> addrs, uint32_t now,
-                               std::span<const HostnameEntry> patterns) {
+                               std::span<const HostnameEntry> patterns, uint32_t pu) {
     ++counters_.answers;
     LearnResult res;
     use_patterns(patterns);
@@ -234,6 +234,7 @@ LearnResult FqdnLearner::learn(std::string_view name, std::span<const std::strin
         const uint32_t exp =
             static_cast<uint32_t>(std::min<uint64_t>(uint64_t(now) + ttl, UINT32_MAX));
         std::string key(reinterpret_cast<const char *>(a.addr), 16);
+        key.append(reinterpret_cast<const char *>(&pu), sizeof pu);
         key += qname;
 
         auto it = records_.find(key);
@@ -267,11 +268,11 @@ LearnResult FqdnLearner::learn(std::string_view name, std::span<const std::strin
 }
 
 LearnResult FqdnLearner::learn(const DnsResponse &r, uint32_t now,
-                               std::span<const HostnameEntry> patterns) {
+                               std::span<const HostnameEntry> patterns, uint32_t pu) {
     std::string_view cnames[kMaxCnames];
     for (size_t i = 0; i < r.cname_count; ++i) cnames[i] = r.cnames[i].view();
     return learn(r.resolved_name.view(), std::span<const std::string_view>(cnames, r.cname_count),
-                 std::span<const DnsAddress>(r.addrs, r.addr_count), now, patterns);
+                 std::span<const DnsAddress>(r.addrs, r.addr_count), now, patterns, pu);
 }
 
 size_t FqdnLearner::expire(uint32_t now) {
@@ -288,13 +289,43 @@ size_t FqdnLearner::expire(uint32_t now) {
     return n;
 }
 
+// A record's PU index is part of its key: the node is taken out, re-keyed and put back (its key
+// stays where it is, so evict_'s pointer to it stays valid).
+void FqdnLearner::remap_pus(std::span<const uint32_t> pu_remap) {
+    std::vector<std::string> keys;
+    keys.reserve(records_.size());
+    for (const auto &[key, r] : records_) keys.push_back(key);
+    std::vector<decltype(records_)::node_type> moved;
+    for (const std::string &k : keys) {
+        uint32_t pu;
+        std::memcpy(&pu, k.data() + 16, sizeof pu);
+        const uint32_t to = pu < pu_remap.size() ? pu_remap[pu] : policy::kNone;
+        if (to == pu) continue;
+        auto it = records_.find(k);
+        if (to == policy::kNone) {
+            ++counters_.records_expired;
+            erase(it);
+            continue;
+        }
+        unfile(it->first, it->second);
+        auto node = records_.extract(it);
+        std::memcpy(node.key().data() + 16, &to, sizeof to);
+        moved.push_back(std::move(node));
+    }
+    for (auto &node : moved) {  // after all are out: a new key may be an old one not yet moved
+        auto res = records_.insert(std::move(node));
+        file(res.position->first, res.position->second);
+    }
+}
+
 size_t FqdnLearner::rebuild(std::span<const HostnameEntry> patterns, uint32_t now,
-                            uint64_t snapshot_version) {
+                            uint64_t snapshot_version, std::span<const uint32_t> pu_remap) {
     ++counters_.rebuilds;
     snapshot_version_ = snapshot_version;
     index_ = std::make_unique<PatternIndex>(patterns);
     ++epoch_;
     expire(now);
+    if (!pu_remap.empty()) remap_pus(pu_remap);
     size_t matching = 0;
     for (auto &[key, r] : records_) {
         Chain &c = *r.chain;
@@ -318,26 +349,34 @@ std::unique_ptr<FqdnSet> FqdnLearner::build(uint32_t now) const {
 
     struct Item {
         const char *addr;
+        uint32_t pu;
         uint32_t expires_at;
         const std::vector<uint32_t> *nets;
     };
     std::vector<Item> items;
     items.reserve(records_.size());
-    for (const auto &[key, r] : records_)
-        if (r.matched && r.expires_at > now)
-            items.push_back({key.data(), r.expires_at, &r.chain->nets});
+    for (const auto &[key, r] : records_) {
+        if (!r.matched || r.expires_at <= now) continue;
+        uint32_t pu;
+        std::memcpy(&pu, key.data() + 16, sizeof pu);
+        items.push_back({key.data(), pu, r.expires_at, &r.chain->nets});
+    }
+    auto same = [](const Item &a, const Item &b) {
+        return a.pu == b.pu && std::memcmp(a.addr, b.addr, 16) == 0;
+    };
     std::sort(items.begin(), items.end(), [](const Item &a, const Item &b) {
         const int c = std::memcmp(a.addr, b.addr, 16);
-        return c != 0 ? c < 0 : a.expires_at > b.expires_at;
+        if (c != 0) return c < 0;
+        return a.pu != b.pu ? a.pu < b.pu : a.expires_at > b.expires_at;
     });
 
-    // One entry per address and expiry level at which its set of networks grows.
+    // One entry per (address, PU) and expiry level at which its set of networks grows.
     std::vector<uint32_t> cum, merged;
     for (size_t i = 0; i < items.size();) {
         size_t j = i;
         cum.clear();
         ++set->addresses_;
-        for (; j < items.size() && std::memcmp(items[j].addr, items[i].addr, 16) == 0; ++j) {
+        for (; j < items.size() && same(items[j], items[i]); ++j) {
             merged.clear();
             std::set_union(cum.begin(), cum.end(), items[j].nets->begin(), items[j].nets->end(),
                            std::back_inserter(merged));
@@ -345,6 +384,7 @@ std::unique_ptr<FqdnSet> FqdnLearner::build(uint32_t now) const {
             cum.swap(merged);
             FqdnSet::Entry e;
             std::memcpy(e.addr, items[i].addr, 16);
+            e.pu = items[i].pu;
             e.expires_at = items[j].expires_at;
             e.off = static_cast<uint32_t>(set->nets_.size());
             e.cnt = static_cast<uint32_t>(cum.size());

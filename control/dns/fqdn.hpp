@@ -1,7 +1,8 @@
 // FQDN patterns and the addresses learned for them from DNS answers.
 //
 // FqdnLearner (slow-path and control threads, allocating, one owner under Enforcement's lock)
-// keeps what DNS answers taught: per (address, question name) the CNAME chain and an expiry.
+// keeps what DNS answers taught: per (address, PU that asked, question name) the CNAME chain and
+// an expiry. An address learned from one PU's answer is published for that PU only.
 // build() turns the records that match an external network's hostname pattern into an FqdnSet
 // (dataplane/dns/fqdn_set.hpp): immutable, read by workers on the packet path without allocation
 // or locks, published with the EnforcerState by an RCU pointer swap. See docs/dns.md.
@@ -40,7 +41,7 @@ bool valid_fqdn_pattern(std::string_view pattern, std::string *why);
 
 struct FqdnLearnerConfig {
     uint32_t min_ttl_s = 30;                   // shorter TTLs (0 included) are raised to this
-    uint32_t max_ttl_s = 86400;                // longer TTLs are lowered to this
+    uint32_t max_ttl_s = 3600;                 // longer TTLs are lowered to this (dns.max_ttl_s)
     size_t max_records = 65536;                // (address, name) records kept
     size_t max_name_bytes = size_t(16) << 20;  // names kept for the records (see docs/dns.md)
 };
@@ -78,21 +79,25 @@ class FqdnLearner {
     FqdnLearner(const FqdnLearner &) = delete;
     FqdnLearner &operator=(const FqdnLearner &) = delete;
 
-    // Learns `addrs` for question `name` reached through `cnames` (in chain order). A network
-    // matches when one of its patterns matches the question name or any CNAME of the chain. Each
-    // TTL is clamped to [min_ttl_s, max_ttl_s]; an address already known for the name keeps the
-    // later of its old and new expiry. `patterns` should be those of the last rebuild() (others
-    // work, but records learned earlier keep the indices of the patterns they were matched with).
+    // Learns `addrs` for question `name` reached through `cnames` (in chain order), asked by PU
+    // `pu` (its index in the snapshot of the last rebuild()). A network matches when one of its
+    // patterns matches the question name or any CNAME of the chain. Each TTL is clamped to
+    // [min_ttl_s, max_ttl_s]; an address already known for the PU and name keeps the later of
+    // its old and new expiry. `patterns` should be those of the last rebuild() (others work, but
+    // records learned earlier keep the indices of the patterns they were matched with).
     LearnResult learn(std::string_view name, std::span<const std::string_view> cnames,
                       std::span<const DnsAddress> addrs, uint32_t now,
-                      std::span<const HostnameEntry> patterns);
+                      std::span<const HostnameEntry> patterns, uint32_t pu = 0);
     // The same for a parsed response (its question name, chain and addresses).
-    LearnResult learn(const DnsResponse &r, uint32_t now, std::span<const HostnameEntry> patterns);
+    LearnResult learn(const DnsResponse &r, uint32_t now, std::span<const HostnameEntry> patterns,
+                      uint32_t pu = 0);
 
     // A new policy snapshot: recomputes every record's networks from `patterns` (same names, new
-    // indices) and drops expired records. Returns how many records match a network.
+    // indices) and drops expired records. `pu_remap[old]` is a PU's index in the new snapshot
+    // (policy::kNone: the PU is gone, and so are its records); empty: PU indices are unchanged.
+    // Returns how many records match a network.
     size_t rebuild(std::span<const HostnameEntry> patterns, uint32_t now,
-                   uint64_t snapshot_version = 0);
+                   uint64_t snapshot_version = 0, std::span<const uint32_t> pu_remap = {});
     // Drops records with expires_at <= now. Returns how many.
     size_t expire(uint32_t now);
 
@@ -112,6 +117,7 @@ class FqdnLearner {
         uint32_t expires_at;
         bool matched;  // as filed in evict_ (chain->nets non-empty when it was filed)
     };
+    void remap_pus(std::span<const uint32_t> pu_remap);
     // Eviction order: records matching no network first, then the soonest to expire.
     struct EvictKey {
         bool matched;
@@ -130,7 +136,7 @@ class FqdnLearner {
     uint32_t evict_over_bounds();
 
     FqdnLearnerConfig cfg_;
-    // Key: the 16 address bytes followed by the question name.
+    // Key: the 16 address bytes, the PU index (4 bytes, host order), then the question name.
     std::unordered_map<std::string, Record> records_;
     std::set<EvictKey> evict_;
     std::unique_ptr<PatternIndex> index_;

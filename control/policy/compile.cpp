@@ -2,8 +2,9 @@
 // allocates and throws.
 //
 // The address side folds every prefix the enforcer cares about (PU addresses, external-network
-// includes and `!` exclusions, targetNetworks, targetUDPNetworks, excludedNetworks) into one table
-// per address family (a RIB or an LPM, sized from the policy: dataplane/policy/address_table.hpp).
+// includes and `!` exclusions, targetNetworks, targetUDPNetworks, excludedNetworks,
+// trustedDNSResolvers) into one table per address family (a RIB or an LPM, sized from the policy:
+// dataplane/policy/address_table.hpp).
 // Each prefix gets an "address class" = everything true of the addresses whose longest matching
 // prefix it is (covering PU, flags, set of external networks containing it), so a worker learns
 // all of it from a single lookup. See docs/policy.md.
@@ -405,6 +406,10 @@ class SnapshotCompiler {
         add_flag(profile_.identity_required_networks, "identityRequiredNetworks",
                  kIdentityRequired);
         add_flag(profile_.excluded_networks, "excludedNetworks", kExcluded);
+        if (profile_.trusted_dns_resolvers) {
+            s_->resolvers_listed_ = true;
+            add_flag(*profile_.trusted_dns_resolvers, "trustedDNSResolvers", kTrustedResolver);
+        }
 
         class_of(AddrState{});  // class 0: nothing known about the address
         // Ancestors sort before descendants: by family, address, then length.

@@ -38,6 +38,10 @@ struct IdentityRuntime {
     uint32_t session_key_lifetime_s = 600;
     uint32_t slow_jobs = 256;  // slow-path requests in flight per worker
     uint32_t decision_cache = 4096;
+    // DNS snooping (docs/dns.md): outstanding queries tracked per worker, and how long an answer
+    // to one is awaited.
+    uint32_t dns_queries = 4096;
+    uint32_t dns_query_timeout_ms = 10000;
     // Rings per worker, created by the control thread (index = worker id).
     rte_ring *slow_req[kMaxWorkers] = {};  // worker -> slow path (SlowJob*)
     rte_ring *slow_rep[kMaxWorkers] = {};  // slow path -> worker (SlowJob*)

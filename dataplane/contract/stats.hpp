@@ -55,8 +55,13 @@ struct alignas(64) IdentityStats {
     Counter udp_syn_sent, udp_synack_sent, udp_ack_sent, udp_retransmits, udp_rejects_sent,
         udp_resets_sent, udp_resets_received, udp_fallbacks, udp_control_consumed,
         udp_handshakes_restarted, udp_expired;
-    // DNS snooping (docs/dns.md)
+    // DNS snooping (docs/dns.md, "Counters"): queries tracked and not; answers handed to the slow
+    // path and not; answers that teach nothing, by reason. dns_queries_pending is a gauge.
     Counter dns_snooped, dns_unsnooped, fqdn_decisions;
+    Counter dns_queries, dns_queries_repeated, dns_queries_untrusted, dns_queries_dropped,
+        dns_queries_unreadable, dns_queries_expired, dns_queries_pending;
+    Counter dns_refused_no_query, dns_refused_question, dns_refused_late, dns_refused_tcp_sequence,
+        dns_refused_inside, dns_refused_malformed;
 };
 
 }  // namespace segwire::dp

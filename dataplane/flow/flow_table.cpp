@@ -95,24 +95,30 @@ FlowTable::~FlowTable() {
     rte_free(keys_);
 }
 
-bool FlowTable::init(const std::string &name, uint32_t capacity, int socket,
-                     const uint32_t timeouts_s[], uint64_t tsc_hz, std::string &err) {
+rte_hash *make_bounded_hash(const std::string &name, uint32_t capacity, uint32_t key_len,
+                            uint32_t (*hash)(const void *, uint32_t, uint32_t), uint32_t seed,
+                            int socket, std::string &err) {
     rte_hash_parameters p{};
     p.name = name.c_str();
     p.entries = capacity;
-    p.key_len = sizeof(FlowKey);
-    p.hash_func = hash_fn;  // = flow_hash, which FlowTable::hash gives the worker
-    p.hash_func_init_val = 0;
+    p.key_len = key_len;
+    p.hash_func = hash;
+    p.hash_func_init_val = seed;
     p.socket_id = socket;
-    // Extendable buckets: every one of `capacity` keys fits whatever the hash collisions,
-    // so "table full" means exactly `capacity` flows.
     p.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
-    hash_ = rte_hash_create(&p);
-    if (!hash_) {
+    rte_hash *h = rte_hash_create(&p);
+    if (!h)
         err = "rte_hash_create(" + name + ", " + std::to_string(capacity) +
               "): " + rte_strerror(rte_errno);
-        return false;
-    }
+    return h;
+}
+
+bool FlowTable::init(const std::string &name, uint32_t capacity, int socket,
+                     const uint32_t timeouts_s[], uint64_t tsc_hz, std::string &err) {
+    // hash_fn = flow_hash, which FlowTable::hash gives the worker. "Table full" means exactly
+    // `capacity` flows.
+    hash_ = make_bounded_hash(name, capacity, sizeof(FlowKey), hash_fn, 0, socket, err);
+    if (!hash_) return false;
     rte_hash_set_cmp_func(hash_, key_cmp);
     flows_ = static_cast<Flow *>(
         rte_zmalloc_socket("flows", sizeof(Flow) * capacity, alignof(Flow), socket));

@@ -21,6 +21,13 @@ struct rte_hash;
 
 namespace segwire::dp {
 
+// A worker's rte_hash with extendable buckets: every one of `capacity` keys fits whatever the
+// hash collisions, so "full" means exactly `capacity` keys. The key position (0..capacity-1)
+// indexes the owner's array. Control-time; on failure returns null with `err` naming the call.
+rte_hash *make_bounded_hash(const std::string &name, uint32_t capacity, uint32_t key_len,
+                            uint32_t (*hash)(const void *, uint32_t, uint32_t), uint32_t seed,
+                            int socket, std::string &err);
+
 struct PeerIdentity;
 
 enum class TcpState : uint8_t {

@@ -148,6 +148,9 @@ void Stage::packet(Pkt &k) {
             return;
         }
     }
+    // DNS queries are remembered before their step (docs/dns.md); the fate stays the machine's.
+    if ((k.v.dport == dns::kDnsPort || k.v.sport == dns::kDnsPort) && k.v.payload_len) [[unlikely]]
+        dns_observe(k, f);
     {
         // The steady state first: the machine's own summary of the paths that only forward.
         // (These facts stay in registers: the step below computes them again.)

@@ -475,7 +475,7 @@ inline constexpr uint8_t kReasonClaims = 4;     // REJECT reason "claims" (else 
     X(Defer, "run again after this burst's HMAC batch")                                         \
     X(Consume, "free without counting (a control message segwire consumed)")                    \
     X(QueueMacs, "into the HMAC batch as op a (BatchOp), peer b (PeerFrom), decision c")        \
-    X(SnoopDns, "hand to the slow path with the DNS answer; if it cannot take it, forward")     \
+    X(SnoopDns, "DNS answer: to the slow path if it answers a pending query, else forward")     \
     /* effects */                                                                               \
     X(TrackSeq, "remember the ACK number its sender sent (TCP)")                                \
     X(SetLocalSide, "the local side := the inside host's side")                                 \

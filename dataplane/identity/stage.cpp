@@ -7,15 +7,20 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <string>
 
 #include <rte_jhash.h>
 #include <rte_mbuf.h>
+#include <rte_memory.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
 #include "dataplane/dns/fqdn_set.hpp"
 
 namespace segwire::dp::identity {
+namespace {
+constexpr uint32_t kDnsExpireBudget = 256;  // unanswered DNS queries forgotten per round
+}
 
 using crypto::wire::WireStatus;
 using policy::Direction;
@@ -47,6 +52,9 @@ bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_i
     keys_ = std::make_unique<crypto::SessionKeyCache>(idr_->key_cache);
     plain_peers_ = std::make_unique<crypto::FixedCache<19, uint8_t>>(idr_->peer_cache);
     confirms_ = std::make_unique<crypto::FixedCache<8, Confirmation>>(idr_->handshakes);
+    if (!queries_.init("sw_dnsq_" + std::to_string(worker_id), idr_->dns_queries,
+                       ms_tsc_ * idr_->dns_query_timeout_ms, SOCKET_ID_ANY, err))
+        return false;
     jobs_.resize(idr_->slow_jobs);
     free_jobs_.reserve(idr_->slow_jobs);
     for (auto &j : jobs_) free_jobs_.push_back(&j);
@@ -123,6 +131,9 @@ void Stage::end_burst() {
 void Stage::housekeeping(uint32_t budget) {
     if (st_) udp_timers();
     reevaluate(budget);
+    if (const uint32_t gone = queries_.expire(now_tsc_, kDnsExpireBudget))
+        ids_.dns_queries_expired.add(gone);
+    ids_.dns_queries_pending.set(queries_.size());
 }
 
 policy::IpAddr Stage::addr_of(const IpAddr &a, uint8_t family) const {
@@ -260,20 +271,22 @@ void Stage::record_exception(int32_t pos, const Flow &f) {
         ids_.records_lost.add();
 }
 
-// The ACL decision for a peer without identity: the external networks its address is in, plus
-// those it was learned for from DNS answers. The learned set is read from the newest published
-// state, not the one this loop started with: a DNS answer this or another worker released a
-// moment ago is then already matched (the answer is held until the set that has its addresses
-// is published, docs/dns.md). Reading a newer RCU object before our next quiescent point is safe.
+// The ACL decision for a peer without identity: the external networks its address is in, plus,
+// for the PU's outgoing rules only, those it was learned for from answers to that PU's own DNS
+// queries (incoming rules never match learned addresses). The learned set is read from the newest
+// published state, not the one this loop started with: a DNS answer this or another worker released
+// a moment ago is then already matched (the answer is held until the set that has its addresses is
+// published, docs/dns.md). Reading a newer RCU object before our next quiescent point is safe.
 policy::Decision Stage::decide_by_address(uint32_t pu, Direction dir, const IpAddr &peer,
                                           uint8_t family, uint8_t proto, uint16_t port) {
     const policy::PolicySnapshot &pol = *st_->policy;
     const policy::IpAddr addr = addr_of(peer, family);
     const EnforcerState *fresh = idr_->state->current();
     const dns::FqdnSet *fq = fresh ? fresh->fqdn.get() : nullptr;
-    if (fq && fq->snapshot_version() == pol.version()) {
-        std::span<const uint32_t> learned = family == 6 ? fq->networks_for(peer.b, now_unix_)
-                                                        : fq->networks_for_v4(peer.b, now_unix_);
+    if (dir == Direction::kOutgoing && fq && fq->snapshot_version() == pol.version()) {
+        std::span<const uint32_t> learned = family == 6
+                                                ? fq->networks_for(peer.b, pu, now_unix_)
+                                                : fq->networks_for_v4(peer.b, pu, now_unix_);
         if (!learned.empty()) {
             // Not cached: learned sets change without a new snapshot version.
             ids_.fqdn_decisions.add();
@@ -283,10 +296,105 @@ policy::Decision Stage::decide_by_address(uint32_t pu, Direction dir, const IpAd
     return decisions_->decide(pol, pu, dir, addr, proto, port);
 }
 
-// A DNS answer (UDP or TCP from port 53) to a local PU goes to the slow path with its mbuf: it is
-// parsed there, reported, and what it teaches for hostname entries is published before the
-// answer is sent on. Without a free job the answer goes on unsnooped (counted), never waits.
+// ---- DNS snooping (docs/dns.md, "Matching answers to queries") ----------------------------------
+// Queries are remembered as they pass from a PU; an answer teaches only if it answers one. None of
+// this changes a packet's fate: a DNS message always goes on (DNS availability comes first); what
+// is refused is only the learning, and every refusal is counted.
+
+// The header and question of the packet's DNS message (TCP: the message its segment starts).
+bool Stage::dns_question(const Pkt &k, dns::Question &q) const {
+    std::span<const uint8_t> msg(rte_pktmbuf_mtod(k.m, const uint8_t *) + k.v.payload_off,
+                                 k.v.payload_len);
+    if (k.v.proto == kProtoTcp && !dns::tcp_message(msg, msg)) return false;
+    return dns::read_question(msg, q) == dns::QuestionStatus::kOk;
+}
+
+// A resolver is trusted by the profile's list (trustedDNSResolvers) or, without one, when the
+// PU's outgoing rules allow it on the query's port by its address alone: an address learned from
+// DNS never makes a resolver trusted.
+bool Stage::trusted_resolver(uint32_t pu, const Pkt &k) {
+    const policy::PolicySnapshot &pol = *st_->policy;
+    const policy::IpAddr resolver = addr_of(k.v.dst, k.v.family);
+    if (pol.resolvers_listed()) return pol.classify(resolver).flags & policy::kTrustedResolver;
+    return decisions_->decide(pol, pu, Direction::kOutgoing, resolver, k.v.proto, k.v.dport)
+               .action == Verdict::kAccept;
+}
+
+// Every packet to or from port 53 with a payload, before its step. From the inside only: a query
+// of the PU that started the flow is remembered; a DNS answer arriving from the inside on a flow
+// a local PU started is a forgery by a workload (the resolver is outside) and is counted.
+void Stage::dns_observe(const Pkt &k, const Flow &f) {
+    if (k.v.proto != kProtoUdp && k.v.proto != kProtoTcp) return;
+    if (k.arrival != kInside) return;  // answers from outside: the machine's SnoopDns fate
+    if (k.v.dport == dns::kDnsPort && k.side == f.init_side) {
+        if (!(k.v.proto == kProtoTcp && (k.v.tcp_flags & kTcpSyn))) note_dns_query(k, f);
+    } else if (k.v.sport == dns::kDnsPort && k.side != f.init_side && f.auth != dp::Auth::kNew &&
+               f.init_side == f.local_side) {
+        ids_.dns_refused_inside.add();
+    }
+}
+
+void Stage::note_dns_query(const Pkt &k, const Flow &f) {
+    dns::Question q;
+    if (!dns_question(k, q) || q.response) {
+        ids_.dns_queries_unreadable.add();
+        return;
+    }
+    const policy::PolicySnapshot &pol = *st_->policy;
+    const uint32_t pu = pol.find_pu(addr_of(k.v.src, k.v.family));
+    if (pu == policy::kNone || pol.pu_ignored(pu)) return;  // passed untouched, never snooped
+    if (!trusted_resolver(pu, k)) {
+        ids_.dns_queries_untrusted.add();
+        return;
+    }
+    const dns::QueryKey key{static_cast<uint32_t>(k.pos), q.id, q.qtype};
+    switch (queries_.note(key, f.created_tsc, q, now_tsc_)) {
+        case dns::QueryTable::Noted::kAdded:
+            ids_.dns_queries.add();
+            return;
+        case dns::QueryTable::Noted::kRepeated:
+            ids_.dns_queries_repeated.add();
+            return;
+        case dns::QueryTable::Noted::kFull:
+            ids_.dns_queries_dropped.add();
+            return;
+    }
+}
+
+// A DNS answer from outside on a flow a local PU started (the machines' SnoopDns fate). It goes to
+// the slow path with its mbuf only if it answers a query that PU sent and still awaits; there it
+// is parsed, reported, and what it teaches for hostname entries is published before the answer is
+// sent on. Otherwise, or without a free job, it goes on at once (false), counted.
 bool Stage::snoop_dns(Pkt &k) {
+    const Flow &f = flows_->at(k.pos);
+    // TCP: the answer must start exactly at the byte the client acknowledged last (the next one
+    // it expects from the resolver): an off-path forger would have to guess the sequence number.
+    // A segment that does not start there (the rest of a message split over segments, another
+    // answer sent before the client acknowledged the previous one) is not learned from.
+    if (k.v.proto == kProtoTcp &&
+        (f.ack_seen[f.init_side] == 0 || k.v.seq != f.ack_seen[f.init_side])) {
+        ids_.dns_refused_tcp_sequence.add();
+        return false;
+    }
+    dns::Question q;
+    if (!dns_question(k, q) || !q.response) {
+        ids_.dns_refused_malformed.add();
+        return false;
+    }
+    const dns::QueryKey key{static_cast<uint32_t>(k.pos), q.id, q.qtype};
+    switch (queries_.take(key, f.created_tsc, q, now_tsc_)) {
+        case dns::QueryTable::Match::kMatched:
+            break;
+        case dns::QueryTable::Match::kNoQuery:
+            ids_.dns_refused_no_query.add();
+            return false;
+        case dns::QueryTable::Match::kLate:
+            ids_.dns_refused_late.add();
+            return false;
+        case dns::QueryTable::Match::kOtherQuestion:
+            ids_.dns_refused_question.add();
+            return false;
+    }
     SlowJob *j = take_job();
     if (!j) {
         ids_.dns_unsnooped.add();
@@ -299,6 +407,7 @@ bool Stage::snoop_dns(Pkt &k) {
     j->dns_tcp = k.v.proto == kProtoTcp;
     j->family = k.v.family;
     std::memcpy(j->client, k.v.dst.b, 16);
+    // The PU that asked: the one at the answer's destination, the query's source on this flow.
     j->pu = st_->policy->find_pu(addr_of(k.v.dst, k.v.family));
     j->policy_version = st_->policy->version();
     if (rte_ring_sp_enqueue(idr_->slow_req[id_], j) != 0) {

@@ -33,6 +33,7 @@
 #include "dataplane/contract/identity_runtime.hpp"
 #include "dataplane/contract/slow_job.hpp"
 #include "dataplane/contract/stats.hpp"
+#include "dataplane/dns/query_table.hpp"
 #include "dataplane/identity/machine.hpp"
 #include "dataplane/packet/rewrite.hpp"
 #include "dataplane/policy/decision_cache.hpp"
@@ -245,6 +246,12 @@ class Stage {
     }
     policy::Decision decide_by_address(uint32_t pu, policy::Direction dir, const IpAddr &peer,
                                        uint8_t family, uint8_t proto, uint16_t port);
+    // DNS snooping (stage.cpp; docs/dns.md): queries are remembered as they pass, an answer is
+    // handed to the slow path only when it answers one of them.
+    void dns_observe(const Pkt &k, const Flow &f);
+    void note_dns_query(const Pkt &k, const Flow &f);
+    bool dns_question(const Pkt &k, dns::Question &q) const;
+    bool trusted_resolver(uint32_t pu, const Pkt &k);
     bool snoop_dns(Pkt &k);
     const PeerIdentity *cached_peer(std::span<const uint8_t> blob, uint64_t &key) const;
     void queue_macs(Pkt &k, BatchOp op, const PeerIdentity *peer, const policy::Decision &d,
@@ -336,6 +343,7 @@ class Stage {
     std::unique_ptr<crypto::FixedCache<19, uint8_t>> plain_peers_;
     std::unique_ptr<crypto::FixedCache<8, Confirmation>> confirms_;
     uint32_t jhash_seed_[2] = {};
+    dns::QueryTable queries_;  // the DNS queries this worker's PUs await answers to
     std::vector<SlowJob> jobs_;
     std::vector<SlowJob *> free_jobs_;
     std::vector<int32_t> parked_scratch_;  // flows whose slow-path answer came back this loop

@@ -97,10 +97,11 @@ struct IpAddr {
 };
 
 enum AddressFlag : uint8_t {
-    kExcluded = 1,    // profile excludedNetworks: untouched and unreported
-    kManagedTcp = 2,  // profile targetNetworks
-    kManagedUdp = 4,  // profile targetUDPNetworks
-    kIdentityRequired = 8,  // profile identityRequiredNetworks: no ACL fallback
+    kExcluded = 1,           // profile excludedNetworks: untouched and unreported
+    kManagedTcp = 2,         // profile targetNetworks
+    kManagedUdp = 4,         // profile targetUDPNetworks
+    kIdentityRequired = 8,   // profile identityRequiredNetworks: no ACL fallback
+    kTrustedResolver = 16,   // profile trustedDNSResolvers (docs/dns.md)
 };
 
 // Everything one LPM lookup tells about an address.
@@ -142,6 +143,9 @@ class PolicySnapshot {
     const EnforcerProfile &profile() const { return profile_; }
     // The profile's unmanagedInsideSources is "drop" (hot path: a bool, not the string).
     bool drop_unmanaged_inside() const noexcept { return drop_unmanaged_inside_; }
+    // The profile lists its trusted DNS resolvers (the kTrustedResolver flag says which); else
+    // a resolver is trusted by the PU's outgoing rules (docs/dns.md).
+    bool resolvers_listed() const noexcept { return resolvers_listed_; }
     uint64_t flow_report_interval_s() const { return flow_report_interval_s_; }
 
     // ---- addresses (hot path) ----
@@ -281,6 +285,7 @@ class PolicySnapshot {
     EnforcerProfile profile_;
     uint64_t flow_report_interval_s_ = 1800;
     bool drop_unmanaged_inside_ = false;
+    bool resolvers_listed_ = false;
     Verdict default_action_[2] = {Verdict::kReject, Verdict::kReject};
 
     std::vector<std::string> strings_;

@@ -198,6 +198,10 @@ def test_clean_shutdown_on_sigterm(bed):
     ({"ports": {"inside": {"device": "net_null0"}, "outside": {"device": "net_null1"}},
       "identity": {"enforcer_id": "e"}, "console": {"appcred": "a.json", "cache_max_age_s": 0}},
      "console.cache_max_age_s"),
+    # DNS snooping: no learned address outlives a day, and the clamp must be a range
+    ({"ports": {"inside": {"device": "net_null0"}, "outside": {"device": "net_null1"}}, "dns": {"max_ttl_s": 86401}}, "dns.max_ttl_s"),
+    ({"ports": {"inside": {"device": "net_null0"}, "outside": {"device": "net_null1"}}, "dns": {"min_ttl_s": 600, "max_ttl_s": 300}}, "dns.min_ttl_s"),
+    ({"ports": {"inside": {"device": "net_null0"}, "outside": {"device": "net_null1"}}, "dns": {"query_timeout": 5}}, "dns.query_timeout"),
 ])
 def test_invalid_config_names_the_field(tmp_path, cfg, field):
     p = tmp_path / "bad.json"

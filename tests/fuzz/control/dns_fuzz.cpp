@@ -1,15 +1,19 @@
 // libFuzzer target for the DNS response parser. The input is copied into a heap buffer of exactly
 // its size (ASan then reports a read one byte past the message) and parsed twice: as a UDP
 // payload, and as a TCP payload through dns_from_tcp_payload. An accepted response must pass
-// check_dns_response, and parsing must not depend on the output struct's previous contents. A
-// violation traps, so the fuzzer records the input as a crash.
+// check_dns_response, and parsing must not depend on the output struct's previous contents. The
+// worker's reader of the header and question (dataplane/dns/question.hpp, which matches answers to
+// queries) must agree with it: every response the parser accepts has the same ID, type, class and
+// name there. A violation traps, so the fuzzer records the input as a crash.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <span>
+#include <string_view>
 
 #include "control/dns/dns_message.hpp"
+#include "dataplane/dns/question.hpp"
 #include "tests/fuzz/control/dns_check.hpp"
 
 using namespace segwire::control::dns;
@@ -30,6 +34,26 @@ bool same(const DnsResponse &a, const DnsResponse &b) {
     return true;
 }
 
+// The question as the worker reads it, against the parser's: same fields, same name.
+void check_question(std::span<const uint8_t> msg, const DnsResponse &r) {
+    namespace dp = segwire::dp::dns;
+    dp::Question q;
+    if (dp::read_question(msg, q) != dp::QuestionStatus::kOk) __builtin_trap();
+    if (q.id != r.id || !q.response || q.rcode != r.rcode || q.truncated != r.tc ||
+        q.qtype != r.qtype || q.qclass != r.qclass)
+        __builtin_trap();
+    char text[dp::kMaxWireName];
+    size_t n = 0;
+    for (size_t i = 0; q.name.p[i] != 0; i += 1 + q.name.p[i]) {
+        if (n) text[n++] = '.';
+        for (size_t k = 1; k <= q.name.p[i]; ++k) {
+            const uint8_t c = q.name.p[i + k];
+            text[n++] = static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+        }
+    }
+    if (std::string_view(text, n) != r.resolved_name.view()) __builtin_trap();
+}
+
 void check_one(std::span<const uint8_t> msg) {
     static DnsResponse r, again;
     const DnsStatus st = parse_dns_response(msg, r);
@@ -40,6 +64,7 @@ void check_one(std::span<const uint8_t> msg) {
     if (st != DnsStatus::Ok) return;
     if (segwire::dptest::check_dns_response(r) != nullptr) __builtin_trap();
     if (!same(r, again)) __builtin_trap();
+    check_question(msg, r);
 }
 
 }  // namespace

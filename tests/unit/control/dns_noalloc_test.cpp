@@ -44,8 +44,8 @@ TEST(DnsNoAlloc, ParseAndLookupDoNotAllocate) {
         ok += dns_from_tcp_payload(tcp, inner) == DnsStatus::Ok;
         ok += parse_dns_response(inner, *resp) == DnsStatus::Ok;
         for (size_t i = 0; i < resp->addr_count; ++i)
-            found += set->networks_for(resp->addrs[i].addr, now).size();
-        found += set->networks_for_v4(v4addr, now).size();
+            found += set->networks_for(resp->addrs[i].addr, 0, now).size();
+        found += set->networks_for_v4(v4addr, 0, now).size();
         ok += fqdn_match("*.cdn.example.net", resp->final_name());
     }
     g_counting = false;

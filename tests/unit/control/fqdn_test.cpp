@@ -134,8 +134,9 @@ DnsAddress a6(const char *text, uint32_t ttl) {
     return x;
 }
 
-std::vector<uint32_t> nets(const FqdnSet &s, const DnsAddress &a, uint32_t now) {
-    auto sp = s.networks_for(a.addr, now);
+// The networks `a` was learned for from PU `pu`'s answers (learn() defaults to PU 0).
+std::vector<uint32_t> nets(const FqdnSet &s, const DnsAddress &a, uint32_t now, uint32_t pu = 0) {
+    auto sp = s.networks_for(a.addr, pu, now);
     return {sp.begin(), sp.end()};
 }
 
@@ -165,7 +166,7 @@ TEST(FqdnLearner, LearnThenLookupUntilExpiry) {
     EXPECT_EQ(nets(*s, addr, kNow + 299), Nets{3});
     EXPECT_EQ(nets(*s, addr, kNow + 300), Nets{});  // now < expires_at, strictly
     const uint8_t v4[4] = {192, 0, 2, 1};
-    auto sp = s->networks_for_v4(v4, kNow);
+    auto sp = s->networks_for_v4(v4, 0, kNow);
     EXPECT_EQ(Nets(sp.begin(), sp.end()), Nets{3});
     EXPECT_EQ(nets(*s, a4(192, 0, 2, 2, 0), kNow), Nets{});  // another address
     // The dataplane's IPv4 form (address in the first 4 bytes) is not the key: use _v4.
@@ -176,7 +177,7 @@ TEST(FqdnLearner, LearnThenLookupUntilExpiry) {
 
 TEST(FqdnLearner, EmptySetMatchesNothing) {
     const FqdnSet empty;
-    EXPECT_TRUE(empty.networks_for(a4(192, 0, 2, 1, 0).addr, kNow).empty());
+    EXPECT_TRUE(empty.networks_for(a4(192, 0, 2, 1, 0).addr, 0, kNow).empty());
     FqdnLearner l;
     EXPECT_EQ(l.build(kNow)->size(), 0u);
 }
@@ -195,7 +196,7 @@ TEST(FqdnLearner, TtlIsClampedToDefaults) {
     const Patterns p = {{0, "*.example.com"}};
     FqdnLearner l;
     EXPECT_EQ(l.config().min_ttl_s, 30u);
-    EXPECT_EQ(l.config().max_ttl_s, 86400u);
+    EXPECT_EQ(l.config().max_ttl_s, 3600u);  // issue 17: no answer is trusted beyond an hour
     const DnsAddress zero = a4(192, 0, 2, 1, 0), huge = a4(192, 0, 2, 2, 7 * 86400),
                      mid = a4(192, 0, 2, 3, 100);
     learn1(l, "a.example.com", zero, kNow, p);
@@ -205,8 +206,8 @@ TEST(FqdnLearner, TtlIsClampedToDefaults) {
     auto s = l.build(kNow);
     EXPECT_EQ(nets(*s, zero, kNow + 29), Nets{0});
     EXPECT_EQ(nets(*s, zero, kNow + 30), Nets{});
-    EXPECT_EQ(nets(*s, huge, kNow + 86399), Nets{0});
-    EXPECT_EQ(nets(*s, huge, kNow + 86400), Nets{});
+    EXPECT_EQ(nets(*s, huge, kNow + 3599), Nets{0});
+    EXPECT_EQ(nets(*s, huge, kNow + 3600), Nets{});
     EXPECT_EQ(nets(*s, mid, kNow + 99), Nets{0});
     EXPECT_EQ(nets(*s, mid, kNow + 100), Nets{});
 }
@@ -399,6 +400,55 @@ TEST(FqdnLearner, SeveralPatternsOfOneNetworkGiveItOnce) {
     const DnsAddress x = a4(192, 0, 2, 1, 300);
     learn1(l, "x.a.com", x, kNow, p);
     EXPECT_EQ(nets(*l.build(kNow), x, kNow), Nets{1});
+}
+
+LearnResult learn_for(FqdnLearner &l, uint32_t pu, std::string_view name, const DnsAddress &a,
+                      const Patterns &p) {
+    return l.learn(name, {}, std::span<const DnsAddress>(&a, 1), kNow, p, pu);
+}
+
+// Issue 17: one PU's answers never widen another PU's rules.
+TEST(FqdnLearner, AnAddressIsLearnedForThePuThatAsked) {
+    const Patterns p = {{0, "api.example.com"}};
+    FqdnLearner l;
+    const DnsAddress a = a4(192, 0, 2, 1, 300);
+    EXPECT_TRUE(learn_for(l, 3, "api.example.com", a, p).publish_before_release());
+    auto s = l.build(kNow);
+    EXPECT_EQ(nets(*s, a, kNow, 3), Nets{0});
+    EXPECT_EQ(nets(*s, a, kNow, 0), Nets{});
+    EXPECT_EQ(nets(*s, a, kNow, 4), Nets{});
+    // Another PU asks too: a record of its own, with its own expiry.
+    const DnsAddress shorter = a4(192, 0, 2, 1, 100);
+    EXPECT_EQ(learn_for(l, 0, "api.example.com", shorter, p).added, 1u);
+    EXPECT_EQ(l.size(), 2u);
+    s = l.build(kNow);
+    EXPECT_EQ(s->addresses(), 2u);  // (address, PU) pairs
+    EXPECT_EQ(nets(*s, a, kNow + 99, 0), Nets{0});
+    EXPECT_EQ(nets(*s, a, kNow + 100, 0), Nets{});
+    EXPECT_EQ(nets(*s, a, kNow + 299, 3), Nets{0});
+    EXPECT_EQ(nets(*s, a, kNow + 299, 2), Nets{});
+}
+
+TEST(FqdnLearner, RebuildMovesRecordsToThePusNewIndices) {
+    const Patterns p = {{0, "*.example.com"}};
+    FqdnLearner l;
+    const DnsAddress x = a4(192, 0, 2, 1, 300), y = a4(192, 0, 2, 2, 300),
+                     z = a4(192, 0, 2, 3, 300);
+    learn_for(l, 0, "x.example.com", x, p);
+    learn_for(l, 1, "y.example.com", y, p);
+    learn_for(l, 2, "z.example.com", z, p);
+    learn_for(l, 1, "x.example.com", x, p);
+    // The new policy swaps PUs 0 and 1 and no longer has PU 2.
+    const std::vector<uint32_t> remap = {1, 0, segwire::policy::kNone};
+    EXPECT_EQ(l.rebuild(p, kNow, 2, remap), 3u);
+    EXPECT_EQ(l.size(), 3u);
+    auto s = l.build(kNow);
+    EXPECT_EQ(nets(*s, x, kNow, 1), Nets{0});
+    EXPECT_EQ(nets(*s, x, kNow, 0), Nets{0});  // PU 1's record, now PU 0
+    EXPECT_EQ(nets(*s, y, kNow, 0), Nets{0});
+    EXPECT_EQ(nets(*s, y, kNow, 1), Nets{});
+    EXPECT_EQ(nets(*s, z, kNow, 2), Nets{});
+    EXPECT_EQ(s->addresses(), 3u);
 }
 
 TEST(FqdnLearner, EvictsTheSoonestToExpireAtTheBound) {

@@ -797,6 +797,19 @@ TEST(AddressClasses, DefaultAndEmptyTargetNetworks) {
     EXPECT_EQ(snap2->classify(IpAddr::parse("fd00::1")).flags, kManagedUdp);
     EXPECT_EQ(snap2->classify(IpAddr::parse("10.0.0.9")).flags, kManagedUdp | kExcluded);
     EXPECT_EQ(snap2->classify(IpAddr::parse("10.0.0.1")).pu, 0u) << "PU lookup unaffected";
+    EXPECT_FALSE(snap2->resolvers_listed());
+
+    // trustedDNSResolvers: listed (even empty) or not; the listed prefixes carry the flag.
+    s.enforcer_profiles[0].trusted_dns_resolvers = std::vector<std::string>{};
+    EXPECT_TRUE(compile(s)->resolvers_listed());
+    s.enforcer_profiles[0].trusted_dns_resolvers =
+        std::vector<std::string>{"10.0.0.53/32", "fd00::53/128"};
+    auto snap3 = compile(s);
+    EXPECT_TRUE(snap3->resolvers_listed());
+    EXPECT_EQ(snap3->classify(IpAddr::parse("10.0.0.53")).flags,
+              kManagedUdp | kExcluded | kTrustedResolver);
+    EXPECT_EQ(snap3->classify(IpAddr::parse("fd00::53")).flags, kManagedUdp | kTrustedResolver);
+    EXPECT_EQ(snap3->classify(IpAddr::parse("10.0.0.54")).flags, kManagedUdp | kExcluded);
 }
 
 TEST(AddressClasses, LongestPuPrefixWins) {

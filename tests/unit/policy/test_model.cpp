@@ -61,6 +61,19 @@ TEST(Bundle, SerializeRoundTrip) {
     EXPECT_NE(json.find("\"defaultPUIncomingTrafficAction\""), std::string::npos);
 }
 
+// trustedDNSResolvers: absent and empty differ (docs/dns.md), and both survive serialization.
+TEST(Bundle, TrustedDnsResolversAbsentEmptyOrListed) {
+    PolicySet a = load_policy_dir(kExamples);
+    EXPECT_FALSE(a.enforcer_profiles[0].trusted_dns_resolvers.has_value());
+    for (const std::vector<std::string> &list :
+         {std::vector<std::string>{}, std::vector<std::string>{"10.0.0.53", "fd00::53/128"}}) {
+        a.enforcer_profiles[0].trusted_dns_resolvers = list;
+        PolicySet b = parse_policy_set(serialize_policy_set(a));
+        ASSERT_TRUE(b.enforcer_profiles[0].trusted_dns_resolvers.has_value());
+        EXPECT_EQ(*b.enforcer_profiles[0].trusted_dns_resolvers, list);
+    }
+}
+
 TEST(Bundle, EffectiveTagsAddDerivedTags) {
     ProcessingUnit pu;
     pu.id = "42";
@@ -213,6 +226,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "processingunit ID \"1\"", "enforcerID", "printable ASCII"},
         ErrorCase{"profile_excluded", PROF("\"excludedNetworks\": [\"!10.0.0.0/8\"]"),
                   "enforcerprofile \"pr\"", "excludedNetworks[0]", "not an IPv4/IPv6"},
+        ErrorCase{"profile_resolvers", PROF("\"trustedDNSResolvers\": [\"10.0.0.53\", \"dns\"]"),
+                  "enforcerprofile \"pr\"", "trustedDNSResolvers[1]", "not an IPv4/IPv6"},
         ErrorCase{"profile_ignore", PROF("\"ignoreExpression\": [[\"a\"]]"),
                   "enforcerprofile \"pr\"", "ignoreExpression[0][0]", "not an expression"},
         ErrorCase{"profile_interval", PROF("\"flowReportInterval\": \"soon\""),
