@@ -51,9 +51,7 @@ def main():
         print(f"segwire-console listening on {bed.console_url} (CA and SQLite in {bed.console_data})")
         a = bed.start_enforcer_console("a").start()
         b = bed.start_enforcer_console("b").start()
-        for sw in (a, b):
-            wait_for(lambda: sw.telemetry.query("/segwire/control")["peer_certificates"] >= 1,
-                     what="peer certificates")
+        bed.enforcing(a, b)  # enrolled, peers known, policy in force (fail mode closed until then)
         print("enforcers A and B enrolled with the Console (app credential -> token -> CSR -> certificate)")
         for port in (7000, 22, 8080):
             probe_server(bed.server, f"echo-server --port {port}")

@@ -57,8 +57,7 @@ def revocation_enforced(sw, version):
 def test_revoking_b_cuts_its_flows_and_refuses_new_handshakes(bed):
     a = bed.start_enforcer_console("a").start()
     b = bed.start_enforcer_console("b").start()
-    wait_for(lambda: control(a)["peer_certificates"] >= 1 and control(b)["peer_certificates"] >= 1,
-             what="peer certificates from the Console")
+    bed.enforcing(a, b)
     holder = Holder(bed, PORT_HOLD, 3)
     holder.step()  # a round trip, authorized by B's claims (now in A's per-worker peer cache)
     udp = UdpSteps(bed, PORT_UDP)
@@ -119,8 +118,7 @@ def test_one_minute_certificates_renewed_for_five_minutes_with_zero_failed_conne
     bed = short_lived
     a = bed.start_enforcer_console("a").start()
     b = bed.start_enforcer_console("b").start()
-    wait_for(lambda: control(a)["peer_certificates"] >= 1 and control(b)["peer_certificates"] >= 1,
-             what="peer certificates from the Console")
+    bed.enforcing(a, b)
     first = {sw: sw.identity()["certificate_ref"] for sw in (a, b)}
     # A connection older than every certificate it will see: renewal must not disturb it.
     # A round trip every 5 s (the echo server drops a connection idle for 30 s); the count leaves

@@ -32,8 +32,7 @@ def reports(bed, **match):
 
 
 def peers_known(*sws):
-    for sw in sws:
-        wait_for(lambda: control(sw)["peer_certificates"] >= 1, what="peer certificates from the Console")
+    ConsoleBed.enforcing(*sws)
 
 
 @pytest.fixture

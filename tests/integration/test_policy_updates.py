@@ -171,8 +171,7 @@ def test_refused_console_bundle_reaches_the_console():
         probe_server(bed.server, f"echo-server --port {PORT} --timeout 3600")
         a = bed.start_enforcer_console("a", extra=SMALL_MEMORY).start()
         b = bed.start_enforcer_console("b", extra=SMALL_MEMORY).start()
-        for sw in (a, b):
-            wait_for(lambda: control(sw)["peer_certificates"] >= 1, what="peer certificates")
+        bed.enforcing(a, b)
         first = control(b)["enforced_version"]
         assert first and connect(bed)["ok"] == 1
 

@@ -654,6 +654,16 @@ class ConsoleBed(IdentityBed):
         self.enforcers.append(sw)
         return sw
 
+    @staticmethod
+    def enforcing(*sws, timeout=60):
+        """Waits until each enforcer has its peers' certificates and a policy in force (before the
+        first policy, identity.fail_mode "closed" refuses managed traffic)."""
+        for sw in sws:
+            def ready():
+                c = sw.telemetry.query("/segwire/control")
+                return c["peer_certificates"] >= 1 and c.get("policy_applied", 0) >= 1 and c["enforced_version"]
+            wait_for(ready, timeout=timeout, what="peer certificates and a policy from the Console")
+
     def console_get(self, path):
         """GET on the Console API as an operator would (a reader's app credential -> token -> curl)."""
         return json.loads(self.console_request("GET", path, role="reader")[1] or "null")
