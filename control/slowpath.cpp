@@ -21,7 +21,7 @@ std::vector<std::string> blob_tags(const crypto::VerifiedClaims &c) {
     for (size_t i = 0; i < c.tag_count(); ++i) tags.emplace_back(c.tag(i));
     return tags;
 }
-}
+}  // namespace
 
 SlowPath::SlowPath(const crypto::IdentitySigner &signer, const crypto::PeerCertStore &certs,
                    dp::IdentityRuntime &rt, uint32_t workers)

@@ -433,19 +433,19 @@ void validate(const PolicySet &set) {
             if (p.target_networks) check_prefixes(label, "targetNetworks", *p.target_networks);
             check_prefixes(label, "targetUDPNetworks", p.target_udp_networks);
             if (p.unmanaged_inside_sources != "pass" && p.unmanaged_inside_sources != "drop")
-                throw PolicyError(label, "unmanagedInsideSources",
-                                  "\"" + p.unmanaged_inside_sources +
-                                      "\" is not one of \"pass\", \"drop\"");
+                throw PolicyError(
+                    label, "unmanagedInsideSources",
+                    "\"" + p.unmanaged_inside_sources + "\" is not one of \"pass\", \"drop\"");
             {
                 // Identity is only ever offered inside the managed networks: requiring it
                 // anywhere else would refuse every peer there.
                 std::vector<IpPrefix> managed =
                     check_prefixes(label, "targetNetworks", p.effective_target_networks());
-                for (const IpPrefix &u : check_prefixes(label, "targetUDPNetworks",
-                                                        p.target_udp_networks))
+                for (const IpPrefix &u :
+                     check_prefixes(label, "targetUDPNetworks", p.target_udp_networks))
                     managed.push_back(u);
-                const std::vector<IpPrefix> req = check_prefixes(label, "identityRequiredNetworks",
-                                                                 p.identity_required_networks);
+                const std::vector<IpPrefix> req =
+                    check_prefixes(label, "identityRequiredNetworks", p.identity_required_networks);
                 for (size_t j = 0; j < req.size(); ++j) {
                     bool inside = false;
                     for (const IpPrefix &m : managed) inside = inside || m.contains(req[j]);

@@ -223,8 +223,8 @@ class SnapshotCompiler {
         for (const IpPrefix &p :
              parse_prefixes(profile_.target_udp_networks, plabel, "targetUDPNetworks"))
             managed.emplace_back(p, "udp");
-        const std::vector<IpPrefix> required = parse_prefixes(
-            profile_.identity_required_networks, plabel, "identityRequiredNetworks");
+        const std::vector<IpPrefix> required =
+            parse_prefixes(profile_.identity_required_networks, plabel, "identityRequiredNetworks");
         const auto &nets = set_.external_networks;
         for (size_t i = 0; i < nets.size(); ++i) {
             for (const std::string &text : nets[i].entries) {

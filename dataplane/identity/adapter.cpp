@@ -308,9 +308,8 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
             return;
         }
         case NeedKind::kPlainPeer:
-            ans.plain_peer =
-                plain_peers_->find(plain_key(e.k->v.dst, e.k->v.proto, e.k->v.dport), now_unix_) !=
-                nullptr;
+            ans.plain_peer = plain_peers_->find(plain_key(e.k->v.dst, e.k->v.proto, e.k->v.dport),
+                                                now_unix_) != nullptr;
             return;
         case NeedKind::kLocalClaims: {
             const crypto::SignedClaims *c = st_->claims_of(pu_of(n.pu));
@@ -422,8 +421,8 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
                 ans.acl_refusal = DropReason::IdentityRequired;
                 return;
             }
-            e.decision = decide_by_address(pu_of(n.pu), dir_of(n.dir), peer, key.family,
-                                           key.proto, port_of(n.port));
+            e.decision = decide_by_address(pu_of(n.pu), dir_of(n.dir), peer, key.family, key.proto,
+                                           port_of(n.port));
             ans.acl_accept = e.decision.action == Verdict::kAccept;
             return;
         }
@@ -568,10 +567,9 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
             // The server (address, protocol, port): the packet's source, or the flow's peer.
             const FlowKey &key = flows_->key_at(e.pos);
             const uint8_t peer_side = f.local_side ^ 1;
-            const PlainKey pk =
-                a.a ? plain_key(peer_addr(e.pos, f), key.proto,
-                                peer_side == kSideA ? key.pa : key.pb)
-                    : plain_key(e.k->v.src, e.k->v.proto, e.k->v.sport);
+            const PlainKey pk = a.a ? plain_key(peer_addr(e.pos, f), key.proto,
+                                                peer_side == kSideA ? key.pa : key.pb)
+                                    : plain_key(e.k->v.src, e.k->v.proto, e.k->v.sport);
             plain_peers_->insert(pk, now_unix_ + kPlainPeerS, now_unix_) = 1;
             return;
         }

@@ -219,7 +219,7 @@ struct Answers {
     // kAcl refused: why (a value passed on): policy-reject, or identity-required for a peer in
     // the profile's identityRequiredNetworks.
     DropReason acl_refusal = DropReason::PolicyReject;
-    bool nonce = true;         // kNonce: drawn
+    bool nonce = true;  // kNonce: drawn
     ConfirmationAnswer confirmation = ConfirmationAnswer::kNone;
     DropReason edit = DropReason::None;  // kEdit: None, or why it failed
     SendAnswer sent = SendAnswer::kSent;
@@ -335,7 +335,8 @@ struct Facts {
     bool acks_seen = false;          // TCP: both hosts' ACK numbers are known (for RSTs)
     bool peer_revoked = false;       // the pinned peer is no longer valid: its certificate is on
                                      // the revocation list, or its PU's record no longer binds it
-    DropReason peer_cut = DropReason::CertificateRevoked;  // with peer_revoked: the reason (a value)
+    DropReason peer_cut =
+        DropReason::CertificateRevoked;  // with peer_revoked: the reason (a value)
 
     Answers answers;
     Trace *trace = nullptr;  // tests: record every branch taken

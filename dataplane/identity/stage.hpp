@@ -135,7 +135,8 @@ class Stage {
   private:
     struct HandshakeCtx {
         uint8_t client_nonce[16], server_nonce[16];
-        uint32_t client_isn;  // TCP client role: the SYN's sequence number (a plain SYN-ACK must ack it)
+        uint32_t
+            client_isn;  // TCP client role: the SYN's sequence number (a plain SYN-ACK must ack it)
         crypto::Digest client_hash, server_hash;
         uint8_t synack_mac[crypto::wire::kMacLen], ack_mac[crypto::wire::kMacLen],
             confirm_mac[crypto::wire::kMacLen];

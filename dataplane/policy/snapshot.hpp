@@ -97,11 +97,11 @@ struct IpAddr {
 };
 
 enum AddressFlag : uint8_t {
-    kExcluded = 1,           // profile excludedNetworks: untouched and unreported
-    kManagedTcp = 2,         // profile targetNetworks
-    kManagedUdp = 4,         // profile targetUDPNetworks
-    kIdentityRequired = 8,   // profile identityRequiredNetworks: no ACL fallback
-    kTrustedResolver = 16,   // profile trustedDNSResolvers (docs/dns.md)
+    kExcluded = 1,          // profile excludedNetworks: untouched and unreported
+    kManagedTcp = 2,        // profile targetNetworks
+    kManagedUdp = 4,        // profile targetUDPNetworks
+    kIdentityRequired = 8,  // profile identityRequiredNetworks: no ACL fallback
+    kTrustedResolver = 16,  // profile trustedDNSResolvers (docs/dns.md)
 };
 
 // Everything one LPM lookup tells about an address.

@@ -131,16 +131,20 @@ TEST_F(ExampleSet, PuRecordBindsClaims) {
         bool covered;
     };
     const Case cases[] = {
-        {&ExampleSet::frontend_, "10.1.0.0", true},   {&ExampleSet::frontend_, "10.1.0.255", true},
-        {&ExampleSet::frontend_, "10.1.1.0", false},  {&ExampleSet::frontend_, "10.0.255.255", false},
-        {&ExampleSet::frontend_, "fd00:1::1", true},  {&ExampleSet::frontend_, "fd00:1:0:1::1", false},
-        {&ExampleSet::frontend_, "10.2.0.1", false},  {&ExampleSet::backend_, "10.2.0.1", true},
-        {&ExampleSet::db_, "10.3.0.10", true},        {&ExampleSet::db_, "10.3.0.11", false},
+        {&ExampleSet::frontend_, "10.1.0.0", true},
+        {&ExampleSet::frontend_, "10.1.0.255", true},
+        {&ExampleSet::frontend_, "10.1.1.0", false},
+        {&ExampleSet::frontend_, "10.0.255.255", false},
+        {&ExampleSet::frontend_, "fd00:1::1", true},
+        {&ExampleSet::frontend_, "fd00:1:0:1::1", false},
+        {&ExampleSet::frontend_, "10.2.0.1", false},
+        {&ExampleSet::backend_, "10.2.0.1", true},
+        {&ExampleSet::db_, "10.3.0.10", true},
+        {&ExampleSet::db_, "10.3.0.11", false},
         {&ExampleSet::db_, "fd00:1::1", false},
     };
     for (const Case &c : cases)
-        EXPECT_EQ(snap_->pu_covers(this->*c.pu, IpAddr::parse(c.addr)), c.covered)
-            << c.addr;
+        EXPECT_EQ(snap_->pu_covers(this->*c.pu, IpAddr::parse(c.addr)), c.covered) << c.addr;
     EXPECT_FALSE(snap_->pu_covers(kNone, IpAddr::parse("10.1.0.1")));
     // The record's tags, $-tags included, are what a peer proving to be the PU is decided with.
     const PeerTags &t = snap_->pu_peer_tags(frontend_);
