@@ -255,6 +255,10 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         h.reject_with_rst = reject == "rst";
         o.uint("hold_per_flow", h.hold_per_flow, 1, 1024);
         o.uint("hold_total", h.hold_total, 16, 1u << 22);
+        o.uint("kept_control", h.kept_control, 16, 1u << 22);
+        o.uint("mbuf_reserve_percent", h.mbuf_reserve_percent, 5, 90);
+        o.uint("per_source_percent", h.per_source_percent, 1, 100);
+        o.uint("answers_per_source", h.answers_per_source, 0, 100000000);
         o.uint("max_handshakes", h.max_handshakes, 16, 1u << 24);
         o.uint("peer_cache", h.peer_cache, 16, 1u << 22);
         o.uint("key_cache", h.key_cache, 16, 1u << 22);

@@ -90,7 +90,20 @@ struct IdentityConfig {
 struct HandshakeConfig {
     bool reject_with_rst = true;  // "reject": "rst" | "drop"
     uint32_t hold_per_flow = 16;
-    uint32_t hold_total = 8192;
+    // Budgets (docs/handshake.md "Budgets"). Mbufs a worker's handshakes may pin: held packets
+    // (hold_total) and kept UDP control datagrams (kept_control, one per UDP handshake context).
+    // 0 = derived at start from what the pool can give them (control/mbuf_budget.cpp); a value
+    // the pool cannot give is refused at start, naming the field.
+    uint32_t hold_total = 0;
+    uint32_t kept_control = 0;
+    // Share of the mbuf pool that handshakes can never take: forwarding keeps it.
+    uint32_t mbuf_reserve_percent = 25;
+    // Share of each per-worker resource (handshake contexts, held packets, slow-path jobs) one
+    // source address may hold: the flow initiator's address.
+    uint32_t per_source_percent = 25;
+    // Handshakes a packet from outside may start per second and source (each answered with a
+    // signed SYN-ACK, or a UDP SYN-ACK / RESET): bounds reflection onto a forged source. 0 = off.
+    uint32_t answers_per_source = 2000;
     uint32_t max_handshakes = 16384;  // concurrent handshakes per worker
     uint32_t peer_cache = 4096;
     uint32_t key_cache = 4096;

@@ -25,6 +25,7 @@ struct App {
     std::atomic<Enforcement *> enforcement_live{nullptr};
     dp::FailGate fail_gate;  // identity.fail_mode closed; the workers point at it
     std::atomic<bool> stop{false};
+    rte_mempool *pool = nullptr;  // the one packet pool
     uint64_t start_tsc = 0;
 };
 

@@ -89,6 +89,19 @@ std::vector<std::string> build_eal_args(const config::ApplianceConfig &c) {
     return a;
 }
 
+uint32_t ring_mbufs(const config::PortConfig &pc, const char *role, uint16_t queues) {
+    const std::string name = pc.name();
+    uint16_t port_id = 0;
+    int rc = rte_eth_dev_get_port_by_name(name.c_str(), &port_id);
+    if (rc != 0) fail(role, name, "no such DPDK device", rc);
+    rte_eth_dev_info dev{};
+    rc = rte_eth_dev_info_get(port_id, &dev);
+    if (rc != 0) fail(role, name, "rte_eth_dev_info_get", rc);
+    const std::string driver = dev.driver_name ? dev.driver_name : "";
+    if (driver == "net_af_packet" || driver == "net_tap" || driver == "net_pcap") return 0;
+    return uint32_t(queues) * (uint32_t(pc.rx_desc) + pc.tx_desc);
+}
+
 PortInfo setup_port(const config::PortConfig &pc, const char *role, uint16_t queues,
                     rte_mempool *pool) {
     PortInfo info;

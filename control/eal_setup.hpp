@@ -26,6 +26,11 @@ struct PortInfo {
     bool tx_ipv4_cksum = false, tx_tcp_cksum = false, tx_udp_cksum = false;
 };
 
+// Mbufs the port's descriptor rings can hold with `queues` queue pairs: none for drivers that copy
+// each frame from or to a kernel ring (net_af_packet, net_tap, net_pcap), else rx_desc + tx_desc
+// per queue. Throws std::runtime_error when the device does not exist.
+uint32_t ring_mbufs(const config::PortConfig &pc, const char *role, uint16_t queues);
+
 // Configures and starts one port with `queues` rx/tx queue pairs. Throws std::runtime_error
 // naming the port and the DPDK call that failed.
 PortInfo setup_port(const config::PortConfig &pc, const char *role, uint16_t queues,

@@ -154,7 +154,10 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
                : h.hmac == "openssl" ? crypto::HmacBackend::OpenSsl
                                      : crypto::HmacBackend::Auto;
     rt_.hold_per_flow = h.hold_per_flow;
-    rt_.hold_total = h.hold_total;
+    rt_.hold_total = h.hold_total ? h.hold_total : rt_.hold_total;  // main: plan_mbufs()
+    rt_.kept_control = h.kept_control ? h.kept_control : rt_.kept_control;
+    rt_.per_source_percent = h.per_source_percent;
+    rt_.answers_per_source_s = h.answers_per_source;
     rt_.handshakes = h.max_handshakes;
     rt_.peer_cache = h.peer_cache;
     rt_.key_cache = h.key_cache;

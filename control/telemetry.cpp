@@ -13,6 +13,7 @@
 
 #include <rte_cycles.h>
 #include <rte_malloc.h>
+#include <rte_mempool.h>
 #include <rte_telemetry.h>
 
 #include "control/app.hpp"
@@ -72,6 +73,15 @@ int cmd_stats(const char *, const char *, rte_tel_data *d) {
         sum.flows_expired.add(s.flows_expired.get());
         sum.flows_refused.add(s.flows_refused.get());
         sum.idle_sleeps.add(s.idle_sleeps.get());
+        sum.mbuf_pool_empty.add(s.mbuf_pool_empty.get());
+        if (w == 0 || s.mbuf_free_min.get() < sum.mbuf_free_min.get())
+            sum.mbuf_free_min.set(s.mbuf_free_min.get());
+    }
+    if (g_app->pool) {
+        rte_tel_data_add_dict_u64(d, "mbuf_pool_size", g_app->pool->size);
+        rte_tel_data_add_dict_u64(d, "mbuf_free", rte_mempool_avail_count(g_app->pool));
+        rte_tel_data_add_dict_u64(d, "mbuf_free_min", sum.mbuf_free_min.get());
+        rte_tel_data_add_dict_u64(d, "mbuf_pool_empty", sum.mbuf_pool_empty.get());
     }
     rte_tel_data_add_dict_u64(d, "workers", g_app->workers.size());
     rte_tel_data_add_dict_u64(d, "uptime_s", (rte_rdtsc() - g_app->start_tsc) / rte_get_tsc_hz());
@@ -317,6 +327,11 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
         {"udp_control_consumed", &S::udp_control_consumed},
         {"udp_handshakes_restarted", &S::udp_handshakes_restarted},
         {"udp_expired", &S::udp_expired},
+        {"half_open_expired", &S::half_open_expired},
+        {"handshakes_active", &S::handshakes_active},
+        {"held_packets", &S::held_packets},
+        {"kept_control", &S::kept_control},
+        {"slow_jobs_in_flight", &S::slow_jobs_in_flight},
         {"dns_snooped", &S::dns_snooped},
         {"dns_unsnooped", &S::dns_unsnooped},
         {"fqdn_decisions", &S::fqdn_decisions},

@@ -52,6 +52,8 @@ struct SlowJob {
     // creation time tells a flow apart from a later one in the same table slot.
     int32_t pos = -1;
     uint64_t flow_created = 0;
+    // The source bucket the job is charged to (identity::SourceShare; 0xffff: none).
+    uint16_t share = 0xffff;
     // request
     uint64_t cache_key = 0;   // kVerify, kRetag: the worker's key for the blob
     uint32_t expires_at = 0;  // kRetag: keep the verified entry's lifetime

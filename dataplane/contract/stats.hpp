@@ -35,6 +35,9 @@ struct alignas(64) WorkerStats {
     Counter non_ip, fragments;
     Counter flows_active, flows_created, flows_expired, flows_refused;
     Counter polls, idle_sleeps;
+    // The fewest free mbufs in the pool this worker saw (sampled at each housekeeping round; the
+    // budgets keep it above zero: docs/handshake.md "Budgets"), and the rounds that saw none.
+    Counter mbuf_free_min, mbuf_pool_empty;
 };
 
 // Identity counters (beyond drops by reason).
@@ -55,6 +58,11 @@ struct alignas(64) IdentityStats {
     Counter udp_syn_sent, udp_synack_sent, udp_ack_sent, udp_retransmits, udp_rejects_sent,
         udp_resets_sent, udp_resets_received, udp_fallbacks, udp_control_consumed,
         udp_handshakes_restarted, udp_expired;
+    // Budgets (docs/handshake.md "Budgets"): half-open handshakes given up at their deadline, and
+    // gauges of what is pinned now (handshake contexts, held packets, UDP contexts keeping a
+    // control datagram, slow-path jobs in flight).
+    Counter half_open_expired;
+    Counter handshakes_active, held_packets, kept_control, slow_jobs_in_flight;
     // DNS snooping (docs/dns.md, "Counters"): queries tracked and not; answers handed to the slow
     // path and not; answers that teach nothing, by reason. dns_queries_pending is a gauge.
     Counter dns_snooped, dns_unsnooped, fqdn_decisions;

@@ -14,6 +14,8 @@ struct HoldList {
     uint32_t head = UINT32_MAX;
     uint32_t tail = UINT32_MAX;
     uint16_t count = 0;
+    uint16_t share = UINT16_MAX;  // the flow's source bucket its held packets are charged to
+                                  // (identity::SourceShare), set by the first hold
 };
 
 class HoldQueue {

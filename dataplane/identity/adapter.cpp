@@ -129,7 +129,7 @@ void Stage::run(const Event &event, Facts &fx, Ev &e) {
 void Stage::parse_facts(Ev &e, Facts &fx) {
     const Pkt &k = *e.k;
     const Flow &f = *e.f;
-    fx.hs_pool = hs_free_ != kNil;
+    hs_facts(e, fx);
     fx.reject_with_rst = idr_->reject_with_rst;
     if (k.v.proto == kProtoTcp) {
         if (k.v.opt.exp_off || (k.v.tcp_flags & kTcpSyn) || f.hs != kNil) tcp_parse(e, fx);
@@ -209,7 +209,7 @@ void Stage::finish_op(Batched &op) {
     e.decision = op.decision;
     Facts fx;
     fx.pkt = packet_facts(k, f);
-    fx.hs_pool = hs_free_ != kNil;
+    hs_facts(e, fx);
     fx.reject_with_rst = idr_->reject_with_rst;
     fx.batch_accept = op.decision.action == Verdict::kAccept;
     // A server op's step reads no fact of the packet (it signs, then edits or sends): the SYN is
@@ -452,6 +452,54 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
     }
 }
 
+// The timer scan reached armed context h (UDP retransmissions and waits, the TCP half-open
+// deadline).
+void Stage::timer_event(uint32_t h) {
+    HandshakeCtx &x = hs_[h];
+    Ev &e = ev_;
+    const bool live = flows_->in_use(static_cast<uint32_t>(x.pos));
+    e.begin(nullptr, x.pos, &flows_->at(x.pos), flows_->key_at(x.pos).proto);
+    e.timer_hs = h;
+    Facts fx;
+    fx.timer_stale = !live || e.f->hs != h;
+    fx.elapsed_ms = whole_ms(now_tsc_ - x.started_tsc, ms_tsc_);
+    fx.tries = x.tries;
+    run(Event{EventKind::kTimer, BatchOp::kClientCheckSynAck}, fx, e);
+    // A flow from outside the timer refused (a UDP peer that never took part in a handshake,
+    // decided by the ACL) leaves no entry, as one refused at its first packet does.
+    if (live && flows_->in_use(static_cast<uint32_t>(x.pos)) && refused_from_outside(*e.f)) {
+        set_peer(*e.f, nullptr);
+        flows_->remove(x.pos);
+        ids_.flows_retired.add();
+    }
+}
+
+void Stage::arm_timer(uint32_t hs, int32_t pos) {
+    HandshakeCtx &x = hs_[hs];
+    x.armed = true;
+    x.pos = pos;
+    x.tries = 0;
+    x.started_tsc = now_tsc_;
+    if (!x.listed) {
+        x.listed = true;
+        timers_.push_back(hs);  // capacity reserved for every context: never reallocates
+    }
+}
+
+void Stage::run_timers() {
+    for (size_t i = 0; i < timers_.size();) {
+        const uint32_t h = timers_[i];
+        if (!hs_[h].armed) {
+            hs_[h].listed = false;
+            timers_[i] = timers_.back();
+            timers_.pop_back();
+            continue;
+        }
+        timer_event(h);
+        ++i;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // actions
 
@@ -473,6 +521,11 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
             return;
         case Act::kSetAuth:
             f.auth = static_cast<dp::Auth>(a.a);
+            // A TCP flow gets the established timeout only once authorized (the worker keeps
+            // it in the handshake class until then: a blind ACK must not pin it for an hour).
+            if ((f.auth == dp::Auth::kAllowed || f.auth == dp::Auth::kClientAck) &&
+                e.proto == kProtoTcp)
+                flows_->touch(e.pos, now_tsc_, timeout_class_for(kProtoTcp, f.state));
             return;
         case Act::kSetInitiator:
             f.init_side = static_cast<To>(a.a) == To::kSource ? e.k->side : e.k->side ^ 1;
@@ -485,7 +538,8 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
             return;
         case Act::kAllocHs: {
             const auto from = static_cast<PuFrom>(a.a);
-            f.hs = alloc_hs();  // the machine asked hs_pool (or freed the flow's own) first
+            f.hs = alloc_hs(e.pos, f, e.proto);  // the machine asked hs_pool first (or freed
+                                                 // the flow's own)
             hs_[f.hs].local_pu = from == PuFrom::kClassified  ? e.classified_pu
                                  : from == PuFrom::kHandshake ? e.hs_pu
                                                               : e.local_pu;
@@ -503,6 +557,11 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
                     const crypto::wire::TokenView &t = e.proto == kProtoUdp ? e.msg.token : e.tok;
                     std::memcpy(x.client_nonce, t.nonce, 16);
                     x.client_hash = e.looked->claims.hash();
+                    // Kept for the claims' lifetime (3 x key rotation = 1.5 x the session key's).
+                    std::array<uint8_t, 16> nk;
+                    std::memcpy(nk.data(), t.nonce, 16);
+                    syn_nonces_->insert(nk, now_unix_ + idr_->session_key_lifetime_s * 3 / 2,
+                                        now_unix_) = flows_->hash(flows_->key_at(e.pos));
                     return;
                 }
                 case HsFill::kServerClaims:
@@ -595,7 +654,7 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
             udp_resend(f.hs);
             return;
         case Act::kArmTimer:
-            udp_arm(f.hs, e.pos);
+            arm_timer(f.hs, e.pos);
             return;
         case Act::kIncTries:
             ++hs_[f.hs].tries;
@@ -617,6 +676,10 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
             return;
         case Act::kSweepIncomplete:
             reeval_incomplete_ = true;
+            return;
+        case Act::kRemoveFlow:
+            // After the kExpire actions (held packets, context and peer are gone).
+            flows_->remove(e.pos);
             return;
         case Act::kClampMss: {
             Pkt &k = *e.k;
@@ -641,7 +704,7 @@ void Stage::fate(const Action &a, Ev &e) {
             drop(k, static_cast<DropReason>(a.a));
             return;
         case Act::kHold:
-            if (!holds_.push(f.hold, k.m)) drop(k, DropReason::HoldFull);
+            if (const DropReason why = hold(f, k.pos, k.m); why != DropReason::None) drop(k, why);
             return;
         case Act::kPark:
             park_job(a, e);

@@ -123,6 +123,7 @@ class Ctx {
     bool dns_reply() noexcept { return use(Field::kDnsReply, 1, fx_.pkt.dns_reply); }
     bool udp_len8() noexcept { return use(Field::kUdpLen8, 1, fx_.pkt.udp_len8); }
     bool icmp_control() noexcept { return use(Field::kIcmpControl, 1, fx_.pkt.icmp_control); }
+    bool nonce_seen() noexcept { return use(Field::kNonceSeen, 1, fx_.pkt.nonce_seen); }
 
     bool since_send_at_least(uint32_t ms) noexcept {
         return use(Field::kSinceSendMs, u8(ms / 100), fx_.since_send_ms >= ms);
@@ -172,6 +173,7 @@ class Ctx {
     DropReason refusal() noexcept { return ans().refusal; }
     DropReason peer_cut() noexcept { return fx_.peer_cut; }
     DropReason acl_refusal() noexcept { return ans().acl_refusal; }
+    DropReason hs_refusal() noexcept { return fx_.hs_refusal; }
     bool key() noexcept { return use(Field::kKey, 1, ans().key); }
     bool rules_accept() noexcept { return use(Field::kRulesAccept, 1, ans().rules_accept); }
     bool acl_accept() noexcept { return use(Field::kAclAccept, 1, ans().acl_accept); }

@@ -176,6 +176,8 @@ const char *name(Field f) noexcept {
             return "udp_len8";
         case Field::kIcmpControl:
             return "icmp_control";
+        case Field::kNonceSeen:
+            return "nonce_seen";
         case Field::kSinceSendMs:
             return "since_send_ms";
         case Field::kElapsedMs:

@@ -69,7 +69,8 @@ struct FlowState {
 enum class EventKind : uint8_t {
     kPacket,       // a packet of the flow (Facts::pkt describes it)
     kMacsReady,    // this burst's HMACs are done; the packet a QueueMacs fate took comes back
-    kTimer,        // UDP: the housekeeping scan reaches the flow's armed handshake context
+    kTimer,        // the housekeeping scan reaches the flow's armed handshake context (UDP
+                   // retransmissions and waits; TCP: the half-open deadline)
     kReevaluate,   // a new policy snapshot: the sweep reaches the flow
     kExpire,       // the flow table removes the idle flow
     kPortsReused,  // TCP: a SYN reuses a finished connection's ports (sent before its kPacket)
@@ -146,6 +147,8 @@ struct PacketFacts {
     bool dns_reply = false;     // source port 53 with payload, on a flow its local PU initiated
     bool udp_len8 = false;      // UDP Length 8: possibly one of our control datagrams
     bool icmp_control = false;  // ICMP error / IPv6 neighbour discovery (plain machine)
+    bool nonce_seen = false;    // a SYN's (TCP token or UDP control) client nonce opened another
+                                // flow within the claims lifetime: a replayed SYN
 };
 
 // ... and the answers to the needs a step asked (each valid only when its bit is in `known`).
@@ -251,6 +254,7 @@ enum class Field : uint8_t {
     kDnsReply,
     kUdpLen8,
     kIcmpControl,
+    kNonceSeen,
     // time, resources, configuration, batch, sweep
     kSinceSendMs,
     kElapsedMs,
@@ -323,7 +327,11 @@ struct Facts {
     uint8_t tries = 0;           // timer: retransmissions of the kept datagram so far
     bool timer_stale = false;    // timer: the context no longer belongs to a live flow
     // Resources and configuration
-    bool hs_pool = true;          // the worker's handshake-context pool has a free entry
+    bool hs_pool = true;          // the worker's handshake-context pool has a free entry, the
+                                  // flow's source has its share of them left, and (UDP) a kept
+                                  // control datagram may be had (docs/handshake.md "Budgets")
+    DropReason hs_refusal = DropReason::SlowpathBusy;  // !hs_pool: why (a value passed on):
+                                                       // slowpath-busy or source-share
     bool reject_with_rst = true;  // handshake.reject = rst (else a refused SYN is dropped)
     // kMacsReady
     bool synack_mac_ok = false;  // client op: the SYN-ACK's token parses and its MAC_sa is right
@@ -434,7 +442,8 @@ struct Need {
     X(udp_fallbacks)                 \
     X(udp_control_consumed)          \
     X(udp_handshakes_restarted)      \
-    X(udp_expired)
+    X(udp_expired)                   \
+    X(half_open_expired)
 
 enum class Counter : uint8_t {
 #define X(name) name,
@@ -512,7 +521,8 @@ inline constexpr uint8_t kReasonClaims = 4;     // REJECT reason "claims" (else 
     X(Disarm, "disarm the context's timer")                                                     \
     X(StartRetag, "ask the slow path to re-tag the pinned peer (if a job is free)")             \
     X(SweepIncomplete, "the policy sweep must come round again")                                \
-    X(ClampMss, "lower the MSS option by 24 (if above 24) and fix the checksums")
+    X(ClampMss, "lower the MSS option by 24 (if above 24) and fix the checksums")              \
+    X(RemoveFlow, "remove the flow from the flow table (after the kExpire actions)")
 
 enum class Act : uint8_t {
 #define X(name, text) k##name,

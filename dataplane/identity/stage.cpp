@@ -43,7 +43,7 @@ bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_i
         hs_[i].next_free = i + 1 < idr_->handshakes ? i + 1 : kNil;
     hs_free_ = idr_->handshakes ? 0 : kNil;
     for (auto &x : hs_) x.ctl = nullptr, x.armed = x.listed = false;
-    udp_timers_.reserve(idr_->handshakes);
+    timers_.reserve(idr_->handshakes);
     ms_tsc_ = tsc_hz / 1000;
     hmac_ = std::make_unique<crypto::HmacBatch>(idr_->hmac);
     nonces_ = std::make_unique<crypto::NonceSource>();
@@ -52,6 +52,7 @@ bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_i
     keys_ = std::make_unique<crypto::SessionKeyCache>(idr_->key_cache);
     plain_peers_ = std::make_unique<crypto::FixedCache<19, uint8_t>>(idr_->peer_cache);
     confirms_ = std::make_unique<crypto::FixedCache<8, Confirmation>>(idr_->handshakes);
+    syn_nonces_ = std::make_unique<crypto::FixedCache<16, uint32_t>>(idr_->handshakes);
     if (!queries_.init("sw_dnsq_" + std::to_string(worker_id), idr_->dns_queries,
                        ms_tsc_ * idr_->dns_query_timeout_ms, SOCKET_ID_ANY, err))
         return false;
@@ -66,6 +67,9 @@ bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_i
         return false;
     }
     std::memcpy(jhash_seed_, seed, 8);
+    share_.init(jhash_seed_[0] ^ jhash_seed_[1],
+                {idr_->handshakes, idr_->hold_total, idr_->slow_jobs, idr_->kept_control}, idr_->per_source_percent);
+    answers_.init(idr_->answers_per_source_s, tsc_hz);
     return true;
 }
 
@@ -129,8 +133,9 @@ void Stage::end_burst() {
 }
 
 void Stage::housekeeping(uint32_t budget) {
-    if (st_) udp_timers();
+    if (st_) run_timers();
     reevaluate(budget);
+    publish_gauges();
     if (const uint32_t gone = queries_.expire(now_tsc_, kDnsExpireBudget))
         ids_.dns_queries_expired.add(gone);
     ids_.dns_queries_pending.set(queries_.size());
@@ -159,7 +164,65 @@ crypto::wire::FlowBinding Stage::binding_of(const Flow &f, int32_t pos) const {
                          : crypto::wire::FlowBinding::ipv4(k.proto, c.b, cp, s.b, sp);
 }
 
-uint32_t Stage::alloc_hs() {
+// ---- budgets (docs/handshake.md "Budgets") ----
+
+uint16_t Stage::share_of(int32_t pos, const Flow &f) const noexcept {
+    const FlowKey &key = flows_->key_at(pos);
+    return share_.bucket(f.init_side == kSideA ? key.a : key.b);
+}
+
+// The hs_pool fact: a free context, the source's share of them, and for UDP a kept control
+// datagram within the worker's bound. Which of them failed is passed on as the drop reason.
+void Stage::hs_facts(const Ev &e, Facts &fx) {
+    if (hs_free_ == kNil || (e.proto == kProtoUdp && kept_ >= idr_->kept_control)) {
+        fx.hs_pool = false;
+        fx.hs_refusal = DropReason::SlowpathBusy;
+    } else if (const uint16_t b = share_of(e.pos, *e.f);
+               !share_.room(SourceShare::kContexts, b) ||
+               (e.proto == kProtoUdp && !share_.room(SourceShare::kKept, b))) {
+        fx.hs_pool = false;
+        fx.hs_refusal = DropReason::SourceShare;
+    } else if (e.k && e.k->arrival == kOutside && !answers_.ready(b, now_tsc_)) {
+        fx.hs_pool = false;
+        fx.hs_refusal = DropReason::SourceRate;
+    } else {
+        fx.hs_pool = true;
+    }
+}
+
+// Holds a packet of the flow, charged to its source; the reason when it cannot be held.
+DropReason Stage::hold(Flow &f, int32_t pos, rte_mbuf *m) {
+    if (f.hold.count == 0) f.hold.share = share_of(pos, f);
+    if (!share_.take(SourceShare::kHolds, f.hold.share)) return DropReason::SourceShare;
+    if (!holds_.push(f.hold, m)) {
+        share_.give(SourceShare::kHolds, f.hold.share);
+        return DropReason::HoldFull;
+    }
+    return DropReason::None;
+}
+
+rte_mbuf *Stage::unhold(Flow &f) {
+    rte_mbuf *m = holds_.pop(f.hold);
+    if (m) share_.give(SourceShare::kHolds, f.hold.share);
+    return m;
+}
+
+bool Stage::replayed_syn(const uint8_t *nonce, int32_t pos) noexcept {
+    std::array<uint8_t, 16> key;
+    std::memcpy(key.data(), nonce, 16);
+    const uint32_t *flow = syn_nonces_->find(key, now_unix_);
+    return flow && *flow != flows_->hash(flows_->key_at(pos));
+}
+
+// Gauges of what is pinned now (a test waits for them to return to zero after an attack).
+void Stage::publish_gauges() {
+    ids_.handshakes_active.set(hs_used_);
+    ids_.held_packets.set(holds_.used());
+    ids_.kept_control.set(kept_);
+    ids_.slow_jobs_in_flight.set(jobs_.size() - free_jobs_.size());
+}
+
+uint32_t Stage::alloc_hs(int32_t pos, const Flow &f, uint8_t proto) {
     uint32_t i = hs_free_;
     if (i == kNil) return i;
     hs_free_ = hs_[i].next_free;
@@ -167,6 +230,14 @@ uint32_t Stage::alloc_hs() {
     x.ctl = nullptr;
     x.armed = false;
     x.tries = 0;
+    x.share = share_of(pos, f);
+    share_.take(SourceShare::kContexts, x.share);  // hs_facts() saw room
+    // A handshake a packet from outside started: one of its source's answers per second.
+    if (ev_.k && ev_.k->arrival == kOutside) answers_.take(x.share, now_tsc_);
+    x.udp = proto == kProtoUdp;
+    kept_ += x.udp;
+    if (x.udp) share_.take(SourceShare::kKept, x.share);
+    ++hs_used_;
     return i;
 }
 
@@ -177,6 +248,11 @@ void Stage::free_hs(Flow &f) {
         rte_pktmbuf_free(x.ctl);
         x.ctl = nullptr;
     }
+    share_.give(SourceShare::kContexts, x.share);
+    if (x.udp) share_.give(SourceShare::kKept, x.share);
+    kept_ -= x.udp;
+    x.udp = false;
+    --hs_used_;
     x.armed = false;
     x.next_free = hs_free_;
     hs_free_ = f.hs;
@@ -184,7 +260,7 @@ void Stage::free_hs(Flow &f) {
 }
 
 void Stage::restart_flow(Flow &f) {
-    while (rte_mbuf *m = holds_.pop(f.hold)) {
+    while (rte_mbuf *m = unhold(f)) {
         wstats_->drops[static_cast<size_t>(DropReason::FlowRejected)].add();
         rte_pktmbuf_free(m);
     }
@@ -197,7 +273,7 @@ void Stage::restart_flow(Flow &f) {
 }
 
 void Stage::release_held(Flow &f) {
-    while (rte_mbuf *m = holds_.pop(f.hold)) {
+    while (rte_mbuf *m = unhold(f)) {
         tx_->push(m, side_of(m) ^ 1);
     }
 }
@@ -463,6 +539,7 @@ SlowJob *Stage::take_job() {
     j->peer = nullptr;
     j->target = nullptr;
     j->key_ok = false;
+    j->share = SourceShare::kNoBucket;
     return j;
 }
 
@@ -473,7 +550,21 @@ bool Stage::park(Pkt &k, SlowJob *job) {
     if (job) {
         job->pos = k.pos;
         job->flow_created = f.created_tsc;
+        job->share = share_of(k.pos, f);
+        if (!share_.take(SourceShare::kJobs, job->share)) {
+            job->share = SourceShare::kNoBucket;
+            if (PeerIdentity *t = job->target) {  // a retag that never left: give its pin back
+                job->target = nullptr;
+                t->retag_pending = false;
+                unpin(t);
+            }
+            free_jobs_.push_back(job);
+            drop(k, DropReason::SourceShare);
+            return false;
+        }
         if (rte_ring_sp_enqueue(idr_->slow_req[id_], job) != 0) {
+            share_.give(SourceShare::kJobs, job->share);
+            job->share = SourceShare::kNoBucket;
             if (PeerIdentity *t = job->target) {  // a retag that never left: give its pin back
                 job->target = nullptr;
                 t->retag_pending = false;
@@ -485,8 +576,8 @@ bool Stage::park(Pkt &k, SlowJob *job) {
         }
         ids_.slow_jobs.add();
     }
-    if (!holds_.push(f.hold, k.m)) {
-        drop(k, DropReason::HoldFull);
+    if (const DropReason why = hold(f, k.pos, k.m); why != DropReason::None) {
+        drop(k, why);
         return false;
     }
     if (!(f.parked & kParkedBit)) {
@@ -584,6 +675,8 @@ void Stage::poll_slowpath() {
             slot = j->peer;
             slot->cached = true;
         }
+        share_.give(SourceShare::kJobs, j->share);
+        j->share = SourceShare::kNoBucket;
         free_jobs_.push_back(j);
     }
     // Those flows' held packets run again (the worker's loop runs released() as bursts): they now
@@ -592,7 +685,7 @@ void Stage::poll_slowpath() {
         Flow &f = flows_->at(pos);
         if (!(f.parked & kParkedBit)) continue;  // listed twice
         f.parked &= static_cast<uint8_t>(~kParkedBit);
-        while (rte_mbuf *x = holds_.pop(f.hold)) released_.push_back(x);  // reserved: hold_total
+        while (rte_mbuf *x = unhold(f)) released_.push_back(x);  // reserved: hold_total
     }
     parked_scratch_.clear();
 }
@@ -668,10 +761,7 @@ void Stage::retire_flows() {
         if (!flows_->in_use(static_cast<uint32_t>(r.pos))) continue;
         Flow &f = flows_->at(r.pos);
         if (f.created_tsc != r.created) continue;
-        const bool refused = f.auth == dp::Auth::kRejected || f.auth == dp::Auth::kNew;
-        if (!refused || f.parked || f.hold.count || f.hs != kNil || f.in_port != kOutside ||
-            f.pkts[f.init_side ^ 1] != 0)
-            continue;
+        if (!refused_from_outside(f)) continue;
         set_peer(f, nullptr);
         flows_->remove(r.pos);
         ids_.flows_retired.add();
@@ -680,7 +770,7 @@ void Stage::retire_flows() {
 }
 
 void Stage::drop_held(Flow &f, DropReason why) {
-    while (rte_mbuf *m = holds_.pop(f.hold)) {
+    while (rte_mbuf *m = unhold(f)) {
         wstats_->drops[static_cast<size_t>(why)].add();
         rte_pktmbuf_free(m);
     }

@@ -35,6 +35,7 @@
 #include "dataplane/contract/stats.hpp"
 #include "dataplane/dns/query_table.hpp"
 #include "dataplane/identity/machine.hpp"
+#include "dataplane/identity/source_share.hpp"
 #include "dataplane/packet/rewrite.hpp"
 #include "dataplane/policy/decision_cache.hpp"
 #include "dataplane/worker/tx_queues.hpp"
@@ -122,7 +123,7 @@ class Stage {
     // the burst is over: run the HMAC batch, the packets deferred behind it, retire flows.
     void end_burst();
 
-    // Housekeeping: UDP timers and the policy sweep (`budget` flows).
+    // Housekeeping: handshake timers, the policy sweep (`budget` flows), the budget gauges.
     void housekeeping(uint32_t budget);
     // The flow table removes an idle flow.
     void on_flow_removed(int32_t pos, Flow &f);
@@ -150,7 +151,9 @@ class Stage {
         uint8_t ctl_out;  // port side the control datagram leaves on
         uint8_t tries;    // retransmissions so far
         bool armed;       // the timer scan acts on this handshake
-        bool listed;      // the index is in udp_timers_
+        bool listed;      // the index is in timers_
+        bool udp;         // charged to the kept-control-datagram budget (kept_)
+        uint16_t share;   // the source bucket it is charged to (SourceShare::kContexts)
     };
     // A handshake packet whose HMACs run in this burst's batch.
     struct Batched {
@@ -274,6 +277,12 @@ class Stage {
     void retag_job(SlowJob *j, PeerIdentity *target);
     void uncache(PeerIdentity *p);
     void retire_flows();
+    // A flow from outside that was refused and never answered from inside, holding nothing.
+    static bool refused_from_outside(const Flow &f) noexcept {
+        return (f.auth == dp::Auth::kRejected || f.auth == dp::Auth::kNew) && !f.parked &&
+               !f.hold.count && f.hs == kNil && f.in_port == kOutside &&
+               f.pkts[f.init_side ^ 1] == 0;
+    }
     // Remembers what each host has acknowledged: an RST we forge for host X must carry exactly
     // the sequence number X expects next (RFC 5961: anything else only earns a challenge ACK),
     // and that is the ACK number X itself last sent. Token bytes never enter it.
@@ -291,8 +300,16 @@ class Stage {
                 const PeerIdentity *peer, uint8_t claims_reason = 0);
     void record_exception(int32_t pos, const Flow &f);
     void fill_endpoints(FlowRecordEvent &e, int32_t pos, const Flow &f) const;
-    uint32_t alloc_hs();
+    uint32_t alloc_hs(int32_t pos, const Flow &f, uint8_t proto);
     void free_hs(Flow &f);
+    // Budgets (docs/handshake.md "Budgets"): the source a flow's pinned resources are charged to
+    // (the address of the host that started it), whether a handshake context may be taken for
+    // it, and held packets charged to it.
+    uint16_t share_of(int32_t pos, const Flow &f) const noexcept;
+    void hs_facts(const Ev &e, Facts &fx);
+    DropReason hold(Flow &f, int32_t pos, rte_mbuf *m);
+    rte_mbuf *unhold(Flow &f);
+    void publish_gauges();
     policy::IpAddr addr_of(const IpAddr &a, uint8_t family) const;
     const IpAddr &peer_addr(int32_t pos, const Flow &f) const;
     crypto::wire::FlowBinding binding_of(const Flow &f, int32_t pos) const;
@@ -305,8 +322,8 @@ class Stage {
     bool udp_send_ctl(Pkt &k, bool to_source, std::span<const uint8_t> body, uint32_t hs,
                       bool keep);
     void udp_resend(uint32_t hs);
-    void udp_arm(uint32_t hs, int32_t pos);
-    void udp_timers();
+    void arm_timer(uint32_t hs, int32_t pos);
+    void run_timers();
 
     IdentityRuntime *idr_ = nullptr;
     Ev ev_;
@@ -343,6 +360,11 @@ class Stage {
     }
     std::unique_ptr<crypto::FixedCache<19, uint8_t>> plain_peers_;
     std::unique_ptr<crypto::FixedCache<8, Confirmation>> confirms_;
+    // Client nonces of the SYNs this worker accepted as a server, with the flow each opened
+    // (its key's hash), kept for the claims' lifetime: the same nonce on another flow is a
+    // replayed SYN (docs/handshake.md "Budgets").
+    std::unique_ptr<crypto::FixedCache<16, uint32_t>> syn_nonces_;
+    bool replayed_syn(const uint8_t *nonce, int32_t pos) noexcept;
     uint32_t jhash_seed_[2] = {};
     dns::QueryTable queries_;  // the DNS queries this worker's PUs await answers to
     std::vector<SlowJob> jobs_;
@@ -357,7 +379,11 @@ class Stage {
     Pkt deferred_[TxQueues::kCap];
     uint16_t deferred_n_ = 0;
     crypto::HmacJob hmac_jobs_[2 * kMaxBurst];
-    std::vector<uint32_t> udp_timers_;  // handshake contexts with a UDP timer
+    std::vector<uint32_t> timers_;  // handshake contexts with a timer (UDP, TCP half-open)
+    SourceShare share_;             // per-source shares of contexts, holds and jobs
+    SourceRate answers_;            // per-source rate of handshakes started from outside
+    uint32_t hs_used_ = 0;          // handshake contexts in use
+    uint32_t kept_ = 0;             // UDP contexts (each keeps at most one control datagram)
     uint64_t reeval_version_ = 0;       // policy version the last completed sweep used
     uint64_t reeval_target_ = 0;
     uint32_t reeval_cursor_ = 0;

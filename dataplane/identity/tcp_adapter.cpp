@@ -49,6 +49,8 @@ void Stage::tcp_parse(Ev &e, Facts &fx) {
         fx.pkt.token = e.tok.type == MsgType::Syn      ? Token::kSyn
                        : e.tok.type == MsgType::SynAck ? Token::kSynAck
                                                        : Token::kMalformed;
+    if (fx.pkt.token == Token::kSyn && k.arrival == kOutside)
+        fx.pkt.nonce_seen = replayed_syn(e.tok.nonce, e.pos);
     const Flow &f = *e.f;
     if (f.hs == kNil) return;
     const HandshakeCtx &x = hs_[f.hs];

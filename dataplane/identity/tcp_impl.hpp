@@ -17,6 +17,10 @@ constexpr uint8_t u8v(auto e) {
     return detail::u8(e);
 }
 
+// A handshake not authorized this long after it began is given up (timer(); docs/handshake.md
+// "Budgets"): well above any round trip, below the clients' third SYN (Linux: 1 s, 3 s, 7 s).
+constexpr uint32_t kHalfOpenMs = 5000;
+
 template <class Ctx>
 void acl(Ctx &c, PuFrom pu, DirFrom dir) {
     detail::acl_decision(c, pu, dir, PortFrom::kResponder, Proto::kTcp);
@@ -77,10 +81,11 @@ void start_client(Ctx &c) {
         return;
     }
     if (!c.hs_pool()) {
-        c.drop(DropReason::SlowpathBusy);
+        c.drop(c.hs_refusal());
         return;
     }
     c.act(Act::kAllocHs, u8v(PuFrom::kClassified));
+    c.act(Act::kArmTimer);  // the half-open deadline
     c.act(Act::kFillHs, u8v(HsFill::kClientClaims));
     if (!c.ask(detail::need_nonce(NonceFor::kClient))) return;
     if (!c.nonce_ok()) {
@@ -270,10 +275,11 @@ void accept_server_syn(Ctx &c) {
     const bool had_hs = c.has_hs();
     c.act(Act::kFreeHs);
     if (!had_hs && !c.hs_pool()) {
-        c.drop(DropReason::SlowpathBusy);
+        c.drop(c.hs_refusal());
         return;
     }
     c.act(Act::kAllocHs, u8v(PuFrom::kClassified));
+    c.act(Act::kArmTimer);  // the half-open deadline
     c.act(Act::kFillHs, u8v(HsFill::kServerSyn));
     if (!c.ask(detail::need_edit(Edit::kStripWithToken))) return;
     if (!c.edit_ok()) {
@@ -313,6 +319,11 @@ void server_syn(Ctx &c) {
                 strip_and_forward(c);
             else
                 c.drop(DropReason::TokenMalformed);
+            return;
+        }
+        // A nonce that opened another flow: a replayed SYN (docs/handshake.md "Budgets").
+        if (c.nonce_seen()) {
+            c.drop(DropReason::SynReplayed);
             return;
         }
         if (!verified_peer(c, false)) return;
@@ -549,6 +560,34 @@ void macs_ready(Ctx &c) {
     c.forward();
 }
 
+// The half-open deadline (docs/handshake.md "Budgets"): a handshake that has not reached
+// authorization kHalfOpenMs after its context was taken is given up, and the flow with it: its
+// held packets, its context and its entry return at once (a replayed SYN token and a blind ACK
+// cannot pin them for the flow table's timeouts). A later SYN starts over. A client whose
+// SYN-ACK was verified (kClientAck) is authorized on its side and keeps its context for the
+// proofs until B confirms.
+template <class Ctx>
+void timer(Ctx &c) {
+    if (c.timer_stale()) {
+        c.act(Act::kDisarm);
+        return;
+    }
+    switch (c.s.auth) {
+        case Auth::kClientSyn:
+        case Auth::kServerSyn:
+        case Auth::kServerSynAck:
+            if (c.elapsed_at_least(kHalfOpenMs)) {
+                c.count(Counter::half_open_expired);
+                detail::expire(c);
+                c.act(Act::kRemoveFlow);
+            }
+            return;
+        default:
+            c.act(Act::kDisarm);
+            return;
+    }
+}
+
 // One event of the machine.
 template <class Ctx>
 void dispatch(Ctx &c) noexcept {
@@ -571,6 +610,8 @@ void dispatch(Ctx &c) noexcept {
             c.act(Act::kRestart);
             return;
         case EventKind::kTimer:
+            timer(c);
+            return;
         case EventKind::kCount:
             return;
     }

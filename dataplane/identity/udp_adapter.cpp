@@ -38,11 +38,6 @@ UdpCtl ctl_fact(MsgType t) noexcept {
     }
 }
 
-uint32_t whole_ms(uint64_t ticks, uint64_t ms_tsc) noexcept {
-    const uint64_t ms = ticks / ms_tsc;
-    return ms > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(ms);
-}
-
 }  // namespace
 
 // The facts of a UDP datagram: is it one of our control datagrams (UDP Length 8 and an EXP
@@ -52,6 +47,8 @@ void Stage::udp_parse(Ev &e, Facts &fx) {
     WireStatus ws = WireStatus::Ok;
     if (udp_control_of(k, e.msg, ws))
         fx.pkt.ctl = ws == WireStatus::Ok ? ctl_fact(e.msg.type) : UdpCtl::kMalformed;
+    if (fx.pkt.ctl == UdpCtl::kSyn && k.arrival == kOutside)
+        fx.pkt.nonce_seen = replayed_syn(e.msg.token.nonce, e.pos);
     const Flow &f = *e.f;
     if (f.hs == kNil) return;
     const HandshakeCtx &x = hs_[f.hs];
@@ -139,19 +136,6 @@ void Stage::send_udp(UdpMsg msg, To to, uint8_t flags, Ev &e) {
     }
 }
 
-// The timer scan reached armed context h.
-void Stage::timer_event(uint32_t h) {
-    HandshakeCtx &x = hs_[h];
-    Ev &e = ev_;
-    e.begin(nullptr, x.pos, &flows_->at(x.pos), kProtoUdp);
-    e.timer_hs = h;
-    Facts fx;
-    fx.timer_stale = !flows_->in_use(static_cast<uint32_t>(x.pos)) || e.f->hs != h;
-    fx.elapsed_ms = whole_ms(now_tsc_ - x.started_tsc, ms_tsc_);
-    fx.tries = x.tries;
-    run(Event{EventKind::kTimer, BatchOp::kClientCheckSynAck}, fx, e);
-}
-
 // Is this one of our control datagrams? (UDP Length 8 and a segwire EXP option in the surplus.)
 // A surplus with a bad OCS is ignored, per RFC 9868: the datagram is then an ordinary empty one.
 bool Stage::udp_control_of(const Pkt &k, UdpMessageView &msg, WireStatus &ws) const {
@@ -202,32 +186,6 @@ void Stage::udp_resend(uint32_t hs) {
     if (rte_mbuf *copy = rte_pktmbuf_copy(x.ctl, idr_->pool, 0, UINT32_MAX)) {
         ids_.udp_retransmits.add();
         tx_->push(copy, x.ctl_out);
-    }
-}
-
-void Stage::udp_arm(uint32_t hs, int32_t pos) {
-    HandshakeCtx &x = hs_[hs];
-    x.armed = true;
-    x.pos = pos;
-    x.tries = 0;
-    x.started_tsc = now_tsc_;
-    if (!x.listed) {
-        x.listed = true;
-        udp_timers_.push_back(hs);  // capacity reserved for every context: never reallocates
-    }
-}
-
-void Stage::udp_timers() {
-    for (size_t i = 0; i < udp_timers_.size();) {
-        const uint32_t h = udp_timers_[i];
-        if (!hs_[h].armed) {
-            hs_[h].listed = false;
-            udp_timers_[i] = udp_timers_.back();
-            udp_timers_.pop_back();
-            continue;
-        }
-        timer_event(h);
-        ++i;
     }
 }
 

@@ -50,7 +50,10 @@ void reject(Ctx &c, uint8_t echo) {
     refused(c);
 }
 
-// verified_peer(), UDP: a refusal is answered with a REJECT echoing the token's nonce.
+// verified_peer(), UDP. A refusal is answered with a REJECT echoing the token's nonce only when
+// the flow holds no state (a SYN that starts it): make-before-break (docs/handshake.md, UDP) - a
+// refused SYN on a flow that is authorized or mid-handshake, and a refused SYN-ACK, are dropped
+// and reported but change nothing, so a forged one cannot end what the real peers set up.
 template <class Ctx>
 bool verified_peer(Ctx &c) {
     if (!c.ask(need(NeedKind::kPeer))) return false;
@@ -68,8 +71,13 @@ bool verified_peer(Ctx &c) {
         case PeerAnswer::kCount:
             break;
     }
-    c.record(c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked : c.refusal(),
-             DecisionFrom::kEmpty, PeerFrom::kNone);
+    const DropReason why =
+        c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked : c.refusal();
+    c.record(why, DecisionFrom::kEmpty, PeerFrom::kNone);
+    if (c.s.auth != Auth::kNew || !c.ctl_is(UdpCtl::kSyn)) {
+        c.drop(why);
+        return false;
+    }
     c.act(Act::kSetPeer, u8v(PeerFrom::kNone));
     reject(c, 0);
     return false;
@@ -82,7 +90,7 @@ bool replace_hs(Ctx &c, PuFrom pu) {
     const bool had_hs = c.has_hs();
     c.act(Act::kFreeHs);
     if (!had_hs && !c.hs_pool()) {
-        c.drop(DropReason::SlowpathBusy);
+        c.drop(c.hs_refusal());
         return false;
     }
     c.act(Act::kAllocHs, u8v(pu));
@@ -126,7 +134,9 @@ void start_client(Ctx &c, PuFrom pu, bool to_source) {
         c.drop(DropReason::SlowpathBusy);
         return;
     }
-    c.set_auth(Auth::kUdpClientSyn);
+    // An authorized flow stays authorized while the new handshake runs (make-before-break: a
+    // forged RESET costs one handshake, never the flow); its datagrams keep flowing.
+    if (c.s.auth != Auth::kAllowed) c.set_auth(Auth::kUdpClientSyn);
     c.count(Counter::udp_syn_sent);
     c.act(Act::kArmTimer);
     if (to_source) {
@@ -141,6 +151,11 @@ void start_client(Ctx &c, PuFrom pu, bool to_source) {
 // computed in this burst's HMAC batch.
 template <class Ctx>
 void server_syn(Ctx &c, PuFrom pu) {
+    // A nonce that opened another flow: a replayed SYN (docs/handshake.md "Budgets").
+    if (c.nonce_seen()) {
+        c.drop(DropReason::SynReplayed);
+        return;
+    }
     if (!verified_peer(c)) return;  // parked for the slow path, dropped, or refused
     c.set_role(Role::kServer);
     c.act(Act::kSetInitiator, u8v(To::kSource));
@@ -377,15 +392,50 @@ void decided_control(Ctx &c) {
     if (!c.ask(need(NeedKind::kLocalPu))) return;
     switch (c.ctl()) {
         case UdpCtl::kSyn:
-            // The peer's enforcer starts over (it restarted, or its state idled out).
-            c.act(Act::kRestart);
+            // The peer's enforcer starts over (it restarted, or its state idled out). An
+            // authorized flow stays authorized until the new handshake completes
+            // (make-before-break): a forged or replayed SYN starts one that never does.
             c.count(Counter::udp_handshakes_restarted);
+            if (c.s.auth != Auth::kAllowed) c.act(Act::kRestart);
             server_syn(c, PuFrom::kLocal);
             return;
         case UdpCtl::kSynAck:
-            // Our ACK was lost: the server side re-sent its SYN-ACK. Same ACK again.
-            if (c.has_hs() && c.role_is(Role::kClient) && c.nonce_server()) {
-                c.act(Act::kResend);
+            if (c.has_hs() && c.role_is(Role::kClient)) {
+                // Our ACK was lost: the server side re-sent its SYN-ACK. Same ACK again.
+                if (c.nonce_server()) {
+                    c.act(Act::kResend);
+                    c.count(Counter::udp_control_consumed);
+                    c.consume();
+                    return;
+                }
+                // The answer to the SYN of a handshake run beside the authorization (after a
+                // RESET): checked as in the handshake; the flow stays authorized meanwhile.
+                if (c.s.auth == Auth::kAllowed && c.nonce_client()) {
+                    if (!verified_peer(c)) return;
+                    client_check_synack(c);
+                    return;
+                }
+            }
+            break;
+        case UdpCtl::kReject:
+            // The peer refused the handshake run beside the authorization, echoing its nonce
+            // (ours as the client, or the one of our SYN-ACK): the authorization ends.
+            if (c.s.auth == Auth::kAllowed && c.has_hs() &&
+                (c.role_is(Role::kClient) ? c.nonce_client() : c.nonce_server())) {
+                refused(c);
+                return;
+            }
+            break;
+        case UdpCtl::kAck:
+            // The ACK of a handshake run beside the authorization (after the peer's SYN).
+            if (c.s.auth == Auth::kAllowed && c.has_hs() && c.role_is(Role::kServer)) {
+                if (!c.mac_ok()) {
+                    c.record(DropReason::MacMismatch, DecisionFrom::kEmpty, PeerFrom::kNone);
+                    c.drop(DropReason::MacMismatch);
+                    return;
+                }
+                c.count(Counter::ack_proofs_verified);
+                c.act(Act::kFreeHs);
                 c.count(Counter::udp_control_consumed);
                 c.consume();
                 return;
@@ -393,18 +443,15 @@ void decided_control(Ctx &c) {
             break;
         case UdpCtl::kReset:
             c.count(Counter::udp_resets_received);
-            if (c.s.auth == Auth::kAllowed && c.role_is(Role::kClient) &&
+            // A RESET carries no proof: it never ends an authorization. This side runs a fresh
+            // handshake as its client beside the authorization (cached claims and session key,
+            // so HMACs only; one at a time, the next one 3 s later at the earliest) and the peer,
+            // if it really forgot the flow, completes it; the datagrams keep flowing meanwhile.
+            if (c.s.auth == Auth::kAllowed && !c.has_hs() &&
                 !c.local_pu_is(LocalPuAnswer::kNone)) {
-                // The server side forgot the flow: a fresh handshake (cached claims and session
-                // key, so HMACs only); new datagrams are held until it completes.
-                c.act(Act::kRestart);
                 c.count(Counter::udp_handshakes_restarted);
                 start_client(c, PuFrom::kLocal, true);
                 return;
-            }
-            if (c.s.auth == Auth::kAllowed) {  // the client side re-handshakes
-                c.act(Act::kRestart);
-                c.count(Counter::udp_handshakes_restarted);
             }
             c.count(Counter::udp_control_consumed);
             c.consume();
@@ -483,7 +530,7 @@ void macs_ready(Ctx &c) {
             return;
         }
         c.count(Counter::udp_synack_sent);
-        c.set_auth(Auth::kUdpServerSynAck);
+        if (c.s.auth != Auth::kAllowed) c.set_auth(Auth::kUdpServerSynAck);
         c.act(Act::kArmTimer);
         c.record(DropReason::None, DecisionFrom::kDecided, PeerFrom::kLooked);
         c.count(Counter::udp_control_consumed);
@@ -578,7 +625,10 @@ void timer(Ctx &c) {
             if (c.elapsed_at_least(kResetHoldMs)) fallback(c);
             return;
         case Auth::kAllowed:
-            if (c.role_is(Role::kClient) && c.elapsed_at_least(kAckKeepMs)) c.act(Act::kFreeHs);
+            // The client's kept ACK; or a handshake run beside the authorization that did not
+            // complete in time (the authorization stays).
+            if (c.elapsed_at_least(c.role_is(Role::kClient) ? kAckKeepMs : kServerWaitMs))
+                c.act(Act::kFreeHs);
             return;
         default:
             c.act(Act::kDisarm);

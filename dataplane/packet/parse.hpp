@@ -58,6 +58,9 @@ namespace segwire::dp {
     X(SpoofedSource, "spoofed-source")                    \
     X(UnmanagedInsideSource, "unmanaged-inside-source")   \
     X(TcpOutOfWindow, "tcp-out-of-window")               \
+    X(SourceShare, "source-share")                        \
+    X(SourceRate, "source-rate")                          \
+    X(SynReplayed, "syn-replayed")                        \
     /* no policy yet, identity.fail_mode closed */        \
     X(NoPolicy, "no-policy")
 

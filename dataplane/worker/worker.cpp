@@ -7,6 +7,7 @@
 #include <rte_ethdev.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_mempool.h>
 #include <rte_prefetch.h>
 #include <rte_ring.h>
 
@@ -23,6 +24,7 @@ bool Worker::init(const WorkerSetup &s, std::string &err) {
     if (s_.burst > kMaxBurst) s_.burst = kMaxBurst;
     tsc_hz_ = rte_get_tsc_hz();
     tx_.stats = &stats_;
+    stats_.mbuf_free_min.set(UINT64_MAX);
     if (!flows_.init("sw_flows_" + std::to_string(s.id), s.flow_capacity, s.socket, s.timeouts_s,
                      tsc_hz_, err))
         return false;
@@ -181,6 +183,12 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
         const TcpState before = f.state;
         uint8_t tclass = v.proto == kProtoTcp ? tcp_track(f, side, v.tcp_flags)
                                               : timeout_class_for(v.proto, f.state);
+        // An enforced TCP flow gets the established timeout only once authorized (or passed):
+        // a blind ACK after a replayed SYN must not pin its entry for an hour. The stage moves
+        // it when the handshake authorizes it (docs/handshake.md "Budgets").
+        if (tclass == kTcpEstablished && enforce && f.auth != Auth::kAllowed &&
+            f.auth != Auth::kPass && f.auth != Auth::kClientAck)
+            tclass = kTcpHandshake;
         if (idr_ && f.state == TcpState::SynSent &&
             (before == TcpState::Closing || before == TcpState::Closed)) {
             // A SYN reusing a finished connection's ports is a new connection: authorize it anew
@@ -199,9 +207,10 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
             tx_.push(m, arrival ^ 1);
             continue;
         }
-        // A SYN from outside may be refused: such a flow must not keep its entry.
-        if (arrival == kOutside && v.proto == kProtoTcp && (v.tcp_flags & kTcpSyn))
-            stage_.maybe_retire(p, f.created_tsc);
+        // A flow from outside that the inside never answered may be refused at this packet:
+        // then it must not keep its entry (a flood of forged SYNs, spoofed datagrams or blind
+        // ACKs with distinct tuples would fill the table; docs/handshake.md "Budgets").
+        if (arrival == kOutside && f.pkts[side ^ 1] == 0) stage_.maybe_retire(p, f.created_tsc);
         identity::Pkt pk{m, v, p, arrival, side};
         stage_.packet(pk);
     }
@@ -281,6 +290,11 @@ void Worker::housekeeping(uint64_t now) {
         stage_.housekeeping(kSweepBudget);
     } else {
         flows_.expire(now, kExpireBudget);
+    }
+    if (s_.pool) {
+        const uint64_t free = rte_mempool_avail_count(s_.pool);
+        if (free < stats_.mbuf_free_min.get()) stats_.mbuf_free_min.set(free);
+        if (free == 0) stats_.mbuf_pool_empty.add();
     }
     const FlowTableStats &fs = flows_.stats();
     stats_.flows_active.set(flows_.size());

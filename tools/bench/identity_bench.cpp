@@ -203,6 +203,14 @@ class Enforcer {
         for (X509 *c : peer_certs) must(certs_->add(c, std::time(nullptr)), "peer certificate");
         rt_.state = &pub_;
         rt_.pool = pool;
+        // One client host makes every connection here: per-source shares and answer rates would
+        // measure the limits, not the path. Their bookkeeping still runs (share 100 %, and the
+        // rate bucket is skipped only when off).
+        rt_.per_source_percent = 100;
+        rt_.answers_per_source_s = 0;
+        // Thousands of UDP handshakes are in flight at once here (the daemon derives this bound
+        // from its pool; the bench's pool is sized for every context).
+        rt_.kept_control = rt_.handshakes;
         const std::string n = std::to_string(id);
         const unsigned jobs = 512;  // > slow_jobs (256)
         rt_.slow_req[id] = ring("sb_req" + n, jobs);

@@ -63,6 +63,7 @@ inline const FieldInfo &field_info(Field f) {
                         Field::kDnsReply,
                         Field::kUdpLen8,
                         Field::kIcmpControl,
+                        Field::kNonceSeen,
                         Field::kTimerStale,
                         Field::kHsPool,
                         Field::kRejectWithRst,
@@ -91,8 +92,9 @@ inline const FieldInfo &field_info(Field f) {
                           {0, 1, 2, 3, 4, 5, 6}};
         x[Field::kSinceSendMs] = {{"0", "199", "200", "999", "1000"}, {0, 199, 200, 999, 1000}};
         x[Field::kElapsedMs] = {
-            {"0", "199", "200", "399", "400", "799", "800", "1399", "1400", "2999", "3000"},
-            {0, 199, 200, 399, 400, 799, 800, 1399, 1400, 2999, 3000}};
+            {"0", "199", "200", "399", "400", "799", "800", "1399", "1400", "2999", "3000", "4999",
+             "5000"},
+            {0, 199, 200, 399, 400, 799, 800, 1399, 1400, 2999, 3000, 4999, 5000}};
         x[Field::kTries] = {{"0", "1", "2", "3"}, {0, 1, 2, 3}};
         x[Field::kClassify] = {{"pass", "ours"}, {0, 1}};
         x[Field::kClaims] = {{"absent", "present", "same"}, {0, 1, 2}};
@@ -148,6 +150,8 @@ inline uint32_t get(const Assign &a, Field f) {
             return x.pkt.udp_len8;
         case Field::kIcmpControl:
             return x.pkt.icmp_control;
+        case Field::kNonceSeen:
+            return x.pkt.nonce_seen;
         case Field::kSinceSendMs:
             return x.since_send_ms;
         case Field::kElapsedMs:
@@ -262,6 +266,9 @@ inline void set(Assign &a, Field f, uint32_t v) {
             return;
         case Field::kIcmpControl:
             x.pkt.icmp_control = v;
+            return;
+        case Field::kNonceSeen:
+            x.pkt.nonce_seen = v;
             return;
         case Field::kSinceSendMs:
             x.since_send_ms = v;

@@ -129,8 +129,12 @@ const std::vector<Scenario> kScenarios = {
        "Allowed Consume"},  // our ACK was lost: the same ACK again
       {"timer", "role=client elapsed_ms=3000", "Allowed -"},
       {"pkt", "arrival=out udp_len8=1 ctl=reset role=client",
-       "UdpClientSyn Consume"},  // B forgot the flow: a fresh handshake
-      {"pkt", "arrival=out ctl=reject nonce_client=1", "Rejected Consume"}}},
+       "Allowed Consume"},  // B forgot the flow: a fresh handshake beside the authorization
+      {"pkt", "arrival=in", "Allowed Forward"},  // make-before-break: the datagrams keep flowing
+      {"pkt", "arrival=out udp_len8=1 ctl=reject nonce_client=0",
+       "Allowed Consume"},  // echoes no nonce of ours: forged, no effect
+      {"pkt", "arrival=out udp_len8=1 ctl=reject nonce_client=1",
+       "Rejected Consume"}}},  // B refused the fresh handshake, echoing its nonce
     {"UDP client role, peer without enforcer: fallback to the ACL",
      udp::step,
      {{"pkt", "arrival=in managed_udp=1", "UdpClientSyn Hold"},
