@@ -39,6 +39,7 @@ def bed():
         b.a = b.start_enforcer("a", b.pf)
         b.b = b.start_enforcer("b", b.pf, extra=B_CONFIG)
         probe_server(b.server, f"echo-server --port {ECHO}")
+        probe_server(b.server, f"echo-server --port {SILENT}")
         probe_server(b.server, f"udp-echo --port {UDP_PORT}")
         wb = f"wb{b.tag[3:]}"
         b.wire.run(f"bridge fdb replace {BLACKHOLE_MAC} dev {wb} master static")
@@ -113,7 +114,10 @@ def test_half_open_handshake_is_released_at_the_deadline(bed):
         wait_for(lambda: bed.b.identity()["half_open_expired"] > expired, timeout=40,
                  what="B to give up the half-open handshake")
         wait_unpinned(bed.b, timeout=40)
-        assert not [f for f in bed.b.flows() if f.get("dport") == SILENT]
+        # The half-open flow is gone (the server's later SYN-ACK retransmissions, with no flow to
+        # belong to, are judged as a new flow from inside: not a handshake).
+        assert not [f for f in bed.b.flows()
+                    if f.get("dport") == SILENT and f.get("auth", "").startswith("SERVER")]
     finally:
         bed.wire.run(f"nft flush chain bridge {table} f")
 
@@ -125,12 +129,15 @@ def test_one_source_gets_its_share_and_no_more(bed):
     shared = drops(bed.b, "source_share")
     p = flood(bed, "udp", udp_net="10.77.0.3/32", udp_port=UDP_PORT, seconds=8)
     try:
-        wait_for(lambda: drops(bed.b, "source_share") > shared, timeout=30,
-                 what="B to refuse the source beyond its share")
+        # The attacker holds UDP contexts (each with its RESET kept) ...
+        wait_for(lambda: bed.b.identity()["kept_control"] >= 20, timeout=30, interval=0.02,
+                 what="the attacker's flows to hold UDP contexts at B")
+        # ... and the client's UDP flow still gets one while the attack goes on.
         r = probe(bed.client, f"udp --host {bed.SERVER4} --port {UDP_PORT} --count 3 --timeout 1 --tries 4")
     finally:
         finish(p)
     assert r["ok"] == 3, r
+    assert drops(bed.b, "source_share") > shared
     wait_unpinned(bed.b)
 
 
@@ -169,6 +176,7 @@ def test_combined_flood_leaves_the_pool_and_legitimate_traffic(bed):
     facts = (f"attack {stats}; legit {legit}; B mbuf_free_min {s['mbuf_free_min']} of "
              f"{s['mbuf_pool_size']}, empty rounds {s['mbuf_pool_empty']}; drops "
              f"{ {k: v for k, v in s['drops'].items() if v} }")
+    print(facts)
     assert stats["frames_per_s"] > 0 and all(v > 0 for v in stats["sent"].values()), facts
     assert legit["ok"] >= 190, facts
     assert s["mbuf_pool_empty"] == 0 and s["mbuf_free_min"] > 0, facts
