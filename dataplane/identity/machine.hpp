@@ -321,7 +321,7 @@ struct Facts {
     PacketFacts pkt;
     // Time: whole milliseconds (the adapter divides TSC ticks by ticks per ms, so a comparison
     // with N ms is exactly the worker's `ticks >= N * ms_tsc`).
-    uint32_t since_send_ms = 0;  // UDP data datagram (ctl none): since the kept control
+    uint32_t since_send_ms = 0;  // UDP data datagram or RESET: since the kept control
                                  // datagram was last sent
     uint32_t elapsed_ms = 0;     // timer: since the timer was armed
     uint8_t tries = 0;           // timer: retransmissions of the kept datagram so far

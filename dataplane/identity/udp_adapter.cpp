@@ -54,7 +54,7 @@ void Stage::udp_parse(Ev &e, Facts &fx) {
     const HandshakeCtx &x = hs_[f.hs];
     // Whole milliseconds: a comparison with N ms is exactly `ticks >= N * ms_tsc`. (Only data
     // datagrams are timed against the kept control datagram: machine.hpp.)
-    if (fx.pkt.ctl == UdpCtl::kNone)
+    if (fx.pkt.ctl == UdpCtl::kNone || fx.pkt.ctl == UdpCtl::kReset)
         fx.since_send_ms = whole_ms(now_tsc_ - x.last_send_tsc, ms_tsc_);
     const uint8_t *nonce = nullptr;
     switch (fx.pkt.ctl) {

@@ -24,6 +24,7 @@ constexpr uint32_t kSynAckResendMs = 200;  // server: at most one SYN-ACK re-sen
 constexpr uint32_t kResetEveryMs = 1000;   // one RESET per flow per second
 constexpr uint32_t kResetHoldMs = 1400;    // a datagram answered with RESET waits this long
 constexpr uint32_t kAckKeepMs = 3000;      // an authorized client keeps its ACK this long
+constexpr uint32_t kRehandshakeEveryMs = 500;  // RESET on an authorized flow: one SYN per 500 ms
 
 template <class Ctx>
 void acl(Ctx &c, PuFrom pu, DirFrom dir) {
@@ -408,9 +409,10 @@ void decided_control(Ctx &c) {
                     c.consume();
                     return;
                 }
-                // The answer to the SYN of a handshake run beside the authorization (after a
-                // RESET): checked as in the handshake; the flow stays authorized meanwhile.
-                if (c.s.auth == Auth::kAllowed && c.nonce_client()) {
+                // Another SYN-ACK: the answer to the SYN of a handshake run beside the
+                // authorization (after a RESET), checked as in the handshake - its MAC binds our
+                // nonce, so a forged or stale one is dropped; the flow stays authorized meanwhile.
+                if (c.s.auth == Auth::kAllowed) {
                     if (!verified_peer(c)) return;
                     client_check_synack(c);
                     return;
@@ -445,10 +447,11 @@ void decided_control(Ctx &c) {
             c.count(Counter::udp_resets_received);
             // A RESET carries no proof: it never ends an authorization. This side runs a fresh
             // handshake as its client beside the authorization (cached claims and session key,
-            // so HMACs only; one at a time, the next one 3 s later at the earliest) and the peer,
+            // so HMACs only; its SYN replaces the kept ACK or an earlier attempt, at most one per
+            // kRehandshakeEveryMs, so forged RESETs cost at most 2 SYNs a second) and the peer,
             // if it really forgot the flow, completes it; the datagrams keep flowing meanwhile.
-            if (c.s.auth == Auth::kAllowed && !c.has_hs() &&
-                !c.local_pu_is(LocalPuAnswer::kNone)) {
+            if (c.s.auth == Auth::kAllowed && !c.local_pu_is(LocalPuAnswer::kNone) &&
+                (!c.has_hs() || c.since_send_at_least(kRehandshakeEveryMs))) {
                 c.count(Counter::udp_handshakes_restarted);
                 start_client(c, PuFrom::kLocal, true);
                 return;

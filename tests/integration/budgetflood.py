@@ -6,7 +6,9 @@
   syn     forged identity SYNs (synflood.Forger: garbage tokens and bad signatures, new sources);
   replay  the real identity SYN (--template) replayed with a new source port and ISN, each followed
           by a blind ACK (a guessed ACK number, no proof): the pair that pinned a context and its
-          held packets for an hour before the half-open deadline.
+          held packets for an hour before the half-open deadline;
+  reset   a UDP RESET control datagram (UDP Length 8, the RFC 9868 surplus of docs/protocol.md
+          §10's test vector) from --src:--sport to --dst:--udp-port: what anyone can forge.
 The source MAC is --src-mac (black-holed by the test on the wire bridge).
 
 --seconds S runs the mix for S seconds; --count N sends N frames of each selected kind. Prints
@@ -77,6 +79,20 @@ class Replay:
         return self._fix(syn), self._fix(ack)
 
 
+# docs/protocol.md §10, udp_reset_surplus: OCS, EXP option (ExID 0x5357), version 1, RESET, reason 1.
+RESET_SURPLUS = bytes.fromhex("2b937f075357010501")
+
+
+def udp_control(src_mac, dst_mac, src, dst, sport, dport, surplus):
+    # UDP Length 8: the checksum covers the UDP header only (RFC 9868); the surplus follows.
+    udp = struct.pack("!HHHH", sport, dport, 8, 0)
+    ph = src + dst + struct.pack("!BBH", 0, 17, 8)
+    udp = udp[:6] + struct.pack("!H", csum(ph + udp) or 0xFFFF)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + len(surplus), 0, 0, 64, 17, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return dst_mac + src_mac + b"\x08\x00" + ip + udp + surplus
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--iface", required=True)
@@ -88,6 +104,8 @@ def main():
     p.add_argument("--udp-net", default="10.77.0.128/25", help="spoofed UDP sources")
     p.add_argument("--template", help="hex of a real identity SYN frame (syn, replay)")
     p.add_argument("--syn-base", default="10.77.0.200", help="first forged SYN source")
+    p.add_argument("--src", help="reset: the source address")
+    p.add_argument("--sport", type=int, help="reset: the source port")
     p.add_argument("--seconds", type=float)
     p.add_argument("--count", type=int)
     p.add_argument("--seed", type=int, default=17)
@@ -131,6 +149,9 @@ def main():
                               b"x" * 32))
             elif k == "syn":
                 send(forger.frame(i))
+            elif k == "reset":
+                send(udp_control(src_mac, dst_mac, ipaddress.IPv4Address(a.src).packed, dst, a.sport,
+                                 a.udp_port, RESET_SURPLUS))
             elif k == "replay":
                 syn, ack = replay.pair(i)
                 send(syn)

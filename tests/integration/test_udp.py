@@ -9,6 +9,7 @@ it is removed and the handshake must converge on its own retransmissions.
 """
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -19,12 +20,12 @@ UDP_NETS = ["10.77.0.0/24", "fd77::/64"]
 
 def policy():
     client_out = [
-        ("to-server", "Allow", [["app=server"]], ["udp/7100", "udp/7101", "udp/7106:7109", "udp/5201", "tcp/5201"]),
+        ("to-server", "Allow", [["app=server"]], ["udp/7100", "udp/7101", "udp/7106:7110", "udp/5201", "tcp/5201"]),
         ("no-7102", "Reject", [["app=server"]], ["udp/7102"]),
         ("to-ext", "Allow", [["net=ext"]], ["udp/7104"]),
     ]
     server_in = [
-        ("from-client", "Allow", [["app=client"]], ["udp/7100", "udp/7102", "udp/7106:7109", "udp/5201", "tcp/5201"]),
+        ("from-client", "Allow", [["app=client"]], ["udp/7100", "udp/7102", "udp/7106:7110", "udp/5201", "tcp/5201"]),
         ("deny-7101", "Reject", [["app=client"]], ["udp/7101"]),
         ("from-ext", "Allow", [["net=ext"]], ["udp/7105"]),
     ]
@@ -39,7 +40,7 @@ def lab():
         bed.a = bed.start_enforcer("a", bed.policy_file)
         bed.b = bed.start_enforcer("b", bed.policy_file)
         bed.echo = {}
-        for port in (7100, 7101, 7102, 7105, 7106, 7107, 7108, 7109):
+        for port in (7100, 7101, 7102, 7105, 7106, 7107, 7108, 7109, 7110):
             bed.echo[port] = bed.workdir / f"echo-{port}.json"
             probe_server(bed.server, f"udp-echo --port {port} --bind :: --stats {bed.echo[port]}")
         probe_server(bed.ext, "udp-echo --port 7104")
@@ -97,11 +98,14 @@ def test_udp_rejected_by_server_policy(lab):
 
 
 def test_udp_rejected_by_client_policy(lab):
+    rejected_b = lab.b.identity()["rejected"]
     r = udp(lab.client, "10.77.0.2", 7102, count=2, timeout=0.5)
     assert r["ok"] == 0, r
     row = lab.a.wait_row(destinationPort=7102, action="Reject")
     assert row["ruleName"] == "no-7102" and row["destinationID"] == "pu-server"
-    wait_for(lambda: [f for f in flow(lab.b, 7102) if f["auth"] == "REJECTED"], what="B's flow rejected")
+    # B took A's REJECT (it echoed B's nonce); a flow from outside that B refused and its PU never
+    # answered leaves no entry (docs/handshake.md "Budgets"), so the counter says it.
+    wait_for(lambda: lab.b.identity()["rejected"] > rejected_b, what="B's flow rejected")
     assert echo_report(lab.echo[7102])["datagrams"] == 0
 
 
@@ -203,6 +207,54 @@ def test_forgotten_flow_rehandshakes(lab):
     assert lab.b.identity()["udp_resets_sent"] >= 1
     p.stdin.close()
     p.wait(timeout=10)
+
+
+FLOOD = Path(__file__).resolve().parent / "budgetflood.py"
+
+
+def forged_reset(lab, src, sport, dst, dport, dst_mac):
+    """A RESET anyone on the wire can send (it carries no proof), from the external host."""
+    lab.ext.run(f"python3 {FLOOD} --iface {lab.ext_if} --kinds reset --count 1 --src-mac 02:53:57:00:00:03 "
+                f"--dst-mac {dst_mac} --src {src} --sport {sport} --dst {dst} --udp-port {dport}")
+
+
+def test_forged_reset_does_not_interrupt_an_authorized_flow(lab):
+    """Make-before-break (issue 17 item 2): a forged RESET to either enforcer of an authorized UDP
+    flow starts a handshake beside it but never ends it. The wire drops the control datagrams the
+    client side would send for a fresh handshake, so a flow that depended on one would stop."""
+    port = 7110  # this test's own: no other flow on it
+    p = lab.client.popen(f"python3 -u {PROBE} udp-steps --host 10.77.0.2 --port {port} --timeout 1 --tries 3",
+                         stdin=subprocess.PIPE)
+    assert json.loads(p.stdout.readline())["ready"]
+
+    def step():
+        p.stdin.write("\n")
+        p.stdin.flush()
+        return json.loads(p.stdout.readline())["ok"]
+
+    count, remove = None, None
+    try:
+        assert step()
+        rows = [f for f in flow(lab.a, port) if f["auth"] == "ALLOWED"]
+        assert rows, flow(lab.a, port)
+        cport = rows[0]["sport"]
+        mac = lambda ns, i: ns.run(f"cat /sys/class/net/{i}/address").stdout.strip()
+        for sw, src, sport, dst, dport, dst_mac in (
+                (lab.b, "10.77.0.1", cport, "10.77.0.2", port, mac(lab.server, lab.server_if)),
+                (lab.a, "10.77.0.2", port, "10.77.0.1", cport, mac(lab.client, lab.client_if))):
+            if sw is lab.a:  # A's fresh handshake cannot complete: its SYNs are dropped
+                count, remove = drop_rule(lab, f"ip saddr 10.77.0.1 udp dport {port} udp length 8")
+            got = sw.identity()["udp_resets_received"]
+            forged_reset(lab, src, sport, dst, dport, dst_mac)
+            wait_for(lambda: sw.identity()["udp_resets_received"] > got, what="the forged RESET to arrive")
+            assert all(f["auth"] == "ALLOWED" for f in flow(sw, port) if f["sport"] == cport), flow(sw, port)
+            for _ in range(3):
+                assert step(), "the authorized flow stopped after a forged RESET"
+    finally:
+        if remove:
+            remove()
+        p.stdin.close()
+        p.wait(timeout=10)
 
 
 def test_iperf3_udp(lab):

@@ -90,7 +90,8 @@ inline const FieldInfo &field_info(Field f) {
         x[Field::kToken] = {{"malformed", "syn", "synack"}, {0, 1, 2}};
         x[Field::kCtl] = {{"none", "malformed", "syn", "synack", "ack", "reject", "reset"},
                           {0, 1, 2, 3, 4, 5, 6}};
-        x[Field::kSinceSendMs] = {{"0", "199", "200", "999", "1000"}, {0, 199, 200, 999, 1000}};
+        x[Field::kSinceSendMs] = {{"0", "199", "200", "499", "500", "999", "1000"},
+                                  {0, 199, 200, 499, 500, 999, 1000}};
         x[Field::kElapsedMs] = {
             {"0", "199", "200", "399", "400", "799", "800", "1399", "1400", "2999", "3000", "4999",
              "5000"},
