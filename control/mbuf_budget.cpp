@@ -5,7 +5,7 @@
 namespace segwire::control {
 
 namespace {
-constexpr uint32_t kSteerRingHolds = 1023;  // a 1024-slot rte_ring (dp::WorkerSet)
+constexpr uint32_t kSteerRingHolds = 1023;    // a 1024-slot rte_ring (dp::WorkerSet)
 constexpr uint32_t kInFlightPerWorker = 512;  // a burst, two tx queues, deferred packets
 constexpr uint32_t kAutoKeptMax = 2048;
 constexpr uint32_t kAutoHoldMax = 8192;
@@ -19,9 +19,9 @@ MbufPlan plan_mbufs(const config::ApplianceConfig &cfg, uint32_t ring_mbufs) {
     p.rings = ring_mbufs;
     p.steering = w > 1 ? w * (w - 1) * kSteerRingHolds : 0;
     p.caches = (w + 1) * (kPoolCache * 3 / 2);
-    p.reserve = std::max<uint32_t>(static_cast<uint32_t>(uint64_t(cfg.mbufs) *
-                                                         h.mbuf_reserve_percent / 100),
-                                   w * kInFlightPerWorker);
+    p.reserve = std::max<uint32_t>(
+        static_cast<uint32_t>(uint64_t(cfg.mbufs) * h.mbuf_reserve_percent / 100),
+        w * kInFlightPerWorker);
     const uint64_t fixed = uint64_t(p.rings) + p.steering + p.caches + p.reserve;
     auto whence = [&] {
         return "mbufs " + std::to_string(cfg.mbufs) + " less " + std::to_string(p.reserve) +
@@ -47,9 +47,8 @@ MbufPlan plan_mbufs(const config::ApplianceConfig &cfg, uint32_t ring_mbufs) {
     p.kept_control = h.kept_control ? h.kept_control : std::min(kAutoKeptMax, left / 4);
     if (p.kept_control >= left)
         throw config::ConfigError("handshake.kept_control",
-                                  std::to_string(p.kept_control) +
-                                      " kept control datagrams + " + std::to_string(p.slow_jobs) +
-                                      " slow-path jobs" + share);
+                                  std::to_string(p.kept_control) + " kept control datagrams + " +
+                                      std::to_string(p.slow_jobs) + " slow-path jobs" + share);
     p.hold_total = h.hold_total ? h.hold_total : std::min(kAutoHoldMax, left - p.kept_control);
     if (uint64_t(p.hold_total) + p.kept_control > left)
         throw config::ConfigError(h.hold_total ? "handshake.hold_total" : "handshake.kept_control",
@@ -58,10 +57,9 @@ MbufPlan plan_mbufs(const config::ApplianceConfig &cfg, uint32_t ring_mbufs) {
                                       " kept control datagrams + " + std::to_string(p.slow_jobs) +
                                       " slow-path jobs" + share);
     if (p.hold_total < kMinHold)
-        throw config::ConfigError("mbufs", "too small: " + whence() + " leave " +
-                                               std::to_string(p.hold_total) +
-                                               " held packets per worker (at least " +
-                                               std::to_string(kMinHold) + ")");
+        throw config::ConfigError(
+            "mbufs", "too small: " + whence() + " leave " + std::to_string(p.hold_total) +
+                         " held packets per worker (at least " + std::to_string(kMinHold) + ")");
     return p;
 }
 

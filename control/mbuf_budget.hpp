@@ -13,11 +13,11 @@
 namespace segwire::control {
 
 struct MbufPlan {
-    uint32_t rings = 0;     // mbufs the ports' rx/tx descriptor rings may hold
-    uint32_t steering = 0;  // mbufs the inter-worker steering rings may hold
-    uint32_t caches = 0;    // per-lcore mempool caches (1.5 x the cache size each)
-    uint32_t reserve = 0;   // forwarding only: handshakes can never take it
-    uint32_t per_worker = 0;  // what one worker's handshakes may pin in all
+    uint32_t rings = 0;         // mbufs the ports' rx/tx descriptor rings may hold
+    uint32_t steering = 0;      // mbufs the inter-worker steering rings may hold
+    uint32_t caches = 0;        // per-lcore mempool caches (1.5 x the cache size each)
+    uint32_t reserve = 0;       // forwarding only: handshakes can never take it
+    uint32_t per_worker = 0;    // what one worker's handshakes may pin in all
     uint32_t hold_total = 0;    // per worker: held packets
     uint32_t kept_control = 0;  // per worker: kept UDP control datagrams (UDP contexts)
     uint32_t slow_jobs = 0;     // per worker: slow-path jobs (a DNS answer each, at most)

@@ -33,7 +33,7 @@ struct PeerIdentity {
     // The claimed PU in that same snapshot (status Ok): the packet's peer address must lie in
     // its addresses. Tags come from its record, not from the blob (docs/policy.md).
     uint32_t pu = UINT32_MAX;
-    uint32_t expires_at = 0;              // cache lifetime (short for refusals)
+    uint32_t expires_at = 0;  // cache lifetime (short for refusals)
     // Worker-owned:
     uint64_t cache_key = 0;      // the worker's peer-cache key for the blob
     uint32_t pins = 0;           // flows (and retag jobs in flight) that reference it

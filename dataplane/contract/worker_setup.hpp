@@ -28,7 +28,7 @@ struct WorkerSetup {
     uint32_t flow_capacity = 65536;
     uint32_t timeouts_s[kTimeoutClassCount] = {};
     int socket = 0;
-    rte_mempool *pool = nullptr;  // the packet pool, sampled for the mbuf_free_min gauge
+    rte_mempool *pool = nullptr;          // the packet pool, sampled for the mbuf_free_min gauge
     IdentityRuntime *identity = nullptr;  // null: forwarding only (the foundation's mode)
     // While no policy state is published (or before the identity is attached): refuse what it
     // says (identity.fail_mode closed). Null: forward untouched (fail open, or no identity at all).

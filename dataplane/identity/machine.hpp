@@ -327,9 +327,9 @@ struct Facts {
     uint8_t tries = 0;           // timer: retransmissions of the kept datagram so far
     bool timer_stale = false;    // timer: the context no longer belongs to a live flow
     // Resources and configuration
-    bool hs_pool = true;          // the worker's handshake-context pool has a free entry, the
-                                  // flow's source has its share of them left, and (UDP) a kept
-                                  // control datagram may be had (docs/handshake.md "Budgets")
+    bool hs_pool = true;  // the worker's handshake-context pool has a free entry, the
+                          // flow's source has its share of them left, and (UDP) a kept
+                          // control datagram may be had (docs/handshake.md "Budgets")
     DropReason hs_refusal = DropReason::SlowpathBusy;  // !hs_pool: why (a value passed on):
                                                        // slowpath-busy or source-share
     bool reject_with_rst = true;  // handshake.reject = rst (else a refused SYN is dropped)
@@ -521,7 +521,7 @@ inline constexpr uint8_t kReasonClaims = 4;     // REJECT reason "claims" (else 
     X(Disarm, "disarm the context's timer")                                                     \
     X(StartRetag, "ask the slow path to re-tag the pinned peer (if a job is free)")             \
     X(SweepIncomplete, "the policy sweep must come round again")                                \
-    X(ClampMss, "lower the MSS option by 24 (if above 24) and fix the checksums")              \
+    X(ClampMss, "lower the MSS option by 24 (if above 24) and fix the checksums")               \
     X(RemoveFlow, "remove the flow from the flow table (after the kExpire actions)")
 
 enum class Act : uint8_t {

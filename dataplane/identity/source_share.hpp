@@ -28,15 +28,17 @@ class SourceShare {
     void init(uint32_t seed, const std::array<uint32_t, kResCount> &bound, uint32_t percent) {
         seed_ = seed;
         for (int r = 0; r < kResCount; ++r) {
-            limit_[r] = std::max<uint32_t>(2, static_cast<uint32_t>(uint64_t(bound[r]) * percent /
-                                                                    100));
+            limit_[r] =
+                std::max<uint32_t>(2, static_cast<uint32_t>(uint64_t(bound[r]) * percent / 100));
             used_[r].assign(kBuckets, 0);
         }
     }
     uint16_t bucket(const IpAddr &a) const noexcept {
         return static_cast<uint16_t>(rte_hash_crc(a.b, sizeof a.b, seed_) & (kBuckets - 1));
     }
-    bool room(Res r, uint16_t b) const noexcept { return b == kNoBucket || used_[r][b] < limit_[r]; }
+    bool room(Res r, uint16_t b) const noexcept {
+        return b == kNoBucket || used_[r][b] < limit_[r];
+    }
     // Charges one unit to source bucket b; false (nothing charged) when its share is used up.
     bool take(Res r, uint16_t b) noexcept {
         if (b == kNoBucket) return true;

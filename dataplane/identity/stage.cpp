@@ -68,7 +68,8 @@ bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_i
     }
     std::memcpy(jhash_seed_, seed, 8);
     share_.init(jhash_seed_[0] ^ jhash_seed_[1],
-                {idr_->handshakes, idr_->hold_total, idr_->slow_jobs, idr_->kept_control}, idr_->per_source_percent);
+                {idr_->handshakes, idr_->hold_total, idr_->slow_jobs, idr_->kept_control},
+                idr_->per_source_percent);
     answers_.init(idr_->answers_per_source_s, tsc_hz);
     return true;
 }

@@ -384,7 +384,7 @@ class Stage {
     SourceRate answers_;            // per-source rate of handshakes started from outside
     uint32_t hs_used_ = 0;          // handshake contexts in use
     uint32_t kept_ = 0;             // UDP contexts (each keeps at most one control datagram)
-    uint64_t reeval_version_ = 0;       // policy version the last completed sweep used
+    uint64_t reeval_version_ = 0;   // policy version the last completed sweep used
     uint64_t reeval_target_ = 0;
     uint32_t reeval_cursor_ = 0;
     bool reeval_incomplete_ = false;

@@ -62,7 +62,8 @@ void Stage::tcp_parse(Ev &e, Facts &fx) {
         fx.pkt.nonce_client = crypto::tag_equal(e.tok.nonce, x.client_nonce, 16);
         fx.pkt.nonce_server = crypto::tag_equal(e.tok.nonce, x.server_nonce, 16);
     }
-    if ((fl & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck)) fx.pkt.acks_syn = k.v.ack == x.client_isn + 1;
+    if ((fl & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck))
+        fx.pkt.acks_syn = k.v.ack == x.client_isn + 1;
 }
 
 // The kEdit need: segwire's option and token on and off the segment in hand.

@@ -19,11 +19,11 @@ constexpr uint8_t u8v(auto e) {
 // Client: retransmit the SYN 200, 400 and 800 ms after the first one; no SYN-ACK 1.4 s after it
 // means the peer has no enforcer and the ACL decides.
 constexpr uint32_t kSynScheduleMs[4] = {200, 400, 800, 1400};
-constexpr uint32_t kServerWaitMs = 1400;   // server: give up on the ACK
-constexpr uint32_t kSynAckResendMs = 200;  // server: at most one SYN-ACK re-send per 200 ms
-constexpr uint32_t kResetEveryMs = 1000;   // one RESET per flow per second
-constexpr uint32_t kResetHoldMs = 1400;    // a datagram answered with RESET waits this long
-constexpr uint32_t kAckKeepMs = 3000;      // an authorized client keeps its ACK this long
+constexpr uint32_t kServerWaitMs = 1400;       // server: give up on the ACK
+constexpr uint32_t kSynAckResendMs = 200;      // server: at most one SYN-ACK re-send per 200 ms
+constexpr uint32_t kResetEveryMs = 1000;       // one RESET per flow per second
+constexpr uint32_t kResetHoldMs = 1400;        // a datagram answered with RESET waits this long
+constexpr uint32_t kAckKeepMs = 3000;          // an authorized client keeps its ACK this long
 constexpr uint32_t kRehandshakeEveryMs = 500;  // RESET on an authorized flow: one SYN per 500 ms
 
 template <class Ctx>

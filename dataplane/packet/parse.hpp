@@ -50,14 +50,14 @@ namespace segwire::dp {
     X(NoSessionKey, "no-session-key")                     \
     X(PolicyCut, "policy-cut")                            \
     X(UdpControl, "udp-control-stale")                    \
-    X(CertificateRevoked, "certificate-revoked")         \
+    X(CertificateRevoked, "certificate-revoked")          \
     X(ClaimsUnknownPu, "claims-unknown-pu")               \
     X(ClaimsNotHosted, "claims-pu-not-hosted")            \
     X(ClaimsAddressMismatch, "claims-address-mismatch")   \
-    X(IdentityRequired, "identity-required")             \
+    X(IdentityRequired, "identity-required")              \
     X(SpoofedSource, "spoofed-source")                    \
     X(UnmanagedInsideSource, "unmanaged-inside-source")   \
-    X(TcpOutOfWindow, "tcp-out-of-window")               \
+    X(TcpOutOfWindow, "tcp-out-of-window")                \
     X(SourceShare, "source-share")                        \
     X(SourceRate, "source-rate")                          \
     X(SynReplayed, "syn-replayed")                        \

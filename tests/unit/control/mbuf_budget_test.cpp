@@ -1,5 +1,6 @@
 // The mbuf budget (control/mbuf_budget.cpp, docs/handshake.md "Budgets"): what handshakes may pin
-// fits beside the forwarding reserve, and a configuration that does not is refused naming the field.
+// fits beside the forwarding reserve, and a configuration that does not is refused naming the
+// field.
 #include <gtest/gtest.h>
 
 #include "control/mbuf_budget.hpp"
