@@ -317,10 +317,36 @@ class FloodBed(TwoEnforcerBed):
         for k in ("rejected", "authorized", "slow_jobs", "parked", "peer_cache_misses", "resets_sent",
                   "flows_retired", "slowpath_refused", "slowpath_verified"):
             c[k] = i.get(k, 0)
+        c.update(thread_cpu_ms(self.b.proc.pid), wall_ms=round(time.monotonic() * 1000))
         # Frames the kernel delivered to B's outside interface: what B's worker did not take in of
         # them was lost in its af_packet receive ring (DPDK 22.11's af_packet PMD counts no imissed).
         c["outside_if_rx"] = int(self.enf_b.run(f"cat /sys/class/net/{self.if_b_out}/statistics/rx_packets").stdout)
         return c
+
+
+TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms(stat_path):
+    st = Path(stat_path).read_text()
+    f = st[st.rindex(")") + 2:].split()
+    return st[st.index("(") + 1:st.rindex(")")], (int(f[11]) + int(f[12])) * TICK_MS  # utime + stime
+
+
+def thread_cpu_ms(pid):
+    """CPU time (ms) of segwire's worker threads (DPDK names them rte-worker-N) and of its other
+    threads but the main one: without a Console that is the slow path alone."""
+    worker = slow = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name, ms = cpu_ms(task / "stat")
+        except OSError:  # a thread that ended meanwhile (telemetry runs one per client)
+            continue
+        if name.startswith("rte-worker"):
+            worker += ms
+        elif name == "segwire" and task.name != str(pid):
+            slow += ms
+    return {"cpu_ms_worker": round(worker), "cpu_ms_slowpath": round(slow)}
 
 
 def with_iperf_port(frame):
@@ -461,6 +487,7 @@ def measure_flood(bed, a, log, rnd, t0, warm_up):
         for flood in ((False, True) if rnd % 2 else (True, False)):
             log("iperf3 with flood ... " if flood else "iperf3 without flood ... ")
             before = bed.b_counters()
+            flooder_cpu0 = cpu_ms(f"/proc/{flooder.pid}/stat")[1]
             if flood:
                 flooder.stdin.write("flood\n")
                 flooder.stdin.flush()
@@ -475,6 +502,7 @@ def measure_flood(bed, a, log, rnd, t0, warm_up):
                     flooder.stdin.flush()
                     sent = json.loads(flooder.stdout.readline())
             after = bed.b_counters()
+            after["cpu_ms_flooder"] = round(cpu_ms(f"/proc/{flooder.pid}/stat")[1] - flooder_cpu0)
             deltas = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
             if flood:
                 out.update(gbit_per_s=gbps, flood_sent=sent["flood_sent"], flood_pps=sent["pps"],
@@ -556,7 +584,15 @@ def flood_facts(r):
             "b_slowpath_verifications": c.get("slowpath_refused", 0) + c.get("slowpath_verified", 0),
             "b_resets_sent": c.get("resets_sent", 0),
             "b_ring_lost": c.get("outside_if_rx", 0) - c.get("rx_outside_pkts", 0),
-            "b_authorized": c.get("authorized", 0), "b_dropped": c.get("dropped", 0)}
+            "b_authorized": c.get("authorized", 0), "b_dropped": c.get("dropped", 0),
+            **cpu_shares(c)}
+
+
+def cpu_shares(c):
+    """CPU time of B's worker, B's slow path and the flooder as a share of one CPU over the runs."""
+    wall = c.get("wall_ms", 0)
+    return {f"cpu_{k}": (c.get(f"cpu_ms_{k}", 0) / wall if wall else float("nan"))
+            for k in ("worker", "slowpath", "flooder")}
 
 
 def fmt_ratio(x):
@@ -603,6 +639,10 @@ def print_table(rows, a):
                   f"{f['b_slowpath_verifications']} ECDSA verifications, sent {f['b_resets_sent']} RSTs; "
                   f"{f['b_ring_lost']} frames lost in B's af_packet receive ring; handshakes authorized "
                   f"{f['b_authorized']}")
+            q = cpu_shares(r["counters_noflood"])
+            print(f"{r['path']}: CPU (share of one CPU) without / with the flood: B's worker "
+                  f"{q['cpu_worker']:.0%} / {f['cpu_worker']:.0%}, B's slow path {q['cpu_slowpath']:.0%} / "
+                  f"{f['cpu_slowpath']:.0%}, the flooder {f['cpu_flooder']:.0%} (machine: {os.cpu_count()} CPUs)")
             print(f"{r['path']} B counters during the flood runs: "
                   + ", ".join(f"{k} {v}" for k, v in r["counters"].items()))
             print(f"{r['path']} B counters during the no-flood runs: "
@@ -624,7 +664,7 @@ CSV_FIELDS = ["path", "label", "rounds", "conn_per_s", "conn_per_s_min", "conn_p
               "gbit_per_s_noflood", "gbit_per_s_vs_noflood", "gbit_per_s_vs_noflood_paired",
               "flood_pps", "flood_pps_min", "flood_pps_max", "flood_sent", "flood_seconds",
               "b_forged_refused", "b_claims_invalid", "b_slowpath_busy", "b_slowpath_verifications",
-              "b_resets_sent", "b_ring_lost", "parallel", "conn_seconds", "iperf_seconds"]
+              "b_resets_sent", "b_ring_lost", "cpu_worker", "cpu_slowpath", "cpu_flooder", "parallel", "conn_seconds", "iperf_seconds"]
 
 
 def write_csv(path, rows, a):
@@ -686,6 +726,10 @@ def write_svg(path, rows, a):
     Path(path).write_text("\n".join(out) + "\n")
 
 
+def loadavg():
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main():
     a = ARGS
     if os.geteuid() != 0:
@@ -704,7 +748,8 @@ def main():
     signal.signal(signal.SIGINT, _on_signal)
     t0 = time.monotonic()
     print(f"segwire-bench system: paths {', '.join(a.paths)}; {a.rounds} round(s); connections "
-          f"{a.duration:g} s x {a.parallel} in flight; iperf3 {a.iperf_seconds} s", flush=True)
+          f"{a.duration:g} s x {a.parallel} in flight; iperf3 {a.iperf_seconds} s; load average at start "
+          f"{loadavg()}", flush=True)
 
     def log(s):
         sys.stdout.write(s)
@@ -726,7 +771,7 @@ def main():
     if a.svg:
         write_svg(a.svg, rows, a)
         print(f"SVG: {a.svg}")
-    print(f"total {time.monotonic() - t0:.0f} s; every namespace removed")
+    print(f"total {time.monotonic() - t0:.0f} s; load average at the end {loadavg()}; every namespace removed")
     return 0
 
 
