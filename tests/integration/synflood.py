@@ -10,7 +10,8 @@ gets its own source address/port pair and sequence number, and alternates betwee
     is a cache hit; the claims do not verify).
 With --forge sig every frame carries a well-formed token instead, and each its own forged claims
 blob: the real blob with a frame counter XORed into 4 bytes of the signature's s (never the real
-signature, and no two frames of a run alike until 2^32 frames), so no enforcer's cache answers it.
+signature, and no two frames of a run alike until 2^32 frames), so no enforcer's cache answers it,
+and its own random client nonce, so no enforcer takes it for a replay of a SYN it has seen.
 --sources N spreads the frames over N source addresses (--src-base and the N-1 after it, port
 1024 + (i / N) % 60000); without it one address takes 60 000 ports before the next.
 The source MAC is --src-mac (a MAC the test black-holes on the wire bridge, so the enforcer's
@@ -68,6 +69,11 @@ class Forger:
         self.n = 0
         self.forge, self.sources = forge, sources
         self.sig_pay = pay
+        if forge == "sig":
+            t = struct.unpack("!H", pay[-2:])[0] if len(pay) >= 2 else 0
+            if not 22 <= t <= len(pay) or pay[len(pay) - t:len(pay) - t + 2] != b"\x01\x01":
+                raise SystemExit("template: its payload does not end in an identity SYN token "
+                                 "(version 1, type SYN, length in the last 2 bytes)")
 
     def frame(self, i):
         f = bytearray(self.t)
@@ -82,10 +88,14 @@ class Forger:
         f[self.l4 + 4:self.l4 + 8] = struct.pack("!I", self.rng.getrandbits(32))
         plen = self.end - self.pay
         if self.forge == "sig":
-            # The last 2 payload bytes are the token length; the 4 before them end the signature.
+            # The last 2 payload bytes are the token length T; the 4 before them end the signature.
+            # A fresh client nonce (token bytes 2..17) too: a nonce B has seen is refused as a
+            # replay before its claims are looked at.
             p = bytearray(self.sig_pay)
             x = struct.unpack("!I", p[plen - 6:plen - 2])[0] ^ ((i % 0xFFFFFFFF) + 1)
             p[plen - 6:plen - 2] = struct.pack("!I", x)
+            tok = plen - struct.unpack("!H", p[plen - 2:])[0]
+            p[tok + 2:tok + 18] = self.rng.randbytes(16)
             f[self.pay:self.end] = p
         elif i % 2 == 0:
             f[self.pay:self.end] = self.rng.randbytes(plen)

@@ -619,14 +619,20 @@ def sum_counters(dicts):
     return total
 
 
+# B's drop reasons for a forged identity SYN: refused after (or instead of) verifying its claims,
+# or for want of a slow-path job, over its source's share of them or rate of answers, or as a
+# replay of a nonce B has seen.
+FORGED_REFUSALS = ("claims_invalid", "slowpath_busy", "source_share", "source_rate", "syn_replayed")
+
+
 def flood_facts(r):
     """What B did with the flood, from its counter deltas summed over the flood runs."""
     c = r["counters"]
-    busy, refused = c.get("drop_slowpath_busy", 0), c.get("drop_claims_invalid", 0)
-    handled = busy + refused
-    return {"b_forged_refused": handled, "b_claims_invalid": refused, "b_slowpath_busy": busy,
+    by = {k: c.get(f"drop_{k}", 0) for k in FORGED_REFUSALS}
+    return {"b_forged_refused": sum(by.values()), "b_claims_invalid": by["claims_invalid"],
+            "b_slowpath_busy": by["slowpath_busy"], "b_refused_by_reason": by,
             "b_slowpath_verifications": c.get("slowpath_refused", 0) + c.get("slowpath_verified", 0),
-            "b_resets_sent": c.get("resets_sent", 0),
+            "b_resets_sent": c.get("resets_sent", 0), "b_authorized": c.get("authorized", 0),
             "b_ring_lost": c.get("outside_if_rx", 0) - c.get("rx_outside_pkts", 0),
             "b_dropped": c.get("dropped", 0), **cpu_shares(c)}
 
@@ -677,10 +683,11 @@ def print_table(rows, a):
                   f"{r['gbit_per_s_vs_noflood_paired']:.2f}x median of per-round ratios ({rounds})")
             print(f"{r['path']}: flood sent by one process: {r['flood_pps']:.0f} SYN/s (median; "
                   f"{r['flood_pps_min']:.0f}-{r['flood_pps_max']:.0f}), {r['flood_sent']} forged SYNs in "
-                  f"{r['flood_seconds']:.1f} s; B refused {f['b_forged_refused']} ({f['b_claims_invalid']} after "
-                  f"verification or from its refusal cache, {f['b_slowpath_busy']} slowpath-busy), ran "
-                  f"{f['b_slowpath_verifications']} ECDSA verifications, sent {f['b_resets_sent']} RSTs; "
-                  f"{f['b_ring_lost']} frames (forged and iperf3's) lost in B's af_packet receive ring")
+                  f"{r['flood_seconds']:.1f} s; B refused {f['b_forged_refused']} ("
+                  + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in f["b_refused_by_reason"].items() if v)
+                  + f"), authorized {f['b_authorized']}, ran {f['b_slowpath_verifications']} slow-path "
+                  f"verifications, sent {f['b_resets_sent']} RSTs; {f['b_ring_lost']} frames (forged and "
+                  "iperf3's) lost in B's af_packet receive ring")
             q = cpu_shares(r["counters_noflood"])
             print(f"{r['path']}: CPU (share of one CPU) without / with the flood: B's worker "
                   f"{q['cpu_worker']:.0%} / {f['cpu_worker']:.0%}, B's slow path {q['cpu_slowpath']:.0%} / "
@@ -706,7 +713,7 @@ CSV_FIELDS = ["path", "label", "rounds", "conn_per_s", "conn_per_s_min", "conn_p
               "gbit_per_s_noflood", "gbit_per_s_vs_noflood", "gbit_per_s_vs_noflood_paired",
               "flood_pps", "flood_pps_min", "flood_pps_max", "flood_sent", "flood_seconds",
               "b_forged_refused", "b_claims_invalid", "b_slowpath_busy", "b_slowpath_verifications",
-              "b_resets_sent", "b_ring_lost", "cpu_worker", "cpu_slowpath", "cpu_flooder", "parallel", "conn_seconds", "iperf_seconds"]
+              "b_resets_sent", "b_authorized", "b_ring_lost", "cpu_worker", "cpu_slowpath", "cpu_flooder", "parallel", "conn_seconds", "iperf_seconds"]
 
 
 def write_csv(path, rows, a):
