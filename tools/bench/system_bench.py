@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """segwire-bench system: TCP connection rate and bulk throughput between real Linux stacks in
-network namespaces, through four paths measured in one invocation:
+network namespaces, through five paths measured in one invocation:
 
   direct     client veth <-> server veth, one subnet (the ceiling)
   nftables   client <-> router namespace (ip_forward, nftables stateful filter) <-> server, routed
@@ -19,8 +19,8 @@ Throughput: iperf3, one TCP stream. Flood (segwire-2-flood): tests/integration/s
 Python process, sends identity SYNs with a well-formed token whose claims blob carries a forged
 signature, a different one in every frame, from 50 addresses of A's managed prefix, as fast as it
 can from the moment iperf3's connections are up to the end of its test; it counts what it sent.
-Every veth has offloads off on every path (segwire's af_packet
-ports need real frames; the baselines get the same wires so per-packet costs compare).
+Every veth has offloads off on every path (segwire's af_packet ports need real frames; the
+baselines get the same wires so per-packet costs compare).
 
 Run through `segwire-bench system [--quick] [--csv F] [--svg F]` (it sets SEGWIRE_BUILD), or
 directly with `--build DIR`. Needs root. Every namespace carries this process's id (testbed's
