@@ -103,7 +103,7 @@ struct HandshakeConfig {
     uint32_t per_source_percent = 25;
     // Handshakes a packet from outside may start per second and source (each answered with a
     // signed SYN-ACK, or a UDP SYN-ACK / RESET): bounds reflection onto a forged source. 0 = off.
-    uint32_t answers_per_source = 2000;
+    uint32_t answers_per_source = 20000;
     uint32_t max_handshakes = 16384;  // concurrent handshakes per worker
     uint32_t peer_cache = 4096;
     uint32_t key_cache = 4096;
