@@ -552,7 +552,13 @@ bool Stage::park(Pkt &k, SlowJob *job) {
         job->pos = k.pos;
         job->flow_created = f.created_tsc;
         job->share = share_of(k.pos, f);
-        if (!share_.take(SourceShare::kJobs, job->share)) {
+        DropReason refused = DropReason::None;
+        if (!share_.take(SourceShare::kJobs, job->share))
+            refused = DropReason::SourceShare;
+        else if (rte_ring_sp_enqueue(idr_->slow_req[id_], job) != 0)
+            refused = DropReason::SlowpathBusy;
+        if (refused != DropReason::None) {
+            if (refused == DropReason::SlowpathBusy) share_.give(SourceShare::kJobs, job->share);
             job->share = SourceShare::kNoBucket;
             if (PeerIdentity *t = job->target) {  // a retag that never left: give its pin back
                 job->target = nullptr;
@@ -560,19 +566,7 @@ bool Stage::park(Pkt &k, SlowJob *job) {
                 unpin(t);
             }
             free_jobs_.push_back(job);
-            drop(k, DropReason::SourceShare);
-            return false;
-        }
-        if (rte_ring_sp_enqueue(idr_->slow_req[id_], job) != 0) {
-            share_.give(SourceShare::kJobs, job->share);
-            job->share = SourceShare::kNoBucket;
-            if (PeerIdentity *t = job->target) {  // a retag that never left: give its pin back
-                job->target = nullptr;
-                t->retag_pending = false;
-                unpin(t);
-            }
-            free_jobs_.push_back(job);
-            drop(k, DropReason::SlowpathBusy);
+            drop(k, refused);
             return false;
         }
         ids_.slow_jobs.add();

@@ -75,7 +75,8 @@ bool verified_peer(Ctx &c) {
     const DropReason why =
         c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked : c.refusal();
     c.record(why, DecisionFrom::kEmpty, PeerFrom::kNone);
-    if (c.s.auth != Auth::kNew || !c.ctl_is(UdpCtl::kSyn)) {
+    // A revoked certificate's claims verified: a real (revoked) peer, refused wherever it speaks.
+    if (c.peer() != PeerAnswer::kRevoked && (c.s.auth != Auth::kNew || !c.ctl_is(UdpCtl::kSyn))) {
         c.drop(why);
         return false;
     }

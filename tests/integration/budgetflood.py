@@ -24,7 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
-from synflood import Forger, csum  # noqa: E402
+from synflood import Forger, csum, send_frame  # noqa: E402
 
 
 def mac(s):
@@ -123,16 +123,7 @@ def main():
     sent = {k: 0 for k in kinds}
 
     def send(f):
-        while True:
-            try:
-                s.send(f)
-                return
-            except BlockingIOError:
-                continue
-            except OSError as e:
-                if e.errno == 105:  # ENOBUFS: the qdisc is full, try again
-                    continue
-                raise
+        send_frame(s, f)
 
     start = time.monotonic()
     i = 0

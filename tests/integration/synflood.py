@@ -43,6 +43,20 @@ def csum(data):
     return ~s & 0xFFFF
 
 
+def send_frame(s, frame):
+    """Sends one frame out of AF_PACKET socket `s`, again while the kernel has no buffer for it."""
+    while True:
+        try:
+            s.send(frame)
+            return
+        except (BlockingIOError, InterruptedError):
+            continue
+        except OSError as e:
+            if e.errno == 105:  # ENOBUFS: the qdisc is full, try again
+                continue
+            raise
+
+
 class Forger:
     def __init__(self, template, src_mac, src_base, variants, seed, forge="mixed", sources=0):
         t = bytearray(template)
@@ -143,16 +157,7 @@ def main():
             continue
         frames = [g.frame(sent + i) for i in range(int(line))]
         for f in frames:  # prebuilt: the sending loop is as tight as Python gets
-            while True:
-                try:
-                    s.send(f)
-                    break
-                except BlockingIOError:
-                    continue
-                except OSError as e:
-                    if e.errno == 105:  # ENOBUFS: the qdisc is full, try again
-                        continue
-                    raise
+            send_frame(s, f)
         sent += len(frames)
         print(json.dumps({"sent": sent}), flush=True)
 

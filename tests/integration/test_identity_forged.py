@@ -1,6 +1,7 @@
 """Claims that must be refused: an enforcer whose certificate nobody trusts, a tampered signature,
 an expired certificate. Each is refused by the server-side enforcer with the reason named. And
 segments an attacker on the wire forges: a flood of SYNs, a confirmation with a wrong MAC_cf."""
+import hashlib
 import json
 import signal
 import struct
@@ -76,6 +77,15 @@ def fix_tcp_checksum(frame):
     return frame[:l4] + bytes(seg) + frame[l3 + total:]
 
 
+def fresh_nonce(frame, total, seed):
+    """Gives a captured identity SYN its own client nonce (token bytes 2..17; the last 2 payload
+    bytes are the token length): a nonce B has seen is refused as a replay (`syn-replayed`)
+    before its claims are looked at, which is not what these tests are about."""
+    end = 14 + total
+    tok = end - struct.unpack("!H", frame[end - 2:end])[0]
+    frame[tok + 2:tok + 18] = hashlib.sha256(f"nonce-{seed}".encode()).digest()[:16]
+
+
 def test_tampered_signature_refused():
     with IdentityBed() as bed:
         pf = bed.write_policy(policy())
@@ -93,6 +103,7 @@ def test_tampered_signature_refused():
         syn[l4:l4 + 2] = struct.pack("!H", 40999)
         total = struct.unpack("!H", syn[16:18])[0]
         syn[14 + total - 2 - 10] ^= 0x01
+        fresh_nonce(syn, total, "tampered")
         forged = fix_tcp_checksum(bytes(syn))
         bed.wire.run(f"python3 {HERE / 'rawcap.py'} --iface {wb} --send {forged.hex()}")
         refused_with(b, "claims-invalid/bad signature")
@@ -120,6 +131,7 @@ def test_flood_of_forged_syns_does_not_stall_an_established_transfer():
             f = bytearray(syn)
             f[l4:l4 + 2] = struct.pack("!H", 20000 + i)
             f[14 + total - 2 - 10:14 + total - 2 - 8] = struct.pack("!H", i)
+            fresh_nonce(f, total, i)
             frames.append(fix_tcp_checksum(bytes(f)).hex())
         flood_file = bed.workdir / "flood.txt"
         flood_file.write_text("\n".join(frames))
