@@ -24,6 +24,8 @@ using namespace segwire::control::dns;
 
 namespace {
 
+namespace dp = segwire::dp::dns;
+
 bool same(const DnsResponse &a, const DnsResponse &b) {
     if (a.rcode != b.rcode || a.id != b.id || a.tc != b.tc || a.qtype != b.qtype ||
         a.cname_count != b.cname_count || a.addr_count != b.addr_count || a.min_ttl != b.min_ttl ||
@@ -40,7 +42,6 @@ bool same(const DnsResponse &a, const DnsResponse &b) {
 
 // The question as the worker reads it, against the parser's: same fields, same name.
 void check_question(std::span<const uint8_t> msg, const DnsResponse &r) {
-    namespace dp = segwire::dp::dns;
     dp::Question q;
     if (dp::read_question(msg, q) != dp::QuestionStatus::kOk) __builtin_trap();
     if (q.id != r.id || !q.response || q.rcode != r.rcode || q.truncated != r.tc ||
@@ -59,13 +60,12 @@ void check_question(std::span<const uint8_t> msg, const DnsResponse &r) {
 }
 
 // The worker's reader on any bytes (a query from a workload, an answer from anywhere): what it
-// accepts is inside the message and well formed; the lower-cased copy is the same name.
-void check_reader(std::span<const uint8_t> msg) {
-    namespace dp = segwire::dp::dns;
-    dp::Question q;
+// accepts is inside the message and well formed; the lower-cased copy is the same name. Returns
+// whether it accepted the message (q then holds what it read).
+bool check_reader(std::span<const uint8_t> msg, dp::Question &q) {
     const dp::QuestionStatus st = dp::read_question(msg, q);
     if (st > dp::QuestionStatus::kBadName) __builtin_trap();
-    if (st != dp::QuestionStatus::kOk) return;
+    if (st != dp::QuestionStatus::kOk) return false;
     const dp::WireName &n = q.name;
     if (n.p != msg.data() + 12 || n.len == 0 || n.len > dp::kMaxWireName ||
         12u + n.len + 4 > msg.size() || n.p[n.len - 1] != 0)
@@ -84,6 +84,16 @@ void check_reader(std::span<const uint8_t> msg) {
     if (!dp::same_name(n, dp::WireName{low, n.len})) __builtin_trap();
     for (size_t k = 0; k < n.len; ++k)
         if (low[k] >= 'A' && low[k] <= 'Z') __builtin_trap();
+    return true;
+}
+
+// same_name on two names the reader accepted (the message read as UDP and as TCP): the same answer
+// as comparing their lower-cased copies.
+void check_same_name(const dp::WireName &a, const dp::WireName &b) {
+    uint8_t la[dp::kMaxWireName], lb[dp::kMaxWireName];
+    const bool want =
+        dp::lower_name(a, la) == dp::lower_name(b, lb) && std::memcmp(la, lb, a.len) == 0;
+    if (dp::same_name(a, b) != want || dp::same_name(b, a) != want) __builtin_trap();
 }
 
 void check_one(std::span<const uint8_t> msg) {
@@ -108,15 +118,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const std::span<const uint8_t> in(buf.get(), size);
 
     check_one(in);
-    check_reader(in);
+    dp::Question q_udp, q_tcp;
+    const bool udp_ok = check_reader(in, q_udp);
 
     // The worker's TCP framing: the message bytes present after the length prefix.
     std::span<const uint8_t> part;
-    if (segwire::dp::dns::tcp_message(in, part)) {
+    if (dp::tcp_message(in, part)) {
         if (size < 2 || part.data() != buf.get() + 2 ||
             part.size() != std::min<size_t>(size - 2, (size_t{in[0]} << 8) | in[1]))
             __builtin_trap();
-        check_reader(part);
+        if (check_reader(part, q_tcp) && udp_ok) check_same_name(q_udp.name, q_tcp.name);
     } else if (size >= 2) {
         __builtin_trap();
     }

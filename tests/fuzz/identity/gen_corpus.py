@@ -8,9 +8,9 @@ machine, configuration, operation count, operations, then the answers that are n
 one (0), in the order the needs come. Deterministic: running it again rewrites the same bytes.
 Usage: python3 gen_corpus.py
 """
-import hashlib
 import os
 import random
+import re
 
 TCP, UDP, PLAIN = 0, 1, 2
 IN, OUT = 0, 1
@@ -153,8 +153,10 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     out = os.path.join(here, "corpus")
     os.makedirs(out, exist_ok=True)
+    # Seeds only: the SHA-1-named files are libFuzzer's, kept by tools/fuzz (docs/fuzzing.md).
     for f in os.listdir(out):
-        os.remove(os.path.join(out, f))
+        if not re.fullmatch(r"[0-9a-f]{40}", f):
+            os.remove(os.path.join(out, f))
     rng = random.Random(9868)
     for i in range(24):  # a few random inputs too
         SEEDS["random_%02d" % i] = bytes(rng.randrange(256) for _ in range(rng.randrange(8, 160)))
