@@ -17,6 +17,8 @@
 //     not trapped, and any other leak traps.
 //  5. The needs protocol holds: one fate per packet event, none for the others, at most 16 steps,
 //     no need asked twice, no action-list overflow, Result::next = the actions applied.
+//  6. A TCP server is remembered as having no enforcer only from a SYN-ACK that acknowledges the
+//     SYN (PacketFacts::acks_syn): a blind forgery must not teach it.
 //
 // Input: byte 0 picks the machine (TCP, UDP, plain), byte 1 is the configuration (bit 0: reject
 // by drop, bit 1: no free handshake context), byte 2 the length N of the operation stream; the next
@@ -334,6 +336,12 @@ void run_event(Model &m, const Event &ev, Facts fx, int pkt) {
                     CHECK(m.st.in_batch, "deferred without a batch");
                     m.deferred[m.ndeferred++] = pkt;
                     break;
+                case Act::kRememberPlainPeer:
+                    if (m.proto == Proto::kTcp)
+                        CHECK(ev.kind == EventKind::kPacket && fx.pkt.kind == TcpKind::kSynAck &&
+                                  fx.pkt.acks_syn,
+                              "a plain server remembered from a SYN-ACK that does not ack the SYN");
+                    break;
                 case Act::kQueueMacs:
                     ++fates;
                     CHECK(m.batch_pkt < 0, "two batch ops for one flow");
@@ -421,7 +429,9 @@ int new_packet(Model &m) {
     pf.dns_reply = b3 & 1;
     pf.udp_len8 = pf.ctl != UdpCtl::kNone || (b3 & 2);
     pf.icmp_control = b3 & 4;
-    if (m.proto != Proto::kTcp) pf.kind = TcpKind::kOther, pf.opt = TcpOpt::kNoExp;
+    pf.acks_syn = b3 & 8;
+    if (m.proto != Proto::kTcp)
+        pf.kind = TcpKind::kOther, pf.opt = TcpOpt::kNoExp, pf.acks_syn = false;
     if (m.proto != Proto::kUdp) pf.ctl = UdpCtl::kNone, pf.udp_len8 = false;
     const int id = m.npkts++;
     m.pkts[id] = Packet{};

@@ -21,10 +21,11 @@ C_NONE, C_MALFORMED, C_SYN, C_SYNACK, C_ACK, C_REJECT, C_RESET = range(7)
 
 
 def pkt(arrival, kind=OTHER, opt=NOEXP, token=T_BAD, ctl=C_NONE, mac=0, nc=0, ns=0, dns=0,
-        len8=0, icmp=0):
+        len8=0, icmp=0, acks=0):
+    # acks: a TCP SYN-ACK whose ACK number acknowledges the SYN A recorded (not a blind forgery).
     return [0, arrival | kind << 1 | opt << 3,
             token | ctl << 2 | mac << 5 | nc << 6 | ns << 7,
-            dns | len8 << 1 | icmp << 2]
+            dns | len8 << 1 | icmp << 2 | acks << 3]
 
 
 def time(ms):
@@ -86,7 +87,9 @@ SEEDS = {
         pkt(IN, SYN), pkt(IN, SYN), pkt(OUT, SYNACK, O_SYNACK, T_SYNACK), BATCH, pkt(IN),
         pkt(OUT), pkt(OUT, SYNACK, token=T_SYNACK, ns=1), pkt(OUT, OTHER, O_CONFIRM, mac=1),
         pkt(OUT, OTHER, O_CONFIRM, mac=1), pkt(IN), EXPIRE]),
-    "tcp_a_plain_server": seed(TCP, [pkt(IN, SYN), pkt(IN), pkt(OUT, SYNACK), pkt(OUT)]),
+    "tcp_a_plain_server": seed(TCP, [pkt(IN, SYN), pkt(IN), pkt(OUT, SYNACK, acks=1), pkt(OUT)]),
+    "tcp_a_plain_synack_blind": seed(TCP, [pkt(IN, SYN), pkt(OUT, SYNACK), pkt(OUT, SYNACK, acks=1),
+                                           pkt(OUT)]),
     "tcp_a_forged_synack": seed(TCP, [
         pkt(IN, SYN), pkt(OUT, SYNACK, O_SYNACK, T_SYNACK), BATCH], [0, 0, 0, 0, 0, 0, 0, 0, 1]),
     "tcp_a_rules_reject": seed(TCP, [
