@@ -22,8 +22,9 @@
 //  7. A flow is removed (RemoveFlow) only by a TCP flow's half-open deadline, a timer event in
 //     ClientSyn, ServerSyn or ServerSynAck: never an authorized flow. Its held packets get their
 //     fate first (invariant 2); the model then forgets the flow.
-//  8. No peer is pinned from a replayed SYN (a TCP SYN or UDP SYN datagram from outside whose
-//     client nonce opened another flow, PacketFacts::nonce_seen).
+//  8. No peer identity is pinned from a replayed SYN (a TCP SYN token or UDP SYN datagram from
+//     outside whose client nonce opened another flow, PacketFacts::nonce_seen; the model sets the
+//     fact only where the adapter can).
 //
 // Input: byte 0 picks the machine (TCP, UDP, plain), byte 1 is the configuration (bit 0: reject
 // by drop, bit 1: no free handshake context, bit 2: for want of the source's share), byte 2 the
@@ -343,14 +344,11 @@ void run_event(Model &m, const Event &ev, Facts fx, int pkt) {
                     CHECK(m.st.in_batch, "deferred without a batch");
                     m.deferred[m.ndeferred++] = pkt;
                     break;
-                case Act::kSetPeer: {
-                    const bool syn = m.proto == Proto::kTcp ? fx.pkt.kind == TcpKind::kSyn
-                                                            : fx.pkt.ctl == UdpCtl::kSyn;
-                    CHECK(!(ev.kind == EventKind::kPacket && fx.pkt.arrival == Arrival::kOutside &&
-                            syn && fx.pkt.nonce_seen),
+                case Act::kSetPeer:
+                    CHECK(!(PeerFrom(a.a) == PeerFrom::kLooked && ev.kind == EventKind::kPacket &&
+                            fx.pkt.nonce_seen),
                           "a peer pinned from a replayed SYN");
                     break;
-                }
                 case Act::kRemoveFlow:
                     CHECK(m.proto == Proto::kTcp && ev.kind == EventKind::kTimer &&
                               (start.auth == Auth::kClientSyn || start.auth == Auth::kServerSyn ||
@@ -453,10 +451,14 @@ int new_packet(Model &m) {
     pf.udp_len8 = pf.ctl != UdpCtl::kNone || (b3 & 2);
     pf.icmp_control = b3 & 4;
     pf.acks_syn = b3 & 8;
-    pf.nonce_seen = b3 & 16;
+    pf.nonce_seen = b3 & 16;  // set below only where the adapter can set it
     if (m.proto != Proto::kTcp)
         pf.kind = TcpKind::kOther, pf.opt = TcpOpt::kNoExp, pf.acks_syn = false;
     if (m.proto != Proto::kUdp) pf.ctl = UdpCtl::kNone, pf.udp_len8 = false;
+    // The adapter looks a nonce up only in a SYN token from outside (tcp_parse, udp_parse).
+    const bool syn_token =
+        m.proto == Proto::kTcp ? pf.token == Token::kSyn : pf.ctl == UdpCtl::kSyn;
+    if (!syn_token || pf.arrival != Arrival::kOutside) pf.nonce_seen = false;
     const int id = m.npkts++;
     m.pkts[id] = Packet{};
     m.pkts[id].pf = pf;
