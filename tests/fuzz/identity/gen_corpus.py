@@ -151,6 +151,9 @@ SEEDS = {
     "udp_b_reset_timeout": seed(UDP, [pkt(OUT), time(1400), TIMER, pkt(OUT)]),
     "udp_b_reset_then_own_pu": seed(UDP, [pkt(OUT), pkt(IN), pkt(OUT, ctl=C_SYNACK)]),
     "udp_b_refused_claims": seed(UDP, [pkt(OUT, ctl=C_SYN), pkt(OUT, ctl=C_SYN)], [0, 3]),
+    "udp_b_beside_authorized_expires": seed(UDP, [
+        pkt(OUT, ctl=C_SYN), BATCH, pkt(OUT, ctl=C_ACK, mac=1), pkt(IN), pkt(OUT, ctl=C_SYN), BATCH,
+        pkt(IN), time(1400), TIMER, pkt(IN)]),
     "udp_b_replayed_syn": seed(UDP, [pkt(OUT, ctl=C_SYN, seen=1), pkt(OUT, ctl=C_SYN), BATCH,
                                      pkt(OUT, ctl=C_ACK, mac=1)]),
     "udp_b_slow_path": seed(UDP, [pkt(OUT, ctl=C_SYN), pkt(OUT), SLOW, BATCH,
