@@ -4,7 +4,11 @@
 // check_dns_response, and parsing must not depend on the output struct's previous contents. The
 // worker's reader of the header and question (dataplane/dns/question.hpp, which matches answers to
 // queries) must agree with it: every response the parser accepts has the same ID, type, class and
-// name there. A violation traps, so the fuzzer records the input as a crash.
+// name there. That reader runs on the packet path for every DNS packet, so it also gets every input
+// on its own (and through its TCP framing, tcp_message): a name it accepts lies inside the message
+// and is well formed, and lower_name/same_name agree. A violation traps, so the fuzzer records the
+// input as a crash.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +23,8 @@
 using namespace segwire::control::dns;
 
 namespace {
+
+namespace dp = segwire::dp::dns;
 
 bool same(const DnsResponse &a, const DnsResponse &b) {
     if (a.rcode != b.rcode || a.id != b.id || a.tc != b.tc || a.qtype != b.qtype ||
@@ -36,7 +42,6 @@ bool same(const DnsResponse &a, const DnsResponse &b) {
 
 // The question as the worker reads it, against the parser's: same fields, same name.
 void check_question(std::span<const uint8_t> msg, const DnsResponse &r) {
-    namespace dp = segwire::dp::dns;
     dp::Question q;
     if (dp::read_question(msg, q) != dp::QuestionStatus::kOk) __builtin_trap();
     if (q.id != r.id || !q.response || q.rcode != r.rcode || q.truncated != r.tc ||
@@ -52,6 +57,50 @@ void check_question(std::span<const uint8_t> msg, const DnsResponse &r) {
         }
     }
     if (std::string_view(text, n) != r.resolved_name.view()) __builtin_trap();
+}
+
+// same_name on two names of the same wire form: the same answer as comparing their lower-cased
+// copies.
+void check_same_name(const dp::WireName &a, const dp::WireName &b) {
+    uint8_t la[dp::kMaxWireName], lb[dp::kMaxWireName];
+    const bool want =
+        dp::lower_name(a, la) == dp::lower_name(b, lb) && std::memcmp(la, lb, a.len) == 0;
+    if (dp::same_name(a, b) != want || dp::same_name(b, a) != want) __builtin_trap();
+}
+
+// The worker's reader on any bytes (a query from a workload, an answer from anywhere): what it
+// accepts is inside the message and well formed; the lower-cased copy is the same name. Returns
+// whether it accepted the message (q then holds what it read).
+bool check_reader(std::span<const uint8_t> msg, dp::Question &q) {
+    const dp::QuestionStatus st = dp::read_question(msg, q);
+    if (st > dp::QuestionStatus::kBadName) __builtin_trap();
+    if (st != dp::QuestionStatus::kOk) return false;
+    const dp::WireName &n = q.name;
+    if (n.p != msg.data() + 12 || n.len == 0 || n.len > dp::kMaxWireName ||
+        12u + n.len + 4 > msg.size() || n.p[n.len - 1] != 0)
+        __builtin_trap();
+    size_t i = 0;
+    while (n.p[i] != 0) {
+        if (n.p[i] > 63) __builtin_trap();
+        for (size_t k = 1; k <= n.p[i]; ++k)
+            if (n.p[i + k] <= 0x20 || n.p[i + k] >= 0x7f || n.p[i + k] == '.') __builtin_trap();
+        i += 1 + n.p[i];
+        if (i >= n.len) __builtin_trap();
+    }
+    if (i + 1 != n.len) __builtin_trap();
+    uint8_t low[dp::kMaxWireName];
+    if (dp::lower_name(n, low) != n.len) __builtin_trap();
+    if (!dp::same_name(n, dp::WireName{low, n.len})) __builtin_trap();
+    for (size_t k = 0; k < n.len; ++k)
+        if (low[k] >= 'A' && low[k] <= 'Z') __builtin_trap();
+    // Against a copy with one byte changed - which one and how (its case, or another value) taken
+    // from the message's last byte.
+    uint8_t other[dp::kMaxWireName];
+    std::memcpy(other, n.p, n.len);
+    const uint8_t k = msg.back();
+    other[k % n.len] ^= (k & 1) ? 0x20 : static_cast<uint8_t>(1 + (k >> 1));
+    check_same_name(n, dp::WireName{other, n.len});
+    return true;
 }
 
 void check_one(std::span<const uint8_t> msg) {
@@ -76,12 +125,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const std::span<const uint8_t> in(buf.get(), size);
 
     check_one(in);
+    dp::Question q_udp, q_tcp;
+    const bool udp_ok = check_reader(in, q_udp);
+
+    // The worker's TCP framing: the message bytes present after the length prefix.
+    std::span<const uint8_t> part;
+    if (dp::tcp_message(in, part)) {
+        if (size < 2 || part.data() != buf.get() + 2 ||
+            part.size() != std::min<size_t>(size - 2, (size_t{in[0]} << 8) | in[1]))
+            __builtin_trap();
+        if (check_reader(part, q_tcp) && udp_ok) check_same_name(q_udp.name, q_tcp.name);
+    } else if (size >= 2) {
+        __builtin_trap();
+    }
 
     std::span<const uint8_t> msg;
     const DnsStatus t = dns_from_tcp_payload(in, msg);
     if (t == DnsStatus::Ok || t == DnsStatus::TrailingData) {
         if (msg.data() != buf.get() + 2 || msg.size() + 2 > size) __builtin_trap();
         if ((t == DnsStatus::Ok) != (msg.size() + 2 == size)) __builtin_trap();
+        if (part.data() != msg.data() || part.size() != msg.size()) __builtin_trap();
         check_one(msg);
     } else if (t != DnsStatus::Incomplete) {
         __builtin_trap();

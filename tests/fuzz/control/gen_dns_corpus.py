@@ -3,7 +3,9 @@
 
 DNS responses that reach every part of parse_dns_response(): A/AAAA answers, a compressed CNAME
 chain with records out of order, unrelated records, NXDOMAIN with an authority section, a TCP-framed
-response, and a few malformed ones near the checks (pointer loop, forward pointer, long label).
+response, responses at and one past each capacity limit (CNAME hops, addresses, CNAME records,
+compression pointer hops), and a few malformed ones near the checks (pointer loop, forward
+pointer, long label).
 Deterministic: running it again rewrites the same bytes. Usage: python3 gen_dns_corpus.py
 """
 import os
@@ -54,6 +56,45 @@ def chain_out_of_order():
     return m
 
 
+def cname_chain(hops):
+    # www.example.com CNAME c1.example.com CNAME ... c<hops>.example.com A: kMaxCnames (8) hops are
+    # followed, one more and the list is marked truncated.
+    m = header(an=hops + 1) + question(Q)
+    owner = ptr(12)
+    for i in range(1, hops + 1):
+        target = labels(f"c{i}.example.com")
+        target_off = len(m) + len(owner) + 10
+        m += rr(owner, 5, 60, target)
+        owner = ptr(target_off)
+    return m + rr(owner, 1, 60, V4)
+
+
+def many_addresses(n):
+    # n different A records for the question name: kMaxAddrs (16) are kept, the rest truncated.
+    m = header(an=n) + question(Q)
+    for i in range(n):
+        m += rr(ptr(12), 1, 60, bytes([192, 0, 2, i + 1]))
+    return m
+
+
+def many_cname_records(n):
+    # n CNAME records of unrelated owners: kMaxCnameRecords (32) are indexed, the rest truncated.
+    m = header(an=n) + question(Q)
+    for i in range(n):
+        m += rr(labels(f"o{i}.example.org"), 5, 60, ptr(12))
+    return m
+
+
+def pointer_hops(hops):
+    # An owner name reached through `hops` compression pointers, each pointing further back (the
+    # first to the question name): kMaxPointerHops (16) are followed, one more is BadPointer.
+    m = header(an=2) + question(Q)
+    rdata_off = len(m) + 2 + 10  # the first record's RDATA, after its owner ptr(12) and fixed part
+    chain = ptr(12) + b"".join(ptr(rdata_off + 2 * k) for k in range(hops - 2))
+    m += rr(ptr(12), 16, 60, chain)  # TXT: the parser does not read its RDATA
+    return m + rr(ptr(rdata_off + 2 * (hops - 2)), 1, 60, V4)
+
+
 SEEDS = {
     "a_single": header(an=1) + question(Q) + rr(ptr(12), 1, 300, V4),
     "aaaa_two": header(an=2) + question(Q, 28) + rr(ptr(12), 28, 30, V6) + rr(ptr(12), 28, 40, V6[:15] + b"\x02"),
@@ -66,6 +107,14 @@ SEEDS = {
     + rr(ptr(16), 6, 900, labels("ns1.example.com") + labels("hostmaster.example.com") + bytes(20)),
     "tcp_framed_a": (lambda m: struct.pack("!H", len(m)) + m)(header(an=1) + question(Q) + rr(ptr(12), 1, 300, V4)),
     "tc_flag_empty": header(flags=0x8380) + question(Q),
+    # at and just past the capacity limits
+    "cname_chain_8": cname_chain(8),
+    "cname_chain_9_truncated": cname_chain(9),
+    "a_16_addresses": many_addresses(16),
+    "a_17_addresses_truncated": many_addresses(17),
+    "cname_records_33_truncated": many_cname_records(33),
+    "pointer_hops_16": pointer_hops(16),
+    "bad_pointer_hops_17": pointer_hops(17),
     # malformed
     "bad_pointer_loop": header(an=1) + question(Q) + ptr(33) + struct.pack("!HHIH", 1, 1, 1, 4) + V4,
     "bad_forward_pointer": header(an=1) + question(Q) + ptr(200) + struct.pack("!HHIH", 1, 1, 1, 4) + V4,

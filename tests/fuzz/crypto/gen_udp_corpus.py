@@ -97,6 +97,7 @@ SEEDS = {
     # bare message bodies (the target also reads the input as a body)
     "body_synack": seed(4 * 9, token(SYNACK, claims(33))),
     "body_reject": seed(0, reject(9)),
+    "confirm_is_tcp_only": seed(0, surplus(exp_option(bytes([VERSION, 6]) + MAC))),  # BadType
 }
 
 

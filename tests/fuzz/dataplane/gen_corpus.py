@@ -91,6 +91,11 @@ SEEDS = {
     "bad_ipv4_frag_reserved": eth(0x0800, ipv4(6, tcp(), frag=0x8000)),
     "bad_v6_hbh_not_first": eth(0x86dd, ipv6(6, tcp(), ext=[(60, 8), (0, 8)])),
     "bad_vlan_three_tags": eth(0x0800, ipv4(17, udp()), tags=[(0x88a8, 1), (0x8100, 2), (0x8100, 3)]),
+    # at and one past the extension header limit (kMaxExtHeaders = 8), the ninth of each kind
+    "v6_eight_ext_headers": eth(0x86dd, ipv6(6, tcp(), ext=[(0, 8)] + [(60, 8)] * 7)),
+    "bad_v6_ninth_ext_header_dstopts": eth(0x86dd, ipv6(6, tcp(), ext=[(0, 8)] + [(60, 8)] * 8)),
+    "bad_v6_ninth_ext_header_ah": eth(0x86dd, ipv6(6, tcp(), ext=[(0, 8)] + [(60, 8)] * 7 + [(51, 16)])),
+    "bad_v6_ninth_ext_header_fragment": eth(0x86dd, ipv6(6, tcp(), ext=[(0, 8)] + [(60, 8)] * 7 + [(44, 8, 0)])),
 }
 
 

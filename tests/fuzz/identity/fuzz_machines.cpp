@@ -17,14 +17,22 @@
 //     not trapped, and any other leak traps.
 //  5. The needs protocol holds: one fate per packet event, none for the others, at most 16 steps,
 //     no need asked twice, no action-list overflow, Result::next = the actions applied.
+//  6. A TCP server is remembered as having no enforcer only from a SYN-ACK that acknowledges the
+//     SYN (PacketFacts::acks_syn): a blind forgery must not teach it.
+//  7. A flow is removed (RemoveFlow) only by a TCP flow's half-open deadline, a timer event in
+//     ClientSyn, ServerSyn or ServerSynAck: never an authorized flow. Its held packets get their
+//     fate first (invariant 2); the model then forgets the flow.
+//  8. No peer identity is pinned from a replayed SYN (a TCP SYN token or UDP SYN datagram from
+//     outside whose client nonce opened another flow, PacketFacts::nonce_seen; the model sets the
+//     fact only where the adapter can).
 //
 // Input: byte 0 picks the machine (TCP, UDP, plain), byte 1 is the configuration (bit 0: reject
-// by drop, bit 1: no free handshake context), byte 2 the length N of the operation stream; the next
-// N bytes are operations (an opcode byte and its operands), everything after them is the answer
-// stream: each need, each slow-path hand-off and each HMAC batch takes the next answer byte, and
-// 0 (also when the stream is used up) is always the successful answer. So a seed is a list of
-// operations plus the answers that deviate, in the order the needs come
-// (tests/fuzz/identity/gen_corpus.py).
+// by drop, bit 1: no free handshake context, bit 2: for want of the source's share), byte 2 the
+// length N of the operation stream; the next N bytes are operations (an opcode byte and its
+// operands), everything after them is the answer stream: each need, each slow-path hand-off and
+// each HMAC batch takes the next answer byte, and 0 (also when the stream is used up) is always the
+// successful answer. So a seed is a list of operations plus the answers that deviate, in the order
+// the needs come (tests/fuzz/identity/gen_corpus.py).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -93,6 +101,8 @@ struct Model {
     FlowState st;
     bool reject_with_rst = true;
     bool hs_pool = true;
+    DropReason hs_refusal = DropReason::SlowpathBusy;
+    bool removed = false;  // the last event removed the flow (RemoveFlow)
     Packet pkts[kMaxPackets];
     int npkts = 0;
     int hold[kHoldPerFlow];
@@ -334,6 +344,24 @@ void run_event(Model &m, const Event &ev, Facts fx, int pkt) {
                     CHECK(m.st.in_batch, "deferred without a batch");
                     m.deferred[m.ndeferred++] = pkt;
                     break;
+                case Act::kSetPeer:
+                    CHECK(!(PeerFrom(a.a) == PeerFrom::kLooked && ev.kind == EventKind::kPacket &&
+                            fx.pkt.nonce_seen),
+                          "a peer pinned from a replayed SYN");
+                    break;
+                case Act::kRemoveFlow:
+                    CHECK(m.proto == Proto::kTcp && ev.kind == EventKind::kTimer &&
+                              (start.auth == Auth::kClientSyn || start.auth == Auth::kServerSyn ||
+                               start.auth == Auth::kServerSynAck),
+                          "a flow removed other than by its half-open deadline");
+                    m.removed = true;
+                    break;
+                case Act::kRememberPlainPeer:
+                    if (m.proto == Proto::kTcp)
+                        CHECK(ev.kind == EventKind::kPacket && fx.pkt.kind == TcpKind::kSynAck &&
+                                  fx.pkt.acks_syn,
+                              "a plain server remembered from a SYN-ACK that does not ack the SYN");
+                    break;
                 case Act::kQueueMacs:
                     ++fates;
                     CHECK(m.batch_pkt < 0, "two batch ops for one flow");
@@ -369,6 +397,7 @@ Facts packet_facts(const Model &m, const PacketFacts &pf) {
     fx.since_send_ms = m.now_ms - m.sent_ms;
     fx.reject_with_rst = m.reject_with_rst;
     fx.hs_pool = m.hs_pool;
+    fx.hs_refusal = m.hs_refusal;
     return fx;
 }
 
@@ -421,8 +450,15 @@ int new_packet(Model &m) {
     pf.dns_reply = b3 & 1;
     pf.udp_len8 = pf.ctl != UdpCtl::kNone || (b3 & 2);
     pf.icmp_control = b3 & 4;
-    if (m.proto != Proto::kTcp) pf.kind = TcpKind::kOther, pf.opt = TcpOpt::kNoExp;
+    pf.acks_syn = b3 & 8;
+    pf.nonce_seen = b3 & 16;  // set below only where the adapter can set it
+    if (m.proto != Proto::kTcp)
+        pf.kind = TcpKind::kOther, pf.opt = TcpOpt::kNoExp, pf.acks_syn = false;
     if (m.proto != Proto::kUdp) pf.ctl = UdpCtl::kNone, pf.udp_len8 = false;
+    // The adapter looks a nonce up only in a SYN token from outside (tcp_parse, udp_parse).
+    const bool syn_token =
+        m.proto == Proto::kTcp ? pf.token == Token::kSyn : pf.ctl == UdpCtl::kSyn;
+    if (!syn_token || pf.arrival != Arrival::kOutside) pf.nonce_seen = false;
     const int id = m.npkts++;
     m.pkts[id] = Packet{};
     m.pkts[id].pf = pf;
@@ -453,6 +489,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     m.ans = Input{in.p + nops, in.n - nops};
     m.reject_with_rst = !(cfg & 1);
     m.hs_pool = !(cfg & 2);
+    m.hs_refusal = (cfg & 4) ? DropReason::SourceShare : DropReason::SlowpathBusy;
 
     while (m.ops.more()) {
         const uint8_t op = m.ops.byte();
@@ -467,13 +504,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             case 1:
                 m.now_ms += uint32_t(m.ops.byte()) * 10u;
                 break;
-            case 2:
-                if (m.proto == Proto::kUdp && (m.armed || (op & 8))) {
+            case 2:  // housekeeping reaches the armed context (UDP waits, TCP half-open deadline)
+                if (m.proto != Proto::kPlain && (m.armed || (op & 8))) {
                     Facts fx;
                     fx.elapsed_ms = m.now_ms - m.armed_ms;
                     fx.tries = m.tries;
                     fx.timer_stale = !m.armed;
                     run_event(m, Event{EventKind::kTimer, BatchOp::kClientCheckSynAck}, fx, -1);
+                    if (m.removed) {  // the flow is gone: the next packet makes a new one
+                        m.st = FlowState{};
+                        m.armed = false;
+                        m.removed = false;
+                    }
                 }
                 break;
             case 3: {

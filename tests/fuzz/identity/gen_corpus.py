@@ -8,9 +8,9 @@ machine, configuration, operation count, operations, then the answers that are n
 one (0), in the order the needs come. Deterministic: running it again rewrites the same bytes.
 Usage: python3 gen_corpus.py
 """
-import hashlib
 import os
 import random
+import re
 
 TCP, UDP, PLAIN = 0, 1, 2
 IN, OUT = 0, 1
@@ -21,10 +21,12 @@ C_NONE, C_MALFORMED, C_SYN, C_SYNACK, C_ACK, C_REJECT, C_RESET = range(7)
 
 
 def pkt(arrival, kind=OTHER, opt=NOEXP, token=T_BAD, ctl=C_NONE, mac=0, nc=0, ns=0, dns=0,
-        len8=0, icmp=0):
+        len8=0, icmp=0, acks=0, seen=0):
+    # acks: a TCP SYN-ACK whose ACK number acknowledges the SYN A recorded (not a blind forgery);
+    # seen: a SYN whose client nonce opened another flow (a replay).
     return [0, arrival | kind << 1 | opt << 3,
             token | ctl << 2 | mac << 5 | nc << 6 | ns << 7,
-            dns | len8 << 1 | icmp << 2]
+            dns | len8 << 1 | icmp << 2 | acks << 3 | seen << 4]
 
 
 def time(ms):
@@ -77,6 +79,17 @@ SEEDS = {
         BATCH, pkt(OUT, RST)], [0, 0, 1], cfg=1),
     "tcp_b_plain_syn_acl": seed(TCP, [pkt(OUT, SYN), pkt(OUT), pkt(IN)], [0, 1]),
     "tcp_b_no_context": seed(TCP, [pkt(OUT, SYN, O_SYN, T_SYN)], cfg=2),
+    "tcp_b_no_share": seed(TCP, [pkt(OUT, SYN, O_SYN, T_SYN)], cfg=6),
+    "tcp_b_replayed_syn": seed(TCP, [
+        pkt(OUT, SYN, O_SYN, T_SYN, seen=1), pkt(OUT, SYN, O_SYN, T_SYN), pkt(IN, SYNACK), BATCH,
+        pkt(OUT, SYN, O_SYN, T_SYN, nc=1, seen=1)]),
+    "tcp_b_half_open": seed(TCP, [
+        pkt(OUT, SYN, O_SYN, T_SYN), pkt(IN, SYNACK), BATCH, pkt(OUT), time(4900), TIMER,
+        time(200), TIMER, pkt(OUT, OTHER, O_ACK, mac=1), pkt(OUT, SYN, O_SYN, T_SYN)]),
+    "tcp_a_half_open": seed(TCP, [pkt(IN, SYN), pkt(IN), time(5000), TIMER, pkt(IN, SYN)]),
+    "tcp_authorized_keeps_timer": seed(TCP, [
+        pkt(IN, SYN), pkt(OUT, SYNACK, O_SYNACK, T_SYNACK), BATCH, pkt(IN),
+        pkt(OUT, OTHER, O_CONFIRM, mac=1), time(6000), TIMER, pkt(IN)]),
     "tcp_b_confirm_again": seed(TCP, [
         pkt(OUT, SYN, O_SYN, T_SYN), pkt(IN, SYNACK), BATCH, pkt(OUT, OTHER, O_ACK, mac=1),
         pkt(OUT, OTHER, O_ACK, mac=1), pkt(OUT, OTHER, O_ACK, mac=1)],
@@ -86,7 +99,9 @@ SEEDS = {
         pkt(IN, SYN), pkt(IN, SYN), pkt(OUT, SYNACK, O_SYNACK, T_SYNACK), BATCH, pkt(IN),
         pkt(OUT), pkt(OUT, SYNACK, token=T_SYNACK, ns=1), pkt(OUT, OTHER, O_CONFIRM, mac=1),
         pkt(OUT, OTHER, O_CONFIRM, mac=1), pkt(IN), EXPIRE]),
-    "tcp_a_plain_server": seed(TCP, [pkt(IN, SYN), pkt(IN), pkt(OUT, SYNACK), pkt(OUT)]),
+    "tcp_a_plain_server": seed(TCP, [pkt(IN, SYN), pkt(IN), pkt(OUT, SYNACK, acks=1), pkt(OUT)]),
+    "tcp_a_plain_synack_blind": seed(TCP, [pkt(IN, SYN), pkt(OUT, SYNACK), pkt(OUT, SYNACK, acks=1),
+                                           pkt(OUT)]),
     "tcp_a_forged_synack": seed(TCP, [
         pkt(IN, SYN), pkt(OUT, SYNACK, O_SYNACK, T_SYNACK), BATCH], [0, 0, 0, 0, 0, 0, 0, 0, 1]),
     "tcp_a_rules_reject": seed(TCP, [
@@ -136,6 +151,11 @@ SEEDS = {
     "udp_b_reset_timeout": seed(UDP, [pkt(OUT), time(1400), TIMER, pkt(OUT)]),
     "udp_b_reset_then_own_pu": seed(UDP, [pkt(OUT), pkt(IN), pkt(OUT, ctl=C_SYNACK)]),
     "udp_b_refused_claims": seed(UDP, [pkt(OUT, ctl=C_SYN), pkt(OUT, ctl=C_SYN)], [0, 3]),
+    "udp_b_beside_authorized_expires": seed(UDP, [
+        pkt(OUT, ctl=C_SYN), BATCH, pkt(OUT, ctl=C_ACK, mac=1), pkt(IN), pkt(OUT, ctl=C_SYN), BATCH,
+        pkt(IN), time(1400), TIMER, pkt(IN)]),
+    "udp_b_replayed_syn": seed(UDP, [pkt(OUT, ctl=C_SYN, seen=1), pkt(OUT, ctl=C_SYN), BATCH,
+                                     pkt(OUT, ctl=C_ACK, mac=1)]),
     "udp_b_slow_path": seed(UDP, [pkt(OUT, ctl=C_SYN), pkt(OUT), SLOW, BATCH,
                                   pkt(OUT, ctl=C_ACK, mac=1)], [0, 1]),
     "udp_restart_decided": seed(UDP, [
@@ -153,8 +173,10 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     out = os.path.join(here, "corpus")
     os.makedirs(out, exist_ok=True)
+    # Seeds only: the SHA-1-named files are libFuzzer's, kept by tools/fuzz (docs/fuzzing.md).
     for f in os.listdir(out):
-        os.remove(os.path.join(out, f))
+        if not re.fullmatch(r"[0-9a-f]{40}", f):
+            os.remove(os.path.join(out, f))
     rng = random.Random(9868)
     for i in range(24):  # a few random inputs too
         SEEDS["random_%02d" % i] = bytes(rng.randrange(256) for _ in range(rng.randrange(8, 160)))
