@@ -35,7 +35,7 @@ struct IdentityRuntime {
     uint32_t kept_control = 1024;
     uint32_t per_source_percent = 25;
     uint32_t answers_per_source_s = 20000;  // handshake.answers_per_source (0: unlimited)
-    uint32_t handshakes = 16384;           // concurrent handshakes per worker
+    uint32_t handshakes = 16384;            // concurrent handshakes per worker
     uint32_t peer_cache = 4096;
     uint32_t key_cache = 4096;
     // Seconds a derived session key stays in a worker's SessionKeyCache: key rotation + grace
