@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed import PROBE, IdentityBed, lab_policy, probe, probe_server, wait_for
+from testbed import PROBE, IdentityBed, UdpSteps, lab_policy, probe, probe_server, wait_for
 
 UDP_NETS = ["10.77.0.0/24", "fd77::/64"]
 
@@ -223,16 +223,9 @@ def test_forged_reset_does_not_interrupt_an_authorized_flow(lab):
     flow starts a handshake beside it but never ends it. The wire drops the control datagrams the
     client side would send for a fresh handshake, so a flow that depended on one would stop."""
     port = 7110  # this test's own: no other flow on it
-    p = lab.client.popen(f"python3 -u {PROBE} udp-steps --host 10.77.0.2 --port {port} --timeout 1 --tries 3",
-                         stdin=subprocess.PIPE)
-    assert json.loads(p.stdout.readline())["ready"]
-
-    def step():
-        p.stdin.write("\n")
-        p.stdin.flush()
-        return json.loads(p.stdout.readline())["ok"]
-
-    count, remove = None, None
+    steps = UdpSteps(lab, port)
+    step = steps.step
+    remove = None
     try:
         assert step()
         rows = [f for f in flow(lab.a, port) if f["auth"] == "ALLOWED"]
@@ -243,7 +236,7 @@ def test_forged_reset_does_not_interrupt_an_authorized_flow(lab):
                 (lab.b, "10.77.0.1", cport, "10.77.0.2", port, mac(lab.server, lab.server_if)),
                 (lab.a, "10.77.0.2", port, "10.77.0.1", cport, mac(lab.client, lab.client_if))):
             if sw is lab.a:  # A's fresh handshake cannot complete: its SYNs are dropped
-                count, remove = drop_rule(lab, f"ip saddr 10.77.0.1 udp dport {port} udp length 8")
+                _, remove = drop_rule(lab, f"ip saddr 10.77.0.1 udp dport {port} udp length 8")
             got = sw.identity()["udp_resets_received"]
             forged_reset(lab, src, sport, dst, dport, dst_mac)
             wait_for(lambda: sw.identity()["udp_resets_received"] > got, what="the forged RESET to arrive")
@@ -253,8 +246,7 @@ def test_forged_reset_does_not_interrupt_an_authorized_flow(lab):
     finally:
         if remove:
             remove()
-        p.stdin.close()
-        p.wait(timeout=10)
+        steps.close()
 
 
 def test_iperf3_udp(lab):
