@@ -302,6 +302,7 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
         {"peer_cache_misses", &S::peer_cache_misses},
         {"key_cache_hits", &S::key_cache_hits},
         {"key_cache_misses", &S::key_cache_misses},
+        {"key_failures_cached", &S::key_failures_cached},
         {"hmac_batches", &S::hmac_batches},
         {"hmac_jobs", &S::hmac_jobs},
         {"records", &S::records},

@@ -394,10 +394,14 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
             if (entry) {
                 ids_.key_cache_hits.add();
                 e.hk = &entry->key;
+                ans.key = KeyAnswer::kCached;
+            } else if (key_failed_->find(ck, now_unix_)) {
+                ids_.key_failures_cached.add();
+                ans.key = KeyAnswer::kFailed;
             } else {
                 ids_.key_cache_misses.add();
+                ans.key = KeyAnswer::kMissing;
             }
-            ans.key = entry != nullptr;
             return;
         }
         case NeedKind::kRules: {

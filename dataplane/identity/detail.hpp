@@ -174,7 +174,10 @@ class Ctx {
     DropReason peer_cut() noexcept { return fx_.peer_cut; }
     DropReason acl_refusal() noexcept { return ans().acl_refusal; }
     DropReason hs_refusal() noexcept { return fx_.hs_refusal; }
-    bool key() noexcept { return use(Field::kKey, 1, ans().key); }
+    KeyAnswer key() noexcept {
+        note(Field::kKey, kValue, u8(ans().key));
+        return ans().key;
+    }
     bool rules_accept() noexcept { return use(Field::kRulesAccept, 1, ans().rules_accept); }
     bool acl_accept() noexcept { return use(Field::kAclAccept, 1, ans().acl_accept); }
     bool nonce_ok() noexcept { return use(Field::kNonce, 1, ans().nonce); }
@@ -283,6 +286,23 @@ inline Need need_key(Role role) noexcept {
     Need n = need(NeedKind::kSessionKey);
     n.role = role;
     return n;
+}
+// The handshake's session key: true when cached (go on). Otherwise the packet is parked for the
+// slow path to derive it, or dropped when a derivation for this pair of keys failed within the
+// last minute (asking again would only loop between the worker and the slow path).
+template <class Ctx>
+bool session_key(Ctx &c, Role role) noexcept {
+    if (!c.ask(need_key(role))) return false;
+    switch (c.key()) {
+        case KeyAnswer::kCached:
+            return true;
+        case KeyAnswer::kFailed:
+            c.drop(DropReason::SessionKeyFailed);
+            return false;
+        default:
+            c.park(Job::kSessionKey, role);
+            return false;
+    }
 }
 inline Need need_nonce(NonceFor w) noexcept {
     Need n = need(NeedKind::kNonce);

@@ -197,6 +197,13 @@ enum class ConfirmationAnswer : uint8_t {
     kDue,     // kept, may be sent again
     kCount
 };
+enum class KeyAnswer : uint8_t {
+    kMissing,  // not cached: the slow path must derive it
+    kCached,
+    kFailed,  // the derivation failed for this pair of ephemeral keys within the last minute
+              // (the peer's key is one X25519 refuses): asking again would loop on the slow path
+    kCount
+};
 enum class SendAnswer : uint8_t {
     kSent,
     kNoToken,  // the message could not be written (token too large)
@@ -216,9 +223,9 @@ struct Answers {
     // kPeer, kRefused: the drop reason (a value the step passes on, not a branch): claims-invalid,
     // or a binding refusal (claims-unknown-pu, claims-pu-not-hosted, claims-address-mismatch).
     DropReason refusal = DropReason::ClaimsInvalid;
-    bool key = true;           // kSessionKey: cached
-    bool rules_accept = true;  // kRules: the decision's action is accept
-    bool acl_accept = true;    // kAcl: the decision's action is accept
+    KeyAnswer key = KeyAnswer::kCached;  // kSessionKey
+    bool rules_accept = true;            // kRules: the decision's action is accept
+    bool acl_accept = true;              // kAcl: the decision's action is accept
     // kAcl refused: why (a value passed on): policy-reject, or identity-required for a peer in
     // the profile's identityRequiredNetworks.
     DropReason acl_refusal = DropReason::PolicyReject;

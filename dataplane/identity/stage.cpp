@@ -53,6 +53,7 @@ bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_i
     plain_peers_ = std::make_unique<crypto::FixedCache<19, uint8_t>>(idr_->peer_cache);
     confirms_ = std::make_unique<crypto::FixedCache<8, Confirmation>>(idr_->handshakes);
     syn_nonces_ = std::make_unique<crypto::FixedCache<16, uint32_t>>(idr_->handshakes);
+    key_failed_ = std::make_unique<crypto::FixedCache<64, uint8_t>>(kKeyFailedEntries);
     if (!queries_.init("sw_dnsq_" + std::to_string(worker_id), idr_->dns_queries,
                        ms_tsc_ * idr_->dns_query_timeout_ms, SOCKET_ID_ANY, err))
         return false;
@@ -645,6 +646,13 @@ void Stage::poll_slowpath() {
                     client ? j->local_pub : j->peer_pub, client ? j->peer_pub : j->local_pub);
                 keys_->insert(ck, now_unix_ + idr_->session_key_lifetime_s, now_unix_).key = j->key;
                 crypto::secure_wipe(&j->key, sizeof j->key);  // the cache holds the one copy
+            } else {
+                // The flows parked for it are dropped (session-key-failed) when their packets run
+                // again below, and so is every handshake with this pair of keys for a minute.
+                const bool client = j->local_role == crypto::Role::Client;
+                key_failed_->insert(crypto::session_cache_key(client ? j->local_pub : j->peer_pub,
+                                                              client ? j->peer_pub : j->local_pub),
+                                    now_unix_ + kKeyFailedS, now_unix_) = 1;
             }
         } else if (j->target) {
             // A retag: the identity gets the new snapshot's tag IDs in place, so every flow and

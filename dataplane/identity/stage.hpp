@@ -365,6 +365,11 @@ class Stage {
     // replayed SYN (docs/handshake.md "Budgets").
     std::unique_ptr<crypto::FixedCache<16, uint32_t>> syn_nonces_;
     bool replayed_syn(const uint8_t *nonce, int32_t pos) noexcept;
+    // Pairs of ephemeral keys (the session cache's key) whose derivation the slow path reported
+    // failed, kept kKeyFailedS: their handshakes are dropped, not parked again.
+    static constexpr uint32_t kKeyFailedS = 60;
+    static constexpr size_t kKeyFailedEntries = 1024;
+    std::unique_ptr<crypto::FixedCache<64, uint8_t>> key_failed_;
     uint32_t jhash_seed_[2] = {};
     dns::QueryTable queries_;  // the DNS queries this worker's PUs await answers to
     std::vector<SlowJob> jobs_;

@@ -111,11 +111,7 @@ void start_client(Ctx &c) {
 // checked there); the outgoing rules are decided now, on the server's port.
 template <class Ctx>
 void client_check_synack(Ctx &c) {
-    if (!c.ask(detail::need_key(Role::kClient))) return;
-    if (!c.key()) {
-        c.park(Job::kSessionKey, Role::kClient);
-        return;
-    }
+    if (!detail::session_key(c, Role::kClient)) return;
     c.act(Act::kSetPeer, u8v(PeerFrom::kLooked));
     c.act(Act::kFillHs, u8v(HsFill::kSynAckIn));
     if (!c.ask(detail::need_rules(DirFrom::kOutgoing, PuFrom::kHandshake, PortFrom::kSrcPort,
@@ -351,11 +347,7 @@ void server_syn(Ctx &c) {
         return;
     }
     c.act(Act::kFillHs, u8v(HsFill::kServerClaims));
-    if (!c.ask(detail::need_key(Role::kServer))) return;
-    if (!c.key()) {
-        c.park(Job::kSessionKey, Role::kServer);
-        return;
-    }
+    if (!detail::session_key(c, Role::kServer)) return;
     if (!c.ask(detail::need_nonce(NonceFor::kServer))) return;
     if (!c.nonce_ok()) {
         c.drop(DropReason::SlowpathBusy);

@@ -176,11 +176,7 @@ void server_syn(Ctx &c, PuFrom pu) {
         c.drop(DropReason::NoSessionKey);
         return;
     }
-    if (!c.ask(detail::need_key(Role::kServer))) return;
-    if (!c.key()) {
-        c.park(Job::kSessionKey, Role::kServer);
-        return;
-    }
+    if (!detail::session_key(c, Role::kServer)) return;
     // A pending RESET or an older handshake is replaced (held data stays held).
     if (!replace_hs(c, pu)) return;
     c.act(Act::kFillHs, u8v(HsFill::kServerSyn));
@@ -255,11 +251,7 @@ void classify(Ctx &c) {
 // client_check_synack(), UDP op
 template <class Ctx>
 void client_check_synack(Ctx &c) {
-    if (!c.ask(detail::need_key(Role::kClient))) return;
-    if (!c.key()) {
-        c.park(Job::kSessionKey, Role::kClient);
-        return;
-    }
+    if (!detail::session_key(c, Role::kClient)) return;
     c.act(Act::kSetPeer, u8v(PeerFrom::kLooked));
     c.act(Act::kFillHs, u8v(HsFill::kSynAckIn));
     if (!c.ask(detail::need_rules(DirFrom::kOutgoing, PuFrom::kHandshake, PortFrom::kSrcPort,

@@ -48,6 +48,7 @@ namespace segwire::dp {
     X(MtuExceeded, "mtu-exceeded")                        \
     X(HandshakeExpired, "handshake-expired")              \
     X(NoSessionKey, "no-session-key")                     \
+    X(SessionKeyFailed, "session-key-failed")             \
     X(PolicyCut, "policy-cut")                            \
     X(UdpControl, "udp-control-stale")                    \
     X(CertificateRevoked, "certificate-revoked")          \

@@ -109,6 +109,63 @@ def test_tampered_signature_refused():
         refused_with(b, "claims-invalid/bad signature")
 
 
+def resign_claims(frame, total, key_file, change):
+    """Lets `change` edit the claims blob of a captured identity SYN (token bytes 20.., before the
+    token length) and signs the result again with the enforcer's own key: a blob a compromised or
+    broken enforcer could send, which verifies."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    end = 14 + total
+    tok = end - struct.unpack("!H", frame[end - 2:end])[0]
+    clen = struct.unpack("!H", frame[tok + 18:tok + 20])[0]
+    blob = bytearray(frame[tok + 20:tok + 20 + clen])
+    change(blob)
+    key = serialization.load_pem_private_key(Path(key_file).read_bytes(), None)
+    r, s = decode_dss_signature(key.sign(bytes(blob[:-64]), ec.ECDSA(hashes.SHA256())))
+    blob[-64:] = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    frame[tok + 20:tok + 20 + clen] = blob
+
+
+def test_a_peer_key_x25519_refuses_is_dropped_not_asked_for_again():
+    # A's claims, signed by A's own key, carrying the all-zero X25519 key (a low-order point whose
+    # shared secret is zero; X25519 refuses it). B verifies the claims and lets the SYN through;
+    # the server's SYN-ACK needs the session key, whose derivation fails. B must drop it
+    # (session-key-failed) and not park it again: without the worker's negative cache the held
+    # SYN-ACK circles between the worker and the slow path until the half-open deadline.
+    with IdentityBed() as bed:
+        pf = bed.write_policy(policy())
+        bed.start_enforcer("a", pf)
+        b = bed.start_enforcer("b", pf)
+        probe_server(bed.server, "echo-server --port 7000")
+        wb = f"wb{bed.tag[3:]}"
+        raw = bed.wire.popen(f"python3 -u {HERE / 'rawcap.py'} --iface {wb} --port 7000")
+        assert json.loads(raw.stdout.readline())["listening"]
+        assert connect(bed.client, bed.SERVER4)["ok"] == 1
+        syn = bytearray(bytes.fromhex(json.loads(raw.communicate(timeout=20)[0].strip().splitlines()[-1])["syn"]))
+        l4 = 14 + (syn[14] & 0x0F) * 4
+        syn[l4:l4 + 2] = struct.pack("!H", 40998)
+        total = struct.unpack("!H", syn[16:18])[0]
+
+        def zero_key(blob):
+            blob[12:44] = bytes(32)
+        resign_claims(syn, total, bed.keys["enf-a"][0], zero_key)
+        fresh_nonce(syn, total, "zero-key")
+        before = b.identity()
+        bed.wire.run(f"python3 {HERE / 'rawcap.py'} --iface {wb} --send {fix_tcp_checksum(bytes(syn)).hex()}")
+        wait_for(lambda: b.stats()["drops"]["session_key_failed"] >= 1, timeout=30,
+                 what="B to drop the SYN-ACK whose session key cannot be derived")
+        # The half-open deadline (5 s) ends the handshake; by then the slow path was asked once per
+        # SYN-ACK the server sent (it retransmits), not once per trip round the ring.
+        wait_for(lambda: b.identity()["half_open_expired"] > before["half_open_expired"], timeout=40,
+                 what="the half-open handshake to be given up")
+        after = b.identity()
+        assert after["slowpath_key_failures"] - before["slowpath_key_failures"] == 1
+        asked = after["slowpath_key_failures_cached"] - before["slowpath_key_failures_cached"]
+        assert asked <= 5, f"the slow path was asked {asked} more times for a key it cannot derive"
+        assert after["key_failures_cached"] >= 1 and after["authorized"] == before["authorized"]
+
+
 def test_flood_of_forged_syns_does_not_stall_an_established_transfer():
     with IdentityBed() as bed:
         pf = bed.write_policy(lab_policy(

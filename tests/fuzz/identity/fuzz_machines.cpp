@@ -214,7 +214,7 @@ void answer(Model &m, const Need &n, Facts &fx) {
             a.peer = kPeer[b % 5];
             break;
         case NeedKind::kSessionKey:
-            a.key = !(b & 1);
+            a.key = KeyAnswer(b % 3);
             break;
         case NeedKind::kRules:
             a.rules_accept = !(b & 1);

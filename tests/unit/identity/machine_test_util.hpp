@@ -77,7 +77,6 @@ inline const FieldInfo &field_info(Field f) {
                         Field::kManagedTcp,
                         Field::kManagedUdp,
                         Field::kPlainPeer,
-                        Field::kKey,
                         Field::kRulesAccept,
                         Field::kAclAccept,
                         Field::kNonce})
@@ -108,6 +107,7 @@ inline const FieldInfo &field_info(Field f) {
             {uint32_t(DropReason::None), uint32_t(DropReason::OptionSpace),
              uint32_t(DropReason::MtuExceeded), uint32_t(DropReason::TokenMalformed)}};
         x[Field::kSent] = {{"sent", "notoken", "nombuf"}, {0, 1, 2}};
+        x[Field::kKey] = {{"missing", "cached", "failed"}, {0, 1, 2}};
         return x;
     }();
     return m.at(f);
@@ -194,7 +194,7 @@ inline uint32_t get(const Assign &a, Field f) {
         case Field::kPeerAnswer:
             return uint32_t(n.peer);
         case Field::kKey:
-            return n.key;
+            return uint32_t(n.key);
         case Field::kRulesAccept:
             return n.rules_accept;
         case Field::kAclAccept:
@@ -332,7 +332,7 @@ inline void set(Assign &a, Field f, uint32_t v) {
             n.peer = PeerAnswer(v);
             return;
         case Field::kKey:
-            n.key = v;
+            n.key = KeyAnswer(v);
             return;
         case Field::kRulesAccept:
             n.rules_accept = v;

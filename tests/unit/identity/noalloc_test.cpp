@@ -40,7 +40,7 @@ TEST(IdentityMachines, StepsNeverAllocate) {
         a.classify = ClassifyAnswer(pick(2));
         a.managed_tcp = pick(2), a.managed_udp = pick(2), a.plain_peer = pick(2);
         a.claims = ClaimsAnswer(pick(3)), a.local_pu = LocalPuAnswer(pick(3));
-        a.peer = PeerAnswer(pick(4)), a.key = pick(2), a.rules_accept = pick(2);
+        a.peer = PeerAnswer(pick(5)), a.key = KeyAnswer(pick(3)), a.rules_accept = pick(2);
         a.acl_accept = pick(2), a.nonce = pick(2);
         a.confirmation = ConfirmationAnswer(pick(3));
         a.edit = pick(2) ? DropReason::None : DropReason::OptionSpace;
