@@ -176,6 +176,7 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
             ot.uint("tcp_closing", to.tcp_closing_s, 1, 86400);
             ot.uint("udp", to.udp_s, 1, 86400);
             ot.uint("other", to.other_s, 1, 86400);
+            ot.uint("rejected", to.rejected_s, 1, 3600);
             ot.finish();
         }
         o.finish();

@@ -53,6 +53,7 @@ struct FlowTimeouts {
     uint32_t tcp_closing_s = 20;
     uint32_t udp_s = 60;
     uint32_t other_s = 30;
+    uint32_t rejected_s = 2;  // hold-down of a refused flow before its tuple is tried again
 };
 
 struct FlowConfig {

@@ -81,6 +81,7 @@ void add_workers(control::App &app, const dp::FailGate *gate, dp::IdentityRuntim
         s.timeouts_s[dp::kTcpClosing] = to.tcp_closing_s;
         s.timeouts_s[dp::kUdp] = to.udp_s;
         s.timeouts_s[dp::kOther] = to.other_s;
+        s.timeouts_s[dp::kRejectedHold] = to.rejected_s;
         s.socket = static_cast<int>(rte_socket_id());
         s.pool = app.pool;
         s.identity = identity;

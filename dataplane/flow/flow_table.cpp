@@ -85,7 +85,7 @@ const char *auth_name(Auth a) {
 
 const char *timeout_class_name(uint8_t c) {
     static const char *const n[] = {"tcp-handshake", "tcp-established", "tcp-closing", "udp",
-                                    "other"};
+                                    "other", "rejected"};
     return c < kTimeoutClassCount ? n[c] : "?";
 }
 

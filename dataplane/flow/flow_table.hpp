@@ -47,6 +47,10 @@ enum TimeoutClass : uint8_t {
     kTcpClosing,
     kUdp,
     kOther,
+    // A refused flow whose entry stays (one its local PU started): its timeout runs from the first
+    // refused packet and the packets it drops do not refresh it, so the tuple is tried again
+    // (the client's next SYN or datagram starts over) after this hold-down.
+    kRejectedHold,
     kTimeoutClassCount
 };
 const char *timeout_class_name(uint8_t c);

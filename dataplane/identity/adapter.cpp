@@ -530,6 +530,9 @@ void Stage::run_timers() {
             if ((f.auth == dp::Auth::kAllowed || f.auth == dp::Auth::kClientAck) &&
                 e.proto == kProtoTcp)
                 flows_->touch(e.pos, now_tsc_, timeout_class_for(kProtoTcp, f.state));
+            // A refused flow is held down: its tuple is tried again once the entry expires.
+            else if (f.auth == dp::Auth::kRejected)
+                flows_->touch(e.pos, now_tsc_, kRejectedHold);
             return;
         case Act::kSetInitiator:
             f.init_side = static_cast<To>(a.a) == To::kSource ? e.k->side : e.k->side ^ 1;
@@ -612,6 +615,9 @@ void Stage::run_timers() {
             return;
         case Act::kCutRsts:
             cut_rsts(e.pos, f);
+            return;
+        case Act::kCutReset:
+            cut_reset(e.pos, f);
             return;
         case Act::kSendConfirm:
             send_confirm(*e.k, a.a ? e.conf->mac : hs_[f.hs].confirm_mac);

@@ -466,6 +466,10 @@ void reevaluate(Ctx &c, Proto p) noexcept {
     c.act(Act::kDropHeld, Ctx::u8(DropReason::PolicyCut));
     c.act(Act::kFreeHs);
     if (p == Proto::kTcp && c.acks_seen()) c.act(Act::kCutRsts);
+    // UDP has no RST: the peer's enforcer is told with a RESET, on which it runs a handshake
+    // beside its authorization, which this side now refuses with a REJECT echoing its nonce - the
+    // one message that ends an authorized UDP flow (docs/handshake.md, UDP).
+    if (p == Proto::kUdp && c.has_peer()) c.act(Act::kCutReset);
     c.record(cut, cut == DropReason::PolicyCut ? DecisionFrom::kDecided : DecisionFrom::kEmpty,
              PeerFrom::kFlow);
 }

@@ -508,6 +508,7 @@ inline constexpr uint8_t kReasonClaims = 4;     // REJECT reason "claims" (else 
     X(RecordException, "connection-exception record (handshake-expired)")                       \
     X(Rst, "forge an RST to a (kInitiator or kResponder), if a buffer is free")                 \
     X(CutRsts, "RSTs to both hosts from the flow's own addresses (policy cut)")                 \
+    X(CutReset, "UDP RESET to the peer's enforcer from the flow's own addresses (policy cut)")  \
     X(SendConfirm, "send B's confirmation; a = 0: the context's MAC_cf, 1: the kept one")       \
     X(StoreConfirmation, "keep the context's MAC_cf for the flow (~3 s), sent now")             \
     X(TouchConfirmation, "the kept confirmation was sent now")                                  \

@@ -240,6 +240,7 @@ class Stage {
     SendAnswer send_handshake(UdpMsg msg, To to, Ev &e);
     void send_udp(UdpMsg msg, To to, uint8_t flags, Ev &e);
     void cut_rsts(int32_t pos, Flow &f);
+    void cut_reset(int32_t pos, const Flow &f);
     dp::Counter &counter(Counter c) noexcept;
 
     // ---- operations (what the adapter performs for a need or an action) ----

@@ -19,6 +19,7 @@ using crypto::wire::WireStatus;
 namespace {
 
 constexpr uint8_t kResetNoState = 1;
+constexpr uint8_t kResetPolicyCut = 2;
 constexpr uint8_t kRejectPolicy = 1, kRejectClaims = 2;
 
 UdpCtl ctl_fact(MsgType t) noexcept {
@@ -134,6 +135,26 @@ void Stage::send_udp(UdpMsg msg, To to, uint8_t flags, Ev &e) {
         case UdpMsg::kCount:
             return;
     }
+}
+
+// A policy cut of an authorized UDP flow with an identified peer: a RESET (reason 2, policy cut)
+// to the peer's enforcer, from the local PU's address and port, built from the flow key (no
+// packet in hand; Flow::mac for the Ethernet addresses, as the TCP cut's RSTs).
+void Stage::cut_reset(int32_t pos, const Flow &f) {
+    uint8_t body[crypto::wire::kUdpResetLen];
+    const size_t bl = crypto::wire::write_udp_reset(body, kResetPolicyCut);
+    uint8_t surplus[crypto::wire::kUdpResetLen + 16];
+    const size_t sl = bl ? crypto::wire::write_udp_surplus(surplus, false, {body, bl}) : 0;
+    if (!sl) return;
+    const uint8_t peer_side = f.local_side ^ 1;
+    // The peer's host sits behind the port its side's packets arrive on.
+    const uint8_t out = peer_side == f.init_side ? f.in_port : f.in_port ^ 1;
+    rte_mbuf *m = build_udp(idr_->pool, addressing_of(flows_->key_at(pos), f.mac, peer_side), {},
+                            {surplus, sl}, idr_->tx_csum[out]);
+    if (!m) return;
+    m->port = port_id_[out];
+    ids_.udp_resets_sent.add();
+    tx_->push(m, out);
 }
 
 // Is this one of our control datagrams? (UDP Length 8 and a segwire EXP option in the surplus.)

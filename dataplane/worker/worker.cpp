@@ -195,10 +195,14 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
             // (a replayed SYN must never inherit the old flow's verdict).
             stage_.ports_reused(p);
         }
-        if (f.tclass == tclass)
-            f.last_tsc = now;  // FlowTable::touch's common case, without the call
-        else
+        // A refused flow stays in its hold-down, which the packets it drops do not extend.
+        if (f.auth == Auth::kRejected) tclass = kRejectedHold;
+        if (f.tclass == tclass) {
+            if (tclass != kRejectedHold)
+                f.last_tsc = now;  // FlowTable::touch's common case, without the call
+        } else {
             flows_.touch(p, now, tclass);
+        }
         if (fresh) {
             ++f.pkts[side];
             f.bytes[side] += m->pkt_len;

@@ -5,7 +5,8 @@ client -- [A] -- wire -- [B] -- server. Keys rotate every 10 s (the minimum), so
 kept alive (a round trip every few seconds) until they are older than 60 s, so the claims that
 authorized them have expired and left every cache. Each update must cut exactly its own flows, on
 B by its incoming rules (the peer's tags now come from B's record of the PU, docs/policy.md "Who
-may speak for a PU"), and an enforcer that reports the update enforced has already cut them.
+may speak for a PU"), and an enforcer that reports the update enforced has already cut them. B's
+UDP cut reaches A at once: a RESET, on which A runs a handshake that B refuses with a REJECT.
 """
 import json
 import signal
@@ -84,7 +85,16 @@ def test_each_revoking_update_cuts_its_old_tcp_and_udp_flows(bed):
         reasons = {"rule": "policy-cut", "tag": "policy-cut", "pu": "claims-unknown-pu"}
         for n, (kind, tp, up) in enumerate(KINDS):
             changes[{"rule": "rule_removed", "tag": "tag_changed", "pu": "pu_deleted"}[kind]] = True
+            resets, rejected = bed.a.identity()["udp_resets_received"], bed.a.identity()["rejected"]
             apply(bed, f"v{n + 2}", **changes)
+            # B tells A of the UDP cut (a RESET, then a REJECT for A's new handshake) before the
+            # client sends anything: A's flow ends too, no longer allowed on one side only. (Not
+            # for the deleted PU: A no longer hosts it, so that flow is not A's to decide.)
+            if kind != "pu":
+                wait_for(lambda: bed.a.identity()["udp_resets_received"] > resets
+                         and bed.a.identity()["rejected"] > rejected, timeout=30,
+                         what=f"{kind}: A to learn of B's UDP cut")
+                assert not [f for f in bed.a.flows() if f.get("dport") == up and f["auth"] == "ALLOWED"]
             # This update's flows are cut on both protocols...
             assert not udp[kind].step(), f"{kind}: the UDP flow still passes after the update"
             assert not tcp[kind].step(), f"{kind}: the TCP connection still works after the update"

@@ -1,16 +1,18 @@
 """Validated resets (docs/handshake.md "Anti-spoofing"; issue 17 item 2): an off-path TCP RST or
 FIN whose sequence number is outside the receiver's window changes nothing on the enforcer - the
-flow stays established and the connection keeps working - and is dropped and counted.
+flow stays established and the connection keeps working - and is dropped and counted. And a
+refused tuple is not refused for ever: it is tried again after a short hold-down.
 
 client -- [A] -- wire (+ attacker, 10.77.0.3) -- [B] -- server, one long-lived connection. The
 attacker knows the 4-tuple (it is not secret) but not the sequence numbers, and sends as the server.
 """
 import json
+import signal
 from pathlib import Path
 
 import pytest
 
-from testbed import PROBE, IdentityBed, TcpSteps, lab_policy, probe_server, wait_for
+from testbed import PROBE, IdentityBed, TcpSteps, UdpSteps, lab_policy, probe_server, wait_for
 
 SPOOF = Path(__file__).resolve().parent / "spoof.py"
 PORT = 7000
@@ -94,3 +96,36 @@ def test_forged_plain_synack_neither_decides_nor_teaches(bed):
     bed.client.run(f"python3 {PROBE} connections --host {SILENT} --port {SILENT_PORT} --count 1 "
                    f"--parallel 1 --timeout 2", check=False)
     assert bed.a.identity()["syn_signed"] > signed, "the forged SYN-ACK taught A that the server has no enforcer"
+
+
+def test_a_refused_udp_tuple_is_tried_again_after_the_hold_down():
+    # B refuses client -> server udp/7200 at first, and A learns it from B's REJECT. Then B's
+    # policy allows it. The client keeps one socket (one tuple) and keeps sending (a datagram a
+    # second, well inside the UDP timeout): without the hold-down A's refused entry would be
+    # refreshed by every datagram it drops and the tuple never tried again.
+    def udp_policy(version, b_allows):
+        nets = {"targetUDPNetworks": ["10.77.0.0/24", "fd77::/64"]}
+        return lab_policy(client_out=[("to-server", "Allow", [["app=server"]], ["udp/7200"])],
+                          server_in=[("from-client", "Allow" if b_allows else "Reject",
+                                      [["app=client"]], ["udp/7200"])],
+                          profile_extra=nets, version=version)
+    with IdentityBed() as bed:
+        pa = bed.write_policy(udp_policy("v1", True), "policy-a.json")
+        pb = bed.write_policy(udp_policy("v1", False), "policy-b.json")
+        a = bed.start_enforcer("a", pa)
+        b = bed.start_enforcer("b", pb)
+        probe_server(bed.server, "udp-echo --port 7200")
+        conn = UdpSteps(bed, 7200)
+        try:
+            rejected = a.identity()["rejected"]
+            assert not conn.step()
+            b.wait_row(destinationPort=7200, action="Reject", dropReason="policy-reject")
+            wait_for(lambda: a.identity()["rejected"] > rejected, what="A's flow refused by B's REJECT")
+            pb.write_text(json.dumps(udp_policy("v2", True)))
+            b.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: b.identity()["bundle_version"] == "v2", timeout=60, what="B to enforce v2")
+            wait_for(conn.step, timeout=90, interval=0, what="the same tuple to be tried again and allowed")
+            rows = [f for f in a.flows() if f.get("dport") == 7200]
+            assert len(rows) == 1 and rows[0]["auth"] == "ALLOWED", rows
+        finally:
+            conn.close()

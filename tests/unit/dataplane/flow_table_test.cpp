@@ -49,7 +49,7 @@ class EalEnvironment : public ::testing::Environment {
 
 constexpr uint64_t kHz = 1000;  // ticks per second
 // Timeouts in seconds, per class: handshake, established, closing, udp, other.
-constexpr uint32_t kTimeouts[kTimeoutClassCount] = {5, 100, 10, 30, 20};
+constexpr uint32_t kTimeouts[kTimeoutClassCount] = {5, 100, 10, 30, 20, 2};
 constexpr uint64_t ticks(uint8_t tclass) {
     return kTimeouts[tclass] * kHz;
 }
@@ -297,6 +297,9 @@ TEST_F(FlowTableTest, ExpiresExactlyAtTheTimeoutOfEachClass) {
     ASSERT_NO_FATAL_FAILURE(make(64));
     // One flow per class, all at t=0.
     for (uint8_t c = 0; c < kTimeoutClassCount; ++c) ASSERT_GE(add(c, 0, c), 0);
+    EXPECT_EQ(t.expire(ticks(kRejectedHold) - 1, 100), 0u);
+    EXPECT_EQ(t.expire(ticks(kRejectedHold), 100), 1u);
+    EXPECT_FALSE(present(kRejectedHold));
     EXPECT_EQ(t.expire(ticks(kTcpHandshake) - 1, 100), 0u);
     EXPECT_EQ(t.size(), 5u);
     EXPECT_EQ(t.expire(ticks(kTcpHandshake), 100), 1u);
@@ -313,7 +316,7 @@ TEST_F(FlowTableTest, ExpiresExactlyAtTheTimeoutOfEachClass) {
     EXPECT_TRUE(present(kTcpEstablished));
     EXPECT_EQ(t.expire(ticks(kTcpEstablished), 100), 1u);
     EXPECT_EQ(t.size(), 0u);
-    EXPECT_EQ(t.stats().expired, 5u);
+    EXPECT_EQ(t.stats().expired, 6u);
 }
 
 TEST_F(FlowTableTest, RefreshedFlowIsNotExpiredAndGoesWithinTwiceTheTimeout) {
