@@ -163,6 +163,12 @@ def test_segwirectl_and_dpdk_telemetry_py(bed):
     assert "inside" in st and "flows:" in st
     fl = sh(f"{SEGWIRECTL} --prefix {sw.prefix} flows").stdout
     assert f"{bed.CLIENT4}:" in fl and f"{bed.SERVER4}:" in fl
+    # --json lists every flow, not only the first telemetry page's (udp-spray: 100 flows).
+    probe(bed.client, f"udp-spray --host {bed.SERVER4} --port 9 --count 100")
+    listed = wait_for(lambda: (d := json.loads(sh(f"{SEGWIRECTL} --prefix {sw.prefix} --json flows").stdout))
+                      ["total"] >= 100 and d, what="100 UDP flows")
+    assert len(listed["flows"]) == listed["total"], (len(listed["flows"]), listed["total"])
+    assert len({(f["src"], f["dst"], f["sport"], f["dport"], f["proto"]) for f in listed["flows"]}) == listed["total"]
     bad = sh(f"{SEGWIRECTL} --prefix no-such-{sw.prefix} stats", check=False)
     assert bad.returncode == 1 and "cannot connect" in bad.stderr
     py = sh(f"echo /segwire/stats | dpdk-telemetry.py -f {sw.prefix}", check=False)

@@ -117,6 +117,32 @@ void print_json(const rapidjson::Value &v) {
     std::printf("%s\n", sb.GetString());
 }
 
+// Every page of a paged telemetry listing (/segwire/flows, /segwire/flowlog) as one JSON object:
+// the first page's summary fields (total, overflow, ...) and `list` holding every entry (keys
+// starting with `entry`) in page order. Telemetry replies are capped in size, so one page holds
+// only a few dozen entries.
+void print_all_pages(TelemetryClient &tc, const std::string &cmd, char entry, const char *list) {
+    rapidjson::Document out = tc.get(cmd);
+    const uint64_t pages = u(out, "pages");
+    rapidjson::Value all(rapidjson::kArrayType);
+    auto &alloc = out.GetAllocator();
+    auto take = [&](const rapidjson::Value &page) {
+        for (auto &m : page.GetObject())
+            if (m.name.GetString()[0] == entry && m.value.IsObject())
+                all.PushBack(rapidjson::Value(m.value, alloc), alloc);
+    };
+    take(out);
+    for (uint64_t p = 1; p < pages; ++p) take(tc.get(cmd + "," + std::to_string(p)));
+    rapidjson::Value summary(rapidjson::kObjectType);
+    for (auto &m : out.GetObject())
+        if (m.name.GetString()[0] != entry || !m.value.IsObject())
+            summary.AddMember(rapidjson::Value(m.name, alloc), rapidjson::Value(m.value, alloc),
+                              alloc);
+    summary.RemoveMember("pages");
+    summary.AddMember(rapidjson::StringRef(list), all, alloc);
+    print_json(summary);
+}
+
 void print_stats(const rapidjson::Value &st) {
     std::printf("workers %llu, up %llus\n", (unsigned long long)u(st, "workers"),
                 (unsigned long long)u(st, "uptime_s"));
@@ -315,7 +341,7 @@ int main(int argc, char **argv) {
             print_json(tc.get("/segwire/identity"));
         } else if (cmd == "flowlog") {
             if (json) {
-                print_json(tc.get("/segwire/flowlog"));
+                print_all_pages(tc, "/segwire/flowlog", 'r', "reports");
             } else {
                 return print_flowlog(tc);
             }
@@ -332,7 +358,7 @@ int main(int argc, char **argv) {
             print_json(tc.get("/segwire/" + cmd));
         } else if (cmd == "flows") {
             if (json) {
-                print_json(tc.get("/segwire/flows"));
+                print_all_pages(tc, "/segwire/flows", 'f', "flows");
             } else {
                 return print_flows(tc);
             }
