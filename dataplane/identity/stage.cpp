@@ -583,6 +583,17 @@ bool Stage::park(Pkt &k, SlowJob *job) {
     return true;
 }
 
+bool Stage::unbindable_syn(const rte_mbuf *m, const PacketView &v) const {
+    if (v.proto != kProtoTcp || !is_syn(v) || !v.payload_len || !st_ || !st_->policy) return false;
+    crypto::wire::TokenView tok;
+    if (crypto::wire::parse_token(
+            {rte_pktmbuf_mtod(m, const uint8_t *) + v.payload_off, v.payload_len}, tok) !=
+        WireStatus::Ok)
+        return false;  // no token (a plain SYN, TFO data): the ACL decides, no slow path needed
+    const policy::AddressInfo src = st_->policy->classify(addr_of(v.src, v.family));
+    return src.pu == policy::kNone || st_->hosting_of(src.pu) != EnforcerState::kHostedElsewhere;
+}
+
 // The verified identity for a claims blob, or nullptr when the packet was parked (or dropped)
 // because the slow path must verify it first or re-tag it for a new snapshot.
 // The peer cache entry for exactly this blob (any snapshot), or nullptr; `key` is its cache key.

@@ -89,6 +89,12 @@ class Stage {
     // refuse an uncached identity SYN from outside before it gets a flow entry when the slow path
     // has no free job (a flood neither fills the table nor the pool);
     bool admit_new_flow(const rte_mbuf *m, const PacketView &v, uint8_t arrival);
+    // while the slow path has no free job (`saturated`, once per burst): is this an identity SYN
+    // from outside whose source is no address of a PU hosted by another enforcer? Its claims can
+    // never bind (docs/policy.md "Who may speak for a PU"), so it is refused before the flow
+    // lookup: a flood from unbound addresses costs a parse and one address lookup per SYN.
+    bool saturated() const noexcept { return free_jobs_.empty(); }
+    bool unbindable_syn(const rte_mbuf *m, const PacketView &v) const;
     // one packet of flow k.pos;
     void packet(Pkt &k);
     DropReason ingress(const Pkt &k) const;

@@ -82,6 +82,8 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
     // No policy in force (yet) and identity.fail_mode closed: managed packets are refused before
     // they get a flow entry. Once a policy state is published this is one false test per burst.
     const FailGate *gate = s_.fail_gate && !(idr_ && stage_.enforcing()) ? s_.fail_gate : nullptr;
+    // The slow path has no free job: identity SYNs that can never bind are shed before the lookup.
+    const bool shed = idr_ && stage_.enforcing() && stage_.saturated();
 
     for (uint16_t i = 0; i < n; ++i) {
         if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
@@ -122,6 +124,11 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
                 if (sn == kMaxBurst) flush_steer();
                 continue;
             }
+        }
+        if (shed && arrival == kOutside && stage_.unbindable_syn(m, v)) {
+            stats_.drops[static_cast<size_t>(DropReason::SlowpathBusy)].add();
+            rte_pktmbuf_free(m);
+            continue;
         }
         key_ptrs[k] = &keys[k];
         arrival_of[k] = arrival;

@@ -1041,7 +1041,9 @@ bool flood_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
     bed.b->start_thread();  // the slow path on its own thread (the second core), as in the daemon
     const double hz = tsc_hz();
     uint32_t forged_id = 0;
-    flood_run(bed.b.get(), pool, fl, flows, flows / kBurst + 1, 0, forged_id);  // warm
+    // Warm: every flow entry, the mbuf pool and the CPU clock, for as long as one measured round
+    // (a short warm-up left the no-flood row, measured first, slower than the flood rows).
+    flood_run(bed.b.get(), pool, fl, flows, bursts, 0, forged_id);
     // Best of `rounds` (each with new forged blobs): the machine is shared, and a round in which
     // another process took the core says nothing about segwire.
     // The worker's thread is measured in CPU time: with the slow-path thread busy on a 2-core VM
