@@ -13,7 +13,9 @@ namespace {
 
 constexpr char kMacLabel[8] = {'s', 'e', 'g', 'w', 'i', 'r', 'e', '2'};
 
-bool claims_len_ok(size_t n) noexcept { return n >= 1 && n <= wire::kMaxClaimsOnWire; }
+bool claims_len_ok(size_t n) noexcept {
+    return n >= 1 && n <= wire::kMaxClaimsOnWire;
+}
 
 uint8_t *header(uint8_t *p, RecordType t, size_t len) noexcept {
     p[0] = kMagic[0], p[1] = kMagic[1], p[2] = kVersion, p[3] = static_cast<uint8_t>(t);

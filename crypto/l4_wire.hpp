@@ -41,7 +41,7 @@ size_t write_r3(std::span<uint8_t> out, const uint8_t mac[wire::kMacLen]) noexce
 
 struct RecordView {
     RecordType type = RecordType::R1;
-    const uint8_t *nonce = nullptr;  // R1, R2: 16 bytes
+    const uint8_t *nonce = nullptr;   // R1, R2: 16 bytes
     std::span<const uint8_t> claims;  // R1, R2
     const uint8_t *mac = nullptr;     // R2, R3
     size_t len = 0;                   // the whole record
@@ -73,9 +73,8 @@ struct Macs {
 
     const uint8_t *ack_mac() const noexcept { return ack_hmac.data(); }
     const uint8_t *confirm_mac() const noexcept { return ack_hmac.data() + wire::kMacLen; }
-    void prepare(const HmacKey &key, const wire::FlowBinding &flow,
-                 const wire::HandshakeInputs &in, uint32_t client_isn, uint32_t server_isn,
-                 HmacJob jobs[2]) noexcept;
+    void prepare(const HmacKey &key, const wire::FlowBinding &flow, const wire::HandshakeInputs &in,
+                 uint32_t client_isn, uint32_t server_isn, HmacJob jobs[2]) noexcept;
 };
 
 // TCP Fast Open between enforcers (RFC 7413 §4.1.2): the cookie an enforcer issues for a client

@@ -226,6 +226,8 @@ EnforcerProfile parse_profile(const Value &v, size_t i) {
     }
     r.strings("targetUDPNetworks", p.target_udp_networks);
     r.strings("identityRequiredNetworks", p.identity_required_networks);
+    r.strings("l4TargetNetworks", p.l4_target_networks);
+    r.strings("autoTargetNetworks", p.auto_target_networks);
     r.str("unmanagedInsideSources", p.unmanaged_inside_sources);
     r.strings("excludedNetworks", p.excluded_networks);
     r.strings("excludedInterfaces", p.excluded_interfaces);
@@ -455,6 +457,35 @@ void validate(const PolicySet &set) {
                                               " is not inside targetNetworks or targetUDPNetworks "
                                               "(identity is only offered there)");
                 }
+            }
+            {
+                // A mode is a way to offer identity over TCP: only inside the managed TCP
+                // networks, and one mode per address.
+                const std::vector<IpPrefix> tcp =
+                    check_prefixes(label, "targetNetworks", p.effective_target_networks());
+                const std::vector<IpPrefix> l4 =
+                    check_prefixes(label, "l4TargetNetworks", p.l4_target_networks);
+                const std::vector<IpPrefix> au =
+                    check_prefixes(label, "autoTargetNetworks", p.auto_target_networks);
+                for (const auto &[field, list] :
+                     {std::pair<const char *, const std::vector<IpPrefix> *>{"l4TargetNetworks",
+                                                                             &l4},
+                      {"autoTargetNetworks", &au}})
+                    for (size_t j = 0; j < list->size(); ++j) {
+                        bool inside = false;
+                        for (const IpPrefix &m : tcp) inside = inside || m.contains((*list)[j]);
+                        if (!inside)
+                            throw PolicyError(label, field + idx(j),
+                                              (*list)[j].str() +
+                                                  " is not inside targetNetworks (modes apply "
+                                                  "to managed TCP networks)");
+                    }
+                for (size_t j = 0; j < au.size(); ++j)
+                    for (const IpPrefix &x : l4)
+                        if (x.contains(au[j]) || au[j].contains(x))
+                            throw PolicyError(label, "autoTargetNetworks" + idx(j),
+                                              au[j].str() + " overlaps l4TargetNetworks entry " +
+                                                  x.str() + " (one mode per address)");
             }
             check_prefixes(label, "excludedNetworks", p.excluded_networks);
             if (p.trusted_dns_resolvers)
@@ -697,6 +728,10 @@ void write_set(W &w, const PolicySet &s) {
         write_strings(w, "targetUDPNetworks", p.target_udp_networks);
         if (!p.identity_required_networks.empty())
             write_strings(w, "identityRequiredNetworks", p.identity_required_networks);
+        if (!p.l4_target_networks.empty())
+            write_strings(w, "l4TargetNetworks", p.l4_target_networks);
+        if (!p.auto_target_networks.empty())
+            write_strings(w, "autoTargetNetworks", p.auto_target_networks);
         if (p.unmanaged_inside_sources != "pass")
             write_str(w, "unmanagedInsideSources", p.unmanaged_inside_sources);
         write_strings(w, "excludedNetworks", p.excluded_networks);

@@ -73,6 +73,12 @@ struct EnforcerProfile {
     // identityRequiredNetworks: peers here must prove an identity; no ACL fallback (docs/policy.md
     // "Identity required"). Each prefix lies within targetNetworks or targetUDPNetworks.
     std::vector<std::string> identity_required_networks;
+    // l4TargetNetworks / autoTargetNetworks: managed TCP networks whose identity exchange is L4
+    // mode (in the byte stream) or "auto" (v1, then L4 for peers whose path strips v1's option)
+    // instead of v1 (docs/l4-mode.md "Modes"). Each prefix lies within targetNetworks; the two
+    // lists do not overlap.
+    std::vector<std::string> l4_target_networks;
+    std::vector<std::string> auto_target_networks;
     // unmanagedInsideSources: "pass" (default) or "drop": packets arriving on the inside port
     // from an address no PU covers (docs/handshake.md "Anti-spoofing").
     std::string unmanaged_inside_sources = "pass";

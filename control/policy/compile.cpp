@@ -406,6 +406,8 @@ class SnapshotCompiler {
         add_flag(profile_.identity_required_networks, "identityRequiredNetworks",
                  kIdentityRequired);
         add_flag(profile_.excluded_networks, "excludedNetworks", kExcluded);
+        add_flag(profile_.l4_target_networks, "l4TargetNetworks", kModeL4);
+        add_flag(profile_.auto_target_networks, "autoTargetNetworks", kModeAuto);
         if (profile_.trusted_dns_resolvers) {
             s_->resolvers_listed_ = true;
             add_flag(*profile_.trusted_dns_resolvers, "trustedDNSResolvers", kTrustedResolver);

@@ -67,19 +67,19 @@ inline void shift_segment(uint8_t *frame, const PacketView &v, uint32_t dseq,
         account(sum, ack, ack + dack);
         if (v.tcp_hdr_len > 20) {
             uint8_t *opts = th + 20;
-            crypto::walk_tcp_options(
-                std::span<const uint8_t>(opts, v.tcp_hdr_len - 20u),
-                [&](size_t off, uint8_t kind, uint8_t len) {
-                    if (kind != crypto::kTcpOptSack) return true;
-                    // 2 + 8n bytes: n blocks of (left edge, right edge); a length that is not
-                    // whole blocks leaves the trailing bytes alone.
-                    for (size_t e = off + 2; e + 4 <= off + len; e += 4) {
-                        const uint32_t edge = load32(opts + e);
-                        store32(opts + e, edge + dack);
-                        account(sum, edge, edge + dack);
-                    }
-                    return true;
-                });
+            crypto::walk_tcp_options(std::span<const uint8_t>(opts, v.tcp_hdr_len - 20u),
+                                     [&](size_t off, uint8_t kind, uint8_t len) {
+                                         if (kind != crypto::kTcpOptSack) return true;
+                                         // 2 + 8n bytes: n blocks of (left edge, right edge); a
+                                         // length that is not whole blocks leaves the trailing
+                                         // bytes alone.
+                                         for (size_t e = off + 2; e + 4 <= off + len; e += 4) {
+                                             const uint32_t edge = load32(opts + e);
+                                             store32(opts + e, edge + dack);
+                                             account(sum, edge, edge + dack);
+                                         }
+                                         return true;
+                                     });
         }
     }
     if (sum) apply(th + 16, sum);

@@ -102,6 +102,8 @@ enum AddressFlag : uint8_t {
     kManagedUdp = 4,        // profile targetUDPNetworks
     kIdentityRequired = 8,  // profile identityRequiredNetworks: no ACL fallback
     kTrustedResolver = 16,  // profile trustedDNSResolvers (docs/dns.md)
+    kModeL4 = 32,           // profile l4TargetNetworks: TCP identity in the byte stream
+    kModeAuto = 64,         // profile autoTargetNetworks: v1, L4 where v1's option is stripped
 };
 
 // Everything one LPM lookup tells about an address.

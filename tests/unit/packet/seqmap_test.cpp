@@ -30,7 +30,8 @@ uint32_t get32(const Bytes &b, size_t off) {
 Seg make(bool v6, const TcpSpec &t) {
     Seg s;
     s.frame = v6 ? v6_tcp(t) : v4_tcp(t);
-    EXPECT_EQ(dp::parse_packet(s.frame.data(), uint32_t(s.frame.size()), s.v), dp::DropReason::None);
+    EXPECT_EQ(dp::parse_packet(s.frame.data(), uint32_t(s.frame.size()), s.v),
+              dp::DropReason::None);
     const uint16_t c = dp::l4_checksum(s.frame.data(), s.v);  // in memory (network) order
     std::memcpy(s.frame.data() + s.v.l4_off + 16, &c, 2);
     return s;
@@ -56,7 +57,9 @@ Bytes sack_options(const std::vector<std::pair<uint32_t, uint32_t>> &blocks) {
 TEST(SeqMap, OutAtOneEnforcerAndInAtTheOtherGivesTheHostsSegmentBack) {
     for (bool v6 : {false, true}) {
         SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
-        const Seg orig = make(v6, {.seq = 1000, .ack = 5000, .flags = dp::kTcpAck | dp::kTcpPsh,
+        const Seg orig = make(v6, {.seq = 1000,
+                                   .ack = 5000,
+                                   .flags = dp::kTcpAck | dp::kTcpPsh,
                                    .options = sack_options({{6000, 7000}, {8000, 9000}}),
                                    .payload = seq_bytes(100)});
         ASSERT_TRUE(checksum_ok(orig));
@@ -112,8 +115,8 @@ TEST(SeqMap, TheOtherDirectionSwapsTheShifts) {
 
 TEST(SeqMap, ASegmentWithoutAckKeepsItsAckField) {
     // A SYN: ack is not meaningful and must not be touched (nor its SACK-permitted option).
-    const Seg orig = make(false, {.seq = 9, .ack = 0, .flags = dp::kTcpSyn,
-                                  .options = linux_syn_options()});
+    const Seg orig =
+        make(false, {.seq = 9, .ack = 0, .flags = dp::kTcpSyn, .options = linux_syn_options()});
     dp::SeqShift s;
     s.ins[0] = 40, s.ins[1] = 50;
     Seg wire = orig;
@@ -124,8 +127,8 @@ TEST(SeqMap, ASegmentWithoutAckKeepsItsAckField) {
 }
 
 TEST(SeqMap, ZeroShiftChangesNothing) {
-    const Seg orig = make(true, {.seq = 1, .ack = 2, .flags = dp::kTcpAck,
-                                 .options = sack_options({{3, 4}})});
+    const Seg orig =
+        make(true, {.seq = 1, .ack = 2, .flags = dp::kTcpAck, .options = sack_options({{3, 4}})});
     Seg wire = orig;
     dp::shift_out(wire.frame.data(), wire.v, dp::SeqShift{}, 0);
     EXPECT_EQ(wire.frame, orig.frame);
@@ -137,7 +140,8 @@ TEST(SeqMap, RandomSegmentsKeepAValidChecksumAndRoundTrip) {
         std::vector<std::pair<uint32_t, uint32_t>> blocks;
         for (unsigned b = rng() % 4; b; --b) blocks.push_back({rng(), rng()});
         const bool v6 = rng() & 1;
-        TcpSpec t{.seq = uint32_t(rng()), .ack = uint32_t(rng()),
+        TcpSpec t{.seq = uint32_t(rng()),
+                  .ack = uint32_t(rng()),
                   .flags = uint8_t(dp::kTcpAck | (rng() & dp::kTcpPsh)),
                   .options = blocks.empty() ? Bytes{} : sack_options(blocks),
                   .payload = seq_bytes(rng() % 200, uint8_t(rng()))};

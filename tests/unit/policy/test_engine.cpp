@@ -980,6 +980,32 @@ TEST(Publisher, HammerReadsDuringSwaps) {
     EXPECT_GT(reads.load(), 0u);
 }
 
+// The identity mode of a managed TCP network (docs/l4-mode.md "Modes") is an address flag, by
+// longest prefix like the others: v1 where neither list says otherwise.
+TEST(Modes, L4AndAutoNetworksAreAddressFlags) {
+    PolicySet s = one_pu({});
+    EnforcerProfile prof;
+    prof.name = "pr";
+    prof.target_networks = std::vector<std::string>{"10.0.0.0/8", "fd00::/8"};
+    prof.l4_target_networks = {"10.20.0.0/16", "fd00:20::/32"};
+    prof.auto_target_networks = {"10.30.0.0/16"};
+    s.enforcer_profiles.push_back(prof);
+    auto snap = compile(s);
+    const struct {
+        const char *addr;
+        uint8_t mode;
+    } cases[] = {
+        {"10.1.0.1", 0},          {"10.20.0.1", kModeL4}, {"10.20.255.255", kModeL4},
+        {"10.30.7.7", kModeAuto}, {"10.31.0.0", 0},       {"fd00:20::1", kModeL4},
+        {"fd00:21::1", 0},        {"192.168.0.1", 0},
+    };
+    for (const auto &c : cases) {
+        const uint8_t f = snap->classify(IpAddr::parse(c.addr)).flags;
+        EXPECT_EQ(f & (kModeL4 | kModeAuto), c.mode) << c.addr;
+        EXPECT_EQ(bool(f & kManagedTcp), std::string(c.addr) != "192.168.0.1") << c.addr;
+    }
+}
+
 }  // namespace
 }  // namespace segwire::policy
 

@@ -222,6 +222,17 @@ INSTANTIATE_TEST_SUITE_P(
                        "\"identityRequiredNetworks\": [\"10.1.0.0/16\", \"192.168.0.0/24\"]"),
                   "enforcerprofile \"pr\"", "identityRequiredNetworks[1]",
                   "not inside targetNetworks or targetUDPNetworks"},
+        ErrorCase{"profile_l4_outside",
+                  PROF("\"targetNetworks\": [\"10.0.0.0/8\"], "
+                       "\"l4TargetNetworks\": [\"10.1.0.0/16\", \"172.16.0.0/12\"]"),
+                  "enforcerprofile \"pr\"", "l4TargetNetworks[1]", "not inside targetNetworks"},
+        ErrorCase{"profile_auto_bad", PROF("\"autoTargetNetworks\": [\"10.0.0.1/8\"]"),
+                  "enforcerprofile \"pr\"", "autoTargetNetworks[0]", "host bits"},
+        ErrorCase{"profile_modes_overlap",
+                  PROF("\"targetNetworks\": [\"10.0.0.0/8\"], "
+                       "\"l4TargetNetworks\": [\"10.1.0.0/16\"], "
+                       "\"autoTargetNetworks\": [\"10.2.0.0/16\", \"10.1.2.0/24\"]"),
+                  "enforcerprofile \"pr\"", "autoTargetNetworks[1]", "overlaps l4TargetNetworks"},
         ErrorCase{"pu_enforcer_id", R"({"processingunits": [{"ID": "1", "enforcerID": "a b"}]})",
                   "processingunit ID \"1\"", "enforcerID", "printable ASCII"},
         ErrorCase{"profile_excluded", PROF("\"excludedNetworks\": [\"!10.0.0.0/8\"]"),
