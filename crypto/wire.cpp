@@ -178,8 +178,12 @@ OptionEdit add_tcp_option(std::span<const uint8_t> existing, std::span<const uin
     return e;
 }
 
-OptionEdit strip_tcp_option(std::span<const uint8_t> existing,
-                            std::span<uint8_t, kTcpOptionSpace> out) noexcept {
+namespace {
+
+// New options area without every option `drop` selects; the sender's NOPs between the others stay.
+template <class Drop>
+OptionEdit strip_options(std::span<const uint8_t> existing, std::span<uint8_t, kTcpOptionSpace> out,
+                         Drop &&drop) noexcept {
     OptionEdit e;
     if (existing.size() > kTcpOptionSpace) {
         e.status = WireStatus::BadOption;
@@ -193,7 +197,7 @@ OptionEdit strip_tcp_option(std::span<const uint8_t> existing,
     };
     bool found = false;
     const TcpOptionWalk w = walk_tcp_options(existing, [&](size_t off, uint8_t, uint8_t len) {
-        if (is_ours(existing.data() + off, len)) {
+        if (drop(existing.data() + off, len)) {
             copy_to(off);
             copied = off + len;
             found = true;
@@ -206,9 +210,54 @@ OptionEdit strip_tcp_option(std::span<const uint8_t> existing,
     }
     copy_to(w.end);
     if (!found) e.status = WireStatus::NotPresent;
-    while (n > 0 && out[n - 1] == kTcpOptNop) --n;  // our padding goes with our option
+    while (n > 0 && out[n - 1] == kTcpOptNop) --n;  // the padding goes with the option
     e.length = static_cast<uint8_t>(pad4(out.data(), n));
     return e;
+}
+
+}  // namespace
+
+OptionEdit strip_tcp_option(std::span<const uint8_t> existing,
+                            std::span<uint8_t, kTcpOptionSpace> out) noexcept {
+    return strip_options(existing, out, is_ours);
+}
+
+OptionEdit strip_tfo_option(std::span<const uint8_t> existing,
+                            std::span<uint8_t, kTcpOptionSpace> out) noexcept {
+    OptionEdit e = strip_options(existing, out, is_tfo);
+    e.dropped_tfo = e.status == WireStatus::Ok;
+    return e;
+}
+
+WireStatus find_tfo_option(std::span<const uint8_t> options, TfoOptionView &out) noexcept {
+    bool found = false;
+    const TcpOptionWalk w = walk_tcp_options(options, [&](size_t off, uint8_t, uint8_t len) {
+        const uint8_t *p = options.data() + off;
+        if (found || !is_tfo(p, len)) return true;
+        found = true;
+        const size_t head = p[0] == kTcpOptFastOpen ? 2 : 4;  // kind, len (+ ExID)
+        out.offset = off;
+        out.length = len;
+        out.cookie = {p + head, len - head};
+        out.experimental = p[0] != kTcpOptFastOpen;
+        return true;
+    });
+    if (!w.ok) return WireStatus::BadOption;
+    if (!found) return WireStatus::NotPresent;
+    // RFC 7413 §4.1.1: a cookie is 4 to 16 bytes; none is a cookie request.
+    const size_t c = out.cookie.size();
+    if (c != 0 && (c < 4 || c > 16)) return WireStatus::BadLength;
+    return WireStatus::Ok;
+}
+
+size_t write_tfo_option(std::span<uint8_t> out, std::span<const uint8_t> cookie) noexcept {
+    const size_t len = 2 + cookie.size();
+    if ((cookie.size() != 0 && (cookie.size() < 4 || cookie.size() > 16)) || out.size() < len)
+        return 0;
+    out[0] = kTcpOptFastOpen;
+    out[1] = static_cast<uint8_t>(len);
+    if (!cookie.empty()) std::memcpy(out.data() + 2, cookie.data(), cookie.size());
+    return len;
 }
 
 // --- token ---------------------------------------------------------------------------------------

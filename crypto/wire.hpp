@@ -33,8 +33,8 @@ enum class MsgType : uint8_t {
     Syn = 1,
     SynAck = 2,
     Ack = 3,
-    Reject = 4,  // UDP only (TCP uses RST)
-    Reset = 5,   // UDP only: "I hold no state for this flow, handshake again"
+    Reject = 4,   // UDP only (TCP uses RST)
+    Reset = 5,    // UDP only: "I hold no state for this flow, handshake again"
     Confirm = 6,  // TCP only: the server side's enforcer has verified the ACK proof (§4.3)
 };
 
@@ -91,6 +91,25 @@ OptionEdit add_tcp_option(std::span<const uint8_t> existing, std::span<const uin
 // New options area without the segwire option, padded with NOPs to a multiple of 4.
 OptionEdit strip_tcp_option(std::span<const uint8_t> existing,
                             std::span<uint8_t, kTcpOptionSpace> out) noexcept;
+
+// TCP Fast Open (RFC 7413; kind 34, or Linux's old experimental 254 / ExID 0xF989). L4 mode
+// strips a host's TFO from its SYN and speaks TFO between enforcers (docs/l4-mode.md).
+struct TfoOptionView {
+    size_t offset = 0;  // within the options area
+    size_t length = 0;
+    std::span<const uint8_t> cookie;  // empty: a cookie request
+    bool experimental = false;        // the 254 / 0xF989 form
+};
+// The first TFO option of an options area. NotPresent, BadOption (a malformed list), BadLength
+// (a cookie outside 4..16 bytes), or Ok.
+WireStatus find_tfo_option(std::span<const uint8_t> options, TfoOptionView &out) noexcept;
+// New options area without any TFO option (both forms), padded with NOPs to a multiple of 4;
+// NotPresent when there was none (the area is copied as it is).
+OptionEdit strip_tfo_option(std::span<const uint8_t> existing,
+                            std::span<uint8_t, kTcpOptionSpace> out) noexcept;
+// Writes option 34 with `cookie` (4..16 bytes) or, with an empty cookie, a cookie request.
+// Returns its length, 0 when `out` is too small or the cookie length is not allowed.
+size_t write_tfo_option(std::span<uint8_t> out, std::span<const uint8_t> cookie) noexcept;
 
 // --- SYN / SYN-ACK token (TCP payload tail; also the body of UDP SYN / SYN-ACK) ----------------
 

@@ -7,8 +7,6 @@ import signal
 import struct
 from pathlib import Path
 
-import pytest
-
 from capture import tcp_segment
 from testbed import Holder, IdentityBed, lab_policy, probe, probe_server, sh, wait_for, SEGWIRECTL
 
@@ -86,22 +84,29 @@ def fresh_nonce(frame, total, seed):
     frame[tok + 2:tok + 18] = hashlib.sha256(f"nonce-{seed}".encode()).digest()[:16]
 
 
+def captured_syn(bed, sport, pol=None, b_extra=None):
+    """Starts A and B on `pol` (default policy()), lets the client connect once and captures the
+    identity SYN A sent on the wire; returns B, the wire interface to send forged frames from,
+    that SYN (with source port `sport`: a new flow) and its IP total length."""
+    pf = bed.write_policy(pol or policy())
+    bed.start_enforcer("a", pf)
+    b = bed.start_enforcer("b", pf, extra=b_extra)
+    probe_server(bed.server, "echo-server --port 7000")
+    wb = f"wb{bed.tag[3:]}"
+    raw = bed.wire.popen(f"python3 -u {HERE / 'rawcap.py'} --iface {wb} --port 7000")
+    assert json.loads(raw.stdout.readline())["listening"]
+    assert connect(bed.client, bed.SERVER4)["ok"] == 1
+    syn = bytearray(bytes.fromhex(json.loads(raw.communicate(timeout=20)[0].strip().splitlines()[-1])["syn"]))
+    l4 = 14 + (syn[14] & 0x0F) * 4
+    syn[l4:l4 + 2] = struct.pack("!H", sport)
+    return b, wb, syn, struct.unpack("!H", syn[16:18])[0]
+
+
 def test_tampered_signature_refused():
     with IdentityBed() as bed:
-        pf = bed.write_policy(policy())
-        bed.start_enforcer("a", pf)
-        b = bed.start_enforcer("b", pf)
-        probe_server(bed.server, "echo-server --port 7000")
-        wb = f"wb{bed.tag[3:]}"
-        raw = bed.wire.popen(f"python3 -u {HERE / 'rawcap.py'} --iface {wb} --port 7000")
-        assert json.loads(raw.stdout.readline())["listening"]
-        assert connect(bed.client, bed.SERVER4)["ok"] == 1
-        syn = bytearray(bytes.fromhex(json.loads(raw.communicate(timeout=20)[0].strip().splitlines()[-1])["syn"]))
-        # A new source port (a new flow) and one flipped bit in the claims' signature, which ends
-        # 2 bytes (the token length) before the end of the payload.
-        l4 = 14 + (syn[14] & 0x0F) * 4
-        syn[l4:l4 + 2] = struct.pack("!H", 40999)
-        total = struct.unpack("!H", syn[16:18])[0]
+        b, wb, syn, total = captured_syn(bed, 40999)
+        # One flipped bit in the claims' signature, which ends 2 bytes (the token length) before
+        # the end of the payload.
         syn[14 + total - 2 - 10] ^= 0x01
         fresh_nonce(syn, total, "tampered")
         forged = fix_tcp_checksum(bytes(syn))
@@ -134,18 +139,7 @@ def test_a_peer_key_x25519_refuses_is_dropped_not_asked_for_again():
     # (session-key-failed) and not park it again: without the worker's negative cache the held
     # SYN-ACK circles between the worker and the slow path until the half-open deadline.
     with IdentityBed() as bed:
-        pf = bed.write_policy(policy())
-        bed.start_enforcer("a", pf)
-        b = bed.start_enforcer("b", pf)
-        probe_server(bed.server, "echo-server --port 7000")
-        wb = f"wb{bed.tag[3:]}"
-        raw = bed.wire.popen(f"python3 -u {HERE / 'rawcap.py'} --iface {wb} --port 7000")
-        assert json.loads(raw.stdout.readline())["listening"]
-        assert connect(bed.client, bed.SERVER4)["ok"] == 1
-        syn = bytearray(bytes.fromhex(json.loads(raw.communicate(timeout=20)[0].strip().splitlines()[-1])["syn"]))
-        l4 = 14 + (syn[14] & 0x0F) * 4
-        syn[l4:l4 + 2] = struct.pack("!H", 40998)
-        total = struct.unpack("!H", syn[16:18])[0]
+        b, wb, syn, total = captured_syn(bed, 40998)
 
         def zero_key(blob):
             blob[12:44] = bytes(32)
@@ -168,19 +162,11 @@ def test_a_peer_key_x25519_refuses_is_dropped_not_asked_for_again():
 
 def test_flood_of_forged_syns_does_not_stall_an_established_transfer():
     with IdentityBed() as bed:
-        pf = bed.write_policy(lab_policy(
+        pol = lab_policy(
             client_out=[("allow", "Allow", [["app=server"]], ["tcp/7000", "tcp/5001"])],
-            server_in=[("allow", "Allow", [["app=client"]], ["tcp/7000", "tcp/5001"])]))
-        bed.start_enforcer("a", pf)
-        b = bed.start_enforcer("b", pf, extra={"handshake": {"slowpath_queue": 32}})
-        probe_server(bed.server, "echo-server --port 7000")
-        wb = f"wb{bed.tag[3:]}"
-        raw = bed.wire.popen(f"python3 -u {HERE / 'rawcap.py'} --iface {wb} --port 7000")
-        assert json.loads(raw.stdout.readline())["listening"]
-        assert connect(bed.client, bed.SERVER4)["ok"] == 1
-        syn = bytearray(bytes.fromhex(json.loads(raw.communicate(timeout=20)[0].strip().splitlines()[-1])["syn"]))
+            server_in=[("allow", "Allow", [["app=client"]], ["tcp/7000", "tcp/5001"])])
+        b, wb, syn, total = captured_syn(bed, 20000, pol, {"handshake": {"slowpath_queue": 32}})
         l4 = 14 + (syn[14] & 0x0F) * 4
-        total = struct.unpack("!H", syn[16:18])[0]
         # 3000 SYNs, each from its own port with its own corrupted signature: every one is an
         # unknown blob that would need an ECDSA verify.
         frames = []

@@ -20,23 +20,11 @@ namespace segwire::crypto {
 namespace {
 
 using namespace vectors;
+using test::fixed;
 using test::hex;
+using test::read_kv;
 using test::unhex;
 using wire::WireStatus;
-
-std::map<std::string, std::string> read_kv(const std::string &path) {
-    std::map<std::string, std::string> kv;
-    std::ifstream in(path);
-    std::string k, v;
-    while (in >> k >> v) kv[k] = v;
-    return kv;
-}
-
-template <size_t N>
-std::span<const uint8_t, N> fixed(const std::vector<uint8_t> &v) {
-    EXPECT_EQ(v.size(), N);
-    return std::span<const uint8_t, N>(v.data(), N);
-}
 
 const std::vector<uint8_t> kNonce = unhex(kClientNonce);
 const std::vector<uint8_t> kNonce2 = unhex(kServerNonce);

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <ctime>
+#include <fstream>
+#include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -45,6 +48,22 @@ std::string hex(const C &bytes) {
         s += d[b & 15];
     }
     return s;
+}
+
+// A vectors file: one "key hexvalue" pair per line.
+inline std::map<std::string, std::string> read_kv(const std::string &path) {
+    std::map<std::string, std::string> kv;
+    std::ifstream in(path);
+    std::string k, v;
+    while (in >> k >> v) kv[k] = v;
+    return kv;
+}
+
+// A fixed-size view of a vector that must hold exactly N bytes.
+template <size_t N>
+std::span<const uint8_t, N> fixed(const std::vector<uint8_t> &v) {
+    EXPECT_EQ(v.size(), N);
+    return std::span<const uint8_t, N>(v.data(), N);
 }
 
 inline uint32_t now32() {

@@ -21,7 +21,9 @@ namespace {
 
 using namespace vectors;
 using namespace wire;
+using test::fixed;
 using test::hex;
+using test::read_kv;
 using test::unhex;
 
 std::string slurp(const std::string &path) {
@@ -29,20 +31,6 @@ std::string slurp(const std::string &path) {
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
-}
-
-std::map<std::string, std::string> read_kv(const std::string &path) {
-    std::map<std::string, std::string> kv;
-    std::ifstream in(path);
-    std::string k, v;
-    while (in >> k >> v) kv[k] = v;
-    return kv;
-}
-
-template <size_t N>
-std::span<const uint8_t, N> fixed(const std::vector<uint8_t> &v) {
-    EXPECT_EQ(v.size(), N);
-    return std::span<const uint8_t, N>(v.data(), N);
 }
 
 // Everything the document lists, computed from the fixed inputs and the two signed blobs.

@@ -134,6 +134,48 @@ TEST(TcpOption, ShortSpaceCompactsThenDropsTfoThenRefuses) {
     EXPECT_EQ(e.status, WireStatus::Duplicate);
 }
 
+// L4 mode's TFO handling (docs/l4-mode.md): find a cookie or a request in either form, strip
+// every TFO option while keeping the others in place, write ours.
+TEST(TfoOption, FindStripAndWrite) {
+    // MSS, SACK-permitted, timestamps, NOP, window scale, TFO cookie (8 bytes) + 2 NOP.
+    const auto syn = unhex(kLinuxTfoSyn);
+    TfoOptionView t;
+    ASSERT_EQ(find_tfo_option(syn, t), WireStatus::Ok);
+    EXPECT_EQ(t.offset, 20u);
+    EXPECT_EQ(t.length, 10u);
+    EXPECT_EQ(hex(t.cookie), "0102030405060708");
+    EXPECT_FALSE(t.experimental);
+    uint8_t out[kTcpOptionSpace];
+    OptionEdit e = strip_tfo_option(syn, out);
+    ASSERT_EQ(e.status, WireStatus::Ok);
+    EXPECT_TRUE(e.dropped_tfo);
+    EXPECT_EQ(hex(std::span(out, e.length)), hex(unhex(kLinuxSyn)));
+    EXPECT_EQ(find_tfo_option(std::span(out, e.length), t), WireStatus::NotPresent);
+    // A cookie request, and Linux's experimental form with a 4-byte cookie.
+    // (The view points into the options: they must outlive it.)
+    const auto request = unhex("01012202"), experimental = unhex("fe08f989aabbccdd");
+    ASSERT_EQ(find_tfo_option(request, t), WireStatus::Ok);
+    EXPECT_TRUE(t.cookie.empty());
+    ASSERT_EQ(find_tfo_option(experimental, t), WireStatus::Ok);
+    EXPECT_TRUE(t.experimental);
+    EXPECT_EQ(hex(t.cookie), "aabbccdd");
+    e = strip_tfo_option(unhex("fe08f989aabbccdd020405b4"), out);
+    EXPECT_EQ(hex(std::span(out, e.length)), "020405b4");
+    // Cookies of 1..3 or 17+ bytes are not RFC 7413 cookies.
+    EXPECT_EQ(find_tfo_option(unhex("2205010203"), t), WireStatus::BadLength);
+    EXPECT_EQ(find_tfo_option(unhex("2204"), t), WireStatus::BadOption);  // runs past the area
+    EXPECT_EQ(strip_tfo_option(unhex("020405b4"), out).status, WireStatus::NotPresent);
+    // Ours: a cookie, a request; the writer refuses what the reader would.
+    uint8_t opt[18];
+    const auto cookie = unhex("0102030405060708");
+    EXPECT_EQ(write_tfo_option(opt, cookie), 10u);
+    EXPECT_EQ(hex(std::span(opt, 10)), "220a0102030405060708");
+    EXPECT_EQ(write_tfo_option(opt, {}), 2u);
+    EXPECT_EQ(hex(std::span(opt, 2)), "2202");
+    EXPECT_EQ(write_tfo_option(opt, std::span(cookie.data(), 3)), 0u);
+    EXPECT_EQ(write_tfo_option(std::span(opt, 9), cookie), 0u);
+}
+
 TEST(TcpOption, MalformedOptionListsAreRejected) {
     TcpOptionView v;
     EXPECT_EQ(find_tcp_option(unhex("02"), v), WireStatus::BadOption);        // no length byte
