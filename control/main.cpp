@@ -25,6 +25,7 @@
 #include "control/app.hpp"
 #include "control/eal_setup.hpp"
 #include "control/mbuf_budget.hpp"
+#include "version.hpp"
 
 using namespace segwire;
 
@@ -43,9 +44,10 @@ void on_signal(int sig) {
 
 void usage(FILE *out) {
     std::fprintf(out,
-                 "usage: segwire --config FILE [--check]\n"
+                 "usage: segwire --config FILE [--check] | --version\n"
                  "  --config FILE  appliance configuration (JSON)\n"
-                 "  --check        validate the configuration and exit\n");
+                 "  --check        validate the configuration and exit\n"
+                 "  --version      print the version and exit\n");
 }
 
 void setup_logging(const config::LogConfig &lc) {
@@ -355,10 +357,14 @@ int main(int argc, char **argv) {
     static option opts[] = {{"config", required_argument, nullptr, 'c'},
                             {"check", no_argument, nullptr, 'k'},
                             {"help", no_argument, nullptr, 'h'},
+                            {"version", no_argument, nullptr, 'V'},
                             {nullptr, 0, nullptr, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "c:h", opts, nullptr)) != -1) {
+    while ((o = getopt_long(argc, argv, "c:hV", opts, nullptr)) != -1) {
         switch (o) {
+            case 'V':
+                std::printf("segwire %s\n", segwire::version_line());
+                return 0;
             case 'c':
                 config_path = optarg;
                 break;

@@ -1,12 +1,13 @@
 """Bump-in-the-wire forwarding through real Linux stacks: client ns -- segwire -- server ns."""
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from testbed import (SEGWIRE, SEGWIRECTL, Bed, probe, probe_server, server_report, sh,
-                     wait_for)
+from testbed import (BUILD, CONSOLE, ROOT, SEGWIRE, SEGWIRECTL, probe, probe_server,
+                     server_report, sh, wait_for)
 
 INJECT = Path(__file__).resolve().parent / "inject.py"
 MB = 1 << 20
@@ -173,6 +174,15 @@ def test_segwirectl_and_dpdk_telemetry_py(bed):
     assert bad.returncode == 1 and "cannot connect" in bad.stderr
     py = sh(f"echo /segwire/stats | dpdk-telemetry.py -f {sw.prefix}", check=False)
     assert py.returncode == 0 and '"rx_inside_pkts"' in py.stdout
+
+
+def test_every_binary_prints_its_version():
+    # What an operator (and a package) asks first: the project version of meson.build and the
+    # build's `git describe` (or the version again, outside a git checkout).
+    version = re.search(r"version : '([^']+)'", (ROOT / "meson.build").read_text()).group(1)
+    for path in (SEGWIRE, SEGWIRECTL, CONSOLE, BUILD / "tools" / "bench" / "segwire-bench"):
+        r = sh(f"{path} --version")
+        assert re.fullmatch(rf"{path.name} {re.escape(version)} \(\S+\)\n", r.stdout), r.stdout
 
 
 def test_clean_shutdown_on_sigterm(bed):

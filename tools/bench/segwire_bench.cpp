@@ -27,6 +27,7 @@
 
 #include "dataplane/worker/worker.hpp"
 #include "tools/bench/bench_common.hpp"
+#include "version.hpp"
 
 using namespace segwire;
 using namespace segwire::bench;
@@ -197,6 +198,10 @@ int run_pipeline(bool quick, const std::string &csv, const std::string &svg) {
 
 int main(int argc, char **argv) {
     std::string cmd = argc > 1 ? argv[1] : "";
+    if (cmd == "--version") {
+        std::printf("segwire-bench %s\n", segwire::version_line());
+        return 0;
+    }
     if (cmd == "system") {  // namespaces, iperf3, nftables: tools/bench/system_bench.py
         std::string script = SEGWIRE_SOURCE_ROOT "/tools/bench/system_bench.py";
         setenv("SEGWIRE_BUILD", SEGWIRE_BUILD_ROOT, 0);  // an SEGWIRE_BUILD already set wins
@@ -223,7 +228,9 @@ int main(int argc, char **argv) {
         }
     }
     if (cmd != "pipeline") {
-        std::fprintf(stderr, "usage: segwire-bench pipeline [--quick] [--csv FILE] [--svg FILE]\n");
+        std::fprintf(stderr,
+                     "usage: segwire-bench pipeline [--quick] [--csv FILE] [--svg FILE] | system "
+                     "[...] | --version\n");
         return 2;
     }
     return run_pipeline(quick, csv, svg);

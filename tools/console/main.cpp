@@ -32,12 +32,14 @@
 #include "tools/console/reports.hpp"
 #include "tools/console/server.hpp"
 #include "tools/console/util.hpp"
+#include "version.hpp"
 
 using namespace segwire::console;
 
 namespace {
 
 constexpr const char *kUsage = R"(usage:
+  segwire-console --version
   segwire-console serve --data DIR [--policy DIR] [--listen HOST:PORT]
                         [--ca-cert FILE --ca-key FILE] [--token-validity DURATION]
                         [--cert-validity DURATION]
@@ -421,6 +423,10 @@ int main(int argc, char **argv) {
         if (cmd == "flows") return cmd_flows(argc, argv);
         if (cmd == "--help" || cmd == "-h" || cmd == "help") {
             std::fputs(kUsage, stdout);
+            return 0;
+        }
+        if (cmd == "--version") {
+            std::printf("segwire-console %s\n", segwire::version_line());
             return 0;
         }
     } catch (const ConsoleError &e) {

@@ -20,12 +20,13 @@
 #include <rapidjson/stringbuffer.h>
 
 #include "crypto/pki.hpp"
+#include "version.hpp"
 
 namespace {
 
 void usage(FILE *out) {
     std::fprintf(out,
-                 "usage: segwirectl [--prefix NAME | --socket PATH] [--json] COMMAND\n"
+                 "usage: segwirectl [--prefix NAME | --socket PATH] [--json] COMMAND | --version\n"
                  "commands:\n"
                  "  stats            totals: packets, bytes, flows, drops by reason\n"
                  "  workers          per-worker counters\n"
@@ -303,14 +304,16 @@ int pki(int argc, char **argv) {
 int main(int argc, char **argv) {
     std::string prefix = "segwire", sock;
     bool json = false;
-    static option opts[] = {{"prefix", required_argument, nullptr, 'p'},
-                            {"socket", required_argument, nullptr, 's'},
-                            {"json", no_argument, nullptr, 'j'},
-                            {"help", no_argument, nullptr, 'h'},
-                            {nullptr, 0, nullptr, 0}};
+    static option opts[] = {
+        {"prefix", required_argument, nullptr, 'p'}, {"socket", required_argument, nullptr, 's'},
+        {"json", no_argument, nullptr, 'j'},         {"help", no_argument, nullptr, 'h'},
+        {"version", no_argument, nullptr, 'V'},      {nullptr, 0, nullptr, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "+p:s:jh", opts, nullptr)) != -1) {
+    while ((o = getopt_long(argc, argv, "+p:s:jhV", opts, nullptr)) != -1) {
         switch (o) {
+            case 'V':
+                std::printf("segwirectl %s\n", segwire::version_line());
+                return 0;
             case 'p':
                 prefix = optarg;
                 break;
