@@ -60,7 +60,9 @@ Question read(const Bytes &m, QuestionStatus want = QuestionStatus::kOk) {
 }
 
 TEST(DnsQuestion, ReadsHeaderAndQuestion) {
-    const Question q = read(message(0xbeef, 0x8183 | 0x0200, wire_name("Api.Example.com"), 28));
+    // A Question's name points into its message: the messages must outlive them.
+    const Bytes answer = message(0xbeef, 0x8183 | 0x0200, wire_name("Api.Example.com"), 28);
+    const Question q = read(answer);
     EXPECT_EQ(q.id, 0xbeef);
     EXPECT_TRUE(q.response);
     EXPECT_TRUE(q.truncated);
@@ -68,7 +70,8 @@ TEST(DnsQuestion, ReadsHeaderAndQuestion) {
     EXPECT_EQ(q.qtype, 28);
     EXPECT_EQ(q.qclass, 1);
     EXPECT_EQ(q.name.len, wire_name("api.example.com").size());
-    const Question query = read(message(0xbeef, 0x0100, wire_name("api.example.com")));
+    const Bytes asked = message(0xbeef, 0x0100, wire_name("api.example.com"));
+    const Question query = read(asked);
     EXPECT_FALSE(query.response);
     EXPECT_TRUE(same_name(q.name, query.name));  // letters without case
 }
