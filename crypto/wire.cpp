@@ -196,11 +196,17 @@ OptionEdit strip_options(std::span<const uint8_t> existing, std::span<uint8_t, k
         n += end - copied;
     };
     bool found = false;
+    // Where the last option kept ends in `out`: trailing NOPs after it are padding, but bytes of
+    // 0x01 before it are that option's data (a timestamp ending in 01 01 01 01), never trimmed.
+    size_t removed = 0, kept_end = 0;
     const TcpOptionWalk w = walk_tcp_options(existing, [&](size_t off, uint8_t, uint8_t len) {
         if (drop(existing.data() + off, len)) {
             copy_to(off);
             copied = off + len;
+            removed += len;
             found = true;
+        } else {
+            kept_end = off + len - removed;
         }
         return true;
     });
@@ -210,7 +216,7 @@ OptionEdit strip_options(std::span<const uint8_t> existing, std::span<uint8_t, k
     }
     copy_to(w.end);
     if (!found) e.status = WireStatus::NotPresent;
-    while (n > 0 && out[n - 1] == kTcpOptNop) --n;  // the padding goes with the option
+    while (n > kept_end && out[n - 1] == kTcpOptNop) --n;  // the padding goes with the option
     e.length = static_cast<uint8_t>(pad4(out.data(), n));
     return e;
 }

@@ -136,6 +136,29 @@ TEST(TcpOption, ShortSpaceCompactsThenDropsTfoThenRefuses) {
 
 // L4 mode's TFO handling (docs/l4-mode.md): find a cookie or a request in either form, strip
 // every TFO option while keeping the others in place, write ours.
+// Stripping trims the padding that came with the removed option, never the last kept option's
+// own bytes of 0x01 (the fuzzer found it: a timestamp echo of 0x01010101 lost its tail and the
+// options became malformed).
+TEST(TcpOption, StripKeepsTheLastOptionsBytesThatLookLikeNops) {
+    // NOP NOP TS(TSval 0x11223344, TSecr 0x01010101), ours (SYN marker), 3 NOPs: 20 bytes.
+    const auto opts = unhex(
+        "0101080a1122334401010101"
+        "fd05535711"
+        "010101");
+    uint8_t out[kTcpOptionSpace];
+    OptionEdit e = strip_tcp_option(opts, out);
+    ASSERT_EQ(e.status, WireStatus::Ok);
+    EXPECT_EQ(hex(std::span(out, e.length)), "0101080a1122334401010101");
+    // The same for TFO, and for an area whose last option ends off a 4-byte boundary.
+    const auto tfo = unhex(
+        "220a0102030405060708"
+        "0a0601010101"
+        "0101");
+    e = strip_tfo_option(tfo, out);
+    ASSERT_EQ(e.status, WireStatus::Ok);
+    EXPECT_EQ(hex(std::span(out, e.length)), "0a06010101010101");
+}
+
 TEST(TfoOption, FindStripAndWrite) {
     // MSS, SACK-permitted, timestamps, NOP, window scale, TFO cookie (8 bytes) + 2 NOP.
     const auto syn = unhex(kLinuxTfoSyn);
