@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <span>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,23 @@ template <size_t N>
 std::span<const uint8_t, N> fixed(const std::vector<uint8_t> &v) {
     EXPECT_EQ(v.size(), N);
     return std::span<const uint8_t, N>(v.data(), N);
+}
+
+// A document that prints vectors as "key (N bytes)" followed by the hex value (wrapped over lines
+// as it likes) must quote every pair of `kv` exactly; one failure per missing or different key.
+inline void expect_document_quotes(const std::string &doc_path,
+                                   const std::map<std::string, std::string> &kv) {
+    std::ifstream in(doc_path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string flat;
+    for (char c : ss.str())
+        if (c != '\n') flat += c;
+    ASSERT_FALSE(flat.empty()) << "cannot read " << doc_path;
+    for (const auto &[k, v] : kv)
+        EXPECT_NE(flat.find(k + " (" + std::to_string(v.size() / 2) + " bytes)" + v),
+                  std::string::npos)
+            << k << " missing or different in " << doc_path;
 }
 
 inline uint32_t now32() {
