@@ -79,6 +79,16 @@ const char *auth_name(Auth a) {
             return "UDP_RESET_SENT";
         case Auth::kServerSynAck:
             return "SERVER_SYNACK";
+        case Auth::kL4ClientSyn:
+            return "L4_CLIENT_SYN";
+        case Auth::kL4ClientWait:
+            return "L4_CLIENT_WAIT";
+        case Auth::kL4ClientConfirm:
+            return "L4_CLIENT_CONFIRM";
+        case Auth::kL4ServerSyn:
+            return "L4_SERVER_SYN";
+        case Auth::kL4ServerWait:
+            return "L4_SERVER_WAIT";
     }
     return "?";
 }

@@ -71,6 +71,12 @@ enum class Auth : uint8_t {
     kUdpClientSyn,     // client role: SYN sent, application datagrams held
     kUdpServerSynAck,  // server role: SYN-ACK sent, waiting for the ACK; datagrams held
     kUdpResetSent,     // datagram from a managed peer without state: RESET sent, datagrams held
+    // L4 mode (docs/l4-mode.md): identity records in the byte stream right after the handshake
+    kL4ClientSyn,      // client role: plain SYN forwarded, waiting for the SYN-ACK
+    kL4ClientWait,     // client role: R1 sent at the host's ACK, waiting for R2; data held
+    kL4ClientConfirm,  // client role: R2 verified, R3 sent, authorized; R3 not yet acknowledged
+    kL4ServerSyn,      // server role: plain SYN forwarded, waiting for the server's SYN-ACK
+    kL4ServerWait,     // server role: waiting for R1, then (R2 sent) for R3; data held
 };
 const char *auth_name(Auth a);
 

@@ -158,6 +158,10 @@ void Stage::packet(Pkt &k) {
         const FlowState st = view(f);
         if (k.v.proto == kProtoTcp) {
             if (tcp::forwards(st, pf)) {
+                // An L4 flow's segment is shifted as it leaves (docs/l4-mode.md): towards its
+                // host in the host's numbers, towards the wire in the wire's.
+                if (f.parked & kL4Bit) [[unlikely]]
+                    l4_translate(k, k.arrival == kOutside);
                 track_seq(f, k);
                 forward(k);
                 return;
@@ -200,9 +204,12 @@ void Stage::finish_op(Batched &op) {
     Flow &f = flows_->at(k.pos);
     f.parked &= static_cast<uint8_t>(~kInBatchBit);
     HandshakeCtx &x = hs_[f.hs];
-    std::memcpy(x.synack_mac, op.macs.synack_mac.data(), crypto::wire::kMacLen);
-    std::memcpy(x.ack_mac, op.macs.ack_mac(), crypto::wire::kMacLen);
-    std::memcpy(x.confirm_mac, op.macs.confirm_mac(), crypto::wire::kMacLen);
+    const bool l4 = op.op == BatchOp::kL4ClientCheckR2 || op.op == BatchOp::kL4ServerSignR2;
+    std::memcpy(x.synack_mac, l4 ? op.l4macs.synack_mac.data() : op.macs.synack_mac.data(),
+                crypto::wire::kMacLen);
+    std::memcpy(x.ack_mac, l4 ? op.l4macs.ack_mac() : op.macs.ack_mac(), crypto::wire::kMacLen);
+    std::memcpy(x.confirm_mac, l4 ? op.l4macs.confirm_mac() : op.macs.confirm_mac(),
+                crypto::wire::kMacLen);
     Ev &e = ev_;
     e.begin(&k, k.pos, &f, k.v.proto);
     e.looked = op.peer;
@@ -220,6 +227,10 @@ void Stage::finish_op(Batched &op) {
         if (e.proto == kProtoTcp && fx.pkt.token == Token::kSynAck) mac = e.tok.mac;
         if (e.proto == kProtoUdp && fx.pkt.ctl == UdpCtl::kSynAck) mac = e.msg.token.mac;
         fx.synack_mac_ok = mac && crypto::tag_equal(mac, x.synack_mac, crypto::wire::kMacLen);
+    } else if (op.op == BatchOp::kL4ClientCheckR2) {
+        // R2 was taken into the context when the op was queued (its stream position moved on):
+        // its MAC is the one the reassembly buffer held, which the batch op kept.
+        fx.synack_mac_ok = crypto::tag_equal(op.r2_mac, x.synack_mac, crypto::wire::kMacLen);
     }
     run(Event{EventKind::kMacsReady, op.op}, fx, e);
 }
@@ -305,6 +316,7 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
             ans.classify = pass ? ClassifyAnswer::kPass : ClassifyAnswer::kOurs;
             ans.managed_tcp = pi.flags & policy::kManagedTcp;
             ans.managed_udp = pi.flags & policy::kManagedUdp;
+            ans.l4 = pi.flags & policy::kModeL4;
             return;
         }
         case NeedKind::kPlainPeer:
@@ -468,6 +480,12 @@ void Stage::timer_event(uint32_t h) {
     fx.timer_stale = !live || e.f->hs != h;
     fx.elapsed_ms = whole_ms(now_tsc_ - x.started_tsc, ms_tsc_);
     fx.tries = x.tries;
+    if (live && e.proto == kProtoTcp && !fx.timer_stale) {  // L4: the kept record
+        fx.l4_sent = l4_[h].own_total != 0;
+        fx.l4_acked = x.ctl == nullptr;
+        fx.since_send_ms = whole_ms(now_tsc_ - x.last_send_tsc, ms_tsc_);
+        fx.acks_seen = e.f->ack_seen[0] && e.f->ack_seen[1];
+    }
     run(Event{EventKind::kTimer, BatchOp::kClientCheckSynAck}, fx, e);
     // A flow from outside the timer refused (a UDP peer that never took part in a handshake,
     // decided by the ACL) leaves no entry, as one refused at its first packet does.
@@ -514,9 +532,28 @@ void Stage::run_timers() {
     }
     Flow &f = *e.f;
     switch (a.kind) {
-        case Act::kTrackSeq:
-            track_seq(f, *e.k);
+        case Act::kTrackSeq: {
+            // In the hosts' numbers: an L4 flow's segment from the wire still carries the wire's
+            // (it is shifted as it is forwarded), and during the exchange the peer enforcer's
+            // segments acknowledge record bytes no host sent (docs/l4-mode.md).
+            const Pkt &k = *e.k;
+            if (k.arrival == kOutside && k.v.proto == kProtoTcp) {
+                if (f.parked & kL4Bit) {
+                    Pkt h = k;
+                    h.v.ack -= shift_[static_cast<uint32_t>(e.pos)].ins[f.local_side];
+                    track_seq(f, h);
+                    return;
+                }
+                if ((f.auth == dp::Auth::kL4ClientWait || f.auth == dp::Auth::kL4ServerWait) &&
+                    f.hs != kNil) {
+                    const L4Ctx &l = l4_[f.hs];
+                    const uint32_t base = l.own_end - l.own_total;  // our host's ISN + 1
+                    if (int32_t(k.v.ack - base) > 0) return;
+                }
+            }
+            track_seq(f, k);
             return;
+        }
         case Act::kSetLocalSide:
             f.local_side = e.k->arrival == kInside ? e.k->side : e.k->side ^ 1;
             return;
@@ -527,7 +564,8 @@ void Stage::run_timers() {
             f.auth = static_cast<dp::Auth>(a.a);
             // A TCP flow gets the established timeout only once authorized (the worker keeps
             // it in the handshake class until then: a blind ACK must not pin it for an hour).
-            if ((f.auth == dp::Auth::kAllowed || f.auth == dp::Auth::kClientAck) &&
+            if ((f.auth == dp::Auth::kAllowed || f.auth == dp::Auth::kClientAck ||
+                 f.auth == dp::Auth::kL4ClientConfirm) &&
                 e.proto == kProtoTcp)
                 flows_->touch(e.pos, now_tsc_, timeout_class_for(kProtoTcp, f.state));
             // A refused flow is held down: its tuple is tried again once the entry expires.
@@ -581,6 +619,11 @@ void Stage::run_timers() {
                     x.server_hash = e.looked->claims.hash();
                     return;
                 }
+                case HsFill::kL4Isn:
+                case HsFill::kL4R1In:
+                case HsFill::kL4R2In:
+                    l4_fill(static_cast<HsFill>(a.a), e);
+                    return;
                 case HsFill::kCount:
                     return;
             }
@@ -643,7 +686,7 @@ void Stage::run_timers() {
             return;
         }
         case Act::kReleaseHeld:
-            release_held(f);
+            release_held(f, e.pos);
             return;
         case Act::kDropHeld:
             drop_held(f, static_cast<DropReason>(a.a));
@@ -691,6 +734,24 @@ void Stage::run_timers() {
             // After the kExpire actions (held packets, context and peer are gone).
             flows_->remove(e.pos);
             return;
+        case Act::kL4Send:
+            l4_send(a.a, e);
+            return;
+        case Act::kL4Resend:
+            l4_resend(f.hs);
+            return;
+        case Act::kL4Acked:
+            if (f.hs != kNil && hs_[f.hs].ctl) {
+                rte_pktmbuf_free(hs_[f.hs].ctl);
+                hs_[f.hs].ctl = nullptr;
+            }
+            return;
+        case Act::kL4AckPeer:
+            l4_ack_peer(e);
+            return;
+        case Act::kL4Shift:
+            l4_shift_on(e);
+            return;
         case Act::kClampMss: {
             Pkt &k = *e.k;
             if (k.v.opt.mss > 24 && clamp_mss(k.m, k.v, static_cast<uint16_t>(k.v.opt.mss - 24)))
@@ -708,6 +769,10 @@ void Stage::fate(const Action &a, Ev &e) {
     Flow &f = *e.f;
     switch (a.kind) {
         case Act::kForward:
+            // A shifted L4 flow's segment from inside goes to the wire in wire numbers (one from
+            // outside was shifted before its step).
+            if ((f.parked & kL4Bit) && k.arrival == kInside && k.v.proto == kProtoTcp)
+                l4_translate(k, false);
             forward(k);
             return;
         case Act::kDrop:
@@ -732,6 +797,9 @@ void Stage::fate(const Action &a, Ev &e) {
                                            ? e.decision
                                            : policy::Decision{};
             queue_macs(k, static_cast<BatchOp>(a.a), p, d, *e.hk);
+            // A's check of R2: the MAC it carried (its bytes leave the reassembly buffer).
+            if (static_cast<BatchOp>(a.a) == BatchOp::kL4ClientCheckR2)
+                std::memcpy(batch_[batch_n_ - 1].r2_mac, e.tok.mac, crypto::wire::kMacLen);
             return;
         }
         case Act::kSnoopDns:

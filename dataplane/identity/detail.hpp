@@ -124,6 +124,15 @@ class Ctx {
     bool udp_len8() noexcept { return use(Field::kUdpLen8, 1, fx_.pkt.udp_len8); }
     bool icmp_control() noexcept { return use(Field::kIcmpControl, 1, fx_.pkt.icmp_control); }
     bool nonce_seen() noexcept { return use(Field::kNonceSeen, 1, fx_.pkt.nonce_seen); }
+    bool l4_rec_is(L4Rec x) noexcept { return use(Field::kL4Rec, u8(x), fx_.pkt.l4_rec == x); }
+    L4Rec l4_rec() noexcept {
+        note(Field::kL4Rec, kValue, u8(fx_.pkt.l4_rec));
+        return fx_.pkt.l4_rec;
+    }
+    bool acks_record() noexcept { return use(Field::kAcksRecord, 1, fx_.pkt.acks_record); }
+    bool seq_data() noexcept { return use(Field::kSeqData, 1, fx_.pkt.seq_data); }
+    bool l4_sent() noexcept { return use(Field::kL4Sent, 1, fx_.l4_sent); }
+    bool l4_acked() noexcept { return use(Field::kL4Acked, 1, fx_.l4_acked); }
 
     bool since_send_at_least(uint32_t ms) noexcept {
         return use(Field::kSinceSendMs, u8(ms / 100), fx_.since_send_ms >= ms);
@@ -155,6 +164,7 @@ class Ctx {
     }
     bool managed_tcp() noexcept { return use(Field::kManagedTcp, 1, ans().managed_tcp); }
     bool managed_udp() noexcept { return use(Field::kManagedUdp, 1, ans().managed_udp); }
+    bool l4() noexcept { return use(Field::kL4, 1, ans().l4); }
     bool plain_peer() noexcept { return use(Field::kPlainPeer, 1, ans().plain_peer); }
     bool claims_present() noexcept {
         return use(Field::kClaims, 0xfe, ans().claims != ClaimsAnswer::kAbsent);
@@ -483,6 +493,11 @@ void expire(Ctx &c) noexcept {
         case Auth::kClientAck:
         case Auth::kUdpClientSyn:
         case Auth::kUdpServerSynAck:
+        case Auth::kL4ClientSyn:
+        case Auth::kL4ClientWait:
+        case Auth::kL4ClientConfirm:
+        case Auth::kL4ServerSyn:
+        case Auth::kL4ServerWait:
             c.act(Act::kRecordException);
             break;
         default:

@@ -28,6 +28,16 @@ const char *name(Auth a) noexcept {
             return "UdpServerSynAck";
         case Auth::kUdpResetSent:
             return "UdpResetSent";
+        case Auth::kL4ClientSyn:
+            return "L4ClientSyn";
+        case Auth::kL4ClientWait:
+            return "L4ClientWait";
+        case Auth::kL4ClientConfirm:
+            return "L4ClientConfirm";
+        case Auth::kL4ServerSyn:
+            return "L4ServerSyn";
+        case Auth::kL4ServerWait:
+            return "L4ServerWait";
         case Auth::kCount:
             break;
     }
@@ -74,6 +84,10 @@ const char *name(BatchOp o) noexcept {
             return "client";
         case BatchOp::kServerSignSynAck:
             return "server";
+        case BatchOp::kL4ClientCheckR2:
+            return "l4client";
+        case BatchOp::kL4ServerSignR2:
+            return "l4server";
         case BatchOp::kCount:
             break;
     }
@@ -178,6 +192,12 @@ const char *name(Field f) noexcept {
             return "icmp_control";
         case Field::kNonceSeen:
             return "nonce_seen";
+        case Field::kL4Rec:
+            return "l4_rec";
+        case Field::kAcksRecord:
+            return "acks_record";
+        case Field::kSeqData:
+            return "seq_data";
         case Field::kSinceSendMs:
             return "since_send_ms";
         case Field::kElapsedMs:
@@ -204,12 +224,18 @@ const char *name(Field f) noexcept {
             return "acks_seen";
         case Field::kPeerRevoked:
             return "peer_revoked";
+        case Field::kL4Sent:
+            return "l4_sent";
+        case Field::kL4Acked:
+            return "l4_acked";
         case Field::kClassify:
             return "classify";
         case Field::kManagedTcp:
             return "managed_tcp";
         case Field::kManagedUdp:
             return "managed_udp";
+        case Field::kL4:
+            return "l4";
         case Field::kPlainPeer:
             return "plain_peer";
         case Field::kClaims:

@@ -45,6 +45,12 @@ enum class Auth : uint8_t {
     kUdpClientSyn,     // UDP client role: SYN sent, datagrams held
     kUdpServerSynAck,  // UDP server role: SYN-ACK sent, waiting for the ACK
     kUdpResetSent,     // UDP: datagram from a managed peer without state: RESET sent, held
+    // L4 mode (docs/l4-mode.md): identity records in the byte stream after the handshake
+    kL4ClientSyn,      // client role: plain SYN forwarded, waiting for the SYN-ACK
+    kL4ClientWait,     // client role: handshake seen; R1 sent (at the host's ACK), waiting for R2
+    kL4ClientConfirm,  // client role: R2 verified, R3 sent, authorized (shifted); R3 unacked
+    kL4ServerSyn,      // server role: plain SYN forwarded, waiting for the server's SYN-ACK
+    kL4ServerWait,     // server role: waiting for R1 (then R2 sent, waiting for R3)
     kCount
 };
 
@@ -81,6 +87,8 @@ enum class EventKind : uint8_t {
 enum class BatchOp : uint8_t {
     kClientCheckSynAck,  // client role: check MAC_sa of the peer's SYN-ACK
     kServerSignSynAck,   // server role: MAC_sa for our SYN-ACK (and MAC_ack / MAC_cf to expect)
+    kL4ClientCheckR2,    // L4 client role: check R2's MAC_sa, compute MAC_ack for R3
+    kL4ServerSignR2,     // L4 server role: MAC_sa for R2 (and MAC_ack to expect in R3)
     kCount
 };
 
@@ -130,6 +138,23 @@ enum class UdpCtl : uint8_t {
     kCount
 };
 
+// L4 mode: what a segment from the peer's enforcer adds to the record stream the flow expects
+// (the adapter reassembles the payload into the handshake context; docs/l4-mode.md "Records").
+enum class L4Rec : uint8_t {
+    kNone,       // no payload (or the flow expects no record)
+    kPartial,    // payload of a record not yet complete
+    kR1,         // a complete R1 (the stream from the client's ISN + 1)
+    kR2,         // a complete R2 (the stream from the server's ISN + 1)
+    kR3,         // a complete R3 (right after R1)
+    kOld,        // payload that lies wholly inside a record already taken (a retransmission)
+    kBeyond,     // payload after the expected record (it overtook the record, or host data
+                 // after the peer's last record): held until the records are done
+    kNotRecord,  // the stream does not start with a record: host data (a peer without L4)
+    kBad,        // a record that can never be valid, of the wrong type, or a retransmission
+                 // that changes a byte already held
+    kCount
+};
+
 struct PacketFacts {
     Arrival arrival = Arrival::kInside;
     TcpKind kind = TcpKind::kOther;
@@ -149,6 +174,11 @@ struct PacketFacts {
     bool icmp_control = false;  // ICMP error / IPv6 neighbour discovery (plain machine)
     bool nonce_seen = false;    // a SYN's (TCP token or UDP control) client nonce opened another
                                 // flow within the claims lifetime: a replayed SYN
+    // L4 mode (segments of a flow in an L4 state; docs/l4-mode.md):
+    L4Rec l4_rec = L4Rec::kNone;  // what the payload adds to the expected record
+    bool seq_data = false;        // the segment occupies sequence space (payload or FIN)
+    bool acks_record = false;     // from outside: its ACK number covers bytes of a record this
+                                  // enforcer sent (the peer's enforcer acknowledges it)
 };
 
 // ... and the answers to the needs a step asked (each valid only when its bit is in `known`).
@@ -216,6 +246,7 @@ struct Answers {
     ClassifyAnswer classify = ClassifyAnswer::kOurs;
     bool managed_tcp = false;  // kClassify: the peer is in the profile's managed TCP networks
     bool managed_udp = false;  // kClassify: ... managed UDP networks
+    bool l4 = false;           // kClassify: ... and in the profile's L4 networks
     bool plain_peer = false;
     ClaimsAnswer claims = ClaimsAnswer::kPresent;
     LocalPuAnswer local_pu = LocalPuAnswer::kFound;
@@ -262,6 +293,9 @@ enum class Field : uint8_t {
     kUdpLen8,
     kIcmpControl,
     kNonceSeen,
+    kL4Rec,
+    kAcksRecord,
+    kSeqData,
     // time, resources, configuration, batch, sweep
     kSinceSendMs,
     kElapsedMs,
@@ -276,10 +310,13 @@ enum class Field : uint8_t {
     kRetagPending,
     kAcksSeen,
     kPeerRevoked,
+    kL4Sent,
+    kL4Acked,
     // Answers
     kClassify,
     kManagedTcp,
     kManagedUdp,
+    kL4,
     kPlainPeer,
     kClaims,
     kLocalPu,
@@ -348,6 +385,9 @@ struct Facts {
     bool peer_tags_current = false;  // the pinned peer's tags are the current snapshot's
     bool retag_pending = false;      // a retag job for the pinned peer is in flight
     bool acks_seen = false;          // TCP: both hosts' ACK numbers are known (for RSTs)
+    // L4 mode: the handshake context's own record (R1, R2 or R3)
+    bool l4_sent = false;   // sent (and kept for retransmission)
+    bool l4_acked = false;  // acknowledged by the peer's enforcer
     bool peer_revoked = false;       // the pinned peer is no longer valid: its certificate is on
                                      // the revocation list, or its PU's record no longer binds it
     DropReason peer_cut =
@@ -393,6 +433,7 @@ enum class Edit : uint8_t {
     kAddSynIdentity,     // SYN marker + token: context's client nonce, the local claims
     kAddSynAckIdentity,  // SYN-ACK marker + token: server nonce, local claims, MAC_sa
     kAddAckProof,        // ACK-proof option with the context's MAC_ack
+    kStripTfo,           // L4: a host's TCP Fast Open option and SYN data off its SYN
     kCount
 };
 
@@ -450,7 +491,9 @@ struct Need {
     X(udp_control_consumed)          \
     X(udp_handshakes_restarted)      \
     X(udp_expired)                   \
-    X(half_open_expired)
+    X(half_open_expired)             \
+    X(l4_started)                    \
+    X(l4_plain_clients)
 
 enum class Counter : uint8_t {
 #define X(name) name,
@@ -468,6 +511,9 @@ enum class HsFill : uint8_t {
     kServerSyn,     // client nonce <- the SYN's token, client hash <- the looked-up peer
     kServerClaims,  // server hash and local key <- the local claims
     kSynAckIn,      // server nonce <- the SYN-ACK's token, server hash <- the looked-up peer
+    kL4Isn,         // L4: the ISN of the SYN or SYN-ACK in hand (the record stream starts after it)
+    kL4R1In,        // L4: client nonce <- R1, client hash <- the looked-up peer
+    kL4R2In,        // L4: server nonce <- R2, server hash <- the looked-up peer
     kCount
 };
 
@@ -530,7 +576,12 @@ inline constexpr uint8_t kReasonClaims = 4;     // REJECT reason "claims" (else 
     X(StartRetag, "ask the slow path to re-tag the pinned peer (if a job is free)")             \
     X(SweepIncomplete, "the policy sweep must come round again")                                \
     X(ClampMss, "lower the MSS option by 24 (if above 24) and fix the checksums")               \
-    X(RemoveFlow, "remove the flow from the flow table (after the kExpire actions)")
+    X(RemoveFlow, "remove the flow from the flow table (after the kExpire actions)")            \
+    X(L4Send, "write record a (1 R1, 2 R2, 3 R3) into its own segment to the peer, kept, sent") \
+    X(L4Resend, "send the kept record again (counts l4_retransmits)")                           \
+    X(L4Acked, "the kept record is acknowledged: free it")                                      \
+    X(L4AckPeer, "a pure ACK to the peer's enforcer acknowledging its record")                  \
+    X(L4Shift, "the records are final: shift this flow's segments from now on (kL4Bit)")
 
 enum class Act : uint8_t {
 #define X(name, text) k##name,

@@ -39,6 +39,8 @@ bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_i
     // Everything the stage needs is allocated here, never on the packet path.
     holds_.init(idr_->hold_total, static_cast<uint16_t>(idr_->hold_per_flow));
     hs_.resize(idr_->handshakes);
+    l4_.resize(idr_->handshakes);
+    shift_.resize(flows.capacity());
     for (uint32_t i = 0; i < idr_->handshakes; ++i)
         hs_[i].next_free = i + 1 < idr_->handshakes ? i + 1 : kNil;
     hs_free_ = idr_->handshakes ? 0 : kNil;
@@ -269,13 +271,19 @@ void Stage::restart_flow(Flow &f) {
     free_hs(f);
     set_peer(f, nullptr);
     f.auth = dp::Auth::kNew;
+    f.parked &= static_cast<uint8_t>(~kL4Bit);
     f.role = kRoleNone;
     f.decided_version = 0;
     f.ack_seen[0] = f.ack_seen[1] = 0;
 }
 
-void Stage::release_held(Flow &f) {
+void Stage::release_held(Flow &f, int32_t pos) {
+    const bool l4 = (f.parked & kL4Bit) && pos >= 0;
     while (rte_mbuf *m = unhold(f)) {
+        if (l4) {  // an L4 flow's held segments leave shifted (docs/l4-mode.md)
+            release_l4(pos, f, m);
+            continue;
+        }
         tx_->push(m, side_of(m) ^ 1);
     }
 }
@@ -717,7 +725,13 @@ void Stage::queue_macs(Pkt &k, BatchOp op, const PeerIdentity *peer, const polic
     crypto::wire::HandshakeInputs in{std::span<const uint8_t, 16>(x.client_nonce, 16),
                                      std::span<const uint8_t, 16>(x.server_nonce, 16),
                                      &x.client_hash, &x.server_hash};
-    b.macs.prepare(hk, binding_of(f, k.pos), in, &hmac_jobs_[2 * (batch_n_ - 1)]);
+    if (op == BatchOp::kL4ClientCheckR2 || op == BatchOp::kL4ServerSignR2) {
+        const L4Ctx &l = l4_[f.hs];
+        b.l4macs.prepare(hk, binding_of(f, k.pos), in, l.client_isn, l.server_isn,
+                         &hmac_jobs_[2 * (batch_n_ - 1)]);
+    } else {
+        b.macs.prepare(hk, binding_of(f, k.pos), in, &hmac_jobs_[2 * (batch_n_ - 1)]);
+    }
     f.parked |= kInBatchBit;
 }
 

@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include <rte_mbuf.h>
+
 #include "crypto/hmac.hpp"
 #include "crypto/nonce.hpp"
 #include "crypto/verifier.hpp"
@@ -35,7 +37,9 @@
 #include "dataplane/contract/stats.hpp"
 #include "dataplane/dns/query_table.hpp"
 #include "dataplane/identity/machine.hpp"
+#include "dataplane/identity/record_buffer.hpp"
 #include "dataplane/identity/source_share.hpp"
+#include "dataplane/packet/seqmap.hpp"
 #include "dataplane/packet/rewrite.hpp"
 #include "dataplane/policy/decision_cache.hpp"
 #include "dataplane/worker/tx_queues.hpp"
@@ -45,6 +49,8 @@ namespace segwire::dp::identity {
 inline constexpr uint8_t kParkedBit = 1;  // Flow::parked: waiting for the slow path
 inline constexpr uint8_t kInBatchBit =
     2;  // Flow::parked: an HMAC batch op of this burst is pending
+inline constexpr uint8_t kL4Bit = 4;  // Flow::parked: an L4 flow whose records are final: its
+                                      // segments are shifted (docs/l4-mode.md)
 
 inline bool is_syn(const PacketView &v) noexcept {
     return (v.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
@@ -161,6 +167,19 @@ class Stage {
         bool udp;         // charged to the kept-control-datagram budget (kept_)
         uint16_t share;   // the source bucket it is charged to (SourceShare::kContexts)
     };
+    // L4 mode's part of a handshake context (docs/l4-mode.md), same index: the peer's record
+    // being reassembled, this side's stream position and the bytes each side's records take.
+    struct L4Ctx {
+        RecordBuffer rb;          // the peer's next record, from rb.first_seq()
+        uint32_t client_isn = 0;  // both ISNs, for the MAC input
+        uint32_t server_isn = 0;
+        uint32_t own_end = 0;      // next sequence number of this side's stream (after our records)
+        uint16_t own_total = 0;    // bytes of our records in this side's stream
+        uint16_t peer_total = 0;   // bytes of the peer's records taken from its stream
+        uint16_t rec_len = 0;      // the complete record the facts found (its length)
+        uint16_t expect_len = 0;   // the length of the record expected next, when known (R3)
+        bool own_started = false;  // own_end is set (our host's ISN seen)
+    };
     // A handshake packet whose HMACs run in this burst's batch.
     struct Batched {
         BatchOp op;
@@ -168,6 +187,8 @@ class Stage {
         const PeerIdentity *peer;
         policy::Decision decision;
         crypto::wire::HandshakeMacs macs;
+        crypto::l4::Macs l4macs;  // the L4 ops' (MAC input with the ISNs)
+        uint8_t r2_mac[crypto::wire::kMacLen];  // kL4ClientCheckR2: the MAC R2 carried
     };
     // B's confirmation of each ACK proof it verified, kept ~3 s so that proofs A adds before the
     // confirmation reaches it are answered again (docs/protocol.md §4.4).
@@ -298,7 +319,7 @@ class Stage {
         uint32_t &a = f.ack_seen[k.side];
         if (a == 0 || int32_t(k.v.ack - a) > 0) a = k.v.ack;
     }
-    void release_held(Flow &f);
+    void release_held(Flow &f, int32_t pos = -1);
     void drop_held(Flow &f, DropReason why);
     void restart_flow(Flow &f);
     void poll_slowpath();
@@ -323,6 +344,28 @@ class Stage {
     uint8_t side_of(const rte_mbuf *m) const noexcept {
         return m->port == port_id_[kInside] ? kInside : kOutside;
     }
+    // L4 mode (l4_adapter.cpp)
+    void l4_facts(Ev &e, Facts &fx);
+    L4Rec l4_record(L4Ctx &l, Ev &e, bool confirm);
+    void l4_fill(HsFill what, Ev &e);
+    DropReason l4_strip_tfo(Pkt &k);
+    void l4_send(uint8_t rec, Ev &e);
+    void l4_resend(uint32_t hs);
+    void l4_ack_peer(Ev &e);
+    void l4_shift_on(Ev &e);
+    // A segment of a flow whose records are final, towards its host (`in`: from the wire) or
+    // towards the wire: sequence and acknowledgment numbers (and the view's copies) shifted.
+    void l4_translate(Pkt &k, bool in) noexcept {
+        const SeqShift &sh = shift_[static_cast<uint32_t>(k.pos)];
+        uint8_t *frame = rte_pktmbuf_mtod(k.m, uint8_t *);
+        const uint8_t from = k.side;
+        const uint32_t dseq = in ? 0u - sh.ins[from] : sh.ins[from];
+        const uint32_t dack = in ? 0u - sh.ins[from ^ 1] : sh.ins[from ^ 1];
+        shift_segment(frame, k.v, dseq, dack);
+        k.v.seq += dseq;
+        if (k.v.tcp_flags & kTcpAck) k.v.ack += dack;
+    }
+    void release_l4(int32_t pos, const Flow &f, rte_mbuf *m);
     // UDP
     bool udp_control_of(const Pkt &k, crypto::wire::UdpMessageView &msg,
                         crypto::wire::WireStatus &ws) const;
@@ -346,6 +389,8 @@ class Stage {
     IdentityStats ids_;
     HoldQueue holds_;
     std::vector<HandshakeCtx> hs_;
+    std::vector<L4Ctx> l4_;        // parallel to hs_ (L4 flows only use theirs)
+    std::vector<SeqShift> shift_;  // per flow position: the shift of an L4 flow (kL4Bit)
     uint32_t hs_free_ = kNil;
     std::unique_ptr<crypto::HmacBatch> hmac_;
     std::unique_ptr<crypto::NonceSource> nonces_;

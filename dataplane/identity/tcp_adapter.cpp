@@ -52,12 +52,16 @@ void Stage::tcp_parse(Ev &e, Facts &fx) {
     if (fx.pkt.token == Token::kSyn && k.arrival == kOutside)
         fx.pkt.nonce_seen = replayed_syn(e.tok.nonce, e.pos);
     const Flow &f = *e.f;
+    fx.pkt.seq_data = k.v.payload_len || (fl & kTcpFin);
     if (f.hs == kNil) return;
+    l4_facts(e, fx);
     const HandshakeCtx &x = hs_[f.hs];
     if (e.ov.mac && fx.pkt.opt == TcpOpt::kAck)
         fx.pkt.mac_ok = crypto::tag_equal(e.ov.mac, x.ack_mac, crypto::wire::kMacLen);
     if (e.ov.mac && fx.pkt.opt == TcpOpt::kConfirm)
         fx.pkt.mac_ok = crypto::tag_equal(e.ov.mac, x.confirm_mac, crypto::wire::kMacLen);
+    if (fx.pkt.l4_rec == L4Rec::kR3)  // L4: R3's MAC_ack
+        fx.pkt.mac_ok = crypto::tag_equal(e.tok.mac, x.ack_mac, crypto::wire::kMacLen);
     if (tok) {
         fx.pkt.nonce_client = crypto::tag_equal(e.tok.nonce, x.client_nonce, 16);
         fx.pkt.nonce_server = crypto::tag_equal(e.tok.nonce, x.server_nonce, 16);
@@ -82,6 +86,8 @@ DropReason Stage::edit(Edit what, Ev &e) {
             return add_identity(k, MsgType::SynAck, x.server_nonce, e.claims->blob, x.synack_mac);
         case Edit::kAddAckProof:
             return add_ack_proof(k, x.ack_mac) ? DropReason::None : DropReason::OptionSpace;
+        case Edit::kStripTfo:
+            return l4_strip_tfo(k);
         case Edit::kCount:
             break;
     }
@@ -96,8 +102,15 @@ void Stage::cut_rsts(int32_t pos, Flow &f) {
     const uint8_t a_port = f.init_side == kSideA ? f.in_port : f.in_port ^ 1;
     for (uint8_t to : {kSideA, kSideB}) {
         const uint8_t out = to == kSideA ? a_port : a_port ^ 1;
-        const TcpSegment rst{
+        TcpSegment rst{
             f.ack_seen[to], f.ack_seen[to ^ 1], static_cast<uint8_t>(kTcpRst | kTcpAck), 0, {}};
+        if ((f.parked & kL4Bit) && to != f.local_side) {
+            // An L4 flow: the remote host's RST crosses the wire in wire numbers; its enforcer
+            // shifts it back (docs/l4-mode.md "Cut and reset").
+            const SeqShift &sh = shift_[static_cast<uint32_t>(pos)];
+            rst.seq += sh.ins[to ^ 1];
+            rst.ack += sh.ins[to];
+        }
         rte_mbuf *r = build_tcp(idr_->pool, addressing_of(key, f.mac, to), rst, idr_->tx_csum[out]);
         if (!r) continue;
         ids_.resets_sent.add();

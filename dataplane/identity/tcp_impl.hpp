@@ -7,6 +7,7 @@
 #pragma once
 
 #include "dataplane/identity/detail.hpp"
+#include "dataplane/identity/tcp_l4_impl.hpp"
 
 namespace segwire::dp::identity::tcp::impl {
 
@@ -302,6 +303,10 @@ void server_syn(Ctx &c) {
                 c.drop(DropReason::TokenMalformed);
                 return;
             }
+            if (c.managed_tcp() && c.l4()) {  // a client in an L4 network: R1 follows
+                l4::start_server(c);
+                return;
+            }
             acl(c, PuFrom::kClassified, DirFrom::kIncoming);
             return;
         }
@@ -448,6 +453,10 @@ void classify(Ctx &c) {
             acl(c, PuFrom::kClassified, dir);
             return;
         }
+        if (c.l4()) {
+            l4::start_client(c);
+            return;
+        }
         start_client(c);
         return;
     }
@@ -498,6 +507,21 @@ void packet(Ctx &c) {
         case Auth::kServerSynAck:
             server_synack(c);
             return;
+        case Auth::kL4ClientSyn:
+            l4::client_syn(c);
+            return;
+        case Auth::kL4ClientWait:
+            l4::client_wait(c);
+            return;
+        case Auth::kL4ClientConfirm:
+            l4::client_confirm(c);
+            return;
+        case Auth::kL4ServerSyn:
+            l4::server_syn(c);
+            return;
+        case Auth::kL4ServerWait:
+            l4::server_wait(c);
+            return;
         case Auth::kUdpClientSyn:
         case Auth::kUdpServerSynAck:
         case Auth::kUdpResetSent:
@@ -510,6 +534,10 @@ void packet(Ctx &c) {
 // finish_op(), TCP part: the batch's MACs are in the handshake context.
 template <class Ctx>
 void macs_ready(Ctx &c) {
+    if (c.ev.op == BatchOp::kL4ClientCheckR2 || c.ev.op == BatchOp::kL4ServerSignR2) {
+        l4::macs_ready(c);
+        return;
+    }
     if (c.ev.op == BatchOp::kServerSignSynAck) {
         if (!c.ask(detail::need_claims(PuFrom::kHandshake))) return;
         if (!c.claims_present()) {
@@ -573,6 +601,13 @@ void timer(Ctx &c) {
                 detail::expire(c);
                 c.act(Act::kRemoveFlow);
             }
+            return;
+        case Auth::kL4ClientSyn:
+        case Auth::kL4ClientWait:
+        case Auth::kL4ClientConfirm:
+        case Auth::kL4ServerSyn:
+        case Auth::kL4ServerWait:
+            l4::timer(c);
             return;
         default:
             c.act(Act::kDisarm);

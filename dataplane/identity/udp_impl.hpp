@@ -501,6 +501,11 @@ void packet(Ctx &c) {
         case Auth::kClientAck:
         case Auth::kServerSyn:
         case Auth::kServerSynAck:
+        case Auth::kL4ClientSyn:
+        case Auth::kL4ClientWait:
+        case Auth::kL4ClientConfirm:
+        case Auth::kL4ServerSyn:
+        case Auth::kL4ServerWait:
         case Auth::kCount:
             break;
     }

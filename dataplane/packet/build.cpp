@@ -113,8 +113,9 @@ rte_mbuf *build_tcp(rte_mempool *pool, const Addressing &a, const TcpSegment &s,
                     const TxChecksum &tx) noexcept {
     if (s.options.size() % 4 || s.options.size() > kMaxTcpOptions) return nullptr;
     const uint32_t tcp_len = sizeof(rte_tcp_hdr) + static_cast<uint32_t>(s.options.size());
+    const uint32_t seg_len = tcp_len + static_cast<uint32_t>(s.payload.size());
     ChecksumLayout c;
-    rte_mbuf *m = start_frame(pool, a, kProtoTcp, tcp_len, sizeof(rte_tcp_hdr), c);
+    rte_mbuf *m = start_frame(pool, a, kProtoTcp, seg_len, sizeof(rte_tcp_hdr), c);
     if (!m) return nullptr;
     auto *t = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr *, c.l4_off);
     t->src_port = rte_cpu_to_be_16(a.sport);
@@ -125,7 +126,9 @@ rte_mbuf *build_tcp(rte_mempool *pool, const Addressing &a, const TcpSegment &s,
     t->tcp_flags = s.flags;
     t->rx_win = rte_cpu_to_be_16(s.window);
     if (!s.options.empty()) std::memcpy(t + 1, s.options.data(), s.options.size());
-    c.l4_len = tcp_len;
+    if (!s.payload.empty())
+        std::memcpy(reinterpret_cast<uint8_t *>(t) + tcp_len, s.payload.data(), s.payload.size());
+    c.l4_len = seg_len;
     set_checksums(m, c, tx);
     return m;
 }

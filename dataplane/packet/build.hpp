@@ -53,9 +53,10 @@ struct TcpSegment {
     uint8_t flags = 0;
     uint16_t window = 0;
     std::span<const uint8_t> options;  // a multiple of 4, at most 40 bytes
+    std::span<const uint8_t> payload;  // L4 mode's records (docs/l4-mode.md); empty otherwise
 };
 
-// A TCP segment without payload (IPv4: DF, TTL 64; IPv6: hop limit 64). nullptr when the pool is
+// A TCP segment (with `payload`, if any) (IPv4: DF, TTL 64; IPv6: hop limit 64). nullptr when the pool is
 // empty or the options are not a multiple of 4 up to 40 bytes.
 rte_mbuf *build_tcp(rte_mempool *pool, const Addressing &a, const TcpSegment &s,
                     const TxChecksum &tx) noexcept;

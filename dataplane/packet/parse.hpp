@@ -62,6 +62,7 @@ namespace segwire::dp {
     X(SourceShare, "source-share")                        \
     X(SourceRate, "source-rate")                          \
     X(SynReplayed, "syn-replayed")                        \
+    X(L4NoRecord, "l4-no-record")                         \
     /* no policy yet, identity.fail_mode closed */        \
     X(NoPolicy, "no-policy")
 

@@ -1,0 +1,241 @@
+// The L4 side of the identity stage's adapter (docs/l4-mode.md): the facts of a segment of an L4
+// exchange (record reassembly, acknowledgments of our records), the records sent and kept for
+// retransmission, and the sequence shift once the records are final. Nothing here decides: the
+// machine (tcp_l4_impl.hpp) branches on the facts and names the actions.
+#include <cstring>
+
+#include <rte_mbuf.h>
+
+#include "crypto/l4_wire.hpp"
+#include "dataplane/identity/adapter.hpp"
+#include "dataplane/packet/build.hpp"
+#include "dataplane/packet/rewrite.hpp"
+
+namespace segwire::dp::identity {
+
+using crypto::wire::WireStatus;
+
+namespace {
+
+bool l4_exchange(dp::Auth a) noexcept {
+    return a == dp::Auth::kL4ClientWait || a == dp::Auth::kL4ClientConfirm ||
+           a == dp::Auth::kL4ServerWait;
+}
+
+}  // namespace
+
+// Facts of a segment of a flow in an L4 state with a context: whether our record was sent and is
+// still unacknowledged, whether this segment acknowledges all of it, and what its payload adds to
+// the peer's record. Sequence numbers here are the wire's (the segment is not shifted yet).
+void Stage::l4_facts(Ev &e, Facts &fx) {
+    Pkt &k = *e.k;
+    const Flow &f = *e.f;
+    if (!l4_exchange(f.auth) || f.hs == kNil) return;
+    L4Ctx &l = l4_[f.hs];
+    fx.l4_sent = l.own_total != 0;
+    fx.l4_acked = hs_[f.hs].ctl == nullptr;
+    if (k.arrival != kOutside) return;
+    if ((k.v.tcp_flags & kTcpAck) && fx.l4_sent)
+        fx.pkt.acks_record = int32_t(k.v.ack - l.own_end) >= 0;
+    if (k.v.payload_len) fx.pkt.l4_rec = l4_record(l, e, f.auth == dp::Auth::kL4ClientConfirm);
+}
+
+// What the segment's payload adds to the record expected at rb.first_seq(). The complete record's
+// fields go where the machine's needs look for a token (e.tok: nonce, claims, MAC).
+L4Rec Stage::l4_record(L4Ctx &l, Ev &e, bool confirm) {
+    const Pkt &k = *e.k;
+    RecordBuffer &rb = l.rb;
+    const uint32_t first = rb.first_seq();
+    const uint32_t len = k.v.payload_len;
+    if (int32_t(k.v.seq + len - first) <= 0) return L4Rec::kOld;  // before the expected record
+    if (confirm) return L4Rec::kNone;  // A is authorized: this is the server's data
+    // Bytes wholly past a record whose length is known overtook it (or follow the last one).
+    size_t expect = l.expect_len;
+    if (!expect && rb.contiguous() >= crypto::l4::kHeaderLen)
+        expect = size_t(rb.bytes()[4]) << 8 | rb.bytes()[5];
+    const uint32_t rel = k.v.seq - first;
+    if (expect && int32_t(rel) >= 0 && rel >= expect) return L4Rec::kBeyond;
+    const uint8_t *p = rte_pktmbuf_mtod(k.m, const uint8_t *) + k.v.payload_off;
+    const RecordBuffer::Add add = rb.add(k.v.seq, {p, len});
+    if (add == RecordBuffer::Add::kConflict) return L4Rec::kBad;
+    crypto::l4::RecordView rv;
+    size_t need = 0;
+    switch (crypto::l4::parse_record(rb.bytes(), rv, &need)) {
+        case WireStatus::Ok:
+            break;
+        case WireStatus::Truncated:
+            return add == RecordBuffer::Add::kOutside ? L4Rec::kBeyond : L4Rec::kPartial;
+        case WireStatus::NotPresent:
+            return L4Rec::kNotRecord;
+        default:
+            return L4Rec::kBad;
+    }
+    if (l.expect_len && rv.len != l.expect_len) return L4Rec::kBad;
+    l.rec_len = static_cast<uint16_t>(rv.len);
+    e.tok.nonce = rv.nonce;
+    e.tok.claims = rv.claims;
+    e.tok.mac = rv.mac;
+    switch (rv.type) {
+        case crypto::l4::RecordType::R1:
+            return L4Rec::kR1;
+        case crypto::l4::RecordType::R2:
+            return L4Rec::kR2;
+        case crypto::l4::RecordType::R3:
+            return L4Rec::kR3;
+    }
+    return L4Rec::kBad;
+}
+
+// FillHs for L4: the ISN of the SYN or SYN-ACK in hand (a peer's ISN starts the stream whose
+// record we reassemble, our host's the stream our records go into), and a taken record's nonce
+// and claims hash (the stream then expects the peer's next record after it).
+void Stage::l4_fill(HsFill what, Ev &e) {
+    Flow &f = *e.f;
+    HandshakeCtx &x = hs_[f.hs];
+    L4Ctx &l = l4_[f.hs];
+    switch (what) {
+        case HsFill::kL4Isn: {
+            const Pkt &k = *e.k;
+            if (!(k.v.tcp_flags & kTcpAck)) {  // the SYN: a new exchange
+                l.client_isn = k.v.seq;
+                x.client_isn = k.v.seq;
+                l.own_total = l.peer_total = l.rec_len = l.expect_len = 0;
+                l.own_started = false;
+            } else {
+                l.server_isn = k.v.seq;
+            }
+            if (k.arrival == kOutside) {
+                l.rb.reset(k.v.seq + 1);
+            } else {
+                l.own_end = k.v.seq + 1;
+                l.own_started = true;
+            }
+            return;
+        }
+        case HsFill::kL4R1In:
+        case HsFill::kL4R2In: {
+            uint8_t *nonce = what == HsFill::kL4R1In ? x.client_nonce : x.server_nonce;
+            std::memcpy(nonce, e.tok.nonce, 16);
+            (what == HsFill::kL4R1In ? x.client_hash : x.server_hash) = e.looked->claims.hash();
+            l.peer_total = static_cast<uint16_t>(l.peer_total + l.rec_len);
+            l.rb.reset(l.rb.first_seq() + l.rec_len);
+            // After R1 only R3 can come (22 bytes); after R2, the server's data.
+            l.expect_len = what == HsFill::kL4R1In ? crypto::l4::kR3Len : 0;
+            return;
+        }
+        default:
+            return;
+    }
+}
+
+// Edit::kStripTfo: a host's TFO option and SYN data off its SYN (docs/l4-mode.md, "A host's own
+// TFO"); untouched when it has neither.
+DropReason Stage::l4_strip_tfo(Pkt &k) {
+    alignas(8) uint8_t out[crypto::wire::kTcpOptionSpace];
+    const crypto::wire::OptionEdit oe = crypto::wire::strip_tfo_option(
+        tcp_options(k.m, k.v), std::span<uint8_t, crypto::wire::kTcpOptionSpace>(out));
+    const bool opt = oe.status == WireStatus::Ok;
+    if (!opt && oe.status != WireStatus::NotPresent) return DropReason::TokenMalformed;
+    if (!opt && !k.v.payload_len) return DropReason::None;
+    const std::span<const uint8_t> options =
+        opt ? std::span<const uint8_t>(out, oe.length) : tcp_options(k.m, k.v);
+    if (rewrite_tcp(k.m, k.v, options, k.v.payload_len, {}, 65535, idr_->tx_csum[k.arrival ^ 1]) !=
+        RewriteStatus::Ok)
+        return DropReason::TokenMalformed;
+    ids_.options_scrubbed.add();
+    return DropReason::None;
+}
+
+// L4Send: our next record in its own segment to the peer's enforcer, from our host's address and
+// port, at our stream's next sequence number, acknowledging the peer's records taken so far. The
+// segment is kept in the context (one at a time: a new record replaces an acknowledged one) and
+// a copy is sent; the timer retransmits it until it is acknowledged.
+void Stage::l4_send(uint8_t rec, Ev &e) {
+    Pkt &k = *e.k;
+    Flow &f = *e.f;
+    HandshakeCtx &x = hs_[f.hs];
+    L4Ctx &l = l4_[f.hs];
+    uint8_t body[crypto::l4::kMaxRecordLen];
+    size_t n = 0;
+    if (rec == 1) {
+        n = crypto::l4::write_r1(body, std::span<const uint8_t, 16>(x.client_nonce, 16),
+                                 e.claims->blob);
+    } else if (rec == 2) {
+        uint8_t *slot = nullptr;
+        n = crypto::l4::write_r2(body, std::span<const uint8_t, 16>(x.server_nonce, 16),
+                                 e.claims->blob, &slot);
+        if (n && slot) std::memcpy(slot, x.synack_mac, crypto::wire::kMacLen);
+    } else {
+        n = crypto::l4::write_r3(body, x.ack_mac);
+    }
+    if (!n) return;  // (claims of a valid length: cannot happen) the deadline ends the exchange
+    const bool to_source = k.arrival == kOutside;
+    const TcpSegment seg{l.own_end, l.rb.first_seq(), static_cast<uint8_t>(kTcpAck | kTcpPsh),
+                         0xffff, {}, {body, n}};
+    rte_mbuf *m = build_tcp(idr_->pool, addressing_of(k.m, k.v, to_source), seg,
+                            idr_->tx_csum[kOutside]);
+    // The stream position moves whether or not a buffer was free: a lost record and a record
+    // never sent are the same to the peer, and the timer sends the kept copy again.
+    l.own_end += static_cast<uint32_t>(n);
+    l.own_total = static_cast<uint16_t>(l.own_total + n);
+    if (x.ctl) rte_pktmbuf_free(x.ctl);
+    x.ctl = m;
+    x.ctl_out = kOutside;
+    x.last_send_tsc = now_tsc_;
+    x.tries = 0;
+    if (!m) return;
+    m->port = port_id_[kOutside];
+    ids_.l4_records_sent.add();
+    if (rte_mbuf *copy = rte_pktmbuf_copy(m, idr_->pool, 0, UINT32_MAX)) tx_->push(copy, kOutside);
+}
+
+void Stage::l4_resend(uint32_t hs) {
+    HandshakeCtx &x = hs_[hs];
+    if (!x.ctl) return;
+    x.last_send_tsc = now_tsc_;
+    if (rte_mbuf *copy = rte_pktmbuf_copy(x.ctl, idr_->pool, 0, UINT32_MAX)) {
+        ids_.l4_retransmits.add();
+        tx_->push(copy, x.ctl_out);
+    }
+}
+
+// L4AckPeer (B, at R3): R3 is taken; a bare ACK of it goes back to A at once, since the server
+// may have nothing to say.
+void Stage::l4_ack_peer(Ev &e) {
+    Pkt &k = *e.k;
+    L4Ctx &l = l4_[e.f->hs];
+    l.peer_total = static_cast<uint16_t>(l.peer_total + l.rec_len);
+    l.rb.reset(l.rb.first_seq() + l.rec_len);
+    const TcpSegment seg{l.own_end, l.rb.first_seq(), kTcpAck, 0xffff, {}, {}};
+    rte_mbuf *m = build_tcp(idr_->pool, addressing_of(k.m, k.v, true), seg,
+                            idr_->tx_csum[k.arrival]);
+    if (!m) return;
+    tx_->push(m, k.arrival);
+}
+
+// L4Shift: the records of both sides are final; from here every segment of the flow is shifted
+// by them (the fast path reads kL4Bit).
+void Stage::l4_shift_on(Ev &e) {
+    Flow &f = *e.f;
+    const L4Ctx &l = l4_[f.hs];
+    SeqShift &sh = shift_[static_cast<uint32_t>(e.pos)];
+    sh.ins[f.local_side] = l.own_total;
+    sh.ins[f.local_side ^ 1] = l.peer_total;
+    f.parked |= kL4Bit;
+}
+
+// A held segment of a shifted flow leaves: towards its host from the wire, or towards the wire.
+void Stage::release_l4(int32_t pos, const Flow &f, rte_mbuf *m) {
+    const uint8_t arrival = side_of(m);
+    Pkt k{m, {}, pos, arrival, 0};
+    if (parse_packet(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), k.v) ==
+            DropReason::None &&
+        k.v.proto == kProtoTcp) {
+        // The segment's source is the local side when it came from inside.
+        k.side = arrival == kInside ? f.local_side : f.local_side ^ 1;
+        l4_translate(k, arrival == kOutside);
+    }
+    tx_->push(m, arrival ^ 1);
+}
+
+}  // namespace segwire::dp::identity
