@@ -28,10 +28,11 @@ constexpr uint8_t u8v(auto e) {
 // Record numbers of the L4Send action.
 inline constexpr uint8_t kR1 = 1, kR2 = 2, kR3 = 3;
 
-// A record is retransmitted kRtoMs after it was sent, doubling, kTries times in all; then the
-// exchange is given up (docs/l4-mode.md "Reliability of the records").
+// A record is sent kTries times in all: again kRtoMs after the first send, doubling (200, 400,
+// 800 ms); kRtoMs << 3 after the last the exchange is given up, 3 s after the record was first
+// sent (docs/l4-mode.md "Reliability of the records").
 inline constexpr uint32_t kRtoMs = 200;
-inline constexpr uint8_t kTries = 5;
+inline constexpr uint8_t kTries = 4;
 // B gives a connection whose client sent no R1 to the ACL this long after the server's SYN-ACK
 // (a client host without an enforcer in an L4 network).
 inline constexpr uint32_t kWaitMs = 1000;

@@ -64,6 +64,11 @@ inline const FieldInfo &field_info(Field f) {
                         Field::kUdpLen8,
                         Field::kIcmpControl,
                         Field::kNonceSeen,
+                        Field::kAcksRecord,
+                        Field::kSeqData,
+                        Field::kL4Sent,
+                        Field::kL4Acked,
+                        Field::kL4,
                         Field::kTimerStale,
                         Field::kHsPool,
                         Field::kRejectWithRst,
@@ -89,8 +94,13 @@ inline const FieldInfo &field_info(Field f) {
         x[Field::kToken] = {{"malformed", "syn", "synack"}, {0, 1, 2}};
         x[Field::kCtl] = {{"none", "malformed", "syn", "synack", "ack", "reject", "reset"},
                           {0, 1, 2, 3, 4, 5, 6}};
-        x[Field::kSinceSendMs] = {{"0", "199", "200", "499", "500", "999", "1000"},
-                                  {0, 199, 200, 499, 500, 999, 1000}};
+        x[Field::kSinceSendMs] = {
+            {"0", "199", "200", "399", "400", "499", "500", "799", "800", "999", "1000", "1599",
+             "1600", "3199", "3200"},
+            {0, 199, 200, 399, 400, 499, 500, 799, 800, 999, 1000, 1599, 1600, 3199, 3200}};
+        x[Field::kL4Rec] = {{"none", "partial", "r1", "r2", "r3", "old", "beyond", "notrecord",
+                             "bad"},
+                            {0, 1, 2, 3, 4, 5, 6, 7, 8}};
         x[Field::kElapsedMs] = {
             {"0", "199", "200", "399", "400", "799", "800", "1399", "1400", "2999", "3000", "4999",
              "5000"},
@@ -153,6 +163,18 @@ inline uint32_t get(const Assign &a, Field f) {
             return x.pkt.icmp_control;
         case Field::kNonceSeen:
             return x.pkt.nonce_seen;
+        case Field::kL4Rec:
+            return uint32_t(x.pkt.l4_rec);
+        case Field::kAcksRecord:
+            return x.pkt.acks_record;
+        case Field::kSeqData:
+            return x.pkt.seq_data;
+        case Field::kL4Sent:
+            return x.l4_sent;
+        case Field::kL4Acked:
+            return x.l4_acked;
+        case Field::kL4:
+            return n.l4;
         case Field::kSinceSendMs:
             return x.since_send_ms;
         case Field::kElapsedMs:
@@ -271,6 +293,24 @@ inline void set(Assign &a, Field f, uint32_t v) {
         case Field::kNonceSeen:
             x.pkt.nonce_seen = v;
             return;
+        case Field::kL4Rec:
+            x.pkt.l4_rec = L4Rec(v);
+            return;
+        case Field::kAcksRecord:
+            x.pkt.acks_record = v;
+            return;
+        case Field::kSeqData:
+            x.pkt.seq_data = v;
+            return;
+        case Field::kL4Sent:
+            x.l4_sent = v;
+            return;
+        case Field::kL4Acked:
+            x.l4_acked = v;
+            return;
+        case Field::kL4:
+            n.l4 = v;
+            return;
         case Field::kSinceSendMs:
             x.since_send_ms = v;
             return;
@@ -385,14 +425,11 @@ inline bool parse_auth(const std::string &s, Auth &out) {
 }
 
 inline bool parse_event(const std::string &s, Event &ev) {
-    if (s == "macs:client") {
-        ev = {EventKind::kMacsReady, BatchOp::kClientCheckSynAck};
-        return true;
-    }
-    if (s == "macs:server") {
-        ev = {EventKind::kMacsReady, BatchOp::kServerSignSynAck};
-        return true;
-    }
+    for (uint8_t i = 0; i < uint8_t(BatchOp::kCount); ++i)
+        if (s == std::string("macs:") + name(BatchOp(i))) {
+            ev = {EventKind::kMacsReady, BatchOp(i)};
+            return true;
+        }
     for (uint8_t i = 0; i < uint8_t(EventKind::kCount); ++i)
         if (s == name(EventKind(i)) && EventKind(i) != EventKind::kMacsReady) {
             ev = {EventKind(i), BatchOp::kClientCheckSynAck};
@@ -451,7 +488,8 @@ inline std::string render(const Action &x) {
     static const char *peer[] = {"none", "looked", "flow"};
     static const char *to[] = {"source", "destination", "initiator", "responder"};
     static const char *job[] = {"verify", "retag", "key"};
-    static const char *fill[] = {"client-claims", "server-syn", "server-claims", "synack-in"};
+    static const char *fill[] = {"client-claims", "server-syn", "server-claims", "synack-in",
+                                 "l4-isn",        "l4-r1-in",   "l4-r2-in"};
     static const char *dec[] = {"empty", "decided"};
     static const char *msg[] = {"syn", "synack", "ack", "reject", "reset"};
     std::string s = name(x.kind);
@@ -506,6 +544,9 @@ inline std::string render(const Action &x) {
         case Act::kCount:
             arg(name(Counter(x.a)));
             break;
+        case Act::kL4Send:
+            arg(std::string("R") + std::to_string(x.a));
+            break;
         case Act::kSendUdp: {
             std::string v = std::string(msg[x.a]) + "," + to[x.b];
             if (x.c & kKeep) v += ",keep";
@@ -525,7 +566,8 @@ inline std::string render(const Need &n) {
     static const char *dir[] = {"out", "in", "sides"};
     static const char *port[] = {"sport", "dport", "responder", "policy-port"};
     static const char *peer[] = {"none", "looked", "flow"};
-    static const char *edit[] = {"strip", "strip+token", "add-syn", "add-synack", "add-proof"};
+    static const char *edit[] = {"strip",      "strip+token", "add-syn",
+                                 "add-synack", "add-proof",   "strip-tfo"};
     static const char *msg[] = {"syn", "synack", "ack", "reject", "reset"};
     static const char *to[] = {"source", "destination", "initiator", "responder"};
     std::string s = std::string("?") + name(n.kind);
@@ -682,6 +724,15 @@ struct Impossible {
     const char *why;
 };
 
+// `list`, and the pair (state, event) for every state of `states` and event of `events`.
+inline std::vector<Impossible> with_pairs(std::vector<Impossible> list,
+                                          const std::vector<Auth> &states,
+                                          const std::vector<std::string> &events, const char *why) {
+    for (Auth a : states)
+        for (const std::string &e : events) list.push_back({a, e, why});
+    return list;
+}
+
 struct Path {
     Assign assign;
     Event ev;
@@ -761,8 +812,8 @@ inline std::vector<Event> all_events() {
     std::vector<Event> v;
     for (uint8_t i = 0; i < uint8_t(EventKind::kCount); ++i) {
         if (EventKind(i) == EventKind::kMacsReady) {
-            v.push_back({EventKind::kMacsReady, BatchOp::kClientCheckSynAck});
-            v.push_back({EventKind::kMacsReady, BatchOp::kServerSignSynAck});
+            for (uint8_t op = 0; op < uint8_t(BatchOp::kCount); ++op)
+                v.push_back({EventKind::kMacsReady, BatchOp(op)});
         } else {
             v.push_back({EventKind(i), BatchOp::kClientCheckSynAck});
         }

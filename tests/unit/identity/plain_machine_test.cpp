@@ -13,7 +13,9 @@ namespace {
 
 using test::Row;
 
-const std::vector<test::Impossible> kCannotHappen = {
+const std::vector<test::Impossible> kCannotHappen = test::with_pairs(
+    test::with_pairs(
+        {
     {Auth::kClientSyn, "*", "a handshake state: no handshake without TCP or UDP"},
     {Auth::kClientAck, "*", "a handshake state"},
     {Auth::kServerSyn, "*", "a handshake state"},
@@ -37,7 +39,10 @@ const std::vector<test::Impossible> kCannotHappen = {
     {Auth::kPass, "reused", "TCP only"},
     {Auth::kAllowed, "reused", "TCP only"},
     {Auth::kRejected, "reused", "TCP only"},
-};
+        },
+        {Auth::kL4ClientSyn, Auth::kL4ClientWait, Auth::kL4ClientConfirm, Auth::kL4ServerSyn, Auth::kL4ServerWait}, {"*"}, "a handshake state"),
+    {Auth::kNew, Auth::kPass, Auth::kAllowed, Auth::kRejected}, {"macs:l4client", "macs:l4server"},
+    "no HMACs");
 
 // clang-format off
 const std::vector<Row> kRows = {

@@ -17,7 +17,9 @@ namespace {
 
 using test::Row;
 
-const std::vector<test::Impossible> kCannotHappen = {
+const std::vector<test::Impossible> kCannotHappen = test::with_pairs(
+    test::with_pairs(
+        {
     {Auth::kClientSyn, "*", "a TCP state: flow keys include the protocol"},
     {Auth::kClientAck, "*", "a TCP state"},
     {Auth::kServerSyn, "*", "a TCP state"},
@@ -42,7 +44,11 @@ const std::vector<test::Impossible> kCannotHappen = {
     {Auth::kAllowed, "macs:server", "queued in New, UdpServerSynAck or UdpResetSent"},
     {Auth::kRejected, "macs:server", "queued in New, UdpServerSynAck or UdpResetSent"},
     {Auth::kUdpClientSyn, "macs:server", "queued in New, UdpServerSynAck or UdpResetSent"},
-};
+        },
+        {Auth::kL4ClientSyn, Auth::kL4ClientWait, Auth::kL4ClientConfirm, Auth::kL4ServerSyn, Auth::kL4ServerWait}, {"*"}, "a TCP state"),
+    {Auth::kNew, Auth::kPass, Auth::kAllowed, Auth::kRejected, Auth::kUdpClientSyn,
+     Auth::kUdpServerSynAck, Auth::kUdpResetSent},
+    {"macs:l4client", "macs:l4server"}, "TCP L4 ops");
 
 // clang-format off
 const std::vector<Row> kRows = {
