@@ -116,6 +116,90 @@ def cmd_echo_server(a):
         threading.Thread(target=serve, args=(c,), daemon=True).start()
 
 
+def cmd_banner_server(a):
+    """A server that speaks first (SSH, SMTP): on accept it sends a banner line (--banner, CRLF)
+    and --banner-bytes deterministic bytes, then echoes whatever the client sends. Until killed
+    (or --timeout seconds without a connection)."""
+    ts = socket.socket(family(a.bind), socket.SOCK_STREAM)
+    ts.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ts.bind((a.bind, a.port))
+    ts.listen(1024)
+
+    def serve(c):
+        try:
+            c.settimeout(30)
+            c.sendall(a.banner.encode() + b"\r\n")
+            for chunk in data_stream(a.banner_bytes, a.seed):
+                c.sendall(chunk)
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    out(listening=True)
+    ts.settimeout(a.timeout)
+    while True:
+        try:
+            c, _ = ts.accept()
+        except socket.timeout:
+            return
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
+def recv_exact(c, n):
+    got = bytearray()
+    while len(got) < n:
+        b = c.recv(min(65536, n - len(got)))
+        if not b:
+            break
+        got += b
+    return bytes(got)
+
+
+def banner_connection(a, i):
+    """One connection to a banner server: reads the banner (sending nothing before it has all of
+    it), then --count echo round trips. Returns (banner line, banner bytes ok, round trips ok)."""
+    with socket.create_connection((a.host, a.port), timeout=a.timeout) as c:
+        line = b""
+        while not line.endswith(b"\r\n") and len(line) < 4096:
+            b = c.recv(1)
+            if not b:
+                break
+            line += b
+        h = hashlib.sha256()
+        want = hashlib.sha256()
+        for chunk in data_stream(a.banner_bytes, a.seed):
+            want.update(chunk)
+            h.update(recv_exact(c, len(chunk)))
+        ok = 0
+        for j in range(a.count):
+            msg = f"client {i} line {j}\n".encode()
+            c.sendall(msg)
+            ok += recv_exact(c, len(msg)) == msg
+    return line.decode(errors="replace").rstrip("\r\n"), h.digest() == want.digest(), ok
+
+
+def cmd_banner(a):
+    """--connections connections to a banner server, one after the other; reports how many read
+    the expected banner (and its --banner-bytes) and completed their --count round trips."""
+    ok = 0
+    errors, banners = {}, []
+    for i in range(a.connections):
+        try:
+            line, body_ok, trips = banner_connection(a, i)
+        except Exception as e:  # counted, the test decides
+            errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+            continue
+        banners.append(line)
+        ok += line == a.banner and body_ok and trips == a.count
+    out(ok=ok, connections=a.connections, errors=errors, banners=sorted(set(banners)))
+
+
 def one_connection(host, port, timeout, i):
     msg = f"hello {i}\n".encode()
     with socket.create_connection((host, port), timeout=timeout) as c:
@@ -305,6 +389,13 @@ def main():
     q.add_argument("--bytes", type=int, required=True); q.add_argument("--seed", default="segwire"); q.add_argument("--timeout", type=float, default=60)
     q = sub.add_parser("echo-server"); q.add_argument("--bind", default="0.0.0.0"); q.add_argument("--port", type=int, required=True)
     q.add_argument("--timeout", type=float, default=600)
+    q = sub.add_parser("banner-server"); q.add_argument("--bind", default="0.0.0.0"); q.add_argument("--port", type=int, required=True)
+    q.add_argument("--banner", default="220 segwire-test ESMTP ready"); q.add_argument("--banner-bytes", type=int, default=0)
+    q.add_argument("--seed", default="banner"); q.add_argument("--timeout", type=float, default=600)
+    q = sub.add_parser("banner"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
+    q.add_argument("--banner", default="220 segwire-test ESMTP ready"); q.add_argument("--banner-bytes", type=int, default=0)
+    q.add_argument("--seed", default="banner"); q.add_argument("--connections", type=int, default=1)
+    q.add_argument("--count", type=int, default=3); q.add_argument("--timeout", type=float, default=10)
     q = sub.add_parser("connections"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
     q.add_argument("--count", type=int, default=1000); q.add_argument("--parallel", type=int, default=16); q.add_argument("--timeout", type=float, default=10)
     q = sub.add_parser("hold"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)

@@ -463,6 +463,13 @@ class IdentityBed(Bed):
 
     EXT4, EXT6, EXT_UNMANAGED, CLIENT_UNMANAGED = "10.77.0.3", "fd77::3", "10.88.0.3", "10.88.0.1"
 
+    def __init__(self, wire=None):
+        """`wire`: middleboxes between A's outside interface and the wire bridge (wirebox.py),
+        in order from A's side: None (the default: none), "optstrip" | "conntrack" | "loss",
+        ("kind", {options}), or a list of those. `bed.wireboxes` lists them once built."""
+        super().__init__()
+        self._wire = wire
+
     def _build(self):
         t = self.tag[3:]
         self.client, self.enf_a, self.wire = self.ns("cli"), self.ns("ea"), self.ns("wire")
@@ -504,6 +511,34 @@ class IdentityBed(Bed):
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.tag}-"))
         self.pki = Pki(self.workdir / "pki")
         self.keys = {e: self.pki.enforcer(e) for e in ("enf-a", "enf-b")}
+        self.wire_a_if = f"wa{t}"  # the wire's port towards A (a box takes it over)
+        self.wireboxes = []
+        import wirebox as _wirebox
+        for kind, opts in _wirebox.specs(getattr(self, "_wire", None)):
+            self.insert_wirebox(kind, **opts)
+
+    def insert_wirebox(self, kind, **opts):
+        """Puts a middlebox (wirebox.py: "optstrip", "conntrack", "loss") between A and the wire
+        bridge, after (on the wire's side of) those already there; returns it. Call it before
+        the enforcers start (moving the wire's port resets the link under A)."""
+        import wirebox as _wirebox
+        box = _wirebox.KINDS[kind](self, len(self.wireboxes) + 1, **opts)
+        self.wireboxes.append(box)
+        box.plumb()
+        box.start()
+        return box
+
+    def wirebox(self, kind):
+        """The first middlebox of a kind on the wire."""
+        return next(b for b in self.wireboxes if b.kind == kind)
+
+    def close(self):
+        for box in getattr(self, "wireboxes", []):
+            try:
+                box.close()
+            except Exception:
+                pass
+        super().close()
 
     def write_policy(self, policy, name="policy.json"):
         p = self.workdir / name
