@@ -333,6 +333,7 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
         {"l4_plain_clients", &S::l4_plain_clients},
         {"l4_records_sent", &S::l4_records_sent},
         {"l4_retransmits", &S::l4_retransmits},
+        {"auto_fallbacks", &S::auto_fallbacks},
         {"handshakes_active", &S::handshakes_active},
         {"held_packets", &S::held_packets},
         {"kept_control", &S::kept_control},

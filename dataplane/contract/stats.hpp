@@ -65,7 +65,8 @@ struct alignas(64) IdentityStats {
     Counter half_open_expired;
     // L4 mode (docs/l4-mode.md): exchanges started (either role), clients in L4 networks that
     // sent no R1 (decided by address), records sent and retransmitted.
-    Counter l4_started, l4_plain_clients, l4_records_sent, l4_retransmits;
+    Counter l4_started, l4_plain_clients, l4_records_sent, l4_retransmits,
+        auto_fallbacks;  // auto networks: a peer enforcer whose v1 option was stripped on the way
     Counter handshakes_active, held_packets, kept_control, slow_jobs_in_flight;
     // DNS snooping (docs/dns.md, "Counters"): queries tracked and not; answers handed to the slow
     // path and not; answers that teach nothing, by reason. dns_queries_pending is a gauge.

@@ -316,7 +316,13 @@ void Stage::answer(const Need &n, Ev &e, Answers &ans) {
             ans.classify = pass ? ClassifyAnswer::kPass : ClassifyAnswer::kOurs;
             ans.managed_tcp = pi.flags & policy::kManagedTcp;
             ans.managed_udp = pi.flags & policy::kManagedUdp;
-            ans.l4 = pi.flags & policy::kModeL4;
+            // L4 networks always; auto networks: at the server's side always (a plain SYN from
+            // there may be v1's with its option stripped), at the client's once a SYN-ACK from
+            // that server came back stripped (docs/l4-mode.md "Modes").
+            ans.l4 = (pi.flags & policy::kModeL4) ||
+                     ((pi.flags & policy::kModeAuto) &&
+                      (!from_inside || l4_peers_->find(plain_key(k.v.dst, k.v.proto, k.v.dport),
+                                                       now_unix_) != nullptr));
             return;
         }
         case NeedKind::kPlainPeer:
@@ -685,6 +691,10 @@ void Stage::run_timers() {
             plain_peers_->insert(pk, now_unix_ + kPlainPeerS, now_unix_) = 1;
             return;
         }
+        case Act::kRememberL4Peer:
+            l4_peers_->insert(plain_key(e.k->v.src, e.k->v.proto, e.k->v.sport),
+                              now_unix_ + kL4PeerS, now_unix_) = 1;
+            return;
         case Act::kReleaseHeld:
             release_held(f, e.pos);
             return;

@@ -131,6 +131,7 @@ class Ctx {
     }
     bool acks_record() noexcept { return use(Field::kAcksRecord, 1, fx_.pkt.acks_record); }
     bool seq_data() noexcept { return use(Field::kSeqData, 1, fx_.pkt.seq_data); }
+    bool auto_peer() noexcept { return use(Field::kAutoPeer, 1, fx_.pkt.auto_peer); }
     bool l4_sent() noexcept { return use(Field::kL4Sent, 1, fx_.l4_sent); }
     bool l4_acked() noexcept { return use(Field::kL4Acked, 1, fx_.l4_acked); }
 

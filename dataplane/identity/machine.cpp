@@ -198,6 +198,8 @@ const char *name(Field f) noexcept {
             return "acks_record";
         case Field::kSeqData:
             return "seq_data";
+        case Field::kAutoPeer:
+            return "auto_peer";
         case Field::kSinceSendMs:
             return "since_send_ms";
         case Field::kElapsedMs:

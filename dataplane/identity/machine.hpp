@@ -177,6 +177,8 @@ struct PacketFacts {
     // L4 mode (segments of a flow in an L4 state; docs/l4-mode.md):
     L4Rec l4_rec = L4Rec::kNone;  // what the payload adds to the expected record
     bool seq_data = false;        // the segment occupies sequence space (payload or FIN)
+    bool auto_peer = false;       // a SYN-ACK from a PU hosted by another enforcer, in the
+                                  // profile's auto networks (v1's option stripped on the way)
     bool acks_record = false;     // from outside: its ACK number covers bytes of a record this
                                   // enforcer sent (the peer's enforcer acknowledges it)
 };
@@ -296,6 +298,7 @@ enum class Field : uint8_t {
     kL4Rec,
     kAcksRecord,
     kSeqData,
+    kAutoPeer,
     // time, resources, configuration, batch, sweep
     kSinceSendMs,
     kElapsedMs,
@@ -493,6 +496,7 @@ struct Need {
     X(udp_expired)                   \
     X(half_open_expired)             \
     X(l4_started)                    \
+    X(auto_fallbacks)                \
     X(l4_plain_clients)
 
 enum class Counter : uint8_t {
@@ -581,7 +585,8 @@ inline constexpr uint8_t kReasonClaims = 4;     // REJECT reason "claims" (else 
     X(L4Resend, "send the kept record again (counts l4_retransmits)")                           \
     X(L4Acked, "the kept record is acknowledged: free it")                                      \
     X(L4AckPeer, "a pure ACK to the peer's enforcer acknowledging its record")                  \
-    X(L4Shift, "the records are final: shift this flow's segments from now on (kL4Bit)")
+    X(L4Shift, "the records are final: shift this flow's segments from now on (kL4Bit)")       \
+    X(RememberL4Peer, "auto mode: use L4 towards the packet's source (address, port) for a while")
 
 enum class Act : uint8_t {
 #define X(name, text) k##name,

@@ -411,6 +411,10 @@ class Stage {
         return k;
     }
     std::unique_ptr<crypto::FixedCache<19, uint8_t>> plain_peers_;
+    // Auto networks: servers (address, protocol, port) behind an enforcer whose SYN-ACK came back
+    // without v1's option (stripped on the way): connections to them use L4 for kL4PeerS.
+    static constexpr uint32_t kL4PeerS = 600;
+    std::unique_ptr<crypto::FixedCache<19, uint8_t>> l4_peers_;
     std::unique_ptr<crypto::FixedCache<8, Confirmation>> confirms_;
     // Client nonces of the SYNs this worker accepted as a server, with the flow each opened
     // (its key's hash), kept for the claims' lifetime: the same nonce on another flow is a

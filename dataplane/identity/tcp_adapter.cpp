@@ -66,8 +66,17 @@ void Stage::tcp_parse(Ev &e, Facts &fx) {
         fx.pkt.nonce_client = crypto::tag_equal(e.tok.nonce, x.client_nonce, 16);
         fx.pkt.nonce_server = crypto::tag_equal(e.tok.nonce, x.server_nonce, 16);
     }
-    if ((fl & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck))
+    if ((fl & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck)) {
         fx.pkt.acks_syn = k.v.ack == x.client_isn + 1;
+        // Auto networks: a plain SYN-ACK from an address an enforcer hosts lost v1's option on
+        // the way (docs/l4-mode.md "Modes").
+        if (f.auth == dp::Auth::kClientSyn && k.arrival == kOutside && !k.v.opt.exp_off && st_ &&
+            st_->policy) {
+            const policy::AddressInfo pi = st_->policy->classify(addr_of(k.v.src, k.v.family));
+            fx.pkt.auto_peer = (pi.flags & policy::kModeAuto) && pi.pu != policy::kNone &&
+                               st_->hosting_of(pi.pu) == EnforcerState::kHostedElsewhere;
+        }
+    }
 }
 
 // The kEdit need: segwire's option and token on and off the segment in hand.

@@ -166,8 +166,15 @@ void client_syn(Ctx &c) {
             c.drop(DropReason::TcpOutOfWindow);
             return;
         }
-        // Decide with the ACL for its address, and remember it (address, protocol, port).
-        c.act(Act::kRememberPlainPeer, 0);
+        // Decide with the ACL for its address, and remember it (address, protocol, port) - or,
+        // in an auto network, when the snapshot says an enforcer hosts that address: v1's option
+        // was stripped on the way, and the next connection to it uses L4 (docs/l4-mode.md).
+        if (c.auto_peer()) {
+            c.act(Act::kRememberL4Peer);
+            c.count(Counter::auto_fallbacks);
+        } else {
+            c.act(Act::kRememberPlainPeer, 0);
+        }
         c.act(Act::kFreeHs);
         acl(c, PuFrom::kHandshake, DirFrom::kOutgoing);
         return;

@@ -66,6 +66,7 @@ inline const FieldInfo &field_info(Field f) {
                         Field::kNonceSeen,
                         Field::kAcksRecord,
                         Field::kSeqData,
+                        Field::kAutoPeer,
                         Field::kL4Sent,
                         Field::kL4Acked,
                         Field::kL4,
@@ -169,6 +170,8 @@ inline uint32_t get(const Assign &a, Field f) {
             return x.pkt.acks_record;
         case Field::kSeqData:
             return x.pkt.seq_data;
+        case Field::kAutoPeer:
+            return x.pkt.auto_peer;
         case Field::kL4Sent:
             return x.l4_sent;
         case Field::kL4Acked:
@@ -301,6 +304,9 @@ inline void set(Assign &a, Field f, uint32_t v) {
             return;
         case Field::kSeqData:
             x.pkt.seq_data = v;
+            return;
+        case Field::kAutoPeer:
+            x.pkt.auto_peer = v;
             return;
         case Field::kL4Sent:
             x.l4_sent = v;
