@@ -1,0 +1,160 @@
+"""L4 mode on the paths it exists for (docs/l4-mode.md "Why"): real middleboxes on the wire
+between the two enforcers (tests/integration/wirebox.py) - one that strips unknown TCP options
+and SYN payload, a strict conntrack firewall, deterministic loss - and a client without an
+enforcer in an L4 network.
+"""
+import pytest
+
+from testbed import IdentityBed, lab_policy, probe, probe_server, server_report, wait_for
+
+MB = 1 << 20
+
+
+def policy(profile_extra, ext_in=()):
+    client_out = [("to-server", "Allow", [["app=server"]], ["tcp/7200", "tcp/7201", "tcp/7202", "tcp/7203"])]
+    server_in = [("from-client", "Allow", [["app=client"]], ["tcp/7200", "tcp/7201", "tcp/7202", "tcp/7203"])]
+    server_in += [("from-ext", "Allow", [["net=ext"]], list(ext_in))] if ext_in else []
+    return lab_policy(client_out=client_out, server_in=server_in, profile_extra=profile_extra)
+
+
+def start(bed, pol):
+    f = bed.write_policy(pol)
+    bed.a = bed.start_enforcer("a", f)
+    bed.b = bed.start_enforcer("b", f)
+    return bed
+
+
+def connect(ns, host, port, count=3):
+    return probe(ns, f"connections --host {host} --port {port} --count {count} --parallel 1 --timeout 5")
+
+
+def transfer(bed, port, nbytes, host=None):
+    sink = probe_server(bed.server, f"sink --port {port} --bind ::")
+    sent = probe(bed.client, f"send --host {host or bed.SERVER4} --port {port} --bytes {nbytes}")
+    got = server_report(sink)
+    assert got["bytes"] == nbytes and got["sha256"] == sent["sha256"], (sent, got)
+
+
+# ---------------------------------------------------------------------------------------------
+# A middlebox that strips unknown TCP options and SYN payload (many cloud NAT gateways)
+
+@pytest.fixture(scope="module")
+def stripped():
+    # IPv4 peers use L4, IPv6 peers v1: the same path breaks v1 and carries L4.
+    with IdentityBed(wire=("optstrip", {"strip_syn_payload": True})) as bed:
+        yield start(bed, policy({"l4TargetNetworks": ["10.77.0.0/24"]}))
+
+
+def test_l4_works_where_the_path_strips_v1(stripped):
+    bed = stripped
+    probe_server(bed.server, "echo-server --port 7200 --bind ::")
+    box = bed.wirebox("optstrip")
+    # v1 (IPv6): A's option and token never reach B; both sides fall back to the ACL, which
+    # allows nothing here.
+    v1 = connect(bed.client, bed.SERVER6, 7200, count=2)
+    assert v1["ok"] == 0, v1
+    wait_for(lambda: box.stripped(253) > 0, what="the box to strip v1's option")
+    assert bed.b.identity()["syn_verified"] == 0
+    # L4 (IPv4): identity as payload after the handshake gets through the same box.
+    l4 = connect(bed.client, bed.SERVER4, 7200, count=3)
+    assert l4["ok"] == 3, l4
+    row = bed.b.wait_row(destinationPort=7200, action="Accept")
+    assert row["sourceID"] == "pu-client" and row["ruleName"] == "from-client"
+    transfer(bed, 7201, 30 * MB)
+
+
+def test_l4_server_speaks_first_through_the_stripper(stripped):
+    probe_server(stripped.server, "banner-server --port 7202 --banner-bytes 50000")
+    r = probe(stripped.client, f"banner --host {stripped.SERVER4} --port 7202 --banner-bytes 50000 --connections 3")
+    assert r["ok"] == 3, r
+
+
+# ---------------------------------------------------------------------------------------------
+# auto: v1 first, L4 once the path is seen to strip it
+
+def test_auto_mode_learns_a_stripping_path():
+    with IdentityBed(wire="optstrip") as bed:
+        start(bed, policy({"autoTargetNetworks": ["10.77.0.0/24", "fd77::/64"]}))
+        probe_server(bed.server, "echo-server --port 7200 --bind ::")
+        # The first connection tries v1; its SYN-ACK comes back plain from an address an enforcer
+        # hosts: A remembers the server, the ACL decides this one (and allows nothing here).
+        first = connect(bed.client, bed.SERVER4, 7200, count=1)
+        assert first["ok"] == 0, first
+        assert bed.a.identity()["auto_fallbacks"] == 1
+        assert bed.a.identity()["syn_signed"] >= 1
+        # The next ones use L4 and are authorized by identity.
+        again = connect(bed.client, bed.SERVER4, 7200, count=3)
+        assert again["ok"] == 3, again
+        assert bed.a.identity()["l4_started"] >= 3
+        row = bed.b.wait_row(destinationPort=7200, action="Accept")
+        assert row["sourceID"] == "pu-client"
+        # Another server port is another entry: v1 again (the memory is per address and port).
+        assert bed.a.identity()["auto_fallbacks"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Loss: the enforcers retransmit their own records; the hosts' data survives byte for byte
+
+def test_records_are_retransmitted_under_loss():
+    with IdentityBed(wire=("loss", {"every": 5})) as bed:
+        start(bed, policy({"l4TargetNetworks": ["10.77.0.0/24", "fd77::/64"]}))
+        probe_server(bed.server, "echo-server --port 7200 --bind ::")
+        box = bed.wirebox("loss")
+        # Every 5th segment with payload is dropped, each way: within a few connections a record
+        # is among them, and its enforcer sends it again.
+        def retransmitted():
+            r = connect(bed.client, bed.SERVER4, 7200, count=2)
+            assert r["ok"] == 2, r
+            return bed.a.identity()["l4_retransmits"] + bed.b.identity()["l4_retransmits"] > 0
+        wait_for(retransmitted, timeout=120, interval=0, what="a record retransmitted")
+        assert box.stats()["dropped"] > 0
+        transfer(bed, 7201, 10 * MB)
+        transfer(bed, 7202, 5 * MB, host=bed.SERVER6)
+
+
+# ---------------------------------------------------------------------------------------------
+# A strict conntrack firewall: the records are ordinary, in-window, acknowledged payload
+
+def test_strict_conntrack_sees_nothing_invalid():
+    with IdentityBed(wire="conntrack") as bed:
+        start(bed, policy({"l4TargetNetworks": ["10.77.0.0/24", "fd77::/64"]}))
+        probe_server(bed.server, "echo-server --port 7200 --bind ::")
+        box = bed.wirebox("conntrack")
+        before = box.stats()["invalid"]
+        for host in (bed.SERVER4, bed.SERVER6):
+            r = connect(bed.client, host, 7200, count=5)
+            assert r["ok"] == 5, r
+        transfer(bed, 7201, 8 * MB)
+        probe_server(bed.server, "banner-server --port 7202 --banner-bytes 20000")
+        r = probe(bed.client, f"banner --host {bed.SERVER4} --port 7202 --banner-bytes 20000 --connections 2")
+        assert r["ok"] == 2, r
+        assert bed.a.identity()["l4_started"] >= 10
+        assert box.stats()["invalid"] == before
+
+
+# ---------------------------------------------------------------------------------------------
+# A client without an enforcer in an L4 network: no R1 ever comes, the ACL decides at B
+
+def test_plain_client_in_an_l4_network_is_decided_by_address():
+    with IdentityBed() as bed:
+        start(bed, policy({"l4TargetNetworks": ["10.77.0.0/24", "fd77::/64"]}, ext_in=["tcp/7203", "tcp/7201"]))
+        for port in (7200, 7203):
+            probe_server(bed.server, f"echo-server --port {port} --bind ::")
+        probe_server(bed.server, "banner-server --port 7201 --banner-bytes 100")
+        # The client speaks first: its data is not a record, the ACL decides at once.
+        r = connect(bed.ext, bed.SERVER4, 7203, count=2)
+        assert r["ok"] == 2, r
+        row = bed.b.wait_row(destinationPort=7203, action="Accept")
+        assert row["sourceType"] == "ExternalNetwork" and row["ruleName"] == "from-ext"
+        assert bed.b.identity()["l4_plain_clients"] >= 2
+        # A port the ACL does not allow: refused (a plain client gets nothing by being plain).
+        r = connect(bed.ext, bed.SERVER4, 7200, count=1)
+        assert r["ok"] == 0, r
+        bed.b.wait_row(destinationPort=7200, action="Reject", sourceType="ExternalNetwork")
+        # The server speaks first and the client waits for it: B holds the banner until its wait
+        # for R1 ends, then the ACL decides and the banner goes out.
+        before = bed.b.identity()["l4_plain_clients"]
+        r = probe(bed.ext, f"banner --host {bed.SERVER4} --port 7201 --banner-bytes 100 --connections 2")
+        assert r["ok"] == 2, r
+        assert bed.b.identity()["l4_plain_clients"] >= before + 2
+        bed.b.wait_row(destinationPort=7201, action="Accept", sourceType="ExternalNetwork")
