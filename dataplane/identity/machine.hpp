@@ -437,6 +437,7 @@ enum class Edit : uint8_t {
     kAddSynAckIdentity,  // SYN-ACK marker + token: server nonce, local claims, MAC_sa
     kAddAckProof,        // ACK-proof option with the context's MAC_ack
     kStripTfo,           // L4: a host's TCP Fast Open option and SYN data off its SYN
+    kStripToken,         // the token alone (its option was stripped on the way)
     kCount
 };
 

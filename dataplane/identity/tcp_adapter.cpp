@@ -97,6 +97,11 @@ DropReason Stage::edit(Edit what, Ev &e) {
             return add_ack_proof(k, x.ack_mac) ? DropReason::None : DropReason::OptionSpace;
         case Edit::kStripTfo:
             return l4_strip_tfo(k);
+        case Edit::kStripToken:
+            return rewrite_tcp(k.m, k.v, tcp_options(k.m, k.v), static_cast<uint32_t>(e.tok.token_len),
+                               {}, 65535, idr_->tx_csum[k.arrival ^ 1]) == RewriteStatus::Ok
+                       ? DropReason::None
+                       : DropReason::TokenMalformed;
         case Edit::kCount:
             break;
     }

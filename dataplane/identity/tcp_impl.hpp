@@ -314,6 +314,16 @@ void server_syn(Ctx &c) {
                 l4::start_server(c);
                 return;
             }
+            if (c.token_is(Token::kSyn)) {
+                // A v1 SYN whose option a middlebox stripped: the address decides, and the token
+                // (still at the payload's tail) must not reach the host.
+                if (!c.ask(detail::need_edit(Edit::kStripToken))) return;
+                if (!c.edit_ok()) {
+                    c.drop(DropReason::TokenMalformed);
+                    return;
+                }
+                c.count(Counter::options_scrubbed);
+            }
             acl(c, PuFrom::kClassified, DirFrom::kIncoming);
             return;
         }

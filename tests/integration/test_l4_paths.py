@@ -3,11 +3,16 @@ between the two enforcers (tests/integration/wirebox.py) - one that strips unkno
 and SYN payload, a strict conntrack firewall, deterministic loss - and a client without an
 enforcer in an L4 network.
 """
+import json
+import signal
+from pathlib import Path
+
 import pytest
 
 from testbed import IdentityBed, lab_policy, probe, probe_server, server_report, wait_for
 
 MB = 1 << 20
+CAPTURE = Path(__file__).resolve().parent / "capture.py"
 
 
 def policy(profile_extra, ext_in=()):
@@ -67,6 +72,30 @@ def test_l4_server_speaks_first_through_the_stripper(stripped):
     probe_server(stripped.server, "banner-server --port 7202 --banner-bytes 50000")
     r = probe(stripped.client, f"banner --host {stripped.SERVER4} --port 7202 --banner-bytes 50000 --connections 3")
     assert r["ok"] == 3, r
+
+
+def test_v1_token_never_reaches_the_server_when_only_the_option_is_stripped():
+    # A v1 network (no L4): the box NOPs v1's option but leaves the SYN's payload, so B sees a
+    # plain SYN whose payload ends with A's token. The ACL decides it, and the token is cut off
+    # before the SYN reaches the server's host (hosts never see segwire's bytes).
+    with IdentityBed(wire="optstrip") as bed:
+        pol = lab_policy(
+            client_out=[("to-srv-net", "Allow", [["net=srv"]], ["tcp/7200"])],
+            server_in=[("from-cli-net", "Allow", [["net=cli"]], ["tcp/7200"])],
+            ext_nets=[{"ID": "net-cli", "name": "cli", "associatedTags": ["net=cli"], "entries": ["10.77.0.1/32"]},
+                      {"ID": "net-srv", "name": "srv", "associatedTags": ["net=srv"], "entries": ["10.77.0.2/32"]}])
+        start(bed, pol)
+        probe_server(bed.server, "echo-server --port 7200 --bind ::")
+        cap = bed.server.popen(f"python3 -u {CAPTURE} --iface {bed.server_if} --port 7200 --timeout 60")
+        assert json.loads(cap.stdout.readline())["listening"]
+        r = connect(bed.client, bed.SERVER4, 7200, count=2)
+        assert r["ok"] == 2, r  # decided by the ACL at both sides
+        assert bed.b.wait_row(destinationPort=7200, action="Accept")["ruleName"] == "from-cli-net"
+        cap.send_signal(signal.SIGTERM)
+        segs = json.loads(cap.communicate(timeout=60)[0].strip().splitlines()[-1])
+        syns = [x for x in segs if x["flags"] == "S"]
+        assert syns and all(x["payload"] == 0 for x in syns), syns
+        assert bed.b.identity()["options_scrubbed"] >= 1  # (later SYNs carry none: A remembers a plain server)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -573,7 +573,7 @@ inline std::string render(const Need &n) {
     static const char *port[] = {"sport", "dport", "responder", "policy-port"};
     static const char *peer[] = {"none", "looked", "flow"};
     static const char *edit[] = {"strip",      "strip+token", "add-syn",
-                                 "add-synack", "add-proof",   "strip-tfo"};
+                                 "add-synack", "add-proof",   "strip-tfo", "strip-token"};
     static const char *msg[] = {"syn", "synack", "ack", "reject", "reset"};
     static const char *to[] = {"source", "destination", "initiator", "responder"};
     std::string s = std::string("?") + name(n.kind);
