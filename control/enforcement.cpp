@@ -8,6 +8,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -159,6 +161,12 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
     rt_.per_source_percent = h.per_source_percent;
     rt_.answers_per_source_s = h.answers_per_source;
     rt_.handshakes = h.max_handshakes;
+    {
+        uint8_t k[32];
+        if (RAND_bytes(k, sizeof k) != 1) throw std::runtime_error("no CSPRNG for the TFO key");
+        rt_.tfo_key = crypto::HmacKey::from_key(k);
+        OPENSSL_cleanse(k, sizeof k);
+    }
     rt_.peer_cache = h.peer_cache;
     rt_.key_cache = h.key_cache;
     rt_.session_key_lifetime_s = so.session_key_lifetime();

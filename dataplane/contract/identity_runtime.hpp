@@ -28,6 +28,9 @@ struct IdentityRuntime {
     uint16_t mtu[2] = {1500, 1500};  // inside, outside
     TxChecksum tx_csum[2];
     crypto::HmacBackend hmac = crypto::HmacBackend::Auto;
+    // L4 mode: the key of the TCP Fast Open cookies this enforcer issues to peer enforcers
+    // (docs/l4-mode.md), random per process, shared by the workers.
+    crypto::HmacKey tfo_key;
     uint32_t hold_per_flow = 16;
     uint32_t hold_total = 4096;
     // Budgets (docs/handshake.md "Budgets"): UDP handshake contexts (each keeps at most one

@@ -38,6 +38,7 @@ void Stage::l4_facts(Ev &e, Facts &fx) {
     if ((k.v.tcp_flags & kTcpAck) && fx.l4_sent)
         fx.pkt.acks_record = int32_t(k.v.ack - l.own_end) >= 0;
     if (k.v.payload_len) fx.pkt.l4_rec = l4_record(l, e, f.auth == dp::Auth::kL4ClientConfirm);
+    if (fx.pkt.l4_rec == L4Rec::kR1) fx.pkt.nonce_seen = replayed_syn(e.tok.nonce, e.pos);
 }
 
 // What the segment's payload adds to the record expected at rb.first_seq(). The complete record's
@@ -71,7 +72,7 @@ L4Rec Stage::l4_record(L4Ctx &l, Ev &e, bool confirm) {
             return L4Rec::kBad;
     }
     if (l.expect_len && rv.len != l.expect_len) return L4Rec::kBad;
-    l.rec_len = static_cast<uint16_t>(rv.len);
+    e.l4_rec_len = static_cast<uint16_t>(rv.len);
     e.tok.nonce = rv.nonce;
     e.tok.claims = rv.claims;
     e.tok.mac = rv.mac;
@@ -99,14 +100,25 @@ void Stage::l4_fill(HsFill what, Ev &e) {
             if (!(k.v.tcp_flags & kTcpAck)) {  // the SYN: a new exchange
                 l.client_isn = k.v.seq;
                 x.client_isn = k.v.seq;
-                l.own_total = l.peer_total = l.rec_len = l.expect_len = 0;
+                l.own_total = l.peer_total = l.expect_len = 0;
                 l.own_started = false;
+                crypto::wire::TfoOptionView tfo;
+                l.tfo_req = k.arrival == kOutside &&
+                            crypto::wire::find_tfo_option(tcp_options(k.m, k.v), tfo) ==
+                                WireStatus::Ok;
             } else {
                 l.server_isn = k.v.seq;
+                // A: R1 sent in the SYN is ours in the stream only if this SYN-ACK
+                // acknowledges it; otherwise (no cookie or a stale one: B ignored the data) it
+                // goes again after the handshake.
+                if (k.arrival == kOutside && l.own_total && k.v.ack != l.own_end) {
+                    l.own_end = l.client_isn + 1;
+                    l.own_total = 0;
+                }
             }
             if (k.arrival == kOutside) {
                 l.rb.reset(k.v.seq + 1);
-            } else {
+            } else if (!l.own_started) {  // (A: kL4Syn may already have put R1 after it)
                 l.own_end = k.v.seq + 1;
                 l.own_started = true;
             }
@@ -117,8 +129,14 @@ void Stage::l4_fill(HsFill what, Ev &e) {
             uint8_t *nonce = what == HsFill::kL4R1In ? x.client_nonce : x.server_nonce;
             std::memcpy(nonce, e.tok.nonce, 16);
             (what == HsFill::kL4R1In ? x.client_hash : x.server_hash) = e.looked->claims.hash();
-            l.peer_total = static_cast<uint16_t>(l.peer_total + l.rec_len);
-            l.rb.reset(l.rb.first_seq() + l.rec_len);
+            if (what == HsFill::kL4R1In) {  // kept as a v1 SYN's: a replay is refused
+                std::array<uint8_t, 16> nk;
+                std::memcpy(nk.data(), e.tok.nonce, 16);
+                syn_nonces_->insert(nk, now_unix_ + idr_->session_key_lifetime_s * 3 / 2,
+                                    now_unix_) = flows_->hash(flows_->key_at(e.pos));
+            }
+            l.peer_total = static_cast<uint16_t>(l.peer_total + e.l4_rec_len);
+            l.rb.reset(l.rb.first_seq() + e.l4_rec_len);
             // After R1 only R3 can come (22 bytes); after R2, the server's data.
             l.expect_len = what == HsFill::kL4R1In ? crypto::l4::kR3Len : 0;
             return;
@@ -204,8 +222,8 @@ void Stage::l4_resend(uint32_t hs) {
 void Stage::l4_ack_peer(Ev &e) {
     Pkt &k = *e.k;
     L4Ctx &l = l4_[e.f->hs];
-    l.peer_total = static_cast<uint16_t>(l.peer_total + l.rec_len);
-    l.rb.reset(l.rb.first_seq() + l.rec_len);
+    l.peer_total = static_cast<uint16_t>(l.peer_total + e.l4_rec_len);
+    l.rb.reset(l.rb.first_seq() + e.l4_rec_len);
     const TcpSegment seg{l.own_end, l.rb.first_seq(), kTcpAck, 0xffff, {}, {}};
     rte_mbuf *m = build_tcp(idr_->pool, addressing_of(k.m, k.v, true), seg,
                             idr_->tx_csum[k.arrival]);
@@ -236,6 +254,145 @@ void Stage::release_l4(int32_t pos, const Flow &f, rte_mbuf *m) {
         l4_translate(k, arrival == kOutside);
     }
     tx_->push(m, arrival ^ 1);
+}
+
+}  // namespace segwire::dp::identity
+
+namespace segwire::dp::identity {
+
+// B: a SYN from outside with data: R1 under a valid TFO cookie of ours (RFC 7413 §4.1.2: data
+// under any other cookie is ignored). The record must be whole and alone in the SYN.
+L4Rec Stage::l4_syn_record(Ev &e) {
+    const Pkt &k = *e.k;
+    crypto::wire::TfoOptionView tfo;
+    if (crypto::wire::find_tfo_option(tcp_options(k.m, k.v), tfo) != WireStatus::Ok ||
+        tfo.cookie.empty())
+        return L4Rec::kNone;
+    if (!crypto::l4::tfo_cookie_valid(idr_->tfo_key, nullptr, k.v.family, k.v.src.b, tfo.cookie))
+        return L4Rec::kNone;
+    const uint8_t *p = rte_pktmbuf_mtod(k.m, const uint8_t *) + k.v.payload_off;
+    crypto::l4::RecordView rv;
+    if (crypto::l4::parse_record({p, k.v.payload_len}, rv) != WireStatus::Ok ||
+        rv.type != crypto::l4::RecordType::R1 || rv.len != k.v.payload_len)
+        return L4Rec::kNone;
+    e.tok.nonce = rv.nonce;
+    e.tok.claims = rv.claims;
+    e.tok.mac = nullptr;
+    e.l4_rec_len = static_cast<uint16_t>(rv.len);
+    return L4Rec::kR1;  // (tcp_parse asks whether its nonce was seen)
+}
+
+namespace {
+
+// The segment's options with the TFO option (either form) taken off; `out` holds them.
+std::span<const uint8_t> without_tfo(std::span<const uint8_t> options,
+                                     std::span<uint8_t, crypto::wire::kTcpOptionSpace> out,
+                                     bool &had) noexcept {
+    const crypto::wire::OptionEdit oe = crypto::wire::strip_tfo_option(options, out);
+    had = oe.status == WireStatus::Ok;
+    return had ? std::span<const uint8_t>(out.data(), oe.length) : options;
+}
+
+}  // namespace
+
+// Edit::kL4Syn (A): the host's own TFO (option and data) off; then, with the server enforcer's
+// cookie cached, TFO(cookie) and R1 as SYN data (R1 is then in the stream: own_end moves past
+// it), else a cookie request. Without option space the SYN goes plain (R1 follows the
+// handshake).
+DropReason Stage::l4_syn_edit(Ev &e) {
+    Pkt &k = *e.k;
+    HandshakeCtx &x = hs_[e.f->hs];
+    L4Ctx &l = l4_[e.f->hs];
+    alignas(8) uint8_t base[crypto::wire::kTcpOptionSpace];
+    bool had = false;
+    const std::span<const uint8_t> opts = without_tfo(
+        tcp_options(k.m, k.v), std::span<uint8_t, crypto::wire::kTcpOptionSpace>(base), had);
+    const crypto::l4::TfoCookie *cookie =
+        tfo_cookies_->find(tfo_key_of(k.v.src, k.v.dst), now_unix_);
+    uint8_t tfo[2 + crypto::l4::kTfoCookieLen];
+    const size_t tl = crypto::wire::write_tfo_option(
+        tfo, cookie ? std::span<const uint8_t>(cookie->data(), cookie->size())
+                    : std::span<const uint8_t>());
+    alignas(8) uint8_t out[crypto::wire::kTcpOptionSpace];
+    const crypto::wire::OptionEdit ae = crypto::wire::add_tcp_option(
+        opts, {tfo, tl}, std::span<uint8_t, crypto::wire::kTcpOptionSpace>(out), false);
+    const bool add = tl && ae.status == WireStatus::Ok;
+    uint8_t r1[crypto::l4::kMaxRecordLen];
+    size_t n = 0;
+    if (add && cookie && e.claims)
+        n = crypto::l4::write_r1(r1, std::span<const uint8_t, 16>(x.client_nonce, 16),
+                                 e.claims->blob);
+    const std::span<const uint8_t> options = add ? std::span<const uint8_t>(out, ae.length) : opts;
+    if (!add && !had && !k.v.payload_len) return DropReason::None;
+    const RewriteStatus rs = rewrite_tcp(k.m, k.v, options, k.v.payload_len, {r1, n},
+                                         idr_->mtu[kOutside], idr_->tx_csum[kOutside]);
+    if (rs == RewriteStatus::TooBig && n) {  // no room for R1 in the SYN: it follows the handshake
+        return rewrite_tcp(k.m, k.v, options, k.v.payload_len, {}, idr_->mtu[kOutside],
+                           idr_->tx_csum[kOutside]) == RewriteStatus::Ok
+                   ? DropReason::None
+                   : DropReason::TokenMalformed;
+    }
+    if (rs != RewriteStatus::Ok) return DropReason::TokenMalformed;
+    if (had) ids_.options_scrubbed.add();
+    if (n) {
+        l.own_end = l.client_isn + 1 + static_cast<uint32_t>(n);
+        l.own_total = static_cast<uint16_t>(n);
+        ids_.l4_records_sent.add();
+    }
+    return DropReason::None;
+}
+
+// Edit::kL4SynAckIn (A): the server enforcer's cookie is kept for the next connection and its
+// option taken off; an ACK number that covers R1 in the SYN goes back to the host's (c + 1).
+DropReason Stage::l4_synack_in(Ev &e) {
+    Pkt &k = *e.k;
+    const L4Ctx &l = l4_[e.f->hs];
+    crypto::wire::TfoOptionView tfo;
+    if (crypto::wire::find_tfo_option(tcp_options(k.m, k.v), tfo) == WireStatus::Ok &&
+        tfo.cookie.size() == crypto::l4::kTfoCookieLen) {
+        crypto::l4::TfoCookie &c = tfo_cookies_->insert(tfo_key_of(k.v.dst, k.v.src),
+                                                        now_unix_ + kTfoCookieS, now_unix_);
+        std::memcpy(c.data(), tfo.cookie.data(), c.size());
+    }
+    alignas(8) uint8_t base[crypto::wire::kTcpOptionSpace];
+    bool had = false;
+    const std::span<const uint8_t> opts = without_tfo(
+        tcp_options(k.m, k.v), std::span<uint8_t, crypto::wire::kTcpOptionSpace>(base), had);
+    if (had && rewrite_tcp(k.m, k.v, opts, 0, {}, 65535, idr_->tx_csum[kInside]) !=
+                   RewriteStatus::Ok)
+        return DropReason::TokenMalformed;
+    if (l.own_total && l.own_end == l.client_isn + 1 + l.own_total && k.v.ack == l.own_end) {
+        shift_segment(rte_pktmbuf_mtod(k.m, uint8_t *), k.v, 0, 0u - l.own_total);
+        k.v.ack -= l.own_total;
+    }
+    return DropReason::None;
+}
+
+// Edit::kL4SynAckOut (B): the server's SYN-ACK acknowledges R1 if the SYN carried it (the server
+// never saw it), and carries our TFO cookie for the client's address if the SYN asked.
+DropReason Stage::l4_synack_out(Ev &e) {
+    Pkt &k = *e.k;
+    const L4Ctx &l = l4_[e.f->hs];
+    if (l.tfo_req) {
+        const crypto::l4::TfoCookie cookie =
+            crypto::l4::tfo_cookie(idr_->tfo_key, k.v.family, k.v.dst.b);
+        uint8_t tfo[2 + crypto::l4::kTfoCookieLen];
+        const size_t tl = crypto::wire::write_tfo_option(tfo, cookie);
+        alignas(8) uint8_t out[crypto::wire::kTcpOptionSpace];
+        const crypto::wire::OptionEdit ae = crypto::wire::add_tcp_option(
+            tcp_options(k.m, k.v), {tfo, tl},
+            std::span<uint8_t, crypto::wire::kTcpOptionSpace>(out), false);
+        // No option space: no cookie this time (the next SYN asks again).
+        if (tl && ae.status == WireStatus::Ok &&
+            rewrite_tcp(k.m, k.v, {out, ae.length}, 0, {}, idr_->mtu[kOutside],
+                        idr_->tx_csum[kOutside]) != RewriteStatus::Ok)
+            return DropReason::OptionSpace;
+    }
+    if (l.peer_total) {
+        shift_segment(rte_pktmbuf_mtod(k.m, uint8_t *), k.v, 0, l.peer_total);
+        k.v.ack += l.peer_total;
+    }
+    return DropReason::None;
 }
 
 }  // namespace segwire::dp::identity

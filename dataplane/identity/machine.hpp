@@ -438,6 +438,12 @@ enum class Edit : uint8_t {
     kAddAckProof,        // ACK-proof option with the context's MAC_ack
     kStripTfo,           // L4: a host's TCP Fast Open option and SYN data off its SYN
     kStripToken,         // the token alone (its option was stripped on the way)
+    kL4Syn,              // L4, A: the host's TFO off; with the server enforcer's cookie cached,
+                         // TFO(cookie) and R1 as SYN data, else a cookie request
+    kL4SynAckIn,         // L4, A: the enforcer's cookie kept and its option off, the ACK number
+                         // back to the host's (R1 in the SYN acknowledged)
+    kL4SynAckOut,        // L4, B: the ACK number covers R1 taken from the SYN, our cookie added
+                         // when the SYN asked for one
     kCount
 };
 

@@ -54,6 +54,8 @@ bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_i
     keys_ = std::make_unique<crypto::SessionKeyCache>(idr_->key_cache);
     plain_peers_ = std::make_unique<crypto::FixedCache<19, uint8_t>>(idr_->peer_cache);
     l4_peers_ = std::make_unique<crypto::FixedCache<19, uint8_t>>(idr_->peer_cache);
+    tfo_cookies_ =
+        std::make_unique<crypto::FixedCache<32, crypto::l4::TfoCookie>>(idr_->peer_cache);
     confirms_ = std::make_unique<crypto::FixedCache<8, Confirmation>>(idr_->handshakes);
     syn_nonces_ = std::make_unique<crypto::FixedCache<16, uint32_t>>(idr_->handshakes);
     key_failed_ = std::make_unique<crypto::FixedCache<64, uint8_t>>(kKeyFailedEntries);

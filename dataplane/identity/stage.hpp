@@ -176,9 +176,9 @@ class Stage {
         uint32_t own_end = 0;      // next sequence number of this side's stream (after our records)
         uint16_t own_total = 0;    // bytes of our records in this side's stream
         uint16_t peer_total = 0;   // bytes of the peer's records taken from its stream
-        uint16_t rec_len = 0;      // the complete record the facts found (its length)
         uint16_t expect_len = 0;   // the length of the record expected next, when known (R3)
         bool own_started = false;  // own_end is set (our host's ISN seen)
+        bool tfo_req = false;      // B: the client's SYN carried a TFO option: answer a cookie
     };
     // A handshake packet whose HMACs run in this burst's batch.
     struct Batched {
@@ -226,6 +226,7 @@ class Stage {
         crypto::Role key_role = crypto::Role::Client;
         policy::Decision decision;     // kRules / kAcl (or the decision queued with an op)
         Confirmation *conf = nullptr;  // kConfirmation
+        uint16_t l4_rec_len = 0;       // L4: the complete record the facts found (its length)
 
         // A new event (the parsed views are valid only where this event's facts say so).
         void begin(Pkt *pk, int32_t p, Flow *fl, uint8_t pr) noexcept {
@@ -234,6 +235,7 @@ class Stage {
             classified_pu = hs_pu = local_pu = policy::kNone;
             claims = nullptr, looked = nullptr, hk = nullptr, conf = nullptr;
             peer_key = 0;
+            l4_rec_len = 0;
             decision = policy::Decision{};
         }
     };
@@ -346,6 +348,17 @@ class Stage {
     }
     // L4 mode (l4_adapter.cpp)
     void l4_facts(Ev &e, Facts &fx);
+    L4Rec l4_syn_record(Ev &e);
+    DropReason l4_syn_edit(Ev &e);
+    DropReason l4_synack_in(Ev &e);
+    DropReason l4_synack_out(Ev &e);
+    using TfoKey = std::array<uint8_t, 32>;  // (client address, server address)
+    static TfoKey tfo_key_of(const IpAddr &client, const IpAddr &server) noexcept {
+        TfoKey k;
+        std::memcpy(k.data(), client.b, 16);
+        std::memcpy(k.data() + 16, server.b, 16);
+        return k;
+    }
     L4Rec l4_record(L4Ctx &l, Ev &e, bool confirm);
     void l4_fill(HsFill what, Ev &e);
     DropReason l4_strip_tfo(Pkt &k);
@@ -415,6 +428,9 @@ class Stage {
     // without v1's option (stripped on the way): connections to them use L4 for kL4PeerS.
     static constexpr uint32_t kL4PeerS = 600;
     std::unique_ptr<crypto::FixedCache<19, uint8_t>> l4_peers_;
+    // L4, A: the TFO cookies server enforcers issued us, by (client, server) address.
+    static constexpr uint32_t kTfoCookieS = 3600;
+    std::unique_ptr<crypto::FixedCache<32, crypto::l4::TfoCookie>> tfo_cookies_;
     std::unique_ptr<crypto::FixedCache<8, Confirmation>> confirms_;
     // Client nonces of the SYNs this worker accepted as a server, with the flow each opened
     // (its key's hash), kept for the claims' lifetime: the same nonce on another flow is a

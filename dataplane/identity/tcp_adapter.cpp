@@ -52,6 +52,11 @@ void Stage::tcp_parse(Ev &e, Facts &fx) {
     if (fx.pkt.token == Token::kSyn && k.arrival == kOutside)
         fx.pkt.nonce_seen = replayed_syn(e.tok.nonce, e.pos);
     const Flow &f = *e.f;
+    // L4: R1 as TFO data in a SYN from a peer enforcer (read only where L4 may start).
+    if ((fl & (kTcpSyn | kTcpAck)) == kTcpSyn && k.arrival == kOutside && k.v.payload_len &&
+        f.auth == dp::Auth::kNew && !k.v.opt.exp_off)
+        if ((fx.pkt.l4_rec = l4_syn_record(e)) == L4Rec::kR1)
+            fx.pkt.nonce_seen = replayed_syn(e.tok.nonce, e.pos);
     fx.pkt.seq_data = k.v.payload_len || (fl & kTcpFin);
     if (f.hs == kNil) return;
     l4_facts(e, fx);
@@ -68,6 +73,9 @@ void Stage::tcp_parse(Ev &e, Facts &fx) {
     }
     if ((fl & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck)) {
         fx.pkt.acks_syn = k.v.ack == x.client_isn + 1;
+        // L4: a SYN-ACK may acknowledge R1 sent as SYN data (TFO) as well.
+        if (f.auth == dp::Auth::kL4ClientSyn && l4_[f.hs].own_total)
+            fx.pkt.acks_syn |= k.v.ack == l4_[f.hs].own_end;
         // Auto networks: a plain SYN-ACK from an address an enforcer hosts lost v1's option on
         // the way (docs/l4-mode.md "Modes").
         if (f.auth == dp::Auth::kClientSyn && k.arrival == kOutside && !k.v.opt.exp_off && st_ &&
@@ -97,6 +105,12 @@ DropReason Stage::edit(Edit what, Ev &e) {
             return add_ack_proof(k, x.ack_mac) ? DropReason::None : DropReason::OptionSpace;
         case Edit::kStripTfo:
             return l4_strip_tfo(k);
+        case Edit::kL4Syn:
+            return l4_syn_edit(e);
+        case Edit::kL4SynAckIn:
+            return l4_synack_in(e);
+        case Edit::kL4SynAckOut:
+            return l4_synack_out(e);
         case Edit::kStripToken:
             return rewrite_tcp(k.m, k.v, tcp_options(k.m, k.v), static_cast<uint32_t>(e.tok.token_len),
                                {}, 65535, idr_->tx_csum[k.arrival ^ 1]) == RewriteStatus::Ok

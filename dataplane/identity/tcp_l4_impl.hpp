@@ -47,6 +47,30 @@ void refuse(Ctx &c, DropReason why, DecisionFrom d, PeerFrom p) {
     detail::reject_tcp(c, true, why);
 }
 
+// The peer's claims in a record: true when verified; otherwise parked for the slow path or
+// refused (RSTs both ways: the hosts may hold an open connection).
+template <class Ctx>
+bool verify_peer(Ctx &c, bool reset_responder = true) {
+    if (!c.ask(need(NeedKind::kPeer))) return false;
+    switch (c.peer()) {
+        case PeerAnswer::kVerified:
+            return true;
+        case PeerAnswer::kMiss:
+            c.park(Job::kVerify);
+            return false;
+        case PeerAnswer::kStale:
+            c.park(Job::kRetag);
+            return false;
+        default:
+            break;
+    }
+    const DropReason why =
+        c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked : c.refusal();
+    c.record(why, DecisionFrom::kEmpty, PeerFrom::kNone);
+    detail::reject_tcp(c, reset_responder, why);
+    return false;
+}
+
 // A: the client's SYN towards a peer in an L4 network. The SYN goes on plain (no option, no
 // token); the host's own TCP Fast Open option and SYN data are taken off (the host sends the data
 // again after the handshake, RFC 7413 §4.2): the stream's first byte must be R1.
@@ -78,10 +102,11 @@ void start_client(Ctx &c) {
         c.drop(DropReason::SlowpathBusy);
         return;
     }
-    if (!c.ask(detail::need_edit(Edit::kStripTfo))) return;
+    // With the server enforcer's TFO cookie, R1 rides in the SYN (RFC 7413): no extra round trip.
+    if (!c.ask(detail::need_edit(Edit::kL4Syn))) return;
     if (!c.edit_ok()) {
         c.act(Act::kFreeHs);
-        c.drop(DropReason::TokenMalformed);
+        c.drop(c.edit_failure());
         return;
     }
     c.set_auth(Auth::kL4ClientSyn);
@@ -89,10 +114,10 @@ void start_client(Ctx &c) {
     c.forward();
 }
 
-// A retransmitted SYN of an L4 exchange: plain again.
+// A retransmitted SYN of an L4 exchange: as the first (A: kL4Syn, B: plain).
 template <class Ctx>
-void resend_syn(Ctx &c) {
-    if (!c.ask(detail::need_edit(Edit::kStripTfo))) return;
+void resend_syn(Ctx &c, Edit how) {
+    if (!c.ask(detail::need_edit(how))) return;
     if (!c.edit_ok()) {
         c.drop(DropReason::TokenMalformed);
         return;
@@ -111,8 +136,13 @@ void reset(Ctx &c) {
 template <class Ctx>
 void client_syn(Ctx &c) {
     if (!c.outside()) {
-        if (c.is_syn()) {
-            resend_syn(c);
+        if (c.is_syn()) {  // R1 may ride in it again: the current claims
+            if (!c.ask(detail::need_claims(PuFrom::kHandshake))) return;
+            if (!c.claims_present()) {
+                c.drop(DropReason::NoSessionKey);
+                return;
+            }
+            resend_syn(c, Edit::kL4Syn);
             return;
         }
         if (c.is_rst()) {
@@ -130,36 +160,32 @@ void client_syn(Ctx &c) {
         c.drop(DropReason::FlowRejected);
         return;
     }
-    if (!c.acks_syn()) {  // a blind SYN-ACK: it must not start the exchange
+    if (!c.acks_syn()) {  // a blind SYN-ACK (it acknowledges neither the SYN nor R1 in it)
         c.drop(DropReason::TcpOutOfWindow);
         return;
     }
-    c.act(Act::kFillHs, u8v(HsFill::kL4Isn));  // the server's ISN: R2 starts after it
+    // The server's ISN: R2 starts after it. R1 sent in the SYN and not acknowledged here (no
+    // cookie, or a stale one: B ignored the data) goes again after the handshake.
+    // segwire's v1 option on it: not B's answer to a plain SYN (a forgery, or a path that adds
+    // it): the host never sees it.
+    if (c.opt_present()) {
+        c.drop(DropReason::TokenMalformed);
+        return;
+    }
+    c.act(Act::kFillHs, u8v(HsFill::kL4Isn));
+    if (!c.ask(detail::need_edit(Edit::kL4SynAckIn))) return;
+    if (!c.edit_ok()) {
+        c.drop(DropReason::TokenMalformed);
+        return;
+    }
     c.set_auth(Auth::kL4ClientWait);
-    if (!detail::scrub_if_marked(c)) return;
     c.forward();
 }
 
 // A: R2 is complete: verify B's claims, decide the outgoing rules, check MAC_sa in the batch.
 template <class Ctx>
 void client_take_r2(Ctx &c) {
-    if (!c.ask(need(NeedKind::kPeer))) return;
-    switch (c.peer()) {
-        case PeerAnswer::kVerified:
-            break;
-        case PeerAnswer::kMiss:
-            c.park(Job::kVerify);
-            return;
-        case PeerAnswer::kStale:
-            c.park(Job::kRetag);
-            return;
-        default: {
-            const DropReason why =
-                c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked : c.refusal();
-            refuse(c, why, DecisionFrom::kEmpty, PeerFrom::kNone);
-            return;
-        }
-    }
+    if (!verify_peer(c)) return;
     if (!detail::session_key(c, Role::kClient)) return;
     c.act(Act::kSetPeer, u8v(PeerFrom::kLooked));
     c.act(Act::kFillHs, u8v(HsFill::kL4R2In));
@@ -177,8 +203,13 @@ void client_wait(Ctx &c) {
             reset(c);
             return;
         }
-        if (c.is_syn()) {
-            resend_syn(c);
+        if (c.is_syn()) {  // R1 may ride in it again: the current claims
+            if (!c.ask(detail::need_claims(PuFrom::kHandshake))) return;
+            if (!c.claims_present()) {
+                c.drop(DropReason::NoSessionKey);
+                return;
+            }
+            resend_syn(c, Edit::kL4Syn);
             return;
         }
         // The host's first segment after the SYN-ACK (its ACK, or data): R1 goes first.
@@ -202,7 +233,15 @@ void client_wait(Ctx &c) {
         return;
     }
     if (c.is_synack()) {  // our host's ACK was lost: the server repeats its SYN-ACK
-        if (!detail::scrub_if_marked(c)) return;
+        if (c.opt_present()) {
+            c.drop(DropReason::TokenMalformed);
+            return;
+        }
+        if (!c.ask(detail::need_edit(Edit::kL4SynAckIn))) return;
+        if (!c.edit_ok()) {
+            c.drop(DropReason::TokenMalformed);
+            return;
+        }
         c.forward();
         return;
     }
@@ -264,11 +303,47 @@ void client_confirm(Ctx &c) {
     c.forward();
 }
 
+// B: the server's SYN-ACK goes on acknowledging R1 if the SYN carried it, with our TFO cookie if
+// the SYN asked for one; the exchange then waits for R1 (or R3).
+template <class Ctx>
+bool synack_out(Ctx &c) {
+    if (!c.ask(detail::need_edit(Edit::kL4SynAckOut))) return false;
+    if (!c.edit_ok()) {
+        c.drop(c.edit_failure());
+        return false;
+    }
+    c.act(Act::kArmTimer);  // kWaitMs for R1 from here
+    c.set_auth(Auth::kL4ServerWait);
+    c.forward();
+    return true;
+}
+
 // B: a plain SYN from a client in an L4 network. It goes on to the server (without any TFO
 // option or data: the stream's first byte must be R1); the client's enforcer sends R1 after the
 // handshake.
 template <class Ctx>
 void start_server(Ctx &c) {
+    // R1 as TFO data under a valid cookie of ours (the facts report it only then): A's claims
+    // and our incoming rules are decided now; the MACs need the server's ISN (its SYN-ACK).
+    const bool r1 = c.l4_rec_is(L4Rec::kR1);
+    if (r1) {
+        if (c.nonce_seen()) {  // R1 of another connection, replayed
+            c.drop(DropReason::SynReplayed);
+            return;
+        }
+        if (!verify_peer(c, false)) return;  // (a SYN: the server has seen nothing yet)
+        c.act(Act::kSetPeer, u8v(PeerFrom::kLooked));
+        c.count(Counter::syn_verified);
+        if (!c.ask(detail::need_rules(DirFrom::kIncoming, PuFrom::kClassified,
+                                      PortFrom::kDstPort, PeerFrom::kLooked)))
+            return;
+        c.act(Act::kSetDecidedVersion);
+        if (!c.rules_accept()) {
+            c.record(DropReason::PolicyReject, DecisionFrom::kDecided, PeerFrom::kLooked);
+            detail::reject_tcp(c, false, DropReason::PolicyReject);
+            return;
+        }
+    }
     if (!c.hs_pool()) {
         c.drop(c.hs_refusal());
         return;
@@ -276,6 +351,7 @@ void start_server(Ctx &c) {
     c.act(Act::kAllocHs, u8v(PuFrom::kClassified));
     c.act(Act::kArmTimer);
     c.act(Act::kFillHs, u8v(HsFill::kL4Isn));  // the client's ISN: R1 starts after it
+    if (r1) c.act(Act::kFillHs, u8v(HsFill::kL4R1In));
     if (!c.ask(detail::need_edit(Edit::kStripTfo))) return;
     if (!c.edit_ok()) {
         c.act(Act::kFreeHs);
@@ -291,7 +367,7 @@ template <class Ctx>
 void server_syn(Ctx &c) {
     if (c.outside()) {
         if (c.is_syn()) {
-            resend_syn(c);
+            resend_syn(c, Edit::kStripTfo);
             return;
         }
         if (c.is_rst()) {
@@ -305,12 +381,30 @@ void server_syn(Ctx &c) {
         reset(c);
         return;
     }
-    if (c.is_synack()) {
-        c.act(Act::kFillHs, u8v(HsFill::kL4Isn));  // the server's ISN: R2 starts after it
-        c.act(Act::kArmTimer);                     // kWaitMs for R1 from here
-        c.set_auth(Auth::kL4ServerWait);
+    if (!c.is_synack()) {
+        c.forward();
+        return;
     }
-    c.forward();
+    c.act(Act::kFillHs, u8v(HsFill::kL4Isn));  // the server's ISN: R2 starts after it
+    if (c.has_peer()) {
+        // R1 came in the SYN: R2 is signed now and follows the SYN-ACK at once.
+        if (!c.ask(detail::need_claims(PuFrom::kHandshake))) return;
+        if (!c.claims_present()) {
+            c.drop(DropReason::NoSessionKey);
+            return;
+        }
+        c.act(Act::kFillHs, u8v(HsFill::kServerClaims));
+        if (!detail::session_key(c, Role::kServer)) return;
+        if (!c.ask(detail::need_nonce(NonceFor::kServer))) return;
+        if (!c.nonce_ok()) {
+            c.drop(DropReason::SlowpathBusy);
+            return;
+        }
+        c.act(Act::kQueueMacs, u8v(BatchOp::kL4ServerSignR2), u8v(PeerFrom::kFlow),
+              u8v(DecisionFrom::kEmpty));
+        return;
+    }
+    synack_out(c);
 }
 
 // B: a client without an L4 enforcer (its stream starts with host data, or no R1 came in time):
@@ -325,23 +419,13 @@ void server_plain_client(Ctx &c) {
 // B: R1 is complete: verify A's claims and the incoming rules, then sign R2 in the batch.
 template <class Ctx>
 void server_take_r1(Ctx &c) {
-    if (!c.ask(need(NeedKind::kPeer))) return;
-    switch (c.peer()) {
-        case PeerAnswer::kVerified:
-            break;
-        case PeerAnswer::kMiss:
-            c.park(Job::kVerify);
-            return;
-        case PeerAnswer::kStale:
-            c.park(Job::kRetag);
-            return;
-        default: {
-            const DropReason why =
-                c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked : c.refusal();
-            refuse(c, why, DecisionFrom::kEmpty, PeerFrom::kNone);
-            return;
-        }
+    // R1 of another connection, replayed (its nonce opened another flow within the claims'
+    // lifetime): refused before it costs a context's HMACs (the MACs would refuse it anyway).
+    if (c.nonce_seen()) {
+        refuse(c, DropReason::SynReplayed, DecisionFrom::kEmpty, PeerFrom::kNone);
+        return;
     }
+    if (!verify_peer(c)) return;
     c.act(Act::kSetPeer, u8v(PeerFrom::kLooked));
     c.count(Counter::syn_verified);
     if (!c.ask(detail::need_rules(DirFrom::kIncoming, PuFrom::kHandshake, PortFrom::kDstPort,
@@ -365,7 +449,6 @@ void server_take_r1(Ctx &c) {
         return;
     }
     c.act(Act::kFillHs, u8v(HsFill::kL4R1In));  // R1 taken: the stream expects R3 next
-    c.record(DropReason::None, DecisionFrom::kDecided, PeerFrom::kLooked);
     c.act(Act::kQueueMacs, u8v(BatchOp::kL4ServerSignR2), u8v(PeerFrom::kFlow),
           u8v(DecisionFrom::kDecided));
 }
@@ -377,6 +460,16 @@ void server_take_r3(Ctx &c) {
         refuse(c, DropReason::MacMismatch, DecisionFrom::kEmpty, PeerFrom::kFlow);
         return;
     }
+    // The flow is reported once it is authorized (not at R1: a replayed R1 never gets here).
+    if (!c.ask(detail::need_rules(DirFrom::kIncoming, PuFrom::kHandshake, PortFrom::kDstPort,
+                                  PeerFrom::kFlow)))
+        return;
+    c.act(Act::kSetDecidedVersion);
+    if (!c.rules_accept()) {
+        refuse(c, DropReason::PolicyReject, DecisionFrom::kDecided, PeerFrom::kFlow);
+        return;
+    }
+    c.record(DropReason::None, DecisionFrom::kDecided, PeerFrom::kFlow);
     c.act(Act::kL4AckPeer);  // A stops retransmitting R3 (the server may have nothing to say)
     c.act(Act::kL4Shift);
     c.count(Counter::ack_proofs_verified);
@@ -394,6 +487,15 @@ void server_wait(Ctx &c) {
             reset(c);
             return;
         }
+        if (c.is_synack()) {  // the client side lost it: as the first
+            if (!c.ask(detail::need_edit(Edit::kL4SynAckOut))) return;
+            if (!c.edit_ok()) {
+                c.drop(c.edit_failure());
+                return;
+            }
+            c.forward();
+            return;
+        }
         if (c.seq_data()) {  // the server speaks first: held until R3
             c.hold();
             return;
@@ -406,7 +508,7 @@ void server_wait(Ctx &c) {
         return;
     }
     if (c.is_syn()) {
-        resend_syn(c);
+        resend_syn(c, Edit::kStripTfo);
         return;
     }
     if (c.acks_record()) c.act(Act::kL4Acked);
@@ -459,9 +561,13 @@ void macs_ready(Ctx &c) {
             c.drop(DropReason::NoSessionKey);
             return;
         }
-        c.act(Act::kL4Send, kR2);  // acknowledges R1
         c.count(Counter::synack_signed);
-        c.consume();  // the segment that carried R1
+        if (c.is_synack()) {  // R1 came in the SYN: the SYN-ACK first, R2 right behind it
+            if (synack_out(c)) c.act(Act::kL4Send, kR2);
+            return;
+        }
+        c.act(Act::kL4Send, kR2);  // acknowledges R1
+        c.consume();               // the segment that carried R1
         return;
     }
     // A: R2's MAC proves that B holds the session key and saw our nonce and both ISNs.

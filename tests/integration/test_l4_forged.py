@@ -8,12 +8,15 @@ server's MAC addresses. Then, from `ext`, it opens its own connection to the ser
 client's address and MAC (the bridge learns the MAC on the attacker's port, so B's answers come
 to it; l4forge.py attack) and a fresh ISN and port:
 
-- R1 replayed: B verifies its claims (validly signed claims of pu-client, from pu-client's
-  address) and its rules, and answers with a new R2 (its own nonce, the new ISNs). The attacker
-  cannot compute MAC_ack over those, so it replays the old R3: B must refuse it (mac-mismatch),
-  reset both ends, and the attacker's data must never reach the server.
-- R1 replayed and then data without any R3 (where R3 belongs, or where the data would follow
-  it): refused, the server never gets a byte.
+- R1 replayed as it was: its nonce opened another flow within the claims' lifetime, B refuses it
+  at once (syn-replayed, as a replayed v1 SYN) without answering an R2.
+- R1 with the captured claims but a fresh nonce of the attacker's (the nonce is not signed): B
+  verifies the claims (validly signed claims of pu-client, from pu-client's address) and its
+  rules, and answers with a new R2 (its own nonce, the new ISNs). The attacker cannot compute
+  MAC_ack over those, so it replays the old R3: B must refuse it (mac-mismatch), reset both ends,
+  and the attacker's data must never reach the server.
+- That R1 and then data without any R3 (where R3 belongs, or where the data would follow it):
+  refused, the server never gets a byte.
 
 The server is l4forge.py listen: it records every connection it accepts, the bytes it got and how
 it ended. A control connection from the external host (a plain client, allowed by address) run
@@ -27,6 +30,7 @@ come (tcp_l4_impl.hpp server_wait, `if (c.l4_sent()) break;`), and data past R3'
 until the exchange is given up (give_up).
 """
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -153,10 +157,30 @@ def reached_r2(out, bed):
     assert r2[-16:] != old[-16:], "B's R2 repeats the captured MAC_sa"
 
 
+def fresh_nonce_r1(bed):
+    """The captured R1 with a nonce of the attacker's own (bytes 6..21: the nonce is not signed)."""
+    r1 = bytearray(bytes.fromhex(bed.rec["r1"]))
+    r1[6:22] = os.urandom(16)
+    return r1.hex()
+
+
+def test_replayed_r1_refused_as_a_replay(lab):
+    sport = 41005
+    replayed = lab.b.stats()["drops"]["syn_replayed"]
+    out = attack(lab, sport, P, args=f"--r1 {lab.rec['r1']} --data 'attacker data'")
+    assert out["steps"][:3] == ["syn-ack", "r1-sent", "rst"], out
+    assert "r2" not in out["steps"] and "data-acked" not in out["steps"], out
+    row = lab.b.wait_row(destinationPort=P, action="Reject", dropReason="syn-replayed")
+    assert row["sourceIP"] == lab.CLIENT4, row
+    assert lab.b.stats()["drops"]["syn_replayed"] > replayed
+    got = lab.listener.ended(P, sport)
+    assert got["peer"] == lab.CLIENT4 and got["bytes"] == 0 and got["end"] == "reset", got
+
+
 def test_replayed_r3_refused_mac_mismatch(lab):
     before = b_counts(lab)
     sport = 41001
-    out = attack(lab, sport, P, args=f"--r1 {lab.rec['r1']} --r3 {lab.rec['r3']} --data 'attacker data'")
+    out = attack(lab, sport, P, args=f"--r1 {fresh_nonce_r1(lab)} --r3 {lab.rec['r3']} --data 'attacker data'")
     reached_r2(out, lab)
     # B refused R3: no acknowledgment of it, an RST instead, the data never acknowledged.
     assert "r3-sent" in out["steps"] and "rst" in out["steps"], out
@@ -179,7 +203,7 @@ def test_replayed_r3_refused_mac_mismatch(lab):
 ])
 def test_replayed_r1_then_data_without_r3_refused(lab, where, port, sport, reason):
     before = b_counts(lab)
-    out = attack(lab, sport, port, args=f"--r1 {lab.rec['r1']} --data 'attacker data' --data-at {where} --wait 60")
+    out = attack(lab, sport, port, args=f"--r1 {fresh_nonce_r1(lab)} --data 'attacker data' --data-at {where} --wait 60")
     reached_r2(out, lab)
     assert "data-sent" in out["steps"] and "rst" in out["steps"], out
     assert "data-acked" not in out["steps"], out

@@ -573,7 +573,8 @@ inline std::string render(const Need &n) {
     static const char *port[] = {"sport", "dport", "responder", "policy-port"};
     static const char *peer[] = {"none", "looked", "flow"};
     static const char *edit[] = {"strip",      "strip+token", "add-syn",
-                                 "add-synack", "add-proof",   "strip-tfo", "strip-token"};
+                                 "add-synack", "add-proof",   "strip-tfo",
+                                 "strip-token", "l4-syn",    "l4-synack-in", "l4-synack-out"};
     static const char *msg[] = {"syn", "synack", "ack", "reject", "reset"};
     static const char *to[] = {"source", "destination", "initiator", "responder"};
     std::string s = std::string("?") + name(n.kind);
