@@ -22,9 +22,9 @@ L4_NETS = {"l4TargetNetworks": ["10.77.0.0/24", "fd77::/64"]}
 
 def policy(version="v1", cut_7109=False):
     client_out = [("to-server", "Allow", [["app=server"]],
-                   ["tcp/7100", "tcp/7101", "tcp/7103", "tcp/7104", "tcp/7105", "tcp/7109"])]
+                   ["tcp/7100", "tcp/7101", "tcp/7103", "tcp/7104", "tcp/7105", "tcp/7109", "tcp/7110"])]
     server_in = [("from-client", "Allow", [["app=client"]],
-                  ["tcp/7100", "tcp/7103", "tcp/7104", "tcp/7105", "tcp/7109"]),
+                  ["tcp/7100", "tcp/7103", "tcp/7104", "tcp/7105", "tcp/7109", "tcp/7110"]),
                  ("deny-7101", "Reject", [["app=client"]], ["tcp/7101"])]
     if cut_7109:
         server_in.insert(0, ("cut-7109", "Reject", [["app=client"]], ["tcp/7109"]))
@@ -152,3 +152,39 @@ def test_policy_cut_resets_an_open_l4_connection(lab):
     out, err = holder.communicate(timeout=30)
     assert holder.returncode != 0 and "ConnectionResetError" in err, (out, err)
     assert lab.b.wait_row(destinationPort=7109, action="Reject", dropReason="policy-cut")["ruleName"] == "cut-7109"
+
+
+def test_a_hosts_own_tfo_is_taken_off_and_its_data_still_arrives(lab):
+    # The client and the server both use TCP Fast Open. A takes the client's TFO option and SYN
+    # data off (the stream's first bytes must be R1), so the client's kernel, whose SYN data the
+    # SYN-ACK does not acknowledge, sends it again after the handshake (RFC 7413 §4.2): nothing
+    # is lost and the server's host never sees a TFO SYN.
+    for ns in (lab.client, lab.server):
+        ns.run("sysctl -qw net.ipv4.tcp_fastopen=3")
+    srv = lab.server.popen(
+        "python3 -u -c \"import socket\n"
+        "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+        "s.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 16); s.bind(('0.0.0.0',7110)); s.listen(16)\n"
+        "print('ready',flush=True)\n"
+        "for i in range(4):\n"
+        "  c,_=s.accept(); c.sendall(c.recv(64)); c.close()\n\"")
+    assert srv.stdout.readline().strip() == "ready"
+    at_server = capture(lab.server, lab.server_if, 7110)
+    on_wire = capture(lab.wire, f"wb{lab.tag[3:]}", 7110)
+    script = (
+        "import socket\n"
+        "ok=0\n"
+        "for i in range(4):\n"
+        "  s=socket.socket()\n"
+        f"  s.sendto(b'tfo-hello-%d'%i, socket.MSG_FASTOPEN, ('{lab.SERVER4}', 7110))\n"
+        "  s.settimeout(5); d=s.recv(64); ok += d==b'tfo-hello-%d'%i; s.close()\n"
+        "print(ok)\n")
+    out = lab.client.run(f"python3 -c \"{script}\"").stdout.strip()
+    assert out == "4"
+    srv.wait(timeout=30)
+    server_syns = [x for x in captured(at_server) if x["flags"] == "S"]
+    assert len(server_syns) >= 4 and all(x["payload"] == 0 and 34 not in x["options"] for x in server_syns), server_syns
+    # On the wire the SYNs are the enforcers' own TFO: a cookie request, then R1 under B's cookie
+    # (never the host's data, which is 12 bytes).
+    wire_syns = [x for x in captured(on_wire) if x["flags"] == "S"]
+    assert all(x["payload"] == 0 or x["payload"] > 200 for x in wire_syns), wire_syns

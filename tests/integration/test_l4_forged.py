@@ -237,3 +237,29 @@ def test_control_a_plain_client_by_address_gets_its_data_through(lab):
     got = wait_for(lambda: [x for x in lab.listener.conns(P_CONTROL, sport) if x["bytes"]],
                    what="the control's data at the server")[0]
     assert got["peer"] == lab.EXT4 and bytes.fromhex(got["head"]) == b"hello control", got
+
+
+def test_syn_data_under_a_forged_tfo_cookie_is_ignored(lab):
+    """R1 as SYN data counts only under a TFO cookie B issued for the sender's address (RFC 7413
+    §4.1.2): a SYN with a cookie of the attacker's making and R1 (a fresh nonce, real claims)
+    gets no verification at B - its data is stripped and the server sees a plain SYN."""
+    import signal
+    from wirebox import TCP_SYN, forge_tcp, send_frames
+    port, sport = P + 20, 41020
+    cap = lab.server.popen(f"python3 -u {HERE / 'capture.py'} --iface {lab.server_if} --port {port} --timeout 60")
+    assert json.loads(cap.stdout.readline())["listening"]
+    verified, started = lab.b.identity()["syn_verified"], lab.b.identity()["l4_started"]
+    r1 = bytes.fromhex(fresh_nonce_r1(lab))
+    tfo = bytes([34, 10]) + os.urandom(8)
+    syn = forge_tcp(lab.rec["client_mac"], lab.rec["server_mac"], lab.CLIENT4, lab.SERVER4, sport, port,
+                    0x10203040, 0, flags=TCP_SYN, payload=r1, options=tfo + b"\x01\x01")
+    assert send_frames(lab.ext, lab.ext_if, [syn]) == 1
+    def taken():
+        i = lab.b.identity()
+        return i["l4_started"] > started or i["syn_verified"] > verified
+    wait_for(taken, what="B to take the SYN")
+    cap.send_signal(signal.SIGTERM)
+    segs = json.loads(cap.communicate(timeout=60)[0].strip().splitlines()[-1])
+    syns = [s for s in segs if s["flags"] == "S" and s["sport"] == sport]
+    assert syns and all(s["payload"] == 0 and 34 not in s["options"] for s in syns), syns
+    assert lab.b.identity()["syn_verified"] == verified
