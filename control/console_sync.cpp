@@ -870,6 +870,7 @@ void ConsoleSync::submit_reports(std::vector<FlowReport> flows, std::vector<Exce
         kv(w, "observedPolicyID", r.observed_policy_id);
         kv(w, "ruleName", r.rule_name);
         kv(w, "dropReason", r.drop_reason);
+        kv(w, "mode", r.mode);
         kv(w, "serviceType", "L3");
         w.Key("value");
         w.Uint64(r.value);

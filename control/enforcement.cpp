@@ -712,6 +712,7 @@ void Enforcement::add_record(const dp::FlowRecordEvent &e) {
     r.destination_ip = ip_text(e.dst, e.family);
     r.destination_port = e.dport;
     r.protocol = e.proto;
+    r.mode = dp::id_mode_name(e.mode);
     r.policy_id = policy_id(e.policy);
     r.observed_policy_id = policy_id(e.observed_policy);
     r.rule_name = name(e.rule_name);

@@ -8,7 +8,7 @@ std::string FlowReport::key() const {
     std::string k;
     for (const std::string *s : {&action, &observed_action, &source_type, &source_id, &source_ip,
                                  &destination_type, &destination_id, &destination_ip, &policy_id,
-                                 &observed_policy_id, &rule_name, &drop_reason}) {
+                                 &observed_policy_id, &rule_name, &drop_reason, &mode}) {
         k += *s;
         k += '\x1f';
     }

@@ -22,6 +22,7 @@ struct FlowReport {
     uint16_t destination_port = 0;
     uint8_t protocol = 0;
     std::string policy_id, observed_policy_id, rule_name, drop_reason;
+    std::string mode;  // how the peer was identified: address, v1, udp, l4, l4-auto
     uint64_t value = 0;
     uint32_t timestamp = 0;  // first record of the interval
     // The aggregation key: every field but value and timestamp (source port is never part of it).

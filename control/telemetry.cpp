@@ -396,6 +396,7 @@ int cmd_flowlog(const char *, const char *params, rte_tel_data *d) {
         rte_tel_data_add_dict_string(c, "observedPolicyID", r.observed_policy_id.c_str());
         rte_tel_data_add_dict_string(c, "ruleName", r.rule_name.c_str());
         rte_tel_data_add_dict_string(c, "dropReason", r.drop_reason.c_str());
+        rte_tel_data_add_dict_string(c, "mode", r.mode.c_str());
         rte_tel_data_add_dict_u64(c, "value", r.value);
         rte_tel_data_add_dict_container(d, ("r" + std::to_string(i)).c_str(), c, 0);
     }

@@ -17,6 +17,26 @@ enum class RecordKind : uint8_t { kFlow = 0, kConnectionException = 1 };
 enum class PeerKind : uint8_t { kExternal = 0, kClaims = 1 };
 
 // Handshake states named in connection-exception reports.
+// How the peer was identified (flow reports' `mode`): by address (an ACL, or no identity), by
+// v1's handshake (TCP options) or UDP's, or by L4 mode's records (docs/l4-mode.md), "l4-auto" when
+// an auto network chose L4 after v1's option was stripped on the way.
+enum class IdMode : uint8_t { kAddress = 0, kV1 = 1, kUdp = 2, kL4 = 3, kL4Auto = 4 };
+inline const char *id_mode_name(IdMode m) noexcept {
+    switch (m) {
+        case IdMode::kV1:
+            return "v1";
+        case IdMode::kUdp:
+            return "udp";
+        case IdMode::kL4:
+            return "l4";
+        case IdMode::kL4Auto:
+            return "l4-auto";
+        case IdMode::kAddress:
+            break;
+    }
+    return "address";
+}
+
 enum class HsState : uint8_t { kNone = 0, kSynTransmitted, kSynAckTransmitted, kAckTransmitted };
 
 struct alignas(64) FlowRecordEvent {
@@ -34,6 +54,7 @@ struct alignas(64) FlowRecordEvent {
     PeerKind peer_kind;
     HsState hs_state;
     uint8_t observation;  // 1 when an observed rule applied
+    IdMode mode;
     uint16_t sport, dport;
     uint32_t local_pu;                                           // snapshot index of the local PU
     uint32_t policy, observed_policy, rule_name, observed_rule;  // snapshot indices (kNone = none)

@@ -329,6 +329,7 @@ void Stage::record(int32_t pos, const Flow &f, const policy::Decision &d, DropRe
     e.rule_name = d.rule_name;
     e.observed_rule = d.observed_rule_name;
     e.observation = d.observed_action != Verdict::kNotApplicable;
+    e.mode = id_mode(pos, f, peer != nullptr);
     if (peer && peer->status == crypto::ClaimsReason::Ok) {
         auto id = peer->claims.pu_id();
         std::memcpy(e.peer_id, id.data(), std::min(id.size(), sizeof(e.peer_id) - 1));
@@ -336,6 +337,25 @@ void Stage::record(int32_t pos, const Flow &f, const policy::Decision &d, DropRe
     ids_.records.add();
     if (!idr_->records[id_] || rte_ring_sp_enqueue_elem(idr_->records[id_], &e, sizeof(e)) != 0)
         ids_.records_lost.add();
+}
+
+// How the flow's peer is identified, for its report.
+IdMode Stage::id_mode(int32_t pos, const Flow &f, bool identity) const {
+    const FlowKey &key = flows_->key_at(pos);
+    // (B refusing R1 that came in a SYN decides before the flow enters an L4 state.)
+    const bool r1_in_syn = ev_.k && ev_.l4_rec_len && is_syn(ev_.k->v);
+    const bool l4 = r1_in_syn || (f.parked & kL4Bit) || f.auth == dp::Auth::kL4ClientSyn ||
+                    f.auth == dp::Auth::kL4ClientWait || f.auth == dp::Auth::kL4ClientConfirm ||
+                    f.auth == dp::Auth::kL4ServerSyn || f.auth == dp::Auth::kL4ServerWait;
+    if (l4 && identity) {
+        const uint8_t fl =
+            st_ && st_->policy ? st_->policy->classify(addr_of(peer_addr(pos, f), key.family)).flags
+                               : 0;
+        return (fl & policy::kModeAuto) && !(fl & policy::kModeL4) ? IdMode::kL4Auto
+                                                                     : IdMode::kL4;
+    }
+    if (!identity) return IdMode::kAddress;
+    return key.proto == kProtoUdp ? IdMode::kUdp : IdMode::kV1;
 }
 
 void Stage::record_exception(int32_t pos, const Flow &f) {

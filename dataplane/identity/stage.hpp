@@ -329,6 +329,7 @@ class Stage {
     void record(int32_t pos, const Flow &f, const policy::Decision &d, DropReason why,
                 const PeerIdentity *peer, uint8_t claims_reason = 0);
     void record_exception(int32_t pos, const Flow &f);
+    IdMode id_mode(int32_t pos, const Flow &f, bool identity) const;
     void fill_endpoints(FlowRecordEvent &e, int32_t pos, const Flow &f) const;
     uint32_t alloc_hs(int32_t pos, const Flow &f, uint8_t proto);
     void free_hs(Flow &f);

@@ -103,6 +103,7 @@ def test_allowed_connection_carries_identity_and_hosts_see_plain_tcp(lab):
     assert hs and all(253 not in s["options"] and s["payload"] == 0 for s in hs)
     row = wait_row(lab.b, destinationPort=7000, action="Accept")
     assert row["sourceID"] == "pu-client" and row["destinationID"] == "pu-server"
+    assert row["mode"] == "v1"
     assert row["policyID"] == "pol-server" and row["ruleName"] == "from-client"
     row = wait_row(lab.a, destinationPort=7000, action="Accept")
     assert row["policyID"] == "pol-client" and row["ruleName"] == "to-server"

@@ -96,9 +96,9 @@ def test_records_ride_in_the_stream_and_hosts_see_plain_tcp(lab):
     assert a["syn_signed"] == 0  # no v1 handshake
     row = lab.b.wait_row(destinationPort=7100, action="Accept")
     assert row["sourceID"] == "pu-client" and row["destinationID"] == "pu-server"
-    assert row["ruleName"] == "from-client"
+    assert row["ruleName"] == "from-client" and row["mode"] == "l4"
     row = lab.a.wait_row(destinationPort=7100, action="Accept")
-    assert row["ruleName"] == "to-server" and row["destinationID"] == "pu-server"
+    assert row["ruleName"] == "to-server" and row["destinationID"] == "pu-server" and row["mode"] == "l4"
 
 
 def test_large_transfer_both_ways_is_byte_identical(lab):
@@ -131,7 +131,7 @@ def test_refused_by_server_rules(lab):
     # (R1 rides in the SYN once B's TFO cookie is known: B then refuses the SYN itself.)
     assert r["errors"].get("ConnectionResetError", 0) + r["errors"].get("ConnectionRefusedError", 0) == 2, r
     rows = [x for x in lab.b.flowlog() if x["destinationPort"] == 7101]
-    assert all(x["ruleName"] == "deny-7101" for x in rows), rows
+    assert all(x["ruleName"] == "deny-7101" and x["mode"] == "l4" for x in rows), rows
 
 
 def test_policy_cut_resets_an_open_l4_connection(lab):

@@ -116,7 +116,9 @@ def test_auto_mode_learns_a_stripping_path():
         assert again["ok"] == 3, again
         assert bed.a.identity()["l4_started"] >= 3
         row = bed.b.wait_row(destinationPort=7200, action="Accept")
-        assert row["sourceID"] == "pu-client"
+        assert row["sourceID"] == "pu-client" and row["mode"] == "l4-auto", row
+        assert bed.a.wait_row(destinationPort=7200, action="Accept")["mode"] == "l4-auto"
+        assert bed.a.wait_row(destinationPort=7200, action="Reject")["mode"] == "address"
         # Another server port is another entry: v1 again (the memory is per address and port).
         assert bed.a.identity()["auto_fallbacks"] == 1
 
@@ -175,6 +177,7 @@ def test_plain_client_in_an_l4_network_is_decided_by_address():
         assert r["ok"] == 2, r
         row = bed.b.wait_row(destinationPort=7203, action="Accept")
         assert row["sourceType"] == "ExternalNetwork" and row["ruleName"] == "from-ext"
+        assert row["mode"] == "address"
         assert bed.b.identity()["l4_plain_clients"] >= 2
         # A port the ACL does not allow: refused (a plain client gets nothing by being plain).
         r = connect(bed.ext, bed.SERVER4, 7200, count=1)
@@ -187,3 +190,33 @@ def test_plain_client_in_an_l4_network_is_decided_by_address():
         assert r["ok"] == 2, r
         assert bed.b.identity()["l4_plain_clients"] >= before + 2
         bed.b.wait_row(destinationPort=7201, action="Accept", sourceType="ExternalNetwork")
+
+
+# ---------------------------------------------------------------------------------------------
+# Several workers on both enforcers, and observation mode
+
+def test_several_workers_and_an_observed_rule():
+    with IdentityBed() as bed:
+        client_out = [("to-server", "Allow", [["app=server"]], ["tcp/7200", "tcp/7201", "tcp/7204"])]
+        server_in = [("from-client", "Allow", [["app=client"]], ["tcp/7200", "tcp/7201", "tcp/7204"]),
+                     ("watch-7204", "Reject", [["app=client"]], ["tcp/7204"], {"observationEnabled": True})]
+        f = bed.write_policy(lab_policy(client_out=client_out, server_in=server_in,
+                                        profile_extra={"l4TargetNetworks": ["10.77.0.0/24", "fd77::/64"]}))
+        bed.a = bed.start_enforcer("a", f, workers=2)
+        bed.b = bed.start_enforcer("b", f, workers=2)
+        for port in (7200, 7204):
+            probe_server(bed.server, f"echo-server --port {port} --bind ::")
+        # Many connections: both workers of each enforcer get some (flows are spread by their
+        # tuple; each flow's two directions meet on one worker).
+        r = probe(bed.client, f"connections --host {bed.SERVER4} --port 7200 --count 40 --parallel 4 --timeout 10")
+        assert r["ok"] == 40, r
+        for sw in (bed.a, bed.b):
+            busy = [w for w in sw.workers().values() if w["rx_outside_pkts"] and w["rx_inside_pkts"]]
+            assert len(busy) == 2, sw.workers()
+            assert sw.identity()["l4_started"] >= 40
+        transfer(bed, 7201, 10 * MB)
+        # An observed Reject: reported, not enforced.
+        r = connect(bed.client, bed.SERVER4, 7204, count=2)
+        assert r["ok"] == 2, (r, json.dumps([x for x in bed.b.flowlog() + bed.a.flowlog() if x["destinationPort"] == 7204]))
+        row = bed.b.wait_row(destinationPort=7204, observedAction="Reject")
+        assert row["action"] == "Accept" and row["mode"] == "l4", row
