@@ -264,6 +264,7 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.uint("peer_cache", h.peer_cache, 16, 1u << 22);
         o.uint("key_cache", h.key_cache, 16, 1u << 22);
         o.uint("slowpath_queue", h.slowpath_queue, 4, 65536);
+        o.boolean("l4_tfo", h.l4_tfo);
         o.str("hmac", h.hmac);
         if (h.hmac != "auto" && h.hmac != "ipsec-mb" && h.hmac != "openssl")
             throw ConfigError("handshake.hmac",

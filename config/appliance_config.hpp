@@ -90,6 +90,9 @@ struct IdentityConfig {
 
 struct HandshakeConfig {
     bool reject_with_rst = true;  // "reject": "rst" | "drop"
+    // L4 mode: TCP Fast Open between enforcers (R1 in the SYN once the peer's cookie is known;
+    // docs/l4-mode.md). Off: R1 always follows the handshake, one round trip later.
+    bool l4_tfo = true;
     uint32_t hold_per_flow = 16;
     // Budgets (docs/handshake.md "Budgets"). Mbufs a worker's handshakes may pin: held packets
     // (hold_total) and kept UDP control datagrams (kept_control, one per UDP handshake context).

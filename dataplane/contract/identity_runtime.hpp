@@ -31,6 +31,7 @@ struct IdentityRuntime {
     // L4 mode: the key of the TCP Fast Open cookies this enforcer issues to peer enforcers
     // (docs/l4-mode.md), random per process, shared by the workers.
     crypto::HmacKey tfo_key;
+    bool l4_tfo = true;  // handshake.l4_tfo: ask peers for cookies and send R1 in the SYN
     uint32_t hold_per_flow = 16;
     uint32_t hold_total = 4096;
     // Budgets (docs/handshake.md "Budgets"): UDP handshake contexts (each keeps at most one

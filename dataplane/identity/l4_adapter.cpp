@@ -308,9 +308,9 @@ DropReason Stage::l4_syn_edit(Ev &e) {
     const std::span<const uint8_t> opts = without_tfo(
         tcp_options(k.m, k.v), std::span<uint8_t, crypto::wire::kTcpOptionSpace>(base), had);
     const crypto::l4::TfoCookie *cookie =
-        tfo_cookies_->find(tfo_key_of(k.v.src, k.v.dst), now_unix_);
+        idr_->l4_tfo ? tfo_cookies_->find(tfo_key_of(k.v.src, k.v.dst), now_unix_) : nullptr;
     uint8_t tfo[2 + crypto::l4::kTfoCookieLen];
-    const size_t tl = crypto::wire::write_tfo_option(
+    const size_t tl = !idr_->l4_tfo ? 0 : crypto::wire::write_tfo_option(
         tfo, cookie ? std::span<const uint8_t>(cookie->data(), cookie->size())
                     : std::span<const uint8_t>());
     alignas(8) uint8_t out[crypto::wire::kTcpOptionSpace];

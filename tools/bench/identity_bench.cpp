@@ -393,7 +393,7 @@ struct Bed {
     uint64_t host_cycles = 0;  // the hosts: frame generation and consumption
 
     Bed(rte_mempool *p, uint32_t capacity, uint32_t cold_clients, uint32_t filler_rules,
-        bool udp = false)
+        bool udp = false, bool l4 = false)
         : pool(p) {
         ca = must(crypto::create_ca("segwire-bench CA", std::chrono::hours(24)), "CA");
         ida = make_identity(ca, "enforcer-a");
@@ -410,6 +410,7 @@ struct Bed {
         PolicySet sa = filler_rules ? bench_policy(cold_clients, filler_rules) : small;
         policy::EnforcerProfile profile;
         if (udp) profile.target_udp_networks = {"10.0.0.0/8"};  // UDP identity handshakes
+        if (l4) profile.l4_target_networks = {"10.0.0.0/8"};   // L4 mode (docs/l4-mode.md)
         // SEGWIRE_BENCH_TABLES=lpm: LPM address tables even for these small policies (by default
         // they get RIBs), to compare the two in one build (docs/policy.md, "Memory sizing").
         auto options = [] {
@@ -586,6 +587,53 @@ struct Bed {
         return got;
     }
 
+    // L4 mode, connections [first, first+n): each host's segment goes into its enforcer, and
+    // whatever the enforcers send each other (records, the SYN-ACK's R2 behind it, B's ACK of R3)
+    // is carried across until neither has anything left; host-bound packets are counted and
+    // freed. Steps: SYN, SYN-ACK, the client's ACK, server data (which B holds until R3).
+    uint32_t shuttle(uint32_t &stray) {
+        uint32_t got = 0;
+        rte_mbuf *x[4 * dp::kMaxBurst];
+        for (int moved = 1; moved;) {
+            moved = 0;
+            for (int s = 0; s < 2; ++s) {
+                Enforcer &from = s == 0 ? *a : *b;
+                Enforcer &to = s == 0 ? *b : *a;
+                uint16_t k = from.take(dp::kOutside, x);
+                if (k) {
+                    for (uint16_t i = 0; i < k; ++i) x[i]->port = to.port(dp::kOutside);
+                    to.pump(x, k);
+                    moved = 1;
+                }
+                k = from.take(dp::kInside, x);
+                got += k;
+                const uint64_t t0 = rte_rdtsc();
+                rte_pktmbuf_free_bulk(x, k);
+                host_cycles += rte_rdtsc() - t0;
+            }
+        }
+        (void)stray;
+        return got;
+    }
+    uint32_t l4_handshakes(uint32_t first, uint32_t count, uint32_t &stray) {
+        uint32_t got = 0;
+        rte_mbuf *m[kBurst];
+        for (uint32_t i = 0; i < count; i += kBurst) {
+            const uint16_t n = static_cast<uint16_t>(std::min<uint32_t>(kBurst, count - i));
+            const uint32_t c = first + i;
+            for (Step s : {kSyn, kSynAck, kAck, kServerData}) {
+                if (!gen(m, c, n, s, false)) return got;
+                Enforcer &e = (s == kSyn || s == kAck) ? *a : *b;
+                for (uint16_t k = 0; k < n; ++k) m[k]->port = e.port(dp::kInside);
+                e.pump(m, n);
+                got += shuttle(stray);
+            }
+            a->drain_records();
+            b->drain_records();
+        }
+        return got;
+    }
+
     void reset() {
         a->reset_cycles();
         b->reset_cycles();
@@ -705,6 +753,63 @@ bool handshake_steady(rte_mempool *pool, const Options &o, std::vector<Row> &row
     bed.a->worker_cycles = a_w, bed.a->slow_cycles = a_s;
     bed.b->worker_cycles = b_w, bed.b->slow_cycles = b_s;
     side_rows("handshakes, steady state", bed, count, best_null, rows);
+    return true;
+}
+
+bool established_row(Enforcer *e, rte_mempool *pool, uint32_t flows, uint64_t bursts, int rounds,
+                     bool udp, Row &r);
+
+// L4 mode's handshakes in the steady state (the TFO cookie and the peer's claims and session key
+// cached: R1 rides in the SYN), next to v1's rows of the same run.
+bool handshake_l4(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
+    const uint32_t warm = 256, count = o.quick ? 8192 : 65536;
+    const int rounds = o.quick ? 1 : 3;
+    std::fprintf(stderr, "  L4 handshakes, steady state (%u) ...\n", count);
+    Bed bed(pool, warm + rounds * count + 1024, 0, 0, false, true);
+    uint32_t stray = 0;
+    // Per connection the hosts get: SYN, SYN-ACK, ACK, the server's data, and B's bare ACK of R3
+    // (a duplicate ACK to the client, harmless).
+    uint32_t got = bed.l4_handshakes(0, warm, stray);
+    if (bed.a->ids().authorized.get() != warm || bed.b->ids().authorized.get() != warm ||
+        got < 4 * warm) {
+        check("L4 warm-up", bed, warm, got, 4 * warm, stray);
+        return false;
+    }
+    double best = 0, best_null = 0;
+    uint64_t a_w = 0, a_s = 0, b_w = 0, b_s = 0;
+    for (int round = 0; round < rounds; ++round) {
+        const double n1 = null_cycles_per_handshake(pool, count, false);
+        bed.reset();
+        got = bed.l4_handshakes(warm + round * count, count, stray);
+        const double n2 = null_cycles_per_handshake(pool, count, false);
+        if (bed.a->ids().authorized.get() != warm + (round + 1) * uint64_t(count) ||
+            bed.b->ids().authorized.get() != warm + (round + 1) * uint64_t(count)) {
+            check("L4 steady state", bed, warm + (round + 1) * count, got, 4 * count, stray);
+            return false;
+        }
+        const double total = double(bed.a->worker_cycles + bed.a->slow_cycles +
+                                    bed.b->worker_cycles + bed.b->slow_cycles);
+        if (round == 0 || total < best) {
+            best = total;
+            a_w = bed.a->worker_cycles, a_s = bed.a->slow_cycles;
+            b_w = bed.b->worker_cycles, b_s = bed.b->slow_cycles;
+        }
+        if (round == 0 || std::min(n1, n2) < best_null) best_null = std::min(n1, n2);
+    }
+    bed.a->worker_cycles = a_w, bed.a->slow_cycles = a_s;
+    bed.b->worker_cycles = b_w, bed.b->slow_cycles = b_s;
+    side_rows("L4 handshakes (TFO), steady state", bed, count, best_null, rows);
+    // Established forwarding of those flows through A: every segment shifted (docs/l4-mode.md).
+    const uint32_t flows = o.quick ? 1000 : 10000;
+    Row r;
+    if (!established_row(bed.a.get(), pool, flows, o.quick ? 10000 : 100000, o.quick ? 1 : 3,
+                         false, r))
+        return false;
+    r.name = "established + identity, L4 (shifted)";
+    r.param = std::to_string(flows);
+    r.note = "flows authorized by L4 records; compare the 10-rule v1 row";
+    rows.push_back(r);
+    print_row(r);
     return true;
 }
 
@@ -1151,6 +1256,7 @@ bool identity_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) 
     bool ok = true;
     if (o.wants("handshake-steady")) ok = handshake_steady(pool, o, rows) && ok;
     if (o.wants("handshake-cold")) ok = handshake_cold(pool, o, rows) && ok;
+    if (o.wants("handshake-l4")) ok = handshake_l4(pool, o, rows) && ok;
     if (o.wants("policy")) ok = policy_rows(pool, o, rows) && ok;
     if (o.wants("udp")) ok = udp_rows(pool, o, rows) && ok;
     if (o.wants("flood")) ok = flood_rows(pool, o, rows) && ok;
