@@ -7,6 +7,8 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include "config/metrics/listen_address.hpp"
+
 namespace segwire::config {
 namespace {
 
@@ -336,6 +338,19 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.finish();
         if (!root.has("identity"))
             throw ConfigError("identity", "required with a console (enforcer_id, tags)");
+    }
+
+    if (const Value *v = root.get("metrics")) {
+        Obj o(*v, "metrics");
+        auto &m = c.metrics;
+        o.str("listen", m.listen, true);
+        metrics::ListenAddress a;
+        std::string problem;
+        if (!metrics::parse_listen_address(m.listen, &a, &problem))
+            throw ConfigError(o.at("listen"), problem);
+        m.host = a.host;
+        m.port = a.port;
+        o.finish();
     }
 
     root.finish();

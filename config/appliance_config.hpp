@@ -159,6 +159,16 @@ struct ConsoleConfig {
     bool enabled() const { return !url.empty() || !appcred.empty() || realm != "Certificate"; }
 };
 
+// The Prometheus endpoint (docs/metrics.md): GET /metrics over plain HTTP, served by a control
+// thread. Off unless `metrics.listen` is given; no credential, so bind it to loopback or a
+// management address.
+struct MetricsConfig {
+    std::string listen;  // as written: "127.0.0.1:9470", "[::1]:9470"
+    std::string host;    // the address, without brackets
+    uint16_t port = 0;   // 0 = off
+    bool enabled() const { return port != 0; }
+};
+
 struct ApplianceConfig {
     EalConfig eal;
     PortConfig inside;
@@ -174,6 +184,7 @@ struct ApplianceConfig {
     HandshakeConfig handshake;
     DnsConfig dns;
     ConsoleConfig console;
+    MetricsConfig metrics;
 };
 
 // Parse and validate. Throws ConfigError naming the field.

@@ -1,14 +1,17 @@
 // What the daemon owns while it runs. Built and torn down by control/main.cpp on the main lcore;
-// telemetry callbacks (DPDK's telemetry thread) only read counters and ask workers for dumps.
+// telemetry callbacks (DPDK's telemetry thread) only read counters and ask workers for dumps, and
+// the metrics server (control/metrics.hpp) only reads counters.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 
 #include "config/appliance_config.hpp"
 #include "control/eal_setup.hpp"
 #include "control/console_sync.hpp"
 #include "control/enforcement.hpp"
+#include "control/metrics.hpp"
 #include "dataplane/contract/fail_gate.hpp"
 #include "dataplane/worker/worker_set.hpp"
 
@@ -27,6 +30,10 @@ struct App {
     std::atomic<bool> stop{false};
     rte_mempool *pool = nullptr;  // the one packet pool
     uint64_t start_tsc = 0;
+    int64_t start_unix = 0;  // wall clock at start (segwire_start_time_seconds)
+    // metrics.listen's server (null when off). Declared last so that it is destroyed first: it
+    // reads everything above; main.cpp's finish() also stops it before tearing anything down.
+    std::unique_ptr<MetricsServer> metrics;
 };
 
 // Registers the /segwire/... rte_telemetry commands. `app` must outlive the EAL.

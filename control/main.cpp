@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <thread>
@@ -127,6 +128,15 @@ bool enroll_under_fail_mode(control::App &app, config::IdentityConfig &id, bool 
     return !app.stop.load();
 }
 
+// What an operator reads while it runs: GET /metrics (with metrics.listen) and the /segwire/...
+// telemetry commands. Once the workers exist, since both read their counters. The listener comes
+// first: an address it cannot bind stops the daemon (naming metrics.listen) before telemetry
+// answers, which is what tools wait for to know segwire is up.
+void start_observability(control::App &app) {
+    if (app.cfg.metrics.enabled()) app.metrics = std::make_unique<control::MetricsServer>(app);
+    control::register_telemetry(app);
+}
+
 void shut_ports(control::App &app) {
     control::stop_port(app.ports[0].port_id);
     control::stop_port(app.ports[1].port_id);
@@ -134,6 +144,7 @@ void shut_ports(control::App &app) {
 
 int finish(std::unique_ptr<control::App> app, int rc) {
     g_stop = nullptr;
+    app->metrics.reset();  // first: it reads the workers, the enforcement and the sync
     if (app->sync) app->sync->stop();
     app->workers.clear();
     app->enforcement_live.store(nullptr);
@@ -159,6 +170,7 @@ int run(const config::ApplianceConfig &cfg) {
         return 1;
     }
     app->start_tsc = rte_rdtsc();
+    app->start_unix = static_cast<int64_t>(std::time(nullptr));
     int rc = 0;
     try {
         if (rte_lcore_count() < cfg.workers + 1)
@@ -221,7 +233,7 @@ int run(const config::ApplianceConfig &cfg) {
                 // A first boot with no Console in reach: the workers run without an identity
                 // under the fail mode while the enrollment is asked again.
                 add_workers(*app, gate, nullptr);
-                control::register_telemetry(*app);
+                start_observability(*app);
                 telemetry = true;
                 if (!enroll_under_fail_mode(*app, ecfg.identity, gate != nullptr)) {
                     spdlog::info("shutting down before the first enrollment");
@@ -277,7 +289,7 @@ int run(const config::ApplianceConfig &cfg) {
             spdlog::warn("no policy yet: identity.fail_mode {} until the first policy is applied",
                          gate ? "closed: managed traffic is refused and counted (drops.no_policy)"
                               : "open: traffic is forwarded untouched");
-        if (!telemetry) control::register_telemetry(*app);
+        if (!telemetry) start_observability(*app);
 
         app->workers.launch(app->stop);
         spdlog::info(

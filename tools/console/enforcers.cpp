@@ -243,7 +243,7 @@ std::string EnforcerRegistry::to_json(const EnforcerRecord &r) {
     if (!r.status.empty()) write_string(w, "status", r.status);
     // The Console model's rule: silent for five minutes (or never heard from) = unreachable.
     w.Key("unreachable");
-    w.Bool(r.last_seen == 0 || now_unix() - r.last_seen > 300);
+    w.Bool(r.last_seen == 0 || now_unix() - r.last_seen > kUnreachableAfter);
     if (!r.stats_json.empty()) {
         rapidjson::Document stats;
         stats.Parse(r.stats_json.c_str());
@@ -370,6 +370,20 @@ std::vector<std::string> EnforcerRegistry::certificates_of(const std::string &id
     s.bind(1, id).bind(2, now_unix());
     while (s.step()) out.push_back(s.text(0));
     return out;
+}
+
+EnforcerRegistry::Counts EnforcerRegistry::counts(int64_t now) {
+    std::lock_guard lock(db_.mutex());
+    Stmt s(db_,
+           "SELECT COUNT(*), COALESCE(SUM(last_seen IS NOT NULL AND last_seen != 0 AND "
+           "last_seen >= ?), 0) FROM enforcers");
+    s.bind(1, now - kUnreachableAfter);
+    Counts c;
+    if (s.step()) {
+        c.registered = static_cast<uint64_t>(s.i64(0));
+        c.reachable = static_cast<uint64_t>(s.i64(1));
+    }
+    return c;
 }
 
 std::string EnforcerRegistry::list_json(bool peers_only) {

@@ -31,6 +31,9 @@ struct EnforcerRecord {
     std::string policy_error_json;
 };
 
+// The Console model's rule: an enforcer silent for this long (or never heard from) is unreachable.
+inline constexpr int64_t kUnreachableAfter = 300;
+
 class EnforcerRegistry {
   public:
     // `cert_validity`: how long the datapath certificates it signs live (serve --cert-validity).
@@ -69,6 +72,12 @@ class EnforcerRegistry {
     EnforcerRecord require(const std::string &id);  // 404 ConsoleError when unknown
     // `peers_only`: ID, name and certificate only (what an enforcer needs of its peers).
     std::string list_json(bool peers_only = false);
+    // Registered enforcers, and those that sent a heartbeat within the last five minutes at `now`
+    // (the rest are listed "unreachable"): the Console's /metrics.
+    struct Counts {
+        uint64_t registered = 0, reachable = 0;
+    };
+    Counts counts(int64_t now);
     // PEMs of the enforcer's certificates that have not expired, oldest first.
     std::vector<std::string> certificates_of(const std::string &id);
     std::string to_json(const EnforcerRecord &r);

@@ -21,6 +21,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "config/metrics/listen_address.hpp"
 #include "config/policy/syntax.hpp"
 #include "tools/console/appcreds.hpp"
 #include "tools/console/audit.hpp"
@@ -40,7 +41,7 @@ namespace {
 
 constexpr const char *kUsage = R"(usage:
   segwire-console --version
-  segwire-console serve --data DIR [--policy DIR] [--listen HOST:PORT]
+  segwire-console serve --data DIR [--policy DIR] [--listen HOST:PORT] [--metrics-listen ADDR:PORT]
                         [--ca-cert FILE --ca-key FILE] [--token-validity DURATION]
                         [--cert-validity DURATION]
                         [--aws-accounts IDS --aws-audience AUD --aws-enforcer-id RULE
@@ -120,6 +121,7 @@ int cmd_serve(int argc, char **argv) {
                        {"--data",
                         "--policy",
                         "--listen",
+                        "--metrics-listen",
                         "--ca-cert",
                         "--ca-key",
                         "--token-validity",
@@ -165,6 +167,16 @@ int cmd_serve(int argc, char **argv) {
     if (s.listen_host.size() > 2 && s.listen_host.front() == '[')
         s.listen_host = s.listen_host.substr(1, s.listen_host.size() - 2);
     s.listen_port = static_cast<int>(port);
+    if (o.count("--metrics-listen")) {
+        segwire::metrics::ListenAddress m;
+        std::string problem;
+        if (!segwire::metrics::parse_listen_address(o["--metrics-listen"], &m, &problem, true)) {
+            std::fprintf(stderr, "segwire-console: --metrics-listen: %s\n", problem.c_str());
+            return 2;
+        }
+        s.metrics_host = m.host;
+        s.metrics_port = m.port;
+    }
     // Absolute, because `appcred create` reads them back from the database later.
     s.ca_cert = o.count("--ca-cert") ? std::filesystem::absolute(o["--ca-cert"]).string() : "";
     s.ca_key = o.count("--ca-key") ? std::filesystem::absolute(o["--ca-key"]).string() : "";

@@ -4,10 +4,13 @@
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <cstdio>
 #include <thread>
@@ -15,6 +18,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "config/metrics/exposition.hpp"
 #include "config/policy/error.hpp"
 #include "config/policy/syntax.hpp"
 #include "tools/console/appcreds.hpp"
@@ -26,6 +30,7 @@
 #include "tools/console/enforcers.hpp"
 #include "tools/console/error.hpp"
 #include "tools/console/jwt.hpp"
+#include "tools/console/metrics.hpp"
 #include "tools/console/policy_store.hpp"
 #include "tools/console/realms.hpp"
 #include "tools/console/reports.hpp"
@@ -37,6 +42,12 @@ namespace {
 
 constexpr int64_t kMaxTokenValidity = 24 * 3600;
 constexpr int64_t kMaxWait = 60;
+
+// An ASN1_TIME as unix seconds (0 when unreadable).
+int64_t asn1_unix(const ASN1_TIME *t) {
+    struct tm tm {};
+    return t && ASN1_TIME_to_tm(t, &tm) == 1 ? static_cast<int64_t>(timegm(&tm)) : 0;
+}
 
 void send_json(httplib::Response &res, int status, const std::string &body) {
     res.status = status;
@@ -117,7 +128,13 @@ class Console {
           gcp_("GCPIdentityToken", opt.realms.gcp.jwks, opt.realms.gcp.audience,
                opt.realms.cloud_ca),
           azure_("AzureIdentityToken", opt.realms.azure.jwks, opt.realms.azure.audience,
-                 opt.realms.cloud_ca) {}
+                 opt.realms.cloud_ca),
+          start_unix_(now_unix()) {
+        if (auto ca = crypto::cert_from_pem(pki_.ca_pem())) {
+            ca_not_before_ = asn1_unix(X509_get0_notBefore(ca->get()));
+            ca_not_after_ = asn1_unix(X509_get0_notAfter(ca->get()));
+        }
+    }
 
     PolicyStore &store() { return store_; }
     Db &db() { return db_; }
@@ -131,6 +148,8 @@ class Console {
     }
 
     void install(httplib::Server &svr);
+    // The --metrics-listen server: /metrics, /healthz, /readyz without credentials.
+    void install_metrics(httplib::Server &svr);
 
     // A revocation (API, or the CLI writing the database while the server runs) gets a new
     // policy version, so every enforcer's long-poll returns at once with the new list. Called
@@ -182,6 +201,14 @@ class Console {
     void issue(const httplib::Request &req, httplib::Response &res);
     void policy_bundle(const httplib::Request &req, httplib::Response &res);
 
+    // What /metrics and /readyz read at each request (docs/metrics.md).
+    ConsoleState state();
+    std::string database_problem();
+    std::string ca_problem() const;
+    // The routes every listener serves the same way.
+    void install_health(httplib::Server &svr);
+    void send_metrics(httplib::Response &res);
+
     const ServerOptions &opt_;
     Db db_;
     ConsolePki pki_;
@@ -189,7 +216,106 @@ class Console {
     PolicyStore store_;
     EnforcerRegistry enforcers_;
     JwksVerifier gcp_, azure_;
+    ConsoleMetrics metrics_;
+    int64_t start_unix_;
+    int64_t ca_not_before_ = 0, ca_not_after_ = 0;
 };
+
+std::string Console::database_problem() {
+    std::lock_guard lock(db_.mutex());
+    // The open connection keeps working on a file that was deleted or renamed, so a query alone
+    // would say "fine" while every write goes to a file the next start will not find.
+    int moved = 0;
+    if (sqlite3_file_control(db_.handle(), "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK)
+        return std::string("cannot ask SQLite about console.db: ") + sqlite3_errmsg(db_.handle());
+    if (moved)
+        return "console.db was deleted or moved since the Console opened it (what it writes now "
+               "is lost at the next start)";
+    try {
+        Stmt s(db_, "SELECT COUNT(*) FROM meta");
+        s.step();
+    } catch (const ConsoleError &e) {
+        return e.what();
+    }
+    return "";
+}
+
+std::string Console::ca_problem() const {
+    const int64_t now = now_unix();
+    if (ca_not_after_ == 0) return "the Console CA certificate does not read";
+    if (now < ca_not_before_)
+        return "the Console CA is not valid before " + rfc3339(ca_not_before_);
+    if (now > ca_not_after_) return "the Console CA expired at " + rfc3339(ca_not_after_);
+    return "";
+}
+
+ConsoleState Console::state() {
+    ConsoleState st;
+    st.start_unix = start_unix_;
+    auto snap = store_.snapshot();
+    st.policy_version = snap.version;
+    const policy::PolicySet &set = *snap.set;
+    st.policy_objects = {{"processingunits", set.processing_units.size()},
+                         {"networkrulesetpolicies", set.network_policies.size()},
+                         {"externalnetworks", set.external_networks.size()},
+                         {"enforcerprofiles", set.enforcer_profiles.size()},
+                         {"enforcerprofilemappingpolicies", set.enforcer_profile_mappings.size()}};
+    st.checks = {{"database", database_problem()}, {"ca", ca_problem()}};
+    // A database that cannot answer leaves these at zero; /readyz and segwire_console_ready say
+    // why.
+    if (st.checks[0].second.empty()) {
+        try {
+            const EnforcerRegistry::Counts c = enforcers_.counts(now_unix());
+            st.enforcers_registered = c.registered;
+            st.enforcers_reachable = c.reachable;
+            st.revoked_certificates = enforcers_.revoked_refs().size();
+        } catch (const ConsoleError &e) {
+            st.checks[0].second = e.what();
+        }
+    }
+    std::error_code ec;
+    const std::string path = opt_.data_dir + "/console.db";
+    auto size = std::filesystem::file_size(path, ec);
+    if (!ec) st.database_bytes = static_cast<int64_t>(size);
+    size = std::filesystem::file_size(path + "-wal", ec);
+    if (!ec) st.wal_bytes = static_cast<int64_t>(size);
+    st.ca_not_after = ca_not_after_;
+    return st;
+}
+
+void Console::send_metrics(httplib::Response &res) {
+    res.set_content(render_console_metrics(metrics_.counts(), state()), metrics::kContentType);
+}
+
+void Console::install_health(httplib::Server &svr) {
+    // /healthz: the process answers (no database, no lock: a liveness probe must not restart a
+    // Console that is merely busy). /readyz: it can do its job.
+    svr.Get("/healthz", [](const httplib::Request &, httplib::Response &res) {
+        res.set_content("{\"alive\":true}", "application/json");
+    });
+    svr.Get("/readyz", [this](const httplib::Request &, httplib::Response &res) {
+        ConsoleState st;
+        st.checks = {{"database", database_problem()}, {"ca", ca_problem()}};
+        res.status = st.ready() ? 200 : 503;
+        res.set_content(readiness_json(st), "application/json");
+    });
+}
+
+void Console::install_metrics(httplib::Server &svr) {
+    install_health(svr);
+    svr.Get("/metrics", [this](const httplib::Request &, httplib::Response &res) {
+        try {
+            send_metrics(res);
+        } catch (const std::exception &e) {
+            spdlog::error("metrics: {}", e.what());
+            res.status = 500;
+            res.set_content(std::string("metrics: ") + e.what() + "\n", "text/plain");
+        }
+    });
+    svr.set_logger([this](const httplib::Request &req, const httplib::Response &res) {
+        metrics_.request(req.method, req.path, res.status);
+    });
+}
 
 // Identity claims of one realm: a subject, @auth: tags and realm-specific data.
 struct Identity {
@@ -363,6 +489,7 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
     w.EndObject();
     spdlog::info("issued {} token for {}, role {}{} (validity {}s)", realm, id.sub, role_name(role),
                  enforcer_id.empty() ? "" : " of enforcer " + enforcer_id, validity);
+    metrics_.token_issued(realm);
     send_json(res, 200, std::string(buf.GetString(), buf.GetSize()));
 }
 
@@ -380,6 +507,7 @@ void Console::policy_bundle(const httplib::Request &req, httplib::Response &res)
             // One line per long-poll: says who waits on what (and lets tests see the wait begin).
             spdlog::info("long-poll: enforcer {} waits up to {}s at version {}", r.id, wait,
                          snap.version);
+            auto open = metrics_.long_poll();
             snap = store_.wait_for_change(snap.version, std::chrono::seconds(wait));
         }
         if (etag_matches(inm, etag(snap.version))) {
@@ -414,7 +542,9 @@ Handler guarded(Handler h) {
 
 void Console::install(httplib::Server &svr) {
     svr.set_pre_routing_handler([this](const httplib::Request &req, httplib::Response &res) {
-        if (req.path == "/issue") return httplib::Server::HandlerResponse::Unhandled;
+        // /issue authenticates by its own means; probes carry no credential.
+        if (req.path == "/issue" || req.path == "/healthz" || req.path == "/readyz")
+            return httplib::Server::HandlerResponse::Unhandled;
         try {
             authenticate(req);
         } catch (const ConsoleError &e) {
@@ -429,11 +559,13 @@ void Console::install(httplib::Server &svr) {
                                             : "HTTP " + std::to_string(res.status);
         res.set_content(ConsoleError(res.status, msg).to_json(), "application/json");
     });
-    svr.set_logger([](const httplib::Request &req, const httplib::Response &res) {
+    svr.set_logger([this](const httplib::Request &req, const httplib::Response &res) {
         spdlog::info("{} {} → {}", req.method, req.path, res.status);
+        metrics_.request(req.method, req.path, res.status);
     });
 
     svr.Post("/issue", guarded([this](auto &req, auto &res) { issue(req, res); }));
+    install_health(svr);
 
     // Every route below checks role (and, for enforcer routes, whose ID) before anything else.
     auto what = [](const httplib::Request &req) { return req.method + " " + req.path; };
@@ -447,6 +579,13 @@ void Console::install(httplib::Server &svr) {
         require_role(c, {Role::kAdmin, Role::kReader}, what(req));
         return c;
     };
+
+    // On the API listener /metrics is a read like any other (admin or reader); the
+    // --metrics-listen listener serves it without a credential (docs/metrics.md).
+    svr.Get("/metrics", guarded([this, reader](auto &req, auto &res) {
+                reader(req);
+                send_metrics(res);
+            }));
 
     svr.Get("/namespace", guarded([this, reader](auto &req, auto &res) {
                 reader(req);
@@ -603,6 +742,7 @@ void Console::install(httplib::Server &svr) {
                  ReportKind k{};
                  report_kind_from_name(req.matches[1].str(), &k);
                  IngestResult r = ingest_reports(db_, k, req.body, c.enforcer_id);
+                 metrics_.reports(report_kind_name(k), r.stored, r.duplicate);
                  rapidjson::StringBuffer buf;
                  JsonWriter w(buf);
                  w.StartObject();
@@ -701,8 +841,32 @@ int run_server(const ServerOptions &opt) {
                      opt.listen_port);
         return 1;
     }
-    std::string host = opt.listen_host.find(':') != std::string::npos ? "[" + opt.listen_host + "]"
-                                                                      : opt.listen_host;
+    // --metrics-listen: plain HTTP, its own small pool, so that scrapes and probes never wait
+    // behind long-polls for one of the API's threads.
+    std::unique_ptr<httplib::Server> msvr;
+    int mport = -1;
+    if (opt.metrics_port >= 0) {
+        msvr = std::make_unique<httplib::Server>();
+        msvr->new_task_queue = [] { return new httplib::ThreadPool(4); };
+        msvr->set_read_timeout(5, 0);
+        msvr->set_write_timeout(5, 0);
+        msvr->set_keep_alive_timeout(5);
+        msvr->set_payload_max_length(4096);
+        console->install_metrics(*msvr);
+        if (opt.metrics_port == 0)
+            mport = msvr->bind_to_any_port(opt.metrics_host);
+        else if (msvr->bind_to_port(opt.metrics_host, opt.metrics_port))
+            mport = opt.metrics_port;
+        if (mport <= 0) {
+            std::fprintf(stderr, "segwire-console: cannot listen on --metrics-listen %s:%d\n",
+                         opt.metrics_host.c_str(), opt.metrics_port);
+            return 1;
+        }
+    }
+    auto bracket = [](const std::string &h) {
+        return h.find(':') != std::string::npos ? "[" + h + "]" : h;
+    };
+    std::string host = bracket(opt.listen_host);
     std::string url = "https://" + host + ":" + std::to_string(port);
     {
         // What `appcred create` needs to issue credentials this server accepts.
@@ -751,6 +915,15 @@ int run_server(const ServerOptions &opt) {
         }
     });
     std::printf("listening on %s\n", url.c_str());
+    std::atomic<bool> metrics_done{false};
+    std::thread metrics_thread;
+    if (msvr) {
+        std::printf("metrics on http://%s:%d\n", bracket(opt.metrics_host).c_str(), mport);
+        metrics_thread = std::thread([&] {
+            msvr->listen_after_bind();
+            metrics_done.store(true);
+        });
+    }
     std::fflush(stdout);
     bool ok = svr.listen_after_bind();
     if (svr.is_running() || !ok) {
@@ -758,6 +931,14 @@ int run_server(const ServerOptions &opt) {
         pthread_kill(signals.native_handle(), SIGTERM);
     }
     signals.join();
+    if (msvr) {
+        // stop() ends only a server already in its accept loop: repeat until it is out.
+        while (!metrics_done.load()) {
+            msvr->stop();
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        metrics_thread.join();
+    }
     stopping.store(true);
     revocations.join();
     return ok ? 0 : 1;

@@ -15,6 +15,10 @@ struct ServerOptions {
     std::string policy_dir;  // "" = no directory seed
     std::string listen_host = "127.0.0.1";
     int listen_port = 8443;  // 0 = an ephemeral port
+    // --metrics-listen: a plain-HTTP listener for /metrics, /healthz and /readyz without
+    // credentials (docs/metrics.md). metrics_port -1 = off, 0 = an ephemeral port.
+    std::string metrics_host;
+    int metrics_port = -1;
     std::string ca_cert, ca_key;
     // TLS: an operator's certificate chain and key, and the CA that clients (app credentials)
     // trust for it; or, without them, extra subjectAltNames for the generated certificate.
@@ -28,7 +32,8 @@ struct ServerOptions {
 };
 
 // Runs until SIGTERM/SIGINT; SIGHUP reloads --policy. Prints "listening on https://HOST:PORT" on
-// stdout once the socket is bound. Returns the process exit code.
+// stdout once the socket is bound, and then, with --metrics-listen, "metrics on http://HOST:PORT".
+// Returns the process exit code.
 int run_server(const ServerOptions &opt);
 
 }  // namespace segwire::console
