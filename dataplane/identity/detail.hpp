@@ -395,6 +395,32 @@ void reject_tcp(Ctx &c, bool reset_peer_side, DropReason why) noexcept {
     c.drop(why);
 }
 
+// verified_peer(): true with a verified identity; otherwise the packet was parked, or the claims
+// were refused (recorded with their reason, flow rejected with RSTs).
+template <class Ctx>
+bool verified_peer(Ctx &c, bool reset_peer_side) {
+    if (!c.ask(need(NeedKind::kPeer))) return false;
+    switch (c.peer()) {
+        case PeerAnswer::kVerified:
+            return true;
+        case PeerAnswer::kMiss:
+            c.park(Job::kVerify);
+            return false;
+        case PeerAnswer::kStale:
+            c.park(Job::kRetag);
+            return false;
+        case PeerAnswer::kRefused:
+        case PeerAnswer::kRevoked:
+        case PeerAnswer::kCount:
+            break;
+    }
+    const DropReason why =
+        c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked : c.refusal();
+    c.record(why, DecisionFrom::kEmpty, PeerFrom::kNone);
+    reject_tcp(c, reset_peer_side, why);
+    return false;
+}
+
 // apply_acl_verdict()
 template <class Ctx>
 void apply_acl_verdict(Ctx &c, Proto p) noexcept {

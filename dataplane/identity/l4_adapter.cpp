@@ -204,17 +204,19 @@ void Stage::l4_send(uint8_t rec, Ev &e) {
     if (!m) return;
     m->port = port_id_[kOutside];
     ids_.l4_records_sent.add();
-    if (rte_mbuf *copy = rte_pktmbuf_copy(m, idr_->pool, 0, UINT32_MAX)) tx_->push(copy, kOutside);
+    // The kept segment itself goes out with one more reference (the port frees that one; no
+    // driver writes into a frame it sends), so keeping it costs no copy.
+    rte_mbuf_refcnt_update(m, 1);
+    tx_->push(m, kOutside);
 }
 
 void Stage::l4_resend(uint32_t hs) {
     HandshakeCtx &x = hs_[hs];
     if (!x.ctl) return;
     x.last_send_tsc = now_tsc_;
-    if (rte_mbuf *copy = rte_pktmbuf_copy(x.ctl, idr_->pool, 0, UINT32_MAX)) {
-        ids_.l4_retransmits.add();
-        tx_->push(copy, x.ctl_out);
-    }
+    ids_.l4_retransmits.add();
+    rte_mbuf_refcnt_update(x.ctl, 1);  // (as l4_send)
+    tx_->push(x.ctl, x.ctl_out);
 }
 
 // L4AckPeer (B, at R3): R3 is taken; a bare ACK of it goes back to A at once, since the server

@@ -7,6 +7,7 @@
 // Header-only, fixed size (no allocation), noexcept: it lives in a handshake context.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -31,6 +32,7 @@ class RecordBuffer {
         first_ = first_seq;
         std::memset(have_, 0, sizeof have_);
         contiguous_ = 0;
+        past_ = 0;
     }
 
     // The payload of one segment whose first byte has sequence number `seq`.
@@ -47,6 +49,14 @@ class RecordBuffer {
         if (off >= kCap) return Add::kOutside;
         const size_t n = std::min(data.size() - skip, kCap - off);
         const uint8_t *src = data.data() + skip;
+        if (off == contiguous_ && past_ <= contiguous_) {
+            // The common case, the next bytes in order with nothing held past them: no byte to
+            // compare, no bit to set (held() counts every byte below contiguous_).
+            std::memcpy(buf_ + off, src, n);
+            contiguous_ = static_cast<uint32_t>(off + n);
+            past_ = contiguous_;
+            return Add::kOk;
+        }
         for (size_t i = 0; i < n; ++i) {  // check first: a conflict changes nothing
             const size_t at = off + i;
             if (held(at) && buf_[at] != src[i]) return Add::kConflict;
@@ -56,6 +66,7 @@ class RecordBuffer {
             buf_[at] = src[i];
             have_[at / 64] |= uint64_t(1) << (at % 64);
         }
+        past_ = std::max<uint32_t>(past_, static_cast<uint32_t>(off + n));
         while (contiguous_ < kCap && held(contiguous_)) ++contiguous_;
         return Add::kOk;
     }
@@ -66,10 +77,13 @@ class RecordBuffer {
     uint32_t first_seq() const noexcept { return first_; }
 
   private:
-    bool held(size_t at) const noexcept { return have_[at / 64] >> (at % 64) & 1; }
+    bool held(size_t at) const noexcept {
+        return at < contiguous_ || (have_[at / 64] >> (at % 64) & 1);
+    }
 
     uint32_t first_ = 0;
     uint32_t contiguous_ = 0;
+    uint32_t past_ = 0;  // one past the last byte held
     uint64_t have_[(kCap + 63) / 64] = {};
     uint8_t buf_[kCap] = {};
 };

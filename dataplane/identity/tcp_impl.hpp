@@ -42,31 +42,7 @@ void strip_and_forward(Ctx &c) {
     c.forward();
 }
 
-// verified_peer(): true with a verified identity; otherwise the packet was parked, or the claims
-// were refused (recorded with their reason, flow rejected with RSTs).
-template <class Ctx>
-bool verified_peer(Ctx &c, bool reset_peer_side) {
-    if (!c.ask(need(NeedKind::kPeer))) return false;
-    switch (c.peer()) {
-        case PeerAnswer::kVerified:
-            return true;
-        case PeerAnswer::kMiss:
-            c.park(Job::kVerify);
-            return false;
-        case PeerAnswer::kStale:
-            c.park(Job::kRetag);
-            return false;
-        case PeerAnswer::kRefused:
-        case PeerAnswer::kRevoked:
-        case PeerAnswer::kCount:
-            break;
-    }
-    const DropReason why =
-        c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked : c.refusal();
-    c.record(why, DecisionFrom::kEmpty, PeerFrom::kNone);
-    detail::reject_tcp(c, reset_peer_side, why);
-    return false;
-}
+using detail::verified_peer;
 
 // start_client(): the client role's first SYN gets the PU's claims and a fresh nonce.
 template <class Ctx>

@@ -48,27 +48,10 @@ void refuse(Ctx &c, DropReason why, DecisionFrom d, PeerFrom p) {
 }
 
 // The peer's claims in a record: true when verified; otherwise parked for the slow path or
-// refused (RSTs both ways: the hosts may hold an open connection).
+// refused (RSTs both ways by default: the hosts may hold an open connection).
 template <class Ctx>
 bool verify_peer(Ctx &c, bool reset_responder = true) {
-    if (!c.ask(need(NeedKind::kPeer))) return false;
-    switch (c.peer()) {
-        case PeerAnswer::kVerified:
-            return true;
-        case PeerAnswer::kMiss:
-            c.park(Job::kVerify);
-            return false;
-        case PeerAnswer::kStale:
-            c.park(Job::kRetag);
-            return false;
-        default:
-            break;
-    }
-    const DropReason why =
-        c.peer() == PeerAnswer::kRevoked ? DropReason::CertificateRevoked : c.refusal();
-    c.record(why, DecisionFrom::kEmpty, PeerFrom::kNone);
-    detail::reject_tcp(c, reset_responder, why);
-    return false;
+    return detail::verified_peer(c, reset_responder);
 }
 
 // A: the client's SYN towards a peer in an L4 network. The SYN goes on plain (no option, no

@@ -9,6 +9,11 @@ network namespaces, through five paths measured in one invocation:
              rule (decided on the SYN; no identity on the wire)
   segwire-2  client <-> [A] <-> wire bridge <-> [B] <-> server: both are PUs, the full identity
              handshake (signed SYN, signed SYN-ACK, ACK proof) on every connection
+  segwire-2-l4  the segwire-2 bed with the managed networks in L4 mode (docs/l4-mode.md): identity
+             records in the byte stream after the handshake, R1 in the SYN under the server
+             enforcer's TCP Fast Open cookie (no extra round trip), sequence numbers shifted
+  segwire-2-l4-notfo  the same with handshake.l4_tfo off: R1 after the handshake (one round trip
+             more before the client's first byte)
   segwire-2-flood  the segwire-2 bed plus an attacker namespace on the wire bridge between A and B;
              iperf3 only, without and with a forged-SYN flood towards the server PU, alternately
              on the same bed in every round (no connection rate on this path)
@@ -48,6 +53,8 @@ PATHS = [  # (key, label)
     ("segwire-1", "segwire, 1 enforcer (ACL)"),
     ("segwire-2", "segwire, 2 enforcers (identity)"),
     ("segwire-2-flood", "segwire-2, iperf3 under SYN flood"),
+    ("segwire-2-l4", "segwire, 2 enforcers (L4 + TFO)"),
+    ("segwire-2-l4-notfo", "segwire, 2 enforcers (L4, no TFO)"),
 ]
 FLOOD_PATHS = {"segwire-2-flood"}  # iperf3 without and with a flood; no connection rate
 
@@ -229,10 +236,11 @@ class OneEnforcerBed(Bed):
                 "flows_refused": s.get("flows_refused", 0)}
 
 
-def two_enforcer_policy():
+def two_enforcer_policy(profile_extra=None):
     ports = [f"tcp/{CONN_PORT}", f"tcp/{IPERF_PORT}"]
     return lab_policy(client_out=[("to-server", "Allow", [["app=server"]], ports)],
-                      server_in=[("from-client", "Allow", [["app=client"]], ports)])
+                      server_in=[("from-client", "Allow", [["app=client"]], ports)],
+                      profile_extra=profile_extra)
 
 
 class TwoEnforcerBed(IdentityBed):
@@ -242,10 +250,13 @@ class TwoEnforcerBed(IdentityBed):
         super()._build()
         self.target = self.SERVER4
 
+    PROFILE, EXTRA = None, {}
+
     def start(self):
-        policy = self.write_policy(two_enforcer_policy())
-        self.a = self.start_enforcer("a", policy, extra=SEGWIRE_EXTRA)
-        self.b = self.start_enforcer("b", policy, extra=SEGWIRE_EXTRA)
+        policy = self.write_policy(two_enforcer_policy(self.PROFILE))
+        extra = dict(SEGWIRE_EXTRA, **self.EXTRA)
+        self.a = self.start_enforcer("a", policy, extra=extra)
+        self.b = self.start_enforcer("b", policy, extra=extra)
         for sw in (self.a, self.b):
             wait_policy(sw)
         return self
@@ -368,8 +379,16 @@ def wait_policy(sw, timeout=30):
     raise TimeoutError(f"segwire {sw.prefix}: no policy published")
 
 
+class L4Bed(TwoEnforcerBed):
+    PROFILE = {"l4TargetNetworks": ["10.77.0.0/24", "fd77::/64"]}
+
+
+class L4NoTfoBed(L4Bed):
+    EXTRA = {"handshake": {"l4_tfo": False}}
+
+
 BEDS = {"direct": DirectBed, "nftables": RouterBed, "segwire-1": OneEnforcerBed, "segwire-2": TwoEnforcerBed,
-        "segwire-2-flood": FloodBed}
+        "segwire-2-flood": FloodBed, "segwire-2-l4": L4Bed, "segwire-2-l4-notfo": L4NoTfoBed}
 
 _open_beds = []
 
