@@ -162,6 +162,7 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
     rt_.answers_per_source_s = h.answers_per_source;
     rt_.handshakes = h.max_handshakes;
     rt_.l4_tfo = h.l4_tfo;
+    rt_.tfo_rotation_s = h.key_rotation_s;
     {
         uint8_t k[32];
         if (RAND_bytes(k, sizeof k) != 1) throw std::runtime_error("no CSPRNG for the TFO key");

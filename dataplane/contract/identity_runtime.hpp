@@ -28,9 +28,12 @@ struct IdentityRuntime {
     uint16_t mtu[2] = {1500, 1500};  // inside, outside
     TxChecksum tx_csum[2];
     crypto::HmacBackend hmac = crypto::HmacBackend::Auto;
-    // L4 mode: the key of the TCP Fast Open cookies this enforcer issues to peer enforcers
-    // (docs/l4-mode.md), random per process, shared by the workers.
+    // L4 mode: the master key of the TCP Fast Open cookies this enforcer issues to peer enforcers
+    // (docs/l4-mode.md), random per process. Each period of tfo_rotation_s has its own cookie key
+    // derived from it (HMAC(master, "segwire-tfo" || period)); the previous period's cookies are
+    // still accepted. Every worker derives the same keys: no state shared at run time.
     crypto::HmacKey tfo_key;
+    uint32_t tfo_rotation_s = 300;
     bool l4_tfo = true;  // handshake.l4_tfo: ask peers for cookies and send R1 in the SYN
     uint32_t hold_per_flow = 16;
     uint32_t hold_total = 4096;

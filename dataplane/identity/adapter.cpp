@@ -779,10 +779,11 @@ void Stage::fate(const Action &a, Ev &e) {
     Flow &f = *e.f;
     switch (a.kind) {
         case Act::kForward:
-            // A shifted L4 flow's segment from inside goes to the wire in wire numbers (one from
-            // outside was shifted before its step).
-            if ((f.parked & kL4Bit) && k.arrival == kInside && k.v.proto == kProtoTcp)
-                l4_translate(k, false);
+            // A shifted L4 flow's segment is translated as it leaves: towards the wire in wire
+            // numbers, towards its host in the host's (the step read the wire's: its facts
+            // compare them with the records' positions).
+            if ((f.parked & kL4Bit) && k.v.proto == kProtoTcp)
+                l4_translate(k, k.arrival == kOutside);
             forward(k);
             return;
         case Act::kDrop:

@@ -270,7 +270,8 @@ L4Rec Stage::l4_syn_record(Ev &e) {
     if (crypto::wire::find_tfo_option(tcp_options(k.m, k.v), tfo) != WireStatus::Ok ||
         tfo.cookie.empty())
         return L4Rec::kNone;
-    if (!crypto::l4::tfo_cookie_valid(idr_->tfo_key, nullptr, k.v.family, k.v.src.b, tfo.cookie))
+    const crypto::HmacKey *keys = tfo_keys();
+    if (!crypto::l4::tfo_cookie_valid(keys[0], &keys[1], k.v.family, k.v.src.b, tfo.cookie))
         return L4Rec::kNone;
     const uint8_t *p = rte_pktmbuf_mtod(k.m, const uint8_t *) + k.v.payload_off;
     crypto::l4::RecordView rv;
@@ -282,6 +283,25 @@ L4Rec Stage::l4_syn_record(Ev &e) {
     e.tok.mac = nullptr;
     e.l4_rec_len = static_cast<uint16_t>(rv.len);
     return L4Rec::kR1;  // (tcp_parse asks whether its nonce was seen)
+}
+
+// The cookie keys of this period ([0]) and the previous one ([1]), derived from the master key
+// once per period (docs/l4-mode.md: cookies rotate with the ephemeral keys).
+const crypto::HmacKey *Stage::tfo_keys() noexcept {
+    const uint64_t period = now_unix_ / (idr_->tfo_rotation_s ? idr_->tfo_rotation_s : 300);
+    if (period != tfo_period_) {
+        for (int i = 0; i < 2; ++i) {
+            uint8_t msg[19] = {'s', 'e', 'g', 'w', 'i', 'r', 'e', '-', 't', 'f', 'o'};
+            const uint64_t p = period - static_cast<uint64_t>(i);
+            for (int b = 0; b < 8; ++b) msg[11 + b] = static_cast<uint8_t>(p >> (56 - 8 * b));
+            uint8_t key[crypto::kHmacSha256Len];
+            crypto::HmacBatch::compute_one_portable(
+                crypto::HmacJob{&idr_->tfo_key, msg, sizeof msg, key, crypto::kHmacSha256Len});
+            tfo_keys_[i] = crypto::HmacKey::from_key(key);
+        }
+        tfo_period_ = period;
+    }
+    return tfo_keys_;
 }
 
 namespace {
@@ -377,7 +397,7 @@ DropReason Stage::l4_synack_out(Ev &e) {
     const L4Ctx &l = l4_[e.f->hs];
     if (l.tfo_req) {
         const crypto::l4::TfoCookie cookie =
-            crypto::l4::tfo_cookie(idr_->tfo_key, k.v.family, k.v.dst.b);
+            crypto::l4::tfo_cookie(tfo_keys()[0], k.v.family, k.v.dst.b);
         uint8_t tfo[2 + crypto::l4::kTfoCookieLen];
         const size_t tl = crypto::wire::write_tfo_option(tfo, cookie);
         alignas(8) uint8_t out[crypto::wire::kTcpOptionSpace];

@@ -432,6 +432,10 @@ class Stage {
     // L4, A: the TFO cookies server enforcers issued us, by (client, server) address.
     static constexpr uint32_t kTfoCookieS = 3600;
     std::unique_ptr<crypto::FixedCache<32, crypto::l4::TfoCookie>> tfo_cookies_;
+    // B: the cookie keys of this period and the previous one (derived when the period changes).
+    crypto::HmacKey tfo_keys_[2];
+    uint64_t tfo_period_ = UINT64_MAX;
+    const crypto::HmacKey *tfo_keys() noexcept;
     std::unique_ptr<crypto::FixedCache<8, Confirmation>> confirms_;
     // Client nonces of the SYNs this worker accepted as a server, with the flow each opened
     // (its key's hash), kept for the claims' lifetime: the same nonce on another flow is a

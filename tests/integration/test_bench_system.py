@@ -7,7 +7,7 @@ import subprocess
 from testbed import BUILD
 
 BENCH = BUILD / "tools" / "bench" / "segwire-bench"
-PATHS = {"direct", "nftables", "segwire-1", "segwire-2"}
+PATHS = {"direct", "nftables", "segwire-1", "segwire-2", "segwire-2-l4", "segwire-2-l4-notfo"}
 FLOOD = "segwire-2-flood"
 
 

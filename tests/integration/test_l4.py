@@ -83,6 +83,25 @@ def test_records_ride_in_the_stream_and_hosts_see_plain_tcp(lab):
     def payload_segments(segs):
         return len([s for s in segs if s["payload"] and "S" not in s["flags"]])
     assert payload_segments(on_wire) >= payload_segments(at_client) + 3 + 2 * 2
+    # Both hosts see the same segments, numbers and all, as without enforcers: every segment the
+    # client sent reaches the server as it was sent (sequence and acknowledgment numbers shifted
+    # on the wire and back), and every segment with data or SYN the server sent reaches the
+    # client. (The client also gets B's bare ACK of R3: a duplicate ACK, left out here.)
+    def view(segs, from_port, keep):
+        return [(x["flags"], x["seq"], x["ack"], x["payload"]) for x in segs
+                if x["sport"] == from_port and keep(x)]
+    for syn in syns:
+        cport = syn["sport"]
+        sent = view(at_client, cport, lambda x: True)
+        assert sent and sent == view(at_server, cport, lambda x: True), (sent, view(at_server, cport, lambda x: True))
+        srv_sent = [x for x in at_server if x["dport"] == cport]
+        got = [x for x in at_client if x["dport"] == cport]
+        keep = (lambda x: x["payload"] or "S" in x["flags"] or "F" in x["flags"])
+        assert view(srv_sent, 7100, keep) == view(got, 7100, keep)
+        # Every acknowledgment the client gets is one the server sent (B's own bare ACK of R3
+        # too, once shifted: one acknowledging record bytes would tell the client that data of
+        # its own arrived which the server never got).
+        assert {x["ack"] for x in got} <= {x["ack"] for x in srv_sent}, (got, srv_sent)
     # The hosts see an ordinary handshake: no TFO option they did not ask for, no SYN data.
     assert all(34 not in s["options"] and s["payload"] == 0 for s in at_server if "S" in s["flags"])
     assert all(34 not in s["options"] and s["payload"] == 0 for s in at_client if "S" in s["flags"])

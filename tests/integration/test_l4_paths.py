@@ -5,6 +5,7 @@ enforcer in an L4 network.
 """
 import json
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -127,7 +128,9 @@ def test_auto_mode_learns_a_stripping_path():
 # Loss: the enforcers retransmit their own records; the hosts' data survives byte for byte
 
 def test_records_are_retransmitted_under_loss():
-    with IdentityBed(wire=("loss", {"every": 5})) as bed:
+    # min_length 60: every segment with payload is a candidate, R3 (22 bytes, no options: a 62-byte
+    # IP packet) included; bare ACKs (52 bytes with timestamps) are not.
+    with IdentityBed(wire=("loss", {"every": 5, "min_length": 60})) as bed:
         start(bed, policy({"l4TargetNetworks": ["10.77.0.0/24", "fd77::/64"]}))
         probe_server(bed.server, "echo-server --port 7200 --bind ::")
         box = bed.wirebox("loss")
@@ -139,8 +142,22 @@ def test_records_are_retransmitted_under_loss():
             return bed.a.identity()["l4_retransmits"] + bed.b.identity()["l4_retransmits"] > 0
         wait_for(retransmitted, timeout=120, interval=0, what="a record retransmitted")
         assert box.stats()["dropped"] > 0
-        transfer(bed, 7201, 10 * MB)
-        transfer(bed, 7202, 5 * MB, host=bed.SERVER6)
+        transfer(bed, 7201, 2 * MB)
+
+
+def test_30_mb_each_way_under_deterministic_loss():
+    # Every 40th segment with payload dropped each way (records included), SACK on (the Linux
+    # default): 30 MB client to server over IPv4 and server to client over IPv6, byte for byte.
+    with IdentityBed(wire=("loss", {"every": 40, "min_length": 60})) as bed:
+        start(bed, policy({"l4TargetNetworks": ["10.77.0.0/24", "fd77::/64"]}))
+        box = bed.wirebox("loss")
+        assert bed.client.run("sysctl -n net.ipv4.tcp_sack").stdout.strip() == "1"
+        transfer(bed, 7201, 30 * MB)
+        probe_server(bed.server, f"banner-server --port 7202 --bind :: --banner-bytes {30 * MB}")
+        r = probe(bed.client, f"banner --host {bed.SERVER6} --port 7202 --banner-bytes {30 * MB} --connections 1 --timeout 120")
+        assert r["ok"] == 1, r
+        assert box.stats()["dropped"] > 1000
+        assert bed.a.identity()["l4_started"] >= 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,3 +237,75 @@ def test_several_workers_and_an_observed_rule():
         assert r["ok"] == 2, (r, json.dumps([x for x in bed.b.flowlog() + bed.a.flowlog() if x["destinationPort"] == 7204]))
         row = bed.b.wait_row(destinationPort=7204, observedAction="Reject")
         assert row["action"] == "Accept" and row["mode"] == "l4", row
+
+
+
+# ---------------------------------------------------------------------------------------------
+# TCP Fast Open between enforcers: the client's first data one round trip earlier
+
+def flights(segs, client_port):
+    """The flight of one connection on the wire in which A sends R3 (the client side's 22-byte
+    record): 1 + the number of times the sending side changed before it. A releases the host's
+    held data in the step that sends R3, so from that flight on the client's data may go (when
+    the client host has sent it by then)."""
+    conn = [x for x in segs if client_port in (x["sport"], x["dport"])]
+    n, last = 0, None
+    for x in conn:
+        side = "c" if x["sport"] == client_port else "s"
+        if side != last:
+            n, last = n + 1, side
+        if side == "c" and x["payload"] == 22 and "S" not in x["flags"]:  # R3
+            return n
+    return None
+
+
+def test_tfo_saves_a_round_trip_before_the_clients_first_data():
+    with IdentityBed() as bed:
+        # Keys (ephemeral and TFO cookie keys) rotate every 10 s here.
+        pol = bed.write_policy(policy({"l4TargetNetworks": ["10.77.0.0/24", "fd77::/64"]}))
+        bed.a = bed.start_enforcer("a", pol, extra={"handshake": {"key_rotation_s": 10}})
+        bed.b = bed.start_enforcer("b", pol, extra={"handshake": {"key_rotation_s": 10}})
+        probe_server(bed.server, "echo-server --port 7200 --bind ::")
+        cap = bed.wire.popen(f"python3 -u {CAPTURE} --iface wb{bed.tag[3:]} --port 7200 --timeout 60")
+        assert json.loads(cap.stdout.readline())["listening"]
+        # Two connections one after the other: the first asks B for a cookie (no TFO yet), the
+        # second carries R1 in its SYN.
+        r = probe(bed.client, f"connections --host {bed.SERVER4} --port 7200 --count 2 --parallel 1 --timeout 5")
+        assert r["ok"] == 2, r
+        cap.send_signal(signal.SIGTERM)
+        segs = json.loads(cap.communicate(timeout=60)[0].strip().splitlines()[-1])
+        syns = [x for x in segs if x["flags"] == "S"]
+        assert len(syns) == 2 and syns[0]["payload"] == 0 and syns[1]["payload"] > 200, syns
+        first, second = (flights(segs, s["sport"]) for s in syns)
+        # Without a cookie: SYN | SYN-ACK | ACK, R1 | R2 | R3 (data released): flight 5.
+        # With it: SYN + R1 | SYN-ACK, R2 | R3 (data released): flight 3 - one round trip earlier.
+        assert (first, second) == (5, 3), (first, second, [(x["sport"], x["flags"], x["payload"]) for x in segs if syns[1]["sport"] in (x["sport"], x["dport"])])
+        synacks = [x for x in segs if x["flags"] == "SA"]
+        assert synacks[1]["ack"] == syns[1]["seq"] + 1 + syns[1]["payload"]  # R1 acknowledged
+
+
+def test_tfo_cookies_rotate_with_the_keys():
+    # A cookie is good for its key period and the next one (B accepts the previous key): two
+    # periods later B ignores R1 in the SYN (the SYN-ACK acknowledges the SYN alone), R1 follows
+    # the handshake, and the connection still works; A learns a fresh cookie from that SYN-ACK.
+    with IdentityBed() as bed:
+        pol = bed.write_policy(policy({"l4TargetNetworks": ["10.77.0.0/24", "fd77::/64"]}))
+        bed.a = bed.start_enforcer("a", pol, extra={"handshake": {"key_rotation_s": 10}})
+        bed.b = bed.start_enforcer("b", pol, extra={"handshake": {"key_rotation_s": 10}})
+        probe_server(bed.server, "echo-server --port 7200 --bind ::")
+        cap = bed.wire.popen(f"python3 -u {CAPTURE} --iface wb{bed.tag[3:]} --port 7200 --timeout 120")
+        assert json.loads(cap.stdout.readline())["listening"]
+        assert connect(bed.client, bed.SERVER4, 7200, count=2)["ok"] == 2  # cookie, then TFO
+        period = int(time.time()) // 10
+        wait_for(lambda: int(time.time()) // 10 >= period + 2, timeout=40, interval=0.2,
+                 what="two key periods to pass")
+        assert connect(bed.client, bed.SERVER4, 7200, count=2)["ok"] == 2  # stale, then fresh
+        cap.send_signal(signal.SIGTERM)
+        segs = json.loads(cap.communicate(timeout=60)[0].strip().splitlines()[-1])
+        syns = [x for x in segs if x["flags"] == "S"]
+        synacks = [x for x in segs if x["flags"] == "SA"]
+        assert len(syns) == len(synacks) == 4, (syns, synacks)
+        assert all(x["payload"] > 200 for x in syns[1:]), syns
+        acked = [sa["ack"] == sy["seq"] + 1 + sy["payload"] for sy, sa in zip(syns, synacks)]
+        assert acked == [True, True, False, True], (acked, syns, synacks)
+        assert 34 in synacks[2]["options"], synacks[2]  # a fresh cookie for A

@@ -3,7 +3,9 @@
 client -- [A] -- wire -- [B] -- server, real Linux TCP. The enforcers rotate their keys every
 10 s, so claims live 30 s (3 x key_rotation_s): a connection authorized with claims that have
 since expired and left every cache must still be re-decided and cut by a revoking update, on
-both sides (A by its outgoing rules, B by its incoming rules).
+both sides (A by its outgoing rules, B by its incoming rules). Run in v1 and in L4 mode (the
+identity records in the byte stream, every segment shifted: the cut's RSTs carry each host's own
+numbers, docs/l4-mode.md).
 """
 import json
 import signal
@@ -17,19 +19,24 @@ PORT_OLD, PORT_YOUNG = 7100, 7101
 ROTATION = {"handshake": {"key_rotation_s": 10}}
 
 
-def policy(version, revoke=()):
+MODES = {"v1": None, "l4": {"l4TargetNetworks": ["10.77.0.0/24", "fd77::/64"]}}
+
+
+def policy(version, revoke=(), mode="v1"):
     ports = [f"tcp/{PORT_OLD}", f"tcp/{PORT_YOUNG}"]
     client_out = [(f"no-{p}", "Reject", [["app=server"]], [f"tcp/{p}"]) for p in revoke]
     server_in = [(f"cut-{p}", "Reject", [["app=client"]], [f"tcp/{p}"]) for p in revoke]
     client_out.append(("to-server", "Allow", [["app=server"]], ports))
     server_in.append(("from-client", "Allow", [["app=client"]], ports))
-    return lab_policy(client_out=client_out, server_in=server_in, version=version)
+    return lab_policy(client_out=client_out, server_in=server_in, version=version,
+                      profile_extra=MODES[mode])
 
 
-@pytest.fixture(scope="module")
-def bed():
+@pytest.fixture(scope="module", params=sorted(MODES))
+def bed(request):
     with IdentityBed() as b:
-        b.policy_file = b.write_policy(policy("v1"))
+        b.mode = request.param
+        b.policy_file = b.write_policy(policy("v1", mode=b.mode))
         b.a = b.start_enforcer("a", b.policy_file, extra=ROTATION)
         b.b = b.start_enforcer("b", b.policy_file, extra=ROTATION)
         for port in (PORT_OLD, PORT_YOUNG):
@@ -50,7 +57,7 @@ def flow_age(sw, port):
 
 
 def apply(bed, version, revoke):
-    bed.policy_file.write_text(json.dumps(policy(version, revoke)))
+    bed.policy_file.write_text(json.dumps(policy(version, revoke, bed.mode)))
     for sw in (bed.a, bed.b):
         sw.proc.send_signal(signal.SIGHUP)
     for sw in (bed.a, bed.b):
@@ -60,6 +67,8 @@ def apply(bed, version, revoke):
 def test_connection_older_than_its_claims_is_cut_on_both_sides(bed):
     holder = Holder(bed, PORT_OLD, 3)
     holder.step()  # first round trip, authorized by v1
+    if bed.mode == "l4":
+        assert bed.b.wait_row(destinationPort=PORT_OLD, action="Accept")["mode"] == "l4"
     # Claims live 3 x 10 s: once the flow is older than that (plus the re-sign margin), the claims
     # that authorized it have expired and the per-worker caches no longer hold them.
     wait_for(lambda: flow_age(bed.b, PORT_OLD) >= 40 and flow_age(bed.a, PORT_OLD) >= 40,

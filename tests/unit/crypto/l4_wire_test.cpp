@@ -3,7 +3,7 @@
 // is v1's with its own label and version plus the ISNs, and every MAC depends on both ISNs; the
 // TFO cookie depends on the address, the family and the key, and the previous key still verifies.
 // vectors/l4_v2.txt holds the values derived from the v1 vector inputs (SEGWIRE_WRITE_VECTORS=1
-// rewrites it; only when the L4 format changes); docs/l4-mode.md quotes them.
+// rewrites it; only when the L4 format changes); docs/protocol.md §14.4 quotes them.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -242,7 +242,7 @@ TEST(L4Vectors, MatchTheFileUnderBothBackendsAndTheDocumentQuotesThem) {
     for (auto backend : {HmacBackend::OpenSsl, HmacBackend::IpsecMb})
         for (auto &[k, v] : derive(backend))
             EXPECT_EQ(v, expect[k]) << k << " (" << to_string(backend) << ")";
-    test::expect_document_quotes(std::string(SEGWIRE_DOCS_DIR) + "/l4-mode.md", expect);
+    test::expect_document_quotes(std::string(SEGWIRE_DOCS_DIR) + "/protocol.md", expect);
 }
 
 }  // namespace
