@@ -630,7 +630,16 @@ bool Stage::unbindable_syn(const rte_mbuf *m, const PacketView &v) const {
 // The peer cache entry for exactly this blob (any snapshot), or nullptr; `key` is its cache key.
 const PeerIdentity *Stage::cached_peer(std::span<const uint8_t> blob, uint64_t &key) const {
     uint32_t h1 = jhash_seed_[0], h2 = jhash_seed_[1];
-    rte_jhash_2hashes(blob.data(), static_cast<uint32_t>(blob.size()), &h1, &h2);
+    // rte_jhash reads 32-bit words; a blob at an odd offset of a frame (an L4 record in a SYN's
+    // data, a token) is copied to an aligned buffer first rather than read misaligned (fine on
+    // x86, undefined behaviour for the compiler and UBSan).
+    const uint8_t *data = blob.data();
+    alignas(4) uint8_t aligned[crypto::wire::kMaxClaimsOnWire];
+    if ((reinterpret_cast<uintptr_t>(data) & 3) && blob.size() <= sizeof aligned) {
+        std::memcpy(aligned, data, blob.size());
+        data = aligned;
+    }
+    rte_jhash_2hashes(data, static_cast<uint32_t>(blob.size()), &h1, &h2);
     key = (uint64_t(h1) << 32 | h2) | 1;  // never 0: 0 means "no identity" in a flow
     std::array<uint8_t, 8> ck;
     std::memcpy(ck.data(), &key, 8);
