@@ -311,11 +311,11 @@ std::string enable_dumpcap() {
     // A secondary process maps the primary's memory through hugepage files: with --no-huge there
     // is nothing it can map.
     if (!rte_eal_has_hugepages())
-        return "off: the EAL runs without hugepages (eal.test_mode), so a secondary process such "
-               "as dpdk-dumpcap cannot attach; use segwirectl capture";
+        return "off: no hugepages (eal.test_mode): dpdk-dumpcap, a secondary process, cannot "
+               "attach to --no-huge memory";
     // --no-shconf / --in-memory turn multi-process IPC off; rte_pdump_init would still succeed.
     if (rte_mp_action_register("segwire_ipc_probe", ipc_probe) != 0)
-        return "off: multi-process IPC is off (--no-shconf or --in-memory), so dpdk-dumpcap "
+        return "off: multi-process IPC is off (--no-shconf or --in-memory): dpdk-dumpcap "
                "cannot reach this process; use segwirectl capture";
     rte_mp_action_unregister("segwire_ipc_probe");
     if (rte_pdump_init() != 0) return std::string("off: rte_pdump_init: ") + rte_strerror(rte_errno);
@@ -473,6 +473,8 @@ void Capture::Impl::start(const CaptureRequest &req) {
         unlink(req.file.c_str());
         bad("file", "cannot write " + req.file + ": " + why);
     }
+    // The file so far: the section header and the interface blocks.
+    if (const off_t at = lseek(fd, 0, SEEK_CUR); at > 0) r->bytes = static_cast<uint64_t>(at);
     for (uint32_t w = 0; w < nworkers(); ++w) {
         const dp::WorkerStats &s = app.workers.stats(w);
         for (int side = 0; side < 2; ++side) r->rx0[side] += s.rx_pkts[side].get();

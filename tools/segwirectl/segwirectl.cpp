@@ -20,6 +20,7 @@
 #include <rapidjson/stringbuffer.h>
 
 #include "crypto/pki.hpp"
+#include "tools/segwirectl/capture.hpp"
 #include "version.hpp"
 
 namespace {
@@ -34,6 +35,7 @@ void usage(FILE *out) {
                  "  flows            the flow table of every worker\n"
                  "  identity         identity handshake counters, policy version, HMAC back-end\n"
                  "  flowlog          flow reports (action, policy, rule, drop reason) since start\n"
+                 "  capture -w FILE [-i PORT] [-f FLOW] [-c N] [-d S]   packets to a pcapng file\n"
                  "  raw CMD          any telemetry command, printed as JSON (e.g. raw "
                  "/help,/segwire/flows)\n"
                  "  pki ca --out DIR [--name N]               a CA for an offline deployment\n"
@@ -340,6 +342,10 @@ int main(int argc, char **argv) {
     TelemetryClient tc(sock);
     try {
         if (cmd == "pki") return pki(argc - optind - 1, argv + optind + 1);
+        if (cmd == "capture")
+            return segwire::ctl::capture(
+                argc - optind, argv + optind, [&](const std::string &c) { return tc.query(c); },
+                json);
         if (cmd == "identity") {
             print_json(tc.get("/segwire/identity"));
         } else if (cmd == "flowlog") {
