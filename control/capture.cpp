@@ -159,11 +159,11 @@ int64_t now_ns() {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr uint32_t kRingSize = 1024;     // records per worker between two drains
-constexpr uint32_t kWorkerPool = 2047;   // copies per worker in flight (ring + stage + writer)
-constexpr uint32_t kFormatPool = 511;    // rte_pcapng_copy's blocks on the writer's side
-constexpr uint16_t kWriteBatch = 64;     // blocks per rte_pcapng_write_packets
-constexpr unsigned kDrainBurst = 256;    // records taken from one ring per round
+constexpr uint32_t kRingSize = 1024;    // records per worker between two drains
+constexpr uint32_t kWorkerPool = 2047;  // copies per worker in flight (ring + stage + writer)
+constexpr uint32_t kFormatPool = 511;   // rte_pcapng_copy's blocks on the writer's side
+constexpr uint16_t kWriteBatch = 64;    // blocks per rte_pcapng_write_packets
+constexpr unsigned kDrainBurst = 256;   // records taken from one ring per round
 // The writer's blocks hold a whole default-sized mbuf's frame plus the EPB header (headroom), its
 // options and our comment (tailroom).
 constexpr uint16_t kFormatRoom = RTE_PKTMBUF_HEADROOM + RTE_MBUF_DEFAULT_DATAROOM + 256;
@@ -198,7 +198,7 @@ void parse_flow_filter(std::string_view text, CaptureFilter &f) {
 CaptureRequest parse_capture_request(std::string_view params) {
     CaptureRequest r;
     bool seen[7] = {};
-    static constexpr std::string_view kKeys[] = {"file",    "port",    "flow", "count",
+    static constexpr std::string_view kKeys[] = {"file",     "port",    "flow", "count",
                                                  "duration", "snaplen", "lease"};
     while (!params.empty()) {
         const size_t semi = params.find(';');
@@ -300,17 +300,20 @@ bool finish_epb(rte_mbuf *m, uint64_t ns, uint32_t orig_len, std::string_view co
     return true;
 }
 
-// ---- dpdk-dumpcap --------------------------------------------------------------------------------
+// ---- dpdk-dumpcap
+// --------------------------------------------------------------------------------
 
 namespace {
 bool g_pdump = false;
-int ipc_probe(const rte_mp_msg *, const void *) { return 0; }
+int ipc_probe(const rte_mp_msg *, const void *) {
+    return 0;
+}
 }  // namespace
 
-std::string enable_dumpcap() {
+std::string enable_dumpcap(bool hugepages) {
     // A secondary process maps the primary's memory through hugepage files: with --no-huge there
     // is nothing it can map.
-    if (!rte_eal_has_hugepages())
+    if (!hugepages)
         return "off: no hugepages (eal.test_mode): dpdk-dumpcap, a secondary process, cannot "
                "attach to --no-huge memory";
     // --no-shconf / --in-memory turn multi-process IPC off; rte_pdump_init would still succeed.
@@ -318,7 +321,8 @@ std::string enable_dumpcap() {
         return "off: multi-process IPC is off (--no-shconf or --in-memory): dpdk-dumpcap "
                "cannot reach this process; use segwirectl capture";
     rte_mp_action_unregister("segwire_ipc_probe");
-    if (rte_pdump_init() != 0) return std::string("off: rte_pdump_init: ") + rte_strerror(rte_errno);
+    if (rte_pdump_init() != 0)
+        return std::string("off: rte_pdump_init: ") + rte_strerror(rte_errno);
     g_pdump = true;
     return "ready";
 }
@@ -328,7 +332,8 @@ void disable_dumpcap() {
     g_pdump = false;
 }
 
-// ---- the service ---------------------------------------------------------------------------------
+// ---- the service
+// ---------------------------------------------------------------------------------
 
 namespace {
 
@@ -450,8 +455,8 @@ void Capture::Impl::start(const CaptureRequest &req) {
                                      " has not yet answered the end of the last capture");
     discard_rings();
 
-    const int fd = open(req.file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                        0600);
+    const int fd =
+        open(req.file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) bad("file", "cannot create " + req.file + ": " + std::strerror(errno));
     auto r = std::make_shared<Run>();
     r->id = next_id++;
@@ -483,10 +488,10 @@ void Capture::Impl::start(const CaptureRequest &req) {
     r->tsc0 = rte_rdtsc();
     r->ns0 = now_ns();
     r->started = Clock::now();
-    r->deadline = req.duration_s > 0
-                      ? r->started + std::chrono::microseconds(
-                                         static_cast<int64_t>(req.duration_s * 1e6))
-                      : Clock::time_point::max();
+    r->deadline =
+        req.duration_s > 0
+            ? r->started + std::chrono::microseconds(static_cast<int64_t>(req.duration_s * 1e6))
+            : Clock::time_point::max();
     r->last_poll_ms = steady_ms();
 
     // Arm: the settings first, then the generation (release); each worker answers at its next
@@ -585,9 +590,8 @@ size_t Capture::Impl::drain(Run &r) {
                 rte_pktmbuf_free(rec.m);
                 continue;
             }
-            const rte_pcapng_direction dir = rec.dir == CaptureDir::kOut
-                                                 ? RTE_PCAPNG_DIRECTION_OUT
-                                                 : RTE_PCAPNG_DIRECTION_IN;
+            const rte_pcapng_direction dir =
+                rec.dir == CaptureDir::kOut ? RTE_PCAPNG_DIRECTION_OUT : RTE_PCAPNG_DIRECTION_IN;
             // The timestamp handed to rte_pcapng_copy only moves 22.11's own clock forward (it
             // goes wrong on a time earlier than the last one); finish_epb writes the worker's.
             rte_mbuf *mc = rte_pcapng_copy(rec.port, t.worker, rec.m, fmt_pool, UINT32_MAX,
@@ -596,8 +600,8 @@ size_t Capture::Impl::drain(Run &r) {
             std::string comment;
             if (rec.reason != DropReason::None)
                 comment = std::string("segwire drop: ") + dp::drop_reason_name(rec.reason);
-            if (!mc || !finish_epb(mc, tsc_to_ns(rec.tsc, r.tsc0, r.ns0, r.hz), rec.orig_len,
-                                   comment)) {
+            if (!mc ||
+                !finish_epb(mc, tsc_to_ns(rec.tsc, r.tsc0, r.ns0, r.hz), rec.orig_len, comment)) {
                 if (mc) rte_pktmbuf_free(mc);
                 ++r.fmt_lost[side];
                 continue;
@@ -691,7 +695,8 @@ void Capture::Impl::finish(Run &r, const std::string &ended) {
         for (uint8_t side = 0; side < 2; ++side) {
             if (!(r.req.filter.sides & (1u << side))) continue;
             uint64_t rx = 0;
-            for (uint32_t w = 0; w < nworkers(); ++w) rx += app.workers.stats(w).rx_pkts[side].get();
+            for (uint32_t w = 0; w < nworkers(); ++w)
+                rx += app.workers.stats(w).rx_pkts[side].get();
             const std::string c = "segwire capture " + std::to_string(r.id) + ", port " +
                                   (side == dp::kInside ? "inside" : "outside") + ": " +
                                   std::to_string(r.matched[side]) + " packets matched, " +
@@ -709,8 +714,8 @@ void Capture::Impl::finish(Run &r, const std::string &ended) {
     if (!late.empty() && r.error.empty()) r.error = late;
     r.ended = ended;
     r.state = ended == "error" || !r.error.empty() ? "failed" : "done";
-    spdlog::info("capture {} {} ({}): {} packets written to {}, {} not captured{}{}", r.id,
-                 r.state, ended, r.written.load(), r.req.file, r.lost[0] + r.lost[1],
+    spdlog::info("capture {} {} ({}): {} packets written to {}, {} not captured{}{}", r.id, r.state,
+                 ended, r.written.load(), r.req.file, r.lost[0] + r.lost[1],
                  r.error.empty() ? "" : ": ", r.error);
 }
 
@@ -771,12 +776,13 @@ void Capture::Impl::status(rte_tel_data *d) {
     rte_tel_data_start_dict(drops);
     for (size_t i = 1; i < dp::kDropReasonCount; ++i)
         if (uint64_t n = r.drops[i].load())
-            rte_tel_data_add_dict_u64(
-                drops, dp::drop_reason_counter_name(static_cast<DropReason>(i)), n);
+            rte_tel_data_add_dict_u64(drops,
+                                      dp::drop_reason_counter_name(static_cast<DropReason>(i)), n);
     rte_tel_data_add_dict_container(d, "drops", drops, 0);
 }
 
-// ---- telemetry -------------------------------------------------------------------------------------
+// ---- telemetry
+// -------------------------------------------------------------------------------------
 
 namespace {
 
@@ -794,8 +800,7 @@ int cmd_status(const char *, const char *params, rte_tel_data *d) {
     std::lock_guard<std::mutex> g(g_mu);
     if (!g_impl) return -EAGAIN;
     std::lock_guard<std::mutex> lock(g_impl->mu);
-    if (params && *params && g_impl->run &&
-        std::strtoull(params, nullptr, 10) == g_impl->run->id)
+    if (params && *params && g_impl->run && std::strtoull(params, nullptr, 10) == g_impl->run->id)
         g_impl->run->last_poll_ms = steady_ms();
     g_impl->status(d);
     return 0;

@@ -57,9 +57,10 @@ void parse_flow_filter(std::string_view text, dp::CaptureFilter &f);
 bool finish_epb(rte_mbuf *m, uint64_t ns, uint32_t orig_len, std::string_view comment);
 
 // dpdk-dumpcap / dpdk-pdump support: rte_pdump_init() in this primary process when the EAL runs
-// on hugepages (a secondary process cannot attach to --no-huge memory). Returns what operators
-// read in /segwire/capture's `dumpcap`: "ready", or "off: <why>". Once, after rte_eal_init.
-std::string enable_dumpcap();
+// on hugepages (`hugepages`: rte_eal_has_hugepages(); a secondary process cannot attach to
+// --no-huge memory) with multi-process IPC on. Returns what operators read in /segwire/capture's
+// `dumpcap`: "ready", or "off: <why>". Once, after rte_eal_init.
+std::string enable_dumpcap(bool hugepages);
 // Undoes enable_dumpcap (before rte_eal_cleanup).
 void disable_dumpcap();
 

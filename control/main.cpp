@@ -176,7 +176,7 @@ int run(const config::ApplianceConfig &cfg) {
     app->start_tsc = rte_rdtsc();
     app->start_unix = static_cast<int64_t>(std::time(nullptr));
     // dpdk-dumpcap attaches as a secondary process: only to an EAL on hugepages.
-    app->dumpcap = control::enable_dumpcap();
+    app->dumpcap = control::enable_dumpcap(rte_eal_has_hugepages());
     spdlog::info("dpdk-dumpcap: {}", app->dumpcap);
     int rc = 0;
     try {

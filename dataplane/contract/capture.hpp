@@ -30,14 +30,14 @@ struct CaptureFilter {
         IpAddr addr{};
         uint16_t port = 0;  // 0: any port
     };
-    uint8_t sides = 3;   // bit 1 << kInside, bit 1 << kOutside
-    bool flow = false;   // any of proto / ends set: packets are parsed to be matched
-    uint8_t proto = 0;   // IP protocol, 0 = any
+    uint8_t sides = 3;  // bit 1 << kInside, bit 1 << kOutside
+    bool flow = false;  // any of proto / ends set: packets are parsed to be matched
+    uint8_t proto = 0;  // IP protocol, 0 = any
     Endpoint ends[2];
 };
 
-inline bool capture_end_matches(const CaptureFilter::Endpoint &e, uint8_t family,
-                                const IpAddr &a, uint16_t port) {
+inline bool capture_end_matches(const CaptureFilter::Endpoint &e, uint8_t family, const IpAddr &a,
+                                uint16_t port) {
     if (e.family && (e.family != family || !(e.addr == a))) return false;
     return e.port == 0 || e.port == port;
 }

@@ -28,8 +28,8 @@ void CaptureTap::sync(uint32_t g) noexcept {
 }
 
 void CaptureTap::flush() noexcept {
-    const unsigned sent = rte_ring_sp_enqueue_burst_elem(slot_->ring, staged_,
-                                                         sizeof(CaptureRecord), n_, nullptr);
+    const unsigned sent =
+        rte_ring_sp_enqueue_burst_elem(slot_->ring, staged_, sizeof(CaptureRecord), n_, nullptr);
     for (unsigned i = sent; i < n_; ++i) {
         const CaptureRecord &r = staged_[i];
         slot_->lost[r.port == port_id_[kInside] ? kInside : kOutside].add();

@@ -20,7 +20,7 @@ struct TxQueues {
     static constexpr uint32_t kCap = 4 * kMaxBurst;
     rte_mbuf *q[2][kCap];
     uint16_t n[2] = {0, 0};
-    WorkerStats *stats = nullptr;  // a full queue counts tx-full drops here
+    WorkerStats *stats = nullptr;     // a full queue counts tx-full drops here
     CaptureTap *cap = &no_capture();  // ... and shows them to a capture
 
     void push(rte_mbuf *m, uint8_t out_side) noexcept {

@@ -245,7 +245,8 @@ void Worker::flush_steer() {
         stats_.steered_out.add(sent);
         if (sent < n) {
             stats_.drops[static_cast<size_t>(DropReason::SteerRingFull)].add(n - sent);
-            for (uint16_t i = sent; i < n; ++i) cap_.dropped(steer_[w][i], DropReason::SteerRingFull);
+            for (uint16_t i = sent; i < n; ++i)
+                cap_.dropped(steer_[w][i], DropReason::SteerRingFull);
             rte_pktmbuf_free_bulk(&steer_[w][sent], n - sent);
         }
         steer_n_[w] = 0;

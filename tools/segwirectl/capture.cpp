@@ -25,7 +25,9 @@ namespace segwire::ctl {
 namespace {
 
 volatile sig_atomic_t g_interrupted = 0;
-void on_interrupt(int) { g_interrupted = 1; }
+void on_interrupt(int) {
+    g_interrupted = 1;
+}
 
 void usage(FILE *out) {
     std::fprintf(
@@ -79,7 +81,9 @@ void print_json(const rapidjson::Value &v) {
     std::printf("%s\n", sb.GetString());
 }
 
-void print_summary(const rapidjson::Value &st) {
+// `file`: the path as given (telemetry strings stop at 127 characters).
+void print_summary(const rapidjson::Value &st, std::string file = "") {
+    if (file.empty()) file = s(st, "file");
     std::string drops;
     if (st.HasMember("drops") && st["drops"].IsObject())
         for (auto &m : st["drops"].GetObject())
@@ -91,15 +95,16 @@ void print_summary(const rapidjson::Value &st) {
                          std::to_string(m.value.GetUint64());
             }
     if (!drops.empty()) drops += ")";
-    std::printf("capture %s %s (%s) after %s s: %s packets written: %s received, %s sent, %s "
-                "dropped by segwire%s\n",
-                u(st, "id").c_str(), s(st, "state").c_str(), s(st, "ended").c_str(),
-                s(st, "elapsed_s").c_str(), u(st, "written").c_str(), u(st, "received").c_str(),
-                u(st, "sent").c_str(), u(st, "dropped").c_str(), drops.c_str());
+    std::printf(
+        "capture %s %s (%s) after %s s: %s packets written: %s received, %s sent, %s "
+        "dropped by segwire%s\n",
+        u(st, "id").c_str(), s(st, "state").c_str(), s(st, "ended").c_str(),
+        s(st, "elapsed_s").c_str(), u(st, "written").c_str(), u(st, "received").c_str(),
+        u(st, "sent").c_str(), u(st, "dropped").c_str(), drops.c_str());
     std::printf("matched inside %s, outside %s; not captured (ring full or pool empty): %s\n",
                 u(st, "matched_inside").c_str(), u(st, "matched_outside").c_str(),
                 u(st, "lost").c_str());
-    std::printf("%s: %s bytes\n", s(st, "file").c_str(), u(st, "bytes").c_str());
+    std::printf("%s: %s bytes\n", file.c_str(), u(st, "bytes").c_str());
     if (!s(st, "error").empty()) std::printf("error: %s\n", s(st, "error").c_str());
 }
 
@@ -108,30 +113,46 @@ void print_summary(const rapidjson::Value &st) {
 int capture(int argc, char **argv, const TelemetryQuery &query, bool json) {
     std::string file, port = "both", flow, count, duration, snaplen;
     bool status = false, stop = false;
-    static option opts[] = {{"write", required_argument, nullptr, 'w'},
-                            {"port", required_argument, nullptr, 'i'},
-                            {"flow", required_argument, nullptr, 'f'},
-                            {"count", required_argument, nullptr, 'c'},
-                            {"duration", required_argument, nullptr, 'd'},
-                            {"snaplen", required_argument, nullptr, 's'},
-                            {"status", no_argument, nullptr, 'S'},
-                            {"stop", no_argument, nullptr, 'X'},
-                            {"help", no_argument, nullptr, 'h'},
-                            {nullptr, 0, nullptr, 0}};
+    static option opts[] = {
+        {"write", required_argument, nullptr, 'w'},    {"port", required_argument, nullptr, 'i'},
+        {"flow", required_argument, nullptr, 'f'},     {"count", required_argument, nullptr, 'c'},
+        {"duration", required_argument, nullptr, 'd'}, {"snaplen", required_argument, nullptr, 's'},
+        {"status", no_argument, nullptr, 'S'},         {"stop", no_argument, nullptr, 'X'},
+        {"help", no_argument, nullptr, 'h'},           {nullptr, 0, nullptr, 0}};
     optind = 1;
     int o;
     while ((o = getopt_long(argc, argv, "w:i:f:c:d:s:h", opts, nullptr)) != -1) {
         switch (o) {
-            case 'w': file = optarg; break;
-            case 'i': port = optarg; break;
-            case 'f': flow = optarg; break;
-            case 'c': count = optarg; break;
-            case 'd': duration = optarg; break;
-            case 's': snaplen = optarg; break;
-            case 'S': status = true; break;
-            case 'X': stop = true; break;
-            case 'h': usage(stdout); return 0;
-            default: usage(stderr); return 2;
+            case 'w':
+                file = optarg;
+                break;
+            case 'i':
+                port = optarg;
+                break;
+            case 'f':
+                flow = optarg;
+                break;
+            case 'c':
+                count = optarg;
+                break;
+            case 'd':
+                duration = optarg;
+                break;
+            case 's':
+                snaplen = optarg;
+                break;
+            case 'S':
+                status = true;
+                break;
+            case 'X':
+                stop = true;
+                break;
+            case 'h':
+                usage(stdout);
+                return 0;
+            default:
+                usage(stderr);
+                return 2;
         }
     }
     if (optind < argc) {
@@ -155,7 +176,8 @@ int capture(int argc, char **argv, const TelemetryQuery &query, bool json) {
     // the path absolute and remove what is there with this user's rights.
     if (file.front() != '/') {
         char cwd[4096];
-        if (!getcwd(cwd, sizeof cwd)) throw std::runtime_error("getcwd: " + std::string(strerror(errno)));
+        if (!getcwd(cwd, sizeof cwd))
+            throw std::runtime_error("getcwd: " + std::string(strerror(errno)));
         file = std::string(cwd) + "/" + file;
     }
     for (const auto &[name, v] : {std::pair{"-w", &file}, {"-f", &flow}})
@@ -200,7 +222,7 @@ int capture(int argc, char **argv, const TelemetryQuery &query, bool json) {
         const std::string state = s(st, "state");
         if (state != "running" && state != "stopping") break;
     }
-    json ? print_json(st) : print_summary(st);
+    json ? print_json(st) : print_summary(st, file);
     return s(st, "state") == "done" ? 0 : 1;
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -13,7 +14,9 @@
 #include <gtest/gtest.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
+#include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_memzone.h>
 #include <rte_mbuf.h>
 #include <rte_pcapng.h>
 #include <rte_ring.h>
@@ -118,7 +121,8 @@ TEST(CaptureFilter, RefusalsNameTheFieldAndTheToken) {
 
 TEST(CaptureRequest, ParsesEveryField) {
     const CaptureRequest r = parse_capture_request(
-        "file=/tmp/x.pcapng; port=outside;flow=tcp *:443;count=20;duration=1.5;snaplen=128;lease=15");
+        "file=/tmp/x.pcapng; port=outside;flow=tcp "
+        "*:443;count=20;duration=1.5;snaplen=128;lease=15");
     EXPECT_EQ(r.file, "/tmp/x.pcapng");
     EXPECT_EQ(r.port, "outside");
     EXPECT_EQ(r.filter.sides, 1u << dp::kOutside);
@@ -277,7 +281,7 @@ TEST(CaptureTap, PortSelectionCountAndSnaplen) {
     CaptureFilter outside_only;
     outside_only.sides = 1u << dp::kOutside;
     b.arm(1, outside_only, /*count=*/2, /*snaplen=*/40);
-    b.rx({kOut, kOut}, dp::kInside);                  // the other port
+    b.rx({kOut, kOut}, dp::kInside);                   // the other port
     b.rx({kBack, kBack, kBack, kBack}, dp::kOutside);  // two taken, then the count is reached
     EXPECT_FALSE(b.tap.on());
     b.tap.loop();
@@ -454,18 +458,40 @@ TEST(CapturePcapng, BlocksFollowTheSpecWithCommentEndOfOptionsAndInterfaceStatis
     EXPECT_EQ(u64(5), 2u);  // isb_ifdrop
 }
 
+// dpdk-dumpcap support: rte_pdump_init runs (its statistics memzone and its IPC action exist)
+// when the EAL qualifies, and not without hugepages. This EAL has no hugepages but keeps IPC on,
+// so the hugepage case is told, not detected.
+TEST(CaptureDumpcap, PdumpInitRunsOnlyWithHugepages) {
+    EXPECT_EQ(control::enable_dumpcap(false),
+              "off: no hugepages (eal.test_mode): dpdk-dumpcap, a secondary process, cannot "
+              "attach to --no-huge memory");
+    EXPECT_EQ(rte_memzone_lookup("rte_pdump_stats"), nullptr);
+    ASSERT_EQ(control::enable_dumpcap(true), "ready");
+    EXPECT_NE(rte_memzone_lookup("rte_pdump_stats"), nullptr);
+    auto noop = [](const rte_mp_msg *, const void *) { return 0; };
+    EXPECT_NE(rte_mp_action_register("mp_pdump", noop), 0);  // pdump's server action is there
+    EXPECT_EQ(rte_errno, EEXIST);
+    control::disable_dumpcap();
+    EXPECT_EQ(rte_memzone_lookup("rte_pdump_stats"), nullptr);
+}
+
 int main(int argc, char **argv) {
     ::testing::InitGoogleTest(&argc, argv);
+    // No hugepages; multi-process IPC on (no --no-shconf) for the dumpcap test: the runtime
+    // directory it needs is removed at the end.
     const std::string prefix = "segwire-capture-test-" + std::to_string(getpid());
-    std::vector<std::string> args = {"test", "--no-huge", "--no-shconf", "--no-pci",
-                                     "-l", "0", "-m", "256", "--file-prefix", prefix,
-                                     "--vdev", "net_null0", "--log-level=*:error"};
+    std::vector<std::string> args = {"test", "--no-huge", "--no-pci",  "-l",
+                                     "0",    "-m",        "256",       "--file-prefix",
+                                     prefix, "--vdev",    "net_null0", "--log-level=*:error"};
     std::vector<char *> av;
     for (auto &a : args) av.push_back(a.data());
     if (rte_eal_init(static_cast<int>(av.size()), av.data()) < 0) return 1;
     g_pool = rte_pktmbuf_pool_create("capture_test", 1023, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     if (!g_pool) return 1;
     const int rc = RUN_ALL_TESTS();
+    const std::string rundir = rte_eal_get_runtime_dir();
     rte_eal_cleanup();
+    std::error_code ec;
+    std::filesystem::remove_all(rundir, ec);
     return rc;
 }
