@@ -20,6 +20,7 @@
 #include <rapidjson/stringbuffer.h>
 
 #include "crypto/pki.hpp"
+#include "tools/segwirectl/commands.hpp"
 #include "version.hpp"
 
 namespace {
@@ -34,6 +35,9 @@ void usage(FILE *out) {
                  "  flows            the flow table of every worker\n"
                  "  identity         identity handshake counters, policy version, HMAC back-end\n"
                  "  flowlog          flow reports (action, policy, rule, drop reason) since start\n"
+                 "  explain [--policy FILE|DIR | --console URL --token T] SRC DST PROTO[/PORT]\n"
+                 "                   offline: each enforcer's decision for a flow, every rule and why\n"
+                 "                   the others did not match (segwirectl explain --help)\n"
                  "  raw CMD          any telemetry command, printed as JSON (e.g. raw "
                  "/help,/segwire/flows)\n"
                  "  pki ca --out DIR [--name N]               a CA for an offline deployment\n"
@@ -340,6 +344,7 @@ int main(int argc, char **argv) {
     TelemetryClient tc(sock);
     try {
         if (cmd == "pki") return pki(argc - optind - 1, argv + optind + 1);
+        if (cmd == "explain") return segwire::ctl::explain_main(argc - optind, argv + optind, json);
         if (cmd == "identity") {
             print_json(tc.get("/segwire/identity"));
         } else if (cmd == "flowlog") {

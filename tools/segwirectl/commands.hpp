@@ -1,0 +1,10 @@
+// segwirectl's commands that live in files of their own (segwirectl.cpp dispatches to them).
+#pragma once
+
+namespace segwire::ctl {
+
+// segwirectl explain (tools/segwirectl/explain.cpp): argv[0] is "explain". Throws
+// std::runtime_error with a message naming what was wrong.
+int explain_main(int argc, char **argv, bool json);
+
+}  // namespace segwire::ctl
