@@ -2,7 +2,8 @@
 // /segwire/capture/start), then polls /segwire/capture until the capture ends - by its count, its
 // duration, or Ctrl-C (/segwire/capture/stop). The daemon writes the file itself: telemetry
 // replies are capped at 16 KiB, too small to stream packets through. docs/capture.md.
-#include "tools/segwirectl/capture.hpp"
+#include "tools/segwirectl/commands.hpp"
+#include "tools/segwirectl/telemetry_client.hpp"
 
 #include <getopt.h>
 #include <signal.h>
@@ -58,8 +59,8 @@ std::string s(const rapidjson::Value &o, const char *k) {
 }
 
 // The reply's value for `cmd`; throws with the daemon's error when it refused.
-rapidjson::Document ask(const TelemetryQuery &query, const std::string &cmd) {
-    const std::string reply = query(cmd);
+rapidjson::Document ask(TelemetryClient &tc, const std::string &cmd) {
+    const std::string reply = tc.query(cmd);
     rapidjson::Document d;
     d.Parse(reply.c_str());
     const std::string key = cmd.substr(0, cmd.find(','));
@@ -110,7 +111,8 @@ void print_summary(const rapidjson::Value &st, std::string file = "") {
 
 }  // namespace
 
-int capture(int argc, char **argv, const TelemetryQuery &query, bool json) {
+int capture_main(int argc, char **argv, bool json, const std::string &socket) {
+    TelemetryClient tc(socket);
     std::string file, port = "both", flow, count, duration, snaplen;
     bool status = false, stop = false;
     static option opts[] = {
@@ -160,7 +162,7 @@ int capture(int argc, char **argv, const TelemetryQuery &query, bool json) {
         return 2;
     }
     if (status || stop) {
-        rapidjson::Document st = ask(query, stop ? "/segwire/capture/stop" : "/segwire/capture");
+        rapidjson::Document st = ask(tc, stop ? "/segwire/capture/stop" : "/segwire/capture");
         if (json || s(st, "state") == "idle")
             print_json(st);
         else
@@ -203,7 +205,7 @@ int capture(int argc, char **argv, const TelemetryQuery &query, bool json) {
     sa.sa_handler = on_interrupt;
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
-    rapidjson::Document st = ask(query, cmd);
+    rapidjson::Document st = ask(tc, cmd);
     const std::string id = u(st, "id");
     std::printf("capture %s: port %s%s%s%s into %s (Ctrl-C stops)\n", id.c_str(), port.c_str(),
                 flow.empty() ? "" : (", flow '" + flow + "'").c_str(),
@@ -214,10 +216,10 @@ int capture(int argc, char **argv, const TelemetryQuery &query, bool json) {
     for (;;) {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
         if (g_interrupted && !stop_sent) {
-            ask(query, "/segwire/capture/stop," + id);
+            ask(tc, "/segwire/capture/stop," + id);
             stop_sent = true;
         }
-        st = ask(query, "/segwire/capture," + id);  // also renews the lease
+        st = ask(tc, "/segwire/capture," + id);  // also renews the lease
         if (u(st, "id") != id) throw std::runtime_error("capture " + id + " was replaced");
         const std::string state = s(st, "state");
         if (state != "running" && state != "stopping") break;
