@@ -160,10 +160,13 @@ int64_t now_ns() {
 using Clock = std::chrono::steady_clock;
 
 constexpr uint32_t kRingSize = 1024;    // records per worker between two drains
-constexpr uint32_t kWorkerPool = 2047;  // copies per worker in flight (ring + stage + writer)
+constexpr uint32_t kWorkerPool = 4095;  // copies per worker in flight (ring, stage, writer's hold)
 constexpr uint32_t kFormatPool = 511;   // rte_pcapng_copy's blocks on the writer's side
 constexpr uint16_t kWriteBatch = 64;    // blocks per rte_pcapng_write_packets
 constexpr unsigned kDrainBurst = 256;   // records taken from one ring per round
+// With several workers, records wait this long to be written in time order (5 ms of records must
+// fit a worker's pool: 4095 copies hold ~800 k per second and worker).
+constexpr uint64_t kReorderHoldMs = 5;
 // The writer's blocks hold a whole default-sized mbuf's frame plus the EPB header (headroom), its
 // options and our comment (tailroom).
 constexpr uint16_t kFormatRoom = RTE_PKTMBUF_HEADROOM + RTE_MBUF_DEFAULT_DATAROOM + 256;
@@ -337,6 +340,12 @@ void disable_dumpcap() {
 
 namespace {
 
+// A record taken from worker `worker`'s ring, waiting to be written; m is null once freed.
+struct Taken {
+    CaptureRecord rec;
+    uint32_t worker;
+};
+
 // One capture: its request, its file, and what became of it. Counters are atomics (the capture
 // thread writes them, telemetry threads read them); the strings are under Impl::mu.
 struct Run {
@@ -347,6 +356,7 @@ struct Run {
     int64_t ns0 = 0;
     uint64_t rx0[2] = {0, 0};
     Clock::time_point started, deadline;
+    std::vector<Taken> pending;  // the capture thread's: taken, not yet old enough to write
     std::atomic<bool> stop{false};
     std::atomic<int64_t> last_poll_ms{0};
     std::atomic<uint64_t> written{0}, bytes{0};
@@ -391,7 +401,7 @@ struct Capture::Impl {
     void discard_rings();
     void start(const CaptureRequest &req);
     void loop(Run &r);
-    size_t drain(Run &r);
+    size_t drain(Run &r, bool all);
     void write_batch(Run &r, rte_mbuf **batch, uint16_t &n);
     void finish(Run &r, const std::string &ended);
     void status(rte_tel_data *d);
@@ -436,8 +446,6 @@ void Capture::Impl::discard_rings() {
                    rte_ring_sc_dequeue_burst_elem(ring, recs, sizeof(CaptureRecord), 64, nullptr))
             for (unsigned i = 0; i < n; ++i) rte_pktmbuf_free(recs[i].m);
 }
-
-void *capture_thread(void *arg);
 
 void Capture::Impl::start(const CaptureRequest &req) {
     if (run && run->state == "running")
@@ -563,26 +571,34 @@ void Capture::Impl::write_batch(Run &r, rte_mbuf **batch, uint16_t &n) {
     r.bytes += static_cast<uint64_t>(w);
 }
 
-// Takes what every ring holds, in time order across the workers, and writes it (up to the
-// count). Returns how many records were taken.
-size_t Capture::Impl::drain(Run &r) {
-    struct Taken {
-        CaptureRecord rec;
-        uint32_t worker;
-    };
-    std::vector<Taken> taken;  // a record's m is null once it is freed
+// Takes what every ring holds and writes, in time order across the workers, the records older
+// than kReorderHoldMs (all of them when `all` or with one worker), up to the count. A worker hands
+// its records over once per loop, so one worker's may reach its ring after a later one of another
+// worker's: the hold puts them back in order (unless a worker stalls for longer). Returns how many
+// records were taken.
+size_t Capture::Impl::drain(Run &r, bool all) {
+    std::vector<Taken> &pending = r.pending;
     CaptureRecord recs[kDrainBurst];
+    size_t took = 0;
     for (uint32_t w = 0; w < rings.size(); ++w) {
         const unsigned n = rte_ring_sc_dequeue_burst_elem(rings[w], recs, sizeof(CaptureRecord),
                                                           kDrainBurst, nullptr);
-        for (unsigned i = 0; i < n; ++i) taken.push_back({recs[i], w});
+        for (unsigned i = 0; i < n; ++i) pending.push_back({recs[i], w});
+        took += n;
     }
-    std::stable_sort(taken.begin(), taken.end(),
+    std::stable_sort(pending.begin(), pending.end(),
                      [](const Taken &a, const Taken &b) { return a.rec.tsc < b.rec.tsc; });
+    size_t ready = pending.size();
+    if (!all && rings.size() > 1) {
+        const int64_t hold = static_cast<int64_t>(r.hz / 1000 * kReorderHoldMs);
+        const uint64_t now = rte_rdtsc();
+        while (ready && static_cast<int64_t>(now - pending[ready - 1].rec.tsc) < hold) --ready;
+    }
     rte_mbuf *batch[kWriteBatch];
     uint16_t nb = 0;
     try {
-        for (Taken &t : taken) {
+        for (size_t i = 0; i < ready; ++i) {
+            Taken &t = pending[i];
             const CaptureRecord rec = t.rec;
             t.rec.m = nullptr;
             const uint8_t side = side_of_port(rec.port);
@@ -615,18 +631,20 @@ size_t Capture::Impl::drain(Run &r) {
         write_batch(r, batch, nb);
     } catch (...) {
         rte_pktmbuf_free_bulk(batch, nb);
-        for (const Taken &t : taken)  // the records not reached yet
+        for (const Taken &t : pending)  // the records not reached yet
             if (t.rec.m) rte_pktmbuf_free(t.rec.m);
+        pending.clear();
         throw;
     }
-    return taken.size();
+    pending.erase(pending.begin(), pending.begin() + static_cast<ptrdiff_t>(ready));
+    return took;
 }
 
 void Capture::Impl::loop(Run &r) {
     std::string ended;
     try {
         for (;;) {
-            const size_t n = drain(r);
+            const size_t n = drain(r, false);
             if (r.req.count && r.written.load() >= r.req.count) {
                 ended = "count";
                 break;
@@ -675,7 +693,7 @@ void Capture::Impl::finish(Run &r, const std::string &ended) {
         }
     std::string error;
     try {
-        while (drain(r) != 0) {
+        while (drain(r, true) != 0) {
         }
     } catch (const std::exception &e) {
         error = e.what();

@@ -196,3 +196,24 @@ def test_the_daemon_never_writes_over_an_existing_file(lab):
     assert not (lab.caps / "elsewhere").exists()
     r = lab.a.telemetry.query(f"/segwire/capture/start,file={lab.caps / 'x'}")
     assert r["error"] == "count: a capture needs count, duration or lease to end", r
+
+
+def test_two_workers_write_one_file(bed):
+    """Forwarding only, two workers (software steering): each worker copies what it receives and
+    sends into its own ring; the file holds both, every connection whole. (Time order across the
+    workers is best effort: a worker that stalls longer than the writer's hold is written late.)"""
+    sw = bed.start_segwire(workers=2)
+    probe_server(bed.server, "echo-server --port 7000")
+    out = Path(sw.workdir) / "two-workers.pcapng"
+    cap = start_capture(sw, bed.enf, f"-w {out} -f 'tcp *:7000' -d 6")
+    r = probe(bed.client, f"connections --host {bed.SERVER4} --port 7000 --count 40 --parallel 8 --timeout 5")
+    assert r["ok"] == 40, r
+    st = finished(cap)
+    assert st["state"] == "done" and st["lost"] == 0, st
+    pk = packets(out)
+    assert len(pk) == st["written"] == st["received"] + st["sent"]
+    # The EPB queue option carries the worker that copied the packet.
+    queues = sh(f"tshark -r {out} -T fields -e frame.interface_queue").stdout.split()
+    assert set(queues) == {"0", "1"}, "one worker's ring was not written"
+    syns = {p["tcp.srcport"] for p in pk if p["flags"] == SYN and p["dir"] == INBOUND}
+    assert len(syns) == 40
