@@ -6,6 +6,7 @@ incoming rules refuse tcp/7002, so B drops those SYNs (policy-reject).
 """
 import json
 import signal
+import struct
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,28 @@ def packets(path):
     return rows
 
 
+def interface_statistics(path):
+    """{interface id: {option code: value}} of the file's Interface Statistics Blocks (pcapng spec:
+    type 5; isb_ifrecv = 4, isb_ifdrop = 5, 64-bit), read here rather than through tshark, which
+    does not print them."""
+    data, at, out = Path(path).read_bytes(), 0, {}
+    while at < len(data):
+        btype, blen = struct.unpack_from("<II", data, at)
+        if btype == 5:
+            iface, opts, end = struct.unpack_from("<I", data, at + 8)[0], {}, at + blen - 4
+            o = at + 20
+            while o + 4 <= end:
+                code, olen = struct.unpack_from("<HH", data, o)
+                if code == 0:
+                    break
+                if olen == 8:
+                    opts[code] = struct.unpack_from("<Q", data, o + 4)[0]
+                o += 4 + (olen + 3) // 4 * 4
+            out[iface] = opts
+        at += blen
+    return out
+
+
 SYN, ACK = 0x02, 0x10
 INBOUND, OUTBOUND = 1, 2
 
@@ -114,6 +137,10 @@ def test_count_capture_on_both_ports_shows_the_identity_handshake_the_data_and_d
     for iface, direction in ((inside, INBOUND), (outside, OUTBOUND), (outside, INBOUND), (inside, OUTBOUND)):
         one(iface, direction, lambda p: p["tcp.payload"].replace(":", "") == hello, "the data")
     assert not [p for p in pk if p["frame.comment"]], "nothing was dropped"
+    # One statistics block per port: what it received during the capture, nothing lost.
+    isb = interface_statistics(out)
+    assert sorted(isb) == [0, 1], isb
+    assert all(v[4] > 0 and v[5] == 0 for v in isb.values()), isb
 
 
 def test_duration_capture_records_a_policy_drop_with_its_reason(lab):
@@ -166,12 +193,16 @@ def test_refusals_name_the_field_and_dumpcap_says_why_it_is_off(lab):
         return r.stderr
 
     f = lab.caps / "refused.pcapng"
+    f.write_text("an older capture")  # a refused request leaves it alone
     assert "flow: '10.77.0.300'" in refused(f"-w {f} -c 1 -f 'tcp 10.77.0.300'")
     assert "flow:" in refused(f"-w {f} -c 1 -f 'tcp 10.77.0.1 fd77::2'")
     assert "port: 'sideways'" in refused(f"-w {f} -c 1 -i sideways")
     assert "count:" in refused(f"-w {f} -c many")
     assert "is a directory" in refused(f"-w {lab.caps} -c 1")
-    assert not f.exists()
+    assert f.read_text() == "an older capture"
+    # An accepted one replaces it (segwirectl removes it with its user's rights).
+    lab.enf_a.run(f"{ctl} -w {f} -d 0.2")
+    assert f.read_bytes()[:4] == bytes.fromhex("0a0d0d0a")  # a pcapng section header
     # One capture at a time.
     first = start_capture(lab.a, lab.enf_a, f"-w {lab.caps / 'first.pcapng'} -d 30")
     assert "is running" in refused(f"-w {f} -c 1")

@@ -175,7 +175,8 @@ int capture_main(int argc, char **argv, bool json, const std::string &socket) {
         return 2;
     }
     // The daemon creates the file (never over an existing one, never through a symlink): make
-    // the path absolute and remove what is there with this user's rights.
+    // the path absolute; what is there is removed with this user's rights once the daemon has
+    // accepted everything else.
     if (file.front() != '/') {
         char cwd[4096];
         if (!getcwd(cwd, sizeof cwd))
@@ -186,11 +187,8 @@ int capture_main(int argc, char **argv, bool json, const std::string &socket) {
         if (v->find(';') != std::string::npos)
             throw std::runtime_error(std::string(name) + ": ';' cannot be passed to segwire");
     struct stat sb;
-    if (lstat(file.c_str(), &sb) == 0) {
-        if (S_ISDIR(sb.st_mode)) throw std::runtime_error("-w " + file + " is a directory");
-        if (unlink(file.c_str()) != 0)
-            throw std::runtime_error("cannot replace " + file + ": " + strerror(errno));
-    }
+    if (lstat(file.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode))
+        throw std::runtime_error("-w " + file + " is a directory");
     // The lease ends the capture should this process die without stopping it.
     std::string params = "file=" + file + ";port=" + port + ";lease=15";
     if (!flow.empty()) params += ";flow=" + flow;
@@ -205,7 +203,15 @@ int capture_main(int argc, char **argv, bool json, const std::string &socket) {
     sa.sa_handler = on_interrupt;
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
-    rapidjson::Document st = ask(tc, cmd);
+    rapidjson::Document st;
+    try {
+        st = ask(tc, cmd);
+    } catch (const std::runtime_error &e) {
+        if (std::string(e.what()).find("File exists") == std::string::npos) throw;
+        if (unlink(file.c_str()) != 0)
+            throw std::runtime_error("cannot replace " + file + ": " + strerror(errno));
+        st = ask(tc, cmd);
+    }
     const std::string id = u(st, "id");
     std::printf("capture %s: port %s%s%s%s into %s (Ctrl-C stops)\n", id.c_str(), port.c_str(),
                 flow.empty() ? "" : (", flow '" + flow + "'").c_str(),
