@@ -57,8 +57,8 @@ PATHS = [  # (key, label)
     ("segwire-2-flood", "segwire-2, iperf3 under SYN flood"),
     ("segwire-2-l4", "segwire, 2 enforcers (L4 + TFO)"),
     ("segwire-2-l4-notfo", "segwire, 2 enforcers (L4, no TFO)"),
-    ("segwire-1-xdp", "segwire, 1 enforcer (ACL), AF_XDP ports"),
-    ("segwire-2-xdp", "segwire, 2 enforcers (identity), AF_XDP ports"),
+    ("segwire-1-xdp", "segwire-1 on AF_XDP ports"),
+    ("segwire-2-xdp", "segwire-2 on AF_XDP ports"),
 ]
 FLOOD_PATHS = {"segwire-2-flood"}  # iperf3 without and with a flood; no connection rate
 
