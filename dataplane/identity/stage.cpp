@@ -269,6 +269,7 @@ void Stage::free_hs(Flow &f) {
 void Stage::restart_flow(Flow &f) {
     while (rte_mbuf *m = unhold(f)) {
         wstats_->drops[static_cast<size_t>(DropReason::FlowRejected)].add();
+        tx_->cap->dropped(m, DropReason::FlowRejected);
         rte_pktmbuf_free(m);
     }
     free_hs(f);
@@ -832,6 +833,7 @@ void Stage::retire_flows() {
 void Stage::drop_held(Flow &f, DropReason why) {
     while (rte_mbuf *m = unhold(f)) {
         wstats_->drops[static_cast<size_t>(why)].add();
+        tx_->cap->dropped(m, why);
         rte_pktmbuf_free(m);
     }
 }

@@ -276,6 +276,7 @@ class Stage {
     void forward(Pkt &k) { tx_->push(k.m, k.arrival ^ 1); }
     void drop(Pkt &k, DropReason r) {
         wstats_->drops[static_cast<size_t>(r)].add();
+        tx_->cap->dropped(k.m, r);
         rte_pktmbuf_free(k.m);
     }
     policy::Decision decide_by_address(uint32_t pu, policy::Direction dir, const IpAddr &peer,

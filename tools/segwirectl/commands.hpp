@@ -13,4 +13,8 @@ int explain_main(int argc, char **argv, bool json);
 // socket of the enforcer.
 int trace_main(int argc, char **argv, bool json, const std::string &socket);
 
+// segwirectl capture (tools/segwirectl/capture.cpp): argv[0] is "capture"; `socket` the telemetry
+// socket of the enforcer that writes the file.
+int capture_main(int argc, char **argv, bool json, const std::string &socket);
+
 }  // namespace segwire::ctl

@@ -44,6 +44,7 @@ void usage(FILE *out) {
                  "  trace [--follow S] ADDR [ADDR] [PROTO[/PORT]]\n"
                  "                   live: the flows' identity state, peer, policy version, rule,\n"
                  "                   held packets and drop reasons\n"
+                 "  capture -w FILE [-i PORT] [-f FLOW] [-c N] [-d S]   packets to a pcapng file\n"
                  "  raw CMD          any telemetry command, printed as JSON (e.g. raw "
                  "/help,/segwire/flows)\n"
                  "  pki ca --out DIR [--name N]               a CA for an offline deployment\n"
@@ -305,6 +306,7 @@ int main(int argc, char **argv) {
         if (cmd == "pki") return pki(argc - optind - 1, argv + optind + 1);
         if (cmd == "explain") return segwire::ctl::explain_main(argc - optind, argv + optind, json);
         if (cmd == "trace") return segwire::ctl::trace_main(argc - optind, argv + optind, json, sock);
+        if (cmd == "capture") return segwire::ctl::capture_main(argc - optind, argv + optind, json, sock);
         if (cmd == "identity") {
             print_json(tc.get("/segwire/identity"));
         } else if (cmd == "flowlog") {
