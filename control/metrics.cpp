@@ -91,8 +91,9 @@ constexpr IdentityRow kIdentityRows[] = {
      "Flow records lost to a full record ring."},
     {&S::exceptions, "segwire_identity_connection_exceptions_total", false,
      "Connection-exception records made."},
-    {&S::counter_records, "segwire_identity_counter_records_total", false,
-     "Flow counter records made (packets and bytes of a flow at its end or active timeout)."},
+    {&S::counter_records, "segwire_identity_accounting_records_total", false,
+     "Flow accounting (counter) records made: a flow's packets and bytes at its end or active "
+     "timeout."},
     {&S::flows_cut, "segwire_identity_flows_cut_total", false,
      "Authorized flows cut by a policy update or a certificate revocation."},
     {&S::resets_sent, "segwire_identity_resets_sent_total", false,
