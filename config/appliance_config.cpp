@@ -379,7 +379,8 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.finish();
         // Flows are decided and recorded by the identity stage: without one there is nothing.
         if (!root.has("identity"))
-            throw ConfigError("export", "needs an identity section (only an enforcer records flows)");
+            throw ConfigError("export",
+                              "needs an identity section (only an enforcer records flows)");
     }
 
     root.finish();

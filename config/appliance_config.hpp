@@ -172,9 +172,9 @@ struct MetricsConfig {
 // Flow export beside the Console (docs/export.md): JSON lines files and IPFIX to a collector,
 // each off unless its section is given. The JSON key is `export` (a C++ keyword, hence the name).
 struct JsonlExportConfig {
-    std::string path;                    // the file written; rotated files are path.1 .. path.N
+    std::string path;                     // the file written; rotated files are path.1 .. path.N
     uint64_t rotate_bytes = 64ull << 20;  // a file is rotated before a line would take it past this
-    uint32_t keep = 5;                   // rotated files kept (path.1 newest); older are removed
+    uint32_t keep = 5;                    // rotated files kept (path.1 newest); older are removed
 };
 struct IpfixExportConfig {
     std::string collector;  // as written: "HOST:PORT" or "[IPv6]:PORT" (UDP)

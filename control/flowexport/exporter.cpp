@@ -37,8 +37,8 @@ FlowExporter::FlowExporter(const config::FlowExportConfig &cfg, std::string enfo
       writer_(cfg.ipfix.observation_domain),
       now_(static_cast<uint32_t>(std::time(nullptr))) {
     if (cfg.jsonl_enabled())
-        jsonl_ = std::make_unique<JsonlWriter>(cfg.jsonl.path, cfg.jsonl.rotate_bytes,
-                                               cfg.jsonl.keep);
+        jsonl_ =
+            std::make_unique<JsonlWriter>(cfg.jsonl.path, cfg.jsonl.rotate_bytes, cfg.jsonl.keep);
     if (cfg.ipfix_enabled()) {
         refresh_s_ = cfg.ipfix.template_refresh_s;
         addrinfo hints{};
@@ -47,8 +47,8 @@ FlowExporter::FlowExporter(const config::FlowExportConfig &cfg, std::string enfo
         addrinfo *res = nullptr;
         const std::string port = std::to_string(cfg.ipfix.port);
         if (int rc = getaddrinfo(cfg.ipfix.host.c_str(), port.c_str(), &hints, &res); rc != 0)
-            throw std::runtime_error("export.ipfix.collector: cannot resolve " +
-                                     cfg.ipfix.host + ": " + gai_strerror(rc));
+            throw std::runtime_error("export.ipfix.collector: cannot resolve " + cfg.ipfix.host +
+                                     ": " + gai_strerror(rc));
         std::string last_error = "no address";
         for (addrinfo *ai = res; ai; ai = ai->ai_next) {
             // Connected: the kernel then reports an ICMP port unreachable from the collector's

@@ -38,7 +38,8 @@ constexpr Field field_at(bool v6, size_t i) {
         {uint16_t(Ie::kDropReason), kVariable, kSegwirePen, "segwireDropReason"},
         {uint16_t(Ie::kIdentityMode), kVariable, kSegwirePen, "segwireIdentityMode"},
     };
-    if (i == 0) return v6 ? Field{27, 16, 0, "sourceIPv6Address"} : Field{8, 4, 0, "sourceIPv4Address"};
+    if (i == 0)
+        return v6 ? Field{27, 16, 0, "sourceIPv6Address"} : Field{8, 4, 0, "sourceIPv4Address"};
     if (i == 1)
         return v6 ? Field{28, 16, 0, "destinationIPv6Address"}
                   : Field{12, 4, 0, "destinationIPv4Address"};
@@ -109,10 +110,9 @@ void encode(std::vector<uint8_t> &b, const ExportRecord &r) {
     put64(b, r.start_ms);
     put64(b, r.end_ms);
     b.push_back(r.end_reason);
-    for (const std::string *s :
-         {&p.source_id, &p.destination_id, &p.source_type, &p.destination_type, &p.action,
-          &p.observed_action, &p.policy_id, &p.observed_policy_id, &p.rule_name, &p.drop_reason,
-          &p.mode})
+    for (const std::string *s : {&p.source_id, &p.destination_id, &p.source_type,
+                                 &p.destination_type, &p.action, &p.observed_action, &p.policy_id,
+                                 &p.observed_policy_id, &p.rule_name, &p.drop_reason, &p.mode})
         put_string(b, *s);
 }
 

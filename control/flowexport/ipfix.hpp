@@ -28,9 +28,9 @@ inline constexpr size_t kMaxString = 100;
 
 // segwire's IEs (enterprise kSegwirePen), every one a string.
 enum class Ie : uint16_t {
-    kSourceId = 1,       // the source's PU ID, or the external network's name (sourceID)
-    kDestinationId = 2,  // the destination's (destinationID)
-    kAction = 3,         // Accept | Reject
+    kSourceId = 1,        // the source's PU ID, or the external network's name (sourceID)
+    kDestinationId = 2,   // the destination's (destinationID)
+    kAction = 3,          // Accept | Reject
     kObservedAction = 4,  // Accept | Reject | NotApplicable
     kPolicyId = 5,
     kRuleName = 6,

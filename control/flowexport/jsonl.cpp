@@ -115,8 +115,9 @@ void JsonlWriter::flush() {
             counts_.bytes += off;
             counts_.lines_lost += pending_lines_ - whole;
             if (!failing_)
-                spdlog::error("export: cannot write {}: {} (lines are counted as lost until it works)",
-                              path_, std::strerror(err));
+                spdlog::error(
+                    "export: cannot write {}: {} (lines are counted as lost until it works)", path_,
+                    std::strerror(err));
             failing_ = true;
         }
     }
@@ -139,7 +140,8 @@ void JsonlWriter::rotate() {
                 spdlog::warn("export: cannot rename {} to {}: {}", from, to, std::strerror(errno));
         }
         if (::rename(path_.c_str(), (path_ + ".1").c_str()) != 0)
-            spdlog::warn("export: cannot rename {} to {}.1: {}", path_, path_, std::strerror(errno));
+            spdlog::warn("export: cannot rename {} to {}.1: {}", path_, path_,
+                         std::strerror(errno));
     }
     ++counts_.rotations;
     size_ = 0;

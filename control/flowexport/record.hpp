@@ -14,7 +14,7 @@ struct ExportRecord {
     // timestamp (unix seconds when the record was made); value is 0.
     FlowReport report;
     uint16_t source_port = 0;
-    uint8_t family = 4;              // 4 or 6
+    uint8_t family = 4;                  // 4 or 6
     uint8_t src[16] = {}, dst[16] = {};  // network order; IPv4 in the first 4 bytes
     uint64_t start_ms = 0, end_ms = 0;   // unix milliseconds
     uint8_t end_reason = 0;              // IPFIX flowEndReason: 1 idle, 2 active, 3 end of flow

@@ -256,7 +256,7 @@ void Stage::ports_reused(int32_t pos) {
 void Stage::on_flow_removed(int32_t pos, Flow &f) {
     acct_end(pos, f,
              f.state == TcpState::Closing || f.state == TcpState::Closed ? EndReason::kEnd
-                                                                          : EndReason::kIdle);
+                                                                         : EndReason::kIdle);
     Ev &e = ev_;
     e.begin(nullptr, pos, &f, flows_->key_at(pos).proto);
     Facts fx;

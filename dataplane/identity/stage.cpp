@@ -90,7 +90,8 @@ bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_i
         acct_active_tsc_ = uint64_t(idr_->active_timeout_s) * tsc_hz;
         // Every position once per half active timeout: a busy flow's records are at most
         // 1.5 x the active timeout apart.
-        acct_per_tsc_ = double(flows.capacity()) / double(std::max<uint64_t>(acct_active_tsc_ / 2, 1));
+        acct_per_tsc_ =
+            double(flows.capacity()) / double(std::max<uint64_t>(acct_active_tsc_ / 2, 1));
         acct_scan_tsc_ = rte_rdtsc();
     }
     clock_tsc_ = rte_rdtsc();

@@ -331,9 +331,9 @@ class Stage {
     // ---- flow accounting (stage.cpp; docs/export.md), only with IdentityRuntime::active_timeout_s
     // Per flow position: the flow's last decision record and what its counter records counted.
     struct alignas(64) Acct {
-        FlowRecordEvent rec;  // the last kFlow record of the flow (its report key)
-        uint64_t gen;         // Flow::created_tsc of the flow it belongs to (0: none)
-        uint64_t from_tsc;    // start of the interval the next counter record covers
+        FlowRecordEvent rec;         // the last kFlow record of the flow (its report key)
+        uint64_t gen;                // Flow::created_tsc of the flow it belongs to (0: none)
+        uint64_t from_tsc;           // start of the interval the next counter record covers
         uint64_t pkts[2], bytes[2];  // counted by earlier counter records, by canonical side
         uint8_t src_side;            // canonical side of rec.src (the initiator)
         bool decided;                // rec holds a decision of the current connection

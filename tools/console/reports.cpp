@@ -320,8 +320,8 @@ std::vector<FlowRow> aggregate_flows(Db &db, int64_t since) {
     std::vector<FlowRow> rows;
     for (const auto &k : order) {
         const Sums &m = merged[k];
-        rows.push_back({k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], m.count, m.packets,
-                        m.bytes});
+        rows.push_back(
+            {k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], m.count, m.packets, m.bytes});
     }
     std::stable_sort(rows.begin(), rows.end(),
                      [](const FlowRow &a, const FlowRow &b) { return a.count > b.count; });
@@ -330,8 +330,8 @@ std::vector<FlowRow> aggregate_flows(Db &db, int64_t since) {
 
 std::string format_flow_table(const std::vector<FlowRow> &rows) {
     std::vector<std::vector<std::string>> cells = {{"SOURCE", "DESTINATION", "PORT", "ACTION",
-                                                    "OBSERVED", "POLICY", "RULE", "REASON",
-                                                    "COUNT", "PACKETS", "BYTES"}};
+                                                    "OBSERVED", "POLICY", "RULE", "REASON", "COUNT",
+                                                    "PACKETS", "BYTES"}};
     for (const auto &r : rows)
         cells.push_back({r.source, r.destination, r.port, r.action,
                          r.observed.empty() ? "-" : r.observed, r.policy.empty() ? "-" : r.policy,

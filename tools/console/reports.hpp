@@ -49,9 +49,9 @@ struct FlowRow {
     int64_t packets = 0, bytes = 0;  // both directions (sourcePackets + destinationPackets, ...)
 };
 
-// Sums of `value`, packets and bytes grouped by (source, destination, port, action, observed action, policy, rule,
-// reason); IDs of PUs, external networks and policies are shown by name when the Console knows
-// them.
+// Sums of `value`, packets and bytes grouped by (source, destination, port, action, observed
+// action, policy, rule, reason); IDs of PUs, external networks and policies are shown by name when
+// the Console knows them.
 std::vector<FlowRow> aggregate_flows(Db &db, int64_t since = -1);
 std::string format_flow_table(const std::vector<FlowRow> &rows);
 

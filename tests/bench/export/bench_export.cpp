@@ -120,9 +120,15 @@ void run(benchmark::State &state, bool jsonl, bool ipfix) {
     for (int k = 1; k <= 5; ++k) unlink((path + "." + std::to_string(k)).c_str());
 }
 
-void BM_ExportJsonl(benchmark::State &s) { run(s, true, false); }
-void BM_ExportIpfix(benchmark::State &s) { run(s, false, true); }
-void BM_ExportBoth(benchmark::State &s) { run(s, true, true); }
+void BM_ExportJsonl(benchmark::State &s) {
+    run(s, true, false);
+}
+void BM_ExportIpfix(benchmark::State &s) {
+    run(s, false, true);
+}
+void BM_ExportBoth(benchmark::State &s) {
+    run(s, true, true);
+}
 BENCHMARK(BM_ExportJsonl)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_ExportIpfix)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_ExportBoth)->Unit(benchmark::kMicrosecond);

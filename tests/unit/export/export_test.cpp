@@ -68,8 +68,12 @@ ExportRecord record(uint8_t family = 4, uint16_t sport = 40000) {
 
 // ---- an IPFIX decoder from RFC 7011, independent of the writer ----
 
-uint16_t be16(const uint8_t *p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-uint32_t be32(const uint8_t *p) { return uint32_t(be16(p)) << 16 | be16(p + 2); }
+uint16_t be16(const uint8_t *p) {
+    return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
+uint32_t be32(const uint8_t *p) {
+    return uint32_t(be16(p)) << 16 | be16(p + 2);
+}
 
 struct Spec {
     uint16_t id, len;
@@ -89,7 +93,9 @@ struct Message {
     std::vector<std::pair<uint16_t, Rec>> records;  // (template id, fields)
 };
 
-std::string key(uint32_t pen, uint16_t id) { return std::to_string(pen) + "/" + std::to_string(id); }
+std::string key(uint32_t pen, uint16_t id) {
+    return std::to_string(pen) + "/" + std::to_string(id);
+}
 
 // Decodes one message; templates learned earlier may be passed in (a message without them).
 Message decode(std::span<const uint8_t> m, std::map<uint16_t, std::vector<Spec>> known = {}) {
@@ -185,10 +191,10 @@ TEST(Ipfix, MessageCarriesTemplatesAndOneBiflowRecordPerFlow) {
     EXPECT_EQ(v4.at(key(0, 7)).num, 40000u);
     EXPECT_EQ(v4.at(key(0, 11)).num, 7000u);
     EXPECT_EQ(v4.at(key(0, 4)).num, 6u);
-    EXPECT_EQ(v4.at(key(0, 2)).num, 12u);           // packetDeltaCount
-    EXPECT_EQ(v4.at(key(0, 1)).num, 1234u);         // octetDeltaCount
-    EXPECT_EQ(v4.at(key(kRev, 2)).num, 10u);        // reversePacketDeltaCount (RFC 5103)
-    EXPECT_EQ(v4.at(key(kRev, 1)).num, 987654u);    // reverseOctetDeltaCount
+    EXPECT_EQ(v4.at(key(0, 2)).num, 12u);         // packetDeltaCount
+    EXPECT_EQ(v4.at(key(0, 1)).num, 1234u);       // octetDeltaCount
+    EXPECT_EQ(v4.at(key(kRev, 2)).num, 10u);      // reversePacketDeltaCount (RFC 5103)
+    EXPECT_EQ(v4.at(key(kRev, 1)).num, 987654u);  // reverseOctetDeltaCount
     EXPECT_EQ(v4.at(key(0, 152)).num, 1'800'000'000'123ull);
     EXPECT_EQ(v4.at(key(0, 153)).num, 1'800'000'004'567ull);
     EXPECT_EQ(v4.at(key(0, 136)).num, 3u);
@@ -231,11 +237,11 @@ TEST(Ipfix, EveryTemplateFieldIsDocumentedAndRecordsFitOneMessage) {
     std::string s(300, 'x');
     s[ipfix::kMaxString - 1] = '\xc3';  // a two-byte character across the cut
     s[ipfix::kMaxString] = '\xa9';
-    for (std::string *f : {&big.report.source_id, &big.report.destination_id,
-                           &big.report.policy_id, &big.report.rule_name, &big.report.drop_reason,
-                           &big.report.observed_policy_id, &big.report.source_type,
-                           &big.report.destination_type, &big.report.action,
-                           &big.report.observed_action, &big.report.mode})
+    for (std::string *f :
+         {&big.report.source_id, &big.report.destination_id, &big.report.policy_id,
+          &big.report.rule_name, &big.report.drop_reason, &big.report.observed_policy_id,
+          &big.report.source_type, &big.report.destination_type, &big.report.action,
+          &big.report.observed_action, &big.report.mode})
         *f = s;
     ipfix::Writer w(1);
     w.begin(1, true);
@@ -523,7 +529,8 @@ TEST(ExportConfig, DefaultsAndFields) {
 
 TEST(ExportConfig, ErrorsNameTheField) {
     EXPECT_EQ(config_error(R"({"jsonl": {}})"), "export.jsonl.path: missing");
-    EXPECT_EQ(config_error(R"({"jsonl": {"path": "/tmp/"}})"), "export.jsonl.path: must name a file");
+    EXPECT_EQ(config_error(R"({"jsonl": {"path": "/tmp/"}})"),
+              "export.jsonl.path: must name a file");
     EXPECT_NE(config_error(R"({"jsonl": {"path": "/tmp/f", "rotate_bytes": 10}})")
                   .find("export.jsonl.rotate_bytes: must be between 1024"),
               std::string::npos);
@@ -541,9 +548,9 @@ TEST(ExportConfig, ErrorsNameTheField) {
               std::string::npos);
     EXPECT_NE(config_error(R"({"ipfix": {"collector": "fd00::1:4739"}})").find("in brackets"),
               std::string::npos);
-    EXPECT_NE(config_error(R"({"ipfix": {"collector": "[fd00::1]4739"}})")
-                  .find("is not [IPv6]:PORT"),
-              std::string::npos);
+    EXPECT_NE(
+        config_error(R"({"ipfix": {"collector": "[fd00::1]4739"}})").find("is not [IPv6]:PORT"),
+        std::string::npos);
     EXPECT_NE(config_error(R"({"ipfix": {"collector": "h:1", "template_refresh_s": 0}})")
                   .find("export.ipfix.template_refresh_s: must be between 1 and 86400"),
               std::string::npos);
