@@ -24,7 +24,7 @@ namespace {
 App *g_app = nullptr;
 std::mutex g_dump_mutex;                // one flow dump at a time (telemetry clients may be many)
 std::vector<dp::FlowRecord> g_flows;    // the last dump, paged out by /segwire/flows,<page>
-constexpr uint32_t kFlowsPerPage = 32;  // keeps one reply well under the 16 KiB telemetry limit
+constexpr uint32_t kFlowsPerPage = 24;  // keeps one reply well under the 16 KiB telemetry limit
 constexpr uint32_t kDumpRowsPerWorker = 65536;
 
 // Telemetry names allow only [A-Za-z0-9_/].
@@ -211,6 +211,14 @@ int cmd_flows(const char *, const char *params, rte_tel_data *d) {
         rte_tel_data_add_dict_u64(c, "bytes_back", r.bytes[a_init ? 1 : 0]);
         rte_tel_data_add_dict_u64(c, "age_s", r.age_s);
         rte_tel_data_add_dict_u64(c, "idle_s", r.idle_s);
+        rte_tel_data_add_dict_string(c, "role", r.role == dp::kRoleClient   ? "client"
+                                                : r.role == dp::kRoleServer ? "server"
+                                                                            : "none");
+        rte_tel_data_add_dict_u64(c, "held", r.held);
+        rte_tel_data_add_dict_u64(c, "parked", r.parked);
+        rte_tel_data_add_dict_u64(c, "decided_version", r.decided_version);
+        rte_tel_data_add_dict_string(c, "peer_pu", r.peer_pu);
+        rte_tel_data_add_dict_string(c, "peer_enforcer", r.peer_enforcer);
         rte_tel_data_add_dict_container(d, ("f" + std::to_string(i)).c_str(), c, 0);
     }
     return 0;

@@ -287,6 +287,18 @@ void Worker::answer_dump(uint64_t now) {
         r.bytes[0] = f.bytes[0], r.bytes[1] = f.bytes[1];
         r.age_s = static_cast<uint32_t>((now - f.created_tsc) / tsc_hz_);
         r.idle_s = static_cast<uint32_t>((now - f.last_tsc) / tsc_hz_);
+        r.role = f.role;
+        r.parked = f.parked;
+        r.held = f.hold.count;
+        r.decided_version = f.decided_version;
+        auto copy = [](char (&dst)[48], std::string_view v) {
+            const size_t n = std::min(v.size(), sizeof dst - 1);
+            std::memcpy(dst, v.data(), n);
+            dst[n] = '\0';
+        };
+        const bool peer = f.peer && f.peer->status == crypto::ClaimsReason::Ok;
+        copy(r.peer_pu, peer ? f.peer->claims.pu_id() : std::string_view());
+        copy(r.peer_enforcer, peer ? f.peer->claims.enforcer_id() : std::string_view());
     }
     dump_.count = n;
     dump_.completed.store(req, std::memory_order_release);
