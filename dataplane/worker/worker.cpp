@@ -219,8 +219,10 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
             flows_.touch(p, now, tclass);
         }
         if (fresh) {
+            // Bytes of the IP datagram (header and payload, as IPFIX's octetDeltaCount counts
+            // them): without the Ethernet header, VLAN tags and padding.
             ++f.pkts[side];
-            f.bytes[side] += m->pkt_len;
+            f.bytes[side] += v.ip_end - v.l3_off;
         }
         if (!enforce) {
             tx_.push(m, arrival ^ 1);

@@ -37,7 +37,9 @@ void usage(FILE *out) {
                  "  ports            the inside and outside ports\n"
                  "  flows            the flow table of every worker\n"
                  "  identity         identity handshake counters, policy version, HMAC back-end\n"
-                 "  flowlog          flow reports (action, policy, rule, drop reason) since start\n"
+                 "  flowlog          flow reports (action, policy, rule, drop reason, packets, "
+                 "bytes) since start\n"
+                 "  export           flow export: JSON lines and IPFIX counters\n"
                  "  explain [--policy FILE|DIR | --console URL --token T] SRC DST PROTO[/PORT]\n"
                  "                   offline: each enforcer's decision for a flow, every rule and why\n"
                  "                   the others did not match (segwirectl explain --help)\n"
@@ -168,8 +170,9 @@ int print_flows(TelemetryClient &tc) {
 int print_flowlog(TelemetryClient &tc) {
     rapidjson::Document first = tc.get("/segwire/flowlog");
     uint64_t pages = u(first, "pages");
-    std::printf("%-7s %-9s %-24s %-24s %6s %-24s %-16s %-22s %8s\n", "action", "observed", "source",
-                "destination", "port", "policy", "rule", "reason", "count");
+    std::printf("%-7s %-9s %-24s %-24s %6s %-24s %-16s %-22s %8s %8s %8s\n", "action", "observed",
+                "source", "destination", "port", "policy", "rule", "reason", "count", "packets",
+                "bytes");
     auto print_page = [](const rapidjson::Value &page) {
         for (auto &m : page.GetObject()) {
             if (m.name.GetString()[0] != 'r' || !m.value.IsObject()) continue;
@@ -177,11 +180,14 @@ int print_flowlog(TelemetryClient &tc) {
             std::string src = s(r, "sourceID").empty() ? s(r, "sourceIP") : s(r, "sourceID");
             std::string dst =
                 s(r, "destinationID").empty() ? s(r, "destinationIP") : s(r, "destinationID");
-            std::printf("%-7s %-9s %-24s %-24s %6llu %-24s %-16s %-22s %8llu\n",
+            // Both directions' packets and bytes (the flows' counter records, docs/export.md).
+            std::printf("%-7s %-9s %-24s %-24s %6llu %-24s %-16s %-22s %8llu %8s %8s\n",
                         s(r, "action").c_str(), s(r, "observedAction").c_str(), src.c_str(),
                         dst.c_str(), (unsigned long long)u(r, "destinationPort"),
                         s(r, "policyID").c_str(), s(r, "ruleName").c_str(),
-                        s(r, "dropReason").c_str(), (unsigned long long)u(r, "value"));
+                        s(r, "dropReason").c_str(), (unsigned long long)u(r, "value"),
+                        human(u(r, "sourcePackets") + u(r, "destinationPackets")).c_str(),
+                        human(u(r, "sourceBytes") + u(r, "destinationBytes")).c_str());
         }
     };
     print_page(first);
@@ -324,7 +330,7 @@ int main(int argc, char **argv) {
         } else if (cmd == "stats") {
             auto d = tc.get("/segwire/stats");
             json ? print_json(d) : print_stats(d);
-        } else if (cmd == "workers" || cmd == "ports") {
+        } else if (cmd == "workers" || cmd == "ports" || cmd == "export") {
             print_json(tc.get("/segwire/" + cmd));
         } else if (cmd == "flows") {
             if (json) {
