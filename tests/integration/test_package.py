@@ -248,7 +248,8 @@ def test_units_run_under_systemd(host):
         wait_for(healthy, timeout=120, what="segwire-console's /healthz")
         pid = m.unit("segwire-console", "MainPID")["MainPID"]
         st = proc_status(m, pid)
-        assert int(st["Uid"].split()[0]) != 0, st
+        uid = int(st["Uid"].split()[0])
+        assert uid != 0, st
         assert int(st["CapEff"], 16) == 0 and int(st["CapBnd"], 16) == 0, st
         assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2", st
         # The data directory where systemd keeps a DynamicUser's state (segwire-console.postrm
@@ -258,6 +259,8 @@ def test_units_run_under_systemd(host):
         # takes the new credential at once, and again after a restart.
         m.run("segwire-console appcred create --data /var/lib/segwire-console --name ops "
               "--role admin --out /root/ops.json")
+        # Every file of the data directory is still the service's.
+        assert m.run(f"find /var/lib/private/segwire-console ! -uid {uid}").stdout == ""
         (m.root / "root" / "issue.py").write_text(ISSUE)
         ns = json.loads(m.run("/usr/bin/python3 /root/issue.py /root/ops.json").stdout)
         assert "name" in ns, ns
@@ -272,10 +275,12 @@ def test_units_run_under_systemd(host):
 def test_purge_leaves_nothing_behind(host):
     # A Console that ran here would have left its data where systemd keeps a DynamicUser's state
     # (the layout test_units_run_under_systemd saw); an enforcer its state and an instance link.
+    # (On a host running systemd the installation started the Console, which made them already.)
     Path("/var/lib/private").mkdir(mode=0o700, exist_ok=True)
-    Path("/var/lib/private/segwire-console").mkdir(mode=0o700)
-    Path("/var/lib/private/segwire-console/console.db").write_text("")
-    Path("/var/lib/segwire-console").symlink_to("private/segwire-console")
+    Path("/var/lib/private/segwire-console").mkdir(mode=0o700, exist_ok=True)
+    Path("/var/lib/private/segwire-console/console.db").touch()
+    if not Path("/var/lib/segwire-console").is_symlink():
+        Path("/var/lib/segwire-console").symlink_to("private/segwire-console")
     Path("/var/lib/segwire/edge1").mkdir()
     wants = Path("/etc/systemd/system/multi-user.target.wants")
     (wants / "segwire@edge1.service").symlink_to("/lib/systemd/system/segwire@.service")
