@@ -353,8 +353,72 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.finish();
     }
 
+    if (const Value *v = root.get("export")) {
+        Obj o(*v, "export");
+        auto &x = c.flow_export;
+        o.uint("active_timeout_s", x.active_timeout_s, 1, 86400);
+        if (const Value *j = o.get("jsonl")) {
+            Obj oj(*j, "export.jsonl");
+            oj.str("path", x.jsonl.path, true);
+            if (x.jsonl.path.empty() || x.jsonl.path.back() == '/')
+                throw ConfigError(oj.at("path"), "must name a file");
+            oj.uint("rotate_bytes", x.jsonl.rotate_bytes, 1024, uint64_t(1) << 40);
+            oj.uint("keep", x.jsonl.keep, 0, 1000);
+            oj.finish();
+        }
+        if (const Value *i = o.get("ipfix")) {
+            Obj oi(*i, "export.ipfix");
+            oi.str("collector", x.ipfix.collector, true);
+            std::string problem;
+            if (!parse_host_port(x.ipfix.collector, &x.ipfix.host, &x.ipfix.port, &problem))
+                throw ConfigError(oi.at("collector"), problem);
+            oi.uint("observation_domain", x.ipfix.observation_domain, 0, UINT32_MAX);
+            oi.uint("template_refresh_s", x.ipfix.template_refresh_s, 1, 86400);
+            oi.finish();
+        }
+        o.finish();
+        // Flows are decided and recorded by the identity stage: without one there is nothing.
+        if (!root.has("identity"))
+            throw ConfigError("export",
+                              "needs an identity section (only an enforcer records flows)");
+    }
+
     root.finish();
     return c;
+}
+
+bool parse_host_port(const std::string &text, std::string *host, uint16_t *port,
+                     std::string *problem) {
+    std::string h, p;
+    if (!text.empty() && text[0] == '[') {
+        const size_t close = text.find(']');
+        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            *problem = "\"" + text + "\" is not [IPv6]:PORT";
+            return false;
+        }
+        h = text.substr(1, close - 1);
+        p = text.substr(close + 2);
+    } else {
+        const size_t colon = text.rfind(':');
+        if (colon == std::string::npos || text.find(':') != colon) {
+            *problem = "\"" + text + "\" is not HOST:PORT (an IPv6 address goes in brackets)";
+            return false;
+        }
+        h = text.substr(0, colon);
+        p = text.substr(colon + 1);
+    }
+    if (h.empty() || h.find_first_of(" \t/") != std::string::npos) {
+        *problem = "\"" + text + "\" has no usable host";
+        return false;
+    }
+    if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoul(p) < 1 || std::stoul(p) > 65535) {
+        *problem = "\"" + text + "\" needs a port in 1..65535";
+        return false;
+    }
+    *host = h;
+    *port = static_cast<uint16_t>(std::stoul(p));
+    return true;
 }
 
 ApplianceConfig load_appliance_config(const std::string &path) {

@@ -169,6 +169,36 @@ struct MetricsConfig {
     bool enabled() const { return port != 0; }
 };
 
+// Flow export beside the Console (docs/export.md): JSON lines files and IPFIX to a collector,
+// each off unless its section is given. The JSON key is `export` (a C++ keyword, hence the name).
+struct JsonlExportConfig {
+    std::string path;                     // the file written; rotated files are path.1 .. path.N
+    uint64_t rotate_bytes = 64ull << 20;  // a file is rotated before a line would take it past this
+    uint32_t keep = 5;                    // rotated files kept (path.1 newest); older are removed
+};
+struct IpfixExportConfig {
+    std::string collector;  // as written: "HOST:PORT" or "[IPv6]:PORT" (UDP)
+    std::string host;       // without brackets: an address or a name resolved at start
+    uint16_t port = 0;      // 0 = off
+    uint32_t observation_domain = 1;
+    uint32_t template_refresh_s = 60;  // templates are sent again this often (RFC 7011 8.4)
+};
+struct FlowExportConfig {
+    // Counter records of a flow that lasts are made at least every 1.5 x this (its packets and
+    // bytes so far). Also governs the counts in the Console's flow reports.
+    uint32_t active_timeout_s = 60;
+    JsonlExportConfig jsonl;
+    IpfixExportConfig ipfix;
+    bool jsonl_enabled() const { return !jsonl.path.empty(); }
+    bool ipfix_enabled() const { return ipfix.port != 0; }
+    bool enabled() const { return jsonl_enabled() || ipfix_enabled(); }
+};
+
+// "HOST:PORT" or "[IPv6]:PORT" with a port in 1..65535. False with `*problem` set (a sentence
+// without the field name) otherwise. The host may be a name (resolved by the caller).
+bool parse_host_port(const std::string &text, std::string *host, uint16_t *port,
+                     std::string *problem);
+
 struct ApplianceConfig {
     EalConfig eal;
     PortConfig inside;
@@ -185,6 +215,7 @@ struct ApplianceConfig {
     DnsConfig dns;
     ConsoleConfig console;
     MetricsConfig metrics;
+    FlowExportConfig flow_export;  // "export"
 };
 
 // Parse and validate. Throws ConfigError naming the field.

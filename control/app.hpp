@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "config/appliance_config.hpp"
+#include "control/capture.hpp"
 #include "control/eal_setup.hpp"
 #include "control/console_sync.hpp"
 #include "control/enforcement.hpp"
@@ -31,6 +32,9 @@ struct App {
     rte_mempool *pool = nullptr;  // the one packet pool
     uint64_t start_tsc = 0;
     int64_t start_unix = 0;  // wall clock at start (segwire_start_time_seconds)
+    std::string dumpcap;     // dpdk-dumpcap support: "ready" or "off: <why>" (docs/capture.md)
+    // `segwirectl capture` (docs/capture.md); destroyed once the workers have returned.
+    std::unique_ptr<Capture> capture;
     // metrics.listen's server (null when off). Declared last so that it is destroyed first: it
     // reads everything above; main.cpp's finish() also stops it before tearing anything down.
     std::unique_ptr<MetricsServer> metrics;

@@ -874,6 +874,14 @@ void ConsoleSync::submit_reports(std::vector<FlowReport> flows, std::vector<Exce
         kv(w, "serviceType", "L3");
         w.Key("value");
         w.Uint64(r.value);
+        // The flows' packets and bytes in this interval (their counter records, docs/export.md).
+        for (auto [key, v] : {std::pair{"sourcePackets", r.source_packets},
+                              std::pair{"sourceBytes", r.source_bytes},
+                              std::pair{"destinationPackets", r.destination_packets},
+                              std::pair{"destinationBytes", r.destination_bytes}}) {
+            w.Key(key);
+            w.Uint64(v);
+        }
         w.Key("timestamp");
         w.Uint(r.timestamp);
         w.EndObject();

@@ -175,6 +175,12 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
     rt_.slow_jobs = h.slowpath_queue;
     rt_.dns_queries = cfg.dns.queries_per_worker;
     rt_.dns_query_timeout_ms = cfg.dns.query_timeout_ms;
+    // Flow accounting whenever someone reads the counts: the exporters, or the Console's flow
+    // reports (docs/export.md). Off, the workers keep no per-flow slot and make no counter record.
+    if (cfg.flow_export.enabled() || cfg.console.enabled())
+        rt_.active_timeout_s = cfg.flow_export.active_timeout_s;
+    if (cfg.flow_export.enabled())
+        export_ = std::make_unique<flowexport::FlowExporter>(cfg.flow_export, id.enforcer_id);
     const unsigned jobs = pow2_at_least(h.slowpath_queue + 1);
     for (uint32_t w = 0; w < workers; ++w) {
         const std::string n = std::to_string(w);
@@ -628,6 +634,7 @@ void Enforcement::tick() {
     }
     publisher_.reclaim();
     drain_records();
+    if (export_) export_->flush(now);
 }
 
 const policy::PolicySnapshot *Enforcement::snapshot_for(uint64_t version) const {
@@ -724,8 +731,31 @@ void Enforcement::add_record(const dp::FlowRecordEvent &e) {
             r.drop_reason += std::string("/") +
                              crypto::to_string(static_cast<crypto::ClaimsReason>(e.claims_reason));
     }
-    r.value = 1;
     r.timestamp = e.timestamp;
+    if (e.kind != dp::RecordKind::kFlowCounters) {
+        r.value = 1;
+        reports_.add_flow(std::move(r));
+        return;
+    }
+    // A counter record: the flow's packets and bytes into the report its decision made (value
+    // 0: the flow was counted there already), and the record to the exporters.
+    r.source_packets = e.packets[0];
+    r.source_bytes = e.bytes[0];
+    r.destination_packets = e.packets[1];
+    r.destination_bytes = e.bytes[1];
+    if (export_) {
+        flowexport::ExportRecord x;
+        x.report = r;
+        x.source_port = e.sport;
+        x.family = e.family;
+        std::memcpy(x.src, e.src.b, sizeof x.src);
+        std::memcpy(x.dst, e.dst.b, sizeof x.dst);
+        x.start_ms = e.start_ms;
+        x.end_ms = e.start_ms + e.duration_ms;
+        x.end_reason = static_cast<uint8_t>(e.end_reason);
+        x.end_reason_name = dp::end_reason_name(e.end_reason);
+        export_->add(x);
+    }
     reports_.add_flow(std::move(r));
 }
 
@@ -745,6 +775,11 @@ std::vector<FlowReport> Enforcement::take_flow_reports() {
 
 std::vector<ExceptionReport> Enforcement::take_exception_reports() {
     return reports_.take_exceptions();
+}
+
+std::optional<flowexport::ExportCounts> Enforcement::export_counts() const {
+    if (!export_) return std::nullopt;
+    return export_->counts();
 }
 
 std::vector<FlowReport> Enforcement::total_flow_reports() const {

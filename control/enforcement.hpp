@@ -9,12 +9,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "config/appliance_config.hpp"
 #include "config/policy/model.hpp"
 #include "control/dns/fqdn.hpp"
+#include "control/flowexport/exporter.hpp"
 #include "control/policy/publisher.hpp"
 #include "control/reports.hpp"
 #include "control/slowpath.hpp"
@@ -132,6 +134,10 @@ class Enforcement {
     // The report collections' sizes, bounds and overflow counts (telemetry, heartbeats).
     ReportCounts report_counts() const { return reports_.counts(); }
     const SlowPath &slowpath() const { return *slow_; }
+    // The flow exporter's counters (any thread); none when no export is configured.
+    std::optional<flowexport::ExportCounts> export_counts() const;
+    // Flow accounting's active timeout handed to the workers (0: off; docs/export.md).
+    uint32_t active_timeout_s() const { return rt_.active_timeout_s; }
 
   private:
     void apply_set(const policy::PolicySet &set);
@@ -175,6 +181,9 @@ class Enforcement {
     uint64_t state_version_ = 0;
 
     ReportBook reports_;
+    // JSON lines and IPFIX export of flow counter records (null: not configured). Control thread
+    // (add_record, tick); its counters are read by telemetry and metrics.
+    std::unique_ptr<flowexport::FlowExporter> export_;
 
     // The published state's parts, so that a DNS answer can republish it with a new FQDN set
     // without re-signing claims. state_mu_ also guards policy_ for the slow-path thread.

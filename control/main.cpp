@@ -135,9 +135,11 @@ bool enroll_under_fail_mode(control::App &app, config::IdentityConfig &id, bool 
 void start_observability(control::App &app) {
     if (app.cfg.metrics.enabled()) app.metrics = std::make_unique<control::MetricsServer>(app);
     control::register_telemetry(app);
+    app.capture = std::make_unique<control::Capture>(app);
 }
 
 void shut_ports(control::App &app) {
+    app.capture.reset();  // the workers have returned; its last blocks name the ports
     control::stop_port(app.ports[0].port_id);
     control::stop_port(app.ports[1].port_id);
 }
@@ -145,11 +147,13 @@ void shut_ports(control::App &app) {
 int finish(std::unique_ptr<control::App> app, int rc) {
     g_stop = nullptr;
     app->metrics.reset();  // first: it reads the workers, the enforcement and the sync
+    app->capture.reset();
     if (app->sync) app->sync->stop();
     app->workers.clear();
     app->enforcement_live.store(nullptr);
     app->enforcement.reset();
     app->sync.reset();
+    control::disable_dumpcap();
     rte_eal_cleanup();
     return rc;
 }
@@ -171,6 +175,9 @@ int run(const config::ApplianceConfig &cfg) {
     }
     app->start_tsc = rte_rdtsc();
     app->start_unix = static_cast<int64_t>(std::time(nullptr));
+    // dpdk-dumpcap attaches as a secondary process: only to an EAL on hugepages.
+    app->dumpcap = control::enable_dumpcap(rte_eal_has_hugepages());
+    spdlog::info("dpdk-dumpcap: {}", app->dumpcap);
     int rc = 0;
     try {
         if (rte_lcore_count() < cfg.workers + 1)

@@ -91,6 +91,9 @@ constexpr IdentityRow kIdentityRows[] = {
      "Flow records lost to a full record ring."},
     {&S::exceptions, "segwire_identity_connection_exceptions_total", false,
      "Connection-exception records made."},
+    {&S::counter_records, "segwire_identity_accounting_records_total", false,
+     "Flow accounting (counter) records made: a flow's packets and bytes at its end or active "
+     "timeout."},
     {&S::flows_cut, "segwire_identity_flows_cut_total", false,
      "Authorized flows cut by a policy update or a certificate revocation."},
     {&S::resets_sent, "segwire_identity_resets_sent_total", false,
@@ -477,6 +480,38 @@ void render_sync(Exposition &x, const ConsoleSync &sync) {
         .sample(static_cast<uint64_t>(std::max<int64_t>(s.cache_saved_at, 0)));
 }
 
+// Flow accounting and export (docs/export.md): zeros when no exporter is configured.
+void render_export(Exposition &x, const Enforcement &e) {
+    const flowexport::ExportCounts c =
+        e.export_counts() ? *e.export_counts() : flowexport::ExportCounts{};
+    x.gauge("segwire_flow_accounting_active_timeout_seconds",
+            "Active timeout of flow counter records (0: flow accounting off).")
+        .sample(e.active_timeout_s());
+    x.counter("segwire_export_records_total", "Flow counter records handed to the exporters.")
+        .sample(c.records);
+    x.counter("segwire_export_jsonl_lines_total",
+              "JSON lines written to the export file, and lost (the file could not be written).")
+        .sample(c.jsonl_lines, {{"result", "written"}})
+        .sample(c.jsonl_lines_lost, {{"result", "lost"}});
+    x.counter("segwire_export_jsonl_bytes_total", "Bytes written to the JSON lines export file.")
+        .sample(c.jsonl_bytes);
+    x.counter("segwire_export_jsonl_rotations_total", "JSON lines export files rotated.")
+        .sample(c.jsonl_rotations);
+    x.counter("segwire_export_ipfix_messages_total",
+              "IPFIX messages sent to the collector, and lost (the socket did not take them).")
+        .sample(c.ipfix_messages, {{"result", "sent"}})
+        .sample(c.ipfix_messages_lost, {{"result", "lost"}});
+    x.counter("segwire_export_ipfix_records_total",
+              "IPFIX data records in messages sent, and in messages lost.")
+        .sample(c.ipfix_records, {{"result", "sent"}})
+        .sample(c.ipfix_records_lost, {{"result", "lost"}});
+    x.counter("segwire_export_ipfix_templates_total", "IPFIX messages that carried the templates.")
+        .sample(c.ipfix_templates);
+    x.counter("segwire_export_ipfix_refused_total",
+              "ICMP refusals from the collector's host (earlier datagrams found no listener).")
+        .sample(c.ipfix_refused);
+}
+
 }  // namespace
 
 std::string render_metrics(const App &app) {
@@ -489,6 +524,7 @@ std::string render_metrics(const App &app) {
     if (e) {
         render_policy(x, app, *e);
         render_identity(x, app, *e);
+        render_export(x, *e);
     }
     if (app.sync) render_sync(x, *app.sync);
     return x.take();

@@ -27,7 +27,7 @@ std::string DnsReport::key() const {
 template <class Report>
 void ReportBook::Keyed<Report>::add(const std::string &key, Report r) {
     if (auto it = map.find(key); it != map.end()) {
-        it->second.value += r.value;
+        it->second.add_counts(r);
     } else if (map.size() < max) {
         map.emplace(key, std::move(r));
     } else {

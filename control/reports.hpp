@@ -24,9 +24,20 @@ struct FlowReport {
     std::string policy_id, observed_policy_id, rule_name, drop_reason;
     std::string mode;  // how the peer was identified: address, v1, udp, l4, l4-auto
     uint64_t value = 0;
+    // Packets and bytes (of IP datagrams) sent by the source and by the destination, from the
+    // flows' counter records (docs/export.md); summed like `value`, not part of the key.
+    uint64_t source_packets = 0, source_bytes = 0, destination_packets = 0, destination_bytes = 0;
     uint32_t timestamp = 0;  // first record of the interval
-    // The aggregation key: every field but value and timestamp (source port is never part of it).
+    // The aggregation key: every field but the counts and timestamp (source port is never part
+    // of it).
     std::string key() const;
+    void add_counts(const FlowReport &o) {
+        value += o.value;
+        source_packets += o.source_packets;
+        source_bytes += o.source_bytes;
+        destination_packets += o.destination_packets;
+        destination_bytes += o.destination_bytes;
+    }
 };
 
 // A connection-exception report: a handshake that never completed.
@@ -45,6 +56,7 @@ struct DnsReport {
     uint64_t value = 0;
     uint32_t timestamp = 0;
     std::string key() const;
+    void add_counts(const DnsReport &o) { value += o.value; }
 };
 
 struct ReportLimits {
@@ -75,7 +87,8 @@ class ReportBook {
   public:
     explicit ReportBook(ReportLimits limits = {});
 
-    // Counts one record (r.value, normally 1) into the interval's reports and the flowlog.
+    // Counts one record (r.value, normally 1; 0 with packets and bytes for a flow's counter
+    // record) into the interval's reports and the flowlog.
     void add_flow(FlowReport r);
     void add_exception(ExceptionReport r);
     void add_dns(DnsReport r);

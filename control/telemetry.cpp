@@ -24,7 +24,7 @@ namespace {
 App *g_app = nullptr;
 std::mutex g_dump_mutex;                // one flow dump at a time (telemetry clients may be many)
 std::vector<dp::FlowRecord> g_flows;    // the last dump, paged out by /segwire/flows,<page>
-constexpr uint32_t kFlowsPerPage = 32;  // keeps one reply well under the 16 KiB telemetry limit
+constexpr uint32_t kFlowsPerPage = 24;  // keeps one reply well under the 16 KiB telemetry limit
 constexpr uint32_t kDumpRowsPerWorker = 65536;
 
 // Telemetry names allow only [A-Za-z0-9_/].
@@ -211,6 +211,14 @@ int cmd_flows(const char *, const char *params, rte_tel_data *d) {
         rte_tel_data_add_dict_u64(c, "bytes_back", r.bytes[a_init ? 1 : 0]);
         rte_tel_data_add_dict_u64(c, "age_s", r.age_s);
         rte_tel_data_add_dict_u64(c, "idle_s", r.idle_s);
+        rte_tel_data_add_dict_string(c, "role", r.role == dp::kRoleClient   ? "client"
+                                                : r.role == dp::kRoleServer ? "server"
+                                                                            : "none");
+        rte_tel_data_add_dict_u64(c, "held", r.held);
+        rte_tel_data_add_dict_u64(c, "parked", r.parked);
+        rte_tel_data_add_dict_u64(c, "decided_version", r.decided_version);
+        rte_tel_data_add_dict_string(c, "peer_pu", r.peer_pu);
+        rte_tel_data_add_dict_string(c, "peer_enforcer", r.peer_enforcer);
         rte_tel_data_add_dict_container(d, ("f" + std::to_string(i)).c_str(), c, 0);
     }
     return 0;
@@ -310,6 +318,7 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
         {"flows_cut", &S::flows_cut},
         {"resets_sent", &S::resets_sent},
         {"exceptions", &S::exceptions},
+        {"counter_records", &S::counter_records},
         {"confirms_sent", &S::confirms_sent},
         {"confirms_received", &S::confirms_received},
         {"options_scrubbed", &S::options_scrubbed},
@@ -398,8 +407,46 @@ int cmd_flowlog(const char *, const char *params, rte_tel_data *d) {
         rte_tel_data_add_dict_string(c, "dropReason", r.drop_reason.c_str());
         rte_tel_data_add_dict_string(c, "mode", r.mode.c_str());
         rte_tel_data_add_dict_u64(c, "value", r.value);
+        rte_tel_data_add_dict_u64(c, "sourcePackets", r.source_packets);
+        rte_tel_data_add_dict_u64(c, "sourceBytes", r.source_bytes);
+        rte_tel_data_add_dict_u64(c, "destinationPackets", r.destination_packets);
+        rte_tel_data_add_dict_u64(c, "destinationBytes", r.destination_bytes);
         rte_tel_data_add_dict_container(d, ("r" + std::to_string(i)).c_str(), c, 0);
     }
+    return 0;
+}
+
+// Flow accounting and export (docs/export.md): what is configured and the exporters' counters.
+int cmd_export(const char *, const char *, rte_tel_data *d) {
+    rte_tel_data_start_dict(d);
+    const auto &x = g_app->cfg.flow_export;
+    Enforcement *e = g_app->enforcement_live.load(std::memory_order_acquire);
+    rte_tel_data_add_dict_u64(d, "active_timeout_s", e ? e->active_timeout_s() : 0);
+    rte_tel_data_add_dict_string(d, "jsonl_path", x.jsonl.path.c_str());
+    rte_tel_data_add_dict_string(d, "ipfix_collector", x.ipfix.collector.c_str());
+    uint64_t made = 0, lost = 0;
+    for (uint32_t w = 0; w < g_app->workers.size(); ++w) {
+        made += g_app->workers.identity_stats(w).counter_records.get();
+        lost += g_app->workers.identity_stats(w).records_lost.get();
+    }
+    rte_tel_data_add_dict_u64(d, "counter_records", made);
+    rte_tel_data_add_dict_u64(d, "records_lost", lost);
+    const flowexport::ExportCounts c =
+        e && e->export_counts() ? *e->export_counts() : flowexport::ExportCounts{};
+    const std::pair<const char *, uint64_t> rows[] = {
+        {"records", c.records},
+        {"jsonl_lines", c.jsonl_lines},
+        {"jsonl_bytes", c.jsonl_bytes},
+        {"jsonl_rotations", c.jsonl_rotations},
+        {"jsonl_lines_lost", c.jsonl_lines_lost},
+        {"ipfix_messages", c.ipfix_messages},
+        {"ipfix_records", c.ipfix_records},
+        {"ipfix_templates", c.ipfix_templates},
+        {"ipfix_messages_lost", c.ipfix_messages_lost},
+        {"ipfix_records_lost", c.ipfix_records_lost},
+        {"ipfix_refused", c.ipfix_refused},
+    };
+    for (const auto &[k, v] : rows) rte_tel_data_add_dict_u64(d, k, v);
     return 0;
 }
 
@@ -489,6 +536,8 @@ void register_telemetry(App &app) {
                                "Identity handshake counters, policy version, HMAC back-end.");
     rte_telemetry_register_cmd("/segwire/flowlog", cmd_flowlog,
                                "Flow reports aggregated since start. Parameter: page.");
+    rte_telemetry_register_cmd("/segwire/export", cmd_export,
+                               "Flow accounting and export: JSON lines and IPFIX counters.");
     g_app = &app;
     rte_telemetry_register_cmd("/segwire/stats", cmd_stats,
                                "Totals over all workers: packets, bytes, flows, drops by reason.");

@@ -123,8 +123,6 @@ bool parse_tag_expression(const TagExpression &expr, ParsedExpression *out, std:
     return true;
 }
 
-namespace {
-
 // The same semantics as the compiled snapshot (control/policy/compile.cpp, compile_expr).
 bool predicate_matches(const TagPredicate &p, std::span<const std::string> tags) {
     bool key = false, found = false;
@@ -163,8 +161,6 @@ bool predicate_matches(const TagPredicate &p, std::span<const std::string> tags)
     }
     return false;
 }
-
-}  // namespace
 
 bool expression_matches(const ParsedExpression &expr, std::span<const std::string> tags) {
     for (const auto &clause : expr) {

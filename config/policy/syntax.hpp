@@ -48,6 +48,9 @@ using ParsedExpression = std::vector<std::vector<TagPredicate>>;
 bool parse_tag_expression(const TagExpression &expr, ParsedExpression *out, std::string *where,
                           std::string *problem);
 
+// One predicate over plain strings (segwirectl explain names the predicate that failed).
+bool predicate_matches(const TagPredicate &p, std::span<const std::string> tags);
+
 // Control-side evaluation over plain strings (profile mapping, tests). The packet path uses the
 // interned form in dataplane/policy.
 bool expression_matches(const ParsedExpression &expr, std::span<const std::string> tags);

@@ -15,6 +15,7 @@
 #include <set>
 #include <tuple>
 
+#include "config/policy/explain.hpp"
 #include "control/policy/compile.hpp"
 #include "dataplane/policy/address_table.hpp"
 #include "dataplane/policy/snapshot.hpp"
@@ -213,41 +214,10 @@ class SnapshotCompiler {
     // An external network that overlaps a managed network lets a peer there without identity be
     // decided by that network's rules (the ACL fallback). Legal, and sometimes meant, so it is a
     // warning; identityRequiredNetworks is how to refuse them (docs/policy.md "Identity
-    // required").
+    // required"). segwirectl explain prints the same warnings.
     void warn_overlaps() {
-        std::string plabel = object_label("enforcerprofile", profile_.name, profile_.id, 0);
-        std::vector<std::pair<IpPrefix, const char *>> managed;
-        for (const IpPrefix &p :
-             parse_prefixes(profile_.effective_target_networks(), plabel, "targetNetworks"))
-            managed.emplace_back(p, "tcp");
-        for (const IpPrefix &p :
-             parse_prefixes(profile_.target_udp_networks, plabel, "targetUDPNetworks"))
-            managed.emplace_back(p, "udp");
-        const std::vector<IpPrefix> required =
-            parse_prefixes(profile_.identity_required_networks, plabel, "identityRequiredNetworks");
-        const auto &nets = set_.external_networks;
-        for (size_t i = 0; i < nets.size(); ++i) {
-            for (const std::string &text : nets[i].entries) {
-                NetworkEntry e;
-                std::string problem;
-                if (!parse_network_entry(text, &e, &problem) ||
-                    e.kind != NetworkEntry::Kind::kInclude)
-                    continue;
-                for (const auto &[m, proto] : managed) {
-                    if (!m.contains(e.prefix) && !e.prefix.contains(m)) continue;
-                    const IpPrefix &inner = m.contains(e.prefix) ? e.prefix : m;
-                    bool covered = false;
-                    for (const IpPrefix &r : required) covered = covered || r.contains(inner);
-                    if (covered) continue;
-                    s_->warnings_.push_back(
-                        object_label("externalnetwork", nets[i].name, nets[i].id, i) + " entry " +
-                        e.prefix.str() + " overlaps the managed " + proto + " network " + m.str() +
-                        ": peers in " + inner.str() +
-                        " without identity are decided by this network's rules; list " +
-                        inner.str() + " in identityRequiredNetworks to refuse them");
-                }
-            }
-        }
+        for (std::string &w : explain::overlap_warnings(set_, profile_))
+            s_->warnings_.push_back(std::move(w));
     }
 
     void compile_policies() {

@@ -25,6 +25,13 @@ struct FlowRecord {
     uint64_t bytes[2];
     uint32_t age_s;
     uint32_t idle_s;
+    // For segwirectl trace: the identity side of the flow.
+    uint8_t role;               // Role
+    uint8_t parked;             // waiting for the slow path
+    uint16_t held;              // packets held until authorization
+    uint64_t decided_version;   // policy snapshot of the last decision (0: none)
+    char peer_pu[48];           // the verified peer's PU ID (empty: decided without identity)
+    char peer_enforcer[48];     // the enforcer that signed its claims
 };
 
 // The control thread asks a worker for a copy of its flows; the worker answers between bursts.

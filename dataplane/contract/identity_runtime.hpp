@@ -54,6 +54,10 @@ struct IdentityRuntime {
     // to one is awaited.
     uint32_t dns_queries = 4096;
     uint32_t dns_query_timeout_ms = 10000;
+    // Flow accounting (docs/export.md): 0 = off (no per-flow slots, no counter records). Else
+    // every decided flow's packets and bytes go to the control thread as counter records at its
+    // end and at least every 1.5 x this while it lasts (export.active_timeout_s).
+    uint32_t active_timeout_s = 0;
     // Rings per worker, created by the control thread (index = worker id).
     rte_ring *slow_req[kMaxWorkers] = {};  // worker -> slow path (SlowJob*)
     rte_ring *slow_rep[kMaxWorkers] = {};  // slow path -> worker (SlowJob*)

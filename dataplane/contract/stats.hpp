@@ -47,6 +47,9 @@ struct alignas(64) IdentityStats {
         peer_cache_hits, peer_cache_misses, key_cache_hits, key_cache_misses,
         key_failures_cached,  // a session key asked for a pair whose derivation failed
         hmac_batches, hmac_jobs, records, records_lost, flows_cut, resets_sent, exceptions;
+    // Flow accounting (docs/export.md): counter records made (kFlowCounters; records_lost counts
+    // those a full ring lost too).
+    Counter counter_records;
     // The ACK proof's confirmation (docs/protocol.md §4.3), options scrubbed off packets for end
     // hosts, identity SYNs on an open connection, refused new flows whose entry was removed.
     Counter confirms_sent, confirms_received, options_scrubbed, syns_on_open_flow, flows_retired,

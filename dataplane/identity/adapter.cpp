@@ -237,12 +237,26 @@ void Stage::finish_op(Batched &op) {
 
 void Stage::ports_reused(int32_t pos) {
     Ev &e = ev_;
-    e.begin(nullptr, pos, &flows_->at(pos), kProtoTcp);
+    Flow &f = flows_->at(pos);
+    if (accounting()) {
+        // The finished connection's last counter record; the new one counts from its SYN (this
+        // packet, not counted yet) and is exported once decided.
+        Acct &a = acct_[static_cast<uint32_t>(pos)];
+        acct_final(pos, f, EndReason::kEnd);
+        a.gen = f.created_tsc;
+        a.decided = false;
+        a.from_tsc = now_tsc_;
+        for (int i = 0; i < 2; ++i) a.pkts[i] = f.pkts[i], a.bytes[i] = f.bytes[i];
+    }
+    e.begin(nullptr, pos, &f, kProtoTcp);
     Facts fx;
     run(Event{EventKind::kPortsReused, BatchOp::kClientCheckSynAck}, fx, e);
 }
 
 void Stage::on_flow_removed(int32_t pos, Flow &f) {
+    acct_end(pos, f,
+             f.state == TcpState::Closing || f.state == TcpState::Closed ? EndReason::kEnd
+                                                                         : EndReason::kIdle);
     Ev &e = ev_;
     e.begin(nullptr, pos, &f, flows_->key_at(pos).proto);
     Facts fx;
@@ -268,6 +282,10 @@ void Stage::reevaluate_flow(int32_t pos, Flow &f) {
     }
     fx.acks_seen = f.ack_seen[0] && f.ack_seen[1];
     run(Event{EventKind::kReevaluate, BatchOp::kClientCheckSynAck}, fx, e);
+    // Re-decided and still allowed: its counter records name the new snapshot's policy and rule.
+    if (accounting() && !fx.decided_current && f.decided_version == version &&
+        f.auth == dp::Auth::kAllowed)
+        acct_redecided(pos, f, e);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -497,7 +515,7 @@ void Stage::timer_event(uint32_t h) {
     // decided by the ACL) leaves no entry, as one refused at its first packet does.
     if (live && flows_->in_use(static_cast<uint32_t>(x.pos)) && refused_from_outside(*e.f)) {
         set_peer(*e.f, nullptr);
-        flows_->remove(x.pos);
+        remove_flow(x.pos, *e.f, EndReason::kEnd);
         ids_.flows_retired.add();
     }
 }
@@ -742,7 +760,7 @@ void Stage::run_timers() {
             return;
         case Act::kRemoveFlow:
             // After the kExpire actions (held packets, context and peer are gone).
-            flows_->remove(e.pos);
+            remove_flow(e.pos, f, EndReason::kIdle);
             return;
         case Act::kL4Send:
             l4_send(a.a, e);

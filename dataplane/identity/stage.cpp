@@ -20,6 +20,13 @@
 namespace segwire::dp::identity {
 namespace {
 constexpr uint32_t kDnsExpireBudget = 256;  // unanswered DNS queries forgotten per round
+constexpr uint32_t kAcctScanBudget = 256;   // flow positions the accounting scan visits per round
+
+int64_t wall_ms() noexcept {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
 }
 
 using crypto::wire::WireStatus;
@@ -77,6 +84,18 @@ bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_i
                 {idr_->handshakes, idr_->hold_total, idr_->slow_jobs, idr_->kept_control},
                 idr_->per_source_percent);
     answers_.init(idr_->answers_per_source_s, tsc_hz);
+    if (idr_->active_timeout_s) {
+        // Flow accounting (docs/export.md): one slot per flow position, allocated here only.
+        acct_.assign(flows.capacity(), Acct{});
+        acct_active_tsc_ = uint64_t(idr_->active_timeout_s) * tsc_hz;
+        // Every position once per half active timeout: a busy flow's records are at most
+        // 1.5 x the active timeout apart.
+        acct_per_tsc_ =
+            double(flows.capacity()) / double(std::max<uint64_t>(acct_active_tsc_ / 2, 1));
+        acct_scan_tsc_ = rte_rdtsc();
+    }
+    clock_tsc_ = rte_rdtsc();
+    clock_ms_ = wall_ms();
     return true;
 }
 
@@ -142,6 +161,7 @@ void Stage::end_burst() {
 void Stage::housekeeping(uint32_t budget) {
     if (st_) run_timers();
     reevaluate(budget);
+    if (accounting()) acct_scan();
     publish_gauges();
     if (const uint32_t gone = queries_.expire(now_tsc_, kDnsExpireBudget))
         ids_.dns_queries_expired.add(gone);
@@ -269,6 +289,7 @@ void Stage::free_hs(Flow &f) {
 void Stage::restart_flow(Flow &f) {
     while (rte_mbuf *m = unhold(f)) {
         wstats_->drops[static_cast<size_t>(DropReason::FlowRejected)].add();
+        tx_->cap->dropped(m, DropReason::FlowRejected);
         rte_pktmbuf_free(m);
     }
     free_hs(f);
@@ -334,9 +355,104 @@ void Stage::record(int32_t pos, const Flow &f, const policy::Decision &d, DropRe
         auto id = peer->claims.pu_id();
         std::memcpy(e.peer_id, id.data(), std::min(id.size(), sizeof(e.peer_id) - 1));
     }
+    if (accounting()) acct_decided(pos, f, e);
     ids_.records.add();
     if (!idr_->records[id_] || rte_ring_sp_enqueue_elem(idr_->records[id_], &e, sizeof(e)) != 0)
         ids_.records_lost.add();
+}
+
+// ---- flow accounting (docs/export.md) ----
+// A flow's packets and bytes reach the control thread as counter records: one when the flow goes
+// and one per active timeout while it lasts, each counting what the previous one did not. They
+// carry the fields of the flow's last decision record (kept in its slot), so the control thread
+// names them and counts them into the same report. Nothing here runs per packet: decisions write
+// the slot, removals and the bounded scan read it.
+
+void Stage::acct_decided(int32_t pos, const Flow &f, const FlowRecordEvent &e) noexcept {
+    Acct &a = acct_[static_cast<uint32_t>(pos)];
+    if (a.gen != f.created_tsc) {  // the slot's first decision for this flow
+        a.gen = f.created_tsc;
+        a.from_tsc = f.created_tsc;
+        a.pkts[0] = a.pkts[1] = a.bytes[0] = a.bytes[1] = 0;
+    }
+    a.rec = e;
+    a.src_side = f.init_side;
+    a.decided = true;
+}
+
+// An authorized flow re-decided under a new snapshot and still allowed: its counter records name
+// the new snapshot's policy and rule (the old snapshot may be gone by the time the flow ends).
+void Stage::acct_redecided(int32_t pos, const Flow &f, const Ev &e) noexcept {
+    Acct &a = acct_[static_cast<uint32_t>(pos)];
+    if (a.gen != f.created_tsc || !a.decided) return;
+    const policy::Decision &d = e.decision;
+    a.rec.policy_version = st_->policy->version();
+    if (e.local_pu != policy::kNone) a.rec.local_pu = e.local_pu;
+    a.rec.action = static_cast<uint8_t>(d.action);
+    a.rec.observed_action = static_cast<uint8_t>(d.observed_action);
+    a.rec.reason = static_cast<uint8_t>(d.reason);
+    a.rec.policy = d.policy;
+    a.rec.observed_policy = d.observed_policy;
+    a.rec.rule_name = d.rule_name;
+    a.rec.observed_rule = d.observed_rule_name;
+    a.rec.observation = d.observed_action != Verdict::kNotApplicable;
+}
+
+// One counter record from the slot: what the flow counted since the slot's baseline. The baseline
+// moves only when the ring took the record, so a full ring loses the record (counted) but never
+// the counts: the next record carries them.
+bool Stage::acct_emit(const Flow &f, Acct &a, EndReason why) noexcept {
+    FlowRecordEvent e = a.rec;
+    e.kind = RecordKind::kFlowCounters;
+    e.end_reason = why;
+    e.timestamp = now_unix_;
+    const uint8_t s = a.src_side, d = s ^ 1;
+    e.packets[0] = f.pkts[s] - a.pkts[s];
+    e.packets[1] = f.pkts[d] - a.pkts[d];
+    e.bytes[0] = f.bytes[s] - a.bytes[s];
+    e.bytes[1] = f.bytes[d] - a.bytes[d];
+    const uint64_t end = std::max(f.last_tsc, a.from_tsc);
+    e.start_ms = static_cast<uint64_t>(std::max<int64_t>(unix_ms(a.from_tsc), 0));
+    e.duration_ms =
+        static_cast<uint32_t>(std::min<uint64_t>((end - a.from_tsc) / ms_tsc_, UINT32_MAX));
+    ids_.counter_records.add();
+    if (!idr_->records[id_] || rte_ring_sp_enqueue_elem(idr_->records[id_], &e, sizeof(e)) != 0) {
+        ids_.records_lost.add();
+        return false;
+    }
+    for (int i = 0; i < 2; ++i) a.pkts[i] = f.pkts[i], a.bytes[i] = f.bytes[i];
+    a.from_tsc = std::max(now_tsc_, end);
+    return true;
+}
+
+void Stage::acct_final(int32_t pos, const Flow &f, EndReason why) noexcept {
+    Acct &a = acct_[static_cast<uint32_t>(pos)];
+    if (a.gen != f.created_tsc) return;  // never decided (passed through, logs disabled, ...)
+    if (a.decided) acct_emit(f, a, why);
+    a.gen = 0;
+}
+
+// Visits flow positions at the rate that covers the table once per half active timeout (at most
+// kAcctScanBudget a round): a decided flow whose interval is older than the active timeout and
+// that counted packets since gets a counter record.
+void Stage::acct_scan() noexcept {
+    clock_tsc_ = now_tsc_;  // the wall clock against the TSC, for start times
+    clock_ms_ = wall_ms();
+    acct_credit_ += double(now_tsc_ - acct_scan_tsc_) * acct_per_tsc_;
+    acct_scan_tsc_ = now_tsc_;
+    if (acct_credit_ > kAcctScanBudget) acct_credit_ = kAcctScanBudget;
+    const uint32_t cap = flows_->capacity();
+    for (; acct_credit_ >= 1.0; acct_credit_ -= 1.0) {
+        const uint32_t pos = acct_cursor_;
+        acct_cursor_ = pos + 1 < cap ? pos + 1 : 0;
+        if (!flows_->in_use(pos)) continue;
+        Acct &a = acct_[pos];
+        const Flow &f = flows_->at(static_cast<int32_t>(pos));
+        if (a.gen != f.created_tsc || !a.decided || now_tsc_ - a.from_tsc < acct_active_tsc_)
+            continue;
+        if (f.pkts[0] == a.pkts[0] && f.pkts[1] == a.pkts[1]) continue;  // nothing new
+        acct_emit(f, a, EndReason::kActive);
+    }
 }
 
 // How the flow's peer is identified, for its report.
@@ -823,7 +939,7 @@ void Stage::retire_flows() {
         if (f.created_tsc != r.created) continue;
         if (!refused_from_outside(f)) continue;
         set_peer(f, nullptr);
-        flows_->remove(r.pos);
+        remove_flow(r.pos, f, EndReason::kEnd);
         ids_.flows_retired.add();
     }
     retire_n_ = 0;
@@ -832,6 +948,7 @@ void Stage::retire_flows() {
 void Stage::drop_held(Flow &f, DropReason why) {
     while (rte_mbuf *m = unhold(f)) {
         wstats_->drops[static_cast<size_t>(why)].add();
+        tx_->cap->dropped(m, why);
         rte_pktmbuf_free(m);
     }
 }

@@ -276,6 +276,7 @@ class Stage {
     void forward(Pkt &k) { tx_->push(k.m, k.arrival ^ 1); }
     void drop(Pkt &k, DropReason r) {
         wstats_->drops[static_cast<size_t>(r)].add();
+        tx_->cap->dropped(k.m, r);
         rte_pktmbuf_free(k.m);
     }
     policy::Decision decide_by_address(uint32_t pu, policy::Direction dir, const IpAddr &peer,
@@ -328,6 +329,34 @@ class Stage {
     void reevaluate(uint32_t budget);
     void record(int32_t pos, const Flow &f, const policy::Decision &d, DropReason why,
                 const PeerIdentity *peer, uint8_t claims_reason = 0);
+    // ---- flow accounting (stage.cpp; docs/export.md), only with IdentityRuntime::active_timeout_s
+    // Per flow position: the flow's last decision record and what its counter records counted.
+    struct alignas(64) Acct {
+        FlowRecordEvent rec;         // the last kFlow record of the flow (its report key)
+        uint64_t gen;                // Flow::created_tsc of the flow it belongs to (0: none)
+        uint64_t from_tsc;           // start of the interval the next counter record covers
+        uint64_t pkts[2], bytes[2];  // counted by earlier counter records, by canonical side
+        uint8_t src_side;            // canonical side of rec.src (the initiator)
+        bool decided;                // rec holds a decision of the current connection
+    };
+    bool accounting() const noexcept { return !acct_.empty(); }
+    void acct_decided(int32_t pos, const Flow &f, const FlowRecordEvent &e) noexcept;
+    void acct_redecided(int32_t pos, const Flow &f, const Ev &e) noexcept;
+    // The flow at `pos` goes (before its entry is removed): its last counter record.
+    void acct_end(int32_t pos, const Flow &f, EndReason why) noexcept {
+        if (accounting()) acct_final(pos, f, why);
+    }
+    void acct_final(int32_t pos, const Flow &f, EndReason why) noexcept;
+    bool acct_emit(const Flow &f, Acct &a, EndReason why) noexcept;
+    void acct_scan() noexcept;
+    int64_t unix_ms(uint64_t tsc) const noexcept {
+        return clock_ms_ + (static_cast<int64_t>(tsc - clock_tsc_) / static_cast<int64_t>(ms_tsc_));
+    }
+    // Removes a flow the stage gives up (refused, timed out), after its counter record.
+    void remove_flow(int32_t pos, const Flow &f, EndReason why) noexcept {
+        acct_end(pos, f, why);
+        flows_->remove(pos);
+    }
     void record_exception(int32_t pos, const Flow &f);
     IdMode id_mode(int32_t pos, const Flow &f, bool identity) const;
     void fill_endpoints(FlowRecordEvent &e, int32_t pos, const Flow &f) const;
@@ -471,6 +500,18 @@ class Stage {
     uint32_t reeval_cursor_ = 0;
     bool reeval_incomplete_ = false;
     bool reeval_pending_ = false;  // a sweep is under way: the idle loop does not sleep
+    // Flow accounting: a slot per flow position (empty: off), the active timeout, and the scan
+    // that visits every position once per half active timeout (acct_credit_: positions due).
+    std::vector<Acct> acct_;
+    uint64_t acct_active_tsc_ = 0;
+    double acct_per_tsc_ = 0;
+    double acct_credit_ = 0;
+    uint64_t acct_scan_tsc_ = 0;
+    uint32_t acct_cursor_ = 0;
+    // The wall clock at a TSC reading (refreshed each housekeeping round with accounting on), for
+    // the records' start times in unix milliseconds.
+    uint64_t clock_tsc_ = 0;
+    int64_t clock_ms_ = 0;
 };
 
 }  // namespace segwire::dp::identity

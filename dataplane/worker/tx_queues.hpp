@@ -9,6 +9,7 @@
 
 #include "dataplane/packet/parse.hpp"
 #include "dataplane/contract/stats.hpp"
+#include "dataplane/worker/capture_tap.hpp"
 
 namespace segwire::dp {
 
@@ -19,12 +20,14 @@ struct TxQueues {
     static constexpr uint32_t kCap = 4 * kMaxBurst;
     rte_mbuf *q[2][kCap];
     uint16_t n[2] = {0, 0};
-    WorkerStats *stats = nullptr;  // a full queue counts tx-full drops here
+    WorkerStats *stats = nullptr;     // a full queue counts tx-full drops here
+    CaptureTap *cap = &no_capture();  // ... and shows them to a capture
 
     void push(rte_mbuf *m, uint8_t out_side) noexcept {
         uint16_t &k = n[out_side];
         if (k == kCap) {
             stats->drops[static_cast<size_t>(DropReason::TxFull)].add();
+            cap->dropped(m, DropReason::TxFull);
             rte_pktmbuf_free(m);
             return;
         }

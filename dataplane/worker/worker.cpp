@@ -24,6 +24,8 @@ bool Worker::init(const WorkerSetup &s, std::string &err) {
     if (s_.burst > kMaxBurst) s_.burst = kMaxBurst;
     tsc_hz_ = rte_get_tsc_hz();
     tx_.stats = &stats_;
+    cap_.init(s_.id, s_.port_id, &capture_);
+    tx_.cap = &cap_;
     stats_.mbuf_free_min.set(UINT64_MAX);
     if (!flows_.init("sw_flows_" + std::to_string(s.id), s.flow_capacity, s.socket, s.timeouts_s,
                      tsc_hz_, err))
@@ -95,6 +97,7 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
         DropReason r = parse_packet(rte_pktmbuf_mtod(m, const uint8_t *), m->data_len, v);
         if (r != DropReason::None) {
             stats_.drops[static_cast<size_t>(r)].add();
+            cap_.dropped(m, r);
             rte_pktmbuf_free(m);
             continue;
         }
@@ -105,6 +108,7 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
         }
         if (gate && gate->refuses(v)) {
             stats_.drops[static_cast<size_t>(DropReason::NoPolicy)].add();
+            cap_.dropped(m, DropReason::NoPolicy);
             rte_pktmbuf_free(m);
             continue;
         }
@@ -127,6 +131,7 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
         }
         if (shed && arrival == kOutside && stage_.unbindable_syn(m, v)) {
             stats_.drops[static_cast<size_t>(DropReason::SlowpathBusy)].add();
+            cap_.dropped(m, DropReason::SlowpathBusy);
             rte_pktmbuf_free(m);
             continue;
         }
@@ -155,6 +160,7 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
         int32_t p = pos[i];
         if (p < 0) {
             if (enforce && !stage_.admit_new_flow(m, v, arrival)) {
+                cap_.dropped(m, DropReason::SlowpathBusy);  // counted by the stage
                 rte_pktmbuf_free(m);
                 continue;
             }
@@ -165,6 +171,7 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
                               &created);
             if (p < 0) {
                 stats_.drops[static_cast<size_t>(DropReason::FlowTableFull)].add();
+                cap_.dropped(m, DropReason::FlowTableFull);
                 rte_pktmbuf_free(m);
                 continue;
             }
@@ -183,6 +190,7 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
             if (const DropReason why = identity::Stage::admit_known(f, v, side, arrival);
                 why != DropReason::None) {
                 stats_.drops[static_cast<size_t>(why)].add();
+                cap_.dropped(m, why);
                 rte_pktmbuf_free(m);
                 continue;
             }
@@ -211,8 +219,10 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
             flows_.touch(p, now, tclass);
         }
         if (fresh) {
+            // Bytes of the IP datagram (header and payload, as IPFIX's octetDeltaCount counts
+            // them): without the Ethernet header, VLAN tags and padding.
             ++f.pkts[side];
-            f.bytes[side] += m->pkt_len;
+            f.bytes[side] += v.ip_end - v.l3_off;
         }
         if (!enforce) {
             tx_.push(m, arrival ^ 1);
@@ -237,6 +247,8 @@ void Worker::flush_steer() {
         stats_.steered_out.add(sent);
         if (sent < n) {
             stats_.drops[static_cast<size_t>(DropReason::SteerRingFull)].add(n - sent);
+            for (uint16_t i = sent; i < n; ++i)
+                cap_.dropped(steer_[w][i], DropReason::SteerRingFull);
             rte_pktmbuf_free_bulk(&steer_[w][sent], n - sent);
         }
         steer_n_[w] = 0;
@@ -248,6 +260,7 @@ void Worker::flush_tx() {
         uint16_t n = tx_.n[side];
         if (!n) continue;
         rte_mbuf **q = tx_.q[side];
+        cap_.tx(q, n, side);
         uint64_t bytes = 0;
         for (uint16_t i = 0; i < n; ++i) bytes += q[i]->pkt_len;
         uint16_t sent = 0;
@@ -259,6 +272,7 @@ void Worker::flush_tx() {
         if (sent < n) {
             for (uint16_t i = sent; i < n; ++i) bytes -= q[i]->pkt_len;
             stats_.drops[static_cast<size_t>(DropReason::TxFull)].add(n - sent);
+            for (uint16_t i = sent; i < n; ++i) cap_.dropped(q[i], DropReason::TxFull);
             rte_pktmbuf_free_bulk(&q[sent], n - sent);
         }
         stats_.tx_pkts[side].add(sent);
@@ -285,6 +299,18 @@ void Worker::answer_dump(uint64_t now) {
         r.bytes[0] = f.bytes[0], r.bytes[1] = f.bytes[1];
         r.age_s = static_cast<uint32_t>((now - f.created_tsc) / tsc_hz_);
         r.idle_s = static_cast<uint32_t>((now - f.last_tsc) / tsc_hz_);
+        r.role = f.role;
+        r.parked = f.parked;
+        r.held = f.hold.count;
+        r.decided_version = f.decided_version;
+        auto copy = [](char (&dst)[48], std::string_view v) {
+            const size_t n = std::min(v.size(), sizeof dst - 1);
+            std::memcpy(dst, v.data(), n);
+            dst[n] = '\0';
+        };
+        const bool peer = f.peer && f.peer->status == crypto::ClaimsReason::Ok;
+        copy(r.peer_pu, peer ? f.peer->claims.pu_id() : std::string_view());
+        copy(r.peer_enforcer, peer ? f.peer->claims.enforcer_id() : std::string_view());
     }
     dump_.count = n;
     dump_.completed.store(req, std::memory_order_release);
@@ -325,6 +351,7 @@ int Worker::run(const std::atomic<bool> &stop) {
     if (idr_ && idr_->state) idr_->state->register_reader(s_.id);
     while (!stop.load(std::memory_order_relaxed)) {
         const uint64_t now = rte_rdtsc();
+        cap_.loop();
         begin_loop(now);
         uint32_t got = 0;
         for (uint8_t side = 0; side < 2; ++side) {
@@ -339,6 +366,7 @@ int Worker::run(const std::atomic<bool> &stop) {
             }
             stats_.rx_pkts[side].add(n);
             stats_.rx_bytes[side].add(bytes);
+            cap_.rx(pkts, n, side);
             handle_burst(pkts, n, now);
         }
         if (s_.nworkers > 1) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/appliance_config.hpp"
+#include "dataplane/contract/capture.hpp"
 #include "dataplane/contract/fail_gate.hpp"
 #include "dataplane/contract/flow_dump.hpp"
 #include "dataplane/contract/identity_runtime.hpp"
@@ -21,6 +22,7 @@
 #include "dataplane/contract/worker_setup.hpp"
 #include "dataplane/flow/flow_table.hpp"
 #include "dataplane/identity/stage.hpp"
+#include "dataplane/worker/capture_tap.hpp"
 #include "dataplane/worker/tx_queues.hpp"
 
 struct rte_mbuf;
@@ -63,6 +65,7 @@ class Worker {
     WorkerStats &stats() { return stats_; }
     const FlowTable &flows() const { return flows_; }
     FlowDump &dump() { return dump_; }
+    CaptureSlot &capture() { return capture_; }
     uint32_t id() const { return s_.id; }
 
   private:
@@ -86,6 +89,10 @@ class Worker {
 
     IdentityRuntime *idr_ = nullptr;  // null: forwarding only
     identity::Stage stage_;
+
+    // Packet capture (docs/capture.md): the slot the control side arms, and this worker's tap.
+    CaptureSlot capture_;
+    CaptureTap cap_;
 };
 
 }  // namespace segwire::dp

@@ -80,6 +80,10 @@ FlowDump &WorkerSet::dump(uint32_t i) {
     return workers_[i]->dump();
 }
 
+CaptureSlot &WorkerSet::capture(uint32_t i) {
+    return workers_[i]->capture();
+}
+
 uint32_t WorkerSet::flow_capacity(uint32_t i) const {
     return workers_[i]->flows().capacity();
 }

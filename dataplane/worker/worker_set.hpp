@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "dataplane/contract/capture.hpp"
 #include "dataplane/contract/flow_dump.hpp"
 #include "dataplane/contract/stats.hpp"
 #include "dataplane/contract/worker_setup.hpp"
@@ -45,6 +46,8 @@ class WorkerSet {
     // Worker i's flow-dump mailbox, and how many flows its table holds at most.
     FlowDump &dump(uint32_t i);
     uint32_t flow_capacity(uint32_t i) const;
+    // Worker i's capture slot (docs/capture.md).
+    CaptureSlot &capture(uint32_t i);
     // The HMAC back-end the workers use ("none" without identity).
     const char *hmac_backend() const;
 

@@ -60,7 +60,8 @@ def cmd_sink(a):
 
 def cmd_send(a):
     """Connect, send N deterministic bytes, close; report sha256 of what was sent."""
-    c = socket.create_connection((a.host, a.port), timeout=a.timeout)
+    c = socket.create_connection((a.host, a.port), timeout=a.timeout,
+                                 source_address=("", a.sport) if a.sport else None)
     h = hashlib.sha256()
     n = 0
     t0 = time.monotonic()
@@ -387,6 +388,7 @@ def main():
     q.add_argument("--timeout", type=float, default=120)
     q = sub.add_parser("send"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
     q.add_argument("--bytes", type=int, required=True); q.add_argument("--seed", default="segwire"); q.add_argument("--timeout", type=float, default=60)
+    q.add_argument("--sport", type=int, default=0, help="the connection's source port (0: any)")
     q = sub.add_parser("echo-server"); q.add_argument("--bind", default="0.0.0.0"); q.add_argument("--port", type=int, required=True)
     q.add_argument("--timeout", type=float, default=600)
     q = sub.add_parser("banner-server"); q.add_argument("--bind", default="0.0.0.0"); q.add_argument("--port", type=int, required=True)

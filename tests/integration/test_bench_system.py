@@ -7,7 +7,8 @@ import subprocess
 from testbed import BUILD
 
 BENCH = BUILD / "tools" / "bench" / "segwire-bench"
-PATHS = {"direct", "nftables", "segwire-1", "segwire-2", "segwire-2-l4", "segwire-2-l4-notfo"}
+PATHS = {"direct", "nftables", "segwire-1", "segwire-2", "segwire-2-l4", "segwire-2-l4-notfo", "segwire-1-xdp",
+         "segwire-2-xdp"}
 FLOOD = "segwire-2-flood"
 
 

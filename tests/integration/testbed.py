@@ -545,7 +545,8 @@ class IdentityBed(Bed):
         p.write_text(json.dumps(policy, indent=1))
         return p
 
-    def start_enforcer(self, which, policy_file, extra=None, workers=1):
+    def start_enforcer(self, which, policy_file, extra=None, workers=1, ports="af_packet"):
+        """`ports`: the DPDK driver on both interfaces, "af_packet" or "af_xdp" (port_devices)."""
         ns = self.enf_a if which == "a" else self.enf_b
         ins, outs = (self.if_a_in, self.if_a_out) if which == "a" else (self.if_b_in, self.if_b_out)
         eid = f"enf-{which}"
@@ -563,9 +564,19 @@ class IdentityBed(Bed):
             else:
                 cfg[k] = v
         sw = Segwire(ns, f"{self.tag}{which}", ins, outs, workers=workers, extra=cfg,
-                     workdir=self.workdir / eid)
+                     workdir=self.workdir / eid, devices=port_devices(ports, f"{self.tag}{which}", ins, outs))
         self.enforcers.append(sw)
         return sw.start()
+
+
+def port_devices(kind, tag, inside_if, outside_if):
+    """DPDK device specs for the two ports of an enforcer on veths: None for af_packet (Segwire's
+    default), AF_XDP sockets (net_af_xdp: XDP on the veth, frames straight into DPDK's umem)."""
+    if kind == "af_packet":
+        return None
+    if kind == "af_xdp":
+        return [f"net_af_xdp_{tag}i,iface={inside_if}", f"net_af_xdp_{tag}o,iface={outside_if}"]
+    raise ValueError(f"unknown port kind {kind!r}")
 
 
 def lab_policy(client_out=(), server_in=(), version="v1", observe=(), profile_extra=None,

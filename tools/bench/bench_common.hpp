@@ -183,6 +183,8 @@ struct Options {
 
 // Identity parts (tools/bench/identity_bench.cpp). Each appends its rows and prints them.
 bool identity_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows);
+// Packet capture's cost on a worker and the writer's rate (tools/bench/capture_bench.cpp).
+bool capture_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows);
 
 void print_row(const Row &r);
 

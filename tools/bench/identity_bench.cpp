@@ -211,6 +211,10 @@ class Enforcer {
         // Thousands of UDP handshakes are in flight at once here (the daemon derives this bound
         // from its pool; the bench's pool is sized for every context).
         rt_.kept_control = rt_.handshakes;
+        // SEGWIRE_BENCH_ACCOUNTING=<active timeout s>: flow accounting on, as with a Console or an
+        // export section (docs/export.md): a slot per flow, written at each decision.
+        if (const char *acct = std::getenv("SEGWIRE_BENCH_ACCOUNTING"))
+            rt_.active_timeout_s = static_cast<uint32_t>(std::strtoul(acct, nullptr, 10));
         const std::string n = std::to_string(id);
         const unsigned jobs = 512;  // > slow_jobs (256)
         rt_.slow_req[id] = ring("sb_req" + n, jobs);

@@ -8,8 +8,9 @@
 // Parts (docs/performance.md): established forwarding without identity (1k..1M flows); identity
 // handshakes per second through two enforcers back to back, steady state and cold
 // (tools/bench/identity_bench.cpp); established forwarding with identity under policies of 10..100k
-// rules; established traffic under a forged-SYN flood. SEGWIRE_BENCH_ONLY=<part> runs only the
-// parts whose name contains it (established, handshake-steady, handshake-cold, policy, flood).
+// rules; established traffic under a forged-SYN flood; packet capture off and on
+// (tools/bench/capture_bench.cpp). SEGWIRE_BENCH_ONLY=<part> runs only the parts whose name
+// contains it (established, handshake-steady, handshake-cold, policy, flood, capture).
 #include <unistd.h>
 
 #include <algorithm>
@@ -180,6 +181,7 @@ int run_pipeline(bool quick, const std::string &csv, const std::string &svg) {
     bool ok = true;
     if (o.wants("established")) ok = established_rows(pool, o, rows) && ok;
     ok = identity_rows(pool, o, rows) && ok;
+    if (o.wants("capture")) ok = capture_rows(pool, o, rows) && ok;
     if (!csv.empty()) {
         std::ofstream out(csv);
         out << "benchmark,param,unit,rate_per_s,cycles_per_unit,null_rate_per_s,"

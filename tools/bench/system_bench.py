@@ -14,6 +14,8 @@ network namespaces, through five paths measured in one invocation:
              enforcer's TCP Fast Open cookie (no extra round trip), sequence numbers shifted
   segwire-2-l4-notfo  the same with handshake.l4_tfo off: R1 after the handshake (one round trip
              more before the client's first byte)
+  segwire-1-xdp, segwire-2-xdp  segwire-1 and segwire-2 with the enforcers' ports on AF_XDP
+             sockets (DPDK's net_af_xdp on the same veths) instead of af_packet
   segwire-2-flood  the segwire-2 bed plus an attacker namespace on the wire bridge between A and B;
              iperf3 only, without and with a forged-SYN flood towards the server PU, alternately
              on the same bed in every round (no connection rate on this path)
@@ -55,6 +57,8 @@ PATHS = [  # (key, label)
     ("segwire-2-flood", "segwire-2, iperf3 under SYN flood"),
     ("segwire-2-l4", "segwire, 2 enforcers (L4 + TFO)"),
     ("segwire-2-l4-notfo", "segwire, 2 enforcers (L4, no TFO)"),
+    ("segwire-1-xdp", "segwire-1 on AF_XDP ports"),
+    ("segwire-2-xdp", "segwire-2 on AF_XDP ports"),
 ]
 FLOOD_PATHS = {"segwire-2-flood"}  # iperf3 without and with a flood; no connection rate
 
@@ -98,7 +102,7 @@ ARGS = parse_args(sys.argv[1:])
 if ARGS.build:
     os.environ["SEGWIRE_BUILD"] = str(Path(ARGS.build).resolve())
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
-from testbed import BUILD, SEGWIRE, Bed, IdentityBed, Pki, Segwire, lab_policy, sh, wait_for  # noqa: E402
+from testbed import BUILD, SEGWIRE, Bed, IdentityBed, Pki, Segwire, lab_policy, port_devices, sh, wait_for  # noqa: E402
 
 CONNRATE = BUILD / "tools" / "bench" / "segwire-connrate"
 SYNFLOOD = ROOT / "tests" / "integration" / "synflood.py"
@@ -210,6 +214,8 @@ def one_enforcer_policy():
 class OneEnforcerBed(Bed):
     """testbed's Bed (client -- [segwire] -- server) with an identity section and the ACL policy."""
 
+    PORTS = "af_packet"
+
     def _build(self):
         super()._build()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.tag}-"))
@@ -223,7 +229,8 @@ class OneEnforcerBed(Bed):
         ident = {"enforcer_id": "enf-a", "tags": ["site=lab"], "key": str(key), "certificate": str(cert),
                  "trusted_cas": str(pki.ca), "peer_certificates": [], "policy_file": str(policy)}
         sw = Segwire(self.enf, self.tag, self.if_in, self.if_out, extra=dict(SEGWIRE_EXTRA, identity=ident),
-                     workdir=self.workdir / "enf-a")
+                     workdir=self.workdir / "enf-a",
+                     devices=port_devices(self.PORTS, self.tag, self.if_in, self.if_out))
         self.enforcers.append(sw)
         self.sw = sw.start()
         wait_policy(sw)
@@ -250,13 +257,13 @@ class TwoEnforcerBed(IdentityBed):
         super()._build()
         self.target = self.SERVER4
 
-    PROFILE, EXTRA = None, {}
+    PROFILE, EXTRA, PORTS = None, {}, "af_packet"
 
     def start(self):
         policy = self.write_policy(two_enforcer_policy(self.PROFILE))
         extra = dict(SEGWIRE_EXTRA, **self.EXTRA)
-        self.a = self.start_enforcer("a", policy, extra=extra)
-        self.b = self.start_enforcer("b", policy, extra=extra)
+        self.a = self.start_enforcer("a", policy, extra=extra, ports=self.PORTS)
+        self.b = self.start_enforcer("b", policy, extra=extra, ports=self.PORTS)
         for sw in (self.a, self.b):
             wait_policy(sw)
         return self
@@ -387,8 +394,17 @@ class L4NoTfoBed(L4Bed):
     EXTRA = {"handshake": {"l4_tfo": False}}
 
 
+class OneEnforcerXdpBed(OneEnforcerBed):
+    PORTS = "af_xdp"
+
+
+class TwoEnforcerXdpBed(TwoEnforcerBed):
+    PORTS = "af_xdp"
+
+
 BEDS = {"direct": DirectBed, "nftables": RouterBed, "segwire-1": OneEnforcerBed, "segwire-2": TwoEnforcerBed,
-        "segwire-2-flood": FloodBed, "segwire-2-l4": L4Bed, "segwire-2-l4-notfo": L4NoTfoBed}
+        "segwire-2-flood": FloodBed, "segwire-2-l4": L4Bed, "segwire-2-l4-notfo": L4NoTfoBed,
+        "segwire-1-xdp": OneEnforcerXdpBed, "segwire-2-xdp": TwoEnforcerXdpBed}
 
 _open_beds = []
 

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS reports(seq INTEGER PRIMARY KEY AUTOINCREMENT, kind T
                                    enforcer_id TEXT NOT NULL, batch_id TEXT NOT NULL,
                                    ts INTEGER NOT NULL, action TEXT, source_id TEXT,
                                    destination_id TEXT, destination_port INTEGER,
-                                   json TEXT NOT NULL);
+                                   json TEXT NOT NULL, packets INTEGER NOT NULL DEFAULT 0,
+                                   bytes INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS reports_kind_ts ON reports(kind, ts);
 -- Who changed what, when (audit.hpp). Append-only: the triggers refuse changes and deletions.
 CREATE TABLE IF NOT EXISTS auditlog(seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,
@@ -106,6 +107,17 @@ Db::Db(const std::string &path) {
         has_revision = s.step();
     }
     if (!has_revision) exec("ALTER TABLE objects ADD COLUMN revision INTEGER NOT NULL DEFAULT 0");
+    // Flow reports' packet and byte counts, both directions summed (docs/export.md); reports
+    // stored before count 0.
+    bool has_packets = false;
+    {
+        Stmt s(*this, "SELECT 1 FROM pragma_table_info('reports') WHERE name = 'packets'");
+        has_packets = s.step();
+    }
+    if (!has_packets) {
+        exec("ALTER TABLE reports ADD COLUMN packets INTEGER NOT NULL DEFAULT 0");
+        exec("ALTER TABLE reports ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0");
+    }
 }
 
 Db::~Db() {

@@ -17,6 +17,7 @@ struct Extracted {
     int64_t ts = 0;
     std::string action, source_id, destination_id;
     int64_t destination_port = -1;
+    int64_t packets = 0, bytes = 0;  // flow reports: both directions' sums
 };
 
 using rapidjson::Value;
@@ -86,6 +87,16 @@ Extracted check_report(ReportKind kind, const Value &r, const std::string &prefi
                                    prefix + ".destinationID");
             x.destination_port = opt_int(r, "destinationPort", prefix, 0, 65535, -1);
             opt_int(r, "protocol", prefix, 0, 255, -1);
+            // The flows' packets and bytes in the interval, each direction (docs/export.md).
+            {
+                const int64_t sp = opt_int(r, "sourcePackets", prefix, 0, INT64_MAX, 0);
+                const int64_t sb = opt_int(r, "sourceBytes", prefix, 0, INT64_MAX, 0);
+                const int64_t dp = opt_int(r, "destinationPackets", prefix, 0, INT64_MAX, 0);
+                const int64_t db = opt_int(r, "destinationBytes", prefix, 0, INT64_MAX, 0);
+                // Saturating: a sum past INT64_MAX would need 9 EB in one report.
+                x.packets = sp > INT64_MAX - dp ? INT64_MAX : sp + dp;
+                x.bytes = sb > INT64_MAX - db ? INT64_MAX : sb + db;
+            }
             break;
         case ReportKind::kDnsLookup:
             require_one_of(r, "action", prefix, {"Accept", "Fail", "Reject", "Resolve"}, true);
@@ -187,7 +198,8 @@ IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
     }
     Stmt ins(db,
              "INSERT INTO reports(kind, enforcer_id, batch_id, ts, action, source_id, "
-             "destination_id, destination_port, json) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+             "destination_id, destination_port, json, packets, bytes) "
+             "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     for (rapidjson::SizeType i = 0; i < reports->Size(); ++i) {
         Value &r = doc["reports"][i];
         auto &a = doc.GetAllocator();
@@ -205,6 +217,7 @@ IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
         else
             ins.bind_null(8);
         ins.bind(9, to_json(r));
+        ins.bind(10, cols[i].packets).bind(11, cols[i].bytes);
         ins.step();
     }
     tx.commit();
@@ -268,12 +281,16 @@ std::vector<FlowRow> aggregate_flows(Db &db, int64_t since) {
                coalesce(json_extract(json, '$.policyID'), ''),
                coalesce(json_extract(json, '$.ruleName'), ''),
                coalesce(json_extract(json, '$.dropReason'), ''),
-               sum(coalesce(json_extract(json, '$.value'), 1)) AS n
+               sum(coalesce(json_extract(json, '$.value'), 1)) AS n,
+               sum(packets), sum(bytes)
         FROM reports WHERE kind = 'flowreports' AND ts >= ?
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
         ORDER BY n DESC, 1, 3)sql");
     s.bind(1, since);
-    std::map<std::vector<std::string>, int64_t> merged;  // after ID → name mapping
+    struct Sums {
+        int64_t count = 0, packets = 0, bytes = 0;
+    };
+    std::map<std::vector<std::string>, Sums> merged;  // after ID → name mapping
     std::vector<std::vector<std::string>> order;
     while (s.step()) {
         int64_t proto = s.i64(5), port = s.i64(6);
@@ -295,11 +312,17 @@ std::vector<FlowRow> aggregate_flows(Db &db, int64_t since) {
                                         s.text(10),
                                         s.text(11)};
         if (!merged.count(key)) order.push_back(key);
-        merged[key] += s.i64(12);
+        Sums &m = merged[key];
+        m.count += s.i64(12);
+        m.packets += s.i64(13);
+        m.bytes += s.i64(14);
     }
     std::vector<FlowRow> rows;
-    for (const auto &k : order)
-        rows.push_back({k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], merged[k]});
+    for (const auto &k : order) {
+        const Sums &m = merged[k];
+        rows.push_back(
+            {k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], m.count, m.packets, m.bytes});
+    }
     std::stable_sort(rows.begin(), rows.end(),
                      [](const FlowRow &a, const FlowRow &b) { return a.count > b.count; });
     return rows;
@@ -307,13 +330,14 @@ std::vector<FlowRow> aggregate_flows(Db &db, int64_t since) {
 
 std::string format_flow_table(const std::vector<FlowRow> &rows) {
     std::vector<std::vector<std::string>> cells = {{"SOURCE", "DESTINATION", "PORT", "ACTION",
-                                                    "OBSERVED", "POLICY", "RULE", "REASON",
-                                                    "COUNT"}};
+                                                    "OBSERVED", "POLICY", "RULE", "REASON", "COUNT",
+                                                    "PACKETS", "BYTES"}};
     for (const auto &r : rows)
         cells.push_back({r.source, r.destination, r.port, r.action,
                          r.observed.empty() ? "-" : r.observed, r.policy.empty() ? "-" : r.policy,
                          r.rule.empty() ? "-" : r.rule, r.reason.empty() ? "-" : r.reason,
-                         std::to_string(r.count)});
+                         std::to_string(r.count), std::to_string(r.packets),
+                         std::to_string(r.bytes)});
     std::string out = format_table(cells);
     if (rows.empty()) out += "(no flow reports)\n";
     return out;

@@ -46,11 +46,12 @@ std::string query_reports(Db &db, ReportKind kind, const ReportFilter &f);
 struct FlowRow {
     std::string source, destination, port, action, observed, policy, rule, reason;
     int64_t count = 0;
+    int64_t packets = 0, bytes = 0;  // both directions (sourcePackets + destinationPackets, ...)
 };
 
-// Sums of `value` grouped by (source, destination, port, action, observed action, policy, rule,
-// reason); IDs of PUs, external networks and policies are shown by name when the Console knows
-// them.
+// Sums of `value`, packets and bytes grouped by (source, destination, port, action, observed
+// action, policy, rule, reason); IDs of PUs, external networks and policies are shown by name when
+// the Console knows them.
 std::vector<FlowRow> aggregate_flows(Db &db, int64_t since = -1);
 std::string format_flow_table(const std::vector<FlowRow> &rows);
 

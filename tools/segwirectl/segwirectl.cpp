@@ -20,9 +20,13 @@
 #include <rapidjson/stringbuffer.h>
 
 #include "crypto/pki.hpp"
+#include "tools/segwirectl/commands.hpp"
+#include "tools/segwirectl/telemetry_client.hpp"
 #include "version.hpp"
 
 namespace {
+
+using segwire::ctl::TelemetryClient;
 
 void usage(FILE *out) {
     std::fprintf(out,
@@ -33,7 +37,16 @@ void usage(FILE *out) {
                  "  ports            the inside and outside ports\n"
                  "  flows            the flow table of every worker\n"
                  "  identity         identity handshake counters, policy version, HMAC back-end\n"
-                 "  flowlog          flow reports (action, policy, rule, drop reason) since start\n"
+                 "  flowlog          flow reports (action, policy, rule, drop reason, packets, "
+                 "bytes) since start\n"
+                 "  export           flow export: JSON lines and IPFIX counters\n"
+                 "  explain [--policy FILE|DIR | --console URL --token T] SRC DST PROTO[/PORT]\n"
+                 "                   offline: each enforcer's decision for a flow, every rule and why\n"
+                 "                   the others did not match (segwirectl explain --help)\n"
+                 "  trace [--follow S] ADDR [ADDR] [PROTO[/PORT]]\n"
+                 "                   live: the flows' identity state, peer, policy version, rule,\n"
+                 "                   held packets and drop reasons\n"
+                 "  capture -w FILE [-i PORT] [-f FLOW] [-c N] [-d S]   packets to a pcapng file\n"
                  "  raw CMD          any telemetry command, printed as JSON (e.g. raw "
                  "/help,/segwire/flows)\n"
                  "  pki ca --out DIR [--name N]               a CA for an offline deployment\n"
@@ -41,53 +54,6 @@ void usage(FILE *out) {
                  "                   an enforcer key + certificate signed by that CA\n"
                  "--prefix is the daemon's eal.file_prefix (default: segwire).\n");
 }
-
-class TelemetryClient {
-  public:
-    explicit TelemetryClient(std::string path) : path_(std::move(path)) {}
-
-    // Returns the JSON reply; throws std::runtime_error with the socket path on failure.
-    std::string query(const std::string &cmd) {
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-        if (fd < 0) throw std::runtime_error("socket: " + std::string(strerror(errno)));
-        sockaddr_un sun{};
-        sun.sun_family = AF_UNIX;
-        std::snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path_.c_str());
-        if (connect(fd, reinterpret_cast<sockaddr *>(&sun), sizeof(sun)) != 0) {
-            std::string e = strerror(errno);
-            close(fd);
-            throw std::runtime_error("cannot connect to " + path_ + ": " + e +
-                                     " (is segwire running with this --prefix?)");
-        }
-        std::vector<char> buf(1 << 20);
-        ssize_t n = recv(fd, buf.data(), buf.size(), 0);  // greeting
-        if (n <= 0 || send(fd, cmd.data(), cmd.size(), 0) < 0) {
-            close(fd);
-            throw std::runtime_error("telemetry socket " + path_ + " closed");
-        }
-        n = recv(fd, buf.data(), buf.size() - 1, 0);
-        close(fd);
-        if (n <= 0) throw std::runtime_error("no reply to " + cmd);
-        return std::string(buf.data(), static_cast<size_t>(n));
-    }
-
-    rapidjson::Document get(const std::string &cmd) {
-        rapidjson::Document d;
-        std::string reply = query(cmd);
-        d.Parse(reply.c_str());
-        if (d.HasParseError() || !d.IsObject())
-            throw std::runtime_error("malformed reply to " + cmd + ": " + reply);
-        auto key = cmd.substr(0, cmd.find(','));
-        if (!d.HasMember(key.c_str()) || d[key.c_str()].IsNull())
-            throw std::runtime_error(cmd + " failed (unknown command or daemon busy)");
-        rapidjson::Document out;
-        out.CopyFrom(d[key.c_str()], out.GetAllocator());
-        return out;
-    }
-
-  private:
-    std::string path_;
-};
 
 std::string human(uint64_t v) {
     char b[32];
@@ -204,8 +170,9 @@ int print_flows(TelemetryClient &tc) {
 int print_flowlog(TelemetryClient &tc) {
     rapidjson::Document first = tc.get("/segwire/flowlog");
     uint64_t pages = u(first, "pages");
-    std::printf("%-7s %-9s %-24s %-24s %6s %-24s %-16s %-22s %8s\n", "action", "observed", "source",
-                "destination", "port", "policy", "rule", "reason", "count");
+    std::printf("%-7s %-9s %-24s %-24s %6s %-24s %-16s %-22s %8s %8s %8s\n", "action", "observed",
+                "source", "destination", "port", "policy", "rule", "reason", "count", "packets",
+                "bytes");
     auto print_page = [](const rapidjson::Value &page) {
         for (auto &m : page.GetObject()) {
             if (m.name.GetString()[0] != 'r' || !m.value.IsObject()) continue;
@@ -213,11 +180,14 @@ int print_flowlog(TelemetryClient &tc) {
             std::string src = s(r, "sourceID").empty() ? s(r, "sourceIP") : s(r, "sourceID");
             std::string dst =
                 s(r, "destinationID").empty() ? s(r, "destinationIP") : s(r, "destinationID");
-            std::printf("%-7s %-9s %-24s %-24s %6llu %-24s %-16s %-22s %8llu\n",
+            // Both directions' packets and bytes (the flows' counter records, docs/export.md).
+            std::printf("%-7s %-9s %-24s %-24s %6llu %-24s %-16s %-22s %8llu %8s %8s\n",
                         s(r, "action").c_str(), s(r, "observedAction").c_str(), src.c_str(),
                         dst.c_str(), (unsigned long long)u(r, "destinationPort"),
                         s(r, "policyID").c_str(), s(r, "ruleName").c_str(),
-                        s(r, "dropReason").c_str(), (unsigned long long)u(r, "value"));
+                        s(r, "dropReason").c_str(), (unsigned long long)u(r, "value"),
+                        human(u(r, "sourcePackets") + u(r, "destinationPackets")).c_str(),
+                        human(u(r, "sourceBytes") + u(r, "destinationBytes")).c_str());
         }
     };
     print_page(first);
@@ -340,6 +310,9 @@ int main(int argc, char **argv) {
     TelemetryClient tc(sock);
     try {
         if (cmd == "pki") return pki(argc - optind - 1, argv + optind + 1);
+        if (cmd == "explain") return segwire::ctl::explain_main(argc - optind, argv + optind, json);
+        if (cmd == "trace") return segwire::ctl::trace_main(argc - optind, argv + optind, json, sock);
+        if (cmd == "capture") return segwire::ctl::capture_main(argc - optind, argv + optind, json, sock);
         if (cmd == "identity") {
             print_json(tc.get("/segwire/identity"));
         } else if (cmd == "flowlog") {
@@ -357,7 +330,7 @@ int main(int argc, char **argv) {
         } else if (cmd == "stats") {
             auto d = tc.get("/segwire/stats");
             json ? print_json(d) : print_stats(d);
-        } else if (cmd == "workers" || cmd == "ports") {
+        } else if (cmd == "workers" || cmd == "ports" || cmd == "export") {
             print_json(tc.get("/segwire/" + cmd));
         } else if (cmd == "flows") {
             if (json) {
