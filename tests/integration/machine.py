@@ -81,8 +81,10 @@ class Machine:
             ["systemd-nspawn", "--quiet", "-D", str(self.root), "-M", self.name,
              "--private-network", "--register=no", "--keep-unit", "--console=pipe",
              # What a DPDK service needs of the host and nspawn leaves out by default: EAL looks
-             # for the vfio module in /sys/module, and pins memory (CAP_IPC_LOCK).
-             "--bind-ro=/sys/module", "--capability=CAP_IPC_LOCK",
+             # for the vfio module in /sys/module, pins memory (CAP_IPC_LOCK), and AF_XDP loads
+             # an XDP program (nspawn's own seccomp filter lets bpf(2) through with CAP_BPF only).
+             "--bind-ro=/sys/module", "--capability=CAP_IPC_LOCK,CAP_BPF",
+             "--system-call-filter=bpf",
              "--boot", "--", "--unit=basic.target"],
             stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT)
         self.init_pid = wait_for(self._find_init, timeout=60, what="the machine's systemd")

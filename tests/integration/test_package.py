@@ -114,6 +114,7 @@ def test_packages_hold_the_binaries_units_configuration_and_man_pages(debs):
 
     s, c = files["segwire"], files["segwire-console"]
     assert "/lib/systemd/system/segwire@.service" in s
+    assert "/usr/share/segwire/systemd/af_xdp.conf" in s
     assert "/usr/lib/tmpfiles.d/segwire.conf" in s
     assert "/lib/systemd/system/segwire-console.service" in c
     assert deb_control_file(debs["segwire"], "conffiles").split() == ["/etc/segwire/example.json"]
@@ -132,7 +133,8 @@ def test_packages_hold_the_binaries_units_configuration_and_man_pages(debs):
                 r"libcurl4", r"librte-mempool-ring\d+", r"librte-bus-vdev\d+",
                 r"librte-net-af-packet\d+"):
         assert re.search(rf"(^|, ){lib}\b", dep), (lib, dep)
-    assert re.search(r"librte-net-tap\d+", deb_field(debs["segwire"], "Recommends"))
+    rec = deb_field(debs["segwire"], "Recommends")
+    assert re.search(r"librte-net-tap\d+", rec) and re.search(r"librte-net-af-xdp\d+", rec), rec
     cdep = deb_field(debs["segwire-console"], "Depends")
     for lib in (r"libsqlite3-0", r"libcjose0", r"libssl3", r"libcpp-httplib[\d.]+"):
         assert re.search(rf"(^|, ){lib}\b", cdep), (lib, cdep)
@@ -228,9 +230,44 @@ def test_units_run_under_systemd(host):
         m.run("systemctl reload segwire@example")
         m.run("segwirectl --prefix example stats")
         assert m.unit("segwire@example", "MainPID")["MainPID"] == pid
+        # The daemon writes a capture where segwirectl says: /tmp is the machine's, not a private
+        # one; elsewhere outside its directories it is refused, naming the file.
+        m.run("segwirectl --prefix example capture -w /tmp/example.pcapng -d 0.5", timeout=120)
+        m.run("tshark -r /tmp/example.pcapng")  # a pcapng file Wireshark reads
+        p = m.run("segwirectl --prefix example capture -w /etc/segwire/x.pcapng -d 0.5",
+                  check=False, timeout=120)
+        assert p.returncode != 0 and "/etc/segwire/x.pcapng" in p.stderr + p.stdout, p
         m.run("systemctl stop segwire@example", timeout=120)
         u = m.unit("segwire@example", "Result", "ExecMainStatus", "ActiveState")
         assert u == {"Result": "success", "ExecMainStatus": "0", "ActiveState": "inactive"}, u
+
+        # AF_XDP ports: refused under the unit alone, running with the packaged drop-in.
+        m.run("ip link add eth3 type veth peer name eth3p && ip link add eth4 type veth peer "
+              "name eth4p && for i in eth3 eth3p eth4 eth4p; do ip link set $i up; done")
+        example = (m.root / "etc" / "segwire" / "example.json").read_text()
+        xdp = example.replace('"example"', '"xdp"').replace("/var/lib/segwire/example",
+                                                              "/var/lib/segwire/xdp")
+        xdp = xdp.replace("net_af_packet_in,iface=eth1", "net_af_xdp_in,iface=eth3")
+        xdp = xdp.replace("net_af_packet_out,iface=eth2", "net_af_xdp_out,iface=eth4")
+        assert "net_af_xdp_in" in xdp and '"xdp"' in xdp
+        (m.root / "etc" / "segwire" / "xdp.json").write_text(xdp)
+        m.run("systemctl start segwire@xdp", timeout=120)
+        wait_for(lambda: m.unit("segwire@xdp", "Result")["Result"] == "exit-code", timeout=120,
+                 what="segwire@xdp to fail without the AF_XDP drop-in")
+        m.run("systemctl stop segwire@xdp", timeout=120)
+        log = m.run("journalctl --no-pager -u segwire@xdp").stdout
+        assert "critical port inside (net_af_xdp_in)" in log, log
+        m.run("mkdir -p /etc/systemd/system/segwire@xdp.service.d && ln -s "
+              "/usr/share/segwire/systemd/af_xdp.conf /etc/systemd/system/segwire@xdp.service.d/ "
+              "&& systemctl daemon-reload && systemctl start segwire@xdp", timeout=120)
+        ports = wait_for(lambda: json.loads(m.run("segwirectl --prefix xdp --json ports",
+                                                  check=False).stdout or "null"),
+                         timeout=120, what="segwire@xdp's telemetry")
+        assert {p["driver"] for p in ports.values()} == {"net_af_xdp"}, ports
+        st = proc_status(m, m.unit("segwire@xdp", "MainPID")["MainPID"])
+        assert int(st["CapBnd"], 16) == ENFORCER_CAPS | (1 << 21), st  # + CAP_SYS_ADMIN
+        m.run("systemctl stop segwire@xdp", timeout=120)
+        assert m.unit("segwire@xdp", "Result")["Result"] == "success"
 
         # A bad file is refused by ExecStartPre, naming the field, before DPDK starts.
         (m.root / "etc" / "segwire" / "bad.json").write_text('{"workers": 1}\n')
