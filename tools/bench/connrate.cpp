@@ -7,6 +7,7 @@
 //       keeps N connections in flight for S seconds, each: connect, send 1 byte, receive the
 //       byte back, close (FIN). Prints one JSON line: completed connections, connections/s,
 //       failures by errno name, latency percentiles (connect start -> echo received).
+//   segwire-connrate --version
 //
 // Plain POSIX written in the C subset of C++ (the project builds C++ only).
 #include <arpa/inet.h>
@@ -27,6 +28,8 @@
 #include <map>
 #include <string>
 #include <vector>
+
+#include "version.hpp"
 
 namespace {
 
@@ -279,7 +282,8 @@ int usage() {
     std::fprintf(stderr,
                  "usage: segwire-connrate server --port P [--bind ADDR]\n"
                  "       segwire-connrate client --host H --port P [--parallel N] "
-                 "[--duration S] [--timeout S]\n");
+                 "[--duration S] [--timeout S]\n"
+                 "       segwire-connrate --version\n");
     return 2;
 }
 
@@ -288,6 +292,10 @@ int usage() {
 int main(int argc, char **argv) {
     if (argc < 2) return usage();
     const std::string cmd = argv[1];
+    if (cmd == "--version") {
+        std::printf("segwire-connrate %s\n", segwire::version_line());
+        return 0;
+    }
     std::string host, bind_addr = "0.0.0.0";
     int port = 0, parallel = 32;
     double duration = 5, timeout = 3;
