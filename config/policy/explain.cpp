@@ -560,6 +560,30 @@ bool bind_peer(const View &v, const std::string &pu_id, const std::string &signe
     return true;
 }
 
+// A side decided on the peer's claims: bound in this side's policy, then its rules; or refused.
+// `peer_pu`: the peer's PU in its own enforcer's set; `what`: "source" or "destination".
+void decide_on_claims(const View &v, Side &side, const View &peer_view, int peer_pu,
+                      const IpPrefix &peer_addr, const Flow &flow, Direction dir,
+                      const std::string &what, const std::string &prefix) {
+    Peer peer;
+    std::string refusal;
+    const ProcessingUnit &ppu = peer_view.set->processing_units[size_t(peer_pu)];
+    if (!bind_peer(v, ppu.id, peer_view.enforcer_id, peer_addr, peer, refusal)) {
+        side.path = "refuse";
+        side.drop_reason = refusal;
+        side.why = "the " + what + "'s claims for PU " + ppu.id + " signed by " +
+                   peer_view.enforcer_id + " do not bind in this enforcer's policy (" + refusal +
+                   ")";
+        return;
+    }
+    side.path = "identity";
+    side.why = prefix + "the " + what + " proves PU " + pu_label(*v.set, peer.pu) + " hosted by " +
+               peer_view.enforcer_id + ": decided on that record's tags";
+    side.decision =
+        decide(*v.set, *v.profile, size_t(side.local_pu), dir, peer, flow.proto, flow.port);
+    if (side.decision->action == Verdict::kReject) side.drop_reason = "policy-reject";
+}
+
 Peer by_address(const IpPrefix &addr, const AddressFacts &facts) {
     Peer p;
     p.address = addr;
@@ -692,25 +716,10 @@ Explanation explain_with(const View &any, const Flow &flow, const View &src_view
                     "decides");
             }
         } else if (offered && (!tcp || !l4_sent || l4_expected)) {
-            Peer peer;
-            std::string refusal;
-            const ProcessingUnit &spu = src_view.set->processing_units[size_t(s.local_pu)];
             d.direction = Direction::kIncoming;
             d.mode = s.mode;
-            if (!bind_peer(dst_view, spu.id, src_view.enforcer_id, flow.src, peer, refusal)) {
-                d.path = "refuse";
-                d.drop_reason = refusal;
-                d.why = "the source's claims for PU " + spu.id + " signed by " +
-                        src_view.enforcer_id + " do not bind in this enforcer's policy (" +
-                        refusal + ")";
-            } else {
-                d.path = "identity";
-                d.why = "the source proves PU " + pu_label(*dst_view.set, peer.pu) +
-                        " hosted by " + src_view.enforcer_id + ": decided on that record's tags";
-                d.decision = decide(*dst_view.set, *dst_view.profile, size_t(d.local_pu),
-                                    Direction::kIncoming, peer, flow.proto, flow.port);
-                if (d.decision->action == Verdict::kReject) d.drop_reason = "policy-reject";
-            }
+            decide_on_claims(dst_view, d, src_view, s.local_pu, flow.src, flow,
+                             Direction::kIncoming, "source", "");
         } else {
             std::string why = "a plain " + std::string(tcp ? "SYN" : "datagram") +
                               " (the source sends no identity): the source's address decides";
@@ -735,22 +744,8 @@ Explanation explain_with(const View &any, const Flow &flow, const View &src_view
         if (refused_at_d) {
             s.why += "; the destination's enforcer refused before answering";
         } else if (d_on && d.path == "identity") {
-            Peer peer;
-            std::string refusal;
-            const ProcessingUnit &dpu = dst_view.set->processing_units[size_t(d.local_pu)];
-            if (!bind_peer(src_view, dpu.id, dst_view.enforcer_id, flow.dst, peer, refusal)) {
-                s.path = "refuse";
-                s.drop_reason = refusal;
-                s.why = "the destination's claims for PU " + dpu.id + " signed by " +
-                        dst_view.enforcer_id + " do not bind in this enforcer's policy (" +
-                        refusal + ")";
-            } else {
-                s.why += "; the destination proves PU " + pu_label(*src_view.set, peer.pu) +
-                         ": decided on that record's tags";
-                s.decision = decide(*src_view.set, *src_view.profile, size_t(s.local_pu),
-                                    Direction::kOutgoing, peer, flow.proto, flow.port);
-                if (s.decision->action == Verdict::kReject) s.drop_reason = "policy-reject";
-            }
+            decide_on_claims(src_view, s, dst_view, d.local_pu, flow.dst, flow,
+                             Direction::kOutgoing, "destination", s.why + "; ");
         } else {
             acl(src_view, s, flow.dst, flow, Direction::kOutgoing,
                 "the destination answers without identity (" +

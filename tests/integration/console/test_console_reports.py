@@ -79,9 +79,10 @@ def test_report_batches_are_idempotent_and_queryable(console, token):
                          capture_output=True, text=True, check=True).stdout
     lines = out.splitlines()
     assert lines[0].split() == ["SOURCE", "DESTINATION", "PORT", "ACTION", "OBSERVED", "POLICY",
-                                "RULE", "REASON", "COUNT"]
+                                "RULE", "REASON", "COUNT", "PACKETS", "BYTES"]
+    # These reports carry no packet or byte counts (decision records): the sums are 0.
     accept = next(line for line in lines if "to-backend" in line).split()
     assert accept[:4] == ["frontend", "backend", "tcp/8080", "Accept"]
-    assert accept[-1] == "10"  # 5 from enf-1 + 5 from enf-2
+    assert accept[-3:] == ["10", "0", "0"]  # 5 from enf-1 + 5 from enf-2
     reject = next(line for line in lines if "Reject" in line).split()
-    assert reject[:4] == ["frontend", "db", "tcp/5432", "Reject"] and reject[-2:] == ["policy", "2"]
+    assert reject[:4] == ["frontend", "db", "tcp/5432", "Reject"] and reject[-4:] == ["policy", "2", "0", "0"]
