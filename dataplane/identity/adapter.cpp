@@ -740,6 +740,9 @@ void Stage::run_timers() {
         case Act::kIncTries:
             ++hs_[f.hs].tries;
             return;
+        case Act::kResetTries:
+            hs_[f.hs].tries = 0;
+            return;
         case Act::kDisarm:
             hs_[e.timer_hs].armed = false;
             return;

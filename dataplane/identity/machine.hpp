@@ -583,6 +583,7 @@ inline constexpr uint8_t kReasonClaims = 4;     // REJECT reason "claims" (else 
     X(Resend, "send a copy of the kept control datagram (counts udp_retransmits)")              \
     X(ArmTimer, "arm the context's timer from now, tries 0")                                    \
     X(IncTries, "one more retransmission")                                                      \
+    X(ResetTries, "retransmissions counted from zero again (the hosts' handshake restarted)")   \
     X(Disarm, "disarm the context's timer")                                                     \
     X(StartRetag, "ask the slow path to re-tag the pinned peer (if a job is free)")             \
     X(SweepIncomplete, "the policy sweep must come round again")                                \

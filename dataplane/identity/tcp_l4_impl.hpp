@@ -477,6 +477,13 @@ void server_wait(Ctx &c) {
                 return;
             }
             c.forward();
+            // R2 went out behind the lost SYN-ACK, and A drops a record that comes before the
+            // SYN-ACK: it goes again right behind this one, with its retransmissions counted
+            // afresh (the exchange's deadline still runs from the first SYN-ACK).
+            if (c.l4_sent() && !c.l4_acked()) {
+                c.act(Act::kL4Resend);
+                c.act(Act::kResetTries);
+            }
             return;
         }
         if (c.seq_data()) {  // the server speaks first: held until R3

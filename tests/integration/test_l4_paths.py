@@ -145,6 +145,30 @@ def test_records_are_retransmitted_under_loss():
         transfer(bed, 7201, 2 * MB)
 
 
+def test_r2_goes_again_behind_a_repeated_synack():
+    # R1 rides in the SYN (a TFO cookie from an earlier connection), so B sends R2 right behind the
+    # server's SYN-ACK. The first SYN-ACK is lost: A cannot take R2 before it, and B's copies run
+    # out of retries while the client waits a second to send its SYN again. B must send R2 again
+    # behind the repeated SYN-ACK, its retries counted afresh - here that copy (R2's 4th) is lost
+    # too, and the 5th carries the exchange. (Without it, the 4th is the 0.2 / 0.6 / 1.4 s timer's
+    # last and B gives up.)
+    first_synack = ("loss", {"dirs": ("b2a",), "min_length": 0, "every": 1000, "phase": 0,
+                             "match": "tcp sport 7203 tcp flags & (syn | ack) == syn | ack"})
+    fourth_r2 = ("loss", {"dirs": ("b2a",), "min_length": 60, "every": 1000, "phase": 3,
+                          "match": "tcp sport 7203 tcp flags & syn == 0"})
+    with IdentityBed(wire=[first_synack, fourth_r2]) as bed:
+        start(bed, policy({"l4TargetNetworks": ["10.77.0.0/24"]}))
+        probe_server(bed.server, "echo-server --port 7200 --bind ::")
+        assert connect(bed.client, bed.SERVER4, 7200, count=1)["ok"] == 1  # A gets B's cookie
+        started = bed.a.identity()["l4_started"]
+        transfer(bed, 7203, MB)
+        synacks, r2s = bed.wireboxes
+        assert synacks.stats()["dropped"] == 1 and r2s.stats()["dropped"] == 1
+        assert bed.a.identity()["l4_started"] == started + 1  # one connection, not a second try
+        assert bed.b.identity()["l4_retransmits"] >= 4
+        assert bed.b.identity()["half_open_expired"] == 0
+
+
 def test_30_mb_each_way_under_deterministic_loss():
     # Every 40th segment with payload dropped each way (records included), SACK on (the Linux
     # default): 30 MB client to server over IPv4 and server to client over IPv6, byte for byte.

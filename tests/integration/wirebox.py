@@ -23,7 +23,8 @@ host traffic none. Kinds:
   has no nf_conntrack_bridge, `ct state` in a bridge table is refused with "Protocol error".)
 - "loss" (`LossBox`): a Linux bridge with an nftables bridge-family rule dropping every `every`-th
   TCP packet longer than `min_length` bytes of IP packet (default 100: only segments that carry
-  payload, SYNs with a token included) in each direction listed in `dirs` (numgen inc).
+  payload, SYNs with a token included) in each direction listed in `dirs` (numgen inc); `match`
+  narrows the candidates with more nftables matches.
 
 Every box has `stats()`: a dict of counters, exact at the time of the call. Directions are
 "a2b" (from A's side towards the wire) and "b2a".
@@ -637,7 +638,8 @@ table inet {self.TABLE} {{
 class LossBox(Wirebox):
     """opts: every (N, default 20), dirs (("a2b", "b2a")), min_length (IP packet length a TCP
     packet must exceed to be a candidate, default 100: one with payload; 0: every TCP packet),
-    phase (which residue of `numgen inc mod N` is dropped, default N-1: the N-th, 2N-th, ...)."""
+    phase (which residue of `numgen inc mod N` is dropped, default N-1: the N-th, 2N-th, ...),
+    match (more nftables matches a candidate must pass, e.g. "tcp sport 7203": only those count)."""
 
     kind = "loss"
     TABLE = "swloss"
@@ -650,6 +652,7 @@ class LossBox(Wirebox):
         minlen = int(o.get("min_length", 100))
         dirs = o.get("dirs", ("a2b", "b2a"))
         length = f"meta length > {minlen} " if minlen > 0 else ""
+        length += f"{o['match']} " if o.get("match") else ""
         rules = []
         for d in dirs:
             iface = {"a2b": self.if_a, "b2a": self.if_b}[d]
