@@ -821,6 +821,11 @@ int run_server(const ServerOptions &opt) {
         // names both CAs so that clients offer either kind.
         SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX *) { return 1; });
         SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+        // With SSL_VERIFY_PEER, OpenSSL refuses to resume a session (internal_error alert on the
+        // ClientHello) unless the sessions are tied to a context: browsers resume on every
+        // further connection to the page (docs/ui.md).
+        static const unsigned char kSessionContext[] = "segwire-console";
+        SSL_CTX_set_session_id_context(&ctx, kSessionContext, sizeof kSessionContext - 1);
         return SSL_CTX_use_certificate_chain_file(&ctx, tls_cert.c_str()) == 1 &&
                SSL_CTX_use_PrivateKey_file(&ctx, tls_key.c_str(), SSL_FILETYPE_PEM) == 1 &&
                SSL_CTX_add_client_CA(&ctx, appcred_ca->get()) == 1 &&

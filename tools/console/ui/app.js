@@ -15,13 +15,17 @@
 
   // #token=...&window=86400 (or since=...&until=..., RFC 3339 or unix seconds): for bookmarks and
   // automation. The token is moved to session storage and removed from the address bar at once.
-  const hash = new URLSearchParams(location.hash.slice(1));
-  if (hash.get('token')) {
+  let hash = new URLSearchParams();
+  function readHash() {
+    hash = new URLSearchParams(location.hash.slice(1));
+    if (!hash.get('token')) return false;
     sessionStorage.setItem(TOKEN_KEY, hash.get('token'));
     hash.delete('token');
     const rest = hash.toString();
     history.replaceState(null, '', location.pathname + location.search + (rest ? '#' + rest : ''));
+    return true;
   }
+  readHash();
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -343,8 +347,16 @@
       $('token-input').value = '';
       load();
     });
+    // A link with a token opened in a tab that shows the page already.
+    window.addEventListener('hashchange', () => {
+      if (readHash()) load();
+    });
     load();
   }
+
+  // For automation (tests, screenshots): the live cytoscape instance, e.g.
+  // segwireFlowMap.cy.$('edge.rejected')[0].emit('tap') shows that edge's details.
+  window.segwireFlowMap = { get cy() { return cy; } };
 
   init();
 })();
