@@ -3,6 +3,7 @@ GET /ui/flowmap's authorization and validation, and the page rendered by headles
 (driven over the DevTools protocol), checked in its DOM: nodes, edges and the colours cytoscape
 drew them with."""
 import os
+import socket
 import sys
 import time
 import urllib.parse
@@ -175,3 +176,21 @@ def test_page_renders_the_flow_map_in_headless_chromium(console, token, tmp_path
     assert edges[("backend", "unknown network", "tcp/443")]["line-color"] == RED
     assert edges[("frontend", "backend", "tcp/8080")]["line-color"] == GREEN
     assert edges[("internet", "frontend", "tcp/443")]["line-color"] == AMBER
+
+
+def test_tls_sessions_resume(console):
+    """A browser resumes its TLS session on every further connection to the page; OpenSSL refuses
+    that (internal_error) on a server that requests client certificates unless the sessions have
+    an ID context."""
+    ctx = console.context()
+    session = None
+    for attempt in range(2):
+        with socket.create_connection(("127.0.0.1", console.port), timeout=30) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as tls:
+                tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                answer = b""
+                while chunk := tls.recv(4096):
+                    answer += chunk
+                assert answer.startswith(b"HTTP/1.1 200"), answer
+                assert tls.session_reused == (attempt == 1)
+                session = tls.session
