@@ -570,7 +570,8 @@ void Console::install(httplib::Server &svr) {
     svr.Post("/issue", guarded([this](auto &req, auto &res) { issue(req, res); }));
     install_health(svr);
     // The flow map page and its data endpoint (docs/ui.md).
-    install_ui(svr, opt_.ui_dir, db_, [this](const httplib::Request &req) { return authorize(req); });
+    install_ui(svr, opt_.ui_dir, db_,
+               [this](const httplib::Request &req) { return authorize(req); });
 
     // Every route below checks role (and, for enforcer routes, whose ID) before anything else.
     auto what = [](const httplib::Request &req) { return req.method + " " + req.path; };

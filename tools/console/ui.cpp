@@ -51,9 +51,9 @@ struct Known {
         std::string id, name;
         std::vector<std::string> tags;
     };
-    std::map<std::string, Object> pus, networks;              // by ID
-    std::map<std::string, std::string> network_by_name;       // name → ID
-    std::map<std::string, std::string> policy_names;          // ID → name
+    std::map<std::string, Object> pus, networks;         // by ID
+    std::map<std::string, std::string> network_by_name;  // name → ID
+    std::map<std::string, std::string> policy_names;     // ID → name
 
     explicit Known(Db &db) {
         Stmt s(db,
@@ -127,8 +127,8 @@ class Graph {
                          const std::string &fqdn) {
         if (!id.empty() && id != "unknown") {
             const Known::Object *net = known_.network(id);
-            bool is_pu = type == "ProcessingUnit" ||
-                         (type.empty() && (known_.pus.count(id) || !net));
+            bool is_pu =
+                type == "ProcessingUnit" || (type.empty() && (known_.pus.count(id) || !net));
             if (is_pu) return pu(id);
             Node &n = node("ext:" + (net ? net->id : id), "external");
             if (n.name.empty()) {
@@ -464,9 +464,8 @@ void install_ui(httplib::Server &svr, const std::string &ui_dir, Db &db,
                     {"Cache-Control", "no-cache"}})) {
         spdlog::info("flow map page: /ui/ serves {}", ui_dir);
     }
-    svr.Get("/ui", [](const httplib::Request &, httplib::Response &res) {
-        res.set_redirect("/ui/");
-    });
+    svr.Get("/ui",
+            [](const httplib::Request &, httplib::Response &res) { res.set_redirect("/ui/"); });
     svr.Get("/ui/flowmap", [&db, authorize](const httplib::Request &req, httplib::Response &res) {
         try {
             Caller c = authorize(req);
@@ -475,10 +474,10 @@ void install_ui(httplib::Server &svr, const std::string &ui_dir, Db &db,
             const int64_t until = time_param(req, "until", now + 1);
             const int64_t since = time_param(req, "since", until - kDefaultWindow);
             if (since >= until)
-                throw ConsoleError(400,
-                                   "since: " + rfc3339(since) + " is not before until (" +
-                                       rfc3339(until) + ")",
-                                   "since");
+                throw ConsoleError(
+                    400,
+                    "since: " + rfc3339(since) + " is not before until (" + rfc3339(until) + ")",
+                    "since");
             res.status = 200;
             res.set_header("Cache-Control", "no-store");
             res.set_content(flowmap_json(db, since, until), "application/json");
