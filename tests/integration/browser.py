@@ -10,6 +10,7 @@ prints the page's #graph-summary data attributes as JSON.
 """
 import argparse
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -32,7 +33,6 @@ def spki_sha256(cert_pem_path):
                          check=True, capture_output=True).stdout
     der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub,
                          check=True, capture_output=True).stdout
-    import hashlib
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
