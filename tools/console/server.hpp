@@ -29,6 +29,8 @@ struct ServerOptions {
     // Cloud login realms (off unless configured) and whether their identities may register an
     // ID for the first time without an admin's approval.
     Realms realms;
+    // The flow map page's files (--ui-dir; default: default_ui_dir() in ui.hpp). "" = no page.
+    std::string ui_dir;
 };
 
 // Runs until SIGTERM/SIGINT; SIGHUP reloads --policy. Prints "listening on https://HOST:PORT" on
