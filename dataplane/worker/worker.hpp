@@ -22,6 +22,7 @@
 #include "dataplane/contract/worker_setup.hpp"
 #include "dataplane/flow/flow_table.hpp"
 #include "dataplane/identity/stage.hpp"
+#include "dataplane/route/router.hpp"
 #include "dataplane/worker/capture_tap.hpp"
 #include "dataplane/worker/tx_queues.hpp"
 
@@ -66,10 +67,13 @@ class Worker {
     const FlowTable &flows() const { return flows_; }
     FlowDump &dump() { return dump_; }
     CaptureSlot &capture() { return capture_; }
+    RoutingStats &routing_stats() { return router_.stats(); }
+    NeighbourDump &neighbour_dump() { return router_.dump(); }
+    bool routed() const { return router_.enabled(); }
     uint32_t id() const { return s_.id; }
 
   private:
-    void flush_tx();
+    void flush_tx(uint64_t now);
     void flush_steer();
     void housekeeping(uint64_t now);
     void answer_dump(uint64_t now);
@@ -89,6 +93,9 @@ class Worker {
 
     IdentityRuntime *idr_ = nullptr;  // null: forwarding only
     identity::Stage stage_;
+
+    // Routed mode (docs/routed.md): how packets get in and out; off in bump-in-the-wire mode.
+    Router router_;
 
     // Packet capture (docs/capture.md): the slot the control side arms, and this worker's tap.
     CaptureSlot capture_;

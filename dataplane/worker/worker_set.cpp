@@ -88,6 +88,18 @@ uint32_t WorkerSet::flow_capacity(uint32_t i) const {
     return workers_[i]->flows().capacity();
 }
 
+bool WorkerSet::routed() const {
+    return !workers_.empty() && workers_[0]->routed();
+}
+
+RoutingStats &WorkerSet::routing_stats(uint32_t i) {
+    return workers_[i]->routing_stats();
+}
+
+NeighbourDump &WorkerSet::neighbour_dump(uint32_t i) {
+    return workers_[i]->neighbour_dump();
+}
+
 const char *WorkerSet::hmac_backend() const {
     return workers_.empty() ? "none" : workers_[0]->hmac_backend();
 }
