@@ -52,8 +52,16 @@ Routing::Routing(const config::ApplianceConfig &cfg, const PortInfo ports[2], ui
     slot_.qsbr = static_cast<rte_rcu_qsbr *>(rte_zmalloc("sw_route_qsbr", sz, RTE_CACHE_LINE_SIZE));
     if (!slot_.qsbr || rte_rcu_qsbr_init(slot_.qsbr, workers) != 0)
         throw std::runtime_error("routing: cannot set up the route table's RCU");
-    routes_ = cfg.routing.routes;
-    slot_.current.store(build(routes_));
+    const dp::RouteTable *t = build(cfg.routing.routes);
+    slot_.current.store(t);
+    publish_summary(t, cfg.routing.routes.size());
+}
+
+void Routing::publish_summary(const dp::RouteTable *t, size_t statics) {
+    routes4_.store(t->routes4);
+    routes6_.store(t->routes6);
+    statics_.store(statics);
+    generation_seen_.store(t->generation);
 }
 
 Routing::~Routing() {
@@ -146,7 +154,7 @@ void Routing::reload(const std::vector<config::RouteConfig> &routes) {
     // idle.max_sleep_us): after that none still reads `old`.
     rte_rcu_qsbr_synchronize(slot_.qsbr, RTE_QSBR_THRID_INVALID);
     destroy(const_cast<dp::RouteTable *>(old));
-    routes_ = routes;
+    publish_summary(fresh, routes.size());
     spdlog::info("routing: {} static route(s) in force (table generation {})", routes.size(),
                  fresh->generation);
 }

@@ -4,6 +4,7 @@
 // for every worker's quiescent state and frees the old one. Main lcore only.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -27,8 +28,15 @@ class Routing {
     // New static routes (from a re-read config); the connected prefixes stay. Throws on a table
     // that cannot be built; the old one stays in force then.
     void reload(const std::vector<config::RouteConfig> &routes);
-    const dp::RouteTable *current() const { return slot_.current.load(); }
-    const std::vector<config::RouteConfig> &routes() const { return routes_; }
+    // What the table in force holds, for any thread (telemetry): the table itself may be freed
+    // by a reload while another thread reads it, these may not.
+    struct Summary {
+        uint64_t generation, routes4, routes6, statics;
+    };
+    Summary summary() const {
+        return {generation_seen_.load(), routes4_.load(), routes6_.load(), statics_.load()};
+    }
+    const dp::RouteTable *current() const { return slot_.current.load(); }  // main lcore only
 
   private:
     dp::RouteTable *build(const std::vector<config::RouteConfig> &routes);
@@ -36,9 +44,11 @@ class Routing {
 
     dp::RoutedPorts ports_{};
     dp::RouteSlot slot_;
-    std::vector<config::RouteConfig> routes_;
+    void publish_summary(const dp::RouteTable *t, size_t statics);
+
     config::ApplianceConfig cfg_;
     uint64_t generation_ = 0;
+    std::atomic<uint64_t> generation_seen_{0}, routes4_{0}, routes6_{0}, statics_{0};
 };
 
 }  // namespace segwire::control

@@ -270,11 +270,11 @@ int cmd_routing(const char *, const char *, rte_tel_data *d) {
         rte_tel_data_add_dict_string(c, "ipv6", prefix_list(p.v6, p.n6, 6).c_str());
         rte_tel_data_add_dict_container(d, roles[i], c, 0);
     }
-    const dp::RouteTable *t = g_app->routing->current();
-    rte_tel_data_add_dict_u64(d, "table_generation", t->generation);
-    rte_tel_data_add_dict_u64(d, "routes_ipv4", t->routes4);
-    rte_tel_data_add_dict_u64(d, "routes_ipv6", t->routes6);
-    rte_tel_data_add_dict_u64(d, "static_routes", g_app->routing->routes().size());
+    const Routing::Summary t = g_app->routing->summary();
+    rte_tel_data_add_dict_u64(d, "table_generation", t.generation);
+    rte_tel_data_add_dict_u64(d, "routes_ipv4", t.routes4);
+    rte_tel_data_add_dict_u64(d, "routes_ipv6", t.routes6);
+    rte_tel_data_add_dict_u64(d, "static_routes", t.statics);
     dp::RoutingStats sum;
     for (uint32_t w = 0; w < g_app->workers.size(); ++w) {
         const dp::RoutingStats &s = g_app->workers.routing_stats(w);

@@ -152,6 +152,7 @@ def routed_lab_policy(client_out=(), server_in=()):
     from testbed import lab_policy
     pol = lab_policy(client_out=client_out, server_in=server_in)
     pol["enforcerprofiles"][0]["targetNetworks"] = ["10.61.0.0/16", "fd61::/16"]
+    pol["enforcerprofiles"][0]["targetUDPNetworks"] = ["10.61.0.0/16", "fd61::/16"]
     pus = {p["ID"]: p for p in pol["processingunits"]}
     pus["pu-client"]["addresses"] = ["10.61.1.2/32", "fd61:1::2/128"]
     pus["pu-server"]["addresses"] = ["10.61.2.2/32", "fd61:2::2/128"]

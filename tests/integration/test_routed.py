@@ -192,7 +192,9 @@ def test_neighbours_age_and_re_resolve(bed, family):
             r = bed.client.run(f"ping -c 2 -W 5 {host}", check=False)
             assert r.returncode == 0, r.stdout
         finally:
+            # Back to the old MAC, and re-resolved to it (the ping still runs) for later tests.
             bed.server.run(f"ip link set {bed.server_if} address {old}")
+            wait_neighbour(bed.sw, host, timeout=40, mac=old, state="REACHABLE")
     finally:
         pinger.kill()
         pinger.wait()
