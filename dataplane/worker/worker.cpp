@@ -272,7 +272,7 @@ void Worker::flush_steer() {
 void Worker::flush_tx(uint64_t now) {
     // Routed mode: every packet queued is routed and its Ethernet header rewritten (or held
     // until its next hop is resolved); the router's own frames join the queues.
-    if (router_.enabled()) router_.egress(now);
+    prepare_tx(now);
     for (uint8_t side = 0; side < 2; ++side) {
         uint16_t n = tx_.n[side];
         if (!n) continue;

@@ -58,6 +58,11 @@ class Worker {
     // the slow path's answers, and the held packets they release, run as bursts of their own.
     void begin_loop(uint64_t now);
     void end_loop();
+    // What the loop does to the tx queues before the tx bursts: in routed mode the egress (route,
+    // resolve, rewrite the Ethernet header); nothing in bump-in-the-wire mode. Before take_tx.
+    void prepare_tx(uint64_t now) {
+        if (router_.enabled()) router_.egress(now);
+    }
     uint16_t take_tx(uint8_t side, rte_mbuf **out);
 
     const WorkerStats &stats() const { return stats_; }
