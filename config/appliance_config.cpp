@@ -306,9 +306,6 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
     }
 
     root.uint("workers", c.workers, 1, 64);
-    // Routed mode keeps its neighbour table per worker: one worker for now (docs/routed.md).
-    if (c.routed && c.workers > 1)
-        throw ConfigError("workers", "routed mode runs one worker (docs/routed.md, \"Limits\")");
     root.uint("burst", c.burst, 1, 64);
     root.uint("mbufs", c.mbufs, 1023, 1u << 24);
 

@@ -86,6 +86,22 @@ struct NeighbourDump {
     uint32_t count = 0;
 };
 
+// What one worker heard about a neighbour (an ARP or ND message it received), handed to every
+// other worker over a single-producer/single-consumer ring per ordered worker pair, so that
+// every worker's table learns from answers whichever queue they arrived on. Each worker applies
+// it under its own rules (an answer confirms an entry it has, a request for one of our addresses
+// creates one).
+struct NeighbourEvent {
+    uint8_t addr[16];
+    uint8_t family;
+    uint8_t port;
+    uint8_t mac[6];
+    uint8_t state;   // NeighbourState the message gives
+    uint8_t create;  // may create an entry
+    uint8_t pad[6];
+};
+static_assert(sizeof(NeighbourEvent) == 32, "ring elements are a multiple of 4 bytes");
+
 #define SEGWIRE_ROUTING_COUNTERS(X)                                                         \
     X(forwarded, "packets routed to a next hop")                                            \
     X(local_in, "packets addressed to segwire's own addresses")                             \
@@ -104,7 +120,8 @@ struct NeighbourDump {
     X(icmp_time_exceeded, "time exceeded / hop limit exceeded messages sent")               \
     X(icmp_unreachable, "destination unreachable messages sent (no route, unresolved)")     \
     X(icmp_too_big, "fragmentation needed / packet too big messages sent")                  \
-    X(icmp_rate_limited, "ICMP messages not sent: over routing.icmp_rate")
+    X(icmp_rate_limited, "ICMP messages not sent: over routing.icmp_rate")                  \
+    X(neighbour_events_lost, "neighbour news not handed to another worker: its ring was full")
 
 struct RoutingStats {
 #define X(name, help) Counter name;

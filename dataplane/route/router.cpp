@@ -15,6 +15,8 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
 
 #include "crypto/bytes.hpp"
 
@@ -334,7 +336,7 @@ void Router::arp_in(rte_mbuf *m, const PacketView &v, uint8_t arrival, uint64_t 
         if (std::memcmp(in.v4[i].addr.b, &a->arp_data.arp_tip, 4) == 0) for_us = true;
     if (op == RTE_ARP_OP_REQUEST && for_us && a->arp_data.arp_sip != 0) {
         // RFC 826: the requester is learnt; a new entry starts stale (confirmed on first use).
-        learn(k, sha, true, NeighbourState::Stale, now);
+        heard(k, sha, true, NeighbourState::Stale, now);
         // The reply, in place.
         a->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
         std::memcpy(a->arp_data.arp_tha.addr_bytes, sha, 6);
@@ -352,7 +354,7 @@ void Router::arp_in(rte_mbuf *m, const PacketView &v, uint8_t arrival, uint64_t 
     if (op == RTE_ARP_OP_REPLY || op == RTE_ARP_OP_REQUEST) {
         // A reply (or a gratuitous request) confirms or updates an entry we have; it never
         // creates one (anyone on the segment could fill the table).
-        learn(k, sha, false, op == RTE_ARP_OP_REPLY ? NeighbourState::Reachable
+        heard(k, sha, false, op == RTE_ARP_OP_REPLY ? NeighbourState::Reachable
                                                     : NeighbourState::Stale,
               now);
     }
@@ -386,7 +388,7 @@ void Router::nd_in(rte_mbuf *m, const PacketView &v, uint8_t arrival, uint64_t n
         const uint8_t *slla = nd_lla(icmp + 24, end, kOptSourceLla);
         if (!dad && slla) {
             std::memcpy(k.addr, v.src.b, 16);
-            learn(k, slla, true, NeighbourState::Stale, now);
+            heard(k, slla, true, NeighbourState::Stale, now);
         }
         static constexpr uint8_t all_nodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0,
                                                   0,    0,    0, 0, 0, 0, 0, 1};
@@ -405,7 +407,7 @@ void Router::nd_in(rte_mbuf *m, const PacketView &v, uint8_t arrival, uint64_t n
     const uint8_t *tlla = nd_lla(icmp + 24, end, kOptTargetLla);
     std::memcpy(k.addr, target, 16);
     const bool solicited = icmp[4] & kNaSolicited;
-    learn(k, tlla ? tlla : eth + 6, false,
+    heard(k, tlla ? tlla : eth + 6, false,
           solicited ? NeighbourState::Reachable : NeighbourState::Stale, now);
     rte_pktmbuf_free(m);
 }
@@ -486,6 +488,39 @@ void Router::icmp_error(const rte_mbuf *m, const PacketView &v, uint8_t arrival,
     }
     what.add();
     tx_->push(r, arrival);
+}
+
+void Router::heard(const NKey &k, const uint8_t *mac, bool create, NeighbourState st,
+                   uint64_t now) noexcept {
+    learn(k, mac, create, st, now);
+    if (nworkers_ < 2) return;
+    NeighbourEvent e{};
+    std::memcpy(e.addr, k.addr, 16);
+    e.family = k.family;
+    e.port = k.port;
+    std::memcpy(e.mac, mac, 6);
+    e.state = static_cast<uint8_t>(st);
+    e.create = create;
+    for (uint32_t w = 0; w < nworkers_; ++w)
+        if (events_out_[w] &&
+            rte_ring_sp_enqueue_elem(events_out_[w], &e, sizeof e) != 0)
+            stats_.neighbour_events_lost.add();
+}
+
+void Router::take_events(uint64_t now) noexcept {
+    for (uint32_t w = 0; w < nworkers_; ++w) {
+        if (!events_in_[w]) continue;
+        NeighbourEvent ev[32];
+        const unsigned n =
+            rte_ring_sc_dequeue_burst_elem(events_in_[w], ev, sizeof ev[0], 32, nullptr);
+        for (unsigned i = 0; i < n; ++i) {
+            NKey k{};
+            std::memcpy(k.addr, ev[i].addr, 16);
+            k.family = ev[i].family;
+            k.port = ev[i].port;
+            learn(k, ev[i].mac, ev[i].create, static_cast<NeighbourState>(ev[i].state), now);
+        }
+    }
 }
 
 int32_t Router::find(const NKey &k) noexcept {

@@ -17,9 +17,11 @@
 
 #include "config/appliance_config.hpp"
 #include "dataplane/contract/routing.hpp"
+#include "dataplane/contract/worker_setup.hpp"
 #include "dataplane/worker/tx_queues.hpp"
 
 struct rte_hash;
+struct rte_ring;
 struct rte_mbuf;
 struct rte_mempool;
 
@@ -44,6 +46,15 @@ class Router {
     // Control time (allocates).
     bool init(const RouterSetup &s, TxQueues *tx, uint64_t tsc_hz, std::string &err);
     bool enabled() const { return ports_ != nullptr; }
+    // With several workers: the rings neighbour news goes out on (to worker `to`) and comes in
+    // from (from worker `from`); NeighbourEvent elements.
+    void set_event_rings(uint32_t other, rte_ring *out, rte_ring *in) {
+        events_out_[other] = out;
+        events_in_[other] = in;
+        if (other + 1 > nworkers_) nworkers_ = other + 1;
+    }
+    // Once per loop: what the other workers heard.
+    void take_events(uint64_t now) noexcept;
 
     // Lcore side: the worker's RCU reader state for the route table.
     void online();
@@ -89,6 +100,9 @@ class Router {
                     uint8_t code, uint32_t mtu, Counter &what, uint64_t now) noexcept;
     bool take_token(uint64_t now) noexcept;
 
+    // learn() here, and the news to every other worker.
+    void heard(const NKey &k, const uint8_t *mac, bool create, NeighbourState st,
+               uint64_t now) noexcept;
     int32_t find(const NKey &k) noexcept;
     int32_t learn(const NKey &k, const uint8_t *mac, bool create, NeighbourState st,
                   uint64_t now) noexcept;
@@ -128,6 +142,10 @@ class Router {
     // ICMP rate limit: a token bucket per worker.
     double tokens_ = 0;
     uint64_t tokens_tsc_ = 0;
+
+    rte_ring *events_out_[kMaxWorkers] = {};
+    rte_ring *events_in_[kMaxWorkers] = {};
+    uint32_t nworkers_ = 0;
 
     RoutingStats stats_;
     NeighbourDump dump_;

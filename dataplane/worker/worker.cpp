@@ -81,7 +81,7 @@ uint16_t Worker::take_tx(uint8_t side, rte_mbuf **out) {
 
 // Parses a burst, hands packets owned by other workers to them, and runs the flow stage on the
 // rest. `arrival` is the port side for rx bursts; packets from steering rings carry it in m->port.
-void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh) {
+void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh, bool steered) {
     PacketView views[kMaxBurst];
     FlowKey keys[kMaxBurst];
     const FlowKey *key_ptrs[kMaxBurst];
@@ -97,8 +97,9 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
     // The slow path has no free job: identity SYNs that can never bind are shed before the lookup.
     const bool shed = idr_ && stage_.enforcing() && stage_.saturated();
     // Routed mode: received packets go through the router's ingress (ARP, ND, own addresses,
-    // TTL, route, MTU) first. Released held packets (not fresh) went through it when received.
-    const bool route_in = fresh && router_.enabled();
+    // TTL, route, MTU) first, once: released held packets (not fresh) and packets another worker
+    // steered here went through it on the worker that received them.
+    const bool route_in = fresh && !steered && router_.enabled();
 
     for (uint16_t i = 0; i < n; ++i) {
         if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
@@ -373,7 +374,10 @@ int Worker::run(const std::atomic<bool> &stop) {
     }
     while (!stop.load(std::memory_order_relaxed)) {
         const uint64_t now = rte_rdtsc();
-        if (router_.enabled()) router_.quiescent();  // the route table read last loop is done
+        if (router_.enabled()) {
+            router_.quiescent();  // the route table read last loop is done
+            if (s_.nworkers > 1) router_.take_events(now);  // what the other workers heard
+        }
         cap_.loop();
         begin_loop(now);
         uint32_t got = 0;
@@ -400,7 +404,7 @@ int Worker::run(const std::atomic<bool> &stop) {
                 if (!n) continue;
                 got += n;
                 stats_.steered_in.add(n);
-                handle_burst(pkts, static_cast<uint16_t>(n), now);
+                handle_burst(pkts, static_cast<uint16_t>(n), now, true, true);
             }
             flush_steer();
         }

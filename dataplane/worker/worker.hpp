@@ -47,13 +47,19 @@ class Worker {
     // steer_rings[src] is the ring worker `src` enqueues into for this worker.
     void set_steer_ring(uint32_t from, rte_ring *r) { inbound_[from] = r; }
     void set_peer_ring(uint32_t to, rte_ring *r) { outbound_[to] = r; }
+    // Routed mode with several workers: neighbour news to and from worker `other`.
+    void set_neighbour_rings(uint32_t other, rte_ring *out, rte_ring *in) {
+        router_.set_event_rings(other, out, in);
+    }
 
     // Lcore entry: loops until stop is set.
     int run(const std::atomic<bool> &stop);
 
     // Entry points also used by the benchmark and tests without ports: process mbufs that
     // arrived on `side` and collect what must leave on each port in tx_[].
-    void handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh = true);
+    // `steered`: handed over by another worker, which already ran routed mode's ingress on them.
+    void handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh = true,
+                      bool steered = false);
     // One loop's worth of identity work outside packet handling (the benchmark drives it too):
     // the slow path's answers, and the held packets they release, run as bursts of their own.
     void begin_loop(uint64_t now);

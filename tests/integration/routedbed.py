@@ -47,10 +47,10 @@ class RoutedBed(Bed):
             host.run(f"ip -6 route add default via {gw6}")
         self.server.run(f"ip addr add {self.FAR4}/32 dev lo")
 
-    def start_segwire(self, extra=None, routing=None, mtu=(None, None)):
+    def start_segwire(self, extra=None, routing=None, mtu=(None, None), workers=1):
         """A routed segwire: inside 10.61.1.1/24 + fd61:1::1/64, outside 10.61.2.1/24 +
         fd61:2::1/64; `routing` is its routing section, `mtu` the ports' mtu fields."""
-        sw = Segwire(self.enf, self.tag, self.if_in, self.if_out, extra=extra)
+        sw = Segwire(self.enf, self.tag, self.if_in, self.if_out, workers=workers, extra=extra)
         routed_config(sw, [f"{self.S_IN4}/24", f"{self.S_IN6}/64"],
                       [f"{self.S_OUT4}/24", f"{self.S_OUT6}/64"], routing, mtu)
         self.enforcers.append(sw)

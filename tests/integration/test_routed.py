@@ -15,8 +15,8 @@ import tempfile
 
 import pytest
 
-from routedbed import (RoutedBed, RoutedIdentityBed, mac_of, neighbour, routed_lab_policy,
-                       routing, wait_neighbour)
+from routedbed import (RoutedBed, RoutedIdentityBed, mac_of, neighbour, neighbours,
+                       routed_lab_policy, routing, wait_neighbour)
 from testbed import SEGWIRE, SEGWIRECTL, probe, probe_server, server_report, wait_for
 
 MB = 1 << 20
@@ -230,6 +230,33 @@ def test_drops_are_counted_not_crashing(bed):
     assert bed.sw.stats()["drops"]["ttl_exceeded"] >= 1
     assert bed.sw.proc.poll() is None
     assert bed.client.run(f"ping -c 1 -W 5 {bed.SERVER4}", check=False).returncode == 0
+
+
+# ---- two workers: each learns what the other heard ----
+
+@pytest.fixture(scope="module")
+def bed2():
+    with RoutedBed() as b:
+        b.sw = b.start_segwire(workers=2)
+        yield b
+
+
+def test_two_workers_route_and_share_neighbours(bed2):
+    for host in (bed2.SERVER4, bed2.SERVER6):
+        r = bed2.client.run(f"ping -c 3 -W 5 {host}", check=False)
+        assert r.returncode == 0, r.stdout
+    srv = probe_server(bed2.server, "echo-server --port 5650 --bind ::")
+    for host in (bed2.SERVER4, bed2.SERVER6):
+        r = probe(bed2.client, f"connections --host {host} --port 5650 --count 40 --parallel 4 --timeout 5")
+        assert r["ok"] == 40, r
+    srv.kill()
+    workers = bed2.sw.workers()
+    rx = [w["rx_inside_pkts"] + w["rx_outside_pkts"] for w in workers.values() if isinstance(w, dict)]
+    assert len(rx) == 2 and all(n > 0 for n in rx), workers
+    # Whichever worker an answer reached, both tables hold the server, resolved.
+    rows = [n for n in neighbours(bed2.sw) if n["address"] == bed2.SERVER4]
+    assert sorted(n["worker"] for n in rows) == [0, 1] and all(n["mac"] for n in rows), rows
+    assert bed2.sw.stats()["drops"]["neighbour_unresolved"] == 0
 
 
 # ---- two routed enforcers: the identity stage is unchanged ----
