@@ -493,7 +493,7 @@ void Router::icmp_error(const rte_mbuf *m, const PacketView &v, uint8_t arrival,
 void Router::heard(const NKey &k, const uint8_t *mac, bool create, NeighbourState st,
                    uint64_t now) noexcept {
     learn(k, mac, create, st, now);
-    if (nworkers_ < 2) return;
+    if (!shared_) return;
     NeighbourEvent e{};
     std::memcpy(e.addr, k.addr, 16);
     e.family = k.family;

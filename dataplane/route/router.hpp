@@ -51,7 +51,8 @@ class Router {
     void set_event_rings(uint32_t other, rte_ring *out, rte_ring *in) {
         events_out_[other] = out;
         events_in_[other] = in;
-        if (other + 1 > nworkers_) nworkers_ = other + 1;
+        if (other + 1 > nworkers_) nworkers_ = other + 1;  // rings are indexed by worker id
+        shared_ = true;
     }
     // Once per loop: what the other workers heard.
     void take_events(uint64_t now) noexcept;
@@ -146,6 +147,7 @@ class Router {
     rte_ring *events_out_[kMaxWorkers] = {};
     rte_ring *events_in_[kMaxWorkers] = {};
     uint32_t nworkers_ = 0;
+    bool shared_ = false;  // other workers to tell
 
     RoutingStats stats_;
     NeighbourDump dump_;
