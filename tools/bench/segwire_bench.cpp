@@ -11,7 +11,8 @@
 // rules; established traffic under a forged-SYN flood; packet capture off and on
 // (tools/bench/capture_bench.cpp); established forwarding in routed mode (docs/routed.md).
 // SEGWIRE_BENCH_ONLY=<part> runs only the parts whose name contains it (established,
-// handshake-steady, handshake-cold, policy, flood, capture, routed).
+// handshake-steady, handshake-cold, policy, flood, capture, established-routed; "established"
+// runs bump-in-the-wire and routed forwarding side by side).
 #include <unistd.h>
 
 #include <algorithm>
@@ -261,7 +262,7 @@ int run_pipeline(bool quick, const std::string &csv, const std::string &svg) {
     bool ok = true;
     if (o.wants("established")) ok = established_rows(pool, o, rows, false) && ok;
     // Routed mode (docs/routed.md): the same traffic routed (TTL, FIB, neighbour, MAC rewrite).
-    if (o.wants("routed")) ok = established_rows(pool, o, rows, true) && ok;
+    if (o.wants("established-routed")) ok = established_rows(pool, o, rows, true) && ok;
     ok = identity_rows(pool, o, rows) && ok;
     if (o.wants("capture")) ok = capture_rows(pool, o, rows) && ok;
     if (!csv.empty()) {
