@@ -1,5 +1,6 @@
 #include "config/appliance_config.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -16,6 +17,28 @@ using rapidjson::Value;
 
 // Walks one JSON object, remembering its path, and refuses keys nobody asked for
 // (a typo like "worker" must not be silently ignored).
+// "10.1.0.1/24", "fd01::1/64": an interface address and its connected prefix's length (host
+// bits are the point here, unlike policy prefixes).
+policy::IpPrefix parse_interface_address(const std::string &at, const std::string &text) {
+    const size_t slash = text.find('/');
+    if (slash == std::string::npos)
+        throw ConfigError(at, "\"" + text + "\" needs a prefix length (\"10.1.0.1/24\")");
+    policy::IpPrefix a;
+    std::string problem;
+    if (!policy::parse_prefix(text.substr(0, slash), &a, &problem)) throw ConfigError(at, problem);
+    const std::string len = text.substr(slash + 1);
+    if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoul(len) > a.max_len() || std::stoul(len) < 1)
+        throw ConfigError(at, "\"" + text + "\": prefix length must be 1.." +
+                                  std::to_string(a.max_len()));
+    a.len = static_cast<uint8_t>(std::stoul(len));
+    bool zero = true;
+    for (unsigned i = 0; i < 16; ++i) zero = zero && a.addr[i] == 0;
+    if (zero || (!a.v6 && (a.addr[0] == 127 || a.addr[0] >= 224)) || (a.v6 && a.addr[0] == 0xff))
+        throw ConfigError(at, "\"" + text + "\" is not a unicast address");
+    return a;
+}
+
 class Obj {
   public:
     Obj(const Value &v, std::string path) : v_(v), path_(std::move(path)) {
@@ -94,7 +117,72 @@ void parse_port(Obj &parent, const char *key, PortConfig &port) {
         throw ConfigError(o.at("device"), "must not contain spaces");
     o.uint("rx_desc", port.rx_desc, 64, 16384);
     o.uint("tx_desc", port.tx_desc, 64, 16384);
+    o.uint("mtu", port.mtu, 576, 9000);
+    if (const Value *a = o.get("addresses")) {
+        if (!a->IsArray())
+            throw ConfigError(o.at("addresses"), "must be an array of \"ADDRESS/LENGTH\"");
+        for (rapidjson::SizeType i = 0; i < a->Size(); ++i) {
+            const std::string at = o.at("addresses") + "[" + std::to_string(i) + "]";
+            if (!(*a)[i].IsString()) throw ConfigError(at, "must be a string");
+            port.addresses.push_back(parse_interface_address(at, (*a)[i].GetString()));
+        }
+    }
     o.finish();
+}
+
+// "mode": "routed": every route's next hop must be reachable through a port's connected prefix.
+void check_routed(ApplianceConfig &c) {
+    const PortConfig *ports[2] = {&c.inside, &c.outside};
+    const char *names[2] = {"ports.inside", "ports.outside"};
+    bool any = false;
+    for (int p = 0; p < 2; ++p) {
+        for (size_t i = 0; i < ports[p]->addresses.size(); ++i) {
+            const policy::IpPrefix &a = ports[p]->addresses[i];
+            any = true;
+            if (a.v6 && ports[p]->mtu && ports[p]->mtu < 1280)
+                throw ConfigError(std::string(names[p]) + ".mtu",
+                                  "must be at least 1280 on a port with an IPv6 address");
+            // Connected prefixes of the two ports must not overlap: a destination in both would
+            // have no one port to leave by.
+            for (size_t j = 0; j < ports[p ^ 1]->addresses.size(); ++j) {
+                const policy::IpPrefix &b = ports[p ^ 1]->addresses[j];
+                if (a.v6 != b.v6) continue;
+                policy::IpPrefix na = a, nb = b;
+                const uint8_t l = std::min(a.len, b.len);
+                na.len = nb.len = l;
+                for (unsigned bit = l; bit < 128; ++bit) {
+                    na.addr[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+                    nb.addr[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+                }
+                if (p == 1 && na.addr == nb.addr)
+                    throw ConfigError(std::string(names[p]) + ".addresses[" + std::to_string(i) +
+                                          "]",
+                                      a.str() + " overlaps ports.inside's " + b.str());
+            }
+        }
+    }
+    if (!any)
+        throw ConfigError("ports.inside.addresses",
+                          "routed mode needs at least one address on a port");
+    for (size_t r = 0; r < c.routing.routes.size(); ++r) {
+        RouteConfig &rt = c.routing.routes[r];
+        const std::string at = "routing.routes[" + std::to_string(r) + "]";
+        int found = -1;
+        for (int p = 0; p < 2 && found < 0; ++p)
+            for (const policy::IpPrefix &a : ports[p]->addresses) {
+                policy::IpPrefix net = a;
+                if (net.v6 == rt.via.v6 && net.contains(rt.via)) {
+                    found = p;
+                    break;
+                }
+            }
+        if (found < 0)
+            throw ConfigError(at + ".via", rt.via.str() + " is in no port's connected prefix");
+        if (rt.port >= 0 && rt.port != found)
+            throw ConfigError(at + ".port", "the next hop " + rt.via.str() + " is on " +
+                                                std::string(names[found]) + "'s prefix");
+        rt.port = found;
+    }
 }
 
 }  // namespace
@@ -153,6 +241,68 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         if (c.inside.name() == c.outside.name())
             throw ConfigError("ports.outside.device",
                               "names the same device as ports.inside.device");
+    }
+
+    if (const Value *v = root.get("mode")) {
+        if (!v->IsString()) throw ConfigError("mode", "must be a string");
+        const std::string mode = v->GetString();
+        if (mode == "routed")
+            c.routed = true;
+        else if (mode != "bump-in-the-wire")
+            throw ConfigError("mode", "unknown mode \"" + mode +
+                                          "\" (\"bump-in-the-wire\" or \"routed\")");
+    }
+    if (const Value *v = root.get("routing")) {
+        if (!c.routed) throw ConfigError("routing", "only with \"mode\": \"routed\"");
+        Obj o(*v, "routing");
+        auto &r = c.routing;
+        if (const Value *a = o.get("routes")) {
+            if (!a->IsArray()) throw ConfigError("routing.routes", "must be an array");
+            for (rapidjson::SizeType i = 0; i < a->Size(); ++i) {
+                const std::string at = "routing.routes[" + std::to_string(i) + "]";
+                Obj ro((*a)[i], at);
+                RouteConfig rt;
+                std::string prefix, via, port, problem;
+                ro.str("prefix", prefix, true);
+                ro.str("via", via, true);
+                ro.str("port", port);
+                ro.finish();
+                if (!policy::parse_prefix(prefix, &rt.prefix, &problem))
+                    throw ConfigError(at + ".prefix", problem);
+                if (!policy::parse_prefix(via, &rt.via, &problem))
+                    throw ConfigError(at + ".via", problem);
+                if (rt.via.len != rt.via.max_len())
+                    throw ConfigError(at + ".via", "must be an address, not a prefix");
+                if (rt.via.v6 != rt.prefix.v6)
+                    throw ConfigError(at + ".via", "must be of the prefix's address family");
+                if (port == "inside")
+                    rt.port = 0;
+                else if (port == "outside")
+                    rt.port = 1;
+                else if (!port.empty())
+                    throw ConfigError(at + ".port", "must be \"inside\" or \"outside\"");
+                r.routes.push_back(rt);
+            }
+            if (r.routes.size() > 4096)
+                throw ConfigError("routing.routes", "at most 4096 routes");
+        }
+        o.uint("neighbours", r.neighbours, 16, 1u << 20);
+        o.uint("reachable_s", r.reachable_s, 1, 3600);
+        o.uint("stale_s", r.stale_s, 1, 86400);
+        o.uint("retrans_ms", r.retrans_ms, 10, 60000);
+        o.uint("probes", r.probes, 1, 100);
+        o.uint("hold_per_neighbour", r.hold_per_neighbour, 0, 64);
+        o.uint("icmp_rate", r.icmp_rate, 0, 1000000);
+        o.uint("icmp_burst", r.icmp_burst, 1, 1000000);
+        o.finish();
+    }
+    if (!c.routed) {
+        if (!c.inside.addresses.empty())
+            throw ConfigError("ports.inside.addresses", "only with \"mode\": \"routed\"");
+        if (!c.outside.addresses.empty())
+            throw ConfigError("ports.outside.addresses", "only with \"mode\": \"routed\"");
+    } else {
+        check_routed(c);
     }
 
     root.uint("workers", c.workers, 1, 64);

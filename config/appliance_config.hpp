@@ -29,6 +29,12 @@ struct PortConfig {
     std::string device;
     uint16_t rx_desc = 1024;
     uint16_t tx_desc = 1024;
+    // The largest IP datagram sent on this port (0: the port's own MTU, as read at start). Above
+    // the port's current MTU the port is asked for it (jumbo frames up to 9000).
+    uint16_t mtu = 0;
+    // Routed mode only: the port's own addresses with their prefix ("10.1.0.1/24", "fd01::1/64").
+    // addr is the address, len the connected prefix's length.
+    std::vector<policy::IpPrefix> addresses;
     bool is_pci() const;
     std::string name() const;  // the ethdev name: the vdev name or the PCI address
 };
@@ -199,8 +205,28 @@ struct FlowExportConfig {
 bool parse_host_port(const std::string &text, std::string *host, uint16_t *port,
                      std::string *problem);
 
+// Routed mode (docs/routed.md): the appliance is a routed next hop between its two ports.
+struct RouteConfig {
+    policy::IpPrefix prefix;  // destination
+    policy::IpPrefix via;     // next hop (len 32/128); the family of prefix
+    int port = -1;            // 0 inside, 1 outside; -1 = the port whose connected prefix has via
+};
+struct RoutingConfig {
+    std::vector<RouteConfig> routes;
+    uint32_t neighbours = 1024;      // neighbour table entries per worker (ARP and ND together)
+    uint32_t reachable_s = 30;       // a confirmed entry is used without question for this long
+    uint32_t stale_s = 600;          // an entry nobody used for this long is removed
+    uint32_t retrans_ms = 1000;      // between two requests (solicitations) for one neighbour
+    uint32_t probes = 3;             // unanswered requests before an entry is given up
+    uint32_t hold_per_neighbour = 8; // packets held while their next hop is resolved
+    uint32_t icmp_rate = 100;        // ICMP / ICMPv6 messages generated per second and worker
+    uint32_t icmp_burst = 50;        // ... and at most this many at once
+};
+
 struct ApplianceConfig {
     EalConfig eal;
+    bool routed = false;  // "mode": "bump-in-the-wire" (default) | "routed"
+    RoutingConfig routing;
     PortConfig inside;
     PortConfig outside;
     uint32_t workers = 1;

@@ -13,6 +13,7 @@
 #include "control/console_sync.hpp"
 #include "control/enforcement.hpp"
 #include "control/metrics.hpp"
+#include "control/routing.hpp"
 #include "dataplane/contract/fail_gate.hpp"
 #include "dataplane/worker/worker_set.hpp"
 
@@ -20,7 +21,11 @@ namespace segwire::control {
 
 struct App {
     config::ApplianceConfig cfg;
+    std::string config_path;  // re-read on SIGHUP (routed mode: routing.routes)
     PortInfo ports[2];
+    // Routed mode (docs/routed.md): the ports' addresses and the route table; null otherwise.
+    // Destroyed after the workers (they read it).
+    std::unique_ptr<Routing> routing;
     dp::WorkerSet workers;
     std::unique_ptr<Enforcement> enforcement;  // null without an identity (forwarding only)
     std::unique_ptr<ConsoleSync> sync;         // null without a Console

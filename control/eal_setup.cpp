@@ -160,6 +160,19 @@ PortInfo setup_port(const config::PortConfig &pc, const char *role, uint16_t que
     // Read once here (a later `ip link set mtu` is seen at the next start).
     if (int k = kernel_if_mtu(dev.if_index); k > 0 && k <= UINT16_MAX)
         info.mtu = static_cast<uint16_t>(k);
+    // ports.*.mtu: the largest datagram segwire sends there. A port below it is asked for it
+    // (jumbo frames); one above keeps its own (routed mode then sends no more than asked,
+    // telling senders so: docs/routed.md "MTU").
+    if (pc.mtu) {
+        if (pc.mtu > info.mtu) {
+            rc = rte_eth_dev_set_mtu(info.port_id, pc.mtu);
+            if (rc != 0)
+                throw std::runtime_error(std::string("ports.") + role + ".mtu: port " +
+                                         info.name + " cannot take an MTU of " +
+                                         std::to_string(pc.mtu) + ": " + rte_strerror(-rc));
+        }
+        info.mtu = pc.mtu;
+    }
     return info;
 }
 

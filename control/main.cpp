@@ -89,6 +89,11 @@ void add_workers(control::App &app, const dp::FailGate *gate, dp::IdentityRuntim
         s.pool = app.pool;
         s.identity = identity;
         s.fail_gate = gate;
+        if (app.routing) {
+            s.routed_ports = app.routing->ports();
+            s.routes = app.routing->slot();
+            s.routing = cfg.routing;
+        }
         app.workers.add(s);
     }
     app.workers.create_steering_rings();
@@ -150,6 +155,7 @@ int finish(std::unique_ptr<control::App> app, int rc) {
     app->capture.reset();
     if (app->sync) app->sync->stop();
     app->workers.clear();
+    app->routing.reset();
     app->enforcement_live.store(nullptr);
     app->enforcement.reset();
     app->sync.reset();
@@ -158,9 +164,10 @@ int finish(std::unique_ptr<control::App> app, int rc) {
     return rc;
 }
 
-int run(const config::ApplianceConfig &cfg) {
+int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
     auto app = std::make_unique<control::App>();
     app->cfg = cfg;
+    app->config_path = config_path;
 
     std::vector<std::string> args = control::build_eal_args(cfg);
     std::string joined;
@@ -197,8 +204,13 @@ int run(const config::ApplianceConfig &cfg) {
             plan.kept_control, plan.slow_jobs);
         app->cfg.handshake.hold_total = plan.hold_total;
         app->cfg.handshake.kept_control = plan.kept_control;
+        // A port MTU above 1500 (jumbo, ports.*.mtu) needs mbufs that hold a whole frame: the
+        // parser and the identity stage read the first segment only.
+        const uint32_t max_mtu = std::max<uint32_t>(cfg.inside.mtu, cfg.outside.mtu);
+        const uint16_t room = static_cast<uint16_t>(std::max<uint32_t>(
+            RTE_MBUF_DEFAULT_BUF_SIZE, RTE_PKTMBUF_HEADROOM + max_mtu + RTE_ETHER_HDR_LEN + 8));
         rte_mempool *pool = rte_pktmbuf_pool_create("sw_mbufs", cfg.mbufs, control::kPoolCache, 0,
-                                                    RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
+                                                    room, rte_socket_id());
         if (!pool)
             throw std::runtime_error(std::string("mbufs: cannot create pool of ") +
                                      std::to_string(cfg.mbufs) + ": " + rte_strerror(rte_errno));
@@ -211,6 +223,21 @@ int run(const config::ApplianceConfig &cfg) {
             spdlog::info("port {}: {} ({}), {} queue(s), mtu {}, steering {}",
                          i == 0 ? "inside" : "outside", app->ports[i].name, app->ports[i].driver, q,
                          app->ports[i].mtu, hw_symmetric ? "symmetric RSS" : "software");
+        if (cfg.routed) {
+            app->routing = std::make_unique<control::Routing>(cfg, app->ports, cfg.workers);
+            const config::PortConfig *pc[2] = {&cfg.inside, &cfg.outside};
+            for (int i = 0; i < 2; ++i) {
+                std::string addrs;
+                for (const auto &a : pc[i]->addresses) addrs += " " + a.str();
+                const uint8_t *mac = app->routing->ports()->port[i].mac;
+                spdlog::info("routed: {} {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} mtu {}:{}",
+                             i == 0 ? "inside" : "outside", mac[0], mac[1], mac[2], mac[3],
+                             mac[4], mac[5], app->ports[i].mtu, addrs);
+            }
+            const dp::RouteTable *t = app->routing->current();
+            spdlog::info("routed: {} IPv4 and {} IPv6 routes (connected and static)", t->routes4,
+                         t->routes6);
+        }
 
         g_stop = &app->stop;
         struct sigaction sa {};
@@ -306,6 +333,19 @@ int run(const config::ApplianceConfig &cfg) {
         auto next_report = std::chrono::steady_clock::now();
         while (!app->stop.load()) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            const bool reload = g_reload.exchange(false);
+            if (reload && app->routing) {
+                // routing.routes are re-read from the config file; a file that does not validate
+                // (or a table that cannot be built) is refused whole and the routes stay.
+                try {
+                    config::ApplianceConfig fresh = config::load_appliance_config(app->config_path);
+                    if (!fresh.routed) throw std::runtime_error("mode: no longer routed");
+                    app->routing->reload(fresh.routing.routes);
+                } catch (const std::exception &e) {
+                    spdlog::error("routing: reload refused, the routes in force stay: {}",
+                                  e.what());
+                }
+            }
             if (!app->enforcement) continue;
             if (app->sync) {
                 if (auto b = app->sync->take_bundle()) {
@@ -331,7 +371,7 @@ int run(const config::ApplianceConfig &cfg) {
                 if (app->sync)
                     app->sync->submit_reports(std::move(flows), std::move(ex), std::move(dns));
             }
-            if (g_reload.exchange(false) && !cfg.identity.policy_file.empty()) {
+            if (reload && !cfg.identity.policy_file.empty()) {
                 // A bad file is refused whole; the policy in force stays (fail-static). The
                 // refusal is logged at error level and shown by /segwire/control.
                 try {
@@ -414,5 +454,5 @@ int main(int argc, char **argv) {
         return 0;
     }
     setup_logging(cfg.log);
-    return run(cfg);
+    return run(cfg, config_path);
 }

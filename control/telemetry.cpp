@@ -224,6 +224,135 @@ int cmd_flows(const char *, const char *params, rte_tel_data *d) {
     return 0;
 }
 
+// ---- Routed mode (docs/routed.md) ----
+
+std::vector<dp::NeighbourRecord> g_neighbours;  // the last listing, paged by /segwire/neighbours
+constexpr uint32_t kNeighboursPerPage = 32;
+
+const char *neighbour_state_name(dp::NeighbourState s) {
+    switch (s) {
+        case dp::NeighbourState::Incomplete:
+            return "INCOMPLETE";
+        case dp::NeighbourState::Reachable:
+            return "REACHABLE";
+        case dp::NeighbourState::Stale:
+            return "STALE";
+        case dp::NeighbourState::Probe:
+            return "PROBE";
+    }
+    return "?";
+}
+
+std::string prefix_list(const dp::PortAddr *a, uint8_t n, uint8_t family) {
+    std::string s;
+    for (uint8_t i = 0; i < n; ++i)
+        s += (s.empty() ? "" : " ") + addr_str(a[i].addr, family) + "/" + std::to_string(a[i].len);
+    return s;
+}
+
+// /segwire/routing: the mode, the ports' addresses, the route table in force, the counters.
+int cmd_routing(const char *, const char *, rte_tel_data *d) {
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_string(d, "mode", g_app->routing ? "routed" : "bump-in-the-wire");
+    if (!g_app->routing) return 0;
+    const dp::RoutedPorts *rp = g_app->routing->ports();
+    const char *roles[2] = {"inside", "outside"};
+    for (int i = 0; i < 2; ++i) {
+        const dp::RoutedPort &p = rp->port[i];
+        rte_tel_data *c = rte_tel_data_alloc();
+        rte_tel_data_start_dict(c);
+        char mac[18];
+        std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", p.mac[0], p.mac[1],
+                      p.mac[2], p.mac[3], p.mac[4], p.mac[5]);
+        rte_tel_data_add_dict_string(c, "mac", mac);
+        rte_tel_data_add_dict_u64(c, "mtu", p.mtu);
+        rte_tel_data_add_dict_string(c, "ipv4", prefix_list(p.v4, p.n4, 4).c_str());
+        rte_tel_data_add_dict_string(c, "ipv6", prefix_list(p.v6, p.n6, 6).c_str());
+        rte_tel_data_add_dict_container(d, roles[i], c, 0);
+    }
+    const Routing::Summary t = g_app->routing->summary();
+    rte_tel_data_add_dict_u64(d, "table_generation", t.generation);
+    rte_tel_data_add_dict_u64(d, "routes_ipv4", t.routes4);
+    rte_tel_data_add_dict_u64(d, "routes_ipv6", t.routes6);
+    rte_tel_data_add_dict_u64(d, "static_routes", t.statics);
+    dp::RoutingStats sum;
+    for (uint32_t w = 0; w < g_app->workers.size(); ++w) {
+        const dp::RoutingStats &s = g_app->workers.routing_stats(w);
+#define X(name, help) sum.name.add(s.name.get());
+        SEGWIRE_ROUTING_COUNTERS(X)
+#undef X
+        sum.neighbours.add(s.neighbours.get());
+    }
+#define X(name, help) rte_tel_data_add_dict_u64(d, #name, sum.name.get());
+    SEGWIRE_ROUTING_COUNTERS(X)
+#undef X
+    rte_tel_data_add_dict_u64(d, "neighbours", sum.neighbours.get());
+    return 0;
+}
+
+bool refresh_neighbours() {
+    for (uint32_t w = 0; w < g_app->workers.size(); ++w)
+        g_app->workers.neighbour_dump(w).requested.fetch_add(1, std::memory_order_release);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    for (uint32_t w = 0; w < g_app->workers.size(); ++w) {
+        const dp::NeighbourDump &nd = g_app->workers.neighbour_dump(w);
+        while (nd.completed.load(std::memory_order_acquire) !=
+               nd.requested.load(std::memory_order_relaxed)) {
+            if (std::chrono::steady_clock::now() > deadline) return false;
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+    }
+    g_neighbours.clear();
+    for (uint32_t w = 0; w < g_app->workers.size(); ++w) {
+        const dp::NeighbourDump &nd = g_app->workers.neighbour_dump(w);
+        g_neighbours.insert(g_neighbours.end(), nd.rows, nd.rows + nd.count);
+    }
+    return true;
+}
+
+// /segwire/neighbours[,page]: the neighbour table (ARP and ND); page 0 takes a fresh listing.
+int cmd_neighbours(const char *, const char *params, rte_tel_data *d) {
+    if (!g_app->routing) {
+        rte_tel_data_start_dict(d);
+        rte_tel_data_add_dict_u64(d, "total", 0);
+        rte_tel_data_add_dict_u64(d, "page", 0);
+        rte_tel_data_add_dict_u64(d, "pages", 0);
+        return 0;
+    }
+    std::lock_guard<std::mutex> lock(g_dump_mutex);
+    uint32_t page = 0;
+    if (params && *params) page = static_cast<uint32_t>(std::strtoul(params, nullptr, 10));
+    if (page == 0 && !refresh_neighbours()) return -EAGAIN;
+    rte_tel_data_start_dict(d);
+    const uint32_t total = static_cast<uint32_t>(g_neighbours.size());
+    rte_tel_data_add_dict_u64(d, "total", total);
+    rte_tel_data_add_dict_u64(d, "page", page);
+    rte_tel_data_add_dict_u64(d, "pages", (total + kNeighboursPerPage - 1) / kNeighboursPerPage);
+    for (uint32_t i = page * kNeighboursPerPage; i < total && i < (page + 1) * kNeighboursPerPage;
+         ++i) {
+        const dp::NeighbourRecord &r = g_neighbours[i];
+        rte_tel_data *c = rte_tel_data_alloc();
+        rte_tel_data_start_dict(c);
+        rte_tel_data_add_dict_string(c, "address", addr_str(r.addr, r.family).c_str());
+        rte_tel_data_add_dict_string(c, "port", r.port ? "outside" : "inside");
+        char mac[18];
+        std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", r.mac[0], r.mac[1],
+                      r.mac[2], r.mac[3], r.mac[4], r.mac[5]);
+        rte_tel_data_add_dict_string(
+            c, "mac", r.state == dp::NeighbourState::Incomplete ? "" : mac);
+        rte_tel_data_add_dict_string(c, "state", neighbour_state_name(r.state));
+        rte_tel_data_add_dict_u64(c, "held", r.held);
+        rte_tel_data_add_dict_u64(c, "probes", r.probes);
+        rte_tel_data_add_dict_u64(c, "worker", r.worker);
+        rte_tel_data_add_dict_int(c, "confirmed_ms",
+                                  r.confirmed_ms == UINT32_MAX ? -1 : int(r.confirmed_ms));
+        rte_tel_data_add_dict_u64(c, "used_ms", r.used_ms);
+        rte_tel_data_add_dict_u64(c, "resolutions", r.resolutions);
+        rte_tel_data_add_dict_container(d, ("n" + std::to_string(i)).c_str(), c, 0);
+    }
+    return 0;
+}
+
 int cmd_identity(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_start_dict(d);
     Enforcement *e = g_app->enforcement_live.load(std::memory_order_acquire);
@@ -543,6 +672,10 @@ void register_telemetry(App &app) {
                                "Totals over all workers: packets, bytes, flows, drops by reason.");
     rte_telemetry_register_cmd("/segwire/workers", cmd_workers, "Per-worker counters.");
     rte_telemetry_register_cmd("/segwire/ports", cmd_ports, "The inside and outside ports.");
+    rte_telemetry_register_cmd("/segwire/routing", cmd_routing,
+                               "Routed mode: ports' addresses, route table, counters.");
+    rte_telemetry_register_cmd("/segwire/neighbours", cmd_neighbours,
+                               "Routed mode: the neighbour table (ARP, ND). Parameter: page.");
     rte_telemetry_register_cmd("/segwire/flows", cmd_flows,
                                "Flow listing. Parameter: page (0 takes a fresh snapshot).");
 }

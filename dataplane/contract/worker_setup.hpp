@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "config/appliance_config.hpp"
+#include "dataplane/contract/routing.hpp"
 #include "dataplane/flow/flow_table.hpp"
 
 struct rte_mempool;
@@ -33,6 +34,11 @@ struct WorkerSetup {
     // While no policy state is published (or before the identity is attached): refuse what it
     // says (identity.fail_mode closed). Null: forward untouched (fail open, or no identity at all).
     const FailGate *fail_gate = nullptr;
+    // Routed mode (docs/routed.md): the ports' addresses and the published route table; null in
+    // bump-in-the-wire mode.
+    const RoutedPorts *routed_ports = nullptr;
+    RouteSlot *routes = nullptr;
+    config::RoutingConfig routing;
 };
 
 }  // namespace segwire::dp

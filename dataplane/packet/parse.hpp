@@ -63,6 +63,14 @@ namespace segwire::dp {
     X(SourceRate, "source-rate")                          \
     X(SynReplayed, "syn-replayed")                        \
     X(L4NoRecord, "l4-no-record")                         \
+    /* routed mode (docs/routed.md) */                    \
+    X(NoRoute, "no-route")                                \
+    X(TtlExceeded, "ttl-exceeded")                        \
+    X(FragmentationNeeded, "fragmentation-needed")        \
+    X(NeighbourUnresolved, "neighbour-unresolved")        \
+    X(NotRouted, "not-routed")                            \
+    X(RouteSamePort, "route-same-port")                   \
+    X(LocalUnhandled, "local-unhandled")                  \
     /* no policy yet, identity.fail_mode closed */        \
     X(NoPolicy, "no-policy")
 

@@ -30,6 +30,16 @@ bool Worker::init(const WorkerSetup &s, std::string &err) {
     if (!flows_.init("sw_flows_" + std::to_string(s.id), s.flow_capacity, s.socket, s.timeouts_s,
                      tsc_hz_, err))
         return false;
+    if (s.routed_ports) {
+        RouterSetup rs;
+        rs.ports = s.routed_ports;
+        rs.routes = s.routes;
+        rs.cfg = s.routing;
+        rs.pool = s.pool;
+        rs.worker = s.id;
+        rs.socket = s.socket;
+        if (!router_.init(rs, &tx_, tsc_hz_, err)) return false;
+    }
     idr_ = s.identity;
     if (!idr_) return true;
     return stage_.init(idr_, s_.id, s_.port_id, flows_, tx_, stats_, tsc_hz_, err);
@@ -71,7 +81,7 @@ uint16_t Worker::take_tx(uint8_t side, rte_mbuf **out) {
 
 // Parses a burst, hands packets owned by other workers to them, and runs the flow stage on the
 // rest. `arrival` is the port side for rx bursts; packets from steering rings carry it in m->port.
-void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh) {
+void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh, bool steered) {
     PacketView views[kMaxBurst];
     FlowKey keys[kMaxBurst];
     const FlowKey *key_ptrs[kMaxBurst];
@@ -86,6 +96,10 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
     const FailGate *gate = s_.fail_gate && !(idr_ && stage_.enforcing()) ? s_.fail_gate : nullptr;
     // The slow path has no free job: identity SYNs that can never bind are shed before the lookup.
     const bool shed = idr_ && stage_.enforcing() && stage_.saturated();
+    // Routed mode: received packets go through the router's ingress (ARP, ND, own addresses,
+    // TTL, route, MTU) first, once: released held packets (not fresh) and packets another worker
+    // steered here went through it on the worker that received them.
+    const bool route_in = fresh && !steered && router_.enabled();
 
     for (uint16_t i = 0; i < n; ++i) {
         if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
@@ -101,6 +115,7 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh)
             rte_pktmbuf_free(m);
             continue;
         }
+        if (route_in && !router_.ingress(m, v, arrival, now)) continue;
         if (!v.is_ip()) {
             stats_.non_ip.add();
             tx_.push(m, arrival ^ 1);
@@ -255,7 +270,10 @@ void Worker::flush_steer() {
     }
 }
 
-void Worker::flush_tx() {
+void Worker::flush_tx(uint64_t now) {
+    // Routed mode: every packet queued is routed and its Ethernet header rewritten (or held
+    // until its next hop is resolved); the router's own frames join the queues.
+    prepare_tx(now);
     for (uint8_t side = 0; side < 2; ++side) {
         uint16_t n = tx_.n[side];
         if (!n) continue;
@@ -328,6 +346,7 @@ void Worker::housekeeping(uint64_t now) {
     } else {
         flows_.expire(now, kExpireBudget);
     }
+    if (router_.enabled()) router_.housekeeping(now);
     if (s_.pool) {
         const uint64_t free = rte_mempool_avail_count(s_.pool);
         if (free < stats_.mbuf_free_min.get()) stats_.mbuf_free_min.set(free);
@@ -349,8 +368,16 @@ int Worker::run(const std::atomic<bool> &stop) {
     uint32_t reeval_spins = 0;
     uint64_t polls = 0;
     if (idr_ && idr_->state) idr_->state->register_reader(s_.id);
+    if (router_.enabled()) {
+        router_.online();
+        if (s_.id == 0) router_.announce();  // gratuitous ARP, unsolicited NA
+    }
     while (!stop.load(std::memory_order_relaxed)) {
         const uint64_t now = rte_rdtsc();
+        if (router_.enabled()) {
+            router_.quiescent();  // the route table read last loop is done
+            if (s_.nworkers > 1) router_.take_events(now);  // what the other workers heard
+        }
         cap_.loop();
         begin_loop(now);
         uint32_t got = 0;
@@ -377,12 +404,12 @@ int Worker::run(const std::atomic<bool> &stop) {
                 if (!n) continue;
                 got += n;
                 stats_.steered_in.add(n);
-                handle_burst(pkts, static_cast<uint16_t>(n), now);
+                handle_burst(pkts, static_cast<uint16_t>(n), now, true, true);
             }
             flush_steer();
         }
         if ((++polls % kHousekeepingPolls) == 0) housekeeping(now);
-        flush_tx();
+        flush_tx(now);
         end_loop();
 
         if (got) {
@@ -392,7 +419,7 @@ int Worker::run(const std::atomic<bool> &stop) {
             // Idle: give the core back (several instances and test hosts share two cores).
             begin_loop(now);
             housekeeping(now);
-            flush_tx();
+            flush_tx(now);
             end_loop();
             // A policy update is being applied to the existing flows: finish that sweep at full
             // speed (it is paced by housekeeping rounds, and idle sleeps would stretch a sweep of
@@ -407,6 +434,7 @@ int Worker::run(const std::atomic<bool> &stop) {
         }
     }
     stats_.polls.set(polls);
+    if (router_.enabled()) router_.offline();
     if (idr_ && idr_->state) idr_->state->unregister_reader(s_.id);
     return 0;
 }

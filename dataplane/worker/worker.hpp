@@ -22,6 +22,7 @@
 #include "dataplane/contract/worker_setup.hpp"
 #include "dataplane/flow/flow_table.hpp"
 #include "dataplane/identity/stage.hpp"
+#include "dataplane/route/router.hpp"
 #include "dataplane/worker/capture_tap.hpp"
 #include "dataplane/worker/tx_queues.hpp"
 
@@ -46,17 +47,28 @@ class Worker {
     // steer_rings[src] is the ring worker `src` enqueues into for this worker.
     void set_steer_ring(uint32_t from, rte_ring *r) { inbound_[from] = r; }
     void set_peer_ring(uint32_t to, rte_ring *r) { outbound_[to] = r; }
+    // Routed mode with several workers: neighbour news to and from worker `other`.
+    void set_neighbour_rings(uint32_t other, rte_ring *out, rte_ring *in) {
+        router_.set_event_rings(other, out, in);
+    }
 
     // Lcore entry: loops until stop is set.
     int run(const std::atomic<bool> &stop);
 
     // Entry points also used by the benchmark and tests without ports: process mbufs that
     // arrived on `side` and collect what must leave on each port in tx_[].
-    void handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh = true);
+    // `steered`: handed over by another worker, which already ran routed mode's ingress on them.
+    void handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh = true,
+                      bool steered = false);
     // One loop's worth of identity work outside packet handling (the benchmark drives it too):
     // the slow path's answers, and the held packets they release, run as bursts of their own.
     void begin_loop(uint64_t now);
     void end_loop();
+    // What the loop does to the tx queues before the tx bursts: in routed mode the egress (route,
+    // resolve, rewrite the Ethernet header); nothing in bump-in-the-wire mode. Before take_tx.
+    void prepare_tx(uint64_t now) {
+        if (router_.enabled()) router_.egress(now);
+    }
     uint16_t take_tx(uint8_t side, rte_mbuf **out);
 
     const WorkerStats &stats() const { return stats_; }
@@ -66,10 +78,13 @@ class Worker {
     const FlowTable &flows() const { return flows_; }
     FlowDump &dump() { return dump_; }
     CaptureSlot &capture() { return capture_; }
+    RoutingStats &routing_stats() { return router_.stats(); }
+    NeighbourDump &neighbour_dump() { return router_.dump(); }
+    bool routed() const { return router_.enabled(); }
     uint32_t id() const { return s_.id; }
 
   private:
-    void flush_tx();
+    void flush_tx(uint64_t now);
     void flush_steer();
     void housekeeping(uint64_t now);
     void answer_dump(uint64_t now);
@@ -89,6 +104,9 @@ class Worker {
 
     IdentityRuntime *idr_ = nullptr;  // null: forwarding only
     identity::Stage stage_;
+
+    // Routed mode (docs/routed.md): how packets get in and out; off in bump-in-the-wire mode.
+    Router router_;
 
     // Packet capture (docs/capture.md): the slot the control side arms, and this worker's tap.
     CaptureSlot capture_;

@@ -2,10 +2,12 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_ring.h>
+#include <rte_ring_elem.h>
 
 #include "dataplane/worker/worker.hpp"
 
@@ -35,6 +37,21 @@ void WorkerSet::create_steering_rings() {
             workers_[dst]->set_steer_ring(src, r);
             workers_[src]->set_peer_ring(dst, r);
         }
+    if (!routed()) return;
+    // Routed mode: neighbour news (what each worker hears of ARP and ND) to every other worker,
+    // one SP/SC ring per ordered pair as for steering.
+    std::vector<std::vector<rte_ring *>> ring(n, std::vector<rte_ring *>(n, nullptr));
+    for (uint32_t src = 0; src < n; ++src)
+        for (uint32_t dst = 0; dst < n; ++dst) {
+            if (src == dst) continue;
+            std::string name = "sw_nbrev_" + std::to_string(src) + "_" + std::to_string(dst);
+            ring[src][dst] = rte_ring_create_elem(name.c_str(), sizeof(NeighbourEvent), 256,
+                                                  rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
+            if (!ring[src][dst]) throw std::runtime_error("cannot create ring " + name);
+        }
+    for (uint32_t w = 0; w < n; ++w)
+        for (uint32_t o = 0; o < n; ++o)
+            if (o != w) workers_[w]->set_neighbour_rings(o, ring[w][o], ring[o][w]);
 }
 
 void WorkerSet::attach_identity(IdentityRuntime *idr) {
@@ -86,6 +103,18 @@ CaptureSlot &WorkerSet::capture(uint32_t i) {
 
 uint32_t WorkerSet::flow_capacity(uint32_t i) const {
     return workers_[i]->flows().capacity();
+}
+
+bool WorkerSet::routed() const {
+    return !workers_.empty() && workers_[0]->routed();
+}
+
+RoutingStats &WorkerSet::routing_stats(uint32_t i) {
+    return workers_[i]->routing_stats();
+}
+
+NeighbourDump &WorkerSet::neighbour_dump(uint32_t i) {
+    return workers_[i]->neighbour_dump();
 }
 
 const char *WorkerSet::hmac_backend() const {

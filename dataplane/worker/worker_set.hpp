@@ -10,6 +10,7 @@
 
 #include "dataplane/contract/capture.hpp"
 #include "dataplane/contract/flow_dump.hpp"
+#include "dataplane/contract/routing.hpp"
 #include "dataplane/contract/stats.hpp"
 #include "dataplane/contract/worker_setup.hpp"
 
@@ -48,6 +49,10 @@ class WorkerSet {
     uint32_t flow_capacity(uint32_t i) const;
     // Worker i's capture slot (docs/capture.md).
     CaptureSlot &capture(uint32_t i);
+    // Routed mode (docs/routed.md): worker i's routing counters and neighbour-listing mailbox.
+    bool routed() const;
+    RoutingStats &routing_stats(uint32_t i);
+    NeighbourDump &neighbour_dump(uint32_t i);
     // The HMAC back-end the workers use ("none" without identity).
     const char *hmac_backend() const;
 

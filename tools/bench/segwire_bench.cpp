@@ -9,8 +9,10 @@
 // handshakes per second through two enforcers back to back, steady state and cold
 // (tools/bench/identity_bench.cpp); established forwarding with identity under policies of 10..100k
 // rules; established traffic under a forged-SYN flood; packet capture off and on
-// (tools/bench/capture_bench.cpp). SEGWIRE_BENCH_ONLY=<part> runs only the parts whose name
-// contains it (established, handshake-steady, handshake-cold, policy, flood, capture).
+// (tools/bench/capture_bench.cpp); established forwarding in routed mode (docs/routed.md).
+// SEGWIRE_BENCH_ONLY=<part> runs only the parts whose name contains it (established,
+// handshake-steady, handshake-cold, policy, flood, capture, established-routed; "established"
+// runs bump-in-the-wire and routed forwarding side by side).
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,8 +24,11 @@
 #include <string>
 #include <vector>
 
+#include <rte_arp.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
+#include <rte_fib.h>
+#include <rte_fib6.h>
 #include <rte_mbuf.h>
 
 #include "dataplane/worker/worker.hpp"
@@ -71,7 +76,9 @@ Measure run(rte_mempool *pool, dp::Worker *worker, uint32_t flows, uint64_t burs
     for (uint64_t b = 0; b < bursts; ++b) {
         if (!make_burst(pool, m, next, flows)) break;
         next = (next + kBurst) % flows;
-        worker->handle_burst(m, kBurst, rte_rdtsc());
+        const uint64_t now = rte_rdtsc();
+        worker->handle_burst(m, kBurst, now);
+        worker->prepare_tx(now);  // routed mode's egress; nothing in bump-in-the-wire mode
         for (uint8_t side = 0; side < 2; ++side) {
             uint16_t n = worker->take_tx(side, out);
             r.pkts += n;
@@ -82,24 +89,93 @@ Measure run(rte_mempool *pool, dp::Worker *worker, uint32_t flows, uint64_t burs
     return r;
 }
 
-bool established_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
+// Routed mode (docs/routed.md) for the bench's frames: they arrive on the inside port (MAC
+// 02:00:00:00:00:02) from 10.0.0.0/9 and go to 10.200.0.1, a neighbour on the outside port's
+// connected 10.200.0.0/16; the route table is built as control/routing.cpp builds it.
+struct RoutedBench {
+    dp::RoutedPorts ports{};
+    dp::RouteSlot slot;
+    dp::RouteTable table{};
+    bool init() {
+        static const uint8_t in_mac[6] = {0x02, 0, 0, 0, 0, 2}, out_mac[6] = {0x02, 0, 0, 0, 0, 3};
+        std::memcpy(ports.port[0].mac, in_mac, 6);
+        std::memcpy(ports.port[1].mac, out_mac, 6);
+        ports.port[0].v4[ports.port[0].n4++] = {{{10, 0, 0, 1}}, 9};
+        ports.port[1].v4[ports.port[1].n4++] = {{{10, 200, 0, 254}}, 16};
+        rte_fib_conf c4{};
+        c4.type = RTE_FIB_DIR24_8;
+        c4.max_routes = 16;
+        c4.dir24_8.nh_sz = RTE_FIB_DIR24_8_2B;
+        c4.dir24_8.num_tbl8 = 16;
+        table.fib4 = rte_fib_create("bench_fib4", 0, &c4);
+        rte_fib6_conf c6{};
+        c6.type = RTE_FIB6_TRIE;
+        c6.max_routes = 16;
+        c6.trie.nh_sz = RTE_FIB6_TRIE_2B;
+        c6.trie.num_tbl8 = 16;
+        table.fib6 = rte_fib6_create("bench_fib6", 0, &c6);
+        if (!table.fib4 || !table.fib6) return false;
+        table.nh[table.nnh++] = dp::NextHop{0, 1, {}};
+        table.nh[table.nnh++] = dp::NextHop{1, 1, {}};
+        if (rte_fib_add(table.fib4, 10u << 24, 9, 1) != 0 ||
+            rte_fib_add(table.fib4, (10u << 24) | (200u << 16), 16, 2) != 0)
+            return false;
+        slot.current.store(&table);
+        return true;
+    }
+    ~RoutedBench() {
+        if (table.fib4) rte_fib_free(table.fib4);
+        if (table.fib6) rte_fib6_free(table.fib6);
+    }
+    // 10.200.0.1 asks for the outside port's address: the worker answers and learns its MAC,
+    // so the measured packets find their next hop resolved.
+    void resolve(rte_mempool *pool, dp::Worker *w) {
+        rte_mbuf *m = rte_pktmbuf_alloc(pool);
+        auto *f = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, 60));
+        std::memset(f, 0, 60);
+        static const uint8_t hdr[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x20,
+                                      0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1, 0x02, 0, 0, 0, 0, 0x20,
+                                      10, 200, 0, 1, 0, 0, 0, 0, 0, 0, 10, 200, 0, 254};
+        std::memcpy(f, hdr, sizeof hdr);
+        m->port = 1;
+        w->handle_burst(&m, 1, rte_rdtsc());
+        w->prepare_tx(rte_rdtsc());
+        rte_mbuf *out[4 * dp::kMaxBurst];
+        for (uint8_t side = 0; side < 2; ++side)
+            rte_pktmbuf_free_bulk(out, w->take_tx(side, out));
+    }
+};
+
+bool established_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows, bool routed) {
     const double hz = tsc_hz();
     const std::vector<uint32_t> sizes =
         o.quick ? std::vector<uint32_t>{1000, 10000} : std::vector<uint32_t>{1000, 100000, 1000000};
     const uint64_t bursts = o.quick ? 20000 : 200000;
     for (uint32_t flows : sizes) {
-        std::fprintf(stderr, "  established forwarding, %u flows ...\n", flows);
+        std::fprintf(stderr, "  established forwarding%s, %u flows ...\n", routed ? " (routed)" : "",
+                     flows);
         auto w = std::make_unique<dp::Worker>();
         dp::WorkerSetup s;
         s.port_id[0] = 0;
         s.port_id[1] = 1;
         s.flow_capacity = flows + flows / 4 + 64;
         for (auto &t : s.timeouts_s) t = 3600;
+        auto rb = std::make_unique<RoutedBench>();
+        if (routed) {
+            if (!rb->init()) {
+                std::fprintf(stderr, "segwire-bench: cannot build the routed bench's FIB\n");
+                return false;
+            }
+            s.routed_ports = &rb->ports;
+            s.routes = &rb->slot;
+            s.pool = pool;
+        }
         std::string err;
         if (!w->init(s, err)) {
             std::fprintf(stderr, "segwire-bench: %s\n", err.c_str());
             return false;
         }
+        if (routed) rb->resolve(pool, w.get());
         run(pool, w.get(), flows, (flows + kBurst - 1) / kBurst);  // create every flow first
         // Null before and after, best of three rounds (one round with --quick): the machine is
         // shared, and a round in which another process took the core says nothing about segwire.
@@ -112,8 +188,12 @@ bool established_rows(rte_mempool *pool, const Options &o, std::vector<Row> &row
             if (round == 0 || s1.cycles < seg.cycles) seg = s1;
             if (round == 0 || n1.cycles < nul.cycles) nul = n1;
         }
+        if (seg.pkts == 0) {
+            std::fprintf(stderr, "segwire-bench: nothing forwarded%s\n", routed ? " (routed)" : "");
+            return false;
+        }
         Row r;
-        r.name = "established forwarding";
+        r.name = routed ? "established forwarding, routed mode" : "established forwarding";
         r.param = std::to_string(flows);
         r.cycles = double(seg.cycles) / double(seg.pkts);
         r.rate = hz / r.cycles;
@@ -121,6 +201,7 @@ bool established_rows(rte_mempool *pool, const Options &o, std::vector<Row> &row
         r.null_rate = hz / r.null_cycles;
         rows.push_back(r);
         print_row(r);
+        w.reset();  // before its route table
     }
     return true;
 }
@@ -180,7 +261,9 @@ int run_pipeline(bool quick, const std::string &csv, const std::string &svg) {
     std::printf("%-44s %8s %-9s %10s %10s %10s %7s\n", "pipeline (1 core, cycles at TSC rate)",
                 "param", "unit", "rate/s", "cycles", "null /s", "ratio");
     bool ok = true;
-    if (o.wants("established")) ok = established_rows(pool, o, rows) && ok;
+    if (o.wants("established")) ok = established_rows(pool, o, rows, false) && ok;
+    // Routed mode (docs/routed.md): the same traffic routed (TTL, FIB, neighbour, MAC rewrite).
+    if (o.wants("established-routed")) ok = established_rows(pool, o, rows, true) && ok;
     ok = identity_rows(pool, o, rows) && ok;
     if (o.wants("capture")) ok = capture_rows(pool, o, rows) && ok;
     if (!csv.empty()) {

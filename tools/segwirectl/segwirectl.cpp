@@ -40,6 +40,8 @@ void usage(FILE *out) {
                  "  flowlog          flow reports (action, policy, rule, drop reason, packets, "
                  "bytes) since start\n"
                  "  export           flow export: JSON lines and IPFIX counters\n"
+                 "  routing          routed mode: ports' addresses, route table, counters\n"
+                 "  neighbours       routed mode: the neighbour table (ARP and ND)\n"
                  "  explain [--policy FILE|DIR | --console URL --token T] SRC DST PROTO[/PORT]\n"
                  "                   offline: each enforcer's decision for a flow, every rule and why\n"
                  "                   the others did not match (segwirectl explain --help)\n"
@@ -164,6 +166,36 @@ int print_flows(TelemetryClient &tc) {
     print_page(first);
     for (uint64_t p = 1; p < pages; ++p) print_page(tc.get("/segwire/flows," + std::to_string(p)));
     std::printf("%llu flow(s)\n", (unsigned long long)u(first, "total"));
+    return 0;
+}
+
+int print_neighbours(TelemetryClient &tc) {
+    rapidjson::Document first = tc.get("/segwire/neighbours");
+    uint64_t pages = u(first, "pages");
+    std::printf("%-28s %-8s %-18s %-11s %9s %9s %6s %5s %11s\n", "address", "port", "mac", "state",
+                "confirmed", "used", "probes", "held", "resolutions");
+    auto age = [](const rapidjson::Value &n, const char *k) -> std::string {
+        if (!n.HasMember(k) || !n[k].IsInt64() || n[k].GetInt64() < 0) return "never";
+        char b[32];
+        std::snprintf(b, sizeof b, "%.1fs", static_cast<double>(n[k].GetInt64()) / 1000.0);
+        return b;
+    };
+    auto print_page = [&](const rapidjson::Value &page) {
+        for (auto &m : page.GetObject()) {
+            if (m.name.GetString()[0] != 'n' || !m.value.IsObject()) continue;
+            const auto &n = m.value;
+            std::printf("%-28s %-8s %-18s %-11s %9s %9s %6llu %5llu %11llu\n",
+                        s(n, "address").c_str(), s(n, "port").c_str(),
+                        s(n, "mac").empty() ? "-" : s(n, "mac").c_str(), s(n, "state").c_str(),
+                        age(n, "confirmed_ms").c_str(), age(n, "used_ms").c_str(),
+                        (unsigned long long)u(n, "probes"), (unsigned long long)u(n, "held"),
+                        (unsigned long long)u(n, "resolutions"));
+        }
+    };
+    print_page(first);
+    for (uint64_t p = 1; p < pages; ++p)
+        print_page(tc.get("/segwire/neighbours," + std::to_string(p)));
+    std::printf("%llu neighbour(s)\n", (unsigned long long)u(first, "total"));
     return 0;
 }
 
@@ -330,7 +362,13 @@ int main(int argc, char **argv) {
         } else if (cmd == "stats") {
             auto d = tc.get("/segwire/stats");
             json ? print_json(d) : print_stats(d);
-        } else if (cmd == "workers" || cmd == "ports" || cmd == "export") {
+        } else if (cmd == "neighbours") {
+            if (json) {
+                print_all_pages(tc, "/segwire/neighbours", 'n', "neighbours");
+            } else {
+                return print_neighbours(tc);
+            }
+        } else if (cmd == "workers" || cmd == "ports" || cmd == "export" || cmd == "routing") {
             print_json(tc.get("/segwire/" + cmd));
         } else if (cmd == "flows") {
             if (json) {
