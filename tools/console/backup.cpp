@@ -95,9 +95,10 @@ void copy_db(sqlite3 *src, sqlite3 *dst, const std::string &what) {
 
 std::string encrypt_key(const std::string &pem, const std::string &pass, const std::string &name) {
     crypto::PKeyPtr key = unwrap(crypto::private_key_from_pem(pem), name);
-    // scrypt (N=2^15, r=8, p=1) rather than PEM_write_bio_PKCS8PrivateKey's PBKDF2 default of
+    // scrypt (N=2^14, r=8, p=1: 16 MiB, within OpenSSL's default limit, which
+    // `openssl pkey` also applies) rather than PEM_write_bio_PKCS8PrivateKey's PBKDF2 default of
     // 2048 iterations: a stolen backup is attacked offline.
-    X509_ALGOR *pbe = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), nullptr, 0, nullptr, 1 << 15, 8, 1);
+    X509_ALGOR *pbe = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), nullptr, 0, nullptr, 1 << 14, 8, 1);
     PKCS8_PRIV_KEY_INFO *info = EVP_PKEY2PKCS8(key.get());
     X509_SIG *sig = pbe && info ? PKCS8_set0_pbe(pass.c_str(), static_cast<int>(pass.size()),
                                                  info, pbe)

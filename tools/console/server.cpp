@@ -1079,6 +1079,7 @@ int run_server(const ServerOptions &opt) {
                                   [&] { return stopping.load(); });
         }
     });
+    std::atomic<bool> api_done{false};
     std::thread signals([&] {
         for (;;) {
             int sig = 0;
@@ -1095,7 +1096,12 @@ int run_server(const ServerOptions &opt) {
             }
             spdlog::info("signal {}: shutting down", sig);
             console->store().shutdown();  // wake long-polls so the pool can drain
-            svr.stop();
+            // stop() ends only a server already in its accept loop; a signal right after
+            // "listening on" can come before it: repeat until listen has returned.
+            while (!api_done.load()) {
+                svr.stop();
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
             return;
         }
     });
@@ -1111,6 +1117,7 @@ int run_server(const ServerOptions &opt) {
     }
     std::fflush(stdout);
     bool ok = svr.listen_after_bind();
+    api_done.store(true);
     if (svr.is_running() || !ok) {
         // listen ended without a signal: make the signal thread exit.
         pthread_kill(signals.native_handle(), SIGTERM);
