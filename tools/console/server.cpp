@@ -239,21 +239,25 @@ class Console {
     }
 
     // One retention sweep: deletes every report older than --retention, kind by kind, in batches
-    // of kPruneBatch rows, each its own short transaction, so that report batches and API reads
-    // take the database between two of them. Returns the reports deleted.
+    // of kPruneBatch rows, each its own short transaction. Between two batches the sweep sleeps as
+    // long as the last one held the database: std::mutex is not fair, and a sweep that took the
+    // lock straight back starved report batches and reads for over a second (measured on a
+    // million rows; docs/console.md, "Retention"). Returns the reports deleted.
     uint64_t sweep_retention(const std::atomic<bool> &stopping) {
         if (opt_.retention <= 0) return 0;
-        constexpr size_t kPruneBatch = 2000;
+        constexpr size_t kPruneBatch = 1000;
         const int64_t cutoff = now_unix() - opt_.retention;
         uint64_t total = 0;
         for (ReportKind k : {ReportKind::kFlow, ReportKind::kDnsLookup,
                              ReportKind::kConnectionException, ReportKind::kEventLog}) {
             for (;;) {
+                const auto t0 = std::chrono::steady_clock::now();
                 const size_t n = prune_reports(db_, k, cutoff, kPruneBatch);
                 metrics_.pruned(report_kind_name(k), n);
                 total += n;
                 if (n < kPruneBatch || stopping.load()) break;
-                std::this_thread::yield();
+                std::this_thread::sleep_for(std::max<std::chrono::steady_clock::duration>(
+                    std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1)));
             }
         }
         metrics_.prune_run();
@@ -994,6 +998,10 @@ int run_server(const ServerOptions &opt) {
     // Long-polls hold a worker each for up to a minute: size the pool for many enforcers.
     svr.new_task_queue = [] { return new httplib::ThreadPool(64); };
     svr.set_payload_max_length(64u << 20);  // a full report batch is a few MB; bound memory
+    // httplib writes headers and body separately: with Nagle on, a kept-alive client's delayed
+    // ACK held every answer ~40 ms (measured: every page of docs/console.md's table took 44 ms
+    // whatever its size).
+    svr.set_tcp_nodelay(true);
     console->install(svr);
 
     int port = opt.listen_port;
