@@ -136,7 +136,7 @@ std::string decrypt_key(const std::string &pem, const std::string &pass, const s
 // returned fd is closed, so that no Console starts on DIR during the restore.
 int lock_data_dir(const std::string &dir) {
     const std::string path = dir + "/" + kLockFile;
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) throw ConsoleError(500, "cannot open " + path + ": " + std::strerror(errno));
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         ::close(fd);
@@ -357,6 +357,18 @@ std::string restore_console(const RestoreOptions &o) {
     // server.pem/server.key were made for the old host; the next start makes them again.
     for (const char *stale : {"server.pem", "server.key"}) ::unlink((o.data_dir + "/" + stale).c_str());
     for (const Out &f : files) write_file(o.data_dir + "/" + f.name, f.content, f.mode);
+    // Run as root on a service's directory (the Debian unit's DynamicUser owns
+    // /var/lib/private/segwire-console): the files get the directory's owner, or the Console could
+    // not open what root wrote.
+    struct stat dir_st {};
+    if (::geteuid() == 0 && ::stat(o.data_dir.c_str(), &dir_st) == 0 && dir_st.st_uid != 0) {
+        std::vector<std::string> written = {db_path, o.data_dir + "/" + kLockFile};
+        for (const Out &f : files) written.push_back(o.data_dir + "/" + f.name);
+        for (const std::string &p : written)
+            if (::chown(p.c_str(), dir_st.st_uid, dir_st.st_gid) != 0)
+                throw ConsoleError(500, "cannot give " + p + " to the owner of " + o.data_dir +
+                                            ": " + std::strerror(errno));
+    }
     const std::string made = scalar(s, "SELECT value FROM backup_info WHERE key = 'made'");
     const std::string ext = scalar(s, "SELECT value FROM backup_info WHERE key = 'external_ca_cert'");
     return "restored " + o.from + " (made " + made + ", schema version " +

@@ -947,7 +947,7 @@ int run_server(const ServerOptions &opt) {
     // Held (flock, released by the kernel when the process ends however it ends) for the whole
     // run: `restore` refuses a directory whose lock is taken, and so does a second `serve`.
     const std::string lock_path = opt.data_dir + "/" + kLockFile;
-    const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    const int lock_fd = ::open(lock_path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
         std::fprintf(stderr,
                      "segwire-console: %s: %s (is another segwire-console serve running on %s?)\n",

@@ -41,8 +41,10 @@ def post(console, token, kind, batch_id, reports):
 
 def walk(console, token, path):
     """Follows Link rel="next" from `path`; returns (rows, pages)."""
-    rows, pages = [], 0
+    rows, pages, seen = [], 0, set()
     while path:
+        assert path not in seen, f"the cursor did not advance: {path}"
+        seen.add(path)
         status, headers, body = console.request("GET", path, token=token)
         assert status == 200, body
         assert isinstance(body, list)
@@ -326,6 +328,9 @@ def test_backup_while_ingesting_then_restore_serves_the_same_rows(tmp_path, poli
                                str(out), "--passphrase-file", str(secret), "--force"],
                               capture_output=True, text=True)
         assert live.returncode == 1 and "is running on" in live.stderr, live.stderr
+        second = subprocess.run([str(CONSOLE), "serve", "--data", str(src.data), "--listen",
+                                 "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "console.lock" in second.stderr, second.stderr
         old_admin = token
     finally:
         src.stop()
