@@ -100,9 +100,9 @@ std::string encrypt_key(const std::string &pem, const std::string &pass, const s
     // 2048 iterations: a stolen backup is attacked offline.
     X509_ALGOR *pbe = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), nullptr, 0, nullptr, 1 << 14, 8, 1);
     PKCS8_PRIV_KEY_INFO *info = EVP_PKEY2PKCS8(key.get());
-    X509_SIG *sig = pbe && info ? PKCS8_set0_pbe(pass.c_str(), static_cast<int>(pass.size()),
-                                                 info, pbe)
-                                : nullptr;
+    X509_SIG *sig = pbe && info
+                        ? PKCS8_set0_pbe(pass.c_str(), static_cast<int>(pass.size()), info, pbe)
+                        : nullptr;
     PKCS8_PRIV_KEY_INFO_free(info);
     if (!sig) {
         X509_ALGOR_free(pbe);
@@ -125,8 +125,9 @@ std::string decrypt_key(const std::string &pem, const std::string &pass, const s
     BIO_free(bio);
     if (!key)
         throw ConsoleError(400,
-                           name + ": cannot decrypt with the given passphrase (wrong passphrase, "
-                                  "or the backup is damaged)",
+                           name +
+                               ": cannot decrypt with the given passphrase (wrong passphrase, "
+                               "or the backup is damaged)",
                            "--passphrase-file");
     crypto::PKeyPtr k(key);
     return unwrap(crypto::private_key_to_pem(k.get()), name);
@@ -175,7 +176,8 @@ std::string backup_console(const BackupOptions &o) {
     const std::string tmp = o.out + ".tmp-" + std::to_string(::getpid());
     ::unlink(tmp.c_str());
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) throw ConsoleError(500, "cannot create " + tmp + ": " + std::strerror(errno), "--out");
+    if (fd < 0)
+        throw ConsoleError(500, "cannot create " + tmp + ": " + std::strerror(errno), "--out");
     ::close(fd);
     try {
         SqlitePtr dst = open_db(tmp, SQLITE_OPEN_READWRITE, "cannot open");
@@ -198,7 +200,8 @@ std::string backup_console(const BackupOptions &o) {
                                   static_cast<int>(vals[i].size()), SQLITE_TRANSIENT);
             int rc = sqlite3_step(st);
             sqlite3_finalize(st);
-            if (rc != SQLITE_DONE) throw ConsoleError(500, std::string("backup: ") + sqlite3_errmsg(d));
+            if (rc != SQLITE_DONE)
+                throw ConsoleError(500, std::string("backup: ") + sqlite3_errmsg(d));
         };
         const std::string ext_cert = scalar(d, "SELECT value FROM meta WHERE key = 'ca_cert'");
         const std::string ext_key = scalar(d, "SELECT value FROM meta WHERE key = 'ca_key'");
@@ -233,14 +236,15 @@ std::string backup_console(const BackupOptions &o) {
             ::close(fd);
         }
         if (::rename(tmp.c_str(), o.out.c_str()) != 0)
-            throw ConsoleError(500, "cannot rename " + tmp + " to " + o.out + ": " +
-                                        std::strerror(errno),
-                               "--out");
-        return "backup of " + o.data_dir + " written to " + o.out + ": schema version " +
-               version + ", " + reports + " report(s), " + std::to_string(files) +
-               " CA/key file(s)" + (o.without_keys ? " (keys left out: --without-keys)" : "") +
-               (ext_cert.empty() ? "" : "; the CA given by --ca-cert " + ext_cert +
-                                            " is not in the backup");
+            throw ConsoleError(
+                500, "cannot rename " + tmp + " to " + o.out + ": " + std::strerror(errno),
+                "--out");
+        return "backup of " + o.data_dir + " written to " + o.out + ": schema version " + version +
+               ", " + reports + " report(s), " + std::to_string(files) + " CA/key file(s)" +
+               (o.without_keys ? " (keys left out: --without-keys)" : "") +
+               (ext_cert.empty()
+                    ? ""
+                    : "; the CA given by --ca-cert " + ext_cert + " is not in the backup");
     } catch (...) {
         ::unlink(tmp.c_str());
         throw;
@@ -271,11 +275,13 @@ std::string restore_console(const RestoreOptions &o) {
     if (check != "ok") throw bad("is damaged: " + (check.empty() ? "unreadable" : check));
     for (const char *t : {"meta", "objects", "reports", "auditlog", "schema_version"})
         if (scalar(s, std::string("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-                                  "name = '") + t + "'") != "1")
+                                  "name = '") +
+                          t + "'") != "1")
             throw bad(std::string("lacks the table ") + t + " of a Console database");
     if (scalar(s, "SELECT count(*) FROM sqlite_master WHERE name = 'backup_info'") != "1")
-        throw bad("is a Console database but not a backup (no backup_info): make one with "
-                  "segwire-console backup");
+        throw bad(
+            "is a Console database but not a backup (no backup_info): make one with "
+            "segwire-console backup");
     const int version = std::atoi(scalar(s, "SELECT max(version) FROM schema_version").c_str());
     if (version > schema_version_known())
         throw bad("has schema version " + std::to_string(version) +
@@ -323,8 +329,9 @@ std::string restore_console(const RestoreOptions &o) {
     if (!o.force) {
         if (fs::exists(db_path))
             throw ConsoleError(409,
-                               o.data_dir + " already holds a console.db: restore into an empty "
-                                            "directory, or give --force to replace it",
+                               o.data_dir +
+                                   " already holds a console.db: restore into an empty "
+                                   "directory, or give --force to replace it",
                                "--data");
         for (const Out &f : files)
             if (fs::exists(o.data_dir + "/" + f.name))
@@ -355,7 +362,8 @@ std::string restore_console(const RestoreOptions &o) {
         throw;
     }
     // server.pem/server.key were made for the old host; the next start makes them again.
-    for (const char *stale : {"server.pem", "server.key"}) ::unlink((o.data_dir + "/" + stale).c_str());
+    for (const char *stale : {"server.pem", "server.key"})
+        ::unlink((o.data_dir + "/" + stale).c_str());
     for (const Out &f : files) write_file(o.data_dir + "/" + f.name, f.content, f.mode);
     // Run as root on a service's directory (the Debian unit's DynamicUser owns
     // /var/lib/private/segwire-console): the files get the directory's owner, or the Console could
@@ -370,10 +378,11 @@ std::string restore_console(const RestoreOptions &o) {
                                             ": " + std::strerror(errno));
     }
     const std::string made = scalar(s, "SELECT value FROM backup_info WHERE key = 'made'");
-    const std::string ext = scalar(s, "SELECT value FROM backup_info WHERE key = 'external_ca_cert'");
-    return "restored " + o.from + " (made " + made + ", schema version " +
-           std::to_string(version) + ") into " + o.data_dir + ": console.db and " +
-           std::to_string(files.size()) + " CA/key file(s)" +
+    const std::string ext =
+        scalar(s, "SELECT value FROM backup_info WHERE key = 'external_ca_cert'");
+    return "restored " + o.from + " (made " + made + ", schema version " + std::to_string(version) +
+           ") into " + o.data_dir + ": console.db and " + std::to_string(files.size()) +
+           " CA/key file(s)" +
            (files.empty() ? " (the backup has none: put the CA files in place before serve)" : "") +
            (ext.empty() ? "" : "; it used the external CA " + ext + ": keep that in place");
 }

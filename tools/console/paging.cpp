@@ -28,7 +28,8 @@ std::string decode_cursor(std::string_view cursor, std::string_view list, bool d
         return ConsoleError(400, "cursor: " + why + " (use the Link rel=\"next\" URL as given)",
                             "cursor");
     };
-    if (cursor.empty() || !base64url_decode(cursor, &raw)) throw bad("not a cursor of this Console");
+    if (cursor.empty() || !base64url_decode(cursor, &raw))
+        throw bad("not a cursor of this Console");
     size_t a = raw.find('|');
     size_t b = a == std::string::npos ? a : raw.find('|', a + 1);
     if (b == std::string::npos) throw bad("not a cursor of this Console");
@@ -37,8 +38,8 @@ std::string decode_cursor(std::string_view cursor, std::string_view list, bool d
     if (made_for != list)
         throw bad("made for " + std::string(made_for) + ", not " + std::string(list));
     if (order != (descending ? "desc" : "asc"))
-        throw bad("made for order=" + std::string(order) + ", not order=" +
-                  (descending ? "desc" : "asc"));
+        throw bad("made for order=" + std::string(order) +
+                  ", not order=" + (descending ? "desc" : "asc"));
     return raw.substr(b + 1);
 }
 

@@ -425,9 +425,9 @@ Page PolicyStore::list(Collection c, const PageRequest &page) const {
         const rapidjson::Value *id = member(o, "ID");
         sorted.emplace_back(id && id->IsString() ? id->GetString() : "", &o);
     }
-    std::sort(sorted.begin(), sorted.end(),
-              [&](const auto &a, const auto &b) { return page.descending ? a.first > b.first
-                                                                         : a.first < b.first; });
+    std::sort(sorted.begin(), sorted.end(), [&](const auto &a, const auto &b) {
+        return page.descending ? a.first > b.first : a.first < b.first;
+    });
     Page out;
     std::string last;
     for (auto &[id, o] : sorted) {

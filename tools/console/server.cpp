@@ -103,10 +103,9 @@ void check_params(const httplib::Request &req, std::initializer_list<const char 
         if (!ok) {
             std::string list;
             for (const char *k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-            throw ConsoleError(400,
-                               name + ": not a parameter of GET " + req.path + " (known: " + list +
-                                   ")",
-                               name);
+            throw ConsoleError(
+                400, name + ": not a parameter of GET " + req.path + " (known: " + list + ")",
+                name);
         }
         it = req.params.upper_bound(name);
     }
@@ -151,8 +150,8 @@ void send_page(const httplib::Request &req, httplib::Response &res, std::string_
             if (k == "cursor") continue;
             query += (query.empty() ? "" : "&") + percent_encode(k) + "=" + percent_encode(v);
         }
-        query += std::string(query.empty() ? "" : "&") + "cursor=" +
-                 encode_cursor(list, pr.descending, *page.next_key);
+        query += std::string(query.empty() ? "" : "&") +
+                 "cursor=" + encode_cursor(list, pr.descending, *page.next_key);
         res.set_header("Link", "<" + req.path + "?" + query + ">; rel=\"next\"");
     }
     send_json(res, 200, page.json());
@@ -792,7 +791,8 @@ void Console::install(httplib::Server &svr) {
                 Caller c = authorize(req);
                 check_params(req, {"limit", "cursor", "order"});
                 PageRequest pr = page_request(req, "enforcers", true);
-                send_page(req, res, "enforcers", pr, enforcers_.list(c.role == Role::kEnforcer, pr));
+                send_page(req, res, "enforcers", pr,
+                          enforcers_.list(c.role == Role::kEnforcer, pr));
             }));
     svr.Get("/enforcers/([^/]+)", guarded([this](auto &req, auto &res) {
                 require_enforcer_or(authorize(req), req.matches[1], {Role::kAdmin, Role::kReader},
@@ -873,64 +873,61 @@ void Console::install(httplib::Server &svr) {
                  send_json(res, r.duplicate ? 200 : 201,
                            std::string(buf.GetString(), buf.GetSize()));
              }));
-    svr.Get(reports, guarded([this, reader](auto &req, auto &res) {
-                reader(req);
-                ReportKind k{};
-                const std::string list = req.matches[1].str();
-                report_kind_from_name(list, &k);
-                // action takes the values reports of the kind carry; eventlogs call it level.
-                std::vector<std::string> actions;
-                switch (k) {
-                    case ReportKind::kFlow:
-                        actions = {"Accept", "Reject"};
-                        break;
-                    case ReportKind::kDnsLookup:
-                        actions = {"Accept", "Fail", "Reject", "Resolve"};
-                        break;
-                    case ReportKind::kEventLog:
-                        actions = {"Debug", "Info", "Warning", "Error", "Critical"};
-                        break;
-                    case ReportKind::kConnectionException:
-                        break;
+    svr.Get(
+        reports, guarded([this, reader](auto &req, auto &res) {
+            reader(req);
+            ReportKind k{};
+            const std::string list = req.matches[1].str();
+            report_kind_from_name(list, &k);
+            // action takes the values reports of the kind carry; eventlogs call it level.
+            std::vector<std::string> actions;
+            switch (k) {
+                case ReportKind::kFlow:
+                    actions = {"Accept", "Reject"};
+                    break;
+                case ReportKind::kDnsLookup:
+                    actions = {"Accept", "Fail", "Reject", "Resolve"};
+                    break;
+                case ReportKind::kEventLog:
+                    actions = {"Debug", "Info", "Warning", "Error", "Critical"};
+                    break;
+                case ReportKind::kConnectionException:
+                    break;
+            }
+            if (k == ReportKind::kEventLog)
+                check_params(req,
+                             {"limit", "cursor", "order", "since", "until", "pu", "sourceID",
+                              "destinationID", "enforcerID", "destinationPort", "level", "action"});
+            else if (k == ReportKind::kConnectionException)
+                check_params(req, {"limit", "cursor", "order", "since", "until", "pu", "sourceID",
+                                   "destinationID", "enforcerID", "destinationPort"});
+            else
+                check_params(req, {"limit", "cursor", "order", "since", "until", "pu", "sourceID",
+                                   "destinationID", "enforcerID", "destinationPort", "action"});
+            ReportFilter f;
+            for (const char *name : {"action", "level"}) {
+                if (!req.has_param(name)) continue;
+                const std::string v = req.get_param_value(name);
+                bool ok = false;
+                std::string list_s;
+                for (const std::string &a : actions) {
+                    ok = ok || v == a;
+                    list_s += (list_s.empty() ? "" : "|") + a;
                 }
-                if (k == ReportKind::kEventLog)
-                    check_params(req, {"limit", "cursor", "order", "since", "until", "pu",
-                                       "sourceID", "destinationID", "enforcerID",
-                                       "destinationPort", "level", "action"});
-                else if (k == ReportKind::kConnectionException)
-                    check_params(req, {"limit", "cursor", "order", "since", "until", "pu",
-                                       "sourceID", "destinationID", "enforcerID",
-                                       "destinationPort"});
-                else
-                    check_params(req, {"limit", "cursor", "order", "since", "until", "pu",
-                                       "sourceID", "destinationID", "enforcerID",
-                                       "destinationPort", "action"});
-                ReportFilter f;
-                for (const char *name : {"action", "level"}) {
-                    if (!req.has_param(name)) continue;
-                    const std::string v = req.get_param_value(name);
-                    bool ok = false;
-                    std::string list_s;
-                    for (const std::string &a : actions) {
-                        ok = ok || v == a;
-                        list_s += (list_s.empty() ? "" : "|") + a;
-                    }
-                    if (!ok)
-                        throw ConsoleError(400,
-                                           std::string(name) + ": \"" + v + "\" is not one of " +
-                                               list_s,
-                                           name);
-                    f.action = v;
-                }
-                f.source_id = req.get_param_value("sourceID");
-                f.destination_id = req.get_param_value("destinationID");
-                f.pu = req.get_param_value("pu");
-                f.enforcer_id = req.get_param_value("enforcerID");
-                f.destination_port = int_param(req, "destinationPort", 0, 65535, -1);
-                f.page = page_request(req, list, false);
-                time_range(req, &f.since, &f.until);
-                send_page(req, res, list, f.page, query_reports(db_, k, f));
-            }));
+                if (!ok)
+                    throw ConsoleError(
+                        400, std::string(name) + ": \"" + v + "\" is not one of " + list_s, name);
+                f.action = v;
+            }
+            f.source_id = req.get_param_value("sourceID");
+            f.destination_id = req.get_param_value("destinationID");
+            f.pu = req.get_param_value("pu");
+            f.enforcer_id = req.get_param_value("enforcerID");
+            f.destination_port = int_param(req, "destinationPort", 0, 65535, -1);
+            f.page = page_request(req, list, false);
+            time_range(req, &f.since, &f.until);
+            send_page(req, res, list, f.page, query_reports(db_, k, f));
+        }));
 }
 
 }  // namespace
@@ -1077,8 +1074,9 @@ int run_server(const ServerOptions &opt) {
             lock.unlock();
             try {
                 const uint64_t n = console->sweep_retention(stopping);
-                if (n) spdlog::info("retention: {} report(s) older than {}s deleted", n,
-                                    opt.retention);
+                if (n)
+                    spdlog::info("retention: {} report(s) older than {}s deleted", n,
+                                 opt.retention);
             } catch (const std::exception &e) {
                 spdlog::error("retention sweep: {}", e.what());
             }

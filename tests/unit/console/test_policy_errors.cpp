@@ -134,7 +134,7 @@ TEST_F(PolicyErrors, OlderDatabaseGetsTheColumn) {
     reg_->heartbeat("enf-b", kRefused);
     reg_.reset();
     db_->exec("ALTER TABLE enforcers DROP COLUMN policy_error");  // as made before this change,
-    db_->exec("DROP TABLE schema_version");  // and before versioned migrations
+    db_->exec("DROP TABLE schema_version");                       // and before versioned migrations
     db_.reset();
     db_ = std::make_unique<Db>((dir_ / "console.db").string());
     reg_ = std::make_unique<EnforcerRegistry>(*db_, *pki_);
