@@ -160,10 +160,4 @@ std::string app_credential_json(const AppCredential &c) {
     return std::string(buf.GetString(), buf.GetSize());
 }
 
-std::string app_credentials_json(const std::vector<AppCredential> &all) {
-    std::string out = "[";
-    for (size_t i = 0; i < all.size(); ++i) out += (i ? "," : "") + app_credential_json(all[i]);
-    return out + "]";
-}
-
 }  // namespace segwire::console

@@ -43,6 +43,5 @@ std::optional<AppCredential> find_app_credential_by_fingerprint(Db &db, const st
 AppCredential revoke_app_credential(Db &db, const std::string &id, const Actor &actor);
 
 std::string app_credential_json(const AppCredential &c);  // without key material
-std::string app_credentials_json(const std::vector<AppCredential> &all);
 
 }  // namespace segwire::console

@@ -1,24 +1,24 @@
 #include "tools/console/server.hpp"
 
+#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/file.h>
-#include <fcntl.h>
-#include <unistd.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <chrono>
-#include <filesystem>
-#include <optional>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 #include <thread>
 
 #include <httplib.h>
