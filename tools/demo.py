@@ -14,6 +14,9 @@ from testbed import (CONSOLE, SEGWIRECTL, ConsoleBed, lab_policy, probe, probe_s
                      wait_for, wait_listening)
 
 
+SHOT = ROOT / "out" / "flowmap.png"  # the flow map page's screenshot (out/ is not in git)
+
+
 def step(msg):
     print(f"\n=== {msg}", flush=True)
 
@@ -90,7 +93,32 @@ def main():
                  "8443" in sh(f"{CONSOLE} flows --data {bed.console_data}").stdout,
                  timeout=20, what="the reports to reach the Console")
         print(sh(f"{CONSOLE} flows --data {bed.console_data}").stdout)
+        flow_map_page(bed)
     step(f"topology removed ({time.monotonic() - t0:.0f} s)")
+
+
+def flow_map_page(bed):
+    """The Console's flow map page (docs/ui.md) with this demo's reports: its address, how to get
+    the reader token it asks for, and a screenshot from headless Chromium (run in the management
+    namespace, where the Console listens)."""
+    step("the flow map page (docs/ui.md)")
+    status, body = bed.console_request("GET", "/ui/flowmap?since=" + str(int(time.time()) - 3600))
+    m = json.loads(body)
+    print(f"GET /ui/flowmap (reader token): {status}, {len(m['nodes'])} nodes, {len(m['edges'])} edges, "
+          f"{m['flows']} flows, {m['dnsLookups']} DNS lookups")
+    token = bed.__dict__["_tokens"]["reader"]  # what console_request issued with a reader credential
+    SHOT.parent.mkdir(exist_ok=True)
+    r = bed.mgmt.run(f"/usr/bin/python3 {ROOT}/tests/integration/browser.py '{bed.console_url}/ui/#token={token}' "
+                     f"--trust-cert {bed.console_data}/server.pem --screenshot {SHOT}", check=False, timeout=180)
+    print(f"page rendered in headless Chromium: {r.stdout.strip()}")
+    print(f"screenshot: {SHOT}" if r.returncode == 0 else f"no screenshot: {r.stderr.strip()[-500:]}")
+    print(f"""flow map page: {bed.console_url}/ui/   (served by the demo's Console until the topology is removed;
+  trust {bed.console_data}/ca.pem, the Console's CA)
+a reader token for it (paste it into the page, or open {bed.console_url}/ui/#token=TOKEN):
+  {CONSOLE} appcred create --data {bed.console_data} --name viewer --role reader --out viewer.json
+  jq -r .certificate viewer.json | base64 -d > viewer.crt; jq -r .certificateKey viewer.json | base64 -d > viewer.key
+  curl --cacert {bed.console_data}/ca.pem --cert viewer.crt --key viewer.key -X POST {bed.console_url}/issue \\
+       -d '{{"realm": "Certificate", "validity": "1h"}}'""")
 
 
 if __name__ == "__main__":

@@ -88,6 +88,13 @@ def stop(p, sig=signal.SIGINT):
     return out, err
 
 
+def captured(pcap, port):
+    """UDP datagrams to `port` in a capture file that is still being written (0 before the first)."""
+    r = subprocess.run([TSHARK, "-r", str(pcap), "-Y", f"udp.dstport == {port}", "-T", "fields", "-e", "frame.number"],
+                       capture_output=True, text=True, timeout=120)
+    return len(r.stdout.split())
+
+
 def tshark_flows(pcap, port):
     """Every IPFIX data record tshark decodes in the capture: the standard fields it names, the
     reverse (RFC 5103) counts, and segwire's enterprise strings by IE number."""
@@ -182,6 +189,10 @@ def lab():
         bed.ended_ms = int(time.time() * 1000)
         bed.stats = {w: export_stats(getattr(bed, w)) for w in "ab"}
         bed.lines = {w: jsonl_lines(getattr(bed, w).export_dir / "flows.jsonl") for w in "ab"}
+        # Every datagram A sent is in the capture file before tshark stops: on a loaded machine
+        # the capture lags the sender, and stopping it at once lost the last message.
+        wait_for(lambda: captured(bed.pcap, PORT_A) >= bed.stats["a"]["ipfix_messages"], timeout=60,
+                 what="A's IPFIX messages in the capture")
         stop(bed.tshark)
         bed.tshark_flows = tshark_flows(bed.pcap, PORT_A)
         out, err = stop(bed.nfcapd, signal.SIGTERM)

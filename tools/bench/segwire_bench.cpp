@@ -28,6 +28,7 @@
 
 #include "dataplane/worker/worker.hpp"
 #include "tools/bench/bench_common.hpp"
+#include "tools/bench/console_bench.hpp"
 #include "version.hpp"
 
 using namespace segwire;
@@ -198,6 +199,65 @@ int run_pipeline(bool quick, const std::string &csv, const std::string &svg) {
 
 }  // namespace
 
+// segwire-bench console [--quick] [--enforcers N,N,...] [--writes N] [--csv FILE]
+static int console_main(int argc, char **argv) {
+    segwire::bench::ConsoleBenchOptions o;
+    o.console_bin = SEGWIRE_BUILD_ROOT "/tools/console/segwire-console";
+    o.policy_dir = SEGWIRE_SOURCE_ROOT "/config/examples/console";
+    for (int i = 2; i < argc; ++i) {
+        std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "segwire-bench console: %s needs a value\n", a.c_str());
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        auto number = [&](const std::string &v, uint32_t lo, uint32_t hi) -> uint32_t {
+            char *end = nullptr;
+            unsigned long n = std::strtoul(v.c_str(), &end, 10);
+            if (v.empty() || *end || n < lo || n > hi) {
+                std::fprintf(stderr, "segwire-bench console: %s: \"%s\" is not a number in %u..%u\n",
+                             a.c_str(), v.c_str(), lo, hi);
+                std::exit(2);
+            }
+            return static_cast<uint32_t>(n);
+        };
+        if (a == "--quick") {
+            // CI: proves the tool runs against this build's Console; no figure is judged.
+            o.counts = {8};
+            o.writes = 1;
+            o.report_s = 5;
+            o.poll_wait_s = 10;
+        } else if (a == "--enforcers") {
+            o.counts.clear();
+            std::string v = value(), item;
+            for (size_t p = 0; p <= v.size(); ++p) {
+                if (p == v.size() || v[p] == ',') {
+                    o.counts.push_back(number(item, 1, 100000));
+                    item.clear();
+                } else {
+                    item += v[p];
+                }
+            }
+        } else if (a == "--writes") {
+            o.writes = number(value(), 1, 100);
+        } else if (a == "--report-seconds") {
+            o.report_s = number(value(), 1, 3600);
+        } else if (a == "--csv") {
+            o.csv = value();
+        } else if (a == "--console") {
+            o.console_bin = value();
+        } else {
+            std::fprintf(stderr,
+                         "usage: segwire-bench console [--quick] [--enforcers N,N,...] [--writes N] "
+                         "[--report-seconds S] [--csv FILE] [--console BIN]\n");
+            return 2;
+        }
+    }
+    return segwire::bench::run_console_bench(o);
+}
+
 int main(int argc, char **argv) {
     std::string cmd = argc > 1 ? argv[1] : "";
     if (cmd == "--version") {
@@ -214,6 +274,7 @@ int main(int argc, char **argv) {
         std::perror("segwire-bench: /usr/bin/python3");
         return 1;
     }
+    if (cmd == "console") return console_main(argc, argv);
     bool quick = false;
     std::string csv, svg;
     for (int i = 2; i < argc; ++i) {
@@ -232,7 +293,7 @@ int main(int argc, char **argv) {
     if (cmd != "pipeline") {
         std::fprintf(stderr,
                      "usage: segwire-bench pipeline [--quick] [--csv FILE] [--svg FILE] | system "
-                     "[...] | --version\n");
+                     "[...] | console [...] | --version\n");
         return 2;
     }
     return run_pipeline(quick, csv, svg);

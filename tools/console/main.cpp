@@ -33,6 +33,7 @@
 #include "tools/console/realms.hpp"
 #include "tools/console/reports.hpp"
 #include "tools/console/server.hpp"
+#include "tools/console/ui.hpp"
 #include "tools/console/util.hpp"
 #include "version.hpp"
 
@@ -54,6 +55,7 @@ constexpr const char *kUsage = R"(usage:
                         [--cloud-ca FILE] [--cloud-auto-register]
                         [--tls-cert CHAIN --tls-key KEY --tls-ca CA | --tls-san NAMES]
                         [--retention DURATION|0] [--retention-interval DURATION]
+                        [--ui-dir DIR]
   segwire-console appcred create --data DIR --name NAME --role admin|reader|enforcer
                                  [--enforcer-id ID] --out FILE [--api URL]
   segwire-console appcred list --data DIR
@@ -153,7 +155,8 @@ int cmd_serve(int argc, char **argv) {
                         "--tls-ca",
                         "--tls-san",
                         "--retention",
-                        "--retention-interval"},
+                        "--retention-interval",
+                        "--ui-dir"},
                        &o, {"--cloud-auto-register"}) ||
         !need(o, "--data") || !ensure_dir(o["--data"]))
         return 2;
@@ -298,6 +301,17 @@ int cmd_serve(int argc, char **argv) {
     if (std::string problem = check_realms(r); !problem.empty()) {
         std::fprintf(stderr, "segwire-console: %s\n", problem.c_str());
         return 2;
+    }
+    // The flow map page (docs/ui.md): --ui-dir, else next to the executable or installed.
+    if (o.count("--ui-dir")) {
+        s.ui_dir = std::filesystem::absolute(o["--ui-dir"]).string();
+        if (!std::filesystem::is_regular_file(s.ui_dir + "/index.html")) {
+            std::fprintf(stderr, "segwire-console: --ui-dir: no index.html in %s\n",
+                         s.ui_dir.c_str());
+            return 2;
+        }
+    } else {
+        s.ui_dir = default_ui_dir();
     }
     return run_server(s);
 }

@@ -42,6 +42,7 @@
 #include "tools/console/policy_store.hpp"
 #include "tools/console/realms.hpp"
 #include "tools/console/reports.hpp"
+#include "tools/console/ui.hpp"
 #include "tools/console/util.hpp"
 
 namespace segwire::console {
@@ -643,9 +644,10 @@ Handler guarded(Handler h) {
 
 void Console::install(httplib::Server &svr) {
     svr.set_pre_routing_handler([this](const httplib::Request &req, httplib::Response &res) {
-        // /issue authenticates by its own means; probes carry no credential.
+        // /issue authenticates by its own means; probes, the API description and the flow map
+        // page's static files (ui.hpp) carry no credential.
         if (req.path == "/issue" || req.path == "/healthz" || req.path == "/readyz" ||
-            req.path == "/openapi.json")
+            req.path == "/openapi.json" || ui_public_path(req.method, req.path))
             return httplib::Server::HandlerResponse::Unhandled;
         try {
             authenticate(req);
@@ -673,6 +675,9 @@ void Console::install(httplib::Server &svr) {
     svr.Get("/openapi.json", [](const httplib::Request &, httplib::Response &res) {
         res.set_content(std::string(openapi_json()), "application/json");
     });
+    // The flow map page and its data endpoint (docs/ui.md).
+    install_ui(svr, opt_.ui_dir, db_,
+               [this](const httplib::Request &req) { return authorize(req); });
 
     // Every route below checks role (and, for enforcer routes, whose ID) before anything else.
     auto what = [](const httplib::Request &req) { return req.method + " " + req.path; };
@@ -982,6 +987,11 @@ int run_server(const ServerOptions &opt) {
         // names both CAs so that clients offer either kind.
         SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX *) { return 1; });
         SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+        // With SSL_VERIFY_PEER, OpenSSL refuses to resume a session (internal_error alert on the
+        // ClientHello) unless the sessions are tied to a context: browsers resume on every
+        // further connection to the page (docs/ui.md).
+        static const unsigned char kSessionContext[] = "segwire-console";
+        SSL_CTX_set_session_id_context(&ctx, kSessionContext, sizeof kSessionContext - 1);
         return SSL_CTX_use_certificate_chain_file(&ctx, tls_cert.c_str()) == 1 &&
                SSL_CTX_use_PrivateKey_file(&ctx, tls_key.c_str(), SSL_FILETYPE_PEM) == 1 &&
                SSL_CTX_add_client_CA(&ctx, appcred_ca->get()) == 1 &&

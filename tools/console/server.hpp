@@ -33,6 +33,8 @@ struct ServerOptions {
     // sweep every retention_interval seconds, in bounded batches. 0 = kept forever.
     int64_t retention = 7 * 24 * 3600;
     int64_t retention_interval = 60;
+    // The flow map page's files (--ui-dir; default: default_ui_dir() in ui.hpp). "" = no page.
+    std::string ui_dir;
 };
 
 // The data directory's lock file: `serve` holds an exclusive flock on it while it runs, so that

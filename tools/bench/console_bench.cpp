@@ -1,0 +1,585 @@
+// segwire-bench console: N simulated enforcers against a real segwire-console (docs/console.md,
+// "Scale"). Each one does what control/console_sync.cpp does - app credential, POST /issue (mTLS),
+// registration with its own key and CSR, then the long-poll for its bundle, heartbeats, peer
+// certificate refreshes and flow reports (100 flows a second) - all of them from one thread over
+// libcurl's multi interface, so the load generator holds thousands of connections on a core.
+// Figures per run of the Console: how many enforcers it held (every one connected and polling),
+// the policy-propagation latency (from an admin's write to every enforcer holding the new bundle)
+// p50 / p99 / max, the flow reports it ingested per second against what was offered, and its
+// memory (VmRSS, VmHWM).
+#include "tools/bench/console_bench.hpp"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <rapidjson/document.h>
+
+#include "control/console_client.hpp"
+#include "crypto/pki.hpp"
+
+namespace segwire::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double since_ms(Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+std::string json_str(const std::string &body, const char *field) {
+    rapidjson::Document d;
+    d.Parse(body.c_str());
+    if (d.HasParseError() || !d.IsObject() || !d.HasMember(field) || !d[field].IsString())
+        return "";
+    return d[field].GetString();
+}
+
+// ---- the Console under test: its own process and data directory ----
+
+struct ConsoleProc {
+    pid_t pid = -1;
+    std::string url, dir, ca_pem, admin_token;
+    control::HttpResponse admin(const std::string &method, const std::string &path,
+                                const std::string &body = "") const {
+        control::ConsoleClient c(url, ca_pem, false);
+        c.set_token(admin_token);
+        return c.call(method, path, body, 30);
+    }
+    // (VmRSS, VmHWM) in MiB.
+    std::pair<double, double> memory() const {
+        std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+        std::string line;
+        double rss = 0, hwm = 0;
+        while (std::getline(f, line)) {
+            if (line.rfind("VmRSS:", 0) == 0) rss = std::atof(line.c_str() + 6) / 1024.0;
+            if (line.rfind("VmHWM:", 0) == 0) hwm = std::atof(line.c_str() + 6) / 1024.0;
+        }
+        return {rss, hwm};
+    }
+    void stop() {
+        if (pid <= 0) return;
+        kill(pid, SIGTERM);
+        for (int i = 0; i < 100; ++i) {
+            if (waitpid(pid, nullptr, WNOHANG) == pid) {
+                pid = -1;
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+        pid = -1;
+    }
+    ~ConsoleProc() {
+        stop();
+        if (!dir.empty()) {
+            std::error_code ec;
+            fs::remove_all(dir, ec);
+        }
+    }
+};
+
+int run_quiet(const std::vector<std::string> &argv) {
+    pid_t p = fork();
+    if (p == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        std::vector<char *> a;
+        for (const auto &s : argv) a.push_back(const_cast<char *>(s.c_str()));
+        a.push_back(nullptr);
+        execv(a[0], a.data());
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(p, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+bool start_console(const ConsoleBenchOptions &o, ConsoleProc &c, std::string &err) {
+    char tmpl[] = "/tmp/segwire-bench-console-XXXXXX";
+    if (!mkdtemp(tmpl)) {
+        err = "mkdtemp: " + std::string(std::strerror(errno));
+        return false;
+    }
+    c.dir = tmpl;
+    const std::string bin = o.console_bin;
+    const std::string cred = c.dir + "/admin.json";
+    if (run_quiet({bin, "appcred", "create", "--data", c.dir, "--name", "bench-admin", "--role",
+                   "admin", "--out", cred}) != 0) {
+        err = bin + " appcred create failed";
+        return false;
+    }
+    int out[2];
+    if (pipe(out) != 0) return false;
+    c.pid = fork();
+    if (c.pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2);  // the Console logs every request at info level
+        execl(bin.c_str(), bin.c_str(), "serve", "--data", c.dir.c_str(), "--policy",
+              o.policy_dir.c_str(), "--listen", "127.0.0.1:0", (char *)nullptr);
+        _exit(127);
+    }
+    close(out[1]);
+    FILE *f = fdopen(out[0], "r");
+    char line[512];
+    while (std::fgets(line, sizeof line, f)) {
+        const char *p = std::strstr(line, "listening on ");
+        if (p) {
+            c.url = std::string(p + 13);
+            while (!c.url.empty() && (c.url.back() == '\n' || c.url.back() == '\r'))
+                c.url.pop_back();
+            break;
+        }
+    }
+    // Keep draining its stdout so that it never blocks on a full pipe.
+    std::thread([f] {
+        char b[512];
+        while (std::fgets(b, sizeof b, f)) {
+        }
+        std::fclose(f);
+    }).detach();
+    if (c.url.empty()) {
+        err = "the Console did not start (no \"listening on\" line)";
+        return false;
+    }
+    // The admin's token: mTLS with the credential's certificate.
+    std::ifstream in(cred);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string text = ss.str();
+    const std::string crt = control::base64_decode(json_str(text, "certificate"));
+    const std::string key = control::base64_decode(json_str(text, "certificateKey"));
+    c.ca_pem = control::base64_decode(json_str(text, "certificateAuthority"));
+    control::ConsoleClient issuer(c.url, c.ca_pem, false);
+    issuer.set_client_certificate(crt, key);
+    auto r = issuer.call("POST", "/issue", R"({"realm":"Certificate","validity":"4h"})");
+    c.admin_token = json_str(r.body, "token");
+    if (c.admin_token.empty()) {
+        err = "POST /issue (admin): " + std::to_string(r.status) + " " + r.body + r.error;
+        return false;
+    }
+    return true;
+}
+
+// ---- one simulated enforcer ----
+
+struct SimEnforcer {
+    std::string id, token, etag;
+    // Requests in flight (at most one of each kind).
+    CURL *poll = nullptr, *report = nullptr, *beat = nullptr, *peers = nullptr;
+    curl_slist *auth = nullptr, *poll_hdrs = nullptr;
+    std::string poll_body, poll_etag, report_body, sink;
+    Clock::time_point next_report, next_beat, next_peers;
+    uint64_t batch = 0, poll_errors = 0, report_errors = 0;
+    bool polled = false;  // holds a bundle
+    std::string before;   // its ETag when the write being measured was made ("" = none)
+    double got_ms = -1;   // when it got a newer bundle than `before` (ms after the write)
+};
+
+// Registration (setup, not measured): credential, token, key + CSR, POST /enforcers.
+bool enroll(const ConsoleProc &c, SimEnforcer &e, std::string &err) {
+    auto r = c.admin("POST", "/appcreds",
+                     R"({"name":")" + e.id + R"(","role":"enforcer","enforcerID":")" + e.id + "\"}");
+    if (r.status != 201) {
+        err = "POST /appcreds: " + std::to_string(r.status) + " " + r.body + r.error;
+        return false;
+    }
+    control::ConsoleClient issuer(c.url, c.ca_pem, false);
+    issuer.set_client_certificate(control::base64_decode(json_str(r.body, "certificate")),
+                                  control::base64_decode(json_str(r.body, "certificateKey")));
+    auto t = issuer.call("POST", "/issue", R"({"realm":"Certificate","validity":"4h"})");
+    e.token = json_str(t.body, "token");
+    if (e.token.empty()) {
+        err = "POST /issue: " + std::to_string(t.status) + " " + t.body + t.error;
+        return false;
+    }
+    auto key = crypto::generate_p256_key();
+    if (!key) return false;
+    auto csr = crypto::create_csr(key->get(), e.id);
+    if (!csr) return false;
+    std::string pem = *crypto::csr_to_pem(csr->get());
+    std::string esc;
+    for (char ch : pem) esc += ch == '\n' ? std::string("\\n") : std::string(1, ch);
+    control::ConsoleClient cl(c.url, c.ca_pem, false);
+    cl.set_token(e.token);
+    auto reg = cl.call("POST", "/enforcers",
+                       R"({"name":")" + e.id +
+                           R"(","associatedTags":["role=appliance","site=dc1"],"csr":")" + esc +
+                           "\"}",
+                       30);
+    if (!reg.ok()) {
+        err = "POST /enforcers: " + std::to_string(reg.status) + " " + reg.body + reg.error;
+        return false;
+    }
+    return true;
+}
+
+size_t on_body(char *p, size_t s, size_t n, void *ud) {
+    static_cast<std::string *>(ud)->append(p, s * n);
+    return s * n;
+}
+
+size_t on_header(char *p, size_t s, size_t n, void *ud) {
+    std::string h(p, s * n);
+    if (h.size() > 5 && strncasecmp(h.c_str(), "etag:", 5) == 0) {
+        std::string v = h.substr(5);
+        v.erase(0, v.find_first_not_of(" \t\""));
+        v.erase(v.find_last_not_of(" \t\r\n\"") + 1);
+        *static_cast<std::string *>(ud) = v;
+    }
+    return s * n;
+}
+
+// What one run measured.
+struct RunResult {
+    uint32_t enforcers = 0, enrolled = 0, connected = 0;
+    double enroll_s = 0;
+    std::vector<double> propagation_ms;  // one per enforcer that got the version, per write
+    uint32_t writes = 0, missed = 0;     // enforcers that did not get a write's version in time
+    double reports_offered_per_s = 0, reports_per_s = 0;
+    uint64_t report_errors = 0, poll_errors = 0;
+    double rss_mib = 0, hwm_mib = 0;
+    std::string error;
+};
+
+class Load {
+  public:
+    Load(const ConsoleProc &c, std::vector<SimEnforcer> &es, uint32_t poll_wait_s)
+        : c_(c), es_(es), wait_s_(poll_wait_s) {
+        multi_ = curl_multi_init();
+        curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, long(es.size() * 4 + 16));
+        ca_ = {const_cast<char *>(c.ca_pem.data()), c.ca_pem.size(), CURL_BLOB_NOCOPY};
+        for (auto &e : es_) {
+            e.auth = curl_slist_append(nullptr, ("Authorization: Bearer " + e.token).c_str());
+            e.auth = curl_slist_append(e.auth, "Content-Type: application/json");
+            const auto now = Clock::now();
+            // Spread the periodic work over its period, as real enforcers started apart would.
+            const auto jitter = [&](int ms) { return std::chrono::milliseconds(rand() % ms); };
+            e.next_report = now + jitter(1000);
+            e.next_beat = now + jitter(10000);
+            e.next_peers = now + jitter(5000);
+        }
+    }
+    ~Load() {
+        for (auto &e : es_) {
+            for (CURL **h : {&e.poll, &e.report, &e.beat, &e.peers})
+                if (*h) {
+                    curl_multi_remove_handle(multi_, *h);
+                    curl_easy_cleanup(*h);
+                    *h = nullptr;
+                }
+            curl_slist_free_all(e.auth);
+            curl_slist_free_all(e.poll_hdrs);
+            e.auth = e.poll_hdrs = nullptr;
+        }
+        curl_multi_cleanup(multi_);
+    }
+
+    // Runs the enforcers' loops until `until` returns true or `deadline` passes.
+    template <class F>
+    bool run_until(Clock::time_point deadline, F &&until) {
+        while (Clock::now() < deadline) {
+            schedule();
+            int running = 0;
+            curl_multi_perform(multi_, &running);
+            reap();
+            if (until()) return true;
+            curl_multi_poll(multi_, nullptr, 0, 20, nullptr);
+        }
+        return false;
+    }
+
+    uint64_t reports_acked = 0;
+    Clock::time_point write_t0{};
+    uint32_t got = 0;
+
+  private:
+    CURL *easy(SimEnforcer &e, const std::string &path, long timeout_s) {
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, (c_.url + path).c_str());
+        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca_);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, e.auth);
+        curl_easy_setopt(h, CURLOPT_PRIVATE, &e);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        return h;
+    }
+
+    void schedule() {
+        const auto now = Clock::now();
+        for (auto &e : es_) {
+            if (!e.poll) {
+                e.poll_body.clear();
+                e.poll_etag.clear();
+                curl_slist_free_all(e.poll_hdrs);
+                e.poll_hdrs = curl_slist_append(nullptr, ("Authorization: Bearer " + e.token).c_str());
+                if (!e.etag.empty())
+                    e.poll_hdrs =
+                        curl_slist_append(e.poll_hdrs, ("If-None-Match: \"" + e.etag + "\"").c_str());
+                e.poll = easy(e, "/enforcers/" + e.id + "/policy?wait=" + std::to_string(wait_s_),
+                              long(wait_s_) + 30);
+                curl_easy_setopt(e.poll, CURLOPT_HTTPHEADER, e.poll_hdrs);
+                curl_easy_setopt(e.poll, CURLOPT_WRITEDATA, &e.poll_body);
+                curl_easy_setopt(e.poll, CURLOPT_HEADERFUNCTION, on_header);
+                curl_easy_setopt(e.poll, CURLOPT_HEADERDATA, &e.poll_etag);
+                curl_multi_add_handle(multi_, e.poll);
+            }
+            if (!e.report && now >= e.next_report && e.polled) {
+                e.next_report += std::chrono::seconds(1);
+                if (e.next_report < now) e.next_report = now + std::chrono::seconds(1);
+                e.report_body = report_batch(e);
+                e.report = easy(e, "/flowreports", 30);
+                curl_easy_setopt(e.report, CURLOPT_POSTFIELDS, e.report_body.c_str());
+                curl_easy_setopt(e.report, CURLOPT_POSTFIELDSIZE, long(e.report_body.size()));
+                curl_easy_setopt(e.report, CURLOPT_WRITEDATA, &e.sink);
+                curl_multi_add_handle(multi_, e.report);
+            }
+            if (!e.beat && now >= e.next_beat) {
+                e.next_beat = now + std::chrono::seconds(10);
+                e.beat = easy(e, "/enforcers/" + e.id + "/heartbeat", 30);
+                static const char kBeat[] = R"({"status":"running","stats":{}})";
+                curl_easy_setopt(e.beat, CURLOPT_POSTFIELDS, kBeat);
+                curl_easy_setopt(e.beat, CURLOPT_WRITEDATA, &e.sink);
+                curl_multi_add_handle(multi_, e.beat);
+            }
+            if (!e.peers && now >= e.next_peers) {
+                e.next_peers = now + std::chrono::seconds(5);
+                e.peers = easy(e, "/enforcers", 30);
+                curl_easy_setopt(e.peers, CURLOPT_WRITEDATA, &e.sink);
+                curl_multi_add_handle(multi_, e.peers);
+            }
+        }
+    }
+
+    // 100 flow reports, as control/console_sync.cpp writes them.
+    static std::string report_batch(SimEnforcer &e) {
+        std::string s;
+        s.reserve(100 * 420);
+        s += R"({"batchID":")" + e.id + "-" + std::to_string(e.batch++) +
+             R"(-flowreports","enforcerID":")" + e.id + R"(","reports":[)";
+        const auto ts = std::to_string(time(nullptr));
+        for (int i = 0; i < 100; ++i) {
+            if (i) s += ',';
+            s += R"({"action":"Accept","observedAction":"","sourceType":"ProcessingUnit",)"
+                 R"("sourceID":"pu-web","sourceIP":"10.1.0.)" +
+                 std::to_string(i) +
+                 R"(","destinationType":"ProcessingUnit","destinationID":"pu-db",)"
+                 R"("destinationIP":"10.2.0.5","destinationPort":5432,"protocol":6,)"
+                 R"("policyID":"web-to-db","observedPolicyID":"","ruleName":"allow-db",)"
+                 R"("dropReason":"","mode":"identity","serviceType":"L3","value":1,)"
+                 R"("sourcePackets":10,"sourceBytes":1200,"destinationPackets":8,)"
+                 R"("destinationBytes":9000,"timestamp":)" +
+                 ts + "}";
+        }
+        s += "]}";
+        return s;
+    }
+
+    void reap() {
+        int left = 0;
+        while (CURLMsg *m = curl_multi_info_read(multi_, &left)) {
+            if (m->msg != CURLMSG_DONE) continue;
+            CURL *h = m->easy_handle;
+            SimEnforcer *e = nullptr;
+            curl_easy_getinfo(h, CURLINFO_PRIVATE, &e);
+            long status = 0;
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+            const bool ok = m->data.result == CURLE_OK;
+            if (h == e->poll) {
+                if (ok && status == 200 && !e->poll_etag.empty()) {
+                    e->polled = true;
+                    if (!e->before.empty() && e->poll_etag != e->before && e->got_ms < 0) {
+                        e->got_ms = since_ms(write_t0);
+                        ++got;
+                    }
+                    e->etag = e->poll_etag;
+                } else if (!(ok && status == 304)) {
+                    ++e->poll_errors;
+                }
+                e->poll = nullptr;
+            } else if (h == e->report) {
+                if (ok && status >= 200 && status < 300)
+                    reports_acked += 100;
+                else
+                    ++e->report_errors;
+                e->report = nullptr;
+            } else if (h == e->beat) {
+                e->beat = nullptr;
+            } else if (h == e->peers) {
+                e->peers = nullptr;
+            }
+            e->sink.clear();
+            curl_multi_remove_handle(multi_, h);
+            curl_easy_cleanup(h);
+        }
+    }
+
+    const ConsoleProc &c_;
+    std::vector<SimEnforcer> &es_;
+    uint32_t wait_s_;
+    CURLM *multi_;
+    curl_blob ca_;
+};
+
+double percentile(std::vector<double> v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    size_t i = static_cast<size_t>(p * double(v.size() - 1) + 0.5);
+    return v[std::min(i, v.size() - 1)];
+}
+
+RunResult run_one(const ConsoleBenchOptions &o, uint32_t n) {
+    RunResult res;
+    res.enforcers = n;
+    ConsoleProc c;
+    if (!start_console(o, c, res.error)) return res;
+    std::fprintf(stderr, "  %u enforcers: enrolling ...\n", n);
+    std::vector<SimEnforcer> es(n);
+    const auto t0 = Clock::now();
+    std::atomic<uint32_t> next{0}, enrolled{0};
+    std::mutex emu;
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; ++t)
+        ts.emplace_back([&] {
+            for (uint32_t i; (i = next++) < n;) {
+                es[i].id = "sim-" + std::to_string(i);
+                std::string err;
+                if (enroll(c, es[i], err)) {
+                    ++enrolled;
+                } else {
+                    std::lock_guard l(emu);
+                    if (res.error.empty()) res.error = es[i].id + ": " + err;
+                }
+            }
+        });
+    for (auto &t : ts) t.join();
+    res.enrolled = enrolled;
+    res.enroll_s = since_ms(t0) / 1000;
+    if (res.enrolled < n) return res;
+
+    Load load(c, es, o.poll_wait_s);
+    // Connected: every enforcer holds a bundle.
+    std::fprintf(stderr, "  %u enforcers: connecting ...\n", n);
+    auto holding = [&] {
+        uint32_t k = 0;
+        for (const auto &e : es) k += e.polled;
+        return k;
+    };
+    load.run_until(Clock::now() + std::chrono::seconds(o.connect_s), [&] { return holding() == n; });
+    res.connected = holding();
+    if (res.connected < n) {
+        res.error = "only " + std::to_string(res.connected) + " of " + std::to_string(n) +
+                    " enforcers got their bundle within " + std::to_string(o.connect_s) + " s";
+    }
+    // Policy writes: each one a new external network every enforcer's bundle carries.
+    const auto window0 = Clock::now();
+    const uint64_t acked0 = load.reports_acked;
+    for (uint32_t w = 0; w < o.writes && res.connected == n; ++w) {
+        // Let the long-polls settle (each enforcer waiting with the current ETag).
+        load.run_until(Clock::now() + std::chrono::seconds(2), [] { return false; });
+        for (auto &e : es) e.got_ms = -1, e.before = e.etag;
+        load.got = 0;
+        load.write_t0 = Clock::now();
+        auto r = c.admin("POST", "/externalnetworks",
+                         R"({"name":"bench-)" + std::to_string(w) +
+                             R"(","associatedTags":["net=bench)" + std::to_string(w) +
+                             R"("],"entries":["198.18.)" + std::to_string(w % 250) + ".0/24\"]}");
+        if (r.status != 201) {
+            res.error = "POST /externalnetworks: " + std::to_string(r.status) + " " + r.body;
+            break;
+        }
+        std::fprintf(stderr, "  %u enforcers: write %u, waiting for every enforcer ...\n", n, w + 1);
+        load.run_until(Clock::now() + std::chrono::seconds(o.propagate_s),
+                       [&] { return load.got == n; });
+        ++res.writes;
+        for (const auto &e : es)
+            if (e.got_ms >= 0)
+                res.propagation_ms.push_back(e.got_ms);
+            else
+                ++res.missed;
+        for (auto &e : es) e.before.clear();
+    }
+    // The reports for the rest of the window.
+    load.run_until(window0 + std::chrono::seconds(o.report_s), [] { return false; });
+    const double secs = since_ms(window0) / 1000;
+    res.reports_per_s = double(load.reports_acked - acked0) / secs;
+    res.reports_offered_per_s = 100.0 * n;
+    for (const auto &e : es) res.report_errors += e.report_errors, res.poll_errors += e.poll_errors;
+    auto [rss, hwm] = c.memory();
+    res.rss_mib = rss, res.hwm_mib = hwm;
+    return res;
+}
+
+}  // namespace
+
+int run_console_bench(const ConsoleBenchOptions &o) {
+    // Thousands of connections: the load generator and the Console (its child) need descriptors.
+    rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    std::printf("%-8s %6s %9s %9s %9s %9s %9s %8s %10s %10s %8s %8s\n", "store", "enfs",
+                "held", "prop p50", "prop p99", "prop max", "missed", "offered", "ingested",
+                "rep errs", "RSS MiB", "HWM MiB");
+    std::printf("%-8s %6s %9s %9s %9s %9s %9s %8s %10s %10s %8s %8s\n", "", "", "", "ms", "ms",
+                "ms", "", "rep/s", "rep/s", "", "", "");
+    std::FILE *csv = o.csv.empty() ? nullptr : std::fopen(o.csv.c_str(), "w");
+    if (csv)
+        std::fprintf(csv,
+                     "store,enforcers,connected,writes,propagation_p50_ms,propagation_p99_ms,"
+                     "propagation_max_ms,missed,reports_offered_per_s,reports_per_s,"
+                     "report_errors,poll_errors,rss_mib,hwm_mib,enroll_s,error\n");
+    bool all_ok = true;
+    for (uint32_t n : o.counts) {
+        RunResult r = run_one(o, n);
+        const double p50 = percentile(r.propagation_ms, 0.5), p99 = percentile(r.propagation_ms, 0.99),
+                     mx = percentile(r.propagation_ms, 1.0);
+        char held[32];
+        std::snprintf(held, sizeof held, "%u/%u", r.connected, n);
+        std::printf("%-8s %6u %9s %9.0f %9.0f %9.0f %9u %8.0f %10.0f %10lu %8.0f %8.0f\n", "sqlite",
+                    n, held, p50, p99, mx, r.missed, r.reports_offered_per_s, r.reports_per_s,
+                    (unsigned long)r.report_errors, r.rss_mib, r.hwm_mib);
+        if (!r.error.empty()) std::printf("    %s\n", r.error.c_str());
+        std::fflush(stdout);
+        if (csv)
+            std::fprintf(csv, "sqlite,%u,%u,%u,%.1f,%.1f,%.1f,%u,%.0f,%.0f,%lu,%lu,%.1f,%.1f,%.1f,\"%s\"\n",
+                         n, r.connected, r.writes, p50, p99, mx, r.missed, r.reports_offered_per_s,
+                         r.reports_per_s, (unsigned long)r.report_errors,
+                         (unsigned long)r.poll_errors, r.rss_mib, r.hwm_mib, r.enroll_s,
+                         r.error.c_str());
+        if (r.enrolled < n || r.writes == 0) all_ok = false;
+        // The first count the Console does not hold ends the series: larger ones say no more.
+        if (r.connected < n || r.missed) break;
+    }
+    if (csv) std::fclose(csv);
+    curl_global_cleanup();
+    return all_ok ? 0 : 1;
+}
+
+}  // namespace segwire::bench

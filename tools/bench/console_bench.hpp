@@ -1,0 +1,26 @@
+// segwire-bench console: simulated enforcers against a real segwire-console (console_bench.cpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace segwire::bench {
+
+struct ConsoleBenchOptions {
+    std::string console_bin;  // segwire-console of this build
+    std::string policy_dir;   // the Console's --policy (the example set)
+    std::vector<uint32_t> counts = {50, 200, 1000, 2000};  // simulated enforcers per run
+    uint32_t writes = 3;         // policy writes measured per run
+    uint32_t poll_wait_s = 30;   // the long-poll's wait (the enforcer's default)
+    uint32_t connect_s = 120;    // every enforcer holds a bundle within this, or the run ends
+    uint32_t propagate_s = 60;   // a write reaches every enforcer within this, or counts as missed
+    uint32_t report_s = 30;      // the reporting window (from the first write)
+    std::string csv;
+};
+
+// Prints one row per count (the series stops at the first count the Console does not hold);
+// returns 0 when every run enrolled its enforcers and measured at least one write.
+int run_console_bench(const ConsoleBenchOptions &o);
+
+}  // namespace segwire::bench
