@@ -93,6 +93,29 @@ std::vector<AppCredential> list_app_credentials(Db &db) {
     return out;
 }
 
+Page app_credentials_page(Db &db, const PageRequest &page) {
+    std::string sql = kSelect;
+    if (page.after) sql += page.descending ? " WHERE id < ?" : " WHERE id > ?";
+    sql += page.descending ? " ORDER BY id DESC" : " ORDER BY id";
+    if (!page.all) sql += " LIMIT ?";
+    std::vector<AppCredential> all;
+    {
+        std::lock_guard lock(db.mutex());
+        Stmt s(db, sql.c_str());
+        int i = 1;
+        if (page.after) s.bind(i++, *page.after);
+        if (!page.all) s.bind(i++, page.limit + 1);
+        while (s.step()) all.push_back(read_row(s));
+    }
+    Page out;
+    if (!page.all && static_cast<int64_t>(all.size()) > page.limit) {
+        all.pop_back();
+        out.next_key = all.back().id;
+    }
+    for (const auto &c : all) out.rows.push_back(app_credential_json(c));
+    return out;
+}
+
 std::optional<AppCredential> find_app_credential(Db &db, const std::string &id) {
     std::lock_guard lock(db.mutex());
     Stmt s(db, (std::string(kSelect) + " WHERE id = ?").c_str());
@@ -135,12 +158,6 @@ std::string app_credential_json(const AppCredential &c) {
     if (c.revoked) write_string(w, "revoked", rfc3339(c.revoked));
     w.EndObject();
     return std::string(buf.GetString(), buf.GetSize());
-}
-
-std::string app_credentials_json(const std::vector<AppCredential> &all) {
-    std::string out = "[";
-    for (size_t i = 0; i < all.size(); ++i) out += (i ? "," : "") + app_credential_json(all[i]);
-    return out + "]";
 }
 
 }  // namespace segwire::console

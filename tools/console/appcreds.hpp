@@ -35,12 +35,13 @@ std::string create_app_credential(Db &db, const ConsolePki &pki, const std::stri
                                   const std::string &tls_trust_pem, const Actor &actor);
 
 std::vector<AppCredential> list_app_credentials(Db &db);
+// GET /appcreds: one page in ID order.
+Page app_credentials_page(Db &db, const PageRequest &page);
 std::optional<AppCredential> find_app_credential(Db &db, const std::string &id);
 std::optional<AppCredential> find_app_credential_by_fingerprint(Db &db, const std::string &sha256);
 // 404 when unknown. Revoking twice is fine (the first time stays recorded).
 AppCredential revoke_app_credential(Db &db, const std::string &id, const Actor &actor);
 
 std::string app_credential_json(const AppCredential &c);  // without key material
-std::string app_credentials_json(const std::vector<AppCredential> &all);
 
 }  // namespace segwire::console

@@ -1,10 +1,12 @@
 #include "tools/console/audit.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "tools/console/authz.hpp"
 #include "tools/console/db.hpp"
+#include "tools/console/error.hpp"
 #include "tools/console/util.hpp"
 
 namespace segwire::console {
@@ -15,22 +17,38 @@ struct Row {
     std::string who, name, role, realm, action, kind, id, detail;
 };
 
+// Up to limit+1 rows: the extra one says a next page exists.
 std::vector<Row> select(Db &db, const AuditFilter &f) {
+    const bool desc = f.page.descending;
+    int64_t after = 0;
+    if (f.page.after) {
+        char *end = nullptr;
+        after = std::strtoll(f.page.after->c_str(), &end, 10);
+        if (f.page.after->empty() || *end)
+            throw ConsoleError(400, "cursor: not a cursor of this Console", "cursor");
+    }
     std::string sql =
         "SELECT seq, ts, who, name, role, realm, action, kind, object_id, revision, detail "
-        "FROM auditlog WHERE ts >= ?";
+        "FROM auditlog WHERE 1 = 1";
+    if (f.since >= 0) sql += " AND ts >= ?";
+    if (f.until >= 0) sql += " AND ts < ?";
     if (!f.who.empty()) sql += " AND who = ?";
     if (!f.kind.empty()) sql += " AND kind = ?";
     if (!f.id.empty()) sql += " AND object_id = ?";
-    sql += " ORDER BY seq LIMIT ?";
+    if (!f.action.empty()) sql += " AND action = ?";
+    if (f.page.after) sql += desc ? " AND seq < ?" : " AND seq > ?";
+    sql += desc ? " ORDER BY seq DESC LIMIT ?" : " ORDER BY seq LIMIT ?";
     std::lock_guard lock(db.mutex());
     Stmt s(db, sql.c_str());
     int i = 1;
-    s.bind(i++, f.since);
+    if (f.since >= 0) s.bind(i++, f.since);
+    if (f.until >= 0) s.bind(i++, f.until);
     if (!f.who.empty()) s.bind(i++, f.who);
     if (!f.kind.empty()) s.bind(i++, f.kind);
     if (!f.id.empty()) s.bind(i++, f.id);
-    s.bind(i++, f.limit);
+    if (!f.action.empty()) s.bind(i++, f.action);
+    if (f.page.after) s.bind(i++, after);
+    s.bind(i++, f.page.limit + 1);
     std::vector<Row> out;
     while (s.step())
         out.push_back({s.i64(0), s.i64(1), s.i64(9), s.text(2), s.text(3), s.text(4), s.text(5),
@@ -54,11 +72,16 @@ void append_audit(Db &db, const Actor &actor, const AuditEntry &e) {
     s.step();
 }
 
-std::string query_audit(Db &db, const AuditFilter &f) {
-    rapidjson::StringBuffer buf;
-    JsonWriter w(buf);
-    w.StartArray();
-    for (const Row &r : select(db, f)) {
+Page query_audit(Db &db, const AuditFilter &f) {
+    std::vector<Row> rows = select(db, f);
+    Page page;
+    if (static_cast<int64_t>(rows.size()) > f.page.limit) {
+        rows.pop_back();
+        page.next_key = std::to_string(rows.back().seq);
+    }
+    for (const Row &r : rows) {
+        rapidjson::StringBuffer buf;
+        JsonWriter w(buf);
         w.StartObject();
         w.Key("seq");
         w.Int64(r.seq);
@@ -85,15 +108,17 @@ std::string query_audit(Db &db, const AuditFilter &f) {
         else
             d.Accept(w);
         w.EndObject();
+        page.rows.emplace_back(buf.GetString(), buf.GetSize());
     }
-    w.EndArray();
-    return std::string(buf.GetString(), buf.GetSize());
+    return page;
 }
 
 std::string format_audit(Db &db, const AuditFilter &f) {
     std::vector<std::vector<std::string>> cells = {
         {"TIME", "WHO", "ROLE", "ACTION", "KIND", "ID", "REVISION"}};
-    for (const Row &r : select(db, f))
+    std::vector<Row> rows = select(db, f);
+    if (static_cast<int64_t>(rows.size()) > f.page.limit) rows.pop_back();
+    for (const Row &r : rows)
         cells.push_back({rfc3339(r.ts), r.who + (r.name.empty() ? "" : " (" + r.name + ")"), r.role,
                          r.action, r.kind, r.id.empty() ? "-" : r.id,
                          r.revision ? std::to_string(r.revision) : "-"});

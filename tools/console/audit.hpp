@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "tools/console/paging.hpp"
+
 namespace segwire::console {
 
 class Db;
@@ -38,14 +40,15 @@ struct AuditEntry {
 void append_audit(Db &db, const Actor &actor, const AuditEntry &e);
 
 struct AuditFilter {
-    int64_t since = -1;  // unix seconds
-    std::string who, kind, id;
-    int64_t limit = 1000;
+    int64_t since = -1;  // unix seconds, rows at or after
+    int64_t until = -1;  // unix seconds, rows before
+    std::string who, kind, id, action;
+    PageRequest page;  // in seq order (the order rows were written)
 };
 
-// JSON array, oldest first: {seq, time, actor: {who, name?, role, realm}, action, kind, ID,
-// revision?, detail}.
-std::string query_audit(Db &db, const AuditFilter &f);
+// One page, oldest first unless page.descending: {seq, time, actor: {who, name?, role, realm},
+// action, kind, ID, revision?, detail}.
+Page query_audit(Db &db, const AuditFilter &f);
 
 // The table `segwire-console audit` prints.
 std::string format_audit(Db &db, const AuditFilter &f);

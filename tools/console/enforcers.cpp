@@ -386,18 +386,29 @@ EnforcerRegistry::Counts EnforcerRegistry::counts(int64_t now) {
     return c;
 }
 
-std::string EnforcerRegistry::list_json(bool peers_only) {
+Page EnforcerRegistry::list(bool peers_only, const PageRequest &page) {
     std::vector<EnforcerRecord> all;
     {
+        // ID order on the primary key's index: a page reads limit+1 rows.
+        std::string sql = kSelect;
+        if (page.after) sql += page.descending ? " WHERE id < ?" : " WHERE id > ?";
+        sql += page.descending ? " ORDER BY id DESC" : " ORDER BY id";
+        if (!page.all) sql += " LIMIT ?";
         std::lock_guard lock(db_.mutex());
-        Stmt s(db_, (std::string(kSelect) + " ORDER BY registered, id").c_str());
+        Stmt s(db_, sql.c_str());
+        int i = 1;
+        if (page.after) s.bind(i++, *page.after);
+        if (!page.all) s.bind(i++, page.limit + 1);
         while (s.step()) all.push_back(read_row(s));
     }
-    std::string out = "[";
+    Page out;
+    if (!page.all && static_cast<int64_t>(all.size()) > page.limit) {
+        all.pop_back();
+        out.next_key = all.back().id;
+    }
     for (size_t i = 0; i < all.size(); ++i) {
-        out += i ? "," : "";
         if (!peers_only) {
-            out += to_json(all[i]);
+            out.rows.push_back(to_json(all[i]));
             continue;
         }
         rapidjson::StringBuffer buf;
@@ -410,9 +421,9 @@ std::string EnforcerRegistry::list_json(bool peers_only) {
         // claims signed under the old one until it expires while the enforcer renews.
         write_strings(w, "certificates", certificates_of(all[i].id));
         w.EndObject();
-        out += std::string(buf.GetString(), buf.GetSize());
+        out.rows.emplace_back(buf.GetString(), buf.GetSize());
     }
-    return out + "]";
+    return out;
 }
 
 void EnforcerRegistry::heartbeat(const std::string &id, std::string_view body) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/policy/model.hpp"
+#include "tools/console/paging.hpp"
 
 namespace segwire::console {
 
@@ -70,8 +71,9 @@ class EnforcerRegistry {
 
     std::optional<EnforcerRecord> find(const std::string &id);
     EnforcerRecord require(const std::string &id);  // 404 ConsoleError when unknown
-    // `peers_only`: ID, name and certificate only (what an enforcer needs of its peers).
-    std::string list_json(bool peers_only = false);
+    // In ID order. `peers_only`: ID, name and certificate only (what an enforcer needs of its
+    // peers).
+    Page list(bool peers_only, const PageRequest &page);
     // Registered enforcers, and those that sent a heartbeat within the last five minutes at `now`
     // (the rest are listed "unreachable"): the Console's /metrics.
     struct Counts {

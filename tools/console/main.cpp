@@ -25,6 +25,7 @@
 #include "config/policy/syntax.hpp"
 #include "tools/console/appcreds.hpp"
 #include "tools/console/audit.hpp"
+#include "tools/console/backup.hpp"
 #include "tools/console/console_pki.hpp"
 #include "tools/console/db.hpp"
 #include "tools/console/enforcers.hpp"
@@ -53,6 +54,7 @@ constexpr const char *kUsage = R"(usage:
                          --azure-enforcer-id RULE [--azure-issuer ISS]]
                         [--cloud-ca FILE] [--cloud-auto-register]
                         [--tls-cert CHAIN --tls-key KEY --tls-ca CA | --tls-san NAMES]
+                        [--retention DURATION|0] [--retention-interval DURATION]
                         [--ui-dir DIR]
   segwire-console appcred create --data DIR --name NAME --role admin|reader|enforcer
                                  [--enforcer-id ID] --out FILE [--api URL]
@@ -62,6 +64,8 @@ constexpr const char *kUsage = R"(usage:
   segwire-console enforcer revoke --data DIR --id ID
   segwire-console audit --data DIR [--since RFC3339|UNIX] [--who W] [--kind K] [--id ID]
   segwire-console flows --data DIR [--since RFC3339|UNIX]
+  segwire-console backup --data DIR --out FILE (--passphrase-file FILE | --without-keys)
+  segwire-console restore --data DIR --from FILE [--passphrase-file FILE] [--force]
 )";
 
 // Who the command-line tools act as in the audit trail: the local operator.
@@ -150,6 +154,8 @@ int cmd_serve(int argc, char **argv) {
                         "--tls-key",
                         "--tls-ca",
                         "--tls-san",
+                        "--retention",
+                        "--retention-interval",
                         "--ui-dir"},
                        &o, {"--cloud-auto-register"}) ||
         !need(o, "--data") || !ensure_dir(o["--data"]))
@@ -191,6 +197,33 @@ int cmd_serve(int argc, char **argv) {
             return 2;
         }
         s.token_validity = static_cast<int64_t>(secs);
+    }
+    if (o.count("--retention")) {
+        // "0" keeps reports forever; otherwise days ("7d") or a duration like the other
+        // options ("36h").
+        const std::string &v = o["--retention"];
+        uint64_t secs = 0;
+        std::string problem;
+        const bool days = v.size() > 1 && v.back() == 'd' &&
+                          v.find_first_not_of("0123456789") == v.size() - 1 && v.size() < 8;
+        if (days)
+            secs = std::stoull(v.substr(0, v.size() - 1)) * 24 * 3600;
+        else if (v != "0" && !segwire::policy::parse_duration_seconds(v, &secs, &problem)) {
+            std::fprintf(stderr, "segwire-console: --retention: %s\n", problem.c_str());
+            return 2;
+        }
+        s.retention = static_cast<int64_t>(secs);
+    }
+    if (o.count("--retention-interval")) {
+        uint64_t secs = 0;
+        std::string problem;
+        if (!segwire::policy::parse_duration_seconds(o["--retention-interval"], &secs, &problem) ||
+            secs < 1 || secs > 24 * 3600) {
+            std::fprintf(stderr, "segwire-console: --retention-interval: %s\n",
+                         problem.empty() ? "between 1s and 24h" : problem.c_str());
+            return 2;
+        }
+        s.retention_interval = static_cast<int64_t>(secs);
     }
     if (o.count("--cert-validity")) {
         uint64_t secs = 0;
@@ -406,7 +439,7 @@ int cmd_audit(int argc, char **argv) {
     f.who = opt_or(o, "--who", "");
     f.kind = opt_or(o, "--kind", "");
     f.id = opt_or(o, "--id", "");
-    f.limit = 1000000;
+    f.page.limit = 1000000;  // the whole log: a local read, no page bound
     Db db(path);
     std::fputs(format_audit(db, f).c_str(), stdout);
     return 0;
@@ -430,6 +463,35 @@ int cmd_flows(int argc, char **argv) {
     return 0;
 }
 
+int cmd_backup(int argc, char **argv) {
+    std::map<std::string, std::string> o;
+    if (!parse_options(argc, argv, 2, {"--data", "--out", "--passphrase-file"}, &o,
+                       {"--without-keys"}) ||
+        !need(o, "--data") || !need(o, "--out"))
+        return 2;
+    BackupOptions b;
+    b.data_dir = o["--data"];
+    b.out = o["--out"];
+    b.without_keys = o.count("--without-keys") > 0;
+    if (o.count("--passphrase-file")) b.passphrase = read_passphrase_file(o["--passphrase-file"]);
+    std::printf("%s\n", backup_console(b).c_str());
+    return 0;
+}
+
+int cmd_restore(int argc, char **argv) {
+    std::map<std::string, std::string> o;
+    if (!parse_options(argc, argv, 2, {"--data", "--from", "--passphrase-file"}, &o, {"--force"}) ||
+        !need(o, "--data") || !need(o, "--from"))
+        return 2;
+    RestoreOptions r;
+    r.data_dir = o["--data"];
+    r.from = o["--from"];
+    r.force = o.count("--force") > 0;
+    if (o.count("--passphrase-file")) r.passphrase = read_passphrase_file(o["--passphrase-file"]);
+    std::printf("%s\n", restore_console(r).c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -447,6 +509,8 @@ int main(int argc, char **argv) {
         if (cmd == "enforcer") return cmd_enforcer(argc, argv);
         if (cmd == "audit") return cmd_audit(argc, argv);
         if (cmd == "flows") return cmd_flows(argc, argv);
+        if (cmd == "backup") return cmd_backup(argc, argv);
+        if (cmd == "restore") return cmd_restore(argc, argv);
         if (cmd == "--help" || cmd == "-h" || cmd == "help") {
             std::fputs(kUsage, stdout);
             return 0;

@@ -38,7 +38,7 @@ std::string route_template(std::string_view path) {
         "issue",       "namespace",        "metrics",
         "healthz",     "readyz",           "auditlogs",
         "flowreports", "dnslookupreports", "connectionexceptionreports",
-        "eventlogs"};
+        "eventlogs",   "openapi.json"};
     static const std::set<std::string_view, std::less<>> kCollections = {
         "processingunits",  "networkrulesetpolicies",         "externalnetworks",
         "enforcerprofiles", "enforcerprofilemappingpolicies", "appcreds"};
@@ -80,6 +80,16 @@ void ConsoleMetrics::reports(std::string_view kind, uint64_t stored, bool duplic
     std::lock_guard lock(mu_);
     c_.reports[std::string(kind)] += stored;
     ++c_.batches[{std::string(kind), duplicate ? "duplicate" : "stored"}];
+}
+
+void ConsoleMetrics::pruned(std::string_view kind, uint64_t n) {
+    std::lock_guard lock(mu_);
+    c_.pruned[std::string(kind)] += n;
+}
+
+void ConsoleMetrics::prune_run() {
+    std::lock_guard lock(mu_);
+    ++c_.prune_runs;
 }
 
 ConsoleMetrics::Counts ConsoleMetrics::counts() const {
@@ -132,6 +142,16 @@ std::string render_console_metrics(const ConsoleMetrics::Counts &c, const Consol
         for (const char *result : {"stored", "duplicate"})
             x.sample(count(c.batches, std::make_pair(std::string(kind), std::string(result))),
                      {{"kind", kind}, {"result", result}});
+    x.counter("segwire_console_reports_pruned_total",
+              "Reports deleted because their timestamp is older than --retention, by kind.");
+    for (const char *kind : kReportKinds) x.sample(count(c.pruned, kind), {{"kind", kind}});
+    x.counter("segwire_console_retention_sweeps_total",
+              "Retention sweeps completed (each deletes in bounded batches until nothing is "
+              "older than --retention).")
+        .sample(c.prune_runs);
+    x.gauge("segwire_console_report_retention_seconds",
+            "How long reports are kept (--retention); 0: forever.")
+        .sample(static_cast<uint64_t>(std::max<int64_t>(st.retention_seconds, 0)));
     x.gauge("segwire_console_long_polls_open",
             "Policy long-polls waiting now (each holds one server thread).")
         .sample(static_cast<uint64_t>(std::max<int64_t>(c.long_polls_open, 0)));

@@ -28,6 +28,9 @@ class ConsoleMetrics {
     void token_issued(std::string_view realm);
     // A report batch: `kind` is the route's ("flowreports", …), `stored` reports written.
     void reports(std::string_view kind, uint64_t stored, bool duplicate);
+    // Reports deleted by the retention sweep (server.cpp), by kind.
+    void pruned(std::string_view kind, uint64_t n);
+    void prune_run();
 
     // Holds one long-poll open for its lifetime (segwire_console_long_polls_open).
     class LongPoll {
@@ -48,6 +51,8 @@ class ConsoleMetrics {
         std::map<std::string, uint64_t> tokens;                           // realm → tokens issued
         std::map<std::string, uint64_t> reports;                          // kind → reports stored
         std::map<std::pair<std::string, std::string>, uint64_t> batches;  // (kind, result)
+        std::map<std::string, uint64_t> pruned;                           // kind → reports pruned
+        uint64_t prune_runs = 0;                                          // sweeps completed
         int64_t long_polls_open = 0;
     };
     Counts counts() const;
@@ -67,6 +72,7 @@ struct ConsoleState {
     uint64_t revoked_certificates = 0;
     int64_t database_bytes = -1, wal_bytes = -1;  // -1: the file is not there
     int64_t ca_not_after = 0;                     // the Console CA's expiry (unix seconds)
+    int64_t retention_seconds = 0;                // --retention; 0: reports are kept forever
     // /readyz's checks: name → "" when fine, else what is wrong.
     std::vector<std::pair<std::string, std::string>> checks;
     bool ready() const;

@@ -1,5 +1,6 @@
 #include "tools/console/policy_store.hpp"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <type_traits>
@@ -412,18 +413,34 @@ size_t PolicyStore::load_dir(const std::string &dir, const Actor &actor) {
     return changed;
 }
 
-std::string PolicyStore::list(Collection c) const {
+Page PolicyStore::list(Collection c, const PageRequest &page) const {
     auto snap = snapshot();
     rapidjson::Document doc;
     doc.Parse(policy::serialize_policy_set(*snap.set, false).c_str());
     rapidjson::Value &arr = doc[collection_name(c)];
+    // The policy set is in memory: a page sorts it by ID and slices (collections hold what
+    // operators write, thousands at most, not the millions of rows reports reach).
+    std::vector<std::pair<std::string, rapidjson::Value *>> sorted;
     for (auto &o : arr.GetArray()) {
         const rapidjson::Value *id = member(o, "ID");
-        uint64_t rev =
-            id && id->IsString() ? revision_of({collection_name(c), id->GetString()}) : 0;
-        o.AddMember("revision", rev, doc.GetAllocator());
+        sorted.emplace_back(id && id->IsString() ? id->GetString() : "", &o);
     }
-    return to_json(arr);
+    std::sort(sorted.begin(), sorted.end(), [&](const auto &a, const auto &b) {
+        return page.descending ? a.first > b.first : a.first < b.first;
+    });
+    Page out;
+    std::string last;
+    for (auto &[id, o] : sorted) {
+        if (page.after && (page.descending ? id >= *page.after : id <= *page.after)) continue;
+        if (!page.all && static_cast<int64_t>(out.rows.size()) == page.limit) {
+            out.next_key = last;
+            break;
+        }
+        o->AddMember("revision", revision_of({collection_name(c), id}), doc.GetAllocator());
+        out.rows.push_back(to_json(*o));
+        last = id;
+    }
+    return out;
 }
 
 std::string PolicyStore::get(Collection c, const std::string &id, uint64_t *revision) const {

@@ -24,6 +24,7 @@
 
 #include "config/policy/model.hpp"
 #include "tools/console/audit.hpp"
+#include "tools/console/paging.hpp"
 
 namespace segwire::console {
 
@@ -67,7 +68,8 @@ class PolicyStore {
     // `if_match`: the revision the writer read; a write against another revision is refused.
     // Throws ConsoleError: 400 bad JSON or If-Match, 404 unknown ID, 409 duplicate ID or stale
     // revision (field "If-Match"), 422 validation.
-    std::string list(Collection c) const;
+    // One page of a collection in ID order (each object with its revision).
+    Page list(Collection c, const PageRequest &page) const;
     std::string get(Collection c, const std::string &id, uint64_t *revision = nullptr) const;
     std::string create(Collection c, std::string_view body,
                        const Actor &actor = Actor::system("api"));

@@ -225,34 +225,102 @@ IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
     return res;
 }
 
-std::string query_reports(Db &db, ReportKind kind, const ReportFilter &f) {
-    std::string sql = "SELECT json FROM reports WHERE kind = ?";
-    if (!f.action.empty()) sql += " AND action = ?";
-    if (!f.source_id.empty()) sql += " AND source_id = ?";
-    if (!f.destination_id.empty()) sql += " AND destination_id = ?";
-    if (!f.enforcer_id.empty()) sql += " AND enforcer_id = ?";
-    if (f.destination_port >= 0) sql += " AND destination_port = ?";
-    if (f.since >= 0) sql += " AND ts >= ?";
-    sql += " ORDER BY seq LIMIT ?";
+Page query_reports(Db &db, ReportKind kind, const ReportFilter &f) {
+    const bool desc = f.page.descending;
+    int64_t after_ts = 0, after_seq = 0;
+    if (f.page.after && !parse_report_key(*f.page.after, &after_ts, &after_seq))
+        throw ConsoleError(400, "cursor: not a cursor of this Console", "cursor");
+    // One branch's WHERE; `pu_col` adds "<column> = pu" (a pu filter runs two branches).
+    auto where = [&](const char *pu_col) {
+        std::string w = "kind = ?";
+        if (!f.action.empty()) w += " AND action = ?";
+        if (!f.source_id.empty()) w += " AND source_id = ?";
+        if (!f.destination_id.empty()) w += " AND destination_id = ?";
+        if (!f.enforcer_id.empty()) w += " AND enforcer_id = ?";
+        if (pu_col) w += std::string(" AND ") + pu_col + " = ?";
+        if (f.destination_port >= 0) w += " AND destination_port = ?";
+        if (f.since >= 0) w += " AND ts >= ?";
+        if (f.until >= 0) w += " AND ts < ?";
+        // A row value comparison: SQLite (3.15+) and PostgreSQL both seek the index with it.
+        if (f.page.after) w += desc ? " AND (ts, seq) < (?, ?)" : " AND (ts, seq) > (?, ?)";
+        return w;
+    };
+    const std::string order = desc ? " ORDER BY ts DESC, seq DESC" : " ORDER BY ts, seq";
+    std::string sql;
+    if (f.pu.empty()) {
+        sql = "SELECT seq, ts, json FROM reports WHERE " + where(nullptr) + order + " LIMIT ?";
+    } else {
+        // (source = pu OR destination = pu) as two index walks of limit+1 rows each, merged:
+        // an OR would make SQLite collect every match and sort it.
+        auto branch = [&](const char *col) {
+            return "SELECT * FROM (SELECT seq, ts, json FROM reports WHERE " + where(col) + order +
+                   " LIMIT ?)";
+        };
+        sql = branch("source_id") + " UNION " + branch("destination_id") +
+              (desc ? " ORDER BY 2 DESC, 1 DESC" : " ORDER BY 2, 1") + " LIMIT ?";
+    }
     std::lock_guard lock(db.mutex());
     Stmt s(db, sql.c_str());
     int i = 1;
-    s.bind(i++, std::string(report_kind_name(kind)));
-    if (!f.action.empty()) s.bind(i++, f.action);
-    if (!f.source_id.empty()) s.bind(i++, f.source_id);
-    if (!f.destination_id.empty()) s.bind(i++, f.destination_id);
-    if (!f.enforcer_id.empty()) s.bind(i++, f.enforcer_id);
-    if (f.destination_port >= 0) s.bind(i++, f.destination_port);
-    if (f.since >= 0) s.bind(i++, f.since);
-    s.bind(i++, f.limit);
-    std::string out = "[";
-    bool first = true;
-    while (s.step()) {
-        if (!first) out += ",";
-        out += s.text(0);
-        first = false;
+    auto bind_branch = [&](bool with_pu) {
+        s.bind(i++, std::string(report_kind_name(kind)));
+        if (!f.action.empty()) s.bind(i++, f.action);
+        if (!f.source_id.empty()) s.bind(i++, f.source_id);
+        if (!f.destination_id.empty()) s.bind(i++, f.destination_id);
+        if (!f.enforcer_id.empty()) s.bind(i++, f.enforcer_id);
+        if (with_pu) s.bind(i++, f.pu);
+        if (f.destination_port >= 0) s.bind(i++, f.destination_port);
+        if (f.since >= 0) s.bind(i++, f.since);
+        if (f.until >= 0) s.bind(i++, f.until);
+        if (f.page.after) {
+            s.bind(i++, after_ts);
+            s.bind(i++, after_seq);
+        }
+    };
+    // One row more than the page: tells whether a next page exists without a second query.
+    const int64_t want = f.page.limit + 1;
+    bind_branch(!f.pu.empty());
+    s.bind(i++, want);
+    if (!f.pu.empty()) {
+        bind_branch(true);
+        s.bind(i++, want);
+        s.bind(i++, want);
     }
-    return out + "]";
+    Page page;
+    int64_t last_ts = 0, last_seq = 0;
+    while (s.step()) {
+        if (static_cast<int64_t>(page.rows.size()) == f.page.limit) {
+            page.next_key = report_key(last_ts, last_seq);
+            break;
+        }
+        last_seq = s.i64(0);
+        last_ts = s.i64(1);
+        page.rows.push_back(s.text(2));
+    }
+    return page;
+}
+
+size_t prune_reports(Db &db, ReportKind kind, int64_t cutoff, size_t batch) {
+    std::lock_guard lock(db.mutex());
+    Tx tx(db);
+    // Walks reports_kind_ts from the oldest: reads only the rows it deletes.
+    Stmt d(db,
+           "DELETE FROM reports WHERE seq IN (SELECT seq FROM reports WHERE kind = ? AND ts < ? "
+           "ORDER BY ts LIMIT ?)");
+    d.bind(1, std::string(report_kind_name(kind))).bind(2, cutoff);
+    d.bind(3, static_cast<int64_t>(batch));
+    d.step();
+    const size_t n = static_cast<size_t>(db.changes());
+    // Batch records only make a retried batch idempotent; an enforcer retries within its spool's
+    // lifetime, far below any retention worth setting.
+    Stmt b(db,
+           "DELETE FROM report_batches WHERE rowid IN (SELECT rowid FROM report_batches WHERE "
+           "kind = ? AND received < ? LIMIT ?)");
+    b.bind(1, std::string(report_kind_name(kind))).bind(2, cutoff);
+    b.bind(3, static_cast<int64_t>(batch));
+    b.step();
+    tx.commit();
+    return n;
 }
 
 std::vector<FlowRow> aggregate_flows(Db &db, int64_t since) {

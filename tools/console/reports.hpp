@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tools/console/paging.hpp"
+
 namespace segwire::console {
 
 class Db;
@@ -35,13 +37,22 @@ IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
 
 struct ReportFilter {
     std::string action, source_id, destination_id, enforcer_id;
+    std::string pu;  // source_id or destination_id
     int64_t destination_port = -1;
     int64_t since = -1;  // unix seconds, reports with timestamp >= since
-    int64_t limit = 1000;
+    int64_t until = -1;  // unix seconds, reports with timestamp < until
+    PageRequest page;
 };
 
-// JSON array of the stored reports (each with enforcerID), oldest first.
-std::string query_reports(Db &db, ReportKind kind, const ReportFilter &f);
+// One page of the stored reports (each with enforcerID) in (timestamp, seq) order, oldest first
+// unless page.descending. Every filter has an index ending in ts (migrations.cpp), so a page
+// reads about limit+1 index entries when one filter is given.
+Page query_reports(Db &db, ReportKind kind, const ReportFilter &f);
+
+// Deletes up to `batch` reports of `kind` with timestamp < cutoff (oldest first) and the batch
+// records received before it; returns the reports deleted. The caller loops until it gets less
+// than `batch`, so that each call holds the database for a bounded time.
+size_t prune_reports(Db &db, ReportKind kind, int64_t cutoff, size_t batch);
 
 struct FlowRow {
     std::string source, destination, port, action, observed, policy, rule, reason;

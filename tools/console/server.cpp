@@ -1,18 +1,24 @@
 #include "tools/console/server.hpp"
 
+#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <optional>
-#include <cstdio>
 #include <thread>
 
 #include <httplib.h>
@@ -31,6 +37,8 @@
 #include "tools/console/error.hpp"
 #include "tools/console/jwt.hpp"
 #include "tools/console/metrics.hpp"
+#include "tools/console/openapi.hpp"
+#include "tools/console/paging.hpp"
 #include "tools/console/policy_store.hpp"
 #include "tools/console/realms.hpp"
 #include "tools/console/reports.hpp"
@@ -82,6 +90,72 @@ int64_t int_param(const httplib::Request &req, const char *name, int64_t lo, int
                                std::to_string(lo) + ".." + std::to_string(hi),
                            name);
     return n;
+}
+
+// Every list refuses parameters it does not know (a misspelt filter would otherwise widen the
+// answer silently) and parameters given twice.
+void check_params(const httplib::Request &req, std::initializer_list<const char *> known) {
+    for (auto it = req.params.begin(); it != req.params.end();) {
+        const std::string &name = it->first;
+        if (req.params.count(name) > 1)
+            throw ConsoleError(400, name + ": given more than once", name);
+        bool ok = false;
+        for (const char *k : known) ok = ok || name == k;
+        if (!ok) {
+            std::string list;
+            for (const char *k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+            throw ConsoleError(
+                400, name + ": not a parameter of GET " + req.path + " (known: " + list + ")",
+                name);
+        }
+        it = req.params.upper_bound(name);
+    }
+}
+
+// limit, order and cursor (paging.hpp). Object lists (`whole` true) answer everything in one
+// array when neither limit nor cursor is given: enforcers read every peer that way, and an
+// operator's objects are few; reports and logs always page.
+PageRequest page_request(const httplib::Request &req, std::string_view list, bool whole) {
+    PageRequest p;
+    if (req.has_param("order")) {
+        const std::string v = req.get_param_value("order");
+        if (v != "asc" && v != "desc")
+            throw ConsoleError(400, "order: \"" + v + "\" is not one of asc|desc", "order");
+        p.descending = v == "desc";
+    }
+    p.all = whole && !req.has_param("limit") && !req.has_param("cursor");
+    p.limit = int_param(req, "limit", 1, kMaxPageLimit, kDefaultPageLimit);
+    if (req.has_param("cursor"))
+        p.after = decode_cursor(req.get_param_value("cursor"), list, p.descending);
+    return p;
+}
+
+// since/until: RFC 3339 or unix seconds; until (exclusive) must come after since.
+void time_range(const httplib::Request &req, int64_t *since, int64_t *until) {
+    for (auto [name, out] : {std::pair{"since", since}, std::pair{"until", until}})
+        if (req.has_param(name) && !parse_time(req.get_param_value(name), out))
+            throw ConsoleError(400,
+                               std::string(name) + ": \"" + req.get_param_value(name) +
+                                   "\" is not RFC 3339 or unix seconds",
+                               name);
+    if (*since >= 0 && *until >= 0 && *until <= *since)
+        throw ConsoleError(400, "until: not after since (the range is [since, until))", "until");
+}
+
+// The page as a JSON array; when rows follow, Link: <same request, cursor=…>; rel="next".
+void send_page(const httplib::Request &req, httplib::Response &res, std::string_view list,
+               const PageRequest &pr, const Page &page) {
+    if (page.next_key) {
+        std::string query;
+        for (const auto &[k, v] : req.params) {
+            if (k == "cursor") continue;
+            query += (query.empty() ? "" : "&") + percent_encode(k) + "=" + percent_encode(v);
+        }
+        query += std::string(query.empty() ? "" : "&") +
+                 "cursor=" + encode_cursor(list, pr.descending, *page.next_key);
+        res.set_header("Link", "<" + req.path + "?" + query + ">; rel=\"next\"");
+    }
+    send_json(res, 200, page.json());
 }
 
 // If-Match: "12" (or 12, W/"12"): the revision a writer read. Absent or "*": none.
@@ -162,6 +236,32 @@ class Console {
             db_.set_meta("revocation_seq_applied", seq);
             return true;
         });
+    }
+
+    // One retention sweep: deletes every report older than --retention, kind by kind, in batches
+    // of kPruneBatch rows, each its own short transaction. Between two batches the sweep sleeps as
+    // long as the last one held the database: std::mutex is not fair, and a sweep that took the
+    // lock straight back starved report batches and reads for over a second (measured on a
+    // million rows; docs/console.md, "Retention"). Returns the reports deleted.
+    uint64_t sweep_retention(const std::atomic<bool> &stopping) {
+        if (opt_.retention <= 0) return 0;
+        constexpr size_t kPruneBatch = 1000;
+        const int64_t cutoff = now_unix() - opt_.retention;
+        uint64_t total = 0;
+        for (ReportKind k : {ReportKind::kFlow, ReportKind::kDnsLookup,
+                             ReportKind::kConnectionException, ReportKind::kEventLog}) {
+            for (;;) {
+                const auto t0 = std::chrono::steady_clock::now();
+                const size_t n = prune_reports(db_, k, cutoff, kPruneBatch);
+                metrics_.pruned(report_kind_name(k), n);
+                total += n;
+                if (n < kPruneBatch || stopping.load()) break;
+                std::this_thread::sleep_for(std::max<std::chrono::steady_clock::duration>(
+                    std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1)));
+            }
+        }
+        metrics_.prune_run();
+        return total;
     }
 
   private:
@@ -281,6 +381,7 @@ ConsoleState Console::state() {
     size = std::filesystem::file_size(path + "-wal", ec);
     if (!ec) st.wal_bytes = static_cast<int64_t>(size);
     st.ca_not_after = ca_not_after_;
+    st.retention_seconds = opt_.retention;
     return st;
 }
 
@@ -543,10 +644,10 @@ Handler guarded(Handler h) {
 
 void Console::install(httplib::Server &svr) {
     svr.set_pre_routing_handler([this](const httplib::Request &req, httplib::Response &res) {
-        // /issue authenticates by its own means; probes and the flow map page's static files
-        // (ui.hpp) carry no credential.
+        // /issue authenticates by its own means; probes, the API description and the flow map
+        // page's static files (ui.hpp) carry no credential.
         if (req.path == "/issue" || req.path == "/healthz" || req.path == "/readyz" ||
-            ui_public_path(req.method, req.path))
+            req.path == "/openapi.json" || ui_public_path(req.method, req.path))
             return httplib::Server::HandlerResponse::Unhandled;
         try {
             authenticate(req);
@@ -569,6 +670,11 @@ void Console::install(httplib::Server &svr) {
 
     svr.Post("/issue", guarded([this](auto &req, auto &res) { issue(req, res); }));
     install_health(svr);
+    // The API's description (OpenAPI 3.0) needs no credential: it says what the routes are,
+    // which docs/console.md says too, and tools fetch it before they have a token.
+    svr.Get("/openapi.json", [](const httplib::Request &, httplib::Response &res) {
+        res.set_content(std::string(openapi_json()), "application/json");
+    });
     // The flow map page and its data endpoint (docs/ui.md).
     install_ui(svr, opt_.ui_dir, db_,
                [this](const httplib::Request &req) { return authorize(req); });
@@ -615,7 +721,10 @@ void Console::install(httplib::Server &svr) {
     };
     svr.Get(coll, guarded([this, which, reader](auto &req, auto &res) {
                 reader(req);
-                send_json(res, 200, store_.list(which(req)));
+                check_params(req, {"limit", "cursor", "order"});
+                const std::string list = req.matches[1].str();
+                PageRequest pr = page_request(req, list, true);
+                send_page(req, res, list, pr, store_.list(which(req), pr));
             }));
     svr.Post(coll, guarded([this, which, admin](auto &req, auto &res) {
                  Caller c = admin(req);
@@ -643,7 +752,9 @@ void Console::install(httplib::Server &svr) {
     // App credentials (admin). The answer to POST carries the private key, like the CLI's file.
     svr.Get("/appcreds", guarded([this, admin](auto &req, auto &res) {
                 admin(req);
-                send_json(res, 200, app_credentials_json(list_app_credentials(db_)));
+                check_params(req, {"limit", "cursor", "order"});
+                PageRequest pr = page_request(req, "appcreds", true);
+                send_page(req, res, "appcreds", pr, app_credentials_page(db_, pr));
             }));
     svr.Post("/appcreds", guarded([this, admin](auto &req, auto &res) {
                  Caller c = admin(req);
@@ -683,7 +794,10 @@ void Console::install(httplib::Server &svr) {
     svr.Get("/enforcers", guarded([this](auto &req, auto &res) {
                 // Enforcers read their peers' certificates; only readers see records in full.
                 Caller c = authorize(req);
-                send_json(res, 200, enforcers_.list_json(c.role == Role::kEnforcer));
+                check_params(req, {"limit", "cursor", "order"});
+                PageRequest pr = page_request(req, "enforcers", true);
+                send_page(req, res, "enforcers", pr,
+                          enforcers_.list(c.role == Role::kEnforcer, pr));
             }));
     svr.Get("/enforcers/([^/]+)", guarded([this](auto &req, auto &res) {
                 require_enforcer_or(authorize(req), req.matches[1], {Role::kAdmin, Role::kReader},
@@ -730,14 +844,16 @@ void Console::install(httplib::Server &svr) {
 
     svr.Get("/auditlogs", guarded([this, reader](auto &req, auto &res) {
                 reader(req);
+                check_params(req, {"limit", "cursor", "order", "since", "until", "who", "kind",
+                                   "ID", "action"});
                 AuditFilter f;
                 f.who = req.get_param_value("who");
                 f.kind = req.get_param_value("kind");
                 f.id = req.get_param_value("ID");
-                f.limit = int_param(req, "limit", 1, 100000, 1000);
-                if (req.has_param("since") && !parse_time(req.get_param_value("since"), &f.since))
-                    throw ConsoleError(400, "since: not RFC 3339 or unix seconds", "since");
-                send_json(res, 200, query_audit(db_, f));
+                f.action = req.get_param_value("action");
+                f.page = page_request(req, "auditlogs", false);
+                time_range(req, &f.since, &f.until);
+                send_page(req, res, "auditlogs", f.page, query_audit(db_, f));
             }));
 
     const std::string reports =
@@ -762,23 +878,61 @@ void Console::install(httplib::Server &svr) {
                  send_json(res, r.duplicate ? 200 : 201,
                            std::string(buf.GetString(), buf.GetSize()));
              }));
-    svr.Get(reports, guarded([this, reader](auto &req, auto &res) {
-                reader(req);
-                ReportKind k{};
-                report_kind_from_name(req.matches[1].str(), &k);
-                ReportFilter f;
-                f.action = req.get_param_value("action");
-                if (k == ReportKind::kEventLog && req.has_param("level"))
-                    f.action = req.get_param_value("level");
-                f.source_id = req.get_param_value("sourceID");
-                f.destination_id = req.get_param_value("destinationID");
-                f.enforcer_id = req.get_param_value("enforcerID");
-                f.destination_port = int_param(req, "destinationPort", 0, 65535, -1);
-                f.limit = int_param(req, "limit", 1, 100000, 1000);
-                if (req.has_param("since") && !parse_time(req.get_param_value("since"), &f.since))
-                    throw ConsoleError(400, "since: not RFC 3339 or unix seconds", "since");
-                send_json(res, 200, query_reports(db_, k, f));
-            }));
+    svr.Get(
+        reports, guarded([this, reader](auto &req, auto &res) {
+            reader(req);
+            ReportKind k{};
+            const std::string list = req.matches[1].str();
+            report_kind_from_name(list, &k);
+            // action takes the values reports of the kind carry; eventlogs call it level.
+            std::vector<std::string> actions;
+            switch (k) {
+                case ReportKind::kFlow:
+                    actions = {"Accept", "Reject"};
+                    break;
+                case ReportKind::kDnsLookup:
+                    actions = {"Accept", "Fail", "Reject", "Resolve"};
+                    break;
+                case ReportKind::kEventLog:
+                    actions = {"Debug", "Info", "Warning", "Error", "Critical"};
+                    break;
+                case ReportKind::kConnectionException:
+                    break;
+            }
+            if (k == ReportKind::kEventLog)
+                check_params(req,
+                             {"limit", "cursor", "order", "since", "until", "pu", "sourceID",
+                              "destinationID", "enforcerID", "destinationPort", "level", "action"});
+            else if (k == ReportKind::kConnectionException)
+                check_params(req, {"limit", "cursor", "order", "since", "until", "pu", "sourceID",
+                                   "destinationID", "enforcerID", "destinationPort"});
+            else
+                check_params(req, {"limit", "cursor", "order", "since", "until", "pu", "sourceID",
+                                   "destinationID", "enforcerID", "destinationPort", "action"});
+            ReportFilter f;
+            for (const char *name : {"action", "level"}) {
+                if (!req.has_param(name)) continue;
+                const std::string v = req.get_param_value(name);
+                bool ok = false;
+                std::string list_s;
+                for (const std::string &a : actions) {
+                    ok = ok || v == a;
+                    list_s += (list_s.empty() ? "" : "|") + a;
+                }
+                if (!ok)
+                    throw ConsoleError(
+                        400, std::string(name) + ": \"" + v + "\" is not one of " + list_s, name);
+                f.action = v;
+            }
+            f.source_id = req.get_param_value("sourceID");
+            f.destination_id = req.get_param_value("destinationID");
+            f.pu = req.get_param_value("pu");
+            f.enforcer_id = req.get_param_value("enforcerID");
+            f.destination_port = int_param(req, "destinationPort", 0, 65535, -1);
+            f.page = page_request(req, list, false);
+            time_range(req, &f.since, &f.until);
+            send_page(req, res, list, f.page, query_reports(db_, k, f));
+        }));
 }
 
 }  // namespace
@@ -791,6 +945,17 @@ int run_server(const ServerOptions &opt) {
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+    // Held (flock, released by the kernel when the process ends however it ends) for the whole
+    // run: `restore` refuses a directory whose lock is taken, and so does a second `serve`.
+    const std::string lock_path = opt.data_dir + "/" + kLockFile;
+    const int lock_fd = ::open(lock_path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        std::fprintf(stderr,
+                     "segwire-console: %s: %s (is another segwire-console serve running on %s?)\n",
+                     lock_path.c_str(), std::strerror(errno), opt.data_dir.c_str());
+        return 1;
+    }
 
     std::unique_ptr<Console> console;
     try {
@@ -840,6 +1005,10 @@ int run_server(const ServerOptions &opt) {
     // Long-polls hold a worker each for up to a minute: size the pool for many enforcers.
     svr.new_task_queue = [] { return new httplib::ThreadPool(64); };
     svr.set_payload_max_length(64u << 20);  // a full report batch is a few MB; bound memory
+    // httplib writes headers and body separately: with Nagle on, a kept-alive client's delayed
+    // ACK held every answer ~40 ms (measured: every page of docs/console.md's table took 44 ms
+    // whatever its size).
+    svr.set_tcp_nodelay(true);
     console->install(svr);
 
     int port = opt.listen_port;
@@ -905,6 +1074,28 @@ int run_server(const ServerOptions &opt) {
             }
         }
     });
+    // Retention: one sweep at start, then one every --retention-interval; waits on a condition
+    // variable so that shutdown does not wait out the interval.
+    std::mutex retention_mu;
+    std::condition_variable retention_cv;
+    std::thread retention([&] {
+        std::unique_lock lock(retention_mu);
+        while (!stopping.load()) {
+            lock.unlock();
+            try {
+                const uint64_t n = console->sweep_retention(stopping);
+                if (n)
+                    spdlog::info("retention: {} report(s) older than {}s deleted", n,
+                                 opt.retention);
+            } catch (const std::exception &e) {
+                spdlog::error("retention sweep: {}", e.what());
+            }
+            lock.lock();
+            retention_cv.wait_for(lock, std::chrono::seconds(opt.retention_interval),
+                                  [&] { return stopping.load(); });
+        }
+    });
+    std::atomic<bool> api_done{false};
     std::thread signals([&] {
         for (;;) {
             int sig = 0;
@@ -921,7 +1112,12 @@ int run_server(const ServerOptions &opt) {
             }
             spdlog::info("signal {}: shutting down", sig);
             console->store().shutdown();  // wake long-polls so the pool can drain
-            svr.stop();
+            // stop() ends only a server already in its accept loop; a signal right after
+            // "listening on" can come before it: repeat until listen has returned.
+            while (!api_done.load()) {
+                svr.stop();
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
             return;
         }
     });
@@ -937,6 +1133,7 @@ int run_server(const ServerOptions &opt) {
     }
     std::fflush(stdout);
     bool ok = svr.listen_after_bind();
+    api_done.store(true);
     if (svr.is_running() || !ok) {
         // listen ended without a signal: make the signal thread exit.
         pthread_kill(signals.native_handle(), SIGTERM);
@@ -950,8 +1147,14 @@ int run_server(const ServerOptions &opt) {
         }
         metrics_thread.join();
     }
-    stopping.store(true);
+    {
+        std::lock_guard lock(retention_mu);
+        stopping.store(true);
+    }
+    retention_cv.notify_all();
+    retention.join();
     revocations.join();
+    ::close(lock_fd);
     return ok ? 0 : 1;
 }
 

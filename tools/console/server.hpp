@@ -29,9 +29,17 @@ struct ServerOptions {
     // Cloud login realms (off unless configured) and whether their identities may register an
     // ID for the first time without an admin's approval.
     Realms realms;
+    // Reports (all four kinds) whose timestamp is older than this are deleted by a background
+    // sweep every retention_interval seconds, in bounded batches. 0 = kept forever.
+    int64_t retention = 7 * 24 * 3600;
+    int64_t retention_interval = 60;
     // The flow map page's files (--ui-dir; default: default_ui_dir() in ui.hpp). "" = no page.
     std::string ui_dir;
 };
+
+// The data directory's lock file: `serve` holds an exclusive flock on it while it runs, so that
+// `restore` (and a second `serve`) can tell a live Console from a stopped one.
+constexpr const char *kLockFile = "console.lock";
 
 // Runs until SIGTERM/SIGINT; SIGHUP reloads --policy. Prints "listening on https://HOST:PORT" on
 // stdout once the socket is bound, and then, with --metrics-listen, "metrics on http://HOST:PORT".

@@ -1,14 +1,18 @@
 """Report batches: idempotent per (enforcer, batchID), filtered queries, the flows table."""
 import subprocess
+import time
 
 from console_harness import CONSOLE
+
+# Recent: the Console prunes reports older than its retention (7 days by default).
+NOW = int(time.time())
 
 
 def flow(src, dst, port, action, value, **kw):
     r = {"sourceID": src, "destinationID": dst, "destinationPort": port, "protocol": 6,
          "action": action, "observedAction": "NotApplicable", "value": value,
          "sourceType": "ProcessingUnit", "destinationType": "ProcessingUnit",
-         "timestamp": "2026-11-22T08:00:00Z"}
+         "timestamp": NOW - 3600}
     r.update(kw)
     return r
 
@@ -41,7 +45,7 @@ def test_report_batches_are_idempotent_and_queryable(console, token):
     status, _, rows = console.request("GET", "/flowreports?destinationPort=5432&sourceID=pu-backend",
                                       token=token)
     assert len(rows) == 1 and rows[0]["ruleName"] == "to-db"
-    status, _, rows = console.request("GET", "/flowreports?since=2026-11-22T09:00:00Z",
+    status, _, rows = console.request("GET", f"/flowreports?since={NOW - 1800}",
                                       token=token)
     assert rows == []
     status, _, body = console.request("GET", "/flowreports?destinationPort=http", token=token)

@@ -195,7 +195,10 @@ TEST_F(StoreTest, RevisionsRefuseStaleWritesAndEveryWriteIsAudited) {
     s.remove(Collection::kExternalNetworks, id, ops, r2);
 
     rapidjson::Document log;
-    log.Parse(query_audit(*db_, AuditFilter{-1, "app-ops", "", "", 100}).c_str());
+    AuditFilter by_ops;
+    by_ops.who = "app-ops";
+    by_ops.page.limit = 100;
+    log.Parse(query_audit(*db_, by_ops).json().c_str());
     ASSERT_EQ(log.Size(), 3u);  // create, replace, delete; the refused writes left no trace
     EXPECT_STREQ(log[0]["action"].GetString(), "create");
     EXPECT_STREQ(log[1]["action"].GetString(), "replace");
@@ -238,13 +241,13 @@ TEST_F(StoreTest, ReportBatchesAreStoredOnce) {
 
     ReportFilter f;
     rapidjson::Document all;
-    all.Parse(query_reports(*db_, ReportKind::kFlow, f).c_str());
+    all.Parse(query_reports(*db_, ReportKind::kFlow, f).json().c_str());
     EXPECT_EQ(all.Size(), 4u);
     std::set<std::string> enforcers;
     for (const auto &r : all.GetArray()) enforcers.insert(r["enforcerID"].GetString());
     EXPECT_EQ(enforcers, (std::set<std::string>{"e1", "e2"}));
     f.action = "Reject";
-    all.Parse(query_reports(*db_, ReportKind::kFlow, f).c_str());
+    all.Parse(query_reports(*db_, ReportKind::kFlow, f).json().c_str());
     EXPECT_EQ(all.Size(), 2u);
 
     auto rows = aggregate_flows(*db_);
