@@ -509,7 +509,8 @@ RunResult run_one(const ConsoleBenchOptions &o, uint32_t n) {
                              R"(","associatedTags":["net=bench)" + std::to_string(w) +
                              R"("],"entries":["198.18.)" + std::to_string(w % 250) + ".0/24\"]}");
         if (r.status != 201) {
-            res.error = "POST /externalnetworks: " + std::to_string(r.status) + " " + r.body;
+            res.error = "the admin's POST /externalnetworks: " +
+                        (r.status ? std::to_string(r.status) + " " + r.body : r.error);
             break;
         }
         std::fprintf(stderr, "  %u enforcers: write %u, waiting for every enforcer ...\n", n, w + 1);
