@@ -29,8 +29,8 @@ policy::IpPrefix parse_interface_address(const std::string &at, const std::strin
     const std::string len = text.substr(slash + 1);
     if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string::npos ||
         std::stoul(len) > a.max_len() || std::stoul(len) < 1)
-        throw ConfigError(at, "\"" + text + "\": prefix length must be 1.." +
-                                  std::to_string(a.max_len()));
+        throw ConfigError(
+            at, "\"" + text + "\": prefix length must be 1.." + std::to_string(a.max_len()));
     a.len = static_cast<uint8_t>(std::stoul(len));
     bool zero = true;
     for (unsigned i = 0; i < 16; ++i) zero = zero && a.addr[i] == 0;
@@ -155,9 +155,9 @@ void check_routed(ApplianceConfig &c) {
                     nb.addr[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
                 }
                 if (p == 1 && na.addr == nb.addr)
-                    throw ConfigError(std::string(names[p]) + ".addresses[" + std::to_string(i) +
-                                          "]",
-                                      a.str() + " overlaps ports.inside's " + b.str());
+                    throw ConfigError(
+                        std::string(names[p]) + ".addresses[" + std::to_string(i) + "]",
+                        a.str() + " overlaps ports.inside's " + b.str());
             }
         }
     }
@@ -249,8 +249,8 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         if (mode == "routed")
             c.routed = true;
         else if (mode != "bump-in-the-wire")
-            throw ConfigError("mode", "unknown mode \"" + mode +
-                                          "\" (\"bump-in-the-wire\" or \"routed\")");
+            throw ConfigError("mode",
+                              "unknown mode \"" + mode + "\" (\"bump-in-the-wire\" or \"routed\")");
     }
     if (const Value *v = root.get("routing")) {
         if (!c.routed) throw ConfigError("routing", "only with \"mode\": \"routed\"");
@@ -283,8 +283,7 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
                     throw ConfigError(at + ".port", "must be \"inside\" or \"outside\"");
                 r.routes.push_back(rt);
             }
-            if (r.routes.size() > 4096)
-                throw ConfigError("routing.routes", "at most 4096 routes");
+            if (r.routes.size() > 4096) throw ConfigError("routing.routes", "at most 4096 routes");
         }
         o.uint("neighbours", r.neighbours, 16, 1u << 20);
         o.uint("reachable_s", r.reachable_s, 1, 3600);

@@ -213,14 +213,14 @@ struct RouteConfig {
 };
 struct RoutingConfig {
     std::vector<RouteConfig> routes;
-    uint32_t neighbours = 1024;      // neighbour table entries per worker (ARP and ND together)
-    uint32_t reachable_s = 30;       // a confirmed entry is used without question for this long
-    uint32_t stale_s = 600;          // an entry nobody used for this long is removed
-    uint32_t retrans_ms = 1000;      // between two requests (solicitations) for one neighbour
-    uint32_t probes = 3;             // unanswered requests before an entry is given up
-    uint32_t hold_per_neighbour = 8; // packets held while their next hop is resolved
-    uint32_t icmp_rate = 100;        // ICMP / ICMPv6 messages generated per second and worker
-    uint32_t icmp_burst = 50;        // ... and at most this many at once
+    uint32_t neighbours = 1024;       // neighbour table entries per worker (ARP and ND together)
+    uint32_t reachable_s = 30;        // a confirmed entry is used without question for this long
+    uint32_t stale_s = 600;           // an entry nobody used for this long is removed
+    uint32_t retrans_ms = 1000;       // between two requests (solicitations) for one neighbour
+    uint32_t probes = 3;              // unanswered requests before an entry is given up
+    uint32_t hold_per_neighbour = 8;  // packets held while their next hop is resolved
+    uint32_t icmp_rate = 100;         // ICMP / ICMPv6 messages generated per second and worker
+    uint32_t icmp_burst = 50;         // ... and at most this many at once
 };
 
 struct ApplianceConfig {

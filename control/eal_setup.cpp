@@ -167,9 +167,9 @@ PortInfo setup_port(const config::PortConfig &pc, const char *role, uint16_t que
         if (pc.mtu > info.mtu) {
             rc = rte_eth_dev_set_mtu(info.port_id, pc.mtu);
             if (rc != 0)
-                throw std::runtime_error(std::string("ports.") + role + ".mtu: port " +
-                                         info.name + " cannot take an MTU of " +
-                                         std::to_string(pc.mtu) + ": " + rte_strerror(-rc));
+                throw std::runtime_error(std::string("ports.") + role + ".mtu: port " + info.name +
+                                         " cannot take an MTU of " + std::to_string(pc.mtu) + ": " +
+                                         rte_strerror(-rc));
         }
         info.mtu = pc.mtu;
     }

@@ -231,8 +231,8 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
                 for (const auto &a : pc[i]->addresses) addrs += " " + a.str();
                 const uint8_t *mac = app->routing->ports()->port[i].mac;
                 spdlog::info("routed: {} {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} mtu {}:{}",
-                             i == 0 ? "inside" : "outside", mac[0], mac[1], mac[2], mac[3],
-                             mac[4], mac[5], app->ports[i].mtu, addrs);
+                             i == 0 ? "inside" : "outside", mac[0], mac[1], mac[2], mac[3], mac[4],
+                             mac[5], app->ports[i].mtu, addrs);
             }
             const dp::RouteTable *t = app->routing->current();
             spdlog::info("routed: {} IPv4 and {} IPv6 routes (connected and static)", t->routes4,

@@ -106,8 +106,7 @@ dp::RouteTable *Routing::build(const std::vector<config::RouteConfig> &routes) {
                                  " (eal.memory_mb: the IPv4 FIB takes 32 MiB)");
     }
     auto add = [&](const policy::IpPrefix &prefix, const dp::NextHop &nh, const std::string &what) {
-        if (t->nnh == dp::kMaxNextHops)
-            throw std::runtime_error(what + ": more than 8192 routes");
+        if (t->nnh == dp::kMaxNextHops) throw std::runtime_error(what + ": more than 8192 routes");
         t->nh[t->nnh++] = nh;
         const uint64_t v = t->nnh;
         const policy::IpPrefix net = network_of(prefix);

@@ -211,9 +211,10 @@ int cmd_flows(const char *, const char *params, rte_tel_data *d) {
         rte_tel_data_add_dict_u64(c, "bytes_back", r.bytes[a_init ? 1 : 0]);
         rte_tel_data_add_dict_u64(c, "age_s", r.age_s);
         rte_tel_data_add_dict_u64(c, "idle_s", r.idle_s);
-        rte_tel_data_add_dict_string(c, "role", r.role == dp::kRoleClient   ? "client"
-                                                : r.role == dp::kRoleServer ? "server"
-                                                                            : "none");
+        rte_tel_data_add_dict_string(c, "role",
+                                     r.role == dp::kRoleClient   ? "client"
+                                     : r.role == dp::kRoleServer ? "server"
+                                                                 : "none");
         rte_tel_data_add_dict_u64(c, "held", r.held);
         rte_tel_data_add_dict_u64(c, "parked", r.parked);
         rte_tel_data_add_dict_u64(c, "decided_version", r.decided_version);
@@ -338,8 +339,8 @@ int cmd_neighbours(const char *, const char *params, rte_tel_data *d) {
         char mac[18];
         std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", r.mac[0], r.mac[1],
                       r.mac[2], r.mac[3], r.mac[4], r.mac[5]);
-        rte_tel_data_add_dict_string(
-            c, "mac", r.state == dp::NeighbourState::Incomplete ? "" : mac);
+        rte_tel_data_add_dict_string(c, "mac",
+                                     r.state == dp::NeighbourState::Incomplete ? "" : mac);
         rte_tel_data_add_dict_string(c, "state", neighbour_state_name(r.state));
         rte_tel_data_add_dict_u64(c, "held", r.held);
         rte_tel_data_add_dict_u64(c, "probes", r.probes);

@@ -111,8 +111,8 @@ bool Router::init(const RouterSetup &s, TxQueues *tx, uint64_t tsc_hz, std::stri
     entries_ = static_cast<Neighbour *>(
         rte_zmalloc_socket("sw_nbr_entries", sizeof(Neighbour) * capacity_, 64, s.socket));
     held_ = static_cast<rte_mbuf **>(rte_zmalloc_socket(
-        "sw_nbr_held", sizeof(rte_mbuf *) * capacity_ * std::max(1u, cfg_.hold_per_neighbour),
-        64, s.socket));
+        "sw_nbr_held", sizeof(rte_mbuf *) * capacity_ * std::max(1u, cfg_.hold_per_neighbour), 64,
+        s.socket));
     dump_.capacity = capacity_;
     dump_.rows = static_cast<NeighbourRecord *>(
         rte_zmalloc_socket("sw_nbr_dump", sizeof(NeighbourRecord) * capacity_, 64, s.socket));
@@ -204,8 +204,9 @@ bool Router::ingress(rte_mbuf *m, PacketView &v, uint8_t arrival, uint64_t now) 
         return false;
     }
     // Transit. Not routed: multicast, broadcast, link-local destinations.
-    if (v.family == 4 ? (v.dst.b[0] >= 224 || v.dst.b[0] == 0 || v.dst.b[0] == 127)
-                      : (v.dst.b[0] == 0xff || (v.dst.b[0] == 0xfe && (v.dst.b[1] & 0xc0) == 0x80))) {
+    if (v.family == 4
+            ? (v.dst.b[0] >= 224 || v.dst.b[0] == 0 || v.dst.b[0] == 127)
+            : (v.dst.b[0] == 0xff || (v.dst.b[0] == 0xfe && (v.dst.b[1] & 0xc0) == 0x80))) {
         drop(m, DropReason::NotRouted);
         return false;
     }
@@ -354,9 +355,8 @@ void Router::arp_in(rte_mbuf *m, const PacketView &v, uint8_t arrival, uint64_t 
     if (op == RTE_ARP_OP_REPLY || op == RTE_ARP_OP_REQUEST) {
         // A reply (or a gratuitous request) confirms or updates an entry we have; it never
         // creates one (anyone on the segment could fill the table).
-        heard(k, sha, false, op == RTE_ARP_OP_REPLY ? NeighbourState::Reachable
-                                                    : NeighbourState::Stale,
-              now);
+        heard(k, sha, false,
+              op == RTE_ARP_OP_REPLY ? NeighbourState::Reachable : NeighbourState::Stale, now);
     }
     rte_pktmbuf_free(m);
 }
@@ -502,8 +502,7 @@ void Router::heard(const NKey &k, const uint8_t *mac, bool create, NeighbourStat
     e.state = static_cast<uint8_t>(st);
     e.create = create;
     for (uint32_t w = 0; w < nworkers_; ++w)
-        if (events_out_[w] &&
-            rte_ring_sp_enqueue_elem(events_out_[w], &e, sizeof e) != 0)
+        if (events_out_[w] && rte_ring_sp_enqueue_elem(events_out_[w], &e, sizeof e) != 0)
             stats_.neighbour_events_lost.add();
 }
 
@@ -646,7 +645,7 @@ void Router::egress(uint64_t now) noexcept {
         uint32_t j4 = 0, j6 = 0;
         for (uint32_t i = 0; i < n; ++i) {
             rte_mbuf *m = all[i];
-            const uint8_t *dst = fam[i] == 4 ? reinterpret_cast<const uint8_t *>(&ip4[j4++])
+            const uint8_t *dst = fam[i] == 4   ? reinterpret_cast<const uint8_t *>(&ip4[j4++])
                                  : fam[i] == 6 ? ip6[j6++]
                                                : nullptr;
             if (!dst || nh[i] == 0 || nh[i] > rt->nnh) {
@@ -825,8 +824,7 @@ void Router::announce() noexcept {
     for (uint8_t p = 0; p < 2; ++p) {
         const RoutedPort &rp = ports_->port[p];
         for (uint8_t i = 0; i < rp.n4; ++i)  // gratuitous ARP (RFC 5227 3): a request for itself
-            send_arp(p, RTE_ARP_OP_REQUEST, kBroadcast, kZeroMac, rp.v4[i].addr.b,
-                     rp.v4[i].addr.b);
+            send_arp(p, RTE_ARP_OP_REQUEST, kBroadcast, kZeroMac, rp.v4[i].addr.b, rp.v4[i].addr.b);
         for (uint8_t i = 0; i < rp.n6; ++i)  // unsolicited NA (RFC 4861 7.2.6)
             send_na(p, all_nodes_mac, all_nodes, rp.v6[i].addr.b,
                     static_cast<uint8_t>(kNaRouter | kNaOverride));

@@ -111,8 +111,8 @@ class Router {
     void solicit(const Neighbour &e, bool unicast) noexcept;
     void send_arp(uint8_t port, uint16_t op, const uint8_t *dst_mac, const uint8_t *tha,
                   const uint8_t *spa, const uint8_t *tpa) noexcept;
-    void send_na(uint8_t port, const uint8_t *dst_mac, const uint8_t *dst_ip,
-                 const uint8_t *target, uint8_t flags) noexcept;
+    void send_na(uint8_t port, const uint8_t *dst_mac, const uint8_t *dst_ip, const uint8_t *target,
+                 uint8_t flags) noexcept;
     void send_ns(uint8_t port, const uint8_t *target, const uint8_t *unicast_mac) noexcept;
     void ctl(rte_mbuf *m, uint8_t port) noexcept;
     void set_l2(rte_mbuf *m, const uint8_t *dst, uint8_t port) noexcept;

@@ -321,7 +321,7 @@ void Worker::answer_dump(uint64_t now) {
         r.parked = f.parked;
         r.held = f.hold.count;
         r.decided_version = f.decided_version;
-        auto copy = [](char (&dst)[48], std::string_view v) {
+        auto copy = [](char(&dst)[48], std::string_view v) {
             const size_t n = std::min(v.size(), sizeof dst - 1);
             std::memcpy(dst, v.data(), n);
             dst[n] = '\0';

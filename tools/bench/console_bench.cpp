@@ -200,8 +200,9 @@ struct SimEnforcer {
 
 // Registration (setup, not measured): credential, token, key + CSR, POST /enforcers.
 bool enroll(const ConsoleProc &c, SimEnforcer &e, std::string &err) {
-    auto r = c.admin("POST", "/appcreds",
-                     R"({"name":")" + e.id + R"(","role":"enforcer","enforcerID":")" + e.id + "\"}");
+    auto r =
+        c.admin("POST", "/appcreds",
+                R"({"name":")" + e.id + R"(","role":"enforcer","enforcerID":")" + e.id + "\"}");
     if (r.status != 201) {
         err = "POST /appcreds: " + std::to_string(r.status) + " " + r.body + r.error;
         return false;
@@ -224,11 +225,11 @@ bool enroll(const ConsoleProc &c, SimEnforcer &e, std::string &err) {
     for (char ch : pem) esc += ch == '\n' ? std::string("\\n") : std::string(1, ch);
     control::ConsoleClient cl(c.url, c.ca_pem, false);
     cl.set_token(e.token);
-    auto reg = cl.call("POST", "/enforcers",
-                       R"({"name":")" + e.id +
-                           R"(","associatedTags":["role=appliance","site=dc1"],"csr":")" + esc +
-                           "\"}",
-                       30);
+    auto reg =
+        cl.call("POST", "/enforcers",
+                R"({"name":")" + e.id +
+                    R"(","associatedTags":["role=appliance","site=dc1"],"csr":")" + esc + "\"}",
+                30);
     if (!reg.ok()) {
         err = "POST /enforcers: " + std::to_string(reg.status) + " " + reg.body + reg.error;
         return false;
@@ -336,10 +337,11 @@ class Load {
                 e.poll_body.clear();
                 e.poll_etag.clear();
                 curl_slist_free_all(e.poll_hdrs);
-                e.poll_hdrs = curl_slist_append(nullptr, ("Authorization: Bearer " + e.token).c_str());
+                e.poll_hdrs =
+                    curl_slist_append(nullptr, ("Authorization: Bearer " + e.token).c_str());
                 if (!e.etag.empty())
-                    e.poll_hdrs =
-                        curl_slist_append(e.poll_hdrs, ("If-None-Match: \"" + e.etag + "\"").c_str());
+                    e.poll_hdrs = curl_slist_append(e.poll_hdrs,
+                                                    ("If-None-Match: \"" + e.etag + "\"").c_str());
                 e.poll = easy(e, "/enforcers/" + e.id + "/policy?wait=" + std::to_string(wait_s_),
                               long(wait_s_) + 30);
                 curl_easy_setopt(e.poll, CURLOPT_HTTPHEADER, e.poll_hdrs);
@@ -489,7 +491,8 @@ RunResult run_one(const ConsoleBenchOptions &o, uint32_t n) {
         for (const auto &e : es) k += e.polled;
         return k;
     };
-    load.run_until(Clock::now() + std::chrono::seconds(o.connect_s), [&] { return holding() == n; });
+    load.run_until(Clock::now() + std::chrono::seconds(o.connect_s),
+                   [&] { return holding() == n; });
     res.connected = holding();
     if (res.connected < n) {
         res.error = "only " + std::to_string(res.connected) + " of " + std::to_string(n) +
@@ -513,7 +516,8 @@ RunResult run_one(const ConsoleBenchOptions &o, uint32_t n) {
                         (r.status ? std::to_string(r.status) + " " + r.body : r.error);
             break;
         }
-        std::fprintf(stderr, "  %u enforcers: write %u, waiting for every enforcer ...\n", n, w + 1);
+        std::fprintf(stderr, "  %u enforcers: write %u, waiting for every enforcer ...\n", n,
+                     w + 1);
         load.run_until(Clock::now() + std::chrono::seconds(o.propagate_s),
                        [&] { return load.got == n; });
         ++res.writes;
@@ -545,9 +549,9 @@ int run_console_bench(const ConsoleBenchOptions &o) {
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    std::printf("%-8s %6s %9s %9s %9s %9s %9s %8s %10s %10s %8s %8s\n", "store", "enfs",
-                "held", "prop p50", "prop p99", "prop max", "missed", "offered", "ingested",
-                "rep errs", "RSS MiB", "HWM MiB");
+    std::printf("%-8s %6s %9s %9s %9s %9s %9s %8s %10s %10s %8s %8s\n", "store", "enfs", "held",
+                "prop p50", "prop p99", "prop max", "missed", "offered", "ingested", "rep errs",
+                "RSS MiB", "HWM MiB");
     std::printf("%-8s %6s %9s %9s %9s %9s %9s %8s %10s %10s %8s %8s\n", "", "", "", "ms", "ms",
                 "ms", "", "rep/s", "rep/s", "", "", "");
     std::FILE *csv = o.csv.empty() ? nullptr : std::fopen(o.csv.c_str(), "w");
@@ -559,7 +563,8 @@ int run_console_bench(const ConsoleBenchOptions &o) {
     bool all_ok = true;
     for (uint32_t n : o.counts) {
         RunResult r = run_one(o, n);
-        const double p50 = percentile(r.propagation_ms, 0.5), p99 = percentile(r.propagation_ms, 0.99),
+        const double p50 = percentile(r.propagation_ms, 0.5),
+                     p99 = percentile(r.propagation_ms, 0.99),
                      mx = percentile(r.propagation_ms, 1.0);
         char held[32];
         std::snprintf(held, sizeof held, "%u/%u", r.connected, n);
@@ -569,11 +574,11 @@ int run_console_bench(const ConsoleBenchOptions &o) {
         if (!r.error.empty()) std::printf("    %s\n", r.error.c_str());
         std::fflush(stdout);
         if (csv)
-            std::fprintf(csv, "sqlite,%u,%u,%u,%.1f,%.1f,%.1f,%u,%.0f,%.0f,%lu,%lu,%.1f,%.1f,%.1f,\"%s\"\n",
-                         n, r.connected, r.writes, p50, p99, mx, r.missed, r.reports_offered_per_s,
-                         r.reports_per_s, (unsigned long)r.report_errors,
-                         (unsigned long)r.poll_errors, r.rss_mib, r.hwm_mib, r.enroll_s,
-                         r.error.c_str());
+            std::fprintf(
+                csv, "sqlite,%u,%u,%u,%.1f,%.1f,%.1f,%u,%.0f,%.0f,%lu,%lu,%.1f,%.1f,%.1f,\"%s\"\n",
+                n, r.connected, r.writes, p50, p99, mx, r.missed, r.reports_offered_per_s,
+                r.reports_per_s, (unsigned long)r.report_errors, (unsigned long)r.poll_errors,
+                r.rss_mib, r.hwm_mib, r.enroll_s, r.error.c_str());
         if (r.enrolled < n || r.writes == 0) all_ok = false;
         // The first count the Console does not hold ends the series: larger ones say no more.
         if (r.connected < n || r.missed) break;

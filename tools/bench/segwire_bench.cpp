@@ -133,16 +133,16 @@ struct RoutedBench {
         rte_mbuf *m = rte_pktmbuf_alloc(pool);
         auto *f = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, 60));
         std::memset(f, 0, 60);
-        static const uint8_t hdr[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x20,
-                                      0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1, 0x02, 0, 0, 0, 0, 0x20,
-                                      10, 200, 0, 1, 0, 0, 0, 0, 0, 0, 10, 200, 0, 254};
+        static const uint8_t hdr[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0,   0,  0, 0,
+                                      0x20, 0x08, 0x06, 0,    1,    0x08, 0,    6,   4,  0, 1,
+                                      0x02, 0,    0,    0,    0,    0x20, 10,   200, 0,  1, 0,
+                                      0,    0,    0,    0,    0,    10,   200,  0,   254};
         std::memcpy(f, hdr, sizeof hdr);
         m->port = 1;
         w->handle_burst(&m, 1, rte_rdtsc());
         w->prepare_tx(rte_rdtsc());
         rte_mbuf *out[4 * dp::kMaxBurst];
-        for (uint8_t side = 0; side < 2; ++side)
-            rte_pktmbuf_free_bulk(out, w->take_tx(side, out));
+        for (uint8_t side = 0; side < 2; ++side) rte_pktmbuf_free_bulk(out, w->take_tx(side, out));
     }
 };
 
@@ -152,8 +152,8 @@ bool established_rows(rte_mempool *pool, const Options &o, std::vector<Row> &row
         o.quick ? std::vector<uint32_t>{1000, 10000} : std::vector<uint32_t>{1000, 100000, 1000000};
     const uint64_t bursts = o.quick ? 20000 : 200000;
     for (uint32_t flows : sizes) {
-        std::fprintf(stderr, "  established forwarding%s, %u flows ...\n", routed ? " (routed)" : "",
-                     flows);
+        std::fprintf(stderr, "  established forwarding%s, %u flows ...\n",
+                     routed ? " (routed)" : "", flows);
         auto w = std::make_unique<dp::Worker>();
         dp::WorkerSetup s;
         s.port_id[0] = 0;
@@ -300,7 +300,8 @@ static int console_main(int argc, char **argv) {
             char *end = nullptr;
             unsigned long n = std::strtoul(v.c_str(), &end, 10);
             if (v.empty() || *end || n < lo || n > hi) {
-                std::fprintf(stderr, "segwire-bench console: %s: \"%s\" is not a number in %u..%u\n",
+                std::fprintf(stderr,
+                             "segwire-bench console: %s: \"%s\" is not a number in %u..%u\n",
                              a.c_str(), v.c_str(), lo, hi);
                 std::exit(2);
             }
@@ -332,9 +333,10 @@ static int console_main(int argc, char **argv) {
         } else if (a == "--console") {
             o.console_bin = value();
         } else {
-            std::fprintf(stderr,
-                         "usage: segwire-bench console [--quick] [--enforcers N,N,...] [--writes N] "
-                         "[--report-seconds S] [--csv FILE] [--console BIN]\n");
+            std::fprintf(
+                stderr,
+                "usage: segwire-bench console [--quick] [--enforcers N,N,...] [--writes N] "
+                "[--report-seconds S] [--csv FILE] [--console BIN]\n");
             return 2;
         }
     }

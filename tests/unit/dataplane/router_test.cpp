@@ -65,7 +65,8 @@ class RouterTest : public ::testing::Test {
         ASSERT_TRUE(table_->fib4 && table_->fib6);
         for (uint8_t p = 0; p < 2; ++p) {
             table_->nh[table_->nnh++] = NextHop{p, 1, {}};
-            ASSERT_EQ(rte_fib_add(table_->fib4, (10u << 24) | ((p + 1u) << 16), 24, table_->nnh), 0);
+            ASSERT_EQ(rte_fib_add(table_->fib4, (10u << 24) | ((p + 1u) << 16), 24, table_->nnh),
+                      0);
             table_->nh[table_->nnh++] = NextHop{p, 1, {}};
             IpAddr net = v6(static_cast<uint8_t>(p + 1), 0);
             ASSERT_EQ(rte_fib6_add(table_->fib6, net.b, 64, table_->nnh), 0);
@@ -251,9 +252,11 @@ Icmp icmp_of(rte_mbuf *m) {
     PacketView v{};
     EXPECT_EQ(parse_packet(rte_pktmbuf_mtod(m, const uint8_t *), m->data_len, v), DropReason::None);
     const uint8_t *l4 = rte_pktmbuf_mtod(m, const uint8_t *) + v.l4_off;
-    Icmp r{v.family, v.icmp_type, v.icmp_code,
-           uint32_t(l4[4]) << 24 | uint32_t(l4[5]) << 16 | uint32_t(l4[6]) << 8 | l4[7],
-           v.src, v.dst, false};
+    Icmp r{
+        v.family,    v.icmp_type,
+        v.icmp_code, uint32_t(l4[4]) << 24 | uint32_t(l4[5]) << 16 | uint32_t(l4[6]) << 8 | l4[7],
+        v.src,       v.dst,
+        false};
     if (v.family == 4)
         r.checksum_ok = rte_raw_cksum(l4, v.ip_end - v.l4_off) == 0xffff;
     else
@@ -319,7 +322,8 @@ TEST_F(RouterTest, IcmpIsRateLimited) {
     std::string err;
     router_ = std::make_unique<Router>();
     ASSERT_TRUE(router_->init(s, &tx_, rte_get_tsc_hz(), err)) << err;
-    for (int i = 0; i < 5; ++i) EXPECT_FALSE(in(udp(0, v4(10, 1, 0, 2), v4(10, 2, 0, 2), 4, 32, 1), 0));
+    for (int i = 0; i < 5; ++i)
+        EXPECT_FALSE(in(udp(0, v4(10, 1, 0, 2), v4(10, 2, 0, 2), 4, 32, 1), 0));
     EXPECT_EQ(tx_.n[0], 2);
     EXPECT_EQ(router_->stats().icmp_rate_limited.get(), 3u);
     EXPECT_EQ(stats_.drops[size_t(DropReason::TtlExceeded)].get(), 5u);
