@@ -234,7 +234,28 @@ def test_invalid_json_is_refused(tmp_path):
     assert r.returncode == 2 and "parse error" in r.stderr
 
 
-def test_example_config_is_valid():
-    example = Path(__file__).resolve().parents[2] / "config" / "examples" / "segwire-af_packet.json"
+EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples"
+EXAMPLE_CONFIGS = sorted(p.name for p in EXAMPLES.glob("segwire-*.json"))
+
+
+@pytest.mark.parametrize("name", EXAMPLE_CONFIGS)
+def test_example_config_is_valid(name):
+    # Every enforcer example (docs/deploy.md points at them) passes --check and is packaged.
+    example = EXAMPLES / name
     r = subprocess.run([str(SEGWIRE), "--config", str(example), "--check"], capture_output=True, text=True)
     assert r.returncode == 0 and "is valid" in r.stdout, r.stderr
+    package = (Path(__file__).resolve().parents[2] / "tools" / "package").read_text()
+    assert f'"config/examples/{name}"' in package, f"{name} is not in tools/package"
+
+
+@pytest.mark.parametrize("name", EXAMPLE_CONFIGS)
+def test_example_config_with_a_broken_port_is_refused(tmp_path, name):
+    # The same file with its inside port's device removed is refused, naming the field: --check
+    # reads the file rather than printing "valid" for anything.
+    text = (EXAMPLES / name).read_text()
+    broken = re.sub(r'("inside":\s*\{\s*)"device":\s*"[^"]*",?', r"\1", text, count=1)
+    assert broken != text
+    p = tmp_path / name
+    p.write_text(broken)
+    r = subprocess.run([str(SEGWIRE), "--config", str(p), "--check"], capture_output=True, text=True)
+    assert r.returncode == 2 and "ports.inside.device" in r.stderr, r.stderr
