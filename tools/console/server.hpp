@@ -12,6 +12,9 @@ namespace segwire::console {
 
 struct ServerOptions {
     std::string data_dir;
+    // --database: a PostgreSQL connection URI (postgresql://…); "" = SQLite in DATA/console.db.
+    // Replicas share one PostgreSQL and the key files of one data directory (docs/console.md).
+    std::string database;
     std::string policy_dir;  // "" = no directory seed
     std::string listen_host = "127.0.0.1";
     int listen_port = 8443;  // 0 = an ephemeral port
@@ -45,5 +48,8 @@ constexpr const char *kLockFile = "console.lock";
 // stdout once the socket is bound, and then, with --metrics-listen, "metrics on http://HOST:PORT".
 // Returns the process exit code.
 int run_server(const ServerOptions &opt);
+
+// The database a command opens: --database, else DATA/console.db.
+std::string database_location(const std::string &data_dir, const std::string &database);
 
 }  // namespace segwire::console
