@@ -54,8 +54,9 @@ class PgCluster:
     def uri(self, db="postgres"):
         return f"postgresql://segwire@/{db}?host={self.dir}"
 
-    def psql(self, sql, db="postgres"):
-        out = subprocess.run(["psql", self.uri(db), "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+    def psql(self, sql, uri=None):
+        """Runs `sql` with Debian's psql on `uri` (a database of this cluster; default postgres)."""
+        out = subprocess.run(["psql", uri or self.uri(), "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
                              check=True, capture_output=True, text=True)
         return out.stdout
 
