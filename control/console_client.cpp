@@ -307,18 +307,13 @@ HttpResponse ConsoleClient::call(const std::string &method, const std::string &p
         const size_t i = (first + k) % n;
         r.url = bases_[i] + path;
         res = http_call(r, ca_pem_, cert_pem_, key_pem_, insecure_);
-        if (res.unreachable && k + 1 < n) {
-            spdlog::warn("console: {}: {}; trying {}", bases_[i], res.error,
-                         bases_[(i + 1) % n]);
-            continue;
-        }
-        if (!res.unreachable && i != first) {
-            // Another thread may have moved on already: only the first mover logs.
-            size_t expected = first;
-            if (current_->compare_exchange_strong(expected, i))
-                spdlog::warn("console: now using {}", bases_[i]);
-        }
-        break;
+        if (!res.unreachable || k + 1 == n) break;
+        // Moved before the next attempt answers (a long-poll answers only when it ends): the
+        // enforcer's other calls skip the dead replica at once. Only the first mover logs.
+        const size_t next = (i + 1) % n;
+        size_t expected = i;
+        if (current_->compare_exchange_strong(expected, next))
+            spdlog::warn("console: {}: {}; now using {}", bases_[i], res.error, bases_[next]);
     }
     return res;
 }

@@ -17,6 +17,9 @@ struct ConsoleBenchOptions {
     uint32_t propagate_s = 60;   // a write reaches every enforcer within this, or counts as missed
     uint32_t report_s = 30;      // the reporting window (from the first write)
     std::string csv;
+    // --database: a PostgreSQL URI the Console keeps its data in (its public schema is emptied
+    // before each run, with psql); "" = SQLite in the run's data directory.
+    std::string database;
 };
 
 // Prints one row per count (the series stops at the first count the Console does not hold);

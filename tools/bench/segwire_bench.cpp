@@ -332,11 +332,13 @@ static int console_main(int argc, char **argv) {
             o.csv = value();
         } else if (a == "--console") {
             o.console_bin = value();
+        } else if (a == "--database") {
+            o.database = value();
         } else {
             std::fprintf(
                 stderr,
                 "usage: segwire-bench console [--quick] [--enforcers N,N,...] [--writes N] "
-                "[--report-seconds S] [--csv FILE] [--console BIN]\n");
+                "[--report-seconds S] [--csv FILE] [--console BIN] [--database postgresql://…]\n");
             return 2;
         }
     }
