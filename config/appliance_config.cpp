@@ -446,7 +446,8 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         if (const Value *u = o.get("url"); u && u->IsArray()) {
             o.strings("url", cc.urls);
             if (cc.urls.empty())
-                throw ConfigError("console.url", "an empty list (give one https:// URL or several)");
+                throw ConfigError("console.url",
+                                  "an empty list (give one https:// URL or several)");
             for (size_t i = 0; i < cc.urls.size(); ++i)
                 if (cc.urls[i].rfind("https://", 0) != 0)
                     throw ConfigError("console.url[" + std::to_string(i) + "]",

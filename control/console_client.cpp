@@ -278,8 +278,7 @@ HttpResponse http_call(const HttpRequest &req, const std::string &ca_pem,
 ConsoleClient::ConsoleClient(std::string base_url, std::string ca_pem, bool insecure)
     : ConsoleClient(std::vector<std::string>{std::move(base_url)}, std::move(ca_pem), insecure) {}
 
-ConsoleClient::ConsoleClient(std::vector<std::string> base_urls, std::string ca_pem,
-                             bool insecure)
+ConsoleClient::ConsoleClient(std::vector<std::string> base_urls, std::string ca_pem, bool insecure)
     : bases_(std::move(base_urls)), ca_pem_(std::move(ca_pem)), insecure_(insecure) {
     if (bases_.empty()) throw std::runtime_error("console.url: no URL");
     for (size_t i = 0; i < bases_.size(); ++i) {

@@ -44,9 +44,7 @@ class SqliteStmt final : public detail::StmtImpl {
                  : std::string();
     }
     int64_t i64(int col) const override { return sqlite3_column_int64(st_, col); }
-    bool is_null(int col) const override {
-        return sqlite3_column_type(st_, col) == SQLITE_NULL;
-    }
+    bool is_null(int col) const override { return sqlite3_column_type(st_, col) == SQLITE_NULL; }
 
   private:
     sqlite3 *db_;

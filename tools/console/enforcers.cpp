@@ -178,12 +178,11 @@ std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view
             Stmt p(db_, "DELETE FROM enforcer_certs WHERE not_after < ?");
             p.bind(1, r.registered - kRevocationRetention);
             p.step();
-            Stmt c(
-                db_,
-                "INSERT INTO enforcer_certs(ref, enforcer_id, pem, not_after, issued) "
-                "VALUES(?, ?, ?, ?, ?) ON CONFLICT(ref) DO UPDATE SET "
-                "enforcer_id = excluded.enforcer_id, pem = excluded.pem, "
-                "not_after = excluded.not_after, issued = excluded.issued");
+            Stmt c(db_,
+                   "INSERT INTO enforcer_certs(ref, enforcer_id, pem, not_after, issued) "
+                   "VALUES(?, ?, ?, ?, ?) ON CONFLICT(ref) DO UPDATE SET "
+                   "enforcer_id = excluded.enforcer_id, pem = excluded.pem, "
+                   "not_after = excluded.not_after, issued = excluded.issued");
             c.bind(1, ref).bind(2, r.id).bind(3, r.certificate).bind(4, not_after);
             c.bind(5, r.registered);
             c.step();

@@ -1,11 +1,12 @@
 // segwire-console: the reference Microsegmentation Console (docs/console.md).
 //
-//   segwire-console serve --data DIR [--database postgresql://…] [--policy DIR] [--listen 127.0.0.1:8443] ...
+//   segwire-console serve --data DIR [--database URI] [--policy DIR] [--listen 127.0.0.1:8443] ...
 //   segwire-console appcred create --data DIR --name N --role ROLE [--enforcer-id ID] --out FILE
 //   segwire-console appcred list|revoke ...
-//   segwire-console enforcer approve --data DIR [--database URI] --id ID
-//   segwire-console audit --data DIR [--database URI] [--since TIME] ...
-//   segwire-console flows --data DIR [--database URI] [--since TIME]
+//   segwire-console enforcer approve --data DIR --id ID
+//   segwire-console audit --data DIR [--since TIME] ...
+//   segwire-console flows --data DIR [--since TIME]
+// (every command: [--database postgresql://…], the PostgreSQL store instead of DIR/console.db)
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -55,7 +56,7 @@ constexpr const char *kUsage = R"(usage:
                         [--cloud-ca FILE] [--cloud-auto-register]
                         [--tls-cert CHAIN --tls-key KEY --tls-ca CA | --tls-san NAMES]
                         [--retention DURATION|0] [--retention-interval DURATION]
-                        [--ui-dir DIR]
+                        [--ui-dir DIR] [--threads N]
   segwire-console appcred create --data DIR [--database URI] --name NAME --role admin|reader|enforcer
                                  [--enforcer-id ID] --out FILE [--api URL]
   segwire-console appcred list --data DIR [--database URI]
@@ -170,6 +171,7 @@ int cmd_serve(int argc, char **argv) {
                         "--tls-san",
                         "--retention",
                         "--retention-interval",
+                        "--threads",
                         "--ui-dir"},
                        &o, {"--cloud-auto-register"}) ||
         !need(o, "--data") || !ensure_dir(o["--data"]))
@@ -228,6 +230,17 @@ int cmd_serve(int argc, char **argv) {
             return 2;
         }
         s.retention = static_cast<int64_t>(secs);
+    }
+    if (o.count("--threads")) {
+        char *end = nullptr;
+        const std::string &v = o["--threads"];
+        const long n = std::strtol(v.c_str(), &end, 10);
+        if (v.empty() || *end || n < 8 || n > 20000) {
+            std::fprintf(stderr, "segwire-console: --threads: \"%s\" is not a number in 8..20000\n",
+                         v.c_str());
+            return 2;
+        }
+        s.threads = static_cast<int>(n);
     }
     if (o.count("--retention-interval")) {
         uint64_t secs = 0;
@@ -335,7 +348,8 @@ int cmd_appcred(int argc, char **argv) {
     std::string sub = argc >= 3 ? argv[2] : "";
     std::map<std::string, std::string> o;
     if (sub == "list") {
-        if (!parse_options(argc, argv, 3, {"--data", "--database"}, &o) || !need(o, "--data")) return 2;
+        if (!parse_options(argc, argv, 3, {"--data", "--database"}, &o) || !need(o, "--data"))
+            return 2;
         Db db(db_location(o));
         std::printf("%-20s %-16s %-8s %-16s %-20s %s\n", "ID", "NAME", "ROLE", "ENFORCER",
                     "CREATED", "REVOKED");
@@ -347,8 +361,8 @@ int cmd_appcred(int argc, char **argv) {
         return 0;
     }
     if (sub == "revoke") {
-        if (!parse_options(argc, argv, 3, {"--data", "--database", "--id"}, &o) || !need(o, "--data") ||
-            !need(o, "--id"))
+        if (!parse_options(argc, argv, 3, {"--data", "--database", "--id"}, &o) ||
+            !need(o, "--data") || !need(o, "--id"))
             return 2;
         Db db(db_location(o));
         AppCredential c = revoke_app_credential(db, o["--id"], cli_actor());
@@ -361,8 +375,8 @@ int cmd_appcred(int argc, char **argv) {
         return 2;
     }
     if (!parse_options(argc, argv, 3,
-                       {"--data", "--database", "--name", "--out", "--api", "--ca-cert", "--ca-key", "--role",
-                        "--enforcer-id"},
+                       {"--data", "--database", "--name", "--out", "--api", "--ca-cert", "--ca-key",
+                        "--role", "--enforcer-id"},
                        &o) ||
         !need(o, "--data") || !need(o, "--name") || !need(o, "--out") || !need(o, "--role") ||
         !ensure_dir(o["--data"]))
@@ -438,7 +452,8 @@ int cmd_enforcer(int argc, char **argv) {
 
 int cmd_audit(int argc, char **argv) {
     std::map<std::string, std::string> o;
-    if (!parse_options(argc, argv, 2, {"--data", "--database", "--since", "--who", "--kind", "--id"}, &o) ||
+    if (!parse_options(argc, argv, 2,
+                       {"--data", "--database", "--since", "--who", "--kind", "--id"}, &o) ||
         !need(o, "--data"))
         return 2;
     std::string path = db_location(o);
@@ -462,7 +477,9 @@ int cmd_audit(int argc, char **argv) {
 
 int cmd_flows(int argc, char **argv) {
     std::map<std::string, std::string> o;
-    if (!parse_options(argc, argv, 2, {"--data", "--database", "--since"}, &o) || !need(o, "--data")) return 2;
+    if (!parse_options(argc, argv, 2, {"--data", "--database", "--since"}, &o) ||
+        !need(o, "--data"))
+        return 2;
     std::string path = db_location(o);
     if (!Db::is_postgres_uri(path) && !std::filesystem::exists(path)) {
         std::fprintf(stderr, "segwire-console: no database at %s\n", path.c_str());

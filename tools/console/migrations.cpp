@@ -254,7 +254,8 @@ void migrate(Db &db) {
         tx.commit();
     }
     // SQLite's file-header tag: `restore` tells a Console database from any other SQLite file.
-    if (!db.postgres()) db.exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());
+    if (!db.postgres())
+        db.exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());
 }
 
 }  // namespace segwire::console

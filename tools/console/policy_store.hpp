@@ -104,7 +104,7 @@ class PolicyStore {
         uint64_t version = 0;
     };
     static Loaded load(Db &db);
-    bool refresh_locked();  // write_mu_ held
+    bool refresh_locked();                         // write_mu_ held
     void check_stored_version(uint64_t expected);  // in the change's transaction
     void commit_locked(policy::PolicySet cand, const void *seeds, const Actor &actor);
     uint64_t revision_of(const Key &k) const;

@@ -1017,7 +1017,7 @@ int run_server(const ServerOptions &opt) {
         return 1;
     }
     // Long-polls hold a worker each for up to a minute: size the pool for many enforcers.
-    svr.new_task_queue = [] { return new httplib::ThreadPool(64); };
+    svr.new_task_queue = [n = opt.threads] { return new httplib::ThreadPool(n); };
     svr.set_payload_max_length(64u << 20);  // a full report batch is a few MB; bound memory
     // httplib writes headers and body separately: with Nagle on, a kept-alive client's delayed
     // ACK held every answer ~40 ms (measured: every page of docs/console.md's table took 44 ms

@@ -36,6 +36,10 @@ struct ServerOptions {
     // sweep every retention_interval seconds, in bounded batches. 0 = kept forever.
     int64_t retention = 7 * 24 * 3600;
     int64_t retention_interval = 60;
+    // --threads: the API's server threads. Each open long-poll holds one for up to its wait
+    // (cpp-httplib answers a request on one thread): at least the enforcers a replica serves plus
+    // headroom for the other requests (docs/console.md, "Scale").
+    int threads = 64;
     // The flow map page's files (--ui-dir; default: default_ui_dir() in ui.hpp). "" = no page.
     std::string ui_dir;
 };
