@@ -95,6 +95,7 @@ def test_policy_through_one_replica_cuts_at_the_other_and_failover_loses_no_repo
         assert (before, after) == (4, 5), "enforcement goes on while a replica dies"
         wait_for(lambda: "long-poll: enforcer enf-a waits" in log2.read_text(), timeout=90, what="A on replica 2")
         assert f"now using {url2}" in a.log()
+        print(next(ln for ln in a.log().splitlines() if f"now using {url2}" in ln))
         wait_for(lambda: control(a)["spool_batches"] == 0 and control(a)["connected"], timeout=90,
                  what="A's spool to drain into replica 2")
         # Exactly once, whichever replica stored them: 9 connections decided by each enforcer.
