@@ -442,7 +442,21 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
     if (const Value *v = root.get("console")) {
         Obj o(*v, "console");
         auto &cc = c.console;
-        o.str("url", cc.url);
+        // One URL, or a list of Console replicas' URLs (failover in that order).
+        if (const Value *u = o.get("url"); u && u->IsArray()) {
+            o.strings("url", cc.urls);
+            if (cc.urls.empty())
+                throw ConfigError("console.url",
+                                  "an empty list (give one https:// URL or several)");
+            for (size_t i = 0; i < cc.urls.size(); ++i)
+                if (cc.urls[i].rfind("https://", 0) != 0)
+                    throw ConfigError("console.url[" + std::to_string(i) + "]",
+                                      "must be an https:// URL (got \"" + cc.urls[i] + "\")");
+            cc.url = cc.urls[0];
+        } else {
+            o.str("url", cc.url);
+            if (!cc.url.empty()) cc.urls = {cc.url};
+        }
         o.str("ca", cc.ca);
         o.str("appcred", cc.appcred);
         o.str("realm", cc.realm);

@@ -137,7 +137,10 @@ struct DnsConfig {
 // The Console this enforcer syncs with. Without `url`/`appcred`, policy comes from
 // identity.policy_file only.
 struct ConsoleConfig {
-    std::string url;      // https://...; default: the app credential's APIURL
+    std::string url;  // https://...; default: the app credential's APIURL
+    // console.url given as a list: Console replicas sharing one database (docs/console.md,
+    // "Replicas"), tried in order; `url` is the first. One URL as a string keeps working.
+    std::vector<std::string> urls;
     std::string ca;       // PEM file of the Console CA; default: the app credential's
     std::string appcred;  // app credential JSON (realm Certificate)
     std::string realm =

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <spdlog/spdlog.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -275,10 +276,19 @@ HttpResponse http_call(const HttpRequest &req, const std::string &ca_pem,
 }
 
 ConsoleClient::ConsoleClient(std::string base_url, std::string ca_pem, bool insecure)
-    : base_(std::move(base_url)), ca_pem_(std::move(ca_pem)), insecure_(insecure) {
-    if (base_.rfind("https://", 0) != 0)
-        throw std::runtime_error("console.url: \"" + base_ + "\" must be an https:// URL");
-    while (!base_.empty() && base_.back() == '/') base_.pop_back();
+    : ConsoleClient(std::vector<std::string>{std::move(base_url)}, std::move(ca_pem), insecure) {}
+
+ConsoleClient::ConsoleClient(std::vector<std::string> base_urls, std::string ca_pem, bool insecure)
+    : bases_(std::move(base_urls)), ca_pem_(std::move(ca_pem)), insecure_(insecure) {
+    if (bases_.empty()) throw std::runtime_error("console.url: no URL");
+    for (size_t i = 0; i < bases_.size(); ++i) {
+        std::string &b = bases_[i];
+        if (b.rfind("https://", 0) != 0)
+            throw std::runtime_error(
+                (bases_.size() > 1 ? "console.url[" + std::to_string(i) + "]" : "console.url") +
+                ": \"" + b + "\" must be an https:// URL");
+        while (!b.empty() && b.back() == '/') b.pop_back();
+    }
 }
 
 HttpResponse ConsoleClient::call(const std::string &method, const std::string &path,
@@ -286,12 +296,25 @@ HttpResponse ConsoleClient::call(const std::string &method, const std::string &p
                                  std::vector<std::string> headers) const {
     HttpRequest r;
     r.method = method;
-    r.url = base_ + path;
     r.body = body;
     r.timeout_s = timeout_s;
     r.headers = std::move(headers);
     if (!token_.empty()) r.headers.push_back("Authorization: Bearer " + token_);
-    return http_call(r, ca_pem_, cert_pem_, key_pem_, insecure_);
+    const size_t n = bases_.size(), first = current_->load() % n;
+    HttpResponse res;
+    for (size_t k = 0; k < n; ++k) {
+        const size_t i = (first + k) % n;
+        r.url = bases_[i] + path;
+        res = http_call(r, ca_pem_, cert_pem_, key_pem_, insecure_);
+        if (!res.unreachable || k + 1 == n) break;
+        // Moved before the next attempt answers (a long-poll answers only when it ends): the
+        // enforcer's other calls skip the dead replica at once. Only the first mover logs.
+        const size_t next = (i + 1) % n;
+        size_t expected = i;
+        if (current_->compare_exchange_strong(expected, next))
+            spdlog::warn("console: {}: {}; now using {}", bases_[i], res.error, bases_[next]);
+    }
+    return res;
 }
 
 }  // namespace segwire::control

@@ -2,6 +2,8 @@
 // Blocking calls: used by the control side's sync thread, never by workers.
 #pragma once
 
+#include <atomic>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,24 +34,33 @@ HttpResponse http_call(const HttpRequest &req, const std::string &ca_pem = "",
                        const std::string &client_cert_pem = "",
                        const std::string &client_key_pem = "", bool insecure = false);
 
+// The Console, or several replicas of it sharing one database (docs/console.md, "Replicas"): a
+// call that finds the current one unreachable (HttpResponse::unreachable) is made again to the
+// next, in the configured order, and the one that answered becomes current for every later call
+// (and for copies of this client). Identity (certificate, token) and the callers' state (spool,
+// policy version) are the enforcer's, not a replica's: a replica issues tokens every other one
+// accepts, and report batch IDs are unique in the shared database.
 class ConsoleClient {
   public:
     // Refuses a non-https URL (the Console is never spoken to in clear text).
     ConsoleClient(std::string base_url, std::string ca_pem, bool insecure);
+    ConsoleClient(std::vector<std::string> base_urls, std::string ca_pem, bool insecure);
 
     void set_client_certificate(std::string cert_pem, std::string key_pem) {
         cert_pem_ = std::move(cert_pem);
         key_pem_ = std::move(key_pem);
     }
     void set_token(std::string token) { token_ = std::move(token); }
-    const std::string &base_url() const { return base_; }
+    const std::string &base_url() const { return bases_[current_->load() % bases_.size()]; }
 
     HttpResponse call(const std::string &method, const std::string &path,
                       const std::string &body = "", long timeout_s = 10,
                       std::vector<std::string> headers = {}) const;
 
   private:
-    std::string base_, ca_pem_, cert_pem_, key_pem_, token_;
+    std::vector<std::string> bases_;
+    std::shared_ptr<std::atomic<size_t>> current_ = std::make_shared<std::atomic<size_t>>(0);
+    std::string ca_pem_, cert_pem_, key_pem_, token_;
     bool insecure_;
 };
 

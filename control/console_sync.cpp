@@ -118,7 +118,9 @@ ConsoleSync::ConsoleSync(const config::ApplianceConfig &cfg)
     if (!cc.ca.empty()) ca_pem = read_file(cc.ca);
     if (url.empty())
         throw std::runtime_error("console.url: not set and the app credential has no APIURL");
-    client_ = std::make_unique<ConsoleClient>(url, ca_pem, cc.insecure_skip_verify);
+    // console.url's list (replicas), else the one URL (given, or the app credential's).
+    std::vector<std::string> urls = cc.urls.size() > 1 ? cc.urls : std::vector<std::string>{url};
+    client_ = std::make_unique<ConsoleClient>(urls, ca_pem, cc.insecure_skip_verify);
     if (cc.insecure_skip_verify)
         spdlog::warn("console: TLS verification OFF (console.insecure_skip_verify) — tests only");
     load_spool();

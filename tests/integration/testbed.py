@@ -654,6 +654,13 @@ class ConsoleBed(IdentityBed):
         self.console_policy = self.workdir / "console-policy"
         self.console_policy.mkdir()
         self.console_proc = None
+        # A PostgreSQL URI (tests/integration/console/pg_harness.py): the Console and its
+        # replicas (start_console_replica) keep their data there instead of console.db.
+        self.console_database = None
+        self.console_replicas = []
+
+    def _database_arg(self):
+        return f" --database '{self.console_database}'" if self.console_database else ""
 
     def set_console_policy(self, policy):
         (self.console_policy / "policy.json").write_text(json.dumps(policy, indent=1))
@@ -661,13 +668,33 @@ class ConsoleBed(IdentityBed):
     def start_console(self, port=0, extra_args=""):
         self.console_log = open(self.workdir / "console.log", "a")
         p = self.mgmt.popen(f"{CONSOLE} serve --data {self.console_data} --policy {self.console_policy} "
-                            f"--listen {self.MGMT}:{port} --token-validity 1h {extra_args}", stderr=self.console_log)
+                            f"--listen {self.MGMT}:{port} --token-validity 1h{self._database_arg()} {extra_args}",
+                            stderr=self.console_log)
         line = p.stdout.readline()
         if not line.startswith("listening on "):
             raise RuntimeError(f"console did not start: {(self.workdir / 'console.log').read_text()}")
         self.console_url = line.split()[-1]
         self.console_proc = p
         return p
+
+    # What every replica shares with the first Console (docs/console.md, "Replicas").
+    SHARED_CONSOLE_KEYS = ("ca.pem", "ca.key", "appcred-ca.pem", "appcred-ca.key", "token.key")
+
+    def start_console_replica(self, name):
+        """Another Console on the same database (console_database), with the first one's keys in
+        its own data directory; returns (process, URL)."""
+        data = self.workdir / name
+        data.mkdir(exist_ok=True)
+        for f in self.SHARED_CONSOLE_KEYS:
+            shutil.copy2(self.console_data / f, data / f)
+        log = open(self.workdir / f"{name}.log", "a")
+        p = self.mgmt.popen(f"{CONSOLE} serve --data {data} --listen {self.MGMT}:0 --token-validity 1h"
+                            f"{self._database_arg()}", stderr=log)
+        line = p.stdout.readline()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"console replica did not start: {(self.workdir / f'{name}.log').read_text()}")
+        self.console_replicas.append(p)
+        return p, line.split()[-1]
 
     def stop_console(self):
         p = self.console_proc
@@ -681,7 +708,7 @@ class ConsoleBed(IdentityBed):
         out = self.workdir / f"{name}.appcred.json"
         bound = f" --enforcer-id {enforcer_id}" if enforcer_id else ""
         sh(f"{CONSOLE} appcred create --data {self.console_data} --name {name} --role {role}{bound} "
-           f"--out {out} --api {self.console_url}")
+           f"--out {out} --api {self.console_url}{self._database_arg()}")
         return out
 
     def start_enforcer_console(self, which, extra_console=None, extra=None, tags=("site=lab",)):
@@ -736,4 +763,8 @@ class ConsoleBed(IdentityBed):
             self.stop_console()
         except Exception:
             pass
+        for p in self.console_replicas:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=20)
         super().close()

@@ -124,8 +124,21 @@ bool start_console(const ConsoleBenchOptions &o, ConsoleProc &c, std::string &er
     c.dir = tmpl;
     const std::string bin = o.console_bin;
     const std::string cred = c.dir + "/admin.json";
-    if (run_quiet({bin, "appcred", "create", "--data", c.dir, "--name", "bench-admin", "--role",
-                   "admin", "--out", cred}) != 0) {
+    std::vector<std::string> db_args;
+    if (!o.database.empty()) {
+        // A fresh store per run, as SQLite gets a fresh directory.
+        if (run_quiet({"/usr/bin/psql", o.database, "-qXc",
+                       "DROP SCHEMA public CASCADE; CREATE SCHEMA public"}) != 0) {
+            err = "psql " + o.database + ": cannot empty the public schema";
+            return false;
+        }
+        db_args = {"--database", o.database};
+    }
+    std::vector<std::string> create = {bin,     "appcred", "create",      "--data",
+                                       c.dir,   "--name",  "bench-admin", "--role",
+                                       "admin", "--out",   cred};
+    create.insert(create.end(), db_args.begin(), db_args.end());
+    if (run_quiet(create) != 0) {
         err = bin + " appcred create failed";
         return false;
     }
@@ -137,8 +150,17 @@ bool start_console(const ConsoleBenchOptions &o, ConsoleProc &c, std::string &er
         close(out[0]);
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 2);  // the Console logs every request at info level
-        execl(bin.c_str(), bin.c_str(), "serve", "--data", c.dir.c_str(), "--policy",
-              o.policy_dir.c_str(), "--listen", "127.0.0.1:0", (char *)nullptr);
+        std::vector<std::string> args = {bin,        "serve",      "--data",   c.dir,
+                                         "--policy", o.policy_dir, "--listen", "127.0.0.1:0"};
+        args.insert(args.end(), db_args.begin(), db_args.end());
+        if (o.threads) {
+            args.push_back("--threads");
+            args.push_back(std::to_string(o.threads));
+        }
+        std::vector<char *> argv;
+        for (auto &a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        execv(bin.c_str(), argv.data());
         _exit(127);
     }
     close(out[1]);
@@ -568,15 +590,16 @@ int run_console_bench(const ConsoleBenchOptions &o) {
                      mx = percentile(r.propagation_ms, 1.0);
         char held[32];
         std::snprintf(held, sizeof held, "%u/%u", r.connected, n);
-        std::printf("%-8s %6u %9s %9.0f %9.0f %9.0f %9u %8.0f %10.0f %10lu %8.0f %8.0f\n", "sqlite",
-                    n, held, p50, p99, mx, r.missed, r.reports_offered_per_s, r.reports_per_s,
+        const char *store = o.database.empty() ? "sqlite" : "postgres";
+        std::printf("%-8s %6u %9s %9.0f %9.0f %9.0f %9u %8.0f %10.0f %10lu %8.0f %8.0f\n", store, n,
+                    held, p50, p99, mx, r.missed, r.reports_offered_per_s, r.reports_per_s,
                     (unsigned long)r.report_errors, r.rss_mib, r.hwm_mib);
         if (!r.error.empty()) std::printf("    %s\n", r.error.c_str());
         std::fflush(stdout);
         if (csv)
             std::fprintf(
-                csv, "sqlite,%u,%u,%u,%.1f,%.1f,%.1f,%u,%.0f,%.0f,%lu,%lu,%.1f,%.1f,%.1f,\"%s\"\n",
-                n, r.connected, r.writes, p50, p99, mx, r.missed, r.reports_offered_per_s,
+                csv, "%s,%u,%u,%u,%.1f,%.1f,%.1f,%u,%.0f,%.0f,%lu,%lu,%.1f,%.1f,%.1f,\"%s\"\n",
+                store, n, r.connected, r.writes, p50, p99, mx, r.missed, r.reports_offered_per_s,
                 r.reports_per_s, (unsigned long)r.report_errors, (unsigned long)r.poll_errors,
                 r.rss_mib, r.hwm_mib, r.enroll_s, r.error.c_str());
         if (r.enrolled < n || r.writes == 0) all_ok = false;

@@ -11,12 +11,16 @@ struct ConsoleBenchOptions {
     std::string console_bin;  // segwire-console of this build
     std::string policy_dir;   // the Console's --policy (the example set)
     std::vector<uint32_t> counts = {50, 200, 1000, 2000};  // simulated enforcers per run
-    uint32_t writes = 3;         // policy writes measured per run
-    uint32_t poll_wait_s = 30;   // the long-poll's wait (the enforcer's default)
-    uint32_t connect_s = 120;    // every enforcer holds a bundle within this, or the run ends
-    uint32_t propagate_s = 60;   // a write reaches every enforcer within this, or counts as missed
-    uint32_t report_s = 30;      // the reporting window (from the first write)
+    uint32_t writes = 3;                                   // policy writes measured per run
+    uint32_t poll_wait_s = 30;  // the long-poll's wait (the enforcer's default)
+    uint32_t connect_s = 120;   // every enforcer holds a bundle within this, or the run ends
+    uint32_t propagate_s = 60;  // a write reaches every enforcer within this, or counts as missed
+    uint32_t report_s = 30;     // the reporting window (from the first write)
     std::string csv;
+    // --database: a PostgreSQL URI the Console keeps its data in (its public schema is emptied
+    // before each run, with psql); "" = SQLite in the run's data directory.
+    std::string database;
+    uint32_t threads = 0;  // --threads: the Console's server threads (0 = its default, 64)
 };
 
 // Prints one row per count (the series stops at the first count the Console does not hold);

@@ -332,11 +332,16 @@ static int console_main(int argc, char **argv) {
             o.csv = value();
         } else if (a == "--console") {
             o.console_bin = value();
+        } else if (a == "--database") {
+            o.database = value();
+        } else if (a == "--threads") {
+            o.threads = number(value(), 8, 20000);
         } else {
             std::fprintf(
                 stderr,
                 "usage: segwire-bench console [--quick] [--enforcers N,N,...] [--writes N] "
-                "[--report-seconds S] [--csv FILE] [--console BIN]\n");
+                "[--report-seconds S] [--csv FILE] [--console BIN] [--database postgresql://…] "
+                "[--threads N]\n");
             return 2;
         }
     }

@@ -178,10 +178,11 @@ std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view
             Stmt p(db_, "DELETE FROM enforcer_certs WHERE not_after < ?");
             p.bind(1, r.registered - kRevocationRetention);
             p.step();
-            Stmt c(
-                db_,
-                "INSERT OR REPLACE INTO enforcer_certs(ref, enforcer_id, pem, not_after, issued) "
-                "VALUES(?, ?, ?, ?, ?)");
+            Stmt c(db_,
+                   "INSERT INTO enforcer_certs(ref, enforcer_id, pem, not_after, issued) "
+                   "VALUES(?, ?, ?, ?, ?) ON CONFLICT(ref) DO UPDATE SET "
+                   "enforcer_id = excluded.enforcer_id, pem = excluded.pem, "
+                   "not_after = excluded.not_after, issued = excluded.issued");
             c.bind(1, ref).bind(2, r.id).bind(3, r.certificate).bind(4, not_after);
             c.bind(5, r.registered);
             c.step();
@@ -305,8 +306,9 @@ size_t EnforcerRegistry::revoke(const std::string &id, const Actor &actor) {
     }
     {
         Stmt s(db_,
-               "INSERT OR REPLACE INTO revoked_enforcers(enforcer_id, revoked, actor) "
-               "VALUES(?, ?, ?)");
+               "INSERT INTO revoked_enforcers(enforcer_id, revoked, actor) VALUES(?, ?, ?) "
+               "ON CONFLICT(enforcer_id) DO UPDATE SET revoked = excluded.revoked, "
+               "actor = excluded.actor");
         s.bind(1, id).bind(2, now).bind(3, actor.who);
         s.step();
     }
@@ -375,8 +377,8 @@ std::vector<std::string> EnforcerRegistry::certificates_of(const std::string &id
 EnforcerRegistry::Counts EnforcerRegistry::counts(int64_t now) {
     std::lock_guard lock(db_.mutex());
     Stmt s(db_,
-           "SELECT COUNT(*), COALESCE(SUM(last_seen IS NOT NULL AND last_seen != 0 AND "
-           "last_seen >= ?), 0) FROM enforcers");
+           "SELECT COUNT(*), COALESCE(SUM(CASE WHEN last_seen IS NOT NULL AND last_seen != 0 AND "
+           "last_seen >= ? THEN 1 ELSE 0 END), 0) FROM enforcers");
     s.bind(1, now - kUnreachableAfter);
     Counts c;
     if (s.step()) {

@@ -1,11 +1,12 @@
 // segwire-console: the reference Microsegmentation Console (docs/console.md).
 //
-//   segwire-console serve --data DIR [--policy DIR] [--listen 127.0.0.1:8443] ...
+//   segwire-console serve --data DIR [--database URI] [--policy DIR] [--listen 127.0.0.1:8443] ...
 //   segwire-console appcred create --data DIR --name N --role ROLE [--enforcer-id ID] --out FILE
 //   segwire-console appcred list|revoke ...
 //   segwire-console enforcer approve --data DIR --id ID
 //   segwire-console audit --data DIR [--since TIME] ...
 //   segwire-console flows --data DIR [--since TIME]
+// (every command: [--database postgresql://…], the PostgreSQL store instead of DIR/console.db)
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -43,7 +44,7 @@ namespace {
 
 constexpr const char *kUsage = R"(usage:
   segwire-console --version
-  segwire-console serve --data DIR [--policy DIR] [--listen HOST:PORT] [--metrics-listen ADDR:PORT]
+  segwire-console serve --data DIR [--database postgresql://…] [--policy DIR] [--listen HOST:PORT] [--metrics-listen ADDR:PORT]
                         [--ca-cert FILE --ca-key FILE] [--token-validity DURATION]
                         [--cert-validity DURATION]
                         [--aws-accounts IDS --aws-audience AUD --aws-enforcer-id RULE
@@ -55,15 +56,15 @@ constexpr const char *kUsage = R"(usage:
                         [--cloud-ca FILE] [--cloud-auto-register]
                         [--tls-cert CHAIN --tls-key KEY --tls-ca CA | --tls-san NAMES]
                         [--retention DURATION|0] [--retention-interval DURATION]
-                        [--ui-dir DIR]
-  segwire-console appcred create --data DIR --name NAME --role admin|reader|enforcer
+                        [--ui-dir DIR] [--threads N]
+  segwire-console appcred create --data DIR [--database URI] --name NAME --role admin|reader|enforcer
                                  [--enforcer-id ID] --out FILE [--api URL]
-  segwire-console appcred list --data DIR
-  segwire-console appcred revoke --data DIR --id ID
-  segwire-console enforcer approve --data DIR --id ID
-  segwire-console enforcer revoke --data DIR --id ID
-  segwire-console audit --data DIR [--since RFC3339|UNIX] [--who W] [--kind K] [--id ID]
-  segwire-console flows --data DIR [--since RFC3339|UNIX]
+  segwire-console appcred list --data DIR [--database URI]
+  segwire-console appcred revoke --data DIR [--database URI] --id ID
+  segwire-console enforcer approve --data DIR [--database URI] --id ID
+  segwire-console enforcer revoke --data DIR [--database URI] --id ID
+  segwire-console audit --data DIR [--database URI] [--since RFC3339|UNIX] [--who W] [--kind K] [--id ID]
+  segwire-console flows --data DIR [--database URI] [--since RFC3339|UNIX]
   segwire-console backup --data DIR --out FILE (--passphrase-file FILE | --without-keys)
   segwire-console restore --data DIR --from FILE [--passphrase-file FILE] [--force]
 )";
@@ -94,6 +95,14 @@ bool parse_options(int argc, char **argv, int first, const std::vector<std::stri
             return false;
         }
         (*out)[k] = argv[++i];
+        if (k == "--database" && !Db::is_postgres_uri((*out)[k])) {
+            std::fprintf(stderr,
+                         "segwire-console: --database: \"%s\" is not a PostgreSQL URI "
+                         "(postgresql://USER@HOST[:PORT]/DB); without --database the Console "
+                         "keeps SQLite in DATA/console.db\n",
+                         (*out)[k].c_str());
+            return false;
+        }
     }
     return true;
 }
@@ -121,10 +130,16 @@ bool ensure_dir(const std::string &dir) {
     return true;
 }
 
+// --database (a PostgreSQL URI, checked by parse_options), else DATA/console.db.
+std::string db_location(const std::map<std::string, std::string> &o) {
+    return database_location(o.at("--data"), opt_or(o, "--database", ""));
+}
+
 int cmd_serve(int argc, char **argv) {
     std::map<std::string, std::string> o;
     if (!parse_options(argc, argv, 2,
                        {"--data",
+                        "--database",
                         "--policy",
                         "--listen",
                         "--metrics-listen",
@@ -156,12 +171,14 @@ int cmd_serve(int argc, char **argv) {
                         "--tls-san",
                         "--retention",
                         "--retention-interval",
+                        "--threads",
                         "--ui-dir"},
                        &o, {"--cloud-auto-register"}) ||
         !need(o, "--data") || !ensure_dir(o["--data"]))
         return 2;
     ServerOptions s;
     s.data_dir = o["--data"];
+    s.database = opt_or(o, "--database", "");
     s.policy_dir = opt_or(o, "--policy", "");
     std::string listen = opt_or(o, "--listen", "127.0.0.1:8443");
     size_t colon = listen.rfind(':');
@@ -213,6 +230,17 @@ int cmd_serve(int argc, char **argv) {
             return 2;
         }
         s.retention = static_cast<int64_t>(secs);
+    }
+    if (o.count("--threads")) {
+        char *end = nullptr;
+        const std::string &v = o["--threads"];
+        const long n = std::strtol(v.c_str(), &end, 10);
+        if (v.empty() || *end || n < 8 || n > 20000) {
+            std::fprintf(stderr, "segwire-console: --threads: \"%s\" is not a number in 8..20000\n",
+                         v.c_str());
+            return 2;
+        }
+        s.threads = static_cast<int>(n);
     }
     if (o.count("--retention-interval")) {
         uint64_t secs = 0;
@@ -320,8 +348,9 @@ int cmd_appcred(int argc, char **argv) {
     std::string sub = argc >= 3 ? argv[2] : "";
     std::map<std::string, std::string> o;
     if (sub == "list") {
-        if (!parse_options(argc, argv, 3, {"--data"}, &o) || !need(o, "--data")) return 2;
-        Db db(o["--data"] + "/console.db");
+        if (!parse_options(argc, argv, 3, {"--data", "--database"}, &o) || !need(o, "--data"))
+            return 2;
+        Db db(db_location(o));
         std::printf("%-20s %-16s %-8s %-16s %-20s %s\n", "ID", "NAME", "ROLE", "ENFORCER",
                     "CREATED", "REVOKED");
         for (const auto &c : list_app_credentials(db))
@@ -332,10 +361,10 @@ int cmd_appcred(int argc, char **argv) {
         return 0;
     }
     if (sub == "revoke") {
-        if (!parse_options(argc, argv, 3, {"--data", "--id"}, &o) || !need(o, "--data") ||
-            !need(o, "--id"))
+        if (!parse_options(argc, argv, 3, {"--data", "--database", "--id"}, &o) ||
+            !need(o, "--data") || !need(o, "--id"))
             return 2;
-        Db db(o["--data"] + "/console.db");
+        Db db(db_location(o));
         AppCredential c = revoke_app_credential(db, o["--id"], cli_actor());
         std::fprintf(stderr, "app credential %s (%s) revoked at %s\n", c.id.c_str(), c.name.c_str(),
                      rfc3339(c.revoked).c_str());
@@ -346,8 +375,8 @@ int cmd_appcred(int argc, char **argv) {
         return 2;
     }
     if (!parse_options(argc, argv, 3,
-                       {"--data", "--name", "--out", "--api", "--ca-cert", "--ca-key", "--role",
-                        "--enforcer-id"},
+                       {"--data", "--database", "--name", "--out", "--api", "--ca-cert", "--ca-key",
+                        "--role", "--enforcer-id"},
                        &o) ||
         !need(o, "--data") || !need(o, "--name") || !need(o, "--out") || !need(o, "--role") ||
         !ensure_dir(o["--data"]))
@@ -364,7 +393,7 @@ int cmd_appcred(int argc, char **argv) {
                      "enforcer ID\n");
         return 2;
     }
-    Db db(o["--data"] + "/console.db");
+    Db db(db_location(o));
     // Defaults: where the server last listened, and the CA it was given (if any).
     std::string api = opt_or(o, "--api", ""), ca_cert = opt_or(o, "--ca-cert", ""),
                 ca_key = opt_or(o, "--ca-key", "");
@@ -402,10 +431,10 @@ int cmd_enforcer(int argc, char **argv) {
         std::fprintf(stderr, "%s", kUsage);
         return 2;
     }
-    if (!parse_options(argc, argv, 3, {"--data", "--id"}, &o) || !need(o, "--data") ||
+    if (!parse_options(argc, argv, 3, {"--data", "--database", "--id"}, &o) || !need(o, "--data") ||
         !need(o, "--id"))
         return 2;
-    Db db(o["--data"] + "/console.db");
+    Db db(db_location(o));
     ConsolePki pki = ConsolePki::load_or_create(o["--data"], db.meta("ca_cert"), db.meta("ca_key"));
     if (revoke) {
         // A running server notices within a second and serves a new policy version.
@@ -423,11 +452,12 @@ int cmd_enforcer(int argc, char **argv) {
 
 int cmd_audit(int argc, char **argv) {
     std::map<std::string, std::string> o;
-    if (!parse_options(argc, argv, 2, {"--data", "--since", "--who", "--kind", "--id"}, &o) ||
+    if (!parse_options(argc, argv, 2,
+                       {"--data", "--database", "--since", "--who", "--kind", "--id"}, &o) ||
         !need(o, "--data"))
         return 2;
-    std::string path = o["--data"] + "/console.db";
-    if (!std::filesystem::exists(path)) {
+    std::string path = db_location(o);
+    if (!Db::is_postgres_uri(path) && !std::filesystem::exists(path)) {
         std::fprintf(stderr, "segwire-console: no database at %s\n", path.c_str());
         return 1;
     }
@@ -447,9 +477,11 @@ int cmd_audit(int argc, char **argv) {
 
 int cmd_flows(int argc, char **argv) {
     std::map<std::string, std::string> o;
-    if (!parse_options(argc, argv, 2, {"--data", "--since"}, &o) || !need(o, "--data")) return 2;
-    std::string path = o["--data"] + "/console.db";
-    if (!std::filesystem::exists(path)) {
+    if (!parse_options(argc, argv, 2, {"--data", "--database", "--since"}, &o) ||
+        !need(o, "--data"))
+        return 2;
+    std::string path = db_location(o);
+    if (!Db::is_postgres_uri(path) && !std::filesystem::exists(path)) {
         std::fprintf(stderr, "segwire-console: no database at %s\n", path.c_str());
         return 1;
     }

@@ -3,10 +3,10 @@
 // each in its own transaction, before anything else reads the database. A database made by a newer
 // segwire-console (a version this binary does not know) is refused rather than half understood.
 //
-// The SQL is kept to what SQLite and PostgreSQL both accept where that costs nothing (TEXT,
-// INTEGER, CREATE INDEX, UNIQUE, ON CONFLICT); where it is not, the migration says so
-// (AUTOINCREMENT, triggers with RAISE, pragma_table_info), so that a PostgreSQL store can keep the
-// same numbering with its own text for those steps.
+// One list for both stores (docs/console.md, "PostgreSQL store"). The SQL is kept to what SQLite
+// and PostgreSQL both accept (TEXT, INTEGER, CREATE INDEX, UNIQUE, ON CONFLICT); on PostgreSQL,
+// Db::exec maps INTEGER to BIGINT, AUTOINCREMENT to an identity column and BLOB to BYTEA. Where a
+// step must differ, the migration asks db.postgres() (migration 1 has its own PostgreSQL text).
 #pragma once
 
 #include <cstdint>

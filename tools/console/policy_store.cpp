@@ -181,13 +181,13 @@ const char *collection_name(Collection c) {
     return "?";
 }
 
-PolicyStore::PolicyStore(Db &db) : db_(db) {
-    std::lock_guard lock(db_.mutex());
+// The persisted set, its version and revisions (the caller holds the database).
+PolicyStore::Loaded PolicyStore::load(Db &db) {
     // Rebuild one bundle document from the rows (in insertion order) and parse it with the model.
     std::map<std::string, std::vector<std::string>> rows;
     std::string ns;
     {
-        Stmt s(db_, "SELECT kind, json FROM objects ORDER BY rowid");
+        Stmt s(db, "SELECT kind, json FROM objects ORDER BY rowid");
         while (s.step()) {
             if (s.text(0) == kNamespaceKind)
                 ns = s.text(1);
@@ -204,19 +204,67 @@ PolicyStore::PolicyStore(Db &db) : db_(db) {
         doc += "]";
     }
     doc += "}";
-    PolicySet set;
+    Loaded out;
     try {
-        set = policy::parse_policy_set(doc);
+        out.set = policy::parse_policy_set(doc);
     } catch (const policy::PolicyError &e) {
         throw ConsoleError(500, std::string("stored policy objects do not validate: ") + e.what());
     }
-    version_ = std::stoull(db_.meta("policy_version", "1"));
-    set.version = std::to_string(version_);
+    out.version = std::stoull(db.meta("policy_version", "1"));
+    out.set.version = std::to_string(out.version);
     {
-        Stmt s(db_, "SELECT kind, id, revision FROM objects");
-        while (s.step()) revisions_[{s.text(0), s.text(1)}] = s.i64(2) > 0 ? s.i64(2) : version_;
+        Stmt s(db, "SELECT kind, id, revision FROM objects");
+        while (s.step())
+            out.revisions[{s.text(0), s.text(1)}] = s.i64(2) > 0 ? s.i64(2) : out.version;
     }
-    current_ = std::make_shared<const PolicySet>(std::move(set));
+    return out;
+}
+
+PolicyStore::PolicyStore(Db &db) : db_(db) {
+    std::lock_guard lock(db_.mutex());
+    Loaded l = load(db_);
+    version_ = l.version;
+    revisions_ = std::move(l.revisions);
+    current_ = std::make_shared<const PolicySet>(std::move(l.set));
+}
+
+bool PolicyStore::refresh() {
+    std::lock_guard wl(write_mu_);
+    return refresh_locked();
+}
+
+bool PolicyStore::refresh_locked() {
+    Loaded l;
+    {
+        std::lock_guard dblock(db_.mutex());
+        const uint64_t stored = std::stoull(db_.meta("policy_version", "1"));
+        {
+            std::lock_guard lock(mu_);
+            if (stored == version_) return false;
+        }
+        // Under the write lock of every replica (Tx): the objects and the version read together.
+        Tx tx(db_);
+        l = load(db_);
+    }
+    std::lock_guard lock(mu_);
+    if (l.version <= version_) return false;
+    current_ = std::make_shared<const PolicySet>(std::move(l.set));
+    revisions_ = std::move(l.revisions);
+    version_ = l.version;
+    cv_.notify_all();
+    return true;
+}
+
+void PolicyStore::check_stored_version(uint64_t expected) {
+    // Another replica committed a version after this one's refresh (between refresh_locked and
+    // this transaction): building on the stale set would undo its change.
+    const uint64_t stored = std::stoull(db_.meta("policy_version", "1"));
+    if (stored != expected)
+        throw ConsoleError(409,
+                           "the policy changed through another Console replica at the same time "
+                           "(version " +
+                               std::to_string(stored) + "); read it again and reapply your change",
+                           "If-Match");
 }
 
 uint64_t PolicyStore::revision_of(const Key &k) const {
@@ -290,6 +338,7 @@ void PolicyStore::commit_locked(PolicySet cand, const void *seeds_ptr, const Act
     {
         std::lock_guard dblock(db_.mutex());
         Tx tx(db_);
+        check_stored_version(next - 1);
         db_.exec("DELETE FROM objects");
         Stmt ins(db_, "INSERT INTO objects(kind, id, json, revision) VALUES(?, ?, ?, ?)");
         for (const auto &[key, json] : after) {
@@ -309,6 +358,7 @@ void PolicyStore::commit_locked(PolicySet cand, const void *seeds_ptr, const Act
         }
         for (const auto &e : audit) append_audit(db_, actor, e);
         db_.set_meta("policy_version", std::to_string(next));
+        db_.notify(kPolicyChannel, std::to_string(next));
         tx.commit();
     }
     cand.version = std::to_string(next);
@@ -321,6 +371,7 @@ void PolicyStore::commit_locked(PolicySet cand, const void *seeds_ptr, const Act
 
 bool PolicyStore::bump_version(const std::function<bool()> &in_tx) {
     std::lock_guard wl(write_mu_);
+    refresh_locked();
     uint64_t next;
     {
         std::lock_guard lock(mu_);
@@ -329,8 +380,10 @@ bool PolicyStore::bump_version(const std::function<bool()> &in_tx) {
     {
         std::lock_guard dblock(db_.mutex());
         Tx tx(db_);
+        check_stored_version(next - 1);
         if (!in_tx()) return false;
         db_.set_meta("policy_version", std::to_string(next));
+        db_.notify(kPolicyChannel, std::to_string(next));
         tx.commit();
     }
     std::lock_guard lock(mu_);
@@ -356,6 +409,7 @@ size_t PolicyStore::load_dir(const std::string &dir, const Actor &actor) {
         });
 
     std::lock_guard wl(write_mu_);
+    refresh_locked();
     PolicySet cand = *snapshot().set;
     SeedMap old_seeds, new_seeds;
     {
@@ -460,6 +514,7 @@ std::string PolicyStore::get(Collection c, const std::string &id, uint64_t *revi
 std::string PolicyStore::create(Collection c, std::string_view body, const Actor &actor) {
     PolicySet one = parse_wrapped(collection_name(c), body, true);
     std::lock_guard wl(write_mu_);
+    refresh_locked();
     PolicySet cand = *snapshot().set;
     std::string out;
     with_vec(one, c, [&](auto &ovec) {
@@ -488,6 +543,7 @@ std::string PolicyStore::replace(Collection c, const std::string &id, std::strin
                                  const Actor &actor, std::optional<uint64_t> if_match) {
     PolicySet one = parse_wrapped(collection_name(c), body, true);
     std::lock_guard wl(write_mu_);
+    refresh_locked();
     PolicySet cand = *snapshot().set;
     std::string out;
     with_vec(one, c, [&](auto &ovec) {
@@ -517,6 +573,7 @@ std::string PolicyStore::replace(Collection c, const std::string &id, std::strin
 void PolicyStore::remove(Collection c, const std::string &id, const Actor &actor,
                          std::optional<uint64_t> if_match) {
     std::lock_guard wl(write_mu_);
+    refresh_locked();
     PolicySet cand = *snapshot().set;
     with_vec(cand, c, [&](auto &cvec) {
         for (size_t i = 0; i < cvec.size(); ++i)
@@ -541,6 +598,7 @@ std::string PolicyStore::put_namespace(std::string_view body, const Actor &actor
                                        std::optional<uint64_t> if_match) {
     PolicySet one = parse_wrapped("namespace", body, false);
     std::lock_guard wl(write_mu_);
+    refresh_locked();
     check_revision({kNamespaceKind, kNamespaceKind}, "the namespace", if_match, body);
     PolicySet cand = *snapshot().set;
     cand.ns = one.ns;

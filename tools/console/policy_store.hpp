@@ -30,6 +30,9 @@ namespace segwire::console {
 
 class Db;
 
+// The PostgreSQL notification channel of policy versions (payload: the new version).
+constexpr const char *kPolicyChannel = "segwire_policy";
+
 enum class Collection : uint8_t {
     kProcessingUnits,
     kNetworkPolicies,
@@ -88,8 +91,21 @@ class PolicyStore {
     // changed after all (no new version then). Wakes the long-polls.
     bool bump_version(const std::function<bool()> &in_tx);
 
+    // Replicas: reloads the set when the stored version differs from this process's (a write
+    // through another replica) and wakes the long-polls. True when it did. Called on every
+    // notification of kPolicyChannel, and before every change.
+    bool refresh();
+
   private:
     using Key = std::pair<std::string, std::string>;  // (kind, id); the namespace is ns/ns
+    struct Loaded {
+        policy::PolicySet set;
+        std::map<Key, uint64_t> revisions;
+        uint64_t version = 0;
+    };
+    static Loaded load(Db &db);
+    bool refresh_locked();                         // write_mu_ held
+    void check_stored_version(uint64_t expected);  // in the change's transaction
     void commit_locked(policy::PolicySet cand, const void *seeds, const Actor &actor);
     uint64_t revision_of(const Key &k) const;
     void check_revision(const Key &k, const std::string &label, std::optional<uint64_t> if_match,

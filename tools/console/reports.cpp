@@ -184,7 +184,9 @@ IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
     }
 
     std::lock_guard lock(db.mutex());
-    Tx tx(db);
+    // Not exclusive: the batch's UNIQUE key is what makes a retry (to this or another replica)
+    // count once.
+    Tx tx(db, false);
     try {
         Stmt b(db,
                "INSERT INTO report_batches(kind, enforcer_id, batch_id, count, received) "
@@ -253,8 +255,9 @@ Page query_reports(Db &db, ReportKind kind, const ReportFilter &f) {
         // (source = pu OR destination = pu) as two index walks of limit+1 rows each, merged:
         // an OR would make SQLite collect every match and sort it.
         auto branch = [&](const char *col) {
+            // (The alias: PostgreSQL before 16 requires one.)
             return "SELECT * FROM (SELECT seq, ts, json FROM reports WHERE " + where(col) + order +
-                   " LIMIT ?)";
+                   " LIMIT ?) AS " + col;
         };
         sql = branch("source_id") + " UNION " + branch("destination_id") +
               (desc ? " ORDER BY 2 DESC, 1 DESC" : " ORDER BY 2, 1") + " LIMIT ?";
@@ -342,14 +345,14 @@ std::vector<FlowRow> aggregate_flows(Db &db, int64_t since) {
                coalesce(json_extract(json, '$.destinationID'), ''),
                coalesce(json_extract(json, '$.destinationIP'), ''),
                coalesce(json_extract(json, '$.destinationFQDN'), ''),
-               coalesce(json_extract(json, '$.protocol'), -1),
-               coalesce(json_extract(json, '$.destinationPort'), -1),
+               CAST(coalesce(json_extract(json, '$.protocol'), '-1') AS INTEGER),
+               CAST(coalesce(json_extract(json, '$.destinationPort'), '-1') AS INTEGER),
                coalesce(json_extract(json, '$.action'), ''),
                coalesce(json_extract(json, '$.observedAction'), ''),
                coalesce(json_extract(json, '$.policyID'), ''),
                coalesce(json_extract(json, '$.ruleName'), ''),
                coalesce(json_extract(json, '$.dropReason'), ''),
-               sum(coalesce(json_extract(json, '$.value'), 1)) AS n,
+               sum(CAST(coalesce(json_extract(json, '$.value'), '1') AS INTEGER)) AS n,
                sum(packets), sum(bytes)
         FROM reports WHERE kind = 'flowreports' AND ts >= ?
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12

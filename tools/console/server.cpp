@@ -195,7 +195,7 @@ class Console {
   public:
     explicit Console(const ServerOptions &opt)
         : opt_(opt),
-          db_(opt.data_dir + "/console.db"),
+          db_(database_location(opt.data_dir, opt.database)),
           pki_(ConsolePki::load_or_create(opt.data_dir, opt.ca_cert, opt.ca_key)),
           signer_(make_signer(opt.data_dir)),
           store_(db_),
@@ -209,7 +209,16 @@ class Console {
             ca_not_before_ = asn1_unix(X509_get0_notBefore(ca->get()));
             ca_not_after_ = asn1_unix(X509_get0_notAfter(ca->get()));
         }
+        // Replicas (PostgreSQL): a policy version made through another replica wakes this one's
+        // long-polls at once. (apply_revocations' 250 ms check refreshes too: the fallback while
+        // the listening connection is down.)
+        db_.listen(kPolicyChannel, [this](const std::string &) {
+            if (store_.refresh())
+                spdlog::info("policy version {} (written by another replica)",
+                             store_.snapshot().version);
+        });
     }
+    ~Console() { db_.stop_listening(); }
 
     PolicyStore &store() { return store_; }
     Db &db() { return db_; }
@@ -327,7 +336,8 @@ std::string Console::database_problem() {
     // The open connection keeps working on a file that was deleted or renamed, so a query alone
     // would say "fine" while every write goes to a file the next start will not find.
     int moved = 0;
-    if (sqlite3_file_control(db_.handle(), "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK)
+    if (!db_.postgres() &&
+        sqlite3_file_control(db_.handle(), "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK)
         return std::string("cannot ask SQLite about console.db: ") + sqlite3_errmsg(db_.handle());
     if (moved)
         return "console.db was deleted or moved since the Console opened it (what it writes now "
@@ -937,6 +947,10 @@ void Console::install(httplib::Server &svr) {
 
 }  // namespace
 
+std::string database_location(const std::string &data_dir, const std::string &database) {
+    return database.empty() ? data_dir + "/console.db" : database;
+}
+
 int run_server(const ServerOptions &opt) {
     // Signals go to one thread (sigwait) so that handlers can take locks and log.
     sigset_t sigs;
@@ -1003,7 +1017,7 @@ int run_server(const ServerOptions &opt) {
         return 1;
     }
     // Long-polls hold a worker each for up to a minute: size the pool for many enforcers.
-    svr.new_task_queue = [] { return new httplib::ThreadPool(64); };
+    svr.new_task_queue = [n = opt.threads] { return new httplib::ThreadPool(n); };
     svr.set_payload_max_length(64u << 20);  // a full report batch is a few MB; bound memory
     // httplib writes headers and body separately: with Nagle on, a kept-alive client's delayed
     // ACK held every answer ~40 ms (measured: every page of docs/console.md's table took 44 ms

@@ -12,6 +12,9 @@ namespace segwire::console {
 
 struct ServerOptions {
     std::string data_dir;
+    // --database: a PostgreSQL connection URI (postgresql://…); "" = SQLite in DATA/console.db.
+    // Replicas share one PostgreSQL and the key files of one data directory (docs/console.md).
+    std::string database;
     std::string policy_dir;  // "" = no directory seed
     std::string listen_host = "127.0.0.1";
     int listen_port = 8443;  // 0 = an ephemeral port
@@ -33,6 +36,10 @@ struct ServerOptions {
     // sweep every retention_interval seconds, in bounded batches. 0 = kept forever.
     int64_t retention = 7 * 24 * 3600;
     int64_t retention_interval = 60;
+    // --threads: the API's server threads. Each open long-poll holds one for up to its wait
+    // (cpp-httplib answers a request on one thread): at least the enforcers a replica serves plus
+    // headroom for the other requests (docs/console.md, "Scale").
+    int threads = 64;
     // The flow map page's files (--ui-dir; default: default_ui_dir() in ui.hpp). "" = no page.
     std::string ui_dir;
 };
@@ -45,5 +52,8 @@ constexpr const char *kLockFile = "console.lock";
 // stdout once the socket is bound, and then, with --metrics-listen, "metrics on http://HOST:PORT".
 // Returns the process exit code.
 int run_server(const ServerOptions &opt);
+
+// The database a command opens: --database, else DATA/console.db.
+std::string database_location(const std::string &data_dir, const std::string &database);
 
 }  // namespace segwire::console

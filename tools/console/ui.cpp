@@ -267,8 +267,8 @@ std::string flowmap_json(Db &db, int64_t since, int64_t until, size_t max_edges)
                    CASE WHEN coalesce(json_extract(json, '$.destinationID'), '') IN ('', 'unknown')
                         THEN coalesce(json_extract(json, '$.destinationIP'), '') ELSE '' END,
                    coalesce(json_extract(json, '$.destinationFQDN'), ''),
-                   coalesce(json_extract(json, '$.protocol'), -1),
-                   coalesce(json_extract(json, '$.destinationPort'), -1),
+                   CAST(coalesce(json_extract(json, '$.protocol'), '-1') AS INTEGER),
+                   CAST(coalesce(json_extract(json, '$.destinationPort'), '-1') AS INTEGER),
                    coalesce(json_extract(json, '$.action'), ''),
                    coalesce(json_extract(json, '$.observedAction'), ''),
                    coalesce(json_extract(json, '$.policyID'), ''),
@@ -276,7 +276,7 @@ std::string flowmap_json(Db &db, int64_t since, int64_t until, size_t max_edges)
                    coalesce(json_extract(json, '$.ruleName'), ''),
                    coalesce(json_extract(json, '$.dropReason'), ''),
                    enforcer_id,
-                   sum(coalesce(json_extract(json, '$.value'), 1)), sum(packets), sum(bytes),
+                   sum(CAST(coalesce(json_extract(json, '$.value'), '1') AS INTEGER)), sum(packets), sum(bytes),
                    min(ts), max(ts)
             FROM reports WHERE kind = 'flowreports' AND ts >= ? AND ts < ?
             GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)sql");
@@ -316,7 +316,7 @@ std::string flowmap_json(Db &db, int64_t since, int64_t until, size_t max_edges)
         Stmt s(db, R"sql(
             SELECT coalesce(source_id, ''), coalesce(json_extract(json, '$.resolvedName'), ''),
                    coalesce(action, ''), coalesce(json_extract(json, '$.reason'), ''),
-                   sum(coalesce(json_extract(json, '$.value'), 1)), max(ts)
+                   sum(CAST(coalesce(json_extract(json, '$.value'), '1') AS INTEGER)), max(ts)
             FROM reports WHERE kind = 'dnslookupreports' AND ts >= ? AND ts < ?
             GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC)sql");
         s.bind(1, since).bind(2, until);

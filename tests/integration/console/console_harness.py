@@ -36,8 +36,9 @@ def jwt_payload(token):
 
 
 class Console:
-    def __init__(self, workdir, policy_dir=None, extra_args=(), ca_file=None):
+    def __init__(self, workdir, policy_dir=None, extra_args=(), ca_file=None, database=None):
         self.workdir = Path(workdir)
+        self.database = database  # a PostgreSQL URI (pg_harness.py); None = SQLite in data/
         self.ca_file = ca_file  # the CA clients trust, when the Console was given one
         self.data = self.workdir / "data"
         self.policy_dir = policy_dir
@@ -47,11 +48,16 @@ class Console:
         self.port = None
         self.log_path = self.workdir / "console.log"
 
+    @property
+    def database_args(self):
+        return ["--database", self.database] if self.database else []
+
     # -- process ---------------------------------------------------------------------------
     def start(self, timeout=20):
         # A missing binary fails these tests only, not the rest of tests/integration.
         assert CONSOLE.exists(), f"{CONSOLE} not built (ninja -C build, or set SEGWIRE_BUILD)"
         cmd = [str(CONSOLE), "serve", "--data", str(self.data), "--listen", "127.0.0.1:0"]
+        cmd += self.database_args
         if self.policy_dir:
             cmd += ["--policy", str(self.policy_dir)]
         cmd += self.extra_args
@@ -126,7 +132,7 @@ class Console:
     def appcred(self, name, role="admin", enforcer_id=None):
         out = self.workdir / f"{name}.appcred.json"
         cmd = [str(CONSOLE), "appcred", "create", "--data", str(self.data), "--name", name,
-               "--role", role, "--out", str(out)]
+               "--role", role, "--out", str(out)] + self.database_args
         if enforcer_id:
             cmd += ["--enforcer-id", enforcer_id]
         run(cmd)

@@ -11,10 +11,18 @@ import threading
 import time
 import urllib.parse
 
+import pytest
 from console_harness import CONSOLE, ROOT, Console, register, run
 
 NOW = int(time.time())
 LINK = re.compile(r'^<([^>]+)>; rel="next"$')
+
+
+@pytest.fixture
+def console(any_console):
+    """The tests here that take `console` (pages, filters, bad parameters, OpenAPI) run on SQLite
+    and on PostgreSQL."""
+    return any_console
 
 
 def wait_for(cond, timeout=60, what="condition"):

@@ -7,7 +7,15 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from console_harness import CONSOLE, Console, register, run, wait_until
+
+
+@pytest.fixture
+def console(any_console):
+    """The tests here that take `console` run on SQLite and on PostgreSQL."""
+    return any_console
 
 APPLIANCE = ["role=appliance", "site=dc1"]
 

@@ -2,7 +2,16 @@
 import subprocess
 import time
 
+import pytest
+
 from console_harness import CONSOLE
+
+
+@pytest.fixture
+def console(any_console):
+    """The tests here that take `console` run on SQLite and on PostgreSQL."""
+    return any_console
+
 
 # Recent: the Console prunes reports older than its retention (7 days by default).
 NOW = int(time.time())
@@ -79,7 +88,7 @@ def test_report_batches_are_idempotent_and_queryable(console, token):
     assert rows[0]["state"] == "SynTransmitted"
 
     # The flows table: sums per (source, destination, port, action, ...), names when known.
-    out = subprocess.run([str(CONSOLE), "flows", "--data", str(console.data)],
+    out = subprocess.run([str(CONSOLE), "flows", "--data", str(console.data)] + console.database_args,
                          capture_output=True, text=True, check=True).stdout
     lines = out.splitlines()
     assert lines[0].split() == ["SOURCE", "DESTINATION", "PORT", "ACTION", "OBSERVED", "POLICY",

@@ -8,8 +8,19 @@ import sys
 import time
 import urllib.parse
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from browser import PAGE_SETTLED, Chromium, FlowMapDom  # noqa: E402
+
+
+
+@pytest.fixture
+def console(any_console):
+    """The tests here that take `console` run on SQLite and on PostgreSQL (the flow map's grouped
+    queries use json_extract/json_each, which the PostgreSQL schema defines)."""
+    return any_console
+
 
 # What app.js draws each class with (cytoscape answers colours as rgb()).
 RED, GREEN, AMBER = "rgb(214,45,32)", "rgb(46,157,79)", "rgb(240,162,2)"
