@@ -565,6 +565,9 @@ inline constexpr uint8_t kReasonClaims = 4;     // REJECT reason "claims" (else 
     X(RecordException, "connection-exception record (handshake-expired)")                       \
     X(Rst, "forge an RST to a (kInitiator or kResponder), if a buffer is free")                 \
     X(CutRsts, "RSTs to both hosts from the flow's own addresses (policy cut)")                 \
+    X(MidstreamRsts,                                                                            \
+      "RSTs to both hosts of the segment in hand, each with the sequence number it expects "    \
+      "(receiver: the segment's, sender: its ACK), within the mid-stream reset budget")         \
     X(CutReset, "UDP RESET to the peer's enforcer from the flow's own addresses (policy cut)")  \
     X(SendConfirm, "send B's confirmation; a = 0: the context's MAC_cf, 1: the kept one")       \
     X(StoreConfirmation, "keep the context's MAC_cf for the flow (~3 s), sent now")             \
