@@ -448,8 +448,10 @@ class Pki:
         sh(f"{SEGWIRECTL} pki ca --out {self.dir}")
         self.ca = self.dir / "ca.crt"
 
-    def enforcer(self, enforcer_id):
-        sh(f"{SEGWIRECTL} pki enforcer --ca {self.dir} --id {enforcer_id} --out {self.dir}")
+    def enforcer(self, enforcer_id, group=None):
+        """`group`: the enforcer group the CA binds into the certificate (docs/scale-out.md)."""
+        g = f" --group {group}" if group else ""
+        sh(f"{SEGWIRECTL} pki enforcer --ca {self.dir} --id {enforcer_id} --out {self.dir}{g}")
         return self.dir / f"{enforcer_id}.key", self.dir / f"{enforcer_id}.crt"
 
 
