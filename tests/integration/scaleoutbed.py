@@ -6,11 +6,11 @@ group `edge` in parallel between two Linux ECMP routers.
                                                    attacker 10.63.5.2
 
 R1 (client side) and R2 (server side) are namespaces with forwarding on and a multipath route over
-the two appliances (`ip route add ... nexthop via G1 nexthop via G2`),
-net.ipv4.fib_multipath_hash_policy=1 (L4 hash) and the same net.ipv4.fib_multipath_hash_seed on
-both: Linux's L4 multipath hash orders addresses and ports before hashing (both directions of a
-connection hash alike), but since 6.11 the key is per network namespace unless a seed is set, so
-two routers pick the same next hop for both directions only with one seed (docs/scale-out.md).
+the two appliances (`ip route replace ... nexthop via G1 nexthop via G2`),
+net.ipv4.fib_multipath_hash_policy=1 (L4 hash) and one net.ipv4.fib_multipath_hash_seed on both;
+connections between the client side and the server are steered by nftables `symhash` marks and
+fwmark rules instead, because the multipath hash is not symmetric here (docs/scale-out.md
+"Symmetry", and _build).
 G1 and G2 are routed segwires (routedbed.routed_config); A is an ordinary bump-in-the-wire one;
 all three register with a real segwire-console (ConsoleBed's management network and Console),
 G1 and G2 with app credentials bound to group `edge`. The server PU's enforcerID is group:edge.
@@ -87,6 +87,18 @@ class ScaleoutBed(ConsoleBed):
             r.run("sysctl -qw net.ipv4.fib_multipath_hash_policy=1")
             r.run(f"sysctl -qw net.ipv4.fib_multipath_hash_seed={HASH_SEED}")
             r.run("sysctl -qw net.ipv6.fib_multipath_hash_policy=1")
+        # Symmetry (docs/scale-out.md "Symmetry"): the multipath route's L4 hash takes a
+        # packet's socket hash as it is when one is set (skb->l4_hash, fib_multipath_hash's
+        # short-circuit), and the server's packets reach R2 over a veth still carrying their
+        # socket's random sk_txhash: R2 then picks the return path at random. nftables' symhash
+        # (skb_get_hash_symmetric: the flow dissector, addresses and ports ordered, always
+        # computed) marks each connection alike in both routers, and the mark picks the table.
+        for router, prefixes in ((self.r1, "10.63.2.0/24"), (self.r2, "{ 10.63.1.0/24, 10.63.5.0/24 }")):
+            router.run("nft add table ip swsym")
+            router.run("nft 'add chain ip swsym pre { type filter hook prerouting priority mangle; }'")
+            router.run(f"nft 'add rule ip swsym pre ip daddr {prefixes} meta mark set symhash mod 2 offset 1'")
+            for k in (1, 2):
+                router.run(f"ip rule add fwmark {k} table {100 + k} priority {100 + k}")
         self.routes_over((0, 1))
         # ConsoleBed's management network, for A, G1 and G2.
         self.mgmt = self.ns("mgmt")
@@ -119,12 +131,16 @@ class ScaleoutBed(ConsoleBed):
         return f"10.63.2{i + 1}.{254 if router else 1}"
 
     def routes_over(self, alive):
-        """Both routers' routes across the set: multipath over the appliances in `alive`."""
+        """Both routers' routes across the set over the appliances in `alive`: the multipath route
+        (main table), and the symhash tables 101 and 102 (appliance k, or a survivor)."""
         for router, prefixes, via in ((self.r1, ("10.63.2.0/24",), self.outside),
                                       (self.r2, ("10.63.1.0/24", "10.63.5.0/24"), self.inside)):
             hops = " ".join(f"nexthop via {via(i)}" for i in alive)
             for p in prefixes:
                 router.run(f"ip route replace {p} {hops}")
+                for k in (0, 1):
+                    router.run(f"ip route replace {p} via {via(k if k in alive else alive[0])} "
+                               f"table {101 + k}")
 
     def appcred(self, name, role="reader", enforcer_id=None, enforcer_group=None):
         out = self.workdir / f"{name}.appcred.json"

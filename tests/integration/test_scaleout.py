@@ -79,10 +79,10 @@ def test_a_group_member_speaks_for_the_groups_pu(groups):
 @pytest.mark.parametrize("eid,keys", [("gw-9", "outsider"), ("gw-8", "other_group")])
 def test_an_enforcer_outside_the_group_is_refused(groups, eid, keys):
     # It believes it hosts pu-client itself and signs; B's record says group:edge.
-    before = drops(groups.b, "claims-pu-not-hosted")
+    before = drops(groups.b, "claims_pu_not_hosted")
     client_as(groups, eid, getattr(groups, keys), eid)
     assert one_tcp(groups) == 0, "B admitted claims from an enforcer outside group edge"
-    assert drops(groups.b, "claims-pu-not-hosted") > before
+    assert drops(groups.b, "claims_pu_not_hosted") > before
     groups.b.wait_row(dropReason="claims-pu-not-hosted", sourceID="pu-client", action="Reject")
 
 
