@@ -18,7 +18,7 @@ import subprocess
 import pytest
 
 from scaleoutbed import ScaleoutBed, flows_on, scaleout_policy, wait_enforcing
-from testbed import IdentityBed, lab_policy, probe, probe_server, wait_for
+from testbed import SEGWIRECTL, IdentityBed, lab_policy, probe, probe_server, wait_for
 
 ROUNDS_DEADLINE = 120
 
@@ -158,6 +158,7 @@ def test_the_console_binds_the_credentials_group_and_refuses_another(bed):
                           capture_output=True, text=True, check=True).stdout
     assert "URI:urn:segwire:enforcer-group:edge" in text, text
     assert any("in enforcer group edge" in m for m in bed.appcred_messages)
+    print("appcred create:", [m for m in bed.appcred_messages if "gw-1" in m])
     # A CSR asking for a group its credential does not bind: refused, naming both.
     status, body = register(bed, "gw-x", enforcer_token(bed, "gw-x"), ask_group="edge")
     assert status == 403 and 'asks for enforcer group \\"edge\\"' in body and "binds no enforcer group" in body, body
@@ -186,7 +187,11 @@ def test_200_connections_spread_over_both_appliances_all_by_identity(bed):
     auth = [after[i]["authorized"] - before[i]["authorized"] for i in (0, 1)]
     acl = [after[i]["acl_decisions"] - before[i]["acl_decisions"] for i in (0, 1)]
     verified = [after[i]["syn_verified"] - before[i]["syn_verified"] for i in (0, 1)]
-    print(f"per appliance: gw-1 {auth[0]} connections, gw-2 {auth[1]} connections")
+    print(f"per appliance: gw-1 {auth[0]} connections, gw-2 {auth[1]} connections; "
+          f"{r['rate']:.0f} connections/s through two appliances")
+    for g in bed.gw:  # for the report: what an operator sees on each appliance
+        out = subprocess.run([str(SEGWIRECTL), "--prefix", g.prefix, "identity"], capture_output=True, text=True)
+        print(f"segwirectl --prefix {g.prefix} identity:\n{out.stdout}")
     assert auth[0] > 0 and auth[1] > 0 and sum(auth) == 200, auth
     assert acl == [0, 0], acl           # none decided by address
     assert sum(verified) >= 200, verified  # every SYN's claims verified by the appliance that took it
@@ -297,13 +302,17 @@ def test_failover_new_connections_and_old_ones_reset_and_reconnect(bed):
         assert not [p for p in dead_ports if server_established(p)], "a server socket outlived the reset"
         assert all(server_established(done[p]["port"]) for p in live_ports[:1])
         assert bed.gw[1].identity()["midstream_resets"] - resets >= len(dead_ports)
+        line = wait_for(lambda: [l for l in bed.gw[1].log().splitlines() if "mid-stream:" in l],
+                        timeout=30, what="gw-2's mid-stream log line")
+        print("failover:", line[-1])
         # New connections all succeed through the survivor, by identity.
         before = bed.gw[1].identity()
-        r = probe(bed.client, f"connections --host {bed.SERVER4} --port 8000 --count 50 --parallel 8 --timeout 20",
-                  timeout=300)
-        assert r["ok"] == 50 and r["failed"] == 0, r
+        r = probe(bed.client, f"connections --host {bed.SERVER4} --port 8000 --count 200 --parallel 8 --timeout 20",
+                  timeout=600)
+        assert r["ok"] == 200 and r["failed"] == 0, r
+        print(f"{r['rate']:.0f} connections/s through one appliance")
         after = bed.gw[1].identity()
-        assert after["authorized"] - before["authorized"] == 50
+        assert after["authorized"] - before["authorized"] == 200
         assert after["acl_decisions"] == before["acl_decisions"]
     finally:
         ka.close()
