@@ -203,6 +203,24 @@ def test_200_connections_spread_over_both_appliances_all_by_identity(bed):
         assert all(f["pkts_out"] > 0 and f["pkts_back"] > 0 for f in s.values())
 
 
+def test_explain_mirrors_the_group(bed):
+    """segwirectl explain with the Console: the server's side is the group, explained with a
+    member's bundle, decided on the client's identity - as the appliances decided it."""
+    bed.console_request("GET", "/namespace")  # makes the reader's token
+    token = bed.workdir / "reader.token"
+    token.write_text(bed._tokens["reader"])
+    r = bed.mgmt.run(f"{SEGWIRECTL} --json explain --console {bed.console_url} --token @{token} "
+                     f"--cacert {bed.workdir}/t-reader.ca {bed.CLIENT4} {bed.SERVER4} tcp/8000", check=False)
+    assert r.returncode == 0, r.stderr
+    x = json.loads(r.stdout)
+    d = x["destination"]
+    assert x["verdict"] == "Accept" and d["enforcer"] == "group:edge" and d["path"] == "identity", x
+    assert d["ruleName"] == "from-client" and d["localPU"] == "pu-server"
+    rows = [row for g in bed.gw for row in g.flowlog()
+            if row["destinationPort"] == 8000 and row["action"] == "Accept"]
+    assert rows and all(row["ruleName"] == d["ruleName"] and row["mode"] == "v1" for row in rows)
+
+
 class Keepalive:
     def __init__(self, bed, n):
         self.p = bed.client.popen(f"python3 -u {netprobe()} keepalive --host {bed.SERVER4} --port 8000 "

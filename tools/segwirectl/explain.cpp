@@ -471,6 +471,11 @@ int explain_main(int argc, char **argv, bool json) {
         if (enforcer.empty()) return nullptr;
         if (!console) return views.sets[""].get();
         auto it = views.sets.find(enforcer);
+        if (it == views.sets.end() && enforcer.rfind("group:", 0) == 0) {
+            // A group's side was explained with a member's bundle (view_of).
+            auto m = group_member.find(enforcer.substr(6));
+            if (m != group_member.end()) it = views.sets.find(m->second);
+        }
         return it == views.sets.end() ? nullptr : it->second.get();
     };
     const std::string src_text = flow.src.str(), dst_text = flow.dst.str();
