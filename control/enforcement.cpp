@@ -617,9 +617,10 @@ void Enforcement::tick() {
             if (ref) {
                 auto group = crypto::cert_enforcer_group(next_cert_.get());
                 if (group && *group != enforcer_group_) {
-                    spdlog::warn("enforcer group changes with the renewed certificate: \"{}\" -> "
-                                 "\"{}\"",
-                                 enforcer_group_, *group);
+                    spdlog::warn(
+                        "enforcer group changes with the renewed certificate: \"{}\" -> "
+                        "\"{}\"",
+                        enforcer_group_, *group);
                     enforcer_group_ = *group;
                 }
                 cert_ = std::move(next_cert_);

@@ -102,7 +102,8 @@ constexpr IdentityRow kIdentityRows[] = {
      "Refused TCP segments picked up mid-stream answered with RSTs to both hosts (a failover in a "
      "scale-out set)."},
     {&S::midstream_resets_suppressed, "segwire_identity_midstream_resets_suppressed_total", false,
-     "Refused mid-stream TCP segments dropped without RSTs: over handshake.midstream_resets_per_s."},
+     "Refused mid-stream TCP segments dropped without RSTs: over "
+     "handshake.midstream_resets_per_s."},
     {&S::options_scrubbed, "segwire_identity_options_scrubbed_total", false,
      "Packets whose segwire TCP option was removed before they reached a host."},
     {&S::syns_on_open_flow, "segwire_identity_syns_on_open_flow_total", false,

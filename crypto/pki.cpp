@@ -300,8 +300,8 @@ Result<std::string> cert_enforcer_group(X509 *cert) {
 
 Result<std::string> csr_enforcer_group(X509_REQ *csr) {
     STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
-    GENERAL_NAMES *names = exts ? static_cast<GENERAL_NAMES *>(X509V3_get_d2i(
-                                      exts, NID_subject_alt_name, nullptr, nullptr))
+    GENERAL_NAMES *names = exts ? static_cast<GENERAL_NAMES *>(
+                                      X509V3_get_d2i(exts, NID_subject_alt_name, nullptr, nullptr))
                                 : nullptr;
     auto r = group_of_names(names, "CSR");
     GENERAL_NAMES_free(names);

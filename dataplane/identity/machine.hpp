@@ -596,7 +596,7 @@ inline constexpr uint8_t kReasonClaims = 4;     // REJECT reason "claims" (else 
     X(L4Resend, "send the kept record again (counts l4_retransmits)")                           \
     X(L4Acked, "the kept record is acknowledged: free it")                                      \
     X(L4AckPeer, "a pure ACK to the peer's enforcer acknowledging its record")                  \
-    X(L4Shift, "the records are final: shift this flow's segments from now on (kL4Bit)")       \
+    X(L4Shift, "the records are final: shift this flow's segments from now on (kL4Bit)")        \
     X(RememberL4Peer, "auto mode: use L4 towards the packet's source (address, port) for a while")
 
 enum class Act : uint8_t {

@@ -430,8 +430,8 @@ void classify(Ctx &c) {
     const DirFrom dir = from_inside ? DirFrom::kOutgoing : DirFrom::kIncoming;
     if (!c.is_syn()) {
         // TCP picked up mid-stream (e.g. after a restart, a failover in a scale-out set, or an
-        // RST inside the handshake): the peer's address decides. A SYN-ACK answers a SYN its receiver sent: that side is the
-        // initiator, and the rules of that direction judge it.
+        // RST inside the handshake): the peer's address decides. A SYN-ACK answers a SYN its
+        // receiver sent: that side is the initiator, and the rules of that direction judge it.
         if (c.is_synack()) {
             c.act(Act::kSetInitiator, u8v(To::kDestination));
             acl(c, PuFrom::kClassified, from_inside ? DirFrom::kIncoming : DirFrom::kOutgoing);

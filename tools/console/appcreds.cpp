@@ -53,10 +53,9 @@ std::string create_app_credential(Db &db, const ConsolePki &pki, const std::stri
                                role_name(role) + " credential",
                            "enforcerGroup");
     if (!enforcer_group.empty() && !crypto::valid_enforcer_group(enforcer_group))
-        throw ConsoleError(422,
-                           "enforcerGroup: \"" + enforcer_group +
-                               "\" is not 1..64 of A-Z a-z 0-9 - _ .",
-                           "enforcerGroup");
+        throw ConsoleError(
+            422, "enforcerGroup: \"" + enforcer_group + "\" is not 1..64 of A-Z a-z 0-9 - _ .",
+            "enforcerGroup");
     AppCredential c;
     c.id = "app-" + random_hex(8);
     c.enforcer_group = enforcer_group;
