@@ -19,9 +19,6 @@ G1 and G2 with app credentials bound to group `edge`. The server PU's enforcerID
 and, once one stops answering, replaces each multipath route by the survivor alone.
 Names come from testbed's unique tags and everything goes in Bed.close (also on failure).
 """
-import json
-import time
-
 from routedbed import routed_config
 from testbed import ConsoleBed, Segwire, lab_policy, sh, wait_for
 
@@ -142,15 +139,6 @@ class ScaleoutBed(ConsoleBed):
                     router.run(f"ip route replace {p} via {via(k if k in alive else alive[0])} "
                                f"table {101 + k}")
 
-    def appcred(self, name, role="reader", enforcer_id=None, enforcer_group=None):
-        out = self.workdir / f"{name}.appcred.json"
-        bound = f" --enforcer-id {enforcer_id}" if enforcer_id else ""
-        bound += f" --enforcer-group {enforcer_group}" if enforcer_group else ""
-        r = sh(f"{CONSOLE_BIN()} appcred create --data {self.console_data} --name {name} --role {role}{bound} "
-               f"--out {out} --api {self.console_url}")
-        self.appcred_messages = getattr(self, "appcred_messages", []) + [r.stderr.strip()]
-        return out
-
     def console_enforcer(self, ns, eid, ins, outs, group=None, ask_group=None, extra=None):
         """A Console-registered enforcer (not started): `group` is what its credential binds,
         `ask_group` what its CSR asks for (identity.enforcer_group)."""
@@ -192,11 +180,6 @@ class ScaleoutBed(ConsoleBed):
         return up
 
 
-def CONSOLE_BIN():
-    from testbed import CONSOLE
-    return CONSOLE
-
-
 def scaleout_policy(server_enforcer="group:edge"):
     """lab_policy for ScaleoutBed: the client PU behind A, the server PU hosted by group edge;
     10.63.0.0/16 managed (the attacker's 10.63.5.2 is no PU and no external network)."""
@@ -225,15 +208,3 @@ def wait_enforcing(*sws, peers=1, timeout=90):
             return (c["peer_certificates"] >= peers and c.get("policy_applied", 0) >= 1
                     and c["enforced_version"])
         wait_for(ready, timeout=timeout, what=f"peer certificates and a policy ({sw.prefix})")
-
-
-def log_lines(sw, text):
-    return [line for line in sw.log().splitlines() if text in line]
-
-
-def now():
-    return time.monotonic()
-
-
-def dump(obj):
-    return json.dumps(obj, indent=1)
