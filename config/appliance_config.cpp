@@ -356,6 +356,7 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         Obj o(*v, "identity");
         auto &id = c.identity;
         o.str("enforcer_id", id.enforcer_id, true);
+        o.str("enforcer_group", id.enforcer_group);
         o.strings("tags", id.tags);
         // With a Console, the key and certificates come from enrollment (state_dir).
         const bool console = root.has("console");
@@ -390,6 +391,12 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
                 std::string::npos)
             throw ConfigError(o.at("enforcer_id"),
                               "1-64 of A-Z a-z 0-9 - _ . (it is the certificate CN)");
+        if (!id.enforcer_group.empty() &&
+            (id.enforcer_group.size() > 64 ||
+             id.enforcer_group.find_first_not_of(
+                 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") !=
+                 std::string::npos))
+            throw ConfigError(o.at("enforcer_group"), "1-64 of A-Z a-z 0-9 - _ .");
         for (const std::string &t : id.tags)
             if (t.find('=') == std::string::npos || t[0] == '=')
                 throw ConfigError("identity.tags", "\"" + t + "\" is not key=value");
@@ -411,6 +418,7 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.uint("mbuf_reserve_percent", h.mbuf_reserve_percent, 5, 90);
         o.uint("per_source_percent", h.per_source_percent, 1, 100);
         o.uint("answers_per_source", h.answers_per_source, 0, 100000000);
+        o.uint("midstream_resets_per_s", h.midstream_resets_per_s, 0, 100000000);
         o.uint("max_handshakes", h.max_handshakes, 16, 1u << 24);
         o.uint("peer_cache", h.peer_cache, 16, 1u << 22);
         o.uint("key_cache", h.key_cache, 16, 1u << 22);

@@ -75,6 +75,11 @@ struct LogConfig {
 // The enforcer's identity. Without `key`, segwire only forwards and tracks flows.
 struct IdentityConfig {
     std::string enforcer_id;        // must equal the certificate's subject CN
+    // identity.enforcer_group (optional): the enforcer group this enforcer expects. Its CSR asks
+    // for it (the Console refuses the registration unless the credential binds that group) and
+    // segwire refuses to start when its certificate carries another (docs/scale-out.md). The
+    // group in force is always the certificate's.
+    std::string enforcer_group;
     std::vector<std::string> tags;  // the enforcer's own tags (profile mapping)
     std::string key;                // PEM file: the enforcer's long-term P-256 key
     std::string certificate;        // PEM file: its certificate, issued by the Console CA
@@ -114,6 +119,11 @@ struct HandshakeConfig {
     // Handshakes a packet from outside may start per second and source (each answered with a
     // signed SYN-ACK, or a UDP SYN-ACK / RESET): bounds reflection onto a forged source. 0 = off.
     uint32_t answers_per_source = 20000;
+    // handshake.midstream_resets_per_s: per worker, refused TCP segments picked up mid-stream
+    // answered with RSTs to both hosts (token bucket, burst the same; 0 = unlimited). Beyond it
+    // they are dropped without RSTs: a flood of forged mid-stream segments cannot make the
+    // appliance spray RSTs (docs/scale-out.md "Mid-stream").
+    uint32_t midstream_resets_per_s = 1000;
     uint32_t max_handshakes = 16384;  // concurrent handshakes per worker
     uint32_t peer_cache = 4096;
     uint32_t key_cache = 4096;

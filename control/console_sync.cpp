@@ -379,7 +379,7 @@ std::string ConsoleSync::registration_body(std::string *error) {
         *error = key_path + ": " + key.error().what();
         return "";
     }
-    auto csr = crypto::create_csr(key->get(), enforcer_id_);
+    auto csr = crypto::create_csr(key->get(), enforcer_id_, cfg_.identity.enforcer_group);
     if (!csr) {
         *error = "CSR: " + csr.error().what();
         return "";

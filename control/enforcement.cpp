@@ -124,6 +124,14 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
         throw std::runtime_error("identity.enforcer_id: \"" + id.enforcer_id +
                                  "\" differs from the certificate's subject CN \"" +
                                  info->enforcer_id + "\"");
+    if (!id.enforcer_group.empty() && id.enforcer_group != info->enforcer_group)
+        throw std::runtime_error("identity.enforcer_group: \"" + id.enforcer_group +
+                                 "\" is not the group the certificate carries (\"" +
+                                 info->enforcer_group + "\"): only the CA binds a group");
+    enforcer_group_ = info->enforcer_group;
+    if (!enforcer_group_.empty())
+        spdlog::info("member of enforcer group {}: signing claims for PUs hosted by group:{}",
+                     enforcer_group_, enforcer_group_);
     certs_ = std::make_unique<crypto::PeerCertStore>(std::move(trust));
     if (auto r = certs_->add(cert_.get(), now); !r)
         throw std::runtime_error("identity.certificate: " + r.error().what());
@@ -160,6 +168,7 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
     rt_.kept_control = h.kept_control ? h.kept_control : rt_.kept_control;
     rt_.per_source_percent = h.per_source_percent;
     rt_.answers_per_source_s = h.answers_per_source;
+    rt_.midstream_resets_s = h.midstream_resets_per_s;
     rt_.handshakes = h.max_handshakes;
     rt_.l4_tfo = h.l4_tfo;
     rt_.tfo_rotation_s = h.key_rotation_s;
@@ -481,15 +490,17 @@ void Enforcement::publish_state() {
     for (uint32_t i = 0; i < policy_->pu_count(); ++i) {
         const std::string_view host = policy_->pu_enforcer(i);
         if (!host.empty())
-            hosting[i] = host == cfg_.identity.enforcer_id ? dp::EnforcerState::kHostedHere
-                                                           : dp::EnforcerState::kHostedElsewhere;
+            hosting[i] = crypto::hosts_pu(host, cfg_.identity.enforcer_id, enforcer_group_)
+                             ? dp::EnforcerState::kHostedHere
+                             : dp::EnforcerState::kHostedElsewhere;
     }
     hosting_ = std::move(hosting);
     uint32_t hosted = 0;
     for (uint32_t i = 0; i < policy_->pu_count(); ++i) {
-        // Only the PUs whose record names this enforcer as host: a peer would refuse the claims
-        // of any other (docs/policy.md "Who may speak for a PU").
-        if (policy_->pu_ignored(i) || policy_->pu_enforcer(i) != cfg_.identity.enforcer_id)
+        // Only the PUs whose record names this enforcer (or its certificate's group) as host: a
+        // peer would refuse the claims of any other (docs/policy.md "Who may speak for a PU").
+        if (policy_->pu_ignored(i) ||
+            !crypto::hosts_pu(policy_->pu_enforcer(i), cfg_.identity.enforcer_id, enforcer_group_))
             continue;
         ++hosted;
         const std::string id(policy_->pu_id(i));
@@ -505,8 +516,10 @@ void Enforcement::publish_state() {
         claims[i] = *c;
     }
     if (hosted != hosted_pus_) {
-        spdlog::info("signing claims for {} PU(s) hosted by {} (of {} in the policy)", hosted,
-                     cfg_.identity.enforcer_id, policy_->pu_count());
+        spdlog::info("signing claims for {} PU(s) hosted by {}{} (of {} in the policy)", hosted,
+                     cfg_.identity.enforcer_id,
+                     enforcer_group_.empty() ? "" : " or group:" + enforcer_group_,
+                     policy_->pu_count());
         hosted_pus_ = hosted;
     }
     claims_ = std::move(claims);
@@ -602,6 +615,14 @@ void Enforcement::tick() {
         if (next_cert_ && static_cast<int64_t>(now) >= cert_st_.next_use_at) {
             auto ref = crypto::cert_ref(next_cert_.get());
             if (ref) {
+                auto group = crypto::cert_enforcer_group(next_cert_.get());
+                if (group && *group != enforcer_group_) {
+                    spdlog::warn(
+                        "enforcer group changes with the renewed certificate: \"{}\" -> "
+                        "\"{}\"",
+                        enforcer_group_, *group);
+                    enforcer_group_ = *group;
+                }
                 cert_ = std::move(next_cert_);
                 signer_->set_cert_ref(*ref);
                 cert_st_.ref = hex_of(*ref);

@@ -177,6 +177,9 @@ class Enforcement {
     mutable std::mutex status_mu_;  // telemetry and Console threads read the status
     PolicyStatus status_;
     crypto::X25519Public published_pub_{};
+    // The enforcer group of the certificate in use ("" none): PUs hosted by "group:<it>" are
+    // signed here too (docs/scale-out.md). state_mu_.
+    std::string enforcer_group_;
     uint32_t hosted_pus_ = UINT32_MAX;  // PUs this enforcer signs claims for (logged on change)
     uint64_t state_version_ = 0;
 

@@ -331,6 +331,7 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
             cfg.workers, cfg.eal.file_prefix);
         // The control thread. Later issues add policy sync and log export here; it never polls.
         auto next_report = std::chrono::steady_clock::now();
+        uint64_t midstream_logged[2] = {0, 0};  // resets, suppressed: last logged sums
         while (!app->stop.load()) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
             const bool reload = g_reload.exchange(false);
@@ -365,6 +366,22 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
                                      ? app->sync->report_interval_s(profile_s)
                                      : static_cast<uint32_t>(std::max<uint64_t>(profile_s, 1));
                 next_report = std::chrono::steady_clock::now() + std::chrono::seconds(every);
+                // A failover in a scale-out set shows here: connections another appliance
+                // authorized arrive mid-stream and are reset at both ends (docs/scale-out.md).
+                uint64_t mid[2] = {0, 0};
+                for (uint32_t w = 0; w < app->workers.size(); ++w) {
+                    mid[0] += app->workers.identity_stats(w).midstream_resets.get();
+                    mid[1] += app->workers.identity_stats(w).midstream_resets_suppressed.get();
+                }
+                if (mid[0] != midstream_logged[0] || mid[1] != midstream_logged[1])
+                    spdlog::warn(
+                        "mid-stream: {} refused segment(s) of connections this enforcer never saw "
+                        "open answered with RSTs to both hosts, {} over "
+                        "handshake.midstream_resets_per_s dropped without (clients reconnect and "
+                        "authorize anew)",
+                        mid[0] - midstream_logged[0], mid[1] - midstream_logged[1]);
+                midstream_logged[0] = mid[0];
+                midstream_logged[1] = mid[1];
                 auto flows = app->enforcement->take_flow_reports();
                 auto ex = app->enforcement->take_exception_reports();
                 auto dns = app->enforcement->take_dns_reports();

@@ -98,6 +98,12 @@ constexpr IdentityRow kIdentityRows[] = {
      "Authorized flows cut by a policy update or a certificate revocation."},
     {&S::resets_sent, "segwire_identity_resets_sent_total", false,
      "TCP RSTs sent to refuse or cut a connection."},
+    {&S::midstream_resets, "segwire_identity_midstream_resets_total", false,
+     "Refused TCP segments picked up mid-stream answered with RSTs to both hosts (a failover in a "
+     "scale-out set)."},
+    {&S::midstream_resets_suppressed, "segwire_identity_midstream_resets_suppressed_total", false,
+     "Refused mid-stream TCP segments dropped without RSTs: over "
+     "handshake.midstream_resets_per_s."},
     {&S::options_scrubbed, "segwire_identity_options_scrubbed_total", false,
      "Packets whose segwire TCP option was removed before they reached a host."},
     {&S::syns_on_open_flow, "segwire_identity_syns_on_open_flow_total", false,

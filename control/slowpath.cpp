@@ -133,14 +133,16 @@ void SlowPath::handle(dp::SlowJob &j, uint32_t now) {
 
 // Claims whose signature verified speak for a PU only as the Console's record allows (docs/
 // policy.md "Who may speak for a PU"): the PU exists in this snapshot and names the signing
-// enforcer as its host; its tags are the record's, whatever the blob says. A refusal here is
+// enforcer as its host (or names a group, "group:NAME", that the signer's verified certificate
+// carries: docs/scale-out.md); its tags are the record's, whatever the blob says. A refusal here is
 // cached like any other, and re-checked under the next snapshot (the worker re-tags it).
 void SlowPath::bind(dp::PeerIdentity &p, const policy::PolicySnapshot *pol, uint32_t now) {
     const uint32_t pu = pol ? pol->find_pu_by_id(p.claims.pu_id()) : policy::kNone;
     crypto::ClaimsReason why = crypto::ClaimsReason::Ok;
     if (pu == policy::kNone)
         why = crypto::ClaimsReason::UnknownPu;
-    else if (pol->pu_enforcer(pu) != p.claims.enforcer_id())
+    else if (!crypto::hosts_pu(pol->pu_enforcer(pu), p.claims.enforcer_id(),
+                               p.claims.enforcer_group()))
         why = crypto::ClaimsReason::NotHosted;
     if (why != crypto::ClaimsReason::Ok) {
         p.status = why;

@@ -468,6 +468,8 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
         {"udp_handshakes_restarted", &S::udp_handshakes_restarted},
         {"udp_expired", &S::udp_expired},
         {"half_open_expired", &S::half_open_expired},
+        {"midstream_resets", &S::midstream_resets},
+        {"midstream_resets_suppressed", &S::midstream_resets_suppressed},
         {"l4_started", &S::l4_started},
         {"l4_plain_clients", &S::l4_plain_clients},
         {"l4_records_sent", &S::l4_records_sent},

@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include <cctype>
 #include <ctime>
 
 namespace segwire::crypto {
@@ -234,13 +235,101 @@ Result<CertAuthority> create_ca(std::string_view common_name, std::chrono::secon
     return CertAuthority{std::move(key.value()), std::move(cert)};
 }
 
-Result<X509ReqPtr> create_csr(EVP_PKEY *key, std::string_view enforcer_id) {
+bool valid_enforcer_group(std::string_view group) {
+    if (group.empty() || group.size() > 64) return false;
+    for (unsigned char ch : group)
+        if (!std::isalnum(ch) && ch != '-' && ch != '_' && ch != '.') return false;
+    return true;
+}
+
+namespace {
+
+// The group among subjectAltNames (a GENERAL_NAMES stack, freed by the caller): "" none.
+Result<std::string> group_of_names(GENERAL_NAMES *names, const char *what) {
+    std::string found;
+    const int n = names ? sk_GENERAL_NAME_num(names) : 0;
+    for (int i = 0; i < n; ++i) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        if (g->type != GEN_URI) continue;
+        const ASN1_IA5STRING *u = g->d.uniformResourceIdentifier;
+        std::string_view uri(reinterpret_cast<const char *>(ASN1_STRING_get0_data(u)),
+                             static_cast<size_t>(ASN1_STRING_length(u)));
+        if (uri.substr(0, kEnforcerGroupUri.size()) != kEnforcerGroupUri) continue;
+        std::string_view g_name = uri.substr(kEnforcerGroupUri.size());
+        if (!valid_enforcer_group(g_name))
+            return Error{Errc::InvalidArgument, std::string(what) + ": enforcer group \"" +
+                                                    std::string(g_name) +
+                                                    "\" is not 1..64 of A-Z a-z 0-9 - _ ."};
+        if (!found.empty())
+            return Error{Errc::InvalidArgument,
+                         std::string(what) + ": more than one enforcer group"};
+        found = g_name;
+    }
+    return found;
+}
+
+X509_EXTENSION *group_san(std::string_view group) {
+    GENERAL_NAMES *names = GENERAL_NAMES_new();
+    GENERAL_NAME *g = GENERAL_NAME_new();
+    ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+    const std::string uri = std::string(kEnforcerGroupUri) + std::string(group);
+    X509_EXTENSION *ext = nullptr;
+    if (names && g && s && ASN1_STRING_set(s, uri.data(), static_cast<int>(uri.size())) == 1) {
+        GENERAL_NAME_set0_value(g, GEN_URI, s);
+        s = nullptr;
+        if (sk_GENERAL_NAME_push(names, g) > 0) {
+            g = nullptr;
+            ext = X509V3_EXT_i2d(NID_subject_alt_name, 0, names);
+        }
+    }
+    ASN1_IA5STRING_free(s);
+    GENERAL_NAME_free(g);
+    GENERAL_NAMES_free(names);
+    return ext;
+}
+
+}  // namespace
+
+Result<std::string> cert_enforcer_group(X509 *cert) {
+    auto *names = static_cast<GENERAL_NAMES *>(
+        X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    auto r = group_of_names(names, "certificate");
+    GENERAL_NAMES_free(names);
+    return r;
+}
+
+Result<std::string> csr_enforcer_group(X509_REQ *csr) {
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+    GENERAL_NAMES *names = exts ? static_cast<GENERAL_NAMES *>(
+                                      X509V3_get_d2i(exts, NID_subject_alt_name, nullptr, nullptr))
+                                : nullptr;
+    auto r = group_of_names(names, "CSR");
+    GENERAL_NAMES_free(names);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    return r;
+}
+
+Result<X509ReqPtr> create_csr(EVP_PKEY *key, std::string_view enforcer_id, std::string_view group) {
     if (enforcer_id.empty() || enforcer_id.size() > 64)
         return Error{Errc::InvalidArgument, "enforcer ID must be 1..64 bytes"};
+    if (!group.empty() && !valid_enforcer_group(group))
+        return Error{Errc::InvalidArgument, "enforcer group must be 1..64 of A-Z a-z 0-9 - _ ."};
     X509ReqPtr req(X509_REQ_new());
     if (!req || !X509_REQ_set_version(req.get(), 0) ||
         !set_cn(X509_REQ_get_subject_name(req.get()), enforcer_id) ||
-        !X509_REQ_set_pubkey(req.get(), key) || !X509_REQ_sign(req.get(), key, EVP_sha256()))
+        !X509_REQ_set_pubkey(req.get(), key))
+        return openssl_error("create_csr(" + std::string(enforcer_id) + ")");
+    if (!group.empty()) {
+        STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+        X509_EXTENSION *ext = group_san(group);
+        bool ok = exts && ext && sk_X509_EXTENSION_push(exts, ext) > 0;
+        if (ok) ext = nullptr;
+        ok = ok && X509_REQ_add_extensions(req.get(), exts) == 1;
+        X509_EXTENSION_free(ext);
+        sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+        if (!ok) return openssl_error("create_csr(" + std::string(enforcer_id) + "): group");
+    }
+    if (!X509_REQ_sign(req.get(), key, EVP_sha256()))
         return openssl_error("create_csr(" + std::string(enforcer_id) + ")");
     return req;
 }
@@ -291,8 +380,16 @@ Result<X509Ptr> sign_enforcer_csr(const CertAuthority &ca, X509_REQ *csr, const 
          add_ext(cert.get(), ca.cert.get(), NID_key_usage,
                  opt.make_ca ? "critical,digitalSignature,keyCertSign" : ku) &&
          add_ext(cert.get(), ca.cert.get(), NID_ext_key_usage, "clientAuth") &&
-         add_ext(cert.get(), ca.cert.get(), NID_authority_key_identifier, "keyid:always") &&
-         X509_sign(cert.get(), ca.key.get(), EVP_sha256());
+         add_ext(cert.get(), ca.cert.get(), NID_authority_key_identifier, "keyid:always");
+    if (ok && !opt.enforcer_group.empty()) {
+        if (!valid_enforcer_group(opt.enforcer_group))
+            return Error{Errc::InvalidArgument,
+                         "enforcer group must be 1..64 of A-Z a-z 0-9 - _ ."};
+        X509_EXTENSION *ext = group_san(opt.enforcer_group);
+        ok = ext && X509_add_ext(cert.get(), ext, -1) == 1;
+        X509_EXTENSION_free(ext);
+    }
+    ok = ok && X509_sign(cert.get(), ca.key.get(), EVP_sha256());
     if (!ok) return openssl_error("sign_enforcer_csr");
     return cert;
 }
@@ -379,8 +476,11 @@ Result<EnforcerCertInfo> TrustStore::verify_enforcer_cert(
     if (!pub || !is_p256(pub.get())) return fail("public key is not P-256");
     auto ref = cert_ref(leaf);
     if (!ref) return ref.error();
+    auto group = cert_enforcer_group(leaf);
+    if (!group) return fail(group.error().what());
     EnforcerCertInfo info;
     info.enforcer_id = cn;
+    info.enforcer_group = std::move(*group);
     info.ref = *ref;
     info.not_after = asn1_to_unix(X509_get0_notAfter(leaf));
     info.public_key = std::move(pub);

@@ -5,6 +5,9 @@
 //   subject CN = enforcer ID (the claims' enforcer ID must equal it), P-256 key,
 //   basicConstraints CA:FALSE (critical), keyUsage digitalSignature (critical),
 //   extendedKeyUsage clientAuth (mTLS to the Console), chain to a trusted Console CA, in validity.
+//   Optionally one subjectAltName URI urn:segwire:enforcer-group:NAME: the enforcer group the
+//   Console CA bound (docs/scale-out.md). Every enforcer whose certificate carries group NAME
+//   may sign claims for the PUs whose enforcerID is "group:NAME"; the enforcer never chooses it.
 #pragma once
 
 #include <openssl/evp.h>
@@ -65,8 +68,32 @@ struct CertAuthority {
 Result<CertAuthority> create_ca(std::string_view common_name, std::chrono::seconds validity,
                                 int64_t not_before_unix = -1);
 
+// --- enforcer groups ---------------------------------------------------------------------------
+inline constexpr std::string_view kEnforcerGroupUri = "urn:segwire:enforcer-group:";
+// The prefix of a PU's enforcerID that names a group instead of one enforcer ("group:edge").
+inline constexpr std::string_view kGroupHostPrefix = "group:";
+// Group names: 1..64 of A-Z a-z 0-9 - _ . (like enforcer IDs).
+bool valid_enforcer_group(std::string_view group);
+// The group a certificate carries ("" when none). An error when it carries more than one, or a
+// malformed one: the verifier refuses such certificates.
+Result<std::string> cert_enforcer_group(X509 *cert);
+// True when a PU whose enforcerID is `host` is hosted by the enforcer `id` of group `group`:
+// host == id, or host == "group:" + group (group not empty).
+inline bool hosts_pu(std::string_view host, std::string_view id, std::string_view group) noexcept {
+    if (host == id) return true;
+    return !group.empty() && host.size() == kGroupHostPrefix.size() + group.size() &&
+           host.substr(0, kGroupHostPrefix.size()) == kGroupHostPrefix &&
+           host.substr(kGroupHostPrefix.size()) == group;
+}
+
 // --- CSR ---------------------------------------------------------------------------------------
-Result<X509ReqPtr> create_csr(EVP_PKEY *key, std::string_view enforcer_id);
+// `group` non-empty: the CSR asks for that enforcer group (a subjectAltName URI in its extension
+// request). Asking grants nothing: the signer decides, and the Console refuses a CSR that asks for
+// a group its credential does not bind.
+Result<X509ReqPtr> create_csr(EVP_PKEY *key, std::string_view enforcer_id,
+                              std::string_view group = {});
+// The group a CSR asks for ("" none); an error when malformed or several.
+Result<std::string> csr_enforcer_group(X509_REQ *csr);
 Result<std::string> csr_to_pem(X509_REQ *csr);
 Result<X509ReqPtr> csr_from_pem(std::string_view pem);
 
@@ -79,6 +106,8 @@ struct IssueOptions {
     // Tests only: issue certificates that violate the profile, to prove the verifier rejects them.
     bool omit_digital_signature = false;
     bool make_ca = false;
+    // The enforcer group to bind (subjectAltName URI), "" none. Never taken from the CSR.
+    std::string enforcer_group;
 };
 
 // Signs a CSR into an enforcer certificate. The CSR's own signature is checked (proof of key
@@ -90,6 +119,7 @@ Result<X509Ptr> sign_enforcer_csr(const CertAuthority &ca, X509_REQ *csr,
 
 struct EnforcerCertInfo {
     std::string enforcer_id;  // subject CN
+    std::string enforcer_group;  // the group the CA bound, "" none
     Digest ref{};             // SHA-256 of DER
     int64_t not_after = 0;    // unix seconds
     PKeyPtr public_key;

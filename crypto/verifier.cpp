@@ -33,6 +33,7 @@ Result<Digest> PeerCertStore::add(X509 *cert, int64_t now) {
                      "certificate of " + info->enforcer_id + " is revoked (revocation list)"};
     Entry &e = by_ref_[info->ref];
     e.enforcer_id = info->enforcer_id;
+    e.enforcer_group = info->enforcer_group;
     e.not_after = info->not_after;
     e.public_key = std::shared_ptr<EVP_PKEY>(info->public_key.release(), EVP_PKEY_free);
     return info->ref;
@@ -101,6 +102,7 @@ void VerifiedClaims::assign(const ClaimsView &v, const Digest &hash, uint32_t ex
     enforcer_id_ = ref(v, v.enforcer_id);
     tag_count_ = v.tag_count;
     for (size_t i = 0; i < v.tag_count; ++i) tags_[i] = ref(v, v.tags[i]);
+    group_len_ = 0;
 }
 
 // --- ClaimsVerifier ------------------------------------------------------------------------------
@@ -139,6 +141,7 @@ ClaimsReason ClaimsVerifier::verify(std::span<const uint8_t> blob, uint32_t now,
     uint32_t exp = v.expires_at;
     if (cert.not_after < static_cast<int64_t>(exp)) exp = static_cast<uint32_t>(cert.not_after);
     out.assign(v, sha256(blob), exp);
+    out.set_enforcer_group(cert.enforcer_group);
     return say(ClaimsReason::Ok, who + ": ok");
 }
 

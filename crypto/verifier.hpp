@@ -6,7 +6,9 @@
 //   connection)
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <cstring>
 #include <cstdint>
 #include <map>
 #include <shared_mutex>
@@ -40,6 +42,7 @@ class PeerCertStore {
 
     struct Entry {
         std::string enforcer_id;
+        std::string enforcer_group;  // from the verified certificate, "" none
         int64_t not_after = 0;
         std::shared_ptr<EVP_PKEY> public_key;
     };
@@ -66,6 +69,13 @@ class VerifiedClaims {
     const Digest &hash() const noexcept { return hash_; }
     std::string_view pu_id() const noexcept { return str(pu_id_); }
     std::string_view enforcer_id() const noexcept { return str(enforcer_id_); }
+    // The enforcer group the signing certificate carries ("" none): not in the blob, read from the
+    // certificate when the claims verified (docs/scale-out.md).
+    std::string_view enforcer_group() const noexcept { return {group_.data(), group_len_}; }
+    void set_enforcer_group(std::string_view g) noexcept {
+        group_len_ = static_cast<uint8_t>(std::min(g.size(), group_.size()));
+        std::memcpy(group_.data(), g.data(), group_len_);
+    }
     size_t tag_count() const noexcept { return tag_count_; }
     std::string_view tag(size_t i) const noexcept { return str(tags_[i]); }
     X25519Public ephemeral_pub() const noexcept;
@@ -94,6 +104,8 @@ class VerifiedClaims {
     uint32_t issued_at_ = 0, expires_at_ = 0;
     Ref pu_id_, enforcer_id_;
     std::array<Ref, kMaxTags> tags_{};
+    std::array<char, 64> group_{};
+    uint8_t group_len_ = 0;
 };
 
 struct VerifyOptions {

@@ -537,14 +537,19 @@ bool passes(const View &v, Side &s, const IpPrefix &local_addr, const IpPrefix &
 // A peer known by its claims, as this side's set binds them: the PU exists, is hosted by the
 // enforcer that signed, and covers the address (docs/policy.md "Who may speak for a PU").
 bool bind_peer(const View &v, const std::string &pu_id, const std::string &signer,
-               const IpPrefix &addr, Peer &peer, std::string &refusal) {
+               const std::string &signer_group, const IpPrefix &addr, Peer &peer,
+               std::string &refusal) {
     const int pu = find_pu(*v.set, pu_id);
     if (pu < 0) {
         refusal = "claims-unknown-pu";
         return false;
     }
     const ProcessingUnit &p = v.set->processing_units[size_t(pu)];
-    if (p.enforcer_id != signer) {
+    // As SlowPath::bind (crypto::hosts_pu): the signer itself, or the group its certificate
+    // carries. A View for a "group:NAME" PU signs as the group (any member).
+    const bool hosted = p.enforcer_id == signer ||
+                        (!signer_group.empty() && p.enforcer_id == "group:" + signer_group);
+    if (!hosted) {
         refusal = "claims-pu-not-hosted";
         return false;
     }
@@ -568,7 +573,8 @@ void decide_on_claims(const View &v, Side &side, const View &peer_view, int peer
     Peer peer;
     std::string refusal;
     const ProcessingUnit &ppu = peer_view.set->processing_units[size_t(peer_pu)];
-    if (!bind_peer(v, ppu.id, peer_view.enforcer_id, peer_addr, peer, refusal)) {
+    if (!bind_peer(v, ppu.id, peer_view.enforcer_id, peer_view.enforcer_group, peer_addr, peer,
+                   refusal)) {
         side.path = "refuse";
         side.drop_reason = refusal;
         side.why = "the " + what + "'s claims for PU " + ppu.id + " signed by " +

@@ -108,7 +108,11 @@ struct Flow {
 struct View {
     const PolicySet *set = nullptr;
     const EnforcerProfile *profile = nullptr;
+    // The PU's enforcerID: one enforcer, or "group:NAME" (any member of the group speaks).
     std::string enforcer_id;
+    // The group the signer's certificate carries ("" none): with enforcer_id naming one member,
+    // its claims bind a PU hosted by "group:<it>" as the dataplane binds them (docs/scale-out.md).
+    std::string enforcer_group;
 };
 
 struct Explanation {

@@ -531,6 +531,17 @@ void validate(const PolicySet &set) {
                     if (ch < 0x21 || ch > 0x7e)
                         throw PolicyError(label, "enforcerID",
                                           "only printable ASCII without spaces is allowed");
+                // "group:NAME": every enforcer whose certificate carries group NAME hosts it
+                // (docs/scale-out.md); NAME as the certificate can carry it.
+                if (pu.enforcer_id.rfind("group:", 0) == 0 &&
+                    (pu.enforcer_id.size() == 6 ||
+                     pu.enforcer_id.find_first_not_of(
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.", 6) !=
+                         std::string::npos))
+                    throw PolicyError(label, "enforcerID",
+                                      "\"" + pu.enforcer_id +
+                                          "\": a group is group:NAME, NAME 1..58 of "
+                                          "A-Z a-z 0-9 - _ .");
             }
             check_tags(label, "associatedTags", pu.associated_tags);
             check_tags(label, "normalizedTags", pu.normalized_tags);

@@ -42,6 +42,7 @@ struct IdentityRuntime {
     uint32_t kept_control = 1024;
     uint32_t per_source_percent = 25;
     uint32_t answers_per_source_s = 20000;  // handshake.answers_per_source (0: unlimited)
+    uint32_t midstream_resets_s = 1000;     // handshake.midstream_resets_per_s (0: unlimited)
     uint32_t handshakes = 16384;            // concurrent handshakes per worker
     uint32_t peer_cache = 4096;
     uint32_t key_cache = 4096;

@@ -66,6 +66,9 @@ struct alignas(64) IdentityStats {
     // gauges of what is pinned now (handshake contexts, held packets, UDP contexts keeping a
     // control datagram, slow-path jobs in flight).
     Counter half_open_expired;
+    // Mid-stream refusals answered with RSTs to both hosts (docs/scale-out.md "Mid-stream"), and
+    // those over handshake.midstream_resets_per_s that got none.
+    Counter midstream_resets, midstream_resets_suppressed;
     // L4 mode (docs/l4-mode.md): exchanges started (either role), clients in L4 networks that
     // sent no R1 (decided by address), records sent and retransmitted.
     Counter l4_started, l4_plain_clients, l4_records_sent, l4_retransmits,

@@ -683,6 +683,9 @@ void Stage::run_timers() {
         case Act::kCutRsts:
             cut_rsts(e.pos, f);
             return;
+        case Act::kMidstreamRsts:
+            midstream_rsts(*e.k);
+            return;
         case Act::kCutReset:
             cut_reset(e.pos, f);
             return;

@@ -382,6 +382,20 @@ bool scrub_if_marked(Ctx &c) noexcept {
     return scrub(c);
 }
 
+// A refused TCP segment picked up mid-stream (no SYN seen: a connection authorized by another
+// appliance of a scale-out set that failed, or by this one before a restart): both hosts are reset
+// at once with the numbers each expects (RFC 5961), so the client reconnects and authorizes anew
+// through a full handshake instead of retransmitting into a black hole (docs/scale-out.md).
+template <class Ctx>
+void reject_midstream(Ctx &c, DropReason why) noexcept {
+    c.act(Act::kMidstreamRsts);
+    c.set_auth(Auth::kRejected);
+    c.count(Counter::rejected);
+    c.act(Act::kDropHeld, Ctx::u8(DropReason::FlowRejected));
+    c.act(Act::kFreeHs);
+    c.drop(why);
+}
+
 template <class Ctx>
 void reject_tcp(Ctx &c, bool reset_peer_side, DropReason why) noexcept {
     if (c.reject_with_rst()) {
@@ -423,7 +437,7 @@ bool verified_peer(Ctx &c, bool reset_peer_side) {
 
 // apply_acl_verdict()
 template <class Ctx>
-void apply_acl_verdict(Ctx &c, Proto p) noexcept {
+void apply_acl_verdict(Ctx &c, Proto p, bool midstream = false) noexcept {
     c.act(Act::kSetDecidedVersion);
     c.count(Counter::acl_decisions);
     if (c.acl_accept()) {
@@ -449,6 +463,10 @@ void apply_acl_verdict(Ctx &c, Proto p) noexcept {
             reject_tcp(c, false, why);
             return;
         }
+        if (midstream) {
+            reject_midstream(c, why);
+            return;
+        }
         reject_tcp(c, c.is_synack() && c.role_is(Role::kClient), why);
         return;
     }
@@ -460,10 +478,11 @@ void apply_acl_verdict(Ctx &c, Proto p) noexcept {
 }
 
 template <class Ctx>
-void acl_decision(Ctx &c, PuFrom pu, DirFrom dir, PortFrom port, Proto p) noexcept {
+void acl_decision(Ctx &c, PuFrom pu, DirFrom dir, PortFrom port, Proto p,
+                  bool midstream = false) noexcept {
     c.act(Act::kSetPeer, Ctx::u8(PeerFrom::kNone));
     if (!c.ask(need_acl(dir, pu, port))) return;
-    apply_acl_verdict(c, p);
+    apply_acl_verdict(c, p, midstream);
 }
 
 template <class Ctx>

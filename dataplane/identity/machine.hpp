@@ -565,6 +565,9 @@ inline constexpr uint8_t kReasonClaims = 4;     // REJECT reason "claims" (else 
     X(RecordException, "connection-exception record (handshake-expired)")                       \
     X(Rst, "forge an RST to a (kInitiator or kResponder), if a buffer is free")                 \
     X(CutRsts, "RSTs to both hosts from the flow's own addresses (policy cut)")                 \
+    X(MidstreamRsts,                                                                            \
+      "RSTs to both hosts of the segment in hand, each with the sequence number it expects "    \
+      "(receiver: the segment's, sender: its ACK), within the mid-stream reset budget")         \
     X(CutReset, "UDP RESET to the peer's enforcer from the flow's own addresses (policy cut)")  \
     X(SendConfirm, "send B's confirmation; a = 0: the context's MAC_cf, 1: the kept one")       \
     X(StoreConfirmation, "keep the context's MAC_cf for the flow (~3 s), sent now")             \
@@ -593,7 +596,7 @@ inline constexpr uint8_t kReasonClaims = 4;     // REJECT reason "claims" (else 
     X(L4Resend, "send the kept record again (counts l4_retransmits)")                           \
     X(L4Acked, "the kept record is acknowledged: free it")                                      \
     X(L4AckPeer, "a pure ACK to the peer's enforcer acknowledging its record")                  \
-    X(L4Shift, "the records are final: shift this flow's segments from now on (kL4Bit)")       \
+    X(L4Shift, "the records are final: shift this flow's segments from now on (kL4Bit)")        \
     X(RememberL4Peer, "auto mode: use L4 towards the packet's source (address, port) for a while")
 
 enum class Act : uint8_t {

@@ -84,6 +84,7 @@ bool Stage::init(IdentityRuntime *idr, uint32_t worker_id, const uint16_t port_i
                 {idr_->handshakes, idr_->hold_total, idr_->slow_jobs, idr_->kept_control},
                 idr_->per_source_percent);
     answers_.init(idr_->answers_per_source_s, tsc_hz);
+    midstream_.init(idr_->midstream_resets_s, tsc_hz);
     if (idr_->active_timeout_s) {
         // Flow accounting (docs/export.md): one slot per flow position, allocated here only.
         acct_.assign(flows.capacity(), Acct{});

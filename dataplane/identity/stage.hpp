@@ -269,6 +269,7 @@ class Stage {
     SendAnswer send_handshake(UdpMsg msg, To to, Ev &e);
     void send_udp(UdpMsg msg, To to, uint8_t flags, Ev &e);
     void cut_rsts(int32_t pos, Flow &f);
+    void midstream_rsts(const Pkt &k);
     void cut_reset(int32_t pos, const Flow &f);
     dp::Counter &counter(Counter c) noexcept;
 
@@ -493,6 +494,7 @@ class Stage {
     std::vector<uint32_t> timers_;  // handshake contexts with a timer (UDP, TCP half-open)
     SourceShare share_;             // per-source shares of contexts, holds and jobs
     SourceRate answers_;            // per-source rate of handshakes started from outside
+    SourceRate midstream_;          // the worker's mid-stream reset budget (bucket 0 only)
     uint32_t hs_used_ = 0;          // handshake contexts in use
     uint32_t kept_ = 0;             // UDP contexts (each keeps at most one control datagram)
     uint64_t reeval_version_ = 0;   // policy version the last completed sweep used

@@ -146,6 +146,34 @@ void Stage::cut_rsts(int32_t pos, Flow &f) {
     }
 }
 
+// A refused segment picked up mid-stream: RSTs to both hosts, within the worker's budget (one
+// token for the pair). Each carries exactly what its host expects next (RFC 5961): the receiver
+// expects the segment's own sequence number, the sender the number it acknowledges. Without an ACK
+// flag the sender's expectation is unknown: only the receiver is reset. No flow state is read:
+// the flow entry was made by this very segment.
+void Stage::midstream_rsts(const Pkt &k) {
+    if (!midstream_.ready(0, now_tsc_)) {
+        ids_.midstream_resets_suppressed.add();
+        return;
+    }
+    midstream_.take(0, now_tsc_);
+    ids_.midstream_resets.add();
+    const uint32_t len = k.v.payload_len + ((k.v.tcp_flags & kTcpFin) ? 1u : 0u);
+    rte_mbuf *r = build_tcp_reset(idr_->pool, k.m, k.v, false, k.v.seq, k.v.ack,
+                                  (k.v.tcp_flags & kTcpAck) != 0, idr_->tx_csum[k.arrival ^ 1]);
+    if (r) {
+        ids_.resets_sent.add();
+        tx_->push(r, k.arrival ^ 1);
+    }
+    if (!(k.v.tcp_flags & kTcpAck)) return;
+    r = build_tcp_reset(idr_->pool, k.m, k.v, true, k.v.ack, k.v.seq + len, true,
+                        idr_->tx_csum[k.arrival]);
+    if (r) {
+        ids_.resets_sent.add();
+        tx_->push(r, k.arrival);
+    }
+}
+
 // An RST addressed to the host on `to_side` (canonical side), as if its peer had sent it.
 void Stage::send_reset(const Pkt &k, uint8_t to_side) {
     const Flow &f = flows_->at(k.pos);

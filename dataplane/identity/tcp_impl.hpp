@@ -429,15 +429,25 @@ void classify(Ctx &c) {
     const bool from_inside = !c.outside();
     const DirFrom dir = from_inside ? DirFrom::kOutgoing : DirFrom::kIncoming;
     if (!c.is_syn()) {
-        // TCP picked up mid-stream (e.g. after a restart, or an RST inside the handshake): the
-        // peer's address decides. A SYN-ACK answers a SYN its receiver sent: that side is the
-        // initiator, and the rules of that direction judge it.
+        // TCP picked up mid-stream (e.g. after a restart, a failover in a scale-out set, or an
+        // RST inside the handshake): the peer's address decides. A SYN-ACK answers a SYN its
+        // receiver sent: that side is the initiator, and the rules of that direction judge it.
         if (c.is_synack()) {
             c.act(Act::kSetInitiator, u8v(To::kDestination));
             acl(c, PuFrom::kClassified, from_inside ? DirFrom::kIncoming : DirFrom::kOutgoing);
             return;
         }
-        acl(c, PuFrom::kClassified, dir);
+        // An RST is never answered with RSTs (RFC 793): decided as before.
+        if (c.is_rst()) {
+            acl(c, PuFrom::kClassified, dir);
+            return;
+        }
+        // Data or an ACK of a connection this appliance never saw open (another appliance of a
+        // scale-out set authorized it and failed, or this one restarted): an external network
+        // that allows the sender still lets it through; a refusal resets both hosts at once so
+        // the client reconnects and authorizes afresh (docs/scale-out.md "Mid-stream").
+        detail::acl_decision(c, PuFrom::kClassified, dir, PortFrom::kResponder, Proto::kTcp,
+                             /*midstream=*/true);
         return;
     }
     if (from_inside) {

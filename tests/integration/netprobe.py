@@ -255,6 +255,49 @@ def cmd_hold(a):
         out(ok=ok)
 
 
+def cmd_keepalive(a):
+    """Keep N long-lived TCP connections; one echo round trip on each per line read from stdin.
+    A connection that fails (reset, closed, timed out) is reconnected at once and the new one
+    makes its round trip. Prints {"ports": [...]} once connected, then per round
+    {"round": r, "slots": [{"port", "ok", "failed", "error", "reconnected", "new_port"}]}."""
+    def connect():
+        c = socket.create_connection((a.host, a.port), timeout=a.timeout)
+        return c
+
+    def trip(c, msg):
+        c.sendall(msg)
+        got = b""
+        while len(got) < len(msg):
+            b = c.recv(256)
+            if not b:
+                raise ConnectionResetError("closed by the peer")
+            got += b
+        return got == msg
+
+    conns = [connect() for _ in range(a.connections)]
+    out(ports=[c.getsockname()[1] for c in conns])
+    r = 0
+    for _ in sys.stdin:
+        slots = []
+        for i, c in enumerate(conns):
+            msg = f"round {r} slot {i}\n".encode()
+            s = {"port": c.getsockname()[1], "ok": False, "failed": False}
+            try:
+                s["ok"] = trip(c, msg)
+            except OSError as e:
+                s["failed"], s["error"] = True, type(e).__name__
+                c.close()
+                try:
+                    conns[i] = connect()
+                    s["new_port"] = conns[i].getsockname()[1]
+                    s["reconnected"] = trip(conns[i], msg)
+                except OSError as e2:
+                    s["reconnected"], s["reconnect_error"] = False, type(e2).__name__
+            slots.append(s)
+        out(round=r, slots=slots)
+        r += 1
+
+
 def udp_round_trip(s, msg, addr, tries):
     """Sends `msg` until its echo comes back (at most `tries` sends); other datagrams (an empty
     one from a host without enforcer answering a handshake, a late echo) are skipped."""
@@ -404,6 +447,8 @@ def main():
     q.add_argument("--count", type=int, default=5); q.add_argument("--interval", type=float, default=0.2); q.add_argument("--timeout", type=float, default=10)
     q.add_argument("--stepped", action="store_true", help="wait for a line on stdin between round trips")
     q.add_argument("--report", action="store_true", help="print each round trip's outcome")
+    q = sub.add_parser("keepalive"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
+    q.add_argument("--connections", type=int, default=8); q.add_argument("--timeout", type=float, default=10)
     q = sub.add_parser("udp"); q.add_argument("--host", required=True); q.add_argument("--port", type=int, required=True)
     q.add_argument("--count", type=int, default=100); q.add_argument("--size", type=int, default=64); q.add_argument("--timeout", type=float, default=1)
     q.add_argument("--tries", type=int, default=3)

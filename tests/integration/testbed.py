@@ -448,8 +448,10 @@ class Pki:
         sh(f"{SEGWIRECTL} pki ca --out {self.dir}")
         self.ca = self.dir / "ca.crt"
 
-    def enforcer(self, enforcer_id):
-        sh(f"{SEGWIRECTL} pki enforcer --ca {self.dir} --id {enforcer_id} --out {self.dir}")
+    def enforcer(self, enforcer_id, group=None):
+        """`group`: the enforcer group the CA binds into the certificate (docs/scale-out.md)."""
+        g = f" --group {group}" if group else ""
+        sh(f"{SEGWIRECTL} pki enforcer --ca {self.dir} --id {enforcer_id} --out {self.dir}{g}")
         return self.dir / f"{enforcer_id}.key", self.dir / f"{enforcer_id}.crt"
 
 
@@ -703,12 +705,15 @@ class ConsoleBed(IdentityBed):
             p.wait(timeout=20)
         self.console_proc = None
 
-    def appcred(self, name, role="reader", enforcer_id=None):
-        """An app credential file: `reader` by default; an enforcer's is bound to its ID."""
+    def appcred(self, name, role="reader", enforcer_id=None, enforcer_group=None):
+        """An app credential file: `reader` by default; an enforcer's is bound to its ID (and to
+        `enforcer_group`, docs/scale-out.md). What the command said is kept in appcred_messages."""
         out = self.workdir / f"{name}.appcred.json"
         bound = f" --enforcer-id {enforcer_id}" if enforcer_id else ""
-        sh(f"{CONSOLE} appcred create --data {self.console_data} --name {name} --role {role}{bound} "
-           f"--out {out} --api {self.console_url}{self._database_arg()}")
+        bound += f" --enforcer-group {enforcer_group}" if enforcer_group else ""
+        r = sh(f"{CONSOLE} appcred create --data {self.console_data} --name {name} --role {role}{bound} "
+               f"--out {out} --api {self.console_url}{self._database_arg()}")
+        self.__dict__.setdefault("appcred_messages", []).append(r.stderr.strip())
         return out
 
     def start_enforcer_console(self, which, extra_console=None, extra=None, tags=("site=lab",)):

@@ -9,10 +9,13 @@ namespace segwire::console {
 namespace {
 
 constexpr const char *kSelect =
-    "SELECT id, name, namespace, role, enforcer_id, created, coalesce(revoked, 0) FROM appcreds";
+    "SELECT id, name, namespace, role, enforcer_id, created, coalesce(revoked, 0), enforcer_group "
+    "FROM appcreds";
 
 AppCredential read_row(Stmt &s) {
-    return {s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.i64(5), s.i64(6)};
+    AppCredential c{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), "", s.i64(5), s.i64(6)};
+    c.enforcer_group = s.text(7);
+    return c;
 }
 
 void write_fields(JsonWriter &w, const AppCredential &c) {
@@ -21,13 +24,15 @@ void write_fields(JsonWriter &w, const AppCredential &c) {
     write_string(w, "namespace", c.ns);
     write_string(w, "role", c.role);
     if (!c.enforcer_id.empty()) write_string(w, "enforcerID", c.enforcer_id);
+    if (!c.enforcer_group.empty()) write_string(w, "enforcerGroup", c.enforcer_group);
 }
 
 }  // namespace
 
 std::string create_app_credential(Db &db, const ConsolePki &pki, const std::string &name, Role role,
                                   const std::string &enforcer_id, const std::string &api_url,
-                                  const std::string &tls_trust_pem, const Actor &actor) {
+                                  const std::string &tls_trust_pem, const Actor &actor,
+                                  const std::string &enforcer_group) {
     if (name.empty()) throw ConsoleError(422, "name: must not be empty", "name");
     if (role == Role::kEnforcer && !valid_enforcer_id(enforcer_id))
         throw ConsoleError(422,
@@ -41,8 +46,19 @@ std::string create_app_credential(Db &db, const ConsolePki &pki, const std::stri
                                        "enforcer ID, not a ") +
                                role_name(role) + " credential",
                            "enforcerID");
+    if (!enforcer_group.empty() && role != Role::kEnforcer)
+        throw ConsoleError(422,
+                           std::string("enforcerGroup: only an enforcer credential binds an "
+                                       "enforcer group, not a ") +
+                               role_name(role) + " credential",
+                           "enforcerGroup");
+    if (!enforcer_group.empty() && !crypto::valid_enforcer_group(enforcer_group))
+        throw ConsoleError(
+            422, "enforcerGroup: \"" + enforcer_group + "\" is not 1..64 of A-Z a-z 0-9 - _ .",
+            "enforcerGroup");
     AppCredential c;
     c.id = "app-" + random_hex(8);
+    c.enforcer_group = enforcer_group;
     c.name = name;
     c.role = role_name(role);
     c.enforcer_id = enforcer_id;
@@ -65,10 +81,10 @@ std::string create_app_credential(Db &db, const ConsolePki &pki, const std::stri
             if (s.step() && !s.text(0).empty()) c.ns = s.text(0);
         }
         Stmt s(db,
-               "INSERT INTO appcreds(id, name, namespace, cert_sha256, created, role, enforcer_id) "
-               "VALUES(?, ?, ?, ?, ?, ?, ?)");
+               "INSERT INTO appcreds(id, name, namespace, cert_sha256, created, role, enforcer_id, "
+               "enforcer_group) VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
         s.bind(1, c.id).bind(2, c.name).bind(3, c.ns).bind(4, cert_fingerprint(cert.get()));
-        s.bind(5, c.created).bind(6, c.role).bind(7, c.enforcer_id);
+        s.bind(5, c.created).bind(6, c.role).bind(7, c.enforcer_id).bind(8, c.enforcer_group);
         s.step();
         append_audit(db, actor, {"create", "appcreds", c.id, app_credential_json(c)});
         tx.commit();

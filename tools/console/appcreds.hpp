@@ -21,6 +21,9 @@ struct AppCredential {
     std::string id, name, ns;
     std::string role;         // admin | reader | enforcer; "" for credentials made before roles
     std::string enforcer_id;  // enforcer role only
+    // Enforcer role only, optional: the enforcer group the Console CA binds into the certificates
+    // of the enforcer registering with this credential (docs/scale-out.md).
+    std::string enforcer_group;
     int64_t created = 0, revoked = 0;  // revoked: unix seconds, 0 = valid
 };
 
@@ -32,7 +35,8 @@ struct AppCredential {
 // ID, or an enforcer ID given for another role.
 std::string create_app_credential(Db &db, const ConsolePki &pki, const std::string &name, Role role,
                                   const std::string &enforcer_id, const std::string &api_url,
-                                  const std::string &tls_trust_pem, const Actor &actor);
+                                  const std::string &tls_trust_pem, const Actor &actor,
+                                  const std::string &enforcer_group = "");
 
 std::vector<AppCredential> list_app_credentials(Db &db);
 // GET /appcreds: one page in ID order.

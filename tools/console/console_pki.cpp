@@ -155,9 +155,10 @@ CsrInfo ConsolePki::parse_csr(const std::string &csr_pem, const std::string &fie
 }
 
 std::string ConsolePki::sign_csr(const CsrInfo &csr, const std::string &field,
-                                 std::chrono::seconds validity) const {
+                                 std::chrono::seconds validity, const std::string &group) const {
     crypto::IssueOptions opt;
     opt.validity = validity;
+    opt.enforcer_group = group;
     auto cert = crypto::sign_enforcer_csr(ca_, csr.csr.get(), opt);
     if (!cert) throw ConsoleError(422, field + ": " + cert.error().message, field);
     return unwrap(crypto::cert_to_pem(cert->get()), "certificate PEM");

@@ -51,8 +51,10 @@ class ConsolePki {
     // Signs a parsed CSR into a datapath certificate PEM with the Console CA
     // (crypto::sign_enforcer_csr: CN = ID, clientAuth, valid for `validity` from now; serve's
     // --cert-validity, 24 h by default). 422 naming `field` when unusable.
+    // `group`: the enforcer group to bind (the credential's), "" none.
     std::string sign_csr(const CsrInfo &csr, const std::string &field,
-                         std::chrono::seconds validity = std::chrono::hours(24)) const;
+                         std::chrono::seconds validity = std::chrono::hours(24),
+                         const std::string &group = "") const;
 
   private:
     crypto::CertAuthority ca_, appcred_ca_;

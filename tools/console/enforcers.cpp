@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 
 #include "config/policy/profile.hpp"
+#include "tools/console/appcreds.hpp"
 #include "tools/console/audit.hpp"
 #include "tools/console/authz.hpp"
 #include "tools/console/console_pki.hpp"
@@ -39,6 +40,14 @@ EnforcerRecord read_row(Stmt &s) {
 constexpr const char *kSelect =
     "SELECT id, name, tags, certificate, registered, last_seen, status, stats, policy_error "
     "FROM enforcers";
+
+// The enforcer group a certificate PEM carries ("" none or unreadable).
+std::string group_of(const std::string &pem) {
+    auto c = crypto::cert_from_pem(pem);
+    if (!c) return "";
+    auto g = crypto::cert_enforcer_group(c->get());
+    return g ? *g : "";
+}
 
 }  // namespace
 
@@ -72,6 +81,24 @@ std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view
                                                 : std::string("role ") + role_name(caller.role)) +
                 "): an enforcer registers only its own ID",
             "csr");
+    // The enforcer group is the credential's (segwire-console appcred create --enforcer-group):
+    // an enforcer never chooses its own. A CSR may ask for one only to have a mismatch said at
+    // once; asking for a group the credential does not bind is refused, naming both.
+    std::string group;
+    if (caller.realm == "Certificate" && !caller.appcred_id.empty())
+        if (auto cred = find_app_credential(db_, caller.appcred_id)) group = cred->enforcer_group;
+    {
+        auto asked = crypto::csr_enforcer_group(csr.csr.get());
+        if (!asked) throw ConsoleError(422, "csr: " + asked.error().message, "csr");
+        if (!asked->empty() && *asked != group)
+            throw ConsoleError(
+                403,
+                "csr: asks for enforcer group \"" + *asked + "\", but this token's credential " +
+                    (group.empty() ? std::string("binds no enforcer group")
+                                   : "binds group \"" + group + "\"") +
+                    ": only the admin binds a group (appcred create --enforcer-group)",
+                "csr");
+    }
     // Proof and first-registration rules are checked again inside the transaction below; this
     // early look only avoids signing a certificate that would be thrown away.
     bool revoked_id = false;
@@ -131,7 +158,7 @@ std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view
         }
         check_proof(cur, ok);
     }
-    r.certificate = pki_.sign_csr(csr, "csr", std::chrono::seconds(cert_validity_));
+    r.certificate = pki_.sign_csr(csr, "csr", std::chrono::seconds(cert_validity_), group);
     r.registered = now_unix();
     std::string ref;
     int64_t not_after = 0;
@@ -212,6 +239,7 @@ std::pair<int, std::string> EnforcerRegistry::register_enforcer(std::string_view
     write_string(w, "ID", r.id);
     write_string(w, "name", r.name);
     write_strings(w, "associatedTags", r.tags);
+    if (!group.empty()) write_string(w, "enforcerGroup", group);
     write_string(w, "certificate", r.certificate);
     write_string(w, "certificateAuthority", pki_.ca_pem());
     w.EndObject();
@@ -239,6 +267,7 @@ std::string EnforcerRegistry::to_json(const EnforcerRecord &r) {
     write_string(w, "ID", r.id);
     write_string(w, "name", r.name);
     write_strings(w, "associatedTags", r.tags);
+    if (std::string g = group_of(r.certificate); !g.empty()) write_string(w, "enforcerGroup", g);
     write_string(w, "registered", rfc3339(r.registered));
     if (r.last_seen) write_string(w, "lastSeen", rfc3339(r.last_seen));
     if (!r.status.empty()) write_string(w, "status", r.status);

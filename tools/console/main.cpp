@@ -1,7 +1,8 @@
 // segwire-console: the reference Microsegmentation Console (docs/console.md).
 //
 //   segwire-console serve --data DIR [--database URI] [--policy DIR] [--listen 127.0.0.1:8443] ...
-//   segwire-console appcred create --data DIR --name N --role ROLE [--enforcer-id ID] --out FILE
+//   segwire-console appcred create --data DIR --name N --role ROLE [--enforcer-id ID
+//                                  [--enforcer-group G]] --out FILE
 //   segwire-console appcred list|revoke ...
 //   segwire-console enforcer approve --data DIR --id ID
 //   segwire-console audit --data DIR [--since TIME] ...
@@ -58,7 +59,7 @@ constexpr const char *kUsage = R"(usage:
                         [--retention DURATION|0] [--retention-interval DURATION]
                         [--ui-dir DIR] [--threads N]
   segwire-console appcred create --data DIR [--database URI] --name NAME --role admin|reader|enforcer
-                                 [--enforcer-id ID] --out FILE [--api URL]
+                                 [--enforcer-id ID [--enforcer-group G]] --out FILE [--api URL]
   segwire-console appcred list --data DIR [--database URI]
   segwire-console appcred revoke --data DIR [--database URI] --id ID
   segwire-console enforcer approve --data DIR [--database URI] --id ID
@@ -351,12 +352,13 @@ int cmd_appcred(int argc, char **argv) {
         if (!parse_options(argc, argv, 3, {"--data", "--database"}, &o) || !need(o, "--data"))
             return 2;
         Db db(db_location(o));
-        std::printf("%-20s %-16s %-8s %-16s %-20s %s\n", "ID", "NAME", "ROLE", "ENFORCER",
-                    "CREATED", "REVOKED");
+        std::printf("%-20s %-16s %-8s %-16s %-12s %-20s %s\n", "ID", "NAME", "ROLE", "ENFORCER",
+                    "GROUP", "CREATED", "REVOKED");
         for (const auto &c : list_app_credentials(db))
-            std::printf("%-20s %-16s %-8s %-16s %-20s %s\n", c.id.c_str(), c.name.c_str(),
+            std::printf("%-20s %-16s %-8s %-16s %-12s %-20s %s\n", c.id.c_str(), c.name.c_str(),
                         c.role.empty() ? "-" : c.role.c_str(),
                         c.enforcer_id.empty() ? "-" : c.enforcer_id.c_str(),
+                        c.enforcer_group.empty() ? "-" : c.enforcer_group.c_str(),
                         rfc3339(c.created).c_str(), c.revoked ? rfc3339(c.revoked).c_str() : "-");
         return 0;
     }
@@ -376,7 +378,7 @@ int cmd_appcred(int argc, char **argv) {
     }
     if (!parse_options(argc, argv, 3,
                        {"--data", "--database", "--name", "--out", "--api", "--ca-cert", "--ca-key",
-                        "--role", "--enforcer-id"},
+                        "--role", "--enforcer-id", "--enforcer-group"},
                        &o) ||
         !need(o, "--data") || !need(o, "--name") || !need(o, "--out") || !need(o, "--role") ||
         !ensure_dir(o["--data"]))
@@ -415,12 +417,14 @@ int cmd_appcred(int argc, char **argv) {
     }
     std::string cred =
         create_app_credential(db, pki, o["--name"], *role, opt_or(o, "--enforcer-id", ""), api,
-                              tls_ca.empty() ? pki.ca_pem() : read_file(tls_ca), cli_actor());
+                              tls_ca.empty() ? pki.ca_pem() : read_file(tls_ca), cli_actor(),
+                              opt_or(o, "--enforcer-group", ""));
     write_file(o["--out"], cred + "\n", 0600);
+    std::string bound;
+    if (o.count("--enforcer-id")) bound = " for enforcer " + o["--enforcer-id"];
+    if (o.count("--enforcer-group")) bound += " in enforcer group " + o["--enforcer-group"];
     std::fprintf(stderr, "wrote %s app credential \"%s\"%s to %s\n", role_name(*role),
-                 o["--name"].c_str(),
-                 o.count("--enforcer-id") ? (" for enforcer " + o["--enforcer-id"]).c_str() : "",
-                 o["--out"].c_str());
+                 o["--name"].c_str(), bound.c_str(), o["--out"].c_str());
     return 0;
 }
 

@@ -199,6 +199,13 @@ CREATE INDEX IF NOT EXISTS report_batches_received ON report_batches(received);
 )sql");
 }
 
+// Migration 3: the enforcer group an enforcer credential binds (appcred create --enforcer-group;
+// docs/scale-out.md). Credentials made before bind none.
+void appcred_enforcer_group(Db &db) {
+    if (!has_column(db, "appcreds", "enforcer_group"))
+        db.exec("ALTER TABLE appcreds ADD COLUMN enforcer_group TEXT NOT NULL DEFAULT ''");
+}
+
 struct Migration {
     int version;
     const char *description;
@@ -208,6 +215,7 @@ struct Migration {
 constexpr Migration kMigrations[] = {
     {1, "baseline: the schema before versioned migrations", baseline},
     {2, "report indexes for keyset pages, filters and retention", report_indexes},
+    {3, "enforcer group of enforcer app credentials", appcred_enforcer_group},
 };
 
 }  // namespace

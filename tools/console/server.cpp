@@ -783,7 +783,8 @@ void Console::install(httplib::Server &svr) {
                  std::string cred = create_app_credential(
                      db_, pki_, get_string(doc, "name", "name", true), *role,
                      get_string(doc, "enforcerID", "enforcerID", false), api,
-                     opt_.tls_ca.empty() ? pki_.ca_pem() : read_file(opt_.tls_ca), actor_of(c));
+                     opt_.tls_ca.empty() ? pki_.ca_pem() : read_file(opt_.tls_ca), actor_of(c),
+                     get_string(doc, "enforcerGroup", "enforcerGroup", false));
                  spdlog::info("app credential created by {}", c.sub);
                  send_json(res, 201, cred);
              }));

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -375,6 +376,7 @@ int explain_main(int argc, char **argv, bool json) {
     Views views;
     std::unique_ptr<Console> console;
     std::string any_id;  // the view used to find who hosts each address
+    std::map<std::string, std::string> group_member;  // enforcer group -> a registered member
     if (!policy_path.empty()) {
         struct stat st{};
         if (stat(policy_path.c_str(), &st) != 0) throw std::runtime_error("--policy: cannot read " + policy_path);
@@ -392,12 +394,24 @@ int explain_main(int argc, char **argv, bool json) {
             throw std::runtime_error("the Console lists no enforcers (GET /enforcers)");
         for (const auto &e : list.GetArray())
             if (e.IsObject() && e.HasMember("ID") && e["ID"].IsString()) {
-                any_id = e["ID"].GetString();
-                break;
+                if (any_id.empty()) any_id = e["ID"].GetString();
+                if (e.HasMember("enforcerGroup") && e["enforcerGroup"].IsString())
+                    group_member.emplace(e["enforcerGroup"].GetString(), e["ID"].GetString());
             }
     }
     // Console: each enforcer's own bundle, fetched once (its resolved profile is its only one).
-    auto view_of = [&](const std::string &enforcer) -> ex::View {
+    std::function<ex::View(const std::string &)> view_of;
+    view_of = [&](const std::string &enforcer) -> ex::View {
+        // A PU hosted by a group: any member's bundle, speaking as the group (its members are
+        // interchangeable; docs/scale-out.md).
+        if (enforcer.rfind("group:", 0) == 0) {
+            auto m = group_member.find(enforcer.substr(6));
+            if (m == group_member.end()) return ex::View{};  // no member registered: absent
+            ex::View v = view_of(m->second);
+            v.enforcer_id = enforcer;
+            v.enforcer_group = m->first;
+            return v;
+        }
         auto it = views.sets.find(enforcer);
         if (it == views.sets.end()) {
             std::unique_ptr<PolicySet> set;
@@ -414,7 +428,7 @@ int explain_main(int argc, char **argv, bool json) {
                                          "'s bundle does not carry exactly one profile");
             it = views.sets.emplace(enforcer, std::move(set)).first;
         }
-        return ex::View{it->second.get(), &it->second->enforcer_profiles.at(0), enforcer};
+        return ex::View{it->second.get(), &it->second->enforcer_profiles.at(0), enforcer, ""};
     };
 
     ex::View any;
@@ -457,6 +471,11 @@ int explain_main(int argc, char **argv, bool json) {
         if (enforcer.empty()) return nullptr;
         if (!console) return views.sets[""].get();
         auto it = views.sets.find(enforcer);
+        if (it == views.sets.end() && enforcer.rfind("group:", 0) == 0) {
+            // A group's side was explained with a member's bundle (view_of).
+            auto m = group_member.find(enforcer.substr(6));
+            if (m != group_member.end()) it = views.sets.find(m->second);
+        }
         return it == views.sets.end() ? nullptr : it->second.get();
     };
     const std::string src_text = flow.src.str(), dst_text = flow.dst.str();

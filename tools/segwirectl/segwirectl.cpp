@@ -52,7 +52,7 @@ void usage(FILE *out) {
                  "  raw CMD          any telemetry command, printed as JSON (e.g. raw "
                  "/help,/segwire/flows)\n"
                  "  pki ca --out DIR [--name N]               a CA for an offline deployment\n"
-                 "  pki enforcer --ca DIR --id ID --out DIR [--validity SECONDS]\n"
+                 "  pki enforcer --ca DIR --id ID --out DIR [--validity SECONDS] [--group G]\n"
                  "                   an enforcer key + certificate signed by that CA\n"
                  "--prefix is the daemon's eal.file_prefix (default: segwire).\n");
 }
@@ -253,7 +253,7 @@ T must(segwire::crypto::Result<T> r, const std::string &what) {
 // Offline PKI: what the Console does for enrolled enforcers, for deployments and tests without one.
 int pki(int argc, char **argv) {
     namespace c = segwire::crypto;
-    std::string sub = argc > 0 ? argv[0] : "", out, ca_dir, id, name = "segwire offline CA";
+    std::string sub = argc > 0 ? argv[0] : "", out, ca_dir, id, group, name = "segwire offline CA";
     long validity_s = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i];
@@ -263,6 +263,8 @@ int pki(int argc, char **argv) {
             ca_dir = argv[i + 1];
         else if (k == "--id")
             id = argv[i + 1];
+        else if (k == "--group")
+            group = argv[i + 1];
         else if (k == "--name")
             name = argv[i + 1];
         else if (k == "--validity")
@@ -288,6 +290,10 @@ int pki(int argc, char **argv) {
         auto key = must(c::generate_p256_key(), "enforcer key");
         auto csr = must(c::create_csr(key.get(), id), "CSR");
         c::IssueOptions opt;
+        if (!group.empty() && !c::valid_enforcer_group(group))
+            throw std::runtime_error("pki enforcer: --group: \"" + group +
+                                     "\" is not 1..64 of A-Z a-z 0-9 - _ .");
+        opt.enforcer_group = group;  // bound by this CA, as the Console binds a credential's
         if (validity_s > 0) {  // short-lived certificates (tests of expiry)
             opt.validity = std::chrono::seconds(validity_s);
             opt.not_before_unix = static_cast<int64_t>(std::time(nullptr));

@@ -49,6 +49,28 @@ TEST_F(ClaimsTest, RoundTripKeepsEveryField) {
     EXPECT_LT(blob.size(), 300u);
 }
 
+// The signer's group comes from its verified certificate, not the blob: a member's claims carry
+// it, a non-member's carry none (SlowPath::bind then refuses them for a group's PU).
+TEST_F(ClaimsTest, VerifiedClaimsCarryTheSigningCertificatesGroup) {
+    IssueOptions opt;
+    opt.enforcer_group = "edge";
+    test::Enforcer m = make_enforcer(ca_, "gw-1", opt);
+    ASSERT_TRUE(certs_->add(m.cert.get(), now32()).ok());
+    const uint32_t now = now32();
+    auto blob = sign_claims(sample_claims(m, now), m.key.get());
+    ASSERT_TRUE(blob.ok());
+    ClaimsVerifier ver(*certs_);
+    VerifiedClaims vc;
+    ASSERT_EQ(ver.verify(*blob, now, vc), ClaimsReason::Ok);
+    EXPECT_EQ(vc.enforcer_id(), "gw-1");
+    EXPECT_EQ(vc.enforcer_group(), "edge");
+    EXPECT_TRUE(hosts_pu("group:edge", vc.enforcer_id(), vc.enforcer_group()));
+    auto other = signed_blob(sample_claims(a_, now));
+    ASSERT_EQ(ver.verify(other, now, vc), ClaimsReason::Ok);
+    EXPECT_EQ(vc.enforcer_group(), "");
+    EXPECT_FALSE(hosts_pu("group:edge", vc.enforcer_id(), vc.enforcer_group()));
+}
+
 TEST_F(ClaimsTest, VerifierAcceptsAndFillsVerifiedClaims) {
     uint32_t now = now32();
     auto blob = signed_blob(sample_claims(a_, now));

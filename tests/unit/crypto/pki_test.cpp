@@ -139,5 +139,68 @@ TEST(Pki, SignCsrRefusesTamperedCsr) {
     EXPECT_EQ(r.error().code, Errc::InvalidArgument);
 }
 
+// Enforcer groups (docs/scale-out.md): bound by the CA as a subjectAltName URI, read back when
+// verifying; a CSR may ask for one, which grants nothing (the signer decides).
+TEST(Pki, EnforcerGroupIsBoundByTheCaAndReadWhenVerifying) {
+    CertAuthority ca = make_ca();
+    IssueOptions opt;
+    opt.enforcer_group = "edge";
+    auto member = make_enforcer(ca, "gw-1", opt);
+    auto other = make_enforcer(ca, "gw-9");
+    TrustStore ts;
+    ASSERT_TRUE(ts.add_ca(ca.cert.get()).ok());
+    auto info = ts.verify_enforcer_cert(member.cert.get(), now());
+    ASSERT_TRUE(info.ok()) << info.error().what();
+    EXPECT_EQ(info->enforcer_group, "edge");
+    EXPECT_EQ(*cert_enforcer_group(member.cert.get()), "edge");
+    info = ts.verify_enforcer_cert(other.cert.get(), now());
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->enforcer_group, "");
+    // An unusable group name is refused at issue.
+    opt.enforcer_group = "edge/1";
+    auto key = generate_p256_key();
+    auto csr = create_csr(key->get(), "gw-2");
+    EXPECT_FALSE(sign_enforcer_csr(ca, csr->get(), opt).ok());
+}
+
+TEST(Pki, CsrMayAskForAGroupButTheCertificateCarriesOnlyTheSignersChoice) {
+    CertAuthority ca = make_ca();
+    auto key = generate_p256_key();
+    ASSERT_TRUE(key.ok());
+    auto csr = create_csr(key->get(), "gw-1", "core");
+    ASSERT_TRUE(csr.ok()) << csr.error().what();
+    // Survives PEM, as the Console receives it.
+    auto back = csr_from_pem(*csr_to_pem(csr->get()));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(*csr_enforcer_group(back->get()), "core");
+    auto plain = create_csr(key->get(), "gw-1");
+    EXPECT_EQ(*csr_enforcer_group(plain->get()), "");
+    // Signed without a group: the request is not copied.
+    auto cert = sign_enforcer_csr(ca, back->get());
+    ASSERT_TRUE(cert.ok());
+    EXPECT_EQ(*cert_enforcer_group(cert->get()), "");
+    IssueOptions opt;
+    opt.enforcer_group = "edge";
+    cert = sign_enforcer_csr(ca, back->get(), opt);
+    ASSERT_TRUE(cert.ok());
+    EXPECT_EQ(*cert_enforcer_group(cert->get()), "edge");
+    EXPECT_FALSE(create_csr(key->get(), "gw-1", "bad group").ok());
+}
+
+TEST(Pki, HostsPuNamesTheEnforcerOrItsGroup) {
+    EXPECT_TRUE(hosts_pu("gw-1", "gw-1", ""));
+    EXPECT_TRUE(hosts_pu("gw-1", "gw-1", "edge"));
+    EXPECT_TRUE(hosts_pu("group:edge", "gw-1", "edge"));
+    EXPECT_TRUE(hosts_pu("group:edge", "gw-2", "edge"));
+    EXPECT_FALSE(hosts_pu("group:edge", "gw-9", ""));      // outside every group
+    EXPECT_FALSE(hosts_pu("group:edge", "gw-9", "core"));  // another group
+    EXPECT_FALSE(hosts_pu("group:edge", "gw-9", "edge2"));
+    EXPECT_FALSE(hosts_pu("group:edge", "gw-9", "edg"));
+    EXPECT_FALSE(hosts_pu("gw-1", "gw-2", "edge"));
+    EXPECT_FALSE(hosts_pu("group:", "gw-1", ""));
+    // An enforcer whose ID is spelled like a group host is still only itself.
+    EXPECT_FALSE(hosts_pu("edge", "gw-1", "edge"));
+}
+
 }  // namespace
 }  // namespace segwire::crypto

@@ -278,6 +278,25 @@ TEST(Explain, FlowPathsThroughTwoEnforcers) {
                          ex::View{&moved, &moved.enforcer_profiles[0], "eb"});
     EXPECT_EQ(x.destination.path, "refuse");
     EXPECT_EQ(x.destination.drop_reason, "claims-pu-not-hosted");
+    // A PU hosted by a group (docs/scale-out.md): a member's claims (its certificate carries the
+    // group) bind; an enforcer outside the group is refused as the dataplane refuses it.
+    PolicySet grouped = set;
+    grouped.processing_units[0].enforcer_id = "group:edge";
+    const ex::Flow gf{*ex::parse_address("10.0.1.1", &problem),
+                      *ex::parse_address("10.0.2.1", &problem), 6, 8000, ""};
+    x = ex::explain_with(v, gf, ex::View{&set, &set.enforcer_profiles[0], "gw-1", "edge"},
+                         ex::View{&grouped, &grouped.enforcer_profiles[0], "eb", ""});
+    EXPECT_EQ(x.destination.path, "identity");
+    x = ex::explain_with(v, gf, ex::View{&set, &set.enforcer_profiles[0], "group:edge", "edge"},
+                         ex::View{&grouped, &grouped.enforcer_profiles[0], "eb", ""});
+    EXPECT_EQ(x.destination.path, "identity");
+    x = ex::explain_with(v, gf, ex::View{&set, &set.enforcer_profiles[0], "gw-9", ""},
+                         ex::View{&grouped, &grouped.enforcer_profiles[0], "eb", ""});
+    EXPECT_EQ(x.destination.path, "refuse");
+    EXPECT_EQ(x.destination.drop_reason, "claims-pu-not-hosted");
+    x = ex::explain_with(v, gf, ex::View{&set, &set.enforcer_profiles[0], "gw-8", "core"},
+                         ex::View{&grouped, &grouped.enforcer_profiles[0], "eb", ""});
+    EXPECT_EQ(x.destination.drop_reason, "claims-pu-not-hosted");
     // An address outside targetNetworks: the source decides by address, first.
     x = run("10.0.1.1", "192.0.2.1", 6, 80);
     EXPECT_EQ(x.source.path, "address");
