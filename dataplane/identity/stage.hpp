@@ -104,6 +104,10 @@ class Stage {
     // one packet of flow k.pos;
     void packet(Pkt &k);
     DropReason ingress(const Pkt &k) const;
+    // GENEVE one-arm mode (docs/geneve.md): both directions arrive on one port, so the side a
+    // packet comes from is its addresses': from inside when its source is a PU hosted here, or
+    // (neither end hosted here) when its source is in a managed network and its destination not.
+    bool source_inside(const PacketView &v) const noexcept;
     // Before a packet of a known flow touches any state (the flow table's TCP tracking included):
     // anti-spoofing - the flow's local side only ever sends from inside, its peer only from
     // outside - and RST/FIN validation - a TCP RST or FIN is acted on only if its sequence number
