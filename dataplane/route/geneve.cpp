@@ -329,9 +329,12 @@ void Geneve::clamp_mss(rte_mbuf *m, const PacketView &v) noexcept {
 }
 
 // The load balancer's TCP health check, answered in place: SYN -> SYN-ACK (the prober's
-// connect() succeeds), anything else but a RST -> RST (RFC 9293 3.10.7.1). No state kept.
+// connect() succeeds); the ACK that completes the handshake -> nothing (a RST to it could reach
+// the prober before its connect() returned and fail the check); a FIN or data -> RST (RFC 9293
+// 3.10.7.1: the prober's close ends at once). No state kept.
 void Geneve::health(rte_mbuf *m, const PacketView &v) noexcept {
-    if (v.tcp_flags & kTcpRst || v.ip_end > m->data_len ||
+    const bool bare_ack = (v.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst)) == 0 && v.payload_len == 0;
+    if (v.tcp_flags & kTcpRst || bare_ack || v.ip_end > m->data_len ||
         (v.family == 4 ? v.l4_off != v.l3_off + 20 : v.l4_off != v.l3_off + 40)) {
         rte_pktmbuf_free(m);
         return;
