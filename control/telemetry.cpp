@@ -199,7 +199,8 @@ int cmd_flows(const char *, const char *params, rte_tel_data *d) {
         rte_tel_data_add_dict_u64(c, "sport", a_init ? r.key.pa : r.key.pb);
         rte_tel_data_add_dict_string(c, "dst", addr_str(dst, r.key.family).c_str());
         rte_tel_data_add_dict_u64(c, "dport", a_init ? r.key.pb : r.key.pa);
-        rte_tel_data_add_dict_u64(c, "vlan", r.key.vlan);
+        // GENEVE mode: the key's VLAN field holds the load balancer endpoint's index.
+        rte_tel_data_add_dict_u64(c, g_app->cfg.geneve ? "endpoint" : "vlan", r.key.vlan);
         rte_tel_data_add_dict_string(
             c, "state", r.key.proto == dp::kProtoTcp ? dp::tcp_state_name(r.state) : "ACTIVE");
         rte_tel_data_add_dict_string(c, "timeout_class", dp::timeout_class_name(r.tclass));

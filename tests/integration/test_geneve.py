@@ -169,16 +169,17 @@ import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", 6081))
 s.settimeout(20)
-for h in sys.argv[2:]:
-    s.sendto(bytes.fromhex(h), (sys.argv[1], 6081))
-back = []
+for h in sys.argv[3:]:
+    s.sendto(bytes.fromhex(h), (sys.argv[2], 6081))
+back, probes = [], 0
 while True:
     try:
         d, a = s.recvfrom(65535)
     except socket.timeout:
         break
     back.append(d.hex())
-    if d.endswith(b"control-probe"):
+    probes += d.endswith(b"control-probe")
+    if probes == int(sys.argv[1]):
         break
 print(" ".join(back))
 '''
@@ -202,13 +203,30 @@ def test_malformed_geneve_is_counted_and_never_forwarded(bed):
     }
     before = geneve_counters(bed.b)
     pkts = [p.hex() for p in crafted.values()] + [(geneve(tlv_ok) + control).hex()]
-    r = bed.attacker.run(f"python3 -c '{ATTACK}' {bed.ARM4} " + " ".join(pkts), timeout=60)
+    r = bed.attacker.run(f"python3 -c '{ATTACK}' 1 {bed.ARM4} " + " ".join(pkts), timeout=60)
     back = [bytes.fromhex(h) for h in r.stdout.split()]
     assert len(back) == 1 and back[0].endswith(b"control-probe"), back
     assert back[0][:12] == (geneve(tlv_ok))[:12]
     after = geneve_counters(bed.b)
     for reason in crafted:
         assert after[reason] == before[reason] + 1, (reason, before, after)
+
+
+def test_equal_inner_tuples_from_two_endpoints_are_two_flows(bed):
+    """The endpoint ID (and attachment ID) TLVs are part of the flow key: one inner 5-tuple sent
+    through two GWLB endpoints makes two flows, each returned with its own TLVs."""
+    def tlvs(endpoint):
+        return (struct.pack("!HBB", 0x0108, 1, 2) + endpoint +
+                struct.pack("!HBB", 0x0108, 2, 2) + bytes.fromhex("a1a2a3a4a5a6a7a8") +
+                struct.pack("!HBB", 0x0108, 3, 1) + bytes.fromhex("0badcafe"))
+    inner = inner_udp("192.0.2.30", "198.51.100.30", 4300, 4301, b"control-probe")
+    e1, e2 = bytes.fromhex("e1e1e1e1e1e1e1e1"), bytes.fromhex("e2e2e2e2e2e2e2e2")
+    pkts = [(geneve(tlvs(e1)) + inner).hex(), (geneve(tlvs(e2)) + inner).hex()]
+    r = bed.attacker.run(f"python3 -c '{ATTACK}' 2 {bed.ARM4} " + " ".join(pkts), timeout=60)
+    back = sorted(bytes.fromhex(h) for h in r.stdout.split())
+    assert back == sorted(bytes.fromhex(p) for p in pkts), back  # each with its own TLVs
+    flows = [f for f in bed.b.flows() if f["src"] == "192.0.2.30" and f["dport"] == 4301]
+    assert len(flows) == 2 and flows[0]["endpoint"] != flows[1]["endpoint"], flows
 
 
 def test_health_check_is_answered(bed):
