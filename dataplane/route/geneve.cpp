@@ -10,6 +10,7 @@
 #include <rte_ip.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_prefetch.h>
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
@@ -107,10 +108,63 @@ void Geneve::drop(rte_mbuf *m, DropReason r) noexcept {
     rte_pktmbuf_free(m);
 }
 
-bool Geneve::ingress(rte_mbuf *m, PacketView &v, uint8_t arrival, uint64_t now) noexcept {
+// The context digest: outer source, destination, UDP source port, GENEVE header and options.
+static uint64_t digest_of(const uint8_t *src, const uint8_t *dst, uint32_t alen, uint16_t sport_be,
+                          const uint8_t *gnv, uint32_t gnv_len) {
+    uint32_t a = rte_hash_crc(src, alen, 0x5e6e7e8e), b = rte_hash_crc(src, alen, 17);
+    a = rte_hash_crc(dst, alen, a), b = rte_hash_crc(dst, alen, b);
+    a = rte_hash_crc_2byte(sport_be, a), b = rte_hash_crc_2byte(sport_be, b);
+    a = rte_hash_crc(gnv, gnv_len, a), b = rte_hash_crc(gnv, gnv_len, b);
+    return uint64_t(a) << 32 | b;
+}
+
+void Geneve::prefetch(rte_mbuf *const *pkts, uint16_t n) noexcept {
+    const void *keys[kMaxBurst];
+    uint16_t at[kMaxBurst];
+    uint32_t k = 0;
+    pre_n_ = n;
+    for (uint16_t i = 0; i < n; ++i) {
+        pre_pos_[i] = -2;
+        const uint8_t *e = rte_pktmbuf_mtod(pkts[i], const uint8_t *);
+        const uint32_t len = pkts[i]->data_len;
+        // The common outer shapes only (untagged, IPv4 without options, IPv6 without extension
+        // headers); anything else is looked up by ingress itself.
+        const uint16_t et = crypto::load_be16(e + 12);
+        uint32_t l4, alen, src;
+        if (et == RTE_ETHER_TYPE_IPV4 && len >= 14 + 20 + 16 && e[14] == 0x45 && e[23] == 17)
+            l4 = 34, alen = 4, src = 26;
+        else if (et == RTE_ETHER_TYPE_IPV6 && len >= 14 + 40 + 16 && e[20] == 17)
+            l4 = 54, alen = 16, src = 22;
+        else
+            continue;
+        if (crypto::load_be16(e + l4 + 2) != cfg_.udp_port) continue;
+        const uint8_t *g = e + l4 + 8;
+        const uint32_t gnv_len = 8 + (g[0] & 0x3f) * 4u;
+        if (l4 + 8 + gnv_len > len) continue;
+        uint16_t sport;
+        std::memcpy(&sport, e + l4, 2);
+        pre_digest_[i] = digest_of(e + src, e + src + alen, alen, sport, g, gnv_len);
+        keys[k] = &pre_digest_[i];
+        at[k++] = i;
+    }
+    if (!k) return;
+    int32_t pos[kMaxBurst];
+    rte_hash_lookup_bulk(contexts_, keys, k, pos);
+    for (uint32_t j = 0; j < k; ++j) {
+        pre_pos_[at[j]] = pos[j] >= 0 ? pos[j] : -1;
+        if (pos[j] >= 0) {
+            const auto *c = reinterpret_cast<const uint8_t *>(&ctx_[pos[j]]);
+            rte_prefetch0(c);
+            rte_prefetch0(c + 64);
+        }
+    }
+}
+
+bool Geneve::ingress(rte_mbuf *m, PacketView &v, uint8_t arrival, uint64_t now,
+                     uint16_t i) noexcept {
     if (v.is_ip() && v.has_l4() && !v.fragment && router_->is_own(v.family, v.dst)) {
         if (v.proto == kProtoUdp && v.dport == cfg_.udp_port && v.vlan_count == 0)
-            return decap(m, v, now);
+            return decap(m, v, now, i);
         if (v.proto == kProtoTcp && cfg_.health_port && v.dport == cfg_.health_port &&
             v.vlan_count == 0) {
             health(m, v);
@@ -126,7 +180,7 @@ bool Geneve::ingress(rte_mbuf *m, PacketView &v, uint8_t arrival, uint64_t now) 
 // RFC 8926 3.4: version 0; options within the header's option length, each within it; an
 // unknown option with the critical bit (type bit 7) drops the packet; control (O) packets are
 // not data. GWLB's contract carries IPv4 or IPv6 (protocol type 0x0800 / 0x86DD).
-bool Geneve::decap(rte_mbuf *m, PacketView &v, uint64_t now) noexcept {
+bool Geneve::decap(rte_mbuf *m, PacketView &v, uint64_t now, uint16_t i) noexcept {
     uint8_t *eth = rte_pktmbuf_mtod(m, uint8_t *);
     const uint32_t end = std::min<uint32_t>(v.ip_end, m->data_len);
     const uint32_t off = v.l4_off + 8u;  // the GENEVE header
@@ -178,7 +232,7 @@ bool Geneve::decap(rte_mbuf *m, PacketView &v, uint64_t now) noexcept {
         drop(m, inner >= udp_end ? DropReason::GeneveTruncated : DropReason::GeneveBadProtocol);
         return false;
     }
-    const int32_t c = context_for(eth + v.l3_off, v, g, gnv_len, now);
+    const int32_t c = context_for(eth + v.l3_off, v, g, gnv_len, now, i);
     if (c < 0) {
         drop(m, DropReason::GeneveContextFull);
         return false;
@@ -207,14 +261,12 @@ bool Geneve::decap(rte_mbuf *m, PacketView &v, uint64_t now) noexcept {
 // A context is the outer header as received (addresses, UDP source port, GENEVE header and
 // options), found by a 64-bit digest (two CRC32C seeds; the bytes are compared on a hit).
 int32_t Geneve::context_for(const uint8_t *l3, const PacketView &v, const uint8_t *gnv,
-                            uint16_t gnv_len, uint64_t now) noexcept {
+                            uint16_t gnv_len, uint64_t now, uint16_t i) noexcept {
     const uint32_t alen = v.family == 4 ? 4 : 16;
     const uint16_t sport = rte_cpu_to_be_16(v.sport);
-    uint32_t a = rte_hash_crc(v.src.b, alen, 0x5e6e7e8e), b = rte_hash_crc(v.src.b, alen, 17);
-    a = rte_hash_crc(v.dst.b, alen, a), b = rte_hash_crc(v.dst.b, alen, b);
-    a = rte_hash_crc_2byte(sport, a), b = rte_hash_crc_2byte(sport, b);
-    a = rte_hash_crc(gnv, gnv_len, a), b = rte_hash_crc(gnv, gnv_len, b);
-    const uint64_t digest = uint64_t(a) << 32 | b;
+    const bool looked = i < pre_n_ && pre_pos_[i] != -2;
+    const uint64_t digest =
+        looked ? pre_digest_[i] : digest_of(v.src.b, v.dst.b, alen, sport, gnv, gnv_len);
     auto same = [&](const Context &x) {
         // The template holds the addresses swapped and the received source port.
         const uint8_t *ip = x.hdr + RTE_ETHER_HDR_LEN;
@@ -227,7 +279,10 @@ int32_t Geneve::context_for(const uint8_t *l3, const PacketView &v, const uint8_
     int32_t pos = -1;
     if (last_ >= 0 && ctx_[last_].digest == digest) {
         pos = last_;
+    } else if (looked && pre_pos_[i] >= 0) {
+        pos = pre_pos_[i];
     } else {
+        // Not looked up, or not found then (an earlier packet of this burst may have added it).
         pos = rte_hash_lookup(contexts_, &digest);
     }
     if (pos >= 0) {

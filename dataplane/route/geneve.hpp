@@ -55,7 +55,13 @@ class Geneve {
 
     // True: `m` now holds the inner packet (behind the fake Ethernet header) and `v` its view.
     // False: consumed (answered, handed to the router, dropped and counted).
-    bool ingress(rte_mbuf *m, PacketView &v, uint8_t arrival, uint64_t now) noexcept;
+    // `i`: the packet's index in the burst given to prefetch() (its context is looked up there).
+    bool ingress(rte_mbuf *m, PacketView &v, uint8_t arrival, uint64_t now,
+                 uint16_t i) noexcept;
+    // Once per received burst, before ingress: the contexts of the burst's GENEVE packets looked
+    // up in one bulk lookup (rte_hash_lookup_bulk) and their entries prefetched, as the flow
+    // table does for flows (with a context per flow, each lookup is a cache miss otherwise).
+    void prefetch(rte_mbuf *const *pkts, uint16_t n) noexcept;
     // The endpoint index (1..) of a decapsulated packet or one built from it: the flow key's
     // `vlan` field in GENEVE mode. 0: no context.
     uint16_t endpoint_of(const rte_mbuf *m) const noexcept {
@@ -88,9 +94,9 @@ class Geneve {
 
     static uint32_t context_of(const rte_mbuf *m) noexcept;
     void drop(rte_mbuf *m, DropReason r) noexcept;
-    bool decap(rte_mbuf *m, PacketView &v, uint64_t now) noexcept;
+    bool decap(rte_mbuf *m, PacketView &v, uint64_t now, uint16_t i) noexcept;
     int32_t context_for(const uint8_t *l3, const PacketView &v, const uint8_t *gnv,
-                        uint16_t gnv_len, uint64_t now) noexcept;
+                        uint16_t gnv_len, uint64_t now, uint16_t i) noexcept;
     int32_t endpoint_for(const uint8_t *gnv, uint16_t gnv_len) noexcept;
     void health(rte_mbuf *m, const PacketView &v) noexcept;
     void clamp_mss(rte_mbuf *m, const PacketView &v) noexcept;
@@ -112,6 +118,12 @@ class Geneve {
     int32_t last_ = -1;  // the last context used (consecutive packets of a flow share one)
     rte_hash *endpoints_ = nullptr;  // EKey -> position; endpoint index = position + 1
     uint32_t nendpoints_ = 0;
+
+    // prefetch()'s answers for the burst being handled: digest and position (-1: not found;
+    // -2: not looked up).
+    uint64_t pre_digest_[kMaxBurst];
+    int32_t pre_pos_[kMaxBurst];
+    uint16_t pre_n_ = 0;
 
     GeneveStats stats_;
 };

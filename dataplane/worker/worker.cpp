@@ -113,6 +113,7 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh,
     // inner packet comes from is derived from its addresses, and its flow key carries the
     // endpoint identity of its outer header.
     const bool geneve = geneve_.enabled();
+    if (geneve && route_in) geneve_.prefetch(pkts, n);
 
     for (uint16_t i = 0; i < n; ++i) {
         if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
@@ -129,7 +130,7 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh,
             continue;
         }
         if (geneve) [[unlikely]] {
-            if (route_in && !geneve_.ingress(m, v, arrival, now)) continue;
+            if (route_in && !geneve_.ingress(m, v, arrival, now, i)) continue;
             arrival = idr_ && stage_.source_inside(v) ? kInside : kOutside;
         } else if (route_in && !router_.ingress(m, v, arrival, now)) {
             continue;
