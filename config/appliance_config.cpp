@@ -299,8 +299,9 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
                     ok = *end == '\0';
                 }
                 if (!ok || cls > 0xffff || type > 0x7f)
-                    throw ConfigError(at, "must be \"CLASS:TYPE\" (class 0..0xffff, type "
-                                          "0..0x7f without the critical bit), e.g. \"0x0108:1\"");
+                    throw ConfigError(at,
+                                      "must be \"CLASS:TYPE\" (class 0..0xffff, type "
+                                      "0..0x7f without the critical bit), e.g. \"0x0108:1\"");
                 out.push_back({static_cast<uint16_t>(cls), static_cast<uint8_t>(type)});
             }
             if (out.size() > 8) throw ConfigError(o.at(key), "at most 8 options");
@@ -605,17 +606,20 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         // GWLB's overhead: outer IPv4 20 + UDP 8 + GENEVE 8 + options 32 (ANCHORS §7).
         constexpr uint32_t kGwlbOverhead = 68;
         if (g.inner_mtu && arm.mtu && g.inner_mtu + kGwlbOverhead > arm.mtu)
-            throw ConfigError("geneve.inner_mtu",
-                              std::to_string(g.inner_mtu) + " + 68 bytes of GENEVE overhead "
-                              "exceeds ports.arm.mtu " + std::to_string(arm.mtu));
+            throw ConfigError("geneve.inner_mtu", std::to_string(g.inner_mtu) +
+                                                      " + 68 bytes of GENEVE overhead "
+                                                      "exceeds ports.arm.mtu " +
+                                                      std::to_string(arm.mtu));
         const auto &to = c.flows.timeouts;
-        const uint32_t longest = std::max({to.tcp_handshake_s, to.tcp_established_s,
-                                           to.tcp_closing_s, to.udp_s, to.other_s});
-        if (!g.context_idle_s) g.context_idle_s = longest + 60;
+        const uint32_t longest = std::max(
+            {to.tcp_handshake_s, to.tcp_established_s, to.tcp_closing_s, to.udp_s, to.other_s});
+        if (!g.context_idle_s)
+            g.context_idle_s = longest + 60;
         else if (g.context_idle_s <= longest)
-            throw ConfigError("geneve.context_idle_s",
-                              "must exceed the longest flow timeout (" + std::to_string(longest) +
-                                  " s): a flow's packets the identity stage builds use its context");
+            throw ConfigError(
+                "geneve.context_idle_s",
+                "must exceed the longest flow timeout (" + std::to_string(longest) +
+                    " s): a flow's packets the identity stage builds use its context");
         if (g.health_port == g.udp_port && g.health_port)
             throw ConfigError("geneve.health_check.tcp_port", "is geneve.udp_port");
     }

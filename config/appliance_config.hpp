@@ -244,9 +244,9 @@ struct GeneveConfig {
     // Further options understood (RFC 8926: an unknown option with the critical bit drops the
     // packet). GWLB: type 3 = the flow cookie.
     std::vector<GeneveOption> options = {{0x0108, 3}};
-    uint32_t contexts = 16384;   // outer headers kept (about one per flow), per worker
-    uint32_t endpoints = 1024;   // distinct endpoint identities, per worker
-    uint32_t context_idle_s = 0; // 0: the longest flow timeout + 60 s
+    uint32_t contexts = 16384;    // outer headers kept (about one per flow), per worker
+    uint32_t endpoints = 1024;    // distinct endpoint identities, per worker
+    uint32_t context_idle_s = 0;  // 0: the longest flow timeout + 60 s
 };
 
 struct ApplianceConfig {

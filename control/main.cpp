@@ -196,10 +196,9 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
         // The pool's budget (docs/handshake.md "Budgets"): refused here, naming the field, when
         // the handshakes' bounds and the forwarding reserve do not fit.
         const uint16_t nq = static_cast<uint16_t>(cfg.workers);
-        const control::MbufPlan plan =
-            control::plan_mbufs(cfg, control::ring_mbufs(cfg.inside, "inside", nq) +
-                                         (cfg.geneve ? 0 : control::ring_mbufs(cfg.outside,
-                                                                               "outside", nq)));
+        const control::MbufPlan plan = control::plan_mbufs(
+            cfg, control::ring_mbufs(cfg.inside, "inside", nq) +
+                     (cfg.geneve ? 0 : control::ring_mbufs(cfg.outside, "outside", nq)));
         spdlog::info(
             "mbufs {}: {} reserved for forwarding, {} descriptor rings, {} steering, {} caches; "
             "per worker {} held + {} kept control datagrams + {} slow-path jobs",
@@ -221,8 +220,9 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
         const uint16_t q = static_cast<uint16_t>(cfg.workers);
         app->ports[dp::kInside] = control::setup_port(cfg.inside, "inside", q, pool);
         // GENEVE mode: one arm, which the workers see as both sides.
-        app->ports[dp::kOutside] = cfg.geneve ? app->ports[dp::kInside]
-                                              : control::setup_port(cfg.outside, "outside", q, pool);
+        app->ports[dp::kOutside] = cfg.geneve
+                                       ? app->ports[dp::kInside]
+                                       : control::setup_port(cfg.outside, "outside", q, pool);
         const bool hw_symmetric = app->ports[0].symmetric_rss && app->ports[1].symmetric_rss;
         for (int i = 0; i < 2; ++i)
             spdlog::info("port {}: {} ({}), {} queue(s), mtu {}, steering {}",
@@ -243,13 +243,12 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
             spdlog::info("routed: {} IPv4 and {} IPv6 routes (connected and static)", t->routes4,
                          t->routes6);
             if (cfg.geneve)
-                spdlog::info("geneve: one arm, UDP port {}, health check {}, inner MTU {}",
-                             cfg.geneve_cfg.udp_port,
-                             cfg.geneve_cfg.health_port
-                                 ? "TCP " + std::to_string(cfg.geneve_cfg.health_port)
-                                 : std::string("off"),
-                             cfg.geneve_cfg.inner_mtu ? cfg.geneve_cfg.inner_mtu
-                                                      : app->ports[0].mtu - 68);
+                spdlog::info(
+                    "geneve: one arm, UDP port {}, health check {}, inner MTU {}",
+                    cfg.geneve_cfg.udp_port,
+                    cfg.geneve_cfg.health_port ? "TCP " + std::to_string(cfg.geneve_cfg.health_port)
+                                               : std::string("off"),
+                    cfg.geneve_cfg.inner_mtu ? cfg.geneve_cfg.inner_mtu : app->ports[0].mtu - 68);
         }
 
         g_stop = &app->stop;

@@ -255,8 +255,10 @@ std::string prefix_list(const dp::PortAddr *a, uint8_t n, uint8_t family) {
 // /segwire/routing: the mode, the ports' addresses, the route table in force, the counters.
 int cmd_routing(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_start_dict(d);
-    rte_tel_data_add_dict_string(
-        d, "mode", g_app->cfg.geneve ? "geneve" : g_app->routing ? "routed" : "bump-in-the-wire");
+    rte_tel_data_add_dict_string(d, "mode",
+                                 g_app->cfg.geneve ? "geneve"
+                                 : g_app->routing  ? "routed"
+                                                   : "bump-in-the-wire");
     if (!g_app->routing) return 0;
     const dp::RoutedPorts *rp = g_app->routing->ports();
     const char *roles[2] = {"inside", "outside"};
@@ -296,14 +298,15 @@ int cmd_routing(const char *, const char *, rte_tel_data *d) {
 // /segwire/geneve: GENEVE one-arm mode (docs/geneve.md): settings, counters, its drops.
 int cmd_geneve(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_start_dict(d);
-    rte_tel_data_add_dict_string(
-        d, "mode", g_app->cfg.geneve ? "geneve" : g_app->routing ? "routed" : "bump-in-the-wire");
+    rte_tel_data_add_dict_string(d, "mode",
+                                 g_app->cfg.geneve ? "geneve"
+                                 : g_app->routing  ? "routed"
+                                                   : "bump-in-the-wire");
     if (!g_app->cfg.geneve) return 0;
     const config::GeneveConfig &g = g_app->cfg.geneve_cfg;
     rte_tel_data_add_dict_u64(d, "udp_port", g.udp_port);
     rte_tel_data_add_dict_u64(d, "health_check_tcp_port", g.health_port);
-    rte_tel_data_add_dict_u64(d, "inner_mtu",
-                              g.inner_mtu ? g.inner_mtu : g_app->ports[0].mtu - 68);
+    rte_tel_data_add_dict_u64(d, "inner_mtu", g.inner_mtu ? g.inner_mtu : g_app->ports[0].mtu - 68);
     dp::GeneveStats sum;
     uint64_t drops[dp::kDropReasonCount] = {};
     for (uint32_t w = 0; w < g_app->workers.size(); ++w) {

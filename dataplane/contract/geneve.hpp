@@ -8,14 +8,14 @@
 
 namespace segwire::dp {
 
-#define SEGWIRE_GENEVE_COUNTERS(X)                                                          \
-    X(decapsulated, "GENEVE packets received and decapsulated")                            \
-    X(encapsulated, "packets sent back to the load balancer, encapsulated")                \
-    X(mss_clamped, "inner TCP SYNs whose MSS was lowered for the outer overhead")          \
-    X(health_synack, "health-check SYNs answered with a SYN-ACK")                          \
-    X(health_rst, "other health-check segments answered with a RST")                       \
-    X(contexts_created, "outer headers kept for re-encapsulation (about one per flow)")     \
-    X(contexts_expired, "outer headers removed after geneve.context_idle_s unused")         \
+#define SEGWIRE_GENEVE_COUNTERS(X)                                                      \
+    X(decapsulated, "GENEVE packets received and decapsulated")                         \
+    X(encapsulated, "packets sent back to the load balancer, encapsulated")             \
+    X(mss_clamped, "inner TCP SYNs whose MSS was lowered for the outer overhead")       \
+    X(health_synack, "health-check SYNs answered with a SYN-ACK")                       \
+    X(health_rst, "other health-check segments answered with a RST")                    \
+    X(contexts_created, "outer headers kept for re-encapsulation (about one per flow)") \
+    X(contexts_expired, "outer headers removed after geneve.context_idle_s unused")     \
     X(endpoints_created, "endpoint identities (the endpoint options' values) seen")
 
 struct GeneveStats {

@@ -373,8 +373,7 @@ int32_t Geneve::endpoint_for(const uint8_t *gnv, uint16_t gnv_len) noexcept {
 // TCP MSS of an inner SYN lowered to what fits geneve inner MTU (the outer overhead is the load
 // balancer's; the hosts only see their own MTU). Incremental checksum update (RFC 1624).
 void Geneve::clamp_mss(rte_mbuf *m, const PacketView &v) noexcept {
-    const uint16_t limit =
-        static_cast<uint16_t>(inner_mtu_ - (v.family == 4 ? 40 : 60));
+    const uint16_t limit = static_cast<uint16_t>(inner_mtu_ - (v.family == 4 ? 40 : 60));
     if (v.opt.mss <= limit) return;
     uint8_t *e = rte_pktmbuf_mtod(m, uint8_t *);
     uint8_t *t = e + v.l4_off;
@@ -391,8 +390,8 @@ void Geneve::clamp_mss(rte_mbuf *m, const PacketView &v) noexcept {
             const uint16_t old = crypto::load_be16(t + o + 2);
             crypto::store_be16(t + o + 2, limit);
             const uint16_t ck = crypto::load_be16(t + 16);
-            crypto::store_be16(t + 16, static_cast<uint16_t>(~ones(
-                                           uint32_t(uint16_t(~ck)) + uint16_t(~old) + limit)));
+            crypto::store_be16(t + 16, static_cast<uint16_t>(~ones(uint32_t(uint16_t(~ck)) +
+                                                                   uint16_t(~old) + limit)));
             stats_.mss_clamped.add();
             return;
         }
@@ -414,16 +413,16 @@ void Geneve::health(rte_mbuf *m, const PacketView &v) noexcept {
     uint8_t *e = rte_pktmbuf_mtod(m, uint8_t *);
     uint8_t *l3 = e + v.l3_off;
     auto *t = reinterpret_cast<rte_tcp_hdr *>(e + v.l4_off);
-    const uint32_t seg_len = v.payload_len + ((v.tcp_flags & kTcpSyn) ? 1 : 0) +
-                             ((v.tcp_flags & kTcpFin) ? 1 : 0);
+    const uint32_t seg_len =
+        v.payload_len + ((v.tcp_flags & kTcpSyn) ? 1 : 0) + ((v.tcp_flags & kTcpFin) ? 1 : 0);
     const bool syn = (v.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
     const rte_be16_t sp = t->src_port;
     t->src_port = t->dst_port;
     t->dst_port = sp;
     if (syn) {
         // An ISN from the 4-tuple (no state: the answer to a retransmitted SYN is the same).
-        t->sent_seq = rte_cpu_to_be_32(rte_hash_crc(l3 + (v.family == 4 ? 12 : 8),
-                                                    v.family == 4 ? 8 : 32, 0x68656c74));
+        t->sent_seq = rte_cpu_to_be_32(
+            rte_hash_crc(l3 + (v.family == 4 ? 12 : 8), v.family == 4 ? 8 : 32, 0x68656c74));
         t->recv_ack = rte_cpu_to_be_32(v.seq + 1);
         t->tcp_flags = RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG;
         stats_.health_synack.add();
@@ -483,8 +482,8 @@ bool Geneve::encap(rte_mbuf *m, uint32_t c) noexcept {
         drop(m, DropReason::GeneveNoContext);
         return false;
     }
-    const uint32_t inner_len = (in[0] >> 4) == 4 ? crypto::load_be16(in + 2)
-                                                 : 40u + crypto::load_be16(in + 4);
+    const uint32_t inner_len =
+        (in[0] >> 4) == 4 ? crypto::load_be16(in + 2) : 40u + crypto::load_be16(in + 4);
     if (inner_len > m->data_len - uint32_t(RTE_ETHER_HDR_LEN)) {
         drop(m, DropReason::GeneveNoContext);
         return false;

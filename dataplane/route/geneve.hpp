@@ -56,8 +56,7 @@ class Geneve {
     // True: `m` now holds the inner packet (behind the fake Ethernet header) and `v` its view.
     // False: consumed (answered, handed to the router, dropped and counted).
     // `i`: the packet's index in the burst given to prefetch() (its context is looked up there).
-    bool ingress(rte_mbuf *m, PacketView &v, uint8_t arrival, uint64_t now,
-                 uint16_t i) noexcept;
+    bool ingress(rte_mbuf *m, PacketView &v, uint8_t arrival, uint64_t now, uint16_t i) noexcept;
     // Once per received burst, before ingress: the contexts of the burst's GENEVE packets looked
     // up in one bulk lookup (rte_hash_lookup_bulk) and their entries prefetched, as the flow
     // table does for flows (with a context per flow, each lookup is a cache miss otherwise).

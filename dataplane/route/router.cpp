@@ -206,10 +206,9 @@ bool Router::ingress(rte_mbuf *m, PacketView &v, uint8_t arrival, uint64_t now) 
     }
     // Transit. Not routed: multicast, broadcast, link-local destinations; anything in GENEVE
     // mode (only what came encapsulated is forwarded).
-    if (local_only_ ||
-        (v.family == 4
-             ? (v.dst.b[0] >= 224 || v.dst.b[0] == 0 || v.dst.b[0] == 127)
-             : (v.dst.b[0] == 0xff || (v.dst.b[0] == 0xfe && (v.dst.b[1] & 0xc0) == 0x80)))) {
+    if (local_only_ || (v.family == 4 ? (v.dst.b[0] >= 224 || v.dst.b[0] == 0 || v.dst.b[0] == 127)
+                                      : (v.dst.b[0] == 0xff ||
+                                         (v.dst.b[0] == 0xfe && (v.dst.b[1] & 0xc0) == 0x80)))) {
         drop(m, DropReason::NotRouted);
         return false;
     }

@@ -154,14 +154,19 @@ struct RoutedBench {
 constexpr uint16_t kGeneveFrame = 14 + 68 + 40;
 
 inline void write_geneve_frame(uint8_t *f, uint32_t i) {
-    static const uint8_t outer[14 + 20 + 8 + 8 + 32] = {
-        0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 0x20, 0x08, 0x00,  // Ethernet: LB -> arm
-        0x45, 0, 0, 108, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 250, 0, 2, 10, 250, 0, 1,  // IPv4
-        0x17, 0xc1, 0x17, 0xc1, 0, 88, 0, 0,           // UDP 6081 -> 6081, checksum 0
-        8, 0, 0x08, 0x00, 0, 0, 0, 0,                  // GENEVE: 8 words of options, IPv4
-        0x01, 0x08, 1, 2, 1, 2, 3, 4, 5, 6, 7, 8,      // endpoint ID
-        0x01, 0x08, 2, 2, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8,  // attachment ID
-        0x01, 0x08, 3, 1, 0, 0, 0, 0};                 // flow cookie
+    static const uint8_t
+        outer[14 + 20 + 8 + 8 + 32] =
+            {
+                0x02, 0,    0,    0,    0,    2,    0x02, 0,    0,    0,    0,    0x20, 0x08,
+                0x00,  // Ethernet: LB -> arm
+                0x45, 0,    0,    108,  0,    0,    0x40, 0,    64,   17,   0,    0,    10,
+                250,  0,    2,    10,   250,  0,    1,        // IPv4
+                0x17, 0xc1, 0x17, 0xc1, 0,    88,   0,    0,  // UDP 6081 -> 6081, checksum 0
+                8,    0,    0x08, 0x00, 0,    0,    0,    0,  // GENEVE: 8 words of options, IPv4
+                0x01, 0x08, 1,    2,    1,    2,    3,    4,    5,    6,    7,    8,  // endpoint ID
+                0x01, 0x08, 2,    2,    0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8,  // attachment
+                                                                                         // ID
+                0x01, 0x08, 3,    1,    0,    0,    0,    0};  // flow cookie
     std::memcpy(f, outer, sizeof outer);
     f[sizeof outer - 4] = static_cast<uint8_t>(i >> 24);
     f[sizeof outer - 3] = static_cast<uint8_t>(i >> 16);
@@ -249,9 +254,9 @@ struct GeneveBench {
         rte_mbuf *m = rte_pktmbuf_alloc(pool);
         auto *f = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, 60));
         std::memset(f, 0, 60);
-        static const uint8_t hdr[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0,   0,  0, 0,
-                                      0x20, 0x08, 0x06, 0,    1,    0x08, 0,    6,   4,  0, 1,
-                                      0x02, 0,    0,    0,    0,    0x20, 10,   250, 0,  2, 0,
+        static const uint8_t hdr[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0,   0, 0, 0,
+                                      0x20, 0x08, 0x06, 0,    1,    0x08, 0,    6,   4, 0, 1,
+                                      0x02, 0,    0,    0,    0,    0x20, 10,   250, 0, 2, 0,
                                       0,    0,    0,    0,    0,    10,   250,  0,   1};
         std::memcpy(f, hdr, sizeof hdr);
         m->port = 0;
@@ -312,8 +317,9 @@ bool geneve_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
         r.rate = hz / r.cycles;
         r.null_cycles = double(nul.cycles) / double(nul.pkts);
         r.null_rate = hz / r.null_cycles;
-        r.note = "122-byte GWLB frames (64-byte ACK + 68), decapsulated and sent back; its null "
-                 "generates the same frames";
+        r.note =
+            "122-byte GWLB frames (64-byte ACK + 68), decapsulated and sent back; its null "
+            "generates the same frames";
         rows.push_back(r);
         print_row(r);
         w.reset();
