@@ -600,9 +600,6 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         // them (docs/geneve.md "Limits").
         if (c.workers != 1) throw ConfigError("workers", "GENEVE mode runs one worker");
         const PortConfig &arm = c.inside;
-        bool v4 = false;
-        for (const auto &a : arm.addresses) v4 = v4 || !a.v6;
-        (void)v4;
         // GWLB's overhead: outer IPv4 20 + UDP 8 + GENEVE 8 + options 32 (ANCHORS §7).
         constexpr uint32_t kGwlbOverhead = 68;
         if (g.inner_mtu && arm.mtu && g.inner_mtu + kGwlbOverhead > arm.mtu)

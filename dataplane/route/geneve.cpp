@@ -372,7 +372,7 @@ int32_t Geneve::endpoint_for(const uint8_t *gnv, uint16_t gnv_len) noexcept {
 
 // TCP MSS of an inner SYN lowered to what fits geneve inner MTU (the outer overhead is the load
 // balancer's; the hosts only see their own MTU). Incremental checksum update (RFC 1624).
-void Geneve::clamp_mss(rte_mbuf *m, const PacketView &v) noexcept {
+void Geneve::clamp_mss(rte_mbuf *m, PacketView &v) noexcept {
     const uint16_t limit = static_cast<uint16_t>(inner_mtu_ - (v.family == 4 ? 40 : 60));
     if (v.opt.mss <= limit) return;
     uint8_t *e = rte_pktmbuf_mtod(m, uint8_t *);
@@ -392,6 +392,7 @@ void Geneve::clamp_mss(rte_mbuf *m, const PacketView &v) noexcept {
             const uint16_t ck = crypto::load_be16(t + 16);
             crypto::store_be16(t + 16, static_cast<uint16_t>(~ones(uint32_t(uint16_t(~ck)) +
                                                                    uint16_t(~old) + limit)));
+            v.opt.mss = limit;  // later stages read the view
             stats_.mss_clamped.add();
             return;
         }

@@ -98,7 +98,7 @@ class Geneve {
                         uint16_t gnv_len, uint64_t now, uint16_t i) noexcept;
     int32_t endpoint_for(const uint8_t *gnv, uint16_t gnv_len) noexcept;
     void health(rte_mbuf *m, const PacketView &v) noexcept;
-    void clamp_mss(rte_mbuf *m, const PacketView &v) noexcept;
+    void clamp_mss(rte_mbuf *m, PacketView &v) noexcept;
     bool encap(rte_mbuf *m, uint32_t c) noexcept;
 
     Router *router_ = nullptr;
