@@ -7,7 +7,13 @@ encapsulation, AWS Gateway Load Balancer's contract: this kernel has no GENEVE d
   ext    10.63.3.3 ------------------------------ le 10.63.3.254 /   lc/ls/le is routed into the TUN
                                                                    device; gwlb.py encapsulates it
   arm segment 10.63.9.0/24 (bridge in the LB ns, 10.63.9.254) ---- [B GENEVE arm 10.63.9.1]
-                                                              \\--- attacker 10.63.9.66
+                                                              |--- attacker 10.63.9.66
+                                                              \\--- [C GENEVE arm 10.63.9.3]
+                                                                   (GeneveBed(appliances=2) only)
+
+With two appliances gwlb.py sends each flow to one of them by a symmetric hash of the inner
+5-tuple (both directions to the same one, as GWLB's stickiness does); the bed only, no test uses
+it yet (scale-out, issue 20 item 3, is another task's).
 
 The client and the server are PUs (client hosted by A, server by B): an identity handshake runs
 between A and B through the load balancer; the ext host has no enforcer (an external network).
@@ -27,6 +33,11 @@ class GeneveBed(Bed):
     CLIENT4, SERVER4, EXT4 = "10.63.1.2", "10.63.2.2", "10.63.3.3"
     LB_ARM4, ARM4, ATTACKER4 = "10.63.9.254", "10.63.9.1", "10.63.9.66"
     HEALTH_PORT = 8080
+    ARM4_C = "10.63.9.3"
+
+    def __init__(self, appliances=1):
+        super().__init__()
+        self.appliances = appliances
 
     def _build(self):
         t = self.tag[3:]
@@ -45,6 +56,9 @@ class GeneveBed(Bed):
             (self.enf_b, self.arm_if, self.lb, self.lb_arm_if),
             (self.attacker, self.attacker_if, self.lb, f"lk{t}"),
         ]
+        if self.appliances == 2:
+            self.enf_c, self.arm_c_if = self.ns("ec"), f"h{t}"
+            links.append((self.enf_c, self.arm_c_if, self.lb, f"lh{t}"))
         for n in self.namespaces:
             n.run("sysctl -qw net.ipv6.conf.all.disable_ipv6=1")
             n.run("sysctl -qw net.ipv6.conf.default.disable_ipv6=1")
@@ -61,7 +75,7 @@ class GeneveBed(Bed):
         for k in ("all", "default"):
             lb.run(f"sysctl -qw net.ipv4.conf.{k}.rp_filter=0")
         lb.run(f"ip link add {self.lb_bridge} type bridge")
-        for i in (self.lb_arm_if, f"lk{t}"):
+        for i in (self.lb_arm_if, f"lk{t}") + ((f"lh{t}",) if self.appliances == 2 else ()):
             lb.run(f"ip link set {i} master {self.lb_bridge}")
         lb.run(f"ip link set {self.lb_bridge} up")
         lb.run(f"ip addr add {self.LB_ARM4}/24 dev {self.lb_bridge}")
@@ -82,20 +96,22 @@ class GeneveBed(Bed):
                 host.run(f"ip route add default via {gw}")
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.tag}-"))
         self.pki = Pki(self.workdir / "pki")
-        self.keys = {e: self.pki.enforcer(e) for e in ("enf-a", "enf-b")}
+        self.keys = {e: self.pki.enforcer(e) for e in ("enf-a", "enf-b", "enf-c")}
         self.lb_stats = self.workdir / "gwlb.json"
         self.gwlb = lb.popen(f"python3 -u {HERE / 'gwlb.py'} --tun {self.tun} --local {self.LB_ARM4} "
-                             f"--appliance {self.ARM4} --stats {self.lb_stats}")
+                             f"--appliance {self.ARM4} --stats {self.lb_stats}" +
+                             (f" --appliance {self.ARM4_C}" if self.appliances == 2 else ""))
         line = self.gwlb.stdout.readline()
         if not line or not json.loads(line).get("listening"):
             raise RuntimeError(f"gwlb.py did not start: {line}")
 
     def identity(self, which, policy_file):
         eid = f"enf-{which}"
-        other = "enf-b" if which == "a" else "enf-a"
+        others = [e for e in self.keys if e != eid]
         key, cert = self.keys[eid]
         return {"enforcer_id": eid, "tags": ["site=lab"], "key": str(key), "certificate": str(cert),
-                "trusted_cas": str(self.pki.ca), "peer_certificates": [str(self.keys[other][1])],
+                "trusted_cas": str(self.pki.ca),
+                "peer_certificates": [str(self.keys[o][1]) for o in others],
                 "policy_file": str(policy_file)}
 
     def start_a(self, policy_file):
@@ -113,6 +129,19 @@ class GeneveBed(Bed):
                      extra={"identity": self.identity("b", policy_file)},
                      workdir=self.workdir / "enf-b")
         geneve_config(sw, tag, self.arm_if, [f"{self.ARM4}/24"],
+                      dict({"health_check": {"tcp_port": self.HEALTH_PORT}}, **(geneve or {})))
+        self.enforcers.append(sw)
+        return sw.start()
+
+    def start_c(self, policy_file, geneve=None):
+        """The second GENEVE appliance (GeneveBed(appliances=2)), 10.63.9.3 on the arm segment.
+        The policy must say which PUs enf-c hosts (the server's PU is enf-b's in
+        geneve_lab_policy)."""
+        tag = f"{self.tag}c"
+        sw = Segwire(self.enf_c, tag, self.arm_c_if, self.arm_c_if,
+                     extra={"identity": self.identity("c", policy_file)},
+                     workdir=self.workdir / "enf-c")
+        geneve_config(sw, tag, self.arm_c_if, [f"{self.ARM4_C}/24"],
                       dict({"health_check": {"tcp_port": self.HEALTH_PORT}}, **(geneve or {})))
         self.enforcers.append(sw)
         return sw.start()

@@ -9,11 +9,12 @@ Why not Linux: this kernel has no GENEVE device (CONFIG_GENEVE) and no tc tunnel
 the encapsulation is done here, ~150 lines on a TUN device and a UDP socket; routing, ARP and
 TCP stay the kernel's.
 
-  python3 gwlb.py --tun gwlb0 --local 10.63.9.254 --appliance 10.63.9.1 --stats FILE
-                  [--endpoint HEX16] [--attachment HEX16]
+  python3 gwlb.py --tun gwlb0 --local 10.63.9.254 --appliance 10.63.9.1 [--appliance ...]
+                  --stats FILE [--endpoint HEX16] [--attachment HEX16]
 
 The cookie is a symmetric hash of the inner 5-tuple, so both directions of a flow carry the same
-one. Counters go to FILE (JSON, rewritten at most every 0.1 s): sent, returned, returned_ok,
+one; with several appliances the flow goes to appliance[cookie % n] (GWLB's 5-tuple stickiness:
+both directions reach the same one). Counters go to FILE (JSON, rewritten at most every 0.1 s): sent, returned, returned_ok,
 tlv_mismatch (dropped, as GWLB would), outer_mismatch, not_from_appliance.
 """
 import argparse
@@ -68,7 +69,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tun", required=True)
     ap.add_argument("--local", required=True)
-    ap.add_argument("--appliance", required=True)
+    ap.add_argument("--appliance", required=True, action="append")
     ap.add_argument("--stats", required=True)
     ap.add_argument("--endpoint", default="0102030405060708")
     ap.add_argument("--attachment", default="a1a2a3a4a5a6a7a8")
@@ -100,12 +101,14 @@ def main():
         if tun in r:
             pkt = os.read(tun, 65535)
             if pkt and pkt[0] >> 4 in (4, 6):
+                target = args.appliance[cookie(pkt) % len(args.appliance)]
                 sock.sendto(encapsulate(options(endpoint, attachment, pkt), pkt),
-                            (args.appliance, GENEVE_PORT))
+                            (target, GENEVE_PORT))
+                stats["sent_" + target] = stats.get("sent_" + target, 0) + 1
                 stats["sent"] += 1
         if sock in r:
             data, (addr, port) = sock.recvfrom(65535)
-            if addr != args.appliance:
+            if addr not in args.appliance:
                 stats["not_from_appliance"] += 1
             elif len(data) >= 8:
                 stats["returned"] += 1
