@@ -29,35 +29,34 @@ namespace {
 using segwire::ctl::TelemetryClient;
 
 void usage(FILE *out) {
-    std::fprintf(
-        out,
-        "usage: segwirectl [--prefix NAME | --socket PATH] [--json] COMMAND | --version\n"
-        "commands:\n"
-        "  stats            totals: packets, bytes, flows, drops by reason\n"
-        "  workers          per-worker counters\n"
-        "  ports            the inside and outside ports\n"
-        "  flows            the flow table of every worker\n"
-        "  identity         identity handshake counters, policy version, HMAC back-end\n"
-        "  flowlog          flow reports (action, policy, rule, drop reason, packets, "
-        "bytes) since start\n"
-        "  export           flow export: JSON lines and IPFIX counters\n"
-        "  routing          routed mode: ports' addresses, route table, counters\n"
-        "  neighbours       routed mode: the neighbour table (ARP and ND)\n"
-        "  geneve           GENEVE mode: settings, decapsulated / encapsulated, health\n"
-        "                   checks, contexts, endpoints, malformed GENEVE by reason\n"
-        "  explain [--policy FILE|DIR | --console URL --token T] SRC DST PROTO[/PORT]\n"
-        "                   offline: each enforcer's decision for a flow, every rule and why\n"
-        "                   the others did not match (segwirectl explain --help)\n"
-        "  trace [--follow S] ADDR [ADDR] [PROTO[/PORT]]\n"
-        "                   live: the flows' identity state, peer, policy version, rule,\n"
-        "                   held packets and drop reasons\n"
-        "  capture -w FILE [-i PORT] [-f FLOW] [-c N] [-d S]   packets to a pcapng file\n"
-        "  raw CMD          any telemetry command, printed as JSON (e.g. raw "
-        "/help,/segwire/flows)\n"
-        "  pki ca --out DIR [--name N]               a CA for an offline deployment\n"
-        "  pki enforcer --ca DIR --id ID --out DIR [--validity SECONDS]\n"
-        "                   an enforcer key + certificate signed by that CA\n"
-        "--prefix is the daemon's eal.file_prefix (default: segwire).\n");
+    std::fprintf(out,
+                 "usage: segwirectl [--prefix NAME | --socket PATH] [--json] COMMAND | --version\n"
+                 "commands:\n"
+                 "  stats            totals: packets, bytes, flows, drops by reason\n"
+                 "  workers          per-worker counters\n"
+                 "  ports            the inside and outside ports\n"
+                 "  flows            the flow table of every worker\n"
+                 "  identity         identity handshake counters, policy version, HMAC back-end\n"
+                 "  flowlog          flow reports (action, policy, rule, drop reason, packets, "
+                 "bytes) since start\n"
+                 "  export           flow export: JSON lines and IPFIX counters\n"
+                 "  routing          routed mode: ports' addresses, route table, counters\n"
+                 "  neighbours       routed mode: the neighbour table (ARP and ND)\n"
+                 "  geneve           GENEVE mode: settings, decapsulated / encapsulated, health\n"
+                 "                   checks, contexts, endpoints, malformed GENEVE by reason\n"
+                 "  explain [--policy FILE|DIR | --console URL --token T] SRC DST PROTO[/PORT]\n"
+                 "                   offline: each enforcer's decision for a flow, every rule and why\n"
+                 "                   the others did not match (segwirectl explain --help)\n"
+                 "  trace [--follow S] ADDR [ADDR] [PROTO[/PORT]]\n"
+                 "                   live: the flows' identity state, peer, policy version, rule,\n"
+                 "                   held packets and drop reasons\n"
+                 "  capture -w FILE [-i PORT] [-f FLOW] [-c N] [-d S]   packets to a pcapng file\n"
+                 "  raw CMD          any telemetry command, printed as JSON (e.g. raw "
+                 "/help,/segwire/flows)\n"
+                 "  pki ca --out DIR [--name N]               a CA for an offline deployment\n"
+                 "  pki enforcer --ca DIR --id ID --out DIR [--validity SECONDS]\n"
+                 "                   an enforcer key + certificate signed by that CA\n"
+                 "--prefix is the daemon's eal.file_prefix (default: segwire).\n");
 }
 
 std::string human(uint64_t v) {
@@ -346,10 +345,8 @@ int main(int argc, char **argv) {
     try {
         if (cmd == "pki") return pki(argc - optind - 1, argv + optind + 1);
         if (cmd == "explain") return segwire::ctl::explain_main(argc - optind, argv + optind, json);
-        if (cmd == "trace")
-            return segwire::ctl::trace_main(argc - optind, argv + optind, json, sock);
-        if (cmd == "capture")
-            return segwire::ctl::capture_main(argc - optind, argv + optind, json, sock);
+        if (cmd == "trace") return segwire::ctl::trace_main(argc - optind, argv + optind, json, sock);
+        if (cmd == "capture") return segwire::ctl::capture_main(argc - optind, argv + optind, json, sock);
         if (cmd == "identity") {
             print_json(tc.get("/segwire/identity"));
         } else if (cmd == "flowlog") {
