@@ -1,6 +1,7 @@
 #include "config/appliance_config.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -133,7 +134,7 @@ void parse_port(Obj &parent, const char *key, PortConfig &port) {
 // "mode": "routed": every route's next hop must be reachable through a port's connected prefix.
 void check_routed(ApplianceConfig &c) {
     const PortConfig *ports[2] = {&c.inside, &c.outside};
-    const char *names[2] = {"ports.inside", "ports.outside"};
+    const char *names[2] = {c.geneve ? "ports.arm" : "ports.inside", "ports.outside"};
     bool any = false;
     for (int p = 0; p < 2; ++p) {
         for (size_t i = 0; i < ports[p]->addresses.size(); ++i) {
@@ -162,8 +163,9 @@ void check_routed(ApplianceConfig &c) {
         }
     }
     if (!any)
-        throw ConfigError("ports.inside.addresses",
-                          "routed mode needs at least one address on a port");
+        throw ConfigError(c.geneve ? "ports.arm.addresses" : "ports.inside.addresses",
+                          c.geneve ? "GENEVE mode needs the arm's address"
+                                   : "routed mode needs at least one address on a port");
     for (size_t r = 0; r < c.routing.routes.size(); ++r) {
         RouteConfig &rt = c.routing.routes[r];
         const std::string at = "routing.routes[" + std::to_string(r) + "]";
@@ -231,26 +233,85 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.finish();
     }
 
-    {
-        const Value *v = root.get("ports");
-        if (!v) throw ConfigError("ports", "missing (needs \"inside\" and \"outside\")");
-        Obj o(*v, "ports");
-        parse_port(o, "inside", c.inside);
-        parse_port(o, "outside", c.outside);
-        o.finish();
-        if (c.inside.name() == c.outside.name())
-            throw ConfigError("ports.outside.device",
-                              "names the same device as ports.inside.device");
-    }
-
     if (const Value *v = root.get("mode")) {
         if (!v->IsString()) throw ConfigError("mode", "must be a string");
         const std::string mode = v->GetString();
         if (mode == "routed")
             c.routed = true;
+        else if (mode == "geneve")
+            c.routed = c.geneve = true;
         else if (mode != "bump-in-the-wire")
-            throw ConfigError("mode",
-                              "unknown mode \"" + mode + "\" (\"bump-in-the-wire\" or \"routed\")");
+            throw ConfigError("mode", "unknown mode \"" + mode +
+                                          "\" (\"bump-in-the-wire\", \"routed\" or \"geneve\")");
+    }
+    {
+        const Value *v = root.get("ports");
+        if (!v)
+            throw ConfigError("ports", c.geneve ? "missing (needs \"arm\")"
+                                                : "missing (needs \"inside\" and \"outside\")");
+        Obj o(*v, "ports");
+        if (c.geneve) {
+            // One arm: both directions arrive on and leave by one port. The workers see it as
+            // both sides; the "outside" copy carries no addresses.
+            parse_port(o, "arm", c.inside);
+            o.finish();
+            c.outside = c.inside;
+            c.outside.addresses.clear();
+        } else {
+            parse_port(o, "inside", c.inside);
+            parse_port(o, "outside", c.outside);
+            o.finish();
+            if (c.inside.name() == c.outside.name())
+                throw ConfigError("ports.outside.device",
+                                  "names the same device as ports.inside.device");
+        }
+    }
+    if (const Value *v = root.get("geneve")) {
+        if (!c.geneve) throw ConfigError("geneve", "only with \"mode\": \"geneve\"");
+        Obj o(*v, "geneve");
+        GeneveConfig &g = c.geneve_cfg;
+        o.uint("udp_port", g.udp_port, 1, 65535);
+        if (const Value *h = o.get("health_check")) {
+            Obj ho(*h, o.at("health_check"));
+            ho.uint("tcp_port", g.health_port, 1, 65535);
+            ho.finish();
+        }
+        o.uint("inner_mtu", g.inner_mtu, 576, 9000);
+        auto options = [&](const char *key, std::vector<GeneveOption> &out) {
+            if (!o.has(key)) return;
+            std::vector<std::string> texts;
+            o.strings(key, texts);
+            out.clear();
+            for (size_t i = 0; i < texts.size(); ++i) {
+                const std::string at = o.at(key) + "[" + std::to_string(i) + "]";
+                // "CLASS:TYPE", both numbers (0x... hex or decimal), as tc's geneve_opts.
+                const std::string &t = texts[i];
+                const size_t colon = t.find(':');
+                char *end = nullptr;
+                unsigned long cls = 0, type = 0;
+                bool ok = colon != std::string::npos && colon > 0 && colon + 1 < t.size();
+                if (ok) {
+                    cls = std::strtoul(t.substr(0, colon).c_str(), &end, 0);
+                    ok = *end == '\0';
+                }
+                if (ok) {
+                    type = std::strtoul(t.substr(colon + 1).c_str(), &end, 0);
+                    ok = *end == '\0';
+                }
+                if (!ok || cls > 0xffff || type > 0x7f)
+                    throw ConfigError(at,
+                                      "must be \"CLASS:TYPE\" (class 0..0xffff, type "
+                                      "0..0x7f without the critical bit), e.g. \"0x0108:1\"");
+                out.push_back({static_cast<uint16_t>(cls), static_cast<uint8_t>(type)});
+            }
+            if (out.size() > 8) throw ConfigError(o.at(key), "at most 8 options");
+        };
+        options("endpoint_options", g.endpoint_options);
+        options("options", g.options);
+        o.uint("contexts", g.contexts, 64, 1u << 22);
+        o.uint("endpoints", g.endpoints, 16, 65535);
+        o.uint("context_idle_s", g.context_idle_s, 1, 86400 * 7);
+        o.finish();
     }
     if (const Value *v = root.get("routing")) {
         if (!c.routed) throw ConfigError("routing", "only with \"mode\": \"routed\"");
@@ -552,6 +613,34 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         if (!root.has("identity"))
             throw ConfigError("export",
                               "needs an identity section (only an enforcer records flows)");
+    }
+
+    if (c.geneve) {
+        GeneveConfig &g = c.geneve_cfg;
+        // The contexts (outer headers) of a worker are found through the fake inner Ethernet
+        // addresses its flows carry: a flow's packets must stay on the worker that decapsulated
+        // them (docs/geneve.md "Limits").
+        if (c.workers != 1) throw ConfigError("workers", "GENEVE mode runs one worker");
+        const PortConfig &arm = c.inside;
+        // GWLB's overhead: outer IPv4 20 + UDP 8 + GENEVE 8 + options 32 (ANCHORS §7).
+        constexpr uint32_t kGwlbOverhead = 68;
+        if (g.inner_mtu && arm.mtu && g.inner_mtu + kGwlbOverhead > arm.mtu)
+            throw ConfigError("geneve.inner_mtu", std::to_string(g.inner_mtu) +
+                                                      " + 68 bytes of GENEVE overhead "
+                                                      "exceeds ports.arm.mtu " +
+                                                      std::to_string(arm.mtu));
+        const auto &to = c.flows.timeouts;
+        const uint32_t longest = std::max(
+            {to.tcp_handshake_s, to.tcp_established_s, to.tcp_closing_s, to.udp_s, to.other_s});
+        if (!g.context_idle_s)
+            g.context_idle_s = longest + 60;
+        else if (g.context_idle_s <= longest)
+            throw ConfigError(
+                "geneve.context_idle_s",
+                "must exceed the longest flow timeout (" + std::to_string(longest) +
+                    " s): a flow's packets the identity stage builds use its context");
+        if (g.health_port == g.udp_port && g.health_port)
+            throw ConfigError("geneve.health_check.tcp_port", "is geneve.udp_port");
     }
 
     root.finish();

@@ -236,9 +236,39 @@ struct RoutingConfig {
     uint32_t icmp_burst = 50;         // ... and at most this many at once
 };
 
+// GENEVE one-arm mode (docs/geneve.md): the load balancer (AWS Gateway Load Balancer's contract,
+// RFC 8926) sends every packet encapsulated to the one port's address; segwire enforces on the
+// inner packet and sends it back with the same options.
+struct GeneveOption {
+    uint16_t cls;
+    uint8_t type;  // without the critical bit
+};
+struct GeneveConfig {
+    uint16_t udp_port = 6081;
+    // geneve.health_check.tcp_port: the load balancer's TCP health check, answered in the
+    // dataplane (SYN -> SYN-ACK, anything else -> RST). 0: none.
+    uint16_t health_port = 0;
+    // The largest inner IP datagram (0: the arm's MTU less the GWLB overhead of 68 bytes). TCP
+    // SYNs get their MSS clamped to it; the identity stage checks its rewrites against it.
+    uint16_t inner_mtu = 0;
+    // Options whose values identify the load balancer's endpoint: part of every flow key (GWLB:
+    // class 0x0108 type 1 = endpoint ID, type 2 = attachment ID).
+    std::vector<GeneveOption> endpoint_options = {{0x0108, 1}, {0x0108, 2}};
+    // Further options understood (RFC 8926: an unknown option with the critical bit drops the
+    // packet). GWLB: type 3 = the flow cookie.
+    std::vector<GeneveOption> options = {{0x0108, 3}};
+    uint32_t contexts = 16384;    // outer headers kept (about one per flow), per worker
+    uint32_t endpoints = 1024;    // distinct endpoint identities, per worker
+    uint32_t context_idle_s = 0;  // 0: the longest flow timeout + 60 s
+};
+
 struct ApplianceConfig {
     EalConfig eal;
-    bool routed = false;  // "mode": "bump-in-the-wire" (default) | "routed"
+    // "mode": "bump-in-the-wire" (default) | "routed" | "geneve". GENEVE mode is routed = true
+    // as well: it uses routed mode's addresses, ARP / ND and FIB for its one port ("arm").
+    bool routed = false;
+    bool geneve = false;
+    GeneveConfig geneve_cfg;
     RoutingConfig routing;
     PortConfig inside;
     PortConfig outside;

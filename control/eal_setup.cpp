@@ -77,6 +77,7 @@ std::vector<std::string> build_eal_args(const config::ApplianceConfig &c) {
     a.insert(a.end(), {"--lcores", lcores});
     bool any_pci = false;
     for (const config::PortConfig *p : {&c.inside, &c.outside}) {
+        if (p == &c.outside && c.geneve) break;  // one arm
         if (p->is_pci()) {
             any_pci = true;
             a.insert(a.end(), {"-a", p->device});

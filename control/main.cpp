@@ -93,6 +93,8 @@ void add_workers(control::App &app, const dp::FailGate *gate, dp::IdentityRuntim
             s.routed_ports = app.routing->ports();
             s.routes = app.routing->slot();
             s.routing = cfg.routing;
+            s.geneve = cfg.geneve;
+            s.geneve_cfg = cfg.geneve_cfg;
         }
         app.workers.add(s);
     }
@@ -146,7 +148,7 @@ void start_observability(control::App &app) {
 void shut_ports(control::App &app) {
     app.capture.reset();  // the workers have returned; its last blocks name the ports
     control::stop_port(app.ports[0].port_id);
-    control::stop_port(app.ports[1].port_id);
+    if (!app.cfg.geneve) control::stop_port(app.ports[1].port_id);  // GENEVE: one arm
 }
 
 int finish(std::unique_ptr<control::App> app, int rc) {
@@ -194,9 +196,9 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
         // The pool's budget (docs/handshake.md "Budgets"): refused here, naming the field, when
         // the handshakes' bounds and the forwarding reserve do not fit.
         const uint16_t nq = static_cast<uint16_t>(cfg.workers);
-        const control::MbufPlan plan =
-            control::plan_mbufs(cfg, control::ring_mbufs(cfg.inside, "inside", nq) +
-                                         control::ring_mbufs(cfg.outside, "outside", nq));
+        const control::MbufPlan plan = control::plan_mbufs(
+            cfg, control::ring_mbufs(cfg.inside, "inside", nq) +
+                     (cfg.geneve ? 0 : control::ring_mbufs(cfg.outside, "outside", nq)));
         spdlog::info(
             "mbufs {}: {} reserved for forwarding, {} descriptor rings, {} steering, {} caches; "
             "per worker {} held + {} kept control datagrams + {} slow-path jobs",
@@ -217,7 +219,10 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
         app->pool = pool;
         const uint16_t q = static_cast<uint16_t>(cfg.workers);
         app->ports[dp::kInside] = control::setup_port(cfg.inside, "inside", q, pool);
-        app->ports[dp::kOutside] = control::setup_port(cfg.outside, "outside", q, pool);
+        // GENEVE mode: one arm, which the workers see as both sides.
+        app->ports[dp::kOutside] = cfg.geneve
+                                       ? app->ports[dp::kInside]
+                                       : control::setup_port(cfg.outside, "outside", q, pool);
         const bool hw_symmetric = app->ports[0].symmetric_rss && app->ports[1].symmetric_rss;
         for (int i = 0; i < 2; ++i)
             spdlog::info("port {}: {} ({}), {} queue(s), mtu {}, steering {}",
@@ -237,6 +242,13 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
             const dp::RouteTable *t = app->routing->current();
             spdlog::info("routed: {} IPv4 and {} IPv6 routes (connected and static)", t->routes4,
                          t->routes6);
+            if (cfg.geneve)
+                spdlog::info(
+                    "geneve: one arm, UDP port {}, health check {}, inner MTU {}",
+                    cfg.geneve_cfg.udp_port,
+                    cfg.geneve_cfg.health_port ? "TCP " + std::to_string(cfg.geneve_cfg.health_port)
+                                               : std::string("off"),
+                    cfg.geneve_cfg.inner_mtu ? cfg.geneve_cfg.inner_mtu : app->ports[0].mtu - 68);
         }
 
         g_stop = &app->stop;
@@ -278,11 +290,21 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
             }
         }
         if (cfg.identity.enabled()) {
-            const uint16_t mtu[2] = {app->ports[0].mtu, app->ports[1].mtu};
+            uint16_t mtu[2] = {app->ports[0].mtu, app->ports[1].mtu};
             dp::TxChecksum csum[2];
             for (int i = 0; i < 2; ++i)
                 csum[i] = {app->ports[i].tx_ipv4_cksum, app->ports[i].tx_tcp_cksum,
                            app->ports[i].tx_udp_cksum};
+            if (cfg.geneve) {
+                // The identity stage works on the inner packet: its rewrites must fit the inner
+                // MTU, and its checksums are computed in software (a NIC would checksum the
+                // outer headers).
+                const uint16_t inner = cfg.geneve_cfg.inner_mtu
+                                           ? cfg.geneve_cfg.inner_mtu
+                                           : static_cast<uint16_t>(app->ports[0].mtu - 68);
+                mtu[0] = mtu[1] = inner;
+                csum[0] = csum[1] = dp::TxChecksum{};
+            }
             app->enforcement =
                 std::make_unique<control::Enforcement>(ecfg, cfg.workers, pool, mtu, csum);
         }

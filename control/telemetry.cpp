@@ -199,7 +199,8 @@ int cmd_flows(const char *, const char *params, rte_tel_data *d) {
         rte_tel_data_add_dict_u64(c, "sport", a_init ? r.key.pa : r.key.pb);
         rte_tel_data_add_dict_string(c, "dst", addr_str(dst, r.key.family).c_str());
         rte_tel_data_add_dict_u64(c, "dport", a_init ? r.key.pb : r.key.pa);
-        rte_tel_data_add_dict_u64(c, "vlan", r.key.vlan);
+        // GENEVE mode: the key's VLAN field holds the load balancer endpoint's index.
+        rte_tel_data_add_dict_u64(c, g_app->cfg.geneve ? "endpoint" : "vlan", r.key.vlan);
         rte_tel_data_add_dict_string(
             c, "state", r.key.proto == dp::kProtoTcp ? dp::tcp_state_name(r.state) : "ACTIVE");
         rte_tel_data_add_dict_string(c, "timeout_class", dp::timeout_class_name(r.tclass));
@@ -254,7 +255,10 @@ std::string prefix_list(const dp::PortAddr *a, uint8_t n, uint8_t family) {
 // /segwire/routing: the mode, the ports' addresses, the route table in force, the counters.
 int cmd_routing(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_start_dict(d);
-    rte_tel_data_add_dict_string(d, "mode", g_app->routing ? "routed" : "bump-in-the-wire");
+    rte_tel_data_add_dict_string(d, "mode",
+                                 g_app->cfg.geneve ? "geneve"
+                                 : g_app->routing  ? "routed"
+                                                   : "bump-in-the-wire");
     if (!g_app->routing) return 0;
     const dp::RoutedPorts *rp = g_app->routing->ports();
     const char *roles[2] = {"inside", "outside"};
@@ -288,6 +292,42 @@ int cmd_routing(const char *, const char *, rte_tel_data *d) {
     SEGWIRE_ROUTING_COUNTERS(X)
 #undef X
     rte_tel_data_add_dict_u64(d, "neighbours", sum.neighbours.get());
+    return 0;
+}
+
+// /segwire/geneve: GENEVE one-arm mode (docs/geneve.md): settings, counters, its drops.
+int cmd_geneve(const char *, const char *, rte_tel_data *d) {
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_string(d, "mode",
+                                 g_app->cfg.geneve ? "geneve"
+                                 : g_app->routing  ? "routed"
+                                                   : "bump-in-the-wire");
+    if (!g_app->cfg.geneve) return 0;
+    const config::GeneveConfig &g = g_app->cfg.geneve_cfg;
+    rte_tel_data_add_dict_u64(d, "udp_port", g.udp_port);
+    rte_tel_data_add_dict_u64(d, "health_check_tcp_port", g.health_port);
+    rte_tel_data_add_dict_u64(d, "inner_mtu", g.inner_mtu ? g.inner_mtu : g_app->ports[0].mtu - 68);
+    dp::GeneveStats sum;
+    uint64_t drops[dp::kDropReasonCount] = {};
+    for (uint32_t w = 0; w < g_app->workers.size(); ++w) {
+        const dp::GeneveStats &s = g_app->workers.geneve_stats(w);
+#define X(name, help) sum.name.add(s.name.get());
+        SEGWIRE_GENEVE_COUNTERS(X)
+#undef X
+        sum.contexts.add(s.contexts.get());
+        sum.endpoints.add(s.endpoints.get());
+        const dp::WorkerStats &ws = g_app->workers.stats(w);
+        for (size_t r = 0; r < dp::kDropReasonCount; ++r) drops[r] += ws.drops[r].get();
+    }
+#define X(name, help) rte_tel_data_add_dict_u64(d, #name, sum.name.get());
+    SEGWIRE_GENEVE_COUNTERS(X)
+#undef X
+    rte_tel_data_add_dict_u64(d, "contexts", sum.contexts.get());
+    rte_tel_data_add_dict_u64(d, "endpoints", sum.endpoints.get());
+    for (size_t r = static_cast<size_t>(dp::DropReason::GeneveTruncated);
+         r <= static_cast<size_t>(dp::DropReason::GeneveMtuExceeded); ++r)
+        rte_tel_data_add_dict_u64(d, dp::drop_reason_counter_name(static_cast<dp::DropReason>(r)),
+                                  drops[r]);
     return 0;
 }
 
@@ -675,6 +715,8 @@ void register_telemetry(App &app) {
                                "Totals over all workers: packets, bytes, flows, drops by reason.");
     rte_telemetry_register_cmd("/segwire/workers", cmd_workers, "Per-worker counters.");
     rte_telemetry_register_cmd("/segwire/ports", cmd_ports, "The inside and outside ports.");
+    rte_telemetry_register_cmd("/segwire/geneve", cmd_geneve,
+                               "GENEVE one-arm mode: settings, counters, drops.");
     rte_telemetry_register_cmd("/segwire/routing", cmd_routing,
                                "Routed mode: ports' addresses, route table, counters.");
     rte_telemetry_register_cmd("/segwire/neighbours", cmd_neighbours,

@@ -39,6 +39,9 @@ struct WorkerSetup {
     const RoutedPorts *routed_ports = nullptr;
     RouteSlot *routes = nullptr;
     config::RoutingConfig routing;
+    // GENEVE one-arm mode (docs/geneve.md), on top of routed mode: both port ids are the arm.
+    bool geneve = false;
+    config::GeneveConfig geneve_cfg;
 };
 
 }  // namespace segwire::dp

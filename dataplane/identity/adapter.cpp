@@ -198,6 +198,19 @@ DropReason Stage::ingress(const Pkt &k) const {
     return DropReason::None;
 }
 
+bool Stage::source_inside(const PacketView &v) const noexcept {
+    if (!st_ || !st_->policy) return false;
+    const policy::PolicySnapshot &pol = *st_->policy;
+    const policy::AddressInfo src = pol.classify(addr_of(v.src, v.family));
+    if (src.pu != policy::kNone && st_->hosting_of(src.pu) == EnforcerState::kHostedHere)
+        return true;
+    const policy::AddressInfo dst = pol.classify(addr_of(v.dst, v.family));
+    if (dst.pu != policy::kNone && st_->hosting_of(dst.pu) == EnforcerState::kHostedHere)
+        return false;
+    constexpr uint8_t managed = policy::kManagedTcp | policy::kManagedUdp;
+    return (src.flags & managed) && !(dst.flags & managed);
+}
+
 // The HMACs of the burst are done: the packet that queued them goes on.
 void Stage::finish_op(Batched &op) {
     Pkt &k = op.k;

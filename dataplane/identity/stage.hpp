@@ -48,7 +48,7 @@ namespace segwire::dp::identity {
 
 inline constexpr uint8_t kParkedBit = 1;  // Flow::parked: waiting for the slow path
 inline constexpr uint8_t kInBatchBit =
-    2;  // Flow::parked: an HMAC batch op of this burst is pending
+    2;                                // Flow::parked: an HMAC batch op of this burst is pending
 inline constexpr uint8_t kL4Bit = 4;  // Flow::parked: an L4 flow whose records are final: its
                                       // segments are shifted (docs/l4-mode.md)
 
@@ -104,6 +104,10 @@ class Stage {
     // one packet of flow k.pos;
     void packet(Pkt &k);
     DropReason ingress(const Pkt &k) const;
+    // GENEVE one-arm mode (docs/geneve.md): both directions arrive on one port, so the side a
+    // packet comes from is its addresses': from inside when its source is a PU hosted here, or
+    // (neither end hosted here) when its source is in a managed network and its destination not.
+    bool source_inside(const PacketView &v) const noexcept;
     // Before a packet of a known flow touches any state (the flow table's TCP tracking included):
     // anti-spoofing - the flow's local side only ever sends from inside, its peer only from
     // outside - and RST/FIN validation - a TCP RST or FIN is acted on only if its sequence number
@@ -187,7 +191,7 @@ class Stage {
         const PeerIdentity *peer;
         policy::Decision decision;
         crypto::wire::HandshakeMacs macs;
-        crypto::l4::Macs l4macs;  // the L4 ops' (MAC input with the ISNs)
+        crypto::l4::Macs l4macs;                // the L4 ops' (MAC input with the ISNs)
         uint8_t r2_mac[crypto::wire::kMacLen];  // kL4ClientCheckR2: the MAC R2 carried
     };
     // B's confirmation of each ACK proof it verified, kept ~3 s so that proofs A adds before the

@@ -71,6 +71,16 @@ namespace segwire::dp {
     X(NotRouted, "not-routed")                            \
     X(RouteSamePort, "route-same-port")                   \
     X(LocalUnhandled, "local-unhandled")                  \
+    /* GENEVE one-arm mode (docs/geneve.md) */            \
+    X(GeneveTruncated, "geneve-truncated")                \
+    X(GeneveBadVersion, "geneve-bad-version")             \
+    X(GeneveBadOptions, "geneve-bad-options")             \
+    X(GeneveCriticalOption, "geneve-critical-option")     \
+    X(GeneveBadProtocol, "geneve-bad-protocol")           \
+    X(GeneveControl, "geneve-control")                    \
+    X(GeneveContextFull, "geneve-context-full")           \
+    X(GeneveNoContext, "geneve-no-context")               \
+    X(GeneveMtuExceeded, "geneve-mtu-exceeded")           \
     /* no policy yet, identity.fail_mode closed */        \
     X(NoPolicy, "no-policy")
 

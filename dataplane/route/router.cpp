@@ -94,6 +94,7 @@ bool Router::init(const RouterSetup &s, TxQueues *tx, uint64_t tsc_hz, std::stri
     pool_ = s.pool;
     tx_ = tx;
     worker_ = s.worker;
+    local_only_ = s.local_only;
     hz_ = tsc_hz;
     reachable_tsc_ = cfg_.reachable_s * hz_;
     stale_tsc_ = cfg_.stale_s * hz_;
@@ -203,10 +204,11 @@ bool Router::ingress(rte_mbuf *m, PacketView &v, uint8_t arrival, uint64_t now) 
         local_in(m, v, arrival, now);
         return false;
     }
-    // Transit. Not routed: multicast, broadcast, link-local destinations.
-    if (v.family == 4
-            ? (v.dst.b[0] >= 224 || v.dst.b[0] == 0 || v.dst.b[0] == 127)
-            : (v.dst.b[0] == 0xff || (v.dst.b[0] == 0xfe && (v.dst.b[1] & 0xc0) == 0x80))) {
+    // Transit. Not routed: multicast, broadcast, link-local destinations; anything in GENEVE
+    // mode (only what came encapsulated is forwarded).
+    if (local_only_ || (v.family == 4 ? (v.dst.b[0] >= 224 || v.dst.b[0] == 0 || v.dst.b[0] == 127)
+                                      : (v.dst.b[0] == 0xff ||
+                                         (v.dst.b[0] == 0xfe && (v.dst.b[1] & 0xc0) == 0x80)))) {
         drop(m, DropReason::NotRouted);
         return false;
     }

@@ -34,6 +34,8 @@ struct RouterSetup {
     rte_mempool *pool = nullptr;
     uint32_t worker = 0;
     int socket = 0;
+    // GENEVE one-arm mode: own addresses only (ARP, ND, echo); nothing is routed through.
+    bool local_only = false;
 };
 
 class Router {
@@ -72,6 +74,7 @@ class Router {
     void announce() noexcept;
 
     RoutingStats &stats() { return stats_; }
+    bool is_own(uint8_t family, const IpAddr &a) const noexcept;
     NeighbourDump &dump() { return dump_; }
 
   private:
@@ -92,7 +95,6 @@ class Router {
     };
 
     void drop(rte_mbuf *m, DropReason r) noexcept;
-    bool is_own(uint8_t family, const IpAddr &a) const noexcept;
     const PortAddr *source_for(uint8_t port, uint8_t family, const uint8_t *peer) const noexcept;
     void local_in(rte_mbuf *m, PacketView &v, uint8_t arrival, uint64_t now) noexcept;
     void arp_in(rte_mbuf *m, const PacketView &v, uint8_t arrival, uint64_t now) noexcept;
@@ -148,6 +150,7 @@ class Router {
     rte_ring *events_in_[kMaxWorkers] = {};
     uint32_t nworkers_ = 0;
     bool shared_ = false;  // other workers to tell
+    bool local_only_ = false;
 
     RoutingStats stats_;
     NeighbourDump dump_;

@@ -38,7 +38,16 @@ bool Worker::init(const WorkerSetup &s, std::string &err) {
         rs.pool = s.pool;
         rs.worker = s.id;
         rs.socket = s.socket;
+        rs.local_only = s.geneve;
         if (!router_.init(rs, &tx_, tsc_hz_, err)) return false;
+        if (s.geneve) {
+            GeneveSetup gs;
+            gs.cfg = s.geneve_cfg;
+            gs.arm_mtu = s.routed_ports->port[0].mtu;
+            gs.worker = s.id;
+            gs.socket = s.socket;
+            if (!geneve_.init(gs, &router_, &tx_, tsc_hz_, err)) return false;
+        }
     }
     idr_ = s.identity;
     if (!idr_) return true;
@@ -100,11 +109,16 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh,
     // TTL, route, MTU) first, once: released held packets (not fresh) and packets another worker
     // steered here went through it on the worker that received them.
     const bool route_in = fresh && !steered && router_.enabled();
+    // GENEVE mode: fresh packets are decapsulated first (or answered, or dropped); which side an
+    // inner packet comes from is derived from its addresses, and its flow key carries the
+    // endpoint identity of its outer header.
+    const bool geneve = geneve_.enabled();
+    if (geneve && route_in) geneve_.prefetch(pkts, n);
 
     for (uint16_t i = 0; i < n; ++i) {
         if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
         rte_mbuf *m = pkts[i];
-        const uint8_t arrival = side_of(m);
+        uint8_t arrival = side_of(m);
         PacketView &v = views[k];
         // Multi-segment frames are parsed from the first segment only; anything cut short there
         // is a truncation drop rather than a read past the segment.
@@ -115,7 +129,12 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh,
             rte_pktmbuf_free(m);
             continue;
         }
-        if (route_in && !router_.ingress(m, v, arrival, now)) continue;
+        if (geneve) [[unlikely]] {
+            if (route_in && !geneve_.ingress(m, v, arrival, now, i)) continue;
+            arrival = idr_ && stage_.source_inside(v) ? kInside : kOutside;
+        } else if (route_in && !router_.ingress(m, v, arrival, now)) {
+            continue;
+        }
         if (!v.is_ip()) {
             stats_.non_ip.add();
             tx_.push(m, arrival ^ 1);
@@ -134,6 +153,8 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh,
             continue;
         }
         src_side[k] = make_flow_key(v, keys[k]);
+        if (geneve) [[unlikely]]
+            keys[k].vlan = geneve_.endpoint_of(m);  // the inner packet has no VLAN of its own
         sigs[k] = flows_.hash(keys[k]);
         if (steer) {
             uint32_t owner = sigs[k] % s_.nworkers;
@@ -347,6 +368,7 @@ void Worker::housekeeping(uint64_t now) {
         flows_.expire(now, kExpireBudget);
     }
     if (router_.enabled()) router_.housekeeping(now);
+    if (geneve_.enabled()) geneve_.housekeeping(now);
     if (s_.pool) {
         const uint64_t free = rte_mempool_avail_count(s_.pool);
         if (free < stats_.mbuf_free_min.get()) stats_.mbuf_free_min.set(free);
@@ -382,6 +404,7 @@ int Worker::run(const std::atomic<bool> &stop) {
         begin_loop(now);
         uint32_t got = 0;
         for (uint8_t side = 0; side < 2; ++side) {
+            if (side == 1 && s_.port_id[1] == s_.port_id[0]) break;  // GENEVE: one arm
             uint16_t n =
                 rte_eth_rx_burst(s_.port_id[side], queue, pkts, static_cast<uint16_t>(s_.burst));
             if (!n) continue;

@@ -22,6 +22,7 @@
 #include "dataplane/contract/worker_setup.hpp"
 #include "dataplane/flow/flow_table.hpp"
 #include "dataplane/identity/stage.hpp"
+#include "dataplane/route/geneve.hpp"
 #include "dataplane/route/router.hpp"
 #include "dataplane/worker/capture_tap.hpp"
 #include "dataplane/worker/tx_queues.hpp"
@@ -67,6 +68,7 @@ class Worker {
     // What the loop does to the tx queues before the tx bursts: in routed mode the egress (route,
     // resolve, rewrite the Ethernet header); nothing in bump-in-the-wire mode. Before take_tx.
     void prepare_tx(uint64_t now) {
+        if (geneve_.enabled()) geneve_.egress();  // the outer header back on, then routed
         if (router_.enabled()) router_.egress(now);
     }
     uint16_t take_tx(uint8_t side, rte_mbuf **out);
@@ -79,6 +81,7 @@ class Worker {
     FlowDump &dump() { return dump_; }
     CaptureSlot &capture() { return capture_; }
     RoutingStats &routing_stats() { return router_.stats(); }
+    GeneveStats &geneve_stats() { return geneve_.stats(); }
     NeighbourDump &neighbour_dump() { return router_.dump(); }
     bool routed() const { return router_.enabled(); }
     uint32_t id() const { return s_.id; }
@@ -107,6 +110,9 @@ class Worker {
 
     // Routed mode (docs/routed.md): how packets get in and out; off in bump-in-the-wire mode.
     Router router_;
+    // GENEVE one-arm mode (docs/geneve.md): decapsulation before the flow stage, encapsulation
+    // before the Router's egress; off otherwise.
+    Geneve geneve_;
 
     // Packet capture (docs/capture.md): the slot the control side arms, and this worker's tap.
     CaptureSlot capture_;

@@ -109,6 +109,10 @@ bool WorkerSet::routed() const {
     return !workers_.empty() && workers_[0]->routed();
 }
 
+GeneveStats &WorkerSet::geneve_stats(uint32_t i) {
+    return workers_[i]->geneve_stats();
+}
+
 RoutingStats &WorkerSet::routing_stats(uint32_t i) {
     return workers_[i]->routing_stats();
 }

@@ -10,6 +10,7 @@
 
 #include "dataplane/contract/capture.hpp"
 #include "dataplane/contract/flow_dump.hpp"
+#include "dataplane/contract/geneve.hpp"
 #include "dataplane/contract/routing.hpp"
 #include "dataplane/contract/stats.hpp"
 #include "dataplane/contract/worker_setup.hpp"
@@ -52,6 +53,7 @@ class WorkerSet {
     // Routed mode (docs/routed.md): worker i's routing counters and neighbour-listing mailbox.
     bool routed() const;
     RoutingStats &routing_stats(uint32_t i);
+    GeneveStats &geneve_stats(uint32_t i);
     NeighbourDump &neighbour_dump(uint32_t i);
     // The HMAC back-end the workers use ("none" without identity).
     const char *hmac_backend() const;
