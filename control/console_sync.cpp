@@ -828,7 +828,7 @@ void ConsoleSync::spool(const std::string &kind, const std::string &body, size_t
 }
 
 void ConsoleSync::submit_reports(std::vector<FlowReport> flows, std::vector<ExceptionReport> ex,
-                                 std::vector<DnsReport> dns) {
+                                 std::vector<DnsReport> dns, std::vector<std::string> api_calls) {
     static const std::string run = std::to_string(now_s());  // batch IDs never repeat across runs
     auto emit = [&](const std::string &kind, size_t n, auto &&write_report) {
         for (size_t off = 0; off < n; off += kBatchReports) {
@@ -907,6 +907,9 @@ void ConsoleSync::submit_reports(std::vector<FlowReport> flows, std::vector<Exce
         w.Key("timestamp");
         w.Uint(r.timestamp);
         w.EndObject();
+    });
+    emit("apicalls", api_calls.size(), [&](auto &w, size_t i) {
+        w.RawValue(api_calls[i].c_str(), api_calls[i].size(), rapidjson::kObjectType);
     });
     emit("connectionexceptionreports", ex.size(), [&](auto &w, size_t i) {
         const ExceptionReport &r = ex[i];

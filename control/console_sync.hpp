@@ -88,8 +88,10 @@ class ConsoleSync {
     // After Enforcement refused a bundle (and logged why): counts it and sends the Console an
     // event log (eventlogs, spooled like reports); heartbeats carry the last refusal.
     void bundle_rejected(const PolicyStatus &status);
+    // api_calls: L7 mode's API reports (docs/l7-path.md), validated JSON objects, sent to the
+    // Console's apicalls collection in batches like the others.
     void submit_reports(std::vector<FlowReport> flows, std::vector<ExceptionReport> exceptions,
-                        std::vector<DnsReport> dns = {});
+                        std::vector<DnsReport> dns = {}, std::vector<std::string> api_calls = {});
     SyncStatus status() const;
     uint32_t report_interval_s(uint64_t profile_default_s) const;
 

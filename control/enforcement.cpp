@@ -225,7 +225,27 @@ void Enforcement::apply_file(const std::string &path) {
     std::string text;
     try {
         text = read_file(path, "identity.policy_file");
-        apply_set(policy::parse_policy_set(text));
+        // L7 objects are taken out as from a Console bundle (docs/l7-path.md).
+        rapidjson::Document d;
+        d.Parse(text.c_str());
+        L7Bundle l7;
+        std::string rest = text;
+        if (!d.HasParseError() && d.IsObject() &&
+            (d.HasMember("services") || d.HasMember("httpresourcespecs"))) {
+            l7 = take_l7_objects(&d);
+            rapidjson::StringBuffer sb;
+            rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+            d.Accept(w);
+            rest = sb.GetString();
+        }
+        const policy::PolicySet set = policy::parse_policy_set(rest);
+        L7Bundle before = std::exchange(l7_bundle_, std::move(l7));
+        try {
+            apply_set(set);
+        } catch (...) {
+            l7_bundle_ = std::move(before);
+            throw;
+        }
     } catch (const std::exception &e) {
         refused(version_of(text), e);
         throw;
@@ -293,6 +313,8 @@ std::string Enforcement::apply_bundle_text(const std::string &json_text) {
             revoked.push_back(ref);
         }
     }
+    // L7 objects (services, httpresourcespecs): kept for the proxy; the rest is the policy.
+    L7Bundle l7 = take_l7_objects(&d);
     d.RemoveMember("enforcerID");
     d.RemoveMember("trustedCAs");
     d.RemoveMember("revokedCertificates");
@@ -304,7 +326,13 @@ std::string Enforcement::apply_bundle_text(const std::string &json_text) {
         throw std::runtime_error("bundle: expected exactly one (resolved) enforcerprofile, got " +
                                  std::to_string(set.enforcer_profiles.size()));
     const policy::EnforcerProfile profile = set.enforcer_profiles[0];
-    install(set, profile, &revoked);
+    L7Bundle before = std::exchange(l7_bundle_, std::move(l7));
+    try {
+        install(set, profile, &revoked);
+    } catch (...) {
+        l7_bundle_ = std::move(before);  // the policy in force keeps its services
+        throw;
+    }
     return set.version;
 }
 
@@ -413,6 +441,15 @@ void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerPr
     }
     set_ = set;
     policy_ = std::move(snap);
+    if (l7_) {
+        std::unordered_map<std::string, uint32_t> pu_of;
+        for (uint32_t i = 0; i < policy_->pu_count(); ++i) pu_of[std::string(policy_->pu_id(i))] = i;
+        try {
+            l7_ports_ = l7_->policy_installed(set, l7_bundle_, cfg_.identity.enforcer_id, pu_of);
+        } catch (const std::exception &e) {
+            spdlog::error("l7: {}", e.what());
+        }
+    }
     recent_.push_back(policy_);
     while (recent_.size() > kMaxAliveSnapshots) recent_.pop_front();
     slow_->set_policy(policy_);
@@ -520,6 +557,7 @@ void Enforcement::publish_locked(std::shared_ptr<const dns::FqdnSet> fqdn) {
     state->policy = policy_;
     state->claims = claims_;
     state->hosting = hosting_;
+    state->l7_ports = l7_ports_;
     state->fqdn = fqdn;
     state->revoked = revoked_;
     state->version = ++state_version_;
@@ -705,6 +743,11 @@ void Enforcement::add_record(const dp::FlowRecordEvent &e) {
         reports_.add_exception(std::move(x));
         return;
     }
+    // L7 mode: who called a service port, for the proxy's identity queries (docs/l7-path.md).
+    if (l7_ && e.kind == dp::RecordKind::kFlow && !e.local_is_source && e.proto == 6 &&
+        e.drop_reason == dp::DropReason::None)
+        l7_->flow_decided(ip_text(e.src, e.family), e.sport, ip_text(e.dst, e.family), e.dport,
+                          e.peer_kind == dp::PeerKind::kClaims ? peer_id : std::string());
     FlowReport r;
     const bool accepted = e.drop_reason == dp::DropReason::None;
     r.action = accepted ? "Accept" : "Reject";

@@ -1,0 +1,136 @@
+"""L7 mode's path through the enforcer (docs/l7-path.md), with a transparent relay standing in
+for segwire-proxy on the real kernel TPROXY path.
+
+client -- [A] -- wire -- [B] -- server; B has an L7 exception interface (net_tap) and a service
+"echo" on the server PU's port 8080. The client's connection to 10.77.0.2:8080 is handshaken
+and decided by A and B as any other, then B steers it into the exception interface, where nft
+TPROXY hands it to the relay in B's namespace; the relay asks B's identity.sock who called and
+connects to the server from the client's address, through B again.
+"""
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from testbed import ROOT, IdentityBed, lab_policy, probe, probe_server, server_report, wait_for
+
+HERE = Path(__file__).resolve().parent
+STANDIN = HERE / "tproxy_standin.py"
+MB = 1 << 20
+PROXY_PORT = 15001
+
+
+def policy():
+    p = lab_policy(
+        client_out=[("to-server", "Allow", [["app=server"]], ["tcp/8080", "tcp/9090"])],
+        server_in=[("from-client", "Allow", [["app=client"]], ["tcp/8080", "tcp/9090"])])
+    p["services"] = [{"name": "echo", "namespace": "/lab", "selector": [["app=server"]],
+                      "port": 8080, "exposedAPIs": [["api=echo"]], "TLSType": "None",
+                      "authorizationType": "None"}]
+    p["httpresourcespecs"] = [{"name": "echo-api", "namespace": "/lab", "associatedTags": ["api=echo"],
+                               "endpoints": [{"URI": "/*", "methods": ["GET"],
+                                              "allowedScopes": [["app=client"]]}]}]
+    return p
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with IdentityBed() as bed:
+        bed.policy_file = bed.write_policy(policy())
+        bed.a = bed.start_enforcer("a", bed.policy_file)
+        bed.l7_if = f"l7{bed.tag[3:]}"
+        bed.b = bed.start_enforcer("b", bed.policy_file, extra={"l7": {
+            "exception": "tap", "iface": bed.l7_if, "proxy_port": PROXY_PORT,
+            "networks": ["10.77.0.0/24"], "setup": str(ROOT / "tools" / "l7" / "segwire-l7-net")}})
+        bed.l7_dir = Path(bed.b.workdir) / "l7"
+        wait_for(lambda: (bed.l7_dir / "services.json").exists(), what="services.json")
+        bed.relay = bed.enf_b.popen(f"python3 -u {STANDIN} --port {PROXY_PORT} "
+                                    f"--identity {bed.l7_dir / 'identity.sock'}")
+        assert json.loads(bed.relay.stdout.readline())["listening"] == PROXY_PORT
+        yield bed
+
+
+def l7(sw):
+    return sw.telemetry.query("/segwire/l7")
+
+
+def test_services_json_lists_the_hosted_service_with_its_upstream(lab):
+    doc = json.loads((lab.l7_dir / "services.json").read_text())
+    assert doc["version"] == "v1"
+    assert [s["name"] for s in doc["services"]] == ["echo"]
+    assert doc["services"][0]["upstreams"] == [lab.SERVER4]
+    assert doc["services"][0]["port"] == 8080
+    assert [h["name"] for h in doc["httpresourcespecs"]] == ["echo-api"]
+    assert (lab.l7_dir / "enforcer.crt").read_text().startswith("-----BEGIN CERTIFICATE")
+    assert (lab.l7_dir / "enforcer.key").stat().st_mode & 0o077 == 0
+    assert (lab.l7_dir / "ca.crt").read_text().startswith("-----BEGIN CERTIFICATE")
+
+
+def test_service_flow_goes_through_the_proxy_with_identity_and_client_address(lab):
+    before = l7(lab.b)
+    sink = probe_server(lab.server, "sink --port 8080")
+    sent = probe(lab.client, f"send --host {lab.SERVER4} --port 8080 --bytes {4 * MB}")
+    got = server_report(sink)
+    # Intact, and the server saw the client's own address (preserved through the proxy).
+    assert got["bytes"] == 4 * MB and got["sha256"] == sent["sha256"]
+    assert got["peer"] == lab.CLIENT4
+    conn = json.loads(lab.relay.stdout.readline())
+    assert conn["dst"] == [lab.SERVER4, 8080] and conn["peer"][0] == lab.CLIENT4
+    assert conn["upstream"][0] == lab.CLIENT4 and conn["upstream"][1] != conn["peer"][1]
+    # The identity the handshake verified, by 5-tuple: the client PU, its tags, its enforcer.
+    ident = conn["identity"]
+    assert ident["found"] and ident["pu"] == "pu-client" and ident["enforcer"] == "enf-a"
+    assert "app=client" in ident["tags"]
+    after = l7(lab.b)
+    assert after["to_exception_pkts"] > before["to_exception_pkts"]
+    assert after["from_exception_pkts"] > before["from_exception_pkts"]
+    assert after["upstream_pkts"] > before["upstream_pkts"]
+    assert after["identity_found"] > before["identity_found"]
+    # A and B still decided the client's flow by its identity (v1 handshake) as any other.
+    row = lab.b.wait_row(destinationPort=8080, action="Accept")
+    assert row["sourceID"] == "pu-client" and row["mode"] == "v1"
+
+
+def test_other_ports_of_the_same_pu_stay_on_the_fast_path(lab):
+    before = l7(lab.b)
+    sink = probe_server(lab.server, "sink --port 9090")
+    sent = probe(lab.client, f"send --host {lab.SERVER4} --port 9090 --bytes {8 * MB}")
+    got = server_report(sink)
+    assert got["bytes"] == 8 * MB and got["sha256"] == sent["sha256"] and got["peer"] == lab.CLIENT4
+    after = l7(lab.b)
+    # Not one packet of it went into or came out of the exception interface.
+    for k in ("to_exception_pkts", "from_exception_pkts", "upstream_pkts"):
+        assert after[k] == before[k], (k, before, after)
+
+
+def test_identity_socket_answers_unknown_and_malformed_queries(lab):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(str(lab.l7_dir / "identity.sock"))
+    f = s.makefile("r")
+    s.sendall(b'{"src":"10.77.0.9","sport":1,"dst":"10.77.0.2","dport":8080}\n')
+    assert json.loads(f.readline()) == {"found": False}
+    before = l7(lab.b)["identity_bad_queries"]
+    s.sendall(b'{"src":"10.77.0.9"}\n')
+    assert json.loads(f.readline())["found"] is False
+    s.close()
+    assert l7(lab.b)["identity_bad_queries"] == before + 1
+
+
+def test_api_reports_are_validated_and_counted(lab):
+    path = str(lab.l7_dir / "reports.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    good = {"service": "echo", "method": "GET", "path": "/*", "callerPU": "pu-client",
+            "callerUser": None, "callerIP": lab.CLIENT4, "verdict": "accept", "rule": "/*",
+            "reason": "", "status": 200, "latencyUs": 900, "timestamp": int(time.time() * 1000)}
+    before = l7(lab.b)
+    s.sendto(json.dumps(good).encode(), path)
+    s.sendto(json.dumps(dict(good, uri="/secret?x=1")).encode(), path)   # unknown field
+    s.sendto(json.dumps(dict(good, verdict="maybe")).encode(), path)     # bad value
+    s.sendto(b"{not json", path)
+    s.sendto(json.dumps(dict(good, rule="x" * 5000)).encode(), path)     # too large
+    s.close()
+    wait_for(lambda: l7(lab.b)["api_reports_bad"] == before["api_reports_bad"] + 4,
+             what="four bad reports counted")
+    assert l7(lab.b)["api_reports"] == before["api_reports"] + 1
