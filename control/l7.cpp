@@ -437,7 +437,10 @@ void L7Path::on_report(const char *data, size_t n) {
                                                   "verdict", "rule",   "reason"};
     static const std::set<std::string> nullable = {"callerPU", "callerUser"};
     static const std::set<std::string> numbers = {"status", "latencyUs", "timestamp"};
-    for (auto it = ok ? d.MemberBegin() : d.MemberEnd(); ok && it != d.MemberEnd(); ++it) {
+    if (ok) ok = d.MemberCount() <= 16;
+    // MemberBegin/End assert on anything but an object: only walked once it is one.
+    for (auto it = ok ? d.MemberBegin() : rapidjson::Value::MemberIterator();
+         ok && it != d.MemberEnd(); ++it) {
         const std::string k = it->name.GetString();
         if (strings.count(k))
             ok = it->value.IsString() && it->value.GetStringLength() <= 1024;

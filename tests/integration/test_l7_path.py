@@ -60,7 +60,7 @@ def test_services_json_lists_the_hosted_service_with_its_upstream(lab):
     doc = json.loads((lab.l7_dir / "services.json").read_text())
     assert doc["version"] == "v1"
     assert [s["name"] for s in doc["services"]] == ["echo"]
-    assert doc["services"][0]["upstreams"] == [lab.SERVER4]
+    assert doc["services"][0]["upstreams"] == [lab.SERVER4, lab.SERVER6]
     assert doc["services"][0]["port"] == 8080
     assert [h["name"] for h in doc["httpresourcespecs"]] == ["echo-api"]
     assert (lab.l7_dir / "enforcer.crt").read_text().startswith("-----BEGIN CERTIFICATE")
