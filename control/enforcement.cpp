@@ -225,27 +225,7 @@ void Enforcement::apply_file(const std::string &path) {
     std::string text;
     try {
         text = read_file(path, "identity.policy_file");
-        // L7 objects are taken out as from a Console bundle (docs/l7-path.md).
-        rapidjson::Document d;
-        d.Parse(text.c_str());
-        L7Bundle l7;
-        std::string rest = text;
-        if (!d.HasParseError() && d.IsObject() &&
-            (d.HasMember("services") || d.HasMember("httpresourcespecs"))) {
-            l7 = take_l7_objects(&d);
-            rapidjson::StringBuffer sb;
-            rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-            d.Accept(w);
-            rest = sb.GetString();
-        }
-        const policy::PolicySet set = policy::parse_policy_set(rest);
-        L7Bundle before = std::exchange(l7_bundle_, std::move(l7));
-        try {
-            apply_set(set);
-        } catch (...) {
-            l7_bundle_ = std::move(before);
-            throw;
-        }
+        apply_set(policy::parse_policy_set(text));
     } catch (const std::exception &e) {
         refused(version_of(text), e);
         throw;
@@ -313,8 +293,6 @@ std::string Enforcement::apply_bundle_text(const std::string &json_text) {
             revoked.push_back(ref);
         }
     }
-    // L7 objects (services, httpresourcespecs): kept for the proxy; the rest is the policy.
-    L7Bundle l7 = take_l7_objects(&d);
     d.RemoveMember("enforcerID");
     d.RemoveMember("trustedCAs");
     d.RemoveMember("revokedCertificates");
@@ -326,13 +304,7 @@ std::string Enforcement::apply_bundle_text(const std::string &json_text) {
         throw std::runtime_error("bundle: expected exactly one (resolved) enforcerprofile, got " +
                                  std::to_string(set.enforcer_profiles.size()));
     const policy::EnforcerProfile profile = set.enforcer_profiles[0];
-    L7Bundle before = std::exchange(l7_bundle_, std::move(l7));
-    try {
-        install(set, profile, &revoked);
-    } catch (...) {
-        l7_bundle_ = std::move(before);  // the policy in force keeps its services
-        throw;
-    }
+    install(set, profile, &revoked);
     return set.version;
 }
 
@@ -445,7 +417,7 @@ void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerPr
         std::unordered_map<std::string, uint32_t> pu_of;
         for (uint32_t i = 0; i < policy_->pu_count(); ++i) pu_of[std::string(policy_->pu_id(i))] = i;
         try {
-            l7_ports_ = l7_->policy_installed(set, l7_bundle_, cfg_.identity.enforcer_id, pu_of);
+            l7_ports_ = l7_->policy_installed(set, cfg_.identity.enforcer_id, pu_of);
         } catch (const std::exception &e) {
             spdlog::error("l7: {}", e.what());
         }

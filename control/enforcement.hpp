@@ -196,7 +196,6 @@ class Enforcement {
     std::vector<std::shared_ptr<const crypto::SignedClaims>> claims_;
     std::vector<uint8_t> hosting_;  // EnforcerState::hosting of the policy in force
     L7Path *l7_ = nullptr;
-    L7Bundle l7_bundle_;              // the services of the policy in force
     std::vector<uint64_t> l7_ports_;  // EnforcerState::l7_ports of the policy in force
     std::shared_ptr<const dns::FqdnSet> fqdn_;
     std::shared_ptr<const dp::RevokedCerts> revoked_;

@@ -101,7 +101,7 @@ std::string host_of(const std::string &addr) {
     return slash == std::string::npos ? addr : addr.substr(0, slash);
 }
 
-std::string to_json(const rapidjson::Value &v) {
+[[maybe_unused]] std::string to_json(const rapidjson::Value &v) {
     rapidjson::StringBuffer sb;
     rapidjson::Writer<rapidjson::StringBuffer> w(sb);
     v.Accept(w);
@@ -109,62 +109,6 @@ std::string to_json(const rapidjson::Value &v) {
 }
 
 }  // namespace
-
-L7Bundle take_l7_objects(void *doc_ptr) {
-    auto &d = *static_cast<rapidjson::Document *>(doc_ptr);
-    L7Bundle b;
-    if (d.HasMember("services")) {
-        const auto &list = d["services"];
-        if (!list.IsArray()) throw std::runtime_error("bundle: services: not an array");
-        for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
-            const auto &o = list[i];
-            const std::string at = "services[" + std::to_string(i) + "]";
-            if (!o.IsObject()) throw std::runtime_error("bundle: " + at + ": not an object");
-            L7Service s;
-            if (!o.HasMember("name") || !o["name"].IsString())
-                throw std::runtime_error("bundle: " + at + ".name: missing");
-            s.name = o["name"].GetString();
-            const std::string named = "services[" + s.name + "]";
-            auto port = [&](const char *k, uint16_t &out) {
-                if (!o.HasMember(k)) return;
-                if (!o[k].IsUint() || o[k].GetUint() < 1 || o[k].GetUint() > 65535)
-                    throw std::runtime_error("bundle: " + named + "." + k +
-                                             ": must be a port (1-65535)");
-                out = static_cast<uint16_t>(o[k].GetUint());
-            };
-            port("port", s.port);
-            if (!s.port) throw std::runtime_error("bundle: " + named + ".port: missing");
-            s.exposed_port = s.port;
-            port("exposedPort", s.exposed_port);
-            if (o.HasMember("selector")) {
-                const auto &sel = o["selector"];
-                bool ok = sel.IsArray();
-                for (rapidjson::SizeType j = 0; ok && j < sel.Size(); ++j) {
-                    ok = sel[j].IsArray();
-                    std::vector<std::string> all;
-                    for (rapidjson::SizeType k = 0; ok && k < sel[j].Size(); ++k) {
-                        ok = sel[j][k].IsString();
-                        if (ok) all.emplace_back(sel[j][k].GetString());
-                    }
-                    s.selector.push_back(std::move(all));
-                }
-                if (!ok)
-                    throw std::runtime_error("bundle: " + named +
-                                             ".selector: must be an array of arrays of tags");
-            }
-            s.json = to_json(o);
-            b.services.push_back(std::move(s));
-        }
-        d.RemoveMember("services");
-    }
-    if (d.HasMember("httpresourcespecs")) {
-        const auto &list = d["httpresourcespecs"];
-        if (!list.IsArray()) throw std::runtime_error("bundle: httpresourcespecs: not an array");
-        for (rapidjson::SizeType i = 0; i < list.Size(); ++i) b.specs.push_back(to_json(list[i]));
-        d.RemoveMember("httpresourcespecs");
-    }
-    return b;
-}
 
 L7Path::L7Path(const config::ApplianceConfig &cfg, uint16_t queues, rte_mempool *pool)
     : cfg_(cfg) {
@@ -215,49 +159,34 @@ L7Path::~L7Path() {
 }
 
 std::vector<uint64_t> L7Path::policy_installed(
-    const policy::PolicySet &set, const L7Bundle &l7, const std::string &enforcer_id,
+    const policy::PolicySet &set, const std::string &enforcer_id,
     const std::unordered_map<std::string, uint32_t> &pu_of) {
     std::vector<uint64_t> ports;
     std::set<std::pair<std::string, uint16_t>> targets;
-    rapidjson::Document out(rapidjson::kObjectType);
-    auto &al = out.GetAllocator();
-    rapidjson::Value services(rapidjson::kArrayType), specs(rapidjson::kArrayType);
-    for (const L7Service &s : l7.services) {
+    policy::L7Document doc;
+    doc.version = set.version;
+    doc.http_resource_specs = set.http_resource_specs;
+    for (const policy::Service &s : set.services) {
         policy::ParsedExpression sel;
         std::string where, problem;
-        if (!policy::parse_tag_expression(s.selector, &sel, &where, &problem)) {
-            spdlog::error("l7: services[{}].selector{}: {}; service ignored", s.name, where,
-                          problem);
-            continue;
-        }
-        rapidjson::Value upstreams(rapidjson::kArrayType);
+        if (!policy::parse_tag_expression(s.selector, &sel, &where, &problem)) continue;  // validated
+        policy::Service out = s;
+        out.upstreams.clear();
         for (const policy::ProcessingUnit &pu : set.processing_units) {
             if (pu.enforcer_id != enforcer_id) continue;
             if (!policy::expression_matches(sel, policy::effective_tags(pu))) continue;
             const auto idx = pu_of.find(pu.id.empty() ? pu.name : pu.id);
             if (idx == pu_of.end()) continue;
-            ports.push_back(uint64_t(idx->second) << 16 | s.exposed_port);
+            ports.push_back(uint64_t(idx->second) << 16 | s.effective_exposed_port());
             for (const std::string &a : pu.addresses) {
                 const std::string h = host_of(a);
-                upstreams.PushBack(rapidjson::Value(h.c_str(), al), al);
-                targets.insert({h, s.exposed_port});
+                out.upstreams.push_back(h);
+                targets.insert({h, s.effective_exposed_port()});
             }
         }
-        if (upstreams.Empty()) continue;  // selects no PU hosted here
-        rapidjson::Document one(&al);
-        one.Parse(s.json.c_str());
-        one.AddMember("upstreams", upstreams, al);
-        services.PushBack(rapidjson::Value(one, al), al);
+        if (!out.upstreams.empty()) doc.services.push_back(std::move(out));  // hosted here
     }
-    for (const std::string &j : l7.specs) {
-        rapidjson::Document one(&al);
-        one.Parse(j.c_str());
-        specs.PushBack(rapidjson::Value(one, al), al);
-    }
-    out.AddMember("services", services, al);
-    out.AddMember("httpresourcespecs", specs, al);
-    out.AddMember("version", rapidjson::Value(set.version.c_str(), al), al);
-    write_atomic(dir_ + "/services.json", to_json(out), 0644);
+    write_atomic(dir_ + "/services.json", policy::serialize_l7_document(doc), 0644);
     std::sort(ports.begin(), ports.end());
     ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
     {
@@ -268,8 +197,8 @@ std::vector<uint64_t> L7Path::policy_installed(
         targets_.clear();
         for (const auto &t : targets) targets_[t] = true;
     }
-    spdlog::info("l7: policy {}: {} service port(s) on hosted PUs; {}/services.json written",
-                 set.version, ports.size(), dir_);
+    spdlog::info("l7: policy {}: {} service(s), {} port(s) on hosted PUs; {}/services.json written",
+                 set.version, doc.services.size(), ports.size(), dir_);
     return ports;
 }
 

@@ -21,22 +21,6 @@
 
 namespace segwire::control {
 
-// A service as segwire needs it; the whole object goes to services.json unchanged.
-struct L7Service {
-    std::string name;
-    policy::TagExpression selector;
-    uint16_t port = 0, exposed_port = 0;
-    std::string json;  // the bundle's object, as received
-};
-
-// "services" and "httpresourcespecs" taken out of a bundle (JSON text) before the policy model
-// parses the rest. Throws std::runtime_error naming the field.
-struct L7Bundle {
-    std::vector<L7Service> services;
-    std::vector<std::string> specs;  // httpresourcespecs objects, as received
-};
-L7Bundle take_l7_objects(void *rapidjson_document);
-
 struct L7Counts {
     uint64_t queries = 0, found = 0, not_found = 0, bad_queries = 0;
     uint64_t reports = 0, bad_reports = 0, identities = 0;
@@ -59,7 +43,7 @@ class L7Path {
     // A policy was installed: the services selecting hosted PUs, their PU indices in the new
     // snapshot (pu_of: the hosted PU's ID -> snapshot index). Returns the sorted L7 ports of the
     // enforcer state (dp::EnforcerState::l7_ports); writes services.json.
-    std::vector<uint64_t> policy_installed(const policy::PolicySet &set, const L7Bundle &l7,
+    std::vector<uint64_t> policy_installed(const policy::PolicySet &set,
                                            const std::string &enforcer_id,
                                            const std::unordered_map<std::string, uint32_t> &pu_of);
     // An accepted incoming TCP flow (a decision record): remembered when it is to an L7 port.
