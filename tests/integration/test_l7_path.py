@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed import ROOT, IdentityBed, lab_policy, probe, probe_server, server_report, wait_for
+from testbed import ROOT, ConsoleBed, IdentityBed, lab_policy, probe, probe_server, server_report, wait_for
 
 HERE = Path(__file__).resolve().parent
 STANDIN = HERE / "tproxy_standin.py"
@@ -134,3 +134,81 @@ def test_api_reports_are_validated_and_counted(lab):
     wait_for(lambda: l7(lab.b)["api_reports_bad"] == before["api_reports_bad"] + 4,
              what="four bad reports counted")
     assert l7(lab.b)["api_reports"] == before["api_reports"] + 1
+
+
+@pytest.fixture(scope="module")
+def consoled():
+    """The same path with a real Console: A and B enrolled, the policy (services included) in the
+    Console's policy directory, B in L7 mode."""
+    with ConsoleBed() as bed:
+        bed.set_console_policy(policy())
+        bed.start_console()
+        bed.a = bed.start_enforcer_console("a").start()
+        bed.l7_if = f"l7{bed.tag[3:]}"
+        bed.b = bed.start_enforcer_console("b", extra={"l7": {
+            "exception": "tap", "iface": bed.l7_if, "proxy_port": PROXY_PORT,
+            "networks": ["10.77.0.0/24"], "setup": str(ROOT / "tools" / "l7" / "segwire-l7-net")}})
+        bed.b.start()
+        bed.enforcing(bed.a, bed.b)
+        bed.l7_dir = Path(bed.b.config["paths"]["state_dir"]) / "l7"
+        wait_for(lambda: json.loads((bed.l7_dir / "services.json").read_text())["services"],
+                 what="services.json from the Console's bundle")
+        yield bed
+
+
+BASE_MS = int(time.time() * 1000)  # recent: the Console's retention sweep drops old reports
+
+
+def api_report(i, verdict="accept"):
+    return {"service": "echo", "method": "GET", "path": "/*", "callerPU": "pu-client",
+            "callerUser": None, "callerIP": "10.77.0.1", "verdict": verdict, "rule": "/*",
+            "reason": "" if verdict == "accept" else "forbidden: not allowed",
+            "status": 200 if verdict == "accept" else 403, "latencyUs": 100 + i,
+            "timestamp": BASE_MS + i}
+
+
+def test_console_bundle_services_reach_the_proxy_files(consoled):
+    doc = json.loads((consoled.l7_dir / "services.json").read_text())
+    assert [s["name"] for s in doc["services"]] == ["echo"]
+    assert consoled.SERVER4 in doc["services"][0]["upstreams"]
+    # The Console CA and the credential the Console issued (the enrollment), for the proxy.
+    assert (consoled.l7_dir / "ca.crt").read_text().startswith("-----BEGIN CERTIFICATE")
+    assert (consoled.l7_dir / "enforcer.crt").read_text() == \
+        (Path(consoled.b.config["paths"]["state_dir"]) / "enforcer.crt").read_text()
+
+
+def test_api_reports_reach_the_console_exactly_once_across_a_console_restart(consoled):
+    path = str(consoled.l7_dir / "reports.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    def send(rng):
+        for i in rng:
+            s.sendto(json.dumps(api_report(i, "accept" if i % 3 else "reject")).encode(), path)
+
+    def stored():
+        return consoled.console_get("/apicalls?limit=500") or []
+
+    send(range(0, 30))
+    wait_for(lambda: len(stored()) >= 30, timeout=60, what="the first 30 API reports at the Console")
+    port = consoled.console_url.rsplit(":", 1)[1]
+    consoled.stop_console()
+    send(range(30, 60))  # spooled while the Console is down
+    wait_for(lambda: l7(consoled.b)["api_reports"] >= 60, what="segwire took the reports")
+    wait_for(lambda: consoled.b.telemetry.query("/segwire/control")["spool_batches"] >= 1,
+             what="a batch spooled while the Console is down")
+    consoled.start_console(port=int(port))
+    send(range(60, 90))
+    try:
+        # The spool's back-off after the outage may reach 60 s (plus jitter) before a retry.
+        wait_for(lambda: len(stored()) >= 90, timeout=180, what="all 90 API reports at the Console")
+    except TimeoutError:
+        ctl = consoled.b.telemetry.query("/segwire/control")
+        st, body = consoled.console_request("GET", "/apicalls?limit=500")
+        raise AssertionError(f"{len(stored())} stored ({st}: {body[:300]}); spool: "
+                             f"{ {k: ctl[k] for k in ('batches_sent', 'reports_sent', 'spool_batches', 'last_error')} }")
+    rows = stored()
+    stamps = sorted(r["timestamp"] for r in rows)
+    assert stamps == [BASE_MS + i for i in range(90)]  # each exactly once
+    assert all(r["enforcerID"] == "enf-b" for r in rows)
+    assert sum(r["verdict"] == "reject" for r in rows) == 30
+    s.close()
