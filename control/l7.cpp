@@ -164,6 +164,7 @@ std::vector<uint64_t> L7Path::policy_installed(
     std::vector<uint64_t> ports;
     std::set<std::pair<std::string, uint16_t>> targets;
     policy::L7Document doc;
+    std::map<std::string, std::vector<std::string>> tls;
     doc.version = set.version;
     doc.http_resource_specs = set.http_resource_specs;
     for (const policy::Service &s : set.services) {
@@ -184,7 +185,9 @@ std::vector<uint64_t> L7Path::policy_installed(
                 targets.insert({h, s.effective_exposed_port()});
             }
         }
-        if (!out.upstreams.empty()) doc.services.push_back(std::move(out));  // hosted here
+        if (out.upstreams.empty()) continue;  // selects no PU hosted here
+        if (out.tls_type == "Aporeto") tls[out.name] = out.hosts;
+        doc.services.push_back(std::move(out));
     }
     write_atomic(dir_ + "/services.json", policy::serialize_l7_document(doc), 0644);
     std::sort(ports.begin(), ports.end());
@@ -196,6 +199,8 @@ std::vector<uint64_t> L7Path::policy_installed(
             pus_[pu.id.empty() ? pu.name : pu.id] = {policy::effective_tags(pu), pu.enforcer_id};
         targets_.clear();
         for (const auto &t : targets) targets_[t] = true;
+        tls_ = std::move(tls);
+        ++tls_generation_;
     }
     spdlog::info("l7: policy {}: {} service(s), {} port(s) on hosted PUs; {}/services.json written",
                  set.version, doc.services.size(), ports.size(), dir_);
@@ -229,6 +234,12 @@ void L7Path::refresh_credentials(const std::string &cert, const std::string &key
     } catch (const std::exception &e) {
         spdlog::error("l7: {}", e.what());
     }
+}
+
+std::map<std::string, std::vector<std::string>> L7Path::tls_services(uint64_t *generation) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    *generation = tls_generation_;
+    return tls_;
 }
 
 std::vector<std::string> L7Path::take_reports() {

@@ -53,6 +53,9 @@ class L7Path {
     // The enforcer's credential and the Console CA as files the proxy reads (when they changed).
     void refresh_credentials(const std::string &cert, const std::string &key,
                              const std::string &ca);
+    // The hosted services with TLSType "Aporeto" (name -> hosts) and a count that changes with
+    // every policy installed: the Console issues their certificates (ConsoleSync).
+    std::map<std::string, std::vector<std::string>> tls_services(uint64_t *generation) const;
     // API reports received since the last call (validated JSON objects).
     std::vector<std::string> take_reports();
     L7Counts counts() const;
@@ -84,6 +87,8 @@ class L7Path {
     std::vector<std::string> reports_;
     L7Counts counts_;
     std::string cert_, key_, ca_;
+    std::map<std::string, std::vector<std::string>> tls_;  // mu_
+    uint64_t tls_generation_ = 0;                           // mu_
 };
 
 }  // namespace segwire::control

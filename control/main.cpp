@@ -358,6 +358,7 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
             cfg.workers, cfg.eal.file_prefix);
         // The control thread. Later issues add policy sync and log export here; it never polls.
         auto next_report = std::chrono::steady_clock::now();
+        uint64_t l7_tls_generation = 0;
         while (!app->stop.load()) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
             const bool reload = g_reload.exchange(false);
@@ -374,6 +375,14 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
                 }
             }
             if (!app->enforcement) continue;
+            if (app->sync && app->l7) {
+                uint64_t gen;
+                auto tls = app->l7->tls_services(&gen);
+                if (gen != l7_tls_generation) {
+                    app->sync->set_service_certificates(app->l7->dir() + "/tls", std::move(tls));
+                    l7_tls_generation = gen;
+                }
+            }
             if (app->sync) {
                 if (auto b = app->sync->take_bundle()) {
                     try {

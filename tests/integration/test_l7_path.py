@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed import ROOT, ConsoleBed, IdentityBed, lab_policy, probe, probe_server, server_report, wait_for
+from testbed import (ROOT, ConsoleBed, IdentityBed, lab_policy, probe, probe_server, server_report,
+                     sh, wait_for)
 
 HERE = Path(__file__).resolve().parent
 STANDIN = HERE / "tproxy_standin.py"
@@ -22,12 +23,13 @@ MB = 1 << 20
 PROXY_PORT = 15001
 
 
-def policy():
+def policy(tls="None"):
     p = lab_policy(
         client_out=[("to-server", "Allow", [["app=server"]], ["tcp/8080", "tcp/9090"])],
         server_in=[("from-client", "Allow", [["app=client"]], ["tcp/8080", "tcp/9090"])])
     p["services"] = [{"name": "echo", "namespace": "/lab", "selector": [["app=server"]],
-                      "port": 8080, "exposedAPIs": [["api=echo"]], "TLSType": "None",
+                      "port": 8080, "exposedAPIs": [["api=echo"]], "TLSType": tls,
+                      "hosts": ["echo.lab.test", "echo"],
                       "authorizationType": "None"}]
     p["httpresourcespecs"] = [{"name": "echo-api", "namespace": "/lab", "associatedTags": ["api=echo"],
                                "endpoints": [{"URI": "/*", "methods": ["GET"],
@@ -141,7 +143,7 @@ def consoled():
     """The same path with a real Console: A and B enrolled, the policy (services included) in the
     Console's policy directory, B in L7 mode."""
     with ConsoleBed() as bed:
-        bed.set_console_policy(policy())
+        bed.set_console_policy(policy(tls="Aporeto"))
         bed.start_console()
         bed.a = bed.start_enforcer_console("a").start()
         bed.l7_if = f"l7{bed.tag[3:]}"
@@ -212,3 +214,19 @@ def test_api_reports_reach_the_console_exactly_once_across_a_console_restart(con
     assert all(r["enforcerID"] == "enf-b" for r in rows)
     assert sum(r["verdict"] == "reject" for r in rows) == 30
     s.close()
+
+
+def test_service_certificate_issued_by_the_console_ca_for_the_hosts(consoled):
+    tls = consoled.l7_dir / "tls"
+    wait_for(lambda: (tls / "echo.crt").exists(), timeout=60, what="the service certificate")
+    crt, key = tls / "echo.crt", tls / "echo.key"
+    assert key.stat().st_mode & 0o077 == 0
+    ca = consoled.l7_dir / "ca.crt"
+    r = sh(f"openssl verify -CAfile {ca} -purpose sslserver {crt}", check=False)
+    assert r.returncode == 0 and ": OK" in r.stdout, r.stdout + r.stderr
+    text = sh(f"openssl x509 -in {crt} -noout -ext subjectAltName").stdout
+    assert "DNS:echo.lab.test" in text and "DNS:echo" in text
+    # The key in the file is the certificate's.
+    pub_c = sh(f"openssl x509 -in {crt} -noout -pubkey").stdout
+    pub_k = sh(f"openssl pkey -in {key} -pubout").stdout
+    assert pub_c == pub_k
