@@ -42,6 +42,8 @@ void usage(FILE *out) {
                  "  export           flow export: JSON lines and IPFIX counters\n"
                  "  routing          routed mode: ports' addresses, route table, counters\n"
                  "  neighbours       routed mode: the neighbour table (ARP and ND)\n"
+                 "  l7               L7 mode: exception interface packets, identity queries, API "
+                 "reports\n"
                  "  explain [--policy FILE|DIR | --console URL --token T] SRC DST PROTO[/PORT]\n"
                  "                   offline: each enforcer's decision for a flow, every rule and why\n"
                  "                   the others did not match (segwirectl explain --help)\n"
@@ -368,7 +370,8 @@ int main(int argc, char **argv) {
             } else {
                 return print_neighbours(tc);
             }
-        } else if (cmd == "workers" || cmd == "ports" || cmd == "export" || cmd == "routing") {
+        } else if (cmd == "workers" || cmd == "ports" || cmd == "export" || cmd == "routing" ||
+                   cmd == "l7") {
             print_json(tc.get("/segwire/" + cmd));
         } else if (cmd == "flows") {
             if (json) {
