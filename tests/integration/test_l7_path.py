@@ -8,6 +8,7 @@ TPROXY hands it to the relay in B's namespace; the relay asks B's identity.sock 
 connects to the server from the client's address, through B again.
 """
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -257,3 +258,73 @@ def test_two_workers_steer_both_sides_of_the_proxy():
         c = l7(b)
         assert c["identities"] == 6 and c["refused_pkts"] == refused, c
         assert sum(w["steered_in"] for w in b.workers().values()) > 0  # both workers took part
+
+
+PROXY = Path(os.environ.get("SEGWIRE_BUILD", ROOT / "build")) / "tools" / "proxy" / "segwire-proxy"
+HTTP_SERVER = r'''
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = json.dumps({"path": self.path, "peer": self.client_address[0],
+                           "identity": self.headers.get("X-Segwire-Identity")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H)
+print(json.dumps({"listening": True}), flush=True)
+s.serve_forever()
+'''
+KEEPALIVE_CLIENT = r'''
+import http.client, json, sys
+c = http.client.HTTPConnection(sys.argv[1], 8080, timeout=10, source_address=(sys.argv[2], 0))
+out = []
+for path in sys.argv[3:]:
+    c.request("GET", path)
+    r = c.getresponse()
+    out.append({"path": path, "status": r.status, "body": r.read().decode()})
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.skipif(not PROXY.exists(), reason=f"segwire-proxy not built yet ({PROXY}): helper "
+                    "l7proxy's branch brings it; this test runs once it is merged")
+def test_real_proxy_decides_each_request_of_a_keepalive_connection_by_caller_identity():
+    """Two client PUs with different tags behind A (10.77.0.1 app=client, 10.77.0.5 app=other)
+    call a real HTTP server PU behind B through B's segwire-proxy: /allowed/* is open to
+    app=client only; each request of one keep-alive connection is decided on its own."""
+    p = policy()
+    p["processingunits"].append({"ID": "pu-other", "name": "other", "associatedTags": ["app=other"],
+                                 "addresses": ["10.77.0.5/32"], "enforcerID": "enf-a"})
+    p["networkrulesetpolicies"][0]["subject"] = [["app=client"], ["app=other"]]
+    p["networkrulesetpolicies"][1]["incomingRules"][0]["object"] = [["app=client"], ["app=other"]]
+    p["httpresourcespecs"][0]["endpoints"] = [
+        {"URI": "/allowed/*", "methods": ["GET"], "allowedScopes": [["app=client"]]},
+        {"URI": "/open", "methods": ["GET"], "allowedScopes": [["app=client"], ["app=other"]]}]
+    with IdentityBed() as bed:
+        bed.client.run(f"ip addr add 10.77.0.5/24 dev {bed.client_if}")
+        bed.policy_file = bed.write_policy(p)
+        bed.a = bed.start_enforcer("a", bed.policy_file)
+        b = bed.start_enforcer("b", bed.policy_file, extra={"l7": {
+            "exception": "tap", "iface": f"l7{bed.tag[3:]}", "proxy_port": PROXY_PORT,
+            "networks": ["10.77.0.0/24"], "setup": str(ROOT / "tools" / "l7" / "segwire-l7-net")}})
+        bed.enf_b.popen(f"{PROXY} --config {b.config_path}")
+        srv = bed.server.popen(f"python3 -u -c '{HTTP_SERVER}'")
+        assert json.loads(srv.stdout.readline())["listening"]
+        (bed.workdir / "ka.py").write_text(KEEPALIVE_CLIENT)
+        wait_for(lambda: l7(b)["enabled"], what="B in L7 mode")
+
+        def calls(src, *paths):
+            r = bed.client.run(f"python3 {bed.workdir / 'ka.py'} {bed.SERVER4} {src} {' '.join(paths)}")
+            return json.loads(r.stdout)
+
+        a = calls(bed.CLIENT4, "/allowed/x", "/open", "/allowed/y", "/nowhere")
+        assert [c["status"] for c in a] == [200, 200, 200, 403], a
+        seen = json.loads(a[0]["body"])
+        assert seen["peer"] == bed.CLIENT4 and seen["identity"]  # preserved, injected
+        o = calls("10.77.0.5", "/open", "/allowed/x", "/open")
+        assert [c["status"] for c in o] == [200, 403, 200], o
+        assert json.loads(o[0]["body"])["peer"] == "10.77.0.5"
