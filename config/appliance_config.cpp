@@ -551,7 +551,9 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.str("setup", l.setup);
         std::vector<std::string> nets;
         o.strings("networks", nets);
-        if (nets.empty()) throw ConfigError(o.at("networks"), "missing: the networks of clients and PUs the proxy answers");
+        if (nets.empty())
+            throw ConfigError(o.at("networks"),
+                              "missing: the networks of clients and PUs the proxy answers");
         for (size_t i = 0; i < nets.size(); ++i) {
             policy::IpPrefix p;
             std::string problem;
@@ -562,7 +564,8 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.finish();
         if (c.routed) throw ConfigError("l7", "bump-in-the-wire mode only (routed mode: not yet)");
         if (!root.has("identity"))
-            throw ConfigError("l7", "needs an identity section (flows are steered after the handshake)");
+            throw ConfigError("l7",
+                              "needs an identity section (flows are steered after the handshake)");
     }
 
     root.finish();

@@ -69,8 +69,9 @@ config::PortConfig l7_port_config(const config::ApplianceConfig &c) {
             throw std::runtime_error(
                 "l7.exception: virtio_user needs /dev/vhost-net (modprobe vhost_net); this kernel "
                 "has none: use \"tap\"");
-        p.device = "virtio_user7,path=/dev/vhost-net,queue_size=1024,queues=" +
-                   std::to_string(c.workers) + ",iface=" + c.l7.iface;
+        p.device =
+            "virtio_user7,path=/dev/vhost-net,queue_size=1024,queues=" + std::to_string(c.workers) +
+            ",iface=" + c.l7.iface;
     } else {
         p.device = "net_tap7,iface=" + c.l7.iface;
     }

@@ -415,7 +415,8 @@ void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerPr
     policy_ = std::move(snap);
     if (l7_) {
         std::unordered_map<std::string, uint32_t> pu_of;
-        for (uint32_t i = 0; i < policy_->pu_count(); ++i) pu_of[std::string(policy_->pu_id(i))] = i;
+        for (uint32_t i = 0; i < policy_->pu_count(); ++i)
+            pu_of[std::string(policy_->pu_id(i))] = i;
         try {
             l7_ports_ = l7_->policy_installed(set, cfg_.identity.enforcer_id, pu_of);
         } catch (const std::exception &e) {

@@ -35,14 +35,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr size_t kMaxReport = 4096;        // bytes of one API report datagram
+constexpr size_t kMaxReport = 4096;  // bytes of one API report datagram
 constexpr size_t kMaxPendingReports = 100000;
-constexpr size_t kMaxFlows = 65536;        // remembered steered flows
-constexpr uint64_t kFlowMemoryS = 600;     // ... for this long at most once the map is full
-constexpr size_t kMaxClients = 64;         // identity socket connections
-constexpr size_t kMaxLine = 1024;          // one identity query
+constexpr size_t kMaxFlows = 65536;     // remembered steered flows
+constexpr uint64_t kFlowMemoryS = 600;  // ... for this long at most once the map is full
+constexpr size_t kMaxClients = 64;      // identity socket connections
+constexpr size_t kMaxLine = 1024;       // one identity query
 
-uint64_t now_s() { return static_cast<uint64_t>(std::time(nullptr)); }
+uint64_t now_s() {
+    return static_cast<uint64_t>(std::time(nullptr));
+}
 
 void write_atomic(const std::string &path, const std::string &text, mode_t mode) {
     const std::string tmp = path + ".tmp";
@@ -110,8 +112,7 @@ std::string host_of(const std::string &addr) {
 
 }  // namespace
 
-L7Path::L7Path(const config::ApplianceConfig &cfg, uint16_t queues, rte_mempool *pool)
-    : cfg_(cfg) {
+L7Path::L7Path(const config::ApplianceConfig &cfg, uint16_t queues, rte_mempool *pool) : cfg_(cfg) {
     port_ = setup_port(l7_port_config(cfg), "l7", queues, pool);
     {
         ifreq ifr{};
@@ -170,7 +171,8 @@ std::vector<uint64_t> L7Path::policy_installed(
     for (const policy::Service &s : set.services) {
         policy::ParsedExpression sel;
         std::string where, problem;
-        if (!policy::parse_tag_expression(s.selector, &sel, &where, &problem)) continue;  // validated
+        if (!policy::parse_tag_expression(s.selector, &sel, &where, &problem))
+            continue;  // validated
         policy::Service out = s;
         out.upstreams.clear();
         for (const policy::ProcessingUnit &pu : set.processing_units) {
@@ -262,9 +264,8 @@ void L7Path::serve() {
     std::vector<Client> clients;
     std::vector<char> dgram(kMaxReport + 1);
     while (!stop_.load()) {
-        std::vector<pollfd> p = {{wake_[0], POLLIN, 0},
-                                 {identity_fd_, POLLIN, 0},
-                                 {reports_fd_, POLLIN, 0}};
+        std::vector<pollfd> p = {
+            {wake_[0], POLLIN, 0}, {identity_fd_, POLLIN, 0}, {reports_fd_, POLLIN, 0}};
         for (auto &c : clients) p.push_back({c.fd, POLLIN, 0});
         if (::poll(p.data(), p.size(), 1000) < 0) continue;
         if (p[1].revents & POLLIN) {
@@ -313,9 +314,7 @@ void L7Path::answer(int fd, std::string &buf) {
         rapidjson::Document q;
         q.Parse(line.c_str());
         std::string reply;
-        auto s = [&](const char *k) {
-            return q.IsObject() && q.HasMember(k) && q[k].IsString();
-        };
+        auto s = [&](const char *k) { return q.IsObject() && q.HasMember(k) && q[k].IsString(); };
         auto u = [&](const char *k) {
             return q.IsObject() && q.HasMember(k) && q[k].IsUint() && q[k].GetUint() <= 65535;
         };
@@ -324,10 +323,9 @@ void L7Path::answer(int fd, std::string &buf) {
             ++counts_.bad_queries;
             reply = R"({"found":false,"error":"a query is {\"src\",\"sport\",\"dst\",\"dport\"}"})";
         } else {
-            const std::string key = std::string(q["src"].GetString()) + " " +
-                                    std::to_string(q["sport"].GetUint()) + " " +
-                                    q["dst"].GetString() + " " +
-                                    std::to_string(q["dport"].GetUint());
+            const std::string key =
+                std::string(q["src"].GetString()) + " " + std::to_string(q["sport"].GetUint()) +
+                " " + q["dst"].GetString() + " " + std::to_string(q["dport"].GetUint());
             rapidjson::StringBuffer sb;
             rapidjson::Writer<rapidjson::StringBuffer> w(sb);
             std::lock_guard<std::mutex> lock(mu_);
@@ -373,7 +371,7 @@ void L7Path::on_report(const char *data, size_t n) {
         d.Parse(data, n);
         ok = !d.HasParseError() && d.IsObject();
     }
-    static const std::set<std::string> strings = {"service", "method", "path", "callerIP",
+    static const std::set<std::string> strings = {"service", "method", "path",  "callerIP",
                                                   "verdict", "rule",   "reason"};
     static const std::set<std::string> nullable = {"callerPU", "callerUser"};
     static const std::set<std::string> numbers = {"status", "latencyUs", "timestamp"};
@@ -392,7 +390,8 @@ void L7Path::on_report(const char *data, size_t n) {
             ok = false;
     }
     if (ok)
-        for (const char *k : {"service", "method", "path", "verdict", "timestamp"}) ok &= d.HasMember(k);
+        for (const char *k : {"service", "method", "path", "verdict", "timestamp"})
+            ok &= d.HasMember(k);
     if (ok) {
         const std::string v = d["verdict"].GetString();
         ok = v == "accept" || v == "reject";

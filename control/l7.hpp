@@ -88,7 +88,7 @@ class L7Path {
     L7Counts counts_;
     std::string cert_, key_, ca_;
     std::map<std::string, std::vector<std::string>> tls_;  // mu_
-    uint64_t tls_generation_ = 0;                           // mu_
+    uint64_t tls_generation_ = 0;                          // mu_
 };
 
 }  // namespace segwire::control

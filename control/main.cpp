@@ -155,8 +155,7 @@ void refresh_l7_credentials(control::App &app, const config::IdentityConfig &id)
         ss << in.rdbuf();
         return ss.str();
     };
-    const std::string cert = slurp(id.certificate), key = slurp(id.key),
-                      ca = slurp(id.trusted_cas);
+    const std::string cert = slurp(id.certificate), key = slurp(id.key), ca = slurp(id.trusted_cas);
     if (!cert.empty() && !key.empty()) app.l7->refresh_credentials(cert, key, ca);
 }
 
@@ -404,8 +403,8 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
                 auto flows = app->enforcement->take_flow_reports();
                 auto ex = app->enforcement->take_exception_reports();
                 auto dns = app->enforcement->take_dns_reports();
-                std::vector<std::string> api = app->l7 ? app->l7->take_reports()
-                                                       : std::vector<std::string>();
+                std::vector<std::string> api =
+                    app->l7 ? app->l7->take_reports() : std::vector<std::string>();
                 if (app->sync)
                     app->sync->submit_reports(std::move(flows), std::move(ex), std::move(dns),
                                               std::move(api));

@@ -699,8 +699,9 @@ void register_telemetry(App &app) {
     rte_telemetry_register_cmd("/segwire/export", cmd_export,
                                "Flow accounting and export: JSON lines and IPFIX counters.");
     g_app = &app;
-    rte_telemetry_register_cmd("/segwire/l7", cmd_l7,
-                               "L7 mode: exception interface packets, identity queries, API reports.");
+    rte_telemetry_register_cmd(
+        "/segwire/l7", cmd_l7,
+        "L7 mode: exception interface packets, identity queries, API reports.");
     rte_telemetry_register_cmd("/segwire/stats", cmd_stats,
                                "Totals over all workers: packets, bytes, flows, drops by reason.");
     rte_telemetry_register_cmd("/segwire/workers", cmd_workers, "Per-worker counters.");

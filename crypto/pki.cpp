@@ -260,8 +260,10 @@ Result<X509ReqPtr> create_service_csr(EVP_PKEY *key, std::string_view name,
     const bool ok = ext && exts && sk_X509_EXTENSION_push(exts, ext) &&
                     X509_REQ_add_extensions(req.get(), exts) &&
                     X509_REQ_sign(req.get(), key, EVP_sha256());
-    if (exts) sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    else if (ext) X509_EXTENSION_free(ext);
+    if (exts)
+        sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    else if (ext)
+        X509_EXTENSION_free(ext);
     if (!ok) return openssl_error("create_service_csr(" + std::string(name) + "): " + san);
     return req;
 }

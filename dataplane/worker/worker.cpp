@@ -215,7 +215,8 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh,
         // the exception interface in place of the PU; the proxy's upstream flow is relayed.
         bool relay = false;
         if (l7 && (from_l7 || created || f.l7 != kL7None)) {
-            const int r = l7_steer(m, v, f, side, arrival, created, enforce ? stage_.state() : nullptr);
+            const int r =
+                l7_steer(m, v, f, side, arrival, created, enforce ? stage_.state() : nullptr);
             if (r < 0) {
                 stats_.l7_refused.add();
                 rte_pktmbuf_free(m);
