@@ -11,7 +11,10 @@ struct ApiRoutes::Node {
     std::map<std::string, ApiRoute *, std::less<>> rest;  // method → route of "<this>/*"
 };
 
+ApiRoutes::ApiRoutes() = default;
 ApiRoutes::~ApiRoutes() = default;
+ApiRoutes::ApiRoutes(ApiRoutes &&) noexcept = default;
+ApiRoutes &ApiRoutes::operator=(ApiRoutes &&) noexcept = default;
 
 bool ApiRoute::allows(std::span<const std::string> caller_tags) const {
     if (is_public) return true;

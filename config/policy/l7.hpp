@@ -32,12 +32,12 @@ struct ApiRoute {
 
 class ApiRoutes {
   public:
-    ApiRoutes() = default;
+    ApiRoutes();
     // The endpoints of the specs whose associatedTags (plus $name/$id/$identity) the service's
     // exposedAPIs select. The inputs are validated (parse_l7_document / validate).
     ApiRoutes(const Service &service, const std::vector<HttpResourceSpec> &specs);
-    ApiRoutes(ApiRoutes &&) = default;
-    ApiRoutes &operator=(ApiRoutes &&) = default;
+    ApiRoutes(ApiRoutes &&) noexcept;
+    ApiRoutes &operator=(ApiRoutes &&) noexcept;
     ~ApiRoutes();
 
     enum class Miss : uint8_t {
