@@ -642,6 +642,41 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         if (g.health_port == g.udp_port && g.health_port)
             throw ConfigError("geneve.health_check.tcp_port", "is geneve.udp_port");
     }
+    if (const Value *v = root.get("l7")) {
+        Obj o(*v, "l7");
+        auto &l = c.l7;
+        l.enabled = true;
+        o.str("exception", l.exception);
+        if (l.exception != "tap" && l.exception != "virtio_user")
+            throw ConfigError(o.at("exception"),
+                              "must be \"tap\" or \"virtio_user\" (got \"" + l.exception + "\")");
+        o.str("iface", l.iface);
+        if (l.iface.empty() || l.iface.size() > 15 ||
+            l.iface.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_.") !=
+                std::string::npos)
+            throw ConfigError(o.at("iface"), "must be a kernel interface name (1-15 of a-z0-9-_.)");
+        o.uint("proxy_port", l.proxy_port, 1, 65535);
+        o.uint("fwmark", l.fwmark, 1, UINT32_MAX);
+        o.uint("table", l.table, 1, 252);
+        o.str("setup", l.setup);
+        std::vector<std::string> nets;
+        o.strings("networks", nets);
+        if (nets.empty())
+            throw ConfigError(o.at("networks"),
+                              "missing: the networks of clients and PUs the proxy answers");
+        for (size_t i = 0; i < nets.size(); ++i) {
+            policy::IpPrefix p;
+            std::string problem;
+            if (!policy::parse_prefix(nets[i], &p, &problem))
+                throw ConfigError(o.at("networks") + "[" + std::to_string(i) + "]", problem);
+            l.networks.push_back(p);
+        }
+        o.finish();
+        if (c.routed) throw ConfigError("l7", "bump-in-the-wire mode only (routed mode: not yet)");
+        if (!root.has("identity"))
+            throw ConfigError("l7",
+                              "needs an identity section (flows are steered after the handshake)");
+    }
 
     root.finish();
     return c;

@@ -262,6 +262,20 @@ struct GeneveConfig {
     uint32_t context_idle_s = 0;  // 0: the longest flow timeout + 60 s
 };
 
+// L7 mode's enforcer side (docs/l7-path.md): the kernel exception interface flows to an L7
+// service port are steered into, where Linux TPROXY hands them to segwire-proxy.
+struct L7Config {
+    bool enabled = false;               // an "l7" section is present
+    std::string exception = "tap";      // "tap" (net_tap) | "virtio_user" (virtio_user + vhost-net)
+    std::string iface = "sw-l7";        // the kernel interface's name
+    uint16_t proxy_port = 15001;        // where segwire-proxy listens (TPROXY target)
+    uint32_t fwmark = 0x5e7;            // the mark TPROXY sets; ip rule sends it to table `table`
+    uint32_t table = 157;               // the routing table of marked packets (local delivery)
+    std::vector<policy::IpPrefix> networks;  // routed to the exception interface (clients, PUs)
+    std::string setup = "/usr/lib/segwire/segwire-l7-net";  // the script that configures the
+                                                            // kernel side (routes, nft, rules)
+};
+
 struct ApplianceConfig {
     EalConfig eal;
     // "mode": "bump-in-the-wire" (default) | "routed" | "geneve". GENEVE mode is routed = true
@@ -285,6 +299,7 @@ struct ApplianceConfig {
     ConsoleConfig console;
     MetricsConfig metrics;
     FlowExportConfig flow_export;  // "export"
+    L7Config l7;
 };
 
 // Parse and validate. Throws ConfigError naming the field.

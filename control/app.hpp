@@ -12,6 +12,7 @@
 #include "control/eal_setup.hpp"
 #include "control/console_sync.hpp"
 #include "control/enforcement.hpp"
+#include "control/l7.hpp"
 #include "control/metrics.hpp"
 #include "control/routing.hpp"
 #include "dataplane/contract/fail_gate.hpp"
@@ -26,6 +27,9 @@ struct App {
     // Routed mode (docs/routed.md): the ports' addresses and the route table; null otherwise.
     // Destroyed after the workers (they read it).
     std::unique_ptr<Routing> routing;
+    // L7 mode (docs/l7-path.md): the exception port and the proxy's sockets; null when off.
+    // Destroyed after the workers and the enforcement (finish()).
+    std::unique_ptr<L7Path> l7;
     dp::WorkerSet workers;
     std::unique_ptr<Enforcement> enforcement;  // null without an identity (forwarding only)
     std::unique_ptr<ConsoleSync> sync;         // null without a Console

@@ -421,6 +421,76 @@ void ConsoleSync::schedule_renewal(const std::string &pem, int64_t received) {
             life, life / 6, cfg_.console.peer_refresh_s);
 }
 
+void ConsoleSync::set_service_certificates(const std::string &dir,
+                                           std::map<std::string, std::vector<std::string>> wanted) {
+    std::lock_guard<std::mutex> lock(mu_);
+    tls_dir_ = dir;
+    tls_wanted_ = std::move(wanted);
+    cv_.notify_all();
+}
+
+// POST /enforcers/{id}/servicecertificates for each wanted service whose certificate is missing,
+// for other hosts, or at 2/3 of its life; the key stays in the file (made once per service).
+void ConsoleSync::service_certificates(int64_t now) {
+    std::string dir;
+    std::map<std::string, std::vector<std::string>> wanted;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        dir = tls_dir_;
+        wanted = tls_wanted_;
+    }
+    for (auto it = tls_.begin(); it != tls_.end();)
+        it = wanted.count(it->first) ? std::next(it) : tls_.erase(it);
+    for (const auto &[name, hosts] : wanted) {
+        TlsState &st = tls_[name];
+        if (now < st.due && (st.hosts == hosts || st.backoff_s)) continue;
+        std::string error;
+        try {
+            fs::create_directories(dir);
+            const std::string key_path = dir + "/" + name + ".key";
+            if (!fs::exists(key_path)) {
+                auto k = crypto::generate_p256_key();
+                if (!k) throw std::runtime_error(k.error().what());
+                write_atomic(key_path, *crypto::private_key_to_pem(k->get()), 0600);
+            }
+            auto key = crypto::private_key_from_pem(read_file(key_path));
+            if (!key) throw std::runtime_error(key_path + ": " + key.error().what());
+            auto csr = crypto::create_service_csr(key->get(), name, hosts);
+            if (!csr) throw std::runtime_error("CSR: " + csr.error().what());
+            rapidjson::StringBuffer sb;
+            rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+            w.StartObject();
+            kv(w, "service", name);
+            kv(w, "csr", *crypto::csr_to_pem(csr->get()));
+            w.EndObject();
+            HttpResponse r =
+                call("POST", "/enforcers/" + enforcer_id_ + "/servicecertificates", sb.GetString());
+            if (!r.ok()) throw std::runtime_error(json_error(r));
+            rapidjson::Document d;
+            d.Parse(r.body.c_str());
+            const std::string pem = d.HasParseError() || !d.IsObject() ? "" : str(d, "certificate");
+            auto cert = crypto::cert_from_pem(pem);
+            if (!cert) throw std::runtime_error("no certificate in the answer");
+            write_atomic(dir + "/" + name + ".crt", pem, 0644);
+            struct tm tm {};
+            int64_t life = 3600;
+            if (ASN1_TIME_to_tm(X509_get0_notAfter(cert->get()), &tm) == 1)
+                life = std::max<int64_t>(timegm(&tm) - now, 60);
+            st.hosts = hosts;
+            st.due = now + life * 2 / 3;
+            st.backoff_s = 0;
+            spdlog::info("console: service certificate for {} ({} host(s)) in {}, renewed in {} s",
+                         name, hosts.size(), dir, life * 2 / 3);
+        } catch (const std::exception &e) {
+            st.backoff_s = std::min<uint32_t>(st.backoff_s ? st.backoff_s * 2 : 1, 60);
+            st.due = now + st.backoff_s;
+            st.hosts.clear();  // asked again once due
+            spdlog::error("console: service certificate for {}: {}; retrying in {} s", name,
+                          e.what(), st.backoff_s);
+        }
+    }
+}
+
 void ConsoleSync::renew_certificate() {
     const int64_t now = now_s();
     std::string error;
@@ -830,7 +900,7 @@ void ConsoleSync::spool(const std::string &kind, const std::string &body, size_t
 }
 
 void ConsoleSync::submit_reports(std::vector<FlowReport> flows, std::vector<ExceptionReport> ex,
-                                 std::vector<DnsReport> dns) {
+                                 std::vector<DnsReport> dns, std::vector<std::string> api_calls) {
     static const std::string run = std::to_string(now_s());  // batch IDs never repeat across runs
     auto emit = [&](const std::string &kind, size_t n, auto &&write_report) {
         for (size_t off = 0; off < n; off += kBatchReports) {
@@ -909,6 +979,9 @@ void ConsoleSync::submit_reports(std::vector<FlowReport> flows, std::vector<Exce
         w.Key("timestamp");
         w.Uint(r.timestamp);
         w.EndObject();
+    });
+    emit("apicalls", api_calls.size(), [&](auto &w, size_t i) {
+        w.RawValue(api_calls[i].c_str(), api_calls[i].size(), rapidjson::kObjectType);
     });
     emit("connectionexceptionreports", ex.size(), [&](auto &w, size_t i) {
         const ExceptionReport &r = ex[i];
@@ -994,6 +1067,7 @@ void ConsoleSync::loop() {
             if (renew_at && now >= renew_at && enf_) renew_certificate();
             if (now >= next_heartbeat) {
                 heartbeat();
+                service_certificates(now);
                 next_heartbeat = now + cfg_.console.heartbeat_s;
             }
             refresh_cache();

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -88,8 +89,14 @@ class ConsoleSync {
     // After Enforcement refused a bundle (and logged why): counts it and sends the Console an
     // event log (eventlogs, spooled like reports); heartbeats carry the last refusal.
     void bundle_rejected(const PolicyStatus &status);
+    // api_calls: L7 mode's API reports (docs/l7-path.md), validated JSON objects, sent to the
+    // Console's apicalls collection in batches like the others.
+    // L7 mode: the services whose TLS certificate the Console issues (name -> hosts), written to
+    // `dir`/<name>.crt|.key. Replaces the previous list.
+    void set_service_certificates(const std::string &dir,
+                                  std::map<std::string, std::vector<std::string>> wanted);
     void submit_reports(std::vector<FlowReport> flows, std::vector<ExceptionReport> exceptions,
-                        std::vector<DnsReport> dns = {});
+                        std::vector<DnsReport> dns = {}, std::vector<std::string> api_calls = {});
     SyncStatus status() const;
     uint32_t report_interval_s(uint64_t profile_default_s) const;
 
@@ -107,6 +114,7 @@ class ConsoleSync {
     void schedule_renewal(const std::string &pem, int64_t received);
     std::string registration_body(std::string *error);
     void heartbeat();
+    void service_certificates(int64_t now);
     // The key sealing state_dir's cache files, derived from the enforcer's key (state_seal.hpp).
     void load_state_key(const std::string &key_path);
     StateKey state_key() const;                                   // a copy (the caller wipes it)
@@ -153,6 +161,16 @@ class ConsoleSync {
     int64_t next_send_ = 0;
     uint32_t backoff_s_ = 0;
     int64_t renew_at_ = 0;  // 0 = no certificate to renew (not enrolled)
+    // L7 services with TLSType "Aporeto" hosted here (mu_): their certificate files in tls_dir_,
+    // each requested when missing and renewed at 2/3 of its life (docs/l7-path.md).
+    std::string tls_dir_;
+    std::map<std::string, std::vector<std::string>> tls_wanted_;  // service -> hosts
+    struct TlsState {
+        std::vector<std::string> hosts;
+        int64_t due = 0;
+        uint32_t backoff_s = 0;
+    };
+    std::map<std::string, TlsState> tls_;
     uint32_t renew_backoff_s_ = 0;
     std::vector<std::string> tags_;  // associatedTags sent with every registration
     std::atomic<bool> stop_{false};

@@ -60,6 +60,24 @@ int kernel_if_mtu(unsigned if_index) {
     return rc == 0 && ifr.ifr_mtu > 0 ? ifr.ifr_mtu : -1;
 }
 
+config::PortConfig l7_port_config(const config::ApplianceConfig &c) {
+    config::PortConfig p;
+    if (c.l7.exception == "virtio_user") {
+        // DPDK's recommended exception path (the replacement of KNI): a virtio device whose
+        // backend is the kernel's vhost-net, which creates the tap interface `iface`.
+        if (access("/dev/vhost-net", R_OK | W_OK) != 0)
+            throw std::runtime_error(
+                "l7.exception: virtio_user needs /dev/vhost-net (modprobe vhost_net); this kernel "
+                "has none: use \"tap\"");
+        p.device =
+            "virtio_user7,path=/dev/vhost-net,queue_size=1024,queues=" + std::to_string(c.workers) +
+            ",iface=" + c.l7.iface;
+    } else {
+        p.device = "net_tap7,iface=" + c.l7.iface;
+    }
+    return p;
+}
+
 std::vector<std::string> build_eal_args(const config::ApplianceConfig &c) {
     std::vector<std::string> a = {"segwire", "--file-prefix", c.eal.file_prefix};
     if (c.eal.test_mode) {
@@ -85,6 +103,7 @@ std::vector<std::string> build_eal_args(const config::ApplianceConfig &c) {
             a.insert(a.end(), {"--vdev", vdev_spec(*p, c.workers)});
         }
     }
+    if (c.l7.enabled) a.insert(a.end(), {"--vdev", l7_port_config(c).device});
     if (!any_pci) a.emplace_back("--no-pci");
     a.insert(a.end(), c.eal.extra_args.begin(), c.eal.extra_args.end());
     return a;

@@ -14,6 +14,10 @@ namespace segwire::control {
 // The EAL argument vector for a config: test mode (no hugepages), file prefix, lcore map, vdevs.
 std::vector<std::string> build_eal_args(const config::ApplianceConfig &c);
 
+// The L7 exception port (docs/l7-path.md): net_tap or virtio_user + vhost-net, named by l7.iface.
+// Throws std::runtime_error when virtio_user is asked for and /dev/vhost-net is missing.
+config::PortConfig l7_port_config(const config::ApplianceConfig &c);
+
 struct PortInfo {
     uint16_t port_id = 0;
     std::string name;

@@ -422,6 +422,16 @@ void Enforcement::install(const policy::PolicySet &set, const policy::EnforcerPr
     }
     set_ = set;
     policy_ = std::move(snap);
+    if (l7_) {
+        std::unordered_map<std::string, uint32_t> pu_of;
+        for (uint32_t i = 0; i < policy_->pu_count(); ++i)
+            pu_of[std::string(policy_->pu_id(i))] = i;
+        try {
+            l7_ports_ = l7_->policy_installed(set, cfg_.identity.enforcer_id, pu_of);
+        } catch (const std::exception &e) {
+            spdlog::error("l7: {}", e.what());
+        }
+    }
     recent_.push_back(policy_);
     while (recent_.size() > kMaxAliveSnapshots) recent_.pop_front();
     slow_->set_policy(policy_);
@@ -533,6 +543,7 @@ void Enforcement::publish_locked(std::shared_ptr<const dns::FqdnSet> fqdn) {
     state->policy = policy_;
     state->claims = claims_;
     state->hosting = hosting_;
+    state->l7_ports = l7_ports_;
     state->fqdn = fqdn;
     state->revoked = revoked_;
     state->version = ++state_version_;
@@ -726,6 +737,11 @@ void Enforcement::add_record(const dp::FlowRecordEvent &e) {
         reports_.add_exception(std::move(x));
         return;
     }
+    // L7 mode: who called a service port, for the proxy's identity queries (docs/l7-path.md).
+    if (l7_ && e.kind == dp::RecordKind::kFlow && !e.local_is_source && e.proto == 6 &&
+        e.drop_reason == dp::DropReason::None)
+        l7_->flow_decided(ip_text(e.src, e.family), e.sport, ip_text(e.dst, e.family), e.dport,
+                          e.peer_kind == dp::PeerKind::kClaims ? peer_id : std::string());
     FlowReport r;
     const bool accepted = e.drop_reason == dp::DropReason::None;
     r.action = accepted ? "Accept" : "Reject";

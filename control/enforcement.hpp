@@ -17,6 +17,7 @@
 #include "config/policy/model.hpp"
 #include "control/dns/fqdn.hpp"
 #include "control/flowexport/exporter.hpp"
+#include "control/l7.hpp"
 #include "control/policy/publisher.hpp"
 #include "control/reports.hpp"
 #include "control/slowpath.hpp"
@@ -139,6 +140,10 @@ class Enforcement {
     // Flow accounting's active timeout handed to the workers (0: off; docs/export.md).
     uint32_t active_timeout_s() const { return rt_.active_timeout_s; }
 
+    // L7 mode (docs/l7-path.md): the exception path told about policies and decided flows. Set
+    // once before the first policy; lives longer than the Enforcement's use of it.
+    void set_l7(L7Path *l7) { l7_ = l7; }
+
   private:
     void apply_set(const policy::PolicySet &set);
     std::string apply_bundle_text(const std::string &json_text);
@@ -193,6 +198,8 @@ class Enforcement {
     mutable std::mutex state_mu_;
     std::vector<std::shared_ptr<const crypto::SignedClaims>> claims_;
     std::vector<uint8_t> hosting_;  // EnforcerState::hosting of the policy in force
+    L7Path *l7_ = nullptr;
+    std::vector<uint64_t> l7_ports_;  // EnforcerState::l7_ports of the policy in force
     std::shared_ptr<const dns::FqdnSet> fqdn_;
     std::shared_ptr<const dp::RevokedCerts> revoked_;
     dns::FqdnLearner learner_;

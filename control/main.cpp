@@ -6,6 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <ctime>
 #include <memory>
 #include <string>
@@ -96,6 +99,12 @@ void add_workers(control::App &app, const dp::FailGate *gate, dp::IdentityRuntim
             s.geneve = cfg.geneve;
             s.geneve_cfg = cfg.geneve_cfg;
         }
+        if (app.l7) {
+            s.l7_port = app.l7->port_id();
+            std::memcpy(s.l7_mac, app.l7->kernel_mac(), 6);
+            s.l7_mark = app.l7->mark();
+            s.l7_neighbours = app.l7->neighbours();
+        }
         app.workers.add(s);
     }
     app.workers.create_steering_rings();
@@ -139,6 +148,19 @@ bool enroll_under_fail_mode(control::App &app, config::IdentityConfig &id, bool 
 // telemetry commands. Once the workers exist, since both read their counters. The listener comes
 // first: an address it cannot bind stops the daemon (naming metrics.listen) before telemetry
 // answers, which is what tools wait for to know segwire is up.
+// L7 mode: the proxy signs with the enforcer's key and shows the Console CA (docs/l7-path.md).
+// Read at every report interval; written to <state_dir>/l7/ when they changed (a renewal).
+void refresh_l7_credentials(control::App &app, const config::IdentityConfig &id) {
+    auto slurp = [](const std::string &path) {
+        std::ifstream in(path);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    };
+    const std::string cert = slurp(id.certificate), key = slurp(id.key), ca = slurp(id.trusted_cas);
+    if (!cert.empty() && !key.empty()) app.l7->refresh_credentials(cert, key, ca);
+}
+
 void start_observability(control::App &app) {
     if (app.cfg.metrics.enabled()) app.metrics = std::make_unique<control::MetricsServer>(app);
     control::register_telemetry(app);
@@ -160,6 +182,7 @@ int finish(std::unique_ptr<control::App> app, int rc) {
     app->routing.reset();
     app->enforcement_live.store(nullptr);
     app->enforcement.reset();
+    app->l7.reset();
     app->sync.reset();
     control::disable_dumpcap();
     rte_eal_cleanup();
@@ -224,6 +247,7 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
                                        ? app->ports[dp::kInside]
                                        : control::setup_port(cfg.outside, "outside", q, pool);
         const bool hw_symmetric = app->ports[0].symmetric_rss && app->ports[1].symmetric_rss;
+        if (cfg.l7.enabled) app->l7 = std::make_unique<control::L7Path>(cfg, q, pool);
         for (int i = 0; i < 2; ++i)
             spdlog::info("port {}: {} ({}), {} queue(s), mtu {}, steering {}",
                          i == 0 ? "inside" : "outside", app->ports[i].name, app->ports[i].driver, q,
@@ -307,6 +331,7 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
             }
             app->enforcement =
                 std::make_unique<control::Enforcement>(ecfg, cfg.workers, pool, mtu, csum);
+            app->enforcement->set_l7(app->l7.get());
         }
         if (bootstrapped)
             app->workers.attach_identity(&app->enforcement->runtime());
@@ -340,6 +365,7 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
                 }
             }
         }
+        if (app->l7 && app->enforcement) refresh_l7_credentials(*app, ecfg.identity);
         app->enforcement_live.store(app->enforcement.get(), std::memory_order_release);
         if (app->enforcement && !app->enforcement->has_policy())
             spdlog::warn("no policy yet: identity.fail_mode {} until the first policy is applied",
@@ -354,6 +380,7 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
         // The control thread. Later issues add policy sync and log export here; it never polls.
         auto next_report = std::chrono::steady_clock::now();
         uint64_t midstream_logged[2] = {0, 0};  // resets, suppressed: last logged sums
+        uint64_t l7_tls_generation = 0;
         while (!app->stop.load()) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
             const bool reload = g_reload.exchange(false);
@@ -370,6 +397,14 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
                 }
             }
             if (!app->enforcement) continue;
+            if (app->sync && app->l7) {
+                uint64_t gen;
+                auto tls = app->l7->tls_services(&gen);
+                if (gen != l7_tls_generation) {
+                    app->sync->set_service_certificates(app->l7->dir() + "/tls", std::move(tls));
+                    l7_tls_generation = gen;
+                }
+            }
             if (app->sync) {
                 if (auto b = app->sync->take_bundle()) {
                     try {
@@ -407,8 +442,12 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
                 auto flows = app->enforcement->take_flow_reports();
                 auto ex = app->enforcement->take_exception_reports();
                 auto dns = app->enforcement->take_dns_reports();
+                std::vector<std::string> api =
+                    app->l7 ? app->l7->take_reports() : std::vector<std::string>();
                 if (app->sync)
-                    app->sync->submit_reports(std::move(flows), std::move(ex), std::move(dns));
+                    app->sync->submit_reports(std::move(flows), std::move(ex), std::move(dns),
+                                              std::move(api));
+                if (app->l7) refresh_l7_credentials(*app, ecfg.identity);
             }
             if (reload && !cfg.identity.policy_file.empty()) {
                 // A bad file is refused whole; the policy in force stays (fail-static). The
@@ -431,9 +470,10 @@ int run(const config::ApplianceConfig &cfg, const std::string &config_path) {
         if (app->sync) {
             // Whatever was decided since the last interval goes to the spool, not to waste.
             app->enforcement->tick();
-            app->sync->submit_reports(app->enforcement->take_flow_reports(),
-                                      app->enforcement->take_exception_reports(),
-                                      app->enforcement->take_dns_reports());
+            app->sync->submit_reports(
+                app->enforcement->take_flow_reports(), app->enforcement->take_exception_reports(),
+                app->enforcement->take_dns_reports(),
+                app->l7 ? app->l7->take_reports() : std::vector<std::string>());
             app->sync->stop();
         }
         if (app->enforcement) app->enforcement->stop();

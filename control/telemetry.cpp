@@ -96,6 +96,36 @@ int cmd_stats(const char *, const char *, rte_tel_data *d) {
     return 0;
 }
 
+// L7 mode (docs/l7-path.md): the exception path's packets and the proxy sockets' counters.
+int cmd_l7(const char *, const char *, rte_tel_data *d) {
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_int(d, "enabled", g_app->l7 ? 1 : 0);
+    if (!g_app->l7) return 0;
+    uint64_t to = 0, from = 0, up = 0, refused = 0;
+    for (uint32_t w = 0; w < g_app->workers.size(); ++w) {
+        const dp::WorkerStats &s = g_app->workers.stats(w);
+        to += s.l7_to_exception.get();
+        from += s.l7_from_exception.get();
+        up += s.l7_upstream.get();
+        refused += s.l7_refused.get();
+    }
+    rte_tel_data_add_dict_string(d, "iface", g_app->cfg.l7.iface.c_str());
+    rte_tel_data_add_dict_string(d, "driver", g_app->l7->port().driver.c_str());
+    rte_tel_data_add_dict_u64(d, "to_exception_pkts", to);
+    rte_tel_data_add_dict_u64(d, "from_exception_pkts", from);
+    rte_tel_data_add_dict_u64(d, "upstream_pkts", up);
+    rte_tel_data_add_dict_u64(d, "refused_pkts", refused);
+    const control::L7Counts c = g_app->l7->counts();
+    rte_tel_data_add_dict_u64(d, "identities", c.identities);
+    rte_tel_data_add_dict_u64(d, "identity_queries", c.queries);
+    rte_tel_data_add_dict_u64(d, "identity_found", c.found);
+    rte_tel_data_add_dict_u64(d, "identity_not_found", c.not_found);
+    rte_tel_data_add_dict_u64(d, "identity_bad_queries", c.bad_queries);
+    rte_tel_data_add_dict_u64(d, "api_reports", c.reports);
+    rte_tel_data_add_dict_u64(d, "api_reports_bad", c.bad_reports);
+    return 0;
+}
+
 int cmd_workers(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_start_dict(d);
     for (uint32_t w = 0; w < g_app->workers.size(); ++w) {
@@ -711,6 +741,9 @@ void register_telemetry(App &app) {
     rte_telemetry_register_cmd("/segwire/export", cmd_export,
                                "Flow accounting and export: JSON lines and IPFIX counters.");
     g_app = &app;
+    rte_telemetry_register_cmd(
+        "/segwire/l7", cmd_l7,
+        "L7 mode: exception interface packets, identity queries, API reports.");
     rte_telemetry_register_cmd("/segwire/stats", cmd_stats,
                                "Totals over all workers: packets, bytes, flows, drops by reason.");
     rte_telemetry_register_cmd("/segwire/workers", cmd_workers, "Per-worker counters.");

@@ -334,6 +334,29 @@ Result<X509ReqPtr> create_csr(EVP_PKEY *key, std::string_view enforcer_id, std::
     return req;
 }
 
+Result<X509ReqPtr> create_service_csr(EVP_PKEY *key, std::string_view name,
+                                      const std::vector<std::string> &hosts) {
+    if (name.empty() || name.size() > 64 || hosts.empty())
+        return Error{Errc::InvalidArgument, "a service CSR needs a name (1..64 bytes) and hosts"};
+    X509ReqPtr req(X509_REQ_new());
+    if (!req || !X509_REQ_set_version(req.get(), 0) ||
+        !set_cn(X509_REQ_get_subject_name(req.get()), name) || !X509_REQ_set_pubkey(req.get(), key))
+        return openssl_error("create_service_csr(" + std::string(name) + ")");
+    std::string san;
+    for (const std::string &h : hosts) san += (san.empty() ? "DNS:" : ",DNS:") + h;
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.c_str());
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    const bool ok = ext && exts && sk_X509_EXTENSION_push(exts, ext) &&
+                    X509_REQ_add_extensions(req.get(), exts) &&
+                    X509_REQ_sign(req.get(), key, EVP_sha256());
+    if (exts)
+        sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    else if (ext)
+        X509_EXTENSION_free(ext);
+    if (!ok) return openssl_error("create_service_csr(" + std::string(name) + "): " + san);
+    return req;
+}
+
 Result<std::string> csr_to_pem(X509_REQ *csr) {
     BioPtr b(BIO_new(BIO_s_mem()));
     if (!b || !PEM_write_bio_X509_REQ(b.get(), csr)) return openssl_error("PEM_write_bio_X509_REQ");

@@ -95,6 +95,10 @@ Result<X509ReqPtr> create_csr(EVP_PKEY *key, std::string_view enforcer_id,
 // The group a CSR asks for ("" none); an error when malformed or several.
 Result<std::string> csr_enforcer_group(X509_REQ *csr);
 Result<std::string> csr_to_pem(X509_REQ *csr);
+// A CSR for an L7 service's TLS certificate (docs/l7-path.md): CN = the service's name, DNS SANs
+// = its hosts (the Console checks them against the service's `hosts`).
+Result<X509ReqPtr> create_service_csr(EVP_PKEY *key, std::string_view name,
+                                      const std::vector<std::string> &hosts);
 Result<X509ReqPtr> csr_from_pem(std::string_view pem);
 
 struct IssueOptions {

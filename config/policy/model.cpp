@@ -1,6 +1,8 @@
 #include "config/policy/model.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -25,6 +27,8 @@ constexpr const char *kMappingKind = "enforcerprofilemappingpolicy";
 constexpr const char *kPuKind = "processingunit";
 constexpr const char *kNamespaceKind = "namespace";
 constexpr const char *kBundleKind = "bundle";
+constexpr const char *kServiceKind = "service";
+constexpr const char *kSpecKind = "httpresourcespec";
 
 // Console fields an enforcer has no use for. They are accepted (a Console bundle carries them) and
 // dropped; any other unknown field is an error so that a typo like "incomingRule" is not silently
@@ -101,6 +105,13 @@ class Reader {
         if (!x) return;
         if (!x->IsBool()) fail(path(key), "must be true or false");
         out = x->GetBool();
+    }
+    void port(const char *key, uint16_t &out) {
+        const Value *x = get(key);
+        if (!x) return;
+        if (!x->IsUint() || x->GetUint() < 1 || x->GetUint() > 65535)
+            fail(path(key), "must be a TCP port number (1-65535)");
+        out = static_cast<uint16_t>(x->GetUint());
     }
     void strings(const char *key, std::vector<std::string> &out) {
         const Value *x = get(key);
@@ -271,6 +282,70 @@ ProcessingUnit parse_pu(const Value &v, size_t i) {
     return pu;
 }
 
+Service parse_service(const Value &v, size_t i) {
+    std::string label = label_of(kServiceKind, v, i);
+    Reader r(v, label);
+    Service s;
+    r.str("ID", s.id);
+    r.str("name", s.name);
+    r.str("description", s.description);
+    r.expression("selector", s.selector);
+    r.port("port", s.port);
+    r.port("exposedPort", s.exposed_port);
+    r.expression("exposedAPIs", s.exposed_apis);
+    r.strings("hosts", s.hosts);
+    r.str("TLSType", s.tls_type);
+    r.str("TLSCertificate", s.tls_certificate);
+    r.str("TLSCertificateKey", s.tls_certificate_key);
+    r.str("authorizationType", s.authorization_type);
+    r.str("JWTIssuer", s.jwt_issuer);
+    r.str("JWKSURL", s.jwks_url);
+    r.str("JWTAudience", s.jwt_audience);
+    r.strings("JWTAlgorithms", s.jwt_algorithms);
+    r.strings("userClaimsToTags", s.user_claims_to_tags);
+    if (const Value *m = r.get("claimsToHTTPHeaderMappings")) {
+        if (!m->IsArray()) r.fail("claimsToHTTPHeaderMappings", "must be an array of objects");
+        for (rapidjson::SizeType j = 0; j < m->Size(); ++j) {
+            Reader mr((*m)[j], label, "claimsToHTTPHeaderMappings" + idx(j));
+            ClaimHeaderMapping chm;
+            mr.str("claimName", chm.claim_name);
+            mr.str("targetHTTPHeader", chm.target_http_header);
+            mr.finish();
+            s.claims_to_http_headers.push_back(std::move(chm));
+        }
+    }
+    r.boolean("allowUpgrade", s.allow_upgrade);
+    r.strings("associatedTags", s.associated_tags);
+    r.strings("upstreams", s.upstreams);
+    r.finish();
+    return s;
+}
+
+HttpResourceSpec parse_spec(const Value &v, size_t i) {
+    std::string label = label_of(kSpecKind, v, i);
+    Reader r(v, label);
+    HttpResourceSpec s;
+    r.str("ID", s.id);
+    r.str("name", s.name);
+    r.str("description", s.description);
+    r.strings("associatedTags", s.associated_tags);
+    if (const Value *e = r.get("endpoints")) {
+        if (!e->IsArray()) r.fail("endpoints", "must be an array of objects");
+        for (rapidjson::SizeType j = 0; j < e->Size(); ++j) {
+            Reader er((*e)[j], label, "endpoints" + idx(j));
+            HttpEndpoint ep;
+            er.str("URI", ep.uri);
+            er.strings("methods", ep.methods);
+            er.expression("allowedScopes", ep.allowed_scopes);
+            er.boolean("public", ep.is_public);
+            er.finish();
+            s.endpoints.push_back(std::move(ep));
+        }
+    }
+    r.finish();
+    return s;
+}
+
 template <typename T, typename F>
 void parse_array(Reader &root, const char *key, std::vector<T> &out, F parse_one) {
     const Value *x = root.get(key);
@@ -318,6 +393,8 @@ void parse_document_into(const std::string &json_text, PolicySet &set, MergeStat
     parse_array(root, "processingunits", set.processing_units, parse_pu);
     parse_array(root, "networkrulesetpolicies", set.network_policies, parse_policy);
     parse_array(root, "externalnetworks", set.external_networks, parse_extnet);
+    parse_array(root, "services", set.services, parse_service);
+    parse_array(root, "httpresourcespecs", set.http_resource_specs, parse_spec);
     root.finish();
 }
 
@@ -391,7 +468,251 @@ void validate_rule(const std::string &label, const std::string &prefix, const Ne
                               "ruleName in flow reports)");
 }
 
+bool is_token_char(unsigned char c) {
+    // RFC 9110 tchar
+    return std::isalnum(c) || (c && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(a[i])) !=
+            std::tolower(static_cast<unsigned char>(b[i])))
+            return false;
+    return true;
+}
+
+// A DNS name (letters, digits, '-', dots; "*." first label allowed) or an IP address.
+bool valid_host(const std::string &h) {
+    if (h.empty() || h.size() > 253) return false;
+    IpPrefix p;
+    std::string problem;
+    if (h.find('/') == std::string::npos && parse_prefix(h, &p, &problem)) return true;
+    std::string_view rest = h;
+    if (rest.starts_with("*.")) rest.remove_prefix(2);
+    size_t label = 0;
+    for (char c : rest) {
+        if (c == '.') {
+            if (label == 0) return false;
+            label = 0;
+            continue;
+        }
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-')) return false;
+        if (++label > 63) return false;
+    }
+    return label > 0;
+}
+
+void validate_service(const Service &s, const std::string &label) {
+    check_expression(label, "selector", s.selector, true);
+    if (s.port == 0) throw PolicyError(label, "port", "missing (the PU's TCP port)");
+    check_expression(label, "exposedAPIs", s.exposed_apis, true);
+    for (size_t j = 0; j < s.hosts.size(); ++j)
+        if (!valid_host(s.hosts[j]))
+            throw PolicyError(label, "hosts" + idx(j),
+                              "\"" + s.hosts[j] + "\" is not a DNS name or an IP address");
+    if (s.tls_type != "None" && s.tls_type != "Aporeto" && s.tls_type != "External")
+        throw PolicyError(
+            label, "TLSType",
+            "\"" + s.tls_type + "\" is not one of \"None\", \"Aporeto\", \"External\"");
+    if (s.tls_type == "Aporeto" && s.hosts.empty())
+        throw PolicyError(
+            label, "hosts",
+            "missing or empty (TLSType \"Aporeto\" issues a certificate for these names)");
+    if (s.tls_type == "External") {
+        if (s.tls_certificate.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+            throw PolicyError(label, "TLSCertificate",
+                              "missing or not a PEM certificate (TLSType \"External\" needs one)");
+        if (s.tls_certificate_key.find("PRIVATE KEY-----") == std::string::npos)
+            throw PolicyError(label, "TLSCertificateKey",
+                              "missing or not a PEM private key (TLSType \"External\" needs one)");
+    } else {
+        if (!s.tls_certificate.empty())
+            throw PolicyError(label, "TLSCertificate", "only with TLSType \"External\"");
+        if (!s.tls_certificate_key.empty())
+            throw PolicyError(label, "TLSCertificateKey", "only with TLSType \"External\"");
+    }
+    const bool jwt = s.authorization_type == "JWT" || s.authorization_type == "OIDC-JWT";
+    if (!jwt && s.authorization_type != "None")
+        throw PolicyError(
+            label, "authorizationType",
+            "\"" + s.authorization_type + "\" is not one of \"None\", \"JWT\", \"OIDC-JWT\"");
+    if (jwt) {
+        if (s.jwt_issuer.empty())
+            throw PolicyError(
+                label, "JWTIssuer",
+                "missing (authorizationType \"" + s.authorization_type + "\" needs it)");
+        if (s.jwks_url.empty())
+            throw PolicyError(label, "JWKSURL", "missing (the issuer's keys are fetched from it)");
+        if (!s.jwks_url.starts_with("https://"))
+            throw PolicyError(
+                label, "JWKSURL",
+                "\"" + s.jwks_url + "\" is not an https:// URL (keys are fetched over TLS)");
+        if (s.jwt_audience.empty())
+            throw PolicyError(label, "JWTAudience",
+                              "missing (a token for another service must not pass)");
+        if (s.jwt_algorithms.empty())
+            throw PolicyError(label, "JWTAlgorithms", "missing or empty (pin RS256 and/or ES256)");
+    } else {
+        struct {
+            const char *field;
+            bool set;
+        } jwt_fields[] = {{"JWTIssuer", !s.jwt_issuer.empty()},
+                          {"JWKSURL", !s.jwks_url.empty()},
+                          {"JWTAudience", !s.jwt_audience.empty()},
+                          {"JWTAlgorithms", !s.jwt_algorithms.empty()},
+                          {"userClaimsToTags", !s.user_claims_to_tags.empty()},
+                          {"claimsToHTTPHeaderMappings", !s.claims_to_http_headers.empty()}};
+        for (const auto &f : jwt_fields)
+            if (f.set)
+                throw PolicyError(label, f.field,
+                                  "only with authorizationType \"JWT\" or \"OIDC-JWT\"");
+    }
+    for (size_t j = 0; j < s.jwt_algorithms.size(); ++j) {
+        const std::string &a = s.jwt_algorithms[j];
+        if (a == "RS256" || a == "ES256") continue;
+        if (iequals(a, "none") || a.starts_with("HS"))
+            throw PolicyError(label, "JWTAlgorithms" + idx(j),
+                              "\"" + a +
+                                  "\" is refused (unsigned or symmetric: whoever can verify "
+                                  "could forge); use RS256 or ES256");
+        throw PolicyError(label, "JWTAlgorithms" + idx(j),
+                          "unknown algorithm \"" + a + "\" (RS256 or ES256)");
+    }
+    for (size_t j = 0; j < s.user_claims_to_tags.size(); ++j) {
+        const std::string &c = s.user_claims_to_tags[j];
+        if (c.empty() || c.find_first_of("=* ") != std::string::npos)
+            throw PolicyError(
+                label, "userClaimsToTags" + idx(j),
+                "\"" + c + "\" is not a claim name (non-empty, no '=', '*' or space)");
+    }
+    static const char *const kReserved[] = {"X-Segwire-Identity",
+                                            "Host",
+                                            "Content-Length",
+                                            "Transfer-Encoding",
+                                            "Connection",
+                                            "Upgrade",
+                                            "TE",
+                                            "Trailer",
+                                            "Keep-Alive",
+                                            "Proxy-Connection",
+                                            "Authorization",
+                                            "Cookie"};
+    for (size_t j = 0; j < s.claims_to_http_headers.size(); ++j) {
+        const ClaimHeaderMapping &m = s.claims_to_http_headers[j];
+        std::string f = "claimsToHTTPHeaderMappings" + idx(j);
+        if (m.claim_name.empty()) throw PolicyError(label, f + ".claimName", "missing or empty");
+        if (m.target_http_header.empty())
+            throw PolicyError(label, f + ".targetHTTPHeader", "missing or empty");
+        for (unsigned char c : m.target_http_header)
+            if (!is_token_char(c))
+                throw PolicyError(label, f + ".targetHTTPHeader",
+                                  "\"" + m.target_http_header + "\" is not an HTTP header name");
+        for (const char *r : kReserved)
+            if (iequals(m.target_http_header, r))
+                throw PolicyError(label, f + ".targetHTTPHeader",
+                                  "\"" + m.target_http_header +
+                                      "\" is reserved (the proxy or HTTP itself sets it)");
+        for (size_t k = 0; k < j; ++k)
+            if (iequals(s.claims_to_http_headers[k].target_http_header, m.target_http_header))
+                throw PolicyError(label, f + ".targetHTTPHeader",
+                                  "\"" + m.target_http_header + "\" is already mapped by [" +
+                                      std::to_string(k) + "]");
+    }
+    check_tags(label, "associatedTags", s.associated_tags);
+    std::string problem;
+    for (size_t j = 0; j < s.upstreams.size(); ++j) {
+        IpPrefix p;
+        if (!parse_prefix(s.upstreams[j], &p, &problem) || p.len != p.max_len() ||
+            s.upstreams[j].find('/') != std::string::npos)
+            throw PolicyError(label, "upstreams" + idx(j),
+                              "\"" + s.upstreams[j] + "\" is not an IP address");
+    }
+}
+
+void validate_spec(const HttpResourceSpec &s, const std::string &label) {
+    check_tags(label, "associatedTags", s.associated_tags);
+    if (s.endpoints.empty()) throw PolicyError(label, "endpoints", "missing or empty");
+    std::set<std::pair<std::string, std::string>> seen;  // (URI, method)
+    for (size_t j = 0; j < s.endpoints.size(); ++j) {
+        const HttpEndpoint &e = s.endpoints[j];
+        std::string f = "endpoints" + idx(j);
+        std::string problem;
+        if (!parse_uri_pattern(e.uri, nullptr, &problem))
+            throw PolicyError(label, f + ".URI", problem);
+        if (e.methods.empty())
+            throw PolicyError(label, f + ".methods", "missing or empty (e.g. [\"GET\"])");
+        for (size_t k = 0; k < e.methods.size(); ++k) {
+            if (!is_http_method(e.methods[k]))
+                throw PolicyError(label, f + ".methods" + idx(k),
+                                  "unknown method \"" + e.methods[k] + "\"");
+            if (!seen.insert({e.uri, e.methods[k]}).second)
+                throw PolicyError(
+                    label, f + ".methods" + idx(k),
+                    e.methods[k] + " " + e.uri + " is already listed by an earlier endpoint");
+        }
+        if (e.is_public && !e.allowed_scopes.empty())
+            throw PolicyError(label, f + ".allowedScopes",
+                              "a public endpoint takes no allowedScopes (it needs no caller)");
+        if (!e.is_public && e.allowed_scopes.empty())
+            throw PolicyError(label, f + ".allowedScopes",
+                              "missing or empty (nobody could call it; \"public\": true admits "
+                              "every caller)");
+        check_expression(label, f + ".allowedScopes", e.allowed_scopes, false);
+    }
+}
+
 }  // namespace
+
+bool is_http_method(std::string_view m) {
+    static const char *const kMethods[] = {"GET",   "HEAD",   "POST",    "PUT",
+                                           "PATCH", "DELETE", "OPTIONS", "TRACE"};
+    for (const char *x : kMethods)
+        if (m == x) return true;
+    return false;
+}
+
+bool parse_uri_pattern(std::string_view uri, std::vector<std::string> *segments,
+                       std::string *problem) {
+    if (!uri.starts_with("/")) {
+        *problem = "\"" + std::string(uri) + "\" does not start with '/'";
+        return false;
+    }
+    std::vector<std::string> segs;
+    size_t pos = 1;
+    while (pos <= uri.size()) {
+        size_t end = uri.find('/', pos);
+        if (end == std::string_view::npos) end = uri.size();
+        std::string_view seg = uri.substr(pos, end - pos);
+        pos = end + 1;
+        if (seg.empty()) {
+            if (end == uri.size()) break;  // one trailing '/' is the same path
+            *problem = "\"" + std::string(uri) + "\" has an empty segment (\"//\")";
+            return false;
+        }
+        if (seg == "." || seg == "..") {
+            *problem = "\"" + std::string(uri) + "\" has a \"" + std::string(seg) + "\" segment";
+            return false;
+        }
+        if (seg.size() > 1 && seg.find_first_of("?*") != std::string_view::npos) {
+            *problem = "\"" + std::string(uri) + "\": '?' and '*' stand alone in a segment (\"" +
+                       std::string(seg) + "\")";
+            return false;
+        }
+        if (!segs.empty() && segs.back() == "*") {
+            *problem = "\"" + std::string(uri) + "\": '*' is allowed only as the last segment";
+            return false;
+        }
+        for (unsigned char c : seg)
+            if (c <= 0x20 || c >= 0x7f || c == '#') {
+                *problem = "\"" + std::string(uri) + "\" has a character not allowed in a path";
+                return false;
+            }
+        segs.emplace_back(seg);
+    }
+    if (segments) *segments = std::move(segs);
+    return true;
+}
 
 std::string object_label(const char *kind, const std::string &name, const std::string &id,
                          size_t index) {
@@ -424,6 +745,14 @@ std::vector<std::string> effective_tags(const ExternalNetwork &net) {
 std::vector<std::string> effective_tags(const EnforcerProfile &profile) {
     return with_derived(profile.associated_tags, "enforcerprofile", profile.name, profile.id);
 }
+
+std::vector<std::string> effective_tags(const HttpResourceSpec &spec) {
+    return with_derived(spec.associated_tags, "httpresourcespec", spec.name, spec.id);
+}
+
+namespace {
+void validate_l7(const std::vector<Service> &services, const std::vector<HttpResourceSpec> &specs);
+}  // namespace
 
 void validate(const PolicySet &set) {
     {
@@ -599,6 +928,51 @@ void validate(const PolicySet &set) {
             check_tags(label, "associatedTags", n.associated_tags);
         }
     }
+    validate_l7(set.services, set.http_resource_specs);
+}
+
+namespace {
+void validate_l7(const std::vector<Service> &services, const std::vector<HttpResourceSpec> &specs) {
+    {
+        NameRegistry names(kServiceKind);
+        for (size_t i = 0; i < services.size(); ++i) {
+            std::string label = object_label(kServiceKind, services[i].name, services[i].id, i);
+            names.add(label, services[i].name);
+            validate_service(services[i], label);
+        }
+    }
+    NameRegistry names(kSpecKind);
+    for (size_t i = 0; i < specs.size(); ++i) {
+        std::string label = object_label(kSpecKind, specs[i].name, specs[i].id, i);
+        names.add(label, specs[i].name);
+        validate_spec(specs[i], label);
+    }
+}
+}  // namespace
+
+L7Document parse_l7_document(const std::string &json_text) {
+    rapidjson::Document doc;
+    doc.Parse(json_text.c_str());
+    if (doc.HasParseError())
+        throw PolicyError("services.json", "(json)",
+                          "parse error at offset " + std::to_string(doc.GetErrorOffset()) + ": " +
+                              rapidjson::GetParseError_En(doc.GetParseError()));
+    Reader root(doc, "services.json");
+    L7Document out;
+    root.str("version", out.version);
+    if (const Value *v = root.get("services")) {
+        if (!v->IsArray()) root.fail("services", "must be an array of objects");
+        for (rapidjson::SizeType i = 0; i < v->Size(); ++i)
+            out.services.push_back(parse_service((*v)[i], i));
+    }
+    if (const Value *v = root.get("httpresourcespecs")) {
+        if (!v->IsArray()) root.fail("httpresourcespecs", "must be an array of objects");
+        for (rapidjson::SizeType i = 0; i < v->Size(); ++i)
+            out.http_resource_specs.push_back(parse_spec((*v)[i], i));
+    }
+    root.finish();
+    validate_l7(out.services, out.http_resource_specs);
+    return out;
 }
 
 PolicySet parse_policy_set(const std::string &json_text) {
@@ -638,7 +1012,8 @@ PolicySet load_policy_dir(const std::string &dir) {
         ss << in.rdbuf();
         size_t np = set.network_policies.size(), ne = set.external_networks.size(),
                npu = set.processing_units.size(), nprof = set.enforcer_profiles.size(),
-               nmap = set.enforcer_profile_mappings.size();
+               nmap = set.enforcer_profile_mappings.size(), nsvc = set.services.size(),
+               nspec = set.http_resource_specs.size();
         try {
             parse_document_into(ss.str(), set, ms, f.filename().string());
         } catch (const PolicyError &e) {
@@ -649,6 +1024,8 @@ PolicySet load_policy_dir(const std::string &dir) {
         note(kPuKind, set.processing_units, npu, f.string());
         note(kProfileKind, set.enforcer_profiles, nprof, f.string());
         note(kMappingKind, set.enforcer_profile_mappings, nmap, f.string());
+        note(kServiceKind, set.services, nsvc, f.string());
+        note(kSpecKind, set.http_resource_specs, nspec, f.string());
     }
     try {
         validate(set);
@@ -710,6 +1087,81 @@ void write_rules(W &w, const char *key, const std::vector<NetworkRule> &rules) {
         w.Bool(r.observation_enabled);
         w.Key("logsDisabled");
         w.Bool(r.logs_disabled);
+        w.EndObject();
+    }
+    w.EndArray();
+}
+
+template <typename W>
+void write_services(W &w, const std::vector<Service> &services) {
+    w.Key("services");
+    w.StartArray();
+    for (const Service &s : services) {
+        w.StartObject();
+        write_str(w, "ID", s.id);
+        write_str(w, "name", s.name);
+        write_str(w, "description", s.description);
+        write_expr(w, "selector", s.selector);
+        w.Key("port");
+        w.Uint(s.port);
+        if (s.exposed_port) {
+            w.Key("exposedPort");
+            w.Uint(s.exposed_port);
+        }
+        write_expr(w, "exposedAPIs", s.exposed_apis);
+        write_strings(w, "hosts", s.hosts);
+        write_str(w, "TLSType", s.tls_type);
+        if (!s.tls_certificate.empty()) write_str(w, "TLSCertificate", s.tls_certificate);
+        if (!s.tls_certificate_key.empty())
+            write_str(w, "TLSCertificateKey", s.tls_certificate_key);
+        write_str(w, "authorizationType", s.authorization_type);
+        if (s.needs_user_auth()) {
+            write_str(w, "JWTIssuer", s.jwt_issuer);
+            write_str(w, "JWKSURL", s.jwks_url);
+            write_str(w, "JWTAudience", s.jwt_audience);
+            write_strings(w, "JWTAlgorithms", s.jwt_algorithms);
+            write_strings(w, "userClaimsToTags", s.user_claims_to_tags);
+            w.Key("claimsToHTTPHeaderMappings");
+            w.StartArray();
+            for (const ClaimHeaderMapping &m : s.claims_to_http_headers) {
+                w.StartObject();
+                write_str(w, "claimName", m.claim_name);
+                write_str(w, "targetHTTPHeader", m.target_http_header);
+                w.EndObject();
+            }
+            w.EndArray();
+        }
+        w.Key("allowUpgrade");
+        w.Bool(s.allow_upgrade);
+        write_strings(w, "associatedTags", s.associated_tags);
+        if (!s.upstreams.empty()) write_strings(w, "upstreams", s.upstreams);
+        w.EndObject();
+    }
+    w.EndArray();
+}
+
+template <typename W>
+void write_specs(W &w, const std::vector<HttpResourceSpec> &specs) {
+    w.Key("httpresourcespecs");
+    w.StartArray();
+    for (const HttpResourceSpec &s : specs) {
+        w.StartObject();
+        write_str(w, "ID", s.id);
+        write_str(w, "name", s.name);
+        write_str(w, "description", s.description);
+        write_strings(w, "associatedTags", s.associated_tags);
+        w.Key("endpoints");
+        w.StartArray();
+        for (const HttpEndpoint &e : s.endpoints) {
+            w.StartObject();
+            write_str(w, "URI", e.uri);
+            write_strings(w, "methods", e.methods);
+            write_expr(w, "allowedScopes", e.allowed_scopes);
+            w.Key("public");
+            w.Bool(e.is_public);
+            w.EndObject();
+        }
+        w.EndArray();
         w.EndObject();
     }
     w.EndArray();
@@ -821,6 +1273,8 @@ void write_set(W &w, const PolicySet &s) {
         w.EndObject();
     }
     w.EndArray();
+    write_services(w, s.services);
+    write_specs(w, s.http_resource_specs);
     w.EndObject();
 }
 
@@ -836,6 +1290,17 @@ std::string serialize_policy_set(const PolicySet &set, bool pretty) {
         rapidjson::Writer<rapidjson::StringBuffer> w(buf);
         write_set(w, set);
     }
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string serialize_l7_document(const L7Document &d) {
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    w.StartObject();
+    write_str(w, "version", d.version);
+    write_services(w, d.services);
+    write_specs(w, d.http_resource_specs);
+    w.EndObject();
     return std::string(buf.GetString(), buf.GetSize());
 }
 

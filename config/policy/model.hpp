@@ -8,8 +8,10 @@
 // and the problem (PolicyError).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/policy/error.hpp"
@@ -126,6 +128,77 @@ struct ProcessingUnit {
     bool operator==(const ProcessingUnit &) const = default;
 };
 
+// ---- L7 (docs/l7.md) ---------------------------------------------------------------------------
+
+// claimsToHTTPHeaderMappings element: the value of claim `claimName` is sent to the service in the
+// header `targetHTTPHeader` (and a copy of that header arriving from the client is removed).
+struct ClaimHeaderMapping {
+    std::string claim_name;          // claimName
+    std::string target_http_header;  // targetHTTPHeader
+
+    bool operator==(const ClaimHeaderMapping &) const = default;
+};
+
+// An HTTP service of the PUs its selector matches: the enforcer's proxy authorizes every call to
+// it against the endpoints of the httpresourcespecs its exposedAPIs select.
+struct Service {
+    std::string id;
+    std::string name;
+    std::string description;
+    TagExpression selector;           // PUs serving it (OR of AND-lists, as a ruleset's subject)
+    uint16_t port = 0;                // the PU's TCP port
+    uint16_t exposed_port = 0;        // exposedPort: what clients connect to (0 = port)
+    TagExpression exposed_apis;       // exposedAPIs: selects httpresourcespecs by associatedTags
+    std::vector<std::string> hosts;   // DNS names (TLS SANs)
+    std::string tls_type = "None";    // TLSType: None | Aporeto | External
+    std::string tls_certificate;      // TLSCertificate (PEM chain; External only)
+    std::string tls_certificate_key;  // TLSCertificateKey (PEM; External only)
+    std::string authorization_type = "None";       // authorizationType: None | JWT | OIDC-JWT
+    std::string jwt_issuer;                        // JWTIssuer
+    std::string jwks_url;                          // JWKSURL (https)
+    std::string jwt_audience;                      // JWTAudience
+    std::vector<std::string> jwt_algorithms;       // JWTAlgorithms (RS256, ES256; pinned)
+    std::vector<std::string> user_claims_to_tags;  // userClaimsToTags: claim → @usr:claim=value
+    std::vector<ClaimHeaderMapping> claims_to_http_headers;  // claimsToHTTPHeaderMappings
+    bool allow_upgrade = false;                              // allowUpgrade
+    std::vector<std::string> associated_tags;
+    // upstreams: the local PU addresses, added by the enforcer in <run_dir>/l7/services.json
+    // (docs/l7.md "Contract"); never stored by the Console.
+    std::vector<std::string> upstreams;
+
+    uint16_t effective_exposed_port() const { return exposed_port ? exposed_port : port; }
+    bool needs_user_auth() const { return authorization_type != "None"; }
+    bool operator==(const Service &) const = default;
+};
+
+struct HttpEndpoint {
+    std::string uri;                   // URI: "/orders/?", "/static/*"
+    std::vector<std::string> methods;  // GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE
+    TagExpression allowed_scopes;      // allowedScopes over caller PU tags and @usr: claim tags
+    bool is_public = false;            // public: no caller needed at all
+
+    bool operator==(const HttpEndpoint &) const = default;
+};
+
+struct HttpResourceSpec {
+    std::string id;
+    std::string name;
+    std::string description;
+    std::vector<std::string> associated_tags;  // what services' exposedAPIs select
+    std::vector<HttpEndpoint> endpoints;
+
+    bool operator==(const HttpResourceSpec &) const = default;
+};
+
+// The methods an endpoint may list.
+bool is_http_method(std::string_view m);
+
+// An endpoint URI pattern: "/" then segments; a segment is literal, "?" (exactly one segment) or,
+// last, "*" (the rest: zero or more segments). One trailing '/' is ignored; "//", "." and ".."
+// are errors. On success *segments (if given) receives the segments.
+bool parse_uri_pattern(std::string_view uri, std::vector<std::string> *segments,
+                       std::string *problem);
+
 struct Namespace {
     std::string name;
     RuleAction default_incoming = RuleAction::kReject;  // defaultPUIncomingTrafficAction
@@ -143,15 +216,31 @@ struct PolicySet {
     std::vector<ProcessingUnit> processing_units;        // processingunits
     std::vector<NetworkRuleSetPolicy> network_policies;  // networkrulesetpolicies
     std::vector<ExternalNetwork> external_networks;      // externalnetworks
+    std::vector<Service> services;                       // services
+    std::vector<HttpResourceSpec> http_resource_specs;   // httpresourcespecs
 
     bool operator==(const PolicySet &) const = default;
 };
+
+// What the enforcer writes for its proxy in <run_dir>/l7/services.json: the services hosted here
+// (each with "upstreams") and every httpresourcespec. docs/l7.md "Contract".
+struct L7Document {
+    std::string version;
+    std::vector<Service> services;
+    std::vector<HttpResourceSpec> http_resource_specs;
+};
+
+// Parse and validate services.json. Throws PolicyError.
+L7Document parse_l7_document(const std::string &json_text);
+// Its JSON (parse_l7_document(serialize_l7_document(d)) gives d back).
+std::string serialize_l7_document(const L7Document &doc);
 
 // The tags an object is matched on: its own tags plus derived ones ($identity, $name, $id), so that
 // an expression can say [["$identity=externalnetwork"]] or [["$name=db"]].
 std::vector<std::string> effective_tags(const ProcessingUnit &pu);
 std::vector<std::string> effective_tags(const ExternalNetwork &net);
 std::vector<std::string> effective_tags(const EnforcerProfile &profile);
+std::vector<std::string> effective_tags(const HttpResourceSpec &spec);
 
 // How errors name an object: `<kind> "<name>"` (or the ID, or "#<index>").
 std::string object_label(const char *kind, const std::string &name, const std::string &id,

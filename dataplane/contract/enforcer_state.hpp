@@ -62,6 +62,25 @@ struct EnforcerState {
     enum Hosting : uint8_t { kHostedByNone = 0, kHostedHere = 1, kHostedElsewhere = 2 };
     std::vector<uint8_t> hosting;
 
+    // L7 mode (docs/l7-path.md): the L7 service ports of hosted PUs, (PU index << 16 | TCP port),
+    // sorted: a new TCP flow from outside to one of them is steered to the exception interface.
+    // Empty when no service selects a hosted PU (then nothing is looked up).
+    std::vector<uint64_t> l7_ports;
+
+    bool l7_service(uint32_t pu, uint16_t port) const noexcept {
+        const uint64_t k = uint64_t(pu) << 16 | port;
+        size_t lo = 0, hi = l7_ports.size();
+        while (lo < hi) {
+            const size_t mid = (lo + hi) / 2;
+            if (l7_ports[mid] == k) return true;
+            if (l7_ports[mid] < k)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return false;
+    }
+
     Hosting hosting_of(uint32_t pu) const noexcept {
         return pu < hosting.size() ? static_cast<Hosting>(hosting[pu]) : kHostedByNone;
     }

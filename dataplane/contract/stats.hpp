@@ -38,6 +38,10 @@ struct alignas(64) WorkerStats {
     // The fewest free mbufs in the pool this worker saw (sampled at each housekeeping round; the
     // budgets keep it above zero: docs/handshake.md "Budgets"), and the rounds that saw none.
     Counter mbuf_free_min, mbuf_pool_empty;
+    // L7 mode (docs/l7-path.md): packets sent into / received from the exception interface,
+    // packets of the proxy's upstream connections relayed to a PU, frames from the exception
+    // interface refused (non-IP, or an upstream to a PU whose Ethernet address is not known).
+    Counter l7_to_exception, l7_from_exception, l7_upstream, l7_refused;
 };
 
 // Identity counters (beyond drops by reason).

@@ -80,6 +80,11 @@ enum class Auth : uint8_t {
 };
 const char *auth_name(Auth a);
 
+// L7 mode (docs/l7-path.md): a client's flow to an L7 service port goes to the exception interface
+// in place of the PU's port; the proxy's upstream flow to the PU comes from it and its replies go
+// back to it.
+enum L7Steer : uint8_t { kL7None = 0, kL7Client = 1, kL7Upstream = 2 };
+
 enum Role : uint8_t { kRoleNone = 0, kRoleClient = 1, kRoleServer = 2 };
 
 struct alignas(64) Flow {
@@ -91,7 +96,8 @@ struct alignas(64) Flow {
     uint8_t tclass;
     uint8_t init_side;  // side that sent the first SYN (or first packet)
     uint8_t fin_seen;   // bit per side
-    uint16_t worker;
+    uint8_t worker;    // < kMaxWorkers (64)
+    uint8_t l7;        // L7Steer: the flow goes through the L7 exception interface
     uint16_t in_port;  // port side the initiator's packets arrive on
     uint64_t pkts[2];  // per source side
     uint64_t bytes[2];

@@ -87,6 +87,8 @@ class Stage {
     void end_loop(uint32_t worker_id);
     // True while a policy state is published: enforce (else the worker only forwards).
     bool enforcing() const noexcept { return st_ != nullptr; }
+    // The state read this loop (null: none yet); valid until the loop's end.
+    const EnforcerState *state() const noexcept { return st_; }
     // Held packets to run again (parsed and looked up anew, like a received burst); take_released
     // hands out at most `cap` of them.
     uint16_t take_released(rte_mbuf **out, uint16_t cap) noexcept;

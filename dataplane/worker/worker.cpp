@@ -3,6 +3,7 @@
 #include <cstring>
 #include <ctime>
 
+#include <rte_byteorder.h>
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_malloc.h>
@@ -114,6 +115,8 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh,
     // endpoint identity of its outer header.
     const bool geneve = geneve_.enabled();
     if (geneve && route_in) geneve_.prefetch(pkts, n);
+    // L7 mode: an exception port exists (docs/l7-path.md). Off: this one test per burst.
+    const bool l7 = s_.l7_port != kNoPort;
 
     for (uint16_t i = 0; i < n; ++i) {
         if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
@@ -136,6 +139,12 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh,
             continue;
         }
         if (!v.is_ip()) {
+            if (l7 && m->port == s_.l7_port) {
+                // The kernel side is NOARP and has no business on the wire (IPv6 ND, LLDP...).
+                stats_.l7_refused.add();
+                rte_pktmbuf_free(m);
+                continue;
+            }
             stats_.non_ip.add();
             tx_.push(m, arrival ^ 1);
             continue;
@@ -191,18 +200,19 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh,
     for (uint16_t i = 0; i < k; ++i) {
         rte_mbuf *m = owned[i];
         const PacketView &v = views[i];
-        const uint8_t arrival = arrival_of[i];
+        uint8_t arrival = arrival_of[i];
         const uint8_t side = src_side[i];
+        const bool from_l7 = l7 && m->port == s_.l7_port;
         int32_t p = pos[i];
+        bool created = false;
         if (p < 0) {
-            if (enforce && !stage_.admit_new_flow(m, v, arrival)) {
+            if (enforce && !from_l7 && !stage_.admit_new_flow(m, v, arrival)) {
                 cap_.dropped(m, DropReason::SlowpathBusy);  // counted by the stage
                 rte_pktmbuf_free(m);
                 continue;
             }
             // A burst can hold several packets of a new flow: insert returns the flow an earlier
             // packet of this burst created.
-            bool created;
             p = flows_.insert(keys[i], sigs[i], now, timeout_class_for(v.proto, TcpState::None),
                               &created);
             if (p < 0) {
@@ -215,14 +225,27 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh,
                 Flow &nf = flows_.at(p);
                 nf.init_side = side;
                 nf.in_port = arrival;
-                nf.worker = static_cast<uint16_t>(s_.id);
+                nf.worker = static_cast<uint8_t>(s_.id);
                 const uint8_t *eth = rte_pktmbuf_mtod(m, const uint8_t *);
                 std::memcpy(nf.mac[side], eth + 6, 6);
                 std::memcpy(nf.mac[side ^ 1], eth, 6);
             }
         }
         Flow &f = flows_.at(p);
-        if (enforce) {
+        // L7 mode: the client's flow to a service port is handshaken and decided as usual, with
+        // the exception interface in place of the PU; the proxy's upstream flow is relayed.
+        bool relay = false;
+        if (l7 && (from_l7 || created || f.l7 != kL7None)) {
+            const int r =
+                l7_steer(m, v, f, side, arrival, created, enforce ? stage_.state() : nullptr);
+            if (r < 0) {
+                stats_.l7_refused.add();
+                rte_pktmbuf_free(m);
+                continue;
+            }
+            relay = r > 0;
+        }
+        if (enforce && !relay) {
             if (const DropReason why = identity::Stage::admit_known(f, v, side, arrival);
                 why != DropReason::None) {
                 stats_.drops[static_cast<size_t>(why)].add();
@@ -260,6 +283,15 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh,
             ++f.pkts[side];
             f.bytes[side] += v.ip_end - v.l3_off;
         }
+        if (relay) {
+            if (from_l7) {
+                stats_.l7_upstream.add();
+                tx_.push(m, kInside);
+            } else {
+                push_l7(m);
+            }
+            continue;
+        }
         if (!enforce) {
             tx_.push(m, arrival ^ 1);
             continue;
@@ -272,6 +304,79 @@ void Worker::handle_burst(rte_mbuf **pkts, uint16_t n, uint64_t now, bool fresh,
         stage_.packet(pk);
     }
     if (enforce) stage_.end_burst();
+}
+
+// Returns 0: the packet goes on through the identity stage (`arrival` may have been changed: a
+// frame of the proxy to a client stands in for one from the PU's port); 1: relayed (the proxy's
+// upstream flow; Ethernet addresses already set); -1: refused.
+int Worker::l7_steer(rte_mbuf *m, const PacketView &v, Flow &f, uint8_t side, uint8_t &arrival,
+                     bool created, const EnforcerState *st) {
+    uint8_t *eth = rte_pktmbuf_mtod(m, uint8_t *);
+    if (m->port == s_.l7_port) {
+        if (f.l7 == kL7Client) {
+            // The proxy answers the client: out through the outside port as if from the PU.
+            std::memcpy(eth, f.mac[side ^ 1], 6);
+            std::memcpy(eth + 6, f.mac[side], 6);
+            arrival = kInside;
+            return 0;
+        }
+        // The proxy's upstream connection to the PU (its source the client's address).
+        if (created) {
+            f.l7 = kL7Upstream;
+            f.auth = Auth::kPass;
+        }
+        if (f.l7 != kL7Upstream || v.family != 4) return -1;
+        uint32_t dst;
+        std::memcpy(&dst, v.dst.b, 4);
+        if (!s_.l7_neighbours->find(dst, eth, eth + 6)) return -1;
+        return 1;
+    }
+    if (f.l7 == kL7Upstream) {
+        if (arrival != kInside) return -1;  // only the PU answers an upstream flow
+        std::memcpy(eth, s_.l7_mac, 6);
+        return 1;
+    }
+    if (created && st && !st->l7_ports.empty() && arrival == kOutside && v.family == 4 &&
+        v.proto == kProtoTcp && (v.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn) {
+        uint32_t dst;
+        std::memcpy(&dst, v.dst.b, 4);
+        const uint32_t pu = st->policy->classify_v4(rte_be_to_cpu_32(dst)).pu;
+        if (pu != policy::kNone && st->hosting_of(pu) == EnforcerState::kHostedHere &&
+            st->l7_service(pu, v.dport)) {
+            f.l7 = kL7Client;
+            s_.l7_neighbours->learn(dst, eth, eth + 6);
+        }
+    }
+    // Client to service: handed to the stage, which sends it to the inside queue; the mark
+    // moves it to the exception port there (take_l7_tx).
+    if (f.l7 == kL7Client && arrival == kOutside) m->ol_flags |= s_.l7_mark;
+    return 0;
+}
+
+void Worker::push_l7(rte_mbuf *m) {
+    if (l7_n_ == TxQueues::kCap) {
+        stats_.drops[static_cast<size_t>(DropReason::TxFull)].add();
+        rte_pktmbuf_free(m);
+        return;
+    }
+    l7_tx_[l7_n_++] = m;
+}
+
+void Worker::take_l7_tx() {
+    rte_mbuf **q = tx_.q[kInside];
+    const uint16_t n = tx_.n[kInside];
+    uint16_t k = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf *m = q[i];
+        if (m->ol_flags & s_.l7_mark) {
+            m->ol_flags &= ~s_.l7_mark;
+            std::memcpy(rte_pktmbuf_mtod(m, uint8_t *), s_.l7_mac, 6);
+            push_l7(m);
+        } else {
+            q[k++] = m;
+        }
+    }
+    tx_.n[kInside] = k;
 }
 
 void Worker::flush_steer() {
@@ -295,6 +400,21 @@ void Worker::flush_tx(uint64_t now) {
     // Routed mode: every packet queued is routed and its Ethernet header rewritten (or held
     // until its next hop is resolved); the router's own frames join the queues.
     prepare_tx(now);
+    if (s_.l7_port != kNoPort) {
+        take_l7_tx();
+        if (l7_n_) {
+            uint16_t sent = 0;
+            for (int tries = 0; tries < 4 && sent < l7_n_; ++tries)
+                sent += rte_eth_tx_burst(s_.l7_port, static_cast<uint16_t>(s_.id), &l7_tx_[sent],
+                                         l7_n_ - sent);
+            stats_.l7_to_exception.add(sent);
+            if (sent < l7_n_) {
+                stats_.drops[static_cast<size_t>(DropReason::TxFull)].add(l7_n_ - sent);
+                rte_pktmbuf_free_bulk(&l7_tx_[sent], l7_n_ - sent);
+            }
+            l7_n_ = 0;
+        }
+    }
     for (uint8_t side = 0; side < 2; ++side) {
         uint16_t n = tx_.n[side];
         if (!n) continue;
@@ -418,6 +538,16 @@ int Worker::run(const std::atomic<bool> &stop) {
             stats_.rx_bytes[side].add(bytes);
             cap_.rx(pkts, n, side);
             handle_burst(pkts, n, now);
+        }
+        if (s_.l7_port != kNoPort) {
+            // The exception interface: the proxy's answers to clients and its upstream flows.
+            uint16_t n = rte_eth_rx_burst(s_.l7_port, queue, pkts, static_cast<uint16_t>(s_.burst));
+            if (n) {
+                got += n;
+                for (uint16_t i = 0; i < n; ++i) pkts[i]->port = s_.l7_port;
+                stats_.l7_from_exception.add(n);
+                handle_burst(pkts, n, now);
+            }
         }
         if (s_.nworkers > 1) {
             for (uint32_t w = 0; w < s_.nworkers; ++w) {

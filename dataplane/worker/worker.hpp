@@ -92,6 +92,12 @@ class Worker {
     void housekeeping(uint64_t now);
     void answer_dump(uint64_t now);
     uint8_t side_of(const rte_mbuf *m) const;
+    // L7 mode (docs/l7-path.md): moves the packets marked for the exception port out of the
+    // inside port's queue; rewrites Ethernet addresses of frames to and from the kernel side.
+    void take_l7_tx();
+    void push_l7(rte_mbuf *m);
+    int l7_steer(rte_mbuf *m, const PacketView &v, Flow &f, uint8_t side, uint8_t &arrival,
+                 bool created, const EnforcerState *st);
 
     WorkerSetup s_;
     FlowTable flows_;
@@ -102,6 +108,8 @@ class Worker {
     rte_ring *outbound_[kMaxWorkers] = {};
 
     TxQueues tx_;
+    rte_mbuf *l7_tx_[TxQueues::kCap];  // bound for the exception port
+    uint16_t l7_n_ = 0;
     rte_mbuf *steer_[kMaxWorkers][kMaxBurst];
     uint16_t steer_n_[kMaxWorkers] = {};
 

@@ -56,6 +56,14 @@ class ConsolePki {
                          std::chrono::seconds validity = std::chrono::hours(24),
                          const std::string &group = "") const;
 
+    // The subjectAltNames a CSR requests (DNS names and IP addresses as text, in order).
+    static std::vector<std::string> csr_sans(const CsrInfo &csr);
+    // A TLS server certificate for an L7 service (TLSType "Aporeto", docs/l7.md): the CSR's key,
+    // SANs = `names`, serverAuth, CN = the first name, signed by the Console CA; the PEM chain
+    // (leaf + CA).
+    std::string sign_service_csr(const CsrInfo &csr, const std::vector<std::string> &names,
+                                 std::chrono::seconds validity) const;
+
   private:
     crypto::CertAuthority ca_, appcred_ca_;
     std::string ca_pem_, appcred_ca_pem_;

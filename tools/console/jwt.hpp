@@ -1,7 +1,8 @@
 // JSON Web Tokens: the Console's own ES256 tokens (POST /issue, Authorization: Bearer on every
 // other call) and verification of cloud identity tokens (GCP, Azure) against a JWKS.
 //
-// JWS signing and verification and JWK import are libcjose's (Debian libcjose-dev); this file
+// JWS signing and verification and JWK import are libcjose's (Debian libcjose-dev) through
+// crypto/jws.hpp (shared with segwire-proxy); this file
 // decides which algorithms and keys are acceptable before cjose verifies anything — ES256 with the
 // Console's key for its own tokens; RS256 with an RSA key or ES256 with a P-256 key for identity
 // tokens; never "none", never HMAC — and checks the claims (exp, nbf, aud) afterwards.
@@ -17,16 +18,12 @@
 
 #include <rapidjson/document.h>
 
+#include "crypto/jws.hpp"
 #include "crypto/pki.hpp"
-
-struct _cjose_jwk_int;
 
 namespace segwire::console {
 
-struct JwkRelease {
-    void operator()(_cjose_jwk_int *k) const noexcept;
-};
-using JwkPtr = std::shared_ptr<_cjose_jwk_int>;
+using JwkPtr = crypto::jws::JwkPtr;  // the JWS/JWK primitives are crypto/jws.hpp's
 
 // Signs and verifies the Console's tokens with its P-256 key (DIR/token.key).
 class TokenSigner {

@@ -8,6 +8,7 @@
 //   segwire-console audit --data DIR [--since TIME] ...
 //   segwire-console flows --data DIR [--since TIME]
 // (every command: [--database postgresql://…], the PostgreSQL store instead of DIR/console.db)
+//   segwire-console apicalls --data DIR [--since TIME] [--service S] [--verdict V]
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 
 #include "config/metrics/listen_address.hpp"
 #include "config/policy/syntax.hpp"
+#include "tools/console/apicalls.hpp"
 #include "tools/console/appcreds.hpp"
 #include "tools/console/audit.hpp"
 #include "tools/console/backup.hpp"
@@ -66,6 +68,8 @@ constexpr const char *kUsage = R"(usage:
   segwire-console enforcer revoke --data DIR [--database URI] --id ID
   segwire-console audit --data DIR [--database URI] [--since RFC3339|UNIX] [--who W] [--kind K] [--id ID]
   segwire-console flows --data DIR [--database URI] [--since RFC3339|UNIX]
+  segwire-console apicalls --data DIR [--database URI] [--since RFC3339|UNIX] [--service NAME]
+                           [--verdict accept|reject] [--caller PU-ID]
   segwire-console backup --data DIR --out FILE (--passphrase-file FILE | --without-keys)
   segwire-console restore --data DIR --from FILE [--passphrase-file FILE] [--force]
 )";
@@ -499,6 +503,34 @@ int cmd_flows(int argc, char **argv) {
     return 0;
 }
 
+int cmd_apicalls(int argc, char **argv) {
+    std::map<std::string, std::string> o;
+    if (!parse_options(argc, argv, 2, {"--data", "--since", "--service", "--verdict", "--caller"},
+                       &o) ||
+        !need(o, "--data"))
+        return 2;
+    std::string path = o["--data"] + "/console.db";
+    if (!std::filesystem::exists(path)) {
+        std::fprintf(stderr, "segwire-console: no database at %s\n", path.c_str());
+        return 1;
+    }
+    ApiCallFilter f;
+    if (o.count("--since") && !parse_time(o["--since"], &f.since)) {
+        std::fprintf(stderr, "segwire-console: --since: not RFC 3339 or unix seconds\n");
+        return 2;
+    }
+    f.service = opt_or(o, "--service", "");
+    f.verdict = opt_or(o, "--verdict", "");
+    if (!f.verdict.empty() && f.verdict != "accept" && f.verdict != "reject") {
+        std::fprintf(stderr, "segwire-console: --verdict: accept or reject\n");
+        return 2;
+    }
+    f.caller_pu = opt_or(o, "--caller", "");
+    Db db(path);
+    std::fputs(format_apicalls(db, f).c_str(), stdout);
+    return 0;
+}
+
 int cmd_backup(int argc, char **argv) {
     std::map<std::string, std::string> o;
     if (!parse_options(argc, argv, 2, {"--data", "--out", "--passphrase-file"}, &o,
@@ -545,6 +577,7 @@ int main(int argc, char **argv) {
         if (cmd == "enforcer") return cmd_enforcer(argc, argv);
         if (cmd == "audit") return cmd_audit(argc, argv);
         if (cmd == "flows") return cmd_flows(argc, argv);
+        if (cmd == "apicalls") return cmd_apicalls(argc, argv);
         if (cmd == "backup") return cmd_backup(argc, argv);
         if (cmd == "restore") return cmd_restore(argc, argv);
         if (cmd == "--help" || cmd == "-h" || cmd == "help") {

@@ -10,8 +10,8 @@
 namespace segwire::console {
 namespace {
 
-constexpr std::array<const char *, 4> kReportKinds = {"flowreports", "dnslookupreports",
-                                                      "connectionexceptionreports", "eventlogs"};
+constexpr std::array<const char *, 5> kReportKinds = {
+    "flowreports", "dnslookupreports", "connectionexceptionreports", "eventlogs", "apicalls"};
 constexpr std::array<const char *, 4> kRealms = {"Certificate", "AWSSecurityToken",
                                                  "GCPIdentityToken", "AzureIdentityToken"};
 
@@ -38,12 +38,13 @@ std::string route_template(std::string_view path) {
         "issue",       "namespace",        "metrics",
         "healthz",     "readyz",           "auditlogs",
         "flowreports", "dnslookupreports", "connectionexceptionreports",
-        "eventlogs",   "openapi.json"};
+        "eventlogs",   "openapi.json",     "apicalls"};
     static const std::set<std::string_view, std::less<>> kCollections = {
         "processingunits",  "networkrulesetpolicies",         "externalnetworks",
-        "enforcerprofiles", "enforcerprofilemappingpolicies", "appcreds"};
+        "enforcerprofiles", "enforcerprofilemappingpolicies", "appcreds",
+        "services",         "httpresourcespecs"};
     static const std::set<std::string_view, std::less<>> kEnforcerSub = {
-        "approval", "enforcerprofiles", "policy", "heartbeat"};
+        "approval", "enforcerprofiles", "policy", "heartbeat", "servicecertificates"};
     // Query strings are not part of req.path; a trailing slash is not a route of its own.
     const auto s = segments(path);
     if (s.size() == 1 && kSingle.count(s[0])) return "/" + std::string(s[0]);

@@ -206,6 +206,27 @@ void appcred_enforcer_group(Db &db) {
         db.exec("ALTER TABLE appcreds ADD COLUMN enforcer_group TEXT NOT NULL DEFAULT ''");
 }
 
+// Migration 4: API call reports of the L7 proxies (apicalls.hpp, docs/l7.md). Their own table:
+// the columns are the report's fields (no JSON column: a call report carries no content to keep).
+// ts is unix seconds (the filters' unit), ts_ms the proxy's millisecond timestamp. Batches are
+// recorded in report_batches with kind 'apicalls'.
+void api_calls(Db &db) {
+    db.exec(R"sql(
+CREATE TABLE IF NOT EXISTS apicalls(seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                                    enforcer_id TEXT NOT NULL, batch_id TEXT NOT NULL,
+                                    ts INTEGER NOT NULL, ts_ms INTEGER NOT NULL,
+                                    service TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
+                                    caller_pu TEXT, caller_user TEXT, caller_ip TEXT NOT NULL,
+                                    verdict TEXT NOT NULL, rule TEXT NOT NULL, reason TEXT NOT NULL,
+                                    status INTEGER NOT NULL, latency_us INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS apicalls_ts ON apicalls(ts, seq);
+CREATE INDEX IF NOT EXISTS apicalls_service_ts ON apicalls(service, ts, seq);
+CREATE INDEX IF NOT EXISTS apicalls_verdict_ts ON apicalls(verdict, ts, seq);
+CREATE INDEX IF NOT EXISTS apicalls_caller_ts ON apicalls(caller_pu, ts, seq);
+CREATE INDEX IF NOT EXISTS apicalls_enforcer_ts ON apicalls(enforcer_id, ts, seq);
+)sql");
+}
+
 struct Migration {
     int version;
     const char *description;
@@ -216,6 +237,7 @@ constexpr Migration kMigrations[] = {
     {1, "baseline: the schema before versioned migrations", baseline},
     {2, "report indexes for keyset pages, filters and retention", report_indexes},
     {3, "enforcer group of enforcer app credentials", appcred_enforcer_group},
+    {4, "apicalls: API call reports of the L7 proxies", api_calls},
 };
 
 }  // namespace

@@ -17,7 +17,8 @@ using policy::PolicySet;
 
 constexpr Collection kAll[] = {Collection::kProcessingUnits, Collection::kNetworkPolicies,
                                Collection::kExternalNetworks, Collection::kEnforcerProfiles,
-                               Collection::kMappings};
+                               Collection::kMappings, Collection::kServices,
+                               Collection::kHttpResourceSpecs};
 constexpr const char *kNamespaceKind = "namespace";
 
 const char *kind_label(Collection c) {
@@ -32,6 +33,10 @@ const char *kind_label(Collection c) {
             return "enforcerprofile";
         case Collection::kMappings:
             return "enforcerprofilemappingpolicy";
+        case Collection::kServices:
+            return "service";
+        case Collection::kHttpResourceSpecs:
+            return "httpresourcespec";
     }
     return "?";
 }
@@ -48,6 +53,10 @@ decltype(auto) with_vec(Set &s, Collection c, F &&f) {
             return f(s.external_networks);
         case Collection::kEnforcerProfiles:
             return f(s.enforcer_profiles);
+        case Collection::kServices:
+            return f(s.services);
+        case Collection::kHttpResourceSpecs:
+            return f(s.http_resource_specs);
         case Collection::kMappings:
             break;
     }
@@ -65,6 +74,10 @@ std::vector<T> &vec_of(PolicySet &s) {
         return s.external_networks;
     else if constexpr (std::is_same_v<T, policy::EnforcerProfile>)
         return s.enforcer_profiles;
+    else if constexpr (std::is_same_v<T, policy::Service>)
+        return s.services;
+    else if constexpr (std::is_same_v<T, policy::HttpResourceSpec>)
+        return s.http_resource_specs;
     else
         return s.enforcer_profile_mappings;
 }
@@ -117,6 +130,15 @@ PolicySet parse_wrapped(const std::string &key, std::string_view body, bool arra
     } catch (const policy::PolicyError &e) {
         throw ConsoleError::from_policy(e);
     }
+}
+
+// Fields only the enforcer writes (services.json's "upstreams") are not the Console's to store.
+void refuse_enforcer_fields(Collection c, const PolicySet &one) {
+    if (c == Collection::kServices && !one.services.empty() && !one.services[0].upstreams.empty())
+        throw ConsoleError(422,
+                           "upstreams: written by the enforcer for its proxy from the PUs the "
+                           "selector matches; not part of the stored service",
+                           "upstreams");
 }
 
 std::string stable_id(Collection c, const std::string &name) {
@@ -177,6 +199,10 @@ const char *collection_name(Collection c) {
             return "enforcerprofiles";
         case Collection::kMappings:
             return "enforcerprofilemappingpolicies";
+        case Collection::kServices:
+            return "services";
+        case Collection::kHttpResourceSpecs:
+            return "httpresourcespecs";
     }
     return "?";
 }
@@ -513,6 +539,7 @@ std::string PolicyStore::get(Collection c, const std::string &id, uint64_t *revi
 
 std::string PolicyStore::create(Collection c, std::string_view body, const Actor &actor) {
     PolicySet one = parse_wrapped(collection_name(c), body, true);
+    refuse_enforcer_fields(c, one);
     std::lock_guard wl(write_mu_);
     refresh_locked();
     PolicySet cand = *snapshot().set;
@@ -542,6 +569,7 @@ std::string PolicyStore::create(Collection c, std::string_view body, const Actor
 std::string PolicyStore::replace(Collection c, const std::string &id, std::string_view body,
                                  const Actor &actor, std::optional<uint64_t> if_match) {
     PolicySet one = parse_wrapped(collection_name(c), body, true);
+    refuse_enforcer_fields(c, one);
     std::lock_guard wl(write_mu_);
     refresh_locked();
     PolicySet cand = *snapshot().set;

@@ -39,6 +39,8 @@ enum class Collection : uint8_t {
     kExternalNetworks,
     kEnforcerProfiles,
     kMappings,
+    kServices,           // services (L7, docs/l7.md)
+    kHttpResourceSpecs,  // httpresourcespecs
 };
 
 // "processingunits" → kProcessingUnits, … ; false for anything else.

@@ -27,6 +27,7 @@
 #include "config/metrics/exposition.hpp"
 #include "config/policy/error.hpp"
 #include "config/policy/syntax.hpp"
+#include "tools/console/apicalls.hpp"
 #include "tools/console/appcreds.hpp"
 #include "tools/console/audit.hpp"
 #include "tools/console/authz.hpp"
@@ -269,8 +270,74 @@ class Console {
                     std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1)));
             }
         }
+        for (;;) {
+            const auto t0 = std::chrono::steady_clock::now();
+            const size_t n = prune_apicalls(db_, cutoff, kPruneBatch);
+            metrics_.pruned("apicalls", n);
+            total += n;
+            if (n < kPruneBatch || stopping.load()) break;
+            std::this_thread::sleep_for(std::max<std::chrono::steady_clock::duration>(
+                std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1)));
+        }
         metrics_.prune_run();
         return total;
+    }
+
+    // POST /enforcers/{id}/servicecertificates: {"service", "csr"} → {"certificate"}. The
+    // service must be TLSType "Aporeto" and select a PU this enforcer hosts; every SAN the CSR
+    // asks for must be one of the service's hosts (403 naming the SAN).
+    std::string service_certificate(const std::string &enforcer_id, const std::string &body) {
+        rapidjson::Document doc = parse_json_object(body);
+        const std::string name = get_string(doc, "service", "service", true);
+        const std::string csr_pem = get_string(doc, "csr", "csr", true);
+        enforcers_.require(enforcer_id);
+        auto snap = store_.snapshot();
+        const policy::Service *svc = nullptr;
+        for (const auto &s : snap.set->services)
+            if (s.name == name) svc = &s;
+        if (!svc) throw ConsoleError(404, "service: \"" + name + "\" not found", "service");
+        if (svc->tls_type != "Aporeto")
+            throw ConsoleError(422,
+                               "service: \"" + name + "\" has TLSType \"" + svc->tls_type +
+                                   "\"; the Console issues certificates for \"Aporeto\" only",
+                               "service");
+        policy::ParsedExpression sel;
+        std::string where, problem;
+        policy::parse_tag_expression(svc->selector, &sel, &where, &problem);
+        bool hosted = false;
+        for (const auto &pu : snap.set->processing_units)
+            hosted = hosted ||
+                     (pu.enforcer_id == enforcer_id &&
+                      policy::expression_matches(sel, policy::effective_tags(pu)));
+        if (!hosted)
+            throw ConsoleError(403,
+                               "service: \"" + name + "\" selects no PU hosted by enforcer " +
+                                   enforcer_id,
+                               "service");
+        CsrInfo csr = pki_.parse_csr(csr_pem, "csr");
+        std::vector<std::string> sans = ConsolePki::csr_sans(csr);
+        if (sans.empty())
+            throw ConsoleError(422, "csr: requests no subjectAltName (the service's hosts)", "csr");
+        for (const std::string &san : sans) {
+            bool ok = false;
+            for (const std::string &h : svc->hosts)
+                ok = ok || strcasecmp(h.c_str(), san.c_str()) == 0;
+            if (!ok)
+                throw ConsoleError(403,
+                                   "csr: subjectAltName \"" + san + "\" is not one of service \"" +
+                                       name + "\"'s hosts",
+                                   "csr");
+        }
+        std::string pem =
+            pki_.sign_service_csr(csr, sans, std::chrono::seconds(opt_.cert_validity));
+        spdlog::info("service certificate for {} ({} names) issued to enforcer {}", name,
+                     sans.size(), enforcer_id);
+        rapidjson::StringBuffer buf;
+        JsonWriter w(buf);
+        w.StartObject();
+        write_string(w, "certificate", pem);
+        w.EndObject();
+        return std::string(buf.GetString(), buf.GetSize());
     }
 
   private:
@@ -723,7 +790,7 @@ void Console::install(httplib::Server &svr) {
 
     const std::string coll =
         "/(processingunits|networkrulesetpolicies|externalnetworks|enforcerprofiles|"
-        "enforcerprofilemappingpolicies)";
+        "enforcerprofilemappingpolicies|services|httpresourcespecs)";
     auto which = [](const httplib::Request &req) {
         Collection c{};
         collection_from_name(req.matches[1].str(), &c);
@@ -853,6 +920,13 @@ void Console::install(httplib::Server &svr) {
                  res.status = 204;
              }));
 
+    // A TLS certificate for an L7 service its PUs serve (TLSType "Aporeto", docs/l7.md).
+    svr.Post("/enforcers/([^/]+)/servicecertificates", guarded([this](auto &req, auto &res) {
+                 require_enforcer_or(authorize(req), req.matches[1], {},
+                                     req.method + " " + req.path);
+                 send_json(res, 201, service_certificate(req.matches[1], req.body));
+             }));
+
     svr.Get("/auditlogs", guarded([this, reader](auto &req, auto &res) {
                 reader(req);
                 check_params(req, {"limit", "cursor", "order", "since", "until", "who", "kind",
@@ -865,6 +939,43 @@ void Console::install(httplib::Server &svr) {
                 f.page = page_request(req, "auditlogs", false);
                 time_range(req, &f.since, &f.until);
                 send_page(req, res, "auditlogs", f.page, query_audit(db_, f));
+            }));
+
+    // API call reports of the L7 proxies: the batch shape of /flowreports, their own table.
+    svr.Post("/apicalls", guarded([this, what](auto &req, auto &res) {
+                 Caller c = authorize(req);
+                 require_role(c, {Role::kEnforcer}, what(req));
+                 IngestResult r = ingest_apicalls(db_, req.body, c.enforcer_id);
+                 metrics_.reports("apicalls", r.stored, r.duplicate);
+                 rapidjson::StringBuffer buf;
+                 JsonWriter w(buf);
+                 w.StartObject();
+                 write_string(w, "batchID", r.batch_id);
+                 write_string(w, "enforcerID", r.enforcer_id);
+                 w.Key("stored");
+                 w.Uint64(r.stored);
+                 w.Key("duplicate");
+                 w.Bool(r.duplicate);
+                 w.EndObject();
+                 send_json(res, r.duplicate ? 200 : 201,
+                           std::string(buf.GetString(), buf.GetSize()));
+             }));
+    svr.Get("/apicalls", guarded([this, reader](auto &req, auto &res) {
+                reader(req);
+                check_params(req, {"limit", "cursor", "order", "since", "until", "service",
+                                   "verdict", "callerPU", "enforcerID"});
+                ApiCallFilter f;
+                f.service = req.get_param_value("service");
+                f.verdict = req.get_param_value("verdict");
+                if (req.has_param("verdict") && f.verdict != "accept" && f.verdict != "reject")
+                    throw ConsoleError(400,
+                                       "verdict: \"" + f.verdict + "\" is not one of accept|reject",
+                                       "verdict");
+                f.caller_pu = req.get_param_value("callerPU");
+                f.enforcer_id = req.get_param_value("enforcerID");
+                f.page = page_request(req, "apicalls", false);
+                time_range(req, &f.since, &f.until);
+                send_page(req, res, "apicalls", f.page, query_apicalls(db_, f));
             }));
 
     const std::string reports =

@@ -44,6 +44,8 @@ void usage(FILE *out) {
                  "  neighbours       routed mode: the neighbour table (ARP and ND)\n"
                  "  geneve           GENEVE mode: settings, decapsulated / encapsulated, health\n"
                  "                   checks, contexts, endpoints, malformed GENEVE by reason\n"
+                 "  l7               L7 mode: exception interface packets, identity queries, API "
+                 "reports\n"
                  "  explain [--policy FILE|DIR | --console URL --token T] SRC DST PROTO[/PORT]\n"
                  "                   offline: each enforcer's decision for a flow, every rule and why\n"
                  "                   the others did not match (segwirectl explain --help)\n"
@@ -377,7 +379,7 @@ int main(int argc, char **argv) {
                 return print_neighbours(tc);
             }
         } else if (cmd == "workers" || cmd == "ports" || cmd == "export" || cmd == "routing" ||
-                   cmd == "geneve") {
+                   cmd == "geneve" || cmd == "l7") {
             print_json(tc.get("/segwire/" + cmd));
         } else if (cmd == "flows") {
             if (json) {
