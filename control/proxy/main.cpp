@@ -505,12 +505,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
             r = base_report();
             r.method = method;
             r.path = "-";
-            co_return co_await refuse(p, 403, "forbidden",
-                                      miss == policy::ApiRoutes::Miss::kMethod ? "method not allowed"
-                                      : miss == policy::ApiRoutes::Miss::kBadPath
-                                          ? "path not canonical"
-                                          : "no endpoint",
-                                      r, t0);
+            // Arguments of a co_await are named locals: GCC 12 destroys some temporaries made
+            // inside a co_await expression twice.
+            const std::string why = miss == policy::ApiRoutes::Miss::kMethod ? "method not allowed"
+                                    : miss == policy::ApiRoutes::Miss::kBadPath
+                                        ? "path not canonical"
+                                        : "no endpoint";
+            co_return co_await refuse(p, 403, "forbidden", why, r, t0);
         }
         r.path = route->uri;
 
@@ -542,15 +543,19 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
             }
         }
         if (!route->allows(tags)) {
-            if (svc.svc.needs_user_auth() && !user)
-                co_return co_await refuse(
-                    p, 401, "unauthorized",
-                    token_present ? token_problem : "a bearer token is required", r, t0);
-            co_return co_await refuse(p, 403, "forbidden", "not allowed", r, t0);
+            if (svc.svc.needs_user_auth() && !user) {
+                const std::string why =
+                    token_present ? token_problem : std::string("a bearer token is required");
+                co_return co_await refuse(p, 401, "unauthorized", why, r, t0);
+            }
+            const std::string why = "not allowed";
+            co_return co_await refuse(p, 403, "forbidden", why, r, t0);
         }
         const bool upgrade = req.find(http::field::upgrade) != req.end();
-        if (upgrade && !svc.svc.allow_upgrade)
-            co_return co_await refuse(p, 403, "forbidden", "upgrade not allowed", r, t0);
+        if (upgrade && !svc.svc.allow_upgrade) {
+            const std::string why = "upgrade not allowed";
+            co_return co_await refuse(p, 403, "forbidden", why, r, t0);
+        }
 
         // Accepted: rewrite the identity headers, then stream the request to the PU.
         req.erase(kIdentityHeader);
