@@ -42,12 +42,18 @@ bool b64url_decode(std::string_view in, std::string *out) {
     int bits = 0;
     for (char ch : in) {
         int v;
-        if (ch >= 'A' && ch <= 'Z') v = ch - 'A';
-        else if (ch >= 'a' && ch <= 'z') v = ch - 'a' + 26;
-        else if (ch >= '0' && ch <= '9') v = ch - '0' + 52;
-        else if (ch == '-') v = 62;
-        else if (ch == '_') v = 63;
-        else return false;
+        if (ch >= 'A' && ch <= 'Z')
+            v = ch - 'A';
+        else if (ch >= 'a' && ch <= 'z')
+            v = ch - 'a' + 26;
+        else if (ch >= '0' && ch <= '9')
+            v = ch - '0' + 52;
+        else if (ch == '-')
+            v = 62;
+        else if (ch == '_')
+            v = 63;
+        else
+            return false;
         acc = acc << 6 | uint32_t(v);
         bits += 6;
         if (bits >= 8) {
@@ -68,8 +74,8 @@ bool parse(std::string_view token, Parsed *out, std::string *problem) {
     std::string header;
     rapidjson::Document hdoc;
     if (dot == std::string_view::npos || !b64url_decode(token.substr(0, dot), &header) ||
-        hdoc.Parse(header.c_str()).HasParseError() || !hdoc.IsObject() ||
-        !hdoc.HasMember("alg") || !hdoc["alg"].IsString()) {
+        hdoc.Parse(header.c_str()).HasParseError() || !hdoc.IsObject() || !hdoc.HasMember("alg") ||
+        !hdoc["alg"].IsString()) {
         *problem = "not a compact JWS (no readable protected header)";
         return false;
     }
