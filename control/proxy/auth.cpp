@@ -31,7 +31,8 @@ bool JwksCache::fetch_locked(const std::string &url, Set &s, std::string *proble
         return false;
     }
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");  // never plain http, never a redirect off it
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR,
+                     "https");  // never plain http, never a redirect off it
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
@@ -104,11 +105,16 @@ crypto::jws::JwkPtr JwksCache::key(const std::string &url, const std::string &ki
 
 std::vector<std::string> claim_values(const rapidjson::Value &v) {
     std::vector<std::string> out;
-    if (v.IsString()) out.emplace_back(v.GetString(), v.GetStringLength());
-    else if (v.IsBool()) out.emplace_back(v.GetBool() ? "true" : "false");
-    else if (v.IsInt64()) out.push_back(std::to_string(v.GetInt64()));
-    else if (v.IsUint64()) out.push_back(std::to_string(v.GetUint64()));
-    else if (v.IsDouble()) out.push_back(std::to_string(v.GetDouble()));
+    if (v.IsString())
+        out.emplace_back(v.GetString(), v.GetStringLength());
+    else if (v.IsBool())
+        out.emplace_back(v.GetBool() ? "true" : "false");
+    else if (v.IsInt64())
+        out.push_back(std::to_string(v.GetInt64()));
+    else if (v.IsUint64())
+        out.push_back(std::to_string(v.GetUint64()));
+    else if (v.IsDouble())
+        out.push_back(std::to_string(v.GetDouble()));
     else if (v.IsArray())
         for (const auto &e : v.GetArray())
             for (auto &x : claim_values(e))
@@ -116,8 +122,8 @@ std::vector<std::string> claim_values(const rapidjson::Value &v) {
     return out;
 }
 
-bool authenticate(JwksCache &jwks, const policy::Service &svc, std::string_view token,
-                  int64_t now, User *out, std::string *problem) {
+bool authenticate(JwksCache &jwks, const policy::Service &svc, std::string_view token, int64_t now,
+                  User *out, std::string *problem) {
     crypto::jws::Parsed p;
     if (!crypto::jws::parse(token, &p, problem)) {
         *problem = "malformed token: " + *problem;
@@ -144,7 +150,8 @@ bool authenticate(JwksCache &jwks, const policy::Service &svc, std::string_view 
     auto num = [&](const char *k, int64_t *v) {
         auto it = c.FindMember(k);
         if (it == c.MemberEnd() || !it->value.IsNumber()) return false;
-        *v = it->value.IsInt64() ? it->value.GetInt64() : static_cast<int64_t>(it->value.GetDouble());
+        *v = it->value.IsInt64() ? it->value.GetInt64()
+                                 : static_cast<int64_t>(it->value.GetDouble());
         return true;
     };
     auto str = [&](const char *k) -> std::string {

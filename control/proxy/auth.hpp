@@ -48,16 +48,16 @@ class JwksCache {
 };
 
 struct User {
-    std::string name;                    // email, else sub: the report's callerUser
-    std::vector<std::string> tags;       // @usr:<claim>=<value> for the service's userClaimsToTags
-    rapidjson::Document claims;          // the verified payload
+    std::string name;               // email, else sub: the report's callerUser
+    std::vector<std::string> tags;  // @usr:<claim>=<value> for the service's userClaimsToTags
+    rapidjson::Document claims;     // the verified payload
 };
 
 // Checks `token` for `svc`: alg among JWTAlgorithms (never none/HS*), signature with the JWKS key,
 // exp (required) and nbf with kLeeway, iss == JWTIssuer, aud contains JWTAudience. False and
 // *problem (a sentence for the 401 body) when refused.
-bool authenticate(JwksCache &jwks, const policy::Service &svc, std::string_view token,
-                  int64_t now, User *out, std::string *problem);
+bool authenticate(JwksCache &jwks, const policy::Service &svc, std::string_view token, int64_t now,
+                  User *out, std::string *problem);
 
 inline constexpr int64_t kLeeway = 30;  // seconds of clock skew tolerated on exp and nbf
 

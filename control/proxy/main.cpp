@@ -138,8 +138,8 @@ std::shared_ptr<Snapshot> load_snapshot(const std::filesystem::path &dir) {
     }
     // The enforcer's key signs the injected header; its certificate's CN is the enforcer ID.
     const std::string key_pem = read_text(dir / "enforcer.key");
-    std::unique_ptr<BIO, decltype(&BIO_free)> kb(BIO_new_mem_buf(key_pem.data(), int(key_pem.size())),
-                                                 BIO_free);
+    std::unique_ptr<BIO, decltype(&BIO_free)> kb(
+        BIO_new_mem_buf(key_pem.data(), int(key_pem.size())), BIO_free);
     std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
         PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
     if (!key) throw std::runtime_error("enforcer.key: not a PEM private key");
@@ -147,10 +147,10 @@ std::shared_ptr<Snapshot> load_snapshot(const std::filesystem::path &dir) {
     snap->signer = crypto::jws::ec_jwk_from_key(key.get(), &problem);
     if (!snap->signer) throw std::runtime_error("enforcer.key: " + problem + " (P-256 expected)");
     const std::string crt_pem = read_text(dir / "enforcer.crt");
-    std::unique_ptr<BIO, decltype(&BIO_free)> cb(BIO_new_mem_buf(crt_pem.data(), int(crt_pem.size())),
-                                                 BIO_free);
-    std::unique_ptr<X509, decltype(&X509_free)> crt(PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr),
-                                                    X509_free);
+    std::unique_ptr<BIO, decltype(&BIO_free)> cb(
+        BIO_new_mem_buf(crt_pem.data(), int(crt_pem.size())), BIO_free);
+    std::unique_ptr<X509, decltype(&X509_free)> crt(
+        PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr), X509_free);
     if (!crt) throw std::runtime_error("enforcer.crt: not a PEM certificate");
     char cn[256] = "";
     X509_NAME_get_text_by_NID(X509_get_subject_name(crt.get()), NID_commonName, cn, sizeof cn);
@@ -403,7 +403,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         bool first = true;
         for (;;) {
             http::request_parser<http::buffer_body> p;
-            p.body_limit(std::numeric_limits<std::uint64_t>::max());  // bodies are streamed, never held: no size limit here
+            p.body_limit(std::numeric_limits<std::uint64_t>::max());  // bodies are streamed, never
+                                                                      // held: no size limit here
             p.header_limit(64 * 1024);
             co_await http::async_read_header(client_, cbuf_, p,
                                              asio::redirect_error(use_awaitable, ec));
@@ -413,7 +414,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                 if (ec != http::error::end_of_stream && ec != asio::error::eof &&
                     ec != asio::error::connection_reset && ec != asio::error::operation_aborted &&
                     (first || ec != beast::error::timeout)) {
-                    if (ec.category() == http::make_error_code(http::error::bad_target).category() ||
+                    if (ec.category() ==
+                            http::make_error_code(http::error::bad_target).category() ||
                         first) {
                         ++sh_.counters.not_http;
                         Report r = base_report();
@@ -465,11 +467,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         w.Key("reason");
         w.String(reason.c_str());
         w.EndObject();
-        http::response<http::string_body> res{static_cast<http::status>(status),
-                                              p.get().version()};
+        http::response<http::string_body> res{static_cast<http::status>(status), p.get().version()};
         res.set(http::field::content_type, "application/json");
         res.set(http::field::server, "segwire-proxy");
-        if (status == 401) res.set(http::field::www_authenticate, "Bearer realm=\"" + svc_->svc.name + "\"");
+        if (status == 401)
+            res.set(http::field::www_authenticate, "Bearer realm=\"" + svc_->svc.name + "\"");
         res.body() = std::string(buf.GetString(), buf.GetSize()) + "\n";
         // A refused request's body is never read: unless it has none, the connection ends here.
         const bool body_pending = !p.is_done();
@@ -505,12 +507,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
             r = base_report();
             r.method = method;
             r.path = "-";
-            co_return co_await refuse(p, 403, "forbidden",
-                                      miss == policy::ApiRoutes::Miss::kMethod ? "method not allowed"
-                                      : miss == policy::ApiRoutes::Miss::kBadPath
-                                          ? "path not canonical"
-                                          : "no endpoint",
-                                      r, t0);
+            // Arguments of a co_await are named locals: GCC 12 destroys some temporaries made
+            // inside a co_await expression twice.
+            const std::string why = miss == policy::ApiRoutes::Miss::kMethod ? "method not allowed"
+                                    : miss == policy::ApiRoutes::Miss::kBadPath
+                                        ? "path not canonical"
+                                        : "no endpoint";
+            co_return co_await refuse(p, 403, "forbidden", why, r, t0);
         }
         r.path = route->uri;
 
@@ -542,15 +545,19 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
             }
         }
         if (!route->allows(tags)) {
-            if (svc.svc.needs_user_auth() && !user)
-                co_return co_await refuse(
-                    p, 401, "unauthorized",
-                    token_present ? token_problem : "a bearer token is required", r, t0);
-            co_return co_await refuse(p, 403, "forbidden", "not allowed", r, t0);
+            if (svc.svc.needs_user_auth() && !user) {
+                const std::string why =
+                    token_present ? token_problem : std::string("a bearer token is required");
+                co_return co_await refuse(p, 401, "unauthorized", why, r, t0);
+            }
+            const std::string why = "not allowed";
+            co_return co_await refuse(p, 403, "forbidden", why, r, t0);
         }
         const bool upgrade = req.find(http::field::upgrade) != req.end();
-        if (upgrade && !svc.svc.allow_upgrade)
-            co_return co_await refuse(p, 403, "forbidden", "upgrade not allowed", r, t0);
+        if (upgrade && !svc.svc.allow_upgrade) {
+            const std::string why = "upgrade not allowed";
+            co_return co_await refuse(p, 403, "forbidden", why, r, t0);
+        }
 
         // Accepted: rewrite the identity headers, then stream the request to the PU.
         req.erase(kIdentityHeader);
@@ -699,7 +706,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         w.EndObject();
         w.EndObject();
         std::string problem;
-        std::string t = crypto::jws::sign_es256(snap_->signer, "", std::string_view(buf.GetString(), buf.GetSize()), &problem);
+        std::string t = crypto::jws::sign_es256(
+            snap_->signer, "", std::string_view(buf.GetString(), buf.GetSize()), &problem);
         if (t.empty()) spdlog::error("identity header: {}", problem);
         return t;
     }
@@ -745,10 +753,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         error_code ec;
         // What each side sent past the upgrade is already in our buffers.
         if (cbuf_.size())
-            co_await asio::async_write(upstream_, cbuf_.data(), asio::redirect_error(use_awaitable, ec));
+            co_await asio::async_write(upstream_, cbuf_.data(),
+                                       asio::redirect_error(use_awaitable, ec));
         cbuf_.consume(cbuf_.size());
         if (ubuf_.size())
-            co_await asio::async_write(client_, ubuf_.data(), asio::redirect_error(use_awaitable, ec));
+            co_await asio::async_write(client_, ubuf_.data(),
+                                       asio::redirect_error(use_awaitable, ec));
         ubuf_.consume(ubuf_.size());
         asio::co_spawn(
             client_.get_executor(),
@@ -824,7 +834,8 @@ awaitable<void> serve_connection(Shared &sh, tcp::socket sock) {
         co_return;
     }
     if (svc->svc.tls_type == "None") {
-        auto s = std::make_shared<Session<tcp::socket>>(sh, std::move(sock), svc, snap, peer, local);
+        auto s =
+            std::make_shared<Session<tcp::socket>>(sh, std::move(sock), svc, snap, peer, local);
         co_await s->run();
         co_return;
     }
@@ -843,15 +854,15 @@ awaitable<void> serve_connection(Shared &sh, tcp::socket sock) {
         co_return;
     }
     auto s = std::make_shared<Session<beast::ssl_stream<tcp::socket>>>(sh, std::move(tls), svc,
-                                                                        snap, peer, local);
+                                                                       snap, peer, local);
     co_await s->run();
 }
 
 awaitable<void> accept_loop(Shared &sh, tcp::acceptor acc) {
     for (;;) {
         error_code ec;
-        tcp::socket sock = co_await acc.async_accept(
-            asio::make_strand(acc.get_executor()), asio::redirect_error(use_awaitable, ec));
+        tcp::socket sock = co_await acc.async_accept(asio::make_strand(acc.get_executor()),
+                                                     asio::redirect_error(use_awaitable, ec));
         if (ec) {
             if (ec == asio::error::operation_aborted) co_return;
             continue;
@@ -872,7 +883,8 @@ bool parse_endpoint(const std::string &s, tcp::endpoint *out) {
     size_t colon = s.rfind(':');
     if (colon == std::string::npos) return false;
     std::string host = s.substr(0, colon);
-    if (host.size() > 1 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.size() > 1 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
     error_code ec;
     auto addr = asio::ip::make_address(host, ec);
     if (ec) return false;
@@ -918,7 +930,8 @@ int main(int argc, char **argv) {
     // Logs go to stderr; stdout carries only the "listening on" lines.
     spdlog::set_default_logger(spdlog::stderr_logger_mt("proxy"));
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ segwire-proxy: %v");
-    if (const char *lv = std::getenv("SEGWIRE_PROXY_LOG")) spdlog::set_level(spdlog::level::from_str(lv));
+    if (const char *lv = std::getenv("SEGWIRE_PROXY_LOG"))
+        spdlog::set_level(spdlog::level::from_str(lv));
     Options o;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -929,17 +942,24 @@ int main(int argc, char **argv) {
             }
             return argv[++i];
         };
-        if (a == "--run-dir") o.run_dir = val();
-        else if (a == "--listen") o.listen.push_back(val());
-        else if (a == "--tproxy") o.tproxy.push_back(val());
-        else if (a == "--service") o.service = val();
-        else if (a == "--jwks-ca") o.jwks_ca = val();
-        else if (a == "--threads") o.threads = static_cast<unsigned>(std::max(1, std::atoi(val().c_str())));
+        if (a == "--run-dir")
+            o.run_dir = val();
+        else if (a == "--listen")
+            o.listen.push_back(val());
+        else if (a == "--tproxy")
+            o.tproxy.push_back(val());
+        else if (a == "--service")
+            o.service = val();
+        else if (a == "--jwks-ca")
+            o.jwks_ca = val();
+        else if (a == "--threads")
+            o.threads = static_cast<unsigned>(std::max(1, std::atoi(val().c_str())));
         else if (a == "--upstream") {
             tcp::endpoint ep;
             std::string v = val();
             if (!parse_endpoint(v, &ep)) {
-                std::fprintf(stderr, "segwire-proxy: --upstream: \"%s\" is not ADDR:PORT\n", v.c_str());
+                std::fprintf(stderr, "segwire-proxy: --upstream: \"%s\" is not ADDR:PORT\n",
+                             v.c_str());
                 return 2;
             }
             o.upstream = ep;
@@ -978,7 +998,8 @@ int main(int argc, char **argv) {
                 tcp::acceptor acc = make_acceptor(io, ep, transparent);
                 spdlog::info("listening on {}:{}{}", acc.local_endpoint().address().to_string(),
                              acc.local_endpoint().port(), transparent ? " (transparent)" : "");
-                std::printf("listening on %s:%u\n", acc.local_endpoint().address().to_string().c_str(),
+                std::printf("listening on %s:%u\n",
+                            acc.local_endpoint().address().to_string().c_str(),
                             acc.local_endpoint().port());
                 std::fflush(stdout);
                 asio::co_spawn(io, accept_loop(sh, std::move(acc)), asio::detached);
@@ -1005,7 +1026,8 @@ int main(int argc, char **argv) {
                                      s->services.size());
                         sh.snapshot.set(std::move(s));
                     } catch (const std::exception &e) {
-                        spdlog::error("{}: {} (the previous version stays)", dir.string(), e.what());
+                        spdlog::error("{}: {} (the previous version stays)", dir.string(),
+                                      e.what());
                     }
                 }
                 if (tick % 60 == 0) {

@@ -168,8 +168,8 @@ std::vector<std::string> ConsolePki::csr_sans(const CsrInfo &csr) {
     std::vector<std::string> out;
     STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr.csr.get());
     if (!exts) return out;
-    auto *names = static_cast<GENERAL_NAMES *>(
-        X509V3_get_d2i(exts, NID_subject_alt_name, nullptr, nullptr));
+    auto *names =
+        static_cast<GENERAL_NAMES *>(X509V3_get_d2i(exts, NID_subject_alt_name, nullptr, nullptr));
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     if (!names) return out;
     for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
@@ -198,26 +198,29 @@ std::string ConsolePki::sign_service_csr(const CsrInfo &csr, const std::vector<s
                                          std::chrono::seconds validity) const {
     crypto::X509Ptr cert(X509_new());
     std::string san;
-    for (const std::string &n : names) san += (san.empty() ? "" : ",") + std::string(is_ip(n) ? "IP:" : "DNS:") + n;
+    for (const std::string &n : names)
+        san += (san.empty() ? "" : ",") + std::string(is_ip(n) ? "IP:" : "DNS:") + n;
     X509_NAME *name = X509_get_subject_name(cert.get());
     const std::string cn = names.empty() ? "service" : names[0];
     uint64_t serial = 0;
     while (serial == 0) serial = std::stoull(random_hex(7), nullptr, 16);
-    bool ok = X509_set_version(cert.get(), 2) &&
-              ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert.get()), serial) &&
-              X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-                                         reinterpret_cast<const unsigned char *>(cn.c_str()), -1,
-                                         -1, 0) &&
-              X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_.cert.get())) &&
-              X509_gmtime_adj(X509_getm_notBefore(cert.get()), -300) &&
-              X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(validity.count())) &&
-              X509_set_pubkey(cert.get(), csr.public_key.get()) &&
-              add_ext(cert.get(), ca_.cert.get(), NID_basic_constraints, "critical,CA:FALSE") &&
-              add_ext(cert.get(), ca_.cert.get(), NID_key_usage, "critical,digitalSignature,keyEncipherment") &&
-              add_ext(cert.get(), ca_.cert.get(), NID_ext_key_usage, "serverAuth") &&
-              add_ext(cert.get(), ca_.cert.get(), NID_subject_alt_name, san) &&
-              add_ext(cert.get(), ca_.cert.get(), NID_authority_key_identifier, "keyid:always") &&
-              X509_sign(cert.get(), ca_.key.get(), EVP_sha256()) > 0;
+    bool ok =
+        X509_set_version(cert.get(), 2) &&
+        ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert.get()), serial) &&
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                                   reinterpret_cast<const unsigned char *>(cn.c_str()), -1, -1,
+                                   0) &&
+        X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_.cert.get())) &&
+        X509_gmtime_adj(X509_getm_notBefore(cert.get()), -300) &&
+        X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(validity.count())) &&
+        X509_set_pubkey(cert.get(), csr.public_key.get()) &&
+        add_ext(cert.get(), ca_.cert.get(), NID_basic_constraints, "critical,CA:FALSE") &&
+        add_ext(cert.get(), ca_.cert.get(), NID_key_usage,
+                "critical,digitalSignature,keyEncipherment") &&
+        add_ext(cert.get(), ca_.cert.get(), NID_ext_key_usage, "serverAuth") &&
+        add_ext(cert.get(), ca_.cert.get(), NID_subject_alt_name, san) &&
+        add_ext(cert.get(), ca_.cert.get(), NID_authority_key_identifier, "keyid:always") &&
+        X509_sign(cert.get(), ca_.key.get(), EVP_sha256()) > 0;
     if (!ok) throw ConsoleError(500, "service certificate: " + crypto::openssl_error_string());
     return unwrap(crypto::cert_to_pem(cert.get()), "service certificate PEM") + ca_pem_;
 }

@@ -57,7 +57,8 @@ rapidjson::Document TokenSigner::verify(std::string_view token, int64_t now) con
     if (!jws::verify(p, jwk_, &problem))
         throw unauthorized("token signature does not verify (not issued by this Console)");
     rapidjson::Document claims;
-    if (!jws::payload(p, &claims)) throw unauthorized("malformed token: payload is not a JSON object");
+    if (!jws::payload(p, &claims))
+        throw unauthorized("malformed token: payload is not a JSON object");
     bool has_exp = false;
     int64_t exp = numeric_claim(claims, "exp", &has_exp);
     if (!has_exp) throw unauthorized("malformed token: no exp claim");

@@ -40,9 +40,14 @@ std::string route_template(std::string_view path) {
         "flowreports", "dnslookupreports", "connectionexceptionreports",
         "eventlogs",   "openapi.json",     "apicalls"};
     static const std::set<std::string_view, std::less<>> kCollections = {
-        "processingunits",  "networkrulesetpolicies",         "externalnetworks",
-        "enforcerprofiles", "enforcerprofilemappingpolicies", "appcreds",
-        "services",         "httpresourcespecs"};
+        "processingunits",
+        "networkrulesetpolicies",
+        "externalnetworks",
+        "enforcerprofiles",
+        "enforcerprofilemappingpolicies",
+        "appcreds",
+        "services",
+        "httpresourcespecs"};
     static const std::set<std::string_view, std::less<>> kEnforcerSub = {
         "approval", "enforcerprofiles", "policy", "heartbeat", "servicecertificates"};
     // Query strings are not part of req.path; a trailing slash is not a route of its own.

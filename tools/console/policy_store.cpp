@@ -15,9 +15,9 @@ namespace {
 
 using policy::PolicySet;
 
-constexpr Collection kAll[] = {Collection::kProcessingUnits, Collection::kNetworkPolicies,
+constexpr Collection kAll[] = {Collection::kProcessingUnits,  Collection::kNetworkPolicies,
                                Collection::kExternalNetworks, Collection::kEnforcerProfiles,
-                               Collection::kMappings, Collection::kServices,
+                               Collection::kMappings,         Collection::kServices,
                                Collection::kHttpResourceSpecs};
 constexpr const char *kNamespaceKind = "namespace";
 

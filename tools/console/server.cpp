@@ -306,14 +306,12 @@ class Console {
         policy::parse_tag_expression(svc->selector, &sel, &where, &problem);
         bool hosted = false;
         for (const auto &pu : snap.set->processing_units)
-            hosted = hosted ||
-                     (pu.enforcer_id == enforcer_id &&
-                      policy::expression_matches(sel, policy::effective_tags(pu)));
+            hosted = hosted || (pu.enforcer_id == enforcer_id &&
+                                policy::expression_matches(sel, policy::effective_tags(pu)));
         if (!hosted)
-            throw ConsoleError(403,
-                               "service: \"" + name + "\" selects no PU hosted by enforcer " +
-                                   enforcer_id,
-                               "service");
+            throw ConsoleError(
+                403, "service: \"" + name + "\" selects no PU hosted by enforcer " + enforcer_id,
+                "service");
         CsrInfo csr = pki_.parse_csr(csr_pem, "csr");
         std::vector<std::string> sans = ConsolePki::csr_sans(csr);
         if (sans.empty())
