@@ -586,8 +586,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
         error_code ec;
         if (!upstream_open_) {
-            co_await upstream_.async_connect(upstream_endpoint(),
-                                             asio::redirect_error(use_awaitable, ec));
+            if (!bind_as_client(ec)) {
+                ++sh_.counters.upstream_errors;
+                spdlog::warn("{}: cannot bind the upstream connection to the client's address {}: {}",
+                             svc.svc.name, peer_.address().to_string(), ec.message());
+            } else {
+                co_await upstream_.async_connect(upstream_endpoint(),
+                                                 asio::redirect_error(use_awaitable, ec));
+            }
             if (ec) {
                 ++sh_.counters.upstream_errors;
                 spdlog::warn("{}: upstream {} unreachable: {}", svc.svc.name,
@@ -654,6 +660,30 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
             co_return false;
         }
         co_return keep;
+    }
+
+    // A connection TPROXY handed over (the accepted socket is transparent, inherited from the
+    // listener): the connection to the PU leaves from the client's own address, on a port of the
+    // kernel's choosing, so the PU sees who called (docs/l7-path.md) and segwire relays the
+    // connection to the PU and the PU's answers back to the exception interface. A plain
+    // listener (tests, --upstream) connects from the proxy's own address.
+    bool bind_as_client(error_code &ec) {
+        if (sh_.opt.upstream) return true;
+        const int fd = beast::get_lowest_layer(client_).native_handle();
+        const bool v6 = peer_.address().is_v6();
+        const int level = v6 ? SOL_IPV6 : SOL_IP, opt = v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT;
+        int on = 0;
+        socklen_t len = sizeof on;
+        if (::getsockopt(fd, level, opt, &on, &len) != 0 || !on) return true;
+        upstream_.open(peer_.protocol(), ec);
+        if (ec) return false;
+        const int one = 1;
+        if (::setsockopt(upstream_.native_handle(), level, opt, &one, sizeof one) != 0) {
+            ec = error_code(errno, asio::error::get_system_category());
+            return false;
+        }
+        upstream_.bind(tcp::endpoint(peer_.address(), 0), ec);
+        return !ec;
     }
 
     tcp::endpoint upstream_endpoint() const {

@@ -293,10 +293,6 @@ print(json.dumps(out))
 
 @pytest.mark.skipif(not PROXY.exists(), reason=f"segwire-proxy not built ({PROXY}): it needs "
                     "libboost-dev and libcjose-dev (tools/setup)")
-@pytest.mark.skip(reason="segwire-proxy as merged (l7proxy 0172237) opens its upstream connection "
-                  "without IP_TRANSPARENT + bind to the client's address: its SYN leaves from "
-                  "0.0.0.0 (ss: SYN-SENT 0.0.0.0:54556 -> 10.77.0.2:8080) and the PU never answers; "
-                  "the contract wants the client's address preserved (tproxy_standin.py does it)")
 def test_real_proxy_decides_each_request_of_a_keepalive_connection_by_caller_identity():
     """Two client PUs with different tags behind A (10.77.0.1 app=client, 10.77.0.5 app=other)
     call a real HTTP server PU behind B through B's segwire-proxy: /allowed/* is open to

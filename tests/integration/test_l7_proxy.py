@@ -501,5 +501,6 @@ print("closed" if data == b"" else "answered")
     assert r["verdict"] == "reject" and r["service"] == "orders" and r["callerIP"] == L7Bed.CLIENT
 
 
-def test_pu_identity_allowed_and_denied_per_request():
-    pytest.skip("needs the l7path branch (segwire's identity socket <run_dir>/l7/identity.sock)")
+# The caller PU's identity (two client PUs, allowed and denied requests on one keep-alive
+# connection, through the real enforcers and TPROXY) is test_l7_path.py's
+# test_real_proxy_decides_each_request_of_a_keepalive_connection_by_caller_identity.
