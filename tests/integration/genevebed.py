@@ -12,8 +12,9 @@ encapsulation, AWS Gateway Load Balancer's contract: this kernel has no GENEVE d
                                                                    (GeneveBed(appliances=2) only)
 
 With two appliances gwlb.py sends each flow to one of them by a symmetric hash of the inner
-5-tuple (both directions to the same one, as GWLB's stickiness does); the bed only, no test uses
-it yet (scale-out, issue 20 item 3, is another task's).
+5-tuple (both directions to the same one, as GWLB's stickiness does) and health-checks them on
+HEALTH_PORT, as GWLB does; `group` makes B and C members of that enforcer group
+(test_geneve_scaleout.py, docs/scale-out.md).
 
 The client and the server are PUs (client hosted by A, server by B): an identity handshake runs
 between A and B through the load balancer; the ext host has no enforcer (an external network).
@@ -35,9 +36,10 @@ class GeneveBed(Bed):
     HEALTH_PORT = 8080
     ARM4_C = "10.63.9.3"
 
-    def __init__(self, appliances=1):
+    def __init__(self, appliances=1, group=None):
         super().__init__()
         self.appliances = appliances
+        self.group = group  # the enforcer group bound into B's and C's certificates
 
     def _build(self):
         t = self.tag[3:]
@@ -96,11 +98,13 @@ class GeneveBed(Bed):
                 host.run(f"ip route add default via {gw}")
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.tag}-"))
         self.pki = Pki(self.workdir / "pki")
-        self.keys = {e: self.pki.enforcer(e) for e in ("enf-a", "enf-b", "enf-c")}
+        self.keys = {e: self.pki.enforcer(e, group=None if e == "enf-a" else self.group)
+                     for e in ("enf-a", "enf-b", "enf-c")}
         self.lb_stats = self.workdir / "gwlb.json"
         self.gwlb = lb.popen(f"python3 -u {HERE / 'gwlb.py'} --tun {self.tun} --local {self.LB_ARM4} "
                              f"--appliance {self.ARM4} --stats {self.lb_stats}" +
-                             (f" --appliance {self.ARM4_C}" if self.appliances == 2 else ""))
+                             (f" --appliance {self.ARM4_C} --health-port {self.HEALTH_PORT}"
+                              if self.appliances == 2 else ""))
         line = self.gwlb.stdout.readline()
         if not line or not json.loads(line).get("listening"):
             raise RuntimeError(f"gwlb.py did not start: {line}")

@@ -10,12 +10,15 @@ the encapsulation is done here, ~150 lines on a TUN device and a UDP socket; rou
 TCP stay the kernel's.
 
   python3 gwlb.py --tun gwlb0 --local 10.63.9.254 --appliance 10.63.9.1 [--appliance ...]
-                  --stats FILE [--endpoint HEX16] [--attachment HEX16]
+                  --stats FILE [--endpoint HEX16] [--attachment HEX16] [--health-port PORT]
 
 The cookie is a symmetric hash of the inner 5-tuple, so both directions of a flow carry the same
-one; with several appliances the flow goes to appliance[cookie % n] (GWLB's 5-tuple stickiness:
-both directions reach the same one). Counters go to FILE (JSON, rewritten at most every 0.1 s): sent, returned, returned_ok,
-tlv_mismatch (dropped, as GWLB would), outer_mismatch, not_from_appliance.
+one; with several appliances the flow goes to healthy[cookie % n] (GWLB's 5-tuple stickiness:
+both directions reach the same one). With --health-port, each appliance is probed as GWLB's TCP
+health check does (a connection to that port, every 0.5 s, 1 s timeout; unhealthy after 2 failures,
+healthy again after 2 successes) and only healthy ones get flows (all of them while none is).
+Counters go to FILE (JSON, rewritten at most every 0.1 s): sent, sent_<appliance>, returned,
+returned_ok, tlv_mismatch (dropped, as GWLB would), outer_mismatch, not_from_appliance, healthy.
 """
 import argparse
 import fcntl
@@ -24,6 +27,7 @@ import os
 import select
 import socket
 import struct
+import threading
 import time
 import zlib
 
@@ -73,6 +77,7 @@ def main():
     ap.add_argument("--stats", required=True)
     ap.add_argument("--endpoint", default="0102030405060708")
     ap.add_argument("--attachment", default="a1a2a3a4a5a6a7a8")
+    ap.add_argument("--health-port", type=int)
     args = ap.parse_args()
     endpoint, attachment = bytes.fromhex(args.endpoint), bytes.fromhex(args.attachment)
 
@@ -94,6 +99,28 @@ def main():
             os.replace(tmp, args.stats)
             written = now
 
+    healthy = list(args.appliance)
+    stats["healthy"] = list(healthy)
+    if args.health_port:
+        def probe_loop():
+            streak = {a: 0 for a in args.appliance}  # > 0: successes in a row, < 0: failures
+            up = {a: True for a in args.appliance}
+            while True:
+                for a in args.appliance:
+                    try:
+                        socket.create_connection((a, args.health_port), timeout=1).close()
+                        streak[a] = max(streak[a], 0) + 1
+                    except OSError:
+                        streak[a] = min(streak[a], 0) - 1
+                    if streak[a] >= 2:
+                        up[a] = True
+                    elif streak[a] <= -2:
+                        up[a] = False
+                healthy[:] = [a for a in args.appliance if up[a]]  # one assignment: the loop reads it
+                stats["healthy"] = list(healthy)
+                time.sleep(0.5)
+        threading.Thread(target=probe_loop, daemon=True).start()
+
     flush(True)
     print(json.dumps({"listening": True}), flush=True)
     while True:
@@ -101,7 +128,8 @@ def main():
         if tun in r:
             pkt = os.read(tun, 65535)
             if pkt and pkt[0] >> 4 in (4, 6):
-                target = args.appliance[cookie(pkt) % len(args.appliance)]
+                targets = list(healthy) or args.appliance
+                target = targets[cookie(pkt) % len(targets)]
                 sock.sendto(encapsulate(options(endpoint, attachment, pkt), pkt),
                             (target, GENEVE_PORT))
                 stats["sent_" + target] = stats.get("sent_" + target, 0) + 1

@@ -19,8 +19,11 @@ G1 and G2 with app credentials bound to group `edge`. The server PU's enforcerID
 and, once one stops answering, replaces each multipath route by the survivor alone.
 Names come from testbed's unique tags and everything goes in Bed.close (also on failure).
 """
+import json
+import subprocess
+
 from routedbed import routed_config
-from testbed import ConsoleBed, Segwire, lab_policy, sh, wait_for
+from testbed import PROBE, ConsoleBed, Segwire, lab_policy, sh, wait_for
 
 HASH_SEED = 20260312  # any value, the same on both routers
 
@@ -113,10 +116,7 @@ class ScaleoutBed(ConsoleBed):
             n.run(f"ip link set {i1} up")
             self.mgmt.run(f"ip link set {i2} master {br}")
             self.mgmt.run(f"ip link set {i2} up")
-        self.console_data = self.workdir / "console"
-        self.console_policy = self.workdir / "console-policy"
-        self.console_policy.mkdir()
-        self.console_proc = None
+        self._init_console()
         self.wireboxes = []
 
     @staticmethod
@@ -208,3 +208,25 @@ def wait_enforcing(*sws, peers=1, timeout=90):
             return (c["peer_certificates"] >= peers and c.get("policy_applied", 0) >= 1
                     and c["enforced_version"])
         wait_for(ready, timeout=timeout, what=f"peer certificates and a policy ({sw.prefix})")
+
+
+class Keepalive:
+    """`n` long-lived connections from the bed's client to its server (netprobe.py keepalive):
+    each round() sends one request on every connection and says which failed, were reset, and
+    reconnected (test_scaleout.py, test_geneve_scaleout.py)."""
+
+    def __init__(self, bed, n, port=8000):
+        self.p = bed.client.popen(f"python3 -u {PROBE} keepalive --host {bed.SERVER4} --port {port} "
+                                  f"--connections {n} --timeout 10", stdin=subprocess.PIPE)
+        self.ports = json.loads(self.p.stdout.readline())["ports"]
+
+    def round(self):
+        self.p.stdin.write("\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        assert line, "keepalive client died"
+        return json.loads(line)["slots"]
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(timeout=30)

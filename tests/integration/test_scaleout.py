@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from scaleoutbed import ScaleoutBed, flows_on, scaleout_policy, wait_enforcing
+from scaleoutbed import Keepalive, ScaleoutBed, flows_on, scaleout_policy, wait_enforcing
 from testbed import SEGWIRECTL, IdentityBed, lab_policy, probe, probe_server, wait_for
 
 ROUNDS_DEADLINE = 120
@@ -219,29 +219,6 @@ def test_explain_mirrors_the_group(bed):
     rows = [row for g in bed.gw for row in g.flowlog()
             if row["destinationPort"] == 8000 and row["action"] == "Accept"]
     assert rows and all(row["ruleName"] == d["ruleName"] and row["mode"] == "v1" for row in rows)
-
-
-class Keepalive:
-    def __init__(self, bed, n):
-        self.p = bed.client.popen(f"python3 -u {netprobe()} keepalive --host {bed.SERVER4} --port 8000 "
-                                  f"--connections {n} --timeout 10", stdin=subprocess.PIPE)
-        self.ports = json.loads(self.p.stdout.readline())["ports"]
-
-    def round(self):
-        self.p.stdin.write("\n")
-        self.p.stdin.flush()
-        line = self.p.stdout.readline()
-        assert line, "keepalive client died"
-        return json.loads(line)["slots"]
-
-    def close(self):
-        self.p.stdin.close()
-        self.p.wait(timeout=30)
-
-
-def netprobe():
-    from testbed import PROBE
-    return PROBE
 
 
 def counter_sum(bed, name):

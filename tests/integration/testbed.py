@@ -652,6 +652,10 @@ class ConsoleBed(IdentityBed):
             n.run(f"ip link set {i1} up")
             self.mgmt.run(f"ip link set {i2} master {br}")
             self.mgmt.run(f"ip link set {i2} up")
+        self._init_console()
+
+    def _init_console(self):
+        """The Console's state; beds with their own topology (scaleoutbed.py) call it too."""
         self.console_data = self.workdir / "console"
         self.console_policy = self.workdir / "console-policy"
         self.console_policy.mkdir()
