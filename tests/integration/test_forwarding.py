@@ -250,12 +250,13 @@ def test_example_config_is_valid(name):
 
 @pytest.mark.parametrize("name", EXAMPLE_CONFIGS)
 def test_example_config_with_a_broken_port_is_refused(tmp_path, name):
-    # The same file with its inside port's device removed is refused, naming the field: --check
-    # reads the file rather than printing "valid" for anything.
+    # The same file with its first port's device removed (inside, or GENEVE mode's arm) is
+    # refused, naming the field: --check reads the file rather than printing "valid" for anything.
     text = (EXAMPLES / name).read_text()
-    broken = re.sub(r'("inside":\s*\{\s*)"device":\s*"[^"]*",?', r"\1", text, count=1)
+    port = "arm" if '"arm":' in text else "inside"
+    broken = re.sub(rf'("{port}":\s*\{{\s*)"device":\s*"[^"]*",?', r"\1", text, count=1)
     assert broken != text
     p = tmp_path / name
     p.write_text(broken)
     r = subprocess.run([str(SEGWIRE), "--config", str(p), "--check"], capture_output=True, text=True)
-    assert r.returncode == 2 and "ports.inside.device" in r.stderr, r.stderr
+    assert r.returncode == 2 and f"ports.{port}.device" in r.stderr, r.stderr
