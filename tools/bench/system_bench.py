@@ -29,6 +29,12 @@ can from the moment iperf3's connections are up to the end of its test; it count
 Every veth has offloads off on every path (segwire's af_packet ports need real frames; the
 baselines get the same wires so per-packet costs compare).
 
+`--l7` measures L7 mode instead (docs/l7.md): HTTP/1.1 requests/s and latency percentiles with
+wrk from the client PU to an HTTP server PU through A and B, on the L7 service's port (B steers it
+into its exception interface and segwire-proxy decides every request) against another port of the
+same server (the same enforcers' fast path: "direct"), with 1 and 64 connections, alternating
+within each round.
+
 Run through `segwire-bench system [--quick] [--csv F] [--svg F]` (it sets SEGWIRE_BUILD), or
 directly with `--build DIR`. Needs root. Every namespace carries this process's id (testbed's
 unique_tag) and is removed on exit, on failure and on SIGINT/SIGTERM; a killed run's leftovers
@@ -86,6 +92,9 @@ def parse_args(argv):
     ap.add_argument("--flood-pool", type=int,
                     help="distinct forged SYNs the flooder builds and sends round and round "
                          "(65536; quick 16384; above B's 4096-entry claims cache, so none is a hit)")
+    ap.add_argument("--l7", action="store_true",
+                    help="L7 mode instead: wrk requests/s and p50/p99 through segwire-proxy against the "
+                         "same enforcers' fast path, 1 and 64 connections")
     a = ap.parse_args(argv)
     a.duration = a.duration or (1.5 if a.quick else 5.0)
     a.iperf_seconds = a.iperf_seconds or (2 if a.quick else 5)
@@ -813,8 +822,137 @@ def loadavg():
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+# L7 mode (--l7): the HTTP server PU answers on the service port (steered to segwire-proxy) and on
+# a second port (not a service: the fast path). Python's threading server on both: the same
+# server either way, so the ratio is the proxy's (and the exception path's) cost.
+L7_PORT, L7_DIRECT_PORT, L7_PROXY_PORT = 8080, 8081, 15001
+L7_SERVER = r"""
+import http.server, threading
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+servers = [http.server.ThreadingHTTPServer(("0.0.0.0", p), H) for p in (%d, %d)]
+for srv in servers[1:]:
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+print("listening", flush=True)
+servers[0].serve_forever()
+""" % (L7_PORT, L7_DIRECT_PORT)
+
+
+def l7_policy():
+    ports = [f"tcp/{L7_PORT}", f"tcp/{L7_DIRECT_PORT}"]
+    p = lab_policy(client_out=[("to-server", "Allow", [["app=server"]], ports)],
+                   server_in=[("from-client", "Allow", [["app=client"]], ports)])
+    p["services"] = [{"name": "bench", "namespace": "/lab", "selector": [["app=server"]],
+                      "port": L7_PORT, "exposedAPIs": [["api=bench"]], "TLSType": "None",
+                      "authorizationType": "None"}]
+    p["httpresourcespecs"] = [{"name": "bench-api", "namespace": "/lab", "associatedTags": ["api=bench"],
+                               "endpoints": [{"URI": "/*", "methods": ["GET"],
+                                              "allowedScopes": [["app=client"]]}]}]
+    return p
+
+
+def wrk(ns, host, port, conns, seconds):
+    """wrk's requests/s, p50 and p99 latency (ms), and errors."""
+    out = ns.run(f"wrk -t1 -c{conns} -d{seconds}s --latency --timeout 5s http://{host}:{port}/x",
+                 check=False, timeout=seconds + 60).stdout
+    r = {"rps": 0.0, "p50_ms": None, "p99_ms": None, "errors": 0}
+    unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+    for line in out.splitlines():
+        f = line.split()
+        if line.startswith("Requests/sec:"):
+            r["rps"] = float(f[1])
+        elif len(f) == 2 and f[0] in ("50%", "99%"):
+            num = f[1].rstrip("usm")
+            r["p50_ms" if f[0] == "50%" else "p99_ms"] = float(num) * unit[f[1][len(num):]]
+        elif line.strip().startswith("Socket errors:") or line.strip().startswith("Non-2xx"):
+            r["errors"] += sum(int(x.strip(",")) for x in f if x.strip(",").isdigit())
+    return r
+
+
+def l7_main(a):
+    from testbed import ROOT as TROOT, wait_listening
+    proxy = BUILD / "control" / "proxy" / "segwire-proxy"
+    for exe in (SEGWIRE, proxy):
+        if not exe.exists():
+            print(f"segwire-bench system: {exe} not built (ninja -C {BUILD})", file=sys.stderr)
+            return 2
+    if sh("command -v wrk", check=False).returncode != 0:
+        print("segwire-bench system: wrk missing (run tools/setup)", file=sys.stderr)
+        return 2
+    seconds = 2 if a.quick else 5
+    print(f"segwire-bench system --l7: {a.rounds} round(s); wrk {seconds} s per run; load average "
+          f"at start {loadavg()}", flush=True)
+    results = {}
+    with IdentityBed() as bed:
+        policy = bed.write_policy(l7_policy())
+        bed.a = bed.start_enforcer("a", policy, extra=SEGWIRE_EXTRA)
+        b = bed.start_enforcer("b", policy, extra=dict(SEGWIRE_EXTRA, l7={
+            "exception": "tap", "iface": f"l7{bed.tag[3:]}", "proxy_port": L7_PROXY_PORT,
+            "networks": ["10.77.0.0/24"], "setup": str(TROOT / "tools" / "l7" / "segwire-l7-net")}))
+        for sw in (bed.a, b):
+            wait_policy(sw)
+        bed.enf_b.popen(f"{proxy} --run-dir {b.workdir} --tproxy 0.0.0.0:{L7_PROXY_PORT}",
+                        stdout=subprocess.DEVNULL, stderr=open(Path(b.workdir) / "proxy.log", "w"))
+        wait_listening(bed.enf_b, L7_PROXY_PORT)
+        srv = bed.server.popen(f"python3 -u -c '{L7_SERVER}'")
+        assert srv.stdout.readline().strip() == "listening"
+        wait_for(lambda: b.telemetry.query("/segwire/l7")["enabled"], what="B in L7 mode")
+        for rnd in range(1, a.rounds + 1):
+            for conns in (1, 64):
+                order = (("direct", L7_DIRECT_PORT), ("proxy", L7_PORT))
+                for path, port in (order if rnd % 2 else order[::-1]):
+                    r = wrk(bed.client, bed.SERVER4, port, conns, seconds)
+                    results.setdefault((path, conns), []).append(r)
+                    print(f"[{rnd}/{a.rounds}] {path:<6} {conns:>2} connection(s): {r['rps']:8.0f} req/s "
+                          f"p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms errors {r['errors']}", flush=True)
+        l7c = b.telemetry.query("/segwire/l7")
+    rows = []
+    for conns in (1, 64):
+        d, p = results[("direct", conns)], results[("proxy", conns)]
+        med = {k: {m: statistics.median([x[m] for x in v if x[m] is not None] or [0])
+                   for m in ("rps", "p50_ms", "p99_ms")} for k, v in (("direct", d), ("proxy", p))}
+        rows.append({"connections": conns, "direct_rps": med["direct"]["rps"],
+                     "proxy_rps": med["proxy"]["rps"], "ratio": ratio(med["proxy"]["rps"], med["direct"]["rps"]),
+                     "direct_p50_ms": med["direct"]["p50_ms"], "proxy_p50_ms": med["proxy"]["p50_ms"],
+                     "direct_p99_ms": med["direct"]["p99_ms"], "proxy_p99_ms": med["proxy"]["p99_ms"],
+                     "errors": sum(x["errors"] for x in d + p),
+                     "exception_pkts_in": l7c["to_exception_pkts"], "identity_found": l7c["identity_found"]})
+    print(f"\n{'connections':>11} {'direct req/s':>13} {'proxy req/s':>12} {'ratio':>6} "
+          f"{'p50 direct/proxy ms':>20} {'p99 direct/proxy ms':>20} {'errors':>6}")
+    for r in rows:
+        print(f"{r['connections']:>11} {r['direct_rps']:>13.0f} {r['proxy_rps']:>12.0f} "
+              f"{fmt_ratio(r['ratio']):>6} {r['direct_p50_ms']:>9.2f} / {r['proxy_p50_ms']:<8.2f} "
+              f"{r['direct_p99_ms']:>9.2f} / {r['proxy_p99_ms']:<8.2f} {r['errors']:>6}")
+    print(f"B's exception interface: {l7c['to_exception_pkts']} packets in, {l7c['from_exception_pkts']} out, "
+          f"{l7c['identity_found']} identity answers; medians of {a.rounds} round(s)")
+    if a.csv:
+        with open(a.csv, "w") as f:
+            f.write(",".join(rows[0]) + "\n")
+            for r in rows:
+                f.write(",".join(str(r[k]) for k in rows[0]) + "\n")
+        print(f"CSV: {a.csv}")
+    ok = all(r["direct_rps"] > 0 and r["proxy_rps"] > 0 for r in rows)
+    return 0 if ok else 1
+
+
 def main():
     a = ARGS
+    if a.l7:
+        if os.geteuid() != 0:
+            print("segwire-bench system: needs root (network namespaces)", file=sys.stderr)
+            return 2
+        atexit.register(_close_all)
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+        return l7_main(a)
     if os.geteuid() != 0:
         print("segwire-bench system: needs root (network namespaces)", file=sys.stderr)
         return 2
