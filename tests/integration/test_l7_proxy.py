@@ -234,7 +234,8 @@ def env(tmp_path_factory):
         console.stop()
     doc = {"version": "1", "services": [service("orders", 8080),
                                         service("orders-tls", 8443, "Aporeto",
-                                                ["orders.acme.test"])],
+                                                ["orders.acme.test"]),
+                                        dict(service("orders-ws", 8081), allowUpgrade=True)],
            "httpresourcespecs": [SPEC]}
     (l7 / "services.json").write_text(json.dumps(doc))
     sink = ReportSink(l7 / "reports.sock")
@@ -246,10 +247,11 @@ def env(tmp_path_factory):
         assert iss.stdout.readline().strip() == "ready"
         log = open(work / "proxy.log", "w")
         proxy = bed.proxy.popen(f"{PROXY} --run-dir {run} --listen {L7Bed.PROXY_C}:8080 "
-                                f"--listen {L7Bed.PROXY_C}:8443 --upstream {L7Bed.SERVER}:8080 "
+                                f"--listen {L7Bed.PROXY_C}:8443 --listen {L7Bed.PROXY_C}:8081 "
+                                f"--upstream {L7Bed.SERVER}:8080 "
                                 f"--jwks-ca {work / 'issuer-ca.pem'} --threads 2",
                                 stderr=log)
-        for _ in range(2):
+        for _ in range(3):
             assert proxy.stdout.readline().startswith("listening on")
         # The proxy's process in its namespace: its RSS is read from /proc.
         pid = int(sh(f"ip netns pids {bed.proxy.name}").stdout.split()[0])
@@ -504,3 +506,54 @@ print("closed" if data == b"" else "answered")
 # The caller PU's identity (two client PUs, allowed and denied requests on one keep-alive
 # connection, through the real enforcers and TPROXY) is test_l7_path.py's
 # test_real_proxy_decides_each_request_of_a_keepalive_connection_by_caller_identity.
+
+
+UPGRADE_CLIENT = r'''
+import json, socket, sys
+host, port, token = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.create_connection((host, port), timeout=10)
+s.sendall(("GET /orders/1 HTTP/1.1\r\nHost: orders\r\nConnection: Upgrade\r\nUpgrade: echo\r\n"
+           "Authorization: Bearer " + token + "\r\n\r\n").encode())
+head = b""
+while b"\r\n\r\n" not in head:
+    b = s.recv(4096)
+    if not b:
+        break
+    head += b
+status = int(head.split(b" ", 2)[1]) if head else 0
+echoed = None
+if status != 101:  # the whole refusal: its body may follow the head in another segment
+    hdr, _, body = head.partition(b"\r\n\r\n")
+    length = next((int(l.split(b":")[1]) for l in hdr.split(b"\r\n")
+                   if l.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        b = s.recv(4096)
+        if not b:
+            break
+        body += b
+    head = hdr + b"\r\n\r\n" + body
+if status == 101:
+    msg = bytes(range(256)) * 64
+    s.sendall(msg)
+    got = head.split(b"\r\n\r\n", 1)[1]
+    while len(got) < len(msg):
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+    echoed = got == msg
+print(json.dumps({"status": status, "echoed": echoed, "head": head.decode(errors="replace")}))
+'''
+
+
+def test_upgrade_only_where_the_service_allows_it(env):
+    """An allowed request asking to upgrade: a byte tunnel on the service that allows it
+    (orders-ws), 403 on the one that does not (orders)."""
+    def upgrade(port):
+        p = run_in(env["bed"].client, ["python3", "-c", UPGRADE_CLIENT, L7Bed.PROXY_C, str(port),
+                                       env["keys"].token()])
+        return json.loads(p.stdout)
+    r = upgrade(8081)
+    assert r["status"] == 101 and r["echoed"] is True, r
+    r = upgrade(8080)
+    assert r["status"] == 403 and "upgrade not allowed" in r["head"], r

@@ -5,6 +5,7 @@ what it received and streams big bodies both ways.
   POST /upload                          -> reads the body (Content-Length or chunked) in 64 KiB
                                            pieces, answers {"sha256", "length"}
   GET  /download?size=N                 -> N bytes of a fixed pattern, streamed, Content-Length
+  GET  with "Upgrade: echo"             -> 101 Switching Protocols, then every byte echoed back
 """
 import hashlib
 import json
@@ -37,6 +38,19 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
+        if self.headers.get("Upgrade", "").lower() == "echo":
+            self.send_response(101)
+            self.send_header("Upgrade", "echo")
+            self.send_header("Connection", "Upgrade")
+            self.end_headers()
+            self.wfile.flush()
+            while True:  # the upgraded protocol: an echo of raw bytes until the peer closes
+                b = self.connection.recv(65536)
+                if not b:
+                    break
+                self.connection.sendall(b)
+            self.close_connection = True
+            return
         u = urlparse(self.path)
         if u.path == "/download":
             size = int(parse_qs(u.query)["size"][0])
