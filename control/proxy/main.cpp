@@ -52,6 +52,7 @@
 #include "config/policy/model.hpp"
 #include "control/proxy/auth.hpp"
 #include "crypto/jws.hpp"
+#include "version.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -949,6 +950,7 @@ tcp::acceptor make_acceptor(asio::io_context &io, const tcp::endpoint &ep, bool 
 constexpr const char *kUsage =
     "usage: segwire-proxy --run-dir DIR [--tproxy ADDR:PORT]... [--listen ADDR:PORT]...\n"
     "                     [--upstream HOST:PORT] [--service NAME] [--jwks-ca FILE] [--threads N]\n"
+    "                     | --version\n"
     "  DIR is segwire's run directory: the proxy reads DIR/l7/ (services.json, enforcer.crt,\n"
     "  enforcer.key, tls/) and uses DIR/l7/identity.sock and DIR/l7/reports.sock.\n";
 
@@ -972,6 +974,10 @@ int main(int argc, char **argv) {
             }
             return argv[++i];
         };
+        if (a == "--version") {
+            std::printf("segwire-proxy %s\n", segwire::version_line());
+            return 0;
+        }
         if (a == "--run-dir")
             o.run_dir = val();
         else if (a == "--listen")

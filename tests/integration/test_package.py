@@ -21,7 +21,7 @@ from machine import Machine
 from testbed import BUILD, ROOT, sh, wait_for
 
 PACKAGES = ("segwire", "segwire-console")
-BINARIES = {"segwire": ("segwire", "segwirectl"), "segwire-console": ("segwire-console",)}
+BINARIES = {"segwire": ("segwire", "segwirectl", "segwire-proxy"), "segwire-console": ("segwire-console",)}
 # CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_IPC_LOCK (14): the enforcer's bounding set.
 ENFORCER_CAPS = (1 << 12) | (1 << 13) | (1 << 14)
 # Units that would hold a boot or a start in the machine for minutes (no network is configured
@@ -324,7 +324,8 @@ def test_purge_leaves_nothing_behind(host):
     purge()
     for pkg in PACKAGES:
         assert sh(f"dpkg-query -W {pkg}", check=False).returncode != 0
-    left = [p for p in ("/usr/bin/segwire", "/usr/bin/segwirectl", "/usr/bin/segwire-console",
+    left = [p for p in ("/usr/bin/segwire", "/usr/bin/segwirectl", "/usr/bin/segwire-proxy",
+                        "/usr/bin/segwire-console", "/lib/systemd/system/segwire-proxy@.service",
                         "/lib/systemd/system/segwire@.service",
                         "/lib/systemd/system/segwire-console.service",
                         "/usr/lib/tmpfiles.d/segwire.conf", "/etc/segwire",
