@@ -589,8 +589,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         if (!upstream_open_) {
             if (!bind_as_client(ec)) {
                 ++sh_.counters.upstream_errors;
-                spdlog::warn("{}: cannot bind the upstream connection to the client's address {}: {}",
-                             svc.svc.name, peer_.address().to_string(), ec.message());
+                spdlog::warn(
+                    "{}: cannot bind the upstream connection to the client's address {}: {}",
+                    svc.svc.name, peer_.address().to_string(), ec.message());
             } else {
                 co_await upstream_.async_connect(upstream_endpoint(),
                                                  asio::redirect_error(use_awaitable, ec));
