@@ -595,6 +595,16 @@ int main(int argc, char **argv) {
     } catch (const ConsoleError &e) {
         std::fprintf(stderr, "segwire-console: %s\n", e.what());
         return 1;
+    } catch (const ConstraintViolation &) {
+        // A unique key already taken (e.g. a database whose sequences were set back by hand):
+        // said, not an abort.
+        std::fprintf(stderr,
+                     "segwire-console: the database refused a row whose key is already taken "
+                     "(a unique constraint); nothing was changed\n");
+        return 1;
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "segwire-console: %s\n", e.what());
+        return 1;
     }
     std::fprintf(stderr, "segwire-console: unknown command %s\n%s", cmd.c_str(), kUsage);
     return 2;
