@@ -134,6 +134,17 @@ std::string decrypt_key(const std::string &pem, const std::string &pass, const s
     return unwrap(crypto::private_key_to_pem(k.get()), name);
 }
 
+// Creates `path` empty, mode 0600, failing if it exists: before SQLite opens it, since the file
+// will hold (encrypted) keys and every report.
+void create_private(const std::string &path, const char *field = nullptr) {
+    ::unlink(path.c_str());
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        throw ConsoleError(500, "cannot create " + path + ": " + std::strerror(errno),
+                           field ? field : "");
+    ::close(fd);
+}
+
 // An exclusive flock on DIR/console.lock, which `serve` holds while it runs; kept until the
 // returned fd is closed, so that no Console starts on DIR during the restore.
 int lock_data_dir(const std::string &dir) {
@@ -147,7 +158,6 @@ int lock_data_dir(const std::string &dir) {
     }
     return fd;
 }
-
 
 // ---- PostgreSQL: rows copied to and from the backup's SQLite form ----
 //
@@ -165,7 +175,8 @@ struct Table {
     std::vector<Column> cols;
 };
 
-// The Console's tables in an SQLite database, with their columns (the backup's own tables left out).
+// The Console's tables in an SQLite database, with their columns (the backup's own tables left
+// out).
 std::vector<Table> sqlite_tables(sqlite3 *db) {
     std::vector<Table> out;
     sqlite3_stmt *st = nullptr;
@@ -228,8 +239,8 @@ size_t copy_pg_to_sqlite(Db &pg, sqlite3 *dst) {
                 exec(dst, "DELETE FROM " + t.name, "backup");  // what the migrations seeded
             const bool rowid = pg_has_column(pg, t.name, "rowid");
             const std::string cols = column_list(t);
-            Stmt s(pg, ("SELECT " + std::string(rowid ? "rowid, " : "") + cols + " FROM " +
-                        t.name + (rowid ? " ORDER BY rowid" : ""))
+            Stmt s(pg, ("SELECT " + std::string(rowid ? "rowid, " : "") + cols + " FROM " + t.name +
+                        (rowid ? " ORDER BY rowid" : ""))
                            .c_str());
             sqlite3_stmt *ins = nullptr;
             const std::string isql = "INSERT INTO " + t.name + "(" + (rowid ? "rowid, " : "") +
@@ -314,8 +325,9 @@ size_t copy_sqlite_to_pg(sqlite3 *src, Db &pg, bool force, const std::string &wh
     for (const Table &t : tables) {
         for (const Column &c : t.cols)
             if (!pg_has_column(pg, t.name, c.name))
-                throw ConsoleError(500, "the PostgreSQL store lacks " + t.name + "." + c.name +
-                                            " (schema versions differ?)",
+                throw ConsoleError(500,
+                                   "the PostgreSQL store lacks " + t.name + "." + c.name +
+                                       " (schema versions differ?)",
                                    "--database");
         const bool rowid = pg_has_column(pg, t.name, "rowid");
         const std::string cols = column_list(t);
@@ -339,9 +351,9 @@ size_t copy_sqlite_to_pg(sqlite3 *src, Db &pg, bool force, const std::string &wh
                 else if (t.cols[i].integer)
                     ins.bind(col, static_cast<int64_t>(sqlite3_column_int64(st, c)));
                 else
-                    ins.bind(col, std::string(
-                                      reinterpret_cast<const char *>(sqlite3_column_blob(st, c)),
-                                      static_cast<size_t>(sqlite3_column_bytes(st, c))));
+                    ins.bind(col,
+                             std::string(reinterpret_cast<const char *>(sqlite3_column_blob(st, c)),
+                                         static_cast<size_t>(sqlite3_column_bytes(st, c))));
             }
             ins.step();
             ins.reset();
@@ -396,13 +408,8 @@ std::string backup_console(const BackupOptions &o) {
                                "--data");
     }
 
-    // Created 0600 before SQLite opens it: the file holds (encrypted) keys and every report.
     const std::string tmp = o.out + ".tmp-" + std::to_string(::getpid());
-    ::unlink(tmp.c_str());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        throw ConsoleError(500, "cannot create " + tmp + ": " + std::strerror(errno), "--out");
-    ::close(fd);
+    create_private(tmp, "--out");
     try {
         if (pg) {
             // This binary's schema on SQLite (the backup's format), then the rows into it.
@@ -464,7 +471,7 @@ std::string backup_console(const BackupOptions &o) {
         const std::string reports = scalar(d, "SELECT count(*) FROM reports");
         dst.reset();
         // Durable before it takes the final name.
-        fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+        int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
             ::fsync(fd);
             ::close(fd);
@@ -473,10 +480,10 @@ std::string backup_console(const BackupOptions &o) {
             throw ConsoleError(
                 500, "cannot rename " + tmp + " to " + o.out + ": " + std::strerror(errno),
                 "--out");
-        return "backup of " + (pg ? redact_uri(o.database) + " (keys from " + o.data_dir + ")"
-                                  : o.data_dir) +
-               " written to " + o.out + ": schema version " + version +
-               ", " + reports + " report(s), " + std::to_string(files) + " CA/key file(s)" +
+        return "backup of " +
+               (pg ? redact_uri(o.database) + " (keys from " + o.data_dir + ")" : o.data_dir) +
+               " written to " + o.out + ": schema version " + version + ", " + reports +
+               " report(s), " + std::to_string(files) + " CA/key file(s)" +
                (o.without_keys ? " (keys left out: --without-keys)" : "") +
                (ext_cert.empty()
                     ? ""
@@ -578,54 +585,40 @@ std::string restore_console(const RestoreOptions &o) {
                                    "--data");
     }
     const std::string tmp = db_path + ".restore-" + std::to_string(::getpid());
+    auto remove_tmp = [&] {
+        for (const char *suffix : {"", "-wal", "-shm"}) ::unlink((tmp + suffix).c_str());
+    };
     size_t pg_rows = 0;
-    if (pg) {
-        // The backup's rows, migrated to this binary's schema in a scratch SQLite copy, into
-        // PostgreSQL in one transaction; nothing in the database changes when a check fails.
-        ::unlink(tmp.c_str());
-        int tfd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (tfd < 0)
-            throw ConsoleError(500, "cannot create " + tmp + ": " + std::strerror(errno));
-        ::close(tfd);
-        try {
-            {
-                SqlitePtr scratch = open_db(tmp, SQLITE_OPEN_READWRITE, "cannot open");
-                copy_db(s, scratch.get(), "restore from " + o.from);
-                exec(scratch.get(),
-                     "PRAGMA secure_delete=ON; DROP TABLE backup_files; DROP TABLE backup_info",
-                     "restore");
-            }
+    try {
+        // The backup without its own tables, in a new file; secure_delete overwrites their
+        // pages (the encrypted keys).
+        create_private(tmp);
+        {
+            SqlitePtr dst = open_db(tmp, SQLITE_OPEN_READWRITE, "cannot open");
+            copy_db(s, dst.get(), "restore from " + o.from);
+            exec(dst.get(),
+                 "PRAGMA secure_delete=ON; DROP TABLE backup_files; DROP TABLE backup_info; "
+                 "VACUUM",
+                 "restore");
+            if (!pg) exec(dst.get(), "PRAGMA journal_mode=WAL", "restore");
+        }
+        if (pg) {
+            // Migrated to this binary's schema, then into PostgreSQL in one transaction; nothing
+            // in the database changes when a check fails.
             { Db migrate(tmp); }
             SqlitePtr rows = open_db(tmp, SQLITE_OPEN_READONLY, "cannot open");
             Db store(o.database);
             pg_rows = copy_sqlite_to_pg(rows.get(), store, o.force, redact_uri(o.database));
-        } catch (...) {
-            for (const char *suffix : {"", "-wal", "-shm"}) ::unlink((tmp + suffix).c_str());
-            throw;
+            rows.reset();
+            remove_tmp();
+        } else {
+            for (const char *suffix : {"-wal", "-shm"}) ::unlink((db_path + suffix).c_str());
+            if (::rename(tmp.c_str(), db_path.c_str()) != 0)
+                throw ConsoleError(500, "cannot rename " + tmp + ": " + std::strerror(errno));
         }
-        for (const char *suffix : {"", "-wal", "-shm"}) ::unlink((tmp + suffix).c_str());
-    }
-    if (!pg) {
-    ::unlink(tmp.c_str());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) throw ConsoleError(500, "cannot create " + tmp + ": " + std::strerror(errno));
-    ::close(fd);
-    try {
-        SqlitePtr dst = open_db(tmp, SQLITE_OPEN_READWRITE, "cannot open");
-        copy_db(s, dst.get(), "restore from " + o.from);
-        // The backup's own tables go; secure_delete overwrites their pages (encrypted keys).
-        exec(dst.get(),
-             "PRAGMA secure_delete=ON; DROP TABLE backup_files; DROP TABLE backup_info; VACUUM",
-             "restore");
-        exec(dst.get(), "PRAGMA journal_mode=WAL", "restore");
-        dst.reset();
-        for (const char *suffix : {"-wal", "-shm"}) ::unlink((db_path + suffix).c_str());
-        if (::rename(tmp.c_str(), db_path.c_str()) != 0)
-            throw ConsoleError(500, "cannot rename " + tmp + ": " + std::strerror(errno));
     } catch (...) {
-        ::unlink(tmp.c_str());
+        remove_tmp();
         throw;
-    }
     }
     // server.pem/server.key were made for the old host; the next start makes them again.
     for (const char *stale : {"server.pem", "server.key"})
@@ -652,8 +645,7 @@ std::string restore_console(const RestoreOptions &o) {
            (pg ? redact_uri(o.database) + " (" + std::to_string(pg_rows) + " row(s)) and " +
                      o.data_dir + ": "
                : o.data_dir + ": console.db and ") +
-           std::to_string(files.size()) +
-           " CA/key file(s)" +
+           std::to_string(files.size()) + " CA/key file(s)" +
            (files.empty() ? " (the backup has none: put the CA files in place before serve)" : "") +
            (ext.empty() ? "" : "; it used the external CA " + ext + ": keep that in place");
 }
