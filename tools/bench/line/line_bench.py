@@ -117,6 +117,8 @@ def stop(p, sig=signal.SIGTERM):
 
 
 def cleanup():
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the clean-up short
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for p in reversed(_procs):
         stop(p)
     _procs.clear()
@@ -352,8 +354,9 @@ def wait_policy(sw, timeout=60):
 
 def identity_rows(sockdir, results):
     c0, c1 = cpus()
-    # Both devices' forwarding lcores share the second CPU; the generator has the first.
-    lcores = f"0@{c0},1@{c1}"
+    # A's (and the first testpmd's) forwarding lcore on the second CPU, B's (the second testpmd's)
+    # on the first with the generator: three pollers on two CPUs, one of them shares.
+    lcores = {"a": f"0@{c0},1@{c1}", "b": f"0@{c0},1@{c0}"}
     pki = Pki(sockdir / "pki")
     keys = {e: pki.enforcer(e) for e in ("enf-a", "enf-b")}
     policy = sockdir / "policy.json"
@@ -368,27 +371,27 @@ def identity_rows(sockdir, results):
         gen = Gen(sockdir, 1)
         mid = str(sockdir / f"{gen.prefix}-mid.sock")  # the A-B link; A is its memif server
         label = f"{dut} x2 SYN"
-        log(f"{label}: starting (both devices lcores {lcores}, generator 0@{c0})")
+        log(f"{label}: starting (A lcores {lcores['a']}, B lcores {lcores['b']}, generator 0@{c0})")
         devs = []
         try:
             if dut == "testpmd":
                 devs.append(testpmd("t1", [f"role=client,socket={gen.socks[0]}", f"role=server,socket={mid}"],
-                                    1, lcores, sockdir))
+                                    1, lcores["a"], sockdir))
                 wait_for(lambda: os.path.exists(mid), timeout=60, what="testpmd's memif socket")
                 devs.append(testpmd("t2", [f"role=client,socket={mid}", f"role=client,socket={gen.socks[1]}"],
-                                    1, lcores, sockdir))
+                                    1, lcores["b"], sockdir))
             else:
                 devs.append(segwire("a", f"role=client,socket={gen.socks[0]}", f"role=server,socket={mid}",
-                                    1, lcores, sockdir, ident("enf-a", "enf-b")))
+                                    1, lcores["a"], sockdir, ident("enf-a", "enf-b")))
                 devs.append(segwire("b", f"role=client,socket={gen.socks[1]}", f"role=client,socket={mid}",
-                                    1, lcores, sockdir, ident("enf-b", "enf-a")))
+                                    1, lcores["b"], sockdir, ident("enf-b", "enf-a")))
                 for sw in devs:
                     wait_policy(sw)
             if not gen.ask("link 60", timeout=90)["link"]:
                 raise RuntimeError(f"{label}: the memif links did not come up")
             res = search(gen, label, lambda rate: f"syn {rate:.0f} 0 {ARGS.duration} 0", "hs/s")
             res.update(row="identity", dut=dut, workers=1, frame="SYN", unit="handshake",
-                       cores=f"both {dut} lcores {lcores}; generator 0@{c0}")
+                       cores=f"{dut} A lcores {lcores['a']}, B lcores {lcores['b']}; generator 0@{c0}")
             if dut == "segwire":
                 a, b = devs[0].identity(), devs[1].identity()
                 res["authorized"] = min(a.get("authorized", 0), b.get("authorized", 0))
@@ -508,6 +511,14 @@ def main():
             forwarding_rows(sockdir, results)
         if "identity" in ARGS.rows:
             identity_rows(sockdir, results)
+    except Exception:
+        cleanup()
+        # The processes' logs (generator, testpmd, segwire) outlive the socket directory.
+        for f in sockdir.rglob("*.log"):
+            (out / "logs").mkdir(exist_ok=True)
+            shutil.copy(f, out / "logs" / f"{f.parent.name}-{f.name}")
+        log(f"segwire-bench line: failed; the processes' logs are in {out / 'logs'}")
+        raise
     finally:
         cleanup()
         shutil.rmtree(sockdir, ignore_errors=True)
