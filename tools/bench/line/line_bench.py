@@ -225,7 +225,7 @@ def stop_testpmd(p):
     p.logf.close()
 
 
-def segwire(name, inside, outside, workers, lcores, sockdir, identity=None):
+def segwire(name, inside, outside, workers, lcores, sockdir, identity=None, more=None):
     pfx = prefix()
     extra = {
         "eal": {"test_mode": False, "memory_mb": 640, "lcores": lcores,
@@ -239,6 +239,7 @@ def segwire(name, inside, outside, workers, lcores, sockdir, identity=None):
     }
     if identity:
         extra["identity"] = identity
+    extra.update(more or {})
     devs = [f"net_memif_{pfx}i,{inside},id=0,{MEMIF}", f"net_memif_{pfx}o,{outside},id=0,{MEMIF}"]
     sw = Segwire(Host(), pfx, None, None, workers=workers, extra=extra, workdir=sockdir / f"{pfx}-{name}",
                  devices=devs)
@@ -259,11 +260,14 @@ def fmt_rate(pps):
     return f"{pps / 1e6:.3f} M" if pps >= 1e6 else f"{pps / 1e3:.1f} k"
 
 
-def search(gen, label, cmd_of_rate, unit):
-    """The maximum rate, then the loss-free rate by binary search; returns a result dict."""
+def search(gen, label, cmd_of_rate, unit, settle=None):
+    """The maximum rate, then the loss-free rate by binary search; returns a result dict.
+    `settle`: called before each trial (trials must not inherit the state of the one before)."""
     n = 1 + ARGS.steps
 
     def trial(i, rate):
+        if settle:
+            settle()
         r = gen.ask(cmd_of_rate(rate), timeout=60 + 4 * ARGS.duration)
         got = r["received"] / r["seconds"]
         loss = 1 - r["received"] / r["offered"] if r["offered"] else 1
@@ -352,6 +356,28 @@ def wait_policy(sw, timeout=60):
     wait_for(lambda: sw.identity().get("bundle_version"), timeout=timeout, what="the policy applied")
 
 
+def settle(sws, label, timeout=30):
+    """Waits until the enforcers' handshake contexts in use stop falling: a trial that overloaded
+    them leaves half-open handshakes (a SYN or SYN-ACK lost on a full ring), which expire after
+    flows.timeouts_s.tcp_handshake (2 s here), and the next trial must start from the same state.
+    Contexts whose confirmation from B was lost stay with A for the flow's life (docs/handshake.md:
+    A keeps adding its proof; the generator's clients send nothing more): they are reported, not
+    waited for."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        busy = [sw.identity()["handshakes_active"] for sw in sws]
+        if not any(busy):
+            return busy
+        if busy != last:
+            last, since = busy, time.monotonic()
+        elif time.monotonic() - since >= 3:
+            return busy
+        time.sleep(0.25)
+    log(f"  [{label}] handshake contexts still changing after {timeout} s: {busy}")
+    return busy
+
+
 def identity_rows(sockdir, results):
     c0, c1 = cpus()
     # A's (and the first testpmd's) forwarding lcore on the second CPU, B's (the second testpmd's)
@@ -361,6 +387,10 @@ def identity_rows(sockdir, results):
     keys = {e: pki.enforcer(e) for e in ("enf-a", "enf-b")}
     policy = sockdir / "policy.json"
     policy.write_text(json.dumps(identity_policy(), indent=1))
+
+    # Half-open handshakes of an overloaded trial expire in 2 s (a client retransmits its SYN after
+    # 1 s); settle() waits for them between trials.
+    extra = {"flows": {"max_per_worker": 262144, "timeouts_s": {"tcp_handshake": 2}}}
 
     def ident(eid, other):
         return {"enforcer_id": eid, "tags": ["site=lab"], "key": str(keys[eid][0]),
@@ -382,21 +412,23 @@ def identity_rows(sockdir, results):
                                     1, lcores["b"], sockdir))
             else:
                 devs.append(segwire("a", f"role=client,socket={gen.socks[0]}", f"role=server,socket={mid}",
-                                    1, lcores["a"], sockdir, ident("enf-a", "enf-b")))
+                                    1, lcores["a"], sockdir, ident("enf-a", "enf-b"), extra))
                 devs.append(segwire("b", f"role=client,socket={gen.socks[1]}", f"role=client,socket={mid}",
-                                    1, lcores["b"], sockdir, ident("enf-b", "enf-a")))
+                                    1, lcores["b"], sockdir, ident("enf-b", "enf-a"), extra))
                 for sw in devs:
                     wait_policy(sw)
             if not gen.ask("link 60", timeout=90)["link"]:
                 raise RuntimeError(f"{label}: the memif links did not come up")
-            res = search(gen, label, lambda rate: f"syn {rate:.0f} 0 {ARGS.duration} 0", "hs/s")
+            res = search(gen, label, lambda rate: f"syn {rate:.0f} 0 {ARGS.duration} 0", "hs/s",
+                         settle=(lambda: settle(devs, label)) if dut == "segwire" else None)
             res.update(row="identity", dut=dut, workers=1, frame="SYN", unit="handshake",
                        cores=f"{dut} A lcores {lcores['a']}, B lcores {lcores['b']}; generator 0@{c0}")
             if dut == "segwire":
                 a, b = devs[0].identity(), devs[1].identity()
-                res["authorized"] = min(a.get("authorized", 0), b.get("authorized", 0))
-                log(f"  [{label}] authorized: A {a.get('authorized')}, B {b.get('authorized')}; "
-                    f"rejected: A {a.get('rejected')}, B {b.get('rejected')}")
+                res["authorized"] = min(a["authorized"], b["authorized"])
+                log(f"  [{label}] authorized: A {a['authorized']}, B {b['authorized']}; rejected: A "
+                    f"{a['rejected']}, B {b['rejected']}; handshake contexts still held: A "
+                    f"{a['handshakes_active']}, B {b['handshakes_active']}")
             results.append(res)
         finally:
             gen.close()
