@@ -378,6 +378,21 @@ def settle(sws, label, timeout=30):
     return busy
 
 
+def why_lost(sw):
+    """An enforcer's non-zero drop and refusal counters (/segwire/stats, /segwire/identity)."""
+    out = {}
+
+    def walk(d, path=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{path}{k}.")
+            elif isinstance(v, int) and v and any(w in k for w in ("drop", "reject", "refus", "expired", "invalid")):
+                out[path + k] = v
+    walk(sw.stats())
+    walk(sw.identity())
+    return out
+
+
 def identity_rows(sockdir, results):
     c0, c1 = cpus()
     # A's (and the first testpmd's) forwarding lcore on the second CPU, B's (the second testpmd's)
@@ -429,6 +444,8 @@ def identity_rows(sockdir, results):
                 log(f"  [{label}] authorized: A {a['authorized']}, B {b['authorized']}; rejected: A "
                     f"{a['rejected']}, B {b['rejected']}; handshake contexts still held: A "
                     f"{a['handshakes_active']}, B {b['handshakes_active']}")
+                for name, sw in (("A", devs[0]), ("B", devs[1])):
+                    log(f"  [{label}] {name} drops and refusals: {why_lost(sw) or 'none'}")
             results.append(res)
         finally:
             gen.close()
