@@ -386,7 +386,7 @@ def why_lost(sw):
         for k, v in d.items():
             if isinstance(v, dict):
                 walk(v, f"{path}{k}.")
-            elif isinstance(v, int) and v and any(w in k for w in ("drop", "reject", "refus", "expired", "invalid")):
+            elif isinstance(v, int) and v and any(w in path + k for w in ("drop", "reject", "refus", "invalid")):
                 out[path + k] = v
     walk(sw.stats())
     walk(sw.identity())
