@@ -6,6 +6,7 @@ process, no DPDK runtime directory, no memif socket), also when the run is stopp
   check_quick.py SEGWIRE-BENCH
 """
 import csv
+import os
 import signal
 import subprocess
 import sys
@@ -77,6 +78,8 @@ def check_outputs(out):
 
 def main():
     bench = sys.argv[1]
+    if os.geteuid() != 0:  # tools/test runs the unit suite as root
+        fail("needs root: segwire's telemetry socket and the DPDK runtime directories are under /var/run/dpdk")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         # A whole quick run.
