@@ -434,6 +434,17 @@ def identity_rows(sockdir, results):
                     wait_policy(sw)
             if not gen.ask("link 60", timeout=90)["link"]:
                 raise RuntimeError(f"{label}: the memif links did not come up")
+            # Warm-up (RFC 2544's learning phase): the first handshake between two enforcers waits
+            # for B's slow path to verify A's claims (an ECDSA verify; cached afterwards), so
+            # handshakes at a low rate until they complete, then from a settled state.
+            deadline = time.monotonic() + 60
+            while True:
+                w = gen.ask("syn 200 0 0.5 0", timeout=90)
+                if w["received"] > 0:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{label}: no handshake completed in 60 s of warm-up")
+            log(f"  [{label}] warm-up: {w['received']} of {w['offered']} handshakes completed")
             res = search(gen, label, lambda rate: f"syn {rate:.0f} 0 {ARGS.duration} 0", "hs/s",
                          settle=(lambda: settle(devs, label)) if dut == "segwire" else None)
             res.update(row="identity", dut=dut, workers=1, frame="SYN", unit="handshake",
