@@ -325,6 +325,8 @@ def forwarding_rows(sockdir, results):
                 log(f"  [{label}] {s['setup']} of {ARGS.flows} flows set up (three-way handshakes)")
                 if s["setup"] == 0:
                     raise RuntimeError(f"{label}: no handshake completed through {dut}")
+                if dut == "segwire":
+                    log(f"  [{label}] segwire's flow table: {d.stats()['flows_active']} flows active")
                 for size in ARGS.sizes:
                     res = search(gen, f"{label} {size}B",
                                  lambda rate, size=size: f"data {rate:.0f} {size} {ARGS.duration} {ARGS.flows}",
@@ -332,6 +334,8 @@ def forwarding_rows(sockdir, results):
                     res.update(row="forwarding", dut=dut, workers=w, frame=size, unit="pkt",
                                cores=f"{dut} lcores {lcores}; generator 0@{c0}")
                     results.append(res)
+                if dut == "segwire":
+                    log(f"  [{label}] drops: {why_lost(d) or 'none'}")
             finally:
                 gen.close()
                 if dut == "testpmd":
