@@ -45,7 +45,8 @@ constexpr uint32_t kSynSlots = 1u << 22;  // SYN send times, by connection numbe
 
 // Client 10.78.0.0/16 (the client PU's addresses), server 10.77.0.2.
 constexpr uint32_t kClientNet = (10u << 24) | (78u << 16), kServer = (10u << 24) | (77u << 16) | 2;
-const rte_ether_addr kClientMac = {{0x02, 0x4c, 0, 0, 0, 1}}, kServerMac = {{0x02, 0x4c, 0, 0, 0, 2}};
+const rte_ether_addr kClientMac = {{0x02, 0x4c, 0, 0, 0, 1}},
+                     kServerMac = {{0x02, 0x4c, 0, 0, 0, 2}};
 
 uint16_t g_queues = 1;
 rte_mempool *g_pool = nullptr;
@@ -188,7 +189,7 @@ inline uint16_t fold(uint32_t s) {
 }
 
 class Gen {
-   public:
+  public:
     std::vector<DataFlow> data;  // per data flow
     std::vector<uint64_t> syn_tsc = std::vector<uint64_t>(kSynSlots, 0);
     uint32_t next_syn = 0;  // connection numbers of `syn` trials start after the data flows
@@ -376,7 +377,10 @@ class Gen {
             prepare_data(len);
         }
         const uint16_t payload = static_cast<uint16_t>(len - 54);
-        { Trial flush; drain(flush, 0.2); }  // stragglers of the trial before
+        {
+            Trial flush;
+            drain(flush, 0.2);
+        }  // stragglers of the trial before
         syn_base = next_syn;
         uint32_t cursor[kMaxQueues] = {};
         const uint64_t start = rte_rdtsc(), end = start + uint64_t(secs * g_hz);
@@ -388,7 +392,8 @@ class Gen {
             // Paced: burst k leaves at start + k * per_burst; a late sender catches up by at
             // most 4 bursts (the shared core was taken away; not a burst of hundreds).
             int budget = 4;
-            while (budget-- > 0 && (rate == 0 || double(now - start) >= double(bursts) * per_burst)) {
+            while (budget-- > 0 &&
+                   (rate == 0 || double(now - start) >= double(bursts) * per_burst)) {
                 const uint16_t q = static_cast<uint16_t>(bursts % g_queues);
                 rte_mbuf *m[kBurst];
                 uint16_t n = kBurst;
@@ -397,7 +402,10 @@ class Gen {
                         // Connections of queue q: q, q + queues, ... (memif has no RSS; the
                         // device under test steers by its own hash).
                         m[i] = make_syn(next_syn, kSynPort);
-                        if (!m[i]) { n = i; break; }
+                        if (!m[i]) {
+                            n = i;
+                            break;
+                        }
                         syn_tsc[next_syn % kSynSlots] = now;
                         ++next_syn;
                     }
