@@ -547,6 +547,16 @@ int main(int argc, char **argv) {
         std::perror("segwire-bench: /usr/bin/python3");
         return 1;
     }
+    if (cmd == "line") {  // memif links, segwire-linegen, dpdk-testpmd: tools/bench/line/line_bench.py
+        std::string script = SEGWIRE_SOURCE_ROOT "/tools/bench/line/line_bench.py";
+        setenv("SEGWIRE_BUILD", SEGWIRE_BUILD_ROOT, 0);
+        std::vector<char *> args = {const_cast<char *>("/usr/bin/python3"), script.data()};
+        for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
+        args.push_back(nullptr);
+        execv(args[0], args.data());
+        std::perror("segwire-bench: /usr/bin/python3");
+        return 1;
+    }
     if (cmd == "console") return console_main(argc, argv);
     bool quick = false;
     std::string csv, svg;
@@ -566,7 +576,7 @@ int main(int argc, char **argv) {
     if (cmd != "pipeline") {
         std::fprintf(stderr,
                      "usage: segwire-bench pipeline [--quick] [--csv FILE] [--svg FILE] | system "
-                     "[...] | console [...] | --version\n");
+                     "[...] | line [...] | console [...] | --version\n");
         return 2;
     }
     return run_pipeline(quick, csv, svg);
