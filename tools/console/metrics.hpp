@@ -31,6 +31,12 @@ class ConsoleMetrics {
     // Reports deleted by the retention sweep (server.cpp), by kind.
     void pruned(std::string_view kind, uint64_t n);
     void prune_run();
+    // A 304 Not Modified: `what` is "policy" (a bundle's If-None-Match still satisfied) or
+    // "certificates" (GET /enforcers, the peer certificates, unchanged).
+    void not_modified(std::string_view what);
+    // A new policy version that left a waiting enforcer's bundle as it was (its long-poll went on
+    // waiting instead of being answered with the same bundle).
+    void bundle_unchanged();
 
     // Holds one long-poll open for its lifetime (segwire_console_long_polls_open).
     class LongPoll {
@@ -53,6 +59,8 @@ class ConsoleMetrics {
         std::map<std::pair<std::string, std::string>, uint64_t> batches;  // (kind, result)
         std::map<std::string, uint64_t> pruned;                           // kind → reports pruned
         uint64_t prune_runs = 0;                                          // sweeps completed
+        std::map<std::string, uint64_t> not_modified;                     // what → 304s
+        uint64_t bundles_unchanged = 0;  // versions that did not change a waiting bundle
         int64_t long_polls_open = 0;
     };
     Counts counts() const;
