@@ -174,6 +174,14 @@ std::string render_console_metrics(const ConsoleMetrics::Counts &c, const Consol
               "New policy versions that left a waiting enforcer's bundle unchanged: its long-poll "
               "went on waiting (per-enforcer bundles, docs/console.md).")
         .sample(c.bundles_unchanged);
+    x.counter("segwire_console_ingest_transactions_total",
+              "Transactions that stored report batches (group commit: every batch that arrived "
+              "while the previous one committed shares the next).")
+        .sample(st.ingest_transactions);
+    x.counter("segwire_console_ingest_batches_total",
+              "Report batches (all kinds, API calls too) written by those transactions, "
+              "duplicates included.")
+        .sample(st.ingest_batches);
     x.gauge("segwire_console_report_retention_seconds",
             "How long reports are kept (--retention); 0: forever.")
         .sample(static_cast<uint64_t>(std::max<int64_t>(st.retention_seconds, 0)));

@@ -81,6 +81,7 @@ struct ConsoleState {
     int64_t database_bytes = -1, wal_bytes = -1;  // -1: the file is not there
     int64_t ca_not_after = 0;                     // the Console CA's expiry (unix seconds)
     int64_t retention_seconds = 0;                // --retention; 0: reports are kept forever
+    uint64_t ingest_transactions = 0, ingest_batches = 0;  // IngestQueue's group commits
     // /readyz's checks: name → "" when fine, else what is wrong.
     std::vector<std::pair<std::string, std::string>> checks;
     bool ready() const;
