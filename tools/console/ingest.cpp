@@ -7,8 +7,11 @@
 
 namespace segwire::console {
 
-IngestQueue::IngestQueue(Db &db, size_t max_group)
-    : db_(db), max_group_(max_group ? max_group : 1), writer_([this] { run(); }) {}
+IngestQueue::IngestQueue(Db &db, size_t max_group, unsigned writers)
+    : db_(db), max_group_(max_group ? max_group : 1) {
+    if (writers == 0) writers = db.postgres() ? 4 : 1;
+    for (unsigned i = 0; i < writers; ++i) writers_.emplace_back([this] { run(); });
+}
 
 IngestQueue::~IngestQueue() {
     {
@@ -16,7 +19,8 @@ IngestQueue::~IngestQueue() {
         stopping_ = true;
     }
     cv_.notify_all();
-    if (writer_.joinable()) writer_.join();
+    for (auto &w : writers_)
+        if (w.joinable()) w.join();
 }
 
 IngestResult IngestQueue::submit(PreparedBatch batch) {

@@ -1,5 +1,5 @@
 // Group commit of report batches (flow, DNS, exception reports, event logs, API calls): request
-// threads hand their checked batch (PreparedBatch) to one writer thread, which writes every batch
+// threads hand their checked batch (PreparedBatch) to a writer thread, which writes every batch
 // that queued while its last commit ran in one transaction, and answers each request only once
 // that transaction committed (docs/console.md, "Batched ingestion").
 #pragma once
@@ -10,6 +10,7 @@
 #include <future>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "tools/console/reports.hpp"
 
@@ -19,8 +20,10 @@ class Db;
 
 class IngestQueue {
   public:
-    // At most `max_group` batches in one transaction.
-    explicit IngestQueue(Db &db, size_t max_group = 256);
+    // At most `max_group` batches in one transaction. `writers` threads each take what queued
+    // (0: one for SQLite, whose one connection serialises writes anyway; four for PostgreSQL,
+    // whose pooled connections commit in parallel).
+    explicit IngestQueue(Db &db, size_t max_group = 256, unsigned writers = 0);
     ~IngestQueue();  // writes what is queued, then stops the writer
     IngestQueue(const IngestQueue &) = delete;
     IngestQueue &operator=(const IngestQueue &) = delete;
@@ -49,7 +52,7 @@ class IngestQueue {
     std::deque<Item> queue_;
     bool stopping_ = false;
     Stats stats_;
-    std::thread writer_;
+    std::vector<std::thread> writers_;
 };
 
 }  // namespace segwire::console

@@ -735,7 +735,7 @@ TaggedBundle Console::enforcer_bundle(const EnforcerRecord &r, const PolicyStore
 // question a long-poll asks at each new version; `out` gets the ETag (and the body if rendered).
 bool Console::bundle_changed(const EnforcerRecord &r, const std::string &inm,
                              const PolicyStore::Snapshot &snap, TaggedBundle *out) {
-    *out = enforcer_bundle(r, snap, false);
+    *out = enforcer_bundle(r, snap, inm.empty());  // no If-None-Match: the body is wanted
     return inm.empty() || !etag_matches(inm, "\"" + out->etag + "\"");
 }
 
