@@ -320,9 +320,8 @@ bool start_replica(const ConsoleBenchOptions &o, const ConsoleProc &first, Conso
         close(out[0]);
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 2);
-        std::vector<std::string> args = {o.console_bin, "serve",       "--data",
-                                         c.dir,         "--database",  o.database,
-                                         "--listen",    "127.0.0.1:0"};
+        std::vector<std::string> args = {o.console_bin, "serve",    "--data",   c.dir,
+                                         "--database",  o.database, "--listen", "127.0.0.1:0"};
         if (o.threads) {
             args.push_back("--threads");
             args.push_back(std::to_string(o.threads));
@@ -766,9 +765,9 @@ RunResult run_one(const ConsoleBenchOptions &o, uint32_t n, uint32_t replicas = 
 // --stores: every count on every store in one run (SQLite, PostgreSQL with 1 and 2 replicas),
 // one row each. The PostgreSQL cluster is started once for the run, each row on a fresh database.
 int run_stores(const ConsoleBenchOptions &o) {
-    std::printf("%-7s %6s %9s %9s %9s %9s %7s %8s %10s %8s %8s %8s %9s\n", "store", "enfs",
-                "held", "prop p50", "prop p99", "prop max", "missed", "offered", "ingested",
-                "rep errs", "RSS MiB", "HWM MiB", "cert 304");
+    std::printf("%-7s %6s %9s %9s %9s %9s %7s %8s %10s %8s %8s %8s %9s\n", "store", "enfs", "held",
+                "prop p50", "prop p99", "prop max", "missed", "offered", "ingested", "rep errs",
+                "RSS MiB", "HWM MiB", "cert 304");
     std::printf("%-7s %6s %9s %9s %9s %9s %7s %8s %10s %8s %8s %8s %9s\n", "", "", "", "ms", "ms",
                 "ms", "", "rep/s", "rep/s", "", "", "", "of fetch");
     std::FILE *csv = o.csv.empty() ? nullptr : std::fopen(o.csv.c_str(), "w");
@@ -792,8 +791,10 @@ int run_stores(const ConsoleBenchOptions &o) {
             } else {
                 replicas = store == "pg2" ? 2 : 1;
                 if (o.database.empty()) {
-                    if (!pg.started && !pg.start(o.pg_bin, r.error)) ro.database.clear();
-                    else ro.database = pg.new_database(r.error);
+                    if (!pg.started && !pg.start(o.pg_bin, r.error))
+                        ro.database.clear();
+                    else
+                        ro.database = pg.new_database(r.error);
                 }
             }
             if (store != "sqlite" && ro.database.empty()) {
@@ -810,7 +811,9 @@ int run_stores(const ConsoleBenchOptions &o) {
             const double p50 = percentile(r.propagation_ms, 0.5),
                          p99 = percentile(r.propagation_ms, 0.99),
                          mx = percentile(r.propagation_ms, 1.0);
-            const std::string label = store == "sqlite" ? "sqlite" : store == "pg2" ? "pg-2" : "pg-1";
+            const std::string label = store == "sqlite" ? "sqlite"
+                                      : store == "pg2"  ? "pg-2"
+                                                        : "pg-1";
             char held[32], c304[32];
             std::snprintf(held, sizeof held, "%u/%u", r.connected, n);
             std::snprintf(c304, sizeof c304, "%lu/%lu", (unsigned long)r.peers_304,
@@ -822,14 +825,14 @@ int run_stores(const ConsoleBenchOptions &o) {
             if (!r.error.empty()) std::printf("    %s\n", r.error.c_str());
             std::fflush(stdout);
             if (csv) {
-                std::fprintf(csv,
-                             "%s,%u,%u,%u,%u,%.1f,%.1f,%.1f,%u,%.0f,%.0f,%lu,%lu,%.1f,%.1f,%.1f,%lu,"
-                             "%lu,%.2f,\"%s\"\n",
-                             label.c_str(), replicas, n, r.connected, r.writes, p50, p99, mx,
-                             r.missed, r.reports_offered_per_s, r.reports_per_s,
-                             (unsigned long)r.report_errors, (unsigned long)r.poll_errors, r.rss_mib,
-                             r.hwm_mib, r.enroll_s, (unsigned long)r.peers_304,
-                             (unsigned long)r.peers_200, load1, r.error.c_str());
+                std::fprintf(
+                    csv,
+                    "%s,%u,%u,%u,%u,%.1f,%.1f,%.1f,%u,%.0f,%.0f,%lu,%lu,%.1f,%.1f,%.1f,%lu,"
+                    "%lu,%.2f,\"%s\"\n",
+                    label.c_str(), replicas, n, r.connected, r.writes, p50, p99, mx, r.missed,
+                    r.reports_offered_per_s, r.reports_per_s, (unsigned long)r.report_errors,
+                    (unsigned long)r.poll_errors, r.rss_mib, r.hwm_mib, r.enroll_s,
+                    (unsigned long)r.peers_304, (unsigned long)r.peers_200, load1, r.error.c_str());
                 std::fflush(csv);
             }
             if (r.enrolled < n || r.writes == 0) all_ok = false;

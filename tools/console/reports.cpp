@@ -220,7 +220,8 @@ PreparedBatch prepare_reports(ReportKind kind, std::string_view body,
                 "INSERT INTO reports(kind, enforcer_id, batch_id, ts, action, source_id, "
                 "destination_id, destination_port, json, packets, bytes) VALUES";
             for (size_t i = 0; i < k; ++i)
-                sql += i ? ",(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                sql +=
+                    i ? ",(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
             Stmt ins(db, sql.c_str());
             for (size_t i = 0; i < k; ++i) {
                 const Extracted &c = (*rows)[first + i];
