@@ -53,23 +53,24 @@ def test_a_write_through_one_replica_wakes_long_polls_on_the_other(replicas):
     # A token issued by replica 1 is good at replica 2 (one signing key).
     status, _, pus = r2.request("GET", "/processingunits", token=token)
     assert status == 200 and len(pus) >= 1, pus
-    enf = r1.enforcer_token("enf-2")
-    status, _, body = register(r2, enf, "enf-2", ["role=appliance", "site=dc1"])
+    # edge-2 hosts pu-backend (the example set): the ruleset written below selects it.
+    enf = r1.enforcer_token("edge-2")
+    status, _, body = register(r2, enf, "edge-2", ["role=appliance", "site=dc1"])
     assert status in (200, 201), body
-    status, headers, bundle = r2.request("GET", "/enforcers/enf-2/policy", token=token)
+    status, headers, bundle = r2.request("GET", "/enforcers/edge-2/policy", token=token)
     assert status == 200
     etag = headers["ETag"]
     result = {}
 
     def long_poll():
         t0 = time.monotonic()
-        result["answer"] = r2.request("GET", "/enforcers/enf-2/policy?wait=25", token=token,
+        result["answer"] = r2.request("GET", "/enforcers/edge-2/policy?wait=25", token=token,
                                       headers={"If-None-Match": etag}, timeout=60)
         result["seconds"] = time.monotonic() - t0
 
     t = threading.Thread(target=long_poll)
     t.start()
-    assert wait_until(lambda: "long-poll: enforcer enf-2 waits" in r2.log_text(), timeout=30)
+    assert wait_until(lambda: "long-poll: enforcer edge-2 waits" in r2.log_text(), timeout=30)
     new = {"name": "from-replica-1", "subject": [["app=shop"]],
            "outgoingRules": [{"name": "web", "action": "Allow", "object": [["app=web"]],
                               "protocolPorts": ["tcp/443"]}]}
