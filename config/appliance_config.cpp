@@ -486,9 +486,11 @@ ApplianceConfig parse_appliance_config(const std::string &json_text) {
         o.uint("slowpath_queue", h.slowpath_queue, 4, 65536);
         o.boolean("l4_tfo", h.l4_tfo);
         o.str("hmac", h.hmac);
-        if (h.hmac != "auto" && h.hmac != "ipsec-mb" && h.hmac != "openssl")
+        if (h.hmac != "auto" && h.hmac != "ipsec-mb" && h.hmac != "ipsec-mb-multi-buffer" &&
+            h.hmac != "openssl")
             throw ConfigError("handshake.hmac",
-                              "must be auto, ipsec-mb or openssl (got \"" + h.hmac + "\")");
+                              "must be auto, ipsec-mb, ipsec-mb-multi-buffer or openssl (got \"" +
+                                  h.hmac + "\")");
         // Claims are signed for 3 x key_rotation_s, and a claims blob may live at most 24 h
         // (crypto::kMaxClaimsLifetime): above 8 h no claims could be signed at all.
         o.uint("key_rotation_s", h.key_rotation_s, 10, 28800);

@@ -128,7 +128,7 @@ struct HandshakeConfig {
     uint32_t peer_cache = 4096;
     uint32_t key_cache = 4096;
     uint32_t slowpath_queue = 256;  // slow-path requests in flight per worker
-    std::string hmac = "auto";      // auto | ipsec-mb | openssl
+    std::string hmac = "auto";      // auto | ipsec-mb | ipsec-mb-multi-buffer | openssl
     uint32_t key_rotation_s = 300;  // ephemeral X25519 key period; claims live 3x this
 };
 

@@ -160,9 +160,10 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
     rt_.mtu[1] = mtu[1];
     rt_.tx_csum[0] = tx_csum[0];
     rt_.tx_csum[1] = tx_csum[1];
-    rt_.hmac = h.hmac == "ipsec-mb"  ? crypto::HmacBackend::IpsecMb
-               : h.hmac == "openssl" ? crypto::HmacBackend::OpenSsl
-                                     : crypto::HmacBackend::Auto;
+    rt_.hmac = h.hmac == "ipsec-mb"                ? crypto::HmacBackend::IpsecMb
+               : h.hmac == "ipsec-mb-multi-buffer" ? crypto::HmacBackend::IpsecMbMultiBuffer
+               : h.hmac == "openssl"               ? crypto::HmacBackend::OpenSsl
+                                                   : crypto::HmacBackend::Auto;
     rt_.hold_per_flow = h.hold_per_flow;
     rt_.hold_total = h.hold_total ? h.hold_total : rt_.hold_total;  // main: plan_mbufs()
     rt_.kept_control = h.kept_control ? h.kept_control : rt_.kept_control;

@@ -13,6 +13,8 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include <cpuid.h>
+
 #include <cstring>
 
 #include "crypto/bytes.hpp"
@@ -41,6 +43,12 @@ void resume(SHA256_CTX &c, const std::array<uint32_t, 8> &state) noexcept {
     c.Nl = kSha256BlockLen * 8;  // bit count so far
     c.Nh = 0;
     c.num = 0;
+}
+
+// CPUID.(EAX=7,ECX=0):EBX bit 29. Not the manager's feature bits: IMB_FLAG_SHANI_OFF clears them.
+bool cpu_has_shani() noexcept {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29));
 }
 
 }  // namespace
@@ -75,6 +83,8 @@ const char *to_string(HmacBackend b) noexcept {
             return "intel-ipsec-mb";
         case HmacBackend::OpenSsl:
             return "openssl";
+        case HmacBackend::IpsecMbMultiBuffer:
+            return "intel-ipsec-mb-multi-buffer";
     }
     return "?";
 }
@@ -132,7 +142,8 @@ HmacBatch::HmacBatch(HmacBackend requested) : impl_(std::make_unique<Impl>()) {
         backend_ = HmacBackend::OpenSsl;
         return;
     }
-    impl_->mgr = alloc_mb_mgr(0);
+    const bool multi_buffer = requested == HmacBackend::IpsecMbMultiBuffer;
+    impl_->mgr = alloc_mb_mgr(multi_buffer ? IMB_FLAG_SHANI_OFF : 0);
     if (!impl_->mgr) {
         note_ = "alloc_mb_mgr failed; using openssl";
         backend_ = HmacBackend::OpenSsl;
@@ -150,15 +161,35 @@ HmacBatch::HmacBatch(HmacBackend requested) : impl_(std::make_unique<Impl>()) {
         backend_ = HmacBackend::OpenSsl;
         return;
     }
-    backend_ = HmacBackend::IpsecMb;
+    bool shani = !multi_buffer && (impl_->mgr->features & IMB_FEATURE_SHANI);
+    // The library's SSE, AVX and AVX2 managers hash SHA-256 with SHA-NI when the CPU has it; its
+    // AVX-512 manager always uses 16 SIMD lanes. Where both exist, the AVX2 manager's SHA-NI code
+    // is the faster one on the hosts measured (docs/performance.md "Handshakes").
+    if (shani && arch == IMB_ARCH_AVX512) {
+        init_mb_mgr_avx2(impl_->mgr);
+        if (imb_get_errno(impl_->mgr) != 0) {
+            init_mb_mgr_auto(impl_->mgr, &arch);  // back to the 16 lanes
+            shani = false;
+        } else {
+            arch = IMB_ARCH_AVX2;
+        }
+    }
+    engine_ = shani                     ? "sha-ni"
+              : arch == IMB_ARCH_AVX512 ? "avx512 x16"
+              : arch == IMB_ARCH_AVX2   ? "avx2 x8"
+              : arch == IMB_ARCH_AVX    ? "avx x4"
+                                        : "sse x4";
+    backend_ = requested == HmacBackend::IpsecMbMultiBuffer ? requested : HmacBackend::IpsecMb;
     if (!self_test(*this)) {  // runs with min_burst_ == 1, i.e. through the library
         note_ = "intel-ipsec-mb failed the RFC 4231 self-test; using openssl";
         free_mb_mgr(impl_->mgr);
         impl_->mgr = nullptr;
         backend_ = HmacBackend::OpenSsl;
+        engine_ = "openssl";
         return;
     }
-    min_burst_ = (impl_->mgr->features & IMB_FEATURE_SHANI) ? 16 : 4;
+    // Below min_burst the portable path (OpenSSL, itself on SHA-NI where the CPU has it) is faster.
+    min_burst_ = shani ? 2 : cpu_has_shani() ? 16 : 4;
 }
 
 HmacBatch::~HmacBatch() = default;
@@ -207,7 +238,7 @@ bool HmacBatch::compute_chunk_ipsecmb(std::span<const HmacJob> jobs) noexcept {
 bool HmacBatch::compute(std::span<const HmacJob> jobs) noexcept {
     for (const HmacJob &j : jobs)
         if (!job_valid(j)) return false;
-    if (backend_ != HmacBackend::IpsecMb) {
+    if (!impl_->mgr) {
         for (const HmacJob &j : jobs) compute_one_portable(j);
         return true;
     }

@@ -1,7 +1,7 @@
 // HMAC-SHA256 over many messages per call. Keys are pre-expanded once (ipad/opad midstates), so a
-// job costs only the message blocks plus two finalisation blocks. Two back-ends with identical
-// output: intel-ipsec-mb's synchronous hash burst API (multi-buffer SIMD lanes) and a portable
-// path on OpenSSL's SHA-256 block function. Picked at construction, never per call.
+// job costs only the message blocks plus two finalisation blocks. Back-ends with identical
+// output: intel-ipsec-mb's synchronous hash burst API (SHA-NI, or multi-buffer SIMD lanes) and a
+// portable path on OpenSSL's SHA-256 block function. Picked at construction, never per call.
 #pragma once
 
 #include <array>
@@ -42,6 +42,11 @@ enum class HmacBackend : uint8_t {
     Auto,     // intel-ipsec-mb when it initialises and passes its self-test, else OpenSSL
     IpsecMb,  // force; construction falls back to OpenSSL (and says why) if unavailable
     OpenSsl,
+    // intel-ipsec-mb with SHA-NI off: its widest multi-buffer code (AVX-512 16 lanes, AVX2 8, ...).
+    // Auto/IpsecMb use the library's SHA-NI code where the CPU has SHA-NI, because on the AMD
+    // EPYC this was measured on it is 1.2-1.4x faster per HMAC than AVX-512 16 lanes even in full
+    // bursts (docs/performance.md "Handshakes"); this one keeps the other choice measurable.
+    IpsecMbMultiBuffer,
 };
 const char *to_string(HmacBackend b) noexcept;
 
@@ -59,14 +64,19 @@ class HmacBatch {
     // The back-end in use (never Auto) and, when it differs from the request, why.
     HmacBackend backend() const noexcept { return backend_; }
     const std::string &backend_note() const noexcept { return note_; }
+    // The code path bursts take: "sha-ni", "avx512 x16", "avx2 x8", "avx x4", "sse x4" or
+    // "openssl" (for benchmarks and the start-up log).
+    const char *engine() const noexcept { return engine_; }
 
     // Computes every job. Returns false only if a job is malformed (null key/out, tag_len 0 or >32)
     // or the library reports an error; then no output of that chunk is to be trusted.
     bool compute(std::span<const HmacJob> jobs) noexcept;
 
-    // Chunks with fewer jobs than this go to the portable path even when the multi-buffer back-end
-    // is active: a burst pays for all SIMD lanes, and with SHA-NI one-at-a-time hashing is faster
-    // below ~16 jobs (docs/protocol.md §10). Default: 16 with SHA-NI, 4 without. 1 = always burst.
+    // Chunks with fewer jobs than this go to the portable path even when the library is active: a
+    // multi-buffer burst pays for all SIMD lanes, and with SHA-NI one-at-a-time hashing is faster
+    // below ~16 jobs (docs/protocol.md §10). Default: 2 on the library's SHA-NI code (two lanes
+    // interleaved; one job alone costs what OpenSSL's does), 16 for multi-buffer lanes on a CPU
+    // with SHA-NI, 4 without SHA-NI. 1 = always burst.
     void set_min_burst(size_t n) noexcept { min_burst_ = n ? n : 1; }
     size_t min_burst() const noexcept { return min_burst_; }
 
@@ -80,6 +90,7 @@ class HmacBatch {
     std::unique_ptr<Impl> impl_;
     HmacBackend backend_ = HmacBackend::OpenSsl;
     size_t min_burst_ = 1;
+    const char *engine_ = "openssl";
     std::string note_;
 };
 

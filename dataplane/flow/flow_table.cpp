@@ -94,8 +94,8 @@ const char *auth_name(Auth a) {
 }
 
 const char *timeout_class_name(uint8_t c) {
-    static const char *const n[] = {"tcp-handshake", "tcp-established", "tcp-closing", "udp",
-                                    "other", "rejected"};
+    static const char *const n[] = {"tcp-handshake", "tcp-established", "tcp-closing",
+                                    "udp",           "other",           "rejected"};
     return c < kTimeoutClassCount ? n[c] : "?";
 }
 
@@ -267,7 +267,10 @@ uint8_t timeout_class_for(uint8_t proto, TcpState s) {
     return proto == kProtoUdp ? kUdp : kOther;
 }
 
-uint8_t tcp_track(Flow &f, uint8_t side, uint8_t fl) {
+// tcp_track's inline test (flow_table.hpp) spells these flags as numbers.
+static_assert((kTcpSyn | kTcpFin | kTcpRst) == (0x02 | 0x01 | 0x04));
+
+uint8_t tcp_track_slow(Flow &f, uint8_t side, uint8_t fl) {
     const bool syn = fl & kTcpSyn, ack = fl & kTcpAck;
     if (fl & kTcpRst) {
         f.state = TcpState::Closed;

@@ -96,10 +96,10 @@ struct alignas(64) Flow {
     uint8_t tclass;
     uint8_t init_side;  // side that sent the first SYN (or first packet)
     uint8_t fin_seen;   // bit per side
-    uint8_t worker;    // < kMaxWorkers (64)
-    uint8_t l7;        // L7Steer: the flow goes through the L7 exception interface
-    uint16_t in_port;  // port side the initiator's packets arrive on
-    uint64_t pkts[2];  // per source side
+    uint8_t worker;     // < kMaxWorkers (64)
+    uint8_t l7;         // L7Steer: the flow goes through the L7 exception interface
+    uint16_t in_port;   // port side the initiator's packets arrive on
+    uint64_t pkts[2];   // per source side
     uint64_t bytes[2];
     // --- identity and policy ---
     Auth auth;
@@ -192,7 +192,15 @@ class FlowTable {
 };
 
 // TCP state tracking for one packet from `side`. Returns the timeout class for the new state.
-uint8_t tcp_track(Flow &f, uint8_t side, uint8_t tcp_flags);
+// The established path's case - a segment without SYN, FIN or RST on an established connection,
+// which changes nothing - is decided inline; everything else takes the out-of-line tracker.
+uint8_t tcp_track_slow(Flow &f, uint8_t side, uint8_t tcp_flags);
+inline uint8_t tcp_track(Flow &f, uint8_t side, uint8_t tcp_flags) {
+    constexpr uint8_t kSynFinRst = 0x02 | 0x01 | 0x04;  // parse.hpp's kTcpSyn | kTcpFin | kTcpRst
+    if (!(tcp_flags & kSynFinRst) && f.state == TcpState::Established) [[likely]]
+        return kTcpEstablished;
+    return tcp_track_slow(f, side, tcp_flags);
+}
 uint8_t timeout_class_for(uint8_t proto, TcpState s);
 
 }  // namespace segwire::dp

@@ -78,10 +78,6 @@ void Worker::end_loop() {
     if (idr_) stage_.end_loop(s_.id);
 }
 
-uint8_t Worker::side_of(const rte_mbuf *m) const {
-    return m->port == s_.port_id[kInside] ? kInside : kOutside;
-}
-
 uint16_t Worker::take_tx(uint8_t side, rte_mbuf **out) {
     uint16_t n = tx_.n[side];
     for (uint16_t i = 0; i < n; ++i) out[i] = tx_.q[side][i];

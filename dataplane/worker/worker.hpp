@@ -91,7 +91,10 @@ class Worker {
     void flush_steer();
     void housekeeping(uint64_t now);
     void answer_dump(uint64_t now);
-    uint8_t side_of(const rte_mbuf *m) const;
+    // Per packet on the established path: inline, not a call.
+    uint8_t side_of(const rte_mbuf *m) const {
+        return m->port == s_.port_id[kInside] ? kInside : kOutside;
+    }
     // L7 mode (docs/l7-path.md): moves the packets marked for the exception port out of the
     // inside port's queue; rewrites Ethernet addresses of frames to and from the kernel side.
     void take_l7_tx();

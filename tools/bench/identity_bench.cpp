@@ -191,6 +191,10 @@ PolicySet bench_policy(uint32_t clients, uint32_t filler_rules) {
 // ------------------------------------------------------------------------------------------------
 // one enforcer
 
+// The HMAC back-end of the beds' workers (handshake-steady runs once per back-end listed in
+// SEGWIRE_BENCH_HMAC, so two code paths are compared in one invocation).
+crypto::HmacBackend g_bed_hmac = crypto::HmacBackend::Auto;
+
 class Enforcer {
   public:
     // `id` is the worker id (0 = A, 1 = B); ports are 2*id (inside) and 2*id+1 (outside).
@@ -218,6 +222,7 @@ class Enforcer {
         // export section (docs/export.md): a slot per flow, written at each decision.
         if (const char *acct = std::getenv("SEGWIRE_BENCH_ACCOUNTING"))
             rt_.active_timeout_s = static_cast<uint32_t>(std::strtoul(acct, nullptr, 10));
+        rt_.hmac = g_bed_hmac;
         const std::string n = std::to_string(id);
         const unsigned jobs = 512;  // > slow_jobs (256)
         rt_.slow_req[id] = ring("sb_req" + n, jobs);
@@ -417,7 +422,7 @@ struct Bed {
         PolicySet sa = filler_rules ? bench_policy(cold_clients, filler_rules) : small;
         policy::EnforcerProfile profile;
         if (udp) profile.target_udp_networks = {"10.0.0.0/8"};  // UDP identity handshakes
-        if (l4) profile.l4_target_networks = {"10.0.0.0/8"};   // L4 mode (docs/l4-mode.md)
+        if (l4) profile.l4_target_networks = {"10.0.0.0/8"};    // L4 mode (docs/l4-mode.md)
         // SEGWIRE_BENCH_TABLES=lpm: LPM address tables even for these small policies (by default
         // they get RIBs), to compare the two in one build (docs/policy.md, "Memory sizing").
         auto options = [] {
@@ -674,10 +679,19 @@ double null_cycles_per_handshake(rte_mempool *pool, uint32_t count, bool cold) {
 // same run. A handshake's cost as a multiple of it holds across machines where absolute figures
 // do not (SHA-NI, AVX-512 and the clock move both alike); 0 until measured.
 double g_hmac_cycles = 0;
+std::string g_steady_label;  // which HMAC back-end the steady-state rows ran with, if not auto
 
 void hmac_reference(const Options &o, std::vector<Row> &rows) {
     constexpr size_t kJobs = 32, kLen = 144;
-    crypto::HmacBatch batch;
+    // The worker's default first (the yardstick), then the other code paths of the same library
+    // and OpenSSL, interleaved in short slices and the best slice of each kept: what another
+    // process takes from the core falls on all of them alike.
+    const crypto::HmacBackend kinds[] = {crypto::HmacBackend::Auto,
+                                         crypto::HmacBackend::IpsecMbMultiBuffer,
+                                         crypto::HmacBackend::OpenSsl};
+    constexpr size_t kKinds = std::size(kinds);
+    std::unique_ptr<crypto::HmacBatch> batch[kKinds];
+    for (size_t k = 0; k < kKinds; ++k) batch[k] = std::make_unique<crypto::HmacBatch>(kinds[k]);
     const uint8_t key_bytes[32] = {1, 2, 3};
     const crypto::HmacKey key = crypto::HmacKey::from_key(key_bytes);
     static uint8_t msgs[kJobs][kLen], tags[kJobs][16];
@@ -686,28 +700,35 @@ void hmac_reference(const Options &o, std::vector<Row> &rows) {
         std::memset(msgs[i], int(i), kLen);
         jobs[i] = {&key, msgs[i], uint32_t(kLen), tags[i], 16};
     }
-    const uint64_t bursts = o.quick ? 2000 : 20000;
-    double best = 0;
-    for (int round = 0; round < 3; ++round) {
-        const uint64_t c0 = cpu_cycles();
-        for (uint64_t b = 0; b < bursts; ++b) {
-            msgs[b % kJobs][0] = uint8_t(b);  // the messages change, as real ones do
-            batch.compute(jobs);
+    const uint64_t slices = o.quick ? 20 : 300, bursts = 16;
+    double best[kKinds] = {};
+    for (uint64_t sl = 0; sl < slices; ++sl) {
+        for (size_t k = 0; k < kKinds; ++k) {
+            const uint64_t c0 = rte_rdtsc();
+            for (uint64_t b = 0; b < bursts; ++b) {
+                msgs[b % kJobs][0] = uint8_t(b + sl);  // the messages change, as real ones do
+                batch[k]->compute(jobs);
+            }
+            const double c = double(rte_rdtsc() - c0) / double(bursts * kJobs);
+            if (sl == 0 || c < best[k]) best[k] = c;
         }
-        const double c = double(cpu_cycles() - c0) / double(bursts * kJobs);
-        if (round == 0 || c < best) best = c;
     }
-    g_hmac_cycles = best;
-    Row r;
-    r.name = "batched HMAC-SHA256, 144 B (the yardstick)";
-    r.param = std::to_string(kJobs);
-    r.unit = "hmac";
-    r.cycles = best;
-    r.rate = tsc_hz() / best;
-    r.note = std::string("back-end ") + crypto::to_string(batch.backend()) +
-             "; handshake rows give their cost as a multiple of this";
-    rows.push_back(r);
-    print_row(r);
+    g_hmac_cycles = best[0];
+    for (size_t k = 0; k < kKinds; ++k) {
+        Row r;
+        r.name = k == 0 ? "batched HMAC-SHA256, 144 B (the yardstick)"
+                        : std::string("batched HMAC-SHA256, 144 B, ") + crypto::to_string(kinds[k]);
+        r.param = std::to_string(kJobs);
+        r.unit = "hmac";
+        r.cycles = best[k];
+        r.rate = tsc_hz() / best[k];
+        r.note = std::string("back-end ") + crypto::to_string(batch[k]->backend()) + " (" +
+                 batch[k]->engine() + ")" +
+                 (k == 0 ? "; handshake rows give their cost as a multiple of this"
+                         : "; same run, interleaved with the yardstick");
+        rows.push_back(r);
+        print_row(r);
+    }
 }
 
 void side_rows(const char *what, const Bed &bed, uint64_t hs, double null_c,
@@ -801,7 +822,7 @@ bool handshake_steady(rte_mempool *pool, const Options &o, std::vector<Row> &row
                      (unsigned long)new_misses);
     bed.a->worker_cycles = a_w, bed.a->slow_cycles = a_s;
     bed.b->worker_cycles = b_w, bed.b->slow_cycles = b_s;
-    side_rows("handshakes, steady state", bed, count, best_null, rows);
+    side_rows(("handshakes, steady state" + g_steady_label).c_str(), bed, count, best_null, rows);
     return true;
 }
 
@@ -851,8 +872,8 @@ bool handshake_l4(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
     // Established forwarding of those flows through A: every segment shifted (docs/l4-mode.md).
     const uint32_t flows = o.quick ? 1000 : 10000;
     Row r;
-    if (!established_row(bed.a.get(), pool, flows, o.quick ? 10000 : 100000, o.quick ? 1 : 3,
-                         false, r))
+    if (!established_row(bed.a.get(), pool, flows, o.quick ? 10000 : 100000, o.quick ? 1 : 3, false,
+                         r))
         return false;
     r.name = "established + identity, L4 (shifted)";
     r.param = std::to_string(flows);
@@ -1253,8 +1274,7 @@ bool flood_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) {
             FloodResult x = flood_run(bed.b.get(), pool, fl, flows, bursts, frac, forged_id);
             FloodResult n2 = flood_run(nullptr, pool, fl, flows, bursts, frac, forged_id);
             forged_total += x.forged;
-            const double null_c =
-                double(std::min(n1.m.cycles, n2.m.cycles)) / double(n1.est);
+            const double null_c = double(std::min(n1.m.cycles, n2.m.cycles)) / double(n1.est);
             const double c = double(x.m.cycles) / double(x.est);  // per established packet
             ok = ok && x.m.pkts == x.est;
             if (round == 0 || c < best) {
@@ -1355,7 +1375,35 @@ bool identity_rows(rte_mempool *pool, const Options &o, std::vector<Row> &rows) 
     if (o.wants("handshake-steady") || o.wants("handshake-cold") || o.wants("handshake-l4") ||
         o.wants("udp"))
         hmac_reference(o, rows);
-    if (o.wants("handshake-steady")) ok = handshake_steady(pool, o, rows) && ok;
+    if (o.wants("handshake-steady")) {
+        // SEGWIRE_BENCH_HMAC=auto,ipsec-mb-multi-buffer,openssl: the steady-state rows once per
+        // listed HMAC back-end (the workers' HmacBatch), in one invocation; default: auto only.
+        std::string list = "auto";
+        if (const char *h = std::getenv("SEGWIRE_BENCH_HMAC")) list = h;
+        for (size_t at = 0; at <= list.size();) {
+            size_t end = list.find(',', at);
+            if (end == std::string::npos) end = list.size();
+            const std::string name = list.substr(at, end - at);
+            at = end + 1;
+            if (name.empty()) continue;
+            g_bed_hmac = name == "auto"                    ? crypto::HmacBackend::Auto
+                         : name == "ipsec-mb"              ? crypto::HmacBackend::IpsecMb
+                         : name == "ipsec-mb-multi-buffer" ? crypto::HmacBackend::IpsecMbMultiBuffer
+                         : name == "openssl"               ? crypto::HmacBackend::OpenSsl
+                                                           : crypto::HmacBackend::Auto;
+            if (name != "auto" && g_bed_hmac == crypto::HmacBackend::Auto) {
+                std::fprintf(stderr,
+                             "segwire-bench: SEGWIRE_BENCH_HMAC: unknown back-end \"%s\" "
+                             "(auto, ipsec-mb, ipsec-mb-multi-buffer, openssl)\n",
+                             name.c_str());
+                return false;
+            }
+            g_steady_label = name == "auto" ? "" : " [HMAC " + name + "]";
+            ok = handshake_steady(pool, o, rows) && ok;
+        }
+        g_bed_hmac = crypto::HmacBackend::Auto;
+        g_steady_label.clear();
+    }
     if (o.wants("handshake-cold")) ok = handshake_cold(pool, o, rows) && ok;
     if (o.wants("handshake-l4")) ok = handshake_l4(pool, o, rows) && ok;
     if (o.wants("policy")) ok = policy_rows(pool, o, rows) && ok;

@@ -1,5 +1,6 @@
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #define NO_COMPAT_IMB_API_053 1
+#include <cpuid.h>
 #include <gtest/gtest.h>
 #include <intel-ipsec-mb.h>
 #include <openssl/sha.h>
@@ -57,7 +58,8 @@ class HmacBackends : public ::testing::TestWithParam<HmacBackend> {};
 TEST_P(HmacBackends, Rfc4231VectorsInOneBurst) {
     HmacBatch batch(GetParam());
     batch.set_min_burst(1);  // 7 jobs: force them through the library, not the small-burst path
-    if (GetParam() == HmacBackend::IpsecMb && batch.backend() != HmacBackend::IpsecMb)
+    if (GetParam() != HmacBackend::Auto && GetParam() != HmacBackend::OpenSsl &&
+        batch.backend() != GetParam())
         GTEST_SKIP() << batch.backend_note();
     constexpr size_t n = std::size(kRfc4231);
     std::vector<std::vector<uint8_t>> keys, msgs;
@@ -126,17 +128,22 @@ TEST_P(HmacBackends, RejectsMalformedJobs) {
 
 INSTANTIATE_TEST_SUITE_P(All, HmacBackends,
                          ::testing::Values(HmacBackend::Auto, HmacBackend::IpsecMb,
-                                           HmacBackend::OpenSsl),
+                                           HmacBackend::OpenSsl, HmacBackend::IpsecMbMultiBuffer),
                          [](const auto &info) {
                              return std::string(info.param == HmacBackend::Auto      ? "Auto"
                                                 : info.param == HmacBackend::IpsecMb ? "IpsecMb"
-                                                                                     : "OpenSsl");
+                                                : info.param == HmacBackend::OpenSsl
+                                                    ? "OpenSsl"
+                                                    : "IpsecMbMultiBuffer");
                          });
 
 TEST(Hmac, BothBackendsAgreeBitForBit) {
     HmacBatch a(HmacBackend::IpsecMb), b(HmacBackend::OpenSsl);
     a.set_min_burst(1);
     EXPECT_EQ(b.backend(), HmacBackend::OpenSsl);
+    // The library's SHA-NI code and its multi-buffer lanes are different code: both are checked.
+    HmacBatch c(HmacBackend::IpsecMbMultiBuffer);
+    c.set_min_burst(1);
     std::mt19937 rng(7);
     for (size_t len : {1u, 55u, 56u, 63u, 64u, 65u, 144u, 256u, 1500u}) {
         std::vector<uint8_t> key(32), msg(len);
@@ -150,6 +157,14 @@ TEST(Hmac, BothBackendsAgreeBitForBit) {
         ASSERT_TRUE(a.compute({&ja, 1}));
         ASSERT_TRUE(b.compute({&jb, 1}));
         EXPECT_TRUE(tag_equal(ta, tb, 16)) << "len " << len;
+        // A full burst of 16 through the multi-buffer lanes (one lane alone is a special case).
+        uint8_t tc[16][16];
+        HmacJob jc[16];
+        for (int i = 0; i < 16; ++i)
+            jc[i] = HmacJob{&k, msg.data(), static_cast<uint32_t>(len), tc[i], 16};
+        ASSERT_TRUE(c.compute(jc));
+        for (int i = 0; i < 16; ++i)
+            EXPECT_TRUE(tag_equal(tc[i], tb, 16)) << "len " << len << " lane " << i;
     }
 }
 
@@ -215,6 +230,20 @@ TEST(Hmac, AutoPrefersIpsecMbWhenUsable) {
     if (b.backend() == HmacBackend::OpenSsl) {
         EXPECT_FALSE(b.backend_note().empty());
     }
+}
+
+// Auto takes the library's SHA-NI code where the CPU has SHA-NI (even when it also has AVX-512),
+// and the multi-buffer back-end never does.
+TEST(Hmac, EngineFollowsTheCpuAndTheRequest) {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    const bool shani = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29));
+    HmacBatch au(HmacBackend::Auto), mb(HmacBackend::IpsecMbMultiBuffer);
+    if (au.backend() != HmacBackend::IpsecMb) GTEST_SKIP() << au.backend_note();
+    EXPECT_EQ(std::string(au.engine()) == "sha-ni", shani) << au.engine();
+    EXPECT_EQ(au.min_burst(), shani ? 2u : 4u);
+    EXPECT_EQ(mb.backend(), HmacBackend::IpsecMbMultiBuffer) << mb.backend_note();
+    EXPECT_NE(std::string(mb.engine()), "sha-ni");
+    EXPECT_NE(std::string(mb.engine()), "openssl");
 }
 
 }  // namespace

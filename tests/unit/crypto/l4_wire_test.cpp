@@ -239,7 +239,8 @@ TEST(L4Vectors, MatchTheFileUnderBothBackendsAndTheDocumentQuotesThem) {
     }
     auto expect = read_kv(path);
     ASSERT_EQ(expect.size(), mine.size()) << path;
-    for (auto backend : {HmacBackend::OpenSsl, HmacBackend::IpsecMb})
+    for (auto backend :
+         {HmacBackend::OpenSsl, HmacBackend::IpsecMb, HmacBackend::IpsecMbMultiBuffer})
         for (auto &[k, v] : derive(backend))
             EXPECT_EQ(v, expect[k]) << k << " (" << to_string(backend) << ")";
     test::expect_document_quotes(std::string(SEGWIRE_DOCS_DIR) + "/protocol.md", expect);

@@ -170,7 +170,8 @@ TEST_F(Vectors, DerivedValuesMatchTheDocumentUnderBothBackends) {
     }
     auto expect = read_kv(path);
     ASSERT_EQ(expect.size(), mine.size()) << path;
-    for (auto backend : {HmacBackend::OpenSsl, HmacBackend::IpsecMb}) {
+    for (auto backend :
+         {HmacBackend::OpenSsl, HmacBackend::IpsecMb, HmacBackend::IpsecMbMultiBuffer}) {
         for (auto &[k, v] : derive(cblob_, sblob_, backend))
             EXPECT_EQ(v, expect[k]) << k << " (" << to_string(backend) << ")";
     }

@@ -576,6 +576,37 @@ TEST(TcpTrack, ThreeWayHandshakeThenCloseFromBothSides) {
     EXPECT_EQ(f.state, TcpState::Closing);
 }
 
+// tcp_track decides its established case inline and hands the rest to tcp_track_slow: for every
+// state, side, flag byte and fin/peer history, both give the same class and leave the same flow.
+TEST(TcpTrack, InlineCaseAgreesWithTheFullTrackerEverywhere) {
+    const TcpState states[] = {TcpState::None,        TcpState::SynSent, TcpState::SynReceived,
+                               TcpState::Established, TcpState::FinWait, TcpState::Closing,
+                               TcpState::Closed};
+    int inline_hits = 0;
+    for (TcpState st : states)
+        for (uint8_t side : {A, B})
+            for (uint8_t init : {A, B})
+                for (uint8_t fin = 0; fin < 4; ++fin)
+                    for (unsigned fl = 0; fl < 256; ++fl) {
+                        Flow f{};
+                        f.state = st;
+                        f.init_side = init;
+                        f.fin_seen = fin;
+                        f.pkts[side ^ 1] = fin & 1;
+                        Flow g = f;
+                        const uint8_t ca = tcp_track(f, side, static_cast<uint8_t>(fl));
+                        const uint8_t cb = tcp_track_slow(g, side, static_cast<uint8_t>(fl));
+                        ASSERT_EQ(ca, cb) << int(st) << " flags " << fl;
+                        // What tcp_track may change.
+                        ASSERT_EQ(f.state, g.state) << int(st) << " flags " << fl;
+                        ASSERT_EQ(f.init_side, g.init_side) << int(st) << " flags " << fl;
+                        ASSERT_EQ(f.fin_seen, g.fin_seen) << int(st) << " flags " << fl;
+                        inline_hits +=
+                            st == TcpState::Established && !(fl & (kTcpSyn | kTcpFin | kTcpRst));
+                    }
+    EXPECT_GT(inline_hits, 0);
+}
+
 TEST(TcpTrack, ResponderClosesFirst) {
     Flow f{};
     tcp_track(f, B, kTcpSyn);  // B initiates
