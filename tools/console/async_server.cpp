@@ -128,6 +128,8 @@ struct Exchange {
     bool keep_alive = true;
     bool head = false;
     std::shared_ptr<void> hold;  // ParkRequest::hold while parked
+    // When the request's wait ends: set when it is first parked, kept if it parks again.
+    std::optional<std::chrono::steady_clock::time_point> deadline;
 };
 
 // A parked request: completed once, by a version change, its timer, or shutdown.
@@ -439,6 +441,7 @@ void AsyncServer::Impl::handle(std::shared_ptr<Session> s, std::shared_ptr<Excha
 void AsyncServer::Impl::park(std::shared_ptr<Session> s, std::shared_ptr<Exchange> ex,
                              ParkRequest &&p) {
     ex->hold = std::move(p.hold);
+    if (!ex->deadline) ex->deadline = std::chrono::steady_clock::now() + p.wait;
     auto exec = s->stream.get_executor();
     auto w = std::make_shared<Waiter>(std::move(s), std::move(ex), exec);
     {
@@ -451,8 +454,8 @@ void AsyncServer::Impl::park(std::shared_ptr<Session> s, std::shared_ptr<Exchang
             parked.fetch_add(1);
             // Posted under `mu`, so a wake (posted after taking `mu`) runs after it on the
             // strand and finds the timer started.
-            asio::post(exec, [this, w, wait = p.wait] {
-                w->timer.expires_after(wait);
+            asio::post(exec, [this, w, deadline = *w->exchange->deadline] {
+                w->timer.expires_at(deadline);
                 w->timer.async_wait([this, w](beast::error_code) { resume(w); });
             });
             return;
@@ -461,7 +464,9 @@ void AsyncServer::Impl::park(std::shared_ptr<Session> s, std::shared_ptr<Exchang
     resume(w);
 }
 
-// Runs the handler again, with wait=0: it answers at once (the new version, or 304).
+// Runs the handler again with `wait` set to what is left of the request's wait (whole seconds):
+// after the timer, 0, so it answers at once (304); after a change, a handler that finds nothing
+// new for this client may park again for the rest.
 void AsyncServer::Impl::resume(const std::shared_ptr<Waiter> &w) {
     if (w->done.exchange(true)) return;
     {
@@ -474,8 +479,10 @@ void AsyncServer::Impl::resume(const std::shared_ptr<Waiter> &w) {
     }
     auto ex = w->exchange;
     ex->hold.reset();
+    const auto left = *ex->deadline - std::chrono::steady_clock::now();
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(left).count();
     ex->req.params.erase("wait");
-    ex->req.params.emplace("wait", "0");
+    ex->req.params.emplace("wait", std::to_string(secs > 0 && !stopping.load() ? secs : 0));
     handle(w->session, std::move(ex));
 }
 

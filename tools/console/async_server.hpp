@@ -32,9 +32,10 @@ namespace segwire::console {
 
 // Thrown by a handler (through Router::dispatch; not a std::exception, so `guarded` lets it
 // pass) to park its request until the policy version differs from `version` or `wait` passes.
-// The transport then runs the handler again with the query parameter `wait` set to 0, so the
-// second run answers at once (200 with the new bundle, or 304). `hold` lives as long as the
-// request is parked (the open long-polls gauge).
+// The transport then runs the handler again with the query parameter `wait` set to what is left
+// of the first park's wait, in whole seconds: 0 after the timer (the handler answers 304 at
+// once); after a change, the rest — a handler that finds the change does not concern this
+// client may park again. `hold` lives as long as the request is parked (the gauge).
 struct ParkRequest {
     uint64_t version = 0;
     std::chrono::milliseconds wait{0};

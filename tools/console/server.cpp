@@ -376,8 +376,9 @@ class Console {
     }
 
     // A long-poll with nothing new is parked by the transport (async_server.hpp), holding no
-    // thread: it runs the handler again with wait=0 once the version moves past `version` (any
-    // change, a replica's NOTIFY, a revocation, a reload, shutdown) or `wait` seconds pass.
+    // thread: it runs the handler again once the version moves past `version` (any change, a
+    // replica's NOTIFY, a revocation, a reload, shutdown), with `wait` = what is left of it, or
+    // when `wait` seconds pass, with wait=0.
     [[noreturn]] void park_long_poll(uint64_t version, int64_t wait) {
         struct Open {
             explicit Open(ConsoleMetrics &m) : poll(m.long_poll()) {}
@@ -699,7 +700,7 @@ void Console::policy_bundle(const httplib::Request &req, httplib::Response &res)
             // One line per long-poll: says who waits on what (and lets tests see the wait begin).
             spdlog::info("long-poll: enforcer {} waits up to {}s at version {}", r.id, wait,
                          snap.version);
-            park_long_poll(snap.version, wait);  // answered later, with wait=0: no thread waits
+            park_long_poll(snap.version, wait);  // answered by a later run: no thread waits
         }
         if (etag_matches(inm, etag(snap.version))) {
             res.status = 304;
