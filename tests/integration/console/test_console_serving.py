@@ -1,4 +1,5 @@
-"""Long-polls are parked, not served by a thread each (issue 22 item 2, docs/console.md "Serving").
+"""The Console's event-driven transport (docs/console-serving.md): long-polls parked, not served by
+a thread each (issue 22 item 2); the connection cap; the idle timeout.
 
 A Console with two handler threads holds 200 enforcers' long-polls at once, each enforcer with its
 own app credential, token, key and registration; while all 200 wait, the API still answers (the
@@ -9,6 +10,8 @@ waits take every thread and neither the gauge nor the write answers.
 import base64
 import http.client
 import re
+import socket
+import ssl
 import threading
 
 import pytest
@@ -106,5 +109,64 @@ def test_200_parked_long_polls_on_two_threads_all_get_the_write(request, tmp_pat
         wrong = [(enforcers[i][0], r) for i, r in enumerate(results) if r != (200, new_etag)]
         assert not wrong, f"{len(wrong)} long-polls did not get version {new_etag}: {wrong[:5]}"
         assert wait_until(lambda: _long_polls_open(console, admin) == 0)
+    finally:
+        assert console.stop() == 0
+
+
+def _closed_by_server(sock):
+    """True once the server has closed `sock` (EOF or reset); False while it stays open."""
+    sock.settimeout(0.2)
+    try:
+        return sock.recv(1) == b""
+    except socket.timeout:
+        return False
+    except (ConnectionResetError, ssl.SSLError, OSError):
+        return True
+
+
+def test_connection_cap_refuses_with_a_log_line_and_frees_slots(tmp_path, policy_dir):
+    console = Console(tmp_path, policy_dir=policy_dir,
+                      extra_args=["--max-connections", "3"]).start()
+    try:
+        held = [socket.create_connection(("127.0.0.1", console.port)) for _ in range(3)]
+        assert wait_until(lambda: "connection cap reached" in console.log_text()
+                          or _refused_one(console), timeout=60)
+        assert re.search(r"connection cap reached: 3 connections open \(--max-connections 3\); "
+                         r"refused \d+ new connection\(s\)", console.log_text())
+        for s in held:
+            s.close()
+        # Slots free again once those connections are gone.
+        assert wait_until(lambda: _healthz(console) == 200, timeout=60)
+    finally:
+        assert console.stop() == 0
+
+
+def _refused_one(console):
+    s = socket.create_connection(("127.0.0.1", console.port))
+    try:
+        return wait_until(lambda: _closed_by_server(s), timeout=10)
+    finally:
+        s.close()
+
+
+def _healthz(console):
+    try:
+        return console.request("GET", "/healthz", timeout=10)[0]
+    except OSError:
+        return None
+
+
+def test_idle_connection_is_closed_after_the_idle_timeout(tmp_path, policy_dir):
+    console = Console(tmp_path, policy_dir=policy_dir, extra_args=["--idle-timeout", "1s"]).start()
+    try:
+        conn = http.client.HTTPSConnection("127.0.0.1", console.port, context=console.context(),
+                                           timeout=30)
+        conn.request("GET", "/healthz")
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.getheader("Connection", "keep-alive") != "close"
+        resp.read()
+        # Kept alive after the answer, closed by the server once idle.
+        assert wait_until(lambda: _closed_by_server(conn.sock), timeout=60)
+        conn.close()
     finally:
         assert console.stop() == 0
