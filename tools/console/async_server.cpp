@@ -157,7 +157,8 @@ struct AsyncServer::Impl {
           ioc(opt.io_threads),
           acceptor(ioc),
           accept_retry(ioc),
-          workers(static_cast<size_t>(opt.workers)) {}
+          workers(static_cast<size_t>(opt.workers)),
+          priority(static_cast<size_t>(std::max(1, opt.priority_workers))) {}
 
     void accept();
     void on_accept(beast::error_code ec, tcp::socket sock);
@@ -193,7 +194,7 @@ struct AsyncServer::Impl {
     asio::io_context ioc;
     tcp::acceptor acceptor;
     asio::steady_timer accept_retry;
-    asio::thread_pool workers;
+    asio::thread_pool workers, priority;
     std::thread watcher;
 };
 
@@ -416,7 +417,8 @@ void AsyncServer::Impl::on_accept(beast::error_code ec, tcp::socket sock) {
 
 void AsyncServer::Impl::handle(std::shared_ptr<Session> s, std::shared_ptr<Exchange> ex) {
     in_flight.fetch_add(1);
-    asio::post(workers, [this, s = std::move(s), ex = std::move(ex)]() mutable {
+    const bool lane = opt.priority_lane && opt.priority_lane(ex->req);
+    asio::post(lane ? priority : workers, [this, s = std::move(s), ex = std::move(ex)]() mutable {
         ex->res = httplib::Response();
         try {
             router.dispatch(ex->req, ex->res);
@@ -571,6 +573,7 @@ AsyncServer::~AsyncServer() {
     if (impl_->watcher.joinable()) impl_->watcher.join();
     impl_->ioc.stop();
     impl_->workers.join();
+    impl_->priority.join();
     // Timers must go before their io_context.
     std::multimap<uint64_t, std::shared_ptr<Waiter>> left;
     {
@@ -634,6 +637,7 @@ void AsyncServer::run() {
     m.ioc.stop();
     for (auto &t : io) t.join();
     m.workers.join();
+    m.priority.join();
     m.watch_stop.store(true);
     m.watcher.join();
 }

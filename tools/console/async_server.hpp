@@ -105,6 +105,10 @@ class Router {
 struct AsyncServerOptions {
     int io_threads = 0;                // 0 = the number of CPUs
     int workers = 8;                   // handler threads (--threads)
+    // Requests for which `priority_lane` is true run on their own `priority_workers` threads
+    // instead: operators' changes answer while enforcers' traffic fills the workers' queue.
+    std::function<bool(const httplib::Request &)> priority_lane;
+    int priority_workers = 2;
     size_t max_connections = 10000;    // open connections; beyond, new ones are closed at once
     std::chrono::seconds idle_timeout{60};  // a kept-alive connection with no request
     std::chrono::seconds io_timeout{30};    // TLS handshake, reading one request, writing one answer

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <regex>
 #include <thread>
 
 #include <httplib.h>
@@ -1120,6 +1121,17 @@ int run_server(const ServerOptions &opt) {
     Router router;
     AsyncServerOptions aopt;
     aopt.workers = opt.threads;
+    // Operators' changes (policy objects, the namespace, app credentials, approvals,
+    // revocations: every write that is not an enforcer's own) get two threads of their own, so
+    // that an admin's write answers while thousands of enforcers' reports and reads queue for
+    // the workers (docs/console-serving.md).
+    aopt.priority_lane = [](const httplib::Request &req) {
+        static const std::regex kEnforcerWrites(
+            "/issue|/enforcers(/[^/]+/(heartbeat|servicecertificates))?|"
+            "/(flowreports|dnslookupreports|connectionexceptionreports|eventlogs|apicalls)");
+        return req.method != "GET" && req.method != "HEAD" &&
+               !std::regex_match(req.path, kEnforcerWrites);
+    };
     aopt.idle_timeout = std::chrono::seconds(opt.idle_timeout);
     // Each connection is a file descriptor: the soft limit goes up to the hard one, and 256 stay
     // for the database, the data files and the metrics listener.
