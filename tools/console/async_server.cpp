@@ -398,17 +398,19 @@ void AsyncServer::Impl::on_accept(beast::error_code ec, tcp::socket sock) {
     if (open.load() >= opt.max_connections) {
         // Closed at once (the client sees the connection reset and retries), with one log line
         // per 10 s saying how many were refused.
-        sock.close(ec);
         refused.fetch_add(1);
-        std::lock_guard l(cap_mu);
-        const auto now = std::chrono::steady_clock::now();
-        if (now - last_cap_log >= std::chrono::seconds(10)) {
-            last_cap_log = now;
-            spdlog::warn(
-                "connection cap reached: {} connections open (--max-connections {}); refused {} "
-                "new connection(s) since the last such line",
-                open.load(), opt.max_connections, refused.exchange(0));
+        {
+            std::lock_guard l(cap_mu);
+            const auto now = std::chrono::steady_clock::now();
+            if (now - last_cap_log >= std::chrono::seconds(10)) {
+                last_cap_log = now;
+                spdlog::warn(
+                    "connection cap reached: {} connections open (--max-connections {}); refused "
+                    "{} new connection(s) since the last such line",
+                    open.load(), opt.max_connections, refused.exchange(0));
+            }
         }
+        sock.close(ec);
     } else {
         std::make_shared<Session>(*this, std::move(sock))->start();
     }
