@@ -628,14 +628,16 @@ void AsyncServer::run() {
         m.stop_cv.wait(l, [&] { return m.stopping.load(); });
     }
     asio::post(m.ioc, [&m] { m.begin_stop(); });
-    guard.reset();
-    // Drain: every connection answered and closed, or 10 s.
+    // Drain: every connection answered and closed, or 10 s. The work guard stays until then: a
+    // request on a worker is no I/O work of the io_context, which would otherwise run out of
+    // work and return before the worker posts the answer back.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while ((m.open.load() > 0 || m.in_flight.load() > 0) &&
            std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (m.open.load() > 0)
         spdlog::warn("shutdown: {} connection(s) still open after 10 s, closed", m.open.load());
+    guard.reset();
     m.ioc.stop();
     for (auto &t : io) t.join();
     m.workers.join();
