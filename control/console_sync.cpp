@@ -582,7 +582,10 @@ void ConsoleSync::cached_bundle_applied(const std::string &text, const std::stri
     // restarting never makes an old bundle young.
     cache_text_ = text;
     cache_version_ = version;
+    // The cache keeps no ETag: the Console's (a digest) will not match this, so the first poll
+    // fetches the bundle once and confirms it from then on.
     if (etag_.empty()) etag_ = version;
+    cache_etag_ = etag_;
     st_.cache_state = "in-force";
     st_.bundle_version = version;
     st_.bundles_applied++;
@@ -654,7 +657,7 @@ void ConsoleSync::poll_policy() {
     if (r.status == 304) {
         std::lock_guard<std::mutex> lock(mu_);
         st_.connected = true;
-        if (!cache_version_.empty() && etag_ == cache_version_) confirmed_at_ = now_s();
+        if (!cache_version_.empty() && etag_ == cache_etag_) confirmed_at_ = now_s();
         return;
     }
     if (r.status == 200) {
@@ -662,6 +665,7 @@ void ConsoleSync::poll_policy() {
         st_.connected = true;
         st_.last_error.clear();
         etag_ = r.etag;  // a bundle that will be refused must not be fetched again and again
+        pending_etag_ = r.etag;
         pending_ = r.body;
         return;
     }
@@ -672,6 +676,7 @@ void ConsoleSync::poll_policy() {
 
 std::optional<std::string> ConsoleSync::take_bundle() {
     std::lock_guard<std::mutex> lock(mu_);
+    if (pending_) taken_etag_ = pending_etag_;
     return std::exchange(pending_, std::nullopt);
 }
 
@@ -684,6 +689,7 @@ void ConsoleSync::bundle_applied(const std::string &text, const std::string &ver
     cache_version_ = version;
     cache_saved_at_ = confirmed_at_ = now;
     if (etag_.empty()) etag_ = version;
+    cache_etag_ = taken_etag_.empty() ? version : taken_etag_;
     st_.cache_state = "in-force";
     st_.cache_saved_at = now;
     st_.bundle_version = version;
@@ -736,12 +742,17 @@ uint32_t ConsoleSync::report_interval_s(uint64_t profile_default_s) const {
 }
 
 void ConsoleSync::refresh_peers() {
-    HttpResponse r = call("GET", "/enforcers");
+    // Conditional: an unchanged list is a 304 with no body (the certificates we hold stand).
+    std::vector<std::string> h;
+    if (!peers_etag_.empty()) h.push_back("If-None-Match: \"" + peers_etag_ + "\"");
+    HttpResponse r = call("GET", "/enforcers", "", 10, h);
+    if (r.status == 304) return;
     if (!r.ok()) return;
     rapidjson::Document d;
     d.Parse(r.body.c_str());
     if (d.HasParseError() || !d.IsArray()) return;
     uint64_t n = 0;
+    bool refused = false;
     rapidjson::StringBuffer sb;
     rapidjson::Writer<rapidjson::StringBuffer> w(sb);
     w.StartArray();
@@ -757,7 +768,10 @@ void ConsoleSync::refresh_peers() {
             pems.push_back(str(e, "certificate"));
         }
         for (const std::string &pem : pems) {
-            if (!enf_->add_peer_certificate(pem)) continue;
+            if (!enf_->add_peer_certificate(pem)) {
+                refused = true;
+                continue;
+            }
             ++n;
             w.String(pem.c_str());
         }
@@ -774,6 +788,8 @@ void ConsoleSync::refresh_peers() {
         }
         OPENSSL_cleanse(key.data(), key.size());
     }
+    // A certificate refused now (not yet valid, say) is tried again with the next full list.
+    peers_etag_ = refused ? "" : r.etag;
     std::lock_guard<std::mutex> lock(mu_);
     st_.peer_certificates = n;
 }

@@ -140,8 +140,13 @@ class ConsoleSync {
     SyncStatus st_;
     std::string token_;
     int64_t token_renew_at_ = 0;
-    std::string etag_;                    // version we have (applied or rejected)
+    std::string etag_;                    // ETag of the bundle we have (applied or rejected)
     std::optional<std::string> pending_;  // bundle waiting for the control loop
+    // The ETags of pending_, of the bundle the control loop took last, and of the bundle in
+    // force: a 304 confirms the cache only when it names the bundle in force (the Console's ETag
+    // is a digest of this enforcer's bundle, docs/console.md "Per-enforcer bundles").
+    std::string pending_etag_, taken_etag_, cache_etag_;
+    std::string peers_etag_;  // GET /enforcers' ETag, sent back as If-None-Match
     struct Batch {
         std::string kind, path;  // kind: flowreports | connectionexceptionreports
         size_t bytes = 0, reports = 0;

@@ -518,6 +518,46 @@ void render_export(Exposition &x, const Enforcement &e) {
         .sample(c.ipfix_refused);
 }
 
+// Routed and GENEVE modes (docs/routed.md, docs/geneve.md): the /segwire/routing and
+// /segwire/geneve counters, one family each, per worker (neighbour news and held packets show
+// which worker resolves), and the route table in force. Their drops are reasons of
+// segwire_dropped_packets_total like every other drop.
+void render_routing(Exposition &x, const App &app) {
+    const uint32_t n = app.workers.size();
+    std::vector<std::string> ids(n);
+    for (uint32_t w = 0; w < n; ++w) ids[w] = std::to_string(w);
+#define X(name, help)                                                       \
+    x.counter("segwire_routing_" #name "_total", "Routed mode: " help "."); \
+    for (uint32_t w = 0; w < n; ++w)                                        \
+        x.sample(app.workers.routing_stats(w).name.get(), {{"worker", ids[w]}});
+    SEGWIRE_ROUTING_COUNTERS(X)
+#undef X
+    x.gauge("segwire_routing_neighbours", "Routed mode: entries in the worker's neighbour table.");
+    for (uint32_t w = 0; w < n; ++w)
+        x.sample(app.workers.routing_stats(w).neighbours.get(), {{"worker", ids[w]}});
+    const Routing::Summary t = app.routing->summary();
+    x.gauge("segwire_routing_routes", "Routed mode: routes in the table in force, by family.")
+        .sample(t.routes4, {{"family", "ipv4"}})
+        .sample(t.routes6, {{"family", "ipv6"}});
+    x.gauge("segwire_routing_static_routes", "Routed mode: static routes configured.")
+        .sample(t.statics);
+    x.gauge("segwire_routing_table_generation",
+            "Routed mode: the route table in force (it grows at each reload).")
+        .sample(t.generation);
+    if (!app.cfg.geneve) return;
+#define X(name, help)                                                      \
+    x.counter("segwire_geneve_" #name "_total", "GENEVE mode: " help "."); \
+    for (uint32_t w = 0; w < n; ++w)                                       \
+        x.sample(app.workers.geneve_stats(w).name.get(), {{"worker", ids[w]}});
+    SEGWIRE_GENEVE_COUNTERS(X)
+#undef X
+    x.gauge("segwire_geneve_contexts", "GENEVE mode: outer headers kept for re-encapsulation.");
+    for (uint32_t w = 0; w < n; ++w)
+        x.sample(app.workers.geneve_stats(w).contexts.get(), {{"worker", ids[w]}});
+    x.gauge("segwire_geneve_endpoints", "GENEVE mode: endpoint identities known.");
+    for (uint32_t w = 0; w < n; ++w)
+        x.sample(app.workers.geneve_stats(w).endpoints.get(), {{"worker", ids[w]}});
+}
 }  // namespace
 
 std::string render_metrics(const App &app) {
@@ -525,6 +565,7 @@ std::string render_metrics(const App &app) {
     render_build(x, app);
     render_ports(x, app);
     render_workers(x, app);
+    if (app.routing) render_routing(x, app);
     const Enforcement *e = app.enforcement_live.load(std::memory_order_acquire);
     if (app.cfg.identity.enabled()) render_fail_mode(x, app, e);
     if (e) {

@@ -102,25 +102,25 @@ struct NeighbourEvent {
 };
 static_assert(sizeof(NeighbourEvent) == 32, "ring elements are a multiple of 4 bytes");
 
-#define SEGWIRE_ROUTING_COUNTERS(X)                                                     \
-    X(forwarded, "packets routed to a next hop")                                        \
-    X(local_in, "packets addressed to segwire's own addresses")                         \
-    X(arp_in, "ARP frames received")                                                    \
-    X(arp_replies_out, "ARP replies sent for own addresses")                            \
-    X(arp_requests_out, "ARP requests sent (resolution, probes, gratuitous)")           \
-    X(nd_in, "neighbour solicitations and advertisements received")                     \
-    X(na_out, "neighbour advertisements sent (solicited and unsolicited)")              \
-    X(ns_out, "neighbour solicitations sent")                                           \
-    X(neighbours_resolved, "neighbour confirmations (first resolutions and refreshes)") \
-    X(neighbours_failed, "neighbours given up after unanswered requests")               \
-    X(neighbours_full, "next hops not resolved: the neighbour table was full")          \
-    X(held, "packets held while their next hop was resolved")                           \
-    X(released, "held packets sent once their next hop was resolved")                   \
-    X(icmp_echo_replies, "echo replies (ICMP and ICMPv6) for own addresses")            \
-    X(icmp_time_exceeded, "time exceeded / hop limit exceeded messages sent")           \
-    X(icmp_unreachable, "destination unreachable messages sent (no route, unresolved)") \
-    X(icmp_too_big, "fragmentation needed / packet too big messages sent")              \
-    X(icmp_rate_limited, "ICMP messages not sent: over routing.icmp_rate")              \
+#define SEGWIRE_ROUTING_COUNTERS(X)                                                       \
+    X(forwarded, "packets routed to a next hop")                                          \
+    X(local_in, "packets addressed to segwire's own addresses")                           \
+    X(arp_in, "ARP frames received")                                                      \
+    X(arp_replies_out, "ARP replies sent for own addresses")                              \
+    X(arp_requests_out, "ARP requests sent (resolution, probes, gratuitous)")             \
+    X(nd_in, "neighbour solicitations and advertisements received")                       \
+    X(nd_advertisements_out, "neighbour advertisements sent (solicited and unsolicited)") \
+    X(nd_solicitations_out, "neighbour solicitations sent")                               \
+    X(neighbours_resolved, "neighbour confirmations (first resolutions and refreshes)")   \
+    X(neighbours_failed, "neighbours given up after unanswered requests")                 \
+    X(neighbours_full, "next hops not resolved: the neighbour table was full")            \
+    X(held, "packets held while their next hop was resolved")                             \
+    X(released, "held packets sent once their next hop was resolved")                     \
+    X(icmp_echo_replies, "echo replies (ICMP and ICMPv6) for own addresses")              \
+    X(icmp_time_exceeded, "time exceeded / hop limit exceeded messages sent")             \
+    X(icmp_unreachable, "destination unreachable messages sent (no route, unresolved)")   \
+    X(icmp_too_big, "fragmentation needed / packet too big messages sent")                \
+    X(icmp_rate_limited, "ICMP messages not sent: over routing.icmp_rate")                \
     X(neighbour_events_lost, "neighbour news not handed to another worker: its ring was full")
 
 struct RoutingStats {

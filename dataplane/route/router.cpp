@@ -797,7 +797,7 @@ void Router::send_na(uint8_t port, const uint8_t *dst_mac, const uint8_t *dst_ip
     rte_mbuf *m = nd_frame(pool_, dst_mac, ports_->port[port].mac, target, dst_ip, kNdNa, flags,
                            target, kOptTargetLla);
     if (!m) return;
-    stats_.na_out.add();
+    stats_.nd_advertisements_out.add();
     ctl(m, port);
 }
 
@@ -816,7 +816,7 @@ void Router::send_ns(uint8_t port, const uint8_t *target, const uint8_t *unicast
     rte_mbuf *m = nd_frame(pool_, dst_mac, ports_->port[port].mac, src->addr.b, dst_ip, kNdNs, 0,
                            target, kOptSourceLla);
     if (!m) return;
-    stats_.ns_out.add();
+    stats_.nd_solicitations_out.add();
     ctl(m, port);
 }
 

@@ -109,11 +109,11 @@ bool WorkerSet::routed() const {
     return !workers_.empty() && workers_[0]->routed();
 }
 
-GeneveStats &WorkerSet::geneve_stats(uint32_t i) {
+const GeneveStats &WorkerSet::geneve_stats(uint32_t i) const {
     return workers_[i]->geneve_stats();
 }
 
-RoutingStats &WorkerSet::routing_stats(uint32_t i) {
+const RoutingStats &WorkerSet::routing_stats(uint32_t i) const {
     return workers_[i]->routing_stats();
 }
 

@@ -52,8 +52,8 @@ class WorkerSet {
     CaptureSlot &capture(uint32_t i);
     // Routed mode (docs/routed.md): worker i's routing counters and neighbour-listing mailbox.
     bool routed() const;
-    RoutingStats &routing_stats(uint32_t i);
-    GeneveStats &geneve_stats(uint32_t i);
+    const RoutingStats &routing_stats(uint32_t i) const;
+    const GeneveStats &geneve_stats(uint32_t i) const;
     NeighbourDump &neighbour_dump(uint32_t i);
     // The HMAC back-end the workers use ("none" without identity).
     const char *hmac_backend() const;

@@ -130,7 +130,8 @@ class GeneveBed(Bed):
         """Enforcer B in GENEVE mode on its one arm."""
         tag = f"{self.tag}b"
         sw = Segwire(self.enf_b, tag, self.arm_if, self.arm_if,
-                     extra={"identity": self.identity("b", policy_file)},
+                     extra={"identity": self.identity("b", policy_file),
+                            "metrics": {"listen": "127.0.0.1:9470"}},
                      workdir=self.workdir / "enf-b")
         geneve_config(sw, tag, self.arm_if, [f"{self.ARM4}/24"],
                       dict({"health_check": {"tcp_port": self.HEALTH_PORT}}, **(geneve or {})))

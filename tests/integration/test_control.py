@@ -77,6 +77,39 @@ def test_policy_change_reaches_enforcement(bed):
     assert connect(bed, 7002)["ok"] == 2
 
 
+def console_metric(bed, name):
+    text = bed.console_request("GET", "/metrics")[1]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+def test_a_change_for_b_only_cuts_at_b_and_leaves_a_as_it_was(bed):
+    """Per-enforcer bundles (docs/console.md): a ruleset change that concerns only B's PU gives B
+    a new bundle that cuts, while A's long-poll goes on waiting (its ETag still current): A
+    applies nothing and enforces the snapshot it had."""
+    a = bed.start_enforcer_console("a").start()
+    b = bed.start_enforcer_console("b").start()
+    peers_known(a, b)
+    assert connect(bed, 7000)["ok"] == 2
+    before_a = control(a)
+    vb = control(b)["bundle_version"]
+    unchanged0 = console_metric(bed, "segwire_console_bundle_versions_unchanged_total")
+    p = policy()
+    p["networkrulesetpolicies"][1]["incomingRules"] = []  # server-in: B's PU only
+    bed.set_console_policy(p)
+    bed.console_proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: control(b)["bundle_version"] != vb, what="B to get the new bundle")
+    assert connect(bed, 7000)["ok"] == 0  # B cuts
+    # A's waiting long-poll saw the new version and was not answered by it.
+    wait_for(lambda: console_metric(bed, "segwire_console_bundle_versions_unchanged_total") > unchanged0,
+             what="the Console to keep A's long-poll waiting")
+    after_a = control(a)
+    for k in ("bundle_version", "bundles_applied"):  # no bundle fetched, none applied
+        assert after_a[k] == before_a[k], (k, before_a[k], after_a[k])
+    assert wait_for(lambda: reports(bed, destinationPort=7000, action="Reject", enforcerID="enf-b",
+                                    dropReason="policy-reject"), what="B's Reject at the Console")
+
+
 def test_console_outage_enforcement_continues_and_reports_arrive_once(bed):
     a = bed.start_enforcer_console("a").start()
     b = bed.start_enforcer_console("b").start()

@@ -242,3 +242,24 @@ def test_health_check_is_answered(bed):
     after = wait_for(lambda: (lambda g: g if g["health_rst"] > before["health_rst"] else None)(
         geneve_counters(bed.b)), what="health-check RST")
     assert after["health_synack"] == before["health_synack"] + 1, after
+
+
+def test_geneve_counters_are_in_the_metrics(bed):
+    """B's /metrics carries the GENEVE counters /segwire/geneve shows (and the routing ones its
+    router keeps), promtool-clean, every family listed in docs/metrics.md."""
+    from test_metrics import PROMTOOL, Scrape, documented, http_get, lint
+    if PROMTOOL is None:
+        pytest.skip("promtool missing (Debian package prometheus; tools/setup)")
+    status, _, body = http_get(bed.enf_b, "http://127.0.0.1:9470/metrics")
+    assert status == 200, body
+    m = Scrape(body)
+    told = geneve_counters(bed.b)  # read after the scrape: counters only grow
+    for name in ("decapsulated", "encapsulated", "health_synack"):
+        assert 0 < m.sum(f"segwire_geneve_{name}_total") <= told[name], (name, told)
+    assert m.sum("segwire_geneve_contexts") >= 1
+    rc, out = lint(m.text)
+    assert rc == 0 and out == "", out
+    families = {n for n in m.types if n.startswith(("segwire_geneve_", "segwire_routing_"))}
+    assert any(n.startswith("segwire_geneve_") for n in families)
+    assert documented("Routed and GENEVE metrics") == families, \
+        families ^ documented("Routed and GENEVE metrics")

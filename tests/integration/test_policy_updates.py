@@ -161,6 +161,10 @@ def console_policy(extra_entries=0):
     p.pop("version")  # the Console versions bundles itself
     if extra_entries:
         p["externalnetworks"] = big_policy("")["externalnetworks"]
+        # A rule of B's PU names it: bundles are per enforcer (docs/console.md), and an external
+        # network no rule of an enforcer's PUs names is not sent to it.
+        p["networkrulesetpolicies"][1]["incomingRules"].append(
+            {"name": "big", "action": "Reject", "object": [["net=big"]], "protocolPorts": ["tcp/9"]})
     return p
 
 

@@ -11,8 +11,10 @@
 
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -205,6 +207,158 @@ bool start_console(const ConsoleBenchOptions &o, ConsoleProc &c, std::string &er
     return true;
 }
 
+// ---- the PostgreSQL rows: a cluster of this run, and Console replicas ----
+
+// An unprivileged PostgreSQL cluster in a temporary directory, as tests/integration/console/
+// pg_harness.py starts one: initdb and pg_ctl as the `postgres` system user (or `segwire-pg`,
+// made for the purpose), listening only on a Unix socket in that directory. Stopped and removed
+// by stop() (the destructor too).
+struct PgCluster {
+    std::string dir, user, bin;
+    bool started = false;
+    int databases = 0;
+
+    bool as_user(const std::vector<std::string> &cmd) const {
+        std::vector<std::string> a = {"/usr/sbin/runuser", "-u", user, "--"};
+        a.insert(a.end(), cmd.begin(), cmd.end());
+        return run_quiet(a) == 0;
+    }
+    bool start(const std::string &pg_bin, std::string &err) {
+        bin = pg_bin;
+        if (!fs::exists(bin + "/initdb")) {
+            err = bin + "/initdb missing: run tools/setup (postgresql)";
+            return false;
+        }
+        const passwd *pw = nullptr;
+        for (const char *name : {"postgres", "segwire-pg"})
+            if ((pw = getpwnam(name))) break;
+        if (!pw) {
+            run_quiet({"/usr/sbin/useradd", "--system", "--no-create-home", "--shell",
+                       "/usr/sbin/nologin", "segwire-pg"});
+            pw = getpwnam("segwire-pg");
+        }
+        if (!pw) {
+            err = "no postgres or segwire-pg system user to run PostgreSQL as";
+            return false;
+        }
+        user = pw->pw_name;
+        char tmpl[] = "/tmp/segwire-bench-pg-XXXXXX";
+        if (!mkdtemp(tmpl)) {
+            err = "mkdtemp: " + std::string(std::strerror(errno));
+            return false;
+        }
+        dir = tmpl;
+        if (chown(dir.c_str(), pw->pw_uid, pw->pw_gid) != 0 || chmod(dir.c_str(), 0755) != 0) {
+            err = "chown/chmod " + dir + ": " + std::strerror(errno);
+            return false;
+        }
+        if (!as_user({bin + "/initdb", "-D", dir + "/data", "-A", "trust", "-U", "segwire",
+                      "--no-sync", "-E", "UTF8"})) {
+            err = "initdb failed in " + dir;
+            return false;
+        }
+        // fsync stays on: a commit costs what it costs on this disk (group commit is measured).
+        if (!as_user({bin + "/pg_ctl", "-D", dir + "/data", "-l", dir + "/server.log", "-w", "-t",
+                      "60", "-o", "-c listen_addresses='' -k " + dir + " -c max_connections=200",
+                      "start"})) {
+            err = "pg_ctl start failed (see " + dir + "/server.log)";
+            return false;
+        }
+        started = true;
+        return true;
+    }
+    std::string uri(const std::string &db) const {
+        return "postgresql://segwire@/" + db + "?host=" + dir;
+    }
+    // A fresh, empty database for one row.
+    std::string new_database(std::string &err) {
+        const std::string name = "bench_" + std::to_string(++databases);
+        if (run_quiet({"/usr/bin/psql", uri("postgres"), "-qXc", "CREATE DATABASE " + name}) != 0) {
+            err = "psql: CREATE DATABASE " + name + " failed";
+            return "";
+        }
+        return uri(name);
+    }
+    void stop() {
+        if (started) {
+            as_user({bin + "/pg_ctl", "-D", dir + "/data", "-m", "fast", "-w", "stop"});
+            started = false;
+        }
+        if (!dir.empty()) {
+            std::error_code ec;
+            fs::remove_all(dir, ec);
+            dir.clear();
+        }
+    }
+    ~PgCluster() { stop(); }
+};
+
+// A second Console on the first one's PostgreSQL database: its own data directory holding
+// copies of the first one's keys (docs/console.md, "PostgreSQL store, replicas and enforcer
+// failover"), so that tokens, app credentials and certificates of one are good at the other.
+bool start_replica(const ConsoleBenchOptions &o, const ConsoleProc &first, ConsoleProc &c,
+                   std::string &err) {
+    char tmpl[] = "/tmp/segwire-bench-console-XXXXXX";
+    if (!mkdtemp(tmpl)) {
+        err = "mkdtemp: " + std::string(std::strerror(errno));
+        return false;
+    }
+    c.dir = tmpl;
+    for (const char *k : {"ca.pem", "ca.key", "appcred-ca.pem", "appcred-ca.key", "token.key"}) {
+        std::error_code ec;
+        fs::copy_file(first.dir + "/" + k, c.dir + "/" + k, ec);
+        if (ec) {
+            err = "replica: cannot copy " + std::string(k) + ": " + ec.message();
+            return false;
+        }
+    }
+    int out[2];
+    if (pipe(out) != 0) return false;
+    c.pid = fork();
+    if (c.pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2);
+        std::vector<std::string> args = {o.console_bin, "serve",    "--data",   c.dir,
+                                         "--database",  o.database, "--listen", "127.0.0.1:0"};
+        if (o.threads) {
+            args.push_back("--threads");
+            args.push_back(std::to_string(o.threads));
+        }
+        std::vector<char *> argv;
+        for (auto &a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        execv(o.console_bin.c_str(), argv.data());
+        _exit(127);
+    }
+    close(out[1]);
+    FILE *f = fdopen(out[0], "r");
+    char line[512];
+    while (std::fgets(line, sizeof line, f)) {
+        const char *p = std::strstr(line, "listening on ");
+        if (p) {
+            c.url = std::string(p + 13);
+            while (!c.url.empty() && (c.url.back() == '\n' || c.url.back() == '\r'))
+                c.url.pop_back();
+            break;
+        }
+    }
+    std::thread([f] {
+        char b[512];
+        while (std::fgets(b, sizeof b, f)) {
+        }
+        std::fclose(f);
+    }).detach();
+    if (c.url.empty()) {
+        err = "the replica did not start (no \"listening on\" line)";
+        return false;
+    }
+    c.ca_pem = first.ca_pem;
+    c.admin_token = first.admin_token;  // one signing key
+    return true;
+}
+
 // ---- one simulated enforcer ----
 
 struct SimEnforcer {
@@ -218,6 +372,12 @@ struct SimEnforcer {
     bool polled = false;  // holds a bundle
     std::string before;   // its ETag when the write being measured was made ("" = none)
     double got_ms = -1;   // when it got a newer bundle than `before` (ms after the write)
+    // Its Console (a replica's URL; "" = the run's first Console), and the peer certificate
+    // fetch made conditional as control/console_sync.cpp makes it (If-None-Match).
+    std::string url;
+    curl_slist *peers_hdrs = nullptr;
+    std::string peers_etag, peers_new_etag;
+    uint64_t peers_304 = 0, peers_200 = 0;
 };
 
 // Registration (setup, not measured): credential, token, key + CSR, POST /enforcers.
@@ -285,6 +445,8 @@ struct RunResult {
     uint64_t report_errors = 0, poll_errors = 0;
     double rss_mib = 0, hwm_mib = 0;
     std::string error;
+    uint32_t replicas = 1;
+    uint64_t peers_304 = 0, peers_200 = 0;  // conditional certificate fetches: 304s and 200s
 };
 
 class Load {
@@ -315,7 +477,8 @@ class Load {
                 }
             curl_slist_free_all(e.auth);
             curl_slist_free_all(e.poll_hdrs);
-            e.auth = e.poll_hdrs = nullptr;
+            curl_slist_free_all(e.peers_hdrs);
+            e.auth = e.poll_hdrs = e.peers_hdrs = nullptr;
         }
         curl_multi_cleanup(multi_);
     }
@@ -341,7 +504,7 @@ class Load {
   private:
     CURL *easy(SimEnforcer &e, const std::string &path, long timeout_s) {
         CURL *h = curl_easy_init();
-        curl_easy_setopt(h, CURLOPT_URL, (c_.url + path).c_str());
+        curl_easy_setopt(h, CURLOPT_URL, ((e.url.empty() ? c_.url : e.url) + path).c_str());
         curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca_);
         curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
@@ -393,10 +556,24 @@ class Load {
             if (!e.peers && now >= e.next_peers) {
                 e.next_peers = now + std::chrono::seconds(5);
                 e.peers = easy(e, "/enforcers", 30);
+                peers_conditional(e);
                 curl_easy_setopt(e.peers, CURLOPT_WRITEDATA, &e.sink);
                 curl_multi_add_handle(multi_, e.peers);
             }
         }
+    }
+
+    // GET /enforcers with If-None-Match: the ETag of the last full answer, as the enforcer sends.
+    static void peers_conditional(SimEnforcer &e) {
+        curl_slist_free_all(e.peers_hdrs);
+        e.peers_hdrs = curl_slist_append(nullptr, ("Authorization: Bearer " + e.token).c_str());
+        if (!e.peers_etag.empty())
+            e.peers_hdrs = curl_slist_append(e.peers_hdrs,
+                                             ("If-None-Match: \"" + e.peers_etag + "\"").c_str());
+        e.peers_new_etag.clear();
+        curl_easy_setopt(e.peers, CURLOPT_HTTPHEADER, e.peers_hdrs);
+        curl_easy_setopt(e.peers, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(e.peers, CURLOPT_HEADERDATA, &e.peers_new_etag);
     }
 
     // 100 flow reports, as control/console_sync.cpp writes them.
@@ -454,6 +631,12 @@ class Load {
             } else if (h == e->beat) {
                 e->beat = nullptr;
             } else if (h == e->peers) {
+                if (ok && status == 200) {
+                    ++e->peers_200;
+                    e->peers_etag = e->peers_new_etag;
+                } else if (ok && status == 304) {
+                    ++e->peers_304;
+                }
                 e->peers = nullptr;
             }
             e->sink.clear();
@@ -476,11 +659,21 @@ double percentile(std::vector<double> v, double p) {
     return v[std::min(i, v.size() - 1)];
 }
 
-RunResult run_one(const ConsoleBenchOptions &o, uint32_t n) {
+RunResult run_one(const ConsoleBenchOptions &o, uint32_t n, uint32_t replicas = 1) {
     RunResult res;
     res.enforcers = n;
+    res.replicas = replicas;
     ConsoleProc c;
     if (!start_console(o, c, res.error)) return res;
+    // More replicas on its PostgreSQL database: the simulated enforcers are split across them.
+    std::vector<std::unique_ptr<ConsoleProc>> more;
+    for (uint32_t r = 1; r < replicas; ++r) {
+        more.push_back(std::make_unique<ConsoleProc>());
+        if (!start_replica(o, c, *more.back(), res.error)) return res;
+    }
+    auto console_of = [&](uint32_t i) -> const ConsoleProc & {
+        return i % replicas == 0 ? c : *more[i % replicas - 1];
+    };
     std::fprintf(stderr, "  %u enforcers: enrolling ...\n", n);
     std::vector<SimEnforcer> es(n);
     const auto t0 = Clock::now();
@@ -491,8 +684,9 @@ RunResult run_one(const ConsoleBenchOptions &o, uint32_t n) {
         ts.emplace_back([&] {
             for (uint32_t i; (i = next++) < n;) {
                 es[i].id = "sim-" + std::to_string(i);
+                es[i].url = console_of(i).url;
                 std::string err;
-                if (enroll(c, es[i], err)) {
+                if (enroll(console_of(i), es[i], err)) {
                     ++enrolled;
                 } else {
                     std::lock_guard l(emu);
@@ -520,7 +714,8 @@ RunResult run_one(const ConsoleBenchOptions &o, uint32_t n) {
         res.error = "only " + std::to_string(res.connected) + " of " + std::to_string(n) +
                     " enforcers got their bundle within " + std::to_string(o.connect_s) + " s";
     }
-    // Policy writes: each one a new external network every enforcer's bundle carries.
+    // Policy writes: each one a new processing unit, which every enforcer's bundle carries
+    // (bundles are per enforcer: an external network no rule of its PUs names is not sent).
     const auto window0 = Clock::now();
     const uint64_t acked0 = load.reports_acked;
     for (uint32_t w = 0; w < o.writes && res.connected == n; ++w) {
@@ -529,12 +724,13 @@ RunResult run_one(const ConsoleBenchOptions &o, uint32_t n) {
         for (auto &e : es) e.got_ms = -1, e.before = e.etag;
         load.got = 0;
         load.write_t0 = Clock::now();
-        auto r = c.admin("POST", "/externalnetworks",
-                         R"({"name":"bench-)" + std::to_string(w) +
-                             R"(","associatedTags":["net=bench)" + std::to_string(w) +
-                             R"("],"entries":["198.18.)" + std::to_string(w % 250) + ".0/24\"]}");
+        auto r = c.admin("POST", "/processingunits",
+                         R"({"ID":"bench-)" + std::to_string(w) + R"(","name":"bench-)" +
+                             std::to_string(w) + R"(","associatedTags":["app=bench)" +
+                             std::to_string(w) + R"("],"addresses":["198.18.)" +
+                             std::to_string(w % 250) + ".1/32\"]}");
         if (r.status != 201) {
-            res.error = "the admin's POST /externalnetworks: " +
+            res.error = "the admin's POST /processingunits: " +
                         (r.status ? std::to_string(r.status) + " " + r.body : r.error);
             break;
         }
@@ -556,9 +752,95 @@ RunResult run_one(const ConsoleBenchOptions &o, uint32_t n) {
     res.reports_per_s = double(load.reports_acked - acked0) / secs;
     res.reports_offered_per_s = 100.0 * n;
     for (const auto &e : es) res.report_errors += e.report_errors, res.poll_errors += e.poll_errors;
+    for (const auto &e : es) res.peers_304 += e.peers_304, res.peers_200 += e.peers_200;
     auto [rss, hwm] = c.memory();
     res.rss_mib = rss, res.hwm_mib = hwm;
+    for (const auto &m : more) {  // the Console's memory: every replica's
+        auto [r2, h2] = m->memory();
+        res.rss_mib += r2, res.hwm_mib += h2;
+    }
     return res;
+}
+
+// --stores: every count on every store in one run (SQLite, PostgreSQL with 1 and 2 replicas),
+// one row each. The PostgreSQL cluster is started once for the run, each row on a fresh database.
+int run_stores(const ConsoleBenchOptions &o) {
+    std::printf("%-7s %6s %9s %9s %9s %9s %7s %8s %10s %8s %8s %8s %9s\n", "store", "enfs", "held",
+                "prop p50", "prop p99", "prop max", "missed", "offered", "ingested", "rep errs",
+                "RSS MiB", "HWM MiB", "cert 304");
+    std::printf("%-7s %6s %9s %9s %9s %9s %7s %8s %10s %8s %8s %8s %9s\n", "", "", "", "ms", "ms",
+                "ms", "", "rep/s", "rep/s", "", "", "", "of fetch");
+    std::FILE *csv = o.csv.empty() ? nullptr : std::fopen(o.csv.c_str(), "w");
+    if (csv)
+        std::fprintf(csv,
+                     "store,replicas,enforcers,connected,writes,propagation_p50_ms,"
+                     "propagation_p99_ms,propagation_max_ms,missed,reports_offered_per_s,"
+                     "reports_per_s,report_errors,poll_errors,rss_mib,hwm_mib,enroll_s,"
+                     "cert_fetches_304,cert_fetches_200,loadavg_1m,error\n");
+    PgCluster pg;
+    bool all_ok = true;
+    std::vector<std::string> failed;  // stores that did not hold a count: no larger one for them
+    for (uint32_t n : o.counts) {
+        for (const std::string &store : o.stores) {
+            if (std::find(failed.begin(), failed.end(), store) != failed.end()) continue;
+            ConsoleBenchOptions ro = o;
+            uint32_t replicas = 1;
+            RunResult r;
+            if (store == "sqlite") {
+                ro.database.clear();
+            } else {
+                replicas = store == "pg2" ? 2 : 1;
+                if (o.database.empty()) {
+                    if (!pg.started && !pg.start(o.pg_bin, r.error))
+                        ro.database.clear();
+                    else
+                        ro.database = pg.new_database(r.error);
+                }
+            }
+            if (store != "sqlite" && ro.database.empty()) {
+                r.enforcers = n;
+            } else {
+                std::fprintf(stderr, "%s, %u enforcers:\n", store.c_str(), n);
+                r = run_one(ro, n, replicas);
+            }
+            double load1 = 0;
+            if (std::FILE *la = std::fopen("/proc/loadavg", "r")) {
+                if (std::fscanf(la, "%lf", &load1) != 1) load1 = 0;
+                std::fclose(la);
+            }
+            const double p50 = percentile(r.propagation_ms, 0.5),
+                         p99 = percentile(r.propagation_ms, 0.99),
+                         mx = percentile(r.propagation_ms, 1.0);
+            const std::string label = store == "sqlite" ? "sqlite"
+                                      : store == "pg2"  ? "pg-2"
+                                                        : "pg-1";
+            char held[32], c304[32];
+            std::snprintf(held, sizeof held, "%u/%u", r.connected, n);
+            std::snprintf(c304, sizeof c304, "%lu/%lu", (unsigned long)r.peers_304,
+                          (unsigned long)(r.peers_304 + r.peers_200));
+            std::printf("%-7s %6u %9s %9.0f %9.0f %9.0f %7u %8.0f %10.0f %8lu %8.0f %8.0f %9s\n",
+                        label.c_str(), n, held, p50, p99, mx, r.missed, r.reports_offered_per_s,
+                        r.reports_per_s, (unsigned long)r.report_errors, r.rss_mib, r.hwm_mib,
+                        c304);
+            if (!r.error.empty()) std::printf("    %s\n", r.error.c_str());
+            std::fflush(stdout);
+            if (csv) {
+                std::fprintf(
+                    csv,
+                    "%s,%u,%u,%u,%u,%.1f,%.1f,%.1f,%u,%.0f,%.0f,%lu,%lu,%.1f,%.1f,%.1f,%lu,"
+                    "%lu,%.2f,\"%s\"\n",
+                    label.c_str(), replicas, n, r.connected, r.writes, p50, p99, mx, r.missed,
+                    r.reports_offered_per_s, r.reports_per_s, (unsigned long)r.report_errors,
+                    (unsigned long)r.poll_errors, r.rss_mib, r.hwm_mib, r.enroll_s,
+                    (unsigned long)r.peers_304, (unsigned long)r.peers_200, load1, r.error.c_str());
+                std::fflush(csv);
+            }
+            if (r.enrolled < n || r.writes == 0) all_ok = false;
+            if (r.connected < n || r.missed) failed.push_back(store);
+        }
+    }
+    if (csv) std::fclose(csv);
+    return all_ok ? 0 : 1;
 }
 
 }  // namespace
@@ -571,6 +853,11 @@ int run_console_bench(const ConsoleBenchOptions &o) {
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (!o.stores.empty()) {
+        const int rc = run_stores(o);
+        curl_global_cleanup();
+        return rc;
+    }
     std::printf("%-8s %6s %9s %9s %9s %9s %9s %8s %10s %10s %8s %8s\n", "store", "enfs", "held",
                 "prop p50", "prop p99", "prop max", "missed", "offered", "ingested", "rep errs",
                 "RSS MiB", "HWM MiB");

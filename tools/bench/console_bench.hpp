@@ -21,6 +21,13 @@ struct ConsoleBenchOptions {
     // before each run, with psql); "" = SQLite in the run's data directory.
     std::string database;
     uint32_t threads = 0;  // --threads: the Console's server threads (0 = its default, 64)
+    // --stores: the rows of one run, each count measured on each: "sqlite", "pg1" (one Console on
+    // PostgreSQL), "pg2" (two replicas on one PostgreSQL, the simulated enforcers split across
+    // them). The PostgreSQL rows start their own unprivileged cluster in a temporary directory
+    // (pg_bin's initdb and pg_ctl, as the `postgres` system user, Unix socket only) unless
+    // --database names one. Empty: the old single row (SQLite, or --database).
+    std::vector<std::string> stores;
+    std::string pg_bin = "/usr/lib/postgresql/15/bin";
 };
 
 // Prints one row per count (the series stops at the first count the Console does not hold);

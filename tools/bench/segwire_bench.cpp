@@ -470,6 +470,8 @@ static int console_main(int argc, char **argv) {
     segwire::bench::ConsoleBenchOptions o;
     o.console_bin = SEGWIRE_BUILD_ROOT "/tools/console/segwire-console";
     o.policy_dir = SEGWIRE_SOURCE_ROOT "/config/examples/console";
+    // The three rows of issue 22 in one run; --stores picks fewer.
+    o.stores = {"sqlite", "pg1", "pg2"};
     for (int i = 2; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -519,12 +521,32 @@ static int console_main(int argc, char **argv) {
             o.database = value();
         } else if (a == "--threads") {
             o.threads = number(value(), 8, 20000);
+        } else if (a == "--stores") {
+            o.stores.clear();
+            std::string v = value(), item;
+            for (size_t p = 0; p <= v.size(); ++p) {
+                if (p == v.size() || v[p] == ',') {
+                    if (item != "sqlite" && item != "pg1" && item != "pg2") {
+                        std::fprintf(stderr,
+                                     "segwire-bench console: --stores: \"%s\" is not one of "
+                                     "sqlite|pg1|pg2\n",
+                                     item.c_str());
+                        std::exit(2);
+                    }
+                    o.stores.push_back(item);
+                    item.clear();
+                } else {
+                    item += v[p];
+                }
+            }
+        } else if (a == "--pg-bin") {
+            o.pg_bin = value();
         } else {
             std::fprintf(
                 stderr,
                 "usage: segwire-bench console [--quick] [--enforcers N,N,...] [--writes N] "
                 "[--report-seconds S] [--csv FILE] [--console BIN] [--database postgresql://…] "
-                "[--threads N]\n");
+                "[--threads N] [--stores sqlite,pg1,pg2] [--pg-bin DIR]\n");
             return 2;
         }
     }
@@ -540,6 +562,16 @@ int main(int argc, char **argv) {
     if (cmd == "system") {  // namespaces, iperf3, nftables: tools/bench/system_bench.py
         std::string script = SEGWIRE_SOURCE_ROOT "/tools/bench/system_bench.py";
         setenv("SEGWIRE_BUILD", SEGWIRE_BUILD_ROOT, 0);  // an SEGWIRE_BUILD already set wins
+        std::vector<char *> args = {const_cast<char *>("/usr/bin/python3"), script.data()};
+        for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
+        args.push_back(nullptr);
+        execv(args[0], args.data());
+        std::perror("segwire-bench: /usr/bin/python3");
+        return 1;
+    }
+    if (cmd == "line") {  // memif links, segwire-linegen, dpdk-testpmd: tools/bench/line/line_bench.py
+        std::string script = SEGWIRE_SOURCE_ROOT "/tools/bench/line/line_bench.py";
+        setenv("SEGWIRE_BUILD", SEGWIRE_BUILD_ROOT, 0);
         std::vector<char *> args = {const_cast<char *>("/usr/bin/python3"), script.data()};
         for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
         args.push_back(nullptr);
@@ -566,7 +598,7 @@ int main(int argc, char **argv) {
     if (cmd != "pipeline") {
         std::fprintf(stderr,
                      "usage: segwire-bench pipeline [--quick] [--csv FILE] [--svg FILE] | system "
-                     "[...] | console [...] | --version\n");
+                     "[...] | line [...] | console [...] | --version\n");
         return 2;
     }
     return run_pipeline(quick, csv, svg);

@@ -1,6 +1,7 @@
 #include "tools/console/apicalls.hpp"
 
 #include <ctime>
+#include <memory>
 #include <vector>
 
 #include "tools/console/db.hpp"
@@ -119,9 +120,10 @@ std::string call_json(Stmt &s) {
 
 }  // namespace
 
-IngestResult ingest_apicalls(Db &db, std::string_view body, const std::string &enforcer_id) {
+PreparedBatch prepare_apicalls(std::string_view body, const std::string &enforcer_id) {
     rapidjson::Document doc = parse_json_object(body);
-    IngestResult res;
+    PreparedBatch out;
+    IngestResult &res = out.result;
     res.batch_id = get_string(doc, "batchID", "batchID", true);
     if (res.batch_id.size() > 128)
         throw ConsoleError(422, "batchID: longer than 128 characters", "batchID");
@@ -149,42 +151,51 @@ IngestResult ingest_apicalls(Db &db, std::string_view body, const std::string &e
     }
 
     const int64_t now = now_unix();
-    std::lock_guard lock(db.mutex());
-    Tx tx(db);
-    try {
+    auto rows = std::make_shared<std::vector<Call>>(std::move(calls));
+    out.write = [rows, now](Db &db, IngestResult &res) {
+        // DO NOTHING, not a constraint error: that would abort a PostgreSQL transaction shared
+        // with other requests' batches (IngestQueue).
         Stmt b(db,
                "INSERT INTO report_batches(kind, enforcer_id, batch_id, count, received) "
-               "VALUES(?, ?, ?, ?, ?)");
+               "VALUES(?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
         b.bind(1, std::string(kKind)).bind(2, res.enforcer_id).bind(3, res.batch_id);
-        b.bind(4, static_cast<int64_t>(calls.size())).bind(5, now);
+        b.bind(4, static_cast<int64_t>(rows->size())).bind(5, now);
         b.step();
-    } catch (const ConstraintViolation &) {
-        res.duplicate = true;  // a retry of a batch already stored: acknowledge, store nothing
-        return res;
-    }
-    Stmt ins(db,
-             "INSERT INTO apicalls(enforcer_id, batch_id, ts, ts_ms, service, method, path, "
-             "caller_pu, caller_user, caller_ip, verdict, rule, reason, status, latency_us) "
-             "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    for (const Call &c : calls) {
-        ins.reset();
-        ins.bind(1, res.enforcer_id).bind(2, res.batch_id).bind(3, c.ts_ms / 1000);
-        ins.bind(4, c.ts_ms).bind(5, c.service).bind(6, c.method).bind(7, c.path);
-        if (c.pu_null)
-            ins.bind_null(8);
-        else
-            ins.bind(8, c.caller_pu);
-        if (c.user_null)
-            ins.bind_null(9);
-        else
-            ins.bind(9, c.caller_user);
-        ins.bind(10, c.caller_ip).bind(11, c.verdict).bind(12, c.rule).bind(13, c.reason);
-        ins.bind(14, c.status).bind(15, c.latency_us);
-        ins.step();
-    }
+        res.duplicate = db.changes() == 0;  // a retry of a batch already stored: store nothing
+        res.stored = 0;
+        if (res.duplicate) return;
+        Stmt ins(db,
+                 "INSERT INTO apicalls(enforcer_id, batch_id, ts, ts_ms, service, method, path, "
+                 "caller_pu, caller_user, caller_ip, verdict, rule, reason, status, latency_us) "
+                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        for (const Call &c : *rows) {
+            ins.reset();
+            ins.bind(1, res.enforcer_id).bind(2, res.batch_id).bind(3, c.ts_ms / 1000);
+            ins.bind(4, c.ts_ms).bind(5, c.service).bind(6, c.method).bind(7, c.path);
+            if (c.pu_null)
+                ins.bind_null(8);
+            else
+                ins.bind(8, c.caller_pu);
+            if (c.user_null)
+                ins.bind_null(9);
+            else
+                ins.bind(9, c.caller_user);
+            ins.bind(10, c.caller_ip).bind(11, c.verdict).bind(12, c.rule).bind(13, c.reason);
+            ins.bind(14, c.status).bind(15, c.latency_us);
+            ins.step();
+        }
+        res.stored = rows->size();
+    };
+    return out;
+}
+
+IngestResult ingest_apicalls(Db &db, std::string_view body, const std::string &enforcer_id) {
+    PreparedBatch b = prepare_apicalls(body, enforcer_id);
+    std::lock_guard lock(db.mutex());
+    Tx tx(db);
+    b.write(db, b.result);
     tx.commit();
-    res.stored = calls.size();
-    return res;
+    return b.result;
 }
 
 Page query_apicalls(Db &db, const ApiCallFilter &f) {

@@ -19,6 +19,8 @@ class Db;
 // Body {batchID, enforcerID?, reports: [...]} as POST /flowreports; each report is checked
 // (422 naming reports[i].field) before anything is written.
 IngestResult ingest_apicalls(Db &db, std::string_view body, const std::string &enforcer_id);
+// Its checks, without touching the database (IngestQueue's group commit; see PreparedBatch).
+PreparedBatch prepare_apicalls(std::string_view body, const std::string &enforcer_id);
 
 struct ApiCallFilter {
     std::string service, verdict, caller_pu, enforcer_id;

@@ -164,8 +164,8 @@ struct AsyncServer::Impl {
     void on_accept(beast::error_code ec, tcp::socket sock);
     void handle(std::shared_ptr<Session> s, std::shared_ptr<Exchange> ex);
     void park(std::shared_ptr<Session> s, std::shared_ptr<Exchange> ex, ParkRequest &&p);
-    void resume(const std::shared_ptr<Waiter> &w);
-    void wake(std::vector<std::shared_ptr<Waiter>> woken);
+    void resume(const std::shared_ptr<Waiter> &w, bool new_version);
+    void wake(std::vector<std::shared_ptr<Waiter>> woken, bool new_version);
     void watch();
     void begin_stop();
 
@@ -312,6 +312,7 @@ struct Session : std::enable_shared_from_this<Session> {
             httplib::detail::parse_query_text(req.target.substr(q + 1), req.params);
         for (const auto &f : m)
             req.headers.emplace(std::string(f.name_string()), std::string(f.value()));
+        req.headers.erase(kWokenHeader);  // the transport's own, never a client's
         req.headers.emplace("REMOTE_ADDR", remote_addr);
         req.headers.emplace("REMOTE_PORT", std::to_string(remote_port));
         req.remote_addr = remote_addr;
@@ -460,18 +461,18 @@ void AsyncServer::Impl::park(std::shared_ptr<Session> s, std::shared_ptr<Exchang
             // strand and finds the timer started.
             asio::post(exec, [this, w, deadline = *w->exchange->deadline] {
                 w->timer.expires_at(deadline);
-                w->timer.async_wait([this, w](beast::error_code) { resume(w); });
+                w->timer.async_wait([this, w](beast::error_code) { resume(w, false); });
             });
             return;
         }
     }
-    resume(w);
+    resume(w, false);
 }
 
 // Runs the handler again with `wait` set to what is left of the request's wait (whole seconds):
 // after the timer, 0, so it answers at once (304); after a change, a handler that finds nothing
 // new for this client may park again for the rest.
-void AsyncServer::Impl::resume(const std::shared_ptr<Waiter> &w) {
+void AsyncServer::Impl::resume(const std::shared_ptr<Waiter> &w, bool new_version) {
     if (w->done.exchange(true)) return;
     {
         std::lock_guard l(mu);
@@ -487,15 +488,17 @@ void AsyncServer::Impl::resume(const std::shared_ptr<Waiter> &w) {
     const auto secs = std::chrono::duration_cast<std::chrono::seconds>(left).count();
     ex->req.params.erase("wait");
     ex->req.params.emplace("wait", std::to_string(secs > 0 && !stopping.load() ? secs : 0));
+    ex->req.headers.erase(kWokenHeader);
+    if (new_version) ex->req.headers.emplace(kWokenHeader, "1");
     handle(w->session, std::move(ex));
 }
 
-void AsyncServer::Impl::wake(std::vector<std::shared_ptr<Waiter>> woken) {
+void AsyncServer::Impl::wake(std::vector<std::shared_ptr<Waiter>> woken, bool new_version) {
     for (auto &w : woken) {
         auto exec = w->session->stream.get_executor();
-        asio::post(exec, [this, w = std::move(w)] {
+        asio::post(exec, [this, w = std::move(w), new_version] {
             w->timer.cancel();  // its handler finds `done` set
-            resume(w);
+            resume(w, new_version);
         });
     }
 }
@@ -528,7 +531,7 @@ void AsyncServer::Impl::watch() {
                 it = waiters.erase(it);
             }
         }
-        wake(std::move(woken));
+        wake(std::move(woken), true);
     }
 }
 
@@ -550,7 +553,7 @@ void AsyncServer::Impl::begin_stop() {
             if (auto sp = s->weak_from_this().lock()) idle.push_back(std::move(sp));
     }
     // Parked requests answer now (their connections close after the answer).
-    wake(std::move(woken));
+    wake(std::move(woken), false);
     // Connections waiting for a request close now; those with a request in hand answer first.
     for (auto &s : idle) {
         auto exec = s->stream.get_executor();

@@ -36,6 +36,10 @@ namespace segwire::console {
 // of the first park's wait, in whole seconds: 0 after the timer (the handler answers 304 at
 // once); after a change, the rest — a handler that finds the change does not concern this
 // client may park again. `hold` lives as long as the request is parked (the gauge).
+// Set by the transport (never by a client: removed from what clients send) on a request it runs
+// again because the policy version changed while it was parked.
+constexpr const char *kWokenHeader = "X-Segwire-Woken";
+
 struct ParkRequest {
     uint64_t version = 0;
     std::chrono::milliseconds wait{0};

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "crypto/pki.hpp"
+#include "tools/console/db.hpp"
 #include "tools/console/error.hpp"
 #include "tools/console/migrations.hpp"
 #include "tools/console/server.hpp"
@@ -133,6 +134,17 @@ std::string decrypt_key(const std::string &pem, const std::string &pass, const s
     return unwrap(crypto::private_key_to_pem(k.get()), name);
 }
 
+// Creates `path` empty, mode 0600, failing if it exists: before SQLite opens it, since the file
+// will hold (encrypted) keys and every report.
+void create_private(const std::string &path, const char *field = nullptr) {
+    ::unlink(path.c_str());
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        throw ConsoleError(500, "cannot create " + path + ": " + std::strerror(errno),
+                           field ? field : "");
+    ::close(fd);
+}
+
 // An exclusive flock on DIR/console.lock, which `serve` holds while it runs; kept until the
 // returned fd is closed, so that no Console starts on DIR during the restore.
 int lock_data_dir(const std::string &dir) {
@@ -145,6 +157,226 @@ int lock_data_dir(const std::string &dir) {
                                     path + "): stop it before restoring");
     }
     return fd;
+}
+
+// ---- PostgreSQL: rows copied to and from the backup's SQLite form ----
+//
+// A backup has one format whatever the store: the SQLite database this binary's migrations make.
+// A PostgreSQL store is copied into one table by table (columns by name), and a backup restored
+// into PostgreSQL is copied back the same way. So a backup made on one store restores onto the
+// other (SQLite -> PostgreSQL is how a single-node Console moves to replicas).
+
+struct Column {
+    std::string name;
+    bool integer = false;
+};
+struct Table {
+    std::string name;
+    std::vector<Column> cols;
+};
+
+// The Console's tables in an SQLite database, with their columns (the backup's own tables left
+// out).
+std::vector<Table> sqlite_tables(sqlite3 *db) {
+    std::vector<Table> out;
+    sqlite3_stmt *st = nullptr;
+    sqlite3_prepare_v2(db,
+                       "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                       "'sqlite_%' AND name NOT IN ('backup_info', 'backup_files') ORDER BY name",
+                       -1, &st, nullptr);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        out.push_back({reinterpret_cast<const char *>(sqlite3_column_text(st, 0)), {}});
+    sqlite3_finalize(st);
+    for (Table &t : out) {
+        sqlite3_prepare_v2(db, ("PRAGMA table_info(\"" + t.name + "\")").c_str(), -1, &st, nullptr);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            std::string type = reinterpret_cast<const char *>(sqlite3_column_text(st, 2));
+            for (char &c : type) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+            t.cols.push_back({reinterpret_cast<const char *>(sqlite3_column_text(st, 1)),
+                              type.find("INT") != std::string::npos});
+        }
+        sqlite3_finalize(st);
+    }
+    return out;
+}
+
+bool pg_has_column(Db &pg, const std::string &table, const std::string &col) {
+    Stmt s(pg,
+           "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND "
+           "table_name = ? AND column_name = ?");
+    s.bind(1, table).bind(2, col);
+    return s.step();
+}
+
+std::string column_list(const Table &t) {
+    std::string out;
+    for (const Column &c : t.cols) out += (out.empty() ? "" : ", ") + c.name;
+    return out;
+}
+
+std::string placeholders(size_t n) {
+    std::string out;
+    for (size_t i = 0; i < n; ++i) out += i ? ", ?" : "?";
+    return out;
+}
+
+// Every Console table of `pg` into the (freshly migrated, same schema version) SQLite `dst`, from
+// one REPEATABLE READ snapshot: a consistent state while replicas write. PostgreSQL's explicit
+// `rowid` columns (insertion order of objects and report batches) become SQLite's rowids.
+// Returns the number of rows copied.
+size_t copy_pg_to_sqlite(Db &pg, sqlite3 *dst) {
+    size_t rows = 0;
+    std::lock_guard lock(pg.mutex());
+    pg.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    try {
+        exec(dst, "BEGIN", "backup");
+        for (const Table &t : sqlite_tables(dst)) {
+            for (const Column &c : t.cols)
+                if (!pg_has_column(pg, t.name, c.name))
+                    throw ConsoleError(500, "the PostgreSQL store lacks " + t.name + "." + c.name +
+                                                " (schema versions differ?)");
+            if (scalar(dst, "SELECT count(*) FROM " + t.name) != "0")
+                exec(dst, "DELETE FROM " + t.name, "backup");  // what the migrations seeded
+            const bool rowid = pg_has_column(pg, t.name, "rowid");
+            const std::string cols = column_list(t);
+            Stmt s(pg, ("SELECT " + std::string(rowid ? "rowid, " : "") + cols + " FROM " + t.name +
+                        (rowid ? " ORDER BY rowid" : ""))
+                           .c_str());
+            sqlite3_stmt *ins = nullptr;
+            const std::string isql = "INSERT INTO " + t.name + "(" + (rowid ? "rowid, " : "") +
+                                     cols + ") VALUES(" +
+                                     placeholders(t.cols.size() + (rowid ? 1 : 0)) + ")";
+            if (sqlite3_prepare_v2(dst, isql.c_str(), -1, &ins, nullptr) != SQLITE_OK)
+                throw ConsoleError(500, "backup: " + std::string(sqlite3_errmsg(dst)));
+            while (s.step()) {
+                int col = 0;
+                if (rowid) sqlite3_bind_int64(ins, ++col, s.i64(0));
+                for (size_t i = 0; i < t.cols.size(); ++i) {
+                    const int src = static_cast<int>(i) + (rowid ? 1 : 0);
+                    ++col;
+                    if (s.is_null(src)) {
+                        sqlite3_bind_null(ins, col);
+                    } else if (t.cols[i].integer) {
+                        sqlite3_bind_int64(ins, col, s.i64(src));
+                    } else {
+                        const std::string v = s.text(src);
+                        sqlite3_bind_text(ins, col, v.data(), static_cast<int>(v.size()),
+                                          SQLITE_TRANSIENT);
+                    }
+                }
+                const int rc = sqlite3_step(ins);
+                sqlite3_reset(ins);
+                if (rc != SQLITE_DONE) {
+                    std::string msg = sqlite3_errmsg(dst);
+                    sqlite3_finalize(ins);
+                    throw ConsoleError(500, "backup of " + t.name + ": " + msg);
+                }
+                ++rows;
+            }
+            sqlite3_finalize(ins);
+        }
+        exec(dst, "COMMIT", "backup");
+    } catch (...) {
+        pg.exec("ROLLBACK");
+        throw;
+    }
+    pg.exec("COMMIT");
+    return rows;
+}
+
+// A connection URI as it may be printed and stored: a password in it replaced by "***".
+std::string redact_uri(const std::string &uri) {
+    const size_t scheme = uri.find("://");
+    const size_t at = uri.find('@', scheme == std::string::npos ? 0 : scheme + 3);
+    if (scheme == std::string::npos || at == std::string::npos) return uri;
+    const size_t colon = uri.find(':', scheme + 3);
+    if (colon == std::string::npos || colon > at) return uri;
+    return uri.substr(0, colon + 1) + "***" + uri.substr(at);
+}
+
+// The Console tables a restore into PostgreSQL must find empty (without --force).
+constexpr const char *kHoldsData[] = {"objects", "enforcers", "appcreds", "reports", "auditlog"};
+
+// The rows of SQLite `src` (a backup, migrated to this binary's schema) into PostgreSQL, in one
+// write transaction: refused when the database already holds a Console's data unless `force`,
+// which empties every table first (TRUNCATE: the audit log's append-only trigger guards rows
+// against UPDATE/DELETE by the Console, not an operator's whole-store replacement). Identity
+// columns continue after the highest restored value. Returns the number of rows copied.
+size_t copy_sqlite_to_pg(sqlite3 *src, Db &pg, bool force, const std::string &where) {
+    const std::vector<Table> tables = sqlite_tables(src);
+    std::lock_guard lock(pg.mutex());
+    Tx tx(pg);
+    if (!force) {
+        for (const char *t : kHoldsData) {
+            Stmt c(pg, (std::string("SELECT count(*) FROM ") + t).c_str());
+            if (c.step() && c.i64(0) > 0)
+                throw ConsoleError(409,
+                                   "--database " + where + " already holds a Console's data (" +
+                                       std::to_string(c.i64(0)) + " row(s) in " + t +
+                                       "): restore into an empty database, or give --force to "
+                                       "replace it (stop every replica first)",
+                                   "--database");
+        }
+    }
+    std::string all;
+    for (const Table &t : tables) all += (all.empty() ? "" : ", ") + t.name;
+    pg.exec(("TRUNCATE " + all + " RESTART IDENTITY").c_str());
+    size_t rows = 0;
+    for (const Table &t : tables) {
+        for (const Column &c : t.cols)
+            if (!pg_has_column(pg, t.name, c.name))
+                throw ConsoleError(500,
+                                   "the PostgreSQL store lacks " + t.name + "." + c.name +
+                                       " (schema versions differ?)",
+                                   "--database");
+        const bool rowid = pg_has_column(pg, t.name, "rowid");
+        const std::string cols = column_list(t);
+        Stmt ins(pg, ("INSERT INTO " + t.name + "(" + (rowid ? "rowid, " : "") + cols +
+                      ") VALUES(" + placeholders(t.cols.size() + (rowid ? 1 : 0)) + ")")
+                         .c_str());
+        sqlite3_stmt *st = nullptr;
+        const std::string sel = "SELECT rowid, " + cols + " FROM " + t.name + " ORDER BY rowid";
+        const bool has_rowid = sqlite3_prepare_v2(src, sel.c_str(), -1, &st, nullptr) == SQLITE_OK;
+        if (!has_rowid)  // WITHOUT ROWID tables (none today): plain order
+            sqlite3_prepare_v2(src, ("SELECT 0, " + cols + " FROM " + t.name).c_str(), -1, &st,
+                               nullptr);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            int col = 0;
+            if (rowid) ins.bind(++col, static_cast<int64_t>(sqlite3_column_int64(st, 0)));
+            for (size_t i = 0; i < t.cols.size(); ++i) {
+                const int c = static_cast<int>(i) + 1;
+                ++col;
+                if (sqlite3_column_type(st, c) == SQLITE_NULL)
+                    ins.bind_null(col);
+                else if (t.cols[i].integer)
+                    ins.bind(col, static_cast<int64_t>(sqlite3_column_int64(st, c)));
+                else
+                    ins.bind(col,
+                             std::string(reinterpret_cast<const char *>(sqlite3_column_blob(st, c)),
+                                         static_cast<size_t>(sqlite3_column_bytes(st, c))));
+            }
+            ins.step();
+            ins.reset();
+            ++rows;
+        }
+        sqlite3_finalize(st);
+    }
+    // Identity columns (AUTOINCREMENT seq, rowid) go on after what was restored.
+    std::vector<std::pair<std::string, std::string>> identity;
+    {
+        Stmt s(pg,
+               "SELECT table_name, column_name FROM information_schema.columns WHERE "
+               "table_schema = current_schema() AND is_identity = 'YES'");
+        while (s.step()) identity.emplace_back(s.text(0), s.text(1));
+    }
+    for (const auto &[table, col] : identity) {
+        Stmt s(pg, ("SELECT setval(pg_get_serial_sequence('" + table + "', '" + col +
+                    "'), (SELECT coalesce(max(" + col + "), 0) + 1 FROM " + table + "), false)")
+                       .c_str());
+        s.step();
+    }
+    tx.commit();
+    return rows;
 }
 
 }  // namespace
@@ -160,29 +392,37 @@ std::string read_passphrase_file(const std::string &path) {
 }
 
 std::string backup_console(const BackupOptions &o) {
-    const std::string db_path = o.data_dir + "/console.db";
-    if (!fs::exists(db_path)) throw ConsoleError(404, "no database at " + db_path, "--data");
+    const bool pg = !o.database.empty();
+    const std::string db_path = pg ? o.database : o.data_dir + "/console.db";
+    if (!pg && !fs::exists(db_path)) throw ConsoleError(404, "no database at " + db_path, "--data");
     if (!o.without_keys && o.passphrase.empty())
         throw ConsoleError(400,
                            "the backup holds the CA keys: give --passphrase-file to encrypt them, "
                            "or --without-keys to leave them out",
                            "--passphrase-file");
-    SqlitePtr src = open_db(db_path, SQLITE_OPEN_READWRITE, "cannot open");
-    if (scalar(src.get(), "SELECT count(*) FROM sqlite_master WHERE name = 'meta'") != "1")
-        throw ConsoleError(400, db_path + " is not a segwire Console database (no meta table)",
-                           "--data");
+    SqlitePtr src;
+    if (!pg) {
+        src = open_db(db_path, SQLITE_OPEN_READWRITE, "cannot open");
+        if (scalar(src.get(), "SELECT count(*) FROM sqlite_master WHERE name = 'meta'") != "1")
+            throw ConsoleError(400, db_path + " is not a segwire Console database (no meta table)",
+                               "--data");
+    }
 
-    // Created 0600 before SQLite opens it: the file holds (encrypted) keys and every report.
     const std::string tmp = o.out + ".tmp-" + std::to_string(::getpid());
-    ::unlink(tmp.c_str());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        throw ConsoleError(500, "cannot create " + tmp + ": " + std::strerror(errno), "--out");
-    ::close(fd);
+    create_private(tmp, "--out");
     try {
+        if (pg) {
+            // This binary's schema on SQLite (the backup's format), then the rows into it.
+            Db fresh(tmp);
+        }
         SqlitePtr dst = open_db(tmp, SQLITE_OPEN_READWRITE, "cannot open");
-        copy_db(src.get(), dst.get(), "backup of " + db_path);
-        src.reset();
+        if (pg) {
+            Db store(o.database);
+            copy_pg_to_sqlite(store, dst.get());
+        } else {
+            copy_db(src.get(), dst.get(), "backup of " + db_path);
+            src.reset();
+        }
         sqlite3 *d = dst.get();
         // A single self-contained file (no -wal beside it), tagged as a Console database.
         exec(d, "PRAGMA journal_mode=DELETE", "backup");
@@ -221,7 +461,8 @@ std::string backup_console(const BackupOptions &o) {
         for (const auto &[k, v] : std::vector<std::pair<std::string, std::string>>{
                  {"made", rfc3339(now_unix())},
                  {"made_by", std::string("segwire-console ") + kVersion},
-                 {"source", fs::absolute(o.data_dir).string()},
+                 {"source", pg ? redact_uri(o.database) : fs::absolute(o.data_dir).string()},
+                 {"store", pg ? "postgresql" : "sqlite"},
                  {"schema_version", version},
                  {"keys", o.without_keys ? "none" : "encrypted"},
                  {"external_ca_cert", ext_cert},
@@ -230,7 +471,7 @@ std::string backup_console(const BackupOptions &o) {
         const std::string reports = scalar(d, "SELECT count(*) FROM reports");
         dst.reset();
         // Durable before it takes the final name.
-        fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+        int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
             ::fsync(fd);
             ::close(fd);
@@ -239,8 +480,10 @@ std::string backup_console(const BackupOptions &o) {
             throw ConsoleError(
                 500, "cannot rename " + tmp + " to " + o.out + ": " + std::strerror(errno),
                 "--out");
-        return "backup of " + o.data_dir + " written to " + o.out + ": schema version " + version +
-               ", " + reports + " report(s), " + std::to_string(files) + " CA/key file(s)" +
+        return "backup of " +
+               (pg ? redact_uri(o.database) + " (keys from " + o.data_dir + ")" : o.data_dir) +
+               " written to " + o.out + ": schema version " + version + ", " + reports +
+               " report(s), " + std::to_string(files) + " CA/key file(s)" +
                (o.without_keys ? " (keys left out: --without-keys)" : "") +
                (ext_cert.empty()
                     ? ""
@@ -325,9 +568,10 @@ std::string restore_console(const RestoreOptions &o) {
         int fd;
         ~Unlock() { ::close(fd); }
     } unlock{lock};
+    const bool pg = !o.database.empty();
     const std::string db_path = o.data_dir + "/console.db";
     if (!o.force) {
-        if (fs::exists(db_path))
+        if (!pg && fs::exists(db_path))
             throw ConsoleError(409,
                                o.data_dir +
                                    " already holds a console.db: restore into an empty "
@@ -341,24 +585,39 @@ std::string restore_console(const RestoreOptions &o) {
                                    "--data");
     }
     const std::string tmp = db_path + ".restore-" + std::to_string(::getpid());
-    ::unlink(tmp.c_str());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) throw ConsoleError(500, "cannot create " + tmp + ": " + std::strerror(errno));
-    ::close(fd);
+    auto remove_tmp = [&] {
+        for (const char *suffix : {"", "-wal", "-shm"}) ::unlink((tmp + suffix).c_str());
+    };
+    size_t pg_rows = 0;
     try {
-        SqlitePtr dst = open_db(tmp, SQLITE_OPEN_READWRITE, "cannot open");
-        copy_db(s, dst.get(), "restore from " + o.from);
-        // The backup's own tables go; secure_delete overwrites their pages (encrypted keys).
-        exec(dst.get(),
-             "PRAGMA secure_delete=ON; DROP TABLE backup_files; DROP TABLE backup_info; VACUUM",
-             "restore");
-        exec(dst.get(), "PRAGMA journal_mode=WAL", "restore");
-        dst.reset();
-        for (const char *suffix : {"-wal", "-shm"}) ::unlink((db_path + suffix).c_str());
-        if (::rename(tmp.c_str(), db_path.c_str()) != 0)
-            throw ConsoleError(500, "cannot rename " + tmp + ": " + std::strerror(errno));
+        // The backup without its own tables, in a new file; secure_delete overwrites their
+        // pages (the encrypted keys).
+        create_private(tmp);
+        {
+            SqlitePtr dst = open_db(tmp, SQLITE_OPEN_READWRITE, "cannot open");
+            copy_db(s, dst.get(), "restore from " + o.from);
+            exec(dst.get(),
+                 "PRAGMA secure_delete=ON; DROP TABLE backup_files; DROP TABLE backup_info; "
+                 "VACUUM",
+                 "restore");
+            if (!pg) exec(dst.get(), "PRAGMA journal_mode=WAL", "restore");
+        }
+        if (pg) {
+            // Migrated to this binary's schema, then into PostgreSQL in one transaction; nothing
+            // in the database changes when a check fails.
+            { Db migrate(tmp); }
+            SqlitePtr rows = open_db(tmp, SQLITE_OPEN_READONLY, "cannot open");
+            Db store(o.database);
+            pg_rows = copy_sqlite_to_pg(rows.get(), store, o.force, redact_uri(o.database));
+            rows.reset();
+            remove_tmp();
+        } else {
+            for (const char *suffix : {"-wal", "-shm"}) ::unlink((db_path + suffix).c_str());
+            if (::rename(tmp.c_str(), db_path.c_str()) != 0)
+                throw ConsoleError(500, "cannot rename " + tmp + ": " + std::strerror(errno));
+        }
     } catch (...) {
-        ::unlink(tmp.c_str());
+        remove_tmp();
         throw;
     }
     // server.pem/server.key were made for the old host; the next start makes them again.
@@ -370,7 +629,8 @@ std::string restore_console(const RestoreOptions &o) {
     // not open what root wrote.
     struct stat dir_st {};
     if (::geteuid() == 0 && ::stat(o.data_dir.c_str(), &dir_st) == 0 && dir_st.st_uid != 0) {
-        std::vector<std::string> written = {db_path, o.data_dir + "/" + kLockFile};
+        std::vector<std::string> written = {o.data_dir + "/" + kLockFile};
+        if (!pg) written.push_back(db_path);
         for (const Out &f : files) written.push_back(o.data_dir + "/" + f.name);
         for (const std::string &p : written)
             if (::chown(p.c_str(), dir_st.st_uid, dir_st.st_gid) != 0)
@@ -381,8 +641,11 @@ std::string restore_console(const RestoreOptions &o) {
     const std::string ext =
         scalar(s, "SELECT value FROM backup_info WHERE key = 'external_ca_cert'");
     return "restored " + o.from + " (made " + made + ", schema version " + std::to_string(version) +
-           ") into " + o.data_dir + ": console.db and " + std::to_string(files.size()) +
-           " CA/key file(s)" +
+           ") into " +
+           (pg ? redact_uri(o.database) + " (" + std::to_string(pg_rows) + " row(s)) and " +
+                     o.data_dir + ": "
+               : o.data_dir + ": console.db and ") +
+           std::to_string(files.size()) + " CA/key file(s)" +
            (files.empty() ? " (the backup has none: put the CA files in place before serve)" : "") +
            (ext.empty() ? "" : "; it used the external CA " + ext + ": keep that in place");
 }

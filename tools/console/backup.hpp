@@ -14,12 +14,14 @@ namespace segwire::console {
 
 struct BackupOptions {
     std::string data_dir, out;
+    std::string database;  // a PostgreSQL URI (--database), or "" for DIR/console.db
     std::string passphrase;  // "" with without_keys only
     bool without_keys = false;
 };
 
 struct RestoreOptions {
     std::string data_dir, from;
+    std::string database;  // restore the rows into this PostgreSQL database instead of DIR
     std::string passphrase;
     bool force = false;  // replace a console.db (and keys) already in data_dir
 };

@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 
 #include "config/policy/profile.hpp"
+#include "crypto/pki.hpp"
 #include "tools/console/appcreds.hpp"
 #include "tools/console/audit.hpp"
 #include "tools/console/authz.hpp"
@@ -573,6 +574,91 @@ std::string render_bundle(const policy::PolicySet &set, uint64_t version, const 
     for (const auto &ref : revoked) rev.PushBack(rapidjson::Value(ref.c_str(), a), a);
     doc.AddMember("revokedCertificates", rev, a);
     return console::to_json(doc);
+}
+
+namespace {
+
+policy::ParsedExpression parsed(const policy::TagExpression &e) {
+    policy::ParsedExpression out;
+    std::string where, problem;
+    policy::parse_tag_expression(e, &out, &where, &problem);  // validated with the set
+    return out;
+}
+
+}  // namespace
+
+policy::PolicySet bundle_subset(const policy::PolicySet &set, const EnforcerRecord &r) {
+    const std::string group = group_of(r.certificate);
+    // A copy with the filtered collections emptied: anything else the set carries goes as is.
+    policy::PolicySet b = set;
+    b.network_policies.clear();
+    b.external_networks.clear();
+    b.services.clear();
+    b.http_resource_specs.clear();
+    // The PUs it may enforce for (tags once), and those it hosts (L7 services).
+    std::vector<std::vector<std::string>> local_tags, hosted_tags;
+    for (const auto &pu : set.processing_units) {
+        const bool hosted = crypto::hosts_pu(pu.enforcer_id, r.id, group);
+        if (!hosted && !pu.enforcer_id.empty()) continue;
+        local_tags.push_back(policy::effective_tags(pu));
+        if (hosted) hosted_tags.push_back(local_tags.back());
+    }
+    auto selects_any = [](const policy::ParsedExpression &e,
+                          const std::vector<std::vector<std::string>> &tags) {
+        for (const auto &t : tags)
+            if (policy::expression_matches(e, t)) return true;
+        return false;
+    };
+    const bool default_allow = set.ns.default_incoming == policy::RuleAction::kAllow ||
+                               set.ns.default_outgoing == policy::RuleAction::kAllow;
+    std::vector<policy::ParsedExpression> objects;
+    for (const auto &p : set.network_policies) {
+        if (!default_allow && !selects_any(parsed(p.subject), local_tags)) continue;
+        b.network_policies.push_back(p);
+        for (const auto *rules : {&p.incoming_rules, &p.outgoing_rules})
+            for (const auto &rule : *rules) objects.push_back(parsed(rule.object));
+    }
+    for (const auto &n : set.external_networks) {
+        const std::vector<std::string> tags = policy::effective_tags(n);
+        for (const auto &o : objects)
+            if (policy::expression_matches(o, tags)) {
+                b.external_networks.push_back(n);
+                break;
+            }
+    }
+    std::vector<policy::ParsedExpression> apis;
+    for (const auto &s : set.services) {
+        if (!selects_any(parsed(s.selector), hosted_tags)) continue;
+        b.services.push_back(s);
+        apis.push_back(parsed(s.exposed_apis));
+    }
+    for (const auto &h : set.http_resource_specs) {
+        const std::vector<std::string> tags = policy::effective_tags(h);
+        for (const auto &a : apis)
+            if (policy::expression_matches(a, tags)) {
+                b.http_resource_specs.push_back(h);
+                break;
+            }
+    }
+    return b;
+}
+
+TaggedBundle render_enforcer_bundle(const policy::PolicySet &set, uint64_t version,
+                                    const EnforcerRecord &r, const std::string &ca_pem,
+                                    const std::vector<std::string> &revoked) {
+    // Rendered at version 0 and hashed, then given its real version: the ETag names the content.
+    rapidjson::Document doc;
+    doc.Parse(render_bundle(bundle_subset(set, r), 0, r, ca_pem, revoked).c_str());
+    TaggedBundle out;
+    out.etag = hex(sha256(console::to_json(doc)));
+    auto &a = doc.GetAllocator();
+    const std::string v = std::to_string(version);
+    if (doc.HasMember("version"))
+        doc["version"].SetString(v.c_str(), a);
+    else
+        doc.AddMember("version", rapidjson::Value(v.c_str(), a), a);
+    out.body = console::to_json(doc);
+    return out;
 }
 
 }  // namespace segwire::console

@@ -115,4 +115,27 @@ const policy::EnforcerProfile &resolve_enforcer_profile(const policy::PolicySet 
 std::string render_bundle(const policy::PolicySet &set, uint64_t version, const EnforcerRecord &r,
                           const std::string &ca_pem, const std::vector<std::string> &revoked = {});
 
+// The part of `set` that enforcer `r` can ever evaluate (docs/console.md, "Per-enforcer
+// bundles", says why each piece is or is not needed):
+//  * every processing unit (peers' records decide claims, anti-spoofing and tags);
+//  * the rulesets whose subject selects a PU it may enforce for: one it hosts (enforcerID its
+//    ID, or "group:G" with G its certificate's group) or one hosted by no enforcer (decided by
+//    address wherever it sits). All rulesets when a namespace default is Allow: there a missing
+//    Reject would become an Allow;
+//  * the external networks an object of those rulesets' rules selects;
+//  * the services selecting a PU it hosts, and the httpresourcespecs they expose;
+//  * the profiles and mappings unchanged (render_bundle keeps the resolved profile only).
+policy::PolicySet bundle_subset(const policy::PolicySet &set, const EnforcerRecord &r);
+
+// A bundle and its ETag: the strong hex SHA-256 of the bundle with its "version" left out, so that
+// a new policy version that changes nothing this enforcer receives keeps its ETag (its
+// long-poll's If-None-Match stays satisfied and it is not sent the same bundle again).
+struct TaggedBundle {
+    std::string etag;  // without quotes
+    std::string body;
+};
+TaggedBundle render_enforcer_bundle(const policy::PolicySet &set, uint64_t version,
+                                    const EnforcerRecord &r, const std::string &ca_pem,
+                                    const std::vector<std::string> &revoked);
+
 }  // namespace segwire::console

@@ -70,8 +70,8 @@ constexpr const char *kUsage = R"(usage:
   segwire-console flows --data DIR [--database URI] [--since RFC3339|UNIX]
   segwire-console apicalls --data DIR [--database URI] [--since RFC3339|UNIX] [--service NAME]
                            [--verdict accept|reject] [--caller PU-ID]
-  segwire-console backup --data DIR --out FILE (--passphrase-file FILE | --without-keys)
-  segwire-console restore --data DIR --from FILE [--passphrase-file FILE] [--force]
+  segwire-console backup --data DIR [--database URI] --out FILE (--passphrase-file FILE | --without-keys)
+  segwire-console restore --data DIR [--database URI] --from FILE [--passphrase-file FILE] [--force]
 )";
 
 // Who the command-line tools act as in the audit trail: the local operator.
@@ -531,12 +531,13 @@ int cmd_flows(int argc, char **argv) {
 
 int cmd_apicalls(int argc, char **argv) {
     std::map<std::string, std::string> o;
-    if (!parse_options(argc, argv, 2, {"--data", "--since", "--service", "--verdict", "--caller"},
+    if (!parse_options(argc, argv, 2,
+                       {"--data", "--database", "--since", "--service", "--verdict", "--caller"},
                        &o) ||
         !need(o, "--data"))
         return 2;
-    std::string path = o["--data"] + "/console.db";
-    if (!std::filesystem::exists(path)) {
+    std::string path = db_location(o);
+    if (!Db::is_postgres_uri(path) && !std::filesystem::exists(path)) {
         std::fprintf(stderr, "segwire-console: no database at %s\n", path.c_str());
         return 1;
     }
@@ -559,13 +560,14 @@ int cmd_apicalls(int argc, char **argv) {
 
 int cmd_backup(int argc, char **argv) {
     std::map<std::string, std::string> o;
-    if (!parse_options(argc, argv, 2, {"--data", "--out", "--passphrase-file"}, &o,
+    if (!parse_options(argc, argv, 2, {"--data", "--database", "--out", "--passphrase-file"}, &o,
                        {"--without-keys"}) ||
         !need(o, "--data") || !need(o, "--out"))
         return 2;
     BackupOptions b;
     b.data_dir = o["--data"];
     b.out = o["--out"];
+    b.database = opt_or(o, "--database", "");
     b.without_keys = o.count("--without-keys") > 0;
     if (o.count("--passphrase-file")) b.passphrase = read_passphrase_file(o["--passphrase-file"]);
     std::printf("%s\n", backup_console(b).c_str());
@@ -574,12 +576,14 @@ int cmd_backup(int argc, char **argv) {
 
 int cmd_restore(int argc, char **argv) {
     std::map<std::string, std::string> o;
-    if (!parse_options(argc, argv, 2, {"--data", "--from", "--passphrase-file"}, &o, {"--force"}) ||
+    if (!parse_options(argc, argv, 2, {"--data", "--database", "--from", "--passphrase-file"}, &o,
+                       {"--force"}) ||
         !need(o, "--data") || !need(o, "--from"))
         return 2;
     RestoreOptions r;
     r.data_dir = o["--data"];
     r.from = o["--from"];
+    r.database = opt_or(o, "--database", "");
     r.force = o.count("--force") > 0;
     if (o.count("--passphrase-file")) r.passphrase = read_passphrase_file(o["--passphrase-file"]);
     std::printf("%s\n", restore_console(r).c_str());
@@ -615,6 +619,16 @@ int main(int argc, char **argv) {
             return 0;
         }
     } catch (const ConsoleError &e) {
+        std::fprintf(stderr, "segwire-console: %s\n", e.what());
+        return 1;
+    } catch (const ConstraintViolation &) {
+        // A unique key already taken (e.g. a database whose sequences were set back by hand):
+        // said, not an abort.
+        std::fprintf(stderr,
+                     "segwire-console: the database refused a row whose key is already taken "
+                     "(a unique constraint); nothing was changed\n");
+        return 1;
+    } catch (const std::exception &e) {
         std::fprintf(stderr, "segwire-console: %s\n", e.what());
         return 1;
     }

@@ -98,6 +98,16 @@ void ConsoleMetrics::prune_run() {
     ++c_.prune_runs;
 }
 
+void ConsoleMetrics::not_modified(std::string_view what) {
+    std::lock_guard lock(mu_);
+    ++c_.not_modified[std::string(what)];
+}
+
+void ConsoleMetrics::bundle_unchanged() {
+    std::lock_guard lock(mu_);
+    ++c_.bundles_unchanged;
+}
+
 ConsoleMetrics::Counts ConsoleMetrics::counts() const {
     Counts c;
     {
@@ -155,6 +165,23 @@ std::string render_console_metrics(const ConsoleMetrics::Counts &c, const Consol
               "Retention sweeps completed (each deletes in bounded batches until nothing is "
               "older than --retention).")
         .sample(c.prune_runs);
+    x.counter("segwire_console_not_modified_total",
+              "304 Not Modified answers: \"policy\" (an enforcer's bundle ETag still current), "
+              "\"certificates\" (GET /enforcers, the peer certificates unchanged).");
+    for (const char *what : {"policy", "certificates"})
+        x.sample(count(c.not_modified, what), {{"what", what}});
+    x.counter("segwire_console_bundle_versions_unchanged_total",
+              "New policy versions that left a waiting enforcer's bundle unchanged: its long-poll "
+              "went on waiting (per-enforcer bundles, docs/console.md).")
+        .sample(c.bundles_unchanged);
+    x.counter("segwire_console_ingest_transactions_total",
+              "Transactions that stored report batches (group commit: every batch that arrived "
+              "while the previous one committed shares the next).")
+        .sample(st.ingest_transactions);
+    x.counter("segwire_console_ingest_batches_total",
+              "Report batches (all kinds, API calls too) written by those transactions, "
+              "duplicates included.")
+        .sample(st.ingest_batches);
     x.gauge("segwire_console_report_retention_seconds",
             "How long reports are kept (--retention); 0: forever.")
         .sample(static_cast<uint64_t>(std::max<int64_t>(st.retention_seconds, 0)));

@@ -31,6 +31,12 @@ class ConsoleMetrics {
     // Reports deleted by the retention sweep (server.cpp), by kind.
     void pruned(std::string_view kind, uint64_t n);
     void prune_run();
+    // A 304 Not Modified: `what` is "policy" (a bundle's If-None-Match still satisfied) or
+    // "certificates" (GET /enforcers, the peer certificates, unchanged).
+    void not_modified(std::string_view what);
+    // A new policy version that left a waiting enforcer's bundle as it was (its long-poll went on
+    // waiting instead of being answered with the same bundle).
+    void bundle_unchanged();
 
     // Holds one long-poll open for its lifetime (segwire_console_long_polls_open).
     class LongPoll {
@@ -53,6 +59,8 @@ class ConsoleMetrics {
         std::map<std::pair<std::string, std::string>, uint64_t> batches;  // (kind, result)
         std::map<std::string, uint64_t> pruned;                           // kind → reports pruned
         uint64_t prune_runs = 0;                                          // sweeps completed
+        std::map<std::string, uint64_t> not_modified;                     // what → 304s
+        uint64_t bundles_unchanged = 0;  // versions that did not change a waiting bundle
         int64_t long_polls_open = 0;
     };
     Counts counts() const;
@@ -73,6 +81,7 @@ struct ConsoleState {
     int64_t database_bytes = -1, wal_bytes = -1;  // -1: the file is not there
     int64_t ca_not_after = 0;                     // the Console CA's expiry (unix seconds)
     int64_t retention_seconds = 0;                // --retention; 0: reports are kept forever
+    uint64_t ingest_transactions = 0, ingest_batches = 0;  // IngestQueue's group commits
     // /readyz's checks: name → "" when fine, else what is wrong.
     std::vector<std::pair<std::string, std::string>> checks;
     bool ready() const;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "tools/console/db.hpp"
@@ -152,10 +153,11 @@ const char *report_kind_name(ReportKind k) {
     return "?";
 }
 
-IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
-                            const std::string &enforcer_id) {
+PreparedBatch prepare_reports(ReportKind kind, std::string_view body,
+                              const std::string &enforcer_id) {
     rapidjson::Document doc = parse_json_object(body);
-    IngestResult res;
+    PreparedBatch out;
+    IngestResult &res = out.result;
     res.batch_id = get_string(doc, "batchID", "batchID", true);
     if (res.batch_id.size() > 128)
         throw ConsoleError(422, "batchID: longer than 128 characters", "batchID");
@@ -182,26 +184,8 @@ IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
         cols.push_back(check_report(kind, (*reports)[i], prefix, now));
         same_enforcer((*reports)[i], prefix + ".enforcerID");
     }
-
-    std::lock_guard lock(db.mutex());
-    // Not exclusive: the batch's UNIQUE key is what makes a retry (to this or another replica)
-    // count once.
-    Tx tx(db, false);
-    try {
-        Stmt b(db,
-               "INSERT INTO report_batches(kind, enforcer_id, batch_id, count, received) "
-               "VALUES(?, ?, ?, ?, ?)");
-        b.bind(1, std::string(report_kind_name(kind))).bind(2, res.enforcer_id);
-        b.bind(3, res.batch_id).bind(4, static_cast<int64_t>(cols.size())).bind(5, now);
-        b.step();
-    } catch (const ConstraintViolation &) {
-        res.duplicate = true;  // a retry of a batch we already hold: acknowledge, store nothing
-        return res;
-    }
-    Stmt ins(db,
-             "INSERT INTO reports(kind, enforcer_id, batch_id, ts, action, source_id, "
-             "destination_id, destination_port, json, packets, bytes) "
-             "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    // Each report's stored JSON is made here, outside the database lock.
+    auto json = std::make_shared<std::vector<std::string>>();
     for (rapidjson::SizeType i = 0; i < reports->Size(); ++i) {
         Value &r = doc["reports"][i];
         auto &a = doc.GetAllocator();
@@ -210,21 +194,63 @@ IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
         if (!member(r, "timestamp"))
             r.AddMember("timestamp", Value(rfc3339(cols[i].ts).c_str(), a), a);
         if (!member(r, "value")) r.AddMember("value", 1, a);
-        ins.reset();
-        ins.bind(1, std::string(report_kind_name(kind))).bind(2, res.enforcer_id);
-        ins.bind(3, res.batch_id).bind(4, cols[i].ts);
-        ins.bind(5, cols[i].action).bind(6, cols[i].source_id).bind(7, cols[i].destination_id);
-        if (cols[i].destination_port >= 0)
-            ins.bind(8, cols[i].destination_port);
-        else
-            ins.bind_null(8);
-        ins.bind(9, to_json(r));
-        ins.bind(10, cols[i].packets).bind(11, cols[i].bytes);
-        ins.step();
+        json->push_back(to_json(r));
     }
+    auto rows = std::make_shared<std::vector<Extracted>>(std::move(cols));
+    out.write = [kind, rows, json, now](Db &db, IngestResult &res) {
+        // The batch's UNIQUE key makes a retry (to this or another replica) count once; DO
+        // NOTHING rather than a constraint error, which would abort a PostgreSQL transaction
+        // shared with other requests' batches (IngestQueue).
+        Stmt b(db,
+               "INSERT INTO report_batches(kind, enforcer_id, batch_id, count, received) "
+               "VALUES(?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
+        b.bind(1, std::string(report_kind_name(kind))).bind(2, res.enforcer_id);
+        b.bind(3, res.batch_id).bind(4, static_cast<int64_t>(rows->size())).bind(5, now);
+        b.step();
+        res.duplicate = db.changes() == 0;  // a retry of a batch we hold: store nothing
+        res.stored = 0;
+        if (res.duplicate) return;
+        // Many rows per INSERT (kRowsPerInsert × 11 parameters, well under SQLite's 32766 and
+        // PostgreSQL's 65535): one statement round trip per chunk instead of one per report.
+        constexpr size_t kRowsPerInsert = 100;
+        const std::string kind_name = report_kind_name(kind);
+        for (size_t first = 0; first < rows->size(); first += kRowsPerInsert) {
+            const size_t k = std::min(kRowsPerInsert, rows->size() - first);
+            std::string sql =
+                "INSERT INTO reports(kind, enforcer_id, batch_id, ts, action, source_id, "
+                "destination_id, destination_port, json, packets, bytes) VALUES";
+            for (size_t i = 0; i < k; ++i)
+                sql +=
+                    i ? ",(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+            Stmt ins(db, sql.c_str());
+            for (size_t i = 0; i < k; ++i) {
+                const Extracted &c = (*rows)[first + i];
+                const int p = static_cast<int>(i * 11);
+                ins.bind(p + 1, kind_name).bind(p + 2, res.enforcer_id);
+                ins.bind(p + 3, res.batch_id).bind(p + 4, c.ts);
+                ins.bind(p + 5, c.action).bind(p + 6, c.source_id).bind(p + 7, c.destination_id);
+                if (c.destination_port >= 0)
+                    ins.bind(p + 8, c.destination_port);
+                else
+                    ins.bind_null(p + 8);
+                ins.bind(p + 9, (*json)[first + i]);
+                ins.bind(p + 10, c.packets).bind(p + 11, c.bytes);
+            }
+            ins.step();
+        }
+        res.stored = rows->size();
+    };
+    return out;
+}
+
+IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
+                            const std::string &enforcer_id) {
+    PreparedBatch b = prepare_reports(kind, body, enforcer_id);
+    std::lock_guard lock(db.mutex());
+    Tx tx(db, false);
+    b.write(db, b.result);
     tx.commit();
-    res.stored = cols.size();
-    return res;
+    return b.result;
 }
 
 Page query_reports(Db &db, ReportKind kind, const ReportFilter &f) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,18 @@ struct IngestResult {
 // are per enforcer, so no caller can pre-empt another enforcer's batch.
 IngestResult ingest_reports(Db &db, ReportKind kind, std::string_view body,
                             const std::string &enforcer_id);
+
+// A batch checked and ready to write (ingest_reports in two steps, for IngestQueue's group
+// commit): `write` stores it, or finds it a duplicate, filling the result; the caller holds the
+// database mutex inside a transaction, which may hold other batches too. It may run again after
+// a rollback.
+struct PreparedBatch {
+    IngestResult result;
+    std::function<void(Db &, IngestResult &)> write;
+};
+// The checks of ingest_reports (same errors), without touching the database.
+PreparedBatch prepare_reports(ReportKind kind, std::string_view body,
+                              const std::string &enforcer_id);
 
 struct ReportFilter {
     std::string action, source_id, destination_id, enforcer_id;

@@ -22,6 +22,7 @@
 #include <optional>
 #include <regex>
 #include <thread>
+#include <unordered_map>
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -38,6 +39,7 @@
 #include "tools/console/console_pki.hpp"
 #include "tools/console/db.hpp"
 #include "tools/console/enforcers.hpp"
+#include "tools/console/ingest.hpp"
 #include "tools/console/error.hpp"
 #include "tools/console/jwt.hpp"
 #include "tools/console/metrics.hpp"
@@ -160,6 +162,26 @@ void send_page(const httplib::Request &req, httplib::Response &res, std::string_
         res.set_header("Link", "<" + req.path + "?" + query + ">; rel=\"next\"");
     }
     send_json(res, 200, page.json());
+}
+
+// If-None-Match: "7" (or W/"7", or a list): does it name `etag`?
+bool etag_matches(const std::string &header, const std::string &etag);
+
+// send_page with a strong ETag (hex SHA-256 of the page and its Link): a request whose
+// If-None-Match names it gets 304 Not Modified and no body. True when it was a 304.
+bool send_page_conditional(const httplib::Request &req, httplib::Response &res,
+                           std::string_view list, const PageRequest &pr, const Page &page) {
+    send_page(req, res, list, pr, page);
+    const std::string etag =
+        "\"" + hex(sha256(res.get_header_value("Link") + '\n' + res.body)) + "\"";
+    res.set_header("ETag", etag);
+    const std::string inm = req.get_header_value("If-None-Match");
+    if (inm.empty() || !etag_matches(inm, etag)) return false;
+    res.status = 304;
+    res.body.clear();
+    // cpp-httplib would still send the JSON content type: a 304 carries no body.
+    res.headers.erase("Content-Type");
+    return true;
 }
 
 // If-Match: "12" (or 12, W/"12"): the revision a writer read. Absent or "*": none.
@@ -390,6 +412,12 @@ class Console {
 
     void issue(const httplib::Request &req, httplib::Response &res);
     void policy_bundle(const httplib::Request &req, httplib::Response &res);
+    TaggedBundle enforcer_bundle(const EnforcerRecord &r, const PolicyStore::Snapshot &snap,
+                                 bool need_body);
+    bool bundle_changed(const EnforcerRecord &r, const std::string &inm,
+                        const PolicyStore::Snapshot &snap, TaggedBundle *out);
+    // GET /enforcers for an enforcer: the peer list and its ETag (certificates_response).
+    std::pair<std::string, std::string> peers_response(const PageRequest &pr);
 
     // What /metrics and /readyz read at each request (docs/metrics.md).
     ConsoleState state();
@@ -408,8 +436,16 @@ class Console {
     EnforcerRegistry enforcers_;
     JwksVerifier gcp_, azure_;
     ConsoleMetrics metrics_;
+    IngestQueue ingest_{db_};  // report batches: one writer, one transaction per group
     int64_t start_unix_;
     int64_t ca_not_before_ = 0, ca_not_after_ = 0;
+    // enforcer_bundle's ETags: enforcer ID → the version and registration it was computed for.
+    struct BundleTag {
+        uint64_t version = 0;
+        std::string key, etag;
+    };
+    std::mutex bundle_mu_;
+    std::unordered_map<std::string, BundleTag> bundle_etags_;
 };
 
 std::string Console::database_problem() {
@@ -473,6 +509,9 @@ ConsoleState Console::state() {
     if (!ec) st.wal_bytes = static_cast<int64_t>(size);
     st.ca_not_after = ca_not_after_;
     st.retention_seconds = opt_.retention;
+    const IngestQueue::Stats is = ingest_.stats();
+    st.ingest_transactions = is.transactions;
+    st.ingest_batches = is.batches;
     return st;
 }
 
@@ -687,6 +726,36 @@ void Console::issue(const httplib::Request &req, httplib::Response &res) {
     send_json(res, 200, std::string(buf.GetString(), buf.GetSize()));
 }
 
+// The per-enforcer bundle decision (docs/console.md, "Per-enforcer bundles"): enforcer r's ETag
+// at `snap`, with the body when it had to be rendered to learn it (or `need_body`). The ETag is
+// kept per enforcer for the version and registration it was computed for, so a long-poll woken
+// by a version that does not concern it costs one render per enforcer and version at most.
+TaggedBundle Console::enforcer_bundle(const EnforcerRecord &r, const PolicyStore::Snapshot &snap,
+                                      bool need_body) {
+    std::string key = r.name + '\n' + r.certificate;
+    for (const auto &t : r.tags) key += '\n' + t;
+    if (!need_body) {
+        std::lock_guard lock(bundle_mu_);
+        auto it = bundle_etags_.find(r.id);
+        if (it != bundle_etags_.end() && it->second.version == snap.version &&
+            it->second.key == key)
+            return {it->second.etag, ""};
+    }
+    TaggedBundle b = render_enforcer_bundle(*snap.set, snap.version, r, pki_.ca_pem(),
+                                            enforcers_.revoked_refs());
+    std::lock_guard lock(bundle_mu_);
+    bundle_etags_[r.id] = {snap.version, std::move(key), b.etag};
+    return b;
+}
+
+// Does the policy at `snap` change what the enforcer holds (`inm`, its If-None-Match)? The one
+// question a long-poll asks at each new version; `out` gets the ETag (and the body if rendered).
+bool Console::bundle_changed(const EnforcerRecord &r, const std::string &inm,
+                             const PolicyStore::Snapshot &snap, TaggedBundle *out) {
+    *out = enforcer_bundle(r, snap, inm.empty());  // no If-None-Match: the body is wanted
+    return inm.empty() || !etag_matches(inm, "\"" + out->etag + "\"");
+}
+
 void Console::policy_bundle(const httplib::Request &req, httplib::Response &res) {
     require_enforcer_or(authorize(req), req.matches[1], {Role::kAdmin, Role::kReader},
                         "GET /enforcers/" + req.matches[1].str() + "/policy");
@@ -695,24 +764,30 @@ void Console::policy_bundle(const httplib::Request &req, httplib::Response &res)
     int64_t wait = std::min(int_param(req, "wait", 0, INT32_MAX, 0), kMaxWait);
     auto snap = store_.snapshot();
     std::string inm = req.get_header_value("If-None-Match");
-    auto etag = [](uint64_t v) { return "\"" + std::to_string(v) + "\""; };
-    if (!inm.empty() && etag_matches(inm, etag(snap.version))) {
-        if (wait > 0) {
-            // One line per long-poll: says who waits on what (and lets tests see the wait begin).
-            spdlog::info("long-poll: enforcer {} waits up to {}s at version {}", r.id, wait,
-                         snap.version);
-            park_long_poll(snap.version, wait);  // answered by a later run: no thread waits
-        }
-        if (etag_matches(inm, etag(snap.version))) {
-            res.status = 304;
-            res.set_header("ETag", etag(snap.version));
-            return;
-        }
+    TaggedBundle b;
+    bool changed = bundle_changed(r, inm, snap, &b);
+    // Woken by a new version (the transport says so) that leaves this bundle as it was.
+    if (!changed && req.has_header(kWokenHeader)) metrics_.bundle_unchanged();
+    if (!changed && wait > 0) {
+        // One line per long-poll: says who waits on what (and lets tests see the wait begin).
+        spdlog::info("long-poll: enforcer {} waits up to {}s at version {}", r.id, wait,
+                     snap.version);
+        // Parked: no thread waits (async_server.hpp). The transport runs this handler again at
+        // the next version with what is left of `wait` — a version that leaves this enforcer's
+        // bundle as it was parks it again — or with wait=0 when the wait ends.
+        park_long_poll(snap.version, wait);
     }
-    std::string body =
-        render_bundle(*snap.set, snap.version, r, pki_.ca_pem(), enforcers_.revoked_refs());
-    res.set_header("ETag", etag(snap.version));
-    send_json(res, 200, body);
+    if (!changed) {
+        res.status = 304;
+        res.set_header("ETag", "\"" + b.etag + "\"");
+        // The version the unchanged bundle is current at (informational: the body's is older).
+        res.set_header("X-Segwire-Policy-Version", std::to_string(snap.version));
+        metrics_.not_modified("policy");
+        return;
+    }
+    if (b.body.empty()) b = enforcer_bundle(r, snap, true);
+    res.set_header("ETag", "\"" + b.etag + "\"");
+    send_json(res, 200, b.body);
 }
 
 using Handler = std::function<void(const httplib::Request &, httplib::Response &)>;
@@ -888,8 +963,11 @@ void Console::install(Router &svr) {
                 Caller c = authorize(req);
                 check_params(req, {"limit", "cursor", "order"});
                 PageRequest pr = page_request(req, "enforcers", true);
-                send_page(req, res, "enforcers", pr,
-                          enforcers_.list(c.role == Role::kEnforcer, pr));
+                // Enforcers fetch it every peer_refresh_s with the ETag they were given: a list
+                // that did not change is a 304 with no body.
+                if (send_page_conditional(req, res, "enforcers", pr,
+                                          enforcers_.list(c.role == Role::kEnforcer, pr)))
+                    metrics_.not_modified("certificates");
             }));
     svr.Get("/enforcers/([^/]+)", guarded([this](auto &req, auto &res) {
                 require_enforcer_or(authorize(req), req.matches[1], {Role::kAdmin, Role::kReader},
@@ -959,7 +1037,8 @@ void Console::install(Router &svr) {
     svr.Post("/apicalls", guarded([this, what](auto &req, auto &res) {
                  Caller c = authorize(req);
                  require_role(c, {Role::kEnforcer}, what(req));
-                 IngestResult r = ingest_apicalls(db_, req.body, c.enforcer_id);
+                 // Group commit: answered once the transaction holding this batch committed.
+                 IngestResult r = ingest_.submit(prepare_apicalls(req.body, c.enforcer_id));
                  metrics_.reports("apicalls", r.stored, r.duplicate);
                  rapidjson::StringBuffer buf;
                  JsonWriter w(buf);
@@ -999,7 +1078,8 @@ void Console::install(Router &svr) {
                  require_role(c, {Role::kEnforcer}, what(req));
                  ReportKind k{};
                  report_kind_from_name(req.matches[1].str(), &k);
-                 IngestResult r = ingest_reports(db_, k, req.body, c.enforcer_id);
+                 // Group commit: answered once the transaction holding this batch committed.
+                 IngestResult r = ingest_.submit(prepare_reports(k, req.body, c.enforcer_id));
                  metrics_.reports(report_kind_name(k), r.stored, r.duplicate);
                  rapidjson::StringBuffer buf;
                  JsonWriter w(buf);

@@ -62,15 +62,23 @@ def test_services_and_specs_crud_validation_roles_and_bundle(console, token):
     status, _, body = console.request("PUT", f"/services/{svc['ID']}", changed, token=token)
     assert status == 200 and body["allowUpgrade"] is True
 
-    # Every enforcer's bundle carries them (the enforcer picks the ones its PUs serve).
-    enf = console.enforcer_token("enf-l7")
-    status, _, body = register(console, enf, "enf-l7", ["role=appliance", "site=dc1"])
-    assert status in (200, 201), body
-    status, _, bundle = console.request("GET", "/enforcers/enf-l7/policy", token=enf)
-    assert status == 200
-    assert [s["name"] for s in bundle["services"]] == ["orders"]
-    assert bundle["services"][0]["allowUpgrade"] is True
-    assert [s["name"] for s in bundle["httpresourcespecs"]] == ["orders-api"]
+    # The bundle of the enforcer hosting a PU the service selects carries the service and the
+    # specs it exposes; another enforcer's does not (per-enforcer bundles, docs/console.md).
+    pu = {"ID": "pu-orders", "name": "orders", "associatedTags": ["app=orders"],
+          "addresses": ["10.4.0.0/24"], "enforcerID": "enf-l7"}
+    assert console.request("POST", "/processingunits", pu, token=token)[0] == 201
+    for name in ("enf-l7", "enf-other"):
+        enf = console.enforcer_token(name)
+        status, _, body = register(console, enf, name, ["role=appliance", "site=dc1"])
+        assert status in (200, 201), body
+        status, _, bundle = console.request("GET", f"/enforcers/{name}/policy", token=enf)
+        assert status == 200
+        if name == "enf-other":
+            assert bundle["services"] == [] and bundle["httpresourcespecs"] == [], bundle
+            continue
+        assert [s["name"] for s in bundle["services"]] == ["orders"]
+        assert bundle["services"][0]["allowUpgrade"] is True
+        assert [s["name"] for s in bundle["httpresourcespecs"]] == ["orders-api"]
 
     assert console.request("DELETE", f"/services/{svc['ID']}", token=token)[0] == 204
     status, _, listed = console.request("GET", "/services", token=token)

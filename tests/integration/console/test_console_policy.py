@@ -2,6 +2,7 @@
 resolution, and the per-enforcer bundle with ETag long-poll."""
 import http.client
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -169,9 +170,9 @@ def _bundle(console, token, etag=None, wait=None, timeout=90):
     return console.request("GET", path, token=token, headers=headers, timeout=timeout)
 
 
-def _waiting(console, etag, count=1):
-    """True once the server has logged `count` long-polls of enf-lp waiting at version `etag`."""
-    version = etag.strip('"')
+def _waiting(console, version, count=1):
+    """True once the server has logged `count` long-polls of enf-lp waiting at `version` (the
+    bundle's; the ETag is a digest of the bundle, not the version)."""
     lines = [line for line in console.log_text().splitlines()
              if "long-poll: enforcer enf-lp waits up to" in line
              and line.endswith(f"at version {version}")]
@@ -208,7 +209,9 @@ def test_bundle_etag_and_long_poll_wakes_on_change(console, token):
     status, headers, bundle = _bundle(console, token)
     assert status == 200, bundle
     etag = headers["ETag"]
-    assert etag == f'"{bundle["version"]}"'
+    # Strong, and a digest of this enforcer's bundle (SHA-256, hex), not the policy version.
+    assert re.fullmatch(r'"[0-9a-f]{64}"', etag), etag
+    version = bundle["version"]
     assert bundle["enforcerID"] == "enf-lp"
     assert [p["name"] for p in bundle["enforcerprofiles"]] == ["shop-appliance"]
     ca = console.ca_path.read_text()
@@ -225,25 +228,119 @@ def test_bundle_etag_and_long_poll_wakes_on_change(console, token):
     wait = 30
     th, result, sent = _start_long_poll(console, token, etag, wait)
     assert sent.wait(timeout=30)
-    assert wait_until(lambda: _waiting(console, etag, count=2))  # the wait=1 poll was the first
-    status, _, _ = console.request("POST", "/externalnetworks",
-                                   {"name": "new-net", "entries": ["203.0.113.0/28"],
-                                    "associatedTags": ["net=new"]}, token=token)
+    assert wait_until(lambda: _waiting(console, version, count=2))  # the wait=1 poll was first
+    # Every bundle carries every PU (docs/console.md, "Per-enforcer bundles"): a new one wakes it.
+    status, _, _ = console.request("POST", "/processingunits",
+                                   {"ID": "pu-new", "name": "new", "addresses": ["10.7.0.0/24"],
+                                    "associatedTags": ["app=new"], "enforcerID": "edge-9"},
+                                   token=token)
     assert status == 201
     th.join(timeout=wait + 30)
     status, headers, bundle = result["status"], result["headers"], result["body"]
     assert status == 200
-    assert int(bundle["version"]) > int(etag.strip('"'))
-    assert headers["ETag"] == f'"{bundle["version"]}"'
-    assert "new-net" in [n["name"] for n in bundle["externalnetworks"]]
+    assert int(bundle["version"]) > int(version)
+    assert re.fullmatch(r'"[0-9a-f]{64}"', headers["ETag"]) and headers["ETag"] != etag
+    assert "pu-new" in [p["ID"] for p in bundle["processingunits"]]
     assert result["end"] - result["start"] < wait / 2  # woke on the change, not the timeout
+
+
+def _metric(console, token, name, **labels):
+    status, _, text = console.request("GET", "/metrics", token=token)
+    assert status == 200
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(name + ("{" + want + "}" if want else " ")):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name}{{{want}}} not in /metrics")
+
+
+def test_per_enforcer_bundles_carry_what_each_can_evaluate(console, token):
+    """edge-1 hosts pu-frontend, edge-2 pu-backend and pu-db (the example set). Each bundle has
+    every PU, but only the rulesets selecting its own PUs and the external networks their rules
+    name; a ruleset change that only concerns edge-2 leaves edge-1's ETag as it was, and edge-1's
+    long-poll is not answered by it, while edge-2's is, with the change."""
+    for enf in ("edge-1", "edge-2"):
+        assert register(console, console.enforcer_token(enf), enf, APPLIANCE)[0] == 201
+    got = {}
+    for enf in ("edge-1", "edge-2"):
+        status, headers, b = console.request("GET", f"/enforcers/{enf}/policy", token=token)
+        assert status == 200, b
+        got[enf] = (headers["ETag"], b)
+    e1, b1 = got["edge-1"]
+    e2, b2 = got["edge-2"]
+    assert e1 != e2
+    for b in (b1, b2):
+        assert {p["ID"] for p in b["processingunits"]} == {"pu-frontend", "pu-backend", "pu-db"}
+    assert {p["name"] for p in b1["networkrulesetpolicies"]} == {"frontend", "no-dev-into-prod"}
+    assert {p["name"] for p in b2["networkrulesetpolicies"]} == {"backend", "db",
+                                                                 "no-dev-into-prod"}
+    assert {n["name"] for n in b1["externalnetworks"]} == {"internet", "dns"}
+    assert {n["name"] for n in b2["externalnetworks"]} == {"mirrors", "dns"}
+
+    # Both long-poll with their ETags; a new ruleset for the db tier only.
+    polls = {}
+    for enf, etag in (("edge-1", e1), ("edge-2", e2)):
+        polls[enf] = {}
+
+        def poll(enf=enf, etag=etag):
+            polls[enf]["answer"] = console.request(
+                "GET", f"/enforcers/{enf}/policy?wait=8", token=token,
+                headers={"If-None-Match": etag}, timeout=60)
+
+        polls[enf]["thread"] = threading.Thread(target=poll)
+        polls[enf]["thread"].start()
+    assert wait_until(lambda: all(f"long-poll: enforcer {e} waits" in console.log_text()
+                                  for e in ("edge-1", "edge-2")))
+    unchanged0 = _metric(console, token, "segwire_console_bundle_versions_unchanged_total")
+    cut = {"name": "db-lockdown", "subject": [["tier=db"]],
+           "incomingRules": [{"name": "no-backend", "action": "Reject",
+                              "object": [["tier=backend"]], "protocolPorts": ["tcp/5432"]}]}
+    status, _, created = console.request("POST", "/networkrulesetpolicies", cut, token=token)
+    assert status == 201, created
+    for enf in ("edge-1", "edge-2"):
+        polls[enf]["thread"].join(timeout=60)
+    status, headers, b = polls["edge-2"]["answer"]
+    assert status == 200 and headers["ETag"] != e2
+    assert int(b["version"]) == created["revision"]
+    assert "db-lockdown" in [p["name"] for p in b["networkrulesetpolicies"]]
+    # edge-1 waited out its 8 s: the new version was not its change (a 304 with its old ETag, the
+    # version it is current at in X-Segwire-Policy-Version).
+    status, headers, _ = polls["edge-1"]["answer"]
+    assert status == 304 and headers["ETag"] == e1, headers
+    assert int(headers["X-Segwire-Policy-Version"]) == created["revision"]
+    assert _metric(console, token, "segwire_console_bundle_versions_unchanged_total") > unchanged0
+    status, headers, b = console.request("GET", "/enforcers/edge-1/policy", token=token)
+    assert status == 200 and headers["ETag"] == e1
+    assert "db-lockdown" not in [p["name"] for p in b["networkrulesetpolicies"]]
+
+
+def test_peer_certificate_fetch_is_conditional(console, token):
+    """GET /enforcers answers an If-None-Match naming its ETag with a 304 and no body (counted in
+    /metrics); a new enforcer's registration changes the answer."""
+    enf1 = console.enforcer_token("edge-1")
+    assert register(console, enf1, "edge-1", APPLIANCE)[0] == 201
+    status, headers, peers = console.request("GET", "/enforcers", token=enf1)
+    assert status == 200 and [p["ID"] for p in peers] == ["edge-1"]
+    etag = headers["ETag"]
+    assert re.fullmatch(r'"[0-9a-f]{64}"', etag), etag
+    before = _metric(console, token, "segwire_console_not_modified_total", what="certificates")
+    status, headers, body = console.request("GET", "/enforcers", token=enf1,
+                                            headers={"If-None-Match": etag})
+    assert status == 304 and body is None and headers["ETag"] == etag
+    assert _metric(console, token, "segwire_console_not_modified_total",
+                   what="certificates") == before + 1
+    assert register(console, console.enforcer_token("edge-2"), "edge-2", APPLIANCE)[0] == 201
+    status, headers, peers = console.request("GET", "/enforcers", token=enf1,
+                                             headers={"If-None-Match": etag})
+    assert status == 200 and headers["ETag"] != etag
+    assert [p["ID"] for p in peers] == ["edge-1", "edge-2"]
 
 
 def test_sighup_reload_applies_file_changes_and_refuses_invalid_files(console, token,
                                                                      policy_dir):
     assert register(console, console.enforcer_token("enf-lp"), "enf-lp", APPLIANCE)[0] == 201
     status, headers, bundle = _bundle(console, token)
-    etag = headers["ETag"]
+    assert status == 200
     # API edit of a seeded object survives reloads that do not touch it.
     status, _, nets = console.request("GET", "/externalnetworks", token=token)
     dns = next(n for n in nets if n["name"] == "dns")
@@ -253,7 +350,7 @@ def test_sighup_reload_applies_file_changes_and_refuses_invalid_files(console, t
     # An invalid file: refused, the last good set stays, the log names object/field/reason.
     (policy_dir / "60-bad.json").write_text(json.dumps({"processingunits": [
         {"ID": "pu-bad", "name": "bad", "addresses": ["10.9.9.9/8"]}]}))
-    _, headers, _ = _bundle(console, token)
+    _, headers, b0 = _bundle(console, token)
     before = headers["ETag"]
     console.signal(signal.SIGHUP)
     assert wait_until(lambda: "policy reload refused" in console.log_text())
@@ -268,23 +365,25 @@ def test_sighup_reload_applies_file_changes_and_refuses_invalid_files(console, t
          "addresses": ["10.6.0.0/24"]}]}))
     th, result, sent = _start_long_poll(console, token, before, 30)
     assert sent.wait(timeout=30)
-    assert wait_until(lambda: _waiting(console, before))
+    assert wait_until(lambda: _waiting(console, b0["version"]))
     console.signal(signal.SIGHUP)
     th.join(timeout=60)
     status, bundle = result["status"], result["body"]
     assert status == 200
     assert result["end"] - result["start"] < 15  # woken by the reload, not the timeout
     assert "pu-batch" in [p["ID"] for p in bundle["processingunits"]]
-    dns_now = next(n for n in bundle["externalnetworks"] if n["name"] == "dns")
+    # enf-lp hosts no PU, so its bundle carries no external network: the admin's view says it.
+    _, _, nets = console.request("GET", "/externalnetworks", token=token)
+    dns_now = next(n for n in nets if n["name"] == "dns")
     assert dns_now["entries"] == ["192.0.2.54"]  # the API edit was kept
-    assert int(bundle["version"]) > int(etag.strip('"'))
+    assert int(bundle["version"]) > int(b0["version"])
 
 
 def test_sigterm_during_long_poll_exits_cleanly(tmp_path, policy_dir):
     c = Console(tmp_path, policy_dir=policy_dir).start()
     token = c.token()
     assert register(c, c.enforcer_token("enf-lp"), "enf-lp", APPLIANCE)[0] == 201
-    _, headers, _ = _bundle(c, token)
+    _, headers, b0 = _bundle(c, token)
     sent = threading.Event()
     result = {}
 
@@ -299,7 +398,7 @@ def test_sigterm_during_long_poll_exits_cleanly(tmp_path, policy_dir):
     th = threading.Thread(target=poll)
     th.start()
     assert sent.wait(timeout=30)
-    assert wait_until(lambda: _waiting(c, headers["ETag"]))
+    assert wait_until(lambda: _waiting(c, b0["version"]))
     t0 = time.monotonic()
     assert c.stop() == 0  # wait=600 is clamped to 60; shutdown wakes it long before that
     assert time.monotonic() - t0 < 30

@@ -99,3 +99,52 @@ def test_report_batches_are_idempotent_and_queryable(console, token):
     assert accept[-3:] == ["10", "0", "0"]  # 5 from enf-1 + 5 from enf-2
     reject = next(line for line in lines if "Reject" in line).split()
     assert reject[:4] == ["frontend", "db", "tcp/5432", "Reject"] and reject[-4:] == ["policy", "2", "0", "0"]
+
+
+def _metric(console, token, name):
+    text = console.request("GET", "/metrics", token=token)[2]
+    return float(next(line.split()[-1] for line in text.splitlines()
+                      if line.startswith(name + " ")))
+
+
+def test_concurrent_batches_share_transactions_and_each_counts_once(console, token):
+    """Group commit (docs/console.md, "Batched ingestion"): 8 enforcers post 6 batches each, every
+    batch twice at the same moment (a retry racing its original), plus an invalid batch. Each
+    batch is stored exactly once, each twin pair gets one 201 and one 200 duplicate, the invalid
+    one its 422 alone; the Console counts the transactions and batches it wrote."""
+    import concurrent.futures
+    enfs = {f"enf-g{i}": console.enforcer_token(f"enf-g{i}") for i in range(8)}
+    t0 = _metric(console, token, "segwire_console_ingest_transactions_total")
+    b0 = _metric(console, token, "segwire_console_ingest_batches_total")
+    jobs = []
+    for name, tok in enfs.items():
+        for n in range(6):
+            batch = {"batchID": f"{name}-{n}", "reports": [
+                flow("pu-frontend", "pu-backend", 8080, "Accept", 1, ruleName=f"r{n}")
+                for _ in range(20)]}
+            jobs += [(batch, tok), (batch, tok)]
+    bad = {"batchID": "enf-g0-bad", "reports": [flow("pu-a", "pu-b", 70000, "Accept", 1)]}
+    jobs.append((bad, enfs["enf-g0"]))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as ex:
+        answers = list(ex.map(lambda j: console.request("POST", "/flowreports", j[0], token=j[1],
+                                                        timeout=120), jobs))
+    assert answers[-1][0] == 422 and "reports[0].destinationPort" in answers[-1][2]["error"]
+    by_batch = {}
+    for (batch, _), (status, _, body) in zip(jobs[:-1], answers[:-1]):
+        by_batch.setdefault(batch["batchID"], []).append((status, body["stored"]))
+    assert len(by_batch) == 48
+    for batch_id, got in by_batch.items():
+        assert sorted(got) == [(200, 0), (201, 20)], (batch_id, got)
+    total = 0
+    for name in enfs:
+        status, _, rows = console.request("GET", f"/flowreports?limit=5000&enforcerID={name}",
+                                          token=token)
+        assert status == 200
+        total += len(rows)
+        assert len(rows) == 6 * 20, (name, len(rows))
+    assert total == 8 * 6 * 20
+    tx = _metric(console, token, "segwire_console_ingest_transactions_total") - t0
+    batches = _metric(console, token, "segwire_console_ingest_batches_total") - b0
+    assert batches == 96  # the twins too (found duplicates inside a transaction), not the 422
+    assert 1 <= tx <= batches
+    print(f"96 batches in {tx:.0f} transactions")
