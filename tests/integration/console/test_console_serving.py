@@ -62,14 +62,15 @@ def test_200_parked_long_polls_on_two_threads_all_get_the_write(request, tmp_pat
     try:
         admin = console.token("admin")
         enforcers = [_enforcer(console, admin, n) for n in range(ENFORCERS)]
-        status, headers, _ = console.request("GET", f"/enforcers/{enforcers[0][0]}/policy",
-                                             token=enforcers[0][1])
-        assert status == 200
-        etag = headers["ETag"]
+        etags = []  # each enforcer's bundle has its own ETag
+        for eid, tok in enforcers:
+            status, headers, _ = console.request("GET", f"/enforcers/{eid}/policy", token=tok)
+            assert status == 200
+            etags.append(headers["ETag"])
 
         results = [None] * ENFORCERS
 
-        def poll(i, eid, token):
+        def poll(i, eid, token, etag):
             # Each long-poll on its own connection, as each enforcer has its own.
             try:
                 conn = http.client.HTTPSConnection("127.0.0.1", console.port,
@@ -84,7 +85,7 @@ def test_200_parked_long_polls_on_two_threads_all_get_the_write(request, tmp_pat
             except Exception as e:  # noqa: BLE001 - recorded and asserted below
                 results[i] = ("error", repr(e))
 
-        threads = [threading.Thread(target=poll, args=(i, eid, tok), daemon=True)
+        threads = [threading.Thread(target=poll, args=(i, eid, tok, etags[i]), daemon=True)
                    for i, (eid, tok) in enumerate(enforcers)]
         for t in threads:
             t.start()
@@ -94,20 +95,21 @@ def test_200_parked_long_polls_on_two_threads_all_get_the_write(request, tmp_pat
             f"open long-polls: {_long_polls_open(console, admin)} of {ENFORCERS}"
         assert all(r is None for r in results), [r for r in results if r is not None][:5]
 
-        status, _, net = console.request("POST", "/externalnetworks",
-                                         {"name": "parked-wake", "entries": ["198.51.100.0/24"],
-                                          "associatedTags": ["net=parked"]},
-                                         token=admin, timeout=60)
-        assert status == 201, net
-        new_etag = f'"{net["revision"]}"'
-        assert new_etag != etag
+        # A new PU: every enforcer's bundle carries every PU, so every one of them changes.
+        status, _, pu = console.request("POST", "/processingunits",
+                                        {"ID": "pu-parked-wake", "name": "parked-wake",
+                                         "associatedTags": ["app=parked"],
+                                         "addresses": ["198.51.100.7/32"]},
+                                        token=admin, timeout=60)
+        assert status == 201, pu
 
         for t in threads:
             t.join(timeout=180)
         answered = [r for r in results if r is not None]
         assert len(answered) == ENFORCERS
-        wrong = [(enforcers[i][0], r) for i, r in enumerate(results) if r != (200, new_etag)]
-        assert not wrong, f"{len(wrong)} long-polls did not get version {new_etag}: {wrong[:5]}"
+        wrong = [(enforcers[i][0], etags[i], r) for i, r in enumerate(results)
+                 if r[0] != 200 or r[1] == etags[i]]
+        assert not wrong, f"{len(wrong)} long-polls did not get the new bundle: {wrong[:5]}"
         assert wait_until(lambda: _long_polls_open(console, admin) == 0)
     finally:
         assert console.stop() == 0
