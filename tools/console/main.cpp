@@ -59,7 +59,7 @@ constexpr const char *kUsage = R"(usage:
                         [--cloud-ca FILE] [--cloud-auto-register]
                         [--tls-cert CHAIN --tls-key KEY --tls-ca CA | --tls-san NAMES]
                         [--retention DURATION|0] [--retention-interval DURATION]
-                        [--ui-dir DIR] [--threads N]
+                        [--ui-dir DIR] [--threads N] [--max-connections N] [--idle-timeout DURATION]
   segwire-console appcred create --data DIR [--database URI] --name NAME --role admin|reader|enforcer
                                  [--enforcer-id ID [--enforcer-group G]] --out FILE [--api URL]
   segwire-console appcred list --data DIR [--database URI]
@@ -177,6 +177,8 @@ int cmd_serve(int argc, char **argv) {
                         "--retention",
                         "--retention-interval",
                         "--threads",
+                        "--max-connections",
+                        "--idle-timeout",
                         "--ui-dir"},
                        &o, {"--cloud-auto-register"}) ||
         !need(o, "--data") || !ensure_dir(o["--data"]))
@@ -240,12 +242,36 @@ int cmd_serve(int argc, char **argv) {
         char *end = nullptr;
         const std::string &v = o["--threads"];
         const long n = std::strtol(v.c_str(), &end, 10);
-        if (v.empty() || *end || n < 8 || n > 20000) {
-            std::fprintf(stderr, "segwire-console: --threads: \"%s\" is not a number in 8..20000\n",
+        if (v.empty() || *end || n < 1 || n > 1024) {
+            std::fprintf(stderr, "segwire-console: --threads: \"%s\" is not a number in 1..1024\n",
                          v.c_str());
             return 2;
         }
         s.threads = static_cast<int>(n);
+    }
+    if (o.count("--max-connections")) {
+        char *end = nullptr;
+        const std::string &v = o["--max-connections"];
+        const long n = std::strtol(v.c_str(), &end, 10);
+        if (v.empty() || *end || n < 1 || n > 1000000) {
+            std::fprintf(stderr,
+                         "segwire-console: --max-connections: \"%s\" is not a number in "
+                         "1..1000000\n",
+                         v.c_str());
+            return 2;
+        }
+        s.max_connections = static_cast<size_t>(n);
+    }
+    if (o.count("--idle-timeout")) {
+        uint64_t secs = 0;
+        std::string problem;
+        if (!segwire::policy::parse_duration_seconds(o["--idle-timeout"], &secs, &problem) ||
+            secs < 1 || secs > 3600) {
+            std::fprintf(stderr, "segwire-console: --idle-timeout: %s\n",
+                         problem.empty() ? "between 1s and 1h" : problem.c_str());
+            return 2;
+        }
+        s.idle_timeout = static_cast<int64_t>(secs);
     }
     if (o.count("--retention-interval")) {
         uint64_t secs = 0;

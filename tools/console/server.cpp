@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <regex>
 #include <thread>
 #include <unordered_map>
 
@@ -29,6 +31,7 @@
 #include "config/policy/error.hpp"
 #include "config/policy/syntax.hpp"
 #include "tools/console/apicalls.hpp"
+#include "tools/console/async_server.hpp"
 #include "tools/console/appcreds.hpp"
 #include "tools/console/audit.hpp"
 #include "tools/console/authz.hpp"
@@ -254,7 +257,7 @@ class Console {
                      store_.snapshot().version);
     }
 
-    void install(httplib::Server &svr);
+    void install(Router &svr);
     // The --metrics-listen server: /metrics, /healthz, /readyz without credentials.
     void install_metrics(httplib::Server &svr);
 
@@ -395,6 +398,18 @@ class Console {
         return cert ? cert_fingerprint(cert.get()) : "";
     }
 
+    // A long-poll with nothing new is parked by the transport (async_server.hpp), holding no
+    // thread: it runs the handler again once the version moves past `version` (any change, a
+    // replica's NOTIFY, a revocation, a reload, shutdown), with `wait` = what is left of it, or
+    // when `wait` seconds pass, with wait=0.
+    [[noreturn]] void park_long_poll(uint64_t version, int64_t wait) {
+        struct Open {
+            explicit Open(ConsoleMetrics &m) : poll(m.long_poll()) {}
+            ConsoleMetrics::LongPoll poll;  // segwire_console_long_polls_open while parked
+        };
+        throw ParkRequest{version, std::chrono::seconds(wait), std::make_shared<Open>(metrics_)};
+    }
+
     void issue(const httplib::Request &req, httplib::Response &res);
     void policy_bundle(const httplib::Request &req, httplib::Response &res);
     TaggedBundle enforcer_bundle(const EnforcerRecord &r, const PolicyStore::Snapshot &snap,
@@ -409,7 +424,8 @@ class Console {
     std::string database_problem();
     std::string ca_problem() const;
     // The routes every listener serves the same way.
-    void install_health(httplib::Server &svr);
+    template <class Server>
+    void install_health(Server &svr);
     void send_metrics(httplib::Response &res);
 
     const ServerOptions &opt_;
@@ -503,7 +519,8 @@ void Console::send_metrics(httplib::Response &res) {
     res.set_content(render_console_metrics(metrics_.counts(), state()), metrics::kContentType);
 }
 
-void Console::install_health(httplib::Server &svr) {
+template <class Server>
+void Console::install_health(Server &svr) {
     // /healthz: the process answers (no database, no lock: a liveness probe must not restart a
     // Console that is merely busy). /readyz: it can do its job.
     svr.Get("/healthz", [](const httplib::Request &, httplib::Response &res) {
@@ -749,23 +766,16 @@ void Console::policy_bundle(const httplib::Request &req, httplib::Response &res)
     std::string inm = req.get_header_value("If-None-Match");
     TaggedBundle b;
     bool changed = bundle_changed(r, inm, snap, &b);
+    // Woken by a new version (the transport says so) that leaves this bundle as it was.
+    if (!changed && req.has_header(kWokenHeader)) metrics_.bundle_unchanged();
     if (!changed && wait > 0) {
         // One line per long-poll: says who waits on what (and lets tests see the wait begin).
         spdlog::info("long-poll: enforcer {} waits up to {}s at version {}", r.id, wait,
                      snap.version);
-        auto open = metrics_.long_poll();
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait);
-        // A version that leaves this enforcer's bundle as it was does not answer the long-poll.
-        while (!changed) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0) break;
-            auto next = store_.wait_for_change(snap.version, left);
-            if (next.version == snap.version) break;  // timed out, or shutting down
-            snap = next;
-            changed = bundle_changed(r, inm, snap, &b);
-            if (!changed) metrics_.bundle_unchanged();
-        }
+        // Parked: no thread waits (async_server.hpp). The transport runs this handler again at
+        // the next version with what is left of `wait` — a version that leaves this enforcer's
+        // bundle as it was parks it again — or with wait=0 when the wait ends.
+        park_long_poll(snap.version, wait);
     }
     if (!changed) {
         res.status = 304;
@@ -798,20 +808,20 @@ Handler guarded(Handler h) {
     };
 }
 
-void Console::install(httplib::Server &svr) {
+void Console::install(Router &svr) {
     svr.set_pre_routing_handler([this](const httplib::Request &req, httplib::Response &res) {
         // /issue authenticates by its own means; probes, the API description and the flow map
         // page's static files (ui.hpp) carry no credential.
         if (req.path == "/issue" || req.path == "/healthz" || req.path == "/readyz" ||
             req.path == "/openapi.json" || ui_public_path(req.method, req.path))
-            return httplib::Server::HandlerResponse::Unhandled;
+            return Router::HandlerResponse::Unhandled;
         try {
             authenticate(req);
         } catch (const ConsoleError &e) {
             send_error(res, e);
-            return httplib::Server::HandlerResponse::Handled;
+            return Router::HandlerResponse::Handled;
         }
-        return httplib::Server::HandlerResponse::Unhandled;
+        return Router::HandlerResponse::Unhandled;
     });
     svr.set_error_handler([](const httplib::Request &req, httplib::Response &res) {
         if (!res.body.empty()) return;  // a handler already wrote a JSON error
@@ -1186,7 +1196,47 @@ int run_server(const ServerOptions &opt) {
     // The operator's certificate (--tls-cert/--tls-key), else the one generated for this start.
     const std::string tls_cert = opt.tls_cert.empty() ? opt.data_dir + "/server.pem" : opt.tls_cert;
     const std::string tls_key = opt.tls_key.empty() ? opt.data_dir + "/server.key" : opt.tls_key;
-    httplib::SSLServer svr([&](SSL_CTX &ctx) {
+    // Every connection on a few I/O threads, handlers on --threads workers, long-polls parked
+    // (async_server.hpp; docs/console.md, "Serving").
+    Router router;
+    AsyncServerOptions aopt;
+    aopt.workers = opt.threads;
+    // Operators' changes (policy objects, the namespace, app credentials, approvals,
+    // revocations: every write that is not an enforcer's own) get two threads of their own, so
+    // that an admin's write answers while thousands of enforcers' reports and reads queue for
+    // the workers (docs/console-serving.md).
+    aopt.priority_lane = [](const httplib::Request &req) {
+        static const std::regex kEnforcerWrites(
+            "/issue|/enforcers(/[^/]+/(heartbeat|servicecertificates))?|"
+            "/(flowreports|dnslookupreports|connectionexceptionreports|eventlogs|apicalls)");
+        return req.method != "GET" && req.method != "HEAD" &&
+               !std::regex_match(req.path, kEnforcerWrites);
+    };
+    aopt.idle_timeout = std::chrono::seconds(opt.idle_timeout);
+    // Each connection is a file descriptor: the soft limit goes up to the hard one, and 256 stay
+    // for the database, the data files and the metrics listener.
+    aopt.max_connections = opt.max_connections;
+    if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        const size_t fds = rl.rlim_cur > 512 ? static_cast<size_t>(rl.rlim_cur) - 256 : 256;
+        if (aopt.max_connections == 0)
+            aopt.max_connections = std::min<size_t>(10000, fds);
+        else if (aopt.max_connections > fds)
+            spdlog::warn("--max-connections {} is above what the file descriptor limit allows ({})",
+                         aopt.max_connections, fds);
+    }
+    if (aopt.max_connections == 0) aopt.max_connections = 1000;
+    spdlog::info("API: {} handler thread(s), at most {} connections, idle timeout {}s",
+                 aopt.workers, aopt.max_connections, opt.idle_timeout);
+    AsyncServer svr(
+        router, aopt, [&] { return console->store().snapshot().version; },
+        [&](uint64_t known) {
+            return console->store().wait_for_change(known, std::chrono::seconds(1)).version;
+        });
+    auto setup_tls = [&](SSL_CTX &ctx) {
         auto ca = crypto::cert_from_pem(ca_pem);
         auto appcred_ca = crypto::cert_from_pem(appcred_ca_pem);
         if (!ca || !appcred_ca) return false;
@@ -1206,29 +1256,19 @@ int run_server(const ServerOptions &opt) {
                SSL_CTX_use_PrivateKey_file(&ctx, tls_key.c_str(), SSL_FILETYPE_PEM) == 1 &&
                SSL_CTX_add_client_CA(&ctx, appcred_ca->get()) == 1 &&
                SSL_CTX_add_client_CA(&ctx, ca->get()) == 1;
-    });
-    if (!svr.is_valid()) {
+    };
+    if (!setup_tls(*svr.ssl_ctx())) {
         std::fprintf(stderr, "segwire-console: TLS setup failed: %s\n",
                      crypto::openssl_error_string().c_str());
         return 1;
     }
-    // Long-polls hold a worker each for up to a minute: size the pool for many enforcers.
-    svr.new_task_queue = [n = opt.threads] { return new httplib::ThreadPool(n); };
-    svr.set_payload_max_length(64u << 20);  // a full report batch is a few MB; bound memory
-    // httplib writes headers and body separately: with Nagle on, a kept-alive client's delayed
-    // ACK held every answer ~40 ms (measured: every page of docs/console.md's table took 44 ms
-    // whatever its size).
-    svr.set_tcp_nodelay(true);
-    console->install(svr);
+    console->install(router);
 
-    int port = opt.listen_port;
-    if (port == 0)
-        port = svr.bind_to_any_port(opt.listen_host);
-    else if (!svr.bind_to_port(opt.listen_host, port))
-        port = -1;
+    std::string bind_problem;
+    int port = svr.bind(opt.listen_host, opt.listen_port, &bind_problem);
     if (port <= 0) {
-        std::fprintf(stderr, "segwire-console: cannot listen on %s:%d\n", opt.listen_host.c_str(),
-                     opt.listen_port);
+        std::fprintf(stderr, "segwire-console: cannot listen on %s:%d: %s\n",
+                     opt.listen_host.c_str(), opt.listen_port, bind_problem.c_str());
         return 1;
     }
     // --metrics-listen: plain HTTP, its own small pool, so that scrapes and probes never wait
@@ -1320,14 +1360,10 @@ int run_server(const ServerOptions &opt) {
                 }
                 continue;
             }
+            if (api_done.load()) return;
             spdlog::info("signal {}: shutting down", sig);
-            console->store().shutdown();  // wake long-polls so the pool can drain
-            // stop() ends only a server already in its accept loop; a signal right after
-            // "listening on" can come before it: repeat until listen has returned.
-            while (!api_done.load()) {
-                svr.stop();
-                std::this_thread::sleep_for(std::chrono::milliseconds(1));
-            }
+            console->store().shutdown();
+            svr.stop();  // parked long-polls answer, connections drain (also before run())
             return;
         }
     });
@@ -1342,12 +1378,9 @@ int run_server(const ServerOptions &opt) {
         });
     }
     std::fflush(stdout);
-    bool ok = svr.listen_after_bind();
+    svr.run();
+    const bool ok = true;
     api_done.store(true);
-    if (svr.is_running() || !ok) {
-        // listen ended without a signal: make the signal thread exit.
-        pthread_kill(signals.native_handle(), SIGTERM);
-    }
     signals.join();
     if (msvr) {
         // stop() ends only a server already in its accept loop: repeat until it is out.

@@ -36,10 +36,15 @@ struct ServerOptions {
     // sweep every retention_interval seconds, in bounded batches. 0 = kept forever.
     int64_t retention = 7 * 24 * 3600;
     int64_t retention_interval = 60;
-    // --threads: the API's server threads. Each open long-poll holds one for up to its wait
-    // (cpp-httplib answers a request on one thread): at least the enforcers a replica serves plus
-    // headroom for the other requests (docs/console.md, "Scale").
-    int threads = 64;
+    // --threads: the handler worker threads (database work). Connections run on a few I/O
+    // threads (one per CPU) and a waiting long-poll holds no thread: it is parked
+    // (async_server.hpp; docs/console.md, "Serving").
+    int threads = 8;
+    // --max-connections: open API connections; beyond, new ones are closed at once (logged).
+    // 0 = from RLIMIT_NOFILE (raised to its hard limit at start), at most 10000.
+    size_t max_connections = 0;
+    // --idle-timeout: a kept-alive connection without a request is closed after this (seconds).
+    int64_t idle_timeout = 60;
     // The flow map page's files (--ui-dir; default: default_ui_dir() in ui.hpp). "" = no page.
     std::string ui_dir;
 };

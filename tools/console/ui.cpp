@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "config/policy/error.hpp"
+#include "tools/console/async_server.hpp"
 #include "tools/console/db.hpp"
 #include "tools/console/error.hpp"
 #include "tools/console/util.hpp"
@@ -448,7 +449,7 @@ std::string flowmap_json(Db &db, int64_t since, int64_t until, size_t max_edges)
     return std::string(buf.GetString(), buf.GetSize());
 }
 
-void install_ui(httplib::Server &svr, const std::string &ui_dir, Db &db,
+void install_ui(Router &svr, const std::string &ui_dir, Db &db,
                 std::function<Caller(const httplib::Request &)> authorize) {
     // The page's files hold no data: served without a credential (the browser has none yet).
     // A strict CSP: the page runs only its own scripts, and talks only to this Console.

@@ -12,13 +12,13 @@
 #include "tools/console/authz.hpp"
 
 namespace httplib {
-class Server;
 struct Request;
 }  // namespace httplib
 
 namespace segwire::console {
 
 class Db;
+class Router;
 
 // The page's static files: /ui, /ui/ and /ui/NAME.{html,js,css,png,svg,ico} for GET and HEAD.
 // The pre-routing authentication lets these through without a token; everything else under /ui
@@ -32,7 +32,7 @@ std::string default_ui_dir();
 
 // Registers GET /ui (redirect to /ui/), the files of `ui_dir` under /ui/, and GET /ui/flowmap.
 // `authorize` is the Console's: it verifies the bearer token and returns the caller.
-void install_ui(httplib::Server &svr, const std::string &ui_dir, Db &db,
+void install_ui(Router &svr, const std::string &ui_dir, Db &db,
                 std::function<Caller(const httplib::Request &)> authorize);
 
 // The flow map of reports with since <= timestamp < until (unix seconds) as JSON (docs/ui.md,
