@@ -57,6 +57,29 @@ std::string json_str(const std::string &body, const char *field) {
 
 // ---- the Console under test: its own process and data directory ----
 
+// The URL of a Console's "listening on URL" line read from its stdout (`fd`), or "" when it ended
+// without one; a thread keeps draining the pipe afterwards so that it never blocks on it.
+std::string listening_url(int fd) {
+    FILE *f = fdopen(fd, "r");
+    std::string url;
+    char line[512];
+    while (std::fgets(line, sizeof line, f)) {
+        const char *p = std::strstr(line, "listening on ");
+        if (p) {
+            url = std::string(p + 13);
+            while (!url.empty() && (url.back() == '\n' || url.back() == '\r')) url.pop_back();
+            break;
+        }
+    }
+    std::thread([f] {
+        char b[512];
+        while (std::fgets(b, sizeof b, f)) {
+        }
+        std::fclose(f);
+    }).detach();
+    return url;
+}
+
 struct ConsoleProc {
     pid_t pid = -1;
     std::string url, dir, ca_pem, admin_token;
@@ -166,24 +189,7 @@ bool start_console(const ConsoleBenchOptions &o, ConsoleProc &c, std::string &er
         _exit(127);
     }
     close(out[1]);
-    FILE *f = fdopen(out[0], "r");
-    char line[512];
-    while (std::fgets(line, sizeof line, f)) {
-        const char *p = std::strstr(line, "listening on ");
-        if (p) {
-            c.url = std::string(p + 13);
-            while (!c.url.empty() && (c.url.back() == '\n' || c.url.back() == '\r'))
-                c.url.pop_back();
-            break;
-        }
-    }
-    // Keep draining its stdout so that it never blocks on a full pipe.
-    std::thread([f] {
-        char b[512];
-        while (std::fgets(b, sizeof b, f)) {
-        }
-        std::fclose(f);
-    }).detach();
+    c.url = listening_url(out[0]);
     if (c.url.empty()) {
         err = "the Console did not start (no \"listening on\" line)";
         return false;
@@ -333,23 +339,7 @@ bool start_replica(const ConsoleBenchOptions &o, const ConsoleProc &first, Conso
         _exit(127);
     }
     close(out[1]);
-    FILE *f = fdopen(out[0], "r");
-    char line[512];
-    while (std::fgets(line, sizeof line, f)) {
-        const char *p = std::strstr(line, "listening on ");
-        if (p) {
-            c.url = std::string(p + 13);
-            while (!c.url.empty() && (c.url.back() == '\n' || c.url.back() == '\r'))
-                c.url.pop_back();
-            break;
-        }
-    }
-    std::thread([f] {
-        char b[512];
-        while (std::fgets(b, sizeof b, f)) {
-        }
-        std::fclose(f);
-    }).detach();
+    c.url = listening_url(out[0]);
     if (c.url.empty()) {
         err = "the replica did not start (no \"listening on\" line)";
         return false;
