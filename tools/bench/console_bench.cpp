@@ -80,6 +80,33 @@ std::string listening_url(int fd) {
     return url;
 }
 
+// Starts `args` (a `segwire-console serve` command line, plus --threads N when set) with its
+// stderr to /dev/null (it logs every request) and its stdout read for the URL it listens on;
+// returns its pid (-1 when it could not be started). *url stays "" when no URL came.
+pid_t spawn_console(std::vector<std::string> args, int threads, std::string *url) {
+    if (threads) {
+        args.push_back("--threads");
+        args.push_back(std::to_string(threads));
+    }
+    int out[2];
+    if (pipe(out) != 0) return -1;
+    const pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2);
+        std::vector<char *> argv;
+        for (auto &a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    close(out[1]);
+    *url = listening_url(out[0]);
+    return pid;
+}
+
 struct ConsoleProc {
     pid_t pid = -1;
     std::string url, dir, ca_pem, admin_token;
@@ -167,29 +194,10 @@ bool start_console(const ConsoleBenchOptions &o, ConsoleProc &c, std::string &er
         err = bin + " appcred create failed";
         return false;
     }
-    int out[2];
-    if (pipe(out) != 0) return false;
-    c.pid = fork();
-    if (c.pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 2);  // the Console logs every request at info level
-        std::vector<std::string> args = {bin,        "serve",      "--data",   c.dir,
-                                         "--policy", o.policy_dir, "--listen", "127.0.0.1:0"};
-        args.insert(args.end(), db_args.begin(), db_args.end());
-        if (o.threads) {
-            args.push_back("--threads");
-            args.push_back(std::to_string(o.threads));
-        }
-        std::vector<char *> argv;
-        for (auto &a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        execv(bin.c_str(), argv.data());
-        _exit(127);
-    }
-    close(out[1]);
-    c.url = listening_url(out[0]);
+    std::vector<std::string> args = {bin,        "serve",      "--data",   c.dir,
+                                     "--policy", o.policy_dir, "--listen", "127.0.0.1:0"};
+    args.insert(args.end(), db_args.begin(), db_args.end());
+    c.pid = spawn_console(args, o.threads, &c.url);
     if (c.url.empty()) {
         err = "the Console did not start (no \"listening on\" line)";
         return false;
@@ -318,28 +326,9 @@ bool start_replica(const ConsoleBenchOptions &o, const ConsoleProc &first, Conso
             return false;
         }
     }
-    int out[2];
-    if (pipe(out) != 0) return false;
-    c.pid = fork();
-    if (c.pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 2);
-        std::vector<std::string> args = {o.console_bin, "serve",    "--data",   c.dir,
-                                         "--database",  o.database, "--listen", "127.0.0.1:0"};
-        if (o.threads) {
-            args.push_back("--threads");
-            args.push_back(std::to_string(o.threads));
-        }
-        std::vector<char *> argv;
-        for (auto &a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        execv(o.console_bin.c_str(), argv.data());
-        _exit(127);
-    }
-    close(out[1]);
-    c.url = listening_url(out[0]);
+    c.pid = spawn_console({o.console_bin, "serve", "--data", c.dir, "--database", o.database,
+                           "--listen", "127.0.0.1:0"},
+                          o.threads, &c.url);
     if (c.url.empty()) {
         err = "the replica did not start (no \"listening on\" line)";
         return false;

@@ -154,19 +154,16 @@ struct RoutedBench {
 constexpr uint16_t kGeneveFrame = 14 + 68 + 40;
 
 inline void write_geneve_frame(uint8_t *f, uint32_t i) {
-    static const uint8_t
-        outer[14 + 20 + 8 + 8 + 32] =
-            {
-                0x02, 0,    0,    0,    0,    2,    0x02, 0,    0,    0,    0,    0x20, 0x08,
-                0x00,  // Ethernet: LB -> arm
-                0x45, 0,    0,    108,  0,    0,    0x40, 0,    64,   17,   0,    0,    10,
-                250,  0,    2,    10,   250,  0,    1,        // IPv4
-                0x17, 0xc1, 0x17, 0xc1, 0,    88,   0,    0,  // UDP 6081 -> 6081, checksum 0
-                8,    0,    0x08, 0x00, 0,    0,    0,    0,  // GENEVE: 8 words of options, IPv4
-                0x01, 0x08, 1,    2,    1,    2,    3,    4,    5,    6,    7,    8,  // endpoint ID
-                0x01, 0x08, 2,    2,    0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8,  // attachment
-                                                                                         // ID
-                0x01, 0x08, 3,    1,    0,    0,    0,    0};  // flow cookie
+    static const uint8_t outer[14 + 20 + 8 + 8 + 32] = {
+        0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 0x20, 0x08,
+        0x00,  // Ethernet: LB -> arm
+        0x45, 0, 0, 108, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 250, 0, 2, 10, 250, 0, 1,  // IPv4
+        0x17, 0xc1, 0x17, 0xc1, 0, 88, 0, 0,       // UDP 6081 -> 6081, checksum 0
+        8, 0, 0x08, 0x00, 0, 0, 0, 0,              // GENEVE: 8 words of options, IPv4
+        0x01, 0x08, 1, 2, 1, 2, 3, 4, 5, 6, 7, 8,  // endpoint ID
+        0x01, 0x08, 2, 2, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8,  // attachment
+                                                                           // ID
+        0x01, 0x08, 3, 1, 0, 0, 0, 0};                                     // flow cookie
     std::memcpy(f, outer, sizeof outer);
     f[sizeof outer - 4] = static_cast<uint8_t>(i >> 24);
     f[sizeof outer - 3] = static_cast<uint8_t>(i >> 16);
@@ -463,6 +460,19 @@ int run_pipeline(bool quick, const std::string &csv, const std::string &svg) {
     return ok && !rows.empty() ? 0 : 1;
 }
 
+// `segwire-bench CMD ARGS` for the benchmarks written in Python: runs
+// tools/bench/SCRIPT with ARGS and this build's directory as SEGWIRE_BUILD (one already set wins).
+int exec_python_bench(const char *script, int argc, char **argv) {
+    std::string path = std::string(SEGWIRE_SOURCE_ROOT "/tools/bench/") + script;
+    setenv("SEGWIRE_BUILD", SEGWIRE_BUILD_ROOT, 0);
+    std::vector<char *> args = {const_cast<char *>("/usr/bin/python3"), path.data()};
+    for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    std::perror("segwire-bench: /usr/bin/python3");
+    return 1;
+}
+
 }  // namespace
 
 // segwire-bench console [--quick] [--enforcers N,N,...] [--writes N] [--csv FILE]
@@ -559,26 +569,10 @@ int main(int argc, char **argv) {
         std::printf("segwire-bench %s\n", segwire::version_line());
         return 0;
     }
-    if (cmd == "system") {  // namespaces, iperf3, nftables: tools/bench/system_bench.py
-        std::string script = SEGWIRE_SOURCE_ROOT "/tools/bench/system_bench.py";
-        setenv("SEGWIRE_BUILD", SEGWIRE_BUILD_ROOT, 0);  // an SEGWIRE_BUILD already set wins
-        std::vector<char *> args = {const_cast<char *>("/usr/bin/python3"), script.data()};
-        for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
-        args.push_back(nullptr);
-        execv(args[0], args.data());
-        std::perror("segwire-bench: /usr/bin/python3");
-        return 1;
-    }
-    if (cmd == "line") {  // memif links, segwire-linegen, dpdk-testpmd: tools/bench/line/line_bench.py
-        std::string script = SEGWIRE_SOURCE_ROOT "/tools/bench/line/line_bench.py";
-        setenv("SEGWIRE_BUILD", SEGWIRE_BUILD_ROOT, 0);
-        std::vector<char *> args = {const_cast<char *>("/usr/bin/python3"), script.data()};
-        for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
-        args.push_back(nullptr);
-        execv(args[0], args.data());
-        std::perror("segwire-bench: /usr/bin/python3");
-        return 1;
-    }
+    // namespaces, iperf3, nftables: tools/bench/system_bench.py
+    if (cmd == "system") return exec_python_bench("system_bench.py", argc, argv);
+    // memif links, segwire-linegen, dpdk-testpmd: tools/bench/line/line_bench.py
+    if (cmd == "line") return exec_python_bench("line/line_bench.py", argc, argv);
     if (cmd == "console") return console_main(argc, argv);
     bool quick = false;
     std::string csv, svg;
