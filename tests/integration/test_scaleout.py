@@ -308,6 +308,12 @@ def test_failover_new_connections_and_old_ones_reset_and_reconnect(bed):
         print(f"{r['rate']:.0f} connections/s through one appliance")
         after = bed.gw[1].identity()
         assert after["authorized"] - before["authorized"] == 200
-        assert after["acl_decisions"] == before["acl_decisions"]
+        assert after["syn_verified"] - before["syn_verified"] >= 200
+        # None was let in by address: every connection gw-2 allows holds a verified peer. (The
+        # ACL counter itself may move: a straggling segment of a reset connection, arriving
+        # after the survivor forgot it, is decided by address and refused - on a busy machine
+        # CI saw one during the 200.)
+        by_address = [f for f in flows_on(bed.gw[1]) if f["auth"] == "ALLOWED" and not f["peer_pu"]]
+        assert not by_address, by_address
     finally:
         ka.close()
