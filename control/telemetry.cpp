@@ -521,6 +521,7 @@ int cmd_identity(const char *, const char *, rte_tel_data *d) {
         {"counter_records", &S::counter_records},
         {"confirms_sent", &S::confirms_sent},
         {"confirms_received", &S::confirms_received},
+        {"confirms_missed", &S::confirms_missed},
         {"options_scrubbed", &S::options_scrubbed},
         {"syns_on_open_flow", &S::syns_on_open_flow},
         {"flows_retired", &S::flows_retired},

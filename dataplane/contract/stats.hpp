@@ -56,7 +56,8 @@ struct alignas(64) IdentityStats {
     Counter counter_records;
     // The ACK proof's confirmation (docs/protocol.md §4.3), options scrubbed off packets for end
     // hosts, identity SYNs on an open connection, refused new flows whose entry was removed.
-    Counter confirms_sent, confirms_received, options_scrubbed, syns_on_open_flow, flows_retired,
+    Counter confirms_sent, confirms_received, confirms_missed, options_scrubbed, syns_on_open_flow,
+        flows_retired,
         identities_lost,          // a full garbage ring: a PeerIdentity leaked
         claims_address_mismatch;  // claims sent from outside their PU's addresses
     // The policy version every authorized flow of this worker has been re-decided under (not a

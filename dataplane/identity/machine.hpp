@@ -491,6 +491,7 @@ struct Need {
     X(passthrough)                   \
     X(flows_cut)                     \
     X(confirms_received)             \
+    X(confirms_missed)               \
     X(options_scrubbed)              \
     X(syns_on_open_flow)             \
     X(udp_syn_sent)                  \

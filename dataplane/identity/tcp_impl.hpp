@@ -22,6 +22,12 @@ constexpr uint8_t u8v(auto e) {
 // "Budgets"): well above any round trip, below the clients' third SYN (Linux: 1 s, 3 s, 7 s).
 constexpr uint32_t kHalfOpenMs = 5000;
 
+// A (client side) waits this long after its SYN for B's confirmation before it returns the
+// handshake context and stops adding the ACK proof (timer(); docs/handshake.md). B has authorized
+// or given up by kHalfOpenMs after its own SYN, and keeps a confirmation 3 s past authorization:
+// from ~9 s on no proof can earn one. The rest is margin for a slow path and a busy machine.
+constexpr uint32_t kConfirmWaitMs = 20000;
+
 template <class Ctx>
 void acl(Ctx &c, PuFrom pu, DirFrom dir) {
     detail::acl_decision(c, pu, dir, PortFrom::kResponder, Proto::kTcp);
@@ -588,7 +594,8 @@ void macs_ready(Ctx &c) {
 // held packets, its context and its entry return at once (a replayed SYN token and a blind ACK
 // cannot pin them for the flow table's timeouts). A later SYN starts over. A client whose
 // SYN-ACK was verified (kClientAck) is authorized on its side and keeps its context for the
-// proofs until B confirms.
+// proofs until B confirms, or until kConfirmWaitMs: a lost confirmation and a quiet client must
+// not pin a context for the flow's life (at 16 384 contexts a worker's pool would fill).
 template <class Ctx>
 void timer(Ctx &c) {
     if (c.timer_stale()) {
@@ -603,6 +610,16 @@ void timer(Ctx &c) {
                 c.count(Counter::half_open_expired);
                 detail::expire(c);
                 c.act(Act::kRemoveFlow);
+            }
+            return;
+        case Auth::kClientAck:
+            if (c.parked() || c.in_batch()) return;  // the slow path or a batch has it
+            if (c.elapsed_at_least(kConfirmWaitMs)) {
+                // B can no longer confirm: stop adding the proof (B authorized the flow and
+                // forwards the client's segments without it, or gave the flow up).
+                c.count(Counter::confirms_missed);
+                c.set_auth(Auth::kAllowed);
+                c.act(Act::kFreeHs);
             }
             return;
         case Auth::kL4ClientSyn:

@@ -201,6 +201,25 @@ def test_flood_of_forged_syns_does_not_stall_an_established_transfer():
         assert ident["authorized"] >= 2 and ident["syn_verified"] <= 3
 
 
+def drop_confirmations(bed, port=7000):
+    """B's confirmations - bare ACKs from the server's port whose options start with
+    fd 15 53 57 16 (segwire's option, version 1, type 6) - dropped on the bridge towards A (a
+    frame sent out of the wire's port towards A does not cross the bridge). Returns a function
+    that says how many were dropped."""
+    t = bed.tag[3:]
+    wb = f"wb{t}"
+    table = f"cf{t}"
+    bed.wire.run(f"nft add table bridge {table}")
+    bed.wire.run(f"nft 'add chain bridge {table} cfdrop {{ type filter hook forward priority 0; }}'")
+    bed.wire.run(f"nft 'add rule bridge {table} cfdrop iifname {wb} tcp sport {port} tcp flags == ack "
+                 f"@th,160,40 0xfd15535716 counter drop'")
+
+    def dropped():
+        out = bed.wire.run(f"nft list chain bridge {table} cfdrop").stdout
+        return int(out.split("counter packets ")[1].split()[0])
+    return dropped
+
+
 def test_forged_confirmation_refused_while_a_waits_for_bs():
     """A in CLIENT_ACK (B's real confirmations are dropped on the wire, so A keeps waiting for
     one) gets a confirmation for the flow's exact 4-tuple and sequence numbers with a wrong MAC_cf:
@@ -212,18 +231,7 @@ def test_forged_confirmation_refused_while_a_waits_for_bs():
         probe_server(bed.server, "echo-server --port 7000")
         t = bed.tag[3:]
         wa, wb = f"wa{t}", f"wb{t}"  # the wire's ports towards A and towards B
-        # B's confirmation: a bare ACK from the server's port whose options start with
-        # fd 15 53 57 16 (segwire's option, version 1, type 6). Dropped on the bridge towards A;
-        # a frame sent out of the wire's port towards A does not cross the bridge.
-        table = f"cf{t}"
-        bed.wire.run(f"nft add table bridge {table}")
-        bed.wire.run(f"nft 'add chain bridge {table} cfdrop {{ type filter hook forward priority 0; }}'")
-        bed.wire.run(f"nft 'add rule bridge {table} cfdrop iifname {wb} tcp sport 7000 tcp flags == ack "
-                     f"@th,160,40 0xfd15535716 counter drop'")
-
-        def confirms_dropped():
-            out = bed.wire.run(f"nft list chain bridge {table} cfdrop").stdout
-            return int(out.split("counter packets ")[1].split()[0])
+        confirms_dropped = drop_confirmations(bed)
 
         raw = bed.wire.popen(f"python3 -u {HERE / 'rawcap.py'} --iface {wb} --port 7000 --want confirm")
         assert json.loads(raw.stdout.readline())["listening"]
@@ -268,3 +276,42 @@ def test_forged_confirmation_refused_while_a_waits_for_bs():
         assert not [s for s in at_client if 253 in s["options"] or
                     (s["seq"], s["ack"], s["win"], s["flags"], s["payload"]) ==
                     (seg["seq"], seg["ack"], seg["win"], "A", 0)], at_client
+
+
+def test_a_lost_confirmation_and_a_quiet_client_do_not_pin_a_context():
+    """B's confirmations never reach A and the client goes quiet after one round trip: A stops
+    waiting kConfirmWaitMs (20 s) after the SYN - it frees the handshake context, counts
+    confirms_missed and stops adding the ACK proof - and the connection goes on (B authorized it
+    and forwards the client's segments without a proof). Before, A held the context for the
+    flow's life: 16 384 such flows filled a worker's pool (segwire-bench line saw it)."""
+    with IdentityBed() as bed:
+        pf = bed.write_policy(policy())
+        a = bed.start_enforcer("a", pf)
+        b = bed.start_enforcer("b", pf)
+        probe_server(bed.server, "echo-server --port 7000")
+        confirms_dropped = drop_confirmations(bed)
+        holder = Holder(bed, 7000, count=3)  # connects, one round trip, then waits
+        wait_for(lambda: confirms_dropped() >= 1, what="B's confirmation dropped on the wire")
+
+        def a_flow():
+            flow = [f for f in a.flows() if f["proto"] == "tcp" and f["dport"] == 7000]
+            assert len(flow) == 1, flow
+            return flow[0]
+        assert a_flow()["auth"] == "CLIENT_ACK"
+        assert a.identity()["handshakes_active"] == 1
+        assert b.identity()["authorized"] == 1
+
+        # Quiet: nothing more from the client. A gives up on the confirmation by itself.
+        wait_for(lambda: a.identity()["confirms_missed"] == 1, timeout=120,
+                 what="A to stop waiting for B's confirmation")
+        after = a.identity()
+        assert after["handshakes_active"] == 0 and after["confirms_received"] == 0, after
+        assert a_flow()["auth"] == "ALLOWED"
+
+        # The connection goes on, without proofs from A.
+        holder.step()
+        rc, out, err = holder.finish()
+        assert rc == 0 and json.loads(out.strip().splitlines()[-1])["ok"] == 3, (rc, out, err)
+        end = a.identity()
+        assert end["ack_proofs_added"] == after["ack_proofs_added"], (after, end)
+        assert end["confirms_missed"] == 1 and b.identity()["authorized"] == 1

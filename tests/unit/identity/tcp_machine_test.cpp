@@ -664,8 +664,14 @@ const std::vector<Row> kRows = {
     {"ClientAck", "pkt", "parked=1",
      "ClientAck: Hold"},
     // ClientAck, timer
-    {"ClientAck", "timer", "timer_stale=0",
-     "ClientAck: Disarm"},
+    {"ClientAck", "timer", "timer_stale=0 parked=1",
+     "ClientAck:"},
+    {"ClientAck", "timer", "timer_stale=0 parked=0 in_batch=1",
+     "ClientAck:"},
+    {"ClientAck", "timer", "timer_stale=0 parked=0 in_batch=0 elapsed_ms=19999",
+     "ClientAck:"},
+    {"ClientAck", "timer", "timer_stale=0 parked=0 in_batch=0 elapsed_ms=20000",
+     "Allowed: Count(confirms_missed) SetAuth(Allowed) FreeHs"},
     {"ClientAck", "timer", "timer_stale=1",
      "ClientAck: Disarm"},
     // ClientAck, reeval

@@ -92,6 +92,8 @@ NOHUGE = ["--no-huge", "--no-pci"]
 _procs = []      # every process started (Popen), stopped in reverse order at the end
 _prefixes = []   # DPDK file prefixes: their runtime directories are removed at the end
 _counter = 0
+_spawning = False  # a SIGTERM/SIGINT now is held until the child is in _procs (spawn())
+_pending = None
 
 
 def log(msg):
@@ -103,6 +105,24 @@ def prefix():
     _counter += 1
     p = f"{TAG}{_counter}"
     _prefixes.append(p)
+    return p
+
+
+def spawn(*args, **kw):
+    """subprocess.Popen, with the child in _procs before a signal can end us. A signal raised as
+    an exception inside Popen (it waits for the child's exec) would leave the child running,
+    unknown to cleanup(): it went on to create its DPDK runtime directory after cleanup() had
+    removed the others (check_quick's SIGTERM test saw it once)."""
+    global _spawning, _pending
+    _spawning = True
+    try:
+        p = subprocess.Popen(*args, **kw)
+        _procs.append(p)
+    finally:
+        _spawning = False
+    if _pending is not None:
+        signum, _pending = _pending, None
+        raise SystemExit(128 + signum)
     return p
 
 
@@ -130,6 +150,10 @@ def cleanup():
 
 
 def _on_signal(signum, _frame):
+    global _pending
+    if _spawning:
+        _pending = signum
+        return
     raise SystemExit(128 + signum)
 
 
@@ -137,10 +161,8 @@ class Host:
     """What testbed's Segwire wants of a namespace: here the processes run in the host's."""
 
     def popen(self, cmd, **kw):
-        p = subprocess.Popen(f"exec {cmd}", shell=True, stdout=kw.pop("stdout", subprocess.PIPE),
-                             stderr=kw.pop("stderr", subprocess.PIPE), text=True, **kw)
-        _procs.append(p)
-        return p
+        return spawn(f"exec {cmd}", shell=True, stdout=kw.pop("stdout", subprocess.PIPE),
+                     stderr=kw.pop("stderr", subprocess.PIPE), text=True, **kw)
 
 
 _segwires = []
@@ -164,9 +186,8 @@ class Gen:
             cmd += ["--vdev", f"net_memif_{self.prefix}g{i},role=server,socket={s},id=0,{MEMIF}"]
         cmd += ["--", "--queues", str(queues)]
         self.errf = open(sockdir / f"{self.prefix}.log", "w")
-        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errf,
-                                  text=True, bufsize=1)
-        _procs.append(self.p)
+        self.p = spawn(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errf, text=True,
+                       bufsize=1)
         self.read(60)  # {"ready": true}
 
     def read(self, timeout):
@@ -214,8 +235,7 @@ def testpmd(name, vdevs, queues, lcores, sockdir):
     cmd += ["--", "--forward-mode=io", f"--nb-cores={queues}", f"--rxq={queues}", f"--txq={queues}",
             "--total-num-mbufs=32768", "--burst=32"]
     logf = open(sockdir / f"{pfx}-{name}.log", "w")
-    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=logf, stderr=subprocess.STDOUT, text=True)
-    _procs.append(p)
+    p = spawn(cmd, stdin=subprocess.PIPE, stdout=logf, stderr=subprocess.STDOUT, text=True)
     p.logf = logf
     return p
 
