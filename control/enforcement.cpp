@@ -176,7 +176,7 @@ Enforcement::Enforcement(const config::ApplianceConfig &cfg, uint32_t workers, r
     {
         uint8_t k[32];
         if (RAND_bytes(k, sizeof k) != 1) throw std::runtime_error("no CSPRNG for the TFO key");
-        rt_.tfo_key = crypto::HmacKey::from_key(k);
+        rt_.tfo_key.set(k);
         OPENSSL_cleanse(k, sizeof k);
     }
     rt_.peer_cache = h.peer_cache;

@@ -174,10 +174,7 @@ void SlowPath::session_key(dp::SlowJob &j, uint32_t now) {
     auto k = signer_.session_key(j.local_pub, j.peer_pub, j.local_role);
     j.key_ok = k.ok();
     if (k.ok()) {
-        // Built in place (guaranteed elision): GCC 12 put the temporary of a plain assignment in
-        // a stack slot it did not align to HmacKey's 64 bytes here, and from_key's aligned vector
-        // stores then faulted depending on the caller's stack.
-        new (&j.key) crypto::HmacKey(crypto::HmacKey::from_key(*k));
+        j.key.set(*k);  // in place (crypto/hmac.hpp: no over-aligned temporary)
         crypto::secure_wipe(k->data(), k->size());  // the raw key, now expanded
         keys_.fetch_add(1);
         return;

@@ -53,7 +53,7 @@ bool cpu_has_shani() noexcept {
 
 }  // namespace
 
-HmacKey HmacKey::from_key(std::span<const uint8_t> key) noexcept {
+void HmacKey::set(std::span<const uint8_t> key) noexcept {
     uint8_t k[kSha256BlockLen] = {};
     if (key.size() > kSha256BlockLen) {
         Digest d = sha256(key);
@@ -66,13 +66,11 @@ HmacKey HmacKey::from_key(std::span<const uint8_t> key) noexcept {
         ipad[i] = k[i] ^ 0x36;
         opad[i] = k[i] ^ 0x5c;
     }
-    HmacKey hk;
-    hk.ipad_state = one_block_state(ipad);
-    hk.opad_state = one_block_state(opad);
+    ipad_state = one_block_state(ipad);
+    opad_state = one_block_state(opad);
     OPENSSL_cleanse(k, sizeof(k));
     OPENSSL_cleanse(ipad, sizeof(ipad));
     OPENSSL_cleanse(opad, sizeof(opad));
-    return hk;
 }
 
 const char *to_string(HmacBackend b) noexcept {
@@ -124,7 +122,7 @@ bool job_valid(const HmacJob &j) noexcept {
 bool self_test(HmacBatch &b) noexcept {
     static const char key[] = "Jefe";
     static const char msg[] = "what do ya want for nothing?";
-    HmacKey k = HmacKey::from_key(as_bytes(key, 4));
+    const HmacKey k(as_bytes(key, 4));
     uint8_t a[32], ref[32];
     HmacJob job{&k, reinterpret_cast<const uint8_t *>(msg), 28, a, 32};
     if (!b.compute({&job, 1})) return false;

@@ -23,9 +23,15 @@ struct alignas(64) HmacKey {
     std::array<uint32_t, 8> ipad_state{};
     std::array<uint32_t, 8> opad_state{};
 
-    // Keys longer than a block are first hashed (RFC 2104). Not for the packet path (but cheap:
-    // two block compressions).
-    static HmacKey from_key(std::span<const uint8_t> key) noexcept;
+    HmacKey() = default;
+    explicit HmacKey(std::span<const uint8_t> key) noexcept { set(key); }
+
+    // Expands `key` into this object. Keys longer than a block are first hashed (RFC 2104). Not
+    // for the packet path (but cheap: two block compressions). In place on purpose, no factory
+    // returning by value: GCC 12 gives the temporary of `x = f()` a stack slot aligned to 16, not
+    // to HmacKey's 64, and in a -march=native (AVX2/AVX-512) build the callee's aligned vector
+    // stores into it faulted at start-up (a caller in a DPDK file is compiled -march=corei7).
+    void set(std::span<const uint8_t> key) noexcept;
 };
 
 // One message to authenticate. `msg` may be empty. `tag_len` in 1..32: the first tag_len bytes of

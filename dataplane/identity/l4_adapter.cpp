@@ -297,7 +297,7 @@ const crypto::HmacKey *Stage::tfo_keys() noexcept {
             uint8_t key[crypto::kHmacSha256Len];
             crypto::HmacBatch::compute_one_portable(
                 crypto::HmacJob{&idr_->tfo_key, msg, sizeof msg, key, crypto::kHmacSha256Len});
-            tfo_keys_[i] = crypto::HmacKey::from_key(key);
+            tfo_keys_[i].set(key);
         }
         tfo_period_ = period;
     }

@@ -693,7 +693,7 @@ void hmac_reference(const Options &o, std::vector<Row> &rows) {
     std::unique_ptr<crypto::HmacBatch> batch[kKinds];
     for (size_t k = 0; k < kKinds; ++k) batch[k] = std::make_unique<crypto::HmacBatch>(kinds[k]);
     const uint8_t key_bytes[32] = {1, 2, 3};
-    const crypto::HmacKey key = crypto::HmacKey::from_key(key_bytes);
+    const crypto::HmacKey key(key_bytes);
     static uint8_t msgs[kJobs][kLen], tags[kJobs][16];
     crypto::HmacJob jobs[kJobs];
     for (size_t i = 0; i < kJobs; ++i) {

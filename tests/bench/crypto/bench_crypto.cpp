@@ -126,7 +126,8 @@ void BM_SessionKeyMiss(benchmark::State &st) {
     for (auto _ : st) {
         auto s = x25519(a->pkey.get(), b->pub);
         auto k = derive_session_key(*s, a->pub, b->pub);
-        benchmark::DoNotOptimize(HmacKey::from_key(*k));
+        HmacKey hk(*k);
+        benchmark::DoNotOptimize(hk);
     }
     st.SetItemsProcessed(st.iterations());
 }
@@ -150,7 +151,7 @@ void hmac_bench(benchmark::State &st, HmacBackend backend) {
     for (size_t i = 0; i < burst; ++i) {
         std::array<uint8_t, 32> k{};
         k[0] = static_cast<uint8_t>(i);
-        keys[i] = HmacKey::from_key(k);
+        keys[i].set(k);
         for (size_t j = 0; j < len; ++j) msgs[i][j] = static_cast<uint8_t>(i + j);
         jobs[i] = HmacJob{&keys[i], msgs[i].data(), static_cast<uint32_t>(len), out[i].data(), 16};
     }
@@ -176,7 +177,8 @@ void BM_HmacOpenSsl(benchmark::State &st) {
 void BM_HmacAuto(benchmark::State &st) {
     const size_t len = static_cast<size_t>(st.range(0)), burst = static_cast<size_t>(st.range(1));
     HmacBatch batch;
-    std::vector<HmacKey> keys(burst, HmacKey::from_key(std::array<uint8_t, 32>{}));
+    const HmacKey zero_key(std::array<uint8_t, 32>{});
+    std::vector<HmacKey> keys(burst, zero_key);
     std::vector<uint8_t> msg(len, 1);
     std::vector<std::array<uint8_t, 16>> out(burst);
     std::vector<HmacJob> jobs(burst);
@@ -270,7 +272,7 @@ BENCHMARK(BM_UdpSurplusWriteParse);
 // Server side of one steady-state handshake: MAC inputs + both MACs for 32 handshakes per call.
 void BM_HandshakeMacs32(benchmark::State &st) {
     HmacBatch batch;
-    HmacKey key = HmacKey::from_key(std::array<uint8_t, 32>{});
+    const HmacKey key(std::array<uint8_t, 32>{});
     const uint8_t c[4] = {10, 0, 0, 1}, s[4] = {10, 0, 1, 2};
     std::array<uint8_t, 16> nc{}, ns{};
     Digest hc{}, hs{};

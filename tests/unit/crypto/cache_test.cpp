@@ -63,7 +63,7 @@ TEST(FixedCache, SessionKeyCacheKeyIsOrdered) {
     b[0] = 2;
     EXPECT_NE(session_cache_key(a, b), session_cache_key(b, a));
     SessionKeyCache sc(1024);
-    sc.insert(session_cache_key(a, b), 100, 0).key = HmacKey::from_key(a);
+    sc.insert(session_cache_key(a, b), 100, 0).key.set(a);
     EXPECT_NE(sc.find(session_cache_key(a, b), 1), nullptr);
     EXPECT_EQ(sc.find(session_cache_key(b, a), 1), nullptr);
 }
@@ -75,10 +75,10 @@ SessionKey skey(uint8_t i) {
     return session_cache_key(a, b);
 }
 
-HmacKey secret_key(uint8_t i) {
+void set_secret_key(HmacKey &k, uint8_t i) {
     std::array<uint8_t, 32> raw;
     raw.fill(i);
-    return HmacKey::from_key(raw);
+    k.set(raw);
 }
 
 bool wiped(const SessionKeyEntry &e) {
@@ -97,7 +97,7 @@ TEST(SessionKeyCache, ExpiresAtRotationPlusGraceAndIsWiped) {
     EXPECT_EQ(life, 600u);
     const uint32_t t0 = 1'800'000'000;
     SessionKeyCache sc(4);
-    sc.insert(skey(1), t0 + life, t0).key = secret_key(1);
+    set_secret_key(sc.insert(skey(1), t0 + life, t0).key, 1);
     SessionKeyEntry *e = sc.find(skey(1), t0 + life - 1);
     ASSERT_NE(e, nullptr);
     ASSERT_FALSE(wiped(*e));
@@ -112,7 +112,7 @@ TEST(SessionKeyCache, EvictedReplacedErasedAndClearedSlotsAreZeroed) {
     SessionKeyEntry *slot[4];
     for (uint8_t i = 0; i < 4; ++i) {
         SessionKeyEntry &e = sc.insert(skey(i), 100 + i, 0);
-        e.key = secret_key(static_cast<uint8_t>(i + 1));
+        set_secret_key(e.key, static_cast<uint8_t>(i + 1));
         slot[i] = &e;
     }
     // A full set: the fifth key evicts the soonest-expiring entry (0). The slot handed back for
@@ -121,12 +121,12 @@ TEST(SessionKeyCache, EvictedReplacedErasedAndClearedSlotsAreZeroed) {
     EXPECT_EQ(sc.stats().evictions, 1u);
     ASSERT_EQ(&fresh, slot[0]);
     EXPECT_TRUE(wiped(fresh)) << "evicted key wiped";
-    fresh.key = secret_key(9);
+    set_secret_key(fresh.key, 9);
     // Replacing an entry (same key) hands back a zeroed value too.
     SessionKeyEntry &again = sc.insert(skey(1), 2000, 1);
     ASSERT_EQ(&again, slot[1]);
     EXPECT_TRUE(wiped(again)) << "replaced key wiped";
-    again.key = secret_key(1);
+    set_secret_key(again.key, 1);
     EXPECT_TRUE(sc.erase(skey(2)));
     EXPECT_TRUE(wiped(*slot[2])) << "erased key wiped";
     // An insert into the set wipes expired entries it meets, even when it does not take their slot.

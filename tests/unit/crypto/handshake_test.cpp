@@ -67,7 +67,7 @@ struct Side {
         auto k = signer->session_key(local, peer, role);
         EXPECT_TRUE(k.ok());
         SessionKeyEntry &e = session_cache.insert(key, kNow + 600, kNow);
-        e.key = HmacKey::from_key(*k);
+        e.key.set(*k);
         return &e.key;
     }
 };

@@ -71,7 +71,7 @@ TEST_P(HmacBackends, Rfc4231VectorsInOneBurst) {
         msgs.push_back(unhex(kRfc4231[i].data));
     }
     for (size_t i = 0; i < n; ++i) {
-        hk[i] = HmacKey::from_key(keys[i]);
+        hk[i].set(keys[i]);
         jobs[i] = HmacJob{&hk[i], msgs[i].data(), static_cast<uint32_t>(msgs[i].size()), out[i],
                           static_cast<uint8_t>(kRfc4231[i].tag_len)};
     }
@@ -96,7 +96,7 @@ TEST_P(HmacBackends, MatchesOpenSslOnRandomInputsAcrossBurstBoundaries) {
         msgs[i].resize(i % 7 == 0 ? 0 : rng() % 600);
         for (auto &b : keys[i]) b = static_cast<uint8_t>(rng());
         for (auto &b : msgs[i]) b = static_cast<uint8_t>(rng());
-        hk[i] = HmacKey::from_key(keys[i]);
+        hk[i].set(keys[i]);
         uint8_t tl = static_cast<uint8_t>(i % 3 == 0 ? 16 : i % 3 == 1 ? 32 : 1 + rng() % 32);
         jobs[i] = HmacJob{&hk[i], msgs[i].data(), static_cast<uint32_t>(msgs[i].size()),
                           out[i].data(), tl};
@@ -114,7 +114,7 @@ TEST_P(HmacBackends, MatchesOpenSslOnRandomInputsAcrossBurstBoundaries) {
 
 TEST_P(HmacBackends, RejectsMalformedJobs) {
     HmacBatch batch(GetParam());
-    HmacKey k = HmacKey::from_key({});
+    const HmacKey k(std::span<const uint8_t>{});
     uint8_t out[32];
     uint8_t msg[4] = {1, 2, 3, 4};
     HmacJob bad_len{&k, msg, 4, out, 0};
@@ -149,7 +149,7 @@ TEST(Hmac, BothBackendsAgreeBitForBit) {
         std::vector<uint8_t> key(32), msg(len);
         for (auto &x : key) x = static_cast<uint8_t>(rng());
         for (auto &x : msg) x = static_cast<uint8_t>(rng());
-        HmacKey k = HmacKey::from_key(key);
+        const HmacKey k(key);
         uint8_t ta[16], tb[16];
         HmacJob ja{&k, msg.data(), static_cast<uint32_t>(len), ta, 16};
         HmacJob jb = ja;
@@ -200,7 +200,7 @@ TEST(Hmac, SmallBurstsTakeThePortablePathWithSameResults) {
     for (size_t i = 0; i < 40; ++i) {
         std::array<uint8_t, 32> key{};
         key[1] = static_cast<uint8_t>(i);
-        k[i] = HmacKey::from_key(key);
+        k[i].set(key);
         j1[i] = HmacJob{&k[i], msg.data(), 144, out1[i].data(), 16};
         j2[i] = j1[i];
         j2[i].out = out2[i].data();

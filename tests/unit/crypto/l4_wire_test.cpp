@@ -138,7 +138,7 @@ struct Fixture {
         auto ckp = X25519KeyPair::from_private(fixed<32>(cpriv));
         auto skp = X25519KeyPair::from_private(fixed<32>(spriv));
         auto shared = x25519(fixed<32>(cpriv), skp->pub);
-        key = HmacKey::from_key(*derive_session_key(*shared, ckp->pub, skp->pub));
+        key.set(*derive_session_key(*shared, ckp->pub, skp->pub));
     }
     wire::HandshakeInputs inputs() const { return {fixed<16>(nc), fixed<16>(ns), &hc, &hs}; }
 };
@@ -178,7 +178,7 @@ TEST(L4Mac, EveryMacDependsOnBothIsns) {
 
 TEST(L4Tfo, CookieDependsOnAddressFamilyAndKeyAndThePreviousKeyVerifies) {
     const std::vector<uint8_t> k1(32, 1), k2(32, 2);
-    const HmacKey a = HmacKey::from_key(k1), b = HmacKey::from_key(k2);
+    const HmacKey a(k1), b(k2);
     uint8_t addr[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1};
     const l4::TfoCookie c = l4::tfo_cookie(a, 4, addr);
     EXPECT_TRUE(l4::tfo_cookie_valid(a, nullptr, 4, addr, c));
@@ -226,7 +226,8 @@ std::vector<std::pair<std::string, std::string>> derive(HmacBackend backend) {
     uint8_t addr[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     std::memcpy(addr + 12, kClientIp, 4);
     out.emplace_back("l4_tfo_key", hex(tfo_key));
-    out.emplace_back("l4_tfo_cookie", hex(l4::tfo_cookie(HmacKey::from_key(tfo_key), 4, addr)));
+    const HmacKey tk(tfo_key);
+    out.emplace_back("l4_tfo_cookie", hex(l4::tfo_cookie(tk, 4, addr)));
     return out;
 }
 

@@ -91,7 +91,7 @@ TEST(NoAlloc, HotPathCallsNeverAllocate) {
     NonceSource nonces(256);
     ClaimsCache cache(64);
     std::array<uint8_t, 32> raw{};
-    HmacKey key = HmacKey::from_key(raw);
+    const HmacKey key(raw);
     std::vector<uint8_t> msg(144, 1), claims(200, 7), pkt(600), surplus(700);
     std::array<std::array<uint8_t, 16>, 64> out{};
     std::vector<HmacJob> jobs(64);

@@ -57,7 +57,7 @@ std::vector<std::pair<std::string, std::string>> derive(const std::vector<uint8_
     auto nc = unhex(kClientNonce), ns = unhex(kServerNonce);
     FlowBinding flow = FlowBinding::ipv4(6, kClientIp, 40000, kServerIp, 443);
     HandshakeInputs in{fixed<16>(nc), fixed<16>(ns), &hc, &hs};
-    HmacKey key = HmacKey::from_key(*k);
+    const HmacKey key(*k);
     HandshakeMacs m;
     HmacJob jobs[2];
     m.prepare(key, flow, in, jobs);

@@ -335,8 +335,7 @@ struct MacFixture : ::testing::Test {
     FlowBinding flow = FlowBinding::ipv4(6, c4, 40000, s4, 443);
     std::array<uint8_t, 16> nc = nonce(0x00), ns = nonce(0x10);
     Digest hc = sha256(unhex("01")), hs = sha256(unhex("02"));
-    HmacKey key = HmacKey::from_key(
-        unhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"));
+    const HmacKey key{unhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")};
     HmacBatch batch;
 
     std::pair<std::array<uint8_t, 16>, std::array<uint8_t, 16>> macs(const FlowBinding &f,
