@@ -59,7 +59,7 @@ constexpr IdentityRow kIdentityRows[] = {
     {&S::confirms_received, "segwire_identity_confirms_received_total", false,
      "Confirmations of an ACK proof received (side A)."},
     {&S::confirms_missed, "segwire_identity_confirms_missed_total", false,
-     "Flows whose confirmation never came: side A stopped adding the ACK proof and freed the handshake context."},
+     "Confirmations never received (side A): handshake context freed, ACK proof no longer added."},
     {&S::authorized, "segwire_identity_flows_authorized_total", false,
      "Flows allowed by policy: an identity handshake completed, or an ACL decision allowed it."},
     {&S::rejected, "segwire_identity_flows_rejected_total", false,

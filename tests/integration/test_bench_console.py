@@ -5,9 +5,11 @@ ingested reports and read the Console's memory. No timing threshold: the figures
 exist."""
 import csv
 import glob
+import signal
 import subprocess
+from pathlib import Path
 
-from testbed import BUILD
+from testbed import BUILD, wait_for
 
 BENCH = BUILD / "tools" / "bench" / "segwire-bench"
 
@@ -41,3 +43,41 @@ def test_console_bench_quick_measures_sqlite_and_postgres_with_one_and_two_repli
     # The PostgreSQL cluster of the run is gone.
     assert bench_pg_dirs() <= before
     assert subprocess.run(["pgrep", "-f", "segwire-bench-pg-"], capture_output=True).returncode == 1
+
+
+def test_sigterm_mid_run_stops_the_consoles_and_the_postgresql_cluster():
+    """A bench ended by SIGTERM (a harness's timeout, Ctrl-C) in the middle of a PostgreSQL row:
+    its cluster - which pg_ctl daemonized - and its Console are stopped and their directories
+    removed; the exit status says which signal. (Before, both went on running.)"""
+    before = bench_pg_dirs()
+    p = subprocess.Popen([str(BENCH), "console", "--enforcers", "5", "--stores", "pg1"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = wait_for(lambda: [d for d in bench_pg_dirs() - before
+                                 if console_on(d) and postgres_on(d)],
+                        timeout=300, interval=0.2, what="the bench's cluster and its Console running")
+        cluster = seen[0]
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 128 + signal.SIGTERM, err
+    assert "stopping the Consoles and PostgreSQL" in err, err
+    assert not postgres_on(cluster) and not console_on(cluster)
+    assert not Path(cluster).exists()
+
+
+def pids_matching(pattern):
+    r = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return r.stdout.split()
+
+
+def postgres_on(cluster_dir):
+    return pids_matching(f"postgres -D {cluster_dir}/data")
+
+
+def console_on(cluster_dir):
+    """The bench's Console on that cluster: its --database URI names the cluster's socket dir."""
+    return pids_matching(f"segwire-console serve .*host={cluster_dir}")

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -54,6 +55,89 @@ std::string json_str(const std::string &body, const char *field) {
         return "";
     return d[field].GetString();
 }
+
+// ---- SIGINT / SIGTERM: nothing of the run outlives it ----
+
+// pg_ctl daemonizes PostgreSQL, so a bench killed by Ctrl-C or a harness's timeout left the
+// cluster (and its Consoles) running. SIGINT and SIGTERM are blocked in every thread of the run
+// and taken by one watcher (sigwait), which stops the Consoles and the cluster registered below
+// and exits 128 + the signal; children get an empty mask back before exec (restore_signals()).
+std::mutex g_live_mu;
+std::vector<std::pair<pid_t, std::string>> g_live_consoles;  // started, not stopped: pid, data
+std::function<void()> g_stop_cluster;  // the PostgreSQL cluster, while it runs
+
+void restore_signals() {  // in a forked child, before exec
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+void track_console(pid_t pid, const std::string &dir) {
+    std::lock_guard<std::mutex> g(g_live_mu);
+    if (pid > 0) g_live_consoles.emplace_back(pid, dir);
+}
+
+void untrack_console(pid_t pid) {
+    std::lock_guard<std::mutex> g(g_live_mu);
+    std::erase_if(g_live_consoles, [pid](const auto &c) { return c.first == pid; });
+}
+
+// The cluster's stop, callable from the watcher while run_stores() runs.
+class ClusterStop {
+  public:
+    explicit ClusterStop(std::function<void()> stop) {
+        std::lock_guard<std::mutex> g(g_live_mu);
+        g_stop_cluster = std::move(stop);
+    }
+    ~ClusterStop() {
+        std::lock_guard<std::mutex> g(g_live_mu);
+        g_stop_cluster = nullptr;
+    }
+    ClusterStop(const ClusterStop &) = delete;
+    ClusterStop &operator=(const ClusterStop &) = delete;
+};
+
+class SignalStop {
+  public:
+    SignalStop() {
+        sigemptyset(&set_);
+        sigaddset(&set_, SIGINT);
+        sigaddset(&set_, SIGTERM);
+        sigaddset(&set_, SIGUSR2);  // the run ended: the watcher returns
+        pthread_sigmask(SIG_BLOCK, &set_, &old_);
+        watcher_ = std::thread([this] {
+            int sig = 0;
+            if (sigwait(&set_, &sig) != 0 || sig == SIGUSR2) return;
+            std::fprintf(stderr,
+                         "segwire-bench console: %s: stopping the Consoles and PostgreSQL\n",
+                         strsignal(sig));
+            std::lock_guard<std::mutex> g(g_live_mu);
+            for (const auto &[p, dir] : g_live_consoles) kill(p, SIGTERM);
+            for (const auto &[p, dir] : g_live_consoles) {
+                int i = 0;
+                while (waitpid(p, nullptr, WNOHANG) == 0 && ++i < 100)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                if (i == 100) kill(p, SIGKILL);
+                std::error_code ec;
+                if (!dir.empty()) fs::remove_all(dir, ec);
+            }
+            if (g_stop_cluster) g_stop_cluster();
+            std::fflush(nullptr);
+            _exit(128 + sig);
+        });
+    }
+    ~SignalStop() {
+        pthread_kill(watcher_.native_handle(), SIGUSR2);
+        watcher_.join();
+        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
+    SignalStop(const SignalStop &) = delete;
+    SignalStop &operator=(const SignalStop &) = delete;
+
+  private:
+    sigset_t set_, old_;
+    std::thread watcher_;
+};
 
 // ---- the Console under test: its own process and data directory ----
 
@@ -92,6 +176,7 @@ pid_t spawn_console(std::vector<std::string> args, int threads, std::string *url
     if (pipe(out) != 0) return -1;
     const pid_t pid = fork();
     if (pid == 0) {
+        restore_signals();
         dup2(out[1], 1);
         close(out[0]);
         int null = open("/dev/null", O_WRONLY);
@@ -129,6 +214,7 @@ struct ConsoleProc {
     }
     void stop() {
         if (pid <= 0) return;
+        untrack_console(pid);
         kill(pid, SIGTERM);
         for (int i = 0; i < 100; ++i) {
             if (waitpid(pid, nullptr, WNOHANG) == pid) {
@@ -153,6 +239,7 @@ struct ConsoleProc {
 int run_quiet(const std::vector<std::string> &argv) {
     pid_t p = fork();
     if (p == 0) {
+        restore_signals();
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 1);
         dup2(null, 2);
@@ -198,6 +285,7 @@ bool start_console(const ConsoleBenchOptions &o, ConsoleProc &c, std::string &er
                                      "--policy", o.policy_dir, "--listen", "127.0.0.1:0"};
     args.insert(args.end(), db_args.begin(), db_args.end());
     c.pid = spawn_console(args, o.threads, &c.url);
+    track_console(c.pid, c.dir);
     if (c.url.empty()) {
         err = "the Console did not start (no \"listening on\" line)";
         return false;
@@ -329,6 +417,7 @@ bool start_replica(const ConsoleBenchOptions &o, const ConsoleProc &first, Conso
     c.pid = spawn_console({o.console_bin, "serve", "--data", c.dir, "--database", o.database,
                            "--listen", "127.0.0.1:0"},
                           o.threads, &c.url);
+    track_console(c.pid, c.dir);
     if (c.url.empty()) {
         err = "the replica did not start (no \"listening on\" line)";
         return false;
@@ -757,6 +846,7 @@ int run_stores(const ConsoleBenchOptions &o) {
                      "reports_per_s,report_errors,poll_errors,rss_mib,hwm_mib,enroll_s,"
                      "cert_fetches_304,cert_fetches_200,loadavg_1m,error\n");
     PgCluster pg;
+    const ClusterStop on_signal([&pg] { pg.stop(); });
     bool all_ok = true;
     std::vector<std::string> failed;  // stores that did not hold a count: no larger one for them
     for (uint32_t n : o.counts) {
@@ -832,6 +922,7 @@ int run_console_bench(const ConsoleBenchOptions &o) {
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    const SignalStop signals;
     if (!o.stores.empty()) {
         const int rc = run_stores(o);
         curl_global_cleanup();
