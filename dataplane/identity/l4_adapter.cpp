@@ -103,9 +103,9 @@ void Stage::l4_fill(HsFill what, Ev &e) {
                 l.own_total = l.peer_total = l.expect_len = 0;
                 l.own_started = false;
                 crypto::wire::TfoOptionView tfo;
-                l.tfo_req = k.arrival == kOutside &&
-                            crypto::wire::find_tfo_option(tcp_options(k.m, k.v), tfo) ==
-                                WireStatus::Ok;
+                l.tfo_req =
+                    k.arrival == kOutside &&
+                    crypto::wire::find_tfo_option(tcp_options(k.m, k.v), tfo) == WireStatus::Ok;
             } else {
                 l.server_isn = k.v.seq;
                 // A: R1 sent in the SYN is ours in the stream only if this SYN-ACK
@@ -188,10 +188,11 @@ void Stage::l4_send(uint8_t rec, Ev &e) {
     }
     if (!n) return;  // (claims of a valid length: cannot happen) the deadline ends the exchange
     const bool to_source = k.arrival == kOutside;
-    const TcpSegment seg{l.own_end, l.rb.first_seq(), static_cast<uint8_t>(kTcpAck | kTcpPsh),
-                         0xffff, {}, {body, n}};
-    rte_mbuf *m = build_tcp(idr_->pool, addressing_of(k.m, k.v, to_source), seg,
-                            idr_->tx_csum[kOutside]);
+    const TcpSegment seg{
+        l.own_end, l.rb.first_seq(), static_cast<uint8_t>(kTcpAck | kTcpPsh), 0xffff,
+        {},        {body, n}};
+    rte_mbuf *m =
+        build_tcp(idr_->pool, addressing_of(k.m, k.v, to_source), seg, idr_->tx_csum[kOutside]);
     // The stream position moves whether or not a buffer was free: a lost record and a record
     // never sent are the same to the peer, and the timer sends the kept copy again.
     l.own_end += static_cast<uint32_t>(n);
@@ -227,8 +228,8 @@ void Stage::l4_ack_peer(Ev &e) {
     l.peer_total = static_cast<uint16_t>(l.peer_total + e.l4_rec_len);
     l.rb.reset(l.rb.first_seq() + e.l4_rec_len);
     const TcpSegment seg{l.own_end, l.rb.first_seq(), kTcpAck, 0xffff, {}, {}};
-    rte_mbuf *m = build_tcp(idr_->pool, addressing_of(k.m, k.v, true), seg,
-                            idr_->tx_csum[k.arrival]);
+    rte_mbuf *m =
+        build_tcp(idr_->pool, addressing_of(k.m, k.v, true), seg, idr_->tx_csum[k.arrival]);
     if (!m) return;
     tx_->push(m, k.arrival);
 }
@@ -332,9 +333,11 @@ DropReason Stage::l4_syn_edit(Ev &e) {
     const crypto::l4::TfoCookie *cookie =
         idr_->l4_tfo ? tfo_cookies_->find(tfo_key_of(k.v.src, k.v.dst), now_unix_) : nullptr;
     uint8_t tfo[2 + crypto::l4::kTfoCookieLen];
-    const size_t tl = !idr_->l4_tfo ? 0 : crypto::wire::write_tfo_option(
-        tfo, cookie ? std::span<const uint8_t>(cookie->data(), cookie->size())
-                    : std::span<const uint8_t>());
+    const size_t tl =
+        !idr_->l4_tfo ? 0
+                      : crypto::wire::write_tfo_option(
+                            tfo, cookie ? std::span<const uint8_t>(cookie->data(), cookie->size())
+                                        : std::span<const uint8_t>());
     alignas(8) uint8_t out[crypto::wire::kTcpOptionSpace];
     const crypto::wire::OptionEdit ae = crypto::wire::add_tcp_option(
         opts, {tfo, tl}, std::span<uint8_t, crypto::wire::kTcpOptionSpace>(out), false);
@@ -372,16 +375,16 @@ DropReason Stage::l4_synack_in(Ev &e) {
     crypto::wire::TfoOptionView tfo;
     if (crypto::wire::find_tfo_option(tcp_options(k.m, k.v), tfo) == WireStatus::Ok &&
         tfo.cookie.size() == crypto::l4::kTfoCookieLen) {
-        crypto::l4::TfoCookie &c = tfo_cookies_->insert(tfo_key_of(k.v.dst, k.v.src),
-                                                        now_unix_ + kTfoCookieS, now_unix_);
+        crypto::l4::TfoCookie &c =
+            tfo_cookies_->insert(tfo_key_of(k.v.dst, k.v.src), now_unix_ + kTfoCookieS, now_unix_);
         std::memcpy(c.data(), tfo.cookie.data(), c.size());
     }
     alignas(8) uint8_t base[crypto::wire::kTcpOptionSpace];
     bool had = false;
     const std::span<const uint8_t> opts = without_tfo(
         tcp_options(k.m, k.v), std::span<uint8_t, crypto::wire::kTcpOptionSpace>(base), had);
-    if (had && rewrite_tcp(k.m, k.v, opts, 0, {}, 65535, idr_->tx_csum[kInside]) !=
-                   RewriteStatus::Ok)
+    if (had &&
+        rewrite_tcp(k.m, k.v, opts, 0, {}, 65535, idr_->tx_csum[kInside]) != RewriteStatus::Ok)
         return DropReason::TokenMalformed;
     if (l.own_total && l.own_end == l.client_isn + 1 + l.own_total && k.v.ack == l.own_end) {
         shift_segment(rte_pktmbuf_mtod(k.m, uint8_t *), k.v, 0, 0u - l.own_total);

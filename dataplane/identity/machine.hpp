@@ -389,10 +389,10 @@ struct Facts {
     bool retag_pending = false;      // a retag job for the pinned peer is in flight
     bool acks_seen = false;          // TCP: both hosts' ACK numbers are known (for RSTs)
     // L4 mode: the handshake context's own record (R1, R2 or R3)
-    bool l4_sent = false;   // sent (and kept for retransmission)
-    bool l4_acked = false;  // acknowledged by the peer's enforcer
-    bool peer_revoked = false;       // the pinned peer is no longer valid: its certificate is on
-                                     // the revocation list, or its PU's record no longer binds it
+    bool l4_sent = false;       // sent (and kept for retransmission)
+    bool l4_acked = false;      // acknowledged by the peer's enforcer
+    bool peer_revoked = false;  // the pinned peer is no longer valid: its certificate is on
+                                // the revocation list, or its PU's record no longer binds it
     DropReason peer_cut =
         DropReason::CertificateRevoked;  // with peer_revoked: the reason (a value)
 

@@ -99,9 +99,9 @@ inline const FieldInfo &field_info(Field f) {
             {"0", "199", "200", "399", "400", "499", "500", "799", "800", "999", "1000", "1599",
              "1600", "3199", "3200"},
             {0, 199, 200, 399, 400, 499, 500, 799, 800, 999, 1000, 1599, 1600, 3199, 3200}};
-        x[Field::kL4Rec] = {{"none", "partial", "r1", "r2", "r3", "old", "beyond", "notrecord",
-                             "bad"},
-                            {0, 1, 2, 3, 4, 5, 6, 7, 8}};
+        x[Field::kL4Rec] = {
+            {"none", "partial", "r1", "r2", "r3", "old", "beyond", "notrecord", "bad"},
+            {0, 1, 2, 3, 4, 5, 6, 7, 8}};
         x[Field::kElapsedMs] = {
             {"0", "199", "200", "399", "400", "799", "800", "1399", "1400", "2999", "3000", "4999",
              "5000", "19999", "20000"},
@@ -572,9 +572,9 @@ inline std::string render(const Need &n) {
     static const char *dir[] = {"out", "in", "sides"};
     static const char *port[] = {"sport", "dport", "responder", "policy-port"};
     static const char *peer[] = {"none", "looked", "flow"};
-    static const char *edit[] = {"strip",      "strip+token", "add-syn",
-                                 "add-synack", "add-proof",   "strip-tfo",
-                                 "strip-token", "l4-syn",    "l4-synack-in", "l4-synack-out"};
+    static const char *edit[] = {"strip",        "strip+token",  "add-syn",     "add-synack",
+                                 "add-proof",    "strip-tfo",    "strip-token", "l4-syn",
+                                 "l4-synack-in", "l4-synack-out"};
     static const char *msg[] = {"syn", "synack", "ack", "reject", "reset"};
     static const char *to[] = {"source", "destination", "initiator", "responder"};
     std::string s = std::string("?") + name(n.kind);
