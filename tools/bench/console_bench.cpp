@@ -72,9 +72,15 @@ void restore_signals() {  // in a forked child, before exec
     sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
-void track_console(pid_t pid, const std::string &dir) {
-    std::lock_guard<std::mutex> g(g_live_mu);
-    if (pid > 0) g_live_consoles.emplace_back(pid, dir);
+// SIGTERM, up to 10 s for it to end, then SIGKILL; reaped either way.
+void terminate(pid_t pid) {
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 100; ++i) {
+        if (waitpid(pid, nullptr, WNOHANG) != 0) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
 }
 
 void untrack_console(pid_t pid) {
@@ -112,14 +118,10 @@ class SignalStop {
                          "segwire-bench console: %s: stopping the Consoles and PostgreSQL\n",
                          strsignal(sig));
             std::lock_guard<std::mutex> g(g_live_mu);
-            for (const auto &[p, dir] : g_live_consoles) kill(p, SIGTERM);
             for (const auto &[p, dir] : g_live_consoles) {
-                int i = 0;
-                while (waitpid(p, nullptr, WNOHANG) == 0 && ++i < 100)
-                    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-                if (i == 100) kill(p, SIGKILL);
+                terminate(p);
                 std::error_code ec;
-                if (!dir.empty()) fs::remove_all(dir, ec);
+                fs::remove_all(dir, ec);
             }
             if (g_stop_cluster) g_stop_cluster();
             std::fflush(nullptr);
@@ -166,8 +168,10 @@ std::string listening_url(int fd) {
 
 // Starts `args` (a `segwire-console serve` command line, plus --threads N when set) with its
 // stderr to /dev/null (it logs every request) and its stdout read for the URL it listens on;
-// returns its pid (-1 when it could not be started). *url stays "" when no URL came.
-pid_t spawn_console(std::vector<std::string> args, int threads, std::string *url) {
+// returns its pid (-1 when it could not be started), registered with its data directory `dir`
+// for the signal watcher. *url stays "" when no URL came.
+pid_t spawn_console(std::vector<std::string> args, int threads, const std::string &dir,
+                    std::string *url) {
     if (threads) {
         args.push_back("--threads");
         args.push_back(std::to_string(threads));
@@ -188,6 +192,10 @@ pid_t spawn_console(std::vector<std::string> args, int threads, std::string *url
         _exit(127);
     }
     close(out[1]);
+    if (pid > 0) {
+        std::lock_guard<std::mutex> g(g_live_mu);
+        g_live_consoles.emplace_back(pid, dir);
+    }
     *url = listening_url(out[0]);
     return pid;
 }
@@ -215,16 +223,7 @@ struct ConsoleProc {
     void stop() {
         if (pid <= 0) return;
         untrack_console(pid);
-        kill(pid, SIGTERM);
-        for (int i = 0; i < 100; ++i) {
-            if (waitpid(pid, nullptr, WNOHANG) == pid) {
-                pid = -1;
-                return;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-        kill(pid, SIGKILL);
-        waitpid(pid, nullptr, 0);
+        terminate(pid);
         pid = -1;
     }
     ~ConsoleProc() {
@@ -284,8 +283,7 @@ bool start_console(const ConsoleBenchOptions &o, ConsoleProc &c, std::string &er
     std::vector<std::string> args = {bin,        "serve",      "--data",   c.dir,
                                      "--policy", o.policy_dir, "--listen", "127.0.0.1:0"};
     args.insert(args.end(), db_args.begin(), db_args.end());
-    c.pid = spawn_console(args, o.threads, &c.url);
-    track_console(c.pid, c.dir);
+    c.pid = spawn_console(args, o.threads, c.dir, &c.url);
     if (c.url.empty()) {
         err = "the Console did not start (no \"listening on\" line)";
         return false;
@@ -416,8 +414,7 @@ bool start_replica(const ConsoleBenchOptions &o, const ConsoleProc &first, Conso
     }
     c.pid = spawn_console({o.console_bin, "serve", "--data", c.dir, "--database", o.database,
                            "--listen", "127.0.0.1:0"},
-                          o.threads, &c.url);
-    track_console(c.pid, c.dir);
+                          o.threads, c.dir, &c.url);
     if (c.url.empty()) {
         err = "the replica did not start (no \"listening on\" line)";
         return false;
