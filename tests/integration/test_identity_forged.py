@@ -290,6 +290,11 @@ def test_a_lost_confirmation_and_a_quiet_client_do_not_pin_a_context():
         b = bed.start_enforcer("b", pf)
         probe_server(bed.server, "echo-server --port 7000")
         confirms_dropped = drop_confirmations(bed)
+        # What the hosts see, every segment of the connection.
+        caps = [ns.popen(f"python3 -u {HERE / 'capture.py'} --iface {iface} --port 7000 --timeout 120")
+                for ns, iface in ((bed.client, bed.client_if), (bed.server, bed.server_if))]
+        for c in caps:
+            assert json.loads(c.stdout.readline())["listening"]
         holder = Holder(bed, 7000, count=3)  # connects, one round trip, then waits
         wait_for(lambda: confirms_dropped() >= 1, what="B's confirmation dropped on the wire")
 
@@ -315,3 +320,9 @@ def test_a_lost_confirmation_and_a_quiet_client_do_not_pin_a_context():
         end = a.identity()
         assert end["ack_proofs_added"] == after["ack_proofs_added"], (after, end)
         assert end["confirms_missed"] == 1 and b.identity()["authorized"] == 1
+        # Neither host saw segwire's option on any segment, before or after A stopped waiting.
+        for c, host in zip(caps, ("client", "server")):
+            c.send_signal(signal.SIGTERM)
+            seen = json.loads(c.communicate(timeout=60)[0].strip().splitlines()[-1])
+            assert len(seen) >= 3 * 4, (host, seen)  # SYN, SYN-ACK, ACK, 3 round trips at least
+            assert not [x for x in seen if 253 in x["options"]], (host, seen)
